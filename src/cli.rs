@@ -1,0 +1,362 @@
+//! Command line: `serve` (the default) and merchant administration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+use crate::db::merchants::{self, NewMerchant};
+use crate::db::Db;
+use crate::domain::{Method, Mode};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kakehashi",
+    version,
+    about = "Hosted checkout for Japanese merchants"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Database: sqlite://path (default) or postgres://...
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://data/kakehashi.db",
+        global = true
+    )]
+    pub database_url: String,
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "KAKEHASHI_ADDR",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub addr: SocketAddr,
+    /// Public base URL (default http://<addr>).
+    #[arg(long, env = "KAKEHASHI_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+    #[arg(
+        long,
+        env = "KAKEHASHI_THEMES_DIR",
+        default_value = "themes",
+        global = true
+    )]
+    pub themes_dir: PathBuf,
+    #[arg(
+        long,
+        env = "KAKEHASHI_STATIC_DIR",
+        default_value = "static",
+        global = true
+    )]
+    pub static_dir: PathBuf,
+    /// Send Strict-Transport-Security (set when served behind TLS).
+    #[arg(long, env = "KAKEHASHI_HSTS", global = true)]
+    pub hsts: bool,
+    /// Allow callback URLs on loopback addresses (local development only).
+    #[arg(long, env = "KAKEHASHI_ALLOW_LOOPBACK_CALLBACKS", global = true)]
+    pub allow_loopback_callbacks: bool,
+    /// Shopper session lifetime in seconds.
+    #[arg(
+        long,
+        env = "KAKEHASHI_SESSION_TTL",
+        default_value_t = 3600,
+        global = true
+    )]
+    pub session_ttl: i64,
+    /// Failed card attempts allowed per checkout before it locks.
+    #[arg(
+        long,
+        env = "KAKEHASHI_CARD_MAX_FAILS",
+        default_value_t = 5,
+        global = true
+    )]
+    pub card_max_failures: i64,
+}
+
+impl Global {
+    pub fn config(&self) -> Config {
+        Config {
+            addr: self.addr,
+            database_url: self.database_url.clone(),
+            public_url: self.public_url.clone(),
+            themes_dir: self.themes_dir.clone(),
+            static_dir: self.static_dir.clone(),
+            hsts: self.hsts,
+            allow_loopback_callbacks: self.allow_loopback_callbacks,
+            session_ttl_s: self.session_ttl,
+            card_max_failures: self.card_max_failures,
+            workers: true,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server (the default): migrate, ensure the demo merchant, print a checkout link.
+    Serve,
+    /// Manage merchants.
+    #[command(subcommand)]
+    Merchant(MerchantCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MerchantCmd {
+    /// Create a merchant; prints its id, key id and secret (shown only once).
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        id: Option<String>,
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// List merchants (no secrets).
+    List,
+    /// Create a new signing key; the previous one stays valid until retired.
+    RotateKey { merchant_id: String },
+    /// Retire a signing key.
+    RetireKey { merchant_id: String, key_id: String },
+    /// Change settings of a merchant.
+    Set {
+        merchant_id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// active | disabled
+        #[arg(long)]
+        status: Option<String>,
+        #[command(flatten)]
+        settings: Settings,
+    },
+}
+
+#[derive(Args, Debug, Default)]
+pub struct Settings {
+    /// test | live
+    #[arg(long)]
+    pub mode: Option<String>,
+    /// Comma list of card,konbini,payeasy,banknet,docomo,au,softbank
+    #[arg(long)]
+    pub methods: Option<String>,
+    /// Comma list of seven,lawson,famima,ministop,daily,seicomart
+    #[arg(long)]
+    pub konbini_chains: Option<String>,
+    /// Allowed return-URL origin (repeatable), e.g. https://shop.example
+    #[arg(long = "return-origin")]
+    pub return_origins: Vec<String>,
+    #[arg(long)]
+    pub callback_url: Option<String>,
+    #[arg(long)]
+    pub theme: Option<String>,
+    #[arg(long)]
+    pub konbini_days: Option<i64>,
+    /// auto (即時売上) | manual (仮売上, capture later)
+    #[arg(long)]
+    pub capture_mode: Option<String>,
+    /// Comma list of card payment options: lump,inst3,...,bonus,revo
+    #[arg(long)]
+    pub card_options: Option<String>,
+}
+
+pub const ALL_CHAINS: &str = "seven,lawson,famima,ministop,daily,seicomart";
+
+fn parse_methods(s: &str) -> anyhow::Result<Vec<Method>> {
+    Method::parse_list(s).ok_or_else(|| anyhow::anyhow!("unknown method in {s:?}"))
+}
+
+fn parse_origins(list: &[String]) -> anyhow::Result<Vec<String>> {
+    list.iter()
+        .map(|o| {
+            crate::domain::order::normalize_origin(o)
+                .ok_or_else(|| anyhow::anyhow!("not an http(s) origin: {o:?}"))
+        })
+        .collect()
+}
+
+fn check_choice(name: &str, value: &str, allowed: &[&str]) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        allowed.contains(&value),
+        "{name} must be one of {}",
+        allowed.join(", ")
+    );
+    Ok(())
+}
+
+pub async fn merchant(db: &Db, cmd: MerchantCmd) -> anyhow::Result<()> {
+    match cmd {
+        MerchantCmd::Add {
+            name,
+            id,
+            settings: s,
+        } => {
+            let mode = Mode::parse(s.mode.as_deref().unwrap_or("test"))
+                .ok_or_else(|| anyhow::anyhow!("mode must be test or live"))?;
+            let capture_mode = s.capture_mode.unwrap_or_else(|| "auto".into());
+            check_choice("capture-mode", &capture_mode, &["auto", "manual"])?;
+            let m = NewMerchant {
+                id,
+                name,
+                mode,
+                methods: parse_methods(
+                    s.methods
+                        .as_deref()
+                        .unwrap_or("card,konbini,payeasy,banknet,docomo,au,softbank"),
+                )?,
+                konbini_chains: s
+                    .konbini_chains
+                    .unwrap_or_else(|| ALL_CHAINS.into())
+                    .split(',')
+                    .map(str::to_owned)
+                    .collect(),
+                return_origins: parse_origins(&s.return_origins)?,
+                callback_url: s.callback_url,
+                theme: s
+                    .theme
+                    .unwrap_or_else(|| crate::themes::DEFAULT_THEME.into()),
+                konbini_days: s.konbini_days.unwrap_or(7),
+                capture_mode,
+                card_options: s.card_options.unwrap_or_else(|| "lump".into()),
+            };
+            let (id, key) = merchants::create(db, &m).await?;
+            println!(
+                "merchant_id: {id}\nkey_id:      {}\nsecret:      {}",
+                key.key_id, key.secret
+            );
+            println!(
+                "(the secret is shown only now: store it in your cart's server-side settings)"
+            );
+        }
+        MerchantCmd::List => {
+            for m in merchants::list(db).await? {
+                let keys = merchants::active_key_ids(db, &m.id).await?.join(",");
+                println!(
+                    "{}\t{}\t{}\t{}\tmethods={}\tkeys={}\torigins={}",
+                    m.id, m.name, m.mode, m.status, m.methods, keys, m.return_origins
+                );
+            }
+        }
+        MerchantCmd::RotateKey { merchant_id } => {
+            let key = merchants::rotate_key(db, &merchant_id).await?;
+            println!("key_id: {}\nsecret: {}", key.key_id, key.secret);
+            println!("(shown only now; the previous key stays valid until `merchant retire-key`)");
+        }
+        MerchantCmd::RetireKey {
+            merchant_id,
+            key_id,
+        } => {
+            merchants::retire_key(db, &merchant_id, &key_id).await?;
+            println!("retired {key_id}");
+        }
+        MerchantCmd::Set {
+            merchant_id,
+            name,
+            status,
+            settings: s,
+        } => {
+            let mut changes: Vec<(&'static str, String)> = Vec::new();
+            if let Some(v) = name {
+                changes.push(("name", v));
+            }
+            if let Some(v) = status {
+                check_choice("status", &v, &["active", "disabled"])?;
+                changes.push(("status", v));
+            }
+            if let Some(v) = s.mode {
+                check_choice("mode", &v, &["test", "live"])?;
+                changes.push(("mode", v));
+            }
+            if let Some(v) = s.methods {
+                changes.push(("methods", Method::join(&parse_methods(&v)?)));
+            }
+            if let Some(v) = s.konbini_chains {
+                changes.push(("konbini_chains", v));
+            }
+            if !s.return_origins.is_empty() {
+                changes.push((
+                    "return_origins",
+                    parse_origins(&s.return_origins)?.join(" "),
+                ));
+            }
+            if let Some(v) = s.callback_url {
+                changes.push(("callback_url", v));
+            }
+            if let Some(v) = s.theme {
+                changes.push(("theme", v));
+            }
+            if let Some(v) = s.konbini_days {
+                anyhow::ensure!((0..=60).contains(&v), "konbini-days must be 0..=60");
+                changes.push(("konbini_days", v.to_string()));
+            }
+            if let Some(v) = s.capture_mode {
+                check_choice("capture-mode", &v, &["auto", "manual"])?;
+                changes.push(("capture_mode", v));
+            }
+            if let Some(v) = s.card_options {
+                changes.push(("card_options", v));
+            }
+            anyhow::ensure!(!changes.is_empty(), "nothing to change");
+            for (col, v) in changes {
+                merchants::set_field(db, &merchant_id, col, &v).await?;
+            }
+            println!("updated {merchant_id}");
+        }
+    }
+    Ok(())
+}
+
+/// The demo merchant `m_demo` (test mode, demo theme, every method), created on first start.
+/// Returns the secret when it was just created: it is printed once.
+pub async fn ensure_demo(db: &Db, public_url: &str) -> anyhow::Result<Option<String>> {
+    if merchants::get(db, "m_demo").await?.is_some() {
+        return Ok(None);
+    }
+    let m = NewMerchant {
+        id: Some("m_demo".into()),
+        name: "さくらデモショップ".into(),
+        mode: Mode::Test,
+        methods: Method::ALL.to_vec(),
+        konbini_chains: ALL_CHAINS.split(',').map(str::to_owned).collect(),
+        return_origins: vec![crate::domain::order::normalize_origin(public_url)
+            .unwrap_or_else(|| public_url.to_owned())],
+        callback_url: None,
+        theme: "demo".into(),
+        konbini_days: 7,
+        capture_mode: "auto".into(),
+        card_options: "lump,inst3,inst6,inst10,inst12,bonus,revo".into(),
+    };
+    let (_, key) = merchants::create(db, &m).await?;
+    Ok(Some(key.secret))
+}
+
+/// A freshly signed demo checkout link for `m_demo`.
+pub async fn demo_link(db: &Db, public_url: &str) -> anyhow::Result<String> {
+    let (key_id, secret) = merchants::newest_key(db, "m_demo")
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("demo merchant has no active key"))?;
+    let now = crate::util::now_ms() / 1000;
+    let order_id = format!("demo-{now}");
+    let expires = (now + 24 * 3600).to_string();
+    let return_url = format!("{public_url}/demo/return");
+    let q = crate::signing::signed_query(
+        &secret,
+        &[
+            ("merchant_id", "m_demo"),
+            ("key_id", &key_id),
+            ("order_id", &order_id),
+            ("amount", "1500"),
+            ("item_name", "抹茶ラテ セット"),
+            ("return_url", &return_url),
+            ("cancel_url", &return_url),
+            ("expires_at", &expires),
+        ],
+    );
+    Ok(format!("{public_url}/checkout?{q}"))
+}

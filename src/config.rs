@@ -1,0 +1,51 @@
+//! Server configuration: every setting, its environment variable and its default.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Runtime settings. Built from CLI flags / environment variables in [`crate::cli`], or
+/// directly by tests. `Debug` never prints secrets (there are none here: secrets live in the DB).
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address to listen on (`KAKEHASHI_ADDR`, default `127.0.0.1:8080`; port 0 picks a free port).
+    pub addr: SocketAddr,
+    /// `sqlite://path` (default `sqlite://data/kakehashi.db`) or `postgres://...` (`DATABASE_URL`).
+    pub database_url: String,
+    /// Public base URL used in printed and generated links (`KAKEHASHI_PUBLIC_URL`);
+    /// defaults to `http://<addr>`.
+    pub public_url: Option<String>,
+    /// Folder holding `<name>/theme.toml` (`KAKEHASHI_THEMES_DIR`, default `themes`).
+    pub themes_dir: PathBuf,
+    /// Folder holding static assets (`KAKEHASHI_STATIC_DIR`, default `static`).
+    pub static_dir: PathBuf,
+    /// Send `Strict-Transport-Security` (`KAKEHASHI_HSTS=1`) when served behind TLS.
+    pub hsts: bool,
+    /// Allow merchant callback URLs on loopback addresses (`KAKEHASHI_ALLOW_LOOPBACK_CALLBACKS=1`):
+    /// for local development and the test suite only.
+    pub allow_loopback_callbacks: bool,
+    /// Lifetime of a shopper's checkout session token, in seconds (`KAKEHASHI_SESSION_TTL`, 3600).
+    pub session_ttl_s: i64,
+    /// Card-testing defence: failed card attempts allowed per checkout (`KAKEHASHI_CARD_MAX_FAILS`, 5).
+    pub card_max_failures: i64,
+    /// Whether background workers (expiry, notification delivery) run in this process.
+    pub workers: bool,
+}
+
+impl Config {
+    /// Defaults suitable for tests: random port, given database, repo-relative asset folders.
+    pub fn for_tests(database_url: String) -> Self {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        Config {
+            addr: "127.0.0.1:0".parse().expect("valid addr"),
+            database_url,
+            public_url: None,
+            themes_dir: root.join("themes"),
+            static_dir: root.join("static"),
+            hsts: false,
+            allow_loopback_callbacks: true,
+            session_ttl_s: 3600,
+            card_max_failures: 5,
+            workers: true,
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Checkouts: one per (merchant, order id), created when a signed link is first opened.
+
+use crate::db::Db;
+use crate::domain::order::OrderLink;
+use crate::domain::Method;
+use crate::util::{now_ms, random_id};
+use crate::{exec_tx, on_db, on_tx};
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct CheckoutRow {
+    pub id: String,
+    pub merchant_id: String,
+    pub order_id: String,
+    pub content_hash: String,
+    pub amount: i64,
+    pub item_name: String,
+    pub shopper_name: Option<String>,
+    pub shopper_kana: Option<String>,
+    pub shopper_email: Option<String>,
+    pub shopper_phone: Option<String>,
+    pub methods: String,
+    pub return_url: String,
+    pub cancel_url: Option<String>,
+    pub konbini_days: Option<i64>,
+    pub lang: String,
+    pub status: String,
+    pub selected_method: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLS: &str = "id, merchant_id, order_id, content_hash, amount, item_name, shopper_name, \
+shopper_kana, shopper_email, shopper_phone, methods, return_url, cancel_url, konbini_days, lang, \
+status, selected_method, created_at, updated_at";
+
+impl CheckoutRow {
+    pub fn methods(&self) -> Vec<Method> {
+        Method::parse_list(&self.methods).unwrap_or_default()
+    }
+}
+
+pub async fn get(db: &Db, id: &str) -> Result<Option<CheckoutRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLS} FROM checkouts WHERE id = $1");
+    on_db!(db, c => sqlx::query_as(&sql).bind(id).fetch_optional(c).await)
+}
+
+pub async fn find_by_order(
+    db: &Db,
+    merchant_id: &str,
+    order_id: &str,
+) -> Result<Option<CheckoutRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLS} FROM checkouts WHERE merchant_id = $1 AND order_id = $2");
+    on_db!(db, c => sqlx::query_as(&sql).bind(merchant_id).bind(order_id).fetch_optional(c).await)
+}
+
+/// Inserts the checkout for a verified link, or returns the existing one when another request
+/// created it first (`ON CONFLICT DO NOTHING`, then read).
+pub async fn insert_or_get(
+    db: &Db,
+    link: &OrderLink,
+    methods: &[Method],
+) -> Result<CheckoutRow, sqlx::Error> {
+    let now = now_ms();
+    let id = random_id("co", 20);
+    let sql = format!(
+        "INSERT INTO checkouts (id, merchant_id, order_id, content_hash, amount, item_name, \
+         shopper_name, shopper_kana, shopper_email, shopper_phone, methods, return_url, cancel_url, \
+         konbini_days, lang, status, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'open', $16, $17) \
+         ON CONFLICT (merchant_id, order_id) DO NOTHING RETURNING {COLS}"
+    );
+    let mut tx = db.begin().await?;
+    let row: Option<CheckoutRow> = on_tx!(&mut tx, c => sqlx::query_as(&sql)
+        .bind(&id)
+        .bind(&link.merchant_id)
+        .bind(&link.order_id)
+        .bind(link.content_hash())
+        .bind(link.amount)
+        .bind(&link.item_name)
+        .bind(&link.shopper_name)
+        .bind(&link.shopper_kana)
+        .bind(&link.shopper_email)
+        .bind(&link.shopper_phone)
+        .bind(Method::join(methods))
+        .bind(&link.return_url)
+        .bind(&link.cancel_url)
+        .bind(link.konbini_days)
+        .bind(&link.lang)
+        .bind(now)
+        .bind(now)
+        .fetch_optional(c)
+        .await)?;
+    tx.commit().await?;
+    match row {
+        Some(r) => Ok(r),
+        None => find_by_order(db, &link.merchant_id, &link.order_id)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound),
+    }
+}
+
+pub async fn select_method(db: &Db, id: &str, method: Method) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    exec_tx!(&mut tx, c => sqlx::query(
+        "UPDATE checkouts SET selected_method = $1, updated_at = $2 WHERE id = $3 AND status = 'open'",
+    )
+    .bind(method.code())
+    .bind(now_ms())
+    .bind(id)
+    .execute(c)
+    .await)?;
+    tx.commit().await
+}

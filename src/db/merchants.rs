@@ -1,0 +1,272 @@
+//! Merchants and their signing keys.
+
+use crate::db::Db;
+use crate::domain::{Method, Mode};
+use crate::error::{AppError, Reason};
+use crate::util::{now_ms, random_id, random_secret};
+use crate::{exec_tx, on_db, on_tx};
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct MerchantRow {
+    pub id: String,
+    pub name: String,
+    pub mode: String,
+    pub status: String,
+    pub methods: String,
+    pub konbini_chains: String,
+    pub return_origins: String,
+    pub callback_url: Option<String>,
+    pub theme: String,
+    pub konbini_days: i64,
+    pub capture_mode: String,
+    pub card_options: String,
+    pub created_at: i64,
+}
+
+const COLS: &str =
+    "m.id, m.name, m.mode, m.status, m.methods, m.konbini_chains, m.return_origins, \
+m.callback_url, m.theme, m.konbini_days, m.capture_mode, m.card_options, m.created_at";
+
+impl MerchantRow {
+    pub fn mode(&self) -> Mode {
+        Mode::parse(&self.mode).unwrap_or(Mode::Test)
+    }
+    pub fn methods(&self) -> Vec<Method> {
+        Method::parse_list(&self.methods).unwrap_or_default()
+    }
+    pub fn origins(&self) -> Vec<String> {
+        self.return_origins
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    }
+    pub fn chains(&self) -> Vec<String> {
+        self.konbini_chains
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// A merchant's signing key together with its merchant, as the link check needs both.
+#[derive(Debug, sqlx::FromRow)]
+pub struct KeyAndMerchant {
+    pub key_secret: Option<String>,
+    #[sqlx(flatten)]
+    pub merchant: MerchantRow,
+}
+
+/// Finds the merchant and the active key named by a link, in one query.
+/// `Err(UnknownMerchant)` if no such merchant, `Err(UnknownKey)` if the key is not active.
+pub async fn merchant_with_key(
+    db: &Db,
+    merchant_id: &str,
+    key_id: &str,
+) -> Result<(MerchantRow, String), AppError> {
+    let sql = format!(
+        "SELECT k.secret AS key_secret, {COLS} FROM merchants m \
+         LEFT JOIN signing_keys k ON k.merchant_id = m.id AND k.id = $1 AND k.status = 'active' \
+         WHERE m.id = $2"
+    );
+    let row: Option<KeyAndMerchant> = on_db!(db, c => sqlx::query_as(&sql)
+        .bind(key_id)
+        .bind(merchant_id)
+        .fetch_optional(c)
+        .await)?;
+    let row = row.ok_or(AppError::shopper(Reason::UnknownMerchant))?;
+    let secret = row
+        .key_secret
+        .ok_or(AppError::shopper(Reason::UnknownKey))?;
+    Ok((row.merchant, secret))
+}
+
+pub async fn get(db: &Db, id: &str) -> Result<Option<MerchantRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLS} FROM merchants m WHERE m.id = $1");
+    on_db!(db, c => sqlx::query_as(&sql).bind(id).fetch_optional(c).await)
+}
+
+pub async fn list(db: &Db) -> Result<Vec<MerchantRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLS} FROM merchants m ORDER BY m.created_at, m.id");
+    on_db!(db, c => sqlx::query_as(&sql).fetch_all(c).await)
+}
+
+/// Settings for a new merchant.
+#[derive(Clone, Debug)]
+pub struct NewMerchant {
+    pub id: Option<String>,
+    pub name: String,
+    pub mode: Mode,
+    pub methods: Vec<Method>,
+    pub konbini_chains: Vec<String>,
+    pub return_origins: Vec<String>,
+    pub callback_url: Option<String>,
+    pub theme: String,
+    pub konbini_days: i64,
+    pub capture_mode: String,
+    pub card_options: String,
+}
+
+/// A signing key as shown once at creation.
+#[derive(Clone, Debug)]
+pub struct NewKey {
+    pub key_id: String,
+    pub secret: String,
+}
+
+/// Creates a merchant and its first signing key.
+pub async fn create(db: &Db, m: &NewMerchant) -> anyhow::Result<(String, NewKey)> {
+    let id = m.id.clone().unwrap_or_else(|| random_id("m", 12));
+    let now = now_ms();
+    let mut tx = db.begin().await?;
+    exec_tx!(&mut tx, c => sqlx::query(
+        "INSERT INTO merchants (id, name, mode, methods, konbini_chains, return_origins, \
+         callback_url, theme, konbini_days, capture_mode, card_options, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(&id)
+    .bind(&m.name)
+    .bind(m.mode.as_str())
+    .bind(Method::join(&m.methods))
+    .bind(m.konbini_chains.join(","))
+    .bind(m.return_origins.join(" "))
+    .bind(&m.callback_url)
+    .bind(&m.theme)
+    .bind(m.konbini_days)
+    .bind(&m.capture_mode)
+    .bind(&m.card_options)
+    .bind(now)
+    .execute(c)
+    .await)?;
+    let key = insert_key(&mut tx, &id, m.mode).await?;
+    tx.commit().await?;
+    Ok((id, key))
+}
+
+async fn insert_key(
+    tx: &mut crate::db::Tx,
+    merchant_id: &str,
+    mode: Mode,
+) -> anyhow::Result<NewKey> {
+    let key = NewKey {
+        key_id: random_id("k", 10),
+        secret: random_secret(match mode {
+            Mode::Test => "sk_test_",
+            Mode::Live => "sk_live_",
+        }),
+    };
+    exec_tx!(tx, c => sqlx::query(
+        "INSERT INTO signing_keys (id, merchant_id, secret, status, created_at) VALUES ($1, $2, $3, 'active', $4)",
+    )
+    .bind(&key.key_id)
+    .bind(merchant_id)
+    .bind(&key.secret)
+    .bind(now_ms())
+    .execute(c)
+    .await)?;
+    Ok(key)
+}
+
+/// Adds a new active key. At most two keys are active: the newest old one stays valid until
+/// retired, so carts can switch without downtime; older ones are retired now.
+pub async fn rotate_key(db: &Db, merchant_id: &str) -> anyhow::Result<NewKey> {
+    let m = get(db, merchant_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no merchant {merchant_id}"))?;
+    let mut tx = db.begin().await?;
+    // Keep only the newest active key besides the one being added.
+    exec_tx!(&mut tx, c => sqlx::query(
+        "UPDATE signing_keys SET status = 'retired' WHERE merchant_id = $1 AND status = 'active' \
+         AND id NOT IN (SELECT id FROM signing_keys WHERE merchant_id = $2 AND status = 'active' \
+         ORDER BY created_at DESC, id DESC LIMIT 1)",
+    )
+    .bind(merchant_id)
+    .bind(merchant_id)
+    .execute(c)
+    .await)?;
+    let key = insert_key(&mut tx, merchant_id, m.mode()).await?;
+    tx.commit().await?;
+    Ok(key)
+}
+
+pub async fn retire_key(db: &Db, merchant_id: &str, key_id: &str) -> anyhow::Result<()> {
+    let mut tx = db.begin().await?;
+    let active: i64 = on_tx!(&mut tx, c => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM signing_keys WHERE merchant_id = $1 AND status = 'active'",
+    )
+    .bind(merchant_id)
+    .fetch_one(c)
+    .await)?;
+    let done = exec_tx!(&mut tx, c => sqlx::query(
+        "UPDATE signing_keys SET status = 'retired' WHERE merchant_id = $1 AND id = $2 AND status = 'active'",
+    )
+    .bind(merchant_id)
+    .bind(key_id)
+    .execute(c)
+    .await)?;
+    if done == 0 {
+        anyhow::bail!("no active key {key_id} for merchant {merchant_id}");
+    }
+    if active <= 1 {
+        anyhow::bail!("{key_id} is the merchant's only active key; rotate first");
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Active key ids (newest first) without secrets, for listings.
+pub async fn active_key_ids(db: &Db, merchant_id: &str) -> Result<Vec<String>, sqlx::Error> {
+    on_db!(db, c => sqlx::query_scalar(
+        "SELECT id FROM signing_keys WHERE merchant_id = $1 AND status = 'active' ORDER BY created_at DESC, id DESC",
+    )
+    .bind(merchant_id)
+    .fetch_all(c)
+    .await)
+}
+
+/// The newest active key with its secret: the server signs demo links with it.
+pub async fn newest_key(
+    db: &Db,
+    merchant_id: &str,
+) -> Result<Option<(String, String)>, sqlx::Error> {
+    on_db!(db, c => sqlx::query_as(
+        "SELECT id, secret FROM signing_keys WHERE merchant_id = $1 AND status = 'active' ORDER BY created_at DESC, id DESC LIMIT 1",
+    )
+    .bind(merchant_id)
+    .fetch_optional(c)
+    .await)
+}
+
+/// Updates one setting column. `column` comes from a fixed list in the CLI, never from input.
+pub async fn set_field(
+    db: &Db,
+    merchant_id: &str,
+    column: &'static str,
+    value: &str,
+) -> anyhow::Result<()> {
+    const ALLOWED: [&str; 11] = [
+        "name",
+        "mode",
+        "status",
+        "methods",
+        "konbini_chains",
+        "return_origins",
+        "callback_url",
+        "theme",
+        "capture_mode",
+        "card_options",
+        "konbini_days",
+    ];
+    anyhow::ensure!(ALLOWED.contains(&column), "unknown setting {column}");
+    let sql = if column == "konbini_days" {
+        format!("UPDATE merchants SET {column} = CAST($1 AS BIGINT) WHERE id = $2")
+    } else {
+        format!("UPDATE merchants SET {column} = $1 WHERE id = $2")
+    };
+    let mut tx = db.begin().await?;
+    let r =
+        exec_tx!(&mut tx, c => sqlx::query(&sql).bind(value).bind(merchant_id).execute(c).await)?;
+    anyhow::ensure!(r == 1, "no merchant {merchant_id}");
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,165 @@
+//! Payment methods (決済手段): codes, names, amount limits and which devices can use them.
+
+use crate::device::Device;
+
+/// A payment method a shopper can choose. Carrier billing is one method per carrier because
+/// merchants enable carriers individually and feature phones support only d払い.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    Card,
+    Konbini,
+    Payeasy,
+    Banknet,
+    Docomo,
+    Au,
+    Softbank,
+}
+
+/// Largest amount an order link may carry (any method).
+pub const MAX_LINK_AMOUNT: i64 = 9_999_999;
+
+impl Method {
+    pub const ALL: [Method; 7] = [
+        Method::Card,
+        Method::Konbini,
+        Method::Payeasy,
+        Method::Banknet,
+        Method::Docomo,
+        Method::Au,
+        Method::Softbank,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Method::Card => "card",
+            Method::Konbini => "konbini",
+            Method::Payeasy => "payeasy",
+            Method::Banknet => "banknet",
+            Method::Docomo => "docomo",
+            Method::Au => "au",
+            Method::Softbank => "softbank",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Method> {
+        Method::ALL.into_iter().find(|m| m.code() == code)
+    }
+
+    /// Parses a comma-separated list; `None` if any code is unknown. Order follows [`Method::ALL`].
+    pub fn parse_list(s: &str) -> Option<Vec<Method>> {
+        let mut out = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let m = Method::parse(part)?;
+            if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+        out.sort_by_key(|m| Method::ALL.iter().position(|x| x == m));
+        Some(out)
+    }
+
+    pub fn join(list: &[Method]) -> String {
+        list.iter().map(|m| m.code()).collect::<Vec<_>>().join(",")
+    }
+
+    pub fn name_ja(self) -> &'static str {
+        match self {
+            Method::Card => "クレジットカード",
+            Method::Konbini => "コンビニ決済",
+            Method::Payeasy => "Pay-easy（ペイジー）",
+            Method::Banknet => "ネットバンキング",
+            Method::Docomo => "d払い",
+            Method::Au => "auかんたん決済",
+            Method::Softbank => "ソフトバンクまとめて支払い",
+        }
+    }
+
+    pub fn name_en(self) -> &'static str {
+        match self {
+            Method::Card => "Credit card",
+            Method::Konbini => "Convenience store",
+            Method::Payeasy => "Pay-easy (ATM / online banking)",
+            Method::Banknet => "Online banking",
+            Method::Docomo => "d Barai (docomo)",
+            Method::Au => "au Easy Payment",
+            Method::Softbank => "SoftBank Matomete Shiharai",
+        }
+    }
+
+    /// Largest amount in yen this method accepts (DOMAIN.md).
+    pub fn max_amount(self) -> i64 {
+        match self {
+            Method::Card | Method::Banknet => MAX_LINK_AMOUNT,
+            Method::Konbini => 300_000,
+            Method::Payeasy => 999_999,
+            Method::Docomo | Method::Au | Method::Softbank => 100_000,
+        }
+    }
+
+    /// Whether the method works on this device: feature phones cannot be redirected to online
+    /// banking, and only d払い offers carrier billing on feature phones.
+    pub fn works_on(self, device: Device) -> bool {
+        match device {
+            Device::FeaturePhone => {
+                !matches!(self, Method::Banknet | Method::Au | Method::Softbank)
+            }
+            Device::Pc | Device::Smartphone => true,
+        }
+    }
+
+    /// Whether this server has a flow for the method. Methods without one are never offered.
+    pub fn has_flow(self) -> bool {
+        IMPLEMENTED.contains(&self)
+    }
+}
+
+/// The methods whose payment flow is built; the selector shows nothing else.
+const IMPLEMENTED: &[Method] = &[];
+
+/// The selector's rule: merchant-enabled ∩ link-allowed ∩ possible on this device ∩ allowed for
+/// this amount ∩ implemented.
+pub fn offered(merchant: &[Method], link: &[Method], device: Device, amount: i64) -> Vec<Method> {
+    Method::ALL
+        .into_iter()
+        .filter(|m| merchant.contains(m) && link.contains(m))
+        .filter(|m| m.works_on(device) && amount <= m.max_amount() && m.has_flow())
+        .collect()
+}
+
+/// Whether any method the merchant enabled (and the server implements) accepts this amount,
+/// whatever the device: links above every limit are refused up front.
+pub fn amount_fits_some(merchant: &[Method], amount: i64) -> bool {
+    merchant
+        .iter()
+        .any(|m| m.has_flow() && amount <= m.max_amount())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_list_orders_and_dedups() {
+        assert_eq!(
+            Method::parse_list("konbini, card,card"),
+            Some(vec![Method::Card, Method::Konbini])
+        );
+        assert_eq!(Method::parse_list("card,bitcoin"), None);
+        assert_eq!(Method::parse_list(""), Some(vec![]));
+    }
+
+    #[test]
+    fn feature_phones_get_docomo_only_carrier() {
+        assert!(Method::Docomo.works_on(Device::FeaturePhone));
+        assert!(!Method::Au.works_on(Device::FeaturePhone));
+        assert!(!Method::Softbank.works_on(Device::FeaturePhone));
+        assert!(!Method::Banknet.works_on(Device::FeaturePhone));
+        assert!(Method::Au.works_on(Device::Smartphone));
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(Method::Konbini.max_amount(), 300_000);
+        assert_eq!(Method::Docomo.max_amount(), 100_000);
+    }
+}

@@ -1,0 +1,245 @@
+//! The one error type, and how each kind is shown: a device-appropriate page for shoppers,
+//! JSON with a stable code for API callers, a generic page (and a full log line) for bugs.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// Why a shopper request was refused. The code is stable and shown on the page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    MissingField,
+    UnknownField,
+    InvalidField,
+    BadSignature,
+    UnknownMerchant,
+    UnknownKey,
+    LinkExpired,
+    ExpiryTooFar,
+    InvalidAmount,
+    AmountOverLimit,
+    ReturnUrlNotAllowed,
+    OrderConflict,
+    NoMethodAvailable,
+    MerchantDisabled,
+    SessionExpired,
+    BadCsrf,
+    MethodNotAvailable,
+    CheckoutClosed,
+    Locked,
+    BadRequest,
+    NotFound,
+}
+
+impl Reason {
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::MissingField => "missing_field",
+            Reason::UnknownField => "unknown_field",
+            Reason::InvalidField => "invalid_field",
+            Reason::BadSignature => "bad_signature",
+            Reason::UnknownMerchant => "unknown_merchant",
+            Reason::UnknownKey => "unknown_key",
+            Reason::LinkExpired => "link_expired",
+            Reason::ExpiryTooFar => "expiry_too_far",
+            Reason::InvalidAmount => "invalid_amount",
+            Reason::AmountOverLimit => "amount_over_limit",
+            Reason::ReturnUrlNotAllowed => "return_url_not_allowed",
+            Reason::OrderConflict => "order_conflict",
+            Reason::NoMethodAvailable => "no_method_available",
+            Reason::MerchantDisabled => "merchant_disabled",
+            Reason::SessionExpired => "session_expired",
+            Reason::BadCsrf => "bad_csrf",
+            Reason::MethodNotAvailable => "method_not_available",
+            Reason::CheckoutClosed => "checkout_closed",
+            Reason::Locked => "checkout_locked",
+            Reason::BadRequest => "bad_request",
+            Reason::NotFound => "not_found",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            Reason::BadSignature | Reason::UnknownMerchant | Reason::UnknownKey => {
+                StatusCode::FORBIDDEN
+            }
+            Reason::BadCsrf => StatusCode::FORBIDDEN,
+            Reason::LinkExpired | Reason::SessionExpired => StatusCode::GONE,
+            Reason::OrderConflict | Reason::CheckoutClosed => StatusCode::CONFLICT,
+            Reason::Locked => StatusCode::TOO_MANY_REQUESTS,
+            Reason::NotFound => StatusCode::NOT_FOUND,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    pub fn message_ja(self) -> &'static str {
+        match self {
+            Reason::MissingField => "決済に必要な項目が不足しています。",
+            Reason::UnknownField => "決済リンクに不明な項目が含まれています。",
+            Reason::InvalidField => "決済リンクの項目の形式が正しくありません。",
+            Reason::BadSignature => "決済リンクの署名を確認できませんでした。",
+            Reason::UnknownMerchant => "加盟店を確認できませんでした。",
+            Reason::UnknownKey => "決済リンクの鍵を確認できませんでした。",
+            Reason::LinkExpired => {
+                "決済リンクの有効期限が切れています。ショップから手続きをやり直してください。"
+            }
+            Reason::ExpiryTooFar => "決済リンクの有効期限が長すぎます。",
+            Reason::InvalidAmount => "決済金額が正しくありません。",
+            Reason::AmountOverLimit => "この金額はご利用いただける決済方法の上限を超えています。",
+            Reason::ReturnUrlNotAllowed => "戻り先URLが加盟店に登録されていません。",
+            Reason::OrderConflict => "この取引IDは別の内容ですでに受け付けています。",
+            Reason::NoMethodAvailable => "この端末・金額でご利用いただける決済方法がありません。",
+            Reason::MerchantDisabled => "この加盟店は現在決済を受け付けていません。",
+            Reason::SessionExpired => {
+                "お手続きの有効時間が過ぎました。ショップから手続きをやり直してください。"
+            }
+            Reason::BadCsrf => "画面の有効期限が切れました。もう一度お試しください。",
+            Reason::MethodNotAvailable => "選択された決済方法はご利用いただけません。",
+            Reason::CheckoutClosed => "このお支払いはすでに手続き済みです。",
+            Reason::Locked => "入力の誤りが続いたため、このお支払いは一時的にロックされました。",
+            Reason::BadRequest => "リクエストが正しくありません。",
+            Reason::NotFound => "ページが見つかりません。",
+        }
+    }
+
+    pub fn message_en(self) -> &'static str {
+        match self {
+            Reason::MissingField => "A required field is missing from the payment link.",
+            Reason::UnknownField => "The payment link contains an unknown field.",
+            Reason::InvalidField => "A field of the payment link is malformed.",
+            Reason::BadSignature => "The payment link's signature could not be verified.",
+            Reason::UnknownMerchant => "Unknown merchant.",
+            Reason::UnknownKey => "Unknown signing key.",
+            Reason::LinkExpired => {
+                "This payment link has expired. Please start again from the shop."
+            }
+            Reason::ExpiryTooFar => "The payment link's expiry is too far in the future.",
+            Reason::InvalidAmount => "The amount is not a positive whole number of yen.",
+            Reason::AmountOverLimit => {
+                "The amount exceeds the limit of every available payment method."
+            }
+            Reason::ReturnUrlNotAllowed => "The return URL is not registered for this merchant.",
+            Reason::OrderConflict => "This order id was already used with different content.",
+            Reason::NoMethodAvailable => {
+                "No payment method is available for this device and amount."
+            }
+            Reason::MerchantDisabled => "This merchant is not accepting payments.",
+            Reason::SessionExpired => "Your session has expired. Please start again from the shop.",
+            Reason::BadCsrf => "This form has expired. Please try again.",
+            Reason::MethodNotAvailable => "The chosen payment method is not available.",
+            Reason::CheckoutClosed => "This payment has already been made.",
+            Reason::Locked => "Too many failed attempts: this checkout is locked for now.",
+            Reason::BadRequest => "Bad request.",
+            Reason::NotFound => "Page not found.",
+        }
+    }
+}
+
+/// Every error a handler can return.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A shopper-facing refusal, rendered as a page for the shopper's device.
+    #[error("rejected: {}", .reason.code())]
+    Shopper {
+        reason: Reason,
+        field: Option<&'static str>,
+    },
+    /// A merchant/API refusal, rendered as JSON `{"error": {"code", "message"}}`.
+    #[error("api error: {code}")]
+    Api {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AppError {
+    pub fn shopper(reason: Reason) -> Self {
+        AppError::Shopper {
+            reason,
+            field: None,
+        }
+    }
+    pub fn field(reason: Reason, field: &'static str) -> Self {
+        AppError::Shopper {
+            reason,
+            field: Some(field),
+        }
+    }
+}
+
+impl From<(Reason, Option<&'static str>)> for AppError {
+    fn from((reason, field): (Reason, Option<&'static str>)) -> Self {
+        AppError::Shopper { reason, field }
+    }
+}
+
+/// Attached to error responses; the `render_errors` middleware turns it into the final body,
+/// because only the middleware sees the request (device, path) the page must fit.
+#[derive(Clone, Debug)]
+pub struct ErrorInfo {
+    pub code: &'static str,
+    pub field: Option<&'static str>,
+    pub message_ja: &'static str,
+    pub message_en: String,
+    pub api: bool,
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, info) = match self {
+            AppError::Shopper { reason, field } => {
+                tracing::info!(code = reason.code(), field, "request refused");
+                (
+                    reason.status(),
+                    ErrorInfo {
+                        code: reason.code(),
+                        field,
+                        message_ja: reason.message_ja(),
+                        message_en: reason.message_en().to_owned(),
+                        api: false,
+                    },
+                )
+            }
+            AppError::Api {
+                status,
+                code,
+                message,
+            } => (
+                status,
+                ErrorInfo {
+                    code,
+                    field: None,
+                    message_ja: "",
+                    message_en: message,
+                    api: true,
+                },
+            ),
+            AppError::Db(e) => internal(&e),
+            AppError::Internal(e) => internal(&*e),
+        };
+        let mut resp = status.into_response();
+        resp.extensions_mut().insert(info);
+        resp
+    }
+}
+
+fn internal(e: &dyn std::fmt::Display) -> (StatusCode, ErrorInfo) {
+    // Full detail goes to the log only; the shopper sees a generic page.
+    tracing::error!(error = %e, "internal error");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorInfo {
+            code: "internal_error",
+            field: None,
+            message_ja: "システムエラーが発生しました。しばらくしてからもう一度お試しください。",
+            message_en: "Something went wrong on our side. Please try again shortly.".into(),
+            api: false,
+        },
+    )
+}
+
+pub type AppResult<T> = Result<T, AppError>;

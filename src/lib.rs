@@ -1,0 +1,26 @@
+//! Kakehashi: an open-source hosted checkout ("link type" / リンクタイプ) for Japanese merchants.
+//!
+//! A merchant's cart sends the shopper here with a signed order link ([`signing`]); we verify it,
+//! pick a layout for the shopper's device ([`device`]), render a payment-method selector themed
+//! with the merchant's logo ([`themes`]), and drive the chosen method's flow.
+#![forbid(unsafe_code)]
+
+pub mod assets;
+pub mod checkout;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod device;
+pub mod domain;
+pub mod error;
+pub mod form;
+pub mod pages;
+pub mod render;
+pub mod routes;
+pub mod security;
+pub mod session;
+pub mod signing;
+pub mod startup;
+pub mod state;
+pub mod themes;
+pub mod util;

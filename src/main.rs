@@ -1,0 +1,39 @@
+//! Entry point: parse the command line, set up logging, run the chosen command.
+
+use clap::Parser;
+use kakehashi::cli::{self, Cli, Command};
+use kakehashi::db::Db;
+use kakehashi::startup::App;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .init();
+    let args = Cli::parse();
+    match args.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(args.global.config()).await,
+        Command::Merchant(cmd) => {
+            let db = Db::connect(&args.global.database_url).await?;
+            cli::merchant(&db, cmd).await
+        }
+    }
+}
+
+async fn serve(config: kakehashi::config::Config) -> anyhow::Result<()> {
+    let app = App::build(config).await?;
+    let public = app.state.public_url.to_string();
+    let created = cli::ensure_demo(&app.state.db, &public).await?;
+    let link = cli::demo_link(&app.state.db, &public).await?;
+    println!("\nKakehashi checkout listening on http://{}", app.addr);
+    println!("Demo merchant: m_demo (test mode)");
+    if let Some(secret) = created {
+        println!("Demo signing secret (shown once): {secret}");
+    }
+    println!("Open this signed checkout link:\n\n  {link}\n");
+    app.run().await?;
+    Ok(())
+}

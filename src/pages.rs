@@ -1,0 +1,178 @@
+//! One askama struct per page, and the page chrome (theme, layout, language) they share.
+//!
+//! PC and smartphone share one markup set (`templates/web/`) because they differ only in CSS
+//! and viewport; feature phones get their own (`templates/fp/`): no script, no CSS, Shift_JIS.
+
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::device::Device;
+use crate::error::ErrorInfo;
+use crate::state::AppState;
+use crate::themes::Theme;
+use crate::util::format_yen;
+
+/// What every page needs around its content.
+#[derive(Clone, Debug)]
+pub struct Chrome {
+    pub shop_name: String,
+    pub theme: Theme,
+    pub app_css: String,
+    /// `pc` or `sp` (web pages) or `fp`.
+    pub layout: &'static str,
+    pub lang: String,
+    /// Layout switch targets, present on PC and smartphone pages of a session.
+    pub to_pc: Option<String>,
+    pub to_sp: Option<String>,
+}
+
+impl Chrome {
+    pub fn new(state: &AppState, device: Device, shop_name: &str, theme: &str, lang: &str) -> Self {
+        Chrome {
+            shop_name: shop_name.to_owned(),
+            theme: state.themes.get(theme).clone(),
+            app_css: state.app_css.to_string(),
+            layout: device.code(),
+            lang: lang.to_owned(),
+            to_pc: None,
+            to_sp: None,
+        }
+    }
+
+    /// Adds the PC/smartphone switch for a session page.
+    pub fn with_switch(mut self, device: Device, token: &str) -> Self {
+        match device {
+            Device::Pc => self.to_sp = Some(format!("/pay/{token}/view?to=sp")),
+            Device::Smartphone => self.to_pc = Some(format!("/pay/{token}/view?to=pc")),
+            Device::FeaturePhone => {}
+        }
+        self
+    }
+
+    pub fn en(&self) -> bool {
+        self.lang == "en"
+    }
+}
+
+/// The order as shown on every checkout page.
+#[derive(Clone, Debug)]
+pub struct OrderView {
+    pub order_id: String,
+    pub item_name: String,
+    pub amount: String,
+}
+
+impl OrderView {
+    pub fn new(order_id: &str, item_name: &str, amount: i64) -> Self {
+        OrderView {
+            order_id: order_id.to_owned(),
+            item_name: item_name.to_owned(),
+            amount: format_yen(amount),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct MethodView {
+    pub code: &'static str,
+    pub name: &'static str,
+    pub accesskey: usize,
+}
+
+#[derive(Template)]
+#[template(path = "web/selector.html")]
+pub struct WebSelector {
+    pub c: Chrome,
+    pub order: OrderView,
+    pub methods: Vec<MethodView>,
+    pub action: String,
+    pub csrf: String,
+    pub cancel_url: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "fp/selector.html")]
+pub struct FpSelector {
+    pub c: Chrome,
+    pub order: OrderView,
+    pub methods: Vec<MethodView>,
+    pub action: String,
+    pub csrf: String,
+    pub cancel_url: Option<String>,
+}
+
+/// A checkout that can no longer be paid (already paid, or closed): shows its state.
+#[derive(Template)]
+#[template(path = "web/closed.html")]
+pub struct WebClosed {
+    pub c: Chrome,
+    pub order: OrderView,
+    pub status_ja: String,
+    pub status_en: String,
+    pub return_url: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "fp/closed.html")]
+pub struct FpClosed {
+    pub c: Chrome,
+    pub order: OrderView,
+    pub status_ja: String,
+    pub status_en: String,
+    pub return_url: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "web/error.html")]
+pub struct WebError<'a> {
+    pub c: Chrome,
+    pub status: u16,
+    pub info: &'a ErrorInfo,
+}
+
+#[derive(Template)]
+#[template(path = "fp/error.html")]
+pub struct FpError<'a> {
+    pub c: Chrome,
+    pub status: u16,
+    pub info: &'a ErrorInfo,
+}
+
+/// Renders the device-appropriate error page, in the default theme: the error may be that we
+/// could not tell which merchant this is.
+pub fn error_page(
+    state: &AppState,
+    device: Device,
+    status: StatusCode,
+    info: &ErrorInfo,
+) -> Response {
+    let c = Chrome::new(
+        state,
+        device,
+        "Kakehashi",
+        crate::themes::DEFAULT_THEME,
+        "ja",
+    );
+    let rendered = match device {
+        Device::FeaturePhone => FpError {
+            c,
+            status: status.as_u16(),
+            info,
+        }
+        .render(),
+        _ => WebError {
+            c,
+            status: status.as_u16(),
+            info,
+        }
+        .render(),
+    };
+    match rendered {
+        Ok(html) => crate::render::html_response(device, status, html),
+        Err(e) => {
+            tracing::error!(error = %e, "error page failed to render");
+            (status, info.code).into_response()
+        }
+    }
+}

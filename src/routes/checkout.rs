@@ -1,0 +1,201 @@
+//! Shopper entry: open a signed link (GET or form POST), show the selector, record the choice.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use encoding_rs::{SHIFT_JIS, UTF_8};
+use serde::Deserialize;
+
+use crate::checkout::{self, Opened};
+use crate::db::checkouts;
+use crate::device::{Device, Ua, ViewOverride};
+use crate::domain::Method;
+use crate::error::{AppError, AppResult, Reason};
+use crate::form;
+use crate::pages::{Chrome, FpClosed, FpSelector, MethodView, OrderView, WebClosed, WebSelector};
+use crate::render::page;
+use crate::session::Session;
+use crate::state::AppState;
+
+/// `GET /checkout?...`: verify, create or resume, and render the selector in one round trip.
+pub async fn open_get(
+    State(state): State<AppState>,
+    ua: Ua,
+    RawQuery(query): RawQuery,
+) -> AppResult<Response> {
+    let fields = form::decode(query.unwrap_or_default().as_bytes(), UTF_8);
+    let opened = checkout::open_link(&state, fields, ua.device).await?;
+    let token = checkout::new_session(&state, &opened.checkout.id, ViewOverride::Auto);
+    render_checkout(&state, ua.device, &opened, &token)
+}
+
+/// `POST /checkout`: the auto-submitted cart form (UTF-8 or Shift_JIS). Redirects to the
+/// session URL so a reload does not re-post the form.
+pub async fn open_post(
+    State(state): State<AppState>,
+    ua: Ua,
+    headers: HeaderMap,
+    body: Bytes,
+) -> AppResult<Response> {
+    let fields = form::parse_body(&headers, &body, UTF_8);
+    let opened = checkout::open_link(&state, fields, ua.device).await?;
+    let token = checkout::new_session(&state, &opened.checkout.id, ViewOverride::Auto);
+    Ok(Redirect::to(&format!("/pay/{token}")).into_response())
+}
+
+/// `GET /pay/{token}`: the checkout page of a session.
+pub async fn show(
+    State(state): State<AppState>,
+    ua: Ua,
+    Path(token): Path<String>,
+) -> AppResult<Response> {
+    let (session, opened) = checkout::load_session(&state, &token).await?;
+    render_checkout(&state, session.view.apply(ua.device), &opened, &token)
+}
+
+#[derive(Deserialize)]
+pub struct ViewQuery {
+    to: String,
+}
+
+/// `GET /pay/{token}/view?to=pc|sp`: the PC / smartphone layout switch.
+pub async fn switch_view(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    Query(q): Query<ViewQuery>,
+) -> AppResult<Response> {
+    let session = Session::verify(&token, &state.secret, state.now_s())
+        .ok_or(AppError::shopper(Reason::SessionExpired))?;
+    let view = ViewOverride::parse(&q.to).ok_or(AppError::shopper(Reason::BadRequest))?;
+    let token = checkout::new_session(&state, &session.checkout_id, view);
+    Ok(Redirect::to(&format!("/pay/{token}")).into_response())
+}
+
+/// `POST /pay/{token}/method`: records the chosen method and hands over to its flow.
+pub async fn choose_method(
+    State(state): State<AppState>,
+    ua: Ua,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> AppResult<Response> {
+    let (session, opened) = checkout::load_session(&state, &token).await?;
+    let device = session.view.apply(ua.device);
+    let fields = form::parse_body(&headers, &body, page_encoding(device));
+    if !Session::csrf_ok(&token, &state.secret, form::get(&fields, "csrf")) {
+        return Err(AppError::shopper(Reason::BadCsrf));
+    }
+    if opened.checkout.status != "open" {
+        return render_checkout(&state, device, &opened, &token);
+    }
+    let method = Method::parse(form::get(&fields, "method"))
+        .filter(|m| checkout::offered(&opened, device).contains(m))
+        .ok_or(AppError::shopper(Reason::MethodNotAvailable))?;
+    checkouts::select_method(&state.db, &opened.checkout.id, method).await?;
+    Ok(Redirect::to(&format!("/pay/{token}/{}", method.code())).into_response())
+}
+
+/// The encoding forms on our pages are posted in.
+pub fn page_encoding(device: Device) -> &'static encoding_rs::Encoding {
+    match device {
+        Device::FeaturePhone => SHIFT_JIS,
+        _ => UTF_8,
+    }
+}
+
+/// Selector for an open checkout; its state for a closed one (paid, pending, ...).
+fn render_checkout(
+    state: &AppState,
+    device: Device,
+    o: &Opened,
+    token: &str,
+) -> AppResult<Response> {
+    let c = Chrome::new(
+        state,
+        device,
+        &o.merchant.name,
+        &o.merchant.theme,
+        &o.checkout.lang,
+    )
+    .with_switch(device, token);
+    let order = OrderView::new(
+        &o.checkout.order_id,
+        &o.checkout.item_name,
+        o.checkout.amount,
+    );
+    if o.checkout.status != "open" {
+        let (status_ja, status_en) = match o.checkout.status.as_str() {
+            "paid" => ("お支払いは完了しています。", "This order has been paid."),
+            "pending" => (
+                "お支払い手続き中です。",
+                "Payment for this order is in progress.",
+            ),
+            _ => ("このお支払いは終了しています。", "This checkout is closed."),
+        };
+        let return_url = Some(o.checkout.return_url.clone());
+        let (status_ja, status_en) = (status_ja.to_owned(), status_en.to_owned());
+        return match device {
+            Device::FeaturePhone => page(
+                device,
+                &FpClosed {
+                    c,
+                    order,
+                    status_ja,
+                    status_en,
+                    return_url,
+                },
+            ),
+            _ => page(
+                device,
+                &WebClosed {
+                    c,
+                    order,
+                    status_ja,
+                    status_en,
+                    return_url,
+                },
+            ),
+        };
+    }
+    let en = o.checkout.lang == "en";
+    let methods: Vec<MethodView> = checkout::offered(o, device)
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| MethodView {
+            code: m.code(),
+            name: if en { m.name_en() } else { m.name_ja() },
+            accesskey: i + 1,
+        })
+        .collect();
+    if methods.is_empty() {
+        return Err(AppError::shopper(Reason::NoMethodAvailable));
+    }
+    let action = format!("/pay/{token}/method");
+    let csrf = Session::csrf(token, &state.secret);
+    let cancel_url = o.checkout.cancel_url.clone();
+    match device {
+        Device::FeaturePhone => page(
+            device,
+            &FpSelector {
+                c,
+                order,
+                methods,
+                action,
+                csrf,
+                cancel_url,
+            },
+        ),
+        _ => page(
+            device,
+            &WebSelector {
+                c,
+                order,
+                methods,
+                action,
+                csrf,
+                cancel_url,
+            },
+        ),
+    }
+}

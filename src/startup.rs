@@ -1,0 +1,83 @@
+//! Building and running the app: connect, migrate, load themes, bind, spawn workers, serve.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{MatchedPath, Request};
+use tokio::net::TcpListener;
+
+use crate::assets::Assets;
+use crate::config::Config;
+use crate::db::Db;
+use crate::state::AppState;
+use crate::themes::Themes;
+
+pub struct App {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    listener: TcpListener,
+}
+
+impl App {
+    /// Connects to the configured database, then builds.
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        let db = Db::connect(&config.database_url).await?;
+        Self::build_with_db(config, db).await
+    }
+
+    /// Builds on an already connected (and migrated) database; tests use this.
+    pub async fn build_with_db(config: Config, db: Db) -> anyhow::Result<App> {
+        let mut assets = Assets::default();
+        let themes = Themes::load(&config.themes_dir, &mut assets)?;
+        let app_css = assets.add_file("app.css", &config.static_dir.join("app.css"))?;
+        let secret = crate::db::server_secret(&db).await?;
+        let listener = TcpListener::bind(config.addr).await?;
+        let addr = listener.local_addr()?;
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"))
+            .trim_end_matches('/')
+            .to_owned();
+        let state = AppState {
+            db,
+            config: Arc::new(config),
+            themes: Arc::new(themes),
+            assets: Arc::new(assets),
+            app_css: app_css.into(),
+            secret: secret.into(),
+            public_url: public_url.into(),
+        };
+        Ok(App {
+            addr,
+            state,
+            listener,
+        })
+    }
+
+    /// Serves until the process ends.
+    pub async fn run(self) -> std::io::Result<()> {
+        let router = crate::routes::router(self.state.clone());
+        axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    }
+}
+
+/// The tracing span of a request: a request id, the method and the route *template*. The raw
+/// path is never logged: it can hold a session token, and query strings hold signatures.
+pub fn request_span(req: &Request) -> tracing::Span {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "-".into());
+    tracing::info_span!(
+        "request",
+        id = %crate::util::random_id("req", 12),
+        method = %req.method(),
+        route = %route,
+    )
+}

@@ -1,0 +1,28 @@
+//! Shared application state handed to every handler.
+
+use std::sync::Arc;
+
+use crate::assets::Assets;
+use crate::config::Config;
+use crate::db::Db;
+use crate::themes::Themes;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub config: Arc<Config>,
+    pub themes: Arc<Themes>,
+    pub assets: Arc<Assets>,
+    /// URL of the main stylesheet (content-hashed).
+    pub app_css: Arc<str>,
+    /// Server secret for session and CSRF tokens; shared by instances through the database.
+    pub secret: Arc<[u8]>,
+    /// The base URL shoppers reach us at, without a trailing slash.
+    pub public_url: Arc<str>,
+}
+
+impl AppState {
+    pub fn now_s(&self) -> i64 {
+        crate::util::now_ms() / 1000
+    }
+}
