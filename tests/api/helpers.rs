@@ -1,0 +1,285 @@
+//! Test harness: spawn the app on port 0 with a fresh SQLite file or PostgreSQL schema.
+
+use std::str::FromStr;
+
+use kakehashi::config::Config;
+use kakehashi::db::merchants::{self, NewMerchant};
+use kakehashi::db::Db;
+use kakehashi::domain::{Method, Mode};
+use kakehashi::startup::App;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::Connection;
+
+pub const SHOP: &str = "https://shop.example";
+
+pub const UA_PC: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+pub const UA_MAC: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Safari/605.1.15";
+pub const UA_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Mobile/15E148 Safari/604.1";
+pub const UA_ANDROID: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36";
+pub const UA_IPAD: &str = "Mozilla/5.0 (iPad; CPU OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Mobile/15E148 Safari/604.1";
+pub const UA_ANDROID_TABLET: &str = "Mozilla/5.0 (Linux; Android 13; SM-X700) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+pub const UA_DOCOMO: &str = "DoCoMo/2.0 P903i(c100;TB;W24H12)";
+pub const UA_DOCOMO_1: &str = "DoCoMo/1.0/N505i/c20/TB/W20H10";
+pub const UA_AU: &str = "KDDI-SH3I UP.Browser/6.2.0.13.2 (GUI) MMP/2.0";
+pub const UA_SOFTBANK: &str = "SoftBank/1.0/930SH/SHJ001/SN353012345678901 Browser/NetFront/3.5 Profile/MIDP-2.0 Configuration/CLDC-1.1";
+pub const UA_CRAWLER: &str =
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub db: Db,
+    /// A client that never follows redirects and keeps no cookies.
+    pub client: reqwest::Client,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A merchant created for a test, with its signing credentials.
+#[derive(Clone, Debug)]
+pub struct TestMerchant {
+    pub id: String,
+    pub key_id: String,
+    pub secret: String,
+}
+
+pub fn pg_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Runs the test body on the given backend, skipping PostgreSQL (with a printed line) when it is
+/// unreachable, unless `REQUIRE_POSTGRES=1`.
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
+    let (db, dir, url) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("test.db").display());
+            (Db::connect(&url).await.unwrap(), Some(dir), url)
+        }
+        Backend::Postgres => {
+            let url = pg_url();
+            let mut admin = match sqlx::PgConnection::connect(&url).await {
+                Ok(c) => c,
+                Err(e) => {
+                    if std::env::var("REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                        panic!("REQUIRE_POSTGRES=1 but PostgreSQL is unreachable at {url}: {e}");
+                    }
+                    println!("skipping PostgreSQL run: {url} unreachable ({e})");
+                    return None;
+                }
+            };
+            let schema = kakehashi::util::random_id("t", 16);
+            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+            let opts = PgConnectOptions::from_str(&url)
+                .unwrap()
+                .options([("search_path", schema.as_str())]);
+            (Db::connect_pg(opts).await.unwrap(), None, url)
+        }
+    };
+    let mut config = Config::for_tests(url);
+    tweak(&mut config);
+    let app = App::build_with_db(config, db.clone()).await.unwrap();
+    let base = format!("http://{}", app.addr);
+    tokio::spawn(app.run());
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    Some(TestApp {
+        base,
+        db,
+        client,
+        _dir: dir,
+    })
+}
+
+/// Declares `sqlite` and `postgres` test functions running `$body(app)`.
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                let app = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite)
+                    .await
+                    .unwrap();
+                super::$name(app).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                if let Some(app) =
+                    $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await
+                {
+                    super::$name(app).await;
+                }
+            }
+        }
+    };
+}
+pub(crate) use both;
+
+pub fn now_s() -> i64 {
+    kakehashi::util::now_ms() / 1000
+}
+
+impl TestApp {
+    /// Creates a test-mode merchant with every method and `https://shop.example` registered.
+    pub async fn merchant(&self) -> TestMerchant {
+        self.merchant_with(|_| {}).await
+    }
+
+    pub async fn merchant_with(&self, tweak: impl FnOnce(&mut NewMerchant)) -> TestMerchant {
+        let mut m = NewMerchant {
+            id: None,
+            name: "テスト商店".into(),
+            mode: Mode::Test,
+            methods: Method::ALL.to_vec(),
+            konbini_chains: kakehashi::cli::ALL_CHAINS
+                .split(',')
+                .map(str::to_owned)
+                .collect(),
+            return_origins: vec![SHOP.into()],
+            callback_url: None,
+            theme: "demo".into(),
+            konbini_days: 7,
+            capture_mode: "auto".into(),
+            card_options: "lump,inst3,inst6,bonus,revo".into(),
+        };
+        tweak(&mut m);
+        let (id, key) = merchants::create(&self.db, &m).await.unwrap();
+        TestMerchant {
+            id,
+            key_id: key.key_id,
+            secret: key.secret,
+        }
+    }
+
+    /// Link fields for an order of `amount` yen; override or add with `extra` ("" removes).
+    pub fn fields(
+        &self,
+        m: &TestMerchant,
+        order_id: &str,
+        amount: i64,
+        extra: &[(&str, &str)],
+    ) -> Vec<(String, String)> {
+        let mut f: Vec<(String, String)> = vec![
+            ("merchant_id".into(), m.id.clone()),
+            ("key_id".into(), m.key_id.clone()),
+            ("order_id".into(), order_id.into()),
+            ("amount".into(), amount.to_string()),
+            ("item_name".into(), "テスト商品".into()),
+            ("return_url".into(), format!("{SHOP}/thanks")),
+            ("expires_at".into(), (now_s() + 3600).to_string()),
+        ];
+        for (k, v) in extra {
+            f.retain(|(fk, _)| fk != k);
+            if !v.is_empty() {
+                f.push((k.to_string(), v.to_string()));
+            }
+        }
+        f
+    }
+
+    /// A signed checkout URL for the fields.
+    pub fn link(&self, m: &TestMerchant, fields: &[(String, String)]) -> String {
+        let pairs: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        format!(
+            "{}/checkout?{}",
+            self.base,
+            kakehashi::signing::signed_query(&m.secret, &pairs)
+        )
+    }
+
+    pub async fn get(&self, url: &str, ua: &str) -> reqwest::Response {
+        let url = if url.starts_with('/') {
+            format!("{}{url}", self.base)
+        } else {
+            url.to_owned()
+        };
+        self.client
+            .get(url)
+            .header("user-agent", ua)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_form(&self, url: &str, ua: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let url = if url.starts_with('/') {
+            format!("{}{url}", self.base)
+        } else {
+            url.to_owned()
+        };
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        self.client
+            .post(url)
+            .header("user-agent", ua)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Opens a signed link and returns (status, body).
+    pub async fn open(
+        &self,
+        m: &TestMerchant,
+        fields: &[(String, String)],
+        ua: &str,
+    ) -> (u16, String) {
+        let r = self.get(&self.link(m, fields), ua).await;
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        kakehashi::on_db!(&self.db, c => sqlx::query_scalar(&sql).fetch_one(c).await).unwrap()
+    }
+}
+
+/// The value of `name="..." value="..."` hidden input in a page.
+pub fn hidden(body: &str, name: &str) -> String {
+    let needle = format!("name=\"{name}\" value=\"");
+    let start = body
+        .find(&needle)
+        .unwrap_or_else(|| panic!("no hidden {name} in {body}"))
+        + needle.len();
+    body[start..].split('"').next().unwrap().to_owned()
+}
+
+/// The first `action="..."` in a page.
+pub fn action(body: &str) -> String {
+    let start = body.find("action=\"").expect("form action") + 8;
+    body[start..]
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&")
+}
+
+/// The error code shown on an error page.
+pub fn error_code(body: &str) -> String {
+    if let Some(i) = body.find("id=\"error-code\">") {
+        return body[i + 16..].split('<').next().unwrap().to_owned();
+    }
+    // Feature-phone page: "エラーコード:<code>"
+    let i = body.find("エラーコード:").expect("error code on page") + "エラーコード:".len();
+    body[i..].split(['<', '(']).next().unwrap().to_owned()
+}

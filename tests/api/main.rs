@@ -1,0 +1,7 @@
+//! Integration tests: each starts the real server on a random port with its own database and
+//! speaks HTTP to it. Every test runs on SQLite and on PostgreSQL (see `helpers::both!`).
+
+mod helpers;
+
+mod checkout;
+mod vectors;
