@@ -1,0 +1,304 @@
+//! Payments: creation and state changes. Every change writes, in one transaction, the new state,
+//! an append-only event row and the merchant notification (outbox) row.
+
+use serde_json::{json, Value};
+
+use crate::db::{Db, Tx};
+use crate::util::{now_ms, random_id};
+use crate::{exec_tx, on_db, on_tx};
+
+#[derive(Clone, Debug, sqlx::FromRow, serde::Serialize)]
+pub struct PaymentRow {
+    pub id: String,
+    pub merchant_id: String,
+    pub checkout_id: String,
+    pub order_id: String,
+    pub method: String,
+    pub institution: Option<String>,
+    pub status: String,
+    pub amount: i64,
+    pub captured_amount: i64,
+    pub refunded_amount: i64,
+    pub fee: i64,
+    pub deadline_at: Option<i64>,
+    pub paid_at: Option<i64>,
+    pub connector_ref: Option<String>,
+    pub details: String,
+    pub attempts: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+pub const COLS: &str = "id, merchant_id, checkout_id, order_id, method, institution, status, amount, \
+captured_amount, refunded_amount, fee, deadline_at, paid_at, connector_ref, details, attempts, \
+created_at, updated_at";
+
+impl PaymentRow {
+    pub fn details_json(&self) -> Value {
+        serde_json::from_str(&self.details).unwrap_or_else(|_| json!({}))
+    }
+}
+
+/// What a new payment starts as.
+pub struct NewPayment<'a> {
+    pub merchant_id: &'a str,
+    pub checkout_id: &'a str,
+    pub order_id: &'a str,
+    pub method: &'a str,
+    pub institution: Option<&'a str>,
+    pub status: &'a str,
+    pub amount: i64,
+    pub fee: i64,
+    pub deadline_at: Option<i64>,
+    pub details: Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentError {
+    /// The checkout already has a live payment (double submission, or paid already).
+    #[error("checkout already has a live payment")]
+    AlreadyLive,
+    /// The payment was not in the state the change started from (a concurrent change won).
+    #[error("payment changed concurrently")]
+    Conflict,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Inserts a payment and its `created` event. Fails with `AlreadyLive` when the checkout has a
+/// live payment: the unique partial index is the double-submit guard, across instances too.
+pub async fn create(tx: &mut Tx, p: &NewPayment<'_>, actor: &str) -> Result<PaymentRow, PaymentError> {
+    let id = random_id("pay", 20);
+    let now = now_ms();
+    let sql = format!(
+        "INSERT INTO payments (id, merchant_id, checkout_id, order_id, method, institution, status, \
+         amount, fee, deadline_at, details, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {COLS}"
+    );
+    let row: Result<PaymentRow, sqlx::Error> = on_tx!(tx, c => sqlx::query_as(&sql)
+        .bind(&id)
+        .bind(p.merchant_id)
+        .bind(p.checkout_id)
+        .bind(p.order_id)
+        .bind(p.method)
+        .bind(p.institution)
+        .bind(p.status)
+        .bind(p.amount)
+        .bind(p.fee)
+        .bind(p.deadline_at)
+        .bind(p.details.to_string())
+        .bind(now)
+        .bind(now)
+        .fetch_one(c)
+        .await);
+    let row = row.map_err(|e| {
+        if crate::db::is_unique_violation(&e) {
+            PaymentError::AlreadyLive
+        } else {
+            PaymentError::Db(e)
+        }
+    })?;
+    insert_event(tx, &row.id, "payment.created", None, p.status, Some(p.amount), &json!({}), actor).await?;
+    Ok(row)
+}
+
+/// A state change to apply.
+pub struct Change<'a> {
+    pub to_status: &'a str,
+    /// Notification / event type, e.g. `payment.captured`, `konbini.paid`.
+    pub event: &'a str,
+    pub amount: Option<i64>,
+    pub captured_amount: Option<i64>,
+    pub refunded_amount: Option<i64>,
+    pub paid_at: Option<i64>,
+    pub connector_ref: Option<&'a str>,
+    /// Replaces the stored method details when given.
+    pub details: Option<Value>,
+    pub data: Value,
+    pub actor: &'a str,
+}
+
+impl<'a> Change<'a> {
+    pub fn new(to_status: &'a str, event: &'a str, actor: &'a str) -> Self {
+        Change {
+            to_status,
+            event,
+            amount: None,
+            captured_amount: None,
+            refunded_amount: None,
+            paid_at: None,
+            connector_ref: None,
+            details: None,
+            data: json!({}),
+            actor,
+        }
+    }
+}
+
+/// Applies `change` to `p` if it is still in `p.status` (conditional UPDATE), writing the event
+/// and the outbox row in the same transaction. Returns the updated row.
+pub async fn transition(tx: &mut Tx, p: &PaymentRow, change: &Change<'_>) -> Result<PaymentRow, PaymentError> {
+    let now = now_ms();
+    let details = change.details.as_ref().map(Value::to_string).unwrap_or_else(|| p.details.clone());
+    let sql = format!(
+        "UPDATE payments SET status = $1, captured_amount = $2, refunded_amount = $3, \
+         paid_at = $4, connector_ref = $5, details = $6, updated_at = $7 \
+         WHERE id = $8 AND status = $9 AND updated_at = $10 RETURNING {COLS}"
+    );
+    let row: Option<PaymentRow> = on_tx!(tx, c => sqlx::query_as(&sql)
+        .bind(change.to_status)
+        .bind(change.captured_amount.unwrap_or(p.captured_amount))
+        .bind(change.refunded_amount.unwrap_or(p.refunded_amount))
+        .bind(change.paid_at.or(p.paid_at))
+        .bind(change.connector_ref.or(p.connector_ref.as_deref()))
+        .bind(&details)
+        .bind(now.max(p.updated_at + 1))
+        .bind(&p.id)
+        .bind(&p.status)
+        .bind(p.updated_at)
+        .fetch_optional(c)
+        .await)?;
+    let row = row.ok_or(PaymentError::Conflict)?;
+    insert_event(tx, &row.id, change.event, Some(&p.status), change.to_status, change.amount, &change.data, change.actor).await?;
+    enqueue(tx, &row, change.event, change.amount).await?;
+    Ok(row)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_event(
+    tx: &mut Tx,
+    payment_id: &str,
+    kind: &str,
+    from: Option<&str>,
+    to: &str,
+    amount: Option<i64>,
+    data: &Value,
+    actor: &str,
+) -> Result<(), sqlx::Error> {
+    exec_tx!(tx, c => sqlx::query(
+        "INSERT INTO payment_events (payment_id, type, from_status, to_status, amount, data, actor, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(payment_id)
+    .bind(kind)
+    .bind(from)
+    .bind(to)
+    .bind(amount)
+    .bind(data.to_string())
+    .bind(actor)
+    .bind(now_ms())
+    .execute(c)
+    .await)?;
+    Ok(())
+}
+
+/// The notification body for a payment event: what merchants parse. No card data beyond the
+/// masked fields kept in `details`.
+pub fn event_body(event_id: &str, kind: &str, p: &PaymentRow, amount: Option<i64>, at: i64) -> Value {
+    json!({
+        "id": event_id,
+        "type": kind,
+        "created_at": at / 1000,
+        "data": {
+            "payment_id": p.id,
+            "order_id": p.order_id,
+            "merchant_id": p.merchant_id,
+            "method": p.method,
+            "institution": p.institution,
+            "amount": p.amount,
+            "event_amount": amount,
+            "captured_amount": p.captured_amount,
+            "refunded_amount": p.refunded_amount,
+            "fee": p.fee,
+            "status": p.status,
+            "status_label_ja": crate::status::label_ja(&p.method, &p.status),
+            "deadline_at": p.deadline_at.map(|d| d / 1000),
+            "paid_at": p.paid_at.map(|d| d / 1000),
+            "details": p.details_json(),
+        }
+    })
+}
+
+/// Writes the outbox row for an event. Events of one payment carry an increasing `seq` so the
+/// deliverer can keep them in order.
+pub async fn enqueue(tx: &mut Tx, p: &PaymentRow, kind: &str, amount: Option<i64>) -> Result<(), sqlx::Error> {
+    let id = random_id("evt", 20);
+    let now = now_ms();
+    let body = event_body(&id, kind, p, amount, now).to_string();
+    exec_tx!(tx, c => sqlx::query(
+        "INSERT INTO outbox (id, merchant_id, payment_id, seq, type, body, status, next_attempt_at, created_at) \
+         VALUES ($1, $2, $3, (SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox WHERE payment_id = $4), $5, $6, 'pending', $7, $8)",
+    )
+    .bind(&id)
+    .bind(&p.merchant_id)
+    .bind(&p.id)
+    .bind(&p.id)
+    .bind(kind)
+    .bind(body)
+    .bind(now)
+    .bind(now)
+    .execute(c)
+    .await)?;
+    Ok(())
+}
+
+/// Sets the checkout's status alongside a payment change (same transaction).
+pub async fn set_checkout_status(tx: &mut Tx, checkout_id: &str, status: &str) -> Result<(), sqlx::Error> {
+    exec_tx!(tx, c => sqlx::query("UPDATE checkouts SET status = $1, updated_at = $2 WHERE id = $3")
+        .bind(status)
+        .bind(now_ms())
+        .bind(checkout_id)
+        .execute(c)
+        .await)?;
+    Ok(())
+}
+
+pub async fn get(db: &Db, id: &str) -> Result<Option<PaymentRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLS} FROM payments WHERE id = $1");
+    on_db!(db, c => sqlx::query_as(&sql).bind(id).fetch_optional(c).await)
+}
+
+pub async fn get_tx(tx: &mut Tx, id: &str) -> Result<Option<PaymentRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLS} FROM payments WHERE id = $1");
+    on_tx!(tx, c => sqlx::query_as(&sql).bind(id).fetch_optional(c).await)
+}
+
+/// The checkout's live payment (not failed), if any.
+pub async fn live_for_checkout(db: &Db, checkout_id: &str) -> Result<Option<PaymentRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLS} FROM payments WHERE checkout_id = $1 AND status NOT IN ('failed', 'declined', 'timed_out') LIMIT 1"
+    );
+    on_db!(db, c => sqlx::query_as(&sql).bind(checkout_id).fetch_optional(c).await)
+}
+
+/// The newest payment of a checkout, failed ones included.
+pub async fn latest_for_checkout(db: &Db, checkout_id: &str) -> Result<Option<PaymentRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLS} FROM payments WHERE checkout_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1"
+    );
+    on_db!(db, c => sqlx::query_as(&sql).bind(checkout_id).fetch_optional(c).await)
+}
+
+#[derive(Debug, sqlx::FromRow, serde::Serialize)]
+pub struct EventRow {
+    pub id: i64,
+    pub payment_id: String,
+    #[sqlx(rename = "type")]
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub from_status: Option<String>,
+    pub to_status: String,
+    pub amount: Option<i64>,
+    pub actor: String,
+    pub created_at: i64,
+}
+
+pub async fn events(db: &Db, payment_id: &str) -> Result<Vec<EventRow>, sqlx::Error> {
+    on_db!(db, c => sqlx::query_as(
+        "SELECT id, payment_id, type, from_status, to_status, amount, actor, created_at \
+         FROM payment_events WHERE payment_id = $1 ORDER BY id",
+    )
+    .bind(payment_id)
+    .fetch_all(c)
+    .await)
+}
