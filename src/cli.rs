@@ -80,6 +80,14 @@ pub struct Global {
         global = true
     )]
     pub card_max_failures: i64,
+    /// Multiplier on the notification retry schedule (tests shrink it).
+    #[arg(
+        long,
+        env = "KAKEHASHI_NOTIFY_RETRY_SCALE",
+        default_value_t = 1.0,
+        global = true
+    )]
+    pub notify_retry_scale: f64,
 }
 
 impl Global {
@@ -94,6 +102,7 @@ impl Global {
             allow_loopback_callbacks: self.allow_loopback_callbacks,
             session_ttl_s: self.session_ttl,
             card_max_failures: self.card_max_failures,
+            notify_retry_scale: self.notify_retry_scale,
             workers: true,
         }
     }
@@ -154,6 +163,9 @@ pub struct Settings {
     pub return_origins: Vec<String>,
     #[arg(long)]
     pub callback_url: Option<String>,
+    /// standard (signed JSON, Standard Webhooks) | compat (form post with SHA-256 hash field)
+    #[arg(long)]
+    pub notify_format: Option<String>,
     #[arg(long)]
     pub theme: Option<String>,
     #[arg(long)]
@@ -218,6 +230,7 @@ pub async fn merchant(db: &Db, cmd: MerchantCmd) -> anyhow::Result<()> {
                     .collect(),
                 return_origins: parse_origins(&s.return_origins)?,
                 callback_url: s.callback_url,
+                notify_format: s.notify_format.unwrap_or_else(|| "standard".into()),
                 theme: s
                     .theme
                     .unwrap_or_else(|| crate::themes::DEFAULT_THEME.into()),
@@ -288,6 +301,10 @@ pub async fn merchant(db: &Db, cmd: MerchantCmd) -> anyhow::Result<()> {
             if let Some(v) = s.callback_url {
                 changes.push(("callback_url", v));
             }
+            if let Some(v) = s.notify_format {
+                check_choice("notify-format", &v, &["standard", "compat"])?;
+                changes.push(("notify_format", v));
+            }
             if let Some(v) = s.theme {
                 changes.push(("theme", v));
             }
@@ -327,6 +344,7 @@ pub async fn ensure_demo(db: &Db, public_url: &str) -> anyhow::Result<Option<Str
         return_origins: vec![crate::domain::order::normalize_origin(public_url)
             .unwrap_or_else(|| public_url.to_owned())],
         callback_url: None,
+        notify_format: "standard".into(),
         theme: "demo".into(),
         konbini_days: 7,
         capture_mode: "auto".into(),

@@ -27,6 +27,9 @@ pub struct Config {
     pub session_ttl_s: i64,
     /// Card-testing defence: failed card attempts allowed per checkout (`KAKEHASHI_CARD_MAX_FAILS`, 5).
     pub card_max_failures: i64,
+    /// Multiplier on the notification retry schedule (`KAKEHASHI_NOTIFY_RETRY_SCALE`, 1.0): the
+    /// test suite shrinks the three-day schedule to milliseconds.
+    pub notify_retry_scale: f64,
     /// Whether background workers (expiry, notification delivery) run in this process.
     pub workers: bool,
 }
@@ -45,6 +48,7 @@ impl Config {
             allow_loopback_callbacks: true,
             session_ttl_s: 3600,
             card_max_failures: 5,
+            notify_retry_scale: 0.001,
             workers: true,
         }
     }

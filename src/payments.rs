@@ -29,7 +29,8 @@ pub struct PaymentRow {
     pub updated_at: i64,
 }
 
-pub const COLS: &str = "id, merchant_id, checkout_id, order_id, method, institution, status, amount, \
+pub const COLS: &str =
+    "id, merchant_id, checkout_id, order_id, method, institution, status, amount, \
 captured_amount, refunded_amount, fee, deadline_at, paid_at, connector_ref, details, attempts, \
 created_at, updated_at";
 
@@ -67,7 +68,11 @@ pub enum PaymentError {
 
 /// Inserts a payment and its `created` event. Fails with `AlreadyLive` when the checkout has a
 /// live payment: the unique partial index is the double-submit guard, across instances too.
-pub async fn create(tx: &mut Tx, p: &NewPayment<'_>, actor: &str) -> Result<PaymentRow, PaymentError> {
+pub async fn create(
+    tx: &mut Tx,
+    p: &NewPayment<'_>,
+    actor: &str,
+) -> Result<PaymentRow, PaymentError> {
     let id = random_id("pay", 20);
     let now = now_ms();
     let sql = format!(
@@ -98,7 +103,17 @@ pub async fn create(tx: &mut Tx, p: &NewPayment<'_>, actor: &str) -> Result<Paym
             PaymentError::Db(e)
         }
     })?;
-    insert_event(tx, &row.id, "payment.created", None, p.status, Some(p.amount), &json!({}), actor).await?;
+    insert_event(
+        tx,
+        &row.id,
+        "payment.created",
+        None,
+        p.status,
+        Some(p.amount),
+        &json!({}),
+        actor,
+    )
+    .await?;
     Ok(row)
 }
 
@@ -137,9 +152,17 @@ impl<'a> Change<'a> {
 
 /// Applies `change` to `p` if it is still in `p.status` (conditional UPDATE), writing the event
 /// and the outbox row in the same transaction. Returns the updated row.
-pub async fn transition(tx: &mut Tx, p: &PaymentRow, change: &Change<'_>) -> Result<PaymentRow, PaymentError> {
+pub async fn transition(
+    tx: &mut Tx,
+    p: &PaymentRow,
+    change: &Change<'_>,
+) -> Result<PaymentRow, PaymentError> {
     let now = now_ms();
-    let details = change.details.as_ref().map(Value::to_string).unwrap_or_else(|| p.details.clone());
+    let details = change
+        .details
+        .as_ref()
+        .map(Value::to_string)
+        .unwrap_or_else(|| p.details.clone());
     let sql = format!(
         "UPDATE payments SET status = $1, captured_amount = $2, refunded_amount = $3, \
          paid_at = $4, connector_ref = $5, details = $6, updated_at = $7 \
@@ -159,7 +182,17 @@ pub async fn transition(tx: &mut Tx, p: &PaymentRow, change: &Change<'_>) -> Res
         .fetch_optional(c)
         .await)?;
     let row = row.ok_or(PaymentError::Conflict)?;
-    insert_event(tx, &row.id, change.event, Some(&p.status), change.to_status, change.amount, &change.data, change.actor).await?;
+    insert_event(
+        tx,
+        &row.id,
+        change.event,
+        Some(&p.status),
+        change.to_status,
+        change.amount,
+        &change.data,
+        change.actor,
+    )
+    .await?;
     enqueue(tx, &row, change.event, change.amount).await?;
     Ok(row)
 }
@@ -192,36 +225,49 @@ async fn insert_event(
     Ok(())
 }
 
-/// The notification body for a payment event: what merchants parse. No card data beyond the
+/// The notification body for a payment event (docs/notifications.md): what merchants parse.
+/// Method details sit under a key named after the method and never hold card data beyond the
 /// masked fields kept in `details`.
-pub fn event_body(event_id: &str, kind: &str, p: &PaymentRow, amount: Option<i64>, at: i64) -> Value {
+pub fn event_body(
+    event_id: &str,
+    kind: &str,
+    p: &PaymentRow,
+    amount: Option<i64>,
+    at: i64,
+) -> Value {
+    let mut data = json!({
+        "payment_id": p.id,
+        "order_id": p.order_id,
+        "merchant_id": p.merchant_id,
+        "method": p.method,
+        "institution": p.institution,
+        "amount": p.amount,
+        "event_amount": amount,
+        "captured_amount": p.captured_amount,
+        "refunded_amount": p.refunded_amount,
+        "fee": p.fee,
+        "status": p.status,
+        "status_label_ja": crate::status::label_ja(&p.method, &p.status),
+        "deadline_at": p.deadline_at.map(crate::util::rfc3339_jst),
+        "paid_at": p.paid_at.map(crate::util::rfc3339_jst),
+    });
+    data[p.method.as_str()] = p.details_json();
     json!({
         "id": event_id,
         "type": kind,
-        "created_at": at / 1000,
-        "data": {
-            "payment_id": p.id,
-            "order_id": p.order_id,
-            "merchant_id": p.merchant_id,
-            "method": p.method,
-            "institution": p.institution,
-            "amount": p.amount,
-            "event_amount": amount,
-            "captured_amount": p.captured_amount,
-            "refunded_amount": p.refunded_amount,
-            "fee": p.fee,
-            "status": p.status,
-            "status_label_ja": crate::status::label_ja(&p.method, &p.status),
-            "deadline_at": p.deadline_at.map(|d| d / 1000),
-            "paid_at": p.paid_at.map(|d| d / 1000),
-            "details": p.details_json(),
-        }
+        "created_at": crate::util::rfc3339_jst(at),
+        "data": data,
     })
 }
 
 /// Writes the outbox row for an event. Events of one payment carry an increasing `seq` so the
 /// deliverer can keep them in order.
-pub async fn enqueue(tx: &mut Tx, p: &PaymentRow, kind: &str, amount: Option<i64>) -> Result<(), sqlx::Error> {
+pub async fn enqueue(
+    tx: &mut Tx,
+    p: &PaymentRow,
+    kind: &str,
+    amount: Option<i64>,
+) -> Result<(), sqlx::Error> {
     let id = random_id("evt", 20);
     let now = now_ms();
     let body = event_body(&id, kind, p, amount, now).to_string();
@@ -243,7 +289,11 @@ pub async fn enqueue(tx: &mut Tx, p: &PaymentRow, kind: &str, amount: Option<i64
 }
 
 /// Sets the checkout's status alongside a payment change (same transaction).
-pub async fn set_checkout_status(tx: &mut Tx, checkout_id: &str, status: &str) -> Result<(), sqlx::Error> {
+pub async fn set_checkout_status(
+    tx: &mut Tx,
+    checkout_id: &str,
+    status: &str,
+) -> Result<(), sqlx::Error> {
     exec_tx!(tx, c => sqlx::query("UPDATE checkouts SET status = $1, updated_at = $2 WHERE id = $3")
         .bind(status)
         .bind(now_ms())
@@ -264,7 +314,10 @@ pub async fn get_tx(tx: &mut Tx, id: &str) -> Result<Option<PaymentRow>, sqlx::E
 }
 
 /// The checkout's live payment (not failed), if any.
-pub async fn live_for_checkout(db: &Db, checkout_id: &str) -> Result<Option<PaymentRow>, sqlx::Error> {
+pub async fn live_for_checkout(
+    db: &Db,
+    checkout_id: &str,
+) -> Result<Option<PaymentRow>, sqlx::Error> {
     let sql = format!(
         "SELECT {COLS} FROM payments WHERE checkout_id = $1 AND status NOT IN ('failed', 'declined', 'timed_out') LIMIT 1"
     );
@@ -272,7 +325,10 @@ pub async fn live_for_checkout(db: &Db, checkout_id: &str) -> Result<Option<Paym
 }
 
 /// The newest payment of a checkout, failed ones included.
-pub async fn latest_for_checkout(db: &Db, checkout_id: &str) -> Result<Option<PaymentRow>, sqlx::Error> {
+pub async fn latest_for_checkout(
+    db: &Db,
+    checkout_id: &str,
+) -> Result<Option<PaymentRow>, sqlx::Error> {
     let sql = format!(
         "SELECT {COLS} FROM payments WHERE checkout_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1"
     );

@@ -9,6 +9,9 @@ use tokio::net::TcpListener;
 use crate::assets::Assets;
 use crate::config::Config;
 use crate::db::Db;
+use crate::notify::deliver::Deliverer;
+use crate::notify::ssrf::UrlPolicy;
+use crate::notify::worker::Worker;
 use crate::state::AppState;
 use crate::themes::Themes;
 
@@ -47,6 +50,7 @@ impl App {
             app_css: app_css.into(),
             secret: secret.into(),
             public_url: public_url.into(),
+            wake: Arc::new(tokio::sync::Notify::new()),
         };
         Ok(App {
             addr,
@@ -55,8 +59,30 @@ impl App {
         })
     }
 
-    /// Serves until the process ends.
+    /// Starts the background workers (notification delivery, expiry sweeps).
+    pub fn spawn_workers(&self) -> anyhow::Result<()> {
+        let st = &self.state;
+        let policy = if st.config.allow_loopback_callbacks {
+            UrlPolicy::AllowLoopback
+        } else {
+            UrlPolicy::TestMode
+        };
+        let worker = Worker {
+            db: st.db.clone(),
+            config: st.config.clone(),
+            deliverer: Arc::new(Deliverer::new(policy)?),
+            wake: st.wake.clone(),
+            owner: crate::util::random_id("wrk", 12),
+        };
+        tokio::spawn(worker.run());
+        Ok(())
+    }
+
+    /// Serves until the process ends; starts the workers first when configured.
     pub async fn run(self) -> std::io::Result<()> {
+        if self.state.config.workers {
+            self.spawn_workers().map_err(std::io::Error::other)?;
+        }
         let router = crate::routes::router(self.state.clone());
         axum::serve(
             self.listener,

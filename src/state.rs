@@ -19,9 +19,16 @@ pub struct AppState {
     pub secret: Arc<[u8]>,
     /// The base URL shoppers reach us at, without a trailing slash.
     pub public_url: Arc<str>,
+    /// Nudges the notification worker after a commit that queued events.
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
+    /// Tells the local notification worker that new events are waiting.
+    pub fn wake_notifier(&self) {
+        self.wake.notify_one();
+    }
+
     pub fn now_s(&self) -> i64 {
         crate::util::now_ms() / 1000
     }

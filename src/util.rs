@@ -62,6 +62,17 @@ pub fn format_jst(ms: i64) -> String {
     )
 }
 
+/// Unix milliseconds as RFC 3339 in Japan time, e.g. `2026-04-01T12:34:56+09:00`.
+pub fn rfc3339_jst(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .to_offset(time::macros::offset!(+9))
+        .replace_nanosecond(0)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,6 +89,11 @@ mod tests {
     fn jst_formatting() {
         // 2026-01-01T00:00:00Z is 09:00 in Japan.
         assert_eq!(format_jst(1_767_225_600_000), "2026/01/01 09:00");
+    }
+
+    #[test]
+    fn rfc3339() {
+        assert_eq!(rfc3339_jst(1_767_225_600_000), "2026-01-01T09:00:00+09:00");
     }
 
     #[test]

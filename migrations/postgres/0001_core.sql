@@ -15,6 +15,12 @@ CREATE TABLE merchants (
     konbini_chains TEXT NOT NULL,
     return_origins TEXT NOT NULL,
     callback_url TEXT,
+    -- Standard Webhooks secrets, newest first, space-separated (two during rotation).
+    webhook_secrets TEXT NOT NULL DEFAULT '',
+    -- 'standard' (signed JSON) or 'compat' (form post with a SHA-256 hash field).
+    notify_format TEXT NOT NULL DEFAULT 'standard',
+    -- 'active', or 'disabled' after the endpoint answered 410 Gone.
+    callback_status TEXT NOT NULL DEFAULT 'active',
     theme TEXT NOT NULL,
     konbini_days BIGINT NOT NULL DEFAULT 7,
     capture_mode TEXT NOT NULL DEFAULT 'auto',

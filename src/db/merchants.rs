@@ -16,6 +16,9 @@ pub struct MerchantRow {
     pub konbini_chains: String,
     pub return_origins: String,
     pub callback_url: Option<String>,
+    pub webhook_secrets: String,
+    pub notify_format: String,
+    pub callback_status: String,
     pub theme: String,
     pub konbini_days: i64,
     pub capture_mode: String,
@@ -25,9 +28,13 @@ pub struct MerchantRow {
 
 const COLS: &str =
     "m.id, m.name, m.mode, m.status, m.methods, m.konbini_chains, m.return_origins, \
-m.callback_url, m.theme, m.konbini_days, m.capture_mode, m.card_options, m.created_at";
+m.callback_url, m.webhook_secrets, m.notify_format, m.callback_status, m.theme, m.konbini_days, m.capture_mode, m.card_options, m.created_at";
 
 impl MerchantRow {
+    /// Webhook secrets, newest first.
+    pub fn webhook_secrets(&self) -> Vec<&str> {
+        self.webhook_secrets.split_whitespace().collect()
+    }
     pub fn mode(&self) -> Mode {
         Mode::parse(&self.mode).unwrap_or(Mode::Test)
     }
@@ -101,6 +108,7 @@ pub struct NewMerchant {
     pub konbini_chains: Vec<String>,
     pub return_origins: Vec<String>,
     pub callback_url: Option<String>,
+    pub notify_format: String,
     pub theme: String,
     pub konbini_days: i64,
     pub capture_mode: String,
@@ -121,8 +129,9 @@ pub async fn create(db: &Db, m: &NewMerchant) -> anyhow::Result<(String, NewKey)
     let mut tx = db.begin().await?;
     exec_tx!(&mut tx, c => sqlx::query(
         "INSERT INTO merchants (id, name, mode, methods, konbini_chains, return_origins, \
-         callback_url, theme, konbini_days, capture_mode, card_options, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+         callback_url, webhook_secrets, notify_format, theme, konbini_days, capture_mode, \
+         card_options, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(&id)
     .bind(&m.name)
@@ -131,6 +140,8 @@ pub async fn create(db: &Db, m: &NewMerchant) -> anyhow::Result<(String, NewKey)
     .bind(m.konbini_chains.join(","))
     .bind(m.return_origins.join(" "))
     .bind(&m.callback_url)
+    .bind(crate::notify::sign::new_secret())
+    .bind(&m.notify_format)
     .bind(&m.theme)
     .bind(m.konbini_days)
     .bind(&m.capture_mode)

@@ -6,6 +6,7 @@
 
 pub mod checkouts;
 pub mod merchants;
+pub mod outbox;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -151,6 +151,7 @@ impl TestApp {
                 .collect(),
             return_origins: vec![SHOP.into()],
             callback_url: None,
+            notify_format: "standard".into(),
             theme: "demo".into(),
             konbini_days: 7,
             capture_mode: "auto".into(),

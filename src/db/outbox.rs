@@ -1,0 +1,243 @@
+//! The notification outbox: leasing due events to a worker, recording attempts, redelivery.
+//!
+//! Several server instances may share one PostgreSQL: a claim takes rows with
+//! `FOR UPDATE SKIP LOCKED` and stamps a lease, so an event is never in two workers' hands; a
+//! worker killed mid-delivery leaves a lease that expires, and the event goes out again with the
+//! same id. SQLite has one writer, so its claim is serialised anyway.
+
+use crate::db::Db;
+use crate::util::now_ms;
+use crate::{exec_tx, on_db, on_tx};
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Claimed {
+    pub id: String,
+    pub merchant_id: String,
+    pub payment_id: Option<String>,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub body: String,
+    pub attempts: i64,
+    pub created_at: i64,
+}
+
+/// Leases up to `limit` due events. An event waits while an earlier event of the same payment
+/// is still pending, so each payment's events arrive in order.
+pub async fn claim(
+    db: &Db,
+    owner: &str,
+    lease_ms: i64,
+    limit: i64,
+) -> Result<Vec<Claimed>, sqlx::Error> {
+    let now = now_ms();
+    let lock = if db.is_postgres() {
+        "FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "UPDATE outbox SET lease_owner = $1, lease_until = $2 WHERE id IN (\
+           SELECT o.id FROM outbox o WHERE o.status = 'pending' AND o.next_attempt_at <= $3 \
+           AND (o.lease_until IS NULL OR o.lease_until < $4) \
+           AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.payment_id = o.payment_id \
+                           AND e.seq < o.seq AND e.status = 'pending') \
+           ORDER BY o.next_attempt_at, o.created_at LIMIT $5 {lock}) \
+         RETURNING id, merchant_id, payment_id, type, body, attempts, created_at"
+    );
+    let mut tx = db.begin().await?;
+    let rows: Vec<Claimed> = on_tx!(&mut tx, c => sqlx::query_as(&sql)
+        .bind(owner)
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(c)
+        .await)?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
+/// One attempt's record for the delivery log.
+pub struct Attempt<'a> {
+    pub status_code: Option<i64>,
+    pub latency_ms: i64,
+    pub outcome: &'a str,
+    pub snippet: &'a str,
+}
+
+/// Records an attempt and the event's new state. `next_status` is `pending` (retry at
+/// `next_at`), `delivered`, `failed` or `disabled`. Only the lease holder may finish an event.
+pub async fn finish(
+    db: &Db,
+    event_id: &str,
+    owner: &str,
+    attempt: &Attempt<'_>,
+    next_status: &str,
+    next_at: Option<i64>,
+) -> Result<bool, sqlx::Error> {
+    let now = now_ms();
+    let mut tx = db.begin().await?;
+    let updated = exec_tx!(&mut tx, c => sqlx::query(
+        "UPDATE outbox SET status = $1, attempts = attempts + 1, next_attempt_at = COALESCE($2, next_attempt_at), \
+         lease_owner = NULL, lease_until = NULL, delivered_at = CASE WHEN $3 = 'delivered' THEN $4 ELSE delivered_at END \
+         WHERE id = $5 AND lease_owner = $6",
+    )
+    .bind(next_status)
+    .bind(next_at)
+    .bind(next_status)
+    .bind(now)
+    .bind(event_id)
+    .bind(owner)
+    .execute(c)
+    .await)?;
+    exec_tx!(&mut tx, c => sqlx::query(
+        "INSERT INTO delivery_attempts (event_id, attempted_at, status_code, latency_ms, outcome, response_snippet) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(event_id)
+    .bind(now)
+    .bind(attempt.status_code)
+    .bind(attempt.latency_ms)
+    .bind(attempt.outcome)
+    .bind(attempt.snippet)
+    .execute(c)
+    .await)?;
+    tx.commit().await?;
+    Ok(updated == 1)
+}
+
+/// Releases a lease without an attempt (e.g. the merchant has no endpoint configured).
+pub async fn park(db: &Db, event_id: &str, owner: &str, status: &str) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    exec_tx!(&mut tx, c => sqlx::query(
+        "UPDATE outbox SET status = $1, lease_owner = NULL, lease_until = NULL WHERE id = $2 AND lease_owner = $3",
+    )
+    .bind(status)
+    .bind(event_id)
+    .bind(owner)
+    .execute(c)
+    .await)?;
+    tx.commit().await
+}
+
+/// Marks the merchant's endpoint disabled (it answered 410 Gone).
+pub async fn disable_endpoint(db: &Db, merchant_id: &str) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    exec_tx!(&mut tx, c => sqlx::query("UPDATE merchants SET callback_status = 'disabled' WHERE id = $1")
+        .bind(merchant_id)
+        .execute(c)
+        .await)?;
+    tx.commit().await
+}
+
+/// Puts one event (or every failed/parked event of a merchant) back in the queue, due now. The
+/// event keeps its id, so receivers deduplicate by `webhook-id`.
+pub async fn redeliver(
+    db: &Db,
+    merchant_id: &str,
+    event_id: Option<&str>,
+) -> Result<u64, sqlx::Error> {
+    let now = now_ms();
+    let mut tx = db.begin().await?;
+    let n = match event_id {
+        Some(id) => exec_tx!(&mut tx, c => sqlx::query(
+            "UPDATE outbox SET status = 'pending', next_attempt_at = $1, lease_owner = NULL, lease_until = NULL \
+             WHERE id = $2 AND merchant_id = $3",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(merchant_id)
+        .execute(c)
+        .await)?,
+        None => exec_tx!(&mut tx, c => sqlx::query(
+            "UPDATE outbox SET status = 'pending', next_attempt_at = $1, lease_owner = NULL, lease_until = NULL \
+             WHERE merchant_id = $2 AND status IN ('failed', 'disabled', 'no_endpoint')",
+        )
+        .bind(now)
+        .bind(merchant_id)
+        .execute(c)
+        .await)?,
+    };
+    if n > 0 {
+        exec_tx!(&mut tx, c => sqlx::query("UPDATE merchants SET callback_status = 'active' WHERE id = $1")
+            .bind(merchant_id)
+            .execute(c)
+            .await)?;
+    }
+    tx.commit().await?;
+    Ok(n)
+}
+
+#[derive(Debug, sqlx::FromRow, serde::Serialize)]
+pub struct EventSummary {
+    pub id: String,
+    pub payment_id: Option<String>,
+    #[sqlx(rename = "type")]
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
+}
+
+pub async fn list_events(
+    db: &Db,
+    merchant_id: &str,
+    limit: i64,
+) -> Result<Vec<EventSummary>, sqlx::Error> {
+    on_db!(db, c => sqlx::query_as(
+        "SELECT id, payment_id, type, status, attempts, next_attempt_at, created_at, delivered_at \
+         FROM outbox WHERE merchant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+    )
+    .bind(merchant_id)
+    .bind(limit)
+    .fetch_all(c)
+    .await)
+}
+
+#[derive(Debug, sqlx::FromRow, serde::Serialize)]
+pub struct AttemptRow {
+    pub event_id: String,
+    pub attempted_at: i64,
+    pub status_code: Option<i64>,
+    pub latency_ms: i64,
+    pub outcome: String,
+    pub response_snippet: String,
+}
+
+pub async fn attempts(db: &Db, event_id: &str) -> Result<Vec<AttemptRow>, sqlx::Error> {
+    on_db!(db, c => sqlx::query_as(
+        "SELECT event_id, attempted_at, status_code, latency_ms, outcome, response_snippet \
+         FROM delivery_attempts WHERE event_id = $1 ORDER BY id",
+    )
+    .bind(event_id)
+    .fetch_all(c)
+    .await)
+}
+
+/// Queues a `ping` test event for a merchant (no payment).
+pub async fn ping(db: &Db, merchant_id: &str) -> Result<String, sqlx::Error> {
+    let id = crate::util::random_id("evt", 20);
+    let now = now_ms();
+    let body = serde_json::json!({
+        "id": id, "type": "ping", "created_at": crate::util::rfc3339_jst(now),
+        "data": { "merchant_id": merchant_id }
+    })
+    .to_string();
+    let mut tx = db.begin().await?;
+    exec_tx!(&mut tx, c => sqlx::query(
+        "INSERT INTO outbox (id, merchant_id, payment_id, seq, type, body, status, next_attempt_at, created_at) \
+         VALUES ($1, $2, NULL, 0, 'ping', $3, 'pending', $4, $5)",
+    )
+    .bind(&id)
+    .bind(merchant_id)
+    .bind(body)
+    .bind(now)
+    .bind(now)
+    .execute(c)
+    .await)?;
+    tx.commit().await?;
+    Ok(id)
+}

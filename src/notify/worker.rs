@@ -1,0 +1,171 @@
+//! The delivery worker: leases due outbox events, posts them, records every attempt, and
+//! schedules retries. Runs in every server instance; leases keep instances from colliding.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+use crate::db::merchants::{self, MerchantRow};
+use crate::db::outbox::{self, Attempt, Claimed};
+use crate::db::Db;
+use crate::notify::deliver::{Deliverer, Delivery, Outcome};
+use crate::notify::{policy_for, schedule, sign};
+use crate::util::now_ms;
+
+/// A lease outlives the 15 s delivery timeout with margin, so a live worker never loses its
+/// event to another; a dead worker's lease lapses and the event is redelivered.
+pub const LEASE_MS: i64 = 60_000;
+const BATCH: i64 = 64;
+const IDLE_POLL: Duration = Duration::from_millis(500);
+
+pub struct Worker {
+    pub db: Db,
+    pub config: Arc<crate::config::Config>,
+    pub deliverer: Arc<Deliverer>,
+    pub wake: Arc<Notify>,
+    pub owner: String,
+}
+
+impl Worker {
+    pub async fn run(self) {
+        let this = Arc::new(self);
+        loop {
+            match this.tick().await {
+                Ok(0) => {
+                    tokio::select! {
+                        _ = this.wake.notified() => {}
+                        _ = tokio::time::sleep(IDLE_POLL) => {}
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "notification worker");
+                    tokio::time::sleep(IDLE_POLL).await;
+                }
+            }
+        }
+    }
+
+    /// Claims and delivers one batch; returns how many events it handled.
+    pub async fn tick(self: &Arc<Self>) -> anyhow::Result<usize> {
+        let batch = outbox::claim(&self.db, &self.owner, LEASE_MS, BATCH).await?;
+        let n = batch.len();
+        if n == 0 {
+            return Ok(0);
+        }
+        // One read per merchant in the batch, not one per event.
+        let mut merchants: HashMap<String, Option<Arc<MerchantRow>>> = HashMap::new();
+        for ev in &batch {
+            if !merchants.contains_key(&ev.merchant_id) {
+                let m = merchants::get(&self.db, &ev.merchant_id)
+                    .await?
+                    .map(Arc::new);
+                merchants.insert(ev.merchant_id.clone(), m);
+            }
+        }
+        let mut set = JoinSet::new();
+        for ev in batch {
+            let merchant = merchants.get(&ev.merchant_id).cloned().flatten();
+            let this = Arc::clone(self);
+            set.spawn(async move {
+                if let Err(e) = this.deliver_one(ev, merchant).await {
+                    tracing::warn!(error = %e, "delivery bookkeeping failed");
+                }
+            });
+        }
+        while set.join_next().await.is_some() {}
+        Ok(n)
+    }
+
+    async fn deliver_one(
+        &self,
+        ev: Claimed,
+        merchant: Option<Arc<MerchantRow>>,
+    ) -> anyhow::Result<()> {
+        let Some(m) = merchant else {
+            outbox::park(&self.db, &ev.id, &self.owner, "no_endpoint").await?;
+            return Ok(());
+        };
+        let Some(url) = m.callback_url.as_deref().filter(|u| !u.is_empty()) else {
+            outbox::park(&self.db, &ev.id, &self.owner, "no_endpoint").await?;
+            return Ok(());
+        };
+        if m.callback_status == "disabled" {
+            outbox::park(&self.db, &ev.id, &self.owner, "disabled").await?;
+            return Ok(());
+        }
+        let secrets = m.webhook_secrets();
+        let ts = now_ms() / 1000;
+        let delivery = if m.notify_format == "compat" {
+            let body: serde_json::Value = serde_json::from_str(&ev.body)?;
+            Delivery::compat(url, &secrets, &ev.id, ts, &compat_fields(&body))
+        } else {
+            Delivery::standard(url, &secrets, &ev.id, ts, ev.body.clone().into_bytes())
+        };
+        let policy = policy_for(&self.config, m.mode());
+        let result = self.deliverer.deliver(&delivery, policy).await;
+        let attempts_made = ev.attempts as u32 + 1;
+        let outcome_code = match result.outcome {
+            Outcome::Delivered => "delivered",
+            Outcome::Retry => result.error.as_deref().unwrap_or("retry"),
+            Outcome::Disable => "gone",
+            Outcome::Refused => result.error.as_deref().unwrap_or("refused"),
+        };
+        let attempt = Attempt {
+            status_code: result.status.map(i64::from),
+            latency_ms: result.latency_ms,
+            outcome: outcome_code,
+            snippet: &result.response_snippet,
+        };
+        let (status, next_at) = match result.outcome {
+            Outcome::Delivered => ("delivered", None),
+            Outcome::Disable => ("disabled", None),
+            Outcome::Refused => ("failed", None),
+            Outcome::Retry => {
+                let now = now_ms();
+                let jitter: f64 = rand::thread_rng().gen();
+                match schedule::next_attempt_ms(now, attempts_made, result.retry_after, jitter) {
+                    Some(at) => {
+                        // Tests shrink the schedule; production runs it as is.
+                        let scaled =
+                            now + ((at - now) as f64 * self.config.notify_retry_scale) as i64;
+                        ("pending", Some(scaled))
+                    }
+                    None => ("failed", None),
+                }
+            }
+        };
+        if result.outcome == Outcome::Disable {
+            outbox::disable_endpoint(&self.db, &m.id).await?;
+        }
+        outbox::finish(&self.db, &ev.id, &self.owner, &attempt, status, next_at).await?;
+        tracing::info!(event = %ev.id, kind = %ev.kind, outcome = outcome_code, status = ?result.status, "notification attempt");
+        Ok(())
+    }
+}
+
+/// Compatibility-mode fields, in the documented hash order ([`sign::COMPAT_FIELD_ORDER`]).
+pub fn compat_fields(body: &serde_json::Value) -> Vec<(&'static str, String)> {
+    let d = &body["data"];
+    let s = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    sign::COMPAT_FIELD_ORDER
+        .iter()
+        .map(|name| {
+            let v = match *name {
+                "event_id" => s(&body["id"]),
+                "event_type" => s(&body["type"]),
+                "created_at" => s(&body["created_at"]),
+                other => s(&d[other]),
+            };
+            (*name, v)
+        })
+        .collect()
+}
