@@ -114,7 +114,7 @@ pub enum Command {
     Serve,
     /// Manage merchants.
     #[command(subcommand)]
-    Merchant(MerchantCmd),
+    Merchant(Box<MerchantCmd>),
 }
 
 #[derive(Subcommand, Debug)]

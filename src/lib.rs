@@ -9,6 +9,7 @@ pub mod assets;
 pub mod checkout;
 pub mod cli;
 pub mod config;
+pub mod connectors;
 pub mod db;
 pub mod device;
 pub mod domain;

@@ -18,7 +18,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => serve(args.global.config()).await,
         Command::Merchant(cmd) => {
             let db = Db::connect(&args.global.database_url).await?;
-            cli::merchant(&db, cmd).await
+            cli::merchant(&db, *cmd).await
         }
     }
 }

@@ -62,6 +62,20 @@ fn mac(key: &[u8], message: &[u8]) -> HmacSha256 {
     m
 }
 
+/// Builds a signed query string (`a=1&b=2&signature=...`) from link fields: what a merchant's
+/// cart does. The server uses it for the demo link and the API; tests use it too.
+pub fn signed_query(secret: &str, fields: &[(&str, &str)]) -> String {
+    let sig = sign(secret, &canonical(fields.iter().copied()));
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in fields {
+        if !v.is_empty() {
+            ser.append_pair(k, v);
+        }
+    }
+    ser.append_pair("signature", &sig);
+    ser.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,18 +112,4 @@ mod tests {
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
     }
-}
-
-/// Builds a signed query string (`a=1&b=2&signature=...`) from link fields: what a merchant's
-/// cart does. The server uses it for the demo link and the API; tests use it too.
-pub fn signed_query(secret: &str, fields: &[(&str, &str)]) -> String {
-    let sig = sign(secret, &canonical(fields.iter().copied()));
-    let mut ser = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in fields {
-        if !v.is_empty() {
-            ser.append_pair(k, v);
-        }
-    }
-    ser.append_pair("signature", &sig);
-    ser.finish()
 }

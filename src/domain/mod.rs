@@ -1,5 +1,9 @@
 //! Typed domain values and rules: payment methods, their limits and device support, order links.
 
+pub mod bank;
+pub mod card;
+pub mod carrier;
+pub mod konbini;
 pub mod method;
 pub mod order;
 

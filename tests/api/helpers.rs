@@ -90,6 +90,10 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
     };
     let mut config = Config::for_tests(url);
     tweak(&mut config);
+    Some(start(config, db, dir).await)
+}
+
+async fn start(config: Config, db: Db, dir: Option<tempfile::TempDir>) -> TestApp {
     let app = App::build_with_db(config, db.clone()).await.unwrap();
     let base = format!("http://{}", app.addr);
     tokio::spawn(app.run());
@@ -97,12 +101,19 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    Some(TestApp {
+    TestApp {
         base,
         db,
         client,
         _dir: dir,
-    })
+    }
+}
+
+/// A second server instance on the same database (its own listener and worker).
+pub async fn spawn_app_sharing(other: &TestApp, workers: bool) -> TestApp {
+    let mut config = Config::for_tests(String::new());
+    config.workers = workers;
+    start(config, other.db.clone(), None).await
 }
 
 /// Declares `sqlite` and `postgres` test functions running `$body(app)`.
@@ -283,4 +294,126 @@ pub fn error_code(body: &str) -> String {
     // Feature-phone page: "エラーコード:<code>"
     let i = body.find("エラーコード:").expect("error code on page") + "エラーコード:".len();
     body[i..].split(['<', '(']).next().unwrap().to_owned()
+}
+
+/// A merchant's notification endpoint, local to the test: records every request and answers
+/// with scripted statuses (then 200).
+#[derive(Clone)]
+pub struct Receiver {
+    pub url: String,
+    pub hits: std::sync::Arc<std::sync::Mutex<Vec<Hit>>>,
+    script: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<(u16, String)>>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Hit {
+    pub path: String,
+    pub headers: axum::http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Receiver {
+    pub async fn start() -> Receiver {
+        use axum::response::IntoResponse;
+        let hits: std::sync::Arc<std::sync::Mutex<Vec<Hit>>> = Default::default();
+        let script: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<(u16, String)>>> =
+            Default::default();
+        let (h, s) = (hits.clone(), script.clone());
+        let app = axum::Router::new().fallback(
+            move |uri: axum::http::Uri, headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let (h, s) = (h.clone(), s.clone());
+                async move {
+                    h.lock().unwrap().push(Hit {
+                        path: uri.path().to_owned(),
+                        headers,
+                        body: body.to_vec(),
+                    });
+                    let (status, text) =
+                        s.lock().unwrap().pop_front().unwrap_or((200, "ok".into()));
+                    let mut r =
+                        (axum::http::StatusCode::from_u16(status).unwrap(), text).into_response();
+                    if status == 302 {
+                        r.headers_mut()
+                            .insert("location", "/redirected".parse().unwrap());
+                    }
+                    if status == 503 {
+                        r.headers_mut().insert("retry-after", "1".parse().unwrap());
+                    }
+                    r
+                }
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/notify", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Receiver { url, hits, script }
+    }
+
+    /// Queues responses for the next requests.
+    pub fn respond(&self, statuses: &[(u16, &str)]) {
+        let mut s = self.script.lock().unwrap();
+        for (code, body) in statuses {
+            s.push_back((*code, body.to_string()));
+        }
+    }
+
+    pub fn hits(&self) -> Vec<Hit> {
+        self.hits.lock().unwrap().clone()
+    }
+
+    /// Waits (bounded) until `pred` holds for the recorded hits.
+    pub async fn wait_for(&self, what: &str, pred: impl Fn(&[Hit]) -> bool) -> Vec<Hit> {
+        for _ in 0..400 {
+            let hits = self.hits();
+            if pred(&hits) {
+                return hits;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!(
+            "timed out waiting for {what}; hits: {:?}",
+            self.hits().len()
+        );
+    }
+}
+
+impl Hit {
+    pub fn header(&self, name: &str) -> String {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+/// Polls `f` until it returns Some (bounded), for state that settles asynchronously.
+pub async fn eventually<T, F, Fut>(what: &str, f: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..400 {
+        if let Some(v) = f().await {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+impl TestApp {
+    pub async fn scalar_str(&self, sql: &str) -> Option<String> {
+        kakehashi::on_db!(&self.db, c => sqlx::query_scalar::<_, String>(sql).fetch_optional(c).await).unwrap()
+    }
+
+    pub async fn webhook_secret(&self, merchant_id: &str) -> String {
+        let m = kakehashi::db::merchants::get(&self.db, merchant_id)
+            .await
+            .unwrap()
+            .unwrap();
+        m.webhook_secrets().first().unwrap().to_string()
+    }
 }

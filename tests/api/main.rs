@@ -4,4 +4,5 @@
 mod helpers;
 
 mod checkout;
+mod notify;
 mod vectors;

@@ -1,0 +1,455 @@
+//! Payment-number connector for konbini and Pay-easy: the `NumberConnector` trait and a stateless sandbox that issues numbers of each chain's real shape.
+//!
+//! Sandbox outcomes (速報 / 確報 / 速報取消) are not produced here: the server's
+//! sandbox control endpoint drives them by applying
+//! `crate::domain::konbini::NumberAction`s to the stored payment, exactly as the
+//! notification handler does for a real institution.
+
+use async_trait::async_trait;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use thiserror::Error;
+
+use crate::domain::konbini::{
+    validate_amount, validate_payeasy_amount, Chain, NumberAction, NumberMethod, NumberShape,
+    CONFIRM_NO_DIGITS, CUSTOMER_NO_DIGITS, PAYEASY_CONFIRM_NO_DIGITS, PAYEASY_CUSTOMER_NO_DIGITS,
+    PAYEASY_INSTITUTION_NO_DIGITS, PAYMENT_SLIP_NO_DIGITS, RECEPTION_NO_DIGITS,
+};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Where the shopper will pay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "method", content = "chain", rename_all = "snake_case")]
+pub enum IssueTarget {
+    Konbini(Chain),
+    Payeasy,
+}
+
+impl IssueTarget {
+    pub fn shape(self) -> NumberShape {
+        match self {
+            IssueTarget::Konbini(c) => c.shape(),
+            IssueTarget::Payeasy => NumberShape::Payeasy,
+        }
+    }
+
+    pub fn method(self) -> NumberMethod {
+        match self {
+            IssueTarget::Konbini(_) => NumberMethod::Konbini,
+            IssueTarget::Payeasy => NumberMethod::Payeasy,
+        }
+    }
+
+    /// Stable code: the chain code, or `"payeasy"`.
+    pub fn code(self) -> &'static str {
+        match self {
+            IssueTarget::Konbini(c) => c.code(),
+            IssueTarget::Payeasy => "payeasy",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueRequest {
+    /// Our payment id (決済ID); also the idempotency key for issuing.
+    pub payment_id: String,
+    pub target: IssueTarget,
+    pub amount: i64,
+    /// From `crate::domain::konbini::deadline_ms`.
+    pub deadline_ms: i64,
+    /// Shopper name in katakana (some institutions print it on the slip).
+    pub shopper_name_kana: Option<String>,
+    pub shopper_phone: Option<String>,
+}
+
+/// A number as issued. Which fields are set depends on the shape:
+///
+/// | shape | `receipt_no` | `customer_no` | `confirm_no` | `institution_no` |
+/// |---|---|---|---|---|
+/// | Seven-Eleven 払込票番号 | 13 digits | – | – | – |
+/// | Lawson / FamilyMart / Ministop | – | 11 digits | 4 digits | – |
+/// | Daily Yamazaki / Seicomart 受付番号 | 11 digits | – | – | – |
+/// | Pay-easy | – | 20 digits | 6 digits | 5 digits |
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedNumber {
+    pub target: IssueTarget,
+    pub receipt_no: Option<String>,
+    pub customer_no: Option<String>,
+    pub confirm_no: Option<String>,
+    pub institution_no: Option<String>,
+    /// A page the shopper can open/print (e.g. Seven-Eleven's 払込票). The sandbox sets none.
+    pub payment_url: Option<String>,
+    pub deadline_ms: i64,
+    /// The institution's reference for later queries and reconciliation.
+    pub connector_ref: String,
+}
+
+fn digits_ok(v: &Option<String>, n: usize) -> bool {
+    v.as_ref()
+        .is_some_and(|s| s.len() == n && s.bytes().all(|b| b.is_ascii_digit()))
+}
+
+impl IssuedNumber {
+    /// True when exactly the fields of the target's shape are set, with the right digit counts.
+    pub fn has_valid_shape(&self) -> bool {
+        let set = |v: &Option<String>| v.is_some();
+        match self.target.shape() {
+            NumberShape::PaymentSlip => {
+                digits_ok(&self.receipt_no, PAYMENT_SLIP_NO_DIGITS)
+                    && !set(&self.customer_no)
+                    && !set(&self.confirm_no)
+                    && !set(&self.institution_no)
+            }
+            NumberShape::CustomerAndConfirm => {
+                !set(&self.receipt_no)
+                    && digits_ok(&self.customer_no, CUSTOMER_NO_DIGITS)
+                    && digits_ok(&self.confirm_no, CONFIRM_NO_DIGITS)
+                    && !set(&self.institution_no)
+            }
+            NumberShape::Reception => {
+                digits_ok(&self.receipt_no, RECEPTION_NO_DIGITS)
+                    && !set(&self.customer_no)
+                    && !set(&self.confirm_no)
+                    && !set(&self.institution_no)
+            }
+            NumberShape::Payeasy => {
+                !set(&self.receipt_no)
+                    && digits_ok(&self.customer_no, PAYEASY_CUSTOMER_NO_DIGITS)
+                    && digits_ok(&self.confirm_no, PAYEASY_CONFIRM_NO_DIGITS)
+                    && digits_ok(&self.institution_no, PAYEASY_INSTITUTION_NO_DIGITS)
+            }
+        }
+    }
+
+    /// (label_ja, value) pairs in the order the shopper enters them, for the number screen.
+    pub fn display_fields(&self) -> Vec<(&'static str, &str)> {
+        self.target
+            .shape()
+            .fields()
+            .iter()
+            .filter_map(|f| {
+                let v = match f.key {
+                    "receipt_no" => &self.receipt_no,
+                    "customer_no" => &self.customer_no,
+                    "confirm_no" => &self.confirm_no,
+                    _ => &self.institution_no,
+                };
+                v.as_deref().map(|v| (f.label_ja, v))
+            })
+            .collect()
+    }
+}
+
+/// Connector failure. `code()` is stable.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConnectorError {
+    #[error("invalid request: {0}")]
+    InvalidRequest(&'static str),
+    /// The institution could not be reached; safe to retry (issuing is idempotent per payment id).
+    #[error("institution unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl ConnectorError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ConnectorError::InvalidRequest(c) => c,
+            ConnectorError::Unavailable(_) => "institution_unavailable",
+        }
+    }
+}
+
+#[async_trait]
+pub trait NumberConnector: Send + Sync {
+    /// Issue a payment number for a konbini chain or Pay-easy.
+    async fn issue(&self, req: &IssueRequest) -> Result<IssuedNumber, ConnectorError>;
+    /// Events the institution knows for this number, oldest first (速報, 確報, 速報取消),
+    /// for reconciling missed notifications. Apply each with
+    /// `crate::domain::konbini::apply`, treating `duplicate` as already done.
+    async fn query(&self, number: &IssuedNumber) -> Result<Vec<NumberAction>, ConnectorError>;
+}
+
+/// Sandbox 収納機関番号: a fixed, obviously-test value (a real one identifies the collecting company).
+pub const SANDBOX_PAYEASY_INSTITUTION_NO: &str = "99999";
+
+/// Sandbox issuer. Numbers are HMAC-derived from (key, target, payment id): random-
+/// looking, correctly shaped, and the same for a retried issue of the same payment,
+/// with no stored state — any instance, before or after a restart, gives the same
+/// answer if it has the same key. The long numbers (払込票番号, お客様番号, 受付番号)
+/// end in a Luhn check digit, see [`luhn_valid`] (sandbox only; real numbers differ).
+///
+/// Sandbox outcomes are driven by the server's sandbox control endpoint, never by
+/// this connector; [`NumberConnector::query`] therefore reports nothing.
+#[derive(Clone)]
+pub struct SandboxNumberConnector {
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for SandboxNumberConnector {
+    // The key is a secret shared by instances; keep it out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxNumberConnector")
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for SandboxNumberConnector {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SandboxNumberConnector {
+    /// Random key from the thread RNG: fine for one instance / tests. With several
+    /// instances use [`SandboxNumberConnector::with_seed`] so retries agree.
+    pub fn new() -> Self {
+        let mut key = vec![0u8; 32];
+        rand::thread_rng().fill_bytes(&mut key);
+        Self { key }
+    }
+
+    /// Deterministic issuer (e.g. seeded from a server secret).
+    pub fn with_seed(seed: &[u8]) -> Self {
+        Self { key: seed.to_vec() }
+    }
+
+    /// `n` decimal digits derived from (key, label, target, payment id). Bytes are
+    /// used only below 250 so every digit is equally likely.
+    fn digits(&self, label: &str, target: IssueTarget, payment_id: &str, n: usize) -> String {
+        let mut out = String::with_capacity(n);
+        let mut counter: u32 = 0;
+        while out.len() < n {
+            let mut mac =
+                HmacSha256::new_from_slice(&self.key).expect("HMAC accepts any key length");
+            mac.update(label.as_bytes());
+            mac.update(b"\0");
+            mac.update(target.code().as_bytes());
+            mac.update(b"\0");
+            mac.update(payment_id.as_bytes());
+            mac.update(&counter.to_be_bytes());
+            for b in mac.finalize().into_bytes() {
+                if b < 250 && out.len() < n {
+                    out.push(char::from(b'0' + b % 10));
+                }
+            }
+            counter += 1;
+        }
+        out
+    }
+
+    /// `n` digits whose last digit is a Luhn check digit.
+    fn checked(&self, label: &str, target: IssueTarget, payment_id: &str, n: usize) -> String {
+        let mut s = self.digits(label, target, payment_id, n - 1);
+        s.push(luhn_check_digit(&s));
+        s
+    }
+}
+
+/// Luhn check digit for a string of ASCII digits.
+pub fn luhn_check_digit(body: &str) -> char {
+    let sum: u32 = body
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(i, b)| {
+            let d = u32::from(b - b'0');
+            if i % 2 == 0 {
+                let x = d * 2;
+                if x > 9 {
+                    x - 9
+                } else {
+                    x
+                }
+            } else {
+                d
+            }
+        })
+        .sum();
+    char::from(b'0' + ((10 - sum % 10) % 10) as u8)
+}
+
+/// True when `s` is all digits and its last digit is the Luhn check digit: lets the
+/// sandbox control endpoint catch typos in sandbox numbers.
+pub fn luhn_valid(s: &str) -> bool {
+    if s.len() < 2 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let (body, last) = s.split_at(s.len() - 1);
+    last.starts_with(luhn_check_digit(body))
+}
+
+#[async_trait]
+impl NumberConnector for SandboxNumberConnector {
+    async fn issue(&self, req: &IssueRequest) -> Result<IssuedNumber, ConnectorError> {
+        if req.payment_id.is_empty() {
+            return Err(ConnectorError::InvalidRequest("payment_id_missing"));
+        }
+        let limit = match req.target {
+            IssueTarget::Konbini(_) => validate_amount(req.amount),
+            IssueTarget::Payeasy => validate_payeasy_amount(req.amount),
+        };
+        limit.map_err(|e| ConnectorError::InvalidRequest(e.code()))?;
+
+        let t = req.target;
+        let pid = req.payment_id.as_str();
+        let mut n = IssuedNumber {
+            target: t,
+            receipt_no: None,
+            customer_no: None,
+            confirm_no: None,
+            institution_no: None,
+            payment_url: None,
+            deadline_ms: req.deadline_ms,
+            connector_ref: format!("sbxnum_{}", self.digits("ref", t, pid, 16)),
+        };
+        match t.shape() {
+            NumberShape::PaymentSlip => {
+                n.receipt_no = Some(self.checked("receipt", t, pid, PAYMENT_SLIP_NO_DIGITS));
+            }
+            NumberShape::CustomerAndConfirm => {
+                n.customer_no = Some(self.checked("customer", t, pid, CUSTOMER_NO_DIGITS));
+                n.confirm_no = Some(self.digits("confirm", t, pid, CONFIRM_NO_DIGITS));
+            }
+            NumberShape::Reception => {
+                n.receipt_no = Some(self.checked("receipt", t, pid, RECEPTION_NO_DIGITS));
+            }
+            NumberShape::Payeasy => {
+                n.institution_no = Some(SANDBOX_PAYEASY_INSTITUTION_NO.to_string());
+                n.customer_no = Some(self.checked("customer", t, pid, PAYEASY_CUSTOMER_NO_DIGITS));
+                n.confirm_no = Some(self.digits("confirm", t, pid, PAYEASY_CONFIRM_NO_DIGITS));
+            }
+        }
+        Ok(n)
+    }
+
+    async fn query(&self, _number: &IssuedNumber) -> Result<Vec<NumberAction>, ConnectorError> {
+        // Stateless: the sandbox institution has no record of payments. The
+        // server's own stored status (set via the sandbox control endpoint) is the truth.
+        Ok(Vec::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(target: IssueTarget, amount: i64) -> IssueRequest {
+        IssueRequest {
+            payment_id: "pay_123".into(),
+            target,
+            amount,
+            deadline_ms: 1_000,
+            shopper_name_kana: Some("ヤマダ タロウ".into()),
+            shopper_phone: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn every_target_gets_its_shape() {
+        let c = SandboxNumberConnector::new();
+        let mut targets: Vec<IssueTarget> = Chain::all()
+            .iter()
+            .map(|c| IssueTarget::Konbini(*c))
+            .collect();
+        targets.push(IssueTarget::Payeasy);
+        for t in targets {
+            let n = c.issue(&req(t, 1000)).await.unwrap();
+            assert!(n.has_valid_shape(), "{t:?}: {n:?}");
+            assert_eq!(n.deadline_ms, 1_000);
+            assert_eq!(n.display_fields().len(), t.shape().fields().len());
+        }
+    }
+
+    #[tokio::test]
+    async fn seven_eleven_and_lawson_fields() {
+        let c = SandboxNumberConnector::with_seed(b"seed");
+        let n = c
+            .issue(&req(IssueTarget::Konbini(Chain::SevenEleven), 500))
+            .await
+            .unwrap();
+        let r = n.receipt_no.as_deref().unwrap();
+        assert_eq!(r.len(), 13);
+        assert!(luhn_valid(r));
+        let n = c
+            .issue(&req(IssueTarget::Konbini(Chain::Lawson), 500))
+            .await
+            .unwrap();
+        assert_eq!(n.customer_no.as_deref().unwrap().len(), 11);
+        assert_eq!(n.confirm_no.as_deref().unwrap().len(), 4);
+        assert_eq!(n.display_fields()[0].0, "お客様番号");
+        let n = c.issue(&req(IssueTarget::Payeasy, 999_999)).await.unwrap();
+        assert_eq!(
+            n.institution_no.as_deref(),
+            Some(SANDBOX_PAYEASY_INSTITUTION_NO)
+        );
+        assert_eq!(n.display_fields()[0].0, "収納機関番号");
+    }
+
+    #[tokio::test]
+    async fn stateless_and_idempotent_with_same_seed() {
+        let a = SandboxNumberConnector::with_seed(b"shared");
+        let b = SandboxNumberConnector::with_seed(b"shared");
+        let r = req(IssueTarget::Konbini(Chain::FamilyMart), 100);
+        assert_eq!(a.issue(&r).await.unwrap(), b.issue(&r).await.unwrap());
+        let mut other = r.clone();
+        other.payment_id = "pay_124".into();
+        assert_ne!(
+            a.issue(&r).await.unwrap().customer_no,
+            a.issue(&other).await.unwrap().customer_no
+        );
+        assert!(a
+            .query(&a.issue(&r).await.unwrap())
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    #[tokio::test]
+    async fn limits_enforced() {
+        let c = SandboxNumberConnector::new();
+        let k = IssueTarget::Konbini(Chain::Seicomart);
+        assert_eq!(
+            c.issue(&req(k, 300_001)).await.unwrap_err().code(),
+            "amount_too_large"
+        );
+        assert_eq!(
+            c.issue(&req(k, 0)).await.unwrap_err().code(),
+            "amount_not_positive"
+        );
+        assert!(c.issue(&req(IssueTarget::Payeasy, 300_001)).await.is_ok());
+        assert!(c
+            .issue(&req(IssueTarget::Payeasy, 1_000_000))
+            .await
+            .is_err());
+        let mut r = req(k, 1);
+        r.payment_id.clear();
+        assert_eq!(c.issue(&r).await.unwrap_err().code(), "payment_id_missing");
+    }
+
+    #[test]
+    fn luhn() {
+        assert_eq!(luhn_check_digit("7992739871"), '3');
+        assert!(luhn_valid("79927398713"));
+        assert!(!luhn_valid("79927398714"));
+        assert!(!luhn_valid("7"));
+        assert!(!luhn_valid("79927a98713"));
+    }
+
+    #[test]
+    fn shape_check_rejects_wrong_fields() {
+        let n = IssuedNumber {
+            target: IssueTarget::Konbini(Chain::SevenEleven),
+            receipt_no: Some("123".into()),
+            customer_no: None,
+            confirm_no: None,
+            institution_no: None,
+            payment_url: None,
+            deadline_ms: 0,
+            connector_ref: "x".into(),
+        };
+        assert!(!n.has_valid_shape());
+    }
+}

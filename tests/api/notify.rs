@@ -1,0 +1,283 @@
+//! Merchant notifications through a real local receiver: signatures, retries, 410, redirects,
+//! ordering, SSRF refusal, leases and two instances sharing one PostgreSQL.
+
+use kakehashi::db::outbox;
+use kakehashi::payments::{self, Change, NewPayment};
+
+use crate::helpers::*;
+
+/// Creates a checkout + payment directly and returns the payment, for driving events.
+async fn payment(app: &TestApp, m: &TestMerchant, order: &str) -> payments::PaymentRow {
+    let f = app.fields(m, order, 1000, &[]);
+    assert_eq!(app.open(m, &f, UA_PC).await.0, 200);
+    let co = kakehashi::db::checkouts::find_by_order(&app.db, &m.id, order)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut tx = app.db.begin().await.unwrap();
+    let p = payments::create(
+        &mut tx,
+        &NewPayment {
+            merchant_id: &m.id,
+            checkout_id: &co.id,
+            order_id: order,
+            method: "konbini",
+            institution: Some("seven"),
+            status: "awaiting_payment",
+            amount: 1000,
+            fee: 0,
+            deadline_at: None,
+            details: serde_json::json!({}),
+        },
+        "test",
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    p
+}
+
+async fn change(
+    app: &TestApp,
+    p: &payments::PaymentRow,
+    to: &str,
+    event: &str,
+) -> payments::PaymentRow {
+    let mut tx = app.db.begin().await.unwrap();
+    let p = payments::transition(&mut tx, p, &Change::new(to, event, "test"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    p
+}
+
+async fn signed_event_verifies_with_standard_webhooks(app: TestApp) {
+    let rx = Receiver::start().await;
+    let m = app
+        .merchant_with(|n| n.callback_url = Some(rx.url.clone()))
+        .await;
+    let p = payment(&app, &m, "n-1").await;
+    change(&app, &p, "paid", "konbini.paid").await;
+    let hits = rx.wait_for("one delivery", |h| !h.is_empty()).await;
+    let hit = &hits[0];
+    let body = hit.json();
+    assert_eq!(body["type"], "konbini.paid");
+    assert_eq!(body["data"]["order_id"], "n-1");
+    assert_eq!(body["data"]["amount"], 1000);
+    assert_eq!(body["data"]["status"], "paid");
+    assert_eq!(hit.header("webhook-id"), body["id"].as_str().unwrap());
+    let secret = app.webhook_secret(&m.id).await;
+    let wh = standardwebhooks::Webhook::new(&secret).unwrap();
+    wh.verify(&hit.body, &hit.headers)
+        .expect("signature verifies with the standardwebhooks crate");
+    let mut tampered = hit.body.clone();
+    tampered[10] ^= 1;
+    assert!(wh.verify(&tampered, &hit.headers).is_err());
+    // The attempt is in the delivery log.
+    let id = body["id"].as_str().unwrap().to_owned();
+    let attempts = eventually("attempt logged", || async {
+        let a = outbox::attempts(&app.db, &id).await.unwrap();
+        (!a.is_empty()).then_some(a)
+    })
+    .await;
+    assert_eq!(attempts[0].status_code, Some(200));
+}
+both!(signed_event_verifies_with_standard_webhooks);
+
+async fn failures_are_retried_with_the_same_id(app: TestApp) {
+    let rx = Receiver::start().await;
+    rx.respond(&[(500, "boom"), (500, "boom")]);
+    let m = app
+        .merchant_with(|n| n.callback_url = Some(rx.url.clone()))
+        .await;
+    let id = outbox::ping(&app.db, &m.id).await.unwrap();
+    let hits = rx.wait_for("three attempts", |h| h.len() >= 3).await;
+    assert!(
+        hits.iter().all(|h| h.header("webhook-id") == id),
+        "same webhook-id on every retry"
+    );
+    let status = eventually("delivered", || async {
+        let s = app
+            .scalar_str(&format!("SELECT status FROM outbox WHERE id = '{id}'"))
+            .await;
+        s.filter(|s| s == "delivered")
+    })
+    .await;
+    assert_eq!(status, "delivered");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(rx.hits().len(), 3, "no delivery after the acknowledgement");
+    let attempts = outbox::attempts(&app.db, &id).await.unwrap();
+    let codes: Vec<_> = attempts.iter().map(|a| a.status_code).collect();
+    assert_eq!(codes, vec![Some(500), Some(500), Some(200)]);
+    assert_eq!(attempts[0].response_snippet, "boom");
+}
+both!(failures_are_retried_with_the_same_id);
+
+async fn gone_disables_the_endpoint_and_redirects_are_not_followed(app: TestApp) {
+    let rx = Receiver::start().await;
+    rx.respond(&[(302, ""), (410, "gone")]);
+    let m = app
+        .merchant_with(|n| n.callback_url = Some(rx.url.clone()))
+        .await;
+    let id = outbox::ping(&app.db, &m.id).await.unwrap();
+    rx.wait_for("redirect then 410", |h| h.len() >= 2).await;
+    let hits = rx.hits();
+    assert!(
+        hits.iter().all(|h| h.path == "/notify"),
+        "the redirect target was never requested"
+    );
+    eventually("endpoint disabled", || async {
+        let m = kakehashi::db::merchants::get(&app.db, &m.id)
+            .await
+            .unwrap()
+            .unwrap();
+        (m.callback_status == "disabled").then_some(())
+    })
+    .await;
+    let st = app
+        .scalar_str(&format!("SELECT status FROM outbox WHERE id = '{id}'"))
+        .await
+        .unwrap();
+    assert_eq!(st, "disabled");
+    // Later events wait on the disabled endpoint; redelivery re-enables and sends them.
+    let id2 = outbox::ping(&app.db, &m.id).await.unwrap();
+    eventually("parked", || async {
+        app.scalar_str(&format!("SELECT status FROM outbox WHERE id = '{id2}'"))
+            .await
+            .filter(|s| s == "disabled")
+    })
+    .await;
+    assert_eq!(rx.hits().len(), 2);
+    assert_eq!(outbox::redeliver(&app.db, &m.id, None).await.unwrap(), 2);
+    rx.wait_for("both redelivered", |h| h.len() >= 4).await;
+}
+both!(gone_disables_the_endpoint_and_redirects_are_not_followed);
+
+async fn events_of_one_payment_arrive_in_order(app: TestApp) {
+    let rx = Receiver::start().await;
+    rx.respond(&[(500, ""), (500, "")]);
+    let m = app
+        .merchant_with(|n| n.callback_url = Some(rx.url.clone()))
+        .await;
+    let p = payment(&app, &m, "n-order").await;
+    let p = change(&app, &p, "paid", "konbini.paid").await;
+    change(&app, &p, "confirmed", "konbini.confirmed").await;
+    let hits = rx
+        .wait_for("both delivered", |h| {
+            h.iter()
+                .filter(|x| x.json()["type"] == "konbini.confirmed")
+                .count()
+                == 1
+        })
+        .await;
+    let types: Vec<String> = hits
+        .iter()
+        .map(|h| h.json()["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        types,
+        vec![
+            "konbini.paid",
+            "konbini.paid",
+            "konbini.paid",
+            "konbini.confirmed"
+        ]
+    );
+}
+both!(events_of_one_payment_arrive_in_order);
+
+async fn forbidden_callback_addresses_are_refused(app: TestApp) {
+    // A server that does not allow loopback refuses private and metadata addresses.
+    for url in [
+        "http://169.254.169.254/latest",
+        "http://10.0.0.1/",
+        "http://[::ffff:10.0.0.1]/x",
+    ] {
+        let m = app
+            .merchant_with(|n| n.callback_url = Some(url.into()))
+            .await;
+        let id = outbox::ping(&app.db, &m.id).await.unwrap();
+        let outcome = eventually("refused attempt", || async {
+            let a = outbox::attempts(&app.db, &id).await.unwrap();
+            a.first().map(|a| a.outcome.clone())
+        })
+        .await;
+        assert_eq!(outcome, "forbidden_address", "{url}");
+        let st = app
+            .scalar_str(&format!("SELECT status FROM outbox WHERE id = '{id}'"))
+            .await
+            .unwrap();
+        assert_eq!(st, "failed");
+    }
+}
+both!(forbidden_callback_addresses_are_refused);
+
+async fn a_dead_workers_lease_expires_and_the_event_is_redelivered(app: TestApp) {
+    let rx = Receiver::start().await;
+    let m = app
+        .merchant_with(|n| n.callback_url = Some(rx.url.clone()))
+        .await;
+    let id = outbox::ping(&app.db, &m.id).await.unwrap();
+    // `app` runs no worker; a worker claims the event and dies holding a 1.5 s lease.
+    let claimed = outbox::claim(&app.db, "dead-worker", 1500, 100)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let _live = spawn_app_sharing(&app, true).await;
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert!(
+        rx.hits().is_empty(),
+        "the leased event is left alone while the lease holds"
+    );
+    let hits = rx
+        .wait_for("redelivery after lease expiry", |h| !h.is_empty())
+        .await;
+    assert_eq!(hits[0].header("webhook-id"), id);
+}
+
+mod a_dead_workers_lease_expires_and_the_event_is_redelivered {
+    use crate::helpers::*;
+    #[tokio::test]
+    async fn sqlite() {
+        let app = spawn_app_with(Backend::Sqlite, |c| c.workers = false)
+            .await
+            .unwrap();
+        super::a_dead_workers_lease_expires_and_the_event_is_redelivered(app).await;
+    }
+    #[tokio::test]
+    async fn postgres() {
+        if let Some(app) = spawn_app_with(Backend::Postgres, |c| c.workers = false).await {
+            super::a_dead_workers_lease_expires_and_the_event_is_redelivered(app).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_instances_on_one_postgres_never_double_deliver() {
+    let Some(a) = spawn_app(Backend::Postgres).await else {
+        return;
+    };
+    let b = spawn_app_sharing(&a, true).await;
+    let rx = Receiver::start().await;
+    let m = a
+        .merchant_with(|n| n.callback_url = Some(rx.url.clone()))
+        .await;
+    let mut ids = Vec::new();
+    for _ in 0..60 {
+        ids.push(outbox::ping(&b.db, &m.id).await.unwrap());
+    }
+    rx.wait_for("all delivered", |h| h.len() >= 60).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let hits = rx.hits();
+    let mut seen: Vec<String> = hits.iter().map(|h| h.header("webhook-id")).collect();
+    seen.sort();
+    let before = seen.len();
+    seen.dedup();
+    assert_eq!(before, seen.len(), "an event was delivered twice");
+    assert_eq!(seen.len(), 60);
+    let attempts = a
+        .scalar_str("SELECT CAST(COUNT(*) AS TEXT) FROM delivery_attempts")
+        .await
+        .unwrap();
+    assert_eq!(attempts, "60", "one attempt per event");
+}
