@@ -88,6 +88,22 @@ pub struct Global {
         global = true
     )]
     pub notify_retry_scale: f64,
+    /// Days after which an uncaptured card authorization lapses.
+    #[arg(
+        long,
+        env = "KAKEHASHI_CARD_AUTH_DAYS",
+        default_value_t = 60,
+        global = true
+    )]
+    pub card_auth_lapse_days: i64,
+    /// Seconds between background sweeps.
+    #[arg(
+        long,
+        env = "KAKEHASHI_SWEEP_INTERVAL",
+        default_value_t = 30,
+        global = true
+    )]
+    pub sweep_interval: u64,
 }
 
 impl Global {
@@ -103,6 +119,8 @@ impl Global {
             session_ttl_s: self.session_ttl,
             card_max_failures: self.card_max_failures,
             notify_retry_scale: self.notify_retry_scale,
+            card_auth_lapse_days: self.card_auth_lapse_days,
+            sweep_interval_s: self.sweep_interval,
             workers: true,
         }
     }
@@ -115,6 +133,49 @@ pub enum Command {
     /// Manage merchants.
     #[command(subcommand)]
     Merchant(Box<MerchantCmd>),
+    /// Card payment actions: capture (売上確定), cancel (取消), refund (返金).
+    #[command(subcommand)]
+    Payment(PaymentCmd),
+    /// Merchant notifications: list, redeliver, ping.
+    #[command(subcommand)]
+    Notify(NotifyCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PaymentCmd {
+    /// Capture an authorized card payment (default: the full amount).
+    Capture {
+        payment_id: String,
+        #[arg(long)]
+        amount: Option<i64>,
+    },
+    /// Cancel a card payment (before or after capture).
+    Cancel { payment_id: String },
+    /// Refund part or all of a captured card payment.
+    Refund {
+        payment_id: String,
+        #[arg(long)]
+        amount: i64,
+    },
+    /// Show a payment and its event log.
+    Show { payment_id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NotifyCmd {
+    /// List a merchant's recent notification events with their delivery state.
+    List { merchant_id: String },
+    /// Show every delivery attempt of one event.
+    Attempts { event_id: String },
+    /// Redeliver one event, or every failed event of the merchant with --failed.
+    Redeliver {
+        merchant_id: String,
+        event_id: Option<String>,
+        #[arg(long)]
+        failed: bool,
+    },
+    /// Queue a `ping` test event.
+    Ping { merchant_id: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -377,4 +438,97 @@ pub async fn demo_link(db: &Db, public_url: &str) -> anyhow::Result<String> {
         ],
     );
     Ok(format!("{public_url}/checkout?{q}"))
+}
+
+/// Runs a card payment action through the same domain functions the console and API use.
+pub async fn payment(state: &crate::state::AppState, cmd: PaymentCmd) -> anyhow::Result<()> {
+    use crate::flows::card;
+    let show = |p: &crate::payments::PaymentRow| {
+        println!(
+            "{}\t{}\t{}\tamount={}\tcaptured={}\trefunded={}",
+            p.id, p.method, p.status, p.amount, p.captured_amount, p.refunded_amount
+        )
+    };
+    let r = match cmd {
+        PaymentCmd::Capture { payment_id, amount } => {
+            card::capture(state, &payment_id, amount, "cli").await
+        }
+        PaymentCmd::Cancel { payment_id } => card::cancel(state, &payment_id, "cli").await,
+        PaymentCmd::Refund { payment_id, amount } => {
+            card::refund(state, &payment_id, amount, "cli").await
+        }
+        PaymentCmd::Show { payment_id } => {
+            let p = crate::payments::get(&state.db, &payment_id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no payment {payment_id}"))?;
+            show(&p);
+            for e in crate::payments::events(&state.db, &payment_id).await? {
+                println!(
+                    "  {}\t{}\t{} -> {}\t{}",
+                    crate::util::format_jst(e.created_at),
+                    e.kind,
+                    e.from_status.unwrap_or_default(),
+                    e.to_status,
+                    e.actor
+                );
+            }
+            return Ok(());
+        }
+    };
+    match r {
+        Ok(p) => {
+            show(&p);
+            Ok(())
+        }
+        Err(crate::error::AppError::Api { code, message, .. }) => {
+            anyhow::bail!("{code}: {message}")
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn notify(db: &Db, cmd: NotifyCmd) -> anyhow::Result<()> {
+    use crate::db::outbox;
+    match cmd {
+        NotifyCmd::List { merchant_id } => {
+            for e in outbox::list_events(db, &merchant_id, 100).await? {
+                println!(
+                    "{}\t{}\t{}\tattempts={}\t{}",
+                    e.id,
+                    e.kind,
+                    e.status,
+                    e.attempts,
+                    e.payment_id.unwrap_or_default()
+                );
+            }
+        }
+        NotifyCmd::Attempts { event_id } => {
+            for a in outbox::attempts(db, &event_id).await? {
+                println!(
+                    "{}\t{}\t{}ms\t{}\t{}",
+                    crate::util::format_jst(a.attempted_at),
+                    a.status_code
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    a.latency_ms,
+                    a.outcome,
+                    a.response_snippet
+                );
+            }
+        }
+        NotifyCmd::Redeliver {
+            merchant_id,
+            event_id,
+            failed,
+        } => {
+            anyhow::ensure!(event_id.is_some() || failed, "give an event id or --failed");
+            let n = outbox::redeliver(db, &merchant_id, event_id.as_deref()).await?;
+            println!("queued {n} event(s) for redelivery (a running server delivers them)");
+        }
+        NotifyCmd::Ping { merchant_id } => {
+            let id = outbox::ping(db, &merchant_id).await?;
+            println!("queued ping {id}");
+        }
+    }
+    Ok(())
 }

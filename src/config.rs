@@ -30,6 +30,10 @@ pub struct Config {
     /// Multiplier on the notification retry schedule (`KAKEHASHI_NOTIFY_RETRY_SCALE`, 1.0): the
     /// test suite shrinks the three-day schedule to milliseconds.
     pub notify_retry_scale: f64,
+    /// Days after which an uncaptured card authorization lapses (`KAKEHASHI_CARD_AUTH_DAYS`, 60).
+    pub card_auth_lapse_days: i64,
+    /// Seconds between background sweeps (expiry, lapse, timeouts) (`KAKEHASHI_SWEEP_INTERVAL`, 30).
+    pub sweep_interval_s: u64,
     /// Whether background workers (expiry, notification delivery) run in this process.
     pub workers: bool,
 }
@@ -49,6 +53,8 @@ impl Config {
             session_ttl_s: 3600,
             card_max_failures: 5,
             notify_retry_scale: 0.001,
+            card_auth_lapse_days: 60,
+            sweep_interval_s: 30,
             workers: true,
         }
     }

@@ -20,6 +20,17 @@ async fn main() -> anyhow::Result<()> {
             let db = Db::connect(&args.global.database_url).await?;
             cli::merchant(&db, *cmd).await
         }
+        Command::Payment(cmd) => {
+            // Build the app state (without listening) so actions reach the same connectors.
+            let mut config = args.global.config();
+            config.addr = "127.0.0.1:0".parse()?;
+            let app = App::build(config).await?;
+            cli::payment(&app.state, cmd).await
+        }
+        Command::Notify(cmd) => {
+            let db = Db::connect(&args.global.database_url).await?;
+            cli::notify(&db, cmd).await
+        }
     }
 }
 

@@ -176,3 +176,103 @@ pub fn error_page(
         }
     }
 }
+
+/// One payment option in the card form's select.
+#[derive(Clone, Debug)]
+pub struct OptionView {
+    pub code: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+/// The card form (PC / smartphone). Never carries the card number or code back.
+#[derive(Template)]
+#[template(path = "web/card_form.html")]
+pub struct WebCardForm {
+    pub c: Chrome,
+    pub order: OrderView,
+    pub action: String,
+    pub csrf: String,
+    pub back_url: String,
+    pub options: Vec<OptionView>,
+    pub holder: bool,
+    pub holder_value: String,
+    pub exp_month: String,
+    pub exp_year: String,
+    pub errors: crate::flows::card::FieldErrors,
+    pub form_error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "fp/card_form.html")]
+pub struct FpCardForm {
+    pub c: Chrome,
+    pub order: OrderView,
+    pub action: String,
+    pub csrf: String,
+    pub back_url: String,
+    pub options: Vec<OptionView>,
+    pub holder: bool,
+    pub holder_value: String,
+    pub exp_month: String,
+    pub exp_year: String,
+    pub errors: crate::flows::card::FieldErrors,
+    pub form_error: Option<String>,
+}
+
+/// The sandbox issuer's 3-D Secure challenge page.
+#[derive(Template)]
+#[template(path = "web/card_challenge.html")]
+pub struct WebChallenge {
+    pub c: Chrome,
+    pub order: OrderView,
+    pub action: String,
+    pub csrf: String,
+    pub program: String,
+    pub masked: String,
+    pub attempts_left: u32,
+    pub wrong_code: bool,
+}
+
+#[derive(Template)]
+#[template(path = "fp/card_challenge.html")]
+pub struct FpChallenge {
+    pub c: Chrome,
+    pub order: OrderView,
+    pub action: String,
+    pub csrf: String,
+    pub program: String,
+    pub masked: String,
+    pub attempts_left: u32,
+    pub wrong_code: bool,
+}
+
+/// A payment result: success, failure (with retry) or in progress.
+#[derive(Template)]
+#[template(path = "web/result.html")]
+pub struct WebResult {
+    pub c: Chrome,
+    pub order: OrderView,
+    /// `success`, `failure` or `pending`.
+    pub kind: &'static str,
+    pub title: String,
+    pub message: String,
+    pub details: Vec<(String, String)>,
+    pub return_url: Option<String>,
+    pub retry_url: Option<String>,
+    pub other_url: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "fp/result.html")]
+pub struct FpResult {
+    pub c: Chrome,
+    pub order: OrderView,
+    pub kind: &'static str,
+    pub title: String,
+    pub message: String,
+    pub details: Vec<(String, String)>,
+    pub return_url: Option<String>,
+    pub retry_url: Option<String>,
+    pub other_url: Option<String>,
+}

@@ -50,6 +50,7 @@ impl App {
             app_css: app_css.into(),
             secret: secret.into(),
             public_url: public_url.into(),
+            cards: Arc::new(crate::flows::card::CardConnectors::new()),
             wake: Arc::new(tokio::sync::Notify::new()),
         };
         Ok(App {
@@ -75,6 +76,7 @@ impl App {
             owner: crate::util::random_id("wrk", 12),
         };
         tokio::spawn(worker.run());
+        tokio::spawn(sweep(st.db.clone(), st.config.clone()));
         Ok(())
     }
 
@@ -106,4 +108,22 @@ pub fn request_span(req: &Request) -> tracing::Span {
         method = %req.method(),
         route = %route,
     )
+}
+
+/// Periodic state sweeps: lapsed card authorizations, abandoned 3-D Secure challenges. Each
+/// sweep is a plain function tests call directly.
+async fn sweep(db: Db, config: Arc<Config>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(
+        config.sweep_interval_s.max(1),
+    ));
+    loop {
+        tick.tick().await;
+        let now = crate::util::now_ms();
+        if let Err(e) = crate::flows::card::lapse_due(&db, now, config.card_auth_lapse_days).await {
+            tracing::warn!(error = %e, "card lapse sweep");
+        }
+        if let Err(e) = crate::flows::card::fail_stale_authentications(&db, now).await {
+            tracing::warn!(error = %e, "stale 3-D Secure sweep");
+        }
+    }
 }

@@ -19,6 +19,8 @@ pub struct AppState {
     pub secret: Arc<[u8]>,
     /// The base URL shoppers reach us at, without a trailing slash.
     pub public_url: Arc<str>,
+    /// Card connectors (sandbox for test mode) and cards waiting on a 3-D Secure challenge.
+    pub cards: Arc<crate::flows::card::CardConnectors>,
     /// Nudges the notification worker after a commit that queued events.
     pub wake: Arc<tokio::sync::Notify>,
 }

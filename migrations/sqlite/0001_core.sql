@@ -128,3 +128,13 @@ CREATE TABLE delivery_attempts (
     response_snippet TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX delivery_attempts_event ON delivery_attempts (event_id, id);
+
+-- Card attempts per checkout and client address: the card-testing (クレジットマスター) defence.
+CREATE TABLE card_attempts (
+    checkout_id TEXT NOT NULL,
+    client_ip TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX card_attempts_checkout ON card_attempts (checkout_id, outcome);
+CREATE INDEX card_attempts_ip ON card_attempts (client_ip, created_at);

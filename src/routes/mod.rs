@@ -1,7 +1,8 @@
 //! Every route of the server, in one place, with the layers that wrap them.
 
 mod assets;
-mod checkout;
+mod card;
+pub mod checkout;
 
 use std::time::Duration;
 
@@ -23,6 +24,12 @@ pub fn router(state: AppState) -> Router {
         .route("/pay/{token}", get(checkout::show))
         .route("/pay/{token}/method", post(checkout::choose_method))
         .route("/pay/{token}/view", get(checkout::switch_view))
+        .route("/pay/{token}/card", get(card::form_page).post(card::submit))
+        .route(
+            "/pay/{token}/card/challenge",
+            get(card::challenge_page).post(card::challenge_submit),
+        )
+        .route("/pay/{token}/card/result", get(card::result_page))
         // Assets and health
         .route("/assets/{*path}", get(assets::serve))
         .route("/healthz", get(|| async { "ok" }))

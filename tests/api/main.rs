@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod card;
 mod checkout;
 mod notify;
 mod vectors;

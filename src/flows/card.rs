@@ -1,0 +1,879 @@
+//! The card flow: validate the form, run EMV 3-D Secure and authorization through the
+//! connector, and capture / cancel / refund later. Every change goes through
+//! [`payments::transition`] after the pure [`card::apply`] check.
+//!
+//! Card data never touches the database or logs. Between a 3-D Secure challenge and the
+//! authorization that follows it, the parsed card waits in this process's memory for at most
+//! [`PENDING_TTL`] (PCI DSS allows sensitive data until authorization completes); a live
+//! connector would tokenize at the PSP instead.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use crate::checkout::Opened;
+use crate::connectors::card::{
+    AuthenticateOutcome, AuthenticateRequest, AuthorizeOutcome, AuthorizeRequest, CardConnector,
+    ChallengeOutcome, SandboxCardConnector, MAX_CHALLENGE_ATTEMPTS,
+};
+use crate::db::{Db, Tx};
+use crate::domain::card::{
+    self, CardAction, CardError, CardHolder, CardNumber, CardPayment, CardStatus, Expiry,
+    MerchantOptions, PaymentOption, SecurityCode, ThreeDsResult,
+};
+use crate::domain::Mode;
+use crate::error::{AppError, AppResult, Reason};
+use crate::payments::{self, Change, NewPayment, PaymentError, PaymentRow};
+use crate::state::AppState;
+use crate::util::now_ms;
+use crate::{exec_tx, on_db};
+
+/// How long a parsed card may wait in memory for a 3-D Secure challenge to finish.
+pub const PENDING_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// A validated card form. Debug output of the number and code is masked by their types.
+#[derive(Clone, Debug)]
+pub struct CardInput {
+    pub card: CardNumber,
+    pub expiry: Expiry,
+    pub cvc: SecurityCode,
+    pub holder: Option<CardHolder>,
+    pub option: PaymentOption,
+}
+
+/// Per-field error messages for re-rendering the form.
+#[derive(Clone, Debug, Default)]
+pub struct FieldErrors {
+    pub number: Option<String>,
+    pub expiry: Option<String>,
+    pub cvc: Option<String>,
+    pub holder: Option<String>,
+    pub option: Option<String>,
+}
+
+impl FieldErrors {
+    fn put(&mut self, e: &CardError, en: bool) {
+        let msg = if en { e.message_en() } else { e.message_ja() };
+        let slot = match e.field() {
+            "number" => &mut self.number,
+            "expiry" => &mut self.expiry,
+            "cvc" => &mut self.cvc,
+            "holder" => &mut self.holder,
+            _ => &mut self.option,
+        };
+        slot.get_or_insert(msg);
+    }
+}
+
+/// The merchant's card settings: payment options offered and whether the holder name is asked.
+/// `card_options` holds option codes plus the flag `holder`.
+pub fn merchant_card_settings(card_options: &str) -> (MerchantOptions, bool) {
+    let holder = card_options.split(',').any(|s| s.trim() == "holder");
+    let codes: Vec<&str> = card_options
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && *s != "holder")
+        .collect();
+    let opts = MerchantOptions::parse(&codes.join(",")).unwrap_or_default();
+    (opts, holder)
+}
+
+/// Parses the posted card form. All fields are checked so every error shows at once.
+pub fn parse_form(
+    get: impl Fn(&str) -> String,
+    opts: &MerchantOptions,
+    holder_required: bool,
+    today: (i32, u32),
+    en: bool,
+) -> Result<CardInput, FieldErrors> {
+    let mut errs = FieldErrors::default();
+    let card = CardNumber::parse(&get("number"))
+        .map_err(|e| errs.put(&e, en))
+        .ok();
+    let expiry = Expiry::parse(&get("exp_month"), &get("exp_year"), today.0, today.1)
+        .map_err(|e| errs.put(&e, en))
+        .ok();
+    let cvc = card.as_ref().and_then(|c| {
+        SecurityCode::parse(&get("cvc"), c.brand())
+            .map_err(|e| errs.put(&e, en))
+            .ok()
+    });
+    let holder = if holder_required {
+        CardHolder::parse(&get("holder"))
+            .map_err(|e| errs.put(&e, en))
+            .ok()
+    } else {
+        None
+    };
+    let raw_option = get("option");
+    let option = PaymentOption::parse(if raw_option.is_empty() {
+        "lump"
+    } else {
+        &raw_option
+    })
+    .map_err(|e| errs.put(&e, en))
+    .ok();
+    if let (Some(c), Some(o)) = (&card, option) {
+        if let Err(e) = opts.check(o, c.brand()) {
+            errs.put(&e, en);
+        }
+    }
+    match (card, expiry, cvc, option) {
+        (Some(card), Some(expiry), Some(cvc), Some(option))
+            if errs.holder.is_none() && errs.option.is_none() =>
+        {
+            Ok(CardInput {
+                card,
+                expiry,
+                cvc,
+                holder,
+                option,
+            })
+        }
+        _ => Err(errs),
+    }
+}
+
+/// Cards waiting for a challenge to finish, in memory only.
+#[derive(Default)]
+pub struct PendingCards {
+    map: Mutex<HashMap<String, (Instant, CardInput)>>,
+}
+
+impl PendingCards {
+    fn put(&self, payment_id: &str, input: CardInput) {
+        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        m.retain(|_, (at, _)| at.elapsed() < PENDING_TTL);
+        m.insert(payment_id.to_owned(), (Instant::now(), input));
+    }
+    fn take(&self, payment_id: &str) -> Option<CardInput> {
+        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        m.remove(payment_id)
+            .filter(|(at, _)| at.elapsed() < PENDING_TTL)
+            .map(|(_, c)| c)
+    }
+    fn peek_ok(&self, payment_id: &str) -> bool {
+        let m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(payment_id)
+            .is_some_and(|(at, _)| at.elapsed() < PENDING_TTL)
+    }
+}
+
+/// The card connectors this server has: the sandbox for test-mode merchants. Live merchants
+/// need a live adapter implementing [`CardConnector`]; none is bundled, so they get none.
+pub struct CardConnectors {
+    pub sandbox: Arc<SandboxCardConnector>,
+    pub pending: PendingCards,
+}
+
+impl CardConnectors {
+    pub fn new() -> Self {
+        CardConnectors {
+            sandbox: Arc::new(SandboxCardConnector::new()),
+            pending: PendingCards::default(),
+        }
+    }
+    pub fn for_mode(&self, mode: Mode) -> Option<Arc<dyn CardConnector>> {
+        match mode {
+            Mode::Test => Some(self.sandbox.clone()),
+            Mode::Live => None,
+        }
+    }
+}
+
+impl Default for CardConnectors {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What happened to a pay or challenge submission.
+pub enum PayOutcome {
+    /// Authorized (and captured, with automatic capture).
+    Done(PaymentRow),
+    /// The issuer wants a one-time code.
+    Challenge {
+        payment: PaymentRow,
+        attempts_left: u32,
+        wrong_code: bool,
+    },
+    /// Declined or 3-D Secure failed: the shopper may retry or choose another method.
+    Failed {
+        payment: PaymentRow,
+        message_ja: String,
+        message_en: String,
+    },
+    /// Another submission for this checkout is being processed (double submit).
+    InProgress(PaymentRow),
+}
+
+fn card_state(p: &PaymentRow) -> AppResult<CardPayment> {
+    let status = CardStatus::parse(&p.status)
+        .ok_or_else(|| anyhow::anyhow!("payment {} has non-card status {}", p.id, p.status))?;
+    let authorized_amount = if matches!(
+        status,
+        CardStatus::Awaiting3ds | CardStatus::Challenge | CardStatus::Failed
+    ) {
+        0
+    } else {
+        p.amount
+    };
+    Ok(CardPayment {
+        status,
+        amount: p.amount,
+        authorized_amount,
+        captured_amount: p.captured_amount,
+        refunded_amount: p.refunded_amount,
+    })
+}
+
+/// Checks the transition with the pure state machine, then writes it.
+async fn apply(
+    tx: &mut Tx,
+    p: &PaymentRow,
+    action: &CardAction,
+    event: &str,
+    actor: &str,
+    data: serde_json::Value,
+    details: Option<serde_json::Value>,
+) -> AppResult<PaymentRow> {
+    let next = card::apply(&card_state(p)?, action).map_err(|e| AppError::Api {
+        status: StatusCode::CONFLICT,
+        code: e.code(),
+        message: format!(
+            "{} is not allowed while the payment is {}",
+            action.name(),
+            p.status
+        ),
+    })?;
+    let mut change = Change::new(next.status.as_str(), event, actor);
+    change.captured_amount = Some(next.captured_amount);
+    change.refunded_amount = Some(next.refunded_amount);
+    change.amount = data.get("amount").and_then(|a| a.as_i64());
+    change.data = data;
+    change.details = details;
+    if next.status == CardStatus::Captured && p.paid_at.is_none() {
+        change.paid_at = Some(now_ms());
+    }
+    payments::transition(tx, p, &change).await.map_err(pay_err)
+}
+
+fn pay_err(e: PaymentError) -> AppError {
+    match e {
+        PaymentError::Conflict => AppError::Api {
+            status: StatusCode::CONFLICT,
+            code: "concurrent_change",
+            message: "the payment changed concurrently; reload and retry".into(),
+        },
+        PaymentError::AlreadyLive => AppError::shopper(Reason::CheckoutClosed),
+        PaymentError::Db(e) => AppError::Db(e),
+    }
+}
+
+/// Refuses cards for a checkout or client address past the failure limit, and locks the
+/// checkout when its own limit is reached.
+pub async fn check_lock(state: &AppState, checkout_id: &str, ip: &str) -> AppResult<()> {
+    let max = state.config.card_max_failures;
+    let since = now_ms() - 3_600_000;
+    let (per_checkout, per_ip): (i64, i64) = on_db!(&state.db, c => sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM card_attempts WHERE checkout_id = $1 AND outcome = 'failed'), \
+                (SELECT COUNT(*) FROM card_attempts WHERE client_ip = $2 AND outcome = 'failed' AND created_at > $3)",
+    )
+    .bind(checkout_id)
+    .bind(ip)
+    .bind(since)
+    .fetch_one(c)
+    .await)?;
+    if per_checkout >= max || per_ip >= max * 3 {
+        return Err(AppError::shopper(Reason::Locked));
+    }
+    Ok(())
+}
+
+/// Records a failed card attempt; at the limit the checkout is locked and the lock is logged
+/// for the merchant.
+pub async fn record_failure(state: &AppState, checkout_id: &str, ip: &str) -> AppResult<()> {
+    let mut tx = state.db.begin().await?;
+    exec_tx!(&mut tx, c => sqlx::query(
+        "INSERT INTO card_attempts (checkout_id, client_ip, outcome, created_at) VALUES ($1, $2, 'failed', $3)",
+    )
+    .bind(checkout_id)
+    .bind(ip)
+    .bind(now_ms())
+    .execute(c)
+    .await)?;
+    tx.commit().await?;
+    if check_lock(state, checkout_id, ip).await.is_err() {
+        tracing::warn!(
+            checkout = checkout_id,
+            "card attempts locked: too many failures"
+        );
+    }
+    Ok(())
+}
+
+fn card_details(input: &CardInput) -> serde_json::Value {
+    json!({
+        "brand": input.card.brand().code(),
+        "brand_name": input.card.brand().display_name(),
+        "bin6": input.card.bin6(),
+        "last4": input.card.last4(),
+        "expiry": input.expiry.to_string(),
+        "option": input.option.code(),
+        "option_label": input.option.label_ja(),
+    })
+}
+
+/// Pays a checkout by card: creates the payment (the unique index admits one live payment per
+/// checkout, so concurrent submissions cannot double-charge), then 3-D Secure and authorization.
+pub async fn pay(
+    state: &AppState,
+    o: &Opened,
+    input: CardInput,
+    ip: &str,
+) -> AppResult<PayOutcome> {
+    let connector = state
+        .cards
+        .for_mode(o.merchant.mode())
+        .ok_or(AppError::shopper(Reason::MethodNotAvailable))?;
+    let mut tx = state.db.begin().await?;
+    let created = payments::create(
+        &mut tx,
+        &NewPayment {
+            merchant_id: &o.merchant.id,
+            checkout_id: &o.checkout.id,
+            order_id: &o.checkout.order_id,
+            method: "card",
+            institution: Some(input.card.brand().display_name()),
+            status: CardStatus::Awaiting3ds.as_str(),
+            amount: o.checkout.amount,
+            fee: 0,
+            deadline_at: None,
+            details: card_details(&input),
+        },
+        "shopper",
+    )
+    .await;
+    let p = match created {
+        Ok(p) => p,
+        Err(PaymentError::AlreadyLive) => {
+            drop(tx);
+            let live = payments::live_for_checkout(&state.db, &o.checkout.id)
+                .await?
+                .ok_or(AppError::shopper(Reason::CheckoutClosed))?;
+            return Ok(PayOutcome::InProgress(live));
+        }
+        Err(e) => return Err(pay_err(e)),
+    };
+    tx.commit().await?;
+
+    let auth = connector
+        .authenticate(&AuthenticateRequest {
+            payment_id: p.id.clone(),
+            card: input.card.clone(),
+            expiry: input.expiry,
+            amount: p.amount,
+        })
+        .await;
+    match auth {
+        Ok(AuthenticateOutcome::Frictionless(three_ds)) => {
+            authorize(state, o, &connector, p, input, three_ds, ip).await
+        }
+        Ok(AuthenticateOutcome::Challenge { challenge_id, .. }) => {
+            let mut details = p.details_json();
+            details["challenge_id"] = json!(challenge_id);
+            details["wrong_codes"] = json!(0);
+            let mut tx = state.db.begin().await?;
+            let p = apply(
+                &mut tx,
+                &p,
+                &CardAction::ChallengeRequired,
+                "payment.challenge_required",
+                "shopper",
+                json!({}),
+                Some(details),
+            )
+            .await?;
+            tx.commit().await?;
+            state.cards.pending.put(&p.id, input);
+            Ok(PayOutcome::Challenge {
+                payment: p,
+                attempts_left: MAX_CHALLENGE_ATTEMPTS,
+                wrong_code: false,
+            })
+        }
+        Err(e) => fail(state, o, p, "processing_error", e.code(), ip).await,
+    }
+}
+
+/// Authorizes after a successful 3-D Secure result; captures at once with automatic capture.
+async fn authorize(
+    state: &AppState,
+    o: &Opened,
+    connector: &Arc<dyn CardConnector>,
+    p: PaymentRow,
+    input: CardInput,
+    three_ds: ThreeDsResult,
+    ip: &str,
+) -> AppResult<PayOutcome> {
+    let mut details = p.details_json();
+    details["three_ds"] = json!({ "status": three_ds.status.code(), "eci": three_ds.eci });
+    if !three_ds.allows_authorization() {
+        return fail_with(
+            state,
+            o,
+            p,
+            "authentication_failed",
+            three_ds.status.code(),
+            ip,
+            Some(details),
+        )
+        .await;
+    }
+    let result = connector
+        .authorize(&AuthorizeRequest {
+            payment_id: p.id.clone(),
+            card: input.card,
+            expiry: input.expiry,
+            cvc: input.cvc,
+            holder: input.holder,
+            amount: p.amount,
+            option: input.option,
+            three_ds: three_ds.clone(),
+        })
+        .await;
+    match result {
+        Ok(AuthorizeOutcome::Approved {
+            token,
+            approval_code,
+        }) => {
+            details["approval_code"] = json!(approval_code);
+            let mut tx = state.db.begin().await?;
+            let action = CardAction::Authorized {
+                amount: p.amount,
+                three_ds,
+            };
+            let mut change_data = json!({ "amount": p.amount });
+            change_data["eci"] = details["three_ds"]["eci"].clone();
+            let mut p2 = apply(
+                &mut tx,
+                &p,
+                &action,
+                "payment.authorized",
+                "shopper",
+                change_data,
+                Some(details),
+            )
+            .await?;
+            p2 = set_ref(&mut tx, p2, &token).await?;
+            payments::set_checkout_status(&mut tx, &o.checkout.id, "paid").await?;
+            tx.commit().await?;
+            state.wake_notifier();
+            if o.merchant.capture_mode == "auto" {
+                // 即時売上: capture the full amount now. A failed capture leaves the payment
+                // authorized for the merchant to capture later; the shopper has still paid.
+                match capture(state, &p2.id, None, "system:auto-capture").await {
+                    Ok(p3) => return Ok(PayOutcome::Done(p3)),
+                    Err(e) => {
+                        tracing::warn!(payment = %p2.id, error = %e, "automatic capture failed")
+                    }
+                }
+            }
+            Ok(PayOutcome::Done(p2))
+        }
+        Ok(AuthorizeOutcome::Declined { reason }) => {
+            fail_with(state, o, p, reason.code(), reason.code(), ip, Some(details)).await
+        }
+        Err(e) => fail_with(state, o, p, "processing_error", e.code(), ip, Some(details)).await,
+    }
+}
+
+async fn set_ref(tx: &mut Tx, p: PaymentRow, token: &str) -> AppResult<PaymentRow> {
+    exec_tx!(tx, c => sqlx::query("UPDATE payments SET connector_ref = $1 WHERE id = $2")
+        .bind(token)
+        .bind(&p.id)
+        .execute(c)
+        .await)?;
+    Ok(PaymentRow {
+        connector_ref: Some(token.to_owned()),
+        ..p
+    })
+}
+
+async fn fail(
+    state: &AppState,
+    o: &Opened,
+    p: PaymentRow,
+    reason: &str,
+    detail: &str,
+    ip: &str,
+) -> AppResult<PayOutcome> {
+    fail_with(state, o, p, reason, detail, ip, None).await
+}
+
+/// Marks the payment failed (event + notification), counts the failure, and explains it.
+#[allow(clippy::too_many_arguments)]
+async fn fail_with(
+    state: &AppState,
+    o: &Opened,
+    p: PaymentRow,
+    reason: &str,
+    detail: &str,
+    ip: &str,
+    details: Option<serde_json::Value>,
+) -> AppResult<PayOutcome> {
+    let mut details = details.unwrap_or_else(|| p.details_json());
+    details["failure"] = json!(reason);
+    let mut tx = state.db.begin().await?;
+    let p = apply(
+        &mut tx,
+        &p,
+        &CardAction::Fail,
+        "payment.failed",
+        "shopper",
+        json!({ "reason": reason, "detail": detail }),
+        Some(details),
+    )
+    .await?;
+    tx.commit().await?;
+    state.wake_notifier();
+    record_failure(state, &o.checkout.id, ip).await?;
+    let (ja, en) = failure_message(reason);
+    Ok(PayOutcome::Failed {
+        payment: p,
+        message_ja: ja.into(),
+        message_en: en.into(),
+    })
+}
+
+/// Shopper-readable reason for a failure code.
+pub fn failure_message(reason: &str) -> (&'static str, &'static str) {
+    use crate::connectors::card::DeclineReason;
+    if let Some(d) = DeclineReason::parse(reason) {
+        return (d.message_ja(), d.message_en());
+    }
+    match reason {
+        "authentication_failed" => (
+            "カード会社の本人認証（3Dセキュア）に失敗しました。別のカードまたはお支払い方法をお試しください。",
+            "3-D Secure authentication failed. Please try another card or payment method.",
+        ),
+        "challenge_expired" => (
+            "本人認証の有効時間が過ぎました。もう一度カード情報を入力してください。",
+            "The authentication session expired. Please enter your card again.",
+        ),
+        _ => (
+            "カード決済を処理できませんでした。時間をおいて再度お試しください。",
+            "The card payment could not be processed. Please try again later.",
+        ),
+    }
+}
+
+/// Checks the shopper's one-time code on the sandbox issuer page.
+pub async fn complete_challenge(
+    state: &AppState,
+    o: &Opened,
+    payment_id: &str,
+    otp: &str,
+    ip: &str,
+) -> AppResult<PayOutcome> {
+    let p = payments::get(&state.db, payment_id)
+        .await?
+        .filter(|p| p.checkout_id == o.checkout.id && p.method == "card")
+        .ok_or(AppError::shopper(Reason::NotFound))?;
+    if p.status != CardStatus::Challenge.as_str() {
+        return Ok(outcome_of(p));
+    }
+    let connector = state
+        .cards
+        .for_mode(o.merchant.mode())
+        .ok_or(AppError::shopper(Reason::MethodNotAvailable))?;
+    let details = p.details_json();
+    let challenge_id = details["challenge_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let wrong = details["wrong_codes"].as_u64().unwrap_or(0) as u32;
+    if !state.cards.pending.peek_ok(&p.id) {
+        // The card is no longer in memory (restart, another instance, or too slow).
+        return fail(state, o, p, "challenge_expired", "card data gone", ip).await;
+    }
+    match connector
+        .complete_challenge(&challenge_id, otp.trim())
+        .await
+    {
+        Ok(ChallengeOutcome::Completed(three_ds)) => {
+            let input = state
+                .cards
+                .pending
+                .take(&p.id)
+                .ok_or(AppError::shopper(Reason::SessionExpired))?;
+            authorize(state, o, &connector, p, input, three_ds, ip).await
+        }
+        Ok(ChallengeOutcome::WrongCode) => {
+            let wrong = wrong + 1;
+            if wrong >= MAX_CHALLENGE_ATTEMPTS {
+                state.cards.pending.take(&p.id);
+                let mut d = details.clone();
+                d["three_ds"] = json!({ "status": "N", "eci": null });
+                return fail_with(
+                    state,
+                    o,
+                    p,
+                    "authentication_failed",
+                    "too many wrong codes",
+                    ip,
+                    Some(d),
+                )
+                .await;
+            }
+            let mut d = details.clone();
+            d["wrong_codes"] = json!(wrong);
+            let mut tx = state.db.begin().await?;
+            exec_tx!(&mut tx, c => sqlx::query("UPDATE payments SET details = $1 WHERE id = $2 AND status = 'challenge'")
+                .bind(d.to_string())
+                .bind(&p.id)
+                .execute(c)
+                .await)?;
+            tx.commit().await?;
+            let p = payments::get(&state.db, &p.id)
+                .await?
+                .ok_or(AppError::shopper(Reason::NotFound))?;
+            Ok(PayOutcome::Challenge {
+                payment: p,
+                attempts_left: MAX_CHALLENGE_ATTEMPTS - wrong,
+                wrong_code: true,
+            })
+        }
+        Err(e) => fail(state, o, p, "processing_error", e.code(), ip).await,
+    }
+}
+
+/// The outcome a stored payment represents (for reloads and double submits).
+pub fn outcome_of(p: PaymentRow) -> PayOutcome {
+    match p.status.as_str() {
+        "authorized" | "captured" | "refunded" | "cancelled" => PayOutcome::Done(p),
+        "challenge" => {
+            let wrong = p.details_json()["wrong_codes"].as_u64().unwrap_or(0) as u32;
+            PayOutcome::Challenge {
+                attempts_left: MAX_CHALLENGE_ATTEMPTS.saturating_sub(wrong),
+                payment: p,
+                wrong_code: false,
+            }
+        }
+        "failed" => {
+            let reason = p.details_json()["failure"]
+                .as_str()
+                .unwrap_or("processing_error")
+                .to_owned();
+            let (ja, en) = failure_message(&reason);
+            PayOutcome::Failed {
+                payment: p,
+                message_ja: ja.into(),
+                message_en: en.into(),
+            }
+        }
+        _ => PayOutcome::InProgress(p),
+    }
+}
+
+async fn load_for_action(
+    state: &AppState,
+    payment_id: &str,
+) -> AppResult<(PaymentRow, Arc<dyn CardConnector>)> {
+    let p = payments::get(&state.db, payment_id)
+        .await?
+        .filter(|p| p.method == "card")
+        .ok_or(AppError::Api {
+            status: StatusCode::NOT_FOUND,
+            code: "payment_not_found",
+            message: format!("no card payment {payment_id}"),
+        })?;
+    let merchant = crate::db::merchants::get(&state.db, &p.merchant_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("payment without merchant"))?;
+    let connector = state.cards.for_mode(merchant.mode()).ok_or(AppError::Api {
+        status: StatusCode::CONFLICT,
+        code: "no_live_connector",
+        message: "no live card connector is configured".into(),
+    })?;
+    Ok((p, connector))
+}
+
+fn check_only(p: &PaymentRow, action: &CardAction) -> AppResult<()> {
+    card::apply(&card_state(p)?, action)
+        .map(|_| ())
+        .map_err(|e| AppError::Api {
+            status: StatusCode::CONFLICT,
+            code: e.code(),
+            message: format!(
+                "{} is not allowed while the payment is {}",
+                action.name(),
+                p.status
+            ),
+        })
+}
+
+fn connector_failed(e: crate::connectors::card::ConnectorError) -> AppError {
+    AppError::Api {
+        status: StatusCode::BAD_GATEWAY,
+        code: "connector_error",
+        message: format!("the card connector refused: {}", e.code()),
+    }
+}
+
+/// 売上確定: captures `amount` (default: the full authorization).
+pub async fn capture(
+    state: &AppState,
+    payment_id: &str,
+    amount: Option<i64>,
+    actor: &str,
+) -> AppResult<PaymentRow> {
+    let (p, connector) = load_for_action(state, payment_id).await?;
+    let amount = amount.unwrap_or(p.amount);
+    let action = CardAction::Capture { amount };
+    check_only(&p, &action)?;
+    let token = p.connector_ref.clone().unwrap_or_default();
+    connector
+        .capture(&token, amount)
+        .await
+        .map_err(connector_failed)?;
+    let mut tx = state.db.begin().await?;
+    let p = apply(
+        &mut tx,
+        &p,
+        &action,
+        "payment.captured",
+        actor,
+        json!({ "amount": amount }),
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    state.wake_notifier();
+    Ok(p)
+}
+
+/// 取消: cancels an authorization or a captured sale.
+pub async fn cancel(state: &AppState, payment_id: &str, actor: &str) -> AppResult<PaymentRow> {
+    let (p, connector) = load_for_action(state, payment_id).await?;
+    check_only(&p, &CardAction::Cancel)?;
+    connector
+        .cancel(p.connector_ref.as_deref().unwrap_or_default())
+        .await
+        .map_err(connector_failed)?;
+    let mut tx = state.db.begin().await?;
+    let p = apply(
+        &mut tx,
+        &p,
+        &CardAction::Cancel,
+        "payment.cancelled",
+        actor,
+        json!({}),
+        None,
+    )
+    .await?;
+    payments::set_checkout_status(&mut tx, &p.checkout_id, "cancelled").await?;
+    tx.commit().await?;
+    state.wake_notifier();
+    Ok(p)
+}
+
+/// 返金: refunds part or all of a captured sale.
+pub async fn refund(
+    state: &AppState,
+    payment_id: &str,
+    amount: i64,
+    actor: &str,
+) -> AppResult<PaymentRow> {
+    let (p, connector) = load_for_action(state, payment_id).await?;
+    let action = CardAction::Refund { amount };
+    check_only(&p, &action)?;
+    connector
+        .refund(p.connector_ref.as_deref().unwrap_or_default(), amount)
+        .await
+        .map_err(connector_failed)?;
+    let mut tx = state.db.begin().await?;
+    let p = apply(
+        &mut tx,
+        &p,
+        &action,
+        "payment.refunded",
+        actor,
+        json!({ "amount": amount }),
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    state.wake_notifier();
+    Ok(p)
+}
+
+/// Authorizations older than `days` lapse (期限切れ): the issuer releases the hold.
+pub async fn lapse_due(db: &Db, now: i64, days: i64) -> anyhow::Result<usize> {
+    let cutoff = now - days * 86_400_000;
+    let sql = format!(
+        "SELECT {} FROM payments WHERE method = 'card' AND status = 'authorized' AND updated_at < $1 LIMIT 500",
+        payments::COLS
+    );
+    let due: Vec<PaymentRow> =
+        on_db!(db, c => sqlx::query_as(&sql).bind(cutoff).fetch_all(c).await)?;
+    let mut n = 0;
+    for p in due {
+        let mut tx = db.begin().await?;
+        match apply(
+            &mut tx,
+            &p,
+            &CardAction::Lapse,
+            "payment.expired",
+            "system:lapse",
+            json!({}),
+            None,
+        )
+        .await
+        {
+            Ok(_) => {
+                tx.commit().await?;
+                n += 1;
+            }
+            Err(e) => tracing::info!(payment = %p.id, error = %e, "lapse skipped"),
+        }
+    }
+    Ok(n)
+}
+
+/// Card payments stuck in 3-D Secure longer than the pending TTL fail: their card data is gone
+/// and the shopper has left. Exactly one `payment.failed` event is written per payment.
+pub async fn fail_stale_authentications(db: &Db, now: i64) -> anyhow::Result<usize> {
+    let cutoff = now - PENDING_TTL.as_millis() as i64;
+    let sql = format!(
+        "SELECT {} FROM payments WHERE method = 'card' AND status IN ('awaiting_3ds', 'challenge') AND updated_at < $1 LIMIT 500",
+        payments::COLS
+    );
+    let due: Vec<PaymentRow> =
+        on_db!(db, c => sqlx::query_as(&sql).bind(cutoff).fetch_all(c).await)?;
+    let mut n = 0;
+    for p in due {
+        let mut d = p.details_json();
+        d["failure"] = json!("challenge_expired");
+        let mut tx = db.begin().await?;
+        if apply(
+            &mut tx,
+            &p,
+            &CardAction::Fail,
+            "payment.failed",
+            "system:timeout",
+            json!({ "reason": "challenge_expired" }),
+            Some(d),
+        )
+        .await
+        .is_ok()
+        {
+            tx.commit().await?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}

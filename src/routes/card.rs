@@ -1,0 +1,502 @@
+//! Card pages: the form, the sandbox issuer's 3-D Secure challenge, and the result.
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use crate::checkout::{self, Opened};
+use crate::device::{Device, Ua};
+use crate::domain::card::{CardStatus, PaymentOption};
+use crate::error::{AppError, AppResult, Reason};
+use crate::flows::card::{self as flow, FieldErrors, PayOutcome};
+use crate::form;
+use crate::pages::{
+    Chrome, FpCardForm, FpChallenge, FpResult, OptionView, OrderView, WebCardForm, WebChallenge,
+    WebResult,
+};
+use crate::payments::{self, PaymentRow};
+use crate::render::page_with_status;
+use crate::routes::checkout::page_encoding;
+use crate::session::Session;
+use crate::state::AppState;
+
+struct Ctx {
+    device: Device,
+    token: String,
+    o: Opened,
+}
+
+async fn ctx(state: &AppState, ua: Ua, token: String) -> AppResult<Ctx> {
+    let (session, o) = checkout::load_session(state, &token).await?;
+    Ok(Ctx {
+        device: session.view.apply(ua.device),
+        token,
+        o,
+    })
+}
+
+fn chrome(state: &AppState, x: &Ctx) -> Chrome {
+    Chrome::new(
+        state,
+        x.device,
+        &x.o.merchant.name,
+        &x.o.merchant.theme,
+        &x.o.checkout.lang,
+    )
+    .with_switch(x.device, &x.token)
+}
+
+fn order(x: &Ctx) -> OrderView {
+    OrderView::new(
+        &x.o.checkout.order_id,
+        &x.o.checkout.item_name,
+        x.o.checkout.amount,
+    )
+}
+
+/// `GET /pay/{token}/card`
+pub async fn form_page(
+    State(state): State<AppState>,
+    ua: Ua,
+    Path(token): Path<String>,
+) -> AppResult<Response> {
+    let x = ctx(&state, ua, token).await?;
+    if x.o.checkout.status != "open" {
+        return Ok(Redirect::to(&format!("/pay/{}/card/result", x.token)).into_response());
+    }
+    render_form(
+        &state,
+        &x,
+        FieldErrors::default(),
+        None,
+        "",
+        "",
+        "",
+        "lump",
+        StatusCode::OK,
+    )
+}
+
+/// `POST /pay/{token}/card`
+pub async fn submit(
+    State(state): State<AppState>,
+    ua: Ua,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> AppResult<Response> {
+    let x = ctx(&state, ua, token).await?;
+    let fields = form::parse_body(&headers, &body, page_encoding(x.device));
+    if !Session::csrf_ok(&x.token, &state.secret, form::get(&fields, "csrf")) {
+        return Err(AppError::shopper(Reason::BadCsrf));
+    }
+    if x.o.checkout.status != "open" {
+        return Ok(Redirect::to(&format!("/pay/{}/card/result", x.token)).into_response());
+    }
+    if !checkout::offered(&x.o, x.device).contains(&crate::domain::Method::Card) {
+        return Err(AppError::shopper(Reason::MethodNotAvailable));
+    }
+    let ip = peer.ip().to_string();
+    flow::check_lock(&state, &x.o.checkout.id, &ip).await?;
+    let (opts, holder) = flow::merchant_card_settings(&x.o.merchant.card_options);
+    let today = time::OffsetDateTime::now_utc().to_offset(time::macros::offset!(+9));
+    let en = x.o.checkout.lang == "en";
+    let get = |k: &str| form::get(&fields, k).to_owned();
+    let input = match flow::parse_form(get, &opts, holder, (today.year(), today.month() as u32), en)
+    {
+        Ok(i) => i,
+        Err(errors) => {
+            // Echo only what is safe: expiry, holder, option. Never the number or the code.
+            return render_form(
+                &state,
+                &x,
+                errors,
+                None,
+                form::get(&fields, "exp_month"),
+                form::get(&fields, "exp_year"),
+                form::get(&fields, "holder"),
+                form::get(&fields, "option"),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            );
+        }
+    };
+    let outcome = flow::pay(&state, &x.o, input, &ip).await?;
+    respond(&state, &x, outcome).await
+}
+
+/// `GET /pay/{token}/card/challenge`
+pub async fn challenge_page(
+    State(state): State<AppState>,
+    ua: Ua,
+    Path(token): Path<String>,
+) -> AppResult<Response> {
+    let x = ctx(&state, ua, token).await?;
+    let p = payments::live_for_checkout(&state.db, &x.o.checkout.id).await?;
+    match p {
+        Some(p) if p.status == CardStatus::Challenge.as_str() => {
+            let outcome = flow::outcome_of(p);
+            respond_page(&state, &x, outcome).await
+        }
+        _ => Ok(Redirect::to(&format!("/pay/{}/card/result", x.token)).into_response()),
+    }
+}
+
+/// `POST /pay/{token}/card/challenge`
+pub async fn challenge_submit(
+    State(state): State<AppState>,
+    ua: Ua,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> AppResult<Response> {
+    let x = ctx(&state, ua, token).await?;
+    let fields = form::parse_body(&headers, &body, page_encoding(x.device));
+    if !Session::csrf_ok(&x.token, &state.secret, form::get(&fields, "csrf")) {
+        return Err(AppError::shopper(Reason::BadCsrf));
+    }
+    let Some(p) = payments::live_for_checkout(&state.db, &x.o.checkout.id).await? else {
+        return Ok(Redirect::to(&format!("/pay/{}/card/result", x.token)).into_response());
+    };
+    let outcome = flow::complete_challenge(
+        &state,
+        &x.o,
+        &p.id,
+        form::get(&fields, "otp"),
+        &peer.ip().to_string(),
+    )
+    .await?;
+    respond(&state, &x, outcome).await
+}
+
+/// `GET /pay/{token}/card/result`: the state of the checkout's card payment. Reloading it never
+/// charges again.
+pub async fn result_page(
+    State(state): State<AppState>,
+    ua: Ua,
+    Path(token): Path<String>,
+) -> AppResult<Response> {
+    let x = ctx(&state, ua, token).await?;
+    let p = payments::latest_for_checkout(&state.db, &x.o.checkout.id).await?;
+    match p {
+        Some(p) if p.method == "card" => respond_page(&state, &x, flow::outcome_of(p)).await,
+        _ => Ok(Redirect::to(&format!("/pay/{}", x.token)).into_response()),
+    }
+}
+
+/// After a POST: redirect to a GET page (so reload is safe), except failures, which re-show the
+/// form with the reason.
+async fn respond(state: &AppState, x: &Ctx, outcome: PayOutcome) -> AppResult<Response> {
+    match outcome {
+        PayOutcome::Done(_) | PayOutcome::InProgress(_) => {
+            Ok(Redirect::to(&format!("/pay/{}/card/result", x.token)).into_response())
+        }
+        PayOutcome::Challenge {
+            wrong_code: false, ..
+        } => Ok(Redirect::to(&format!("/pay/{}/card/challenge", x.token)).into_response()),
+        other => respond_page(state, x, other).await,
+    }
+}
+
+async fn respond_page(state: &AppState, x: &Ctx, outcome: PayOutcome) -> AppResult<Response> {
+    let en = x.o.checkout.lang == "en";
+    match outcome {
+        PayOutcome::Challenge {
+            payment,
+            attempts_left,
+            wrong_code,
+        } => {
+            let d = payment.details_json();
+            let brand = d["brand"]
+                .as_str()
+                .and_then(crate::domain::card::Brand::from_code);
+            let program = brand
+                .map(|b| b.three_ds_program())
+                .unwrap_or("3-D Secure")
+                .to_owned();
+            let masked = format!("**** **** **** {}", d["last4"].as_str().unwrap_or(""));
+            let (c, order) = (chrome(state, x), order(x));
+            let action = format!("/pay/{}/card/challenge", x.token);
+            let csrf = Session::csrf(&x.token, &state.secret);
+            let status = if wrong_code {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                StatusCode::OK
+            };
+            match x.device {
+                Device::FeaturePhone => page_with_status(
+                    x.device,
+                    status,
+                    &FpChallenge {
+                        c,
+                        order,
+                        action,
+                        csrf,
+                        program,
+                        masked,
+                        attempts_left,
+                        wrong_code,
+                    },
+                ),
+                _ => page_with_status(
+                    x.device,
+                    status,
+                    &WebChallenge {
+                        c,
+                        order,
+                        action,
+                        csrf,
+                        program,
+                        masked,
+                        attempts_left,
+                        wrong_code,
+                    },
+                ),
+            }
+        }
+        PayOutcome::Failed {
+            message_ja,
+            message_en,
+            ..
+        } => {
+            let locked = flow::check_lock(state, &x.o.checkout.id, "-")
+                .await
+                .is_err();
+            if x.o.checkout.status == "open" && !locked {
+                let msg = if en { message_en } else { message_ja };
+                return render_form(
+                    state,
+                    x,
+                    FieldErrors::default(),
+                    Some(msg),
+                    "",
+                    "",
+                    "",
+                    "lump",
+                    StatusCode::PAYMENT_REQUIRED,
+                );
+            }
+            let mut msg = if en { message_en } else { message_ja };
+            if locked {
+                msg.push(' ');
+                msg.push_str(if en {
+                    Reason::Locked.message_en()
+                } else {
+                    Reason::Locked.message_ja()
+                });
+            }
+            result(
+                state,
+                x,
+                "failure",
+                if en {
+                    "Payment failed"
+                } else {
+                    "お支払いできませんでした"
+                },
+                msg,
+                vec![],
+                None,
+            )
+            .await
+        }
+        PayOutcome::Done(p) => {
+            let details = receipt(&p, en);
+            let title = if en {
+                "Thank you: payment complete"
+            } else {
+                "お支払いが完了しました"
+            };
+            let msg = if en {
+                "Your card payment has been accepted."
+            } else {
+                "クレジットカードでのお支払いを受け付けました。"
+            };
+            result(
+                state,
+                x,
+                "success",
+                title,
+                msg.to_owned(),
+                details,
+                Some(&p),
+            )
+            .await
+        }
+        PayOutcome::InProgress(p) => {
+            let title = if en {
+                "Payment in progress"
+            } else {
+                "お支払い手続き中です"
+            };
+            let msg = if en {
+                "This order's payment is being processed. Reload this page in a moment."
+            } else {
+                "このご注文のお支払いを処理中です。しばらくしてから再読み込みしてください。"
+            };
+            let _ = p;
+            result(state, x, "pending", title, msg.to_owned(), vec![], None).await
+        }
+    }
+}
+
+fn receipt(p: &PaymentRow, en: bool) -> Vec<(String, String)> {
+    let d = p.details_json();
+    let option = d["option"]
+        .as_str()
+        .and_then(|o| PaymentOption::parse(o).ok());
+    let mut v = vec![
+        (
+            (if en { "Payment ID" } else { "決済ID" }).to_owned(),
+            p.id.clone(),
+        ),
+        (
+            (if en { "Card" } else { "カード" }).to_owned(),
+            format!(
+                "{} **** {}",
+                d["brand_name"].as_str().unwrap_or(""),
+                d["last4"].as_str().unwrap_or("")
+            ),
+        ),
+    ];
+    if let Some(o) = option {
+        v.push((
+            (if en { "Option" } else { "お支払い回数" }).to_owned(),
+            if en { o.label_en() } else { o.label_ja() },
+        ));
+    }
+    v
+}
+
+async fn result(
+    state: &AppState,
+    x: &Ctx,
+    kind: &'static str,
+    title: &str,
+    message: String,
+    details: Vec<(String, String)>,
+    paid: Option<&PaymentRow>,
+) -> AppResult<Response> {
+    let return_url = if kind == "success" {
+        Some(crate::flows::return_link(&state.db, &x.o.checkout, paid).await?)
+    } else {
+        x.o.checkout.cancel_url.clone()
+    };
+    let other_url =
+        (kind == "failure" && x.o.checkout.status == "open").then(|| format!("/pay/{}", x.token));
+    let (c, order) = (chrome(state, x), order(x));
+    let title = title.to_owned();
+    let status = if kind == "failure" {
+        StatusCode::PAYMENT_REQUIRED
+    } else {
+        StatusCode::OK
+    };
+    match x.device {
+        Device::FeaturePhone => page_with_status(
+            x.device,
+            status,
+            &FpResult {
+                c,
+                order,
+                kind,
+                title,
+                message,
+                details,
+                return_url,
+                retry_url: None,
+                other_url,
+            },
+        ),
+        _ => page_with_status(
+            x.device,
+            status,
+            &WebResult {
+                c,
+                order,
+                kind,
+                title,
+                message,
+                details,
+                return_url,
+                retry_url: None,
+                other_url,
+            },
+        ),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn render_form(
+    state: &AppState,
+    x: &Ctx,
+    errors: FieldErrors,
+    form_error: Option<String>,
+    exp_month: &str,
+    exp_year: &str,
+    holder_value: &str,
+    selected: &str,
+    status: StatusCode,
+) -> AppResult<Response> {
+    let (opts, holder) = flow::merchant_card_settings(&x.o.merchant.card_options);
+    let en = x.o.checkout.lang == "en";
+    let options = opts
+        .options()
+        .iter()
+        .map(|o| OptionView {
+            code: o.code(),
+            label: if en { o.label_en() } else { o.label_ja() },
+            selected: o.code() == selected,
+        })
+        .collect();
+    let (c, order) = (chrome(state, x), order(x));
+    let action = format!("/pay/{}/card", x.token);
+    let csrf = Session::csrf(&x.token, &state.secret);
+    let back_url = format!("/pay/{}", x.token);
+    let (exp_month, exp_year, holder_value) = (
+        exp_month.to_owned(),
+        exp_year.to_owned(),
+        holder_value.to_owned(),
+    );
+    match x.device {
+        Device::FeaturePhone => page_with_status(
+            x.device,
+            status,
+            &FpCardForm {
+                c,
+                order,
+                action,
+                csrf,
+                back_url,
+                options,
+                holder,
+                holder_value,
+                exp_month,
+                exp_year,
+                errors,
+                form_error,
+            },
+        ),
+        _ => page_with_status(
+            x.device,
+            status,
+            &WebCardForm {
+                c,
+                order,
+                action,
+                csrf,
+                back_url,
+                options,
+                holder,
+                holder_value,
+                exp_month,
+                exp_year,
+                errors,
+                form_error,
+            },
+        ),
+    }
+}
