@@ -276,3 +276,12 @@ pub struct FpResult {
     pub retry_url: Option<String>,
     pub other_url: Option<String>,
 }
+
+/// The demo shop's return page.
+#[derive(Template)]
+#[template(path = "web/demo_return.html")]
+pub struct DemoReturn {
+    pub c: Chrome,
+    pub verified: bool,
+    pub fields: Vec<(String, String)>,
+}

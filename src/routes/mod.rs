@@ -3,6 +3,7 @@
 mod assets;
 mod card;
 pub mod checkout;
+mod demo;
 
 use std::time::Duration;
 
@@ -30,6 +31,8 @@ pub fn router(state: AppState) -> Router {
             get(card::challenge_page).post(card::challenge_submit),
         )
         .route("/pay/{token}/card/result", get(card::result_page))
+        // The demo shop's return page (the printed demo link returns here)
+        .route("/demo/return", get(demo::return_page))
         // Assets and health
         .route("/assets/{*path}", get(assets::serve))
         .route("/healthz", get(|| async { "ok" }))

@@ -119,7 +119,8 @@ async fn frictionless_card_pays_and_notifies(app: TestApp) {
             .split('"')
             .next()
             .unwrap()
-            .replace("&amp;", "&");
+            .replace("&amp;", "&")
+            .replace("&#38;", "&");
         assert!(ret.starts_with("https://shop.example/thanks?"));
         assert!(
             ret.contains(&format!("order_id={order}"))
@@ -552,3 +553,37 @@ async fn feature_phone_card_payment(app: TestApp) {
     assert!(body.contains("お支払いが完了しました"));
 }
 both!(feature_phone_card_payment);
+
+async fn demo_return_page_verifies_the_signed_result(app: TestApp) {
+    let m = app.merchant().await;
+    let page = card_page(&app, &m, "demo-ret", 1000, UA_PC).await;
+    assert_eq!(
+        page.pay(&app, UA_PC, VISA, "123", "lump").await.status(),
+        303
+    );
+    let body = page.result(&app, UA_PC).await;
+    let start = body.find("id=\"return-link\" href=\"").unwrap() + 23;
+    let ret = body[start..]
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&")
+        .replace("&#38;", "&");
+    let query = ret.split_once('?').unwrap().1.to_owned();
+    let ok = app
+        .get(&format!("/demo/return?{query}"), UA_PC)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(ok.contains("検証OK"), "{query}");
+    let forged = query.replace("status=captured", "status=cancelled");
+    let bad = app
+        .get(&format!("/demo/return?{forged}"), UA_PC)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(bad.contains("検証できません"));
+}
+both!(demo_return_page_verifies_the_signed_result);

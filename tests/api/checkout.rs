@@ -177,7 +177,8 @@ async fn shopper_can_switch_between_pc_and_smartphone(app: TestApp) {
         .split('"')
         .next()
         .unwrap()
-        .replace("&amp;", "&");
+        .replace("&amp;", "&")
+        .replace("&#38;", "&");
     let r = app.get(&href, UA_PC).await;
     assert_eq!(r.status(), 303);
     let loc = r.headers()["location"].to_str().unwrap().to_owned();

@@ -315,6 +315,7 @@ pub fn action(body: &str) -> String {
         .next()
         .unwrap()
         .replace("&amp;", "&")
+        .replace("&#38;", "&")
 }
 
 /// The error code shown on an error page.
