@@ -28,7 +28,7 @@ pub const SNIPPET_BYTES: usize = 256;
 /// We read at most this much of a response: enough for logs and a compat ack,
 /// small enough that a hostile receiver cannot make us buffer megabytes.
 const MAX_READ_BYTES: usize = 1024;
-const USER_AGENT: &str = "checkout-webhooks/1.0";
+const USER_AGENT: &str = "kakehashi-webhooks/1.0";
 
 /// One request to send. Build with [`Delivery::standard`] / [`Delivery::compat`]
 /// or fill the fields directly.
