@@ -59,10 +59,10 @@ pub struct Global {
     )]
     pub static_dir: PathBuf,
     /// Send Strict-Transport-Security (set when served behind TLS).
-    #[arg(long, env = "KAKEHASHI_HSTS", global = true)]
+    #[arg(long, env = "KAKEHASHI_HSTS", global = true, value_parser = clap::builder::BoolishValueParser::new())]
     pub hsts: bool,
     /// Allow callback URLs on loopback addresses (local development only).
-    #[arg(long, env = "KAKEHASHI_ALLOW_LOOPBACK_CALLBACKS", global = true)]
+    #[arg(long, env = "KAKEHASHI_ALLOW_LOOPBACK_CALLBACKS", global = true, value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_loopback_callbacks: bool,
     /// Shopper session lifetime in seconds.
     #[arg(
@@ -195,6 +195,9 @@ pub enum MerchantCmd {
     RotateKey { merchant_id: String },
     /// Retire a signing key.
     RetireKey { merchant_id: String, key_id: String },
+    /// Create a new notification (webhook) secret; the previous one keeps signing too until the
+    /// next rotation, so receivers can switch without missing events.
+    RotateWebhookSecret { merchant_id: String },
     /// Change settings of a merchant.
     Set {
         merchant_id: String,
@@ -321,6 +324,13 @@ pub async fn merchant(db: &Db, cmd: MerchantCmd) -> anyhow::Result<()> {
             let key = merchants::rotate_key(db, &merchant_id).await?;
             println!("key_id: {}\nsecret: {}", key.key_id, key.secret);
             println!("(shown only now; the previous key stays valid until `merchant retire-key`)");
+        }
+        MerchantCmd::RotateWebhookSecret { merchant_id } => {
+            let secret = merchants::rotate_webhook_secret(db, &merchant_id).await?;
+            println!("secret: {secret}");
+            println!(
+                "(shown only now; notifications are signed with this and the previous secret)"
+            );
         }
         MerchantCmd::RetireKey {
             merchant_id,

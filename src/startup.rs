@@ -33,6 +33,7 @@ impl App {
         let mut assets = Assets::default();
         let themes = Themes::load(&config.themes_dir, &mut assets)?;
         let app_css = assets.add_file("app.css", &config.static_dir.join("app.css"))?;
+        let favicon = assets.add_file("favicon.ico", &config.static_dir.join("favicon.ico"))?;
         let secret = crate::db::server_secret(&db).await?;
         let listener = TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;
@@ -48,6 +49,7 @@ impl App {
             themes: Arc::new(themes),
             assets: Arc::new(assets),
             app_css: app_css.into(),
+            favicon: favicon.into(),
             secret: secret.into(),
             public_url: public_url.into(),
             cards: Arc::new(crate::flows::card::CardConnectors::new()),

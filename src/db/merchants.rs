@@ -255,7 +255,7 @@ pub async fn set_field(
     column: &'static str,
     value: &str,
 ) -> anyhow::Result<()> {
-    const ALLOWED: [&str; 11] = [
+    const ALLOWED: [&str; 14] = [
         "name",
         "mode",
         "status",
@@ -267,6 +267,9 @@ pub async fn set_field(
         "capture_mode",
         "card_options",
         "konbini_days",
+        "notify_format",
+        "callback_status",
+        "webhook_secrets",
     ];
     anyhow::ensure!(ALLOWED.contains(&column), "unknown setting {column}");
     let sql = if column == "konbini_days" {
@@ -280,4 +283,16 @@ pub async fn set_field(
     anyhow::ensure!(r == 1, "no merchant {merchant_id}");
     tx.commit().await?;
     Ok(())
+}
+
+/// Prepends a new webhook secret and keeps the previous one, so both sign during rotation.
+pub async fn rotate_webhook_secret(db: &Db, merchant_id: &str) -> anyhow::Result<String> {
+    let m = get(db, merchant_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no merchant {merchant_id}"))?;
+    let secret = crate::notify::sign::new_secret();
+    let mut list = vec![secret.as_str()];
+    list.extend(m.webhook_secrets().into_iter().take(1));
+    set_field(db, merchant_id, "webhook_secrets", &list.join(" ")).await?;
+    Ok(secret)
 }

@@ -36,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         // Assets and health
         .route("/assets/{*path}", get(assets::serve))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/favicon.ico", get(assets::favicon))
         .fallback(assets::not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -1,0 +1,238 @@
+// End-to-end tests in real Chromium: the shopper's flows on PC and smartphone, the merchant's
+// signed notifications, no console errors or CSP violations, axe-core accessibility on every
+// page, and the Nu Html Checker (vnu) on every page's HTML. Driven by `cargo test`
+// (tests/browser.rs), which passes the server binary and a database URL.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { chromium } from 'playwright-core';
+
+const require = createRequire(import.meta.url);
+const BIN = process.env.KAKEHASHI_BIN;
+const ROOT = process.env.KAKEHASHI_ROOT;
+const DB = process.env.DATABASE_URL;
+const ART = process.env.ARTIFACTS_DIR;
+const AXE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+const IPHONE_UA = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Mobile/15E148 Safari/604.1';
+
+let server, base, secret, keyId, webhookSecret, browser;
+const hits = [];
+const pages = []; // [name, html] for vnu
+let receiverUrl;
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
+  });
+}
+
+function cli(...args) {
+  return execFileSync(BIN, args, { cwd: ROOT, env: { ...process.env, RUST_LOG: 'warn' } }).toString();
+}
+
+/** A signed checkout link, exactly as docs/link-protocol.md describes. */
+function link(orderId, amount, extra = {}) {
+  const fields = {
+    merchant_id: 'm_demo', key_id: keyId, order_id: orderId, amount: String(amount),
+    item_name: 'ブラウザテスト商品', return_url: `${base}/demo/return`,
+    expires_at: String(Math.floor(Date.now() / 1000) + 3600), ...extra,
+  };
+  const canonical = Object.keys(fields).filter((k) => fields[k] !== '').sort()
+    .map((k) => `${k}=${fields[k]}`).join('\n');
+  const signature = crypto.createHmac('sha256', secret).update(canonical, 'utf8').digest('hex');
+  const q = new URLSearchParams({ ...fields, signature });
+  return `${base}/checkout?${q}`;
+}
+
+before(async () => {
+  fs.mkdirSync(ART, { recursive: true });
+  const receiver = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => { body += c; });
+    req.on('end', () => { hits.push({ headers: req.headers, body }); res.end('ok'); });
+  });
+  await new Promise((r) => receiver.listen(0, '127.0.0.1', r));
+  receiverUrl = `http://127.0.0.1:${receiver.address().port}/notify`;
+  receiver.unref();
+
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  server = spawn(BIN, [], {
+    cwd: ROOT,
+    env: { ...process.env, DATABASE_URL: DB, KAKEHASHI_ADDR: `127.0.0.1:${port}`,
+      KAKEHASHI_ALLOW_LOOPBACK_CALLBACKS: '1', KAKEHASHI_NOTIFY_RETRY_SCALE: '0.001', RUST_LOG: 'warn' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  await new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 60000);
+    server.stdout.on('data', (d) => {
+      out += d;
+      if (out.includes('/checkout?')) { clearTimeout(t); resolve(); }
+    });
+    server.on('exit', (c) => reject(new Error(`server exited ${c}: ${out}`)));
+  });
+  secret = /Demo signing secret \(shown once\): (\S+)/.exec(out)[1];
+  keyId = /key_id=([^&\s]+)/.exec(out)[1];
+  cli('merchant', 'set', 'm_demo', '--callback-url', receiverUrl);
+  webhookSecret = /secret:\s+(\S+)/.exec(cli('merchant', 'rotate-webhook-secret', 'm_demo'))[1];
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (server) server.kill('SIGKILL');
+});
+
+/** A browser context for a device; tracks console errors and CSP violations. */
+async function open(device) {
+  const ctx = await browser.newContext(device === 'sp'
+    ? { viewport: { width: 390, height: 844 }, userAgent: IPHONE_UA, isMobile: true, hasTouch: true, deviceScaleFactor: 2 }
+    : { viewport: { width: 1280, height: 900 } });
+  const page = await ctx.newPage();
+  page.problems = [];
+  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') page.problems.push(`console ${m.type()}: ${m.text()}`); });
+  page.on('pageerror', (e) => page.problems.push(`page error: ${e}`));
+  return { ctx, page };
+}
+
+/** Screenshot, axe-core and HTML capture for the current page. */
+async function check(page, name) {
+  await page.screenshot({ path: path.join(ART, `${name}.png`), fullPage: true });
+  pages.push([name, await page.content()]);
+  await page.evaluate(AXE); // evaluated through the DevTools protocol, not subject to the page's CSP
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+  const serious = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  assert.deepEqual(serious.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target).join(', ')})`), [], `${name}: axe`);
+  const logoOk = await page.evaluate(() => { const i = document.querySelector('img.logo'); return !!i && i.complete && i.naturalWidth > 0; });
+  assert.ok(logoOk, `${name}: theme logo shown`);
+  assert.deepEqual(page.problems, [], `${name}: console errors / CSP violations`);
+}
+
+async function fillCard(page, number) {
+  await page.fill('#cc-number', number);
+  await page.fill('#cc-exp-month', '12');
+  await page.fill('#cc-exp-year', '30');
+  await page.fill('#cc-csc', '123');
+}
+
+for (const device of ['pc', 'sp']) {
+  test(`${device}: selector, frictionless card, notification`, async () => {
+    const { ctx, page } = await open(device);
+    const order = `b-${device}-card-${Date.now()}`;
+    await page.goto(link(order, 3200));
+    await page.waitForSelector('button[value=card]');
+    assert.ok(await page.locator(`body.layout-${device}`).count() === 1);
+    await check(page, `${device}-01-selector`);
+    await page.click('button[value=card]');
+    await page.waitForSelector('#cc-number');
+    await check(page, `${device}-02-card-form`);
+    await fillCard(page, '4111111111111111');
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#result-h');
+    assert.match(await page.textContent('#result-h'), /お支払いが完了しました/);
+    await check(page, `${device}-03-card-done`);
+    await page.click('#return-link');
+    await page.waitForSelector('#signature-state');
+    assert.match(await page.textContent('#signature-state'), /検証OK/);
+    await check(page, `${device}-04-shop-return`);
+    await waitFor(() => hits.some((h) => h.body.includes(order) && h.body.includes('payment.captured')), 'notification');
+    const hit = hits.find((h) => h.body.includes(order));
+    assert.ok(verifyWebhook(hit), 'notification signature verifies');
+    await ctx.close();
+  });
+
+  test(`${device}: challenge card with one-time code`, async () => {
+    const { ctx, page } = await open(device);
+    await page.goto(link(`b-${device}-otp-${Date.now()}`, 5400));
+    await page.click('button[value=card]');
+    await fillCard(page, '4000000000002008');
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#otp');
+    await check(page, `${device}-05-challenge`);
+    await page.fill('#otp', '123456');
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#result-h');
+    assert.match(await page.textContent('#result-h'), /お支払いが完了しました/);
+    await ctx.close();
+  });
+}
+
+test('pc: declined card shows the reason and the way back; keyboard-only form', async () => {
+  const { ctx, page } = await open('pc');
+  await page.goto(link(`b-kbd-${Date.now()}`, 1200));
+  await page.click('button[value=card]');
+  await page.waitForSelector('#cc-number');
+  // Keyboard alone: tab to each field in order and submit with Enter.
+  await page.focus('#cc-number');
+  await page.keyboard.type('4000000000005100');
+  await page.keyboard.press('Tab');
+  await page.keyboard.type('12');
+  await page.keyboard.press('Tab');
+  await page.keyboard.type('30');
+  await page.keyboard.press('Tab');
+  await page.keyboard.type('123');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#form-error');
+  // The declined form is answered with 402 Payment Required, which Chromium logs for the document.
+  page.problems = page.problems.filter((p) => !p.includes('status of 402'));
+  assert.match(await page.textContent('#form-error'), /残高|利用可能額|不足/);
+  await check(page, 'pc-06-declined');
+  await ctx.close();
+});
+
+test('error page for a tampered link', async () => {
+  const { ctx, page } = await open('pc');
+  const bad = link(`b-bad-${Date.now()}`, 1000).replace('amount=1000', 'amount=1');
+  await page.goto(bad);
+  assert.equal(await page.textContent('#error-code'), 'bad_signature');
+  page.problems = page.problems.filter((p) => !p.includes('status of 403')); // the page itself is a 403
+  await check(page, 'pc-07-error');
+  await ctx.close();
+});
+
+test('every page is valid HTML (Nu Html Checker)', async () => {
+  const dir = path.join(ART, 'html');
+  fs.mkdirSync(dir, { recursive: true });
+  const files = pages.map(([name, html]) => {
+    const f = path.join(dir, `${name}.html`);
+    fs.writeFileSync(f, html);
+    return f;
+  });
+  assert.ok(files.length >= 8, 'pages were captured');
+  const jar = require.resolve('vnu-jar/build/dist/vnu.jar');
+  let out;
+  try {
+    out = execFileSync('java', ['-jar', jar, '--errors-only', '--format', 'json', ...files], { stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    out = e.stderr && e.stderr.length ? e.stderr : e.stdout;
+  }
+  const messages = JSON.parse(out.toString() || '{"messages":[]}').messages.filter((m) => m.type === 'error');
+  assert.deepEqual(messages.map((m) => `${path.basename(m.url || '')}:${m.lastLine}: ${m.message}`), []);
+});
+
+function verifyWebhook(hit) {
+  const key = Buffer.from(webhookSecret.replace(/^whsec_/, ''), 'base64');
+  const signed = `${hit.headers['webhook-id']}.${hit.headers['webhook-timestamp']}.${hit.body}`;
+  const expected = crypto.createHmac('sha256', key).update(signed).digest('base64');
+  return hit.headers['webhook-signature'].split(' ').some((s) => s === `v1,${expected}`);
+}
+
+async function waitFor(pred, what) {
+  for (let i = 0; i < 200; i++) {
+    if (pred()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
