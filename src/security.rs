@@ -11,7 +11,7 @@ use crate::state::AppState;
 
 /// No inline script or style anywhere, no framing, no referrer leaks of session URLs.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
 
 pub async fn headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
