@@ -20,7 +20,10 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args { seconds: 5, postgres: None };
+    let mut a = Args {
+        seconds: 5,
+        postgres: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
         match x.as_str() {
@@ -42,7 +45,8 @@ struct Server {
 
 impl Server {
     fn memory_kb(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         status
             .lines()
             .find(|l| l.starts_with(field))
@@ -59,7 +63,11 @@ impl Drop for Server {
 }
 
 async fn start(database_url: &str) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let bin = std::env::var("KAKEHASHI_BIN").unwrap_or_else(|_| "target/release/kakehashi".into());
     let child = std::process::Command::new(bin)
         .env("DATABASE_URL", database_url)
@@ -85,7 +93,13 @@ async fn start(database_url: &str) -> Server {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    Server { child, base, db, key_id, secret }
+    Server {
+        child,
+        base,
+        db,
+        key_id,
+        secret,
+    }
 }
 
 fn link(s: &Server, order_id: &str) -> String {
@@ -147,8 +161,19 @@ where
     }
     let elapsed = started.elapsed().as_secs_f64();
     all.sort_unstable();
-    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0) as f64 / 1000.0;
-    Row { name, rps: all.len() as f64 / elapsed, p50_ms: pct(0.50), p99_ms: pct(0.99), errors: errors.load(Ordering::Relaxed) }
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
+    Row {
+        name,
+        rps: all.len() as f64 / elapsed,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        errors: errors.load(Ordering::Relaxed),
+    }
 }
 
 fn csrf_and_action(body: &str) -> Option<(String, String)> {
@@ -170,42 +195,95 @@ async fn run(label: &str, database_url: &str, secs: u64) {
     let mut rows = Vec::new();
 
     let (c, base) = (client.clone(), s.base.clone());
-    rows.push(load("bare static route (/healthz)", secs, move |_| {
-        let (c, u) = (c.clone(), format!("{base}/healthz"));
-        async move { c.get(u).send().await.map(|r| r.status().is_success()).unwrap_or(false) }
-    }).await);
+    rows.push(
+        load("bare static route (/healthz)", secs, move |_| {
+            let (c, u) = (c.clone(), format!("{base}/healthz"));
+            async move {
+                c.get(u)
+                    .send()
+                    .await
+                    .map(|r| r.status().is_success())
+                    .unwrap_or(false)
+            }
+        })
+        .await,
+    );
 
     let run_id = kakehashi::util::random_id("b", 6);
     let (c, s2, rid) = (client.clone(), s.clone(), run_id.clone());
-    rows.push(load("open checkout link, first time (insert)", secs, move |n| {
-        let (c, u) = (c.clone(), link(&s2, &format!("{rid}-new-{n}")));
-        async move { c.get(u).send().await.map(|r| r.status().is_success()).unwrap_or(false) }
-    }).await);
+    rows.push(
+        load("open checkout link, first time (insert)", secs, move |n| {
+            let (c, u) = (c.clone(), link(&s2, &format!("{rid}-new-{n}")));
+            async move {
+                c.get(u)
+                    .send()
+                    .await
+                    .map(|r| r.status().is_success())
+                    .unwrap_or(false)
+            }
+        })
+        .await,
+    );
 
     let same = link(&s, &format!("{run_id}-same"));
-    let first = client.get(&same).send().await.unwrap().text().await.unwrap();
+    let first = client
+        .get(&same)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let c = client.clone();
     let same2 = same.clone();
-    rows.push(load("re-open checkout link (read + render)", secs, move |_| {
-        let (c, u) = (c.clone(), same2.clone());
-        async move { c.get(u).send().await.map(|r| r.status().is_success()).unwrap_or(false) }
-    }).await);
+    rows.push(
+        load("re-open checkout link (read + render)", secs, move |_| {
+            let (c, u) = (c.clone(), same2.clone());
+            async move {
+                c.get(u)
+                    .send()
+                    .await
+                    .map(|r| r.status().is_success())
+                    .unwrap_or(false)
+            }
+        })
+        .await,
+    );
 
     let (action, csrf) = csrf_and_action(&first).expect("selector form");
     let (c, base) = (client.clone(), s.base.clone());
-    rows.push(load("method selector POST", secs, move |_| {
-        let (c, u, body) = (c.clone(), format!("{base}{action}"), format!("csrf={csrf}&method=card"));
-        async move {
-            c.post(u).header("content-type", "application/x-www-form-urlencoded").body(body).send().await
-                .map(|r| r.status().as_u16() == 303).unwrap_or(false)
-        }
-    }).await);
+    rows.push(
+        load("method selector POST", secs, move |_| {
+            let (c, u, body) = (
+                c.clone(),
+                format!("{base}{action}"),
+                format!("csrf={csrf}&method=card"),
+            );
+            async move {
+                c.post(u)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(body)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16() == 303)
+                    .unwrap_or(false)
+            }
+        })
+        .await,
+    );
 
     let (c, s2, rid) = (client.clone(), s.clone(), run_id.clone());
-    rows.push(load("full card payment (4 requests, frictionless)", secs, move |n| {
-        let (c, s2, order) = (c.clone(), s2.clone(), format!("{rid}-pay-{n}"));
-        async move { card_payment(&c, &s2, &order).await.unwrap_or(false) }
-    }).await);
+    rows.push(
+        load(
+            "full card payment (4 requests, frictionless)",
+            secs,
+            move |n| {
+                let (c, s2, order) = (c.clone(), s2.clone(), format!("{rid}-pay-{n}"));
+                async move { card_payment(&c, &s2, &order).await.unwrap_or(false) }
+            },
+        )
+        .await,
+    );
 
     rows.push(notifications(&s, secs).await);
     let peak_kb = s.memory_kb("VmHWM:");
@@ -215,7 +293,15 @@ async fn run(label: &str, database_url: &str, secs: u64) {
     println!("| scenario | req/s | % of bare | p50 ms | p99 ms | errors |");
     println!("|---|---:|---:|---:|---:|---:|");
     for r in &rows {
-        println!("| {} | {:.0} | {:.0}% | {:.2} | {:.2} | {} |", r.name, r.rps, 100.0 * r.rps / bare, r.p50_ms, r.p99_ms, r.errors);
+        println!(
+            "| {} | {:.0} | {:.0}% | {:.2} | {:.2} | {} |",
+            r.name,
+            r.rps,
+            100.0 * r.rps / bare,
+            r.p50_ms,
+            r.p99_ms,
+            r.errors
+        );
     }
     println!("\nserver memory: idle {:.1} MB, peak {:.1} MB (concurrency {CONCURRENCY}, {secs} s per scenario)", idle_kb as f64 / 1024.0, peak_kb as f64 / 1024.0);
 }
@@ -223,13 +309,32 @@ async fn run(label: &str, database_url: &str, secs: u64) {
 async fn card_payment(c: &reqwest::Client, s: &Server, order: &str) -> Option<bool> {
     let body = c.get(link(s, order)).send().await.ok()?.text().await.ok()?;
     let (action, csrf) = csrf_and_action(&body)?;
-    let r = c.post(format!("{}{action}", s.base)).header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("csrf={csrf}&method=card")).send().await.ok()?;
+    let r = c
+        .post(format!("{}{action}", s.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}&method=card"))
+        .send()
+        .await
+        .ok()?;
     let card_url = r.headers().get("location")?.to_str().ok()?.to_owned();
-    let form = format!("csrf={csrf}&number=4111111111111111&exp_month=12&exp_year=30&cvc=123&option=lump");
-    let r = c.post(format!("{}{card_url}", s.base)).header("content-type", "application/x-www-form-urlencoded").body(form).send().await.ok()?;
+    let form =
+        format!("csrf={csrf}&number=4111111111111111&exp_month=12&exp_year=30&cvc=123&option=lump");
+    let r = c
+        .post(format!("{}{card_url}", s.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .ok()?;
     let result = r.headers().get("location")?.to_str().ok()?.to_owned();
-    let page = c.get(format!("{}{result}", s.base)).send().await.ok()?.text().await.ok()?;
+    let page = c
+        .get(format!("{}{result}", s.base))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
     Some(page.contains("result-success"))
 }
 
@@ -238,17 +343,22 @@ async fn notifications(s: &Server, secs: u64) -> Row {
     use axum::routing::post;
     let got = Arc::new(AtomicU64::new(0));
     let g = got.clone();
-    let app = axum::Router::new().route("/notify", post(move || {
-        let g = g.clone();
-        async move {
-            g.fetch_add(1, Ordering::Relaxed);
-            "ok"
-        }
-    }));
+    let app = axum::Router::new().route(
+        "/notify",
+        post(move || {
+            let g = g.clone();
+            async move {
+                g.fetch_add(1, Ordering::Relaxed);
+                "ok"
+            }
+        }),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/notify", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    merchants::set_field(&s.db, "m_demo", "callback_url", &url).await.unwrap();
+    merchants::set_field(&s.db, "m_demo", "callback_url", &url)
+        .await
+        .unwrap();
     // Let the earlier card-payment events drain before timing.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = got.load(Ordering::Relaxed);
@@ -278,11 +388,18 @@ async fn main() {
     run("SQLite", &sqlite, a.seconds).await;
     if let Some(pg) = a.postgres {
         use sqlx::Connection;
-        let mut admin = sqlx::PgConnection::connect(&pg).await.expect("PostgreSQL reachable");
+        let mut admin = sqlx::PgConnection::connect(&pg)
+            .await
+            .expect("PostgreSQL reachable");
         let name = kakehashi::util::random_id("bench", 8);
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
         let url = format!("{}/{name}", pg.rsplit_once('/').unwrap().0);
         run("PostgreSQL", &url, a.seconds).await;
-        let _ = sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut admin).await;
+        let _ = sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await;
     }
 }

@@ -5,5 +5,6 @@ mod helpers;
 
 mod card;
 mod checkout;
+mod feature_phone;
 mod notify;
 mod vectors;
