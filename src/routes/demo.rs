@@ -23,8 +23,14 @@ pub async fn return_page(
     let key_id = form::get(&fields, "key_id");
     let verified = match merchants::merchant_with_key(&state.db, &merchant_id, key_id).await {
         Ok((_, secret)) => {
-            let canonical =
-                crate::signing::canonical(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            // Only the result fields are signed; the return URL's own parameters are not.
+            const SIGNED: [&str; 5] = ["merchant_id", "key_id", "order_id", "payment_id", "status"];
+            let canonical = crate::signing::canonical(
+                fields
+                    .iter()
+                    .filter(|(k, _)| SIGNED.contains(&k.as_str()))
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            );
             crate::signing::verify(&secret, &canonical, form::get(&fields, "signature"))
         }
         Err(_) => false,
