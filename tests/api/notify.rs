@@ -281,3 +281,61 @@ async fn two_instances_on_one_postgres_never_double_deliver() {
         .unwrap();
     assert_eq!(attempts, "60", "one attempt per event");
 }
+
+async fn compatibility_mode_posts_a_form_with_a_hash_and_needs_the_ack(app: TestApp) {
+    let rx = Receiver::start().await;
+    // A bare 200 without the plain-text acknowledgement is not a delivery.
+    rx.respond(&[(200, "<html>thanks</html>"), (200, "result=0")]);
+    let m = app
+        .merchant_with(|n| {
+            n.callback_url = Some(rx.url.clone());
+            n.notify_format = "compat".into();
+        })
+        .await;
+    let p = payment(&app, &m, "n-compat").await;
+    change(&app, &p, "paid", "konbini.paid").await;
+    let hits = rx.wait_for("two attempts", |h| h.len() >= 2).await;
+    let hit = &hits[1];
+    assert!(hit
+        .header("content-type")
+        .starts_with("application/x-www-form-urlencoded"));
+    let fields: Vec<(String, String)> = form_urlencoded::parse(&hit.body).into_owned().collect();
+    let get = |k: &str| {
+        fields
+            .iter()
+            .find(|(a, _)| a == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(get("event_type"), "konbini.paid");
+    assert_eq!(get("order_id"), "n-compat");
+    assert_eq!(get("amount"), "1000");
+    // hash = sha256(values in the documented order + secret)
+    let secret = app.webhook_secret(&m.id).await;
+    let order = [
+        "event_id",
+        "event_type",
+        "merchant_id",
+        "order_id",
+        "payment_id",
+        "method",
+        "amount",
+        "status",
+        "created_at",
+    ];
+    let mut concat: String = order.iter().map(|k| get(k)).collect();
+    concat.push_str(&secret);
+    use sha2::Digest;
+    assert_eq!(
+        get("hash"),
+        hex::encode(sha2::Sha256::digest(concat.as_bytes()))
+    );
+    assert_eq!(hits[0].header("webhook-id"), hits[1].header("webhook-id"));
+    eventually("delivered", || async {
+        app.scalar_str("SELECT status FROM outbox WHERE type = 'konbini.paid'")
+            .await
+            .filter(|s| s == "delivered")
+    })
+    .await;
+}
+both!(compatibility_mode_posts_a_form_with_a_hash_and_needs_the_ack);
