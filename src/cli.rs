@@ -88,6 +88,14 @@ pub struct Global {
         global = true
     )]
     pub notify_retry_scale: f64,
+    /// Notification lease in milliseconds (a dead worker's events are retried after it).
+    #[arg(
+        long,
+        env = "KAKEHASHI_NOTIFY_LEASE_MS",
+        default_value_t = 60_000,
+        global = true
+    )]
+    pub notify_lease_ms: i64,
     /// Days after which an uncaptured card authorization lapses.
     #[arg(
         long,
@@ -120,6 +128,7 @@ impl Global {
             card_max_failures: self.card_max_failures,
             notify_retry_scale: self.notify_retry_scale,
             card_auth_lapse_days: self.card_auth_lapse_days,
+            notify_lease_ms: self.notify_lease_ms,
             sweep_interval_s: self.sweep_interval,
             workers: true,
         }

@@ -30,6 +30,9 @@ pub struct Config {
     /// Multiplier on the notification retry schedule (`KAKEHASHI_NOTIFY_RETRY_SCALE`, 1.0): the
     /// test suite shrinks the three-day schedule to milliseconds.
     pub notify_retry_scale: f64,
+    /// How long a worker's lease on a notification lasts, in ms (`KAKEHASHI_NOTIFY_LEASE_MS`,
+    /// 60000). Longer than the 15 s delivery timeout, so a live worker never loses its event.
+    pub notify_lease_ms: i64,
     /// Days after which an uncaptured card authorization lapses (`KAKEHASHI_CARD_AUTH_DAYS`, 60).
     pub card_auth_lapse_days: i64,
     /// Seconds between background sweeps (expiry, lapse, timeouts) (`KAKEHASHI_SWEEP_INTERVAL`, 30).
@@ -54,6 +57,7 @@ impl Config {
             card_max_failures: 5,
             notify_retry_scale: 0.001,
             card_auth_lapse_days: 60,
+            notify_lease_ms: 60_000,
             sweep_interval_s: 30,
             workers: true,
         }

@@ -16,9 +16,6 @@ use crate::notify::deliver::{Deliverer, Delivery, Outcome};
 use crate::notify::{policy_for, schedule, sign};
 use crate::util::now_ms;
 
-/// A lease outlives the 15 s delivery timeout with margin, so a live worker never loses its
-/// event to another; a dead worker's lease lapses and the event is redelivered.
-pub const LEASE_MS: i64 = 60_000;
 const BATCH: i64 = 64;
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
@@ -52,7 +49,8 @@ impl Worker {
 
     /// Claims and delivers one batch; returns how many events it handled.
     pub async fn tick(self: &Arc<Self>) -> anyhow::Result<usize> {
-        let batch = outbox::claim(&self.db, &self.owner, LEASE_MS, BATCH).await?;
+        let batch =
+            outbox::claim(&self.db, &self.owner, self.config.notify_lease_ms, BATCH).await?;
         let n = batch.len();
         if n == 0 {
             return Ok(0);

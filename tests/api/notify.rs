@@ -339,3 +339,84 @@ async fn compatibility_mode_posts_a_form_with_a_hash_and_needs_the_ack(app: Test
     .await;
 }
 both!(compatibility_mode_posts_a_form_with_a_hash_and_needs_the_ack);
+
+/// kill -9 of the real server binary while it waits on the merchant's endpoint; after a restart
+/// the event is delivered with the same webhook-id.
+#[tokio::test]
+async fn killed_mid_delivery_then_restarted_delivers_the_same_event() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("kill.db").display());
+    let db = kakehashi::db::Db::connect(&url).await.unwrap();
+    // A receiver that never answers the first request, then acknowledges.
+    let hits = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let h = hits.clone();
+    let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+        let h = h.clone();
+        async move {
+            let first = {
+                let mut v = h.lock().unwrap();
+                v.push(headers["webhook-id"].to_str().unwrap().to_owned());
+                v.len() == 1
+            };
+            if first {
+                tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+            }
+            "ok"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let rx_url = format!("http://{}/notify", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let m = kakehashi::db::merchants::NewMerchant {
+        id: Some("m_kill".into()),
+        name: "kill".into(),
+        mode: kakehashi::domain::Mode::Test,
+        methods: vec![kakehashi::domain::Method::Card],
+        konbini_chains: vec![],
+        return_origins: vec![SHOP.into()],
+        callback_url: Some(rx_url),
+        notify_format: "standard".into(),
+        theme: "default".into(),
+        konbini_days: 7,
+        capture_mode: "auto".into(),
+        card_options: "lump".into(),
+    };
+    kakehashi::db::merchants::create(&db, &m).await.unwrap();
+    let id = outbox::ping(&db, "m_kill").await.unwrap();
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_kakehashi"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("DATABASE_URL", &url)
+            .env("KAKEHASHI_ADDR", "127.0.0.1:0")
+            .env("KAKEHASHI_ALLOW_LOOPBACK_CALLBACKS", "1")
+            .env("KAKEHASHI_NOTIFY_LEASE_MS", "2000")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = spawn();
+    eventually("first attempt in flight", || async {
+        (!hits.lock().unwrap().is_empty()).then_some(())
+    })
+    .await;
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    let mut second = spawn();
+    let seen = eventually("redelivery after restart", || async {
+        let v = hits.lock().unwrap().clone();
+        (v.len() >= 2).then_some(v)
+    })
+    .await;
+    assert!(seen.iter().all(|w| *w == id), "same webhook-id: {seen:?}");
+    let status = eventually("delivered", || async {
+        kakehashi::on_db!(&db, c => sqlx::query_scalar::<_, String>("SELECT status FROM outbox").fetch_one(c).await)
+            .ok()
+            .filter(|s| s == "delivered")
+    })
+    .await;
+    assert_eq!(status, "delivered");
+    second.kill().unwrap();
+    second.wait().unwrap();
+}
