@@ -32,6 +32,9 @@ pub struct Config {
     pub notify_retry_scale: f64,
     /// Whether background workers (expiry, notification delivery) run in this process.
     pub workers: bool,
+    /// How often the konbini / Pay-easy sweep (expiry, sandbox auto-pay) runs, in milliseconds
+    /// (`KAKEHASHI_SWEEP_INTERVAL_MS`, 5000). Tests call the sweep directly instead.
+    pub sweep_interval_ms: u64,
 }
 
 impl Config {
@@ -50,6 +53,7 @@ impl Config {
             card_max_failures: 5,
             notify_retry_scale: 0.001,
             workers: true,
+            sweep_interval_ms: 3_600_000,
         }
     }
 }

@@ -20,6 +20,10 @@ async fn main() -> anyhow::Result<()> {
             let db = Db::connect(&args.global.database_url).await?;
             cli::merchant(&db, *cmd).await
         }
+        Command::Sandbox(cmd) => {
+            let db = Db::connect(&args.global.database_url).await?;
+            cli::sandbox(&db, cmd).await
+        }
     }
 }
 

@@ -75,6 +75,11 @@ impl App {
             owner: crate::util::random_id("wrk", 12),
         };
         tokio::spawn(worker.run());
+        tokio::spawn(crate::flows::konbini::run_sweeper(
+            st.db.clone(),
+            st.wake.clone(),
+            std::time::Duration::from_millis(st.config.sweep_interval_ms.max(1)),
+        ));
         Ok(())
     }
 

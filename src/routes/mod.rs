@@ -2,6 +2,8 @@
 
 mod assets;
 mod checkout;
+mod konbini;
+mod sandbox;
 
 use std::time::Duration;
 
@@ -23,6 +25,19 @@ pub fn router(state: AppState) -> Router {
         .route("/pay/{token}", get(checkout::show))
         .route("/pay/{token}/method", post(checkout::choose_method))
         .route("/pay/{token}/view", get(checkout::switch_view))
+        // Konbini and Pay-easy
+        .route(
+            "/pay/{token}/konbini",
+            get(konbini::konbini_get).post(konbini::konbini_post),
+        )
+        .route(
+            "/pay/{token}/payeasy",
+            get(konbini::payeasy_get).post(konbini::payeasy_post),
+        )
+        .route(
+            "/sandbox/v1/payments/{payment_id}/{action}",
+            post(sandbox::control),
+        )
         // Assets and health
         .route("/assets/{*path}", get(assets::serve))
         .route("/healthz", get(|| async { "ok" }))
