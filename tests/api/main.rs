@@ -4,5 +4,6 @@
 mod helpers;
 
 mod checkout;
+mod konbini;
 mod notify;
 mod vectors;
