@@ -104,14 +104,14 @@ pub struct Global {
         global = true
     )]
     pub card_auth_lapse_days: i64,
-    /// Seconds between background sweeps.
+    /// How often the konbini / Pay-easy expiry and sandbox auto-pay sweep runs (milliseconds).
     #[arg(
         long,
-        env = "KAKEHASHI_SWEEP_INTERVAL",
-        default_value_t = 30,
+        env = "KAKEHASHI_SWEEP_INTERVAL_MS",
+        default_value_t = 5000,
         global = true
     )]
-    pub sweep_interval: u64,
+    pub sweep_interval_ms: u64,
 }
 
 impl Global {
@@ -129,8 +129,8 @@ impl Global {
             notify_retry_scale: self.notify_retry_scale,
             card_auth_lapse_days: self.card_auth_lapse_days,
             notify_lease_ms: self.notify_lease_ms,
-            sweep_interval_s: self.sweep_interval,
             workers: true,
+            sweep_interval_ms: self.sweep_interval_ms.max(100),
         }
     }
 }
@@ -148,6 +148,9 @@ pub enum Command {
     /// Merchant notifications: list, redeliver, ping.
     #[command(subcommand)]
     Notify(NotifyCmd),
+    /// Sandbox controls for test-mode konbini / Pay-easy payments (速報, 確報, 速報取消, expiry).
+    #[command(subcommand)]
+    Sandbox(SandboxCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -249,6 +252,9 @@ pub struct Settings {
     /// Comma list of card payment options: lump,inst3,...,bonus,revo
     #[arg(long)]
     pub card_options: Option<String>,
+    /// Test mode demos: mark konbini / Pay-easy payments paid after N seconds; `off` to disable.
+    #[arg(long)]
+    pub sandbox_autopay_seconds: Option<String>,
 }
 
 pub const ALL_CHAINS: &str = "seven,lawson,famima,ministop,daily,seicomart";
@@ -311,7 +317,15 @@ pub async fn merchant(db: &Db, cmd: MerchantCmd) -> anyhow::Result<()> {
                 capture_mode,
                 card_options: s.card_options.unwrap_or_else(|| "lump".into()),
             };
+            let autopay = s
+                .sandbox_autopay_seconds
+                .as_deref()
+                .map(parse_autopay)
+                .transpose()?;
             let (id, key) = merchants::create(db, &m).await?;
+            if let Some(v) = autopay {
+                crate::flows::konbini::set_autopay_seconds(db, &id, v).await?;
+            }
             println!(
                 "merchant_id: {id}\nkey_id:      {}\nsecret:      {}",
                 key.key_id, key.secret
@@ -399,9 +413,20 @@ pub async fn merchant(db: &Db, cmd: MerchantCmd) -> anyhow::Result<()> {
             if let Some(v) = s.card_options {
                 changes.push(("card_options", v));
             }
-            anyhow::ensure!(!changes.is_empty(), "nothing to change");
+            let autopay = s
+                .sandbox_autopay_seconds
+                .as_deref()
+                .map(parse_autopay)
+                .transpose()?;
+            anyhow::ensure!(
+                !changes.is_empty() || autopay.is_some(),
+                "nothing to change"
+            );
             for (col, v) in changes {
                 merchants::set_field(db, &merchant_id, col, &v).await?;
+            }
+            if let Some(v) = autopay {
+                crate::flows::konbini::set_autopay_seconds(db, &merchant_id, v).await?;
             }
             println!("updated {merchant_id}");
         }
@@ -549,5 +574,61 @@ pub async fn notify(db: &Db, cmd: NotifyCmd) -> anyhow::Result<()> {
             println!("queued ping {id}");
         }
     }
+    Ok(())
+}
+
+/// `--sandbox-autopay-seconds`: `off` (None) or whole seconds.
+fn parse_autopay(s: &str) -> anyhow::Result<Option<i64>> {
+    if s == "off" {
+        return Ok(None);
+    }
+    let n: i64 = s
+        .parse()
+        .ok()
+        .filter(|n| (0..=30 * 24 * 3600).contains(n))
+        .ok_or_else(|| anyhow::anyhow!("sandbox-autopay-seconds must be off or 0..=2592000"))?;
+    Ok(Some(n))
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SandboxCmd {
+    /// 速報: the shopper paid at the store / ATM.
+    Pay {
+        payment_id: String,
+        /// When the shopper paid (unix seconds; default now). After the deadline gives late_paid.
+        #[arg(long)]
+        paid_at: Option<i64>,
+    },
+    /// 確報: funds confirmed.
+    Confirm { payment_id: String },
+    /// 速報取消: the store reversed the payment.
+    Reverse { payment_id: String },
+    /// Expire the number now, as if its deadline had passed.
+    Expire { payment_id: String },
+}
+
+/// Runs a sandbox control against the database; the server's notification worker delivers the
+/// resulting notification. Refused for live merchants.
+pub async fn sandbox(db: &Db, cmd: SandboxCmd) -> anyhow::Result<()> {
+    use crate::flows::konbini::{self as flow, SandboxAction};
+    let (id, action) = match cmd {
+        SandboxCmd::Pay {
+            payment_id,
+            paid_at,
+        } => (
+            payment_id,
+            SandboxAction::Paid {
+                at_ms: paid_at.map(|s| s.saturating_mul(1000)),
+            },
+        ),
+        SandboxCmd::Confirm { payment_id } => (payment_id, SandboxAction::Confirm),
+        SandboxCmd::Reverse { payment_id } => (payment_id, SandboxAction::Reverse),
+        SandboxCmd::Expire { payment_id } => (payment_id, SandboxAction::Expire),
+    };
+    let p = flow::sandbox_apply(db, &id, None, action, "sandbox_cli").await?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({ "payment": flow::payment_json(&p) }))?
+    );
     Ok(())
 }

@@ -35,10 +35,11 @@ pub struct Config {
     pub notify_lease_ms: i64,
     /// Days after which an uncaptured card authorization lapses (`KAKEHASHI_CARD_AUTH_DAYS`, 60).
     pub card_auth_lapse_days: i64,
-    /// Seconds between background sweeps (expiry, lapse, timeouts) (`KAKEHASHI_SWEEP_INTERVAL`, 30).
-    pub sweep_interval_s: u64,
     /// Whether background workers (expiry, notification delivery) run in this process.
     pub workers: bool,
+    /// How often the konbini / Pay-easy sweep (expiry, sandbox auto-pay) runs, in milliseconds
+    /// (`KAKEHASHI_SWEEP_INTERVAL_MS`, 5000). Tests call the sweep directly instead.
+    pub sweep_interval_ms: u64,
 }
 
 impl Config {
@@ -58,8 +59,8 @@ impl Config {
             notify_retry_scale: 0.001,
             card_auth_lapse_days: 60,
             notify_lease_ms: 60_000,
-            sweep_interval_s: 30,
             workers: true,
+            sweep_interval_ms: 3_600_000,
         }
     }
 }

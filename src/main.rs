@@ -31,6 +31,10 @@ async fn main() -> anyhow::Result<()> {
             let db = Db::connect(&args.global.database_url).await?;
             cli::notify(&db, cmd).await
         }
+        Command::Sandbox(cmd) => {
+            let db = Db::connect(&args.global.database_url).await?;
+            cli::sandbox(&db, cmd).await
+        }
     }
 }
 

@@ -285,3 +285,120 @@ pub struct DemoReturn {
     pub verified: bool,
     pub fields: Vec<(String, String)>,
 }
+
+// ---------------------------------------------------------------------------
+// Konbini (コンビニ決済) and Pay-easy pages
+// ---------------------------------------------------------------------------
+
+/// A convenience-store chain the shopper can pick.
+#[derive(Clone, Debug)]
+pub struct ChainView {
+    pub code: &'static str,
+    pub name: &'static str,
+    pub accesskey: usize,
+}
+
+/// A refusal shown on a form page (the form is shown again so the shopper can choose again).
+#[derive(Clone, Debug)]
+pub struct FormErrorView {
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// The chain choice form.
+#[derive(Clone, Debug)]
+pub struct KonbiniChoice {
+    pub chains: Vec<ChainView>,
+    /// Why some enabled chain is not offered (FamilyMart with a same-day deadline).
+    pub note: Option<String>,
+    pub deadline: String,
+    pub action: String,
+    pub csrf: String,
+    pub back_url: String,
+    pub error: Option<FormErrorView>,
+}
+
+#[derive(Template)]
+#[template(path = "web/konbini_choice.html")]
+pub struct WebKonbiniChoice {
+    pub c: Chrome,
+    pub order: OrderView,
+    pub f: KonbiniChoice,
+}
+
+#[derive(Template)]
+#[template(path = "fp/konbini_choice.html")]
+pub struct FpKonbiniChoice {
+    pub c: Chrome,
+    pub order: OrderView,
+    pub f: KonbiniChoice,
+}
+
+/// The Pay-easy confirmation form (issuing a number is a POST, never a GET side effect).
+#[derive(Clone, Debug)]
+pub struct PayeasyStart {
+    pub deadline: String,
+    pub action: String,
+    pub csrf: String,
+    pub back_url: String,
+    pub error: Option<FormErrorView>,
+}
+
+#[derive(Template)]
+#[template(path = "web/payeasy_start.html")]
+pub struct WebPayeasyStart {
+    pub c: Chrome,
+    pub order: OrderView,
+    pub f: PayeasyStart,
+}
+
+#[derive(Template)]
+#[template(path = "fp/payeasy_start.html")]
+pub struct FpPayeasyStart {
+    pub c: Chrome,
+    pub order: OrderView,
+    pub f: PayeasyStart,
+}
+
+/// One number the shopper must note (払込票番号, お客様番号, 確認番号, 収納機関番号, ...).
+#[derive(Clone, Debug)]
+pub struct NumberFieldView {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub value: String,
+}
+
+/// An issued payment number with its deadline and how to pay.
+#[derive(Clone, Debug)]
+pub struct NumberPage {
+    pub payment_id: String,
+    /// e.g. 「セブン-イレブンでのお支払い」.
+    pub title: String,
+    /// Status code (CSS hook and tests) and the sentence the shopper reads.
+    pub status: &'static str,
+    pub status_text: String,
+    /// False once the number can no longer be used (expired): the numbers are then hidden.
+    pub payable: bool,
+    pub fields: Vec<NumberFieldView>,
+    pub deadline: String,
+    pub amount: String,
+    pub steps: Vec<&'static str>,
+    pub test_mode: bool,
+    pub return_url: String,
+}
+
+#[derive(Template)]
+#[template(path = "web/number.html")]
+pub struct WebNumber {
+    pub c: Chrome,
+    pub order: OrderView,
+    pub n: NumberPage,
+}
+
+#[derive(Template)]
+#[template(path = "fp/number.html")]
+pub struct FpNumber {
+    pub c: Chrome,
+    pub order: OrderView,
+    pub n: NumberPage,
+}

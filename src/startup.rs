@@ -79,6 +79,11 @@ impl App {
         };
         tokio::spawn(worker.run());
         tokio::spawn(sweep(st.db.clone(), st.config.clone()));
+        tokio::spawn(crate::flows::konbini::run_sweeper(
+            st.db.clone(),
+            st.wake.clone(),
+            std::time::Duration::from_millis(st.config.sweep_interval_ms.max(1)),
+        ));
         Ok(())
     }
 
@@ -115,8 +120,8 @@ pub fn request_span(req: &Request) -> tracing::Span {
 /// Periodic state sweeps: lapsed card authorizations, abandoned 3-D Secure challenges. Each
 /// sweep is a plain function tests call directly.
 async fn sweep(db: Db, config: Arc<Config>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(
-        config.sweep_interval_s.max(1),
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(
+        config.sweep_interval_ms.max(100),
     ));
     loop {
         tick.tick().await;

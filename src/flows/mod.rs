@@ -1,6 +1,7 @@
 //! Payment-method flows: the domain services between thin handlers, connectors and the store.
 
 pub mod card;
+pub mod konbini;
 
 use crate::db::checkouts::CheckoutRow;
 use crate::db::{merchants, Db};

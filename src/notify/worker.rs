@@ -137,10 +137,11 @@ impl Worker {
                 }
             }
         };
+        outbox::finish(&self.db, &ev.id, &self.owner, &attempt, status, next_at).await?;
+        // After the event's own state, so anyone who sees the endpoint disabled also sees why.
         if result.outcome == Outcome::Disable {
             outbox::disable_endpoint(&self.db, &m.id).await?;
         }
-        outbox::finish(&self.db, &ev.id, &self.owner, &attempt, status, next_at).await?;
         tracing::info!(event = %ev.id, kind = %ev.kind, outcome = outcome_code, status = ?result.status, "notification attempt");
         Ok(())
     }

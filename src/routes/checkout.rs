@@ -27,6 +27,9 @@ pub async fn open_get(
     let fields = form::decode(query.unwrap_or_default().as_bytes(), UTF_8);
     let opened = checkout::open_link(&state, fields, ua.device).await?;
     let token = checkout::new_session(&state, &opened.checkout.id, ViewOverride::Auto);
+    if let Some(r) = super::konbini::issued_page(&state, ua.device, &opened, &token).await? {
+        return Ok(r);
+    }
     render_checkout(&state, ua.device, &opened, &token)
 }
 
@@ -51,7 +54,11 @@ pub async fn show(
     Path(token): Path<String>,
 ) -> AppResult<Response> {
     let (session, opened) = checkout::load_session(&state, &token).await?;
-    render_checkout(&state, session.view.apply(ua.device), &opened, &token)
+    let device = session.view.apply(ua.device);
+    if let Some(r) = super::konbini::issued_page(&state, device, &opened, &token).await? {
+        return Ok(r);
+    }
+    render_checkout(&state, device, &opened, &token)
 }
 
 #[derive(Deserialize)]
@@ -87,6 +94,9 @@ pub async fn choose_method(
         return Err(AppError::shopper(Reason::BadCsrf));
     }
     if opened.checkout.status != "open" {
+        if let Some(r) = super::konbini::issued_page(&state, device, &opened, &token).await? {
+            return Ok(r);
+        }
         return render_checkout(&state, device, &opened, &token);
     }
     let method = Method::parse(form::get(&fields, "method"))

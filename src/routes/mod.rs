@@ -4,6 +4,8 @@ mod assets;
 mod card;
 pub mod checkout;
 mod demo;
+mod konbini;
+mod sandbox;
 
 use std::time::Duration;
 
@@ -33,6 +35,19 @@ pub fn router(state: AppState) -> Router {
         .route("/pay/{token}/card/result", get(card::result_page))
         // The demo shop's return page (the printed demo link returns here)
         .route("/demo/return", get(demo::return_page))
+        // Konbini and Pay-easy
+        .route(
+            "/pay/{token}/konbini",
+            get(konbini::konbini_get).post(konbini::konbini_post),
+        )
+        .route(
+            "/pay/{token}/payeasy",
+            get(konbini::payeasy_get).post(konbini::payeasy_post),
+        )
+        .route(
+            "/sandbox/v1/payments/{payment_id}/{action}",
+            post(sandbox::control),
+        )
         // Assets and health
         .route("/assets/{*path}", get(assets::serve))
         .route("/healthz", get(|| async { "ok" }))

@@ -6,5 +6,6 @@ mod helpers;
 mod card;
 mod checkout;
 mod feature_phone;
+mod konbini;
 mod notify;
 mod vectors;

@@ -1,0 +1,684 @@
+//! Konbini (コンビニ決済) and Pay-easy flows: issue a payment number, apply results (速報 / 確報 /
+//! 速報取消) from the institution or the sandbox controls, expire overdue numbers, and the
+//! sandbox auto-pay. Every state change goes through `payments::transition`, so the new status,
+//! its event row and the merchant notification are written in one transaction.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::checkout::Opened;
+use crate::connectors::konbini::{
+    ConnectorError, IssueRequest, IssueTarget, IssuedNumber, NumberConnector,
+    SandboxNumberConnector,
+};
+use crate::db::Db;
+use crate::domain::konbini::{
+    self, apply, event_type_for, Chain, LimitError, NumberAction, NumberMethod, NumberStatus,
+    TransitionError,
+};
+use crate::domain::Mode;
+use crate::payments::{self, Change, NewPayment, PaymentError, PaymentRow};
+use crate::util::now_ms;
+use crate::{exec_tx, on_db};
+
+/// The payment-number fields stored in `payments.details` (and sent to merchants under
+/// `data.konbini` / `data.payeasy`). Only the fields of the number's shape are present.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NumberDetails {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt_no: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_no: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm_no: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub institution_no: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_url: Option<String>,
+}
+
+impl NumberDetails {
+    fn from_issued(n: &IssuedNumber) -> Self {
+        NumberDetails {
+            chain: match n.target {
+                IssueTarget::Konbini(c) => Some(c.code().to_owned()),
+                IssueTarget::Payeasy => None,
+            },
+            receipt_no: n.receipt_no.clone(),
+            customer_no: n.customer_no.clone(),
+            confirm_no: n.confirm_no.clone(),
+            institution_no: n.institution_no.clone(),
+            payment_url: n.payment_url.clone(),
+        }
+    }
+
+    /// The details of a stored payment (empty if they cannot be read).
+    pub fn of(p: &PaymentRow) -> NumberDetails {
+        serde_json::from_str(&p.details).unwrap_or_default()
+    }
+
+    /// A field by its `NumberField::key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        match key {
+            "receipt_no" => self.receipt_no.as_deref(),
+            "customer_no" => self.customer_no.as_deref(),
+            "confirm_no" => self.confirm_no.as_deref(),
+            "institution_no" => self.institution_no.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// Where a stored payment is paid, if it is a konbini or Pay-easy payment.
+pub fn target_of(p: &PaymentRow) -> Option<IssueTarget> {
+    match NumberMethod::parse(&p.method)? {
+        NumberMethod::Konbini => Chain::parse(p.institution.as_deref()?).map(IssueTarget::Konbini),
+        NumberMethod::Payeasy => Some(IssueTarget::Payeasy),
+    }
+}
+
+/// Deadline days for a checkout: the link's `konbini_days`, else the merchant's default.
+pub fn days_for(o: &Opened) -> i64 {
+    o.checkout.konbini_days.unwrap_or(o.merchant.konbini_days)
+}
+
+/// Chains the merchant enabled, in the standard order.
+pub fn enabled_chains(o: &Opened) -> Vec<Chain> {
+    let codes = o.merchant.chains();
+    Chain::all()
+        .iter()
+        .copied()
+        .filter(|c| codes.iter().any(|s| s == c.code()))
+        .collect()
+}
+
+/// The number connector for a merchant. Test mode issues sandbox numbers, seeded with the
+/// server secret so every instance issues the same number for the same payment. No live
+/// institution is configured in this server, and a sandbox number given to a real shopper
+/// could never be paid, so live merchants get none.
+pub fn connector(mode: Mode, secret: &[u8]) -> Option<Arc<dyn NumberConnector>> {
+    match mode {
+        Mode::Test => Some(Arc::new(SandboxNumberConnector::with_seed(secret))),
+        Mode::Live => None,
+    }
+}
+
+/// Why a number was not issued. Nothing is written in any of these cases.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    #[error("chain {0:?} is not enabled for this merchant")]
+    ChainNotEnabled(String),
+    #[error("{target:?}: {err}")]
+    Limit {
+        target: IssueTarget,
+        days: i64,
+        err: LimitError,
+    },
+    /// The checkout is already being paid with another method.
+    #[error("the checkout already has a payment of another method")]
+    OtherPayment,
+    #[error("no institution is configured for live konbini / Pay-easy payments")]
+    NoConnector,
+    #[error("connector: {0}")]
+    Connector(ConnectorError),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+impl IssueError {
+    /// Stable code shown on the page (and in logs).
+    pub fn code(&self) -> &'static str {
+        match self {
+            IssueError::ChainNotEnabled(_) => "chain_not_available",
+            IssueError::Limit {
+                target: IssueTarget::Konbini(Chain::FamilyMart),
+                days: 0,
+                ..
+            } => "konbini_deadline_too_short",
+            IssueError::Limit { err, .. } => err.code(),
+            IssueError::OtherPayment => "checkout_closed",
+            IssueError::NoConnector => "method_unavailable",
+            IssueError::Connector(_) => "institution_unavailable",
+            IssueError::Db(_) => "internal_error",
+        }
+    }
+
+    pub fn message_ja(&self) -> String {
+        match self {
+            IssueError::ChainNotEnabled(_) => {
+                "選択されたコンビニはこのショップではご利用いただけません。他のコンビニをお選びください。".into()
+            }
+            IssueError::Limit {
+                target: IssueTarget::Konbini(Chain::FamilyMart),
+                days: 0,
+                ..
+            } => "ファミリーマートは当日期限（0日）のお支払いに対応していないため、ご利用いただけません。他のコンビニをお選びください。".into(),
+            IssueError::Limit {
+                err: LimitError::DaysOutOfRange { days, min, max },
+                ..
+            } => format!(
+                "お支払期限の設定（{days}日）がこのお支払い方法の範囲（{min}〜{max}日）外のため、ご利用いただけません。"
+            ),
+            IssueError::Limit { .. } => {
+                "この金額はこのお支払い方法の上限を超えているため、ご利用いただけません。".into()
+            }
+            IssueError::OtherPayment => "このお支払いはすでに手続き済みです。".into(),
+            IssueError::NoConnector | IssueError::Connector(_) | IssueError::Db(_) => {
+                "ただいまお支払番号を発行できません。しばらくしてからもう一度お試しください。"
+                    .into()
+            }
+        }
+    }
+
+    pub fn message_en(&self) -> String {
+        match self {
+            IssueError::ChainNotEnabled(_) => {
+                "This shop does not accept payments at the chosen store. Please choose another."
+                    .into()
+            }
+            IssueError::Limit {
+                target: IssueTarget::Konbini(Chain::FamilyMart),
+                days: 0,
+                ..
+            } => "FamilyMart cannot take a same-day (0-day) payment deadline. Please choose another store.".into(),
+            IssueError::Limit {
+                err: LimitError::DaysOutOfRange { days, min, max },
+                ..
+            } => format!(
+                "The payment deadline ({days} days) is outside this method's range ({min}-{max} days)."
+            ),
+            IssueError::Limit { .. } => "The amount exceeds this method's limit.".into(),
+            IssueError::OtherPayment => "This order is already being paid.".into(),
+            IssueError::NoConnector | IssueError::Connector(_) | IssueError::Db(_) => {
+                "A payment number cannot be issued right now. Please try again shortly.".into()
+            }
+        }
+    }
+}
+
+/// Checks that `target` may be issued for this checkout (chain enabled, deadline days and
+/// amount within the method's limits); returns the deadline days.
+pub fn check(o: &Opened, target: IssueTarget) -> Result<u32, IssueError> {
+    let days = days_for(o);
+    let limit = |err| IssueError::Limit { target, days, err };
+    match target {
+        IssueTarget::Konbini(chain) => {
+            if !enabled_chains(o).contains(&chain) {
+                return Err(IssueError::ChainNotEnabled(chain.code().to_owned()));
+            }
+            konbini::validate_amount(o.checkout.amount).map_err(limit)?;
+            konbini::validate_days(chain, days).map_err(limit)
+        }
+        IssueTarget::Payeasy => {
+            konbini::validate_payeasy_amount(o.checkout.amount).map_err(limit)?;
+            konbini::validate_payeasy_days(days).map_err(limit)
+        }
+    }
+}
+
+/// The checkout's konbini / Pay-easy payment, if one was issued.
+pub async fn issued_for_checkout(
+    db: &Db,
+    checkout_id: &str,
+) -> Result<Option<PaymentRow>, sqlx::Error> {
+    Ok(payments::live_for_checkout(db, checkout_id)
+        .await?
+        .filter(|p| target_of(p).is_some()))
+}
+
+/// Issues a payment number for the checkout, or returns the one already issued: reopening or
+/// re-posting never issues a second number (the one-live-payment index guards races too).
+///
+/// The payment row, its `payment.created` event, the issued number (`konbini.issued` /
+/// `payeasy.issued` event + notification) and the checkout's `pending` status are one
+/// transaction. The sandbox issues locally and instantly; a live connector that calls out over
+/// the network would issue first under a pre-allocated payment id instead, so that no write
+/// transaction waits on a remote system.
+pub async fn issue(
+    db: &Db,
+    secret: &[u8],
+    o: &Opened,
+    target: IssueTarget,
+) -> Result<PaymentRow, IssueError> {
+    if let Some(p) = payments::live_for_checkout(db, &o.checkout.id).await? {
+        return if target_of(&p).is_some() {
+            Ok(p)
+        } else {
+            Err(IssueError::OtherPayment)
+        };
+    }
+    let days = check(o, target)?;
+    let conn = connector(o.merchant.mode(), secret).ok_or(IssueError::NoConnector)?;
+    let deadline = konbini::deadline_ms(now_ms(), days);
+    let method = target.method();
+    let fee = match target {
+        // 印紙代: deducted from the merchant's payout, recorded with the payment.
+        IssueTarget::Konbini(_) => konbini::stamp_duty(o.checkout.amount),
+        IssueTarget::Payeasy => 0,
+    };
+    let mut tx = db.begin().await?;
+    let created = payments::create(
+        &mut tx,
+        &NewPayment {
+            merchant_id: &o.merchant.id,
+            checkout_id: &o.checkout.id,
+            order_id: &o.checkout.order_id,
+            method: method.code(),
+            institution: Some(target.code()),
+            status: NumberStatus::AwaitingPayment.code(),
+            amount: o.checkout.amount,
+            fee,
+            deadline_at: Some(deadline),
+            details: json!({}),
+        },
+        "shopper",
+    )
+    .await;
+    let p = match created {
+        Ok(p) => p,
+        Err(PaymentError::AlreadyLive) => {
+            // A concurrent request issued first: show its number.
+            drop(tx);
+            return match payments::live_for_checkout(db, &o.checkout.id).await? {
+                Some(p) if target_of(&p).is_some() => Ok(p),
+                _ => Err(IssueError::OtherPayment),
+            };
+        }
+        Err(PaymentError::Conflict) => return Err(IssueError::OtherPayment),
+        Err(PaymentError::Db(e)) => return Err(e.into()),
+    };
+    let req = IssueRequest {
+        payment_id: p.id.clone(),
+        target,
+        amount: p.amount,
+        deadline_ms: deadline,
+        shopper_name_kana: o.checkout.shopper_kana.clone(),
+        shopper_phone: o.checkout.shopper_phone.clone(),
+    };
+    // On failure the transaction is dropped (rolled back): no payment without a number.
+    let number = conn.issue(&req).await.map_err(IssueError::Connector)?;
+    let details = NumberDetails::from_issued(&number);
+    let event = event_type_for(method, NumberStatus::AwaitingPayment);
+    let mut change = Change::new(NumberStatus::AwaitingPayment.code(), event, "shopper");
+    change.connector_ref = Some(&number.connector_ref);
+    change.details = Some(serde_json::to_value(&details).unwrap_or_else(|_| json!({})));
+    change.amount = Some(p.amount);
+    let p = match payments::transition(&mut tx, &p, &change).await {
+        Ok(p) => p,
+        Err(PaymentError::Db(e)) => return Err(e.into()),
+        Err(_) => return Err(IssueError::OtherPayment),
+    };
+    payments::set_checkout_status(&mut tx, &o.checkout.id, "pending").await?;
+    tx.commit().await?;
+    tracing::info!(payment = %p.id, method = method.code(), institution = target.code(), "payment number issued");
+    Ok(p)
+}
+
+/// Why a result could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("no such payment")]
+    NotFound,
+    #[error("not a konbini or Pay-easy payment")]
+    NotNumberPayment,
+    #[error("sandbox controls are for test-mode merchants only")]
+    LiveMode,
+    #[error("{0}")]
+    Transition(TransitionError),
+    /// Another change won the race; the caller may retry with fresh state.
+    #[error("payment changed concurrently")]
+    Conflict,
+    #[error("stored status {0:?} is not a number status")]
+    BadStatus(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+impl From<PaymentError> for ActionError {
+    fn from(e: PaymentError) -> Self {
+        match e {
+            PaymentError::Db(e) => ActionError::Db(e),
+            PaymentError::AlreadyLive | PaymentError::Conflict => ActionError::Conflict,
+        }
+    }
+}
+
+/// The checkout status that goes with a number status: paid once money arrived (on time or
+/// late: the merchant decides about late ones), pending while the number can still be paid.
+fn checkout_status_for(s: NumberStatus) -> Option<&'static str> {
+    match s {
+        NumberStatus::Paid | NumberStatus::LatePaid | NumberStatus::Confirmed => Some("paid"),
+        NumberStatus::Reversed => Some("pending"),
+        // An expired number keeps the checkout pending: a late 速報 may still arrive for it.
+        NumberStatus::AwaitingPayment | NumberStatus::Expired => None,
+    }
+}
+
+/// Applies one result to a konbini / Pay-easy payment through the pure state machine
+/// (`domain::konbini::apply`); the new status, the event row, the notification and the
+/// checkout status are written in one transaction.
+pub async fn apply_action(
+    db: &Db,
+    payment_id: &str,
+    action: NumberAction,
+    actor: &str,
+) -> Result<PaymentRow, ActionError> {
+    let mut tx = db.begin().await?;
+    let p = payments::get_tx(&mut tx, payment_id)
+        .await?
+        .ok_or(ActionError::NotFound)?;
+    let method = NumberMethod::parse(&p.method).ok_or(ActionError::NotNumberPayment)?;
+    let from =
+        NumberStatus::parse(&p.status).ok_or_else(|| ActionError::BadStatus(p.status.clone()))?;
+    // Numbers are always issued with a deadline; a missing one must not make a payment late.
+    let deadline = p.deadline_at.unwrap_or(i64::MAX);
+    let to = apply(from, action, deadline).map_err(ActionError::Transition)?;
+    let mut change = Change::new(to.code(), event_type_for(method, to), actor);
+    let mut data = json!({ "action": action.code() });
+    if let NumberAction::Paid { at_ms } = action {
+        change.paid_at = Some(at_ms);
+        data["paid_at"] = json!(crate::util::rfc3339_jst(at_ms));
+    }
+    if to != NumberStatus::Expired {
+        change.amount = Some(p.amount);
+    }
+    change.data = data;
+    let updated = payments::transition(&mut tx, &p, &change).await?;
+    if let Some(cs) = checkout_status_for(to) {
+        payments::set_checkout_status(&mut tx, &p.checkout_id, cs).await?;
+    }
+    tx.commit().await?;
+    tracing::info!(payment = %p.id, from = from.code(), to = to.code(), actor, "number payment changed");
+    Ok(updated)
+}
+
+/// A sandbox control: what a merchant's integration test asks the fake institution to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SandboxAction {
+    /// 速報, paid at the given time (unix ms) or now.
+    Paid { at_ms: Option<i64> },
+    /// 確報.
+    Confirm,
+    /// 速報取消.
+    Reverse,
+    /// Expire now, as if the deadline had passed.
+    Expire,
+}
+
+impl SandboxAction {
+    /// Parses the endpoint's path segment (`paid|confirm|reverse|expire`; `pay` too, as the CLI says).
+    pub fn parse(s: &str, paid_at_ms: Option<i64>) -> Option<SandboxAction> {
+        match s {
+            "paid" | "pay" => Some(SandboxAction::Paid { at_ms: paid_at_ms }),
+            "confirm" => Some(SandboxAction::Confirm),
+            "reverse" => Some(SandboxAction::Reverse),
+            "expire" => Some(SandboxAction::Expire),
+            _ => None,
+        }
+    }
+}
+
+/// Applies a sandbox control to a test-mode merchant's konbini / Pay-easy payment. With
+/// `merchant_id`, a payment of another merchant is reported as not found (no probing of ids).
+pub async fn sandbox_apply(
+    db: &Db,
+    payment_id: &str,
+    merchant_id: Option<&str>,
+    action: SandboxAction,
+    actor: &str,
+) -> Result<PaymentRow, ActionError> {
+    let p = payments::get(db, payment_id)
+        .await?
+        .filter(|p| merchant_id.is_none_or(|m| m == p.merchant_id))
+        .ok_or(ActionError::NotFound)?;
+    let m = crate::db::merchants::get(db, &p.merchant_id)
+        .await?
+        .ok_or(ActionError::NotFound)?;
+    if m.mode() != Mode::Test {
+        return Err(ActionError::LiveMode);
+    }
+    if target_of(&p).is_none() {
+        return Err(ActionError::NotNumberPayment);
+    }
+    let now = now_ms();
+    let action = match action {
+        SandboxAction::Paid { at_ms } => NumberAction::Paid {
+            at_ms: at_ms.unwrap_or(now),
+        },
+        SandboxAction::Confirm => NumberAction::Confirm,
+        SandboxAction::Reverse => NumberAction::Reverse,
+        // Simulates the deadline passing without moving the stored deadline, so a later
+        // `paid` without a paid-at time still counts as on time (as the rules say it should).
+        SandboxAction::Expire => NumberAction::Expire {
+            now_ms: now.max(p.deadline_at.unwrap_or(now).saturating_add(1)),
+        },
+    };
+    apply_action(db, payment_id, action, actor).await
+}
+
+/// How many overdue payments one query loads; the sweep repeats until none are left.
+const SWEEP_BATCH: i64 = 200;
+
+/// Expires every konbini / Pay-easy payment still awaiting payment after its deadline
+/// (`期限切れ`, `payment.expired` notification). Safe to run in several instances at once: the
+/// conditional update lets one win and the others skip. Returns how many it expired.
+pub async fn expire_due(db: &Db, now_ms: i64) -> anyhow::Result<usize> {
+    let sql = "SELECT id FROM payments WHERE status = 'awaiting_payment' \
+               AND method IN ('konbini', 'payeasy') AND deadline_at < $1 \
+               ORDER BY deadline_at, id LIMIT $2";
+    run_batches(
+        db,
+        sql,
+        now_ms,
+        |_| NumberAction::Expire { now_ms },
+        "expiry_job",
+    )
+    .await
+}
+
+/// Sandbox auto-pay for demos: marks awaiting konbini / Pay-easy payments of test-mode
+/// merchants with `sandbox_autopay_seconds` set as paid (速報) once they are that old.
+pub async fn autopay_due(db: &Db, now_ms: i64) -> anyhow::Result<usize> {
+    let sql = "SELECT p.id FROM payments p JOIN merchants m ON m.id = p.merchant_id \
+               WHERE p.status = 'awaiting_payment' AND p.method IN ('konbini', 'payeasy') \
+               AND m.mode = 'test' AND m.sandbox_autopay_seconds IS NOT NULL \
+               AND p.created_at + m.sandbox_autopay_seconds * 1000 <= $1 \
+               ORDER BY p.created_at, p.id LIMIT $2";
+    run_batches(
+        db,
+        sql,
+        now_ms,
+        |_| NumberAction::Paid { at_ms: now_ms },
+        "sandbox_autopay",
+    )
+    .await
+}
+
+async fn run_batches(
+    db: &Db,
+    sql: &str,
+    now_ms: i64,
+    action: impl Fn(&str) -> NumberAction,
+    actor: &str,
+) -> anyhow::Result<usize> {
+    let mut done = 0;
+    loop {
+        let ids: Vec<String> = on_db!(db, c => sqlx::query_scalar(sql)
+            .bind(now_ms)
+            .bind(SWEEP_BATCH)
+            .fetch_all(c)
+            .await)?;
+        let mut progressed = 0;
+        for id in &ids {
+            match apply_action(db, id, action(id), actor).await {
+                Ok(_) => progressed += 1,
+                // Another instance or a result got there first: nothing to do.
+                Err(ActionError::Conflict | ActionError::Transition(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        done += progressed;
+        if (ids.len() as i64) < SWEEP_BATCH || progressed == 0 {
+            return Ok(done);
+        }
+    }
+}
+
+/// The background sweep: every `interval`, expire overdue numbers, then run the sandbox
+/// auto-pay; wakes the notification worker when something changed. Runs in every instance.
+pub async fn run_sweeper(db: Db, wake: Arc<tokio::sync::Notify>, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = now_ms();
+        let mut changed = 0;
+        match expire_due(&db, now).await {
+            Ok(n) => changed += n,
+            Err(e) => tracing::warn!(error = %e, "konbini expiry sweep"),
+        }
+        match autopay_due(&db, now).await {
+            Ok(n) => changed += n,
+            Err(e) => tracing::warn!(error = %e, "sandbox auto-pay sweep"),
+        }
+        if changed > 0 {
+            tracing::info!(changed, "konbini / Pay-easy sweep");
+            wake.notify_one();
+        }
+    }
+}
+
+/// The sandbox auto-pay delay of a merchant (None = off).
+pub async fn autopay_seconds(db: &Db, merchant_id: &str) -> Result<Option<i64>, sqlx::Error> {
+    let v: Option<Option<i64>> = on_db!(db, c => sqlx::query_scalar(
+        "SELECT sandbox_autopay_seconds FROM merchants WHERE id = $1",
+    )
+    .bind(merchant_id)
+    .fetch_optional(c)
+    .await)?;
+    Ok(v.flatten())
+}
+
+/// Sets (or with None, turns off) a merchant's sandbox auto-pay delay.
+pub async fn set_autopay_seconds(
+    db: &Db,
+    merchant_id: &str,
+    seconds: Option<i64>,
+) -> anyhow::Result<()> {
+    if let Some(s) = seconds {
+        anyhow::ensure!(s >= 0, "sandbox-autopay-seconds must be 0 or more");
+    }
+    let mut tx = db.begin().await?;
+    let n = exec_tx!(&mut tx, c => sqlx::query(
+        "UPDATE merchants SET sandbox_autopay_seconds = $1 WHERE id = $2",
+    )
+    .bind(seconds)
+    .bind(merchant_id)
+    .execute(c)
+    .await)?;
+    anyhow::ensure!(n == 1, "no merchant {merchant_id}");
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A payment as the sandbox API returns it (`{"payment": ...}`).
+pub fn payment_json(p: &PaymentRow) -> Value {
+    let status_label = NumberStatus::parse(&p.status)
+        .map(|s| s.label_ja())
+        .unwrap_or_else(|| crate::status::label_ja(&p.method, &p.status));
+    json!({
+        "id": p.id,
+        "merchant_id": p.merchant_id,
+        "order_id": p.order_id,
+        "method": p.method,
+        "institution": p.institution,
+        "status": p.status,
+        "status_label_ja": status_label,
+        "amount": p.amount,
+        "fee": p.fee,
+        "deadline_at": p.deadline_at.map(crate::util::rfc3339_jst),
+        "paid_at": p.paid_at.map(crate::util::rfc3339_jst),
+        "number": serde_json::to_value(NumberDetails::of(p)).unwrap_or_else(|_| json!({})),
+        "created_at": crate::util::rfc3339_jst(p.created_at),
+        "updated_at": crate::util::rfc3339_jst(p.updated_at),
+    })
+}
+
+/// A deadline as shoppers read it: `2026/12/03 23:59:59` (JST).
+pub fn format_deadline(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .to_offset(time::macros::offset!(+9));
+    format!(
+        "{:04}/{:02}/{:02} {:02}:{:02}:{:02}",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_text_ends_at_235959() {
+        // 2026-11-30 12:00 JST, 3 days.
+        let now = 1_796_007_600_000;
+        assert_eq!(
+            format_deadline(konbini::deadline_ms(now, 3)),
+            "2026/12/03 23:59:59"
+        );
+    }
+
+    #[test]
+    fn sandbox_action_codes() {
+        assert_eq!(
+            SandboxAction::parse("paid", None),
+            Some(SandboxAction::Paid { at_ms: None })
+        );
+        assert_eq!(
+            SandboxAction::parse("pay", Some(5)),
+            Some(SandboxAction::Paid { at_ms: Some(5) })
+        );
+        assert_eq!(
+            SandboxAction::parse("expire", None),
+            Some(SandboxAction::Expire)
+        );
+        assert_eq!(SandboxAction::parse("refund", None), None);
+    }
+
+    #[test]
+    fn checkout_follows_number_status() {
+        assert_eq!(checkout_status_for(NumberStatus::Paid), Some("paid"));
+        assert_eq!(checkout_status_for(NumberStatus::LatePaid), Some("paid"));
+        assert_eq!(checkout_status_for(NumberStatus::Reversed), Some("pending"));
+        assert_eq!(checkout_status_for(NumberStatus::Expired), None);
+    }
+
+    #[test]
+    fn details_round_trip_only_shape_fields() {
+        let d = NumberDetails {
+            chain: Some("lawson".into()),
+            customer_no: Some("12345678903".into()),
+            confirm_no: Some("1234".into()),
+            ..Default::default()
+        };
+        let v = serde_json::to_value(&d).unwrap();
+        assert_eq!(
+            v,
+            json!({"chain": "lawson", "customer_no": "12345678903", "confirm_no": "1234"})
+        );
+        assert_eq!(serde_json::from_value::<NumberDetails>(v).unwrap(), d);
+        assert_eq!(d.get("confirm_no"), Some("1234"));
+        assert_eq!(d.get("receipt_no"), None);
+    }
+}

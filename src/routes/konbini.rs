@@ -1,0 +1,393 @@
+//! Konbini (コンビニ決済) and Pay-easy shopper pages: the chain choice, the Pay-easy
+//! confirmation, and the number page shown again whenever the shopper comes back.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use crate::checkout::{self, Opened};
+use crate::connectors::konbini::IssueTarget;
+use crate::device::{Device, Ua};
+use crate::domain::konbini::{self as rules, Chain, NumberStatus};
+use crate::domain::{Method, Mode};
+use crate::error::{AppError, AppResult, Reason};
+use crate::flows::konbini::{self as flow, IssueError, NumberDetails};
+use crate::form;
+use crate::pages::{
+    ChainView, Chrome, FormErrorView, FpKonbiniChoice, FpNumber, FpPayeasyStart, KonbiniChoice,
+    NumberFieldView, NumberPage, OrderView, PayeasyStart, WebKonbiniChoice, WebNumber,
+    WebPayeasyStart,
+};
+use crate::payments::PaymentRow;
+use crate::render::page_with_status;
+use crate::session::Session;
+use crate::state::AppState;
+
+use super::checkout::page_encoding;
+
+/// `GET /pay/{token}/konbini`: the issued number, or the chain choice.
+pub async fn konbini_get(
+    State(state): State<AppState>,
+    ua: Ua,
+    Path(token): Path<String>,
+) -> AppResult<Response> {
+    let (session, o) = checkout::load_session(&state, &token).await?;
+    let device = session.view.apply(ua.device);
+    if let Some(p) = flow::issued_for_checkout(&state.db, &o.checkout.id).await? {
+        return number_page(&state, device, &o, &token, &p);
+    }
+    if o.checkout.status != "open" {
+        return Ok(Redirect::to(&format!("/pay/{token}")).into_response());
+    }
+    ensure_offered(&o, device, Method::Konbini)?;
+    render_choice(&state, device, &o, &token, None)
+}
+
+/// `POST /pay/{token}/konbini`: issue a number at the chosen chain, then show it (PRG).
+pub async fn konbini_post(
+    State(state): State<AppState>,
+    ua: Ua,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> AppResult<Response> {
+    let (session, o) = checkout::load_session(&state, &token).await?;
+    let device = session.view.apply(ua.device);
+    let fields = form::parse_body(&headers, &body, page_encoding(device));
+    if !Session::csrf_ok(&token, &state.secret, form::get(&fields, "csrf")) {
+        return Err(AppError::shopper(Reason::BadCsrf));
+    }
+    let code = form::get(&fields, "chain");
+    let Some(chain) = Chain::parse(code) else {
+        let e = IssueError::ChainNotEnabled(code.to_owned());
+        return render_choice(&state, device, &o, &token, Some(&e));
+    };
+    issue_and_show(
+        &state,
+        device,
+        &o,
+        &token,
+        IssueTarget::Konbini(chain),
+        Method::Konbini,
+    )
+    .await
+}
+
+/// `GET /pay/{token}/payeasy`: the issued numbers, or the confirmation form.
+pub async fn payeasy_get(
+    State(state): State<AppState>,
+    ua: Ua,
+    Path(token): Path<String>,
+) -> AppResult<Response> {
+    let (session, o) = checkout::load_session(&state, &token).await?;
+    let device = session.view.apply(ua.device);
+    if let Some(p) = flow::issued_for_checkout(&state.db, &o.checkout.id).await? {
+        return number_page(&state, device, &o, &token, &p);
+    }
+    if o.checkout.status != "open" {
+        return Ok(Redirect::to(&format!("/pay/{token}")).into_response());
+    }
+    ensure_offered(&o, device, Method::Payeasy)?;
+    render_payeasy(&state, device, &o, &token, None)
+}
+
+/// `POST /pay/{token}/payeasy`: issue the Pay-easy numbers, then show them (PRG).
+pub async fn payeasy_post(
+    State(state): State<AppState>,
+    ua: Ua,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> AppResult<Response> {
+    let (session, o) = checkout::load_session(&state, &token).await?;
+    let device = session.view.apply(ua.device);
+    let fields = form::parse_body(&headers, &body, page_encoding(device));
+    if !Session::csrf_ok(&token, &state.secret, form::get(&fields, "csrf")) {
+        return Err(AppError::shopper(Reason::BadCsrf));
+    }
+    issue_and_show(
+        &state,
+        device,
+        &o,
+        &token,
+        IssueTarget::Payeasy,
+        Method::Payeasy,
+    )
+    .await
+}
+
+/// For the checkout page: when the checkout already has a konbini / Pay-easy number, its page
+/// (so reopening the link or reloading shows the number and never issues another).
+pub async fn issued_page(
+    state: &AppState,
+    device: Device,
+    o: &Opened,
+    token: &str,
+) -> AppResult<Option<Response>> {
+    // Issuing sets the checkout to pending in the same transaction: open ones have no number.
+    if o.checkout.status == "open" {
+        return Ok(None);
+    }
+    match flow::issued_for_checkout(&state.db, &o.checkout.id).await? {
+        Some(p) => number_page(state, device, o, token, &p).map(Some),
+        None => Ok(None),
+    }
+}
+
+async fn issue_and_show(
+    state: &AppState,
+    device: Device,
+    o: &Opened,
+    token: &str,
+    target: IssueTarget,
+    method: Method,
+) -> AppResult<Response> {
+    let path = format!("/pay/{token}/{}", method.code());
+    if flow::issued_for_checkout(&state.db, &o.checkout.id)
+        .await?
+        .is_some()
+    {
+        // A re-post (double click, back button): show the number already issued.
+        return Ok(Redirect::to(&path).into_response());
+    }
+    if o.checkout.status != "open" {
+        return Ok(Redirect::to(&format!("/pay/{token}")).into_response());
+    }
+    ensure_offered(o, device, method)?;
+    match flow::issue(&state.db, &state.secret, o, target).await {
+        Ok(_) => {
+            state.wake_notifier();
+            Ok(Redirect::to(&path).into_response())
+        }
+        Err(IssueError::Db(e)) => Err(e.into()),
+        Err(IssueError::OtherPayment) => Ok(Redirect::to(&format!("/pay/{token}")).into_response()),
+        Err(e) => match target {
+            IssueTarget::Konbini(_) => render_choice(state, device, o, token, Some(&e)),
+            IssueTarget::Payeasy => render_payeasy(state, device, o, token, Some(&e)),
+        },
+    }
+}
+
+fn ensure_offered(o: &Opened, device: Device, method: Method) -> AppResult<()> {
+    if checkout::offered(o, device).contains(&method) {
+        Ok(())
+    } else {
+        Err(AppError::shopper(Reason::MethodNotAvailable))
+    }
+}
+
+fn chrome(state: &AppState, device: Device, o: &Opened, token: &str) -> Chrome {
+    Chrome::new(
+        state,
+        device,
+        &o.merchant.name,
+        &o.merchant.theme,
+        &o.checkout.lang,
+    )
+    .with_switch(device, token)
+}
+
+fn order_view(o: &Opened) -> OrderView {
+    OrderView::new(
+        &o.checkout.order_id,
+        &o.checkout.item_name,
+        o.checkout.amount,
+    )
+}
+
+/// The deadline a number issued now would get (preview on the forms).
+fn deadline_preview(o: &Opened) -> String {
+    let days = flow::days_for(o).clamp(0, i64::from(rules::MAX_DAYS)) as u32;
+    flow::format_deadline(rules::deadline_ms(crate::util::now_ms(), days))
+}
+
+fn form_error(e: &IssueError, en: bool) -> (StatusCode, FormErrorView) {
+    let status = match e {
+        IssueError::Connector(_) | IssueError::NoConnector => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let message = if en { e.message_en() } else { e.message_ja() };
+    tracing::info!(code = e.code(), error = %e, "number not issued");
+    (
+        status,
+        FormErrorView {
+            code: e.code(),
+            message,
+        },
+    )
+}
+
+fn render_choice(
+    state: &AppState,
+    device: Device,
+    o: &Opened,
+    token: &str,
+    error: Option<&IssueError>,
+) -> AppResult<Response> {
+    let en = o.checkout.lang == "en";
+    let mut chains = Vec::new();
+    let mut notes = Vec::new();
+    for chain in flow::enabled_chains(o) {
+        match flow::check(o, IssueTarget::Konbini(chain)) {
+            Ok(_) => chains.push(ChainView {
+                code: chain.code(),
+                name: if en { chain.name_en() } else { chain.name_ja() },
+                accesskey: chains.len() + 1,
+            }),
+            // Shown but not offered: the shopper learns why the store is missing.
+            Err(e) => notes.push(if en { e.message_en() } else { e.message_ja() }),
+        }
+    }
+    if chains.is_empty() && notes.is_empty() {
+        return Err(AppError::shopper(Reason::MethodNotAvailable));
+    }
+    let (status, error) = match error {
+        Some(e) => {
+            let (s, v) = form_error(e, en);
+            (s, Some(v))
+        }
+        None => (StatusCode::OK, None),
+    };
+    let f = KonbiniChoice {
+        chains,
+        note: (!notes.is_empty()).then(|| notes.join(" ")),
+        deadline: deadline_preview(o),
+        action: format!("/pay/{token}/konbini"),
+        csrf: Session::csrf(token, &state.secret),
+        back_url: format!("/pay/{token}"),
+        error,
+    };
+    let (c, order) = (chrome(state, device, o, token), order_view(o));
+    match device {
+        Device::FeaturePhone => page_with_status(device, status, &FpKonbiniChoice { c, order, f }),
+        _ => page_with_status(device, status, &WebKonbiniChoice { c, order, f }),
+    }
+}
+
+fn render_payeasy(
+    state: &AppState,
+    device: Device,
+    o: &Opened,
+    token: &str,
+    error: Option<&IssueError>,
+) -> AppResult<Response> {
+    let en = o.checkout.lang == "en";
+    let (status, error) = match error {
+        Some(e) => {
+            let (s, v) = form_error(e, en);
+            (s, Some(v))
+        }
+        None => (StatusCode::OK, None),
+    };
+    let f = PayeasyStart {
+        deadline: deadline_preview(o),
+        action: format!("/pay/{token}/payeasy"),
+        csrf: Session::csrf(token, &state.secret),
+        back_url: format!("/pay/{token}"),
+        error,
+    };
+    let (c, order) = (chrome(state, device, o, token), order_view(o));
+    match device {
+        Device::FeaturePhone => page_with_status(device, status, &FpPayeasyStart { c, order, f }),
+        _ => page_with_status(device, status, &WebPayeasyStart { c, order, f }),
+    }
+}
+
+fn status_text(s: NumberStatus, en: bool) -> &'static str {
+    match (s, en) {
+        (NumberStatus::AwaitingPayment, false) => {
+            "お支払番号を発行しました。お支払期限までにお支払いください。"
+        }
+        (NumberStatus::AwaitingPayment, true) => {
+            "Your payment number has been issued. Please pay by the deadline."
+        }
+        (NumberStatus::Reversed, false) => {
+            "店舗・ATMでのお支払いが取り消されました。お支払期限までに、同じ番号で改めてお支払いください。"
+        }
+        (NumberStatus::Reversed, true) => {
+            "The payment at the store or ATM was cancelled. Please pay again with the same number by the deadline."
+        }
+        (NumberStatus::Paid | NumberStatus::Confirmed, false) => {
+            "お支払いを確認しました。ありがとうございました。"
+        }
+        (NumberStatus::Paid | NumberStatus::Confirmed, true) => {
+            "We have received your payment. Thank you."
+        }
+        (NumberStatus::LatePaid, false) => {
+            "お支払期限後のお支払いを受け付けました。ショップからのご連絡をお待ちください。"
+        }
+        (NumberStatus::LatePaid, true) => {
+            "Your payment arrived after the deadline. The shop will contact you."
+        }
+        (NumberStatus::Expired, false) => {
+            "お支払期限を過ぎたため、このお支払番号はご利用いただけません。ショップにお問い合わせください。"
+        }
+        (NumberStatus::Expired, true) => {
+            "The payment deadline has passed: this number can no longer be used. Please contact the shop."
+        }
+    }
+}
+
+fn number_page(
+    state: &AppState,
+    device: Device,
+    o: &Opened,
+    token: &str,
+    p: &PaymentRow,
+) -> AppResult<Response> {
+    let en = o.checkout.lang == "en";
+    let target = flow::target_of(p)
+        .ok_or_else(|| anyhow::anyhow!("payment {} is not a number payment", p.id))?;
+    let status = NumberStatus::parse(&p.status)
+        .ok_or_else(|| anyhow::anyhow!("payment {} has status {:?}", p.id, p.status))?;
+    let details = NumberDetails::of(p);
+    let fields = target
+        .shape()
+        .fields()
+        .iter()
+        .map(|f| NumberFieldView {
+            key: f.key,
+            label: if en { f.label_en } else { f.label_ja },
+            value: details.get(f.key).unwrap_or("").to_owned(),
+        })
+        .collect();
+    let (title, steps) = match target {
+        IssueTarget::Konbini(chain) if en => {
+            (format!("Pay at {}", chain.name_en()), chain.how_to_pay_en())
+        }
+        IssueTarget::Konbini(chain) => (
+            format!("{}でのお支払い", chain.name_ja()),
+            chain.how_to_pay_ja(),
+        ),
+        IssueTarget::Payeasy if en => (
+            "Pay with Pay-easy (ATM / online banking)".to_owned(),
+            rules::payeasy_how_to_pay_en(),
+        ),
+        IssueTarget::Payeasy => (
+            "Pay-easy（ペイジー）でのお支払い".to_owned(),
+            rules::payeasy_how_to_pay_ja(),
+        ),
+    };
+    let n = NumberPage {
+        payment_id: p.id.clone(),
+        title,
+        status: status.code(),
+        status_text: status_text(status, en).to_owned(),
+        payable: matches!(
+            status,
+            NumberStatus::AwaitingPayment | NumberStatus::Reversed
+        ),
+        fields,
+        deadline: p.deadline_at.map(flow::format_deadline).unwrap_or_default(),
+        amount: crate::util::format_yen(p.amount),
+        steps: steps.to_vec(),
+        test_mode: o.merchant.mode() == Mode::Test,
+        return_url: o.checkout.return_url.clone(),
+    };
+    let (c, order) = (chrome(state, device, o, token), order_view(o));
+    match device {
+        Device::FeaturePhone => page_with_status(device, StatusCode::OK, &FpNumber { c, order, n }),
+        _ => page_with_status(device, StatusCode::OK, &WebNumber { c, order, n }),
+    }
+}

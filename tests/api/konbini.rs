@@ -1,0 +1,852 @@
+//! Konbini (コンビニ決済) and Pay-easy end to end through real HTTP: choosing the method and
+//! the chain, the number page on every device, re-showing the number, refusals, stamp duty,
+//! the sandbox control endpoint, notifications, expiry and late payments.
+
+use kakehashi::db::checkouts;
+use kakehashi::domain::Mode;
+use kakehashi::flows::konbini as flow;
+use kakehashi::payments::{self, PaymentRow};
+use serde_json::Value;
+
+use crate::helpers::*;
+
+/// Reads a page; feature-phone pages are Shift_JIS and must stay under 10 KB.
+async fn page(app: &TestApp, path: &str, ua: &str) -> (u16, String) {
+    let r = app.get(path, ua).await;
+    decode(r, ua).await
+}
+
+async fn decode(r: reqwest::Response, ua: &str) -> (u16, String) {
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let bytes = r.bytes().await.unwrap();
+    if ua == UA_DOCOMO || ua == UA_AU || ua == UA_SOFTBANK {
+        assert!(
+            ct.contains("Shift_JIS"),
+            "feature phone page in Shift_JIS: {ct}"
+        );
+        assert!(
+            bytes.len() < 10 * 1024,
+            "feature phone page < 10 KB: {}",
+            bytes.len()
+        );
+        let (text, _, errors) = encoding_rs::SHIFT_JIS.decode(&bytes);
+        assert!(!errors, "valid Shift_JIS");
+        assert!(!text.contains("<table"), "no tables on feature phones");
+        assert!(!text.contains("<script"), "no script on feature phones");
+        (status, text.into_owned())
+    } else {
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+}
+
+fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("location")
+        .expect("redirect")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Opens a link on `ua` and picks `method` on the selector; returns the method page's path.
+async fn choose_method(
+    app: &TestApp,
+    m: &TestMerchant,
+    f: &[(String, String)],
+    ua: &str,
+    method: &str,
+) -> String {
+    let r = app.get(&app.link(m, f), ua).await;
+    let (status, body) = decode(r, ua).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains(&format!("value=\"{method}\"")),
+        "{method} offered"
+    );
+    let csrf = hidden(&body, "csrf");
+    let r = app
+        .post_form(&action(&body), ua, &[("csrf", &csrf), ("method", method)])
+        .await;
+    assert_eq!(r.status().as_u16(), 303);
+    let path = location(&r);
+    assert!(path.ends_with(&format!("/{method}")), "{path}");
+    path
+}
+
+/// On the chain page at `path`, picks `chain`; returns the response to the POST.
+async fn post_chain(app: &TestApp, path: &str, ua: &str, chain: &str) -> reqwest::Response {
+    let (status, body) = page(app, path, ua).await;
+    assert_eq!(status, 200, "{body}");
+    let csrf = hidden(&body, "csrf");
+    app.post_form(path, ua, &[("csrf", &csrf), ("chain", chain)])
+        .await
+}
+
+/// Full konbini flow to the number page; returns (path, number page).
+async fn konbini_number(
+    app: &TestApp,
+    m: &TestMerchant,
+    f: &[(String, String)],
+    ua: &str,
+    chain: &str,
+) -> (String, String) {
+    let path = choose_method(app, m, f, ua, "konbini").await;
+    let r = post_chain(app, &path, ua, chain).await;
+    assert_eq!(r.status().as_u16(), 303, "issued, then redirected");
+    assert_eq!(location(&r), path);
+    let (status, body) = page(app, &path, ua).await;
+    assert_eq!(status, 200, "{body}");
+    (path, body)
+}
+
+/// A number on a PC/smartphone number page.
+fn num(body: &str, key: &str) -> String {
+    let needle = format!("id=\"num-{key}\">");
+    let i = body
+        .find(&needle)
+        .unwrap_or_else(|| panic!("no {key} in {body}"))
+        + needle.len();
+    body[i..].split('<').next().unwrap().to_owned()
+}
+
+/// A number on a feature-phone page: `label:<br>value<br>`.
+fn fp_num(body: &str, label: &str) -> String {
+    let needle = format!("{label}:<br>");
+    let i = body
+        .find(&needle)
+        .unwrap_or_else(|| panic!("no {label} in {body}"))
+        + needle.len();
+    body[i..].split('<').next().unwrap().to_owned()
+}
+
+fn digits(s: &str, n: usize) -> bool {
+    s.len() == n && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+async fn payment_of(app: &TestApp, m: &TestMerchant, order: &str) -> PaymentRow {
+    let co = checkouts::find_by_order(&app.db, &m.id, order)
+        .await
+        .unwrap()
+        .unwrap();
+    flow::issued_for_checkout(&app.db, &co.id)
+        .await
+        .unwrap()
+        .expect("number issued")
+}
+
+async fn checkout_status(app: &TestApp, m: &TestMerchant, order: &str) -> String {
+    checkouts::find_by_order(&app.db, &m.id, order)
+        .await
+        .unwrap()
+        .unwrap()
+        .status
+}
+
+/// Calls the sandbox control endpoint signed with the merchant's key.
+async fn sandbox_call(
+    app: &TestApp,
+    m: &TestMerchant,
+    payment_id: &str,
+    action: &str,
+    query: &str,
+) -> (u16, Value) {
+    sandbox_signed(app, m, payment_id, action, query, now_s(), None).await
+}
+
+async fn sandbox_signed(
+    app: &TestApp,
+    m: &TestMerchant,
+    payment_id: &str,
+    action: &str,
+    query: &str,
+    ts: i64,
+    signature: Option<&str>,
+) -> (u16, Value) {
+    let path = format!("/sandbox/v1/payments/{payment_id}/{action}{query}");
+    let sig = signature
+        .map(str::to_owned)
+        .unwrap_or_else(|| kakehashi::signing::sign(&m.secret, &format!("POST\n{path}\n{ts}")));
+    let r = app
+        .client
+        .post(format!("{}{path}", app.base))
+        .header("x-merchant-id", &m.id)
+        .header("x-key-id", &m.key_id)
+        .header("x-timestamp", ts.to_string())
+        .header("x-signature", sig)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"),
+        "JSON answer"
+    );
+    (status, r.json().await.unwrap())
+}
+
+fn types(hits: &[Hit]) -> Vec<String> {
+    hits.iter()
+        .map(|h| h.json()["type"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn wait_types(rx: &Receiver, want: &[&str]) -> Vec<Hit> {
+    let hits = rx
+        .wait_for(&format!("{want:?}"), |h| h.len() >= want.len())
+        .await;
+    assert_eq!(types(&hits), want);
+    hits
+}
+
+async fn seven_eleven_on_pc_shows_the_slip_number_and_never_issues_twice(app: TestApp) {
+    let m = app.merchant().await;
+    let f = app.fields(&m, "k-7", 1500, &[]);
+    let path = choose_method(&app, &m, &f, UA_PC, "konbini").await;
+    let (status, chooser) = page(&app, &path, UA_PC).await;
+    assert_eq!(status, 200);
+    for name in [
+        "セブン-イレブン",
+        "ローソン",
+        "ファミリーマート",
+        "ミニストップ",
+        "デイリーヤマザキ",
+        "セイコーマート",
+    ] {
+        assert!(chooser.contains(name), "{name} offered");
+    }
+    assert!(chooser.contains("23:59:59"), "deadline preview");
+    let r = post_chain(&app, &path, UA_PC, "seven").await;
+    assert_eq!(r.status().as_u16(), 303);
+    let (_, body) = page(&app, &path, UA_PC).await;
+    assert!(body.contains("layout-pc"));
+    assert!(body.contains("セブン-イレブンでのお支払い"));
+    assert!(body.contains("払込票番号"));
+    let slip = num(&body, "receipt_no");
+    assert!(digits(&slip, 13), "13-digit 払込票番号: {slip}");
+    assert!(body.contains("23:59:59"), "deadline ends 23:59:59 JST");
+    assert!(body.contains("&yen;1,500"));
+    assert!(
+        body.contains("インターネット代金の支払い"),
+        "how to pay at 7-Eleven"
+    );
+    assert!(body.contains("印刷する"), "print hint on PC");
+    assert!(
+        !body.contains("style=") && !body.contains("<script"),
+        "CSP-safe"
+    );
+
+    let p = payment_of(&app, &m, "k-7").await;
+    assert_eq!(
+        (
+            p.method.as_str(),
+            p.institution.as_deref(),
+            p.status.as_str()
+        ),
+        ("konbini", Some("seven"), "awaiting_payment")
+    );
+    assert_eq!(p.fee, 0, "no stamp duty under 50,000 yen");
+    let deadline = p.deadline_at.unwrap();
+    assert_eq!(
+        deadline,
+        kakehashi::domain::konbini::deadline_ms(p.created_at, 7),
+        "merchant default of 7 days"
+    );
+    assert_eq!(checkout_status(&app, &m, "k-7").await, "pending");
+    let events: Vec<String> = payments::events(&app.db, &p.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(events, ["payment.created", "konbini.issued"]);
+
+    // Reload, the checkout page and reopening the signed link all show the same number.
+    let (_, again) = page(&app, &path, UA_PC).await;
+    assert_eq!(num(&again, "receipt_no"), slip);
+    let (_, checkout_page) = page(&app, path.trim_end_matches("/konbini"), UA_PC).await;
+    assert_eq!(num(&checkout_page, "receipt_no"), slip);
+    let (status, reopened) = app.open(&m, &f, UA_IPHONE).await;
+    assert_eq!(status, 200);
+    assert_eq!(num(&reopened, "receipt_no"), slip);
+    assert!(!reopened.contains("value=\"card\""), "no selector any more");
+    // Re-posting another chain shows the issued number; it never issues a second one.
+    let csrf = hidden(&chooser, "csrf");
+    let r = app
+        .post_form(&path, UA_PC, &[("csrf", &csrf), ("chain", "lawson")])
+        .await;
+    assert_eq!(r.status().as_u16(), 303);
+    let (_, after) = page(&app, &location(&r), UA_PC).await;
+    assert_eq!(num(&after, "receipt_no"), slip);
+    assert_eq!(app.count("payments").await, 1);
+}
+both!(seven_eleven_on_pc_shows_the_slip_number_and_never_issues_twice);
+
+async fn lawson_on_smartphone_shows_customer_and_confirmation_numbers(app: TestApp) {
+    let m = app.merchant().await;
+    let f = app.fields(&m, "k-l", 2000, &[("konbini_days", "3")]);
+    let (_, body) = konbini_number(&app, &m, &f, UA_IPHONE, "lawson").await;
+    assert!(body.contains("layout-sp"));
+    assert!(body.contains("ローソンでのお支払い"));
+    assert!(digits(&num(&body, "customer_no"), 11), "お客様番号");
+    assert!(digits(&num(&body, "confirm_no"), 4), "確認番号");
+    assert!(body.contains("Loppi"), "how to pay at Lawson");
+    assert!(body.contains("スクリーンショット"), "smartphone save hint");
+    let p = payment_of(&app, &m, "k-l").await;
+    assert_eq!(
+        p.deadline_at.unwrap(),
+        kakehashi::domain::konbini::deadline_ms(p.created_at, 3),
+        "the link's konbini_days wins over the merchant default"
+    );
+}
+both!(lawson_on_smartphone_shows_customer_and_confirmation_numbers);
+
+async fn feature_phones_get_small_shift_jis_number_pages(app: TestApp) {
+    let m = app.merchant().await;
+    let f = app.fields(&m, "k-fp", 3000, &[]);
+    let path = choose_method(&app, &m, &f, UA_DOCOMO, "konbini").await;
+    let (_, chooser) = page(&app, &path, UA_DOCOMO).await;
+    assert!(chooser.contains("accesskey=\"1\""), "keypad shortcuts");
+    assert!(chooser.contains("ファミリーマート"));
+    let r = post_chain(&app, &path, UA_DOCOMO, "famima").await;
+    assert_eq!(r.status().as_u16(), 303);
+    let (status, body) = page(&app, &path, UA_DOCOMO).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("ファミリーマートでのお支払い"));
+    assert!(digits(&fp_num(&body, "お客様番号"), 11));
+    assert!(digits(&fp_num(&body, "確認番号"), 4));
+    assert!(fp_num(&body, "お支払期限").ends_with("23:59:59"));
+    assert!(body.contains("マルチコピー機"), "how to pay at FamilyMart");
+    assert!(body.contains("accesskey=\"0\""));
+
+    // Seicomart on au: one 11-digit 受付番号.
+    let f = app.fields(&m, "k-fp2", 3000, &[]);
+    let path = choose_method(&app, &m, &f, UA_AU, "konbini").await;
+    assert_eq!(
+        post_chain(&app, &path, UA_AU, "seicomart")
+            .await
+            .status()
+            .as_u16(),
+        303
+    );
+    let (_, body) = page(&app, &path, UA_AU).await;
+    assert!(digits(&fp_num(&body, "受付番号"), 11));
+    // Reopening on the phone shows the number again.
+    let r = app.get(&app.link(&m, &f), UA_AU).await;
+    let (_, reopened) = decode(r, UA_AU).await;
+    assert_eq!(fp_num(&reopened, "受付番号"), fp_num(&body, "受付番号"));
+}
+both!(feature_phones_get_small_shift_jis_number_pages);
+
+async fn chain_not_enabled_is_refused(app: TestApp) {
+    let m = app
+        .merchant_with(|n| n.konbini_chains = vec!["seven".into(), "lawson".into()])
+        .await;
+    let f = app.fields(&m, "k-ne", 1000, &[]);
+    let path = choose_method(&app, &m, &f, UA_PC, "konbini").await;
+    let (_, chooser) = page(&app, &path, UA_PC).await;
+    assert!(chooser.contains("value=\"seven\""));
+    assert!(!chooser.contains("value=\"famima\""), "only enabled chains");
+    for chain in ["famima", "nosuchchain"] {
+        let r = post_chain(&app, &path, UA_PC, chain).await;
+        assert_eq!(r.status().as_u16(), 400);
+        let body = r.text().await.unwrap();
+        assert_eq!(error_code(&body), "chain_not_available");
+        assert!(
+            body.contains("value=\"seven\""),
+            "the choice is shown again"
+        );
+    }
+    assert_eq!(app.count("payments").await, 0);
+    assert_eq!(checkout_status(&app, &m, "k-ne").await, "open");
+}
+both!(chain_not_enabled_is_refused);
+
+async fn familymart_with_a_same_day_deadline_is_refused(app: TestApp) {
+    let m = app.merchant().await;
+    let f = app.fields(&m, "k-f0", 1000, &[("konbini_days", "0")]);
+    let path = choose_method(&app, &m, &f, UA_PC, "konbini").await;
+    let (_, chooser) = page(&app, &path, UA_PC).await;
+    assert!(!chooser.contains("value=\"famima\""), "not offered");
+    assert!(chooser.contains("ファミリーマートは当日期限"), "says why");
+    let r = post_chain(&app, &path, UA_PC, "famima").await;
+    assert_eq!(r.status().as_u16(), 400);
+    let body = r.text().await.unwrap();
+    assert_eq!(error_code(&body), "konbini_deadline_too_short");
+    assert!(body.contains("他のコンビニをお選びください"));
+    assert_eq!(app.count("payments").await, 0);
+    // Other chains accept a same-day deadline: tonight 23:59:59 JST.
+    let r = post_chain(&app, &path, UA_PC, "ministop").await;
+    assert_eq!(r.status().as_u16(), 303);
+    let p = payment_of(&app, &m, "k-f0").await;
+    assert_eq!(
+        p.deadline_at.unwrap(),
+        kakehashi::domain::konbini::deadline_ms(p.created_at, 0)
+    );
+}
+both!(familymart_with_a_same_day_deadline_is_refused);
+
+async fn konbini_is_not_offered_above_300000_yen(app: TestApp) {
+    let m = app.merchant().await;
+    let f = app.fields(&m, "k-big", 300_001, &[]);
+    let (status, body) = app.open(&m, &f, UA_PC).await;
+    assert_eq!(status, 200);
+    assert!(!body.contains("value=\"konbini\""), "konbini not offered");
+    assert!(body.contains("value=\"payeasy\""), "Pay-easy still is");
+    // Going to the konbini page directly is refused too.
+    let token_path = action(&body).trim_end_matches("/method").to_owned();
+    let r = app.get(&format!("{token_path}/konbini"), UA_PC).await;
+    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(error_code(&r.text().await.unwrap()), "method_not_available");
+    // Exactly 300,000 is fine.
+    let f = app.fields(&m, "k-max", 300_000, &[]);
+    let (_, body) = app.open(&m, &f, UA_PC).await;
+    assert!(body.contains("value=\"konbini\""));
+}
+both!(konbini_is_not_offered_above_300000_yen);
+
+async fn stamp_duty_is_recorded_from_50000_yen(app: TestApp) {
+    let m = app.merchant().await;
+    for (order, amount, fee) in [("k-s1", 50_000, 200), ("k-s2", 49_999, 0)] {
+        let f = app.fields(&m, order, amount, &[]);
+        konbini_number(&app, &m, &f, UA_PC, "daily").await;
+        let p = payment_of(&app, &m, order).await;
+        assert_eq!(p.fee, fee, "{amount} yen");
+        assert_eq!(p.amount, amount);
+    }
+}
+both!(stamp_duty_is_recorded_from_50000_yen);
+
+async fn sandbox_paid_then_confirmed_notifies_each_step(app: TestApp) {
+    let rx = Receiver::start().await;
+    let m = app
+        .merchant_with(|n| n.callback_url = Some(rx.url.clone()))
+        .await;
+    let f = app.fields(&m, "k-pc", 4000, &[]);
+    let (path, body) = konbini_number(&app, &m, &f, UA_PC, "seven").await;
+    let id = body
+        .split("id=\"payment-id\">")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_owned();
+    let hits = wait_types(&rx, &["konbini.issued"]).await;
+    let issued = hits[0].json();
+    assert_eq!(issued["data"]["payment_id"], id.as_str());
+    assert_eq!(issued["data"]["status"], "awaiting_payment");
+    assert_eq!(
+        issued["data"]["konbini"]["receipt_no"],
+        num(&body, "receipt_no").as_str()
+    );
+
+    let (status, v) = sandbox_call(&app, &m, &id, "paid", "").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["payment"]["status"], "paid");
+    assert_eq!(v["payment"]["status_label_ja"], "消込済（速報）");
+    assert!(v["payment"]["paid_at"].is_string());
+    assert_eq!(checkout_status(&app, &m, "k-pc").await, "paid");
+    let (_, shown) = page(&app, &path, UA_PC).await;
+    assert!(shown.contains("お支払いを確認しました"));
+    assert!(shown.contains("data-status=\"paid\""));
+
+    let (status, v) = sandbox_call(&app, &m, &id, "confirm", "").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["payment"]["status"], "confirmed");
+    let hits = wait_types(
+        &rx,
+        &["konbini.issued", "konbini.paid", "konbini.confirmed"],
+    )
+    .await;
+    assert_eq!(hits[2].json()["data"]["status"], "confirmed");
+    // 確報 is final: a reversal now is refused and changes nothing.
+    let (status, v) = sandbox_call(&app, &m, &id, "reverse", "").await;
+    assert_eq!(status, 409);
+    assert_eq!(v["error"]["code"], "forbidden_transition");
+    let (status, v) = sandbox_call(&app, &m, &id, "confirm", "").await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (409, Some("duplicate"))
+    );
+    let events = payments::events(&app.db, &id).await.unwrap();
+    assert_eq!(events.len(), 4, "created, issued, paid, confirmed");
+    assert_eq!(events[2].from_status.as_deref(), Some("awaiting_payment"));
+    assert_eq!(events[2].actor, "sandbox_api");
+}
+both!(sandbox_paid_then_confirmed_notifies_each_step);
+
+async fn sandbox_paid_then_reversed(app: TestApp) {
+    let rx = Receiver::start().await;
+    let m = app
+        .merchant_with(|n| n.callback_url = Some(rx.url.clone()))
+        .await;
+    let f = app.fields(&m, "k-rv", 4000, &[]);
+    let (path, _) = konbini_number(&app, &m, &f, UA_PC, "lawson").await;
+    let p = payment_of(&app, &m, "k-rv").await;
+    let (status, _) = sandbox_call(&app, &m, &p.id, "paid", "").await;
+    assert_eq!(status, 200);
+    let (status, v) = sandbox_call(&app, &m, &p.id, "reverse", "").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["payment"]["status"], "reversed");
+    assert_eq!(v["payment"]["status_label_ja"], "速報取消");
+    wait_types(&rx, &["konbini.issued", "konbini.paid", "konbini.reversed"]).await;
+    // The number stays usable: the checkout is pending again and the page shows the number.
+    assert_eq!(checkout_status(&app, &m, "k-rv").await, "pending");
+    let (_, shown) = page(&app, &path, UA_PC).await;
+    assert!(shown.contains("取り消されました"));
+    assert_eq!(
+        num(&shown, "customer_no"),
+        flow::NumberDetails::of(&p).customer_no.unwrap()
+    );
+    // A reversed payment is never confirmed.
+    let (status, v) = sandbox_call(&app, &m, &p.id, "confirm", "").await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (409, Some("forbidden_transition"))
+    );
+}
+both!(sandbox_paid_then_reversed);
+
+async fn sandbox_endpoint_refusals(app: TestApp) {
+    let m = app.merchant().await;
+    let other = app.merchant().await;
+    let f = app.fields(&m, "k-sx", 1000, &[]);
+    konbini_number(&app, &m, &f, UA_PC, "seven").await;
+    let p = payment_of(&app, &m, "k-sx").await;
+    let ts = now_s();
+
+    let (status, v) = sandbox_signed(&app, &m, &p.id, "paid", "", ts, Some(&"0".repeat(64))).await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (401, Some("bad_signature"))
+    );
+    // Signed with another merchant's secret.
+    let wrong = kakehashi::signing::sign(
+        &other.secret,
+        &format!("POST\n/sandbox/v1/payments/{}/paid\n{ts}", p.id),
+    );
+    let (status, v) = sandbox_signed(&app, &m, &p.id, "paid", "", ts, Some(&wrong)).await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (401, Some("bad_signature"))
+    );
+    // Correctly signed but six minutes old.
+    let (status, v) = sandbox_signed(&app, &m, &p.id, "paid", "", ts - 360, None).await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (401, Some("stale_timestamp"))
+    );
+    // Missing headers.
+    let r = app
+        .client
+        .post(format!("{}/sandbox/v1/payments/{}/paid", app.base, p.id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "missing_header");
+    // Unknown payment, another merchant's payment, unknown action.
+    let (status, v) = sandbox_call(&app, &m, "pay_doesnotexist", "paid", "").await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (404, Some("payment_not_found"))
+    );
+    let (status, v) = sandbox_call(&app, &other, &p.id, "paid", "").await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (404, Some("payment_not_found"))
+    );
+    let (status, v) = sandbox_call(&app, &m, &p.id, "refund", "").await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (404, Some("unknown_action"))
+    );
+    let (status, v) = sandbox_call(&app, &m, &p.id, "paid", "?paid_at=soon").await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (400, Some("invalid_paid_at"))
+    );
+    // Impossible from awaiting_payment; and expiring a number that is not yet due is allowed
+    // only through the sandbox (below), never by the expiry job.
+    let (status, v) = sandbox_call(&app, &m, &p.id, "confirm", "").await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (409, Some("forbidden_transition"))
+    );
+    // Live merchants are refused, whatever the payment.
+    let live = app.merchant_with(|n| n.mode = Mode::Live).await;
+    let (status, v) = sandbox_call(&app, &live, &p.id, "paid", "").await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (403, Some("live_mode"))
+    );
+    // Nothing changed.
+    let p2 = payments::get(&app.db, &p.id).await.unwrap().unwrap();
+    assert_eq!(p2.status, "awaiting_payment");
+    assert_eq!(payments::events(&app.db, &p.id).await.unwrap().len(), 2);
+    // The sandbox expire works before the deadline, as if it had passed.
+    let (status, v) = sandbox_call(&app, &m, &p.id, "expire", "").await;
+    assert_eq!(
+        (status, v["payment"]["status"].as_str()),
+        (200, Some("expired"))
+    );
+}
+both!(sandbox_endpoint_refusals);
+
+async fn expiry_job_expires_overdue_numbers_and_a_later_payment_is_late(app: TestApp) {
+    let rx = Receiver::start().await;
+    let m = app
+        .merchant_with(|n| n.callback_url = Some(rx.url.clone()))
+        .await;
+    let f = app.fields(&m, "k-ex", 1000, &[]);
+    let (path, _) = konbini_number(&app, &m, &f, UA_PC, "seven").await;
+    let f2 = app.fields(&m, "k-ex2", 1000, &[]);
+    konbini_number(&app, &m, &f2, UA_PC, "seven").await;
+    let p = payment_of(&app, &m, "k-ex").await;
+    let fresh = payment_of(&app, &m, "k-ex2").await;
+    let now = kakehashi::util::now_ms();
+    // Not due yet: nothing happens.
+    assert_eq!(flow::expire_due(&app.db, now).await.unwrap(), 0);
+    let past = now - 60_000;
+    let mut tx = app.db.begin().await.unwrap();
+    kakehashi::exec_tx!(&mut tx, c => sqlx::query("UPDATE payments SET deadline_at = $1 WHERE id = $2")
+        .bind(past)
+        .bind(&p.id)
+        .execute(c)
+        .await)
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    assert_eq!(flow::expire_due(&app.db, now).await.unwrap(), 1);
+    assert_eq!(
+        flow::expire_due(&app.db, now).await.unwrap(),
+        0,
+        "idempotent"
+    );
+    let expired = payments::get(&app.db, &p.id).await.unwrap().unwrap();
+    assert_eq!(expired.status, "expired");
+    let untouched = payments::get(&app.db, &fresh.id).await.unwrap().unwrap();
+    assert_eq!(untouched.status, "awaiting_payment");
+    let hits = rx
+        .wait_for("expiry notice", |h| {
+            types(h).iter().any(|t| t == "payment.expired")
+        })
+        .await;
+    let exp = hits
+        .iter()
+        .find(|h| h.json()["type"] == "payment.expired")
+        .unwrap()
+        .json();
+    assert_eq!(exp["data"]["payment_id"], p.id.as_str());
+    let (_, shown) = page(&app, &path, UA_PC).await;
+    assert!(shown.contains("お支払期限を過ぎた"));
+    assert!(
+        !shown.contains("id=\"num-receipt_no\""),
+        "number hidden once expired"
+    );
+
+    // The shopper paid anyway (paid-at after the deadline): late_paid, for the merchant to decide.
+    let (status, v) = sandbox_call(&app, &m, &p.id, "paid", "").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["payment"]["status"], "late_paid");
+    rx.wait_for("late notice", |h| {
+        types(h).iter().any(|t| t == "konbini.late_paid")
+    })
+    .await;
+    let (_, shown) = page(&app, &path, UA_PC).await;
+    assert!(shown.contains("お支払期限後のお支払い"));
+}
+both!(expiry_job_expires_overdue_numbers_and_a_later_payment_is_late);
+
+async fn on_time_paid_at_after_expiry_is_paid(app: TestApp) {
+    let m = app.merchant().await;
+    let f = app.fields(&m, "k-ot", 1000, &[]);
+    konbini_number(&app, &m, &f, UA_PC, "lawson").await;
+    let p = payment_of(&app, &m, "k-ot").await;
+    let (status, _) = sandbox_call(&app, &m, &p.id, "expire", "").await;
+    assert_eq!(status, 200);
+    // Paid at the store before the deadline, notice after the expiry: paid, not late.
+    let paid_at = p.created_at / 1000 + 10;
+    let (status, v) = sandbox_call(&app, &m, &p.id, "paid", &format!("?paid_at={paid_at}")).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["payment"]["status"], "paid");
+}
+both!(on_time_paid_at_after_expiry_is_paid);
+
+async fn payeasy_happy_path(app: TestApp) {
+    let rx = Receiver::start().await;
+    let m = app
+        .merchant_with(|n| n.callback_url = Some(rx.url.clone()))
+        .await;
+    let f = app.fields(&m, "pe-1", 120_000, &[]);
+    let path = choose_method(&app, &m, &f, UA_PC, "payeasy").await;
+    let (status, start) = page(&app, &path, UA_PC).await;
+    assert_eq!(status, 200);
+    assert!(start.contains("お支払番号を発行する"));
+    assert_eq!(app.count("payments").await, 0, "GET issues nothing");
+    let csrf = hidden(&start, "csrf");
+    let r = app.post_form(&path, UA_PC, &[("csrf", &csrf)]).await;
+    assert_eq!(r.status().as_u16(), 303);
+    let (_, body) = page(&app, &path, UA_PC).await;
+    assert!(body.contains("収納機関番号"));
+    assert_eq!(num(&body, "institution_no"), "99999");
+    assert!(digits(&num(&body, "customer_no"), 20));
+    assert!(digits(&num(&body, "confirm_no"), 6));
+    assert!(body.contains("23:59:59"));
+    assert!(body.contains("10万円を超える"), "ATM cash limit explained");
+    let p = payment_of(&app, &m, "pe-1").await;
+    assert_eq!((p.method.as_str(), p.fee), ("payeasy", 0));
+    // Re-posting shows the same numbers.
+    let r = app.post_form(&path, UA_PC, &[("csrf", &csrf)]).await;
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(app.count("payments").await, 1);
+    let (status, v) = sandbox_call(&app, &m, &p.id, "paid", "").await;
+    assert_eq!(
+        (status, v["payment"]["status"].as_str()),
+        (200, Some("paid"))
+    );
+    let (status, _) = sandbox_call(&app, &m, &p.id, "confirm", "").await;
+    assert_eq!(status, 200);
+    let hits = wait_types(
+        &rx,
+        &["payeasy.issued", "payeasy.paid", "payeasy.confirmed"],
+    )
+    .await;
+    assert_eq!(hits[0].json()["data"]["payeasy"]["institution_no"], "99999");
+    assert_eq!(checkout_status(&app, &m, "pe-1").await, "paid");
+
+    // On a feature phone too.
+    let f = app.fields(&m, "pe-fp", 5000, &[]);
+    let path = choose_method(&app, &m, &f, UA_SOFTBANK, "payeasy").await;
+    let (_, start) = page(&app, &path, UA_SOFTBANK).await;
+    let csrf = hidden(&start, "csrf");
+    let r = app.post_form(&path, UA_SOFTBANK, &[("csrf", &csrf)]).await;
+    assert_eq!(r.status().as_u16(), 303);
+    let (_, body) = page(&app, &path, UA_SOFTBANK).await;
+    assert_eq!(fp_num(&body, "収納機関番号"), "99999");
+    assert!(digits(&fp_num(&body, "お客様番号"), 20));
+}
+both!(payeasy_happy_path);
+
+async fn payeasy_is_not_offered_above_its_limit(app: TestApp) {
+    let m = app.merchant().await;
+    let f = app.fields(&m, "pe-big", 1_000_000, &[]);
+    let (status, body) = app.open(&m, &f, UA_PC).await;
+    assert_eq!(status, 200);
+    assert!(!body.contains("value=\"payeasy\""));
+    let token_path = action(&body).trim_end_matches("/method").to_owned();
+    let r = app.get(&format!("{token_path}/payeasy"), UA_PC).await;
+    assert_eq!(r.status().as_u16(), 400);
+}
+both!(payeasy_is_not_offered_above_its_limit);
+
+async fn bad_csrf_and_live_merchants_issue_nothing(app: TestApp) {
+    let m = app.merchant().await;
+    let f = app.fields(&m, "k-cs", 1000, &[]);
+    let path = choose_method(&app, &m, &f, UA_PC, "konbini").await;
+    let r = app
+        .post_form(&path, UA_PC, &[("csrf", "forged"), ("chain", "seven")])
+        .await;
+    assert_eq!(r.status().as_u16(), 403);
+    assert_eq!(error_code(&r.text().await.unwrap()), "bad_csrf");
+    // A live merchant: no live institution is configured, so no (sandbox) number is handed out.
+    let live = app.merchant_with(|n| n.mode = Mode::Live).await;
+    let f = app.fields(&live, "k-live", 1000, &[]);
+    let path = choose_method(&app, &live, &f, UA_PC, "konbini").await;
+    let r = post_chain(&app, &path, UA_PC, "seven").await;
+    assert_eq!(r.status().as_u16(), 503);
+    assert_eq!(error_code(&r.text().await.unwrap()), "method_unavailable");
+    assert_eq!(app.count("payments").await, 0);
+}
+both!(bad_csrf_and_live_merchants_issue_nothing);
+
+async fn cli_sandbox_controls(app: TestApp) {
+    let m = app.merchant().await;
+    let f = app.fields(&m, "k-cli", 1000, &[]);
+    konbini_number(&app, &m, &f, UA_PC, "seven").await;
+    let p = payment_of(&app, &m, "k-cli").await;
+    use kakehashi::cli::{sandbox, SandboxCmd};
+    sandbox(
+        &app.db,
+        SandboxCmd::Pay {
+            payment_id: p.id.clone(),
+            paid_at: None,
+        },
+    )
+    .await
+    .unwrap();
+    sandbox(
+        &app.db,
+        SandboxCmd::Reverse {
+            payment_id: p.id.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    let err = sandbox(
+        &app.db,
+        SandboxCmd::Confirm {
+            payment_id: p.id.clone(),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("not allowed"), "{err}");
+    let p = payments::get(&app.db, &p.id).await.unwrap().unwrap();
+    assert_eq!(p.status, "reversed");
+}
+both!(cli_sandbox_controls);
+
+/// Sandbox auto-pay needs the background sweep, so these apps run it every 100 ms.
+async fn autopay(app: TestApp) {
+    let rx = Receiver::start().await;
+    let m = app
+        .merchant_with(|n| n.callback_url = Some(rx.url.clone()))
+        .await;
+    let off = app.merchant().await;
+    flow::set_autopay_seconds(&app.db, &m.id, Some(0))
+        .await
+        .unwrap();
+    let f = app.fields(&m, "k-ap", 1000, &[]);
+    konbini_number(&app, &m, &f, UA_PC, "seven").await;
+    let f2 = app.fields(&off, "k-ap-off", 1000, &[]);
+    konbini_number(&app, &off, &f2, UA_PC, "seven").await;
+    let p = payment_of(&app, &m, "k-ap").await;
+    let status = eventually("auto-paid", || async {
+        let s = payments::get(&app.db, &p.id).await.unwrap().unwrap().status;
+        (s != "awaiting_payment").then_some(s)
+    })
+    .await;
+    assert_eq!(status, "paid");
+    wait_types(&rx, &["konbini.issued", "konbini.paid"]).await;
+    let untouched = payment_of(&app, &off, "k-ap-off").await;
+    assert_eq!(
+        untouched.status, "awaiting_payment",
+        "auto-pay is per merchant"
+    );
+}
+
+mod autopay_runs_in_the_sweep {
+    async fn spawn(backend: crate::helpers::Backend) -> Option<crate::helpers::TestApp> {
+        crate::helpers::spawn_app_with(backend, |c| c.sweep_interval_ms = 100).await
+    }
+    #[tokio::test]
+    async fn sqlite() {
+        super::autopay(spawn(crate::helpers::Backend::Sqlite).await.unwrap()).await;
+    }
+    #[tokio::test]
+    async fn postgres() {
+        if let Some(app) = spawn(crate::helpers::Backend::Postgres).await {
+            super::autopay(app).await;
+        }
+    }
+}
