@@ -169,6 +169,26 @@ for (const device of ['pc', 'sp']) {
   });
 }
 
+for (const device of ['pc', 'sp']) {
+  test(`${device}: konbini payment number`, async () => {
+    const { ctx, page } = await open(device);
+    const order = `b-${device}-kon-${Date.now()}`;
+    await page.goto(link(order, 2750));
+    await page.click('button[value=konbini]');
+    await page.waitForSelector('button[value=lawson]');
+    await check(page, `${device}-08-konbini-choice`);
+    await page.click('button[value=lawson]');
+    await page.waitForSelector('#number-h');
+    const customer = (await page.textContent('#num-customer_no')).trim();
+    const confirm = (await page.textContent('#num-confirm_no')).trim();
+    assert.match(customer, /^\d{11}$/);
+    assert.match(confirm, /^\d{4}$/);
+    await check(page, `${device}-09-konbini-number`);
+    await waitFor(() => hits.some((h) => h.body.includes(order)), 'konbini notification');
+    await ctx.close();
+  });
+}
+
 test('pc: declined card shows the reason and the way back; keyboard-only form', async () => {
   const { ctx, page } = await open('pc');
   await page.goto(link(`b-kbd-${Date.now()}`, 1200));
