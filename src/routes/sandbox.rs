@@ -102,7 +102,8 @@ pub async fn control(
             "X-Signature must be the hex HMAC-SHA256 of \"{METHOD}\\n{PATH}\\n{X-Timestamp}\" with the key's secret",
         ));
     }
-    if (state.now_s() - ts).abs() > MAX_SKEW_S {
+    // abs_diff: a hostile timestamp (e.g. i64::MIN) must not overflow.
+    if state.now_s().abs_diff(ts) > MAX_SKEW_S.unsigned_abs() {
         return Err(api(
             StatusCode::UNAUTHORIZED,
             "stale_timestamp",

@@ -850,3 +850,67 @@ mod autopay_runs_in_the_sweep {
         }
     }
 }
+
+/// Runs docs/examples/sandbox.sh; None when bash, curl or openssl is missing here.
+async fn run_sandbox_script(app: &TestApp, m: &TestMerchant, args: &[&str]) -> Option<Value> {
+    for (program, arg) in [
+        ("bash", "--version"),
+        ("curl", "--version"),
+        ("openssl", "version"),
+    ] {
+        let found = tokio::process::Command::new(program)
+            .arg(arg)
+            .output()
+            .await
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            println!("skipping sandbox.sh: {program} is not installed");
+            return None;
+        }
+    }
+    // Async: the script calls this test's server, which runs on the same runtime.
+    let out = tokio::process::Command::new("bash")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/docs/examples/sandbox.sh"
+        ))
+        .args(args)
+        .env("BASE_URL", &app.base)
+        .env("MERCHANT_ID", &m.id)
+        .env("KEY_ID", &m.key_id)
+        .env("SECRET", &m.secret)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sandbox.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(serde_json::from_slice(&out.stdout).unwrap())
+}
+
+async fn documented_shell_example_drives_the_sandbox(app: TestApp) {
+    let m = app.merchant().await;
+    let f = app.fields(&m, "k-sh", 1000, &[]);
+    konbini_number(&app, &m, &f, UA_PC, "famima").await;
+    let p = payment_of(&app, &m, "k-sh").await;
+    let paid_at = (p.created_at / 1000 + 5).to_string();
+    let Some(v) = run_sandbox_script(&app, &m, &["paid", &p.id, &paid_at]).await else {
+        return;
+    };
+    assert_eq!(v["payment"]["status"], "paid", "{v}");
+    assert_eq!(
+        v["payment"]["paid_at"],
+        kakehashi::util::rfc3339_jst((p.created_at / 1000 + 5) * 1000).as_str()
+    );
+    let v = run_sandbox_script(&app, &m, &["confirm", &p.id])
+        .await
+        .unwrap();
+    assert_eq!(v["payment"]["status"], "confirmed", "{v}");
+    let v = run_sandbox_script(&app, &m, &["reverse", &p.id])
+        .await
+        .unwrap();
+    assert_eq!(v["error"]["code"], "forbidden_transition", "{v}");
+}
+both!(documented_shell_example_drives_the_sandbox);
