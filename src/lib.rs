@@ -14,6 +14,7 @@ pub mod db;
 pub mod device;
 pub mod domain;
 pub mod error;
+pub mod flows;
 pub mod form;
 pub mod notify;
 pub mod pages;

@@ -75,6 +75,10 @@ impl App {
             owner: crate::util::random_id("wrk", 12),
         };
         tokio::spawn(worker.run());
+        tokio::spawn(crate::flows::redirect::run_jobs(
+            st.db.clone(),
+            st.wake.clone(),
+        ));
         Ok(())
     }
 

@@ -114,7 +114,13 @@ impl Method {
 }
 
 /// The methods whose payment flow is built; the selector shows nothing else.
-const IMPLEMENTED: &[Method] = &[Method::Card];
+const IMPLEMENTED: &[Method] = &[
+    Method::Card,
+    Method::Banknet,
+    Method::Docomo,
+    Method::Au,
+    Method::Softbank,
+];
 
 /// The selector's rule: merchant-enabled ∩ link-allowed ∩ possible on this device ∩ allowed for
 /// this amount ∩ implemented.

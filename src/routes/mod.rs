@@ -1,7 +1,10 @@
 //! Every route of the server, in one place, with the layers that wrap them.
 
 mod assets;
+mod bank;
+mod carrier;
 mod checkout;
+mod sandbox_pages;
 
 use std::time::Duration;
 
@@ -23,6 +26,10 @@ pub fn router(state: AppState) -> Router {
         .route("/pay/{token}", get(checkout::show))
         .route("/pay/{token}/method", post(checkout::choose_method))
         .route("/pay/{token}/view", get(checkout::switch_view))
+        // Bank net and carrier billing, and their sandbox bank / carrier pages
+        .merge(bank::routes())
+        .merge(carrier::routes())
+        .merge(sandbox_pages::routes())
         // Assets and health
         .route("/assets/{*path}", get(assets::serve))
         .route("/healthz", get(|| async { "ok" }))
