@@ -115,6 +115,25 @@ pub enum Command {
     /// Manage merchants.
     #[command(subcommand)]
     Merchant(Box<MerchantCmd>),
+    /// Manage carrier continuous-billing agreements (継続課金).
+    #[command(subcommand)]
+    Subscription(SubscriptionCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SubscriptionCmd {
+    /// Cancel a subscription: no further monthly charges; notifies `subscription.cancelled`.
+    Cancel { id: String },
+}
+
+pub async fn subscription(db: &Db, cmd: SubscriptionCmd) -> anyhow::Result<()> {
+    match cmd {
+        SubscriptionCmd::Cancel { id } => {
+            crate::flows::carrier::cancel_subscription(db, &id).await?;
+            println!("cancelled {id}");
+        }
+    }
+    Ok(())
 }
 
 #[derive(Subcommand, Debug)]
@@ -142,6 +161,9 @@ pub enum MerchantCmd {
         /// active | disabled
         #[arg(long)]
         status: Option<String>,
+        /// Offer carrier continuous billing (継続課金): true | false
+        #[arg(long)]
+        carrier_continuous: Option<bool>,
         #[command(flatten)]
         settings: Settings,
     },
@@ -272,8 +294,12 @@ pub async fn merchant(db: &Db, cmd: MerchantCmd) -> anyhow::Result<()> {
             merchant_id,
             name,
             status,
+            carrier_continuous,
             settings: s,
         } => {
+            if let Some(on) = carrier_continuous {
+                crate::flows::carrier::set_continuous(db, &merchant_id, on).await?;
+            }
             let mut changes: Vec<(&'static str, String)> = Vec::new();
             if let Some(v) = name {
                 changes.push(("name", v));
@@ -319,7 +345,10 @@ pub async fn merchant(db: &Db, cmd: MerchantCmd) -> anyhow::Result<()> {
             if let Some(v) = s.card_options {
                 changes.push(("card_options", v));
             }
-            anyhow::ensure!(!changes.is_empty(), "nothing to change");
+            anyhow::ensure!(
+                !changes.is_empty() || carrier_continuous.is_some(),
+                "nothing to change"
+            );
             for (col, v) in changes {
                 merchants::set_field(db, &merchant_id, col, &v).await?;
             }

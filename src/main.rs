@@ -20,6 +20,10 @@ async fn main() -> anyhow::Result<()> {
             let db = Db::connect(&args.global.database_url).await?;
             cli::merchant(&db, *cmd).await
         }
+        Command::Subscription(cmd) => {
+            let db = Db::connect(&args.global.database_url).await?;
+            cli::subscription(&db, cmd).await
+        }
     }
 }
 

@@ -3,6 +3,8 @@
 
 mod helpers;
 
+mod bank;
+mod carrier;
 mod checkout;
 mod notify;
 mod vectors;
