@@ -151,6 +151,9 @@ pub enum Command {
     /// Sandbox controls for test-mode konbini / Pay-easy payments (速報, 確報, 速報取消, expiry).
     #[command(subcommand)]
     Sandbox(SandboxCmd),
+    /// Manage carrier continuous-billing agreements (継続課金).
+    #[command(subcommand)]
+    Subscription(SubscriptionCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -191,6 +194,22 @@ pub enum NotifyCmd {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum SubscriptionCmd {
+    /// Cancel a subscription: no further monthly charges; notifies `subscription.cancelled`.
+    Cancel { id: String },
+}
+
+pub async fn subscription(db: &Db, cmd: SubscriptionCmd) -> anyhow::Result<()> {
+    match cmd {
+        SubscriptionCmd::Cancel { id } => {
+            crate::flows::carrier::cancel_subscription(db, &id).await?;
+            println!("cancelled {id}");
+        }
+    }
+    Ok(())
+}
+
+#[derive(Subcommand, Debug)]
 pub enum MerchantCmd {
     /// Create a merchant; prints its id, key id and secret (shown only once).
     Add {
@@ -218,6 +237,9 @@ pub enum MerchantCmd {
         /// active | disabled
         #[arg(long)]
         status: Option<String>,
+        /// Offer carrier continuous billing (継続課金): true | false
+        #[arg(long)]
+        carrier_continuous: Option<bool>,
         #[command(flatten)]
         settings: Settings,
     },
@@ -366,8 +388,12 @@ pub async fn merchant(db: &Db, cmd: MerchantCmd) -> anyhow::Result<()> {
             merchant_id,
             name,
             status,
+            carrier_continuous,
             settings: s,
         } => {
+            if let Some(on) = carrier_continuous {
+                crate::flows::carrier::set_continuous(db, &merchant_id, on).await?;
+            }
             let mut changes: Vec<(&'static str, String)> = Vec::new();
             if let Some(v) = name {
                 changes.push(("name", v));
@@ -419,7 +445,7 @@ pub async fn merchant(db: &Db, cmd: MerchantCmd) -> anyhow::Result<()> {
                 .map(parse_autopay)
                 .transpose()?;
             anyhow::ensure!(
-                !changes.is_empty() || autopay.is_some(),
+                !changes.is_empty() || autopay.is_some() || carrier_continuous.is_some(),
                 "nothing to change"
             );
             for (col, v) in changes {

@@ -28,6 +28,8 @@ pub enum Reason {
     Locked,
     BadRequest,
     NotFound,
+    /// A bank or carrier result that failed its signature or does not match the payment.
+    ReturnRejected,
 }
 
 impl Reason {
@@ -54,6 +56,7 @@ impl Reason {
             Reason::Locked => "checkout_locked",
             Reason::BadRequest => "bad_request",
             Reason::NotFound => "not_found",
+            Reason::ReturnRejected => "return_rejected",
         }
     }
 
@@ -62,7 +65,7 @@ impl Reason {
             Reason::BadSignature | Reason::UnknownMerchant | Reason::UnknownKey => {
                 StatusCode::FORBIDDEN
             }
-            Reason::BadCsrf => StatusCode::FORBIDDEN,
+            Reason::BadCsrf | Reason::ReturnRejected => StatusCode::FORBIDDEN,
             Reason::LinkExpired | Reason::SessionExpired => StatusCode::GONE,
             Reason::OrderConflict | Reason::CheckoutClosed => StatusCode::CONFLICT,
             Reason::Locked => StatusCode::TOO_MANY_REQUESTS,
@@ -98,6 +101,9 @@ impl Reason {
             Reason::Locked => "入力の誤りが続いたため、このお支払いは一時的にロックされました。",
             Reason::BadRequest => "リクエストが正しくありません。",
             Reason::NotFound => "ページが見つかりません。",
+            Reason::ReturnRejected => {
+                "お支払い結果を確認できませんでした。お支払いは完了していません。"
+            }
         }
     }
 
@@ -130,6 +136,9 @@ impl Reason {
             Reason::Locked => "Too many failed attempts: this checkout is locked for now.",
             Reason::BadRequest => "Bad request.",
             Reason::NotFound => "Page not found.",
+            Reason::ReturnRejected => {
+                "The payment result could not be verified. The payment has not been made."
+            }
         }
     }
 }

@@ -35,6 +35,10 @@ async fn main() -> anyhow::Result<()> {
             let db = Db::connect(&args.global.database_url).await?;
             cli::sandbox(&db, cmd).await
         }
+        Command::Subscription(cmd) => {
+            let db = Db::connect(&args.global.database_url).await?;
+            cli::subscription(&db, cmd).await
+        }
     }
 }
 

@@ -402,3 +402,133 @@ pub struct FpNumber {
     pub order: OrderView,
     pub n: NumberPage,
 }
+
+// ---------------------------------------------------------------------------
+// Bank net and carrier billing (flows::bank, flows::carrier)
+// ---------------------------------------------------------------------------
+
+/// A choice in a list of buttons (bank, billing kind, sandbox decision).
+#[derive(Clone, Debug)]
+pub struct Choice {
+    pub value: &'static str,
+    pub label: String,
+    pub accesskey: usize,
+}
+
+/// Bank choice before the redirect to the bank (PC and smartphone only).
+#[derive(Template)]
+#[template(path = "web/bank_choose.html")]
+pub struct WebBankChoose {
+    pub c: Chrome,
+    pub order: OrderView,
+    pub banks: Vec<Choice>,
+    pub action: String,
+    pub csrf: String,
+    pub back_url: String,
+}
+
+/// Carrier confirmation before the redirect to the carrier (都度 / 継続 when enabled).
+#[derive(Template)]
+#[template(path = "web/carrier_confirm.html")]
+pub struct WebCarrierConfirm {
+    pub c: Chrome,
+    pub order: OrderView,
+    pub carrier_name: &'static str,
+    pub billing: Vec<Choice>,
+    pub action: String,
+    pub csrf: String,
+    pub back_url: String,
+}
+
+#[derive(Template)]
+#[template(path = "fp/carrier_confirm.html")]
+pub struct FpCarrierConfirm {
+    pub c: Chrome,
+    pub order: OrderView,
+    pub carrier_name: &'static str,
+    pub billing: Vec<Choice>,
+    pub action: String,
+    pub csrf: String,
+    pub back_url: String,
+}
+
+/// What a bank/carrier result page says.
+#[derive(Clone, Debug)]
+pub struct PayResult {
+    pub ok: bool,
+    /// Still waiting for the bank (the shopper came back without a result).
+    pub waiting: bool,
+    pub method_name: &'static str,
+    pub payment_id: String,
+    pub status_label: &'static str,
+    /// Why it failed, when we know (e.g. the carrier monthly limit).
+    pub message: Option<String>,
+    /// "ショップに戻る": the checkout's return_url with the signed result.
+    pub return_link: Option<String>,
+    /// "別の方法で支払う": back to the selector.
+    pub retry_url: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "web/pay_result.html")]
+pub struct WebPayResult {
+    pub c: Chrome,
+    pub order: OrderView,
+    pub r: PayResult,
+}
+
+#[derive(Template)]
+#[template(path = "fp/pay_result.html")]
+pub struct FpPayResult {
+    pub c: Chrome,
+    pub order: OrderView,
+    pub r: PayResult,
+}
+
+/// The sandbox bank's page: deliberately not the merchant's theme, so nobody mistakes it for
+/// a real bank or for the shop.
+#[derive(Template)]
+#[template(path = "web/sandbox_bank.html")]
+pub struct WebSandboxBank {
+    pub app_css: String,
+    pub bank_name: &'static str,
+    pub bank_code: &'static str,
+    pub item_name: String,
+    pub amount: String,
+    pub action: String,
+    pub csrf: String,
+    pub choices: Vec<Choice>,
+    /// The shopper chose to walk away: tell them nothing comes back.
+    pub left: bool,
+}
+
+/// The sandbox carrier's login / confirmation page.
+#[derive(Template)]
+#[template(path = "web/sandbox_carrier.html")]
+pub struct WebSandboxCarrier {
+    pub app_css: String,
+    pub carrier_name: &'static str,
+    pub item_name: String,
+    pub amount: String,
+    pub billing_label: &'static str,
+    pub action: String,
+    pub csrf: String,
+    /// false: login form; true: confirmation (承認) step.
+    pub confirm: bool,
+    pub error: Option<&'static str>,
+    pub phone: String,
+}
+
+#[derive(Template)]
+#[template(path = "fp/sandbox_carrier.html")]
+pub struct FpSandboxCarrier {
+    pub carrier_name: &'static str,
+    pub item_name: String,
+    pub amount: String,
+    pub billing_label: &'static str,
+    pub action: String,
+    pub csrf: String,
+    pub confirm: bool,
+    pub error: Option<&'static str>,
+    pub phone: String,
+}

@@ -313,13 +313,14 @@ pub async fn get_tx(tx: &mut Tx, id: &str) -> Result<Option<PaymentRow>, sqlx::E
     on_tx!(tx, c => sqlx::query_as(&sql).bind(id).fetch_optional(c).await)
 }
 
-/// The checkout's live payment (not failed), if any.
+/// The checkout's live payment, if any: the same predicate as the `payments_one_live` index.
 pub async fn live_for_checkout(
     db: &Db,
     checkout_id: &str,
 ) -> Result<Option<PaymentRow>, sqlx::Error> {
     let sql = format!(
-        "SELECT {COLS} FROM payments WHERE checkout_id = $1 AND status NOT IN ('failed', 'declined', 'timed_out') LIMIT 1"
+        "SELECT {COLS} FROM payments WHERE checkout_id = $1 AND status NOT IN ('failed', 'declined', 'timed_out') \
+         AND NOT (status = 'cancelled' AND method IN ('docomo', 'au', 'softbank')) LIMIT 1"
     );
     on_db!(db, c => sqlx::query_as(&sql).bind(checkout_id).fetch_optional(c).await)
 }

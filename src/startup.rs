@@ -84,6 +84,10 @@ impl App {
             st.wake.clone(),
             std::time::Duration::from_millis(st.config.sweep_interval_ms.max(1)),
         ));
+        tokio::spawn(crate::flows::redirect::run_jobs(
+            st.db.clone(),
+            st.wake.clone(),
+        ));
         Ok(())
     }
 

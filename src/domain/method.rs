@@ -114,7 +114,7 @@ impl Method {
 }
 
 /// The methods whose payment flow is built; the selector shows nothing else.
-const IMPLEMENTED: &[Method] = &[Method::Card, Method::Konbini, Method::Payeasy];
+const IMPLEMENTED: &[Method] = &Method::ALL;
 
 /// The selector's rule: merchant-enabled ∩ link-allowed ∩ possible on this device ∩ allowed for
 /// this amount ∩ implemented.

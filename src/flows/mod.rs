@@ -1,7 +1,10 @@
 //! Payment-method flows: the domain services between thin handlers, connectors and the store.
 
+pub mod bank;
 pub mod card;
+pub mod carrier;
 pub mod konbini;
+pub mod redirect;
 
 use crate::db::checkouts::CheckoutRow;
 use crate::db::{merchants, Db};

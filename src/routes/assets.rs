@@ -13,7 +13,10 @@ fn asset(state: &AppState, url: &str, cache: &'static str) -> Response {
         Some(a) => {
             let mut r = a.bytes.clone().into_response();
             let h = r.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(a.content_type));
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(a.content_type),
+            );
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
             r
         }

@@ -1,11 +1,14 @@
 //! Every route of the server, in one place, with the layers that wrap them.
 
 mod assets;
+mod bank;
 mod card;
+mod carrier;
 pub mod checkout;
 mod demo;
 mod konbini;
 mod sandbox;
+mod sandbox_pages;
 
 use std::time::Duration;
 
@@ -48,6 +51,10 @@ pub fn router(state: AppState) -> Router {
             "/sandbox/v1/payments/{payment_id}/{action}",
             post(sandbox::control),
         )
+        // Bank net and carrier billing, and their sandbox bank / carrier pages
+        .merge(bank::routes())
+        .merge(carrier::routes())
+        .merge(sandbox_pages::routes())
         // Assets and health
         .route("/assets/{*path}", get(assets::serve))
         .route("/healthz", get(|| async { "ok" }))

@@ -449,3 +449,87 @@ impl TestApp {
         m.webhook_secrets().first().unwrap().to_string()
     }
 }
+
+/// The `location` header of a redirect response.
+pub fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("location")
+        .unwrap_or_else(|| panic!("no location on {}", r.status()))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A body decoded as Shift_JIS (feature-phone pages).
+pub async fn sjis_text(r: reqwest::Response) -> String {
+    let bytes = r.bytes().await.unwrap();
+    encoding_rs::SHIFT_JIS.decode(&bytes).0.into_owned()
+}
+
+impl TestApp {
+    /// Posts a form encoded in Shift_JIS, as a feature phone does (no charset announced).
+    pub async fn post_sjis(&self, url: &str, ua: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let url = if url.starts_with('/') {
+            format!("{}{url}", self.base)
+        } else {
+            url.to_owned()
+        };
+        let enc = |s: &str| {
+            let (bytes, _, _) = encoding_rs::SHIFT_JIS.encode(s);
+            percent_encoding::percent_encode(&bytes, percent_encoding::NON_ALPHANUMERIC).to_string()
+        };
+        let body = form
+            .iter()
+            .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        self.client
+            .post(url)
+            .header("user-agent", ua)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Opens a link and picks `method` on the selector; returns the method page's path
+    /// (`/pay/{token}/{method}`).
+    pub async fn choose(
+        &self,
+        m: &TestMerchant,
+        order_id: &str,
+        amount: i64,
+        method: &str,
+        ua: &str,
+    ) -> String {
+        let f = self.fields(m, order_id, amount, &[]);
+        let (status, body) = self.open(m, &f, ua).await;
+        assert_eq!(status, 200, "{body}");
+        let r = self
+            .post_form(
+                &action(&body),
+                ua,
+                &[("csrf", &hidden(&body, "csrf")), ("method", method)],
+            )
+            .await;
+        assert_eq!(r.status().as_u16(), 303, "choosing {method}");
+        location(&r)
+    }
+
+    pub async fn payment_status(&self, id: &str) -> String {
+        kakehashi::payments::get(&self.db, id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+    }
+
+    pub async fn checkout_status(&self, m: &TestMerchant, order_id: &str) -> String {
+        kakehashi::db::checkouts::find_by_order(&self.db, &m.id, order_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+    }
+}

@@ -3,7 +3,9 @@
 
 mod helpers;
 
+mod bank;
 mod card;
+mod carrier;
 mod checkout;
 mod feature_phone;
 mod konbini;

@@ -1,0 +1,750 @@
+//! Carrier billing (キャリア決済: d払い, auかんたん決済, ソフトバンクまとめて支払い): one-off and
+//! continuous (継続課金) charges through the carrier's login page, the per-shopper monthly limit,
+//! monthly subscription charges and their cancellation.
+
+use serde_json::{json, Value};
+
+use crate::checkout::{self, Opened};
+use crate::connectors::carrier::{
+    CancelRequest, CarrierConnector, CarrierOutcome, ContinuousChargeOutcome,
+    ContinuousChargeRequest, SandboxCarrierConnector, SandboxDecision, SandboxLogin, SandboxReturn,
+    StartRequest,
+};
+use crate::db::checkouts::{self, CheckoutRow};
+use crate::db::{Db, Tx};
+use crate::device::Device;
+use crate::domain::carrier::{
+    self, apply_subscription, charge_ms, check_limit, month_key, BillingKind, Carrier,
+    CarrierAction, CarrierStatus, LimitError, SubscriptionAction, SubscriptionStatus,
+    MONTHLY_LIMIT,
+};
+use crate::domain::Method;
+use crate::error::{AppError, AppResult, Reason};
+use crate::flows::redirect::{self, payment_error};
+use crate::payments::{self, Change, NewPayment, PaymentRow, COLS};
+use crate::state::AppState;
+use crate::util::{now_ms, random_id};
+use crate::{exec_tx, on_db, on_tx};
+
+/// The payment method of a carrier (one method per carrier, see `domain::method`).
+pub fn method_of(c: Carrier) -> Method {
+    match c {
+        Carrier::Docomo => Method::Docomo,
+        Carrier::Au => Method::Au,
+        Carrier::Softbank => Method::Softbank,
+    }
+}
+
+fn sandbox_secret(server_secret: &[u8]) -> Vec<u8> {
+    redirect::derived_secret(server_secret, "sandbox-carrier")
+}
+
+/// The sandbox carrier; its signing key is derived from the server secret (shared by instances).
+pub fn connector(state: &AppState) -> SandboxCarrierConnector {
+    SandboxCarrierConnector::new(state.public_url.to_string(), sandbox_secret(&state.secret))
+}
+
+fn return_url(state: &AppState, token: &str, c: Carrier, payment_id: &str) -> String {
+    format!(
+        "{}/pay/{token}/{}/return/{payment_id}",
+        state.public_url,
+        c.code()
+    )
+}
+
+/// The login phone number, keyed-hashed with the server secret: enough to count a shopper's
+/// charges for the monthly limit, without storing the number itself.
+pub fn phone_hash(server_secret: &[u8], phone: &str) -> String {
+    let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
+    hex::encode(crate::signing::hmac_bytes(
+        server_secret,
+        format!("carrier-phone|{digits}").as_bytes(),
+    ))
+}
+
+/// Whether the merchant offers 継続課金 (merchants.carrier_continuous).
+pub async fn continuous_enabled(db: &Db, merchant_id: &str) -> Result<bool, sqlx::Error> {
+    let v: Option<i64> = on_db!(db, c => sqlx::query_scalar(
+        "SELECT carrier_continuous FROM merchants WHERE id = $1",
+    )
+    .bind(merchant_id)
+    .fetch_optional(c)
+    .await)?;
+    Ok(v.unwrap_or(0) != 0)
+}
+
+/// Turns 継続課金 on or off for a merchant (CLI `merchant set --carrier-continuous`).
+pub async fn set_continuous(db: &Db, merchant_id: &str, on: bool) -> anyhow::Result<()> {
+    let mut tx = db.begin().await?;
+    let n = exec_tx!(&mut tx, c => sqlx::query(
+        "UPDATE merchants SET carrier_continuous = $1 WHERE id = $2",
+    )
+    .bind(i64::from(on))
+    .bind(merchant_id)
+    .execute(c)
+    .await)?;
+    anyhow::ensure!(n == 1, "no merchant {merchant_id}");
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Creates the payment (認証待ち) and returns the carrier login page URL. A carrier attempt of
+/// this checkout that the shopper abandoned on the carrier page is cancelled first (the shopper
+/// backed out), so coming back and choosing again works.
+pub async fn start(
+    state: &AppState,
+    o: &Opened,
+    token: &str,
+    device: Device,
+    c: Carrier,
+    billing: BillingKind,
+) -> AppResult<String> {
+    if !checkout::offered(o, device).contains(&method_of(c)) {
+        return Err(AppError::shopper(Reason::MethodNotAvailable));
+    }
+    if o.checkout.status != "open" {
+        return Err(AppError::shopper(Reason::CheckoutClosed));
+    }
+    if billing == BillingKind::Continuous && !continuous_enabled(&state.db, &o.merchant.id).await? {
+        return Err(AppError::field(Reason::InvalidField, "billing"));
+    }
+    let details = json!({ "carrier": c.code(), "billing": billing.code() });
+    let mut tx = state.db.begin().await?;
+    abandon_stale(&mut tx, &o.checkout.id).await?;
+    let p = payments::create(
+        &mut tx,
+        &NewPayment {
+            merchant_id: &o.merchant.id,
+            checkout_id: &o.checkout.id,
+            order_id: &o.checkout.order_id,
+            method: c.code(),
+            institution: Some(c.code()),
+            status: CarrierStatus::AwaitingAuth.code(),
+            amount: o.checkout.amount,
+            fee: 0,
+            deadline_at: None,
+            details: details.clone(),
+        },
+        "shopper",
+    )
+    .await
+    .map_err(payment_error)?;
+    let started = connector(state)
+        .start(&StartRequest {
+            payment_id: p.id.clone(),
+            carrier: c,
+            amount: p.amount,
+            billing,
+            item_name: o.checkout.item_name.clone(),
+            return_url: return_url(state, token, c, &p.id),
+            feature_phone: device == Device::FeaturePhone,
+        })
+        .await
+        .map_err(|e| match e.code() {
+            "carrier_not_available_on_feature_phone" => {
+                AppError::shopper(Reason::MethodNotAvailable)
+            }
+            code => AppError::Internal(anyhow::anyhow!("carrier start failed: {code}")),
+        })?;
+    redirect::attach_session(&mut tx, &p.id, &started.session_id, &details).await?;
+    tx.commit().await?;
+    Ok(started.redirect_url)
+}
+
+/// Cancels (`ShopperCancel`) carrier attempts of the checkout still waiting for the carrier.
+async fn abandon_stale(tx: &mut Tx, checkout_id: &str) -> AppResult<()> {
+    let sql = format!(
+        "SELECT {COLS} FROM payments WHERE checkout_id = $1 AND status = $2 \
+         AND method IN ('docomo', 'au', 'softbank')"
+    );
+    let stale: Vec<PaymentRow> = on_tx!(tx, c => sqlx::query_as(&sql)
+        .bind(checkout_id)
+        .bind(CarrierStatus::AwaitingAuth.code())
+        .fetch_all(c)
+        .await)?;
+    for p in stale {
+        let to = carrier::apply(CarrierStatus::AwaitingAuth, CarrierAction::ShopperCancel)
+            .map_err(|e| anyhow::anyhow!("abandon: {e}"))?;
+        let mut change = Change::new(
+            to.code(),
+            to.event_type().unwrap_or("payment.cancelled"),
+            "shopper",
+        );
+        change.data = json!({ "reason": "abandoned" });
+        payments::transition(tx, &p, &change)
+            .await
+            .map_err(payment_error)?;
+    }
+    Ok(())
+}
+
+/// The payment and checkout behind a sandbox carrier page.
+pub struct SandboxSession {
+    pub payment: PaymentRow,
+    pub checkout: CheckoutRow,
+    pub carrier: Carrier,
+    pub billing: BillingKind,
+    /// Set once the shopper has logged in (the hashed phone number is stored).
+    pub logged_in: bool,
+}
+
+pub async fn sandbox_session(
+    state: &AppState,
+    carrier_code: &str,
+    session: &str,
+) -> AppResult<SandboxSession> {
+    let c = Carrier::parse(carrier_code).ok_or(AppError::shopper(Reason::NotFound))?;
+    let payment = redirect::by_session(&state.db, c.code(), session)
+        .await?
+        .ok_or(AppError::shopper(Reason::NotFound))?;
+    if payment.status != CarrierStatus::AwaitingAuth.code() {
+        return Err(AppError::shopper(Reason::CheckoutClosed));
+    }
+    let checkout = checkouts::get(&state.db, &payment.checkout_id)
+        .await?
+        .ok_or(AppError::shopper(Reason::NotFound))?;
+    let details = payment.details_json();
+    let billing = details["billing"]
+        .as_str()
+        .and_then(BillingKind::parse)
+        .unwrap_or(BillingKind::OneOff);
+    let logged_in = details["phone_hash"].is_string();
+    Ok(SandboxSession {
+        payment,
+        checkout,
+        carrier: c,
+        billing,
+        logged_in,
+    })
+}
+
+/// What the sandbox login form leads to.
+pub enum LoginStep {
+    /// Show the form again with this message (wrong password or malformed number).
+    Again(&'static str),
+    /// Logged in: show the confirmation (承認) step.
+    Confirm,
+    /// Leave the carrier page for this (signed) URL.
+    Redirect(String),
+}
+
+/// Message shown when the monthly limit refuses a charge.
+pub fn limit_message(c: Carrier, remaining: i64) -> String {
+    format!(
+        "{}の今月のご利用上限（{}円）を超えるため、このお支払いはご利用いただけません。今月のご利用可能額の残りは{}円です。別のお支払い方法をお選びください。",
+        c.name_ja(),
+        crate::util::format_yen(MONTHLY_LIMIT),
+        crate::util::format_yen(remaining)
+    )
+}
+
+/// The login form of the sandbox carrier page (connectors::carrier::sandbox_login rules). On a
+/// good login the monthly limit is checked against this phone number's completed charges; a
+/// refused charge fails the payment (reason `carrier_monthly_limit_exceeded`) and the shopper is
+/// sent to our result page, which explains why.
+pub async fn sandbox_login(
+    state: &AppState,
+    s: &SandboxSession,
+    phone: &str,
+    password: &str,
+) -> AppResult<LoginStep> {
+    match crate::connectors::carrier::sandbox_login(phone, password) {
+        SandboxLogin::InvalidLoginId => Ok(LoginStep::Again(
+            "電話番号は070・080・090で始まる11桁で入力してください。",
+        )),
+        SandboxLogin::WrongPassword => Ok(LoginStep::Again(
+            "暗証番号が違います。もう一度入力してください。",
+        )),
+        SandboxLogin::Declined => Ok(LoginStep::Redirect(sandbox_return(
+            state,
+            s,
+            SandboxDecision::Decline,
+        ))),
+        SandboxLogin::Approved => {
+            let hash = phone_hash(&state.secret, phone);
+            let mut tx = state.db.begin().await?;
+            let used = monthly_used(&mut tx, s.carrier, &hash, &s.payment.id, now_ms()).await?;
+            if let Err(e) = check_limit(used, s.payment.amount) {
+                let mut details = s.payment.details_json();
+                details["phone_hash"] = json!(hash);
+                fail_for_limit(&mut tx, &s.payment, details, e).await?;
+                tx.commit().await?;
+                state.wake_notifier();
+                let (path, _) = redirect::fresh_session_path(state, &s.checkout.id);
+                return Ok(LoginStep::Redirect(format!(
+                    "{path}/{}/result/{}",
+                    s.carrier.code(),
+                    s.payment.id
+                )));
+            }
+            // Remember who logged in (hashed) on the waiting payment; the status is unchanged.
+            let mut details = s.payment.details_json();
+            details["phone_hash"] = json!(hash);
+            exec_tx!(&mut tx, c => sqlx::query(
+                "UPDATE payments SET details = $1, updated_at = $2 WHERE id = $3 AND status = $4",
+            )
+            .bind(details.to_string())
+            .bind(now_ms().max(s.payment.updated_at + 1))
+            .bind(&s.payment.id)
+            .bind(CarrierStatus::AwaitingAuth.code())
+            .execute(c)
+            .await)?;
+            tx.commit().await?;
+            Ok(LoginStep::Confirm)
+        }
+    }
+}
+
+/// The signed return URL for a decision on the sandbox page.
+pub fn sandbox_return(state: &AppState, s: &SandboxSession, decision: SandboxDecision) -> String {
+    let (path, _) = redirect::fresh_session_path(state, &s.checkout.id);
+    let url = format!(
+        "{}{path}/{}/return/{}",
+        state.public_url,
+        s.carrier.code(),
+        s.payment.id
+    );
+    connector(state).sandbox_return_url(
+        &SandboxReturn {
+            return_url: &url,
+            session_id: s.payment.connector_ref.as_deref().unwrap_or_default(),
+            payment_id: &s.payment.id,
+            carrier: s.carrier,
+            amount: s.payment.amount,
+            billing: s.billing,
+            decision,
+        },
+        now_ms(),
+    )
+}
+
+/// Sum of this phone number's completed charges with this carrier in the current JST month
+/// (other than `except`, the payment being decided).
+async fn monthly_used(
+    tx: &mut Tx,
+    c: Carrier,
+    hash: &str,
+    except: &str,
+    now: i64,
+) -> Result<i64, sqlx::Error> {
+    // The hash is hex, so it cannot carry LIKE wildcards; details is compact JSON.
+    let pattern = format!("%\"phone_hash\":\"{hash}\"%");
+    let method = c.code();
+    let rows: Vec<(i64, Option<i64>)> = on_tx!(tx, conn => sqlx::query_as(
+        "SELECT amount, paid_at FROM payments WHERE method = $1 AND status = $2 \
+         AND id <> $3 AND details LIKE $4",
+    )
+    .bind(method)
+    .bind(CarrierStatus::Completed.code())
+    .bind(except)
+    .bind(&pattern)
+    .fetch_all(conn)
+    .await)?;
+    let month = month_key(now);
+    Ok(rows
+        .into_iter()
+        .filter(|(_, paid)| paid.is_some_and(|t| month_key(t) == month))
+        .map(|(amount, _)| amount)
+        .sum())
+}
+
+async fn fail_for_limit(
+    tx: &mut Tx,
+    p: &PaymentRow,
+    mut details: Value,
+    e: LimitError,
+) -> AppResult<PaymentRow> {
+    let to = carrier::apply(CarrierStatus::AwaitingAuth, CarrierAction::Decline)
+        .map_err(|e| anyhow::anyhow!("limit: {e}"))?;
+    let remaining = match e {
+        LimitError::MonthlyLimitExceeded { remaining } => remaining,
+        LimitError::AmountNotPositive => 0,
+    };
+    details["failure_reason"] = json!(e.code());
+    details["limit_remaining"] = json!(remaining);
+    let mut change = Change::new(
+        to.code(),
+        to.event_type().unwrap_or("payment.failed"),
+        "system",
+    );
+    change.details = Some(details);
+    change.data = json!({ "reason": e.code(), "remaining": remaining });
+    payments::transition(tx, p, &change)
+        .await
+        .map_err(payment_error)
+}
+
+/// Applies a signed return from the carrier (see `flows::bank::handle_return` for the checks).
+/// An approval is checked against the monthly limit once more inside the transaction, because
+/// two attempts of one shopper may have passed the login check at the same time.
+pub async fn handle_return(
+    state: &AppState,
+    checkout_id: &str,
+    c: Carrier,
+    payment_id: &str,
+    params: &[(String, String)],
+) -> AppResult<PaymentRow> {
+    let conn = connector(state);
+    let res = conn.verify_return(params, now_ms()).await.map_err(|e| {
+        tracing::info!(code = e.code(), "carrier return refused");
+        AppError::shopper(Reason::ReturnRejected)
+    })?;
+    let p = payments::get(&state.db, payment_id)
+        .await?
+        .ok_or(AppError::shopper(Reason::ReturnRejected))?;
+    let matches = res.payment_id == p.id
+        && p.checkout_id == checkout_id
+        && res.carrier == c
+        && p.method == c.code()
+        && p.connector_ref.as_deref() == Some(res.session_id.as_str())
+        && res.amount == p.amount;
+    if !matches {
+        tracing::warn!(
+            payment_id,
+            "carrier return does not match the stored payment"
+        );
+        return Err(AppError::shopper(Reason::ReturnRejected));
+    }
+    let from = CarrierStatus::parse(&p.status)
+        .ok_or_else(|| anyhow::anyhow!("carrier payment {} in status {}", p.id, p.status))?;
+    let to = match carrier::apply(from, res.outcome.action()) {
+        Ok(to) => to,
+        Err(e) => {
+            tracing::info!(code = e.code(), payment_id, "carrier return not applied");
+            return Ok(p);
+        }
+    };
+    let mut details = p.details_json();
+    let now = now_ms();
+    let mut tx = state.db.begin().await?;
+    if let CarrierOutcome::Approved {
+        carrier_txn_id,
+        subscription_ref,
+    } = &res.outcome
+    {
+        let Some(hash) = details["phone_hash"].as_str().map(str::to_owned) else {
+            // An approval without a login on our page cannot have come from the sandbox flow.
+            return Err(AppError::shopper(Reason::ReturnRejected));
+        };
+        let used = monthly_used(&mut tx, c, &hash, &p.id, now).await?;
+        if let Err(e) = check_limit(used, p.amount) {
+            let row = fail_for_limit(&mut tx, &p, details, e).await?;
+            tx.commit().await?;
+            // The carrier approved a charge we refuse: void it there too.
+            let undo = CancelRequest::Charge {
+                carrier: c,
+                carrier_txn_id: carrier_txn_id.clone(),
+                amount: p.amount,
+            };
+            if let Err(e) = conn.cancel(&undo).await {
+                tracing::error!(
+                    code = e.code(),
+                    payment_id,
+                    "voiding an over-limit charge failed"
+                );
+            }
+            state.wake_notifier();
+            return Ok(row);
+        }
+        details["carrier_txn_id"] = json!(carrier_txn_id);
+        let continuous = details["billing"].as_str() == Some(BillingKind::Continuous.code());
+        if let (true, Some(sub_ref)) = (continuous, subscription_ref) {
+            let sub_id = insert_subscription(&mut tx, &p, c, sub_ref, now).await?;
+            details["subscription_id"] = json!(sub_id);
+        }
+    }
+    let mut change = Change::new(
+        to.code(),
+        to.event_type().unwrap_or("payment.updated"),
+        "carrier",
+    );
+    if to == CarrierStatus::Completed {
+        change.paid_at = Some(now);
+        change.amount = Some(p.amount);
+    }
+    change.details = Some(details);
+    let row = match payments::transition(&mut tx, &p, &change).await {
+        Ok(row) => row,
+        Err(payments::PaymentError::Conflict) => {
+            return Ok(payments::get(&state.db, payment_id).await?.unwrap_or(p));
+        }
+        Err(e) => return Err(payment_error(e)),
+    };
+    if to == CarrierStatus::Completed {
+        payments::set_checkout_status(&mut tx, &p.checkout_id, "paid").await?;
+    }
+    tx.commit().await?;
+    state.wake_notifier();
+    Ok(row)
+}
+
+async fn insert_subscription(
+    tx: &mut Tx,
+    p: &PaymentRow,
+    c: Carrier,
+    sub_ref: &str,
+    now: i64,
+) -> Result<String, sqlx::Error> {
+    let id = random_id("sub", 16);
+    exec_tx!(tx, conn => sqlx::query(
+        "INSERT INTO subscriptions (id, merchant_id, payment_id, carrier, amount, status, \
+         first_charge_at, charges, next_charge_at, subscription_ref, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $10, $11)",
+    )
+    .bind(&id)
+    .bind(&p.merchant_id)
+    .bind(&p.id)
+    .bind(c.code())
+    .bind(p.amount)
+    .bind(SubscriptionStatus::Active.code())
+    .bind(now)
+    .bind(charge_ms(now, 1))
+    .bind(sub_ref)
+    .bind(now)
+    .bind(now)
+    .execute(conn)
+    .await)?;
+    Ok(id)
+}
+
+#[derive(Clone, Debug, sqlx::FromRow, serde::Serialize)]
+pub struct SubscriptionRow {
+    pub id: String,
+    pub merchant_id: String,
+    pub payment_id: String,
+    pub carrier: String,
+    pub amount: i64,
+    pub status: String,
+    pub first_charge_at: i64,
+    pub charges: i64,
+    pub next_charge_at: i64,
+    pub subscription_ref: String,
+}
+
+const SUB_COLS: &str = "id, merchant_id, payment_id, carrier, amount, status, first_charge_at, \
+charges, next_charge_at, subscription_ref";
+
+pub async fn subscription(db: &Db, id: &str) -> Result<Option<SubscriptionRow>, sqlx::Error> {
+    let sql = format!("SELECT {SUB_COLS} FROM subscriptions WHERE id = $1");
+    on_db!(db, c => sqlx::query_as(&sql).bind(id).fetch_optional(c).await)
+}
+
+/// A connector for jobs that run without an `AppState` (background loop, CLI): the sandbox's
+/// monthly charges and cancellations need no public URL, only the shared signing key.
+async fn job_connector(db: &Db) -> anyhow::Result<SandboxCarrierConnector> {
+    let secret: Option<String> = on_db!(db, c => sqlx::query_scalar(
+        "SELECT value FROM server_settings WHERE name = 'secret'",
+    )
+    .fetch_optional(c)
+    .await)?;
+    let secret = secret.ok_or_else(|| anyhow::anyhow!("server secret not initialised"))?;
+    Ok(SandboxCarrierConnector::new(
+        String::new(),
+        sandbox_secret(secret.as_bytes()),
+    ))
+}
+
+/// Makes the monthly charge of every active subscription that is due at `now_ms`: each charge is
+/// a new payment (on its own checkout, order id `{order_id}#{n}`, because a checkout holds one
+/// live payment) whose completion is notified as `subscription.charged`. A charge over the
+/// shopper's monthly limit, or declined by the carrier, fails (`payment.failed`); the agreement
+/// stays active for next month. Returns how many charges were attempted. Claiming the due date
+/// with a conditional update makes each charge happen once even with several instances.
+pub async fn charge_due_subscriptions(db: &Db, now_ms: i64) -> anyhow::Result<usize> {
+    let sql = format!(
+        "SELECT {SUB_COLS} FROM subscriptions WHERE status = $1 AND next_charge_at <= $2 \
+         ORDER BY next_charge_at LIMIT 200"
+    );
+    let due: Vec<SubscriptionRow> = on_db!(db, c => sqlx::query_as(&sql)
+        .bind(SubscriptionStatus::Active.code())
+        .bind(now_ms)
+        .fetch_all(c)
+        .await)?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let conn = job_connector(db).await?;
+    let mut done = 0;
+    for s in due {
+        if charge_one(db, &conn, &s, now_ms).await? {
+            done += 1;
+        }
+    }
+    Ok(done)
+}
+
+async fn charge_one(
+    db: &Db,
+    conn: &SandboxCarrierConnector,
+    s: &SubscriptionRow,
+    now: i64,
+) -> anyhow::Result<bool> {
+    let c = Carrier::parse(&s.carrier).ok_or_else(|| anyhow::anyhow!("carrier {}", s.carrier))?;
+    let status = SubscriptionStatus::parse(&s.status)
+        .ok_or_else(|| anyhow::anyhow!("subscription status {}", s.status))?;
+    let action = SubscriptionAction::Charged { at_ms: now };
+    if apply_subscription(status, action).is_err() {
+        return Ok(false);
+    }
+    let first = payments::get(db, &s.payment_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("subscription {} has no payment", s.id))?;
+    let co = checkouts::get(db, &first.checkout_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("payment {} has no checkout", first.id))?;
+    let n = s.charges + 1;
+    let months = u32::try_from(s.charges).unwrap_or(u32::MAX);
+    let mut tx = db.begin().await?;
+    let claimed = exec_tx!(&mut tx, x => sqlx::query(
+        "UPDATE subscriptions SET charges = $1, next_charge_at = $2, updated_at = $3 \
+         WHERE id = $4 AND status = 'active' AND charges = $5",
+    )
+    .bind(n)
+    .bind(charge_ms(s.first_charge_at, months.saturating_add(1)))
+    .bind(now)
+    .bind(&s.id)
+    .bind(s.charges)
+    .execute(x)
+    .await)?;
+    if claimed == 0 {
+        return Ok(false);
+    }
+    let order_id = format!("{}#{n}", co.order_id);
+    let checkout_id = random_id("co", 20);
+    exec_tx!(&mut tx, x => sqlx::query(
+        "INSERT INTO checkouts (id, merchant_id, order_id, content_hash, amount, item_name, \
+         methods, return_url, lang, status, selected_method, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $12)",
+    )
+    .bind(&checkout_id)
+    .bind(&co.merchant_id)
+    .bind(&order_id)
+    .bind(&co.content_hash)
+    .bind(s.amount)
+    .bind(&co.item_name)
+    .bind(c.code())
+    .bind(&co.return_url)
+    .bind(&co.lang)
+    .bind(c.code())
+    .bind(now)
+    .bind(now)
+    .execute(x)
+    .await)?;
+    let first_details = first.details_json();
+    let mut details = json!({
+        "carrier": c.code(),
+        "billing": BillingKind::Continuous.code(),
+        "subscription_id": s.id,
+        "charge_no": n,
+    });
+    if let Some(h) = first_details["phone_hash"].as_str() {
+        details["phone_hash"] = json!(h);
+    }
+    let p = payments::create(
+        &mut tx,
+        &NewPayment {
+            merchant_id: &s.merchant_id,
+            checkout_id: &checkout_id,
+            order_id: &order_id,
+            method: c.code(),
+            institution: Some(c.code()),
+            status: CarrierStatus::AwaitingAuth.code(),
+            amount: s.amount,
+            fee: 0,
+            deadline_at: None,
+            details: details.clone(),
+        },
+        "system",
+    )
+    .await?;
+    let used = match details["phone_hash"].as_str() {
+        Some(h) => monthly_used(&mut tx, c, h, &p.id, now).await?,
+        None => 0,
+    };
+    let outcome = match check_limit(used, s.amount) {
+        Err(e) => Err(e),
+        Ok(()) => Ok(conn
+            .charge_continuous(&ContinuousChargeRequest {
+                charge_id: p.id.clone(),
+                carrier: c,
+                subscription_ref: s.subscription_ref.clone(),
+                amount: s.amount,
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("continuous charge: {}", e.code()))?),
+    };
+    match outcome {
+        Ok(ContinuousChargeOutcome::Approved { carrier_txn_id }) => {
+            let to = carrier::apply(CarrierStatus::AwaitingAuth, CarrierAction::Approve)?;
+            details["carrier_txn_id"] = json!(carrier_txn_id);
+            let mut change = Change::new(to.code(), action.event_type(), "system");
+            change.paid_at = Some(now);
+            change.amount = Some(s.amount);
+            change.connector_ref = Some(&carrier_txn_id);
+            change.details = Some(details.clone());
+            change.data = json!({ "subscription_id": s.id, "charge_no": n });
+            payments::transition(&mut tx, &p, &change).await?;
+            payments::set_checkout_status(&mut tx, &checkout_id, "paid").await?;
+        }
+        Ok(ContinuousChargeOutcome::Declined) => {
+            let to = carrier::apply(CarrierStatus::AwaitingAuth, CarrierAction::Decline)?;
+            let mut change = Change::new(to.code(), "payment.failed", "system");
+            change.data =
+                json!({ "subscription_id": s.id, "charge_no": n, "reason": "carrier_declined" });
+            payments::transition(&mut tx, &p, &change).await?;
+            payments::set_checkout_status(&mut tx, &checkout_id, "open").await?;
+        }
+        Err(e) => {
+            fail_for_limit(&mut tx, &p, details, e)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            payments::set_checkout_status(&mut tx, &checkout_id, "open").await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Cancels a continuous-billing agreement (CLI `subscription cancel <id>`): stops it at the
+/// carrier, marks it cancelled, and notifies `subscription.cancelled` on its first payment.
+pub async fn cancel_subscription(db: &Db, id: &str) -> anyhow::Result<()> {
+    let s = subscription(db, id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no subscription {id}"))?;
+    let status = SubscriptionStatus::parse(&s.status)
+        .ok_or_else(|| anyhow::anyhow!("subscription status {}", s.status))?;
+    let action = SubscriptionAction::Cancel;
+    apply_subscription(status, action).map_err(|e| anyhow::anyhow!("subscription {id}: {e}"))?;
+    let c = Carrier::parse(&s.carrier).ok_or_else(|| anyhow::anyhow!("carrier {}", s.carrier))?;
+    job_connector(db)
+        .await?
+        .cancel(&CancelRequest::Subscription {
+            carrier: c,
+            subscription_ref: s.subscription_ref.clone(),
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("carrier refused the cancellation: {}", e.code()))?;
+    let mut tx = db.begin().await?;
+    let n = exec_tx!(&mut tx, x => sqlx::query(
+        "UPDATE subscriptions SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4",
+    )
+    .bind(SubscriptionStatus::Cancelled.code())
+    .bind(now_ms())
+    .bind(id)
+    .bind(SubscriptionStatus::Active.code())
+    .execute(x)
+    .await)?;
+    anyhow::ensure!(n == 1, "subscription {id} changed concurrently");
+    let p = payments::get_tx(&mut tx, &s.payment_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("subscription {id} has no payment"))?;
+    let mut details = p.details_json();
+    details["subscription_status"] = json!(SubscriptionStatus::Cancelled.code());
+    // The payment keeps its status; the event and notification record the agreement's end.
+    let mut change = Change::new(&p.status, action.event_type(), "merchant");
+    change.details = Some(details);
+    change.data = json!({ "subscription_id": id });
+    payments::transition(&mut tx, &p, &change).await?;
+    tx.commit().await?;
+    Ok(())
+}

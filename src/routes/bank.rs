@@ -1,0 +1,138 @@
+//! Bank net (銀行ネット) shopper pages: choose a bank, come back from it, see the result.
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use encoding_rs::UTF_8;
+
+use crate::checkout;
+use crate::device::{Device, Ua};
+use crate::domain::bank::Bank;
+use crate::domain::Method;
+use crate::error::{AppError, AppResult, Reason};
+use crate::flows::{bank, redirect};
+use crate::form;
+use crate::pages::{Choice, Chrome, OrderView, WebBankChoose};
+use crate::payments;
+use crate::render::page;
+use crate::session::Session;
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/pay/{token}/banknet", get(show).post(start))
+        .route("/pay/{token}/banknet/return/{payment_id}", get(back))
+        .route("/pay/{token}/banknet/result/{payment_id}", get(result))
+}
+
+/// `GET /pay/{token}/banknet`: the list of banks.
+async fn show(
+    State(state): State<AppState>,
+    ua: Ua,
+    Path(token): Path<String>,
+) -> AppResult<Response> {
+    let (session, o) = checkout::load_session(&state, &token).await?;
+    let device = session.view.apply(ua.device);
+    if o.checkout.status != "open" {
+        return Ok(Redirect::to(&format!("/pay/{token}")).into_response());
+    }
+    if !checkout::offered(&o, device).contains(&Method::Banknet) {
+        return Err(AppError::shopper(Reason::MethodNotAvailable));
+    }
+    let en = o.checkout.lang == "en";
+    let banks = Bank::all()
+        .iter()
+        .enumerate()
+        .map(|(i, b)| Choice {
+            value: b.code(),
+            label: if en { b.name_en() } else { b.name_ja() }.to_owned(),
+            accesskey: i + 1,
+        })
+        .collect();
+    let c = Chrome::new(
+        &state,
+        device,
+        &o.merchant.name,
+        &o.merchant.theme,
+        &o.checkout.lang,
+    )
+    .with_switch(device, &token);
+    let order = OrderView::new(
+        &o.checkout.order_id,
+        &o.checkout.item_name,
+        o.checkout.amount,
+    );
+    page(
+        device,
+        &WebBankChoose {
+            c,
+            order,
+            banks,
+            action: format!("/pay/{token}/banknet"),
+            csrf: Session::csrf(&token, &state.secret),
+            back_url: format!("/pay/{token}"),
+        },
+    )
+}
+
+/// `POST /pay/{token}/banknet`: creates the payment and sends the shopper to the bank.
+async fn start(
+    State(state): State<AppState>,
+    ua: Ua,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> AppResult<Response> {
+    let (session, o) = checkout::load_session(&state, &token).await?;
+    let device = session.view.apply(ua.device);
+    let fields = form::parse_body(&headers, &body, UTF_8);
+    if !Session::csrf_ok(&token, &state.secret, form::get(&fields, "csrf")) {
+        return Err(AppError::shopper(Reason::BadCsrf));
+    }
+    let bank = Bank::parse(form::get(&fields, "bank"))
+        .ok_or(AppError::field(Reason::InvalidField, "bank"))?;
+    let url = bank::start(&state, &o, &token, device, bank).await?;
+    Ok(Redirect::to(&url).into_response())
+}
+
+/// `GET /pay/{token}/banknet/return/{payment_id}?...&sig=`: the bank's signed answer.
+async fn back(
+    State(state): State<AppState>,
+    Path((token, payment_id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> AppResult<Response> {
+    let session = Session::verify(&token, &state.secret, state.now_s())
+        .ok_or(AppError::shopper(Reason::SessionExpired))?;
+    let params = form::decode(query.unwrap_or_default().as_bytes(), UTF_8);
+    bank::handle_return(&state, &session.checkout_id, &payment_id, &params).await?;
+    // Redirect so that a reload shows the result instead of replaying the bank's answer.
+    Ok(Redirect::to(&format!("/pay/{token}/banknet/result/{payment_id}")).into_response())
+}
+
+/// `GET /pay/{token}/banknet/result/{payment_id}`: paid, declined, timed out or still waiting.
+async fn result(
+    State(state): State<AppState>,
+    ua: Ua,
+    Path((token, payment_id)): Path<(String, String)>,
+) -> AppResult<Response> {
+    let (session, o) = checkout::load_session(&state, &token).await?;
+    let device = match session.view.apply(ua.device) {
+        // Bank net is never started on a feature phone; show the PC page if one arrives here.
+        Device::FeaturePhone => Device::Pc,
+        d => d,
+    };
+    let p = payments::get(&state.db, &payment_id)
+        .await?
+        .filter(|p| p.checkout_id == o.checkout.id && p.method == bank::METHOD)
+        .ok_or(AppError::shopper(Reason::NotFound))?;
+    let name = if o.checkout.lang == "en" {
+        Method::Banknet.name_en()
+    } else {
+        Method::Banknet.name_ja()
+    };
+    let r = redirect::result_view(&state, &o, &token, &p, name).await?;
+    redirect::render_result(&state, device, &o, r)
+}

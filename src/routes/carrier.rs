@@ -1,0 +1,204 @@
+//! Carrier billing shopper pages (d払い, auかんたん決済, ソフトバンクまとめて支払い): confirm and choose
+//! 都度 / 継続, come back from the carrier, see the result. One set of routes per carrier.
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, Uri};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use encoding_rs::UTF_8;
+
+use crate::checkout;
+use crate::device::{Device, Ua};
+use crate::domain::carrier::{BillingKind, Carrier};
+use crate::error::{AppError, AppResult, Reason};
+use crate::flows::carrier::{self as flow, method_of};
+use crate::flows::redirect;
+use crate::form;
+use crate::pages::{Choice, Chrome, FpCarrierConfirm, OrderView, WebCarrierConfirm};
+use crate::payments;
+use crate::render::page;
+use crate::routes::checkout::page_encoding;
+use crate::session::Session;
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    let mut r = Router::new();
+    // Static paths per carrier (not `/pay/{token}/{method}`), so other methods' routes at the
+    // same depth never collide with ours.
+    for c in Carrier::all() {
+        let code = c.code();
+        r = r
+            .route(&format!("/pay/{{token}}/{code}"), get(show).post(start))
+            .route(
+                &format!("/pay/{{token}}/{code}/return/{{payment_id}}"),
+                get(back),
+            )
+            .route(
+                &format!("/pay/{{token}}/{code}/result/{{payment_id}}"),
+                get(result),
+            );
+    }
+    r
+}
+
+/// The carrier named by the route (`/pay/{token}/{carrier}/...`).
+fn carrier_of(uri: &Uri) -> AppResult<Carrier> {
+    uri.path()
+        .split('/')
+        .nth(3)
+        .and_then(Carrier::parse)
+        .ok_or(AppError::shopper(Reason::NotFound))
+}
+
+/// `GET /pay/{token}/{carrier}`: what happens next, and 都度 / 継続 when the merchant offers both.
+async fn show(
+    State(state): State<AppState>,
+    ua: Ua,
+    uri: Uri,
+    Path(token): Path<String>,
+) -> AppResult<Response> {
+    let c = carrier_of(&uri)?;
+    let (session, o) = checkout::load_session(&state, &token).await?;
+    let device = session.view.apply(ua.device);
+    if o.checkout.status != "open" {
+        return Ok(Redirect::to(&format!("/pay/{token}")).into_response());
+    }
+    if !checkout::offered(&o, device).contains(&method_of(c)) {
+        return Err(AppError::shopper(Reason::MethodNotAvailable));
+    }
+    let en = o.checkout.lang == "en";
+    let mut billing = vec![Choice {
+        value: BillingKind::OneOff.code(),
+        label: if en {
+            "Continue to the carrier".to_owned()
+        } else {
+            format!("{}でお支払いへ進む（都度）", c.name_ja())
+        },
+        accesskey: 1,
+    }];
+    if flow::continuous_enabled(&state.db, &o.merchant.id).await? {
+        billing[0].label = if en {
+            "Pay once".to_owned()
+        } else {
+            "都度払い（今回のみ）".to_owned()
+        };
+        billing.push(Choice {
+            value: BillingKind::Continuous.code(),
+            label: if en {
+                "Pay monthly until cancelled".to_owned()
+            } else {
+                "継続課金（毎月、解約まで）".to_owned()
+            },
+            accesskey: 2,
+        });
+    }
+    let chrome = Chrome::new(
+        &state,
+        device,
+        &o.merchant.name,
+        &o.merchant.theme,
+        &o.checkout.lang,
+    )
+    .with_switch(device, &token);
+    let order = OrderView::new(
+        &o.checkout.order_id,
+        &o.checkout.item_name,
+        o.checkout.amount,
+    );
+    let carrier_name = if en { c.name_en() } else { c.name_ja() };
+    let action = format!("/pay/{token}/{}", c.code());
+    let csrf = Session::csrf(&token, &state.secret);
+    let back_url = format!("/pay/{token}");
+    match device {
+        Device::FeaturePhone => page(
+            device,
+            &FpCarrierConfirm {
+                c: chrome,
+                order,
+                carrier_name,
+                billing,
+                action,
+                csrf,
+                back_url,
+            },
+        ),
+        _ => page(
+            device,
+            &WebCarrierConfirm {
+                c: chrome,
+                order,
+                carrier_name,
+                billing,
+                action,
+                csrf,
+                back_url,
+            },
+        ),
+    }
+}
+
+/// `POST /pay/{token}/{carrier}`: creates the payment and sends the shopper to the carrier.
+async fn start(
+    State(state): State<AppState>,
+    ua: Ua,
+    uri: Uri,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> AppResult<Response> {
+    let c = carrier_of(&uri)?;
+    let (session, o) = checkout::load_session(&state, &token).await?;
+    let device = session.view.apply(ua.device);
+    let fields = form::parse_body(&headers, &body, page_encoding(device));
+    if !Session::csrf_ok(&token, &state.secret, form::get(&fields, "csrf")) {
+        return Err(AppError::shopper(Reason::BadCsrf));
+    }
+    let billing = BillingKind::parse(form::get(&fields, "billing"))
+        .ok_or(AppError::field(Reason::InvalidField, "billing"))?;
+    let url = flow::start(&state, &o, &token, device, c, billing).await?;
+    Ok(Redirect::to(&url).into_response())
+}
+
+/// `GET /pay/{token}/{carrier}/return/{payment_id}?...&sig=`: the carrier's signed answer.
+async fn back(
+    State(state): State<AppState>,
+    uri: Uri,
+    Path((token, payment_id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> AppResult<Response> {
+    let c = carrier_of(&uri)?;
+    let session = Session::verify(&token, &state.secret, state.now_s())
+        .ok_or(AppError::shopper(Reason::SessionExpired))?;
+    let params = form::decode(query.unwrap_or_default().as_bytes(), UTF_8);
+    flow::handle_return(&state, &session.checkout_id, c, &payment_id, &params).await?;
+    Ok(Redirect::to(&format!("/pay/{token}/{}/result/{payment_id}", c.code())).into_response())
+}
+
+/// `GET /pay/{token}/{carrier}/result/{payment_id}`: completed, failed (with the reason, e.g. the
+/// monthly limit) or cancelled.
+async fn result(
+    State(state): State<AppState>,
+    ua: Ua,
+    uri: Uri,
+    Path((token, payment_id)): Path<(String, String)>,
+) -> AppResult<Response> {
+    let c = carrier_of(&uri)?;
+    let (session, o) = checkout::load_session(&state, &token).await?;
+    let device = session.view.apply(ua.device);
+    let p = payments::get(&state.db, &payment_id)
+        .await?
+        .filter(|p| p.method == c.code())
+        .ok_or(AppError::shopper(Reason::NotFound))?;
+    if p.checkout_id != o.checkout.id {
+        return Err(AppError::shopper(Reason::NotFound));
+    }
+    let name = if o.checkout.lang == "en" {
+        c.name_en()
+    } else {
+        c.name_ja()
+    };
+    let r = redirect::result_view(&state, &o, &token, &p, name).await?;
+    redirect::render_result(&state, device, &o, r)
+}
