@@ -4,8 +4,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
-use axum::Router;
 use encoding_rs::UTF_8;
 
 use crate::checkout;
@@ -21,15 +19,8 @@ use crate::render::page;
 use crate::session::Session;
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/pay/{token}/banknet", get(show).post(start))
-        .route("/pay/{token}/banknet/return/{payment_id}", get(back))
-        .route("/pay/{token}/banknet/result/{payment_id}", get(result))
-}
-
 /// `GET /pay/{token}/banknet`: the list of banks.
-async fn show(
+pub async fn show(
     State(state): State<AppState>,
     ua: Ua,
     Path(token): Path<String>,
@@ -79,7 +70,7 @@ async fn show(
 }
 
 /// `POST /pay/{token}/banknet`: creates the payment and sends the shopper to the bank.
-async fn start(
+pub async fn start(
     State(state): State<AppState>,
     ua: Ua,
     Path(token): Path<String>,
@@ -99,7 +90,7 @@ async fn start(
 }
 
 /// `GET /pay/{token}/banknet/return/{payment_id}?...&sig=`: the bank's signed answer.
-async fn back(
+pub async fn back(
     State(state): State<AppState>,
     Path((token, payment_id)): Path<(String, String)>,
     RawQuery(query): RawQuery,
@@ -113,7 +104,7 @@ async fn back(
 }
 
 /// `GET /pay/{token}/banknet/result/{payment_id}`: paid, declined, timed out or still waiting.
-async fn result(
+pub async fn result(
     State(state): State<AppState>,
     ua: Ua,
     Path((token, payment_id)): Path<(String, String)>,

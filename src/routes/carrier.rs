@@ -5,8 +5,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
-use axum::Router;
 use encoding_rs::UTF_8;
 
 use crate::checkout;
@@ -23,26 +21,6 @@ use crate::routes::checkout::page_encoding;
 use crate::session::Session;
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    let mut r = Router::new();
-    // Static paths per carrier (not `/pay/{token}/{method}`), so other methods' routes at the
-    // same depth never collide with ours.
-    for c in Carrier::all() {
-        let code = c.code();
-        r = r
-            .route(&format!("/pay/{{token}}/{code}"), get(show).post(start))
-            .route(
-                &format!("/pay/{{token}}/{code}/return/{{payment_id}}"),
-                get(back),
-            )
-            .route(
-                &format!("/pay/{{token}}/{code}/result/{{payment_id}}"),
-                get(result),
-            );
-    }
-    r
-}
-
 /// The carrier named by the route (`/pay/{token}/{carrier}/...`).
 fn carrier_of(uri: &Uri) -> AppResult<Carrier> {
     uri.path()
@@ -53,7 +31,7 @@ fn carrier_of(uri: &Uri) -> AppResult<Carrier> {
 }
 
 /// `GET /pay/{token}/{carrier}`: what happens next, and 都度 / 継続 when the merchant offers both.
-async fn show(
+pub async fn show(
     State(state): State<AppState>,
     ua: Ua,
     uri: Uri,
@@ -140,7 +118,7 @@ async fn show(
 }
 
 /// `POST /pay/{token}/{carrier}`: creates the payment and sends the shopper to the carrier.
-async fn start(
+pub async fn start(
     State(state): State<AppState>,
     ua: Ua,
     uri: Uri,
@@ -162,7 +140,7 @@ async fn start(
 }
 
 /// `GET /pay/{token}/{carrier}/return/{payment_id}?...&sig=`: the carrier's signed answer.
-async fn back(
+pub async fn back(
     State(state): State<AppState>,
     uri: Uri,
     Path((token, payment_id)): Path<(String, String)>,
@@ -178,7 +156,7 @@ async fn back(
 
 /// `GET /pay/{token}/{carrier}/result/{payment_id}`: completed, failed (with the reason, e.g. the
 /// monthly limit) or cancelled.
-async fn result(
+pub async fn result(
     State(state): State<AppState>,
     ua: Ua,
     uri: Uri,

@@ -52,9 +52,49 @@ pub fn router(state: AppState) -> Router {
             post(sandbox::control),
         )
         // Bank net and carrier billing, and their sandbox bank / carrier pages
-        .merge(bank::routes())
-        .merge(carrier::routes())
-        .merge(sandbox_pages::routes())
+        .route("/pay/{token}/banknet", get(bank::show).post(bank::start))
+        .route("/pay/{token}/banknet/return/{payment_id}", get(bank::back))
+        .route(
+            "/pay/{token}/banknet/result/{payment_id}",
+            get(bank::result),
+        )
+        // Carrier billing: static paths per carrier, so no route at this depth is ambiguous.
+        .route(
+            "/pay/{token}/docomo",
+            get(carrier::show).post(carrier::start),
+        )
+        .route(
+            "/pay/{token}/docomo/return/{payment_id}",
+            get(carrier::back),
+        )
+        .route(
+            "/pay/{token}/docomo/result/{payment_id}",
+            get(carrier::result),
+        )
+        .route("/pay/{token}/au", get(carrier::show).post(carrier::start))
+        .route("/pay/{token}/au/return/{payment_id}", get(carrier::back))
+        .route("/pay/{token}/au/result/{payment_id}", get(carrier::result))
+        .route(
+            "/pay/{token}/softbank",
+            get(carrier::show).post(carrier::start),
+        )
+        .route(
+            "/pay/{token}/softbank/return/{payment_id}",
+            get(carrier::back),
+        )
+        .route(
+            "/pay/{token}/softbank/result/{payment_id}",
+            get(carrier::result),
+        )
+        // Sandbox bank and carrier pages (test mode's stand-ins for the real ones)
+        .route(
+            "/sandbox/bank/{bank_code}/{session}",
+            get(sandbox_pages::bank_page).post(sandbox_pages::bank_post),
+        )
+        .route(
+            "/sandbox/carrier/{carrier}/{session}",
+            get(sandbox_pages::carrier_page).post(sandbox_pages::carrier_post),
+        )
         // Assets and health
         .route("/assets/{*path}", get(assets::serve))
         .route("/healthz", get(|| async { "ok" }))

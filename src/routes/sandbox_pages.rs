@@ -6,8 +6,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
-use axum::Router;
 use encoding_rs::UTF_8;
 
 use crate::connectors::bank::SandboxBankChoice;
@@ -22,18 +20,6 @@ use crate::routes::checkout::page_encoding;
 use crate::session::Session;
 use crate::state::AppState;
 use crate::util::format_yen;
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/sandbox/bank/{bank_code}/{session}",
-            get(bank_page).post(bank_post),
-        )
-        .route(
-            "/sandbox/carrier/{carrier}/{session}",
-            get(carrier_page).post(carrier_post),
-        )
-}
 
 /// CSRF token of a sandbox page: bound to its connector session (no cookie needed, so feature
 /// phones work too).
@@ -73,7 +59,7 @@ fn bank_view(
 }
 
 /// `GET /sandbox/bank/{bank_code}/{session}`: approve, decline or walk away.
-async fn bank_page(
+pub async fn bank_page(
     State(state): State<AppState>,
     Path((bank_code, session)): Path<(String, String)>,
 ) -> AppResult<Response> {
@@ -81,7 +67,7 @@ async fn bank_page(
     page(Device::Pc, &bank_view(&state, &s, &session, false))
 }
 
-async fn bank_post(
+pub async fn bank_post(
     State(state): State<AppState>,
     Path((bank_code, session)): Path<(String, String)>,
     headers: HeaderMap,
@@ -150,7 +136,7 @@ fn render_carrier(
 }
 
 /// `GET /sandbox/carrier/{carrier}/{session}`: the login form (or the 承認 step after login).
-async fn carrier_page(
+pub async fn carrier_page(
     State(state): State<AppState>,
     ua: Ua,
     Path((carrier_code, session)): Path<(String, String)>,
@@ -159,7 +145,7 @@ async fn carrier_page(
     render_carrier(&state, ua.device, &s, &session, s.logged_in, None, "")
 }
 
-async fn carrier_post(
+pub async fn carrier_post(
     State(state): State<AppState>,
     ua: Ua,
     Path((carrier_code, session)): Path<(String, String)>,
