@@ -189,6 +189,30 @@ for (const device of ['pc', 'sp']) {
   });
 }
 
+for (const [device, carrier] of [['pc', 'docomo'], ['sp', 'au'], ['sp', 'softbank']]) {
+  test(`${device}: carrier billing (${carrier}) through the sandbox carrier page`, async () => {
+    const { ctx, page } = await open(device);
+    const order = `b-${device}-${carrier}-${Date.now()}`;
+    await page.goto(link(order, 1980));
+    await page.click(`button[value=${carrier}]`);
+    // The confirmation page (one-off / continuous choice when the merchant offers both).
+    await page.waitForSelector('form button[type=submit]');
+    await check(page, `${device}-10-${carrier}-confirm`);
+    await page.click('form button[type=submit]');
+    await page.waitForSelector('#phone');
+    await page.fill('#phone', '090-1234-5678');
+    await page.fill('#password', '1234');
+    await page.click('button.sandbox-approve');
+    await page.waitForSelector('button[value=approve]');
+    await page.click('button[value=approve]');
+    await page.waitForSelector('#result-h');
+    assert.match(await page.textContent('#result-h'), /お支払いが完了しました/);
+    await check(page, `${device}-11-${carrier}-done`);
+    await waitFor(() => hits.some((h) => h.body.includes(order) && h.body.includes('payment.completed')), 'carrier notification');
+    await ctx.close();
+  });
+}
+
 test('pc: declined card shows the reason and the way back; keyboard-only form', async () => {
   const { ctx, page } = await open('pc');
   await page.goto(link(`b-kbd-${Date.now()}`, 1200));
