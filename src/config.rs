@@ -30,6 +30,9 @@ pub struct Config {
     /// Multiplier on the notification retry schedule (`KAKEHASHI_NOTIFY_RETRY_SCALE`, 1.0): the
     /// test suite shrinks the three-day schedule to milliseconds.
     pub notify_retry_scale: f64,
+    /// Merchant console: sign-in expires after this many idle seconds (`KAKEHASHI_CONSOLE_IDLE`,
+    /// 900 = 15 minutes). Tests shorten it to check the idle timeout.
+    pub console_idle_s: i64,
     /// Whether background workers (expiry, notification delivery) run in this process.
     pub workers: bool,
 }
@@ -49,6 +52,7 @@ impl Config {
             session_ttl_s: 3600,
             card_max_failures: 5,
             notify_retry_scale: 0.001,
+            console_idle_s: 900,
             workers: true,
         }
     }

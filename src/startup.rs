@@ -33,6 +33,8 @@ impl App {
         let mut assets = Assets::default();
         let themes = Themes::load(&config.themes_dir, &mut assets)?;
         let app_css = assets.add_file("app.css", &config.static_dir.join("app.css"))?;
+        let console_css =
+            assets.add_file("console.css", &config.static_dir.join("console.css"))?;
         let secret = crate::db::server_secret(&db).await?;
         let listener = TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;
@@ -48,6 +50,7 @@ impl App {
             themes: Arc::new(themes),
             assets: Arc::new(assets),
             app_css: app_css.into(),
+            console_css: console_css.into(),
             secret: secret.into(),
             public_url: public_url.into(),
             wake: Arc::new(tokio::sync::Notify::new()),
