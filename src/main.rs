@@ -48,7 +48,10 @@ async fn serve(config: kakehashi::config::Config) -> anyhow::Result<()> {
         println!("Demo console admin (shown once):");
         cli::print_credentials(&u);
     } else {
-        println!("Demo console admin: {}", kakehashi::console::users::DEMO_EMAIL);
+        println!(
+            "Demo console admin: {}",
+            kakehashi::console::users::DEMO_EMAIL
+        );
     }
     println!();
     app.run().await?;

@@ -33,8 +33,7 @@ impl App {
         let mut assets = Assets::default();
         let themes = Themes::load(&config.themes_dir, &mut assets)?;
         let app_css = assets.add_file("app.css", &config.static_dir.join("app.css"))?;
-        let console_css =
-            assets.add_file("console.css", &config.static_dir.join("console.css"))?;
+        let console_css = assets.add_file("console.css", &config.static_dir.join("console.css"))?;
         let secret = crate::db::server_secret(&db).await?;
         let listener = TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;

@@ -86,12 +86,23 @@ async fn run(
         .ok_or_else(|| ActionError::Refused("決済機関の取引番号がありません。".into()))?;
     let c = connector();
     let (event, amount) = match action {
-        CardAction::Capture { amount } => c.capture(&token, amount).await.map(|_| ("payment.captured", amount)),
-        CardAction::Cancel => c.cancel(&token).await.map(|_| ("payment.cancelled", p.amount)),
-        CardAction::Refund { amount } => c.refund(&token, amount).await.map(|_| ("payment.refunded", amount)),
+        CardAction::Capture { amount } => c
+            .capture(&token, amount)
+            .await
+            .map(|_| ("payment.captured", amount)),
+        CardAction::Cancel => c
+            .cancel(&token)
+            .await
+            .map(|_| ("payment.cancelled", p.amount)),
+        CardAction::Refund { amount } => c
+            .refund(&token, amount)
+            .await
+            .map(|_| ("payment.refunded", amount)),
         _ => return Err(ActionError::Refused("未対応の操作です。".into())),
     }
-    .map_err(|e| ActionError::Refused(format!("決済機関が処理できませんでした（{}）。", e.code())))?;
+    .map_err(|e| {
+        ActionError::Refused(format!("決済機関が処理できませんでした（{}）。", e.code()))
+    })?;
     let mut change = Change::new(next.status.as_str(), event, actor);
     change.amount = Some(amount);
     change.captured_amount = Some(next.captured_amount);
@@ -143,5 +154,8 @@ pub async fn refund(
     amount: i64,
     actor: &str,
 ) -> Result<PaymentRow, ActionError> {
-    run(state, scope, payment_id, actor, |_| CardAction::Refund { amount }).await
+    run(state, scope, payment_id, actor, |_| CardAction::Refund {
+        amount,
+    })
+    .await
 }

@@ -308,9 +308,7 @@ impl Staff {
         match self.scope() {
             Some(m) => Ok(m.to_owned()),
             None if !requested.is_empty() => Ok(requested.to_owned()),
-            None => Err(ConsoleError::Bad(
-                "加盟店IDを指定してください。".to_owned(),
-            )),
+            None => Err(ConsoleError::Bad("加盟店IDを指定してください。".to_owned())),
         }
     }
 }
@@ -318,7 +316,10 @@ impl Staff {
 impl FromRequestParts<AppState> for Staff {
     type Rejection = ConsoleError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let sid = read_cookie(&parts.headers, SESSION_COOKIE).ok_or(ConsoleError::Login)?;
         let idle_ms = state.config.console_idle_s.saturating_mul(1000);
         let (session, user) = load_session(&state.db, &sid, idle_ms)

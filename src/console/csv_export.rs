@@ -83,7 +83,10 @@ fn record(p: &PaymentRow) -> [String; 14] {
         p.id.clone(),
         p.merchant_id.clone(),
         method_ja(&p.method).to_owned(),
-        p.institution.as_deref().map(institution_ja).unwrap_or_default(),
+        p.institution
+            .as_deref()
+            .map(institution_ja)
+            .unwrap_or_default(),
         crate::status::label_ja(&p.method, &p.status).to_owned(),
         p.status.clone(),
         format_jst(p.created_at),
@@ -104,7 +107,9 @@ fn to_csv<I: IntoIterator<Item = [String; 14]>>(rows: I) -> Result<String, std::
     for r in rows {
         w.write_record(&r).map_err(std::io::Error::other)?;
     }
-    let bytes = w.into_inner().map_err(|e| std::io::Error::other(e.to_string()))?;
+    let bytes = w
+        .into_inner()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     String::from_utf8(bytes).map_err(std::io::Error::other)
 }
 

@@ -21,7 +21,11 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>)
                 if HIDDEN.contains(&k.as_str()) {
                     continue;
                 }
-                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 flatten(&key, v, out);
             }
         }
@@ -40,7 +44,10 @@ struct OutboxRow {
 }
 
 /// The payment's notifications, oldest first (outbox rows carry the payment id).
-async fn notifications(state: &AppState, p: &PaymentRow) -> Result<Vec<NotificationView>, sqlx::Error> {
+async fn notifications(
+    state: &AppState,
+    p: &PaymentRow,
+) -> Result<Vec<NotificationView>, sqlx::Error> {
     let rows: Vec<OutboxRow> = on_db!(&state.db, c => sqlx::query_as(
         "SELECT id, type, status FROM outbox WHERE payment_id = $1 ORDER BY seq",
     )
@@ -54,11 +61,19 @@ async fn notifications(state: &AppState, p: &PaymentRow) -> Result<Vec<Notificat
             .into_iter()
             .map(|a| AttemptView {
                 at: format_jst(a.attempted_at),
-                status_code: a.status_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                status_code: a
+                    .status_code
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "-".into()),
                 outcome: a.outcome,
             })
             .collect();
-        out.push(NotificationView { id: r.id, kind: r.kind, status: r.status, attempts });
+        out.push(NotificationView {
+            id: r.id,
+            kind: r.kind,
+            status: r.status,
+            attempts,
+        });
     }
     Ok(out)
 }

@@ -45,10 +45,9 @@ impl IntoResponse for ConsoleError {
                 StatusCode::FORBIDDEN,
                 "この操作を行う権限がありません。".to_owned(),
             ),
-            ConsoleError::NotFound => (
-                StatusCode::NOT_FOUND,
-                "ページが見つかりません。".to_owned(),
-            ),
+            ConsoleError::NotFound => {
+                (StatusCode::NOT_FOUND, "ページが見つかりません。".to_owned())
+            }
             ConsoleError::BadCsrf => (
                 StatusCode::FORBIDDEN,
                 "画面の有効期限が切れました。もう一度お試しください。".to_owned(),

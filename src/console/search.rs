@@ -159,7 +159,10 @@ fn jst_day_start_ms(s: &str) -> Option<i64> {
 
 impl Filter {
     /// Parses query fields; `Err` names the bad field in Japanese.
-    pub fn parse(fields: &[(String, String)], merchant_id: Option<String>) -> Result<Filter, String> {
+    pub fn parse(
+        fields: &[(String, String)],
+        merchant_id: Option<String>,
+    ) -> Result<Filter, String> {
         let amount = |name: &str, label: &str| -> Result<Option<i64>, String> {
             let v = get(fields, name).replace(',', "");
             if v.is_empty() {
@@ -184,7 +187,11 @@ impl Filter {
             return Err("決済種別が正しくありません。".into());
         }
         let status = get(fields, "status");
-        if status.len() > 32 || !status.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit()) {
+        if status.len() > 32
+            || !status
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())
+        {
             return Err("決済ステータスが正しくありません。".into());
         }
         let sort = match get(fields, "sort") {

@@ -6,8 +6,7 @@ use crate::on_db;
 
 /// Statuses whose money reaches the merchant. Card amounts count what was captured less
 /// refunds; other methods count the payment amount.
-const COLLECTED: &str =
-    "'captured', 'refunded', 'paid', 'confirmed', 'late_paid', 'completed'";
+const COLLECTED: &str = "'captured', 'refunded', 'paid', 'confirmed', 'late_paid', 'completed'";
 
 #[derive(Debug, sqlx::FromRow)]
 pub struct Line {

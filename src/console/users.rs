@@ -25,7 +25,8 @@ pub struct UserRow {
     pub created_at: i64,
 }
 
-pub const COLS: &str = "id, merchant_id, email, role, password_hash, totp_secret, totp_enrolled_at, \
+pub const COLS: &str =
+    "id, merchant_id, email, role, password_hash, totp_secret, totp_enrolled_at, \
 totp_last_step, failed_logins, locked_until, created_at";
 
 impl UserRow {

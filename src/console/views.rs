@@ -72,11 +72,18 @@ impl RowView {
             order_id: p.order_id.clone(),
             method: p.method.clone(),
             method_ja: method_ja(&p.method).to_owned(),
-            institution: p.institution.as_deref().map(institution_ja).unwrap_or_else(|| "-".into()),
+            institution: p
+                .institution
+                .as_deref()
+                .map(institution_ja)
+                .unwrap_or_else(|| "-".into()),
             status: p.status.clone(),
             status_ja: crate::status::label_ja(&p.method, &p.status),
             created: format_jst(p.created_at),
-            deadline: p.deadline_at.map(|t| format_jst(t)[..10].to_owned()).unwrap_or_else(|| "-".into()),
+            deadline: p
+                .deadline_at
+                .map(|t| format_jst(t)[..10].to_owned())
+                .unwrap_or_else(|| "-".into()),
             paid: p.paid_at.map(format_jst).unwrap_or_else(|| "-".into()),
             amount: format_yen(p.amount),
             captured: format_yen(p.captured_amount),

@@ -12,7 +12,7 @@ use crate::console::auth::{self, Staff, LOGIN_COOKIE, SESSION_COOKIE};
 use crate::console::error::{ConsoleError, ConsoleErrorInfo, ConsoleResult};
 use crate::console::search::{Cursor, Filter, SortCol};
 use crate::console::users;
-use crate::console::views::{self, Chrome, Choice, RowView, SortLink};
+use crate::console::views::{self, Choice, Chrome, RowView, SortLink};
 use crate::console::{audit, csv_export};
 use crate::device::Device;
 use crate::domain::Method;
@@ -61,7 +61,12 @@ pub async fn home() -> Redirect {
     Redirect::to("/console/payments")
 }
 
-async fn login_page(state: &AppState, status: StatusCode, email: &str, error: Option<String>) -> ConsoleResult<Response> {
+async fn login_page(
+    state: &AppState,
+    status: StatusCode,
+    email: &str,
+    error: Option<String>,
+) -> ConsoleResult<Response> {
     let nonce = crate::util::random_secret("");
     let page = views::Login {
         c: Chrome::anon(state, auth::csrf(&state.secret, &format!("login:{nonce}"))),
@@ -69,7 +74,10 @@ async fn login_page(state: &AppState, status: StatusCode, email: &str, error: Op
         error,
     };
     let r = html(status, &page)?;
-    Ok(with_cookie(r, auth::cookie(LOGIN_COOKIE, &nonce, "/console/login", false)))
+    Ok(with_cookie(
+        r,
+        auth::cookie(LOGIN_COOKIE, &nonce, "/console/login", false),
+    ))
 }
 
 pub async fn login_get(State(state): State<AppState>) -> ConsoleResult<Response> {
@@ -84,16 +92,37 @@ pub async fn login_post(
 ) -> ConsoleResult<Response> {
     let f = fields(&headers, &body);
     let nonce = auth::read_cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
-    if nonce.is_empty() || !auth::csrf_ok(&state.secret, &format!("login:{nonce}"), form::get(&f, "csrf")) {
+    if nonce.is_empty()
+        || !auth::csrf_ok(
+            &state.secret,
+            &format!("login:{nonce}"),
+            form::get(&f, "csrf"),
+        )
+    {
         return Err(ConsoleError::BadCsrf);
     }
     let email = form::get(&f, "email").trim().to_owned();
     let entry = |action: &'static str, u: Option<&users::UserRow>| {
         let ip = ip(&ci);
-        let (uid, mid) = (u.map(|u| u.id.clone()), u.and_then(|u| u.merchant_id.clone()));
+        let (uid, mid) = (
+            u.map(|u| u.id.clone()),
+            u.and_then(|u| u.merchant_id.clone()),
+        );
         let (db, email) = (state.db.clone(), email.clone());
         async move {
-            audit::write(&db, &audit::Entry { user_id: uid.as_deref(), email: &email, merchant_id: mid.as_deref(), action, target: "", detail: "", ip: &ip }).await
+            audit::write(
+                &db,
+                &audit::Entry {
+                    user_id: uid.as_deref(),
+                    email: &email,
+                    merchant_id: mid.as_deref(),
+                    action,
+                    target: "",
+                    detail: "",
+                    ip: &ip,
+                },
+            )
+            .await
         }
     };
     match auth::check_password(&state.db, &email, form::get(&f, "password")).await? {
@@ -101,7 +130,10 @@ pub async fn login_post(
             let sid = auth::create_session(&state.db, &u.id, "totp", &ip(&ci)).await?;
             entry("login.password_ok", Some(&u)).await?;
             let r = Redirect::to("/console/login/totp").into_response();
-            Ok(with_cookie(r, auth::cookie(SESSION_COOKIE, &sid, "/console", false)))
+            Ok(with_cookie(
+                r,
+                auth::cookie(SESSION_COOKIE, &sid, "/console", false),
+            ))
         }
         Err((auth::LoginError::Locked, u)) => {
             entry("login.locked", u.as_ref()).await?;
@@ -117,7 +149,10 @@ pub async fn login_post(
 }
 
 /// The half-signed-in session (password passed, code pending).
-async fn totp_session(state: &AppState, headers: &HeaderMap) -> ConsoleResult<(String, users::UserRow)> {
+async fn totp_session(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> ConsoleResult<(String, users::UserRow)> {
     let sid = auth::read_cookie(headers, SESSION_COOKIE).ok_or(ConsoleError::Login)?;
     let idle = state.config.console_idle_s.saturating_mul(1000);
     match auth::load_session(&state.db, &sid, idle).await? {
@@ -126,18 +161,31 @@ async fn totp_session(state: &AppState, headers: &HeaderMap) -> ConsoleResult<(S
     }
 }
 
-fn totp_page(state: &AppState, sid: &str, u: &users::UserRow, status: StatusCode, error: Option<String>) -> ConsoleResult<Response> {
+fn totp_page(
+    state: &AppState,
+    sid: &str,
+    u: &users::UserRow,
+    status: StatusCode,
+    error: Option<String>,
+) -> ConsoleResult<Response> {
     let enrol = u.totp_enrolled_at.is_none();
     let page = views::Totp {
         c: Chrome::anon(state, auth::csrf(&state.secret, sid)),
         enrol,
-        secret: if enrol { u.totp_secret.clone() } else { String::new() },
+        secret: if enrol {
+            u.totp_secret.clone()
+        } else {
+            String::new()
+        },
         error,
     };
     html(status, &page)
 }
 
-pub async fn totp_get(State(state): State<AppState>, headers: HeaderMap) -> ConsoleResult<Response> {
+pub async fn totp_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> ConsoleResult<Response> {
     let (sid, u) = totp_session(&state, &headers).await?;
     totp_page(&state, &sid, &u, StatusCode::OK, None)
 }
@@ -168,32 +216,74 @@ pub async fn totp_post(
     if !auth::csrf_ok(&state.secret, &sid, form::get(&f, "csrf")) {
         return Err(ConsoleError::BadCsrf);
     }
-    let entry = |action: &'static str| audit::Entry { user_id: Some(&u.id), email: &u.email, merchant_id: u.merchant_id.as_deref(), action, target: "", detail: "", ip: "" };
+    let entry = |action: &'static str| audit::Entry {
+        user_id: Some(&u.id),
+        email: &u.email,
+        merchant_id: u.merchant_id.as_deref(),
+        action,
+        target: "",
+        detail: "",
+        ip: "",
+    };
     let ipaddr = ip(&ci);
     if !auth::check_totp(&state.db, &u, form::get(&f, "code")).await? {
-        audit::write(&state.db, &audit::Entry { ip: &ipaddr, ..entry("login.code_failed") }).await?;
-        let now_locked = users::get(&state.db, &u.id).await?.and_then(|x| x.locked_until).is_some_and(|t| t > crate::util::now_ms());
+        audit::write(
+            &state.db,
+            &audit::Entry {
+                ip: &ipaddr,
+                ..entry("login.code_failed")
+            },
+        )
+        .await?;
+        let now_locked = users::get(&state.db, &u.id)
+            .await?
+            .and_then(|x| x.locked_until)
+            .is_some_and(|t| t > crate::util::now_ms());
         if now_locked {
             auth::delete_session(&state.db, &sid).await?;
             let msg = "ログインに続けて失敗したため、アカウントを30分間ロックしました。".to_owned();
             return login_page(&state, StatusCode::TOO_MANY_REQUESTS, &u.email, Some(msg)).await;
         }
-        return totp_page(&state, &sid, &u, StatusCode::UNAUTHORIZED, Some("確認コードが正しくありません。".into()));
+        return totp_page(
+            &state,
+            &sid,
+            &u,
+            StatusCode::UNAUTHORIZED,
+            Some("確認コードが正しくありません。".into()),
+        );
     }
     // A new session id at privilege change, so a planted pre-login id is worth nothing.
     auth::delete_session(&state.db, &sid).await?;
     let full = auth::create_session(&state.db, &u.id, "full", &ipaddr).await?;
-    audit::write(&state.db, &audit::Entry { ip: &ipaddr, ..entry("login") }).await?;
+    audit::write(
+        &state.db,
+        &audit::Entry {
+            ip: &ipaddr,
+            ..entry("login")
+        },
+    )
+    .await?;
     let r = Redirect::to("/console/payments").into_response();
-    Ok(with_cookie(r, auth::cookie(SESSION_COOKIE, &full, "/console", false)))
+    Ok(with_cookie(
+        r,
+        auth::cookie(SESSION_COOKIE, &full, "/console", false),
+    ))
 }
 
-pub async fn logout(State(state): State<AppState>, staff: Staff, headers: HeaderMap, body: Bytes) -> ConsoleResult<Response> {
+pub async fn logout(
+    State(state): State<AppState>,
+    staff: Staff,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ConsoleResult<Response> {
     staff.check_csrf(&state.secret, form::get(&fields(&headers, &body), "csrf"))?;
     auth::delete_session(&state.db, &staff.sid).await?;
     audit::staff(&state.db, &staff, None, "logout", "", "").await?;
     let r = Redirect::to("/console/login").into_response();
-    Ok(with_cookie(r, auth::cookie(SESSION_COOKIE, "", "/console", true)))
+    Ok(with_cookie(
+        r,
+        auth::cookie(SESSION_COOKIE, "", "/console", true),
+    ))
 }
 
 /// The filter of a list/CSV request; operators may name a merchant (or see all).
@@ -205,7 +295,11 @@ fn filter_of(staff: &Staff, q: &[(String, String)]) -> Result<Filter, String> {
     Filter::parse(q, merchant)
 }
 
-pub async fn list(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQuery) -> ConsoleResult<Response> {
+pub async fn list(
+    State(state): State<AppState>,
+    staff: Staff,
+    RawQuery(q): RawQuery,
+) -> ConsoleResult<Response> {
     let q = query_fields(q);
     let (f, error) = match filter_of(&staff, &q) {
         Ok(f) => (f, None),
@@ -213,8 +307,19 @@ pub async fn list(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQ
     };
     let after = Cursor::decode(form::get(&q, "after"));
     let (rows, next) = crate::console::search::page(&state.db, &f, after.as_ref(), 50).await?;
-    let merchant = if staff.scope().is_none() { f.merchant_id.clone().unwrap_or_default() } else { String::new() };
-    let mq = if merchant.is_empty() { String::new() } else { format!("merchant={}&", form_urlencoded::byte_serialize(merchant.as_bytes()).collect::<String>()) };
+    let merchant = if staff.scope().is_none() {
+        f.merchant_id.clone().unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let mq = if merchant.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "merchant={}&",
+            form_urlencoded::byte_serialize(merchant.as_bytes()).collect::<String>()
+        )
+    };
     let base = f.query();
     let sorts = SortCol::ALL
         .into_iter()
@@ -233,8 +338,22 @@ pub async fn list(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQ
             }
         })
         .collect();
-    let methods = Method::ALL.iter().map(|m| Choice { code: m.code().into(), label: m.name_ja().into(), selected: f.method == m.code() }).collect();
-    let statuses = STATUSES.iter().map(|s| Choice { code: (*s).into(), label: crate::status::label_ja("", s).into(), selected: f.status == *s }).collect();
+    let methods = Method::ALL
+        .iter()
+        .map(|m| Choice {
+            code: m.code().into(),
+            label: m.name_ja().into(),
+            selected: f.method == m.code(),
+        })
+        .collect();
+    let statuses = STATUSES
+        .iter()
+        .map(|s| Choice {
+            code: (*s).into(),
+            label: crate::status::label_ja("", s).into(),
+            selected: f.status == *s,
+        })
+        .collect();
     let page = views::Payments {
         c: Chrome::staff(&state, &staff),
         merchant,
@@ -253,21 +372,51 @@ pub async fn list(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQ
 
 /// Status codes offered in the search form.
 const STATUSES: [&str; 13] = [
-    "awaiting_3ds", "authorized", "captured", "cancelled", "refunded", "failed", "expired",
-    "awaiting_payment", "paid", "confirmed", "reversed", "completed", "timed_out",
+    "awaiting_3ds",
+    "authorized",
+    "captured",
+    "cancelled",
+    "refunded",
+    "failed",
+    "expired",
+    "awaiting_payment",
+    "paid",
+    "confirmed",
+    "reversed",
+    "completed",
+    "timed_out",
 ];
 
-pub async fn csv(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQuery) -> ConsoleResult<Response> {
+pub async fn csv(
+    State(state): State<AppState>,
+    staff: Staff,
+    RawQuery(q): RawQuery,
+) -> ConsoleResult<Response> {
     let q = query_fields(q);
     let f = filter_of(&staff, &q).map_err(ConsoleError::Bad)?;
-    let enc = csv_export::Encoding::parse(form::get(&q, "enc")).ok_or_else(|| ConsoleError::Bad("文字コードが正しくありません。".into()))?;
-    audit::staff(&state.db, &staff, f.merchant_id.as_deref(), "csv.download", "", &f.query()).await?;
+    let enc = csv_export::Encoding::parse(form::get(&q, "enc"))
+        .ok_or_else(|| ConsoleError::Bad("文字コードが正しくありません。".into()))?;
+    audit::staff(
+        &state.db,
+        &staff,
+        f.merchant_id.as_deref(),
+        "csv.download",
+        "",
+        &f.query(),
+    )
+    .await?;
     let body = Body::from_stream(csv_export::stream(state.db.clone(), f, enc));
-    let name = format!("payments-{}.csv", crate::util::format_jst(crate::util::now_ms()).replace(['/', ' ', ':'], ""));
+    let name = format!(
+        "payments-{}.csv",
+        crate::util::format_jst(crate::util::now_ms()).replace(['/', ' ', ':'], "")
+    );
     Ok((
         [
             (header::CONTENT_TYPE, enc.content_type().to_owned()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
         ],
         body,
     )
@@ -275,14 +424,23 @@ pub async fn csv(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQu
 }
 
 /// Loads a payment the user may see.
-pub async fn visible_payment(state: &AppState, staff: &Staff, id: &str) -> ConsoleResult<payments::PaymentRow> {
+pub async fn visible_payment(
+    state: &AppState,
+    staff: &Staff,
+    id: &str,
+) -> ConsoleResult<payments::PaymentRow> {
     payments::get(&state.db, id)
         .await?
         .filter(|p| staff.scope().is_none_or(|m| m == p.merchant_id))
         .ok_or(ConsoleError::NotFound)
 }
 
-pub async fn detail(State(state): State<AppState>, staff: Staff, Path(id): Path<String>, RawQuery(q): RawQuery) -> ConsoleResult<Response> {
+pub async fn detail(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ConsoleResult<Response> {
     let p = visible_payment(&state, &staff, &id).await?;
     let page = crate::console::detail::build(&state, &staff, &p, query_fields(q)).await?;
     html(StatusCode::OK, &page)

@@ -53,7 +53,10 @@ fn console_router(state: AppState) -> Router<AppState> {
         .route("/console/settings/preview", get(console_admin::preview))
         .route("/console/summary", get(console_admin::summary_page))
         .route("/console/audit", get(console_admin::audit_page))
-        .layer(middleware::from_fn_with_state(state, console::render_errors))
+        .layer(middleware::from_fn_with_state(
+            state,
+            console::render_errors,
+        ))
 }
 
 pub fn router(state: AppState) -> Router {

@@ -4,5 +4,6 @@
 mod helpers;
 
 mod checkout;
+mod console;
 mod notify;
 mod vectors;
