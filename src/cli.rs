@@ -112,6 +112,14 @@ pub struct Global {
         global = true
     )]
     pub sweep_interval_ms: u64,
+    /// Console sign-in idle timeout in seconds.
+    #[arg(
+        long,
+        env = "KAKEHASHI_CONSOLE_IDLE",
+        default_value_t = 900,
+        global = true
+    )]
+    pub console_idle: i64,
 }
 
 impl Global {
@@ -129,6 +137,7 @@ impl Global {
             notify_retry_scale: self.notify_retry_scale,
             card_auth_lapse_days: self.card_auth_lapse_days,
             notify_lease_ms: self.notify_lease_ms,
+            console_idle_s: self.console_idle,
             workers: true,
             sweep_interval_ms: self.sweep_interval_ms.max(100),
         }
@@ -154,6 +163,9 @@ pub enum Command {
     /// Manage carrier continuous-billing agreements (継続課金).
     #[command(subcommand)]
     Subscription(SubscriptionCmd),
+    /// Manage merchant console users.
+    #[command(subcommand)]
+    User(UserCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -207,6 +219,47 @@ pub async fn subscription(db: &Db, cmd: SubscriptionCmd) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCmd {
+    /// Create a console user; prints a generated password and TOTP secret (shown only once).
+    Add {
+        /// The merchant (not for operators, who see every merchant).
+        #[arg(long)]
+        merchant: Option<String>,
+        #[arg(long)]
+        email: String,
+        /// admin | general | operator
+        #[arg(long)]
+        role: String,
+    },
+}
+
+/// Runs a `user` command.
+pub async fn user(db: &Db, cmd: UserCmd) -> anyhow::Result<()> {
+    match cmd {
+        UserCmd::Add {
+            merchant,
+            email,
+            role,
+        } => {
+            let role = crate::console::Role::parse(&role)
+                .ok_or_else(|| anyhow::anyhow!("role must be admin, general or operator"))?;
+            let u = crate::console::users::create(db, merchant.as_deref(), &email, role).await?;
+            print_credentials(&u);
+        }
+    }
+    Ok(())
+}
+
+/// Prints a new console user's credentials (shown only once).
+pub fn print_credentials(u: &crate::console::users::Created) {
+    println!("email:       {}", u.email);
+    println!("password:    {}", u.password);
+    println!("totp secret: {}", u.totp_secret);
+    println!("otpauth URL: {}", u.otpauth_url);
+    println!("(shown only now: add the secret to an authenticator app, or scan the QR code shown at first login)");
 }
 
 #[derive(Subcommand, Debug)]

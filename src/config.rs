@@ -35,6 +35,9 @@ pub struct Config {
     pub notify_lease_ms: i64,
     /// Days after which an uncaptured card authorization lapses (`KAKEHASHI_CARD_AUTH_DAYS`, 60).
     pub card_auth_lapse_days: i64,
+    /// Merchant console: sign-in expires after this many idle seconds (`KAKEHASHI_CONSOLE_IDLE`,
+    /// 900 = 15 minutes). Tests shorten it to check the idle timeout.
+    pub console_idle_s: i64,
     /// Whether background workers (expiry, notification delivery) run in this process.
     pub workers: bool,
     /// How often the konbini / Pay-easy sweep (expiry, sandbox auto-pay) runs, in milliseconds
@@ -59,6 +62,7 @@ impl Config {
             notify_retry_scale: 0.001,
             card_auth_lapse_days: 60,
             notify_lease_ms: 60_000,
+            console_idle_s: 900,
             workers: true,
             sweep_interval_ms: 3_600_000,
         }

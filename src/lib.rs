@@ -10,6 +10,7 @@ pub mod checkout;
 pub mod cli;
 pub mod config;
 pub mod connectors;
+pub mod console;
 pub mod db;
 pub mod device;
 pub mod domain;

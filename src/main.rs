@@ -39,6 +39,10 @@ async fn main() -> anyhow::Result<()> {
             let db = Db::connect(&args.global.database_url).await?;
             cli::subscription(&db, cmd).await
         }
+        Command::User(cmd) => {
+            let db = Db::connect(&args.global.database_url).await?;
+            cli::user(&db, cmd).await
+        }
     }
 }
 
@@ -46,6 +50,11 @@ async fn serve(config: kakehashi::config::Config) -> anyhow::Result<()> {
     let app = App::build(config).await?;
     let public = app.state.public_url.to_string();
     let created = cli::ensure_demo(&app.state.db, &public).await?;
+    // The demo admin is made with the demo merchant, on first start only.
+    let admin = match created {
+        Some(_) => kakehashi::console::users::ensure_demo_admin(&app.state.db).await?,
+        None => None,
+    };
     let link = cli::demo_link(&app.state.db, &public).await?;
     println!("\nKakehashi checkout listening on http://{}", app.addr);
     println!("Demo merchant: m_demo (test mode)");
@@ -53,6 +62,17 @@ async fn serve(config: kakehashi::config::Config) -> anyhow::Result<()> {
         println!("Demo signing secret (shown once): {secret}");
     }
     println!("Open this signed checkout link:\n\n  {link}\n");
+    println!("Merchant console: {public}/console/login");
+    if let Some(u) = admin {
+        println!("Demo console admin (shown once):");
+        cli::print_credentials(&u);
+    } else {
+        println!(
+            "Demo console admin: {}",
+            kakehashi::console::users::DEMO_EMAIL
+        );
+    }
+    println!();
     app.run().await?;
     Ok(())
 }

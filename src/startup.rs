@@ -34,6 +34,7 @@ impl App {
         let themes = Themes::load(&config.themes_dir, &mut assets)?;
         let app_css = assets.add_file("app.css", &config.static_dir.join("app.css"))?;
         let favicon = assets.add_file("favicon.ico", &config.static_dir.join("favicon.ico"))?;
+        let console_css = assets.add_file("console.css", &config.static_dir.join("console.css"))?;
         let secret = crate::db::server_secret(&db).await?;
         let listener = TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;
@@ -50,6 +51,7 @@ impl App {
             assets: Arc::new(assets),
             app_css: app_css.into(),
             favicon: favicon.into(),
+            console_css: console_css.into(),
             secret: secret.into(),
             public_url: public_url.into(),
             cards: Arc::new(crate::flows::card::CardConnectors::new()),

@@ -17,6 +17,8 @@ pub struct AppState {
     pub app_css: Arc<str>,
     /// URL of the favicon asset.
     pub favicon: Arc<str>,
+    /// URL of the merchant console stylesheet (content-hashed).
+    pub console_css: Arc<str>,
     /// Server secret for session and CSRF tokens; shared by instances through the database.
     pub secret: Arc<[u8]>,
     /// The base URL shoppers reach us at, without a trailing slash.

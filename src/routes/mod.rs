@@ -5,6 +5,8 @@ mod bank;
 mod card;
 mod carrier;
 pub mod checkout;
+pub mod console;
+mod console_admin;
 mod demo;
 mod konbini;
 mod sandbox;
@@ -19,6 +21,50 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
+
+/// The merchant console under /console, with its own error pages.
+fn console_router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/console", get(console::home))
+        .route(
+            "/console/login",
+            get(console::login_get).post(console::login_post),
+        )
+        .route(
+            "/console/login/totp",
+            get(console::totp_get).post(console::totp_post),
+        )
+        .route("/console/login/qr.svg", get(console::totp_qr))
+        .route("/console/logout", post(console::logout))
+        .route("/console/payments", get(console::list))
+        .route("/console/payments.csv", get(console::csv))
+        .route("/console/payments/bulk", post(console_admin::bulk))
+        .route("/console/payments/{id}", get(console::detail))
+        .route("/console/payments/{id}/action", post(console_admin::action))
+        .route(
+            "/console/payments/{id}/redeliver",
+            post(console_admin::redeliver),
+        )
+        .route(
+            "/console/settings",
+            get(console_admin::settings_get).post(console_admin::settings_post),
+        )
+        .route(
+            "/console/settings/rotate-key",
+            post(console_admin::rotate_key),
+        )
+        .route(
+            "/console/settings/rotate-webhook",
+            post(console_admin::rotate_webhook),
+        )
+        .route("/console/settings/preview", get(console_admin::preview))
+        .route("/console/summary", get(console_admin::summary_page))
+        .route("/console/audit", get(console_admin::audit_page))
+        .layer(middleware::from_fn_with_state(
+            state,
+            console::render_errors,
+        ))
+}
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -95,6 +141,8 @@ pub fn router(state: AppState) -> Router {
             "/sandbox/carrier/{carrier}/{session}",
             get(sandbox_pages::carrier_page).post(sandbox_pages::carrier_post),
         )
+        // Merchant console
+        .merge(console_router(state.clone()))
         // Assets and health
         .route("/assets/{*path}", get(assets::serve))
         .route("/healthz", get(|| async { "ok" }))

@@ -7,6 +7,7 @@ mod bank;
 mod card;
 mod carrier;
 mod checkout;
+mod console;
 mod feature_phone;
 mod konbini;
 mod notify;

@@ -1,0 +1,90 @@
+//! Card actions from the console: capture (売上確定), cancel (取消), refund (返金).
+//!
+//! The console calls the same domain functions as the CLI and the API
+//! ([`crate::flows::card`]); this file only scopes the payment to the signed-in user's merchant
+//! and turns refusals into Japanese messages for staff.
+
+use crate::error::AppError;
+use crate::flows::card;
+use crate::payments::{self, PaymentRow};
+use crate::state::AppState;
+
+/// Why an action was not done. Nothing changed in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("no such payment")]
+    NotFound,
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+fn refused_ja(code: &str) -> String {
+    match code {
+        "invalid_transition" => "現在の決済ステータスではこの操作はできません。".into(),
+        "amount_exceeds_authorized" => "金額がオーソリ金額を超えています。".into(),
+        "amount_exceeds_captured" => "金額が返金可能な金額を超えています。".into(),
+        "invalid_amount" => "金額が正しくありません。".into(),
+        "payment_not_found" => "カード決済以外は操作できません。".into(),
+        "concurrent_change" => "他の操作と同時に更新されました。画面を更新してください。".into(),
+        "connector_error" => "決済機関が処理できませんでした。".into(),
+        other => format!("操作できません（{other}）。"),
+    }
+}
+
+/// Checks the payment exists and belongs to the user's merchant (`scope`; `None` = operator).
+async fn scoped(
+    state: &AppState,
+    scope: Option<&str>,
+    payment_id: &str,
+) -> Result<(), ActionError> {
+    payments::get(&state.db, payment_id)
+        .await?
+        .filter(|p| scope.is_none_or(|m| m == p.merchant_id))
+        .map(|_| ())
+        .ok_or(ActionError::NotFound)
+}
+
+fn map(r: Result<PaymentRow, AppError>) -> Result<PaymentRow, ActionError> {
+    r.map_err(|e| match e {
+        AppError::Api { code, .. } => ActionError::Refused(refused_ja(code)),
+        AppError::Db(e) => ActionError::Db(e),
+        other => ActionError::Refused(format!("操作できません（{other}）。")),
+    })
+}
+
+/// 売上確定: the whole authorized amount when `amount` is `None`.
+pub async fn capture(
+    state: &AppState,
+    scope: Option<&str>,
+    payment_id: &str,
+    amount: Option<i64>,
+    actor: &str,
+) -> Result<PaymentRow, ActionError> {
+    scoped(state, scope, payment_id).await?;
+    map(card::capture(state, payment_id, amount, actor).await)
+}
+
+/// 取消 of an authorization or an unrefunded capture.
+pub async fn cancel(
+    state: &AppState,
+    scope: Option<&str>,
+    payment_id: &str,
+    actor: &str,
+) -> Result<PaymentRow, ActionError> {
+    scoped(state, scope, payment_id).await?;
+    map(card::cancel(state, payment_id, actor).await)
+}
+
+/// 返金 of part or all of a capture.
+pub async fn refund(
+    state: &AppState,
+    scope: Option<&str>,
+    payment_id: &str,
+    amount: i64,
+    actor: &str,
+) -> Result<PaymentRow, ActionError> {
+    scoped(state, scope, payment_id).await?;
+    map(card::refund(state, payment_id, amount, actor).await)
+}

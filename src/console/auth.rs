@@ -1,0 +1,338 @@
+//! Console sign-in: password (argon2) then TOTP, lockout, server-side sessions with an idle
+//! timeout, the session cookie, CSRF tokens, and the [`Staff`] extractor for signed-in pages.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use cookie::{Cookie, SameSite};
+use sha2::{Digest, Sha256};
+
+use crate::console::error::ConsoleError;
+use crate::console::users::{self, UserRow};
+use crate::console::Role;
+use crate::db::Db;
+use crate::signing::hmac_bytes;
+use crate::state::AppState;
+use crate::util::now_ms;
+use crate::{exec_tx, on_db};
+
+/// Failed attempts (password or code) before an account locks.
+pub const MAX_FAILURES: i64 = 10;
+/// How long a locked account stays locked.
+pub const LOCK_MS: i64 = 30 * 60 * 1000;
+/// Session cookie (path /console) and the login-form nonce cookie (path /console/login).
+pub const SESSION_COOKIE: &str = "kk_console";
+pub const LOGIN_COOKIE: &str = "kk_login";
+
+/// Builds every console cookie. Always `Secure`: browsers and reqwest's cookie store treat
+/// http://localhost and http://127.0.0.1 as secure contexts, so local development still works.
+/// `SameSite=Strict` keeps other sites from riding the session; `HttpOnly` keeps it from script.
+pub fn cookie(name: &'static str, value: &str, path: &'static str, clear: bool) -> HeaderValue {
+    let mut c = Cookie::build((name, value.to_owned()))
+        .path(path)
+        .secure(true)
+        .http_only(true)
+        .same_site(SameSite::Strict);
+    if clear {
+        c = c.max_age(cookie::time::Duration::ZERO);
+    }
+    HeaderValue::from_str(&c.build().to_string()).unwrap_or(HeaderValue::from_static(""))
+}
+
+/// The value of a request cookie.
+pub fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| Cookie::split_parse(v.to_owned()).flatten())
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+}
+
+/// A CSRF token bound to a session (or login nonce) id: HMAC with the server secret.
+pub fn csrf(secret: &[u8], sid: &str) -> String {
+    URL_SAFE_NO_PAD.encode(&hmac_bytes(secret, format!("console-csrf|{sid}").as_bytes())[..18])
+}
+
+pub fn csrf_ok(secret: &[u8], sid: &str, given: &str) -> bool {
+    let expected = csrf(secret, sid);
+    // Compare MACs of both so timing tells nothing about the expected value.
+    hmac_bytes(secret, given.as_bytes()) == hmac_bytes(secret, expected.as_bytes())
+}
+
+fn hash_sid(sid: &str) -> String {
+    hex::encode(Sha256::digest(sid.as_bytes()))
+}
+
+/// Why a sign-in step failed. Both look the same to the user except the lock.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LoginError {
+    Invalid,
+    Locked,
+}
+
+fn locked(u: &UserRow, now: i64) -> bool {
+    u.locked_until.is_some_and(|t| t > now)
+}
+
+/// Counts a failure; the tenth locks the account for [`LOCK_MS`]. Returns true if now locked.
+pub async fn record_failure(db: &Db, user_id: &str) -> Result<bool, sqlx::Error> {
+    let now = now_ms();
+    let mut tx = db.begin().await?;
+    exec_tx!(&mut tx, c => sqlx::query(
+        "UPDATE console_users SET failed_logins = failed_logins + 1 WHERE id = $1",
+    )
+    .bind(user_id)
+    .execute(c)
+    .await)?;
+    let n = exec_tx!(&mut tx, c => sqlx::query(
+        "UPDATE console_users SET locked_until = $1, failed_logins = 0 WHERE id = $2 AND failed_logins >= $3",
+    )
+    .bind(now + LOCK_MS)
+    .bind(user_id)
+    .bind(MAX_FAILURES)
+    .execute(c)
+    .await)?;
+    tx.commit().await?;
+    Ok(n > 0)
+}
+
+/// Password step. Unknown e-mails cost the same argon2 work as known ones.
+pub async fn check_password(
+    db: &Db,
+    email: &str,
+    password: &str,
+) -> Result<Result<UserRow, (LoginError, Option<UserRow>)>, ConsoleError> {
+    let user = users::by_email(db, email).await?;
+    let now = now_ms();
+    // A hash of a random string stands in for unknown users, so timing does not tell.
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let hash = match &user {
+        Some(u) => u.password_hash.clone(),
+        None => DUMMY
+            .get_or_init(|| {
+                users::hash_password(&crate::util::random_secret("")).unwrap_or_default()
+            })
+            .clone(),
+    };
+    let pw = password.to_owned();
+    let ok = tokio::task::spawn_blocking(move || users::verify_password(&hash, &pw))
+        .await
+        .map_err(|e| anyhow::anyhow!("join: {e}"))?;
+    let Some(u) = user else {
+        return Ok(Err((LoginError::Invalid, None)));
+    };
+    if locked(&u, now) {
+        return Ok(Err((LoginError::Locked, Some(u))));
+    }
+    if !ok {
+        let now_locked = record_failure(db, &u.id).await?;
+        let e = if now_locked {
+            LoginError::Locked
+        } else {
+            LoginError::Invalid
+        };
+        return Ok(Err((e, Some(u))));
+    }
+    Ok(Ok(u))
+}
+
+/// TOTP step: accepts the code of the current step or one step either side (clock skew), and
+/// each step once only. Success resets the failure counter and completes enrolment.
+pub async fn check_totp(db: &Db, user: &UserRow, code: &str) -> Result<bool, ConsoleError> {
+    let now = now_ms();
+    if locked(user, now) {
+        return Ok(false);
+    }
+    let totp = users::totp(&user.totp_secret, &user.email)?;
+    let step = (now / 1000) / 30;
+    let code = code.trim();
+    let matched = [step - 1, step, step + 1].into_iter().find(|s| {
+        *s > user.totp_last_step
+            && hmac_bytes(b"cmp", totp.generate((*s * 30) as u64).as_bytes())
+                == hmac_bytes(b"cmp", code.as_bytes())
+    });
+    let Some(s) = matched else {
+        record_failure(db, &user.id).await?;
+        return Ok(false);
+    };
+    let mut tx = db.begin().await?;
+    let n = exec_tx!(&mut tx, c => sqlx::query(
+        "UPDATE console_users SET totp_last_step = $1, failed_logins = 0, locked_until = NULL, \
+         totp_enrolled_at = COALESCE(totp_enrolled_at, $2) WHERE id = $3 AND totp_last_step < $4",
+    )
+    .bind(s)
+    .bind(now)
+    .bind(&user.id)
+    .bind(s)
+    .execute(c)
+    .await)?;
+    tx.commit().await?;
+    Ok(n == 1)
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct SessionRow {
+    pub user_id: String,
+    pub stage: String,
+    pub last_seen: i64,
+}
+
+/// Creates a session and returns its id (for the cookie; only the hash is stored).
+pub async fn create_session(
+    db: &Db,
+    user_id: &str,
+    stage: &str,
+    ip: &str,
+) -> Result<String, sqlx::Error> {
+    let sid = crate::util::random_secret("");
+    let now = now_ms();
+    let mut tx = db.begin().await?;
+    exec_tx!(&mut tx, c => sqlx::query(
+        "INSERT INTO console_sessions (id_hash, user_id, stage, created_at, last_seen, ip) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(hash_sid(&sid))
+    .bind(user_id)
+    .bind(stage)
+    .bind(now)
+    .bind(now)
+    .bind(ip)
+    .execute(c)
+    .await)?;
+    tx.commit().await?;
+    Ok(sid)
+}
+
+pub async fn delete_session(db: &Db, sid: &str) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    exec_tx!(&mut tx, c => sqlx::query("DELETE FROM console_sessions WHERE id_hash = $1")
+        .bind(hash_sid(sid))
+        .execute(c)
+        .await)?;
+    tx.commit().await
+}
+
+/// Loads a live session: deleted (and `None`) when idle longer than `idle_ms`; else touched.
+pub async fn load_session(
+    db: &Db,
+    sid: &str,
+    idle_ms: i64,
+) -> Result<Option<(SessionRow, UserRow)>, sqlx::Error> {
+    let h = hash_sid(sid);
+    let row: Option<SessionRow> = on_db!(db, c => sqlx::query_as(
+        "SELECT user_id, stage, last_seen FROM console_sessions WHERE id_hash = $1",
+    )
+    .bind(&h)
+    .fetch_optional(c)
+    .await)?;
+    let Some(s) = row else { return Ok(None) };
+    let now = now_ms();
+    if now - s.last_seen > idle_ms {
+        delete_session(db, sid).await?;
+        return Ok(None);
+    }
+    let Some(u) = users::get(db, &s.user_id).await? else {
+        return Ok(None);
+    };
+    let mut tx = db.begin().await?;
+    exec_tx!(&mut tx, c => sqlx::query("UPDATE console_sessions SET last_seen = $1 WHERE id_hash = $2")
+        .bind(now)
+        .bind(&h)
+        .execute(c)
+        .await)?;
+    tx.commit().await?;
+    Ok(Some((s, u)))
+}
+
+/// The client address for the audit log.
+pub fn client_ip(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default()
+}
+
+/// A signed-in console user (both factors passed, not idle).
+#[derive(Clone, Debug)]
+pub struct Staff {
+    pub user: UserRow,
+    pub sid: String,
+    pub ip: String,
+    pub csrf: String,
+}
+
+impl Staff {
+    pub fn role(&self) -> Role {
+        self.user.role()
+    }
+
+    /// The merchant this user is limited to; `None` for operators (every merchant).
+    pub fn scope(&self) -> Option<&str> {
+        match self.role() {
+            Role::Operator => None,
+            _ => self.user.merchant_id.as_deref(),
+        }
+    }
+
+    /// Refuses unless the user may act (admin or operator).
+    pub fn require_admin(&self) -> Result<(), ConsoleError> {
+        if self.role().can_act() {
+            Ok(())
+        } else {
+            Err(ConsoleError::Forbidden)
+        }
+    }
+
+    /// Checks a form's CSRF token.
+    pub fn check_csrf(&self, secret: &[u8], given: &str) -> Result<(), ConsoleError> {
+        if csrf_ok(secret, &self.sid, given) {
+            Ok(())
+        } else {
+            Err(ConsoleError::BadCsrf)
+        }
+    }
+
+    /// Who did it, for payment events and the audit log.
+    pub fn actor(&self) -> String {
+        format!("console:{}", self.user.email)
+    }
+
+    /// The merchant an operator works on: `requested` for operators, the own one otherwise.
+    pub fn merchant_for(&self, requested: &str) -> Result<String, ConsoleError> {
+        match self.scope() {
+            Some(m) => Ok(m.to_owned()),
+            None if !requested.is_empty() => Ok(requested.to_owned()),
+            None => Err(ConsoleError::Bad("加盟店IDを指定してください。".to_owned())),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Staff {
+    type Rejection = ConsoleError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let sid = read_cookie(&parts.headers, SESSION_COOKIE).ok_or(ConsoleError::Login)?;
+        let idle_ms = state.config.console_idle_s.saturating_mul(1000);
+        let (session, user) = load_session(&state.db, &sid, idle_ms)
+            .await?
+            .ok_or(ConsoleError::Login)?;
+        if session.stage != "full" {
+            return Err(ConsoleError::Login);
+        }
+        Ok(Staff {
+            csrf: csrf(&state.secret, &sid),
+            user,
+            sid,
+            ip: client_ip(parts),
+        })
+    }
+}

@@ -1,0 +1,125 @@
+//! The payment detail page: method details (masked card data only), event timeline,
+//! notifications with their delivery attempts, and which card actions are possible.
+
+use crate::console::auth::Staff;
+use crate::console::error::ConsoleResult;
+use crate::console::views::{AttemptView, Chrome, Detail, EventView, NotificationView, RowView};
+use crate::db::outbox;
+use crate::domain::card::{allowed_actions, CardStatus};
+use crate::on_db;
+use crate::payments::{self, PaymentRow};
+use crate::state::AppState;
+use crate::util::{format_jst, format_yen};
+
+/// Detail keys never shown even if a connector stored them by mistake.
+const HIDDEN: [&str; 4] = ["number", "card_number", "cvc", "security_code"];
+
+fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                if HIDDEN.contains(&k.as_str()) {
+                    continue;
+                }
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        serde_json::Value::String(s) => out.push((prefix.to_owned(), s.clone())),
+        serde_json::Value::Null => {}
+        other => out.push((prefix.to_owned(), other.to_string())),
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct OutboxRow {
+    id: String,
+    #[sqlx(rename = "type")]
+    kind: String,
+    status: String,
+}
+
+/// The payment's notifications, oldest first (outbox rows carry the payment id).
+async fn notifications(
+    state: &AppState,
+    p: &PaymentRow,
+) -> Result<Vec<NotificationView>, sqlx::Error> {
+    let rows: Vec<OutboxRow> = on_db!(&state.db, c => sqlx::query_as(
+        "SELECT id, type, status FROM outbox WHERE payment_id = $1 ORDER BY seq",
+    )
+    .bind(&p.id)
+    .fetch_all(c)
+    .await)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let attempts = outbox::attempts(&state.db, &r.id)
+            .await?
+            .into_iter()
+            .map(|a| AttemptView {
+                at: format_jst(a.attempted_at),
+                status_code: a
+                    .status_code
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                outcome: a.outcome,
+            })
+            .collect();
+        out.push(NotificationView {
+            id: r.id,
+            kind: r.kind,
+            status: r.status,
+            attempts,
+        });
+    }
+    Ok(out)
+}
+
+pub async fn build(
+    state: &AppState,
+    staff: &Staff,
+    p: &PaymentRow,
+    query: Vec<(String, String)>,
+) -> ConsoleResult<Detail> {
+    let mut details = Vec::new();
+    flatten("", &p.details_json(), &mut details);
+    let events = payments::events(&state.db, &p.id)
+        .await?
+        .into_iter()
+        .map(|e| EventView {
+            at: format_jst(e.created_at),
+            kind: e.kind,
+            from: e.from_status.unwrap_or_default(),
+            to: e.to_status,
+            amount: e.amount.map(format_yen).unwrap_or_default(),
+            actor: e.actor,
+        })
+        .collect();
+    let allowed: &[&str] = match (p.method.as_str(), CardStatus::parse(&p.status)) {
+        ("card", Some(s)) => allowed_actions(s),
+        _ => &[],
+    };
+    let can_cancel = allowed.contains(&"cancel") && p.refunded_amount == 0;
+    let message = match crate::form::get(&query, "done") {
+        "capture" => Some("売上確定しました。".to_owned()),
+        "cancel" => Some("取消しました。".to_owned()),
+        "refund" => Some("返金しました。".to_owned()),
+        "redeliver" => Some("結果通知を再送キューに入れました。".to_owned()),
+        _ => None,
+    };
+    Ok(Detail {
+        c: Chrome::staff(state, staff),
+        p: RowView::new(p),
+        details,
+        events,
+        notifications: notifications(state, p).await?,
+        can_capture: allowed.contains(&"capture"),
+        can_cancel,
+        can_refund: allowed.contains(&"refund"),
+        refundable: p.captured_amount - p.refunded_amount,
+        message,
+    })
+}

@@ -1,0 +1,338 @@
+//! Payment search for the console list and the CSV download: filters, sortable columns and
+//! keyset pagination (`(sort key, id) > cursor`, never OFFSET), served by the indexes of
+//! migration 0002 so pages stay fast at millions of payments.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
+use crate::db::Db;
+use crate::domain::Method;
+use crate::on_db;
+use crate::payments::{PaymentRow, COLS};
+
+/// A sortable column of the list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortCol {
+    OrderId,
+    Id,
+    Method,
+    Institution,
+    Status,
+    Created,
+    Deadline,
+    Paid,
+    Amount,
+}
+
+impl SortCol {
+    pub const ALL: [SortCol; 9] = [
+        SortCol::OrderId,
+        SortCol::Id,
+        SortCol::Method,
+        SortCol::Institution,
+        SortCol::Status,
+        SortCol::Created,
+        SortCol::Deadline,
+        SortCol::Paid,
+        SortCol::Amount,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            SortCol::OrderId => "order_id",
+            SortCol::Id => "payment_id",
+            SortCol::Method => "method",
+            SortCol::Institution => "institution",
+            SortCol::Status => "status",
+            SortCol::Created => "created_at",
+            SortCol::Deadline => "deadline_at",
+            SortCol::Paid => "paid_at",
+            SortCol::Amount => "amount",
+        }
+    }
+
+    pub fn label_ja(self) -> &'static str {
+        match self {
+            SortCol::OrderId => "取引ID",
+            SortCol::Id => "決済ID",
+            SortCol::Method => "決済種別",
+            SortCol::Institution => "支払機関名",
+            SortCol::Status => "決済ステータス",
+            SortCol::Created => "取引日時",
+            SortCol::Deadline => "支払期限日",
+            SortCol::Paid => "消込日時",
+            SortCol::Amount => "決済金額",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SortCol> {
+        SortCol::ALL.into_iter().find(|c| c.code() == s)
+    }
+
+    /// The SQL sort key; the same expression as in the index (NULLs folded by COALESCE).
+    fn expr(self) -> &'static str {
+        match self {
+            SortCol::OrderId => "order_id",
+            SortCol::Id => "id",
+            SortCol::Method => "method",
+            SortCol::Institution => "COALESCE(institution, '')",
+            SortCol::Status => "status",
+            SortCol::Created => "created_at",
+            SortCol::Deadline => "COALESCE(deadline_at, 0)",
+            SortCol::Paid => "COALESCE(paid_at, 0)",
+            SortCol::Amount => "amount",
+        }
+    }
+
+    fn key_of(self, p: &PaymentRow) -> Key {
+        match self {
+            SortCol::OrderId => Key::S(p.order_id.clone()),
+            SortCol::Id => Key::S(p.id.clone()),
+            SortCol::Method => Key::S(p.method.clone()),
+            SortCol::Institution => Key::S(p.institution.clone().unwrap_or_default()),
+            SortCol::Status => Key::S(p.status.clone()),
+            SortCol::Created => Key::I(p.created_at),
+            SortCol::Deadline => Key::I(p.deadline_at.unwrap_or(0)),
+            SortCol::Paid => Key::I(p.paid_at.unwrap_or(0)),
+            SortCol::Amount => Key::I(p.amount),
+        }
+    }
+}
+
+/// A sort-key value in a cursor.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum Key {
+    I(i64),
+    S(String),
+}
+
+/// Where the next page starts: after this sort key and payment id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    pub key: Key,
+    pub id: String,
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        let json = serde_json::json!([self.key, self.id]).to_string();
+        URL_SAFE_NO_PAD.encode(json)
+    }
+
+    pub fn decode(s: &str) -> Option<Cursor> {
+        let bytes = URL_SAFE_NO_PAD.decode(s).ok()?;
+        let (key, id): (Key, String) = serde_json::from_slice(&bytes).ok()?;
+        Some(Cursor { key, id })
+    }
+}
+
+/// Search conditions, parsed from the list form (also used by the CSV download).
+#[derive(Clone, Debug)]
+pub struct Filter {
+    /// `None` only for operators viewing every merchant.
+    pub merchant_id: Option<String>,
+    pub order_id: String,
+    pub payment_id: String,
+    pub status: String,
+    pub method: String,
+    /// `YYYY-MM-DD` (Japan time), inclusive, as typed.
+    pub date_from: String,
+    pub date_to: String,
+    pub amount_min: Option<i64>,
+    pub amount_max: Option<i64>,
+    pub sort: SortCol,
+    pub desc: bool,
+}
+
+fn get<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
+    crate::form::get(fields, name).trim()
+}
+
+/// Start of a Japan-time day in unix ms.
+fn jst_day_start_ms(s: &str) -> Option<i64> {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    let d = time::Date::parse(s, fmt).ok()?;
+    let t = d.midnight().assume_offset(time::macros::offset!(+9));
+    Some(t.unix_timestamp() * 1000)
+}
+
+impl Filter {
+    /// Parses query fields; `Err` names the bad field in Japanese.
+    pub fn parse(
+        fields: &[(String, String)],
+        merchant_id: Option<String>,
+    ) -> Result<Filter, String> {
+        let amount = |name: &str, label: &str| -> Result<Option<i64>, String> {
+            let v = get(fields, name).replace(',', "");
+            if v.is_empty() {
+                return Ok(None);
+            }
+            v.parse::<i64>()
+                .ok()
+                .filter(|a| *a >= 0)
+                .map(Some)
+                .ok_or_else(|| format!("{label}は0以上の整数（円）で入力してください。"))
+        };
+        let date = |name: &str, label: &str| -> Result<String, String> {
+            let v = get(fields, name);
+            if v.is_empty() || jst_day_start_ms(v).is_some() {
+                Ok(v.to_owned())
+            } else {
+                Err(format!("{label}はYYYY-MM-DDの形式で入力してください。"))
+            }
+        };
+        let method = get(fields, "method");
+        if !method.is_empty() && Method::parse(method).is_none() {
+            return Err("決済種別が正しくありません。".into());
+        }
+        let status = get(fields, "status");
+        if status.len() > 32
+            || !status
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())
+        {
+            return Err("決済ステータスが正しくありません。".into());
+        }
+        let sort = match get(fields, "sort") {
+            "" => SortCol::Created,
+            s => SortCol::parse(s).ok_or("並び替えの列が正しくありません。")?,
+        };
+        let desc = match get(fields, "dir") {
+            "" | "desc" => true,
+            "asc" => false,
+            _ => return Err("並び順が正しくありません。".into()),
+        };
+        Ok(Filter {
+            merchant_id,
+            order_id: get(fields, "order_id").to_owned(),
+            payment_id: get(fields, "payment_id").to_owned(),
+            status: status.to_owned(),
+            method: method.to_owned(),
+            date_from: date("from", "取引日(開始)")?,
+            date_to: date("to", "取引日(終了)")?,
+            amount_min: amount("min", "金額(下限)")?,
+            amount_max: amount("max", "金額(上限)")?,
+            sort,
+            desc,
+        })
+    }
+
+    /// The filter (without cursor) as a query string, for sort links, paging and CSV links.
+    pub fn query(&self) -> String {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [
+            ("order_id", self.order_id.as_str()),
+            ("payment_id", &self.payment_id),
+            ("status", &self.status),
+            ("method", &self.method),
+            ("from", &self.date_from),
+            ("to", &self.date_to),
+        ] {
+            if !v.is_empty() {
+                q.append_pair(k, v);
+            }
+        }
+        if let Some(a) = self.amount_min {
+            q.append_pair("min", &a.to_string());
+        }
+        if let Some(a) = self.amount_max {
+            q.append_pair("max", &a.to_string());
+        }
+        q.append_pair("sort", self.sort.code());
+        q.append_pair("dir", if self.desc { "desc" } else { "asc" });
+        q.finish()
+    }
+}
+
+enum Bind {
+    I(i64),
+    S(String),
+}
+
+/// One page of results (`limit` rows) after `after`, and the cursor of the next page if any.
+pub async fn page(
+    db: &Db,
+    f: &Filter,
+    after: Option<&Cursor>,
+    limit: i64,
+) -> Result<(Vec<PaymentRow>, Option<Cursor>), sqlx::Error> {
+    let mut sql = format!("SELECT {COLS} FROM payments WHERE 1 = 1");
+    let mut binds: Vec<Bind> = Vec::new();
+    let mut cond = |sql: &mut String, text: &str, b: Bind| {
+        binds.push(b);
+        sql.push_str(&text.replace('?', &format!("${}", binds.len())));
+    };
+    if let Some(m) = &f.merchant_id {
+        cond(&mut sql, " AND merchant_id = ?", Bind::S(m.clone()));
+    }
+    if !f.order_id.is_empty() {
+        cond(&mut sql, " AND order_id = ?", Bind::S(f.order_id.clone()));
+    }
+    if !f.payment_id.is_empty() {
+        cond(&mut sql, " AND id = ?", Bind::S(f.payment_id.clone()));
+    }
+    if !f.status.is_empty() {
+        cond(&mut sql, " AND status = ?", Bind::S(f.status.clone()));
+    }
+    if !f.method.is_empty() {
+        cond(&mut sql, " AND method = ?", Bind::S(f.method.clone()));
+    }
+    if let Some(t) = jst_day_start_ms(&f.date_from) {
+        cond(&mut sql, " AND created_at >= ?", Bind::I(t));
+    }
+    if let Some(t) = jst_day_start_ms(&f.date_to) {
+        cond(&mut sql, " AND created_at < ?", Bind::I(t + 86_400_000));
+    }
+    if let Some(a) = f.amount_min {
+        cond(&mut sql, " AND amount >= ?", Bind::I(a));
+    }
+    if let Some(a) = f.amount_max {
+        cond(&mut sql, " AND amount <= ?", Bind::I(a));
+    }
+    let expr = f.sort.expr();
+    let (op, dir) = if f.desc { ("<", "DESC") } else { (">", "ASC") };
+    if let Some(c) = after {
+        let key = match (&c.key, f.sort.key_of_is_int()) {
+            (Key::I(v), true) => Some(Bind::I(*v)),
+            (Key::S(v), false) => Some(Bind::S(v.clone())),
+            // A cursor from another sort order: start from the beginning.
+            _ => None,
+        };
+        if let Some(key) = key {
+            cond(&mut sql, &format!(" AND ({expr}, id) {op} (?"), key);
+            cond(&mut sql, ", ?)", Bind::S(c.id.clone()));
+        }
+    }
+    sql.push_str(&format!(" ORDER BY {expr} {dir}, id {dir}"));
+    cond(&mut sql, " LIMIT ?", Bind::I(limit + 1));
+    let mut rows: Vec<PaymentRow> = on_db!(db, c => {
+        let mut q = sqlx::query_as(&sql);
+        for b in &binds {
+            q = match b {
+                Bind::I(v) => q.bind(*v),
+                Bind::S(v) => q.bind(v.clone()),
+            };
+        }
+        q.fetch_all(c).await
+    })?;
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|p| Cursor {
+            key: f.sort.key_of(p),
+            id: p.id.clone(),
+        })
+    } else {
+        None
+    };
+    Ok((rows, next))
+}
+
+impl SortCol {
+    fn key_of_is_int(self) -> bool {
+        matches!(
+            self,
+            SortCol::Created | SortCol::Deadline | SortCol::Paid | SortCol::Amount
+        )
+    }
+}

@@ -1,0 +1,137 @@
+//! Merchant settings edited in the console, validated before anything is written, and the
+//! rotation of signing keys and webhook secrets (new secrets are shown once).
+
+use crate::config::Config;
+use crate::db::merchants::MerchantRow;
+use crate::db::Db;
+use crate::domain::konbini::Chain;
+use crate::domain::Method;
+use crate::exec_tx;
+use crate::form::get;
+use crate::notify::{policy_for, ssrf};
+use crate::themes::Themes;
+
+/// Validated settings, ready to store.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Update {
+    pub callback_url: Option<String>,
+    pub return_origins: Vec<String>,
+    pub methods: Vec<Method>,
+    pub konbini_chains: Vec<String>,
+    pub konbini_days: i64,
+    pub capture_mode: String,
+    pub theme: String,
+}
+
+fn all<'a>(fields: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    fields
+        .iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+/// Parses the settings form; `Err` is a message for the user, and nothing is stored.
+pub fn parse(
+    fields: &[(String, String)],
+    m: &MerchantRow,
+    config: &Config,
+    themes: &Themes,
+) -> Result<Update, String> {
+    let cb = get(fields, "callback_url").trim();
+    let callback_url = if cb.is_empty() {
+        None
+    } else {
+        let u = ssrf::check_url(cb, policy_for(config, m.mode()))
+            .map_err(|e| format!("結果通知URLを登録できません（{}）。", e.code()))?;
+        Some(u.to_string())
+    };
+    let mut return_origins = Vec::new();
+    for o in get(fields, "return_origins").split_whitespace() {
+        let n = crate::domain::order::normalize_origin(o)
+            .ok_or_else(|| format!("戻り先オリジンが正しくありません: {o}"))?;
+        if !return_origins.contains(&n) {
+            return_origins.push(n);
+        }
+    }
+    let methods = Method::parse_list(&all(fields, "methods").join(","))
+        .ok_or("決済手段が正しくありません。")?;
+    if methods.is_empty() {
+        return Err("決済手段を1つ以上選択してください。".into());
+    }
+    let mut konbini_chains = Vec::new();
+    for c in all(fields, "chains") {
+        Chain::parse(c).ok_or_else(|| format!("コンビニチェーンが正しくありません: {c}"))?;
+        konbini_chains.push(c.to_owned());
+    }
+    if methods.contains(&Method::Konbini) && konbini_chains.is_empty() {
+        return Err("コンビニ決済にはチェーンを1つ以上選択してください。".into());
+    }
+    let konbini_days: i64 = get(fields, "konbini_days")
+        .trim()
+        .parse()
+        .ok()
+        .filter(|d| (0..=60).contains(d))
+        .ok_or("コンビニ支払期限は0〜60日で入力してください。")?;
+    let capture_mode = get(fields, "capture_mode");
+    if !matches!(capture_mode, "auto" | "manual") {
+        return Err("売上方式が正しくありません。".into());
+    }
+    let theme = get(fields, "theme");
+    if !themes.contains(theme) {
+        return Err("テーマが正しくありません。".into());
+    }
+    Ok(Update {
+        callback_url,
+        return_origins,
+        methods,
+        konbini_chains,
+        konbini_days,
+        capture_mode: capture_mode.to_owned(),
+        theme: theme.to_owned(),
+    })
+}
+
+/// Stores validated settings in one statement.
+pub async fn store(db: &Db, merchant_id: &str, u: &Update) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    exec_tx!(&mut tx, c => sqlx::query(
+        "UPDATE merchants SET callback_url = $1, return_origins = $2, methods = $3, konbini_chains = $4, \
+         konbini_days = $5, capture_mode = $6, theme = $7 WHERE id = $8",
+    )
+    .bind(&u.callback_url)
+    .bind(u.return_origins.join(" "))
+    .bind(Method::join(&u.methods))
+    .bind(u.konbini_chains.join(","))
+    .bind(u.konbini_days)
+    .bind(&u.capture_mode)
+    .bind(&u.theme)
+    .bind(merchant_id)
+    .execute(c)
+    .await)?;
+    tx.commit().await
+}
+
+/// Prepends a new webhook secret and keeps at most two (the previous one stays valid so the
+/// merchant can switch receivers without missing notifications). Returns the new secret.
+pub async fn rotate_webhook_secret(db: &Db, m: &MerchantRow) -> Result<String, sqlx::Error> {
+    let new = crate::notify::sign::new_secret();
+    let mut list = vec![new.as_str()];
+    list.extend(m.webhook_secrets().into_iter().take(1));
+    let joined = list.join(" ");
+    let mut tx = db.begin().await?;
+    // Conditional on the old value so two concurrent rotations cannot drop a live secret.
+    let n = exec_tx!(&mut tx, c => sqlx::query(
+        "UPDATE merchants SET webhook_secrets = $1 WHERE id = $2 AND webhook_secrets = $3",
+    )
+    .bind(&joined)
+    .bind(&m.id)
+    .bind(&m.webhook_secrets)
+    .execute(c)
+    .await)?;
+    if n != 1 {
+        return Err(sqlx::Error::RowNotFound);
+    }
+    tx.commit().await?;
+    Ok(new)
+}

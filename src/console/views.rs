@@ -1,0 +1,273 @@
+//! One askama struct per console page (templates/console/), and the row views they show.
+
+use askama::Template;
+
+use crate::console::auth::Staff;
+use crate::console::csv_export::{institution_ja, method_ja};
+use crate::payments::PaymentRow;
+use crate::state::AppState;
+use crate::util::{format_jst, format_yen};
+
+/// What every console page needs: stylesheet, the signed-in user (if any) and the CSRF token.
+#[derive(Clone, Debug)]
+pub struct Chrome {
+    pub css: String,
+    pub email: Option<String>,
+    pub role: &'static str,
+    pub admin: bool,
+    pub operator: bool,
+    pub csrf: String,
+}
+
+impl Chrome {
+    pub fn anon(state: &AppState, csrf: String) -> Chrome {
+        Chrome {
+            css: state.console_css.to_string(),
+            email: None,
+            role: "",
+            admin: false,
+            operator: false,
+            csrf,
+        }
+    }
+
+    pub fn staff(state: &AppState, s: &Staff) -> Chrome {
+        Chrome {
+            css: state.console_css.to_string(),
+            email: Some(s.user.email.clone()),
+            role: s.role().label_ja(),
+            admin: s.role().can_act(),
+            operator: s.scope().is_none(),
+            csrf: s.csrf.clone(),
+        }
+    }
+}
+
+/// A payment as the list and detail pages show it.
+#[derive(Clone, Debug)]
+pub struct RowView {
+    pub id: String,
+    pub merchant_id: String,
+    pub order_id: String,
+    pub method: String,
+    pub method_ja: String,
+    pub institution: String,
+    pub status: String,
+    pub status_ja: &'static str,
+    pub created: String,
+    pub deadline: String,
+    pub paid: String,
+    pub amount: String,
+    pub captured: String,
+    pub refunded: String,
+    pub fee: String,
+    pub card: bool,
+}
+
+impl RowView {
+    pub fn new(p: &PaymentRow) -> RowView {
+        RowView {
+            id: p.id.clone(),
+            merchant_id: p.merchant_id.clone(),
+            order_id: p.order_id.clone(),
+            method: p.method.clone(),
+            method_ja: method_ja(&p.method).to_owned(),
+            institution: p
+                .institution
+                .as_deref()
+                .map(institution_ja)
+                .unwrap_or_else(|| "-".into()),
+            status: p.status.clone(),
+            status_ja: crate::status::label_ja(&p.method, &p.status),
+            created: format_jst(p.created_at),
+            deadline: p
+                .deadline_at
+                .map(|t| format_jst(t)[..10].to_owned())
+                .unwrap_or_else(|| "-".into()),
+            paid: p.paid_at.map(format_jst).unwrap_or_else(|| "-".into()),
+            amount: format_yen(p.amount),
+            captured: format_yen(p.captured_amount),
+            refunded: format_yen(p.refunded_amount),
+            fee: format_yen(p.fee),
+            card: p.method == "card",
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/login.html")]
+pub struct Login {
+    pub c: Chrome,
+    pub email: String,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "console/totp.html")]
+pub struct Totp {
+    pub c: Chrome,
+    pub enrol: bool,
+    pub secret: String,
+    pub error: Option<String>,
+}
+
+/// A column header link of the list: sorts by it, toggling the direction.
+pub struct SortLink {
+    pub label: &'static str,
+    pub href: String,
+    /// `ascending`, `descending` or `none` (aria-sort).
+    pub aria: &'static str,
+}
+
+pub struct Choice {
+    pub code: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console/payments.html")]
+pub struct Payments {
+    pub c: Chrome,
+    pub f: crate::console::search::Filter,
+    pub merchant: String,
+    pub methods: Vec<Choice>,
+    pub statuses: Vec<Choice>,
+    pub sorts: Vec<SortLink>,
+    pub rows: Vec<RowView>,
+    pub next: Option<String>,
+    pub first: Option<String>,
+    pub csv_query: String,
+    pub error: Option<String>,
+}
+
+pub struct EventView {
+    pub at: String,
+    pub kind: String,
+    pub from: String,
+    pub to: String,
+    pub amount: String,
+    pub actor: String,
+}
+
+pub struct AttemptView {
+    pub at: String,
+    pub status_code: String,
+    pub outcome: String,
+}
+
+pub struct NotificationView {
+    pub id: String,
+    pub kind: String,
+    pub status: String,
+    pub attempts: Vec<AttemptView>,
+}
+
+#[derive(Template)]
+#[template(path = "console/detail.html")]
+pub struct Detail {
+    pub c: Chrome,
+    pub p: RowView,
+    pub details: Vec<(String, String)>,
+    pub events: Vec<EventView>,
+    pub notifications: Vec<NotificationView>,
+    pub can_capture: bool,
+    pub can_cancel: bool,
+    pub can_refund: bool,
+    pub refundable: i64,
+    pub message: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "console/confirm.html")]
+pub struct Confirm {
+    pub c: Chrome,
+    pub title: String,
+    pub lines: Vec<String>,
+    pub action: String,
+    pub fields: Vec<(String, String)>,
+    pub back: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/secret.html")]
+pub struct SecretShown {
+    pub c: Chrome,
+    pub title: String,
+    pub label: String,
+    pub secret: String,
+    pub note: String,
+}
+
+pub struct ThemeChoice {
+    pub code: String,
+    pub label: String,
+    pub selected: bool,
+    pub pc: String,
+    pub sp: String,
+    pub fp: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/settings.html")]
+pub struct Settings {
+    pub c: Chrome,
+    pub merchant_id: String,
+    pub merchant_name: String,
+    pub callback_url: String,
+    pub return_origins: String,
+    pub methods: Vec<Choice>,
+    pub chains: Vec<Choice>,
+    pub konbini_days: i64,
+    pub manual: bool,
+    pub themes: Vec<ThemeChoice>,
+    pub key_ids: Vec<String>,
+    pub webhook_secrets: usize,
+    pub error: Option<String>,
+    pub saved: bool,
+}
+
+pub struct SummaryLine {
+    pub method: String,
+    pub count: i64,
+    pub amount: String,
+    pub fee: String,
+    pub net: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/summary.html")]
+pub struct Summary {
+    pub c: Chrome,
+    pub merchant: String,
+    pub from: String,
+    pub to: String,
+    pub lines: Vec<SummaryLine>,
+    pub total: SummaryLine,
+}
+
+pub struct AuditView {
+    pub at: String,
+    pub email: String,
+    pub merchant: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+    pub ip: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/audit.html")]
+pub struct Audit {
+    pub c: Chrome,
+    pub rows: Vec<AuditView>,
+    pub next: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "console/error.html")]
+pub struct ErrorPage {
+    pub c: Chrome,
+    pub status: u16,
+    pub message: String,
+}

@@ -1,0 +1,447 @@
+//! Merchant console handlers: sign-in (password, then TOTP), payment list, detail and CSV.
+//! Actions, settings, summary and audit are in `console_admin.rs`.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Path, RawQuery, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use encoding_rs::UTF_8;
+
+use crate::console::auth::{self, Staff, LOGIN_COOKIE, SESSION_COOKIE};
+use crate::console::error::{ConsoleError, ConsoleErrorInfo, ConsoleResult};
+use crate::console::search::{Cursor, Filter, SortCol};
+use crate::console::users;
+use crate::console::views::{self, Choice, Chrome, RowView, SortLink};
+use crate::console::{audit, csv_export};
+use crate::device::Device;
+use crate::domain::Method;
+use crate::form;
+use crate::payments;
+use crate::state::AppState;
+
+/// Renders a console page (UTF-8 HTML).
+pub fn html<T: askama::Template>(status: StatusCode, t: &T) -> ConsoleResult<Response> {
+    let body = t.render().map_err(|e| anyhow::anyhow!("template: {e}"))?;
+    Ok(crate::render::html_response(Device::Pc, status, body))
+}
+
+/// Renders console errors as console pages (the handler's `IntoResponse` has no state).
+pub async fn render_errors(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let Some(info) = resp.extensions().get::<ConsoleErrorInfo>().cloned() else {
+        return resp;
+    };
+    let page = views::ErrorPage {
+        c: Chrome::anon(&state, String::new()),
+        status: info.status.as_u16(),
+        message: info.message,
+    };
+    html(info.status, &page).unwrap_or_else(|_| (info.status, "error").into_response())
+}
+
+pub fn fields(headers: &HeaderMap, body: &Bytes) -> Vec<(String, String)> {
+    form::parse_body(headers, body, UTF_8)
+}
+
+fn query_fields(q: Option<String>) -> Vec<(String, String)> {
+    form::decode(q.unwrap_or_default().as_bytes(), UTF_8)
+}
+
+fn with_cookie(mut r: Response, c: HeaderValue) -> Response {
+    r.headers_mut().append(header::SET_COOKIE, c);
+    r
+}
+
+fn ip(ci: &ConnectInfo<std::net::SocketAddr>) -> String {
+    ci.0.ip().to_string()
+}
+
+pub async fn home() -> Redirect {
+    Redirect::to("/console/payments")
+}
+
+async fn login_page(
+    state: &AppState,
+    status: StatusCode,
+    email: &str,
+    error: Option<String>,
+) -> ConsoleResult<Response> {
+    let nonce = crate::util::random_secret("");
+    let page = views::Login {
+        c: Chrome::anon(state, auth::csrf(&state.secret, &format!("login:{nonce}"))),
+        email: email.to_owned(),
+        error,
+    };
+    let r = html(status, &page)?;
+    Ok(with_cookie(
+        r,
+        auth::cookie(LOGIN_COOKIE, &nonce, "/console/login", false),
+    ))
+}
+
+pub async fn login_get(State(state): State<AppState>) -> ConsoleResult<Response> {
+    login_page(&state, StatusCode::OK, "", None).await
+}
+
+pub async fn login_post(
+    State(state): State<AppState>,
+    ci: ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ConsoleResult<Response> {
+    let f = fields(&headers, &body);
+    let nonce = auth::read_cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
+    if nonce.is_empty()
+        || !auth::csrf_ok(
+            &state.secret,
+            &format!("login:{nonce}"),
+            form::get(&f, "csrf"),
+        )
+    {
+        return Err(ConsoleError::BadCsrf);
+    }
+    let email = form::get(&f, "email").trim().to_owned();
+    let entry = |action: &'static str, u: Option<&users::UserRow>| {
+        let ip = ip(&ci);
+        let (uid, mid) = (
+            u.map(|u| u.id.clone()),
+            u.and_then(|u| u.merchant_id.clone()),
+        );
+        let (db, email) = (state.db.clone(), email.clone());
+        async move {
+            audit::write(
+                &db,
+                &audit::Entry {
+                    user_id: uid.as_deref(),
+                    email: &email,
+                    merchant_id: mid.as_deref(),
+                    action,
+                    target: "",
+                    detail: "",
+                    ip: &ip,
+                },
+            )
+            .await
+        }
+    };
+    match auth::check_password(&state.db, &email, form::get(&f, "password")).await? {
+        Ok(u) => {
+            let sid = auth::create_session(&state.db, &u.id, "totp", &ip(&ci)).await?;
+            entry("login.password_ok", Some(&u)).await?;
+            let r = Redirect::to("/console/login/totp").into_response();
+            Ok(with_cookie(
+                r,
+                auth::cookie(SESSION_COOKIE, &sid, "/console", false),
+            ))
+        }
+        Err((auth::LoginError::Locked, u)) => {
+            entry("login.locked", u.as_ref()).await?;
+            let msg = "ログインに続けて失敗したため、アカウントを30分間ロックしました。".to_owned();
+            login_page(&state, StatusCode::TOO_MANY_REQUESTS, &email, Some(msg)).await
+        }
+        Err((auth::LoginError::Invalid, u)) => {
+            entry("login.failed", u.as_ref()).await?;
+            let msg = "メールアドレスまたはパスワードが正しくありません。".to_owned();
+            login_page(&state, StatusCode::UNAUTHORIZED, &email, Some(msg)).await
+        }
+    }
+}
+
+/// The half-signed-in session (password passed, code pending).
+async fn totp_session(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> ConsoleResult<(String, users::UserRow)> {
+    let sid = auth::read_cookie(headers, SESSION_COOKIE).ok_or(ConsoleError::Login)?;
+    let idle = state.config.console_idle_s.saturating_mul(1000);
+    match auth::load_session(&state.db, &sid, idle).await? {
+        Some((s, u)) if s.stage == "totp" => Ok((sid, u)),
+        _ => Err(ConsoleError::Login),
+    }
+}
+
+fn totp_page(
+    state: &AppState,
+    sid: &str,
+    u: &users::UserRow,
+    status: StatusCode,
+    error: Option<String>,
+) -> ConsoleResult<Response> {
+    let enrol = u.totp_enrolled_at.is_none();
+    let page = views::Totp {
+        c: Chrome::anon(state, auth::csrf(&state.secret, sid)),
+        enrol,
+        secret: if enrol {
+            u.totp_secret.clone()
+        } else {
+            String::new()
+        },
+        error,
+    };
+    html(status, &page)
+}
+
+pub async fn totp_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> ConsoleResult<Response> {
+    let (sid, u) = totp_session(&state, &headers).await?;
+    totp_page(&state, &sid, &u, StatusCode::OK, None)
+}
+
+/// The enrolment QR code (otpauth URL) as SVG; only before enrolment completes.
+pub async fn totp_qr(State(state): State<AppState>, headers: HeaderMap) -> ConsoleResult<Response> {
+    let (_, u) = totp_session(&state, &headers).await?;
+    if u.totp_enrolled_at.is_some() {
+        return Err(ConsoleError::NotFound);
+    }
+    let url = users::totp(&u.totp_secret, &u.email)?.get_url();
+    let svg = qrcode::QrCode::new(url.as_bytes())
+        .map_err(|e| anyhow::anyhow!("qr: {e}"))?
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(200, 200)
+        .build();
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
+}
+
+pub async fn totp_post(
+    State(state): State<AppState>,
+    ci: ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ConsoleResult<Response> {
+    let (sid, u) = totp_session(&state, &headers).await?;
+    let f = fields(&headers, &body);
+    if !auth::csrf_ok(&state.secret, &sid, form::get(&f, "csrf")) {
+        return Err(ConsoleError::BadCsrf);
+    }
+    let entry = |action: &'static str| audit::Entry {
+        user_id: Some(&u.id),
+        email: &u.email,
+        merchant_id: u.merchant_id.as_deref(),
+        action,
+        target: "",
+        detail: "",
+        ip: "",
+    };
+    let ipaddr = ip(&ci);
+    if !auth::check_totp(&state.db, &u, form::get(&f, "code")).await? {
+        audit::write(
+            &state.db,
+            &audit::Entry {
+                ip: &ipaddr,
+                ..entry("login.code_failed")
+            },
+        )
+        .await?;
+        let now_locked = users::get(&state.db, &u.id)
+            .await?
+            .and_then(|x| x.locked_until)
+            .is_some_and(|t| t > crate::util::now_ms());
+        if now_locked {
+            auth::delete_session(&state.db, &sid).await?;
+            let msg = "ログインに続けて失敗したため、アカウントを30分間ロックしました。".to_owned();
+            return login_page(&state, StatusCode::TOO_MANY_REQUESTS, &u.email, Some(msg)).await;
+        }
+        return totp_page(
+            &state,
+            &sid,
+            &u,
+            StatusCode::UNAUTHORIZED,
+            Some("確認コードが正しくありません。".into()),
+        );
+    }
+    // A new session id at privilege change, so a planted pre-login id is worth nothing.
+    auth::delete_session(&state.db, &sid).await?;
+    let full = auth::create_session(&state.db, &u.id, "full", &ipaddr).await?;
+    audit::write(
+        &state.db,
+        &audit::Entry {
+            ip: &ipaddr,
+            ..entry("login")
+        },
+    )
+    .await?;
+    let r = Redirect::to("/console/payments").into_response();
+    Ok(with_cookie(
+        r,
+        auth::cookie(SESSION_COOKIE, &full, "/console", false),
+    ))
+}
+
+pub async fn logout(
+    State(state): State<AppState>,
+    staff: Staff,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ConsoleResult<Response> {
+    staff.check_csrf(&state.secret, form::get(&fields(&headers, &body), "csrf"))?;
+    auth::delete_session(&state.db, &staff.sid).await?;
+    audit::staff(&state.db, &staff, None, "logout", "", "").await?;
+    let r = Redirect::to("/console/login").into_response();
+    Ok(with_cookie(
+        r,
+        auth::cookie(SESSION_COOKIE, "", "/console", true),
+    ))
+}
+
+/// The filter of a list/CSV request; operators may name a merchant (or see all).
+fn filter_of(staff: &Staff, q: &[(String, String)]) -> Result<Filter, String> {
+    let merchant = match staff.scope() {
+        Some(m) => Some(m.to_owned()),
+        None => Some(form::get(q, "merchant").trim().to_owned()).filter(|m| !m.is_empty()),
+    };
+    Filter::parse(q, merchant)
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    staff: Staff,
+    RawQuery(q): RawQuery,
+) -> ConsoleResult<Response> {
+    let q = query_fields(q);
+    let (f, error) = match filter_of(&staff, &q) {
+        Ok(f) => (f, None),
+        Err(e) => (filter_of(&staff, &[]).map_err(ConsoleError::Bad)?, Some(e)),
+    };
+    let after = Cursor::decode(form::get(&q, "after"));
+    let (rows, next) = crate::console::search::page(&state.db, &f, after.as_ref(), 50).await?;
+    let merchant = if staff.scope().is_none() {
+        f.merchant_id.clone().unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let mq = if merchant.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "merchant={}&",
+            form_urlencoded::byte_serialize(merchant.as_bytes()).collect::<String>()
+        )
+    };
+    let base = f.query();
+    let sorts = SortCol::ALL
+        .into_iter()
+        .map(|col| {
+            let mut g = f.clone();
+            g.desc = if g.sort == col { !f.desc } else { true };
+            g.sort = col;
+            SortLink {
+                label: col.label_ja(),
+                href: format!("/console/payments?{mq}{}", g.query()),
+                aria: match (f.sort == col, f.desc) {
+                    (false, _) => "none",
+                    (true, true) => "descending",
+                    (true, false) => "ascending",
+                },
+            }
+        })
+        .collect();
+    let methods = Method::ALL
+        .iter()
+        .map(|m| Choice {
+            code: m.code().into(),
+            label: m.name_ja().into(),
+            selected: f.method == m.code(),
+        })
+        .collect();
+    let statuses = STATUSES
+        .iter()
+        .map(|s| Choice {
+            code: (*s).into(),
+            label: crate::status::label_ja("", s).into(),
+            selected: f.status == *s,
+        })
+        .collect();
+    let page = views::Payments {
+        c: Chrome::staff(&state, &staff),
+        merchant,
+        methods,
+        statuses,
+        sorts,
+        rows: rows.iter().map(RowView::new).collect(),
+        next: next.map(|c| format!("/console/payments?{mq}{base}&after={}", c.encode())),
+        first: after.map(|_| format!("/console/payments?{mq}{base}")),
+        csv_query: format!("{mq}{base}"),
+        f,
+        error,
+    };
+    html(StatusCode::OK, &page)
+}
+
+/// Status codes offered in the search form.
+const STATUSES: [&str; 13] = [
+    "awaiting_3ds",
+    "authorized",
+    "captured",
+    "cancelled",
+    "refunded",
+    "failed",
+    "expired",
+    "awaiting_payment",
+    "paid",
+    "confirmed",
+    "reversed",
+    "completed",
+    "timed_out",
+];
+
+pub async fn csv(
+    State(state): State<AppState>,
+    staff: Staff,
+    RawQuery(q): RawQuery,
+) -> ConsoleResult<Response> {
+    let q = query_fields(q);
+    let f = filter_of(&staff, &q).map_err(ConsoleError::Bad)?;
+    let enc = csv_export::Encoding::parse(form::get(&q, "enc"))
+        .ok_or_else(|| ConsoleError::Bad("文字コードが正しくありません。".into()))?;
+    audit::staff(
+        &state.db,
+        &staff,
+        f.merchant_id.as_deref(),
+        "csv.download",
+        "",
+        &f.query(),
+    )
+    .await?;
+    let body = Body::from_stream(csv_export::stream(state.db.clone(), f, enc));
+    let name = format!(
+        "payments-{}.csv",
+        crate::util::format_jst(crate::util::now_ms()).replace(['/', ' ', ':'], "")
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, enc.content_type().to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// Loads a payment the user may see.
+pub async fn visible_payment(
+    state: &AppState,
+    staff: &Staff,
+    id: &str,
+) -> ConsoleResult<payments::PaymentRow> {
+    payments::get(&state.db, id)
+        .await?
+        .filter(|p| staff.scope().is_none_or(|m| m == p.merchant_id))
+        .ok_or(ConsoleError::NotFound)
+}
+
+pub async fn detail(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ConsoleResult<Response> {
+    let p = visible_payment(&state, &staff, &id).await?;
+    let page = crate::console::detail::build(&state, &staff, &p, query_fields(q)).await?;
+    html(StatusCode::OK, &page)
+}

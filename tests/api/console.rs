@@ -1,0 +1,622 @@
+//! Merchant console through real HTTP: sign-in (password + TOTP), lockout, idle timeout, CSRF,
+//! roles, search filters, keyset pagination, card actions, CSV in both encodings, settings.
+
+use kakehashi::console::users::{self, Created};
+use kakehashi::console::Role;
+use kakehashi::payments::{self, NewPayment};
+
+use crate::helpers::*;
+
+/// A browser-like client (cookies kept, redirects not followed) for one console user.
+struct Console {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Console {
+    fn new(app: &TestApp) -> Console {
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Console {
+            base: app.base.clone(),
+            client,
+        }
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        self.client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The password step; returns the response.
+    async fn password(&self, email: &str, password: &str) -> reqwest::Response {
+        let (s, page) = self.get("/console/login").await;
+        assert_eq!(s, 200);
+        let csrf = hidden(&page, "csrf");
+        self.post(
+            "/console/login",
+            &[("csrf", &csrf), ("email", email), ("password", password)],
+        )
+        .await
+    }
+
+    /// The code step with `code`; returns the response.
+    async fn code(&self, code: &str) -> reqwest::Response {
+        let (s, page) = self.get("/console/login/totp").await;
+        assert_eq!(s, 200, "{page}");
+        let csrf = hidden(&page, "csrf");
+        self.post("/console/login/totp", &[("csrf", &csrf), ("code", code)])
+            .await
+    }
+
+    async fn login(app: &TestApp, u: &Created) -> Console {
+        let c = Console::new(app);
+        let r = c.password(&u.email, &u.password).await;
+        assert_eq!(r.status(), 303);
+        let r = c.code(&current_code(u)).await;
+        assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+        assert_eq!(r.headers()["location"], "/console/payments");
+        c
+    }
+
+    async fn csrf(&self) -> String {
+        let (s, page) = self.get("/console/payments").await;
+        assert_eq!(s, 200);
+        hidden(&page, "csrf")
+    }
+}
+
+fn current_code(u: &Created) -> String {
+    users::totp(&u.totp_secret, &u.email)
+        .unwrap()
+        .generate_current()
+        .unwrap()
+}
+
+async fn user(app: &TestApp, merchant: Option<&str>, role: Role) -> Created {
+    let email = format!("{}@shop.example", kakehashi::util::random_id("u", 8));
+    users::create(&app.db, merchant, &email, role)
+        .await
+        .unwrap()
+}
+
+/// Creates a checkout and a payment of `method` in `status` directly in the store.
+async fn payment(
+    app: &TestApp,
+    m: &TestMerchant,
+    order: &str,
+    method: &str,
+    status: &str,
+    amount: i64,
+) -> payments::PaymentRow {
+    let f = app.fields(m, order, amount, &[]);
+    assert_eq!(app.open(m, &f, UA_PC).await.0, 200);
+    let co = kakehashi::db::checkouts::find_by_order(&app.db, &m.id, order)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut tx = app.db.begin().await.unwrap();
+    let p = payments::create(
+        &mut tx,
+        &NewPayment {
+            merchant_id: &m.id,
+            checkout_id: &co.id,
+            order_id: order,
+            method,
+            institution: Some(if method == "card" { "VISA" } else { "seven" }),
+            status,
+            amount,
+            fee: if method == "konbini" && amount >= 50_000 {
+                200
+            } else {
+                0
+            },
+            deadline_at: None,
+            details: serde_json::json!({"masked": "411111******1111"}),
+        },
+        "test",
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    if method == "card" {
+        // The sandbox acquirer's token for an approved authorization of `amount`.
+        let token = format!("sbxtok-frictionless-{amount}-t{}", &p.id[4..12]);
+        let sql = "UPDATE payments SET connector_ref = $1 WHERE id = $2";
+        let mut tx = app.db.begin().await.unwrap();
+        kakehashi::exec_tx!(&mut tx, c => sqlx::query(sql).bind(&token).bind(&p.id).execute(c).await).unwrap();
+        tx.commit().await.unwrap();
+    }
+    payments::get(&app.db, &p.id).await.unwrap().unwrap()
+}
+
+async fn totp_login_and_roles(app: TestApp) {
+    let m = app.merchant().await;
+    let admin = user(&app, Some(&m.id), Role::Admin).await;
+    // Unauthenticated pages redirect to the login page.
+    let anon = Console::new(&app);
+    let (s, _) = anon.get("/console/payments").await;
+    assert_eq!(s, 303);
+    // Password alone is not a session; a wrong code is refused.
+    let c = Console::new(&app);
+    assert_eq!(
+        c.password(&admin.email, &admin.password).await.status(),
+        303
+    );
+    assert_eq!(c.get("/console/payments").await.0, 303);
+    let (_, enrol) = c.get("/console/login/totp").await;
+    assert!(
+        enrol.contains("/console/login/qr.svg"),
+        "enrolment shows the QR code"
+    );
+    let qr = c
+        .client
+        .get(format!("{}/console/login/qr.svg", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(qr.headers()["content-type"], "image/svg+xml");
+    assert!(qr.text().await.unwrap().contains("<svg"));
+    assert_eq!(c.code("000000").await.status(), 401);
+    let r = c.code(&current_code(&admin)).await;
+    assert_eq!(r.status(), 303);
+    let set_cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    for attr in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/console"] {
+        assert!(set_cookie.contains(attr), "{attr} in {set_cookie}");
+    }
+    let (s, page) = c.get("/console/payments").await;
+    assert_eq!(s, 200);
+    assert!(page.contains("決済照会"));
+
+    // A general user may view but not act.
+    let p = payment(&app, &m, "r-1", "card", "authorized", 1000).await;
+    let general = user(&app, Some(&m.id), Role::General).await;
+    let g = Console::login(&app, &general).await;
+    assert_eq!(g.get(&format!("/console/payments/{}", p.id)).await.0, 200);
+    let csrf = g.csrf().await;
+    let r = g
+        .post(
+            &format!("/console/payments/{}/action", p.id),
+            &[("csrf", &csrf), ("op", "capture"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(g.get("/console/settings").await.0, 403);
+    assert_eq!(
+        payments::get(&app.db, &p.id).await.unwrap().unwrap().status,
+        "authorized"
+    );
+    // Another merchant's payment is invisible.
+    let other = app.merchant().await;
+    let q = payment(&app, &other, "o-1", "card", "authorized", 1000).await;
+    assert_eq!(g.get(&format!("/console/payments/{}", q.id)).await.0, 404);
+    // Sign-ins are audited with the client address.
+    let n: i64 = kakehashi::on_db!(&app.db, c => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM console_audit WHERE action = 'login' AND ip = '127.0.0.1'").fetch_one(c).await).unwrap();
+    assert_eq!(n, 2);
+}
+both!(totp_login_and_roles);
+
+async fn lockout_after_ten_failures(app: TestApp) {
+    let m = app.merchant().await;
+    let u = user(&app, Some(&m.id), Role::Admin).await;
+    let c = Console::new(&app);
+    for i in 0..9 {
+        assert_eq!(
+            c.password(&u.email, "wrong").await.status(),
+            401,
+            "attempt {i}"
+        );
+    }
+    // The tenth failure locks; then even the right password is refused.
+    assert_eq!(c.password(&u.email, "wrong").await.status(), 429);
+    let r = c.password(&u.email, &u.password).await;
+    assert_eq!(r.status(), 429);
+    assert!(r.text().await.unwrap().contains("ロック"));
+    let until: Option<i64> = kakehashi::on_db!(&app.db, c => sqlx::query_scalar(
+        "SELECT locked_until FROM console_users WHERE id = $1").bind(&u.id).fetch_one(c).await)
+    .unwrap();
+    let left = until.unwrap() - kakehashi::util::now_ms();
+    assert!(left > 29 * 60 * 1000 && left <= 30 * 60 * 1000, "{left}");
+}
+both!(lockout_after_ten_failures);
+
+async fn idle_timeout_and_csrf(app: TestApp) {
+    let m = app.merchant().await;
+    let u = user(&app, Some(&m.id), Role::Admin).await;
+    let c = Console::login(&app, &u).await;
+    let p = payment(&app, &m, "c-1", "card", "authorized", 1000).await;
+    // A form without the session's CSRF token is refused and changes nothing.
+    let r = c
+        .post(
+            &format!("/console/payments/{}/action", p.id),
+            &[("csrf", "forged"), ("op", "capture"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        payments::get(&app.db, &p.id).await.unwrap().unwrap().status,
+        "authorized"
+    );
+    // Login form without the nonce cookie's token is refused too.
+    let fresh = Console::new(&app);
+    let r = fresh
+        .post(
+            "/console/login",
+            &[
+                ("csrf", "x"),
+                ("email", &u.email),
+                ("password", &u.password),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(c.get("/console/payments").await.0, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    let (s, _) = c.get("/console/payments").await;
+    assert_eq!(s, 303, "idle session expired");
+}
+
+mod idle_timeout_and_csrf {
+    #[tokio::test]
+    async fn sqlite() {
+        let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, |c| {
+            c.console_idle_s = 1
+        })
+        .await
+        .unwrap();
+        super::idle_timeout_and_csrf(app).await;
+    }
+    #[tokio::test]
+    async fn postgres() {
+        if let Some(app) = crate::helpers::spawn_app_with(crate::helpers::Backend::Postgres, |c| {
+            c.console_idle_s = 1
+        })
+        .await
+        {
+            super::idle_timeout_and_csrf(app).await;
+        }
+    }
+}
+
+async fn card_actions_confirmed_and_audited(app: TestApp) {
+    let m = app.merchant().await;
+    let u = user(&app, Some(&m.id), Role::Admin).await;
+    let c = Console::login(&app, &u).await;
+    let p = payment(&app, &m, "a-1", "card", "authorized", 5000).await;
+    let path = format!("/console/payments/{}/action", p.id);
+    let csrf = c.csrf().await;
+    // First post shows the confirmation step only.
+    let r = c.post(&path, &[("csrf", &csrf), ("op", "capture")]).await;
+    assert_eq!(r.status(), 200);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("name=\"confirm\" value=\"yes\""));
+    assert_eq!(
+        payments::get(&app.db, &p.id).await.unwrap().unwrap().status,
+        "authorized"
+    );
+    let r = c
+        .post(
+            &path,
+            &[("csrf", &csrf), ("op", "capture"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let after = payments::get(&app.db, &p.id).await.unwrap().unwrap();
+    assert_eq!(
+        (after.status.as_str(), after.captured_amount),
+        ("captured", 5000)
+    );
+    // Partial refund, then an over-refund is refused.
+    let r = c
+        .post(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("op", "refund"),
+                ("amount", "1200"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let r = c
+        .post(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("op", "refund"),
+                ("amount", "4000"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 409);
+    let after = payments::get(&app.db, &p.id).await.unwrap().unwrap();
+    assert_eq!(
+        (after.status.as_str(), after.refunded_amount),
+        ("captured", 1200)
+    );
+    let events: Vec<String> = payments::events(&app.db, &p.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        events,
+        ["payment.created", "payment.captured", "payment.refunded"]
+    );
+    let (_, page) = c.get(&format!("/console/payments/{}", p.id)).await;
+    assert!(page.contains("payment.refunded") && page.contains("411111******1111"));
+    // Bulk cancel of two authorizations.
+    let b1 = payment(&app, &m, "b-1", "card", "authorized", 1000).await;
+    let b2 = payment(&app, &m, "b-2", "card", "authorized", 2000).await;
+    let r = c
+        .post(
+            "/console/payments/bulk",
+            &[
+                ("csrf", &csrf),
+                ("op", "cancel"),
+                ("ids", &b1.id),
+                ("ids", &b2.id),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    for b in [&b1, &b2] {
+        assert_eq!(
+            payments::get(&app.db, &b.id).await.unwrap().unwrap().status,
+            "cancelled"
+        );
+    }
+    let n: i64 = kakehashi::on_db!(&app.db, c => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM console_audit WHERE action LIKE 'payment.%' AND email = $1").bind(&u.email).fetch_one(c).await).unwrap();
+    assert_eq!(n, 5);
+    let (s, audit) = c.get("/console/audit").await;
+    assert_eq!(s, 200);
+    assert!(audit.contains("payment.bulk_cancel"));
+}
+both!(card_actions_confirmed_and_audited);
+
+async fn search_filters_and_keyset_pages(app: TestApp) {
+    let m = app.merchant().await;
+    let u = user(&app, Some(&m.id), Role::General).await;
+    for i in 0..70 {
+        let (method, status) = if i % 3 == 0 {
+            ("konbini", "awaiting_payment")
+        } else {
+            ("card", "authorized")
+        };
+        payment(&app, &m, &format!("k-{i:03}"), method, status, 1000 + i).await;
+    }
+    let c = Console::login(&app, &u).await;
+    let ids = |page: &str| -> Vec<String> {
+        page.split("class=\"pid\" href=\"/console/payments/")
+            .skip(1)
+            .map(|s| s.split('"').next().unwrap().to_owned())
+            .collect()
+    };
+    // Walk every page sorted by amount ascending: 50 + 20, no duplicates, in order.
+    let mut url = "/console/payments?sort=amount&dir=asc".to_owned();
+    let mut seen = Vec::new();
+    loop {
+        let (s, page) = c.get(&url).await;
+        assert_eq!(s, 200);
+        seen.extend(ids(&page));
+        match page.split("id=\"next-page\" href=\"").nth(1) {
+            Some(rest) => {
+                url = rest
+                    .split('"')
+                    .next()
+                    .unwrap()
+                    .replace("&#38;", "&")
+                    .replace("&amp;", "&")
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 70);
+    let mut amounts = Vec::new();
+    for id in &seen {
+        amounts.push(payments::get(&app.db, id).await.unwrap().unwrap().amount);
+    }
+    assert!(amounts.windows(2).all(|w| w[0] < w[1]), "ascending amounts");
+    // Filters: method + status, amount range, order id.
+    let (_, page) = c
+        .get("/console/payments?method=konbini&status=awaiting_payment")
+        .await;
+    assert_eq!(ids(&page).len(), 24);
+    let (_, page) = c.get("/console/payments?min=1010&max=1019").await;
+    assert_eq!(ids(&page).len(), 10);
+    let (_, page) = c.get("/console/payments?order_id=k-007").await;
+    assert_eq!(ids(&page).len(), 1);
+    assert!(page.contains("k-007"));
+    let (_, page) = c
+        .get("/console/payments?from=2000-01-01&to=2000-01-31")
+        .await;
+    assert_eq!(ids(&page).len(), 0);
+    let (s, page) = c.get("/console/payments?min=abc").await;
+    assert_eq!(s, 200);
+    assert!(page.contains("id=\"search-error\""));
+}
+both!(search_filters_and_keyset_pages);
+
+async fn csv_in_utf8_and_shift_jis(app: TestApp) {
+    let m = app.merchant().await;
+    let u = user(&app, Some(&m.id), Role::General).await;
+    for i in 0..3 {
+        payment(
+            &app,
+            &m,
+            &format!("csv-{i}"),
+            "konbini",
+            "awaiting_payment",
+            60_000,
+        )
+        .await;
+    }
+    // Order ids from links are plain, but CSV quoting must hold for any stored text.
+    let q = payment(&app, &m, "csv-q", "card", "authorized", 1000).await;
+    let mut tx = app.db.begin().await.unwrap();
+    kakehashi::exec_tx!(&mut tx, c => sqlx::query("UPDATE payments SET order_id = $1 WHERE id = $2")
+        .bind("csv,\"quoted\"").bind(&q.id).execute(c).await).unwrap();
+    tx.commit().await.unwrap();
+    let c = Console::login(&app, &u).await;
+    let r = c
+        .client
+        .get(format!(
+            "{}/console/payments.csv?enc=utf8&sort=order_id&dir=asc",
+            app.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
+    let bytes = r.bytes().await.unwrap();
+    assert_eq!(&bytes[..3], b"\xEF\xBB\xBF", "BOM");
+    let text = std::str::from_utf8(&bytes[3..]).unwrap();
+    let lines: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines[0], kakehashi::console::csv_export::COLUMNS.join(","));
+    assert_eq!(lines.len(), 5);
+    assert!(
+        lines[1].starts_with("\"csv,\"\"quoted\"\"\","),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].contains("コンビニ決済")
+            && lines[2].contains("申込済")
+            && lines[2].contains(",60000,0,0,200")
+    );
+    let r = c
+        .client
+        .get(format!(
+            "{}/console/payments.csv?enc=sjis&method=konbini",
+            app.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "text/csv; charset=Shift_JIS");
+    let bytes = r.bytes().await.unwrap();
+    let (decoded, _, errors) = encoding_rs::SHIFT_JIS.decode(&bytes);
+    assert!(!errors);
+    assert!(decoded.starts_with("取引ID,決済ID"));
+    assert_eq!(decoded.matches("セブン-イレブン").count(), 3);
+    assert_eq!(c.get("/console/payments.csv?enc=latin1").await.0, 400);
+}
+both!(csv_in_utf8_and_shift_jis);
+
+async fn settings_summary_and_rotation(app: TestApp) {
+    let m = app.merchant().await;
+    let u = user(&app, Some(&m.id), Role::Admin).await;
+    let c = Console::login(&app, &u).await;
+    let (s, page) = c.get("/console/settings").await;
+    assert_eq!(s, 200);
+    let csrf = hidden(&page, "csrf");
+    let base = [
+        ("csrf", csrf.as_str()),
+        ("return_origins", "https://shop.example https://b.example"),
+        ("methods", "card"),
+        ("methods", "konbini"),
+        ("chains", "seven"),
+        ("konbini_days", "10"),
+        ("capture_mode", "manual"),
+        ("theme", "demo"),
+    ];
+    // A private-network callback is refused and nothing changes.
+    let mut bad = base.to_vec();
+    bad.push(("callback_url", "http://10.0.0.1/hook"));
+    let r = c.post("/console/settings", &bad).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        kakehashi::db::merchants::get(&app.db, &m.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .capture_mode,
+        "auto"
+    );
+    let mut good = base.to_vec();
+    good.push(("callback_url", "https://shop.example/notify"));
+    assert_eq!(c.post("/console/settings", &good).await.status(), 303);
+    let mm = kakehashi::db::merchants::get(&app.db, &m.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            mm.capture_mode.as_str(),
+            mm.konbini_days,
+            mm.methods.as_str()
+        ),
+        ("manual", 10, "card,konbini")
+    );
+    // Webhook secret rotation keeps two, newest first, shown once.
+    let old = app.webhook_secret(&m.id).await;
+    for _ in 0..2 {
+        let r = c
+            .post("/console/settings/rotate-webhook", &[("csrf", &csrf)])
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    let mm = kakehashi::db::merchants::get(&app.db, &m.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(mm.webhook_secrets().len(), 2);
+    assert!(!mm.webhook_secrets().contains(&old.as_str()));
+    let r = c
+        .post("/console/settings/rotate-key", &[("csrf", &csrf)])
+        .await;
+    assert!(r.text().await.unwrap().contains("sk_test_"));
+    assert_eq!(
+        kakehashi::db::merchants::active_key_ids(&app.db, &m.id)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let (s, preview) = c
+        .get(&format!(
+            "/console/settings/preview?theme=demo&device=sp&merchant={}",
+            m.id
+        ))
+        .await;
+    assert_eq!(s, 200);
+    assert!(preview.contains("layout-sp"));
+    // Summary: konbini fees include stamp duty.
+    payment(&app, &m, "s-1", "konbini", "paid", 60_000).await;
+    payment(&app, &m, "s-2", "konbini", "awaiting_payment", 60_000).await;
+    let (s, page) = c.get("/console/summary").await;
+    assert_eq!(s, 200);
+    assert!(page.contains("<td>コンビニ決済</td><td class=\"num\">1</td><td class=\"num\">60,000円</td><td class=\"num\">200円</td><td class=\"num\">59,800円</td>"), "{page}");
+}
+both!(settings_summary_and_rotation);
