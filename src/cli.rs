@@ -104,6 +104,28 @@ pub struct Global {
         global = true
     )]
     pub sweep_interval: u64,
+    /// SMS gateway URL for live merchants (JSON POST); unset: live merchants cannot send SMS.
+    #[arg(long, env = "KAKEHASHI_SMS_HTTP_URL", global = true)]
+    pub sms_http_url: Option<String>,
+    /// Authorization header value sent to the SMS gateway, e.g. "Bearer xyz".
+    #[arg(long, env = "KAKEHASHI_SMS_HTTP_AUTH", global = true, hide_env_values = true)]
+    pub sms_http_auth: Option<String>,
+    /// SMS gateway JSON body template with {to} and {text} placeholders.
+    #[arg(
+        long,
+        env = "KAKEHASHI_SMS_HTTP_BODY",
+        default_value = crate::config::DEFAULT_SMS_HTTP_BODY,
+        global = true
+    )]
+    pub sms_http_body: String,
+    /// SMS messages a merchant may send per minute.
+    #[arg(
+        long,
+        env = "KAKEHASHI_SMS_RATE_PER_MINUTE",
+        default_value_t = 20,
+        global = true
+    )]
+    pub sms_rate_per_minute: i64,
 }
 
 impl Global {
@@ -122,6 +144,10 @@ impl Global {
             card_auth_lapse_days: self.card_auth_lapse_days,
             sweep_interval_s: self.sweep_interval,
             workers: true,
+            sms_http_url: self.sms_http_url.clone(),
+            sms_http_auth: self.sms_http_auth.clone().map(crate::config::Redacted),
+            sms_http_body: self.sms_http_body.clone(),
+            sms_rate_per_minute: self.sms_rate_per_minute,
         }
     }
 }

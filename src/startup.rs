@@ -33,6 +33,7 @@ impl App {
         let mut assets = Assets::default();
         let themes = Themes::load(&config.themes_dir, &mut assets)?;
         let app_css = assets.add_file("app.css", &config.static_dir.join("app.css"))?;
+        let sms = crate::sms::SmsProviders::from_config(&config)?;
         let secret = crate::db::server_secret(&db).await?;
         let listener = TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;
@@ -51,6 +52,7 @@ impl App {
             secret: secret.into(),
             public_url: public_url.into(),
             cards: Arc::new(crate::flows::card::CardConnectors::new()),
+            sms: Arc::new(sms),
             wake: Arc::new(tokio::sync::Notify::new()),
         };
         Ok(App {

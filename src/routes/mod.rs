@@ -4,6 +4,7 @@ mod assets;
 mod card;
 pub mod checkout;
 mod demo;
+mod short;
 
 use std::time::Duration;
 
@@ -31,6 +32,10 @@ pub fn router(state: AppState) -> Router {
             get(card::challenge_page).post(card::challenge_submit),
         )
         .route("/pay/{token}/card/result", get(card::result_page))
+        // SMS payment links: the short URL redirects to a freshly signed checkout link
+        .route("/s/{code}", get(short::open))
+        // Server-to-server API (its own auth, idempotency and JSON error layers)
+        .merge(crate::api::router(state.clone()))
         // The demo shop's return page (the printed demo link returns here)
         .route("/demo/return", get(demo::return_page))
         // Assets and health

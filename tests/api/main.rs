@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod api_v1;
 mod card;
 mod checkout;
 mod notify;
