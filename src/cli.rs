@@ -108,7 +108,12 @@ pub struct Global {
     #[arg(long, env = "KAKEHASHI_SMS_HTTP_URL", global = true)]
     pub sms_http_url: Option<String>,
     /// Authorization header value sent to the SMS gateway, e.g. "Bearer xyz".
-    #[arg(long, env = "KAKEHASHI_SMS_HTTP_AUTH", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "KAKEHASHI_SMS_HTTP_AUTH",
+        global = true,
+        hide_env_values = true
+    )]
     pub sms_http_auth: Option<String>,
     /// SMS gateway JSON body template with {to} and {text} placeholders.
     #[arg(
@@ -221,6 +226,10 @@ pub enum MerchantCmd {
     RotateKey { merchant_id: String },
     /// Retire a signing key.
     RetireKey { merchant_id: String, key_id: String },
+    /// Create an API key for /api/v1; prints its id and secret (shown only once).
+    ApiKey { merchant_id: String },
+    /// Retire an API key: requests with it are refused from now on.
+    RetireApiKey { merchant_id: String, key_id: String },
     /// Change settings of a merchant.
     Set {
         merchant_id: String,
@@ -263,6 +272,9 @@ pub struct Settings {
     /// Comma list of card payment options: lump,inst3,...,bonus,revo
     #[arg(long)]
     pub card_options: Option<String>,
+    /// SMS text template with {shop}, {amount}, {item} and {url} ({url} required)
+    #[arg(long)]
+    pub sms_template: Option<String>,
 }
 
 pub const ALL_CHAINS: &str = "seven,lawson,famima,ministop,daily,seicomart";
@@ -325,7 +337,13 @@ pub async fn merchant(db: &Db, cmd: MerchantCmd) -> anyhow::Result<()> {
                 capture_mode,
                 card_options: s.card_options.unwrap_or_else(|| "lump".into()),
             };
+            if let Some(t) = &s.sms_template {
+                crate::sms::check_template(t)?;
+            }
             let (id, key) = merchants::create(db, &m).await?;
+            if let Some(t) = &s.sms_template {
+                crate::sms::set_template(db, &id, t).await?;
+            }
             println!(
                 "merchant_id: {id}\nkey_id:      {}\nsecret:      {}",
                 key.key_id, key.secret
@@ -353,6 +371,18 @@ pub async fn merchant(db: &Db, cmd: MerchantCmd) -> anyhow::Result<()> {
             key_id,
         } => {
             merchants::retire_key(db, &merchant_id, &key_id).await?;
+            println!("retired {key_id}");
+        }
+        MerchantCmd::ApiKey { merchant_id } => {
+            let (key_id, secret) = crate::api::keys::create(db, &merchant_id).await?;
+            println!("key_id: {key_id}\nsecret: {secret}");
+            println!("(shown only now: send it as `Authorization: Bearer <secret>`)");
+        }
+        MerchantCmd::RetireApiKey {
+            merchant_id,
+            key_id,
+        } => {
+            crate::api::keys::retire(db, &merchant_id, &key_id).await?;
             println!("retired {key_id}");
         }
         MerchantCmd::Set {
@@ -406,7 +436,16 @@ pub async fn merchant(db: &Db, cmd: MerchantCmd) -> anyhow::Result<()> {
             if let Some(v) = s.card_options {
                 changes.push(("card_options", v));
             }
-            anyhow::ensure!(!changes.is_empty(), "nothing to change");
+            if let Some(t) = &s.sms_template {
+                crate::sms::check_template(t)?;
+            }
+            anyhow::ensure!(
+                !changes.is_empty() || s.sms_template.is_some(),
+                "nothing to change"
+            );
+            if let Some(t) = &s.sms_template {
+                crate::sms::set_template(db, &merchant_id, t).await?;
+            }
             for (col, v) in changes {
                 merchants::set_field(db, &merchant_id, col, &v).await?;
             }

@@ -48,7 +48,10 @@ pub async fn retire(db: &Db, merchant_id: &str, key_id: &str) -> anyhow::Result<
     .bind(key_id)
     .execute(c)
     .await)?;
-    anyhow::ensure!(n == 1, "no active API key {key_id} for merchant {merchant_id}");
+    anyhow::ensure!(
+        n == 1,
+        "no active API key {key_id} for merchant {merchant_id}"
+    );
     tx.commit().await?;
     Ok(())
 }

@@ -197,7 +197,10 @@ pub fn request_hash(method: &str, path_and_query: &str, body: &[u8]) -> String {
 enum Claim {
     /// This request owns the key: run it and store the response.
     Owned,
-    Replay { status: i64, body: String },
+    Replay {
+        status: i64,
+        body: String,
+    },
     Reused,
     InProgress,
 }
@@ -378,14 +381,19 @@ async fn idempotency(State(state): State<AppState>, req: Request, next: Next) ->
                 status,
                 [
                     (header::CONTENT_TYPE, "application/json"),
-                    (header::HeaderName::from_static("idempotent-replayed"), "true"),
+                    (
+                        header::HeaderName::from_static("idempotent-replayed"),
+                        "true",
+                    ),
                 ],
                 body,
             )
                 .into_response()
         }
         Ok(Claim::Owned) => {
-            let resp = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+            let resp = next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await;
             let (rparts, rbody) = resp.into_parts();
             let rbytes = match axum::body::to_bytes(rbody, 4 * 1024 * 1024).await {
                 Ok(b) => b,

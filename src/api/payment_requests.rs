@@ -144,13 +144,17 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<PaymentRequest>), SendError> {
     let return_url = match req.return_url.filter(|u| !u.is_empty()) {
         Some(u) => u,
-        None => m.origins().first().map(|o| format!("{o}/")).ok_or_else(|| {
-            err(
-                StatusCode::BAD_REQUEST,
-                "return_url_required",
-                "the merchant has no registered return origin: give return_url",
-            )
-        })?,
+        None => m
+            .origins()
+            .first()
+            .map(|o| format!("{o}/"))
+            .ok_or_else(|| {
+                err(
+                    StatusCode::BAD_REQUEST,
+                    "return_url_required",
+                    "the merchant has no registered return origin: give return_url",
+                )
+            })?,
     };
     let checkout = super::checkouts::CreateCheckout {
         order_id: req.order_id,

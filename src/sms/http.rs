@@ -99,10 +99,13 @@ impl SmsProvider for HttpSms {
             req = req.header(reqwest::header::AUTHORIZATION, &auth.0);
         }
         // Errors are described without the URL's query or the text: both may carry secrets.
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| SmsError::Transport(if e.is_timeout() { "timeout".into() } else { "connection failed".into() }))?;
+        let resp = req.send().await.map_err(|e| {
+            SmsError::Transport(if e.is_timeout() {
+                "timeout".into()
+            } else {
+                "connection failed".into()
+            })
+        })?;
         let status = resp.status();
         if !status.is_success() {
             return Err(SmsError::Status(status.as_u16()));

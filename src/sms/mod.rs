@@ -101,7 +101,9 @@ pub fn normalize_phone(input: &str) -> Option<String> {
     };
     let ok = national.len() == 11
         && national.bytes().all(|b| b.is_ascii_digit())
-        && ["070", "080", "090"].iter().any(|p| national.starts_with(p));
+        && ["070", "080", "090"]
+            .iter()
+            .any(|p| national.starts_with(p));
     ok.then_some(national)
 }
 
@@ -140,7 +142,9 @@ pub fn check_template(template: &str) -> Result<(), TemplateError> {
         rest = &tail[end..];
     }
     if template.chars().any(char::is_control) {
-        return Err(TemplateError::UnknownPlaceholder("control character".into()));
+        return Err(TemplateError::UnknownPlaceholder(
+            "control character".into(),
+        ));
     }
     Ok(())
 }
@@ -237,7 +241,7 @@ pub async fn reserve_and_queue(
             .bind(merchant_id)
             .execute(c)
             .await)
-            .map_err(AppError::from)?;
+        .map_err(AppError::from)?;
     }
     let window_start = now - 60_000;
     let (count, oldest): (i64, Option<i64>) = on_tx!(tx, c => sqlx::query_as(

@@ -83,7 +83,11 @@ pub struct NewRequest {
 }
 
 fn sms_too_long(e: super::TemplateError) -> AppError {
-    err(StatusCode::UNPROCESSABLE_ENTITY, "sms_too_long", e.to_string())
+    err(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "sms_too_long",
+        e.to_string(),
+    )
 }
 
 fn not_found(id: &str) -> AppError {
@@ -270,8 +274,13 @@ pub async fn resolve(state: &AppState, code: &str) -> AppResult<String> {
     if r.status != "open" || r.expires_at <= now_ms() {
         return Err(AppError::shopper(Reason::LinkExpired));
     }
-    let (_, query) = sign(state, &r.merchant_id, &r.order_fields(), r.expires_at / 1000)
-        .await
-        .map_err(|_| AppError::shopper(Reason::UnknownKey))?;
+    let (_, query) = sign(
+        state,
+        &r.merchant_id,
+        &r.order_fields(),
+        r.expires_at / 1000,
+    )
+    .await
+    .map_err(|_| AppError::shopper(Reason::UnknownKey))?;
     Ok(format!("/checkout?{query}"))
 }

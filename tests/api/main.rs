@@ -7,4 +7,5 @@ mod api_v1;
 mod card;
 mod checkout;
 mod notify;
+mod sms;
 mod vectors;
