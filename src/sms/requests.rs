@@ -281,6 +281,10 @@ pub async fn resolve(state: &AppState, code: &str) -> AppResult<String> {
         r.expires_at / 1000,
     )
     .await
-    .map_err(|_| AppError::shopper(Reason::UnknownKey))?;
+    .map_err(|e| match e {
+        // The merchant retired every signing key: the shopper sees a link error page.
+        AppError::Api { .. } => AppError::shopper(Reason::UnknownKey),
+        other => other,
+    })?;
     Ok(format!("/checkout?{query}"))
 }
