@@ -120,6 +120,33 @@ pub struct Global {
         global = true
     )]
     pub console_idle: i64,
+    /// SMS gateway URL for live merchants (JSON POST); unset: live merchants cannot send SMS.
+    #[arg(long, env = "KAKEHASHI_SMS_HTTP_URL", global = true)]
+    pub sms_http_url: Option<String>,
+    /// Authorization header value sent to the SMS gateway, e.g. "Bearer xyz".
+    #[arg(
+        long,
+        env = "KAKEHASHI_SMS_HTTP_AUTH",
+        global = true,
+        hide_env_values = true
+    )]
+    pub sms_http_auth: Option<String>,
+    /// SMS gateway JSON body template with {to} and {text} placeholders.
+    #[arg(
+        long,
+        env = "KAKEHASHI_SMS_HTTP_BODY",
+        default_value = crate::config::DEFAULT_SMS_HTTP_BODY,
+        global = true
+    )]
+    pub sms_http_body: String,
+    /// SMS messages a merchant may send per minute.
+    #[arg(
+        long,
+        env = "KAKEHASHI_SMS_RATE_PER_MINUTE",
+        default_value_t = 20,
+        global = true
+    )]
+    pub sms_rate_per_minute: i64,
 }
 
 impl Global {
@@ -140,6 +167,10 @@ impl Global {
             console_idle_s: self.console_idle,
             workers: true,
             sweep_interval_ms: self.sweep_interval_ms.max(100),
+            sms_http_url: self.sms_http_url.clone(),
+            sms_http_auth: self.sms_http_auth.clone().map(crate::config::Redacted),
+            sms_http_body: self.sms_http_body.clone(),
+            sms_rate_per_minute: self.sms_rate_per_minute,
         }
     }
 }
@@ -282,6 +313,10 @@ pub enum MerchantCmd {
     /// Create a new notification (webhook) secret; the previous one keeps signing too until the
     /// next rotation, so receivers can switch without missing events.
     RotateWebhookSecret { merchant_id: String },
+    /// Create an API key for /api/v1; prints its id and secret (shown only once).
+    ApiKey { merchant_id: String },
+    /// Retire an API key: requests with it are refused from now on.
+    RetireApiKey { merchant_id: String, key_id: String },
     /// Change settings of a merchant.
     Set {
         merchant_id: String,
@@ -330,6 +365,9 @@ pub struct Settings {
     /// Test mode demos: mark konbini / Pay-easy payments paid after N seconds; `off` to disable.
     #[arg(long)]
     pub sandbox_autopay_seconds: Option<String>,
+    /// SMS text template with {shop}, {amount}, {item} and {url} ({url} required)
+    #[arg(long)]
+    pub sms_template: Option<String>,
 }
 
 pub const ALL_CHAINS: &str = "seven,lawson,famima,ministop,daily,seicomart";
@@ -397,9 +435,15 @@ pub async fn merchant(db: &Db, cmd: MerchantCmd) -> anyhow::Result<()> {
                 .as_deref()
                 .map(parse_autopay)
                 .transpose()?;
+            if let Some(t) = &s.sms_template {
+                crate::sms::check_template(t)?;
+            }
             let (id, key) = merchants::create(db, &m).await?;
             if let Some(v) = autopay {
                 crate::flows::konbini::set_autopay_seconds(db, &id, v).await?;
+            }
+            if let Some(t) = &s.sms_template {
+                crate::sms::set_template(db, &id, t).await?;
             }
             println!(
                 "merchant_id: {id}\nkey_id:      {}\nsecret:      {}",
@@ -435,6 +479,18 @@ pub async fn merchant(db: &Db, cmd: MerchantCmd) -> anyhow::Result<()> {
             key_id,
         } => {
             merchants::retire_key(db, &merchant_id, &key_id).await?;
+            println!("retired {key_id}");
+        }
+        MerchantCmd::ApiKey { merchant_id } => {
+            let (key_id, secret) = crate::api::keys::create(db, &merchant_id).await?;
+            println!("key_id: {key_id}\nsecret: {secret}");
+            println!("(shown only now: send it as `Authorization: Bearer <secret>`)");
+        }
+        MerchantCmd::RetireApiKey {
+            merchant_id,
+            key_id,
+        } => {
+            crate::api::keys::retire(db, &merchant_id, &key_id).await?;
             println!("retired {key_id}");
         }
         MerchantCmd::Set {
@@ -497,10 +553,19 @@ pub async fn merchant(db: &Db, cmd: MerchantCmd) -> anyhow::Result<()> {
                 .as_deref()
                 .map(parse_autopay)
                 .transpose()?;
+            if let Some(t) = &s.sms_template {
+                crate::sms::check_template(t)?;
+            }
             anyhow::ensure!(
-                !changes.is_empty() || autopay.is_some() || carrier_continuous.is_some(),
+                !changes.is_empty()
+                    || autopay.is_some()
+                    || carrier_continuous.is_some()
+                    || s.sms_template.is_some(),
                 "nothing to change"
             );
+            if let Some(t) = &s.sms_template {
+                crate::sms::set_template(db, &merchant_id, t).await?;
+            }
             for (col, v) in changes {
                 merchants::set_field(db, &merchant_id, col, &v).await?;
             }

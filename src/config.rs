@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// Runtime settings. Built from CLI flags / environment variables in [`crate::cli`], or
-/// directly by tests. `Debug` never prints secrets (there are none here: secrets live in the DB).
+/// directly by tests. `Debug` never prints secrets (the SMS gateway credential is [`Redacted`]).
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Address to listen on (`KAKEHASHI_ADDR`, default `127.0.0.1:8080`; port 0 picks a free port).
@@ -43,6 +43,29 @@ pub struct Config {
     /// How often the konbini / Pay-easy sweep (expiry, sandbox auto-pay) runs, in milliseconds
     /// (`KAKEHASHI_SWEEP_INTERVAL_MS`, 5000). Tests call the sweep directly instead.
     pub sweep_interval_ms: u64,
+    /// SMS gateway endpoint for live merchants (`KAKEHASHI_SMS_HTTP_URL`); unset: live merchants
+    /// cannot send SMS. Checked against the SSRF rules at startup.
+    pub sms_http_url: Option<String>,
+    /// Value of the `Authorization` header sent to the gateway (`KAKEHASHI_SMS_HTTP_AUTH`).
+    pub sms_http_auth: Option<Redacted>,
+    /// JSON body template with `{to}` and `{text}` placeholders (`KAKEHASHI_SMS_HTTP_BODY`),
+    /// filled with JSON-escaped values.
+    pub sms_http_body: String,
+    /// Messages a merchant may send per minute (`KAKEHASHI_SMS_RATE_PER_MINUTE`, 20).
+    pub sms_rate_per_minute: i64,
+}
+
+/// Default gateway body: `{"to":"{to}","text":"{text}"}`.
+pub const DEFAULT_SMS_HTTP_BODY: &str = r#"{"to":"{to}","text":"{text}"}"#;
+
+/// A setting that is a credential: `Debug` prints `***` so configs can be logged.
+#[derive(Clone)]
+pub struct Redacted(pub String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
 }
 
 impl Config {
@@ -65,6 +88,10 @@ impl Config {
             console_idle_s: 900,
             workers: true,
             sweep_interval_ms: 3_600_000,
+            sms_http_url: None,
+            sms_http_auth: None,
+            sms_http_body: DEFAULT_SMS_HTTP_BODY.into(),
+            sms_rate_per_minute: 20,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! with the merchant's logo ([`themes`]), and drive the chosen method's flow.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod assets;
 pub mod checkout;
 pub mod cli;
@@ -25,6 +26,7 @@ pub mod routes;
 pub mod security;
 pub mod session;
 pub mod signing;
+pub mod sms;
 pub mod startup;
 pub mod state;
 pub mod status;

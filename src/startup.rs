@@ -35,6 +35,7 @@ impl App {
         let app_css = assets.add_file("app.css", &config.static_dir.join("app.css"))?;
         let favicon = assets.add_file("favicon.ico", &config.static_dir.join("favicon.ico"))?;
         let console_css = assets.add_file("console.css", &config.static_dir.join("console.css"))?;
+        let sms = crate::sms::SmsProviders::from_config(&config)?;
         let secret = crate::db::server_secret(&db).await?;
         let listener = TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;
@@ -55,6 +56,7 @@ impl App {
             secret: secret.into(),
             public_url: public_url.into(),
             cards: Arc::new(crate::flows::card::CardConnectors::new()),
+            sms: Arc::new(sms),
             wake: Arc::new(tokio::sync::Notify::new()),
         };
         Ok(App {

@@ -25,6 +25,8 @@ pub struct AppState {
     pub public_url: Arc<str>,
     /// Card connectors (sandbox for test mode) and cards waiting on a 3-D Secure challenge.
     pub cards: Arc<crate::flows::card::CardConnectors>,
+    /// SMS providers: the sandbox for test mode, the configured HTTP gateway for live.
+    pub sms: Arc<crate::sms::SmsProviders>,
     /// Nudges the notification worker after a commit that queued events.
     pub wake: Arc<tokio::sync::Notify>,
 }

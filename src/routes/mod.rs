@@ -11,6 +11,7 @@ mod demo;
 mod konbini;
 mod sandbox;
 mod sandbox_pages;
+mod short;
 
 use std::time::Duration;
 
@@ -82,6 +83,10 @@ pub fn router(state: AppState) -> Router {
             get(card::challenge_page).post(card::challenge_submit),
         )
         .route("/pay/{token}/card/result", get(card::result_page))
+        // SMS payment links: the short URL redirects to a freshly signed checkout link
+        .route("/s/{code}", get(short::open))
+        // Server-to-server API (its own auth, idempotency and JSON error layers)
+        .merge(crate::api::router(state.clone()))
         // The demo shop's return page (the printed demo link returns here)
         .route("/demo/return", get(demo::return_page))
         // Konbini and Pay-easy

@@ -533,3 +533,74 @@ impl TestApp {
             .status
     }
 }
+
+/// A response of the JSON API: status, headers and parsed body.
+pub struct ApiResp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub json: serde_json::Value,
+}
+
+impl ApiResp {
+    /// The error code of an error body ("" when none).
+    pub fn code(&self) -> &str {
+        self.json["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+impl TestApp {
+    /// Creates an API key for the merchant and returns its secret.
+    pub async fn api_key(&self, m: &TestMerchant) -> String {
+        kakehashi::api::keys::create(&self.db, &m.id)
+            .await
+            .unwrap()
+            .1
+    }
+
+    /// Sends an API request: `key` as the bearer (None: no header), `idem` as Idempotency-Key.
+    pub async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        idem: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> ApiResp {
+        let mut rb = self.client.request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}{path}", self.base),
+        );
+        if let Some(k) = key {
+            rb = rb.header("authorization", format!("Bearer {k}"));
+        }
+        if let Some(i) = idem {
+            rb = rb.header("idempotency-key", i);
+        }
+        if let Some(b) = body {
+            rb = rb
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let r = rb.send().await.unwrap();
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap();
+        let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        ApiResp {
+            status,
+            headers,
+            json,
+        }
+    }
+
+    /// POST with a fresh Idempotency-Key.
+    pub async fn api_post(&self, path: &str, key: &str, body: serde_json::Value) -> ApiResp {
+        let idem = kakehashi::util::random_id("idem", 16);
+        self.api("POST", path, Some(key), Some(&idem), Some(&body))
+            .await
+    }
+
+    pub async fn api_get(&self, path: &str, key: &str) -> ApiResp {
+        self.api("GET", path, Some(key), None, None).await
+    }
+}

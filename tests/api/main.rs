@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod api_v1;
 mod bank;
 mod card;
 mod carrier;
@@ -11,4 +12,5 @@ mod console;
 mod feature_phone;
 mod konbini;
 mod notify;
+mod sms;
 mod vectors;

@@ -1,0 +1,476 @@
+//! The server-to-server JSON API under `/api/v1`: per-merchant API keys (`Authorization: Bearer
+//! ak_…`), `Idempotency-Key` on every POST, JSON errors `{"error": {code, message, field}}`, and
+//! the one route table the router and the OpenAPI test both read.
+
+pub mod checkouts;
+pub mod events;
+pub mod keys;
+pub mod openapi;
+pub mod payment_requests;
+pub mod payments;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, MethodRouter};
+use axum::Router;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use crate::db::merchants::MerchantRow;
+use crate::db::Db;
+use crate::error::{AppError, ErrorInfo};
+use crate::state::AppState;
+use crate::util::now_ms;
+use crate::{exec_tx, on_db};
+
+/// Largest JSON body the API reads.
+const MAX_BODY: usize = 64 * 1024;
+
+/// How long an idempotency key and its stored response are kept (at least 24 hours).
+pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 3600 * 1000;
+
+/// A claim older than this whose request never finished (process killed) may be taken over:
+/// requests time out after 30 s, so its owner is gone.
+const STALE_CLAIM_MS: i64 = 120_000;
+
+macro_rules! api_route {
+    ($method:ident $path:literal => $handler:path) => {
+        (
+            Method::$method,
+            $path,
+            axum::routing::on(MethodFilter::$method, $handler),
+        )
+    };
+}
+
+/// Every `/api/v1` route: the router is built from this list and the OpenAPI test checks that
+/// each `(method, path)` here is documented, so the two cannot drift apart.
+pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
+    vec![
+        api_route!(POST "/api/v1/checkouts" => checkouts::create),
+        api_route!(POST "/api/v1/checkouts/{order_id}/expire" => checkouts::expire),
+        api_route!(GET "/api/v1/payments" => payments::list),
+        api_route!(GET "/api/v1/payments/{id}" => payments::get),
+        api_route!(POST "/api/v1/payments/{id}/capture" => payments::capture),
+        api_route!(POST "/api/v1/payments/{id}/cancel" => payments::cancel),
+        api_route!(POST "/api/v1/payments/{id}/refund" => payments::refund),
+        api_route!(POST "/api/v1/events/{id}/redeliver" => events::redeliver),
+        api_route!(POST "/api/v1/events/ping" => events::ping),
+        api_route!(POST "/api/v1/payment-requests" => payment_requests::create),
+        api_route!(GET "/api/v1/payment-requests/{id}" => payment_requests::get),
+        api_route!(POST "/api/v1/payment-requests/{id}/resend" => payment_requests::resend),
+        api_route!(POST "/api/v1/payment-requests/{id}/cancel" => payment_requests::cancel),
+        api_route!(GET "/api/v1/sms/messages" => payment_requests::messages),
+    ]
+}
+
+/// `(METHOD, path)` of every `/api/v1` route, as served.
+pub fn route_list() -> Vec<(String, String)> {
+    routes()
+        .into_iter()
+        .map(|(m, p, _)| (m.as_str().to_owned(), p.to_owned()))
+        .collect()
+}
+
+/// The API's routes with their layers: errors rendered as JSON (headers kept, so `Retry-After`
+/// survives), then idempotency (it stores the rendered body), then authentication. The OpenAPI
+/// document is public.
+pub fn router(state: AppState) -> Router<AppState> {
+    let mut r = Router::new();
+    for (_, path, handler) in routes() {
+        r = r.route(path, handler);
+    }
+    r.route_layer(middleware::from_fn(render_errors))
+        .route_layer(middleware::from_fn_with_state(state.clone(), idempotency))
+        .route_layer(middleware::from_fn_with_state(state, authenticate))
+        .route_layer(middleware::from_fn(render_errors))
+        .route("/api/openapi.json", axum::routing::get(openapi::serve))
+}
+
+/// Shorthand for an API error.
+pub fn err(status: StatusCode, code: &'static str, message: impl Into<String>) -> AppError {
+    AppError::Api {
+        status,
+        code,
+        message: message.into(),
+    }
+}
+
+fn unauthorized() -> AppError {
+    err(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "missing, unknown or retired API key: send `Authorization: Bearer ak_…`",
+    )
+}
+
+/// The authenticated merchant; put in the request by [`authenticate`].
+#[derive(Clone, Debug)]
+pub struct ApiMerchant(pub MerchantRow);
+
+impl<S: Send + Sync> FromRequestParts<S> for ApiMerchant {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<ApiMerchant>()
+            .cloned()
+            .ok_or_else(unauthorized)
+    }
+}
+
+/// Resolves `Authorization: Bearer <key>` to an active merchant, or answers 401.
+async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let key = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_owned);
+    let Some(key) = key else {
+        return with_challenge(unauthorized().into_response());
+    };
+    let merchant = match keys::authenticate(&state.db, &key).await {
+        Ok(Some(m)) => m,
+        Ok(None) => return with_challenge(unauthorized().into_response()),
+        Err(e) => return AppError::from(e).into_response(),
+    };
+    if merchant.status != "active" {
+        return err(
+            StatusCode::FORBIDDEN,
+            "merchant_disabled",
+            "this merchant is disabled",
+        )
+        .into_response();
+    }
+    req.extensions_mut().insert(ApiMerchant(merchant));
+    next.run(req).await
+}
+
+fn with_challenge(mut resp: Response) -> Response {
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"kakehashi\""),
+    );
+    resp
+}
+
+/// Renders [`ErrorInfo`] responses as JSON, keeping the response's headers.
+async fn render_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let Some(info) = resp.extensions().get::<ErrorInfo>().cloned() else {
+        return resp;
+    };
+    let (mut parts, _) = resp.into_parts();
+    parts.extensions.remove::<ErrorInfo>();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let body = serde_json::json!({
+        "error": { "code": info.code, "message": info.message_en, "field": info.field }
+    });
+    Response::from_parts(parts, Body::from(body.to_string()))
+}
+
+/// What a POST is identified by for idempotency: method, path with query, and the exact body.
+pub fn request_hash(method: &str, path_and_query: &str, body: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(method.as_bytes());
+    h.update(b"\n");
+    h.update(path_and_query.as_bytes());
+    h.update(b"\n");
+    h.update(body);
+    hex::encode(h.finalize())
+}
+
+enum Claim {
+    /// This request owns the key: run it and store the response.
+    Owned,
+    Replay {
+        status: i64,
+        body: String,
+    },
+    Reused,
+    InProgress,
+}
+
+/// Claims `(merchant, key)` with `INSERT … ON CONFLICT DO NOTHING`; otherwise explains why not.
+/// Keys older than [`IDEMPOTENCY_TTL_MS`] are pruned first.
+async fn claim(db: &Db, merchant_id: &str, key: &str, hash: &str) -> Result<Claim, sqlx::Error> {
+    let now = now_ms();
+    let mut tx = db.begin().await?;
+    exec_tx!(&mut tx, c => sqlx::query(
+        "DELETE FROM idempotency_keys WHERE merchant_id = $1 AND created_at < $2",
+    )
+    .bind(merchant_id)
+    .bind(now - IDEMPOTENCY_TTL_MS)
+    .execute(c)
+    .await)?;
+    let inserted = exec_tx!(&mut tx, c => sqlx::query(
+        "INSERT INTO idempotency_keys (merchant_id, key, request_hash, status, created_at) \
+         VALUES ($1, $2, $3, 'in_progress', $4) ON CONFLICT (merchant_id, key) DO NOTHING",
+    )
+    .bind(merchant_id)
+    .bind(key)
+    .bind(hash)
+    .bind(now)
+    .execute(c)
+    .await)?;
+    tx.commit().await?;
+    if inserted == 1 {
+        return Ok(Claim::Owned);
+    }
+    type Row = (String, String, Option<i64>, Option<String>, i64);
+    let row: Option<Row> = on_db!(db, c => sqlx::query_as(
+        "SELECT request_hash, status, response_status, response_body, created_at \
+         FROM idempotency_keys WHERE merchant_id = $1 AND key = $2",
+    )
+    .bind(merchant_id)
+    .bind(key)
+    .fetch_optional(c)
+    .await)?;
+    let Some((stored_hash, status, resp_status, resp_body, created_at)) = row else {
+        // Released by a failed first attempt a moment ago: the client may simply retry.
+        return Ok(Claim::InProgress);
+    };
+    if stored_hash != hash {
+        return Ok(Claim::Reused);
+    }
+    match (status.as_str(), resp_status) {
+        ("done", Some(s)) => Ok(Claim::Replay {
+            status: s,
+            body: resp_body.unwrap_or_default(),
+        }),
+        _ if created_at < now - STALE_CLAIM_MS => {
+            let mut tx = db.begin().await?;
+            let n = exec_tx!(&mut tx, c => sqlx::query(
+                "UPDATE idempotency_keys SET created_at = $1 WHERE merchant_id = $2 AND key = $3 \
+                 AND status = 'in_progress' AND created_at = $4",
+            )
+            .bind(now)
+            .bind(merchant_id)
+            .bind(key)
+            .bind(created_at)
+            .execute(c)
+            .await)?;
+            tx.commit().await?;
+            Ok(if n == 1 {
+                Claim::Owned
+            } else {
+                Claim::InProgress
+            })
+        }
+        _ => Ok(Claim::InProgress),
+    }
+}
+
+/// Stores the final response, or releases the key when the outcome was transient (5xx, 429) so
+/// the same request can be retried with the same key.
+async fn finish(
+    db: &Db,
+    merchant_id: &str,
+    key: &str,
+    status: StatusCode,
+    body: &[u8],
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        exec_tx!(&mut tx, c => sqlx::query(
+            "DELETE FROM idempotency_keys WHERE merchant_id = $1 AND key = $2 AND status = 'in_progress'",
+        )
+        .bind(merchant_id)
+        .bind(key)
+        .execute(c)
+        .await)?;
+    } else {
+        exec_tx!(&mut tx, c => sqlx::query(
+            "UPDATE idempotency_keys SET status = 'done', response_status = $1, response_body = $2 \
+             WHERE merchant_id = $3 AND key = $4",
+        )
+        .bind(status.as_u16() as i64)
+        .bind(String::from_utf8_lossy(body).into_owned())
+        .bind(merchant_id)
+        .bind(key)
+        .execute(c)
+        .await)?;
+    }
+    tx.commit().await
+}
+
+/// `Idempotency-Key` handling for every POST: the first request runs and its response is
+/// stored; the same key with the same request replays it (same status, header
+/// `Idempotent-Replayed: true`); with a different request → 422 `idempotency_key_reused`; while
+/// the first is still running → 409 `request_in_progress`.
+async fn idempotency(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.method() != Method::POST {
+        return next.run(req).await;
+    }
+    let Some(ApiMerchant(merchant)) = req.extensions().get::<ApiMerchant>().cloned() else {
+        return unauthorized().into_response();
+    };
+    let key = match req.headers().get("idempotency-key").map(|v| v.to_str()) {
+        None => {
+            return err(
+                StatusCode::BAD_REQUEST,
+                "idempotency_key_required",
+                "every POST needs an Idempotency-Key header (e.g. a UUID)",
+            )
+            .into_response()
+        }
+        Some(Ok(k)) if (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()) => {
+            k.to_owned()
+        }
+        Some(_) => {
+            return err(
+                StatusCode::BAD_REQUEST,
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters",
+            )
+            .into_response()
+        }
+    };
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return err(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "request bodies are limited to 64 KiB",
+            )
+            .into_response()
+        }
+    };
+    let target = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let hash = request_hash(parts.method.as_str(), target, &bytes);
+    match claim(&state.db, &merchant.id, &key, &hash).await {
+        Err(e) => AppError::from(e).into_response(),
+        Ok(Claim::Reused) => err(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with a different request",
+        )
+        .into_response(),
+        Ok(Claim::InProgress) => err(
+            StatusCode::CONFLICT,
+            "request_in_progress",
+            "a request with this Idempotency-Key is still being processed; retry shortly",
+        )
+        .into_response(),
+        Ok(Claim::Replay { status, body }) => {
+            let status = u16::try_from(status)
+                .ok()
+                .and_then(|s| StatusCode::from_u16(s).ok())
+                .unwrap_or(StatusCode::OK);
+            (
+                status,
+                [
+                    (header::CONTENT_TYPE, "application/json"),
+                    (
+                        header::HeaderName::from_static("idempotent-replayed"),
+                        "true",
+                    ),
+                ],
+                body,
+            )
+                .into_response()
+        }
+        Ok(Claim::Owned) => {
+            let resp = next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await;
+            let (rparts, rbody) = resp.into_parts();
+            let rbytes = match axum::body::to_bytes(rbody, 4 * 1024 * 1024).await {
+                Ok(b) => b,
+                Err(e) => {
+                    let _ = finish(
+                        &state.db,
+                        &merchant.id,
+                        &key,
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        b"",
+                    )
+                    .await;
+                    return AppError::Internal(anyhow::anyhow!("response body: {e}"))
+                        .into_response();
+                }
+            };
+            if let Err(e) = finish(&state.db, &merchant.id, &key, rparts.status, &rbytes).await {
+                tracing::error!(error = %e, "storing the idempotent response failed");
+            }
+            Response::from_parts(rparts, Body::from(rbytes))
+        }
+    }
+}
+
+/// A JSON body parsed strictly (unknown fields refused); an empty body reads as `{}` so bodiless
+/// actions (`cancel`) and optional ones (`capture`) need none. Errors are API errors.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|_| {
+            err(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "request bodies are limited to 64 KiB",
+            )
+        })?;
+        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
+        serde_json::from_slice(text).map(ApiJson).map_err(|e| {
+            err(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!("the request body is not valid for this endpoint: {e}"),
+            )
+        })
+    }
+}
+
+/// Query parameters parsed into `T`, with API errors.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|axum::extract::Query(t)| ApiQuery(t))
+            .map_err(|e| {
+                err(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_parameter",
+                    format!("bad query parameter: {}", e.body_text()),
+                )
+            })
+    }
+}
+
+/// Times in responses: RFC 3339 in Japan time, like notifications.
+pub fn time(ms: i64) -> String {
+    crate::util::rfc3339_jst(ms)
+}

@@ -1,0 +1,86 @@
+//! The OpenAPI 3 document of `/api/v1`, generated from the handlers' `#[utoipa::path]`
+//! annotations and the request/response types, served at `/api/openapi.json`.
+
+use axum::Json;
+use serde::Serialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+
+use super::{checkouts, events, payment_requests, payments};
+
+/// The error body every failure has.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiError {
+    pub error: ApiErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiErrorDetail {
+    /// Stable machine-readable code, e.g. `unauthorized`, `invalid_field`, `rate_limited`.
+    pub code: String,
+    /// Human-readable explanation (English).
+    pub message: String,
+    /// The request field concerned, when there is one.
+    pub field: Option<String>,
+}
+
+/// The `Idempotency-Key` header every POST requires.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotencyKey {
+    /// Unique per operation (e.g. a UUID), 1–255 visible ASCII characters. Retrying with the
+    /// same key and body replays the first response; kept at least 24 hours.
+    #[param(rename = "Idempotency-Key")]
+    #[allow(dead_code)]
+    idempotency_key: String,
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("ak_test_… / ak_live_…")
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Kakehashi API",
+        description = "Server-to-server API of the Kakehashi hosted checkout. See docs/api.md.",
+        version = "1"
+    ),
+    paths(
+        checkouts::create,
+        checkouts::expire,
+        payments::list,
+        payments::get,
+        payments::capture,
+        payments::cancel,
+        payments::refund,
+        events::redeliver,
+        events::ping,
+        payment_requests::create,
+        payment_requests::get,
+        payment_requests::resend,
+        payment_requests::cancel,
+        payment_requests::messages,
+    ),
+    components(schemas(ApiError, ApiErrorDetail)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+/// `GET /api/openapi.json`
+pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,449 @@
+//! SMS payment links (SMS決済): the provider interface with a sandbox (test mode) and a generic
+//! HTTP gateway (live), phone-number normalisation, the 70-character message template and the
+//! per-merchant sending rate limit. Payment requests themselves live in [`requests`].
+
+pub mod http;
+pub mod requests;
+pub mod sandbox;
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+
+use crate::config::Config;
+use crate::db::Tx;
+use crate::domain::Mode;
+use crate::error::AppError;
+use crate::util::now_ms;
+use crate::{exec_tx, on_tx};
+
+/// Longest text of one SMS in UCS-2 (Japanese text is never GSM-7): 70 UTF-16 code units.
+pub const MAX_SMS_UNITS: usize = 70;
+
+/// The template merchants get unless they set their own (`merchant set --sms-template`).
+pub const DEFAULT_TEMPLATE: &str = "{shop}: {amount}円のお支払いはこちら {url}";
+
+/// What a gateway answered when it accepted a message.
+#[derive(Clone, Debug, Default)]
+pub struct ProviderReceipt {
+    /// The gateway's message id, when it returned one.
+    pub id: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SmsError {
+    #[error("gateway answered HTTP {0}")]
+    Status(u16),
+    #[error("gateway unreachable: {0}")]
+    Transport(String),
+}
+
+/// An SMS gateway. Implementations must not log the message text: it holds a payment URL.
+#[async_trait::async_trait]
+pub trait SmsProvider: Send + Sync {
+    /// Short name recorded with each message (`sandbox`, `http`).
+    fn name(&self) -> &'static str;
+    /// Sends `text` to `to` (normalised `0X0XXXXXXXX`).
+    async fn send(&self, to: &str, text: &str) -> Result<ProviderReceipt, SmsError>;
+}
+
+/// The providers this server has: the sandbox for test-mode merchants and, when configured, the
+/// HTTP gateway for live ones.
+pub struct SmsProviders {
+    pub sandbox: Arc<sandbox::SandboxSms>,
+    pub http: Option<Arc<http::HttpSms>>,
+}
+
+impl SmsProviders {
+    /// Builds the providers from the server settings; a gateway URL that breaks the SSRF rules
+    /// stops the server at startup rather than at the first message.
+    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+        let http = match &config.sms_http_url {
+            Some(url) if !url.trim().is_empty() => Some(Arc::new(http::HttpSms::new(config, url)?)),
+            _ => None,
+        };
+        Ok(SmsProviders {
+            sandbox: Arc::new(sandbox::SandboxSms),
+            http,
+        })
+    }
+
+    pub fn for_mode(&self, mode: Mode) -> Result<Arc<dyn SmsProvider>, AppError> {
+        match mode {
+            Mode::Test => Ok(self.sandbox.clone()),
+            Mode::Live => match &self.http {
+                Some(h) => Ok(h.clone()),
+                None => Err(AppError::Api {
+                    status: StatusCode::CONFLICT,
+                    code: "sms_provider_not_configured",
+                    message: "no SMS gateway is configured for live merchants on this server \
+                              (KAKEHASHI_SMS_HTTP_URL)"
+                        .into(),
+                }),
+            },
+        }
+    }
+}
+
+/// Normalises a Japanese mobile number (070/080/090, 11 digits) to `0X0XXXXXXXX`. Hyphens,
+/// spaces and the `+81` country code are accepted; anything else is refused.
+pub fn normalize_phone(input: &str) -> Option<String> {
+    let compact: String = input
+        .trim()
+        .chars()
+        .filter(|c| !matches!(c, '-' | ' '))
+        .collect();
+    let national = match compact.strip_prefix("+81") {
+        // +81 replaces the trunk prefix 0: "+81 90-..." is 090-...; "+81 090" is a typo.
+        Some(rest) if !rest.starts_with('0') => format!("0{rest}"),
+        Some(_) => return None,
+        None => compact,
+    };
+    let ok = national.len() == 11
+        && national.bytes().all(|b| b.is_ascii_digit())
+        && ["070", "080", "090"]
+            .iter()
+            .any(|p| national.starts_with(p));
+    ok.then_some(national)
+}
+
+/// Length of an SMS text as the network counts it in UCS-2.
+pub fn sms_units(text: &str) -> usize {
+    text.encode_utf16().count()
+}
+
+/// Why a template cannot be used.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("the template must contain {{url}} exactly once")]
+    NeedsUrl,
+    #[error("unknown placeholder {0} (use {{shop}}, {{amount}}, {{item}}, {{url}})")]
+    UnknownPlaceholder(String),
+    #[error("the message is {0} characters even with the shop name shortened; at most 70 fit in one SMS")]
+    TooLong(usize),
+}
+
+const PLACEHOLDERS: [&str; 4] = ["{shop}", "{amount}", "{item}", "{url}"];
+
+/// Checks a merchant template: `{url}` exactly once, no unknown `{...}` placeholders, no
+/// control characters.
+pub fn check_template(template: &str) -> Result<(), TemplateError> {
+    if template.matches("{url}").count() != 1 {
+        return Err(TemplateError::NeedsUrl);
+    }
+    let mut rest = template;
+    while let Some(i) = rest.find('{') {
+        let tail = &rest[i..];
+        let end = tail.find('}').map(|j| j + 1).unwrap_or(tail.len());
+        let ph = &tail[..end];
+        if !PLACEHOLDERS.contains(&ph) {
+            return Err(TemplateError::UnknownPlaceholder(ph.to_owned()));
+        }
+        rest = &tail[end..];
+    }
+    if template.chars().any(char::is_control) {
+        return Err(TemplateError::UnknownPlaceholder(
+            "control character".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Renders the message. When it would exceed 70 UCS-2 units the shop name is shortened (with
+/// "…"), never the URL or the amount; if even that does not fit, the message is refused.
+pub fn render_text(
+    template: &str,
+    shop: &str,
+    amount: i64,
+    item: &str,
+    url: &str,
+) -> Result<String, TemplateError> {
+    check_template(template)?;
+    let fill = |shop: &str| {
+        template
+            .replace("{amount}", &crate::util::format_yen(amount))
+            .replace("{item}", item)
+            .replace("{url}", url)
+            .replace("{shop}", shop)
+    };
+    let full = fill(shop);
+    if sms_units(&full) <= MAX_SMS_UNITS {
+        return Ok(full);
+    }
+    let uses = template.matches("{shop}").count();
+    if uses == 0 {
+        return Err(TemplateError::TooLong(sms_units(&full)));
+    }
+    let without = sms_units(&fill(""));
+    let room = MAX_SMS_UNITS.saturating_sub(without) / uses;
+    // Keep at least one character of the name before the ellipsis: a lone "…" names no shop.
+    if room < 2 {
+        return Err(TemplateError::TooLong(sms_units(&fill("…"))));
+    }
+    let mut short = String::new();
+    for c in shop.chars() {
+        if sms_units(&short) + c.len_utf16() > room - 1 {
+            break;
+        }
+        short.push(c);
+    }
+    short.push('…');
+    let text = fill(&short);
+    debug_assert!(sms_units(&text) <= MAX_SMS_UNITS);
+    Ok(text)
+}
+
+/// The merchant's template (column `merchants.sms_template`).
+pub async fn template_of(db: &crate::db::Db, merchant_id: &str) -> Result<String, sqlx::Error> {
+    let t: Option<String> = crate::on_db!(db, c => sqlx::query_scalar(
+        "SELECT sms_template FROM merchants WHERE id = $1",
+    )
+    .bind(merchant_id)
+    .fetch_optional(c)
+    .await)?;
+    Ok(t.unwrap_or_else(|| DEFAULT_TEMPLATE.to_owned()))
+}
+
+/// Sets a merchant's template after checking it.
+pub async fn set_template(
+    db: &crate::db::Db,
+    merchant_id: &str,
+    template: &str,
+) -> anyhow::Result<()> {
+    check_template(template)?;
+    let mut tx = db.begin().await?;
+    let n = exec_tx!(&mut tx, c => sqlx::query("UPDATE merchants SET sms_template = $1 WHERE id = $2")
+        .bind(template)
+        .bind(merchant_id)
+        .execute(c)
+        .await)?;
+    anyhow::ensure!(n == 1, "no merchant {merchant_id}");
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Reserves one message in the merchant's per-minute budget and records it as `queued`, in the
+/// caller's transaction. On PostgreSQL the merchant row is locked first so concurrent senders
+/// (on any instance) count one after another; SQLite has a single writer anyway.
+#[allow(clippy::too_many_arguments)]
+pub async fn reserve_and_queue(
+    tx: &mut Tx,
+    limit_per_minute: i64,
+    merchant_id: &str,
+    request_id: Option<&str>,
+    phone: &str,
+    body: &str,
+    provider: &str,
+) -> Result<String, SendError> {
+    let now = now_ms();
+    if matches!(tx, Tx::Postgres(_)) {
+        exec_tx!(tx, c => sqlx::query("SELECT id FROM merchants WHERE id = $1 FOR UPDATE")
+            .bind(merchant_id)
+            .execute(c)
+            .await)
+        .map_err(AppError::from)?;
+    }
+    let window_start = now - 60_000;
+    let (count, oldest): (i64, Option<i64>) = on_tx!(tx, c => sqlx::query_as(
+        "SELECT COUNT(*), MIN(created_at) FROM sms_messages WHERE merchant_id = $1 AND created_at > $2",
+    )
+    .bind(merchant_id)
+    .bind(window_start)
+    .fetch_one(c)
+    .await)
+    .map_err(AppError::from)?;
+    if count >= limit_per_minute {
+        let wait_ms = oldest.map(|o| o + 60_000 - now).unwrap_or(60_000);
+        return Err(SendError::RateLimited {
+            retry_after_s: ((wait_ms + 999) / 1000).max(1),
+        });
+    }
+    let id = crate::util::random_id("sms", 16);
+    exec_tx!(tx, c => sqlx::query(
+        "INSERT INTO sms_messages (id, merchant_id, payment_request_id, phone, body, provider, status, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8)",
+    )
+    .bind(&id)
+    .bind(merchant_id)
+    .bind(request_id)
+    .bind(phone)
+    .bind(body)
+    .bind(provider)
+    .bind(now)
+    .bind(now)
+    .execute(c)
+    .await)
+    .map_err(AppError::from)?;
+    Ok(id)
+}
+
+/// A refusal to send: the rate limit (answered 429 with `Retry-After`), or any other error.
+#[derive(Debug)]
+pub enum SendError {
+    RateLimited { retry_after_s: i64 },
+    App(AppError),
+}
+
+impl From<AppError> for SendError {
+    fn from(e: AppError) -> Self {
+        SendError::App(e)
+    }
+}
+
+impl From<sqlx::Error> for SendError {
+    fn from(e: sqlx::Error) -> Self {
+        SendError::App(e.into())
+    }
+}
+
+impl axum::response::IntoResponse for SendError {
+    fn into_response(self) -> axum::response::Response {
+        match self {
+            SendError::RateLimited { retry_after_s } => (
+                [(axum::http::header::RETRY_AFTER, retry_after_s.to_string())],
+                AppError::Api {
+                    status: StatusCode::TOO_MANY_REQUESTS,
+                    code: "rate_limited",
+                    message: format!(
+                        "too many SMS messages this minute; retry after {retry_after_s} s"
+                    ),
+                },
+            )
+                .into_response(),
+            SendError::App(e) => e.into_response(),
+        }
+    }
+}
+
+/// Sends a queued message through the provider and records the outcome (`sent` with the
+/// gateway's id, or `failed` with the reason). Returns the message as stored.
+pub async fn deliver(
+    db: &crate::db::Db,
+    provider: &dyn SmsProvider,
+    message_id: &str,
+    phone: &str,
+    text: &str,
+) -> Result<SmsRow, sqlx::Error> {
+    let result = provider.send(phone, text).await;
+    let (status, receipt, error) = match result {
+        Ok(r) => ("sent", r.id, None),
+        Err(e) => {
+            tracing::warn!(message = message_id, provider = provider.name(), error = %e, "SMS send failed");
+            ("failed", None, Some(e.to_string()))
+        }
+    };
+    let mut tx = db.begin().await?;
+    exec_tx!(&mut tx, c => sqlx::query(
+        "UPDATE sms_messages SET status = $1, provider_ref = $2, error = $3, updated_at = $4 WHERE id = $5",
+    )
+    .bind(status)
+    .bind(&receipt)
+    .bind(&error)
+    .bind(now_ms())
+    .bind(message_id)
+    .execute(c)
+    .await)?;
+    tx.commit().await?;
+    get_message(db, message_id)
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)
+}
+
+/// One recorded SMS.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct SmsRow {
+    pub id: String,
+    pub merchant_id: String,
+    pub payment_request_id: Option<String>,
+    pub phone: String,
+    pub body: String,
+    pub provider: String,
+    pub status: String,
+    pub provider_ref: Option<String>,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const SMS_COLS: &str = "id, merchant_id, payment_request_id, phone, body, provider, status, \
+provider_ref, error, created_at, updated_at";
+
+pub async fn get_message(db: &crate::db::Db, id: &str) -> Result<Option<SmsRow>, sqlx::Error> {
+    let sql = format!("SELECT {SMS_COLS} FROM sms_messages WHERE id = $1");
+    crate::on_db!(db, c => sqlx::query_as(&sql).bind(id).fetch_optional(c).await)
+}
+
+/// A merchant's messages, newest first (at most `limit`).
+pub async fn list_messages(
+    db: &crate::db::Db,
+    merchant_id: &str,
+    limit: i64,
+) -> Result<Vec<SmsRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {SMS_COLS} FROM sms_messages WHERE merchant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+    );
+    crate::on_db!(db, c => sqlx::query_as(&sql).bind(merchant_id).bind(limit).fetch_all(c).await)
+}
+
+/// The messages of one payment request, oldest first.
+pub async fn messages_of_request(
+    db: &crate::db::Db,
+    request_id: &str,
+) -> Result<Vec<SmsRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {SMS_COLS} FROM sms_messages WHERE payment_request_id = $1 ORDER BY created_at, id"
+    );
+    crate::on_db!(db, c => sqlx::query_as(&sql).bind(request_id).fetch_all(c).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_numbers() {
+        for (input, want) in [
+            ("09012345678", Some("09012345678")),
+            ("090-1234-5678", Some("09012345678")),
+            ("080 1234 5678", Some("08012345678")),
+            ("+81 90-1234-5678", Some("09012345678")),
+            ("+817012345678", Some("07012345678")),
+            ("+81 090 1234 5678", None),
+            ("0312345678", None),
+            ("06012345678", None),
+            ("0901234567", None),
+            ("090123456789", None),
+            ("090-1234-567a", None),
+            ("０９０１２３４５６７８", None),
+            ("", None),
+        ] {
+            assert_eq!(normalize_phone(input).as_deref(), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn templates() {
+        assert_eq!(check_template(DEFAULT_TEMPLATE), Ok(()));
+        assert_eq!(check_template("pay {shop}"), Err(TemplateError::NeedsUrl));
+        assert!(matches!(
+            check_template("{url} {name}"),
+            Err(TemplateError::UnknownPlaceholder(_))
+        ));
+    }
+
+    #[test]
+    fn shop_name_is_shortened_never_the_url() {
+        let url = "https://pay.example.jp/s/abcdefghjk";
+        let t = render_text(DEFAULT_TEMPLATE, "さくら", 1500, "x", url).unwrap();
+        assert_eq!(t, format!("さくら: 1,500円のお支払いはこちら {url}"));
+        let long = "とても長い名前のオンラインショップ本店さくら通り支店";
+        let t = render_text(DEFAULT_TEMPLATE, long, 1500, "x", url).unwrap();
+        assert_eq!(sms_units(&t), 70, "{t}");
+        assert!(t.ends_with(url) && t.contains('…'));
+        let long_url = format!("https://pay.example.jp/{}", "a".repeat(60));
+        assert!(matches!(
+            render_text(DEFAULT_TEMPLATE, "さくら", 1500, "x", &long_url),
+            Err(TemplateError::TooLong(_))
+        ));
+    }
+}

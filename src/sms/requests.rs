@@ -1,0 +1,290 @@
+//! Payment requests by SMS: a checkout for the order, a short unguessable code (`/s/{code}`),
+//! and the SMS carrying it. The short URL re-signs the order's link on every visit, so it works
+//! until the request's own expiry whatever link lifetime the checkout had.
+
+use axum::http::StatusCode;
+use rand::Rng;
+
+use super::{SendError, SmsRow};
+use crate::api::checkouts::{expire_in_tx, sign, sign_and_open};
+use crate::api::err;
+use crate::db::merchants::MerchantRow;
+use crate::db::{checkouts, Db};
+use crate::error::{AppError, AppResult, Reason};
+use crate::state::AppState;
+use crate::util::now_ms;
+use crate::{exec_tx, on_db};
+
+/// Short codes: 10 characters of a 32-letter alphabet = 50 bits, from the OS-seeded RNG.
+pub const CODE_LEN: usize = 10;
+const CODE_ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
+
+pub fn new_code() -> String {
+    let mut rng = rand::thread_rng();
+    (0..CODE_LEN)
+        .map(|_| CODE_ALPHABET[rng.gen_range(0..CODE_ALPHABET.len())] as char)
+        .collect()
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct RequestRow {
+    pub id: String,
+    pub merchant_id: String,
+    pub checkout_id: String,
+    pub order_id: String,
+    pub phone: String,
+    pub amount: i64,
+    pub item_name: String,
+    pub code: String,
+    pub link_fields: String,
+    pub status: String,
+    pub expires_at: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLS: &str = "id, merchant_id, checkout_id, order_id, phone, amount, item_name, code, \
+link_fields, status, expires_at, created_at, updated_at";
+
+impl RequestRow {
+    fn order_fields(&self) -> Vec<(String, String)> {
+        serde_json::from_str(&self.link_fields).unwrap_or_default()
+    }
+}
+
+/// A request's state for the merchant: `open`, `pending` (a payment is in progress), `paid`,
+/// `expired` or `cancelled`.
+pub async fn status_of(db: &Db, r: &RequestRow) -> Result<String, sqlx::Error> {
+    if r.status == "cancelled" {
+        return Ok("cancelled".into());
+    }
+    let checkout = checkouts::get(db, &r.checkout_id).await?;
+    Ok(match checkout.as_ref().map(|c| c.status.as_str()) {
+        Some("paid") => "paid".into(),
+        Some("pending") => "pending".into(),
+        Some("expired") | Some("cancelled") => "expired".into(),
+        _ if r.expires_at <= now_ms() => "expired".into(),
+        _ => "open".into(),
+    })
+}
+
+pub fn short_url(state: &AppState, code: &str) -> String {
+    format!("{}/s/{code}", state.public_url)
+}
+
+/// What a new request is for.
+pub struct NewRequest {
+    pub phone: String,
+    /// The link's order fields (order id, amount, item, return URL, …).
+    pub order_fields: Vec<(String, String)>,
+    pub amount: i64,
+    pub item_name: String,
+    pub expires_in_s: i64,
+}
+
+fn sms_too_long(e: super::TemplateError) -> AppError {
+    err(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "sms_too_long",
+        e.to_string(),
+    )
+}
+
+fn not_found(id: &str) -> AppError {
+    err(
+        StatusCode::NOT_FOUND,
+        "payment_request_not_found",
+        format!("no payment request {id}"),
+    )
+}
+
+/// Quick read-only look at the budget, so a rate-limited request creates nothing at all; the
+/// authoritative check is [`super::reserve_and_queue`] under a lock.
+async fn budget_left(state: &AppState, merchant_id: &str) -> Result<(), SendError> {
+    let now = now_ms();
+    let (count, oldest): (i64, Option<i64>) = on_db!(&state.db, c => sqlx::query_as(
+        "SELECT COUNT(*), MIN(created_at) FROM sms_messages WHERE merchant_id = $1 AND created_at > $2",
+    )
+    .bind(merchant_id)
+    .bind(now - 60_000)
+    .fetch_one(c)
+    .await)?;
+    if count >= state.config.sms_rate_per_minute {
+        let wait_ms = oldest.map(|o| o + 60_000 - now).unwrap_or(60_000);
+        return Err(SendError::RateLimited {
+            retry_after_s: ((wait_ms + 999) / 1000).max(1),
+        });
+    }
+    Ok(())
+}
+
+/// Creates the checkout and the request, then sends the SMS. A refused request (bad phone, bad
+/// order fields, message too long, no provider, rate limit) writes nothing.
+pub async fn create(
+    state: &AppState,
+    m: &MerchantRow,
+    new: NewRequest,
+) -> Result<(RequestRow, SmsRow), SendError> {
+    let phone = super::normalize_phone(&new.phone).ok_or_else(|| {
+        err(
+            StatusCode::BAD_REQUEST,
+            "invalid_phone",
+            "phone must be a Japanese mobile number (070/080/090, 11 digits)",
+        )
+    })?;
+    let provider = state.sms.for_mode(m.mode())?;
+    let code = new_code();
+    let url = short_url(state, &code);
+    let template = super::template_of(&state.db, &m.id).await?;
+    let text = super::render_text(&template, &m.name, new.amount, &new.item_name, &url)
+        .map_err(sms_too_long)?;
+    budget_left(state, &m.id).await?;
+    let expires_at_s = state.now_s() + crate::api::checkouts::lifetime(Some(new.expires_in_s))?;
+    let mut order_fields = new.order_fields;
+    if !order_fields.iter().any(|(k, _)| k == "shopper_phone") {
+        order_fields.push(("shopper_phone".into(), phone.clone()));
+    }
+    let (opened, _) = sign_and_open(state, &m.id, &order_fields, expires_at_s).await?;
+    if opened.checkout.status != "open" {
+        return Err(err(
+            StatusCode::CONFLICT,
+            "checkout_not_open",
+            format!("the order's checkout is {}", opened.checkout.status),
+        )
+        .into());
+    }
+    let id = crate::util::random_id("preq", 16);
+    let now = now_ms();
+    let mut tx = state.db.begin().await?;
+    exec_tx!(&mut tx, c => sqlx::query(
+        "INSERT INTO payment_requests (id, merchant_id, checkout_id, order_id, phone, amount, item_name, \
+         code, link_fields, status, expires_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'open', $10, $11, $12)",
+    )
+    .bind(&id)
+    .bind(&m.id)
+    .bind(&opened.checkout.id)
+    .bind(&opened.checkout.order_id)
+    .bind(&phone)
+    .bind(opened.checkout.amount)
+    .bind(&opened.checkout.item_name)
+    .bind(&code)
+    .bind(serde_json::to_string(&order_fields).map_err(|e| AppError::Internal(e.into()))?)
+    .bind(expires_at_s * 1000)
+    .bind(now)
+    .bind(now)
+    .execute(c)
+    .await)?;
+    let msg_id = super::reserve_and_queue(
+        &mut tx,
+        state.config.sms_rate_per_minute,
+        &m.id,
+        Some(&id),
+        &phone,
+        &text,
+        provider.name(),
+    )
+    .await?;
+    tx.commit().await?;
+    let msg = super::deliver(&state.db, provider.as_ref(), &msg_id, &phone, &text).await?;
+    let req = get(&state.db, &m.id, &id).await?;
+    Ok((req, msg))
+}
+
+/// The merchant's request, or 404 (other merchants' requests look missing).
+pub async fn get(db: &Db, merchant_id: &str, id: &str) -> AppResult<RequestRow> {
+    let sql = format!("SELECT {COLS} FROM payment_requests WHERE id = $1 AND merchant_id = $2");
+    let row: Option<RequestRow> =
+        on_db!(db, c => sqlx::query_as(&sql).bind(id).bind(merchant_id).fetch_optional(c).await)?;
+    row.ok_or_else(|| not_found(id))
+}
+
+/// Sends the request's SMS again (same short URL), within the rate limit.
+pub async fn resend(
+    state: &AppState,
+    m: &MerchantRow,
+    id: &str,
+) -> Result<(RequestRow, SmsRow), SendError> {
+    let r = get(&state.db, &m.id, id).await?;
+    let status = status_of(&state.db, &r).await?;
+    if status != "open" {
+        return Err(err(
+            StatusCode::CONFLICT,
+            "payment_request_not_open",
+            format!("the payment request is {status}"),
+        )
+        .into());
+    }
+    let provider = state.sms.for_mode(m.mode())?;
+    let template = super::template_of(&state.db, &m.id).await?;
+    let text = super::render_text(
+        &template,
+        &m.name,
+        r.amount,
+        &r.item_name,
+        &short_url(state, &r.code),
+    )
+    .map_err(sms_too_long)?;
+    let mut tx = state.db.begin().await?;
+    let msg_id = super::reserve_and_queue(
+        &mut tx,
+        state.config.sms_rate_per_minute,
+        &m.id,
+        Some(&r.id),
+        &r.phone,
+        &text,
+        provider.name(),
+    )
+    .await?;
+    tx.commit().await?;
+    let msg = super::deliver(&state.db, provider.as_ref(), &msg_id, &r.phone, &text).await?;
+    Ok((r, msg))
+}
+
+/// Cancels the request and closes its checkout, unless a payment exists (cancel that instead).
+/// Cancelling a cancelled request changes nothing.
+pub async fn cancel(state: &AppState, m: &MerchantRow, id: &str) -> AppResult<RequestRow> {
+    let r = get(&state.db, &m.id, id).await?;
+    if r.status == "cancelled" {
+        return Ok(r);
+    }
+    let mut tx = state.db.begin().await?;
+    expire_in_tx(&mut tx, &r.checkout_id).await?;
+    exec_tx!(&mut tx, c => sqlx::query(
+        "UPDATE payment_requests SET status = 'cancelled', updated_at = $1 WHERE id = $2 AND status = 'open'",
+    )
+    .bind(now_ms())
+    .bind(&r.id)
+    .execute(c)
+    .await)?;
+    tx.commit().await?;
+    get(&state.db, &m.id, id).await
+}
+
+/// Where `/s/{code}` leads: a freshly signed checkout link (path and query) for the request's
+/// order. Unknown codes are `not_found`; cancelled or expired requests `link_expired`.
+pub async fn resolve(state: &AppState, code: &str) -> AppResult<String> {
+    if code.len() != CODE_LEN || !code.bytes().all(|b| CODE_ALPHABET.contains(&b)) {
+        return Err(AppError::shopper(Reason::NotFound));
+    }
+    let sql = format!("SELECT {COLS} FROM payment_requests WHERE code = $1");
+    let r: Option<RequestRow> =
+        on_db!(&state.db, c => sqlx::query_as(&sql).bind(code).fetch_optional(c).await)?;
+    let r = r.ok_or(AppError::shopper(Reason::NotFound))?;
+    if r.status != "open" || r.expires_at <= now_ms() {
+        return Err(AppError::shopper(Reason::LinkExpired));
+    }
+    let (_, query) = sign(
+        state,
+        &r.merchant_id,
+        &r.order_fields(),
+        r.expires_at / 1000,
+    )
+    .await
+    .map_err(|e| match e {
+        // The merchant retired every signing key: the shopper sees a link error page.
+        AppError::Api { .. } => AppError::shopper(Reason::UnknownKey),
+        other => other,
+    })?;
+    Ok(format!("/checkout?{query}"))
+}
