@@ -82,7 +82,7 @@ impl App {
             owner: crate::util::random_id("wrk", 12),
         };
         tokio::spawn(worker.run());
-        tokio::spawn(sweep(st.db.clone(), st.config.clone()));
+        tokio::spawn(sweep(st.db.clone(), st.config.clone(), st.cards.clone()));
         tokio::spawn(crate::flows::konbini::run_sweeper(
             st.db.clone(),
             st.wake.clone(),
@@ -127,7 +127,7 @@ pub fn request_span(req: &Request) -> tracing::Span {
 
 /// Periodic state sweeps: lapsed card authorizations, abandoned 3-D Secure challenges. Each
 /// sweep is a plain function tests call directly.
-async fn sweep(db: Db, config: Arc<Config>) {
+async fn sweep(db: Db, config: Arc<Config>, cards: Arc<crate::flows::card::CardConnectors>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(
         config.sweep_interval_ms.max(100),
     ));
@@ -137,8 +137,8 @@ async fn sweep(db: Db, config: Arc<Config>) {
         if let Err(e) = crate::flows::card::lapse_due(&db, now, config.card_auth_lapse_days).await {
             tracing::warn!(error = %e, "card lapse sweep");
         }
-        if let Err(e) = crate::flows::card::fail_stale_authentications(&db, now).await {
-            tracing::warn!(error = %e, "stale 3-D Secure sweep");
+        if let Err(e) = crate::flows::card::reconcile_stale(&db, &cards, now).await {
+            tracing::warn!(error = %e, "card reconciliation sweep");
         }
     }
 }

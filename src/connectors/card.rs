@@ -240,6 +240,22 @@ pub trait CardConnector: Send + Sync {
     async fn refund(&self, token: &str, amount: i64) -> Result<(), ConnectorError>;
     /// The acquirer's current view of a transaction.
     async fn query(&self, token: &str) -> Result<RemoteStatus, ConnectorError>;
+    /// Finds an approved authorization by our payment id (the merchant reference acquirers
+    /// index), so a payment whose approval arrived but was never recorded (a crash between the
+    /// answer and the commit) can be completed by reconciliation.
+    async fn find_authorization(
+        &self,
+        payment_id: &str,
+    ) -> Result<Option<FoundAuthorization>, ConnectorError>;
+}
+
+/// An approval found by [`CardConnector::find_authorization`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundAuthorization {
+    pub token: String,
+    pub approval_code: String,
+    /// The 3-D Secure result the authorization was made with.
+    pub three_ds: ThreeDsResult,
 }
 
 // ---------------------------------------------------------------------------
@@ -566,6 +582,9 @@ struct ChallengeState {
 pub struct SandboxCardConnector {
     challenges: Mutex<HashMap<String, ChallengeState>>,
     transactions: Mutex<HashMap<String, RemoteStatus>>,
+    /// Approvals by payment id, for [`CardConnector::find_authorization`]. In memory: the
+    /// sandbox reconciles within one process lifetime.
+    approvals: Mutex<HashMap<String, FoundAuthorization>>,
 }
 
 /// Locks even if another thread panicked while holding the lock: the maps
@@ -731,9 +750,18 @@ impl CardConnector for SandboxCardConnector {
                         refunded_amount: 0,
                     },
                 );
+                let found = FoundAuthorization {
+                    token: token.clone(),
+                    approval_code: approval_code(&req.payment_id),
+                    three_ds: req.three_ds.clone(),
+                };
+                self.approvals
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(req.payment_id.clone(), found.clone());
                 Ok(AuthorizeOutcome::Approved {
                     token,
-                    approval_code: approval_code(&req.payment_id),
+                    approval_code: found.approval_code,
                 })
             }
         }
@@ -812,6 +840,18 @@ impl CardConnector for SandboxCardConnector {
 
     async fn query(&self, token: &str) -> Result<RemoteStatus, ConnectorError> {
         self.token_state(token).map(|(_, state)| state)
+    }
+
+    async fn find_authorization(
+        &self,
+        payment_id: &str,
+    ) -> Result<Option<FoundAuthorization>, ConnectorError> {
+        Ok(self
+            .approvals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(payment_id)
+            .cloned())
     }
 }
 

@@ -844,33 +844,79 @@ pub async fn lapse_due(db: &Db, now: i64, days: i64) -> anyhow::Result<usize> {
     Ok(n)
 }
 
-/// Card payments stuck in 3-D Secure longer than the pending TTL fail: their card data is gone
-/// and the shopper has left. Exactly one `payment.failed` event is written per payment.
-pub async fn fail_stale_authentications(db: &Db, now: i64) -> anyhow::Result<usize> {
-    let cutoff = now - PENDING_TTL.as_millis() as i64;
+/// How long a card payment may sit in 3-D Secure before reconciliation asks the connector.
+pub const RECONCILE_AFTER_MS: i64 = 60_000;
+
+/// Reconciliation of card payments stuck between states: a payment still in 3-D Secure after
+/// [`RECONCILE_AFTER_MS`] is looked up at the connector by its id. If the connector approved it
+/// (the answer came but the commit did not happen), the authorization is recorded now (marked
+/// `reconciled`; the merchant captures it as usual); if not and it is older than
+/// [`PENDING_TTL`], it fails (the
+/// card data is gone and the shopper has left). Conditional updates make each outcome exactly
+/// one event, however many instances run this.
+pub async fn reconcile_stale(db: &Db, cards: &CardConnectors, now: i64) -> anyhow::Result<usize> {
     let sql = format!(
         "SELECT {} FROM payments WHERE method = 'card' AND status IN ('awaiting_3ds', 'challenge') AND updated_at < $1 LIMIT 500",
         payments::COLS
     );
     let due: Vec<PaymentRow> =
-        on_db!(db, c => sqlx::query_as(&sql).bind(cutoff).fetch_all(c).await)?;
+        on_db!(db, c => sqlx::query_as(&sql).bind(now - RECONCILE_AFTER_MS).fetch_all(c).await)?;
     let mut n = 0;
     for p in due {
-        let mut d = p.details_json();
-        d["failure"] = json!("challenge_expired");
+        let Some(m) = crate::db::merchants::get(db, &p.merchant_id).await? else {
+            continue;
+        };
+        let found = match cards.for_mode(m.mode()) {
+            Some(c) => c.find_authorization(&p.id).await.unwrap_or(None),
+            None => None,
+        };
         let mut tx = db.begin().await?;
-        if apply(
-            &mut tx,
-            &p,
-            &CardAction::Fail,
-            "payment.failed",
-            "system:timeout",
-            json!({ "reason": "challenge_expired" }),
-            Some(d),
-        )
-        .await
-        .is_ok()
-        {
+        let done = if let Some(f) = found {
+            let mut d = p.details_json();
+            d["three_ds"] = json!({ "status": f.three_ds.status.code(), "eci": f.three_ds.eci });
+            d["approval_code"] = json!(f.approval_code);
+            let action = CardAction::Authorized {
+                amount: p.amount,
+                three_ds: f.three_ds,
+            };
+            let data = json!({ "amount": p.amount, "reconciled": true });
+            match apply(
+                &mut tx,
+                &p,
+                &action,
+                "payment.authorized",
+                "system:reconcile",
+                data,
+                Some(d),
+            )
+            .await
+            {
+                Ok(row) => {
+                    set_ref(&mut tx, row, &f.token).await?;
+                    payments::set_checkout_status(&mut tx, &p.checkout_id, "paid").await?;
+                    true
+                }
+                Err(_) => false,
+            }
+        } else if p.updated_at < now - PENDING_TTL.as_millis() as i64 {
+            let mut d = p.details_json();
+            d["failure"] = json!("challenge_expired");
+            let data = json!({ "reason": "challenge_expired" });
+            apply(
+                &mut tx,
+                &p,
+                &CardAction::Fail,
+                "payment.failed",
+                "system:timeout",
+                data,
+                Some(d),
+            )
+            .await
+            .is_ok()
+        } else {
+            false
+        };
+        if done {
             tx.commit().await?;
             n += 1;
         }

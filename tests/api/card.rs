@@ -587,3 +587,105 @@ async fn demo_return_page_verifies_the_signed_result(app: TestApp) {
     assert!(bad.contains("検証できません"));
 }
 both!(demo_return_page_verifies_the_signed_result);
+
+/// The connector approved, but the server died before recording it: reconciliation asks the
+/// connector and records exactly one authorization.
+async fn reconciliation_completes_an_unrecorded_authorization(app: TestApp) {
+    use kakehashi::connectors::card::{AuthorizeOutcome, AuthorizeRequest, CardConnector};
+    use kakehashi::domain::card::*;
+    let m = app.merchant().await;
+    let f = app.fields(&m, "rec", 2500, &[]);
+    assert_eq!(app.open(&m, &f, UA_PC).await.0, 200);
+    let co = kakehashi::db::checkouts::find_by_order(&app.db, &m.id, "rec")
+        .await
+        .unwrap()
+        .unwrap();
+    let state = app_state(&app).await;
+    let mut tx = app.db.begin().await.unwrap();
+    let p = kakehashi::payments::create(
+        &mut tx,
+        &kakehashi::payments::NewPayment {
+            merchant_id: &m.id,
+            checkout_id: &co.id,
+            order_id: "rec",
+            method: "card",
+            institution: Some("VISA"),
+            status: "awaiting_3ds",
+            amount: 2500,
+            fee: 0,
+            deadline_at: None,
+            details: serde_json::json!({}),
+        },
+        "test",
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let three_ds = ThreeDsResult {
+        status: ThreeDsStatus::from_code("Y").unwrap(),
+        eci: Some("05".into()),
+    };
+    let approved = state
+        .cards
+        .sandbox
+        .authorize(&AuthorizeRequest {
+            payment_id: p.id.clone(),
+            card: CardNumber::parse(VISA).unwrap(),
+            expiry: Expiry::new(2030, 12).unwrap(),
+            cvc: SecurityCode::parse("123", Brand::Visa).unwrap(),
+            holder: None,
+            amount: 2500,
+            option: PaymentOption::parse("lump").unwrap(),
+            three_ds,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(approved, AuthorizeOutcome::Approved { .. }));
+    // Nothing is reconciled while the payment is fresh.
+    let now = kakehashi::util::now_ms();
+    assert_eq!(
+        kakehashi::flows::card::reconcile_stale(&app.db, &state.cards, now)
+            .await
+            .unwrap(),
+        0
+    );
+    let later = now + 2 * 60_000;
+    assert_eq!(
+        kakehashi::flows::card::reconcile_stale(&app.db, &state.cards, later)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        kakehashi::flows::card::reconcile_stale(&app.db, &state.cards, later)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(payment_status(&app, "rec").await, vec!["authorized"]);
+    let authorized = app
+        .count("payment_events WHERE type = 'payment.authorized'")
+        .await;
+    assert_eq!(authorized, 1, "exactly one event");
+    let ev = kakehashi::payments::events(&app.db, &p.id).await.unwrap();
+    assert_eq!(ev.last().unwrap().actor, "system:reconcile");
+    // A payment the connector never approved fails once the card data is gone.
+    let f = app.fields(&m, "rec2", 900, &[]);
+    assert_eq!(app.open(&m, &f, UA_PC).await.0, 200);
+    let page = card_page(&app, &m, "rec3", 900, UA_PC).await;
+    assert_eq!(
+        page.pay(&app, UA_PC, CHALLENGE_VISA, "123", "lump")
+            .await
+            .status(),
+        303
+    );
+    let much_later = now + 20 * 60_000;
+    assert_eq!(
+        kakehashi::flows::card::reconcile_stale(&app.db, &state.cards, much_later)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(payment_status(&app, "rec3").await, vec!["failed"]);
+}
+both!(reconciliation_completes_an_unrecorded_authorization);
