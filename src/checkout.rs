@@ -1,6 +1,7 @@
 //! Opening a signed order link: authenticate it, check it against the merchant's settings, and
 //! create or resume its checkout. Refusals write nothing.
 
+use crate::connectors::registry::MerchantConnectors;
 use crate::db::checkouts::CheckoutRow;
 use crate::db::merchants::MerchantRow;
 use crate::db::{checkouts, merchants};
@@ -11,10 +12,11 @@ use crate::error::{AppError, AppResult, Reason};
 use crate::session::Session;
 use crate::state::AppState;
 
-/// A checkout ready to be shown.
+/// A checkout ready to be shown, with the merchant's connectors for its current mode.
 pub struct Opened {
     pub merchant: MerchantRow,
     pub checkout: CheckoutRow,
+    pub connectors: MerchantConnectors,
 }
 
 pub async fn open_link(
@@ -42,7 +44,7 @@ pub async fn open_link(
         }
     }
     let enabled = merchant.methods();
-    let methods: Vec<Method> = match &link.methods {
+    let requested: Vec<Method> = match &link.methods {
         Some(wanted) => enabled
             .iter()
             .copied()
@@ -50,6 +52,18 @@ pub async fn open_link(
             .collect(),
         None => enabled,
     };
+    // Only methods with a connector in the merchant's mode can be paid: a live merchant is
+    // offered exactly what its processor accounts serve.
+    let connectors = crate::flows::merchant_connectors(state, &merchant).await?;
+    let payable = connectors.methods();
+    let methods: Vec<Method> = requested
+        .iter()
+        .copied()
+        .filter(|m| payable.contains(m))
+        .collect();
+    if methods.is_empty() && !requested.is_empty() {
+        return Err(AppError::shopper(Reason::MethodsUnavailable));
+    }
     if !method::amount_fits_some(&methods, link.amount) {
         return Err(AppError::shopper(Reason::AmountOverLimit));
     }
@@ -70,7 +84,11 @@ pub async fn open_link(
             c
         }
     };
-    Ok(Opened { merchant, checkout })
+    Ok(Opened {
+        merchant,
+        checkout,
+        connectors,
+    })
 }
 
 /// Issues a fresh session token for a checkout.
@@ -93,15 +111,28 @@ pub async fn load_session(state: &AppState, token: &str) -> AppResult<(Session, 
     let merchant = merchants::get(&state.db, &checkout.merchant_id)
         .await?
         .ok_or(AppError::shopper(Reason::UnknownMerchant))?;
-    Ok((session, Opened { merchant, checkout }))
+    let connectors = crate::flows::merchant_connectors(state, &merchant).await?;
+    Ok((
+        session,
+        Opened {
+            merchant,
+            checkout,
+            connectors,
+        },
+    ))
 }
 
-/// The methods this shopper may pick now.
+/// The methods this shopper may pick now: enabled, asked for by the link, possible on this
+/// device and amount, and backed by a connector in the merchant's current mode.
 pub fn offered(o: &Opened, device: Device) -> Vec<Method> {
+    let payable = o.connectors.methods();
     method::offered(
         &o.merchant.methods(),
         &o.checkout.methods(),
         device,
         o.checkout.amount,
     )
+    .into_iter()
+    .filter(|m| payable.contains(m))
+    .collect()
 }

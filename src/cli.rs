@@ -147,11 +147,30 @@ pub struct Global {
         global = true
     )]
     pub sms_rate_per_minute: i64,
+    /// Master key sealing processor credentials (32 bytes, hex or base64).
+    #[arg(long, env = "KAKEHASHI_MASTER_KEY", global = true, hide_env_values = true)]
+    pub master_key: Option<String>,
+    /// File holding the master key (used when KAKEHASHI_MASTER_KEY is unset).
+    #[arg(long, env = "KAKEHASHI_MASTER_KEY_FILE", global = true)]
+    pub master_key_file: Option<PathBuf>,
+    /// Older master keys still accepted for opening during a rotation (comma-separated).
+    #[arg(
+        long,
+        env = "KAKEHASHI_MASTER_KEY_PREVIOUS",
+        global = true,
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub master_key_previous: Vec<String>,
 }
 
 impl Global {
-    pub fn config(&self) -> Config {
-        Config {
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let master_key = crate::secrets::read_key_source(
+            self.master_key.clone(),
+            self.master_key_file.as_deref(),
+        )?;
+        Ok(Config {
             addr: self.addr,
             database_url: self.database_url.clone(),
             public_url: self.public_url.clone(),
@@ -171,7 +190,13 @@ impl Global {
             sms_http_auth: self.sms_http_auth.clone().map(crate::config::Redacted),
             sms_http_body: self.sms_http_body.clone(),
             sms_rate_per_minute: self.sms_rate_per_minute,
-        }
+            master_key: master_key.map(crate::config::Redacted),
+            master_key_previous: self
+                .master_key_previous
+                .iter()
+                .map(|k| crate::config::Redacted(k.clone()))
+                .collect(),
+        })
     }
 }
 
@@ -242,10 +267,14 @@ pub enum SubscriptionCmd {
     Cancel { id: String },
 }
 
-pub async fn subscription(db: &Db, cmd: SubscriptionCmd) -> anyhow::Result<()> {
+pub async fn subscription(
+    db: &Db,
+    registry: &std::sync::Arc<crate::connectors::registry::Registry>,
+    cmd: SubscriptionCmd,
+) -> anyhow::Result<()> {
     match cmd {
         SubscriptionCmd::Cancel { id } => {
-            crate::flows::carrier::cancel_subscription(db, &id).await?;
+            crate::flows::carrier::cancel_subscription(db, registry, &id).await?;
             println!("cancelled {id}");
         }
     }

@@ -53,6 +53,13 @@ pub struct Config {
     pub sms_http_body: String,
     /// Messages a merchant may send per minute (`KAKEHASHI_SMS_RATE_PER_MINUTE`, 20).
     pub sms_rate_per_minute: i64,
+    /// Master key sealing processor credentials at rest (`KAKEHASHI_MASTER_KEY`, or the file
+    /// named by `KAKEHASHI_MASTER_KEY_FILE`): 32 bytes as hex or base64. Unset: live
+    /// credentials cannot be stored, so no method can go live.
+    pub master_key: Option<Redacted>,
+    /// Older master keys still accepted for opening during a rotation
+    /// (`KAKEHASHI_MASTER_KEY_PREVIOUS`, comma-separated).
+    pub master_key_previous: Vec<Redacted>,
 }
 
 /// Default gateway body: `{"to":"{to}","text":"{text}"}`.
@@ -69,6 +76,16 @@ impl std::fmt::Debug for Redacted {
 }
 
 impl Config {
+    /// The master keys as a keyring ([`crate::secrets`]).
+    pub fn keyring(&self) -> Result<crate::secrets::Keyring, crate::secrets::SealError> {
+        let previous: Vec<String> = self
+            .master_key_previous
+            .iter()
+            .map(|k| k.0.clone())
+            .collect();
+        crate::secrets::Keyring::new(self.master_key.as_ref().map(|k| k.0.as_str()), &previous)
+    }
+
     /// Defaults suitable for tests: random port, given database, repo-relative asset folders.
     pub fn for_tests(database_url: String) -> Self {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -92,6 +109,8 @@ impl Config {
             sms_http_auth: None,
             sms_http_body: DEFAULT_SMS_HTTP_BODY.into(),
             sms_rate_per_minute: 20,
+            master_key: None,
+            master_key_previous: Vec::new(),
         }
     }
 }

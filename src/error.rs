@@ -20,6 +20,9 @@ pub enum Reason {
     ReturnUrlNotAllowed,
     OrderConflict,
     NoMethodAvailable,
+    /// None of the methods the link asks for has a connector in the merchant's mode (a live
+    /// merchant without a processor account for them).
+    MethodsUnavailable,
     MerchantDisabled,
     SessionExpired,
     BadCsrf,
@@ -48,6 +51,7 @@ impl Reason {
             Reason::ReturnUrlNotAllowed => "return_url_not_allowed",
             Reason::OrderConflict => "order_conflict",
             Reason::NoMethodAvailable => "no_method_available",
+            Reason::MethodsUnavailable => "methods_unavailable",
             Reason::MerchantDisabled => "merchant_disabled",
             Reason::SessionExpired => "session_expired",
             Reason::BadCsrf => "bad_csrf",
@@ -91,6 +95,9 @@ impl Reason {
             Reason::ReturnUrlNotAllowed => "戻り先URLが加盟店に登録されていません。",
             Reason::OrderConflict => "この取引IDは別の内容ですでに受け付けています。",
             Reason::NoMethodAvailable => "この端末・金額でご利用いただける決済方法がありません。",
+            Reason::MethodsUnavailable => {
+                "このショップでは、ご指定の決済方法を現在ご利用いただけません。ショップにお問い合わせください。"
+            }
             Reason::MerchantDisabled => "この加盟店は現在決済を受け付けていません。",
             Reason::SessionExpired => {
                 "お手続きの有効時間が過ぎました。ショップから手続きをやり直してください。"
@@ -127,6 +134,9 @@ impl Reason {
             Reason::OrderConflict => "This order id was already used with different content.",
             Reason::NoMethodAvailable => {
                 "No payment method is available for this device and amount."
+            }
+            Reason::MethodsUnavailable => {
+                "None of the requested payment methods can be used at this shop right now. Please contact the shop."
             }
             Reason::MerchantDisabled => "This merchant is not accepting payments.",
             Reason::SessionExpired => "Your session has expired. Please start again from the shop.",

@@ -23,6 +23,7 @@ pub mod pages;
 pub mod payments;
 pub mod render;
 pub mod routes;
+pub mod secrets;
 pub mod security;
 pub mod session;
 pub mod signing;

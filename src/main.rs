@@ -15,14 +15,14 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let args = Cli::parse();
     match args.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(args.global.config()).await,
+        Command::Serve => serve(args.global.config()?).await,
         Command::Merchant(cmd) => {
             let db = Db::connect(&args.global.database_url).await?;
             cli::merchant(&db, *cmd).await
         }
         Command::Payment(cmd) => {
             // Build the app state (without listening) so actions reach the same connectors.
-            let mut config = args.global.config();
+            let mut config = args.global.config()?;
             config.addr = "127.0.0.1:0".parse()?;
             let app = App::build(config).await?;
             cli::payment(&app.state, cmd).await
@@ -36,8 +36,10 @@ async fn main() -> anyhow::Result<()> {
             cli::sandbox(&db, cmd).await
         }
         Command::Subscription(cmd) => {
-            let db = Db::connect(&args.global.database_url).await?;
-            cli::subscription(&db, cmd).await
+            let config = args.global.config()?;
+            let db = Db::connect(&config.database_url).await?;
+            let registry = kakehashi::startup::registry(&config, &db).await?;
+            cli::subscription(&db, &registry, cmd).await
         }
         Command::User(cmd) => {
             let db = Db::connect(&args.global.database_url).await?;

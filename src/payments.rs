@@ -4,6 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::db::{Db, Tx};
+use crate::domain::processor::ConnectorId;
 use crate::util::{now_ms, random_id};
 use crate::{exec_tx, on_db, on_tx};
 
@@ -27,16 +28,23 @@ pub struct PaymentRow {
     pub attempts: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// `sandbox` or the processor account that served the payment.
+    pub connector: String,
 }
 
 pub const COLS: &str =
     "id, merchant_id, checkout_id, order_id, method, institution, status, amount, \
 captured_amount, refunded_amount, fee, deadline_at, paid_at, connector_ref, details, attempts, \
-created_at, updated_at";
+created_at, updated_at, connector";
 
 impl PaymentRow {
     pub fn details_json(&self) -> Value {
         serde_json::from_str(&self.details).unwrap_or_else(|_| json!({}))
+    }
+
+    /// The connector that served this payment; later actions must use the same one.
+    pub fn connector_id(&self) -> ConnectorId {
+        ConnectorId::parse(&self.connector)
     }
 }
 
@@ -52,6 +60,8 @@ pub struct NewPayment<'a> {
     pub fee: i64,
     pub deadline_at: Option<i64>,
     pub details: Value,
+    /// The connector chosen from the registry for this payment.
+    pub connector: &'a ConnectorId,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,8 +87,8 @@ pub async fn create(
     let now = now_ms();
     let sql = format!(
         "INSERT INTO payments (id, merchant_id, checkout_id, order_id, method, institution, status, \
-         amount, fee, deadline_at, details, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {COLS}"
+         amount, fee, deadline_at, details, created_at, updated_at, connector) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING {COLS}"
     );
     let row: Result<PaymentRow, sqlx::Error> = on_tx!(tx, c => sqlx::query_as(&sql)
         .bind(&id)
@@ -94,6 +104,7 @@ pub async fn create(
         .bind(p.details.to_string())
         .bind(now)
         .bind(now)
+        .bind(p.connector.as_str())
         .fetch_one(c)
         .await);
     let row = row.map_err(|e| {

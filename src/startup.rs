@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 
 use crate::assets::Assets;
 use crate::config::Config;
+use crate::connectors::registry::{ProcessorDriver, Registry};
 use crate::db::Db;
 use crate::notify::deliver::Deliverer;
 use crate::notify::ssrf::UrlPolicy;
@@ -37,6 +38,8 @@ impl App {
         let console_css = assets.add_file("console.css", &config.static_dir.join("console.css"))?;
         let sms = crate::sms::SmsProviders::from_config(&config)?;
         let secret = crate::db::server_secret(&db).await?;
+        // A malformed master key stops the server here rather than at the first live payment.
+        let keys = config.keyring()?;
         let listener = TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;
         let public_url = config
@@ -45,6 +48,7 @@ impl App {
             .unwrap_or_else(|| format!("http://{addr}"))
             .trim_end_matches('/')
             .to_owned();
+        let connectors = Arc::new(Registry::new(&public_url, &secret, Arc::new(keys)));
         let state = AppState {
             db,
             config: Arc::new(config),
@@ -55,7 +59,8 @@ impl App {
             console_css: console_css.into(),
             secret: secret.into(),
             public_url: public_url.into(),
-            cards: Arc::new(crate::flows::card::CardConnectors::new()),
+            connectors,
+            pending_cards: Arc::new(crate::flows::card::PendingCards::default()),
             sms: Arc::new(sms),
             wake: Arc::new(tokio::sync::Notify::new()),
         };
@@ -64,6 +69,14 @@ impl App {
             state,
             listener,
         })
+    }
+
+    /// Adds a processor driver to this app's connector registry; call before [`App::run`].
+    /// Tests register test-double processors this way.
+    pub fn register_driver(&mut self, driver: Arc<dyn ProcessorDriver>) {
+        Arc::get_mut(&mut self.state.connectors)
+            .expect("drivers are registered before the app runs")
+            .register(driver);
     }
 
     /// Starts the background workers (notification delivery, expiry sweeps).
@@ -82,7 +95,11 @@ impl App {
             owner: crate::util::random_id("wrk", 12),
         };
         tokio::spawn(worker.run());
-        tokio::spawn(sweep(st.db.clone(), st.config.clone(), st.cards.clone()));
+        tokio::spawn(sweep(
+            st.db.clone(),
+            st.config.clone(),
+            st.connectors.clone(),
+        ));
         tokio::spawn(crate::flows::konbini::run_sweeper(
             st.db.clone(),
             st.wake.clone(),
@@ -90,6 +107,7 @@ impl App {
         ));
         tokio::spawn(crate::flows::redirect::run_jobs(
             st.db.clone(),
+            st.connectors.clone(),
             st.wake.clone(),
         ));
         Ok(())
@@ -107,6 +125,21 @@ impl App {
         )
         .await
     }
+}
+
+/// The connector registry for commands that run without a server (CLI): the same connectors,
+/// keys and derived sandbox secrets as the server on this database.
+pub async fn registry(config: &Config, db: &Db) -> anyhow::Result<Arc<Registry>> {
+    let secret = crate::db::server_secret(db).await?;
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.addr));
+    Ok(Arc::new(Registry::new(
+        public_url.trim_end_matches('/'),
+        &secret,
+        Arc::new(config.keyring()?),
+    )))
 }
 
 /// The tracing span of a request: a request id, the method and the route *template*. The raw
@@ -127,7 +160,7 @@ pub fn request_span(req: &Request) -> tracing::Span {
 
 /// Periodic state sweeps: lapsed card authorizations, abandoned 3-D Secure challenges. Each
 /// sweep is a plain function tests call directly.
-async fn sweep(db: Db, config: Arc<Config>, cards: Arc<crate::flows::card::CardConnectors>) {
+async fn sweep(db: Db, config: Arc<Config>, registry: Arc<Registry>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(
         config.sweep_interval_ms.max(100),
     ));
@@ -137,7 +170,7 @@ async fn sweep(db: Db, config: Arc<Config>, cards: Arc<crate::flows::card::CardC
         if let Err(e) = crate::flows::card::lapse_due(&db, now, config.card_auth_lapse_days).await {
             tracing::warn!(error = %e, "card lapse sweep");
         }
-        if let Err(e) = crate::flows::card::reconcile_stale(&db, &cards, now).await {
+        if let Err(e) = crate::flows::card::reconcile_stale(&db, &registry, now).await {
             tracing::warn!(error = %e, "card reconciliation sweep");
         }
     }

@@ -23,8 +23,10 @@ pub struct AppState {
     pub secret: Arc<[u8]>,
     /// The base URL shoppers reach us at, without a trailing slash.
     pub public_url: Arc<str>,
-    /// Card connectors (sandbox for test mode) and cards waiting on a 3-D Secure challenge.
-    pub cards: Arc<crate::flows::card::CardConnectors>,
+    /// Every connector: flows get theirs only from here ([`crate::connectors::registry`]).
+    pub connectors: Arc<crate::connectors::registry::Registry>,
+    /// Card data held in memory while the shopper answers a 3-D Secure challenge.
+    pub pending_cards: Arc<crate::flows::card::PendingCards>,
     /// SMS providers: the sandbox for test mode, the configured HTTP gateway for live.
     pub sms: Arc<crate::sms::SmsProviders>,
     /// Nudges the notification worker after a commit that queued events.

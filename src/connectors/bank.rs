@@ -12,12 +12,18 @@ use crate::connectors::carrier::{
     ReturnError, RETURN_MAX_AGE_MS, TS_FIELD,
 };
 use crate::domain::bank::{Bank, BankAction};
+use crate::domain::Mode;
+
+/// The error code the sandbox answers a live payment with.
+pub const SANDBOX_REFUSES_LIVE: &str = "sandbox_refuses_live";
 
 /// Start of a bank-net payment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StartRequest {
     /// Our payment id (決済ID).
     pub payment_id: String,
+    /// The merchant's mode: the sandbox refuses live payments (defence in depth).
+    pub mode: Mode,
     pub bank: Bank,
     pub amount: i64,
     /// Shown on the bank's confirmation page.
@@ -215,6 +221,9 @@ impl SandboxBankConnector {
 #[async_trait]
 impl BankConnector for SandboxBankConnector {
     async fn start(&self, req: &StartRequest) -> Result<StartOutcome, ConnectorError> {
+        if req.mode != Mode::Test {
+            return Err(ConnectorError::InvalidRequest(SANDBOX_REFUSES_LIVE));
+        }
         if req.amount < 1 {
             return Err(ConnectorError::InvalidRequest("amount_not_positive"));
         }
@@ -296,6 +305,7 @@ mod tests {
         let out = c
             .start(&StartRequest {
                 payment_id: "pay_9".into(),
+                mode: Mode::Test,
                 bank: Bank::JapanPost,
                 amount: 100,
                 item_name: "x".into(),

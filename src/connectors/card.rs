@@ -9,6 +9,8 @@ use std::sync::{Mutex, MutexGuard};
 use rand::Rng;
 use thiserror::Error;
 
+use crate::connectors::bank::SANDBOX_REFUSES_LIVE;
+use crate::domain::Mode;
 use crate::domain::card::{
     allowed_for_brand, Brand, CardHolder, CardNumber, CardStatus, Expiry, PaymentOption,
     SecurityCode, ThreeDsResult, ThreeDsStatus,
@@ -36,6 +38,8 @@ pub fn challenge_attempts_left(wrong_attempts: u32) -> u32 {
 pub struct AuthenticateRequest {
     /// Our payment id; lets the connector correlate and deduplicate.
     pub payment_id: String,
+    /// The merchant's mode: the sandbox refuses live payments (defence in depth).
+    pub mode: Mode,
     pub card: CardNumber,
     pub expiry: Expiry,
     /// Yen; 3DS messages carry the purchase amount for risk assessment.
@@ -73,6 +77,8 @@ pub enum ChallengeOutcome {
 #[derive(Debug, Clone)]
 pub struct AuthorizeRequest {
     pub payment_id: String,
+    /// The merchant's mode: the sandbox refuses live payments (defence in depth).
+    pub mode: Mode,
     pub card: CardNumber,
     pub expiry: Expiry,
     pub cvc: SecurityCode,
@@ -630,6 +636,9 @@ impl CardConnector for SandboxCardConnector {
         &self,
         req: &AuthenticateRequest,
     ) -> Result<AuthenticateOutcome, ConnectorError> {
+        if req.mode != Mode::Test {
+            return Err(ConnectorError::InvalidRequest(SANDBOX_REFUSES_LIVE.into()));
+        }
         if req.amount <= 0 {
             return Err(ConnectorError::InvalidRequest(
                 "amount must be positive".into(),
@@ -697,6 +706,9 @@ impl CardConnector for SandboxCardConnector {
     }
 
     async fn authorize(&self, req: &AuthorizeRequest) -> Result<AuthorizeOutcome, ConnectorError> {
+        if req.mode != Mode::Test {
+            return Err(ConnectorError::InvalidRequest(SANDBOX_REFUSES_LIVE.into()));
+        }
         if req.amount <= 0 {
             return Err(ConnectorError::InvalidRequest(
                 "amount must be positive".into(),
@@ -867,6 +879,7 @@ mod tests {
     fn auth_req(number: &str) -> AuthenticateRequest {
         AuthenticateRequest {
             payment_id: "pay_test_1".into(),
+            mode: Mode::Test,
             card: card(number),
             expiry: Expiry::parse("12", "30", 2025, 1).unwrap(),
             amount: 10_000,
@@ -882,6 +895,7 @@ mod tests {
         };
         AuthorizeRequest {
             payment_id: "pay_test_1".into(),
+            mode: Mode::Test,
             cvc: SecurityCode::parse(cvc, c.brand()).unwrap(),
             card: c,
             expiry: Expiry::parse("12", "30", 2025, 1).unwrap(),

@@ -15,6 +15,8 @@ use sha2::Sha256;
 use thiserror::Error;
 
 use crate::domain::carrier::{BillingKind, Carrier, CarrierAction};
+use crate::domain::Mode;
+pub use crate::connectors::bank::SANDBOX_REFUSES_LIVE;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -227,6 +229,8 @@ pub fn derived_ref(secret: &[u8], prefix: &str, session_id: &str) -> String {
 pub struct StartRequest {
     /// Our payment id (決済ID).
     pub payment_id: String,
+    /// The merchant's mode: the sandbox refuses live payments (defence in depth).
+    pub mode: Mode,
     pub carrier: Carrier,
     pub amount: i64,
     pub billing: BillingKind,
@@ -304,6 +308,8 @@ pub enum CancelRequest {
 pub struct ContinuousChargeRequest {
     /// Our id for this month's charge; connectors use it for idempotency.
     pub charge_id: String,
+    /// The merchant's mode: the sandbox refuses live payments (defence in depth).
+    pub mode: Mode,
     pub carrier: Carrier,
     pub subscription_ref: String,
     pub amount: i64,
@@ -491,6 +497,9 @@ impl SandboxCarrierConnector {
 #[async_trait]
 impl CarrierConnector for SandboxCarrierConnector {
     async fn start(&self, req: &StartRequest) -> Result<StartOutcome, ConnectorError> {
+        if req.mode != Mode::Test {
+            return Err(ConnectorError::InvalidRequest(SANDBOX_REFUSES_LIVE));
+        }
         if req.amount < 1 {
             return Err(ConnectorError::InvalidRequest("amount_not_positive"));
         }
@@ -562,6 +571,9 @@ impl CarrierConnector for SandboxCarrierConnector {
         &self,
         req: &ContinuousChargeRequest,
     ) -> Result<ContinuousChargeOutcome, ConnectorError> {
+        if req.mode != Mode::Test {
+            return Err(ConnectorError::InvalidRequest(SANDBOX_REFUSES_LIVE));
+        }
         if !req.subscription_ref.starts_with("sbxsub_") {
             return Err(ConnectorError::InvalidRequest("unknown_reference"));
         }
@@ -693,6 +705,7 @@ mod tests {
         let c = SandboxCarrierConnector::new("https://pay.example.jp/", SECRET);
         let mut req = StartRequest {
             payment_id: "p1".into(),
+            mode: Mode::Test,
             carrier: Carrier::Au,
             amount: 500,
             billing: BillingKind::OneOff,
@@ -827,6 +840,7 @@ mod tests {
         let ok = c
             .charge_continuous(&ContinuousChargeRequest {
                 charge_id: "ch_1".into(),
+                mode: Mode::Test,
                 carrier: Carrier::Softbank,
                 subscription_ref: "sbxsub_1".into(),
                 amount: 980,

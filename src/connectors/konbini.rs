@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use thiserror::Error;
 
+use crate::connectors::bank::SANDBOX_REFUSES_LIVE;
+use crate::domain::Mode;
 use crate::domain::konbini::{
     validate_amount, validate_payeasy_amount, Chain, NumberAction, NumberMethod, NumberShape,
     CONFIRM_NO_DIGITS, CUSTOMER_NO_DIGITS, PAYEASY_CONFIRM_NO_DIGITS, PAYEASY_CUSTOMER_NO_DIGITS,
@@ -56,6 +58,8 @@ impl IssueTarget {
 pub struct IssueRequest {
     /// Our payment id (決済ID); also the idempotency key for issuing.
     pub payment_id: String,
+    /// The merchant's mode: the sandbox refuses live payments (defence in depth).
+    pub mode: Mode,
     pub target: IssueTarget,
     pub amount: i64,
     /// From `crate::domain::konbini::deadline_ms`.
@@ -284,6 +288,9 @@ pub fn luhn_valid(s: &str) -> bool {
 #[async_trait]
 impl NumberConnector for SandboxNumberConnector {
     async fn issue(&self, req: &IssueRequest) -> Result<IssuedNumber, ConnectorError> {
+        if req.mode != Mode::Test {
+            return Err(ConnectorError::InvalidRequest(SANDBOX_REFUSES_LIVE));
+        }
         if req.payment_id.is_empty() {
             return Err(ConnectorError::InvalidRequest("payment_id_missing"));
         }
@@ -339,6 +346,7 @@ mod tests {
     fn req(target: IssueTarget, amount: i64) -> IssueRequest {
         IssueRequest {
             payment_id: "pay_123".into(),
+            mode: Mode::Test,
             target,
             amount,
             deadline_ms: 1_000,

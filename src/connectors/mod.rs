@@ -1,7 +1,9 @@
 //! Connectors: one trait per method family, each with a sandbox implementation that is the
-//! documented test mode. A live acquirer or PSP adapter implements the same trait.
+//! documented test mode. A processor (Stripe, KOMOJU) implements the same traits through a
+//! driver; flows get every connector from the [`registry`].
 
 pub mod bank;
 pub mod card;
 pub mod carrier;
 pub mod konbini;
+pub mod registry;

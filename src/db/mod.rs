@@ -7,6 +7,7 @@
 pub mod checkouts;
 pub mod merchants;
 pub mod outbox;
+pub mod processors;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -6,11 +6,13 @@ pub mod carrier;
 pub mod konbini;
 pub mod method;
 pub mod order;
+pub mod processor;
 
 pub use method::Method;
 
-/// Merchant mode: `test` uses sandbox connectors; `live` would use real ones.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Merchant mode: `test` uses sandbox connectors; `live` only processor accounts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Mode {
     Test,
     Live,

@@ -4,10 +4,7 @@
 use serde_json::json;
 
 use crate::checkout::{self, Opened};
-use crate::connectors::bank::{
-    BankConnector, BankOutcome, SandboxBankChoice, SandboxBankConnector, SandboxBankReturn,
-    StartRequest,
-};
+use crate::connectors::bank::{BankOutcome, SandboxBankChoice, SandboxBankReturn, StartRequest};
 use crate::db::checkouts::{self, CheckoutRow};
 use crate::db::Db;
 use crate::device::Device;
@@ -21,15 +18,6 @@ use crate::state::AppState;
 use crate::util::now_ms;
 
 pub const METHOD: &str = "banknet";
-
-/// The sandbox bank. Its return-signing key is derived from the server secret, so every
-/// instance sharing the database verifies what any other signed.
-pub fn connector(state: &AppState) -> SandboxBankConnector {
-    SandboxBankConnector::new(
-        state.public_url.to_string(),
-        redirect::derived_secret(&state.secret, "sandbox-bank"),
-    )
-}
 
 /// Where the bank sends the shopper back (no query string: the connector appends signed fields).
 fn return_url(state: &AppState, token: &str, payment_id: &str) -> String {
@@ -53,6 +41,10 @@ pub async fn start(
     if o.checkout.status != "open" {
         return Err(AppError::shopper(Reason::CheckoutClosed));
     }
+    let resolved = o
+        .connectors
+        .bank()
+        .ok_or(AppError::shopper(Reason::MethodNotAvailable))?;
     let details = json!({ "bank_code": bank.code(), "bank_name": bank.name_ja() });
     let mut tx = state.db.begin().await?;
     let p = payments::create(
@@ -69,14 +61,17 @@ pub async fn start(
             // Shown as 支払期限; `timeout_due` fails the payment once it has passed.
             deadline_at: Some(now_ms() + PENDING_TIMEOUT_MS),
             details: details.clone(),
+            connector: &resolved.id,
         },
         "shopper",
     )
     .await
     .map_err(payment_error)?;
-    let started = connector(state)
+    let started = resolved
+        .connector
         .start(&StartRequest {
             payment_id: p.id.clone(),
+            mode: o.connectors.mode(),
             bank,
             amount: p.amount,
             item_name: o.checkout.item_name.clone(),
@@ -110,6 +105,7 @@ pub async fn sandbox_session(
         .await?
         .filter(|p| p.institution.as_deref() == Some(bank.code()))
         .ok_or(AppError::shopper(Reason::NotFound))?;
+    redirect::ensure_sandbox_payment(state, &payment).await?;
     if !matches!(
         BankStatus::parse(&payment.status),
         Some(BankStatus::AwaitingBank | BankStatus::TimedOut)
@@ -137,7 +133,7 @@ pub async fn sandbox_decide(
     // The bank page has no shopper session of its own; the return gets a fresh one.
     let token = checkout::new_session(state, &s.checkout.id, crate::device::ViewOverride::Auto);
     let url = return_url(state, &token, &s.payment.id);
-    Ok(connector(state).sandbox_return_url(
+    Ok(state.connectors.sandbox_pages().bank.sandbox_return_url(
         &SandboxBankReturn {
             return_url: &url,
             session_id: session,
@@ -159,16 +155,14 @@ pub async fn handle_return(
     payment_id: &str,
     params: &[(String, String)],
 ) -> AppResult<PaymentRow> {
-    let res = connector(state)
-        .verify_return(params, now_ms())
-        .await
-        .map_err(|e| {
-            tracing::info!(code = e.code(), "bank return refused");
-            AppError::shopper(Reason::ReturnRejected)
-        })?;
-    let p = payments::get(&state.db, payment_id)
-        .await?
+    let (p, connectors) = redirect::returning_payment(state, checkout_id, payment_id).await?;
+    let conn = connectors
+        .bank_for(&p.connector_id())
         .ok_or(AppError::shopper(Reason::ReturnRejected))?;
+    let res = conn.verify_return(params, now_ms()).await.map_err(|e| {
+        tracing::info!(code = e.code(), "bank return refused");
+        AppError::shopper(Reason::ReturnRejected)
+    })?;
     let matches = res.payment_id == p.id
         && p.checkout_id == checkout_id
         && p.method == METHOD

@@ -17,14 +17,14 @@ use serde_json::json;
 use crate::checkout::Opened;
 use crate::connectors::card::{
     AuthenticateOutcome, AuthenticateRequest, AuthorizeOutcome, AuthorizeRequest, CardConnector,
-    ChallengeOutcome, SandboxCardConnector, MAX_CHALLENGE_ATTEMPTS,
+    ChallengeOutcome, MAX_CHALLENGE_ATTEMPTS,
 };
+use crate::connectors::registry::Registry;
 use crate::db::{Db, Tx};
 use crate::domain::card::{
     self, CardAction, CardError, CardHolder, CardNumber, CardPayment, CardStatus, Expiry,
     MerchantOptions, PaymentOption, SecurityCode, ThreeDsResult,
 };
-use crate::domain::Mode;
 use crate::error::{AppError, AppResult, Reason};
 use crate::payments::{self, Change, NewPayment, PaymentError, PaymentRow};
 use crate::state::AppState;
@@ -159,34 +159,6 @@ impl PendingCards {
         let m = self.map.lock().unwrap_or_else(|p| p.into_inner());
         m.get(payment_id)
             .is_some_and(|(at, _)| at.elapsed() < PENDING_TTL)
-    }
-}
-
-/// The card connectors this server has: the sandbox for test-mode merchants. Live merchants
-/// need a live adapter implementing [`CardConnector`]; none is bundled, so they get none.
-pub struct CardConnectors {
-    pub sandbox: Arc<SandboxCardConnector>,
-    pub pending: PendingCards,
-}
-
-impl CardConnectors {
-    pub fn new() -> Self {
-        CardConnectors {
-            sandbox: Arc::new(SandboxCardConnector::new()),
-            pending: PendingCards::default(),
-        }
-    }
-    pub fn for_mode(&self, mode: Mode) -> Option<Arc<dyn CardConnector>> {
-        match mode {
-            Mode::Test => Some(self.sandbox.clone()),
-            Mode::Live => None,
-        }
-    }
-}
-
-impl Default for CardConnectors {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -335,10 +307,11 @@ pub async fn pay(
     input: CardInput,
     ip: &str,
 ) -> AppResult<PayOutcome> {
-    let connector = state
-        .cards
-        .for_mode(o.merchant.mode())
+    let resolved = o
+        .connectors
+        .card()
         .ok_or(AppError::shopper(Reason::MethodNotAvailable))?;
+    let connector = resolved.connector;
     let mut tx = state.db.begin().await?;
     let created = payments::create(
         &mut tx,
@@ -353,6 +326,7 @@ pub async fn pay(
             fee: 0,
             deadline_at: None,
             details: card_details(&input),
+            connector: &resolved.id,
         },
         "shopper",
     )
@@ -373,6 +347,7 @@ pub async fn pay(
     let auth = connector
         .authenticate(&AuthenticateRequest {
             payment_id: p.id.clone(),
+            mode: o.connectors.mode(),
             card: input.card.clone(),
             expiry: input.expiry,
             amount: p.amount,
@@ -398,7 +373,7 @@ pub async fn pay(
             )
             .await?;
             tx.commit().await?;
-            state.cards.pending.put(&p.id, input);
+            state.pending_cards.put(&p.id, input);
             Ok(PayOutcome::Challenge {
                 payment: p,
                 attempts_left: MAX_CHALLENGE_ATTEMPTS,
@@ -436,6 +411,7 @@ async fn authorize(
     let result = connector
         .authorize(&AuthorizeRequest {
             payment_id: p.id.clone(),
+            mode: o.connectors.mode(),
             card: input.card,
             expiry: input.expiry,
             cvc: input.cvc,
@@ -586,9 +562,9 @@ pub async fn complete_challenge(
     if p.status != CardStatus::Challenge.as_str() {
         return Ok(outcome_of(p));
     }
-    let connector = state
-        .cards
-        .for_mode(o.merchant.mode())
+    let connector = o
+        .connectors
+        .card_for(&p.connector_id())
         .ok_or(AppError::shopper(Reason::MethodNotAvailable))?;
     let details = p.details_json();
     let challenge_id = details["challenge_id"]
@@ -596,7 +572,7 @@ pub async fn complete_challenge(
         .unwrap_or_default()
         .to_owned();
     let wrong = details["wrong_codes"].as_u64().unwrap_or(0) as u32;
-    if !state.cards.pending.peek_ok(&p.id) {
+    if !state.pending_cards.peek_ok(&p.id) {
         // The card is no longer in memory (restart, another instance, or too slow).
         return fail(state, o, p, "challenge_expired", "card data gone", ip).await;
     }
@@ -606,8 +582,7 @@ pub async fn complete_challenge(
     {
         Ok(ChallengeOutcome::Completed(three_ds)) => {
             let input = state
-                .cards
-                .pending
+                .pending_cards
                 .take(&p.id)
                 .ok_or(AppError::shopper(Reason::SessionExpired))?;
             authorize(state, o, &connector, p, input, three_ds, ip).await
@@ -615,7 +590,7 @@ pub async fn complete_challenge(
         Ok(ChallengeOutcome::WrongCode) => {
             let wrong = wrong + 1;
             if wrong >= MAX_CHALLENGE_ATTEMPTS {
-                state.cards.pending.take(&p.id);
+                state.pending_cards.take(&p.id);
                 let mut d = details.clone();
                 d["three_ds"] = json!({ "status": "N", "eci": null });
                 return fail_with(
@@ -694,11 +669,17 @@ async fn load_for_action(
     let merchant = crate::db::merchants::get(&state.db, &p.merchant_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("payment without merchant"))?;
-    let connector = state.cards.for_mode(merchant.mode()).ok_or(AppError::Api {
-        status: StatusCode::CONFLICT,
-        code: "no_live_connector",
-        message: "no live card connector is configured".into(),
-    })?;
+    let connector = crate::flows::merchant_connectors(state, &merchant)
+        .await?
+        .card_for(&p.connector_id())
+        .ok_or(AppError::Api {
+            status: StatusCode::CONFLICT,
+            code: "no_connector",
+            message: "the connector that took this payment is not available in the merchant's \
+                      current mode (a test payment of a live merchant, or a processor account \
+                      this server cannot open)"
+                .into(),
+        })?;
     Ok((p, connector))
 }
 
@@ -854,7 +835,11 @@ pub const RECONCILE_AFTER_MS: i64 = 60_000;
 /// [`PENDING_TTL`], it fails (the
 /// card data is gone and the shopper has left). Conditional updates make each outcome exactly
 /// one event, however many instances run this.
-pub async fn reconcile_stale(db: &Db, cards: &CardConnectors, now: i64) -> anyhow::Result<usize> {
+pub async fn reconcile_stale(
+    db: &Db,
+    registry: &Arc<Registry>,
+    now: i64,
+) -> anyhow::Result<usize> {
     let sql = format!(
         "SELECT {} FROM payments WHERE method = 'card' AND status IN ('awaiting_3ds', 'challenge') AND updated_at < $1 LIMIT 500",
         payments::COLS
@@ -866,8 +851,18 @@ pub async fn reconcile_stale(db: &Db, cards: &CardConnectors, now: i64) -> anyho
         let Some(m) = crate::db::merchants::get(db, &p.merchant_id).await? else {
             continue;
         };
-        let found = match cards.for_mode(m.mode()) {
-            Some(c) => c.find_authorization(&p.id).await.unwrap_or(None),
+        let conn = crate::flows::connectors_for(registry, db, &m)
+            .await?
+            .card_for(&p.connector_id());
+        let found = match conn {
+            Some(c) => match c.find_authorization(&p.id).await {
+                Ok(found) => found,
+                // Not an answer: ask again on the next sweep rather than fail the payment.
+                Err(e) => {
+                    tracing::warn!(payment = %p.id, code = e.code(), "reconciliation lookup failed");
+                    continue;
+                }
+            },
             None => None,
         };
         let mut tx = db.begin().await?;

@@ -5,11 +5,13 @@
 use serde_json::{json, Value};
 
 use crate::checkout::{self, Opened};
+use std::sync::Arc;
+
 use crate::connectors::carrier::{
     CancelRequest, CarrierConnector, CarrierOutcome, ContinuousChargeOutcome,
-    ContinuousChargeRequest, SandboxCarrierConnector, SandboxDecision, SandboxLogin, SandboxReturn,
-    StartRequest,
+    ContinuousChargeRequest, SandboxDecision, SandboxLogin, SandboxReturn, StartRequest,
 };
+use crate::connectors::registry::Registry;
 use crate::db::checkouts::{self, CheckoutRow};
 use crate::db::{Db, Tx};
 use crate::device::Device;
@@ -18,7 +20,7 @@ use crate::domain::carrier::{
     CarrierAction, CarrierStatus, LimitError, SubscriptionAction, SubscriptionStatus,
     MONTHLY_LIMIT,
 };
-use crate::domain::Method;
+use crate::domain::{Method, Mode};
 use crate::error::{AppError, AppResult, Reason};
 use crate::flows::redirect::{self, payment_error};
 use crate::payments::{self, Change, NewPayment, PaymentRow, COLS};
@@ -33,15 +35,6 @@ pub fn method_of(c: Carrier) -> Method {
         Carrier::Au => Method::Au,
         Carrier::Softbank => Method::Softbank,
     }
-}
-
-fn sandbox_secret(server_secret: &[u8]) -> Vec<u8> {
-    redirect::derived_secret(server_secret, "sandbox-carrier")
-}
-
-/// The sandbox carrier; its signing key is derived from the server secret (shared by instances).
-pub fn connector(state: &AppState) -> SandboxCarrierConnector {
-    SandboxCarrierConnector::new(state.public_url.to_string(), sandbox_secret(&state.secret))
 }
 
 fn return_url(state: &AppState, token: &str, c: Carrier, payment_id: &str) -> String {
@@ -108,6 +101,10 @@ pub async fn start(
     if billing == BillingKind::Continuous && !continuous_enabled(&state.db, &o.merchant.id).await? {
         return Err(AppError::field(Reason::InvalidField, "billing"));
     }
+    let resolved = o
+        .connectors
+        .carrier(method_of(c))
+        .ok_or(AppError::shopper(Reason::MethodNotAvailable))?;
     let details = json!({ "carrier": c.code(), "billing": billing.code() });
     let mut tx = state.db.begin().await?;
     abandon_stale(&mut tx, &o.checkout.id).await?;
@@ -124,14 +121,17 @@ pub async fn start(
             fee: 0,
             deadline_at: None,
             details: details.clone(),
+            connector: &resolved.id,
         },
         "shopper",
     )
     .await
     .map_err(payment_error)?;
-    let started = connector(state)
+    let started = resolved
+        .connector
         .start(&StartRequest {
             payment_id: p.id.clone(),
+            mode: o.connectors.mode(),
             carrier: c,
             amount: p.amount,
             billing,
@@ -197,6 +197,7 @@ pub async fn sandbox_session(
     let payment = redirect::by_session(&state.db, c.code(), session)
         .await?
         .ok_or(AppError::shopper(Reason::NotFound))?;
+    redirect::ensure_sandbox_payment(state, &payment).await?;
     if payment.status != CarrierStatus::AwaitingAuth.code() {
         return Err(AppError::shopper(Reason::CheckoutClosed));
     }
@@ -304,7 +305,7 @@ pub fn sandbox_return(state: &AppState, s: &SandboxSession, decision: SandboxDec
         s.carrier.code(),
         s.payment.id
     );
-    connector(state).sandbox_return_url(
+    state.connectors.sandbox_pages().carrier.sandbox_return_url(
         &SandboxReturn {
             return_url: &url,
             session_id: s.payment.connector_ref.as_deref().unwrap_or_default(),
@@ -384,14 +385,14 @@ pub async fn handle_return(
     payment_id: &str,
     params: &[(String, String)],
 ) -> AppResult<PaymentRow> {
-    let conn = connector(state);
+    let (p, connectors) = redirect::returning_payment(state, checkout_id, payment_id).await?;
+    let conn = connectors
+        .carrier_for(&p.connector_id())
+        .ok_or(AppError::shopper(Reason::ReturnRejected))?;
     let res = conn.verify_return(params, now_ms()).await.map_err(|e| {
         tracing::info!(code = e.code(), "carrier return refused");
         AppError::shopper(Reason::ReturnRejected)
     })?;
-    let p = payments::get(&state.db, payment_id)
-        .await?
-        .ok_or(AppError::shopper(Reason::ReturnRejected))?;
     let matches = res.payment_id == p.id
         && p.checkout_id == checkout_id
         && res.carrier == c
@@ -529,28 +530,20 @@ pub async fn subscription(db: &Db, id: &str) -> Result<Option<SubscriptionRow>, 
     on_db!(db, c => sqlx::query_as(&sql).bind(id).fetch_optional(c).await)
 }
 
-/// A connector for jobs that run without an `AppState` (background loop, CLI): the sandbox's
-/// monthly charges and cancellations need no public URL, only the shared signing key.
-async fn job_connector(db: &Db) -> anyhow::Result<SandboxCarrierConnector> {
-    let secret: Option<String> = on_db!(db, c => sqlx::query_scalar(
-        "SELECT value FROM server_settings WHERE name = 'secret'",
-    )
-    .fetch_optional(c)
-    .await)?;
-    let secret = secret.ok_or_else(|| anyhow::anyhow!("server secret not initialised"))?;
-    Ok(SandboxCarrierConnector::new(
-        String::new(),
-        sandbox_secret(secret.as_bytes()),
-    ))
-}
-
 /// Makes the monthly charge of every active subscription that is due at `now_ms`: each charge is
 /// a new payment (on its own checkout, order id `{order_id}#{n}`, because a checkout holds one
 /// live payment) whose completion is notified as `subscription.charged`. A charge over the
 /// shopper's monthly limit, or declined by the carrier, fails (`payment.failed`); the agreement
 /// stays active for next month. Returns how many charges were attempted. Claiming the due date
 /// with a conditional update makes each charge happen once even with several instances.
-pub async fn charge_due_subscriptions(db: &Db, now_ms: i64) -> anyhow::Result<usize> {
+///
+/// One subscription's failure (its connector unavailable, a carrier error) is logged and the
+/// batch goes on; the error count is reported in the log line of the job.
+pub async fn charge_due_subscriptions(
+    db: &Db,
+    registry: &Arc<Registry>,
+    now_ms: i64,
+) -> anyhow::Result<usize> {
     let sql = format!(
         "SELECT {SUB_COLS} FROM subscriptions WHERE status = $1 AND next_charge_at <= $2 \
          ORDER BY next_charge_at LIMIT 200"
@@ -560,22 +553,55 @@ pub async fn charge_due_subscriptions(db: &Db, now_ms: i64) -> anyhow::Result<us
         .bind(now_ms)
         .fetch_all(c)
         .await)?;
-    if due.is_empty() {
-        return Ok(0);
-    }
-    let conn = job_connector(db).await?;
     let mut done = 0;
+    let mut failed = 0;
     for s in due {
-        if charge_one(db, &conn, &s, now_ms).await? {
-            done += 1;
+        match charge_one(db, registry, &s, now_ms).await {
+            Ok(true) => done += 1,
+            Ok(false) => {}
+            Err(e) => {
+                failed += 1;
+                tracing::error!(subscription = %s.id, error = %e, "monthly carrier charge failed");
+            }
         }
+    }
+    if failed > 0 {
+        tracing::warn!(failed, charged = done, "continuous billing batch had failures");
     }
     Ok(done)
 }
 
+/// The carrier connector that made a subscription's agreement, for its monthly charges and its
+/// cancellation: the same connector as the first payment, and the sandbox only while the
+/// merchant is in test mode.
+async fn subscription_connector(
+    db: &Db,
+    registry: &Arc<Registry>,
+    first: &PaymentRow,
+) -> anyhow::Result<(Arc<dyn CarrierConnector>, Mode)> {
+    let m = crate::db::merchants::get(db, &first.merchant_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("payment {} has no merchant", first.id))?;
+    let connectors = crate::flows::connectors_for(registry, db, &m).await?;
+    let conn = connectors
+        .carrier_for(&first.connector_id())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "the connector of subscription payment {} ({}) is not available in the merchant's {} mode",
+                first.id,
+                first.connector,
+                connectors.mode().as_str()
+            )
+        })?;
+    Ok((conn, connectors.mode()))
+}
+
+/// One monthly charge: the claim, the charge's checkout and payment (認証待ち) are committed
+/// first; the carrier is called outside any transaction with the payment id as its
+/// idempotency key; the outcome is recorded in a second transaction.
 async fn charge_one(
     db: &Db,
-    conn: &SandboxCarrierConnector,
+    registry: &Arc<Registry>,
     s: &SubscriptionRow,
     now: i64,
 ) -> anyhow::Result<bool> {
@@ -589,6 +615,9 @@ async fn charge_one(
     let first = payments::get(db, &s.payment_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("subscription {} has no payment", s.id))?;
+    // Resolved before anything is written: a subscription whose connector is gone is not
+    // claimed, so nothing is charged and it stays due.
+    let (conn, mode) = subscription_connector(db, registry, &first).await?;
     let co = checkouts::get(db, &first.checkout_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("payment {} has no checkout", first.id))?;
@@ -653,6 +682,7 @@ async fn charge_one(
             fee: 0,
             deadline_at: None,
             details: details.clone(),
+            connector: &first.connector_id(),
         },
         "system",
     )
@@ -661,18 +691,25 @@ async fn charge_one(
         Some(h) => monthly_used(&mut tx, c, h, &p.id, now).await?,
         None => 0,
     };
-    let outcome = match check_limit(used, s.amount) {
-        Err(e) => Err(e),
-        Ok(()) => Ok(conn
-            .charge_continuous(&ContinuousChargeRequest {
-                charge_id: p.id.clone(),
-                carrier: c,
-                subscription_ref: s.subscription_ref.clone(),
-                amount: s.amount,
-            })
+    if let Err(e) = check_limit(used, s.amount) {
+        fail_for_limit(&mut tx, &p, details, e)
             .await
-            .map_err(|e| anyhow::anyhow!("continuous charge: {}", e.code()))?),
-    };
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        payments::set_checkout_status(&mut tx, &checkout_id, "open").await?;
+        tx.commit().await?;
+        return Ok(true);
+    }
+    tx.commit().await?;
+    let outcome = conn
+        .charge_continuous(&ContinuousChargeRequest {
+            charge_id: p.id.clone(),
+            mode,
+            carrier: c,
+            subscription_ref: s.subscription_ref.clone(),
+            amount: s.amount,
+        })
+        .await;
+    let mut tx = db.begin().await?;
     match outcome {
         Ok(ContinuousChargeOutcome::Approved { carrier_txn_id }) => {
             let to = carrier::apply(CarrierStatus::AwaitingAuth, CarrierAction::Approve)?;
@@ -694,20 +731,31 @@ async fn charge_one(
             payments::transition(&mut tx, &p, &change).await?;
             payments::set_checkout_status(&mut tx, &checkout_id, "open").await?;
         }
+        // The carrier could not be asked: the charge fails (the merchant is told) and the
+        // agreement stays active for next month.
         Err(e) => {
-            fail_for_limit(&mut tx, &p, details, e)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let to = carrier::apply(CarrierStatus::AwaitingAuth, CarrierAction::Decline)?;
+            let mut change = Change::new(to.code(), "payment.failed", "system");
+            change.data = json!({
+                "subscription_id": s.id,
+                "charge_no": n,
+                "reason": "carrier_error",
+                "error": e.code(),
+            });
+            payments::transition(&mut tx, &p, &change).await?;
             payments::set_checkout_status(&mut tx, &checkout_id, "open").await?;
         }
     }
     tx.commit().await?;
     Ok(true)
 }
-
 /// Cancels a continuous-billing agreement (CLI `subscription cancel <id>`): stops it at the
 /// carrier, marks it cancelled, and notifies `subscription.cancelled` on its first payment.
-pub async fn cancel_subscription(db: &Db, id: &str) -> anyhow::Result<()> {
+pub async fn cancel_subscription(
+    db: &Db,
+    registry: &Arc<Registry>,
+    id: &str,
+) -> anyhow::Result<()> {
     let s = subscription(db, id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("no subscription {id}"))?;
@@ -716,9 +764,11 @@ pub async fn cancel_subscription(db: &Db, id: &str) -> anyhow::Result<()> {
     let action = SubscriptionAction::Cancel;
     apply_subscription(status, action).map_err(|e| anyhow::anyhow!("subscription {id}: {e}"))?;
     let c = Carrier::parse(&s.carrier).ok_or_else(|| anyhow::anyhow!("carrier {}", s.carrier))?;
-    job_connector(db)
+    let first = payments::get(db, &s.payment_id)
         .await?
-        .cancel(&CancelRequest::Subscription {
+        .ok_or_else(|| anyhow::anyhow!("subscription {id} has no payment"))?;
+    let (conn, _) = subscription_connector(db, registry, &first).await?;
+    conn.cancel(&CancelRequest::Subscription {
             carrier: c,
             subscription_ref: s.subscription_ref.clone(),
         })

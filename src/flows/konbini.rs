@@ -10,16 +10,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::checkout::Opened;
-use crate::connectors::konbini::{
-    ConnectorError, IssueRequest, IssueTarget, IssuedNumber, NumberConnector,
-    SandboxNumberConnector,
-};
+use crate::connectors::konbini::{ConnectorError, IssueRequest, IssueTarget, IssuedNumber};
 use crate::db::Db;
 use crate::domain::konbini::{
     self, apply, event_type_for, Chain, LimitError, NumberAction, NumberMethod, NumberStatus,
     TransitionError,
 };
-use crate::domain::Mode;
+use crate::domain::processor::ConnectorId;
+use crate::domain::{Method, Mode};
 use crate::payments::{self, Change, NewPayment, PaymentError, PaymentRow};
 use crate::util::now_ms;
 use crate::{exec_tx, on_db};
@@ -95,17 +93,6 @@ pub fn enabled_chains(o: &Opened) -> Vec<Chain> {
         .copied()
         .filter(|c| codes.iter().any(|s| s == c.code()))
         .collect()
-}
-
-/// The number connector for a merchant. Test mode issues sandbox numbers, seeded with the
-/// server secret so every instance issues the same number for the same payment. No live
-/// institution is configured in this server, and a sandbox number given to a real shopper
-/// could never be paid, so live merchants get none.
-pub fn connector(mode: Mode, secret: &[u8]) -> Option<Arc<dyn NumberConnector>> {
-    match mode {
-        Mode::Test => Some(Arc::new(SandboxNumberConnector::with_seed(secret))),
-        Mode::Live => None,
-    }
 }
 
 /// Why a number was not issued. Nothing is written in any of these cases.
@@ -241,7 +228,6 @@ pub async fn issued_for_checkout(
 /// transaction waits on a remote system.
 pub async fn issue(
     db: &Db,
-    secret: &[u8],
     o: &Opened,
     target: IssueTarget,
 ) -> Result<PaymentRow, IssueError> {
@@ -253,7 +239,15 @@ pub async fn issue(
         };
     }
     let days = check(o, target)?;
-    let conn = connector(o.merchant.mode(), secret).ok_or(IssueError::NoConnector)?;
+    let method_of = match target.method() {
+        NumberMethod::Konbini => Method::Konbini,
+        NumberMethod::Payeasy => Method::Payeasy,
+    };
+    let resolved = o
+        .connectors
+        .number(method_of)
+        .ok_or(IssueError::NoConnector)?;
+    let conn = resolved.connector;
     let deadline = konbini::deadline_ms(now_ms(), days);
     let method = target.method();
     let fee = match target {
@@ -275,6 +269,7 @@ pub async fn issue(
             fee,
             deadline_at: Some(deadline),
             details: json!({}),
+            connector: &resolved.id,
         },
         "shopper",
     )
@@ -294,6 +289,7 @@ pub async fn issue(
     };
     let req = IssueRequest {
         payment_id: p.id.clone(),
+        mode: o.connectors.mode(),
         target,
         amount: p.amount,
         deadline_ms: deadline,
@@ -439,7 +435,8 @@ pub async fn sandbox_apply(
     let m = crate::db::merchants::get(db, &p.merchant_id)
         .await?
         .ok_or(ActionError::NotFound)?;
-    if m.mode() != Mode::Test {
+    // The sandbox drives only its own payments, and only while the merchant is in test mode.
+    if m.mode() != Mode::Test || p.connector_id() != ConnectorId::Sandbox {
         return Err(ActionError::LiveMode);
     }
     if target_of(&p).is_none() {
@@ -486,7 +483,8 @@ pub async fn expire_due(db: &Db, now_ms: i64) -> anyhow::Result<usize> {
 pub async fn autopay_due(db: &Db, now_ms: i64) -> anyhow::Result<usize> {
     let sql = "SELECT p.id FROM payments p JOIN merchants m ON m.id = p.merchant_id \
                WHERE p.status = 'awaiting_payment' AND p.method IN ('konbini', 'payeasy') \
-               AND m.mode = 'test' AND m.sandbox_autopay_seconds IS NOT NULL \
+               AND m.mode = 'test' AND p.connector = 'sandbox' \
+               AND m.sandbox_autopay_seconds IS NOT NULL \
                AND p.created_at + m.sandbox_autopay_seconds * 1000 <= $1 \
                ORDER BY p.created_at, p.id LIMIT $2";
     run_batches(

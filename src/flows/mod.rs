@@ -6,9 +6,14 @@ pub mod carrier;
 pub mod konbini;
 pub mod redirect;
 
+use std::sync::Arc;
+
+use crate::connectors::registry::{MerchantConnectors, Registry};
 use crate::db::checkouts::CheckoutRow;
+use crate::db::merchants::MerchantRow;
 use crate::db::{merchants, Db};
 use crate::payments::PaymentRow;
+use crate::state::AppState;
 
 /// The merchant's return URL with a signed result appended (`order_id`, `payment_id`,
 /// `status`, `merchant_id`, `key_id`, `signature`), signed like order links with the merchant's
@@ -39,4 +44,27 @@ pub async fn return_link(
         '?'
     };
     Ok(format!("{}{sep}{q}", checkout.return_url))
+}
+
+/// The merchant's connectors in its current mode, from the registry in the app state. Its
+/// processor accounts are read only when the registry has a driver that could use them.
+pub async fn merchant_connectors(
+    state: &AppState,
+    merchant: &MerchantRow,
+) -> Result<MerchantConnectors, sqlx::Error> {
+    connectors_for(&state.connectors, &state.db, merchant).await
+}
+
+/// [`merchant_connectors`] for jobs and commands that hold a registry but no app state.
+pub async fn connectors_for(
+    registry: &Arc<Registry>,
+    db: &Db,
+    merchant: &MerchantRow,
+) -> Result<MerchantConnectors, sqlx::Error> {
+    let accounts = if registry.uses_accounts() {
+        crate::db::processors::for_merchant(db, &merchant.id).await?
+    } else {
+        Vec::new()
+    };
+    Ok(registry.merchant(merchant.mode(), accounts))
 }

@@ -7,7 +7,10 @@ use crate::checkout::Opened;
 use crate::db::checkouts::CheckoutRow;
 use crate::db::{Db, Tx};
 use crate::device::{Device, ViewOverride};
-use crate::error::AppResult;
+use crate::connectors::registry::MerchantConnectors;
+use crate::domain::processor::ConnectorId;
+use crate::domain::Mode;
+use crate::error::{AppError, AppResult, Reason};
 use crate::pages::{Chrome, FpPayResult, OrderView, PayResult, WebPayResult};
 use crate::payments::{PaymentRow, COLS};
 use crate::render::page;
@@ -15,10 +18,34 @@ use crate::state::AppState;
 use crate::{exec_tx, on_db};
 use axum::response::Response;
 
-/// A per-purpose key derived from the server secret: every instance derives the same one, and a
-/// leak of one purpose's key (e.g. in a sandbox log) does not expose session or CSRF tokens.
-pub fn derived_secret(secret: &[u8], purpose: &str) -> Vec<u8> {
-    crate::signing::hmac_bytes(secret, format!("kakehashi|{purpose}").as_bytes()).to_vec()
+/// The sandbox bank and carrier pages exist only for sandbox payments of test-mode merchants:
+/// for anything else they answer 404, as if the session did not exist.
+pub async fn ensure_sandbox_payment(state: &AppState, p: &PaymentRow) -> AppResult<()> {
+    let merchant = crate::db::merchants::get(&state.db, &p.merchant_id).await?;
+    let test = merchant.is_some_and(|m| m.mode() == Mode::Test);
+    if !test || p.connector_id() != ConnectorId::Sandbox {
+        tracing::warn!(payment = %p.id, "sandbox page refused for a non-sandbox payment");
+        return Err(AppError::shopper(Reason::NotFound));
+    }
+    Ok(())
+}
+
+/// The payment a bank/carrier return names (it must belong to the session's checkout) and its
+/// merchant's connectors: the return is verified by the connector that started the payment.
+pub async fn returning_payment(
+    state: &AppState,
+    checkout_id: &str,
+    payment_id: &str,
+) -> AppResult<(PaymentRow, MerchantConnectors)> {
+    let p = crate::payments::get(&state.db, payment_id)
+        .await?
+        .filter(|p| p.checkout_id == checkout_id)
+        .ok_or(AppError::shopper(Reason::ReturnRejected))?;
+    let merchant = crate::db::merchants::get(&state.db, &p.merchant_id)
+        .await?
+        .ok_or(AppError::shopper(Reason::ReturnRejected))?;
+    let connectors = crate::flows::merchant_connectors(state, &merchant).await?;
+    Ok((p, connectors))
 }
 
 /// The payment a connector session belongs to (the sandbox pages are addressed by session).
@@ -104,7 +131,11 @@ pub fn payment_error(e: crate::payments::PaymentError) -> crate::error::AppError
 
 /// The background jobs of the redirect methods: bank-net timeouts and monthly carrier charges.
 /// Runs until the process ends; every instance may run it (each change is conditional).
-pub async fn run_jobs(db: Db, wake: std::sync::Arc<tokio::sync::Notify>) {
+pub async fn run_jobs(
+    db: Db,
+    registry: std::sync::Arc<crate::connectors::registry::Registry>,
+    wake: std::sync::Arc<tokio::sync::Notify>,
+) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
     loop {
         tick.tick().await;
@@ -117,7 +148,7 @@ pub async fn run_jobs(db: Db, wake: std::sync::Arc<tokio::sync::Notify>) {
             }
             Err(e) => tracing::error!(error = %e, "bank-net timeout job failed"),
         }
-        match crate::flows::carrier::charge_due_subscriptions(&db, now).await {
+        match crate::flows::carrier::charge_due_subscriptions(&db, &registry, now).await {
             Ok(0) => {}
             Ok(n) => {
                 tracing::info!(count = n, "continuous carrier charges made");

@@ -615,6 +615,7 @@ async fn reconciliation_completes_an_unrecorded_authorization(app: TestApp) {
             fee: 0,
             deadline_at: None,
             details: serde_json::json!({}),
+            connector: &kakehashi::domain::processor::ConnectorId::Sandbox,
         },
         "test",
     )
@@ -626,10 +627,12 @@ async fn reconciliation_completes_an_unrecorded_authorization(app: TestApp) {
         eci: Some("05".into()),
     };
     let approved = state
-        .cards
-        .sandbox
+        .connectors
+        .sandbox_pages()
+        .card
         .authorize(&AuthorizeRequest {
             payment_id: p.id.clone(),
+            mode: kakehashi::domain::Mode::Test,
             card: CardNumber::parse(VISA).unwrap(),
             expiry: Expiry::new(2030, 12).unwrap(),
             cvc: SecurityCode::parse("123", Brand::Visa).unwrap(),
@@ -644,20 +647,20 @@ async fn reconciliation_completes_an_unrecorded_authorization(app: TestApp) {
     // Nothing is reconciled while the payment is fresh.
     let now = kakehashi::util::now_ms();
     assert_eq!(
-        kakehashi::flows::card::reconcile_stale(&app.db, &state.cards, now)
+        kakehashi::flows::card::reconcile_stale(&app.db, &state.connectors, now)
             .await
             .unwrap(),
         0
     );
     let later = now + 2 * 60_000;
     assert_eq!(
-        kakehashi::flows::card::reconcile_stale(&app.db, &state.cards, later)
+        kakehashi::flows::card::reconcile_stale(&app.db, &state.connectors, later)
             .await
             .unwrap(),
         1
     );
     assert_eq!(
-        kakehashi::flows::card::reconcile_stale(&app.db, &state.cards, later)
+        kakehashi::flows::card::reconcile_stale(&app.db, &state.connectors, later)
             .await
             .unwrap(),
         0
@@ -681,7 +684,7 @@ async fn reconciliation_completes_an_unrecorded_authorization(app: TestApp) {
     );
     let much_later = now + 20 * 60_000;
     assert_eq!(
-        kakehashi::flows::card::reconcile_stale(&app.db, &state.cards, much_later)
+        kakehashi::flows::card::reconcile_stale(&app.db, &state.connectors, much_later)
             .await
             .unwrap(),
         1

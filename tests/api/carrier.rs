@@ -386,6 +386,7 @@ async fn monthly_limit_per_phone_number(app: TestApp) {
 both!(monthly_limit_per_phone_number);
 
 async fn continuous_billing_charges_monthly_until_cancelled(app: TestApp) {
+    let reg = app.state.connectors.clone();
     let rx = Receiver::start().await;
     let m = app
         .merchant_with(|n| n.callback_url = Some(rx.url.clone()))
@@ -438,16 +439,16 @@ async fn continuous_billing_charges_monthly_until_cancelled(app: TestApp) {
 
     // Not due yet.
     let now = kakehashi::util::now_ms();
-    assert_eq!(charge_due_subscriptions(&app.db, now).await.unwrap(), 0);
+    assert_eq!(charge_due_subscriptions(&app.db, &reg, now).await.unwrap(), 0);
     // A month later: one new completed payment, notified as subscription.charged.
     assert_eq!(
-        charge_due_subscriptions(&app.db, sub.next_charge_at)
+        charge_due_subscriptions(&app.db, &reg, sub.next_charge_at)
             .await
             .unwrap(),
         1
     );
     assert_eq!(
-        charge_due_subscriptions(&app.db, sub.next_charge_at)
+        charge_due_subscriptions(&app.db, &reg, sub.next_charge_at)
             .await
             .unwrap(),
         0,
@@ -479,9 +480,9 @@ async fn continuous_billing_charges_monthly_until_cancelled(app: TestApp) {
     assert_eq!(hit["data"]["order_id"], "sub-1#2");
 
     // Cancel: notified, and no more charges.
-    cancel_subscription(&app.db, &sub_id).await.unwrap();
+    cancel_subscription(&app.db, &reg, &sub_id).await.unwrap();
     assert!(
-        cancel_subscription(&app.db, &sub_id).await.is_err(),
+        cancel_subscription(&app.db, &reg, &sub_id).await.is_err(),
         "twice"
     );
     let sub = kakehashi::flows::carrier::subscription(&app.db, &sub_id)
@@ -495,9 +496,9 @@ async fn continuous_billing_charges_monthly_until_cancelled(app: TestApp) {
     })
     .await;
     let far = sub.next_charge_at + 400 * 24 * 3600 * 1000;
-    assert_eq!(charge_due_subscriptions(&app.db, far).await.unwrap(), 0);
+    assert_eq!(charge_due_subscriptions(&app.db, &reg, far).await.unwrap(), 0);
     assert_eq!(app.count("payments").await, 2);
-    assert!(cancel_subscription(&app.db, "sub_nothing").await.is_err());
+    assert!(cancel_subscription(&app.db, &reg, "sub_nothing").await.is_err());
 }
 both!(continuous_billing_charges_monthly_until_cancelled);
 

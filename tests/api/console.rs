@@ -134,6 +134,7 @@ async fn payment(
             },
             deadline_at: None,
             details: serde_json::json!({"masked": "411111******1111"}),
+            connector: &kakehashi::domain::processor::ConnectorId::Sandbox,
         },
         "test",
     )

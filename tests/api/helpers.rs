@@ -34,6 +34,8 @@ pub enum Backend {
 pub struct TestApp {
     pub base: String,
     pub db: Db,
+    /// The running server's state (its connector registry, keys, config).
+    pub state: kakehashi::state::AppState,
     /// A client that never follows redirects and keeps no cookies.
     pub client: reqwest::Client,
     _dir: Option<tempfile::TempDir>,
@@ -127,6 +129,7 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
 async fn start(config: Config, db: Db, dir: Option<tempfile::TempDir>) -> TestApp {
     let app = App::build_with_db(config, db.clone()).await.unwrap();
     let base = format!("http://{}", app.addr);
+    let state = app.state.clone();
     tokio::spawn(app.run());
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -135,6 +138,7 @@ async fn start(config: Config, db: Db, dir: Option<tempfile::TempDir>) -> TestAp
     TestApp {
         base,
         db,
+        state,
         client,
         _dir: dir,
     }

@@ -28,6 +28,7 @@ async fn payment(app: &TestApp, m: &TestMerchant, order: &str) -> payments::Paym
             fee: 0,
             deadline_at: None,
             details: serde_json::json!({}),
+            connector: &kakehashi::domain::processor::ConnectorId::Sandbox,
         },
         "test",
     )

@@ -1,0 +1,350 @@
+//! The connector registry: the only place flows get a connector from. Keyed by method family
+//! and mode: test mode has the sandbox (and any test-key processor account); live mode has only
+//! processor accounts whose processor has a driver here. A live merchant therefore cannot
+//! reach the sandbox by construction: no path through the registry hands it out.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use zeroize::Zeroizing;
+
+use crate::connectors::bank::{BankConnector, SandboxBankConnector};
+use crate::connectors::card::{CardConnector, SandboxCardConnector};
+use crate::connectors::carrier::{CarrierConnector, SandboxCarrierConnector};
+use crate::connectors::konbini::{NumberConnector, SandboxNumberConnector};
+use crate::domain::processor::{AccountStatus, ConnectorId, Family, Processor, ProcessorAccount};
+use crate::domain::{Method, Mode};
+use crate::secrets::Keyring;
+
+/// The opened credentials of one processor account, handed to its driver only.
+pub struct Credentials {
+    pub account_id: String,
+    pub mode: Mode,
+    pub secret_key: Zeroizing<String>,
+    pub publishable_key: Option<String>,
+    pub webhook_secret: Option<Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("account_id", &self.account_id)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The sealed JSON of an account's `credentials` column.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct StoredCredentials {
+    pub secret_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publishable_key: Option<String>,
+}
+
+/// A processor's connectors, built from an account's credentials. A driver implements the
+/// families its processor serves; the others stay `None`.
+pub trait ProcessorDriver: Send + Sync {
+    fn processor(&self) -> Processor;
+    /// The families this driver builds connectors for.
+    fn families(&self) -> &[Family];
+    fn card(&self, _c: &Credentials) -> Option<Arc<dyn CardConnector>> {
+        None
+    }
+    fn number(&self, _c: &Credentials) -> Option<Arc<dyn NumberConnector>> {
+        None
+    }
+    fn bank(&self, _c: &Credentials) -> Option<Arc<dyn BankConnector>> {
+        None
+    }
+    fn carrier(&self, _c: &Credentials) -> Option<Arc<dyn CarrierConnector>> {
+        None
+    }
+}
+
+/// The built-in sandbox connectors. Only the registry (for test mode) and the sandbox's own
+/// bank/carrier pages see them.
+pub struct Sandbox {
+    pub card: Arc<SandboxCardConnector>,
+    pub number: Arc<SandboxNumberConnector>,
+    pub bank: Arc<SandboxBankConnector>,
+    pub carrier: Arc<SandboxCarrierConnector>,
+}
+
+impl Sandbox {
+    /// The sandbox's return-signing keys are derived from the server secret, so every
+    /// instance sharing the database verifies what another signed.
+    fn new(public_url: &str, server_secret: &[u8]) -> Sandbox {
+        Sandbox {
+            card: Arc::new(SandboxCardConnector::new()),
+            number: Arc::new(SandboxNumberConnector::with_seed(server_secret)),
+            bank: Arc::new(SandboxBankConnector::new(
+                public_url,
+                derived_secret(server_secret, "sandbox-bank"),
+            )),
+            carrier: Arc::new(SandboxCarrierConnector::new(
+                public_url,
+                derived_secret(server_secret, "sandbox-carrier"),
+            )),
+        }
+    }
+}
+
+/// A per-purpose key derived from the server secret: a leak of one purpose's key (e.g. in a
+/// sandbox log) does not expose session or CSRF tokens.
+pub fn derived_secret(secret: &[u8], purpose: &str) -> Vec<u8> {
+    crate::signing::hmac_bytes(secret, format!("kakehashi|{purpose}").as_bytes()).to_vec()
+}
+
+/// Every connector this server has.
+pub struct Registry {
+    sandbox: Sandbox,
+    drivers: HashMap<Processor, Arc<dyn ProcessorDriver>>,
+    keys: Arc<Keyring>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("drivers", &self.drivers.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why an account cannot back a method now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unusable {
+    /// This server has no driver for the processor (or the driver lacks the family).
+    NoDriver,
+    /// The credentials cannot be opened (no master key, or a key that is not configured).
+    Sealed(String),
+}
+
+impl Registry {
+    /// The standard registry: the sandbox for test mode and the processor drivers this build
+    /// ships (none yet: Stripe and KOMOJU drivers register here when they land).
+    pub fn new(public_url: &str, server_secret: &[u8], keys: Arc<Keyring>) -> Registry {
+        Registry {
+            sandbox: Sandbox::new(public_url, server_secret),
+            drivers: HashMap::new(),
+            keys,
+        }
+    }
+
+    /// Adds (or replaces) the driver of a processor.
+    pub fn register(&mut self, driver: Arc<dyn ProcessorDriver>) {
+        self.drivers.insert(driver.processor(), driver);
+    }
+
+    pub fn keys(&self) -> &Keyring {
+        &self.keys
+    }
+
+    /// The sandbox's concrete connectors, for the sandbox bank and carrier pages (which play
+    /// the bank's and carrier's own sites). Flows never use this.
+    pub fn sandbox_pages(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
+    /// Whether this server can pay `m` through `p`.
+    pub fn supports(&self, p: Processor, m: Method) -> bool {
+        self.drivers
+            .get(&p)
+            .is_some_and(|d| d.families().contains(&Family::of(m)))
+    }
+
+    /// Why `account` cannot back `m`, or `None` if it can.
+    pub fn unusable(&self, account: &ProcessorAccount, m: Method) -> Option<Unusable> {
+        if !self.supports(account.processor, m) {
+            return Some(Unusable::NoDriver);
+        }
+        self.credentials(account)
+            .err()
+            .map(|e| Unusable::Sealed(e.to_string()))
+    }
+
+    fn credentials(&self, a: &ProcessorAccount) -> Result<Credentials, crate::secrets::SealError> {
+        let creds = self.keys.open(
+            &a.credentials,
+            &ProcessorAccount::seal_context(&a.id, "credentials"),
+        )?;
+        let stored: StoredCredentials =
+            serde_json::from_str(&creds).map_err(|_| crate::secrets::SealError::Corrupt)?;
+        let webhook_secret = a
+            .webhook_secret
+            .as_deref()
+            .map(|s| {
+                self.keys
+                    .open(s, &ProcessorAccount::seal_context(&a.id, "webhook_secret"))
+            })
+            .transpose()?;
+        Ok(Credentials {
+            account_id: a.id.clone(),
+            mode: a.mode,
+            secret_key: Zeroizing::new(stored.secret_key),
+            publishable_key: stored.publishable_key,
+            webhook_secret,
+        })
+    }
+
+    /// Whether a merchant's processor accounts matter at all: without a driver none can be
+    /// used, so callers skip reading them.
+    pub fn uses_accounts(&self) -> bool {
+        !self.drivers.is_empty()
+    }
+
+    /// The connectors of a merchant in `mode`, given its processor accounts.
+    pub fn merchant(self: &Arc<Self>, mode: Mode, accounts: Vec<ProcessorAccount>) -> MerchantConnectors {
+        MerchantConnectors {
+            registry: self.clone(),
+            mode,
+            accounts: accounts.into(),
+        }
+    }
+
+    /// The methods `accounts` can serve in `mode` (the sandbox serves every method in test).
+    pub fn live_methods(&self, mode: Mode, accounts: &[ProcessorAccount]) -> Vec<Method> {
+        Method::ALL
+            .into_iter()
+            .filter(|&m| {
+                mode == Mode::Test
+                    || accounts.iter().any(|a| {
+                        a.status == AccountStatus::Active
+                            && a.mode == mode
+                            && a.methods.contains(&m)
+                            && self.unusable(a, m).is_none()
+                    })
+            })
+            .collect()
+    }
+}
+
+/// A connector chosen for a payment, and the id to record on the payment.
+pub struct Resolved<T: ?Sized> {
+    pub id: ConnectorId,
+    pub connector: Arc<T>,
+}
+
+/// One merchant's view of the registry in its current mode.
+#[derive(Clone)]
+pub struct MerchantConnectors {
+    registry: Arc<Registry>,
+    mode: Mode,
+    accounts: Arc<[ProcessorAccount]>,
+}
+
+impl std::fmt::Debug for MerchantConnectors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MerchantConnectors")
+            .field("mode", &self.mode)
+            .field("methods", &self.methods())
+            .finish()
+    }
+}
+
+impl MerchantConnectors {
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Every method a new payment can be made with.
+    pub fn methods(&self) -> Vec<Method> {
+        self.registry.live_methods(self.mode, &self.accounts)
+    }
+
+    /// Whether a new payment can be made with `m`.
+    pub fn has(&self, m: Method) -> bool {
+        self.methods().contains(&m)
+    }
+
+    /// For a new payment with `m`: the merchant's active account for this mode that serves it,
+    /// else the sandbox in test mode, else nothing.
+    fn for_new<T: ?Sized>(
+        &self,
+        m: Method,
+        sandbox: Arc<T>,
+        build: impl Fn(&dyn ProcessorDriver, &Credentials) -> Option<Arc<T>>,
+    ) -> Option<Resolved<T>> {
+        let r = &self.registry;
+        for a in self.accounts.iter().filter(|a| {
+            a.status == AccountStatus::Active && a.mode == self.mode && a.methods.contains(&m)
+        }) {
+            let Some(driver) = r.drivers.get(&a.processor) else {
+                continue;
+            };
+            match r.credentials(a) {
+                Ok(c) => {
+                    if let Some(conn) = build(driver.as_ref(), &c) {
+                        return Some(Resolved {
+                            id: ConnectorId::Account(a.id.clone()),
+                            connector: conn,
+                        });
+                    }
+                }
+                Err(e) => tracing::error!(account = %a.id, error = %e, "processor account unusable"),
+            }
+        }
+        (self.mode == Mode::Test).then(|| Resolved {
+            id: ConnectorId::Sandbox,
+            connector: sandbox,
+        })
+    }
+
+    /// For an existing payment: the connector that served it. The sandbox only while the
+    /// merchant is in test mode; a processor account whatever its status (refunds of payments
+    /// taken before it was retired still go through it).
+    fn for_existing<T: ?Sized>(
+        &self,
+        id: &ConnectorId,
+        sandbox: Arc<T>,
+        build: impl Fn(&dyn ProcessorDriver, &Credentials) -> Option<Arc<T>>,
+    ) -> Option<Arc<T>> {
+        match id {
+            ConnectorId::Sandbox => (self.mode == Mode::Test).then_some(sandbox),
+            ConnectorId::Account(acct) => {
+                let a = self.accounts.iter().find(|a| &a.id == acct)?;
+                let driver = self.registry.drivers.get(&a.processor)?;
+                match self.registry.credentials(a) {
+                    Ok(c) => build(driver.as_ref(), &c),
+                    Err(e) => {
+                        tracing::error!(account = %a.id, error = %e, "processor account unusable");
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn card(&self) -> Option<Resolved<dyn CardConnector>> {
+        let sb: Arc<dyn CardConnector> = self.registry.sandbox.card.clone();
+        self.for_new(Method::Card, sb, |d, c| d.card(c))
+    }
+    pub fn card_for(&self, id: &ConnectorId) -> Option<Arc<dyn CardConnector>> {
+        let sb: Arc<dyn CardConnector> = self.registry.sandbox.card.clone();
+        self.for_existing(id, sb, |d, c| d.card(c))
+    }
+    pub fn number(&self, m: Method) -> Option<Resolved<dyn NumberConnector>> {
+        let sb: Arc<dyn NumberConnector> = self.registry.sandbox.number.clone();
+        self.for_new(m, sb, |d, c| d.number(c))
+    }
+    pub fn number_for(&self, id: &ConnectorId) -> Option<Arc<dyn NumberConnector>> {
+        let sb: Arc<dyn NumberConnector> = self.registry.sandbox.number.clone();
+        self.for_existing(id, sb, |d, c| d.number(c))
+    }
+    pub fn bank(&self) -> Option<Resolved<dyn BankConnector>> {
+        let sb: Arc<dyn BankConnector> = self.registry.sandbox.bank.clone();
+        self.for_new(Method::Banknet, sb, |d, c| d.bank(c))
+    }
+    pub fn bank_for(&self, id: &ConnectorId) -> Option<Arc<dyn BankConnector>> {
+        let sb: Arc<dyn BankConnector> = self.registry.sandbox.bank.clone();
+        self.for_existing(id, sb, |d, c| d.bank(c))
+    }
+    pub fn carrier(&self, m: Method) -> Option<Resolved<dyn CarrierConnector>> {
+        let sb: Arc<dyn CarrierConnector> = self.registry.sandbox.carrier.clone();
+        self.for_new(m, sb, |d, c| d.carrier(c))
+    }
+    pub fn carrier_for(&self, id: &ConnectorId) -> Option<Arc<dyn CarrierConnector>> {
+        let sb: Arc<dyn CarrierConnector> = self.registry.sandbox.carrier.clone();
+        self.for_existing(id, sb, |d, c| d.carrier(c))
+    }
+}
