@@ -8,7 +8,12 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::Config;
 use crate::db::merchants::{self, NewMerchant};
 use crate::db::Db;
+use std::sync::Arc;
+
+use crate::connectors::registry::{Registry, Unusable};
+use crate::domain::processor::Processor;
 use crate::domain::{Method, Mode};
+use crate::flows::processors::{self as processor_flow, AccountInput};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -148,7 +153,12 @@ pub struct Global {
     )]
     pub sms_rate_per_minute: i64,
     /// Master key sealing processor credentials (32 bytes, hex or base64).
-    #[arg(long, env = "KAKEHASHI_MASTER_KEY", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "KAKEHASHI_MASTER_KEY",
+        global = true,
+        hide_env_values = true
+    )]
     pub master_key: Option<String>,
     /// File holding the master key (used when KAKEHASHI_MASTER_KEY is unset).
     #[arg(long, env = "KAKEHASHI_MASTER_KEY_FILE", global = true)]
@@ -222,6 +232,215 @@ pub enum Command {
     /// Manage merchant console users.
     #[command(subcommand)]
     User(UserCmd),
+    /// Processor accounts (Stripe, KOMOJU) that back a merchant's live methods.
+    #[command(subcommand)]
+    Processor(ProcessorCmd),
+    /// The master key that seals stored credentials: generate, rotate, status.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProcessorCmd {
+    /// Add a processor account; its credentials are sealed with the master key and never
+    /// shown again (only the secret key's last four characters).
+    Add {
+        merchant_id: String,
+        /// stripe | komoju
+        #[arg(long)]
+        processor: String,
+        /// Comma list of the methods this account serves, e.g. card or konbini,payeasy
+        #[arg(long)]
+        methods: String,
+        /// live (real money) | test (the processor's test keys)
+        #[arg(long, default_value = "live")]
+        mode: String,
+        /// File holding the secret API key (keeps it out of the shell history).
+        #[arg(long, conflicts_with = "secret_key")]
+        secret_key_file: Option<PathBuf>,
+        /// The secret API key (prefer --secret-key-file).
+        #[arg(long, env = "KAKEHASHI_PROCESSOR_SECRET_KEY", hide_env_values = true)]
+        secret_key: Option<String>,
+        /// Publishable key (Stripe: pk_live_… for Stripe.js).
+        #[arg(long)]
+        publishable_key: Option<String>,
+        /// File holding the webhook signing secret.
+        #[arg(long, conflicts_with = "webhook_secret")]
+        webhook_secret_file: Option<PathBuf>,
+        /// The webhook signing secret (prefer --webhook-secret-file).
+        #[arg(
+            long,
+            env = "KAKEHASHI_PROCESSOR_WEBHOOK_SECRET",
+            hide_env_values = true
+        )]
+        webhook_secret: Option<String>,
+    },
+    /// List a merchant's processor accounts and whether each method is usable now.
+    List { merchant_id: String },
+    /// Retire an account: no new payments through it; earlier ones can still be refunded.
+    Retire {
+        merchant_id: String,
+        account_id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCmd {
+    /// Print a new random master key (base64) to put in KAKEHASHI_MASTER_KEY or a key file.
+    GenerateMaster,
+    /// Re-seal every stored credential under the current master key (KAKEHASHI_MASTER_KEY),
+    /// opening old values with KAKEHASHI_MASTER_KEY_PREVIOUS. Run after switching keys.
+    RotateMaster,
+    /// Show which master key ids seal the stored credentials.
+    Status,
+}
+
+fn read_secret(
+    value: Option<String>,
+    file: Option<PathBuf>,
+    what: &str,
+) -> anyhow::Result<Option<String>> {
+    match (value, file) {
+        (Some(v), _) => Ok(Some(v)),
+        (None, Some(f)) => Ok(Some(
+            std::fs::read_to_string(&f)
+                .map_err(|e| anyhow::anyhow!("cannot read {what} file {}: {e}", f.display()))?
+                .trim()
+                .to_owned(),
+        )),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Runs a `processor` command.
+pub async fn processor(db: &Db, registry: &Arc<Registry>, cmd: ProcessorCmd) -> anyhow::Result<()> {
+    match cmd {
+        ProcessorCmd::Add {
+            merchant_id,
+            processor,
+            methods,
+            mode,
+            secret_key_file,
+            secret_key,
+            publishable_key,
+            webhook_secret_file,
+            webhook_secret,
+        } => {
+            let processor = Processor::parse(&processor)
+                .ok_or_else(|| anyhow::anyhow!("processor must be stripe or komoju"))?;
+            let mode =
+                Mode::parse(&mode).ok_or_else(|| anyhow::anyhow!("mode must be live or test"))?;
+            let secret_key = read_secret(secret_key, secret_key_file, "secret key")?
+                .ok_or_else(|| anyhow::anyhow!("give --secret-key-file (or --secret-key)"))?;
+            let webhook_secret =
+                read_secret(webhook_secret, webhook_secret_file, "webhook secret")?;
+            let a = processor_flow::add(
+                db,
+                registry,
+                &merchant_id,
+                AccountInput {
+                    processor,
+                    mode,
+                    methods: parse_methods(&methods)?,
+                    secret_key,
+                    publishable_key,
+                    webhook_secret,
+                },
+            )
+            .await?;
+            println!(
+                "account_id: {}
+processor:  {}
+mode:       {}
+methods:    {}
+secret key: {} (sealed with master key {})",
+                a.id,
+                a.processor.code(),
+                a.mode.as_str(),
+                Method::join(&a.methods),
+                a.fingerprint,
+                registry.keys().current_id().unwrap_or("-"),
+            );
+            for m in &a.methods {
+                if let Some(why) = registry.unusable(&a, *m) {
+                    println!(
+                        "note: {} is not usable yet: {}",
+                        m.code(),
+                        unusable_text(&a.processor, &why)
+                    );
+                }
+            }
+        }
+        ProcessorCmd::List { merchant_id } => {
+            for v in processor_flow::list(db, registry, &merchant_id).await? {
+                let a = &v.account;
+                let methods: Vec<String> = v
+                    .methods
+                    .iter()
+                    .map(|(m, why)| match why {
+                        None => m.code().to_owned(),
+                        Some(w) => format!("{} ({})", m.code(), unusable_text(&a.processor, w)),
+                    })
+                    .collect();
+                println!(
+                    "{}	{}	{}	{}	key={}	methods={}",
+                    a.id,
+                    a.processor.code(),
+                    a.mode.as_str(),
+                    a.status.code(),
+                    a.fingerprint,
+                    methods.join(",")
+                );
+            }
+        }
+        ProcessorCmd::Retire {
+            merchant_id,
+            account_id,
+        } => {
+            processor_flow::retire(db, registry, &merchant_id, &account_id).await?;
+            println!("retired {account_id}");
+        }
+    }
+    Ok(())
+}
+
+fn unusable_text(p: &Processor, why: &Unusable) -> String {
+    match why {
+        Unusable::NoDriver => format!("this server has no {} connector for it yet", p.name()),
+        Unusable::Sealed(e) => e.clone(),
+    }
+}
+
+/// `keys generate-master` needs no database.
+pub fn keys_offline(cmd: KeysCmd) -> anyhow::Result<()> {
+    anyhow::ensure!(matches!(cmd, KeysCmd::GenerateMaster), "needs the database");
+    println!("{}", crate::secrets::Keyring::generate());
+    Ok(())
+}
+
+/// Runs a `keys` command.
+pub async fn keys(db: &Db, keyring: &crate::secrets::Keyring, cmd: KeysCmd) -> anyhow::Result<()> {
+    match cmd {
+        KeysCmd::GenerateMaster => return keys_offline(cmd),
+        KeysCmd::RotateMaster => {
+            let n = crate::flows::secrets::reseal_all(db, keyring).await?;
+            println!(
+                "re-sealed {n} values under master key {}; older keys can now be removed from KAKEHASHI_MASTER_KEY_PREVIOUS",
+                keyring.current_id().unwrap_or("-")
+            );
+        }
+        KeysCmd::Status => {
+            for (kid, n) in crate::flows::secrets::status(db).await? {
+                let state = if Some(kid.as_str()) == keyring.current_id() {
+                    "current"
+                } else {
+                    "old: run `keys rotate-master`"
+                };
+                println!("{kid}	{n} values	{state}");
+            }
+        }
+    }
+    Ok(())
 }
 
 #[derive(Subcommand, Debug)]
@@ -423,7 +642,7 @@ fn check_choice(name: &str, value: &str, allowed: &[&str]) -> anyhow::Result<()>
     Ok(())
 }
 
-pub async fn merchant(db: &Db, cmd: MerchantCmd) -> anyhow::Result<()> {
+pub async fn merchant(db: &Db, registry: &Arc<Registry>, cmd: MerchantCmd) -> anyhow::Result<()> {
     match cmd {
         MerchantCmd::Add {
             name,
@@ -432,6 +651,11 @@ pub async fn merchant(db: &Db, cmd: MerchantCmd) -> anyhow::Result<()> {
         } => {
             let mode = Mode::parse(s.mode.as_deref().unwrap_or("test"))
                 .ok_or_else(|| anyhow::anyhow!("mode must be test or live"))?;
+            anyhow::ensure!(
+                mode == Mode::Test,
+                "a new merchant starts in test mode: add a live processor account \
+                 (`processor add`), then `merchant set <id> --mode live`"
+            );
             let capture_mode = s.capture_mode.unwrap_or_else(|| "auto".into());
             check_choice("capture-mode", &capture_mode, &["auto", "manual"])?;
             let m = NewMerchant {
@@ -540,10 +764,11 @@ pub async fn merchant(db: &Db, cmd: MerchantCmd) -> anyhow::Result<()> {
                 check_choice("status", &v, &["active", "disabled"])?;
                 changes.push(("status", v));
             }
-            if let Some(v) = s.mode {
-                check_choice("mode", &v, &["test", "live"])?;
-                changes.push(("mode", v));
-            }
+            let mode = s
+                .mode
+                .as_deref()
+                .map(|v| Mode::parse(v).ok_or_else(|| anyhow::anyhow!("mode must be test or live")))
+                .transpose()?;
             if let Some(v) = s.methods {
                 changes.push(("methods", Method::join(&parse_methods(&v)?)));
             }
@@ -587,6 +812,7 @@ pub async fn merchant(db: &Db, cmd: MerchantCmd) -> anyhow::Result<()> {
             }
             anyhow::ensure!(
                 !changes.is_empty()
+                    || mode.is_some()
                     || autopay.is_some()
                     || carrier_continuous.is_some()
                     || s.sms_template.is_some(),
@@ -597,6 +823,15 @@ pub async fn merchant(db: &Db, cmd: MerchantCmd) -> anyhow::Result<()> {
             }
             for (col, v) in changes {
                 merchants::set_field(db, &merchant_id, col, &v).await?;
+            }
+            if let Some(mode) = mode {
+                let offered =
+                    crate::flows::processors::set_mode(db, registry, &merchant_id, mode).await?;
+                println!(
+                    "{merchant_id} is in {} mode; methods offered: {}",
+                    mode.as_str(),
+                    Method::join(&offered)
+                );
             }
             if let Some(v) = autopay {
                 crate::flows::konbini::set_autopay_seconds(db, &merchant_id, v).await?;

@@ -17,8 +17,25 @@ async fn main() -> anyhow::Result<()> {
     match args.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(args.global.config()?).await,
         Command::Merchant(cmd) => {
-            let db = Db::connect(&args.global.database_url).await?;
-            cli::merchant(&db, *cmd).await
+            let config = args.global.config()?;
+            let db = Db::connect(&config.database_url).await?;
+            let registry = kakehashi::startup::registry(&config, &db).await?;
+            cli::merchant(&db, &registry, *cmd).await
+        }
+        Command::Processor(cmd) => {
+            let config = args.global.config()?;
+            let db = Db::connect(&config.database_url).await?;
+            let registry = kakehashi::startup::registry(&config, &db).await?;
+            cli::processor(&db, &registry, cmd).await
+        }
+        Command::Keys(cmd) => {
+            let config = args.global.config()?;
+            let keyring = config.keyring()?;
+            if matches!(cmd, cli::KeysCmd::GenerateMaster) {
+                return cli::keys_offline(cmd);
+            }
+            let db = Db::connect(&config.database_url).await?;
+            cli::keys(&db, &keyring, cmd).await
         }
         Command::Payment(cmd) => {
             // Build the app state (without listening) so actions reach the same connectors.

@@ -42,19 +42,22 @@ struct MasterKey {
 impl MasterKey {
     fn from_text(text: &str) -> Result<MasterKey, SealError> {
         let text = text.trim();
-        let bytes = Zeroizing::new(if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-            hex::decode(text).map_err(|e| SealError::BadKey(e.to_string()))?
-        } else {
-            base64::engine::general_purpose::STANDARD
-                .decode(text)
-                .or_else(|_| B64.decode(text.trim_end_matches('=')))
-                .map_err(|_| SealError::BadKey("neither hex nor base64".into()))?
-        });
+        let bytes = Zeroizing::new(
+            if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+                hex::decode(text).map_err(|e| SealError::BadKey(e.to_string()))?
+            } else {
+                base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .or_else(|_| B64.decode(text.trim_end_matches('=')))
+                    .map_err(|_| SealError::BadKey("neither hex nor base64".into()))?
+            },
+        );
         if bytes.len() != 32 {
             return Err(SealError::BadKey(format!("{} bytes", bytes.len())));
         }
         let id = hex::encode(&Sha256::digest(&*bytes)[..4]);
-        let cipher = Aes256Gcm::new_from_slice(&bytes).map_err(|_| SealError::BadKey("length".into()))?;
+        let cipher =
+            Aes256Gcm::new_from_slice(&bytes).map_err(|_| SealError::BadKey("length".into()))?;
         Ok(MasterKey { id, cipher })
     }
 }
@@ -70,7 +73,10 @@ impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Keyring")
             .field("current", &self.current.as_ref().map(|k| &k.id))
-            .field("previous", &self.previous.iter().map(|k| &k.id).collect::<Vec<_>>())
+            .field(
+                "previous",
+                &self.previous.iter().map(|k| &k.id).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -165,7 +171,10 @@ impl Keyring {
 }
 
 /// Reads the master key text from `KAKEHASHI_MASTER_KEY_FILE` when `key` is unset.
-pub fn read_key_source(key: Option<String>, file: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
+pub fn read_key_source(
+    key: Option<String>,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<Option<String>> {
     match (key, file) {
         (Some(k), _) if !k.trim().is_empty() => Ok(Some(k)),
         (_, Some(path)) => {
@@ -217,7 +226,10 @@ mod tests {
         let mut bytes = s.into_bytes();
         let last = bytes.len() - 3;
         bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
-        assert_eq!(r.open(&String::from_utf8(bytes).unwrap(), "c"), Err(SealError::Corrupt));
+        assert_eq!(
+            r.open(&String::from_utf8(bytes).unwrap(), "c"),
+            Err(SealError::Corrupt)
+        );
         assert_eq!(r.open("plain text", "c"), Err(SealError::Corrupt));
     }
 
@@ -229,7 +241,10 @@ mod tests {
         let both = ring(&new, &[&old]);
         assert_eq!(&*both.open(&sealed_old, "c").unwrap(), "v");
         let only_new = ring(&new, &[]);
-        assert!(matches!(only_new.open(&sealed_old, "c"), Err(SealError::UnknownKey(_))));
+        assert!(matches!(
+            only_new.open(&sealed_old, "c"),
+            Err(SealError::UnknownKey(_))
+        ));
         let resealed = both.seal("v", "c").unwrap();
         assert_eq!(Keyring::key_id_of(&resealed), both.current_id());
     }
@@ -238,7 +253,10 @@ mod tests {
     fn key_formats() {
         let hex_key = "00".repeat(32);
         assert!(Keyring::new(Some(&hex_key), &[]).is_ok());
-        assert!(matches!(Keyring::new(Some("abcd"), &[]), Err(SealError::BadKey(_))));
+        assert!(matches!(
+            Keyring::new(Some("abcd"), &[]),
+            Err(SealError::BadKey(_))
+        ));
         let none = Keyring::new(None, &[]).unwrap();
         assert_eq!(none.seal("x", "c"), Err(SealError::NoMasterKey));
         assert_eq!(fingerprint("sk_test_12345678"), "…5678");

@@ -10,11 +10,11 @@ use rand::Rng;
 use thiserror::Error;
 
 use crate::connectors::bank::SANDBOX_REFUSES_LIVE;
-use crate::domain::Mode;
 use crate::domain::card::{
     allowed_for_brand, Brand, CardHolder, CardNumber, CardStatus, Expiry, PaymentOption,
     SecurityCode, ThreeDsResult, ThreeDsStatus,
 };
+use crate::domain::Mode;
 
 /// Wrong one-time codes a shopper may enter on the challenge page before the
 /// payment fails. The caller counts them (see [`ChallengeOutcome::WrongCode`])

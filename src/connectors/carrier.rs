@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use thiserror::Error;
 
+pub use crate::connectors::bank::SANDBOX_REFUSES_LIVE;
 use crate::domain::carrier::{BillingKind, Carrier, CarrierAction};
 use crate::domain::Mode;
-pub use crate::connectors::bank::SANDBOX_REFUSES_LIVE;
 
 type HmacSha256 = Hmac<Sha256>;
 

@@ -13,12 +13,12 @@ use sha2::Sha256;
 use thiserror::Error;
 
 use crate::connectors::bank::SANDBOX_REFUSES_LIVE;
-use crate::domain::Mode;
 use crate::domain::konbini::{
     validate_amount, validate_payeasy_amount, Chain, NumberAction, NumberMethod, NumberShape,
     CONFIRM_NO_DIGITS, CUSTOMER_NO_DIGITS, PAYEASY_CONFIRM_NO_DIGITS, PAYEASY_CUSTOMER_NO_DIGITS,
     PAYEASY_INSTITUTION_NO_DIGITS, PAYMENT_SLIP_NO_DIGITS, RECEPTION_NO_DIGITS,
 };
+use crate::domain::Mode;
 
 type HmacSha256 = Hmac<Sha256>;
 

@@ -194,7 +194,11 @@ impl Registry {
     }
 
     /// The connectors of a merchant in `mode`, given its processor accounts.
-    pub fn merchant(self: &Arc<Self>, mode: Mode, accounts: Vec<ProcessorAccount>) -> MerchantConnectors {
+    pub fn merchant(
+        self: &Arc<Self>,
+        mode: Mode,
+        accounts: Vec<ProcessorAccount>,
+    ) -> MerchantConnectors {
         MerchantConnectors {
             registry: self.clone(),
             mode,
@@ -281,7 +285,9 @@ impl MerchantConnectors {
                         });
                     }
                 }
-                Err(e) => tracing::error!(account = %a.id, error = %e, "processor account unusable"),
+                Err(e) => {
+                    tracing::error!(account = %a.id, error = %e, "processor account unusable")
+                }
             }
         }
         (self.mode == Mode::Test).then(|| Resolved {

@@ -249,15 +249,27 @@ pub async fn newest_key(
 }
 
 /// Updates one setting column. `column` comes from a fixed list in the CLI, never from input.
+/// Sets a merchant's mode. Callers check the go-live rules first
+/// (`flows::processors::set_mode`).
+pub async fn set_mode(db: &Db, merchant_id: &str, mode: Mode) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    exec_tx!(&mut tx, c => sqlx::query("UPDATE merchants SET mode = $1 WHERE id = $2")
+        .bind(mode.as_str())
+        .bind(merchant_id)
+        .execute(c)
+        .await)?;
+    tx.commit().await
+}
+
 pub async fn set_field(
     db: &Db,
     merchant_id: &str,
     column: &'static str,
     value: &str,
 ) -> anyhow::Result<()> {
-    const ALLOWED: [&str; 14] = [
+    // `mode` is not here: it changes only through `set_mode`, after the live-mode checks.
+    const ALLOWED: [&str; 13] = [
         "name",
-        "mode",
         "status",
         "methods",
         "konbini_chains",

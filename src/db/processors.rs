@@ -28,7 +28,8 @@ impl TryFrom<Raw> for ProcessorAccount {
             sqlx::Error::Decode(format!("processor_accounts {}: bad {what} {v:?}", r.id).into())
         };
         Ok(ProcessorAccount {
-            processor: Processor::parse(&r.processor).ok_or_else(|| bad("processor", &r.processor))?,
+            processor: Processor::parse(&r.processor)
+                .ok_or_else(|| bad("processor", &r.processor))?,
             mode: Mode::parse(&r.mode).ok_or_else(|| bad("mode", &r.mode))?,
             methods: Method::parse_list(&r.methods).ok_or_else(|| bad("methods", &r.methods))?,
             status: AccountStatus::parse(&r.status).ok_or_else(|| bad("status", &r.status))?,
@@ -89,12 +90,16 @@ pub async fn insert(tx: &mut Tx, a: &NewAccount<'_>) -> Result<(), sqlx::Error> 
 }
 
 /// Every account of a merchant (active first, newest first).
-pub async fn for_merchant(db: &Db, merchant_id: &str) -> Result<Vec<ProcessorAccount>, sqlx::Error> {
+pub async fn for_merchant(
+    db: &Db,
+    merchant_id: &str,
+) -> Result<Vec<ProcessorAccount>, sqlx::Error> {
     let sql = format!(
         "SELECT {COLS} FROM processor_accounts WHERE merchant_id = $1 \
          ORDER BY CASE status WHEN 'active' THEN 0 ELSE 1 END, created_at DESC, id DESC"
     );
-    let rows: Vec<Raw> = on_db!(db, c => sqlx::query_as(&sql).bind(merchant_id).fetch_all(c).await)?;
+    let rows: Vec<Raw> =
+        on_db!(db, c => sqlx::query_as(&sql).bind(merchant_id).fetch_all(c).await)?;
     decode(rows)
 }
 
@@ -120,7 +125,9 @@ pub async fn retire(tx: &mut Tx, merchant_id: &str, id: &str) -> Result<bool, sq
 
 /// Every sealed value in the store as `(account id, column, sealed)`, for re-sealing under a new
 /// master key and for `keys status`.
-pub async fn sealed_values(tx: &mut Tx) -> Result<Vec<(String, &'static str, String)>, sqlx::Error> {
+pub async fn sealed_values(
+    tx: &mut Tx,
+) -> Result<Vec<(String, &'static str, String)>, sqlx::Error> {
     let rows: Vec<(String, String, Option<String>)> = on_tx!(tx, c => sqlx::query_as(
         "SELECT id, credentials, webhook_secret FROM processor_accounts ORDER BY id",
     )

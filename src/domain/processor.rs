@@ -152,9 +152,6 @@ mod tests {
             assert_eq!(Processor::parse(p.code()), Some(p));
         }
         assert_eq!(ConnectorId::parse("sandbox"), ConnectorId::Sandbox);
-        assert_eq!(
-            ConnectorId::parse("pa_x").as_str(),
-            "pa_x"
-        );
+        assert_eq!(ConnectorId::parse("pa_x").as_str(), "pa_x");
     }
 }

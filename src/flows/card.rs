@@ -835,11 +835,7 @@ pub const RECONCILE_AFTER_MS: i64 = 60_000;
 /// [`PENDING_TTL`], it fails (the
 /// card data is gone and the shopper has left). Conditional updates make each outcome exactly
 /// one event, however many instances run this.
-pub async fn reconcile_stale(
-    db: &Db,
-    registry: &Arc<Registry>,
-    now: i64,
-) -> anyhow::Result<usize> {
+pub async fn reconcile_stale(db: &Db, registry: &Arc<Registry>, now: i64) -> anyhow::Result<usize> {
     let sql = format!(
         "SELECT {} FROM payments WHERE method = 'card' AND status IN ('awaiting_3ds', 'challenge') AND updated_at < $1 LIMIT 500",
         payments::COLS

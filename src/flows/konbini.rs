@@ -226,11 +226,7 @@ pub async fn issued_for_checkout(
 /// transaction. The sandbox issues locally and instantly; a live connector that calls out over
 /// the network would issue first under a pre-allocated payment id instead, so that no write
 /// transaction waits on a remote system.
-pub async fn issue(
-    db: &Db,
-    o: &Opened,
-    target: IssueTarget,
-) -> Result<PaymentRow, IssueError> {
+pub async fn issue(db: &Db, o: &Opened, target: IssueTarget) -> Result<PaymentRow, IssueError> {
     if let Some(p) = payments::live_for_checkout(db, &o.checkout.id).await? {
         return if target_of(&p).is_some() {
             Ok(p)

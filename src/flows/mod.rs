@@ -4,7 +4,9 @@ pub mod bank;
 pub mod card;
 pub mod carrier;
 pub mod konbini;
+pub mod processors;
 pub mod redirect;
+pub mod secrets;
 
 use std::sync::Arc;
 

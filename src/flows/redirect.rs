@@ -4,10 +4,10 @@
 use serde_json::Value;
 
 use crate::checkout::Opened;
+use crate::connectors::registry::MerchantConnectors;
 use crate::db::checkouts::CheckoutRow;
 use crate::db::{Db, Tx};
 use crate::device::{Device, ViewOverride};
-use crate::connectors::registry::MerchantConnectors;
 use crate::domain::processor::ConnectorId;
 use crate::domain::Mode;
 use crate::error::{AppError, AppResult, Reason};

@@ -439,7 +439,10 @@ async fn continuous_billing_charges_monthly_until_cancelled(app: TestApp) {
 
     // Not due yet.
     let now = kakehashi::util::now_ms();
-    assert_eq!(charge_due_subscriptions(&app.db, &reg, now).await.unwrap(), 0);
+    assert_eq!(
+        charge_due_subscriptions(&app.db, &reg, now).await.unwrap(),
+        0
+    );
     // A month later: one new completed payment, notified as subscription.charged.
     assert_eq!(
         charge_due_subscriptions(&app.db, &reg, sub.next_charge_at)
@@ -496,9 +499,14 @@ async fn continuous_billing_charges_monthly_until_cancelled(app: TestApp) {
     })
     .await;
     let far = sub.next_charge_at + 400 * 24 * 3600 * 1000;
-    assert_eq!(charge_due_subscriptions(&app.db, &reg, far).await.unwrap(), 0);
+    assert_eq!(
+        charge_due_subscriptions(&app.db, &reg, far).await.unwrap(),
+        0
+    );
     assert_eq!(app.count("payments").await, 2);
-    assert!(cancel_subscription(&app.db, &reg, "sub_nothing").await.is_err());
+    assert!(cancel_subscription(&app.db, &reg, "sub_nothing")
+        .await
+        .is_err());
 }
 both!(continuous_billing_charges_monthly_until_cancelled);
 

@@ -91,6 +91,32 @@ fn init_logs() {
 }
 
 pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
+    spawn_app_full(backend, tweak, Vec::new()).await
+}
+
+/// A fixed master key for tests that store processor credentials.
+pub const TEST_MASTER_KEY: &str =
+    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// Like [`spawn_app_with`], with a master key and these processor drivers registered (test
+/// doubles of live processors exist only in the tests).
+pub async fn spawn_app_live(
+    backend: Backend,
+    drivers: Vec<std::sync::Arc<dyn kakehashi::connectors::registry::ProcessorDriver>>,
+) -> Option<TestApp> {
+    spawn_app_full(
+        backend,
+        |c| c.master_key = Some(kakehashi::config::Redacted(TEST_MASTER_KEY.into())),
+        drivers,
+    )
+    .await
+}
+
+pub async fn spawn_app_full(
+    backend: Backend,
+    tweak: impl FnOnce(&mut Config),
+    drivers: Vec<std::sync::Arc<dyn kakehashi::connectors::registry::ProcessorDriver>>,
+) -> Option<TestApp> {
     init_logs();
     let (db, dir, url) = match backend {
         Backend::Sqlite => {
@@ -123,11 +149,19 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
     };
     let mut config = Config::for_tests(url);
     tweak(&mut config);
-    Some(start(config, db, dir).await)
+    Some(start(config, db, dir, drivers).await)
 }
 
-async fn start(config: Config, db: Db, dir: Option<tempfile::TempDir>) -> TestApp {
-    let app = App::build_with_db(config, db.clone()).await.unwrap();
+async fn start(
+    config: Config,
+    db: Db,
+    dir: Option<tempfile::TempDir>,
+    drivers: Vec<std::sync::Arc<dyn kakehashi::connectors::registry::ProcessorDriver>>,
+) -> TestApp {
+    let mut app = App::build_with_db(config, db.clone()).await.unwrap();
+    for d in drivers {
+        app.register_driver(d);
+    }
     let base = format!("http://{}", app.addr);
     let state = app.state.clone();
     tokio::spawn(app.run());
@@ -148,7 +182,7 @@ async fn start(config: Config, db: Db, dir: Option<tempfile::TempDir>) -> TestAp
 pub async fn spawn_app_sharing(other: &TestApp, workers: bool) -> TestApp {
     let mut config = Config::for_tests(String::new());
     config.workers = workers;
-    start(config, other.db.clone(), None).await
+    start(config, other.db.clone(), None, Vec::new()).await
 }
 
 /// Declares `sqlite` and `postgres` test functions running `$body(app)`.

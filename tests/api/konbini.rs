@@ -582,12 +582,12 @@ async fn sandbox_endpoint_refusals(app: TestApp) {
         (status, v["error"]["code"].as_str()),
         (409, Some("forbidden_transition"))
     );
-    // Live merchants are refused, whatever the payment.
+    // Live merchants have no sandbox: their requests find no payment.
     let live = app.merchant_with(|n| n.mode = Mode::Live).await;
     let (status, v) = sandbox_call(&app, &live, &p.id, "paid", "").await;
     assert_eq!(
         (status, v["error"]["code"].as_str()),
-        (403, Some("live_mode"))
+        (404, Some("payment_not_found"))
     );
     // Nothing changed.
     let p2 = payments::get(&app.db, &p.id).await.unwrap().unwrap();
@@ -758,13 +758,13 @@ async fn bad_csrf_and_live_merchants_issue_nothing(app: TestApp) {
         .await;
     assert_eq!(r.status().as_u16(), 403);
     assert_eq!(error_code(&r.text().await.unwrap()), "bad_csrf");
-    // A live merchant: no live institution is configured, so no (sandbox) number is handed out.
+    // A live merchant without a live connector: konbini is not even offered, so no (sandbox)
+    // number can be handed out.
     let live = app.merchant_with(|n| n.mode = Mode::Live).await;
     let f = app.fields(&live, "k-live", 1000, &[]);
-    let path = choose_method(&app, &live, &f, UA_PC, "konbini").await;
-    let r = post_chain(&app, &path, UA_PC, "seven").await;
-    assert_eq!(r.status().as_u16(), 503);
-    assert_eq!(error_code(&r.text().await.unwrap()), "method_unavailable");
+    let r = app.get(&app.link(&live, &f), UA_PC).await;
+    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(error_code(&r.text().await.unwrap()), "methods_unavailable");
     assert_eq!(app.count("payments").await, 0);
 }
 both!(bad_csrf_and_live_merchants_issue_nothing);

@@ -11,6 +11,7 @@ mod checkout;
 mod console;
 mod feature_phone;
 mod konbini;
+mod live;
 mod notify;
 mod sms;
 mod vectors;

@@ -260,21 +260,30 @@ both!(cancelled_expired_and_unknown_short_links);
 
 async fn http_gateway_receives_the_configured_template(backend: Backend) {
     let gw = Receiver::start().await;
-    let Some(app) = spawn_app_with(backend, |c| {
-        c.sms_http_url = Some(gw.url.clone());
-        c.sms_http_auth = Some(kakehashi::config::Redacted("Bearer gw-secret".into()));
-        c.sms_http_body = r#"{"from":"KAKEHASHI","dest":"{to}","message":"{text}"}"#.into();
-    })
+    let fake = crate::live::FakeProcessor {
+        calls: Default::default(),
+    };
+    let Some(app) = spawn_app_full(
+        backend,
+        |c| {
+            c.sms_http_url = Some(gw.url.clone());
+            c.sms_http_auth = Some(kakehashi::config::Redacted("Bearer gw-secret".into()));
+            c.sms_http_body = r#"{"from":"KAKEHASHI","dest":"{to}","message":"{text}"}"#.into();
+            c.master_key = Some(kakehashi::config::Redacted(TEST_MASTER_KEY.into()));
+        },
+        vec![std::sync::Arc::new(fake)],
+    )
     .await
     else {
         return;
     };
+    // A live merchant: its checkouts need a live connector (the fake processor).
     let live = app
         .merchant_with(|n| {
-            n.mode = kakehashi::domain::Mode::Live;
             n.name = "\"引用\"商店".into();
         })
         .await;
+    crate::live::make_live(&app, &live).await;
     let key = app.api_key(&live).await;
     assert!(key.starts_with("ak_live_"));
     gw.respond(&[(200, r#"{"id":"gw-1"}"#)]);
