@@ -354,3 +354,115 @@ impl MerchantConnectors {
         self.for_existing(id, sb, |d, c| d.carrier(c))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectors::bank::SANDBOX_REFUSES_LIVE;
+    use crate::connectors::konbini::{IssueRequest, IssueTarget};
+    use crate::domain::bank::Bank;
+    use crate::domain::carrier::{BillingKind, Carrier};
+
+    fn registry() -> Arc<Registry> {
+        Arc::new(Registry::new(
+            "http://127.0.0.1",
+            b"server secret",
+            Arc::new(Keyring::default()),
+        ))
+    }
+
+    #[test]
+    fn live_mode_never_resolves_to_the_sandbox() {
+        let r = registry();
+        let live = r.merchant(Mode::Live, Vec::new());
+        assert!(live.methods().is_empty());
+        assert!(live.card().is_none());
+        assert!(live.number(Method::Konbini).is_none());
+        assert!(live.bank().is_none());
+        assert!(live.carrier(Method::Docomo).is_none());
+        assert!(live.card_for(&ConnectorId::Sandbox).is_none());
+        assert!(live.carrier_for(&ConnectorId::Sandbox).is_none());
+        let test = r.merchant(Mode::Test, Vec::new());
+        assert_eq!(test.methods(), Method::ALL.to_vec());
+        assert_eq!(test.card().map(|c| c.id), Some(ConnectorId::Sandbox));
+        // An account unknown to the merchant resolves to nothing, in any mode.
+        assert!(test
+            .card_for(&ConnectorId::Account("pa_x".into()))
+            .is_none());
+    }
+
+    /// Defence in depth: handed a live request anyway, each sandbox connector refuses it.
+    #[tokio::test]
+    async fn sandbox_connectors_refuse_live_requests() {
+        let r = registry();
+        let sb = r.sandbox_pages();
+        let e = sb
+            .number
+            .issue(&IssueRequest {
+                payment_id: "p".into(),
+                mode: Mode::Live,
+                target: IssueTarget::Payeasy,
+                amount: 1000,
+                deadline_ms: 0,
+                shopper_name_kana: None,
+                shopper_phone: None,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), SANDBOX_REFUSES_LIVE);
+        let e = sb
+            .bank
+            .start(&crate::connectors::bank::StartRequest {
+                payment_id: "p".into(),
+                mode: Mode::Live,
+                bank: Bank::parse("0005").unwrap(),
+                amount: 1000,
+                item_name: "x".into(),
+                return_url: "http://127.0.0.1/r".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), SANDBOX_REFUSES_LIVE);
+        let e = sb
+            .carrier
+            .start(&crate::connectors::carrier::StartRequest {
+                payment_id: "p".into(),
+                mode: Mode::Live,
+                carrier: Carrier::Docomo,
+                amount: 1000,
+                billing: BillingKind::OneOff,
+                item_name: "x".into(),
+                return_url: "http://127.0.0.1/r".into(),
+                feature_phone: false,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), SANDBOX_REFUSES_LIVE);
+        let e = sb
+            .carrier
+            .charge_continuous(&crate::connectors::carrier::ContinuousChargeRequest {
+                charge_id: "c".into(),
+                mode: Mode::Live,
+                carrier: Carrier::Au,
+                subscription_ref: "sbxsub_1".into(),
+                amount: 1000,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), SANDBOX_REFUSES_LIVE);
+        let card = crate::domain::card::CardNumber::parse("4111111111111111").unwrap();
+        let e = sb
+            .card
+            .authenticate(&crate::connectors::card::AuthenticateRequest {
+                payment_id: "p".into(),
+                mode: Mode::Live,
+                card,
+                expiry: crate::domain::card::Expiry::new(2099, 12).unwrap(),
+                amount: 1000,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "invalid_request");
+        assert!(e.to_string().contains(SANDBOX_REFUSES_LIVE));
+    }
+}

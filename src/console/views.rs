@@ -271,3 +271,34 @@ pub struct ErrorPage {
     pub status: u16,
     pub message: String,
 }
+
+/// One processor account as the live-mode page lists it (never its credentials).
+pub struct AccountRow {
+    pub id: String,
+    pub processor: &'static str,
+    pub mode: &'static str,
+    pub active: bool,
+    pub fingerprint: String,
+    pub created: String,
+    /// `(method name, None)` when usable, or `(method name, Some(why not))`.
+    pub methods: Vec<(&'static str, Option<String>)>,
+}
+
+#[derive(Template)]
+#[template(path = "console/processors.html")]
+pub struct Processors {
+    pub c: Chrome,
+    pub merchant_id: String,
+    pub merchant_name: String,
+    pub live: bool,
+    /// Methods offered to shoppers in the current mode.
+    pub offered: Vec<&'static str>,
+    /// Methods that would be offered in live mode.
+    pub live_methods: Vec<&'static str>,
+    pub accounts: Vec<AccountRow>,
+    pub processors: Vec<Choice>,
+    pub methods: Vec<Choice>,
+    pub master_key: bool,
+    pub error: Option<String>,
+    pub notice: Option<String>,
+}

@@ -37,7 +37,7 @@ fn op_label(op: &str) -> Option<&'static str> {
 }
 
 /// Checks role and CSRF of a posted form and returns its fields.
-fn admin_form(
+pub(crate) fn admin_form(
     state: &AppState,
     staff: &Staff,
     headers: &HeaderMap,
@@ -224,7 +224,7 @@ pub async fn redeliver(
     Ok(Redirect::to(&format!("/console/payments/{id}?done=redeliver")).into_response())
 }
 
-async fn merchant_of(
+pub(crate) async fn merchant_of(
     state: &AppState,
     staff: &Staff,
     q: &[(String, String)],

@@ -7,6 +7,7 @@ mod carrier;
 pub mod checkout;
 pub mod console;
 mod console_admin;
+mod console_processors;
 mod demo;
 mod konbini;
 mod sandbox;
@@ -59,6 +60,16 @@ fn console_router(state: AppState) -> Router<AppState> {
             post(console_admin::rotate_webhook),
         )
         .route("/console/settings/preview", get(console_admin::preview))
+        .route("/console/processors", get(console_processors::show))
+        .route("/console/processors/add", post(console_processors::add))
+        .route(
+            "/console/processors/mode",
+            post(console_processors::set_mode),
+        )
+        .route(
+            "/console/processors/{id}/retire",
+            post(console_processors::retire),
+        )
         .route("/console/summary", get(console_admin::summary_page))
         .route("/console/audit", get(console_admin::audit_page))
         .layer(middleware::from_fn_with_state(

@@ -621,3 +621,134 @@ async fn settings_summary_and_rotation(app: TestApp) {
     assert!(page.contains("<td>コンビニ決済</td><td class=\"num\">1</td><td class=\"num\">60,000円</td><td class=\"num\">200円</td><td class=\"num\">59,800円</td>"), "{page}");
 }
 both!(settings_summary_and_rotation);
+
+/// The live-mode page: going live is refused without a live account; an account is added
+/// (credentials never shown back), the switch succeeds and is audited; a general user cannot
+/// see or use any of it.
+async fn processors_page_and_mode_switch(app: TestApp) {
+    let m = app.merchant().await;
+    let u = user(&app, Some(&m.id), Role::Admin).await;
+    let c = Console::login(&app, &u).await;
+    let (s, page) = c.get("/console/processors").await;
+    assert_eq!(s, 200, "{page}");
+    assert!(page.contains("id=\"mode\">テスト"), "{page}");
+    let csrf = hidden(&page, "csrf");
+    let r = c
+        .post(
+            "/console/processors/mode",
+            &[("csrf", &csrf), ("mode", "live"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 409);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("本番モードで利用できる決済手段がない"));
+    let mode = |app: &TestApp| {
+        let db = app.db.clone();
+        let id = m.id.clone();
+        async move {
+            kakehashi::db::merchants::get(&db, &id)
+                .await
+                .unwrap()
+                .unwrap()
+                .mode
+        }
+    };
+    assert_eq!(mode(&app).await, "test");
+    // A method the processor does not offer is refused, nothing stored.
+    let secret = "sk_live_console_secret_9876";
+    let r = c
+        .post(
+            "/console/processors/add",
+            &[
+                ("csrf", &csrf),
+                ("processor", "stripe"),
+                ("mode", "live"),
+                ("methods", "docomo"),
+                ("secret_key", secret),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(app.count("processor_accounts").await, 0);
+    let r = c
+        .post(
+            "/console/processors/add",
+            &[
+                ("csrf", &csrf),
+                ("processor", "komoju"),
+                ("mode", "live"),
+                ("methods", "card"),
+                ("methods", "konbini"),
+                ("secret_key", secret),
+                ("webhook_secret", "whsec_console"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let (_, page) = c.get("/console/processors").await;
+    assert!(page.contains("…9876"), "{page}");
+    assert!(!page.contains(secret) && !page.contains("whsec_console"));
+    assert!(
+        page.contains("id=\"live-methods\">クレジットカード、コンビニ決済"),
+        "{page}"
+    );
+    let r = c
+        .post(
+            "/console/processors/mode",
+            &[("csrf", &csrf), ("mode", "live")],
+        )
+        .await;
+    assert_eq!(r.status(), 400, "confirmation required");
+    let r = c
+        .post(
+            "/console/processors/mode",
+            &[("csrf", &csrf), ("mode", "live"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(mode(&app).await, "live");
+    // Back to test: an audited admin action.
+    let r = c
+        .post(
+            "/console/processors/mode",
+            &[("csrf", &csrf), ("mode", "test"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(mode(&app).await, "test");
+    let actions: Vec<String> = kakehashi::on_db!(&app.db, c => sqlx::query_scalar(
+        "SELECT action || ':' || detail FROM console_audit WHERE action IN ('processor.add', 'merchant.mode') ORDER BY id",
+    )
+    .fetch_all(c)
+    .await)
+    .unwrap();
+    assert_eq!(actions.len(), 3, "{actions:?}");
+    assert!(actions[0]
+        .starts_with("processor.add:processor=komoju mode=live methods=card,konbini key=…9876"));
+    assert!(actions[1].starts_with("merchant.mode:test -> live"));
+    assert!(actions[2].starts_with("merchant.mode:live -> test"));
+    assert!(!actions.iter().any(|a| a.contains(secret)));
+    // General users see none of it.
+    let g = user(&app, Some(&m.id), Role::General).await;
+    let gc = Console::login(&app, &g).await;
+    assert_eq!(gc.get("/console/processors").await.0, 403);
+}
+
+mod processors_page_and_mode_switch {
+    #[tokio::test]
+    async fn sqlite() {
+        let (app, _) = crate::live::live_app(crate::helpers::Backend::Sqlite)
+            .await
+            .unwrap();
+        super::processors_page_and_mode_switch(app).await;
+    }
+    #[tokio::test]
+    async fn postgres() {
+        if let Some((app, _)) = crate::live::live_app(crate::helpers::Backend::Postgres).await {
+            super::processors_page_and_mode_switch(app).await;
+        }
+    }
+}

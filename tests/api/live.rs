@@ -349,7 +349,7 @@ fn exp_year() -> String {
     format!("{:02}", y % 100)
 }
 
-async fn live_app(backend: Backend) -> Option<(TestApp, Calls)> {
+pub async fn live_app(backend: Backend) -> Option<(TestApp, Calls)> {
     let calls: Calls = Arc::default();
     let app = spawn_app_live(
         backend,
@@ -948,3 +948,104 @@ fn only_the_registry_builds_sandbox_connectors() {
         "sandbox connectors named outside connectors/: {offenders:?}"
     );
 }
+
+/// `keys rotate-master`: every sealed value is re-sealed under the new key in one go; values
+/// the keyring cannot open stop the rotation with nothing changed.
+async fn master_key_rotation_reseals_everything(app: TestApp, calls: Calls) {
+    use kakehashi::connectors::registry::Registry;
+    use kakehashi::secrets::Keyring;
+    let m = app.merchant().await;
+    add_account(&app, &m, &[Method::Card]).await;
+    let old_id = Keyring::new(Some(TEST_MASTER_KEY), &[])
+        .unwrap()
+        .current_id()
+        .unwrap()
+        .to_owned();
+    let status = kakehashi::flows::secrets::status(&app.db).await.unwrap();
+    assert_eq!(status.get(&old_id), Some(&2), "{status:?}");
+    let new = Keyring::generate();
+    // Without the old key nothing can be opened: refused, nothing changed.
+    let only_new = Keyring::new(Some(&new), &[]).unwrap();
+    assert!(kakehashi::flows::secrets::reseal_all(&app.db, &only_new)
+        .await
+        .is_err());
+    assert_eq!(
+        kakehashi::flows::secrets::status(&app.db).await.unwrap(),
+        status
+    );
+    let ring = Keyring::new(Some(&new), &[TEST_MASTER_KEY.to_owned()]).unwrap();
+    assert_eq!(
+        kakehashi::flows::secrets::reseal_all(&app.db, &ring)
+            .await
+            .unwrap(),
+        2
+    );
+    let after = kakehashi::flows::secrets::status(&app.db).await.unwrap();
+    assert_eq!(after.get(ring.current_id().unwrap()), Some(&2), "{after:?}");
+    assert!(!after.contains_key(&old_id));
+    // A server with only the new key serves the account.
+    let mut reg = Registry::new("http://127.0.0.1", b"secret", Arc::new(only_new));
+    reg.register(Arc::new(FakeProcessor { calls }));
+    let accounts = kakehashi::db::processors::for_merchant(&app.db, &m.id)
+        .await
+        .unwrap();
+    assert_eq!(reg.live_methods(Mode::Live, &accounts), vec![Method::Card]);
+    // And one with only the old key no longer can.
+    let mut old = Registry::new(
+        "http://127.0.0.1",
+        b"secret",
+        Arc::new(Keyring::new(Some(TEST_MASTER_KEY), &[]).unwrap()),
+    );
+    old.register(Arc::new(FakeProcessor {
+        calls: Calls::default(),
+    }));
+    assert!(old.live_methods(Mode::Live, &accounts).is_empty());
+}
+both_live!(master_key_rotation_reseals_everything);
+
+/// The CLI applies the same go-live rules: refused without a live account, accepted with one.
+async fn cli_mode_switch_follows_the_rules(app: TestApp, _calls: Calls) {
+    use kakehashi::cli::{merchant, MerchantCmd, Settings};
+    let m = app.merchant().await;
+    let set_live = || MerchantCmd::Set {
+        merchant_id: m.id.clone(),
+        name: None,
+        status: None,
+        carrier_continuous: None,
+        settings: Settings {
+            mode: Some("live".into()),
+            ..Settings::default()
+        },
+    };
+    let err = merchant(&app.db, &app.state.connectors, set_live())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("cannot switch to live"), "{err}");
+    assert_eq!(
+        app.scalar_str(&format!("SELECT mode FROM merchants WHERE id = '{}'", m.id))
+            .await
+            .unwrap(),
+        "test"
+    );
+    add_account(&app, &m, &[Method::Konbini]).await;
+    merchant(&app.db, &app.state.connectors, set_live())
+        .await
+        .unwrap();
+    assert_eq!(
+        app.scalar_str(&format!("SELECT mode FROM merchants WHERE id = '{}'", m.id))
+            .await
+            .unwrap(),
+        "live"
+    );
+    // A new merchant cannot start live.
+    let add = MerchantCmd::Add {
+        name: "x".into(),
+        id: None,
+        settings: Settings {
+            mode: Some("live".into()),
+            ..Settings::default()
+        },
+    };
+    assert!(merchant(&app.db, &app.state.connectors, add).await.is_err());
+}
+both_live!(cli_mode_switch_follows_the_rules);
