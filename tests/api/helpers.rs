@@ -70,6 +70,21 @@ pub fn example_program_missing(script: &str, program: &str) {
     );
 }
 
+/// A card expiry year three years from now, as the two digits a shopper types.
+pub fn future_exp_year() -> String {
+    format!("{:02}", future_exp_year_full() % 100)
+}
+
+/// A card expiry year three years from now, four digits.
+pub fn future_exp_year_full() -> i32 {
+    time::OffsetDateTime::now_utc().year() + 3
+}
+
+/// Last year as two digits: a card expiring in any month of it has expired.
+pub fn past_exp_year() -> String {
+    format!("{:02}", (time::OffsetDateTime::now_utc().year() - 1) % 100)
+}
+
 /// Starts the app on the given backend. `None` only for PostgreSQL when it is unreachable and the
 /// run set `KAKEHASHI_SKIP_PG=1` (a `SKIPPED` line is printed); unreachable otherwise fails.
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
