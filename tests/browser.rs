@@ -1,10 +1,16 @@
 //! Runs the browser end-to-end suite (tests/browser/e2e.test.mjs: Playwright driving Debian's
 //! Chromium, axe-core, the Nu Html Checker) against the real server binary, on SQLite and on
-//! PostgreSQL. Skipped with a printed line when Node modules or Chromium are missing, unless
-//! `REQUIRE_BROWSER=1` (set in .ci/run).
+//! PostgreSQL. When Node.js, Chromium or tests/browser/node_modules is missing the tests fail,
+//! unless the run set `KAKEHASHI_SKIP_BROWSER=1` (then they are skipped with a printed line);
+//! likewise an unreachable PostgreSQL fails the PostgreSQL run unless `KAKEHASHI_SKIP_PG=1`.
 
 use std::path::Path;
 use std::process::Command;
+
+#[path = "support/skip.rs"]
+mod skip;
+
+use skip::{skip_or_fail, Service, PG_INSTALL};
 
 fn run_suite(database_url: &str, label: &str) {
     let root = env!("CARGO_MANIFEST_DIR");
@@ -29,21 +35,41 @@ fn run_suite(database_url: &str, label: &str) {
     );
 }
 
+/// Whether Node.js, Chromium and the Node modules are here; when not, fails the test or (with
+/// `KAKEHASHI_SKIP_BROWSER=1`) prints a skip line and returns false.
 fn available() -> bool {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/node_modules");
-    let ok = dir.join("playwright-core").is_dir()
-        && dir.join("axe-core").is_dir()
-        && dir.join("vnu-jar").is_dir()
-        && Path::new(&std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()))
-            .exists();
-    if !ok {
-        assert!(
-            std::env::var("REQUIRE_BROWSER").as_deref() != Ok("1"),
-            "REQUIRE_BROWSER=1 but Chromium or tests/browser/node_modules is missing (npm ci in tests/browser)"
-        );
-        println!("skipping browser tests: install chromium and run `npm ci` in tests/browser");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let modules = root.join("tests/browser/node_modules");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let (mut missing, mut install) = (Vec::new(), Vec::new());
+    if Command::new("node").arg("--version").output().is_err() {
+        missing.push("Node.js".to_owned());
+        install.push("apt-get install -y nodejs npm".to_owned());
     }
-    ok
+    if !Path::new(&chromium).exists() {
+        missing.push(format!("Chromium at {chromium}"));
+        install.push("apt-get install -y chromium (or set CHROMIUM to its path)".to_owned());
+    }
+    let absent: Vec<&str> = ["playwright-core", "axe-core", "vnu-jar"]
+        .into_iter()
+        .filter(|m| !modules.join(m).is_dir())
+        .collect();
+    if !absent.is_empty() {
+        missing.push(format!(
+            "{} in tests/browser/node_modules",
+            absent.join(", ")
+        ));
+        install.push("(cd tests/browser && npm ci)".to_owned());
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    skip_or_fail(
+        Service::Browser,
+        &format!("the browser tests need {}", missing.join("; ")),
+        &install.join("; "),
+    );
+    false
 }
 
 #[test]
@@ -67,11 +93,11 @@ async fn browser_end_to_end_postgres() {
     let mut admin = match sqlx::PgConnection::connect(&admin_url).await {
         Ok(c) => c,
         Err(e) => {
-            assert!(
-                std::env::var("REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                "PostgreSQL unreachable: {e}"
+            skip_or_fail(
+                Service::Postgres,
+                &format!("PostgreSQL is unreachable at {admin_url} ({e})"),
+                PG_INSTALL,
             );
-            println!("skipping PostgreSQL browser run: {e}");
             return;
         }
     };

@@ -57,6 +57,7 @@ impl CardPage {
         cvc: &str,
         option: &str,
     ) -> reqwest::Response {
+        let year = future_exp_year();
         app.post_form(
             &format!("{}/card", self.base),
             ua,
@@ -64,7 +65,7 @@ impl CardPage {
                 ("csrf", &self.csrf),
                 ("number", number),
                 ("exp_month", "12"),
-                ("exp_year", "30"),
+                ("exp_year", &year),
                 ("cvc", cvc),
                 ("option", option),
             ],
@@ -263,23 +264,26 @@ async fn form_errors_are_shown_per_field_and_never_echo_the_card(app: TestApp) {
         .merchant_with(|n| n.card_options = "lump,inst3,bonus".into())
         .await;
     let page = card_page(&app, &m, "fe", 1000, UA_PC).await;
+    // An expiry year ahead of today, and last year's (expired whatever the month).
+    let (valid, past) = (future_exp_year(), past_exp_year());
+    let (valid, past) = (valid.as_str(), past.as_str());
     let cases = [
         (
             "4111111111111112",
             "11",
-            "30",
+            valid,
             "123",
             "lump",
             "cc-number-err",
         ),
-        ("4111111111111111", "13", "30", "123", "lump", "cc-exp-err"),
-        ("4111111111111111", "01", "20", "123", "lump", "cc-exp-err"),
-        ("4111111111111111", "11", "30", "98", "lump", "cc-csc-err"),
-        ("378282246310005", "11", "30", "987", "lump", "cc-csc-err"),
+        ("4111111111111111", "13", valid, "123", "lump", "cc-exp-err"),
+        ("4111111111111111", "01", past, "123", "lump", "cc-exp-err"),
+        ("4111111111111111", "11", valid, "98", "lump", "cc-csc-err"),
+        ("378282246310005", "11", valid, "987", "lump", "cc-csc-err"),
         (
             "378282246310005",
             "11",
-            "30",
+            valid,
             "9876",
             "inst3",
             "cc-option-err",
@@ -287,7 +291,7 @@ async fn form_errors_are_shown_per_field_and_never_echo_the_card(app: TestApp) {
         (
             "4111111111111111",
             "11",
-            "30",
+            valid,
             "987",
             "inst24",
             "cc-option-err",
@@ -634,7 +638,7 @@ async fn reconciliation_completes_an_unrecorded_authorization(app: TestApp) {
             payment_id: p.id.clone(),
             mode: kakehashi::domain::Mode::Test,
             card: CardNumber::parse(VISA).unwrap(),
-            expiry: Expiry::new(2030, 12).unwrap(),
+            expiry: Expiry::new(future_exp_year_full(), 12).unwrap(),
             cvc: SecurityCode::parse("123", Brand::Visa).unwrap(),
             holder: None,
             amount: 2500,

@@ -110,7 +110,7 @@ async fn card_payment_from_each_carriers_feature_phone(app: TestApp) {
                     ("csrf", &csrf),
                     ("number", "4111111111111111"),
                     ("exp_month", "12"),
-                    ("exp_year", "30"),
+                    ("exp_year", &future_exp_year()),
                     ("cvc", "123"),
                     ("option", "lump"),
                 ],
@@ -150,7 +150,7 @@ async fn challenge_and_errors_on_a_feature_phone(app: TestApp) {
                 ("csrf", &csrf),
                 ("number", "1234"),
                 ("exp_month", "12"),
-                ("exp_year", "30"),
+                ("exp_year", &future_exp_year()),
                 ("cvc", "123"),
             ],
         )
@@ -164,7 +164,7 @@ async fn challenge_and_errors_on_a_feature_phone(app: TestApp) {
                 ("csrf", &csrf),
                 ("number", "4000000000002008"),
                 ("exp_month", "12"),
-                ("exp_year", "30"),
+                ("exp_year", &future_exp_year()),
                 ("cvc", "123"),
             ],
         )

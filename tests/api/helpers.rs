@@ -10,6 +10,8 @@ use kakehashi::startup::App;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::Connection;
 
+pub use crate::skip::{skip_or_fail, Service, PG_INSTALL};
+
 pub const SHOP: &str = "https://shop.example";
 
 pub const UA_PC: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
@@ -54,8 +56,39 @@ pub fn pg_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
-/// Runs the test body on the given backend, skipping PostgreSQL (with a printed line) when it is
-/// unreachable, unless `REQUIRE_POSTGRES=1`.
+/// Called when `program`, which docs/examples/`script` runs with, is not installed: fails, or
+/// returns when the run set `KAKEHASHI_SKIP_EXAMPLES=1` (the caller then skips the script).
+#[track_caller]
+pub fn example_program_missing(script: &str, program: &str) {
+    let package = match program {
+        "node" => "nodejs",
+        "php" => "php-cli",
+        other => other,
+    };
+    skip_or_fail(
+        Service::Examples,
+        &format!("docs/examples/{script} needs {program}, which is not installed"),
+        &format!("apt-get install -y {package} (Debian)"),
+    );
+}
+
+/// A card expiry year three years from now, as the two digits a shopper types.
+pub fn future_exp_year() -> String {
+    format!("{:02}", future_exp_year_full() % 100)
+}
+
+/// A card expiry year three years from now, four digits.
+pub fn future_exp_year_full() -> i32 {
+    time::OffsetDateTime::now_utc().year() + 3
+}
+
+/// Last year as two digits: a card expiring in any month of it has expired.
+pub fn past_exp_year() -> String {
+    format!("{:02}", (time::OffsetDateTime::now_utc().year() - 1) % 100)
+}
+
+/// Starts the app on the given backend. `None` only for PostgreSQL when it is unreachable and the
+/// run set `KAKEHASHI_SKIP_PG=1` (a `SKIPPED` line is printed); unreachable otherwise fails.
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     spawn_app_with(backend, |_| {}).await
 }
@@ -129,10 +162,11 @@ pub async fn spawn_app_full(
             let mut admin = match sqlx::PgConnection::connect(&url).await {
                 Ok(c) => c,
                 Err(e) => {
-                    if std::env::var("REQUIRE_POSTGRES").as_deref() == Ok("1") {
-                        panic!("REQUIRE_POSTGRES=1 but PostgreSQL is unreachable at {url}: {e}");
-                    }
-                    println!("skipping PostgreSQL run: {url} unreachable ({e})");
+                    skip_or_fail(
+                        Service::Postgres,
+                        &format!("PostgreSQL is unreachable at {url} ({e})"),
+                        PG_INSTALL,
+                    );
                     return None;
                 }
             };

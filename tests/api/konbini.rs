@@ -851,7 +851,8 @@ mod autopay_runs_in_the_sweep {
     }
 }
 
-/// Runs docs/examples/sandbox.sh; None when bash, curl or openssl is missing here.
+/// Runs docs/examples/sandbox.sh; `None` when bash, curl or openssl is missing here and the run
+/// set `KAKEHASHI_SKIP_EXAMPLES=1`.
 async fn run_sandbox_script(app: &TestApp, m: &TestMerchant, args: &[&str]) -> Option<Value> {
     for (program, arg) in [
         ("bash", "--version"),
@@ -864,7 +865,7 @@ async fn run_sandbox_script(app: &TestApp, m: &TestMerchant, args: &[&str]) -> O
             .await
             .is_ok_and(|o| o.status.success());
         if !found {
-            println!("skipping sandbox.sh: {program} is not installed");
+            example_program_missing("sandbox.sh", program);
             return None;
         }
     }

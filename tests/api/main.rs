@@ -2,6 +2,8 @@
 //! speaks HTTP to it. Every test runs on SQLite and on PostgreSQL (see `helpers::both!`).
 
 mod helpers;
+#[path = "../support/skip.rs"]
+mod skip;
 
 mod api_v1;
 mod bank;

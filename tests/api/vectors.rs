@@ -39,10 +39,11 @@ fn published_test_vectors_match_the_implementation() {
     }
 }
 
-/// Runs a docs/examples signing script against the running server and opens the printed link.
+/// Runs a docs/examples signing script against the running server and opens the printed link;
+/// `None` when `program` is not installed and the run set `KAKEHASHI_SKIP_EXAMPLES=1`.
 async fn run_example(app: &TestApp, program: &str, script: &str) -> Option<String> {
     if Command::new(program).arg("--version").output().is_err() {
-        println!("skipping {script}: {program} is not installed");
+        example_program_missing(script, program);
         return None;
     }
     let m = app.merchant().await;
@@ -75,12 +76,8 @@ async fn run_example(app: &TestApp, program: &str, script: &str) -> Option<Strin
 }
 
 async fn signing_examples_produce_links_the_server_accepts(app: TestApp) {
-    run_example(&app, "bash", "sign.sh")
-        .await
-        .expect("bash is always present");
-    run_example(&app, "python3", "sign.py")
-        .await
-        .expect("python3 is present here and in CI");
+    run_example(&app, "bash", "sign.sh").await;
+    run_example(&app, "python3", "sign.py").await;
     run_example(&app, "node", "sign.js").await;
     run_example(&app, "php", "sign.php").await;
 }
