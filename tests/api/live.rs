@@ -344,11 +344,6 @@ fn fake_return(redirect: &str, key: &[u8], names: &[&str]) -> String {
     format!("{}?{}", param(&q, "return"), serde_urlencoded(&out))
 }
 
-fn exp_year() -> String {
-    let y = time::OffsetDateTime::now_utc().year() + 3;
-    format!("{:02}", y % 100)
-}
-
 pub async fn live_app(backend: Backend) -> Option<(TestApp, Calls)> {
     let calls: Calls = Arc::default();
     let app = spawn_app_live(
@@ -512,7 +507,7 @@ async fn live_without_connector_pays_nothing(app: TestApp, _calls: Calls) {
             vec![
                 ("number", "4111111111111111"),
                 ("exp_month", "12"),
-                ("exp_year", "40"),
+                ("exp_year", &future_exp_year()),
                 ("cvc", "123"),
             ],
         ),
@@ -664,7 +659,7 @@ async fn live_flows_complete_through_the_processor(app: TestApp, calls: Calls) {
     // Card.
     let page = app.choose(&m, "live-card", 2000, "card", UA_PC).await;
     let body = app.get(&page, UA_PC).await.text().await.unwrap();
-    let y = exp_year();
+    let y = future_exp_year();
     let r = app
         .post_form(
             &page,
