@@ -173,5 +173,8 @@ async fn sweep(db: Db, config: Arc<Config>, registry: Arc<Registry>) {
         if let Err(e) = crate::flows::card::reconcile_stale(&db, &registry, now).await {
             tracing::warn!(error = %e, "card reconciliation sweep");
         }
+        if let Err(e) = crate::flows::card::resume_operations(&db, &registry, now).await {
+            tracing::warn!(error = %e, "card operation sweep");
+        }
     }
 }

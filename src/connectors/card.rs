@@ -239,11 +239,21 @@ pub trait CardConnector: Send + Sync {
     /// Authorize (オーソリ) after successful 3DS; declines are `Ok(Declined)`.
     async fn authorize(&self, req: &AuthorizeRequest) -> Result<AuthorizeOutcome, ConnectorError>;
     /// Capture (売上確定) up to the authorized amount.
-    async fn capture(&self, token: &str, amount: i64) -> Result<(), ConnectorError>;
+    async fn capture(
+        &self,
+        token: &str,
+        amount: i64,
+        idempotency_key: &str,
+    ) -> Result<(), ConnectorError>;
     /// Cancel (取消) an authorization or an unrefunded capture.
-    async fn cancel(&self, token: &str) -> Result<(), ConnectorError>;
+    async fn cancel(&self, token: &str, idempotency_key: &str) -> Result<(), ConnectorError>;
     /// Refund (返金) part or all of a capture.
-    async fn refund(&self, token: &str, amount: i64) -> Result<(), ConnectorError>;
+    async fn refund(
+        &self,
+        token: &str,
+        amount: i64,
+        idempotency_key: &str,
+    ) -> Result<(), ConnectorError>;
     /// The acquirer's current view of a transaction.
     async fn query(&self, token: &str) -> Result<RemoteStatus, ConnectorError>;
     /// Finds an approved authorization by our payment id (the merchant reference acquirers
@@ -591,6 +601,8 @@ pub struct SandboxCardConnector {
     /// Approvals by payment id, for [`CardConnector::find_authorization`]. In memory: the
     /// sandbox reconciles within one process lifetime.
     approvals: Mutex<HashMap<String, FoundAuthorization>>,
+    /// Answers of capture / cancel / refund by idempotency key.
+    idempotent: Mutex<HashMap<String, Result<(), ConnectorError>>>,
 }
 
 /// Locks even if another thread panicked while holding the lock: the maps
@@ -628,6 +640,90 @@ impl SandboxCardConnector {
 
 fn wrong_state(state: &RemoteStatus) -> ConnectorError {
     ConnectorError::InvalidState(format!("transaction is {}", state.status.as_str()))
+}
+
+/// Capture, cancel and refund without the idempotency layer.
+impl SandboxCardConnector {
+    /// The stored answer of an earlier call with this idempotency key: a retried call (after a
+    /// timeout or a crash) gets the same answer instead of acting twice.
+    fn replayed(&self, key: &str) -> Option<Result<(), ConnectorError>> {
+        lock(&self.idempotent).get(key).cloned()
+    }
+
+    fn remember(&self, key: &str, r: &Result<(), ConnectorError>) {
+        lock(&self.idempotent).insert(key.to_owned(), r.clone());
+    }
+
+    fn capture_once(&self, token: &str, amount: i64) -> Result<(), ConnectorError> {
+        let (scenario, mut state) = self.token_state(token)?;
+        if state.status != CardStatus::Authorized {
+            return Err(wrong_state(&state));
+        }
+        if amount <= 0 {
+            return Err(ConnectorError::InvalidRequest(
+                "amount must be positive".into(),
+            ));
+        }
+        if amount > state.authorized_amount {
+            return Err(ConnectorError::AmountExceeded);
+        }
+        if scenario == SandboxScenario::CaptureFails {
+            return Err(ConnectorError::Rejected(
+                "capture refused by the acquirer (sandbox test card)".into(),
+            ));
+        }
+        state.status = CardStatus::Captured;
+        state.captured_amount = amount;
+        self.store(token, state);
+        Ok(())
+    }
+
+    fn cancel_once(&self, token: &str) -> Result<(), ConnectorError> {
+        let (_, mut state) = self.token_state(token)?;
+        match state.status {
+            // Idempotent, so a retried cancel after a timeout succeeds.
+            CardStatus::Cancelled => Ok(()),
+            CardStatus::Authorized => {
+                state.status = CardStatus::Cancelled;
+                self.store(token, state);
+                Ok(())
+            }
+            CardStatus::Captured if state.refunded_amount == 0 => {
+                state.status = CardStatus::Cancelled;
+                self.store(token, state);
+                Ok(())
+            }
+            _ => Err(wrong_state(&state)),
+        }
+    }
+
+    fn refund_once(&self, token: &str, amount: i64) -> Result<(), ConnectorError> {
+        let (_, mut state) = self.token_state(token)?;
+        if lock(&self.transactions).get(token).is_none() {
+            // Stateless fallback: assume the authorization was captured in
+            // full, the most the token can prove.
+            state.status = CardStatus::Captured;
+            state.captured_amount = state.authorized_amount;
+        }
+        if state.status != CardStatus::Captured {
+            return Err(wrong_state(&state));
+        }
+        if amount <= 0 {
+            return Err(ConnectorError::InvalidRequest(
+                "amount must be positive".into(),
+            ));
+        }
+        let total = state.refunded_amount + amount;
+        if total > state.captured_amount {
+            return Err(ConnectorError::AmountExceeded);
+        }
+        state.refunded_amount = total;
+        if total == state.captured_amount {
+            state.status = CardStatus::Refunded;
+        }
+        self.store(token, state);
+        Ok(())
+    }
 }
 
 #[async_trait::async_trait]
@@ -779,75 +875,41 @@ impl CardConnector for SandboxCardConnector {
         }
     }
 
-    async fn capture(&self, token: &str, amount: i64) -> Result<(), ConnectorError> {
-        let (scenario, mut state) = self.token_state(token)?;
-        if state.status != CardStatus::Authorized {
-            return Err(wrong_state(&state));
+    async fn capture(
+        &self,
+        token: &str,
+        amount: i64,
+        idempotency_key: &str,
+    ) -> Result<(), ConnectorError> {
+        if let Some(done) = self.replayed(idempotency_key) {
+            return done;
         }
-        if amount <= 0 {
-            return Err(ConnectorError::InvalidRequest(
-                "amount must be positive".into(),
-            ));
-        }
-        if amount > state.authorized_amount {
-            return Err(ConnectorError::AmountExceeded);
-        }
-        if scenario == SandboxScenario::CaptureFails {
-            return Err(ConnectorError::Rejected(
-                "capture refused by the acquirer (sandbox test card)".into(),
-            ));
-        }
-        state.status = CardStatus::Captured;
-        state.captured_amount = amount;
-        self.store(token, state);
-        Ok(())
+        let r = self.capture_once(token, amount);
+        self.remember(idempotency_key, &r);
+        r
     }
 
-    async fn cancel(&self, token: &str) -> Result<(), ConnectorError> {
-        let (_, mut state) = self.token_state(token)?;
-        match state.status {
-            // Idempotent, so a retried cancel after a timeout succeeds.
-            CardStatus::Cancelled => Ok(()),
-            CardStatus::Authorized => {
-                state.status = CardStatus::Cancelled;
-                self.store(token, state);
-                Ok(())
-            }
-            CardStatus::Captured if state.refunded_amount == 0 => {
-                state.status = CardStatus::Cancelled;
-                self.store(token, state);
-                Ok(())
-            }
-            _ => Err(wrong_state(&state)),
+    async fn cancel(&self, token: &str, idempotency_key: &str) -> Result<(), ConnectorError> {
+        if let Some(done) = self.replayed(idempotency_key) {
+            return done;
         }
+        let r = self.cancel_once(token);
+        self.remember(idempotency_key, &r);
+        r
     }
 
-    async fn refund(&self, token: &str, amount: i64) -> Result<(), ConnectorError> {
-        let (_, mut state) = self.token_state(token)?;
-        if lock(&self.transactions).get(token).is_none() {
-            // Stateless fallback: assume the authorization was captured in
-            // full, the most the token can prove.
-            state.status = CardStatus::Captured;
-            state.captured_amount = state.authorized_amount;
+    async fn refund(
+        &self,
+        token: &str,
+        amount: i64,
+        idempotency_key: &str,
+    ) -> Result<(), ConnectorError> {
+        if let Some(done) = self.replayed(idempotency_key) {
+            return done;
         }
-        if state.status != CardStatus::Captured {
-            return Err(wrong_state(&state));
-        }
-        if amount <= 0 {
-            return Err(ConnectorError::InvalidRequest(
-                "amount must be positive".into(),
-            ));
-        }
-        let total = state.refunded_amount + amount;
-        if total > state.captured_amount {
-            return Err(ConnectorError::AmountExceeded);
-        }
-        state.refunded_amount = total;
-        if total == state.captured_amount {
-            state.status = CardStatus::Refunded;
-        }
-        self.store(token, state);
-        Ok(())
+        let r = self.refund_once(token, amount);
+        self.remember(idempotency_key, &r);
+        r
     }
 
     async fn query(&self, token: &str) -> Result<RemoteStatus, ConnectorError> {
@@ -871,6 +933,29 @@ impl CardConnector for SandboxCardConnector {
 mod tests {
     use super::*;
     use crate::domain::card::luhn_valid;
+
+    /// A fresh idempotency key: each call in these tests is a new request.
+    fn key() -> String {
+        crate::util::random_id("op", 12)
+    }
+
+    #[tokio::test]
+    async fn a_repeated_idempotency_key_replays_the_answer() {
+        let c = SandboxCardConnector::new();
+        let token = approve(&c, "4111 1111 1111 1111").await;
+        c.refund(&token, 1, "k1").await.unwrap_err();
+        c.capture(&token, 5_000, "k2").await.unwrap();
+        // The same key again: the stored answer, not a second capture (which would fail).
+        c.capture(&token, 5_000, "k2").await.unwrap();
+        c.refund(&token, 1_000, "k3").await.unwrap();
+        c.refund(&token, 1_000, "k3").await.unwrap();
+        assert_eq!(c.query(&token).await.unwrap().refunded_amount, 1_000);
+        // The earlier failure replays too.
+        assert_eq!(
+            c.refund(&token, 1, "k1").await.unwrap_err().code(),
+            "invalid_state"
+        );
+    }
 
     fn card(number: &str) -> CardNumber {
         CardNumber::parse(number).unwrap()
@@ -1194,14 +1279,14 @@ mod tests {
     async fn capture_fails_card() {
         let c = SandboxCardConnector::new();
         let token = approve(&c, "4000 0000 0000 6009").await;
-        let e = c.capture(&token, 10_000).await.unwrap_err();
+        let e = c.capture(&token, 10_000, &key()).await.unwrap_err();
         assert_eq!(e.code(), "rejected");
         assert!(!e.retryable());
         assert_eq!(
             c.query(&token).await.unwrap().status,
             CardStatus::Authorized
         );
-        c.cancel(&token).await.unwrap();
+        c.cancel(&token, &key()).await.unwrap();
     }
 
     #[tokio::test]
@@ -1237,19 +1322,19 @@ mod tests {
         let c = SandboxCardConnector::new();
         let token = approve(&c, "4111 1111 1111 1111").await;
         assert_eq!(
-            c.capture(&token, 10_001).await.unwrap_err(),
+            c.capture(&token, 10_001, &key()).await.unwrap_err(),
             ConnectorError::AmountExceeded
         );
         assert_eq!(
-            c.capture(&token, 0).await.unwrap_err().code(),
+            c.capture(&token, 0, &key()).await.unwrap_err().code(),
             "invalid_request"
         );
-        c.capture(&token, 8_000).await.unwrap();
+        c.capture(&token, 8_000, &key()).await.unwrap();
         assert_eq!(
-            c.capture(&token, 8_000).await.unwrap_err().code(),
+            c.capture(&token, 8_000, &key()).await.unwrap_err().code(),
             "invalid_state"
         );
-        c.refund(&token, 3_000).await.unwrap();
+        c.refund(&token, 3_000, &key()).await.unwrap();
         assert_eq!(
             c.query(&token).await.unwrap(),
             RemoteStatus {
@@ -1260,15 +1345,18 @@ mod tests {
             }
         );
         // No cancel after a partial refund.
-        assert_eq!(c.cancel(&token).await.unwrap_err().code(), "invalid_state");
         assert_eq!(
-            c.refund(&token, 5_001).await.unwrap_err(),
+            c.cancel(&token, &key()).await.unwrap_err().code(),
+            "invalid_state"
+        );
+        assert_eq!(
+            c.refund(&token, 5_001, &key()).await.unwrap_err(),
             ConnectorError::AmountExceeded
         );
-        c.refund(&token, 5_000).await.unwrap();
+        c.refund(&token, 5_000, &key()).await.unwrap();
         assert_eq!(c.query(&token).await.unwrap().status, CardStatus::Refunded);
         assert_eq!(
-            c.refund(&token, 1).await.unwrap_err().code(),
+            c.refund(&token, 1, &key()).await.unwrap_err().code(),
             "invalid_state"
         );
     }
@@ -1277,17 +1365,17 @@ mod tests {
     async fn cancel_is_idempotent_and_final() {
         let c = SandboxCardConnector::new();
         let token = approve(&c, "3530 1113 3330 0000").await;
-        c.cancel(&token).await.unwrap();
-        c.cancel(&token).await.unwrap();
+        c.cancel(&token, &key()).await.unwrap();
+        c.cancel(&token, &key()).await.unwrap();
         assert_eq!(c.query(&token).await.unwrap().status, CardStatus::Cancelled);
         assert_eq!(
-            c.capture(&token, 1).await.unwrap_err().code(),
+            c.capture(&token, 1, &key()).await.unwrap_err().code(),
             "invalid_state"
         );
         // Cancel after capture (取消 of a sale) is allowed before refunds.
         let token = approve(&c, "5555 5555 5555 4444").await;
-        c.capture(&token, 10_000).await.unwrap();
-        c.cancel(&token).await.unwrap();
+        c.capture(&token, 10_000, &key()).await.unwrap();
+        c.cancel(&token, &key()).await.unwrap();
         assert_eq!(c.query(&token).await.unwrap().status, CardStatus::Cancelled);
     }
 
@@ -1306,18 +1394,18 @@ mod tests {
             }
         );
         assert_eq!(
-            after.capture(&token, 10_001).await.unwrap_err(),
+            after.capture(&token, 10_001, &key()).await.unwrap_err(),
             ConnectorError::AmountExceeded
         );
-        after.capture(&token, 10_000).await.unwrap();
+        after.capture(&token, 10_000, &key()).await.unwrap();
 
         // Refund on yet another instance, assuming a full capture.
         let third = SandboxCardConnector::new();
         assert_eq!(
-            third.refund(&token, 10_001).await.unwrap_err(),
+            third.refund(&token, 10_001, &key()).await.unwrap_err(),
             ConnectorError::AmountExceeded
         );
-        third.refund(&token, 10_000).await.unwrap();
+        third.refund(&token, 10_000, &key()).await.unwrap();
         assert_eq!(
             third.query(&token).await.unwrap().status,
             CardStatus::Refunded
@@ -1327,7 +1415,7 @@ mod tests {
         let token = approve(&before, "4000 0000 0000 6009").await;
         assert_eq!(
             SandboxCardConnector::new()
-                .capture(&token, 100)
+                .capture(&token, 100, &key())
                 .await
                 .unwrap_err()
                 .code(),

@@ -6,6 +6,7 @@
 
 pub mod checkouts;
 pub mod merchants;
+pub mod operations;
 pub mod outbox;
 pub mod processors;
 

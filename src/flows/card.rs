@@ -20,6 +20,7 @@ use crate::connectors::card::{
     ChallengeOutcome, MAX_CHALLENGE_ATTEMPTS,
 };
 use crate::connectors::registry::Registry;
+use crate::db::operations::{self, OpKind};
 use crate::db::{Db, Tx};
 use crate::domain::card::{
     self, CardAction, CardError, CardHolder, CardNumber, CardPayment, CardStatus, Expiry,
@@ -714,52 +715,17 @@ pub async fn capture(
 ) -> AppResult<PaymentRow> {
     let (p, connector) = load_for_action(state, payment_id).await?;
     let amount = amount.unwrap_or(p.amount);
-    let action = CardAction::Capture { amount };
-    check_only(&p, &action)?;
-    let token = p.connector_ref.clone().unwrap_or_default();
-    connector
-        .capture(&token, amount)
-        .await
-        .map_err(connector_failed)?;
-    let mut tx = state.db.begin().await?;
-    let p = apply(
-        &mut tx,
-        &p,
-        &action,
-        "payment.captured",
-        actor,
-        json!({ "amount": amount }),
-        None,
-    )
-    .await?;
-    tx.commit().await?;
+    let row = run_action(state, p, connector, Op::Capture(amount), actor).await?;
     state.wake_notifier();
-    Ok(p)
+    Ok(row)
 }
 
 /// 取消: cancels an authorization or a captured sale.
 pub async fn cancel(state: &AppState, payment_id: &str, actor: &str) -> AppResult<PaymentRow> {
     let (p, connector) = load_for_action(state, payment_id).await?;
-    check_only(&p, &CardAction::Cancel)?;
-    connector
-        .cancel(p.connector_ref.as_deref().unwrap_or_default())
-        .await
-        .map_err(connector_failed)?;
-    let mut tx = state.db.begin().await?;
-    let p = apply(
-        &mut tx,
-        &p,
-        &CardAction::Cancel,
-        "payment.cancelled",
-        actor,
-        json!({}),
-        None,
-    )
-    .await?;
-    payments::set_checkout_status(&mut tx, &p.checkout_id, "cancelled").await?;
-    tx.commit().await?;
+    let row = run_action(state, p, connector, Op::Cancel, actor).await?;
     state.wake_notifier();
-    Ok(p)
+    Ok(row)
 }
 
 /// 返金: refunds part or all of a captured sale.
@@ -770,26 +736,183 @@ pub async fn refund(
     actor: &str,
 ) -> AppResult<PaymentRow> {
     let (p, connector) = load_for_action(state, payment_id).await?;
-    let action = CardAction::Refund { amount };
-    check_only(&p, &action)?;
-    connector
-        .refund(p.connector_ref.as_deref().unwrap_or_default(), amount)
-        .await
-        .map_err(connector_failed)?;
-    let mut tx = state.db.begin().await?;
-    let p = apply(
-        &mut tx,
-        &p,
-        &action,
-        "payment.refunded",
-        actor,
-        json!({ "amount": amount }),
-        None,
-    )
-    .await?;
-    tx.commit().await?;
+    let row = run_action(state, p, connector, Op::Refund(amount), actor).await?;
     state.wake_notifier();
-    Ok(p)
+    Ok(row)
+}
+
+/// A card action and its amount.
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Capture(i64),
+    Cancel,
+    Refund(i64),
+}
+
+impl Op {
+    fn of(kind: OpKind, amount: Option<i64>) -> Op {
+        match kind {
+            OpKind::Capture => Op::Capture(amount.unwrap_or(0)),
+            OpKind::Cancel => Op::Cancel,
+            OpKind::Refund => Op::Refund(amount.unwrap_or(0)),
+        }
+    }
+    fn kind(self) -> OpKind {
+        match self {
+            Op::Capture(_) => OpKind::Capture,
+            Op::Cancel => OpKind::Cancel,
+            Op::Refund(_) => OpKind::Refund,
+        }
+    }
+    fn amount(self) -> Option<i64> {
+        match self {
+            Op::Capture(a) | Op::Refund(a) => Some(a),
+            Op::Cancel => None,
+        }
+    }
+    fn action(self) -> CardAction {
+        match self {
+            Op::Capture(amount) => CardAction::Capture { amount },
+            Op::Cancel => CardAction::Cancel,
+            Op::Refund(amount) => CardAction::Refund { amount },
+        }
+    }
+    fn event(self) -> &'static str {
+        match self {
+            Op::Capture(_) => "payment.captured",
+            Op::Cancel => "payment.cancelled",
+            Op::Refund(_) => "payment.refunded",
+        }
+    }
+    /// The connector call, with the operation id as its idempotency key.
+    async fn call(
+        self,
+        connector: &Arc<dyn CardConnector>,
+        token: &str,
+        key: &str,
+    ) -> Result<(), crate::connectors::card::ConnectorError> {
+        match self {
+            Op::Capture(amount) => connector.capture(token, amount, key).await,
+            Op::Cancel => connector.cancel(token, key).await,
+            Op::Refund(amount) => connector.refund(token, amount, key).await,
+        }
+    }
+}
+
+/// One card action: claim the payment (one operation in flight per payment), call the
+/// connector outside any transaction with the operation id as idempotency key, then record the
+/// outcome — state, event, notification and the operation's end — in one transaction.
+async fn run_action(
+    state: &AppState,
+    p: PaymentRow,
+    connector: Arc<dyn CardConnector>,
+    op: Op,
+    actor: &str,
+) -> AppResult<PaymentRow> {
+    check_only(&p, &op.action())?;
+    let op_id = operations::claim(&state.db, &p.id, op.kind(), op.amount(), actor)
+        .await?
+        .ok_or(AppError::Api {
+            status: StatusCode::CONFLICT,
+            code: "operation_in_progress",
+            message:
+                "another capture, cancel or refund of this payment is in progress; retry shortly"
+                    .into(),
+        })?;
+    // A concurrent action may have finished between our read and our claim: check again on
+    // the row as it is now.
+    let p = payments::get(&state.db, &p.id).await?.unwrap_or(p);
+    if let Err(e) = check_only(&p, &op.action()) {
+        operations::fail(&state.db, &op_id, "refused").await?;
+        return Err(e);
+    }
+    let token = p.connector_ref.clone().unwrap_or_default();
+    if let Err(e) = op.call(&connector, &token, &op_id).await {
+        operations::fail(&state.db, &op_id, e.code()).await?;
+        return Err(connector_failed(e));
+    }
+    record(&state.db, &p, &op_id, op, actor).await
+}
+
+/// Records a connector-confirmed action. Finishing the operation comes first: if it is no
+/// longer pending, its outcome was recorded already and nothing is applied twice.
+async fn record(
+    db: &Db,
+    p: &PaymentRow,
+    op_id: &str,
+    op: Op,
+    actor: &str,
+) -> AppResult<PaymentRow> {
+    let mut tx = db.begin().await?;
+    if !operations::finish(&mut tx, op_id, None).await? {
+        drop(tx);
+        return Ok(payments::get(db, &p.id).await?.unwrap_or_else(|| p.clone()));
+    }
+    let data = match op.amount() {
+        Some(a) => json!({ "amount": a }),
+        None => json!({}),
+    };
+    let row = apply(&mut tx, p, &op.action(), op.event(), actor, data, None).await?;
+    if matches!(op, Op::Cancel) {
+        payments::set_checkout_status(&mut tx, &row.checkout_id, "cancelled").await?;
+    }
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// How long an operation may stay pending before [`resume_operations`] finishes it.
+pub const RESUME_AFTER_MS: i64 = 120_000;
+
+/// Finishes card operations whose outcome was never recorded (the server stopped between the
+/// connector call and the commit): the connector is asked again with the same idempotency key,
+/// so it answers what it did the first time without acting twice, and the outcome is recorded
+/// once. One operation's failure does not stop the others. Returns how many were finished.
+pub async fn resume_operations(
+    db: &Db,
+    registry: &Arc<Registry>,
+    now: i64,
+) -> anyhow::Result<usize> {
+    let mut n = 0;
+    for o in operations::stale(db, now - RESUME_AFTER_MS).await? {
+        match resume_one(db, registry, &o).await {
+            Ok(()) => n += 1,
+            Err(e) => {
+                tracing::warn!(operation = %o.id, error = %e, "resuming a card operation failed")
+            }
+        }
+    }
+    Ok(n)
+}
+
+async fn resume_one(
+    db: &Db,
+    registry: &Arc<Registry>,
+    o: &operations::Operation,
+) -> anyhow::Result<()> {
+    let p = payments::get(db, &o.payment_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("operation {} without payment", o.id))?;
+    let m = crate::db::merchants::get(db, &p.merchant_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("payment {} without merchant", p.id))?;
+    let op = Op::of(o.kind, o.amount);
+    let Some(connector) = crate::flows::connectors_for(registry, db, &m)
+        .await?
+        .card_for(&p.connector_id())
+    else {
+        operations::fail(db, &o.id, "no_connector").await?;
+        return Ok(());
+    };
+    let token = p.connector_ref.clone().unwrap_or_default();
+    match op.call(&connector, &token, &o.id).await {
+        Ok(()) => match record(db, &p, &o.id, op, &o.actor).await {
+            Ok(_) => Ok(()),
+            // The payment moved on meanwhile: the operation cannot be applied any more.
+            Err(_) => Ok(operations::fail(db, &o.id, "not_applicable").await?),
+        },
+        Err(e) if e.retryable() => Err(anyhow::anyhow!("connector: {}", e.code())),
+        Err(e) => Ok(operations::fail(db, &o.id, e.code()).await?),
+    }
 }
 
 /// Authorizations older than `days` lapse (期限切れ): the issuer releases the hold.

@@ -140,16 +140,18 @@ impl CardConnector for FakeConn {
             approval_code: "1234567".into(),
         })
     }
-    async fn capture(&self, _token: &str, _amount: i64) -> Result<(), CardError> {
-        self.log("card.capture", None);
+    async fn capture(&self, _token: &str, _amount: i64, key: &str) -> Result<(), CardError> {
+        self.log(&format!("card.capture[{key}]"), None);
         Ok(())
     }
-    async fn cancel(&self, _token: &str) -> Result<(), CardError> {
-        self.log("card.cancel", None);
+    async fn cancel(&self, _token: &str, key: &str) -> Result<(), CardError> {
+        self.log(&format!("card.cancel[{key}]"), None);
         Ok(())
     }
-    async fn refund(&self, _token: &str, _amount: i64) -> Result<(), CardError> {
-        self.log("card.refund", None);
+    async fn refund(&self, _token: &str, _amount: i64, key: &str) -> Result<(), CardError> {
+        // Slow, like a processor across the internet: concurrent requests overlap here.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        self.log(&format!("card.refund[{key}]"), None);
         Ok(())
     }
     async fn query(&self, _token: &str) -> Result<RemoteStatus, CardError> {
@@ -1044,3 +1046,114 @@ async fn cli_mode_switch_follows_the_rules(app: TestApp, _calls: Calls) {
     assert!(merchant(&app.db, &app.state.connectors, add).await.is_err());
 }
 both_live!(cli_mode_switch_follows_the_rules);
+
+/// Two refunds of one payment at the same time: one reaches the processor, the other is told
+/// to retry (`operation_in_progress`); the processor gets the operation id as idempotency key.
+/// An operation whose outcome was never recorded is finished once by the sweep.
+async fn card_actions_are_claimed_before_the_processor_call(app: TestApp, calls: Calls) {
+    let m = app.merchant().await;
+    add_account(&app, &m, &[Method::Card]).await;
+    go_live(&app, &m).await;
+    let page = app.choose(&m, "ops", 5000, "card", UA_PC).await;
+    let body = app.get(&page, UA_PC).await.text().await.unwrap();
+    let y = future_exp_year();
+    let r = app
+        .post_form(
+            &page,
+            UA_PC,
+            &[
+                ("csrf", &hidden(&body, "csrf")),
+                ("number", "4111111111111111"),
+                ("exp_month", "12"),
+                ("exp_year", &y),
+                ("cvc", "123"),
+                ("option", "lump"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let p = payment(&app, "ops").await;
+    assert_eq!(p.status, "captured");
+    let key = app.api_key(&m).await;
+    let path = format!("/api/v1/payments/{}/refund", p.id);
+    let body = serde_json::json!({"amount": 1000});
+    let (a, b) = tokio::join!(
+        app.api_post(&path, &key, body.clone()),
+        app.api_post(&path, &key, body.clone())
+    );
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert_eq!(statuses, [200, 409], "{} {}", a.json, b.json);
+    let refused = if a.status == 409 { &a } else { &b };
+    assert_eq!(refused.code(), "operation_in_progress");
+    let p = payment(&app, "ops").await;
+    assert_eq!(p.refunded_amount, 1000);
+    let refunds: Vec<String> = calls
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|c| c.starts_with("card.refund"))
+        .cloned()
+        .collect();
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
+    let op_id: String = app
+        .scalar_str("SELECT id FROM payment_operations WHERE kind = 'refund' AND status = 'done'")
+        .await
+        .unwrap();
+    assert!(
+        refunds[0].contains(&op_id),
+        "idempotency key is the operation id"
+    );
+
+    // A crash after the processor refunded but before we recorded it: the claim is pending.
+    let op = kakehashi::db::operations::claim(
+        &app.db,
+        &p.id,
+        kakehashi::db::operations::OpKind::Refund,
+        Some(500),
+        "test",
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    // While it is pending, other actions wait.
+    let r = app.api_post(&path, &key, body.clone()).await;
+    assert_eq!((r.status, r.code()), (409, "operation_in_progress"));
+    let reg = app.state.connectors.clone();
+    let now = kakehashi::util::now_ms();
+    assert_eq!(
+        kakehashi::flows::card::resume_operations(&app.db, &reg, now)
+            .await
+            .unwrap(),
+        0,
+        "too fresh"
+    );
+    let later = now + kakehashi::flows::card::RESUME_AFTER_MS + 1;
+    assert_eq!(
+        kakehashi::flows::card::resume_operations(&app.db, &reg, later)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        kakehashi::flows::card::resume_operations(&app.db, &reg, later)
+            .await
+            .unwrap(),
+        0
+    );
+    let p = payment(&app, "ops").await;
+    assert_eq!(p.refunded_amount, 1500);
+    let events: Vec<String> = kakehashi::payments::events(&app.db, &p.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .filter(|t| t == "payment.refunded")
+        .collect();
+    assert_eq!(events.len(), 2, "one event per refund");
+    assert!(
+        calls.lock().unwrap().iter().any(|c| c.contains(&op)),
+        "resumed with the same key"
+    );
+}
+both_live!(card_actions_are_claimed_before_the_processor_call);

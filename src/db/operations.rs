@@ -1,0 +1,129 @@
+//! Payment operations in flight (capture, cancel, refund): the claim written before a connector
+//! call and finished with its outcome. The unique index on pending operations is the guard
+//! against two concurrent actions on one payment reaching the processor.
+
+use crate::db::{is_unique_violation, Db, Tx};
+use crate::util::{now_ms, random_id};
+use crate::{exec_tx, on_db};
+
+/// What an operation does at the connector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpKind {
+    Capture,
+    Cancel,
+    Refund,
+}
+
+impl OpKind {
+    pub fn code(self) -> &'static str {
+        match self {
+            OpKind::Capture => "capture",
+            OpKind::Cancel => "cancel",
+            OpKind::Refund => "refund",
+        }
+    }
+    fn parse(s: &str) -> Option<OpKind> {
+        match s {
+            "capture" => Some(OpKind::Capture),
+            "cancel" => Some(OpKind::Cancel),
+            "refund" => Some(OpKind::Refund),
+            _ => None,
+        }
+    }
+}
+
+/// A pending operation (for resuming one whose outcome was never recorded).
+#[derive(Clone, Debug)]
+pub struct Operation {
+    /// Also the idempotency key sent to the connector.
+    pub id: String,
+    pub payment_id: String,
+    pub kind: OpKind,
+    pub amount: Option<i64>,
+    pub actor: String,
+    pub created_at: i64,
+}
+
+/// Claims the payment for one operation. `Ok(None)` when another operation on it is in flight.
+pub async fn claim(
+    db: &Db,
+    payment_id: &str,
+    kind: OpKind,
+    amount: Option<i64>,
+    actor: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let id = random_id("op", 20);
+    let mut tx = db.begin().await?;
+    let r = exec_tx!(&mut tx, c => sqlx::query(
+        "INSERT INTO payment_operations (id, payment_id, kind, amount, actor, status, created_at) \
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6)",
+    )
+    .bind(&id)
+    .bind(payment_id)
+    .bind(kind.code())
+    .bind(amount)
+    .bind(actor)
+    .bind(now_ms())
+    .execute(c)
+    .await);
+    match r {
+        Ok(_) => {
+            tx.commit().await?;
+            Ok(Some(id))
+        }
+        Err(e) if is_unique_violation(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Marks a pending operation done (in the transaction recording its outcome) or failed.
+/// `false` when it was no longer pending: its outcome is already recorded, so the caller must
+/// not record it again.
+pub async fn finish(tx: &mut Tx, id: &str, error: Option<&str>) -> Result<bool, sqlx::Error> {
+    let n = exec_tx!(tx, c => sqlx::query(
+        "UPDATE payment_operations SET status = $1, error = $2, finished_at = $3 \
+         WHERE id = $4 AND status = 'pending'",
+    )
+    .bind(if error.is_some() { "failed" } else { "done" })
+    .bind(error)
+    .bind(now_ms())
+    .bind(id)
+    .execute(c)
+    .await)?;
+    Ok(n == 1)
+}
+
+/// [`finish`] in a transaction of its own (a failed connector call records nothing else).
+pub async fn fail(db: &Db, id: &str, error: &str) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    finish(&mut tx, id, Some(error)).await?;
+    tx.commit().await
+}
+
+/// Operations still pending that were claimed before `cutoff_ms`: their outcome was never
+/// recorded (a crash or a lost connection between the connector call and the commit).
+pub async fn stale(db: &Db, cutoff_ms: i64) -> Result<Vec<Operation>, sqlx::Error> {
+    let rows: Vec<(String, String, String, Option<i64>, String, i64)> = on_db!(db, c => sqlx::query_as(
+        "SELECT id, payment_id, kind, amount, actor, created_at FROM payment_operations \
+         WHERE status = 'pending' AND created_at < $1 ORDER BY created_at LIMIT 200",
+    )
+    .bind(cutoff_ms)
+    .fetch_all(c)
+    .await)?;
+    rows.into_iter()
+        .map(|(id, payment_id, kind, amount, actor, created_at)| {
+            Ok(Operation {
+                kind: OpKind::parse(&kind).ok_or_else(|| {
+                    sqlx::Error::Decode(
+                        format!("payment_operations {id}: bad kind {kind:?}").into(),
+                    )
+                })?,
+                id,
+                payment_id,
+                amount,
+                actor,
+                created_at,
+            })
+        })
+        .collect()
+}
