@@ -10,6 +10,7 @@ mod carrier;
 mod checkout;
 mod console;
 mod feature_phone;
+mod first_hour;
 mod konbini;
 mod notify;
 mod sms;
