@@ -9,6 +9,7 @@ mod card;
 mod carrier;
 mod checkout;
 mod console;
+mod docs_drift;
 mod feature_phone;
 mod first_hour;
 mod konbini;
