@@ -19,7 +19,8 @@ use crate::flows::processors::{self as processor_flow, AccountInput};
 #[command(
     name = "kakehashi",
     version,
-    about = "Hosted checkout for Japanese merchants"
+    about = "Hosted checkout for Japanese merchants",
+    after_help = "Without a command, runs `serve` with its settings taken from the environment."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -28,6 +29,7 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+/// The one option every command shares: which database to use.
 #[derive(Args, Debug, Clone)]
 pub struct Global {
     /// Database: sqlite://path (default) or postgres://...
@@ -38,120 +40,6 @@ pub struct Global {
         global = true
     )]
     pub database_url: String,
-    /// Address to listen on.
-    #[arg(
-        long,
-        env = "KAKEHASHI_ADDR",
-        default_value = "127.0.0.1:8080",
-        global = true
-    )]
-    pub addr: SocketAddr,
-    /// Public base URL (default http://<addr>).
-    #[arg(long, env = "KAKEHASHI_PUBLIC_URL", global = true)]
-    pub public_url: Option<String>,
-    #[arg(
-        long,
-        env = "KAKEHASHI_THEMES_DIR",
-        default_value = "themes",
-        global = true
-    )]
-    pub themes_dir: PathBuf,
-    #[arg(
-        long,
-        env = "KAKEHASHI_STATIC_DIR",
-        default_value = "static",
-        global = true
-    )]
-    pub static_dir: PathBuf,
-    /// Send Strict-Transport-Security (set when served behind TLS).
-    #[arg(long, env = "KAKEHASHI_HSTS", global = true, value_parser = clap::builder::BoolishValueParser::new())]
-    pub hsts: bool,
-    /// Allow callback URLs on loopback addresses (local development only).
-    #[arg(long, env = "KAKEHASHI_ALLOW_LOOPBACK_CALLBACKS", global = true, value_parser = clap::builder::BoolishValueParser::new())]
-    pub allow_loopback_callbacks: bool,
-    /// Shopper session lifetime in seconds.
-    #[arg(
-        long,
-        env = "KAKEHASHI_SESSION_TTL",
-        default_value_t = 3600,
-        global = true
-    )]
-    pub session_ttl: i64,
-    /// Failed card attempts allowed per checkout before it locks.
-    #[arg(
-        long,
-        env = "KAKEHASHI_CARD_MAX_FAILS",
-        default_value_t = 5,
-        global = true
-    )]
-    pub card_max_failures: i64,
-    /// Multiplier on the notification retry schedule (tests shrink it).
-    #[arg(
-        long,
-        env = "KAKEHASHI_NOTIFY_RETRY_SCALE",
-        default_value_t = 1.0,
-        global = true
-    )]
-    pub notify_retry_scale: f64,
-    /// Notification lease in milliseconds (a dead worker's events are retried after it).
-    #[arg(
-        long,
-        env = "KAKEHASHI_NOTIFY_LEASE_MS",
-        default_value_t = 60_000,
-        global = true
-    )]
-    pub notify_lease_ms: i64,
-    /// Days after which an uncaptured card authorization lapses.
-    #[arg(
-        long,
-        env = "KAKEHASHI_CARD_AUTH_DAYS",
-        default_value_t = 60,
-        global = true
-    )]
-    pub card_auth_lapse_days: i64,
-    /// How often the konbini / Pay-easy expiry and sandbox auto-pay sweep runs (milliseconds).
-    #[arg(
-        long,
-        env = "KAKEHASHI_SWEEP_INTERVAL_MS",
-        default_value_t = 5000,
-        global = true
-    )]
-    pub sweep_interval_ms: u64,
-    /// Console sign-in idle timeout in seconds.
-    #[arg(
-        long,
-        env = "KAKEHASHI_CONSOLE_IDLE",
-        default_value_t = 900,
-        global = true
-    )]
-    pub console_idle: i64,
-    /// SMS gateway URL for live merchants (JSON POST); unset: live merchants cannot send SMS.
-    #[arg(long, env = "KAKEHASHI_SMS_HTTP_URL", global = true)]
-    pub sms_http_url: Option<String>,
-    /// Authorization header value sent to the SMS gateway, e.g. "Bearer xyz".
-    #[arg(
-        long,
-        env = "KAKEHASHI_SMS_HTTP_AUTH",
-        global = true,
-        hide_env_values = true
-    )]
-    pub sms_http_auth: Option<String>,
-    /// SMS gateway JSON body template with {to} and {text} placeholders.
-    #[arg(
-        long,
-        env = "KAKEHASHI_SMS_HTTP_BODY",
-        default_value = crate::config::DEFAULT_SMS_HTTP_BODY,
-        global = true
-    )]
-    pub sms_http_body: String,
-    /// SMS messages a merchant may send per minute.
-    #[arg(
-        long,
-        env = "KAKEHASHI_SMS_RATE_PER_MINUTE",
-        default_value_t = 20,
-        global = true
-    )]
-    pub sms_rate_per_minute: i64,
     /// Master key sealing processor credentials (32 bytes, hex or base64).
     #[arg(
         long,
@@ -175,14 +63,93 @@ pub struct Global {
 }
 
 impl Global {
+    /// The server settings from environment variables and defaults (no flags): for running
+    /// without a command, and for commands that build the app without serving it.
     pub fn config(&self) -> anyhow::Result<Config> {
+        ServeArgs::from_env().config(self)
+    }
+}
+
+/// The server's settings: flags of `serve`, each also an environment variable.
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "KAKEHASHI_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Public base URL (default http://<addr>).
+    #[arg(long, env = "KAKEHASHI_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Folder of themes (<name>/theme.toml and logos).
+    #[arg(long, env = "KAKEHASHI_THEMES_DIR", default_value = "themes")]
+    pub themes_dir: PathBuf,
+    /// Folder of static assets (stylesheets, favicon).
+    #[arg(long, env = "KAKEHASHI_STATIC_DIR", default_value = "static")]
+    pub static_dir: PathBuf,
+    /// Send Strict-Transport-Security (set when served behind TLS).
+    #[arg(long, env = "KAKEHASHI_HSTS", value_parser = clap::builder::BoolishValueParser::new())]
+    pub hsts: bool,
+    /// Allow callback URLs on loopback addresses (local development only).
+    #[arg(long, env = "KAKEHASHI_ALLOW_LOOPBACK_CALLBACKS", value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_loopback_callbacks: bool,
+    /// Shopper session lifetime in seconds.
+    #[arg(long, env = "KAKEHASHI_SESSION_TTL", default_value_t = 3600)]
+    pub session_ttl: i64,
+    /// Failed card attempts allowed per checkout before it locks.
+    #[arg(long, env = "KAKEHASHI_CARD_MAX_FAILS", default_value_t = 5)]
+    pub card_max_failures: i64,
+    /// Multiplier on notification retry delays, Retry-After included (tests shrink it).
+    #[arg(long, env = "KAKEHASHI_NOTIFY_RETRY_SCALE", default_value_t = 1.0)]
+    pub notify_retry_scale: f64,
+    /// Notification lease in milliseconds (a dead worker's events are retried after it).
+    #[arg(long, env = "KAKEHASHI_NOTIFY_LEASE_MS", default_value_t = 60_000)]
+    pub notify_lease_ms: i64,
+    /// Days after which an uncaptured card authorization lapses.
+    #[arg(long, env = "KAKEHASHI_CARD_AUTH_DAYS", default_value_t = 60)]
+    pub card_auth_lapse_days: i64,
+    /// How often the konbini / Pay-easy expiry and sandbox auto-pay sweep runs (milliseconds).
+    #[arg(long, env = "KAKEHASHI_SWEEP_INTERVAL_MS", default_value_t = 5000)]
+    pub sweep_interval_ms: u64,
+    /// Console sign-in idle timeout in seconds.
+    #[arg(long, env = "KAKEHASHI_CONSOLE_IDLE", default_value_t = 900)]
+    pub console_idle: i64,
+    /// SMS gateway URL for live merchants (JSON POST); unset: live merchants cannot send SMS.
+    #[arg(long, env = "KAKEHASHI_SMS_HTTP_URL")]
+    pub sms_http_url: Option<String>,
+    /// Authorization header value sent to the SMS gateway, e.g. "Bearer xyz".
+    #[arg(long, env = "KAKEHASHI_SMS_HTTP_AUTH", hide_env_values = true)]
+    pub sms_http_auth: Option<String>,
+    /// SMS gateway JSON body template with {to} and {text} placeholders.
+    #[arg(
+        long,
+        env = "KAKEHASHI_SMS_HTTP_BODY",
+        default_value = crate::config::DEFAULT_SMS_HTTP_BODY
+    )]
+    pub sms_http_body: String,
+    /// SMS messages a merchant may send per minute.
+    #[arg(long, env = "KAKEHASHI_SMS_RATE_PER_MINUTE", default_value_t = 20)]
+    pub sms_rate_per_minute: i64,
+}
+
+impl ServeArgs {
+    /// The settings as `serve` without flags would have them: environment variables, else
+    /// defaults. A malformed variable exits with clap's message, as a malformed flag would.
+    pub fn from_env() -> ServeArgs {
+        use clap::FromArgMatches;
+        let cmd = ServeArgs::augment_args(clap::Command::new("kakehashi serve"));
+        cmd.try_get_matches_from(["kakehashi serve"])
+            .and_then(|m| ServeArgs::from_arg_matches(&m))
+            .unwrap_or_else(|e| e.exit())
+    }
+
+    /// The server settings, with the database and master keys from the shared options.
+    pub fn config(&self, global: &Global) -> anyhow::Result<Config> {
         let master_key = crate::secrets::read_key_source(
-            self.master_key.clone(),
-            self.master_key_file.as_deref(),
+            global.master_key.clone(),
+            global.master_key_file.as_deref(),
         )?;
         Ok(Config {
             addr: self.addr,
-            database_url: self.database_url.clone(),
+            database_url: global.database_url.clone(),
             public_url: self.public_url.clone(),
             themes_dir: self.themes_dir.clone(),
             static_dir: self.static_dir.clone(),
@@ -201,7 +168,7 @@ impl Global {
             sms_http_body: self.sms_http_body.clone(),
             sms_rate_per_minute: self.sms_rate_per_minute,
             master_key: master_key.map(crate::config::Redacted),
-            master_key_previous: self
+            master_key_previous: global
                 .master_key_previous
                 .iter()
                 .map(|k| crate::config::Redacted(k.clone()))
@@ -213,7 +180,7 @@ impl Global {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the server (the default): migrate, ensure the demo merchant, print a checkout link.
-    Serve,
+    Serve(Box<ServeArgs>),
     /// Manage merchants.
     #[command(subcommand)]
     Merchant(Box<MerchantCmd>),
@@ -543,10 +510,12 @@ pub fn print_credentials(u: &crate::console::users::Created) {
 
 #[derive(Subcommand, Debug)]
 pub enum MerchantCmd {
-    /// Create a merchant; prints its id, key id and secret (shown only once).
+    /// Create a merchant; prints its id, signing key and secret, and webhook secret (shown only once).
     Add {
+        /// Shop name shown to shoppers.
         #[arg(long)]
         name: String,
+        /// Merchant id (default: a generated m_…).
         #[arg(long)]
         id: Option<String>,
         #[command(flatten)]
@@ -595,19 +564,22 @@ pub struct Settings {
     /// Allowed return-URL origin (repeatable), e.g. https://shop.example
     #[arg(long = "return-origin")]
     pub return_origins: Vec<String>,
+    /// Where result notifications are sent, e.g. https://shop.example/kakehashi/notify
     #[arg(long)]
     pub callback_url: Option<String>,
     /// standard (signed JSON, Standard Webhooks) | compat (form post with SHA-256 hash field)
     #[arg(long)]
     pub notify_format: Option<String>,
+    /// Theme folder name under the server's themes directory.
     #[arg(long)]
     pub theme: Option<String>,
+    /// Konbini / Pay-easy payment deadline in days, 0..=60 (default 7; FamilyMart needs 1).
     #[arg(long)]
     pub konbini_days: Option<i64>,
     /// auto (即時売上) | manual (仮売上, capture later)
     #[arg(long)]
     pub capture_mode: Option<String>,
-    /// Comma list of card payment options: lump,inst3,...,bonus,revo
+    /// Comma list of card payment options: lump,inst3,...,bonus,revo; add `holder` to ask for the cardholder name
     #[arg(long)]
     pub card_options: Option<String>,
     /// Test mode demos: mark konbini / Pay-easy payments paid after N seconds; `off` to disable.
@@ -616,6 +588,16 @@ pub struct Settings {
     /// SMS text template with {shop}, {amount}, {item} and {url} ({url} required)
     #[arg(long)]
     pub sms_template: Option<String>,
+}
+
+/// FamilyMart cannot issue a same-day number: with a 0-day deadline it is left off the
+/// shopper's list of stores (the page says why). Said here so the merchant is not surprised.
+fn warn_famima_days(chains: &str, days: i64) {
+    if days == 0 && chains.split(',').any(|c| c.trim() == "famima") {
+        println!(
+            "note: with konbini-days 0 FamilyMart (famima) is not offered: it needs at least 1 day"
+        );
+    }
 }
 
 pub const ALL_CHAINS: &str = "seven,lawson,famima,ministop,daily,seicomart";
@@ -691,6 +673,10 @@ pub async fn merchant(db: &Db, registry: &Arc<Registry>, cmd: MerchantCmd) -> an
             if let Some(t) = &s.sms_template {
                 crate::sms::check_template(t)?;
             }
+            anyhow::ensure!(
+                (0..=60).contains(&m.konbini_days),
+                "konbini-days must be 0..=60"
+            );
             let (id, key) = merchants::create(db, &m).await?;
             if let Some(v) = autopay {
                 crate::flows::konbini::set_autopay_seconds(db, &id, v).await?;
@@ -698,13 +684,19 @@ pub async fn merchant(db: &Db, registry: &Arc<Registry>, cmd: MerchantCmd) -> an
             if let Some(t) = &s.sms_template {
                 crate::sms::set_template(db, &id, t).await?;
             }
+            let created = merchants::get(db, &id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("merchant {id} vanished"))?;
+            let webhook_secret = created.webhook_secrets().first().copied().unwrap_or("");
+            println!("merchant_id:    {id}");
+            println!("key_id:         {}", key.key_id);
+            println!("secret:         {}", key.secret);
+            println!("webhook_secret: {webhook_secret}");
             println!(
-                "merchant_id: {id}\nkey_id:      {}\nsecret:      {}",
-                key.key_id, key.secret
+                "(both secrets are shown only now: `secret` signs your order links, \
+                 `webhook_secret` verifies our notifications; keep them in your server-side settings)"
             );
-            println!(
-                "(the secret is shown only now: store it in your cart's server-side settings)"
-            );
+            warn_famima_days(&m.konbini_chains.join(","), m.konbini_days);
         }
         MerchantCmd::List => {
             for m in merchants::list(db).await? {
@@ -753,6 +745,7 @@ pub async fn merchant(db: &Db, registry: &Arc<Registry>, cmd: MerchantCmd) -> an
             carrier_continuous,
             settings: s,
         } => {
+            let famima_check = s.konbini_chains.is_some() || s.konbini_days.is_some();
             if let Some(on) = carrier_continuous {
                 crate::flows::carrier::set_continuous(db, &merchant_id, on).await?;
             }
@@ -837,6 +830,11 @@ pub async fn merchant(db: &Db, registry: &Arc<Registry>, cmd: MerchantCmd) -> an
                 crate::flows::konbini::set_autopay_seconds(db, &merchant_id, v).await?;
             }
             println!("updated {merchant_id}");
+            if famima_check {
+                if let Some(m) = merchants::get(db, &merchant_id).await? {
+                    warn_famima_days(&m.konbini_chains, m.konbini_days);
+                }
+            }
         }
     }
     Ok(())

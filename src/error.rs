@@ -262,3 +262,60 @@ fn internal(e: &dyn std::fmt::Display) -> (StatusCode, ErrorInfo) {
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+impl Reason {
+    /// Every reason: the docs drift test checks that each code is documented.
+    pub const ALL: &'static [Reason] = &[
+        Reason::MissingField,
+        Reason::UnknownField,
+        Reason::InvalidField,
+        Reason::BadSignature,
+        Reason::UnknownMerchant,
+        Reason::UnknownKey,
+        Reason::LinkExpired,
+        Reason::ExpiryTooFar,
+        Reason::InvalidAmount,
+        Reason::AmountOverLimit,
+        Reason::ReturnUrlNotAllowed,
+        Reason::OrderConflict,
+        Reason::NoMethodAvailable,
+        Reason::MethodsUnavailable,
+        Reason::MerchantDisabled,
+        Reason::SessionExpired,
+        Reason::BadCsrf,
+        Reason::MethodNotAvailable,
+        Reason::CheckoutClosed,
+        Reason::Locked,
+        Reason::BadRequest,
+        Reason::NotFound,
+        Reason::ReturnRejected,
+    ];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Reason;
+
+    /// `Reason::ALL` names exactly the variants declared in the enum above (read from this
+    /// file), so a new reason cannot be left out of it, nor out of the docs drift test.
+    #[test]
+    fn all_lists_every_reason_once() {
+        let src = include_str!("error.rs");
+        let start = src.find("pub enum Reason {").expect("enum") + "pub enum Reason {".len();
+        let body = &src[start..start + src[start..].find('}').expect("end of enum")];
+        let mut declared: Vec<&str> = body
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("//") && !l.starts_with("#["))
+            .map(|l| l.trim_end_matches(','))
+            .collect();
+        let mut listed: Vec<String> = Reason::ALL.iter().map(|r| format!("{r:?}")).collect();
+        declared.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(listed, declared, "Reason::ALL must list every variant once");
+        let mut codes: Vec<&str> = Reason::ALL.iter().map(|r| r.code()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), Reason::ALL.len(), "codes are unique");
+    }
+}

@@ -14,8 +14,12 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Cli::parse();
-    match args.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(args.global.config()?).await,
+    // No command: `serve` with its settings from the environment (the README's quick start).
+    let command = args
+        .command
+        .unwrap_or_else(|| Command::Serve(Box::new(cli::ServeArgs::from_env())));
+    match command {
+        Command::Serve(s) => serve(s.config(&args.global)?).await,
         Command::Merchant(cmd) => {
             let config = args.global.config()?;
             let db = Db::connect(&config.database_url).await?;
@@ -79,6 +83,11 @@ async fn serve(config: kakehashi::config::Config) -> anyhow::Result<()> {
     println!("Demo merchant: m_demo (test mode)");
     if let Some(secret) = created {
         println!("Demo signing secret (shown once): {secret}");
+        if let Some(m) = kakehashi::db::merchants::get(&app.state.db, "m_demo").await? {
+            if let Some(whsec) = m.webhook_secrets().first() {
+                println!("Demo webhook secret (shown once): {whsec}");
+            }
+        }
     }
     println!("Open this signed checkout link:\n\n  {link}\n");
     println!("Merchant console: {public}/console/login");

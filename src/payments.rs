@@ -279,6 +279,10 @@ pub async fn enqueue(
     kind: &str,
     amount: Option<i64>,
 ) -> Result<(), sqlx::Error> {
+    debug_assert!(
+        crate::notify::events::is_known(kind),
+        "notification type {kind} is not in notify::events::ALL (nor documented)"
+    );
     let id = random_id("evt", 20);
     let now = now_ms();
     let body = event_body(&id, kind, p, amount, now).to_string();

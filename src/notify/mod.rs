@@ -1,6 +1,7 @@
 //! Result notifications to merchants: signing, retry schedule, SSRF guard, delivery, worker.
 
 pub mod deliver;
+pub mod events;
 pub mod schedule;
 pub mod sign;
 pub mod ssrf;

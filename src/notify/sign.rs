@@ -336,7 +336,7 @@ mod tests {
             .unwrap()
             .as_secs() as i64;
         let body =
-            r#"{"type":"konbini.paid","data":{"status_label_ja":"入金済（速報）"}}"#.as_bytes();
+            r#"{"type":"konbini.paid","data":{"status_label_ja":"消込済（速報）"}}"#.as_bytes();
         let new = new_secret();
         let headers_for = |sig: String| {
             let mut h = HeaderMap::new();

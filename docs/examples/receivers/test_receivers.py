@@ -69,7 +69,7 @@ def run(kind):
                 time.sleep(0.05)
         now = int(time.time())
         event = {"id": "evt_1", "type": "konbini.paid",
-                 "data": {"amount": 1200, "status_label_ja": "入金済（速報）"}}
+                 "data": {"amount": 1200, "status_label_ja": "消込済（速報）"}}
         body = json.dumps(event, ensure_ascii=False).encode()
 
         def hdrs(secrets, ts=now, msg_id="evt_1", b=body):
