@@ -8,6 +8,7 @@ use crate::db::{checkouts, merchants};
 use crate::device::{Device, ViewOverride};
 use crate::domain::method::{self, Method};
 use crate::domain::order::{url_allowed, OrderLink, RawLink};
+use crate::domain::MerchantStatus;
 use crate::error::{AppError, AppResult, Reason};
 use crate::session::Session;
 use crate::state::AppState;
@@ -31,7 +32,7 @@ pub async fn open_link(
         return Err(AppError::shopper(Reason::BadSignature));
     }
     let link = OrderLink::from_raw(&raw, state.now_s())?;
-    if merchant.status != "active" {
+    if merchant.status != MerchantStatus::Active {
         return Err(AppError::shopper(Reason::MerchantDisabled));
     }
     let origins = merchant.origins();

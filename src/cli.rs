@@ -703,7 +703,13 @@ pub async fn merchant(db: &Db, registry: &Arc<Registry>, cmd: MerchantCmd) -> an
                 let keys = merchants::active_key_ids(db, &m.id).await?.join(",");
                 println!(
                     "{}\t{}\t{}\t{}\tmethods={}\tkeys={}\torigins={}",
-                    m.id, m.name, m.mode, m.status, m.methods, keys, m.return_origins
+                    m.id,
+                    m.name,
+                    m.mode,
+                    m.status,
+                    Method::join(&m.methods()),
+                    keys,
+                    m.return_origins
                 );
             }
         }

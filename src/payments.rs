@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use crate::db::{Db, Tx};
 use crate::domain::processor::ConnectorId;
+use crate::domain::CheckoutStatus;
 use crate::util::{now_ms, random_id};
 use crate::{exec_tx, on_db, on_tx};
 
@@ -307,10 +308,10 @@ pub async fn enqueue(
 pub async fn set_checkout_status(
     tx: &mut Tx,
     checkout_id: &str,
-    status: &str,
+    status: CheckoutStatus,
 ) -> Result<(), sqlx::Error> {
     exec_tx!(tx, c => sqlx::query("UPDATE checkouts SET status = $1, updated_at = $2 WHERE id = $3")
-        .bind(status)
+        .bind(status.code())
         .bind(now_ms())
         .bind(checkout_id)
         .execute(c)

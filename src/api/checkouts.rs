@@ -196,7 +196,7 @@ pub async fn create(
             order_id: opened.checkout.order_id,
             checkout_url: url,
             expires_at: time(expires_at * 1000),
-            status: opened.checkout.status,
+            status: opened.checkout.status.code().to_owned(),
         }),
     ))
 }

@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::db::merchants::MerchantRow;
 use crate::db::Db;
+use crate::domain::MerchantStatus;
 use crate::error::{AppError, ErrorInfo};
 use crate::state::AppState;
 use crate::util::now_ms;
@@ -144,7 +145,7 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
         Ok(None) => return with_challenge(unauthorized().into_response()),
         Err(e) => return AppError::from(e).into_response(),
     };
-    if merchant.status != "active" {
+    if merchant.status != MerchantStatus::Active {
         return err(
             StatusCode::FORBIDDEN,
             "merchant_disabled",

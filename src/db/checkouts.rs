@@ -2,7 +2,7 @@
 
 use crate::db::Db;
 use crate::domain::order::OrderLink;
-use crate::domain::Method;
+use crate::domain::{CheckoutStatus, Method, MethodList};
 use crate::util::{now_ms, random_id};
 use crate::{exec_tx, on_db, on_tx};
 
@@ -18,12 +18,14 @@ pub struct CheckoutRow {
     pub shopper_kana: Option<String>,
     pub shopper_email: Option<String>,
     pub shopper_phone: Option<String>,
-    pub methods: String,
+    #[sqlx(try_from = "String")]
+    pub methods: MethodList,
     pub return_url: String,
     pub cancel_url: Option<String>,
     pub konbini_days: Option<i64>,
     pub lang: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: CheckoutStatus,
     pub selected_method: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -35,7 +37,7 @@ status, selected_method, created_at, updated_at";
 
 impl CheckoutRow {
     pub fn methods(&self) -> Vec<Method> {
-        Method::parse_list(&self.methods).unwrap_or_default()
+        self.methods.0.clone()
     }
 }
 

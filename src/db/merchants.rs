@@ -1,7 +1,9 @@
 //! Merchants and their signing keys.
 
 use crate::db::Db;
-use crate::domain::{Method, Mode};
+use crate::domain::{
+    CallbackStatus, CaptureMode, MerchantStatus, Method, MethodList, Mode, NotifyFormat,
+};
 use crate::error::{AppError, Reason};
 use crate::util::{now_ms, random_id, random_secret};
 use crate::{exec_tx, on_db, on_tx};
@@ -10,18 +12,24 @@ use crate::{exec_tx, on_db, on_tx};
 pub struct MerchantRow {
     pub id: String,
     pub name: String,
-    pub mode: String,
-    pub status: String,
-    pub methods: String,
+    #[sqlx(try_from = "String")]
+    pub mode: Mode,
+    #[sqlx(try_from = "String")]
+    pub status: MerchantStatus,
+    #[sqlx(try_from = "String")]
+    pub methods: MethodList,
     pub konbini_chains: String,
     pub return_origins: String,
     pub callback_url: Option<String>,
     pub webhook_secrets: String,
-    pub notify_format: String,
-    pub callback_status: String,
+    #[sqlx(try_from = "String")]
+    pub notify_format: NotifyFormat,
+    #[sqlx(try_from = "String")]
+    pub callback_status: CallbackStatus,
     pub theme: String,
     pub konbini_days: i64,
-    pub capture_mode: String,
+    #[sqlx(try_from = "String")]
+    pub capture_mode: CaptureMode,
     pub card_options: String,
     pub created_at: i64,
 }
@@ -36,10 +44,10 @@ impl MerchantRow {
         self.webhook_secrets.split_whitespace().collect()
     }
     pub fn mode(&self) -> Mode {
-        Mode::parse(&self.mode).unwrap_or(Mode::Test)
+        self.mode
     }
     pub fn methods(&self) -> Vec<Method> {
-        Method::parse_list(&self.methods).unwrap_or_default()
+        self.methods.0.clone()
     }
     pub fn origins(&self) -> Vec<String> {
         self.return_origins

@@ -1,29 +1,14 @@
 //! Payment processors (決済代行) whose public APIs take real money, and the method families a
 //! connector serves. A merchant's live methods are exactly those a processor account backs.
 
-use crate::domain::{Method, Mode};
+use crate::domain::{string_enum, Method, Mode};
 
-/// A processor a merchant can hold an account with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Processor {
-    Stripe,
-    Komoju,
+string_enum! {
+    /// A processor a merchant can hold an account with.
+    pub enum Processor { Stripe => "stripe", Komoju => "komoju" }
 }
 
 impl Processor {
-    pub const ALL: [Processor; 2] = [Processor::Stripe, Processor::Komoju];
-
-    pub fn code(self) -> &'static str {
-        match self {
-            Processor::Stripe => "stripe",
-            Processor::Komoju => "komoju",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Processor> {
-        Processor::ALL.into_iter().find(|p| p.code() == s)
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             Processor::Stripe => "Stripe",
@@ -62,28 +47,10 @@ impl Family {
     }
 }
 
-/// Whether a processor account is used for new payments (`active`) or only kept so earlier
-/// payments can still be captured, cancelled and refunded through it (`retired`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AccountStatus {
-    Active,
-    Retired,
-}
-
-impl AccountStatus {
-    pub fn code(self) -> &'static str {
-        match self {
-            AccountStatus::Active => "active",
-            AccountStatus::Retired => "retired",
-        }
-    }
-    pub fn parse(s: &str) -> Option<AccountStatus> {
-        match s {
-            "active" => Some(AccountStatus::Active),
-            "retired" => Some(AccountStatus::Retired),
-            _ => None,
-        }
-    }
+string_enum! {
+    /// Whether a processor account is used for new payments (`active`) or only kept so earlier
+    /// payments can still be captured, cancelled and refunded through it (`retired`).
+    pub enum AccountStatus { Active => "active", Retired => "retired" }
 }
 
 /// Which connector served a payment, stored on the payment (`payments.connector`): later
@@ -149,7 +116,7 @@ mod tests {
         assert!(Processor::Komoju.offers(Method::Docomo));
         assert!(!Processor::Stripe.offers(Method::Docomo));
         for p in Processor::ALL {
-            assert_eq!(Processor::parse(p.code()), Some(p));
+            assert_eq!(Processor::parse(p.code()), Some(*p));
         }
         assert_eq!(ConnectorId::parse("sandbox"), ConnectorId::Sandbox);
         assert_eq!(ConnectorId::parse("pa_x").as_str(), "pa_x");

@@ -9,6 +9,7 @@ use crate::db::checkouts::{self, CheckoutRow};
 use crate::db::Db;
 use crate::device::Device;
 use crate::domain::bank::{self, Bank, BankAction, BankStatus, PENDING_TIMEOUT_MS};
+use crate::domain::CheckoutStatus;
 use crate::domain::Method;
 use crate::error::{AppError, AppResult, Reason};
 use crate::flows::redirect::{self, payment_error};
@@ -38,7 +39,7 @@ pub async fn start(
     if !checkout::offered(o, device).contains(&Method::Banknet) {
         return Err(AppError::shopper(Reason::MethodNotAvailable));
     }
-    if o.checkout.status != "open" {
+    if o.checkout.status != CheckoutStatus::Open {
         return Err(AppError::shopper(Reason::CheckoutClosed));
     }
     let resolved = o
@@ -80,7 +81,7 @@ pub async fn start(
         .await
         .map_err(|e| anyhow::anyhow!("bank start failed: {}", e.code()))?;
     redirect::attach_session(&mut tx, &p.id, &started.session_id, &details).await?;
-    payments::set_checkout_status(&mut tx, &o.checkout.id, "pending").await?;
+    payments::set_checkout_status(&mut tx, &o.checkout.id, CheckoutStatus::Pending).await?;
     tx.commit().await?;
     Ok(started.redirect_url)
 }
@@ -206,9 +207,9 @@ pub async fn handle_return(
         Err(e) => return Err(payment_error(e)),
     };
     let checkout_status = if to == BankStatus::Paid {
-        "paid"
+        CheckoutStatus::Paid
     } else {
-        "open"
+        CheckoutStatus::Open
     };
     payments::set_checkout_status(&mut tx, &p.checkout_id, checkout_status).await?;
     tx.commit().await?;
@@ -249,7 +250,7 @@ pub async fn timeout_due(db: &Db, now_ms: i64) -> anyhow::Result<usize> {
             Err(payments::PaymentError::Conflict) => continue,
             Err(e) => return Err(e.into()),
         }
-        payments::set_checkout_status(&mut tx, &p.checkout_id, "open").await?;
+        payments::set_checkout_status(&mut tx, &p.checkout_id, CheckoutStatus::Open).await?;
         tx.commit().await?;
         done += 1;
     }

@@ -26,6 +26,8 @@ use crate::domain::card::{
     self, CardAction, CardError, CardHolder, CardNumber, CardPayment, CardStatus, Expiry,
     MerchantOptions, PaymentOption, SecurityCode, ThreeDsResult,
 };
+use crate::domain::CaptureMode;
+use crate::domain::CheckoutStatus;
 use crate::error::{AppError, AppResult, Reason};
 use crate::payments::{self, Change, NewPayment, PaymentError, PaymentRow};
 use crate::state::AppState;
@@ -446,10 +448,10 @@ async fn authorize(
             )
             .await?;
             p2 = set_ref(&mut tx, p2, &token).await?;
-            payments::set_checkout_status(&mut tx, &o.checkout.id, "paid").await?;
+            payments::set_checkout_status(&mut tx, &o.checkout.id, CheckoutStatus::Paid).await?;
             tx.commit().await?;
             state.wake_notifier();
-            if o.merchant.capture_mode == "auto" {
+            if o.merchant.capture_mode == CaptureMode::Auto {
                 // 即時売上: capture the full amount now. A failed capture leaves the payment
                 // authorized for the merchant to capture later; the shopper has still paid.
                 match capture(state, &p2.id, None, "system:auto-capture").await {
@@ -854,7 +856,7 @@ async fn record(
     };
     let row = apply(&mut tx, p, &op.action(), op.event(), actor, data, None).await?;
     if matches!(op, Op::Cancel) {
-        payments::set_checkout_status(&mut tx, &row.checkout_id, "cancelled").await?;
+        payments::set_checkout_status(&mut tx, &row.checkout_id, CheckoutStatus::Cancelled).await?;
     }
     tx.commit().await?;
     Ok(row)
@@ -1007,7 +1009,8 @@ pub async fn reconcile_stale(db: &Db, registry: &Arc<Registry>, now: i64) -> any
             {
                 Ok(row) => {
                     set_ref(&mut tx, row, &f.token).await?;
-                    payments::set_checkout_status(&mut tx, &p.checkout_id, "paid").await?;
+                    payments::set_checkout_status(&mut tx, &p.checkout_id, CheckoutStatus::Paid)
+                        .await?;
                     true
                 }
                 Err(_) => false,

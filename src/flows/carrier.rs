@@ -5,6 +5,7 @@
 use serde_json::{json, Value};
 
 use crate::checkout::{self, Opened};
+use crate::domain::CheckoutStatus;
 use std::sync::Arc;
 
 use crate::connectors::carrier::{
@@ -96,7 +97,7 @@ pub async fn start(
     if !checkout::offered(o, device).contains(&method_of(c)) {
         return Err(AppError::shopper(Reason::MethodNotAvailable));
     }
-    if o.checkout.status != "open" {
+    if o.checkout.status != CheckoutStatus::Open {
         return Err(AppError::shopper(Reason::CheckoutClosed));
     }
     if billing == BillingKind::Continuous && !continuous_enabled(&state.db, &o.merchant.id).await? {
@@ -480,7 +481,7 @@ pub async fn handle_return(
         Err(e) => return Err(payment_error(e)),
     };
     if to == CarrierStatus::Completed {
-        payments::set_checkout_status(&mut tx, &p.checkout_id, "paid").await?;
+        payments::set_checkout_status(&mut tx, &p.checkout_id, CheckoutStatus::Paid).await?;
     }
     tx.commit().await?;
     state.wake_notifier();
@@ -707,7 +708,7 @@ async fn charge_one(
         fail_for_limit(&mut tx, &p, details, e)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        payments::set_checkout_status(&mut tx, &checkout_id, "open").await?;
+        payments::set_checkout_status(&mut tx, &checkout_id, CheckoutStatus::Open).await?;
         tx.commit().await?;
         return Ok(true);
     }
@@ -733,7 +734,7 @@ async fn charge_one(
             change.details = Some(details.clone());
             change.data = json!({ "subscription_id": s.id, "charge_no": n });
             payments::transition(&mut tx, &p, &change).await?;
-            payments::set_checkout_status(&mut tx, &checkout_id, "paid").await?;
+            payments::set_checkout_status(&mut tx, &checkout_id, CheckoutStatus::Paid).await?;
         }
         Ok(ContinuousChargeOutcome::Declined) => {
             let to = carrier::apply(CarrierStatus::AwaitingAuth, CarrierAction::Decline)?;
@@ -741,7 +742,7 @@ async fn charge_one(
             change.data =
                 json!({ "subscription_id": s.id, "charge_no": n, "reason": "carrier_declined" });
             payments::transition(&mut tx, &p, &change).await?;
-            payments::set_checkout_status(&mut tx, &checkout_id, "open").await?;
+            payments::set_checkout_status(&mut tx, &checkout_id, CheckoutStatus::Open).await?;
         }
         // The carrier could not be asked: the charge fails (the merchant is told) and the
         // agreement stays active for next month.
@@ -755,7 +756,7 @@ async fn charge_one(
                 "error": e.code(),
             });
             payments::transition(&mut tx, &p, &change).await?;
-            payments::set_checkout_status(&mut tx, &checkout_id, "open").await?;
+            payments::set_checkout_status(&mut tx, &checkout_id, CheckoutStatus::Open).await?;
         }
     }
     tx.commit().await?;

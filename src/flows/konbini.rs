@@ -17,6 +17,7 @@ use crate::domain::konbini::{
     TransitionError,
 };
 use crate::domain::processor::ConnectorId;
+use crate::domain::CheckoutStatus;
 use crate::domain::{Method, Mode};
 use crate::payments::{self, Change, NewPayment, PaymentError, PaymentRow};
 use crate::util::now_ms;
@@ -305,7 +306,7 @@ pub async fn issue(db: &Db, o: &Opened, target: IssueTarget) -> Result<PaymentRo
         Err(PaymentError::Db(e)) => return Err(e.into()),
         Err(_) => return Err(IssueError::OtherPayment),
     };
-    payments::set_checkout_status(&mut tx, &o.checkout.id, "pending").await?;
+    payments::set_checkout_status(&mut tx, &o.checkout.id, CheckoutStatus::Pending).await?;
     tx.commit().await?;
     tracing::info!(payment = %p.id, method = method.code(), institution = target.code(), "payment number issued");
     Ok(p)
@@ -342,10 +343,12 @@ impl From<PaymentError> for ActionError {
 
 /// The checkout status that goes with a number status: paid once money arrived (on time or
 /// late: the merchant decides about late ones), pending while the number can still be paid.
-fn checkout_status_for(s: NumberStatus) -> Option<&'static str> {
+fn checkout_status_for(s: NumberStatus) -> Option<CheckoutStatus> {
     match s {
-        NumberStatus::Paid | NumberStatus::LatePaid | NumberStatus::Confirmed => Some("paid"),
-        NumberStatus::Reversed => Some("pending"),
+        NumberStatus::Paid | NumberStatus::LatePaid | NumberStatus::Confirmed => {
+            Some(CheckoutStatus::Paid)
+        }
+        NumberStatus::Reversed => Some(CheckoutStatus::Pending),
         // An expired number keeps the checkout pending: a late 速報 may still arrive for it.
         NumberStatus::AwaitingPayment | NumberStatus::Expired => None,
     }
@@ -652,9 +655,18 @@ mod tests {
 
     #[test]
     fn checkout_follows_number_status() {
-        assert_eq!(checkout_status_for(NumberStatus::Paid), Some("paid"));
-        assert_eq!(checkout_status_for(NumberStatus::LatePaid), Some("paid"));
-        assert_eq!(checkout_status_for(NumberStatus::Reversed), Some("pending"));
+        assert_eq!(
+            checkout_status_for(NumberStatus::Paid),
+            Some(CheckoutStatus::Paid)
+        );
+        assert_eq!(
+            checkout_status_for(NumberStatus::LatePaid),
+            Some(CheckoutStatus::Paid)
+        );
+        assert_eq!(
+            checkout_status_for(NumberStatus::Reversed),
+            Some(CheckoutStatus::Pending)
+        );
         assert_eq!(checkout_status_for(NumberStatus::Expired), None);
     }
 

@@ -9,6 +9,7 @@ use crate::db::checkouts::CheckoutRow;
 use crate::db::{Db, Tx};
 use crate::device::{Device, ViewOverride};
 use crate::domain::processor::ConnectorId;
+use crate::domain::CheckoutStatus;
 use crate::domain::Mode;
 use crate::error::{AppError, AppResult, Reason};
 use crate::pages::{Chrome, FpPayResult, OrderView, PayResult, WebPayResult};
@@ -195,7 +196,7 @@ pub async fn result_view(
         (None, None)
     } else {
         // Failed: pay another way, or leave for the shop's cancel page if it gave one.
-        let retry = (o.checkout.status == "open").then(|| format!("/pay/{token}"));
+        let retry = (o.checkout.status == CheckoutStatus::Open).then(|| format!("/pay/{token}"));
         (o.checkout.cancel_url.clone(), retry)
     };
     Ok(PayResult {

@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 use crate::db::merchants::{self, MerchantRow};
 use crate::db::outbox::{self, Attempt, Claimed};
 use crate::db::Db;
+use crate::domain::{CallbackStatus, NotifyFormat};
 use crate::notify::deliver::{Deliverer, Delivery, Outcome};
 use crate::notify::{policy_for, schedule, sign};
 use crate::util::now_ms;
@@ -92,13 +93,13 @@ impl Worker {
             outbox::park(&self.db, &ev.id, &self.owner, "no_endpoint").await?;
             return Ok(());
         };
-        if m.callback_status == "disabled" {
+        if m.callback_status == CallbackStatus::Disabled {
             outbox::park(&self.db, &ev.id, &self.owner, "disabled").await?;
             return Ok(());
         }
         let secrets = m.webhook_secrets();
         let ts = now_ms() / 1000;
-        let delivery = if m.notify_format == "compat" {
+        let delivery = if m.notify_format == NotifyFormat::Compat {
             let body: serde_json::Value = serde_json::from_str(&ev.body)?;
             Delivery::compat(url, &secrets, &ev.id, ts, &compat_fields(&body))
         } else {

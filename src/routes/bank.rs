@@ -9,6 +9,7 @@ use encoding_rs::UTF_8;
 use crate::checkout;
 use crate::device::{Device, Ua};
 use crate::domain::bank::Bank;
+use crate::domain::CheckoutStatus;
 use crate::domain::Method;
 use crate::error::{AppError, AppResult, Reason};
 use crate::flows::{bank, redirect};
@@ -27,7 +28,7 @@ pub async fn show(
 ) -> AppResult<Response> {
     let (session, o) = checkout::load_session(&state, &token).await?;
     let device = session.view.apply(ua.device);
-    if o.checkout.status != "open" {
+    if o.checkout.status != CheckoutStatus::Open {
         return Ok(Redirect::to(&format!("/pay/{token}")).into_response());
     }
     if !checkout::offered(&o, device).contains(&Method::Banknet) {

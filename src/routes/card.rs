@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use crate::checkout::{self, Opened};
 use crate::device::{Device, Ua};
 use crate::domain::card::{CardStatus, PaymentOption};
+use crate::domain::CheckoutStatus;
 use crate::error::{AppError, AppResult, Reason};
 use crate::flows::card::{self as flow, FieldErrors, PayOutcome};
 use crate::form;
@@ -64,7 +65,7 @@ pub async fn form_page(
     Path(token): Path<String>,
 ) -> AppResult<Response> {
     let x = ctx(&state, ua, token).await?;
-    if x.o.checkout.status != "open" {
+    if x.o.checkout.status != CheckoutStatus::Open {
         return Ok(Redirect::to(&format!("/pay/{}/card/result", x.token)).into_response());
     }
     render_form(
@@ -94,7 +95,7 @@ pub async fn submit(
     if !Session::csrf_ok(&x.token, &state.secret, form::get(&fields, "csrf")) {
         return Err(AppError::shopper(Reason::BadCsrf));
     }
-    if x.o.checkout.status != "open" {
+    if x.o.checkout.status != CheckoutStatus::Open {
         return Ok(Redirect::to(&format!("/pay/{}/card/result", x.token)).into_response());
     }
     if !checkout::offered(&x.o, x.device).contains(&crate::domain::Method::Card) {
@@ -266,7 +267,7 @@ async fn respond_page(state: &AppState, x: &Ctx, outcome: PayOutcome) -> AppResu
             let locked = flow::check_lock(state, &x.o.checkout.id, "-")
                 .await
                 .is_err();
-            if x.o.checkout.status == "open" && !locked {
+            if x.o.checkout.status == CheckoutStatus::Open && !locked {
                 let msg = if en { message_en } else { message_ja };
                 return render_form(
                     state,
@@ -386,8 +387,8 @@ async fn result(
     } else {
         x.o.checkout.cancel_url.clone()
     };
-    let other_url =
-        (kind == "failure" && x.o.checkout.status == "open").then(|| format!("/pay/{}", x.token));
+    let other_url = (kind == "failure" && x.o.checkout.status == CheckoutStatus::Open)
+        .then(|| format!("/pay/{}", x.token));
     let (c, order) = (chrome(state, x), order(x));
     let title = title.to_owned();
     let status = if kind == "failure" {

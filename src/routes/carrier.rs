@@ -10,6 +10,7 @@ use encoding_rs::UTF_8;
 use crate::checkout;
 use crate::device::{Device, Ua};
 use crate::domain::carrier::{BillingKind, Carrier};
+use crate::domain::CheckoutStatus;
 use crate::error::{AppError, AppResult, Reason};
 use crate::flows::carrier::{self as flow, method_of};
 use crate::flows::redirect;
@@ -40,7 +41,7 @@ pub async fn show(
     let c = carrier_of(&uri)?;
     let (session, o) = checkout::load_session(&state, &token).await?;
     let device = session.view.apply(ua.device);
-    if o.checkout.status != "open" {
+    if o.checkout.status != CheckoutStatus::Open {
         return Ok(Redirect::to(&format!("/pay/{token}")).into_response());
     }
     if !checkout::offered(&o, device).contains(&method_of(c)) {

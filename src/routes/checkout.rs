@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::checkout::{self, Opened};
 use crate::db::checkouts;
 use crate::device::{Device, Ua, ViewOverride};
+use crate::domain::CheckoutStatus;
 use crate::domain::Method;
 use crate::error::{AppError, AppResult, Reason};
 use crate::form;
@@ -93,7 +94,7 @@ pub async fn choose_method(
     if !Session::csrf_ok(&token, &state.secret, form::get(&fields, "csrf")) {
         return Err(AppError::shopper(Reason::BadCsrf));
     }
-    if opened.checkout.status != "open" {
+    if opened.checkout.status != CheckoutStatus::Open {
         if let Some(r) = super::konbini::issued_page(&state, device, &opened, &token).await? {
             return Ok(r);
         }
@@ -134,8 +135,8 @@ fn render_checkout(
         &o.checkout.item_name,
         o.checkout.amount,
     );
-    if o.checkout.status != "open" {
-        let (status_ja, status_en) = match o.checkout.status.as_str() {
+    if o.checkout.status != CheckoutStatus::Open {
+        let (status_ja, status_en) = match o.checkout.status.code() {
             "paid" => ("お支払いは完了しています。", "This order has been paid."),
             "pending" => (
                 "お支払い手続き中です。",

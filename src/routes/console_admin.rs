@@ -13,6 +13,7 @@ use crate::console::views::{self, Choice, Chrome, SummaryLine, ThemeChoice};
 use crate::console::{audit, settings, summary};
 use crate::db::merchants;
 use crate::domain::konbini::Chain;
+use crate::domain::CaptureMode;
 use crate::domain::Method;
 use crate::form;
 use crate::routes::console::{fields, html, visible_payment};
@@ -291,7 +292,7 @@ fn settings_page(
             })
             .collect(),
         konbini_days: m.konbini_days,
-        manual: m.capture_mode == "manual",
+        manual: m.capture_mode == CaptureMode::Manual,
         themes,
         key_ids: keys,
         webhook_secrets: m.webhook_secrets().len(),

@@ -10,6 +10,7 @@ use crate::checkout::{self, Opened};
 use crate::connectors::konbini::IssueTarget;
 use crate::device::{Device, Ua};
 use crate::domain::konbini::{self as rules, Chain, NumberStatus};
+use crate::domain::CheckoutStatus;
 use crate::domain::{Method, Mode};
 use crate::error::{AppError, AppResult, Reason};
 use crate::flows::konbini::{self as flow, IssueError, NumberDetails};
@@ -37,7 +38,7 @@ pub async fn konbini_get(
     if let Some(p) = flow::issued_for_checkout(&state.db, &o.checkout.id).await? {
         return number_page(&state, device, &o, &token, &p);
     }
-    if o.checkout.status != "open" {
+    if o.checkout.status != CheckoutStatus::Open {
         return Ok(Redirect::to(&format!("/pay/{token}")).into_response());
     }
     ensure_offered(&o, device, Method::Konbini)?;
@@ -85,7 +86,7 @@ pub async fn payeasy_get(
     if let Some(p) = flow::issued_for_checkout(&state.db, &o.checkout.id).await? {
         return number_page(&state, device, &o, &token, &p);
     }
-    if o.checkout.status != "open" {
+    if o.checkout.status != CheckoutStatus::Open {
         return Ok(Redirect::to(&format!("/pay/{token}")).into_response());
     }
     ensure_offered(&o, device, Method::Payeasy)?;
@@ -126,7 +127,7 @@ pub async fn issued_page(
     token: &str,
 ) -> AppResult<Option<Response>> {
     // Issuing sets the checkout to pending in the same transaction: open ones have no number.
-    if o.checkout.status == "open" {
+    if o.checkout.status == CheckoutStatus::Open {
         return Ok(None);
     }
     match flow::issued_for_checkout(&state.db, &o.checkout.id).await? {
@@ -151,7 +152,7 @@ async fn issue_and_show(
         // A re-post (double click, back button): show the number already issued.
         return Ok(Redirect::to(&path).into_response());
     }
-    if o.checkout.status != "open" {
+    if o.checkout.status != CheckoutStatus::Open {
         return Ok(Redirect::to(&format!("/pay/{token}")).into_response());
     }
     ensure_offered(o, device, method)?;

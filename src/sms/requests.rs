@@ -10,6 +10,7 @@ use crate::api::checkouts::{expire_in_tx, sign, sign_and_open};
 use crate::api::err;
 use crate::db::merchants::MerchantRow;
 use crate::db::{checkouts, Db};
+use crate::domain::CheckoutStatus;
 use crate::error::{AppError, AppResult, Reason};
 use crate::state::AppState;
 use crate::util::now_ms;
@@ -59,7 +60,7 @@ pub async fn status_of(db: &Db, r: &RequestRow) -> Result<String, sqlx::Error> {
         return Ok("cancelled".into());
     }
     let checkout = checkouts::get(db, &r.checkout_id).await?;
-    Ok(match checkout.as_ref().map(|c| c.status.as_str()) {
+    Ok(match checkout.as_ref().map(|c| c.status.code()) {
         Some("paid") => "paid".into(),
         Some("pending") => "pending".into(),
         Some("expired") | Some("cancelled") => "expired".into(),
@@ -145,7 +146,7 @@ pub async fn create(
         order_fields.push(("shopper_phone".into(), phone.clone()));
     }
     let (opened, _) = sign_and_open(state, &m.id, &order_fields, expires_at_s).await?;
-    if opened.checkout.status != "open" {
+    if opened.checkout.status != CheckoutStatus::Open {
         return Err(err(
             StatusCode::CONFLICT,
             "checkout_not_open",

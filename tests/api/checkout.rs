@@ -280,3 +280,30 @@ async fn security_headers_and_asset_caching(app: TestApp) {
     assert!(r.headers().contains_key("content-security-policy"));
 }
 both!(security_headers_and_asset_caching);
+
+/// A stored setting that is not a valid code fails loudly (an internal error, logged) instead
+/// of being read as a default: a corrupted method list must not silently become "no methods".
+async fn corrupted_settings_fail_loudly(app: TestApp) {
+    let m = app.merchant().await;
+    let mut tx = app.db.begin().await.unwrap();
+    kakehashi::exec_tx!(&mut tx, c => sqlx::query("UPDATE merchants SET methods = 'card,bitcoin' WHERE id = $1")
+        .bind(&m.id)
+        .execute(c)
+        .await)
+    .unwrap();
+    tx.commit().await.unwrap();
+    let f = app.fields(&m, "corrupt", 1000, &[]);
+    let r = app.get(&app.link(&m, &f), UA_PC).await;
+    assert_eq!(r.status(), 500);
+    let logs = logs();
+    assert!(
+        logs.contains("error occurred while decoding column methods"),
+        "{}",
+        logs.lines()
+            .filter(|l| l.contains("internal error"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert_eq!(app.count("checkouts").await, 0);
+}
+both!(corrupted_settings_fail_loudly);

@@ -562,7 +562,8 @@ async fn settings_summary_and_rotation(app: TestApp) {
             .await
             .unwrap()
             .unwrap()
-            .capture_mode,
+            .capture_mode
+            .code(),
         "auto"
     );
     let mut good = base.to_vec();
@@ -574,11 +575,11 @@ async fn settings_summary_and_rotation(app: TestApp) {
         .unwrap();
     assert_eq!(
         (
-            mm.capture_mode.as_str(),
+            mm.capture_mode.code(),
             mm.konbini_days,
-            mm.methods.as_str()
+            kakehashi::domain::Method::join(&mm.methods())
         ),
-        ("manual", 10, "card,konbini")
+        ("manual", 10, "card,konbini".to_owned())
     );
     // Webhook secret rotation keeps two, newest first, shown once.
     let old = app.webhook_secret(&m.id).await;
@@ -654,6 +655,7 @@ async fn processors_page_and_mode_switch(app: TestApp) {
                 .unwrap()
                 .unwrap()
                 .mode
+                .code()
         }
     };
     assert_eq!(mode(&app).await, "test");

@@ -603,6 +603,8 @@ impl TestApp {
             .unwrap()
             .unwrap()
             .status
+            .code()
+            .to_owned()
     }
 }
 

@@ -145,6 +145,8 @@ async fn checkout_status(app: &TestApp, m: &TestMerchant, order: &str) -> String
         .unwrap()
         .unwrap()
         .status
+        .code()
+        .to_owned()
 }
 
 /// Calls the sandbox control endpoint signed with the merchant's key.

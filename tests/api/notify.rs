@@ -132,7 +132,7 @@ async fn gone_disables_the_endpoint_and_redirects_are_not_followed(app: TestApp)
             .await
             .unwrap()
             .unwrap();
-        (m.callback_status == "disabled").then_some(())
+        (m.callback_status == kakehashi::domain::CallbackStatus::Disabled).then_some(())
     })
     .await;
     let st = app
