@@ -26,8 +26,13 @@ pub async fn open_link(
     device: Device,
 ) -> AppResult<Opened> {
     let raw = RawLink::parse(fields)?;
-    let (merchant, secret) =
-        merchants::merchant_with_key(&state.db, raw.get("merchant_id"), raw.get("key_id")).await?;
+    let (merchant, secret) = merchants::merchant_with_key(
+        &state.db,
+        &state.keys,
+        raw.get("merchant_id"),
+        raw.get("key_id"),
+    )
+    .await?;
     if !crate::signing::verify(&secret, &raw.canonical(), raw.get("signature")) {
         return Err(AppError::shopper(Reason::BadSignature));
     }

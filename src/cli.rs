@@ -14,6 +14,7 @@ use crate::connectors::registry::{Registry, Unusable};
 use crate::domain::processor::Processor;
 use crate::domain::{Method, Mode};
 use crate::flows::processors::{self as processor_flow, AccountInput};
+use crate::secrets::Keyring;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -483,7 +484,7 @@ pub enum UserCmd {
 }
 
 /// Runs a `user` command.
-pub async fn user(db: &Db, cmd: UserCmd) -> anyhow::Result<()> {
+pub async fn user(db: &Db, keys: &Keyring, cmd: UserCmd) -> anyhow::Result<()> {
     match cmd {
         UserCmd::Add {
             merchant,
@@ -492,7 +493,8 @@ pub async fn user(db: &Db, cmd: UserCmd) -> anyhow::Result<()> {
         } => {
             let role = crate::console::Role::parse(&role)
                 .ok_or_else(|| anyhow::anyhow!("role must be admin, general or operator"))?;
-            let u = crate::console::users::create(db, merchant.as_deref(), &email, role).await?;
+            let u =
+                crate::console::users::create(db, keys, merchant.as_deref(), &email, role).await?;
             print_credentials(&u);
         }
     }
@@ -677,7 +679,7 @@ pub async fn merchant(db: &Db, registry: &Arc<Registry>, cmd: MerchantCmd) -> an
                 (0..=60).contains(&m.konbini_days),
                 "konbini-days must be 0..=60"
             );
-            let (id, key) = merchants::create(db, &m).await?;
+            let (id, key) = merchants::create(db, registry.keys(), &m).await?;
             if let Some(v) = autopay {
                 crate::flows::konbini::set_autopay_seconds(db, &id, v).await?;
             }
@@ -687,7 +689,11 @@ pub async fn merchant(db: &Db, registry: &Arc<Registry>, cmd: MerchantCmd) -> an
             let created = merchants::get(db, &id)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("merchant {id} vanished"))?;
-            let webhook_secret = created.webhook_secrets().first().copied().unwrap_or("");
+            let webhook_secret = created
+                .webhook_secrets(registry.keys())?
+                .into_iter()
+                .next()
+                .unwrap_or_default();
             println!("merchant_id:    {id}");
             println!("key_id:         {}", key.key_id);
             println!("secret:         {}", key.secret);
@@ -714,12 +720,13 @@ pub async fn merchant(db: &Db, registry: &Arc<Registry>, cmd: MerchantCmd) -> an
             }
         }
         MerchantCmd::RotateKey { merchant_id } => {
-            let key = merchants::rotate_key(db, &merchant_id).await?;
+            let key = merchants::rotate_key(db, registry.keys(), &merchant_id).await?;
             println!("key_id: {}\nsecret: {}", key.key_id, key.secret);
             println!("(shown only now; the previous key stays valid until `merchant retire-key`)");
         }
         MerchantCmd::RotateWebhookSecret { merchant_id } => {
-            let secret = merchants::rotate_webhook_secret(db, &merchant_id).await?;
+            let secret =
+                merchants::rotate_webhook_secret(db, registry.keys(), &merchant_id).await?;
             println!("secret: {secret}");
             println!(
                 "(shown only now; notifications are signed with this and the previous secret)"
@@ -848,7 +855,11 @@ pub async fn merchant(db: &Db, registry: &Arc<Registry>, cmd: MerchantCmd) -> an
 
 /// The demo merchant `m_demo` (test mode, demo theme, every method), created on first start.
 /// Returns the secret when it was just created: it is printed once.
-pub async fn ensure_demo(db: &Db, public_url: &str) -> anyhow::Result<Option<String>> {
+pub async fn ensure_demo(
+    db: &Db,
+    keys: &Keyring,
+    public_url: &str,
+) -> anyhow::Result<Option<String>> {
     if merchants::get(db, "m_demo").await?.is_some() {
         return Ok(None);
     }
@@ -867,13 +878,13 @@ pub async fn ensure_demo(db: &Db, public_url: &str) -> anyhow::Result<Option<Str
         capture_mode: "auto".into(),
         card_options: "lump,inst3,inst6,inst10,inst12,bonus,revo".into(),
     };
-    let (_, key) = merchants::create(db, &m).await?;
+    let (_, key) = merchants::create(db, keys, &m).await?;
     Ok(Some(key.secret))
 }
 
 /// A freshly signed demo checkout link for `m_demo`.
-pub async fn demo_link(db: &Db, public_url: &str) -> anyhow::Result<String> {
-    let (key_id, secret) = merchants::newest_key(db, "m_demo")
+pub async fn demo_link(db: &Db, keys: &Keyring, public_url: &str) -> anyhow::Result<String> {
+    let (key_id, secret) = merchants::newest_key(db, keys, "m_demo")
         .await?
         .ok_or_else(|| anyhow::anyhow!("demo merchant has no active key"))?;
     let now = crate::util::now_ms() / 1000;

@@ -63,8 +63,9 @@ async fn main() -> anyhow::Result<()> {
             cli::subscription(&db, &registry, cmd).await
         }
         Command::User(cmd) => {
-            let db = Db::connect(&args.global.database_url).await?;
-            cli::user(&db, cmd).await
+            let config = args.global.config()?;
+            let db = Db::connect(&config.database_url).await?;
+            cli::user(&db, &config.keyring()?, cmd).await
         }
     }
 }
@@ -72,19 +73,21 @@ async fn main() -> anyhow::Result<()> {
 async fn serve(config: kakehashi::config::Config) -> anyhow::Result<()> {
     let app = App::build(config).await?;
     let public = app.state.public_url.to_string();
-    let created = cli::ensure_demo(&app.state.db, &public).await?;
+    let created = cli::ensure_demo(&app.state.db, &app.state.keys, &public).await?;
     // The demo admin is made with the demo merchant, on first start only.
     let admin = match created {
-        Some(_) => kakehashi::console::users::ensure_demo_admin(&app.state.db).await?,
+        Some(_) => {
+            kakehashi::console::users::ensure_demo_admin(&app.state.db, &app.state.keys).await?
+        }
         None => None,
     };
-    let link = cli::demo_link(&app.state.db, &public).await?;
+    let link = cli::demo_link(&app.state.db, &app.state.keys, &public).await?;
     println!("\nKakehashi checkout listening on http://{}", app.addr);
     println!("Demo merchant: m_demo (test mode)");
     if let Some(secret) = created {
         println!("Demo signing secret (shown once): {secret}");
         if let Some(m) = kakehashi::db::merchants::get(&app.state.db, "m_demo").await? {
-            if let Some(whsec) = m.webhook_secrets().first() {
+            if let Some(whsec) = m.webhook_secrets(&app.state.keys)?.first() {
                 println!("Demo webhook secret (shown once): {whsec}");
             }
         }

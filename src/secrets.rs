@@ -164,6 +164,28 @@ impl Keyring {
             .map_err(|_| SealError::Corrupt)
     }
 
+    /// Seals `plain` when a master key is configured; without one (a test-mode installation)
+    /// keeps it in clear, to be sealed by `keys rotate-master` once a key is set. Only for
+    /// secrets that exist in test mode too (signing keys, webhook and TOTP secrets); processor
+    /// credentials always require [`Keyring::seal`].
+    pub fn seal_or_clear(&self, plain: &str, context: &str) -> Result<String, SealError> {
+        if self.current.is_some() {
+            self.seal(plain, context)
+        } else {
+            Ok(plain.to_owned())
+        }
+    }
+
+    /// Reads a value written by [`Keyring::seal_or_clear`]: opens it when sealed, returns it as
+    /// is when stored in clear.
+    pub fn reveal(&self, stored: &str, context: &str) -> Result<Zeroizing<String>, SealError> {
+        if stored.starts_with(PREFIX) {
+            self.open(stored, context)
+        } else {
+            Ok(Zeroizing::new(stored.to_owned()))
+        }
+    }
+
     /// The key id a sealed value names (for `keys status`), or `None` if it is not sealed.
     pub fn key_id_of(sealed: &str) -> Option<&str> {
         sealed.strip_prefix(PREFIX)?.split_once(':').map(|(k, _)| k)
@@ -247,6 +269,20 @@ mod tests {
         ));
         let resealed = both.seal("v", "c").unwrap();
         assert_eq!(Keyring::key_id_of(&resealed), both.current_id());
+    }
+
+    #[test]
+    fn clear_without_a_key_sealed_with_one() {
+        let none = Keyring::new(None, &[]).unwrap();
+        let clear = none.seal_or_clear("whsec_x", "c").unwrap();
+        assert_eq!(clear, "whsec_x");
+        assert_eq!(&*none.reveal(&clear, "c").unwrap(), "whsec_x");
+        let k = ring(&Keyring::generate(), &[]);
+        let sealed = k.seal_or_clear("whsec_x", "c").unwrap();
+        assert!(sealed.starts_with(PREFIX));
+        assert_eq!(&*k.reveal(&sealed, "c").unwrap(), "whsec_x");
+        assert_eq!(&*k.reveal("legacy_clear", "c").unwrap(), "legacy_clear");
+        assert!(none.reveal(&sealed, "c").is_err());
     }
 
     #[test]

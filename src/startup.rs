@@ -37,9 +37,9 @@ impl App {
         let favicon = assets.add_file("favicon.ico", &config.static_dir.join("favicon.ico"))?;
         let console_css = assets.add_file("console.css", &config.static_dir.join("console.css"))?;
         let sms = crate::sms::SmsProviders::from_config(&config)?;
-        let secret = crate::db::server_secret(&db).await?;
         // A malformed master key stops the server here rather than at the first live payment.
-        let keys = config.keyring()?;
+        let keys = Arc::new(config.keyring()?);
+        let secret = crate::db::server_secret(&db, &keys).await?;
         let listener = TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;
         let public_url = config
@@ -48,7 +48,7 @@ impl App {
             .unwrap_or_else(|| format!("http://{addr}"))
             .trim_end_matches('/')
             .to_owned();
-        let connectors = Arc::new(Registry::new(&public_url, &secret, Arc::new(keys)));
+        let connectors = Arc::new(Registry::new(&public_url, &secret, keys.clone()));
         let state = AppState {
             db,
             config: Arc::new(config),
@@ -59,6 +59,7 @@ impl App {
             console_css: console_css.into(),
             secret: secret.into(),
             public_url: public_url.into(),
+            keys,
             connectors,
             pending_cards: Arc::new(crate::flows::card::PendingCards::default()),
             sms: Arc::new(sms),
@@ -93,6 +94,7 @@ impl App {
             deliverer: Arc::new(Deliverer::new(policy)?),
             wake: st.wake.clone(),
             owner: crate::util::random_id("wrk", 12),
+            keys: st.keys.clone(),
         };
         tokio::spawn(worker.run());
         tokio::spawn(sweep(
@@ -130,7 +132,8 @@ impl App {
 /// The connector registry for commands that run without a server (CLI): the same connectors,
 /// keys and derived sandbox secrets as the server on this database.
 pub async fn registry(config: &Config, db: &Db) -> anyhow::Result<Arc<Registry>> {
-    let secret = crate::db::server_secret(db).await?;
+    let keys = Arc::new(config.keyring()?);
+    let secret = crate::db::server_secret(db, &keys).await?;
     let public_url = config
         .public_url
         .clone()
@@ -138,7 +141,7 @@ pub async fn registry(config: &Config, db: &Db) -> anyhow::Result<Arc<Registry>>
     Ok(Arc::new(Registry::new(
         public_url.trim_end_matches('/'),
         &secret,
-        Arc::new(config.keyring()?),
+        keys,
     )))
 }
 

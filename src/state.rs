@@ -23,6 +23,8 @@ pub struct AppState {
     pub secret: Arc<[u8]>,
     /// The base URL shoppers reach us at, without a trailing slash.
     pub public_url: Arc<str>,
+    /// The master keys that seal stored secrets ([`crate::secrets`]).
+    pub keys: Arc<crate::secrets::Keyring>,
     /// Every connector: flows get theirs only from here ([`crate::connectors::registry`]).
     pub connectors: Arc<crate::connectors::registry::Registry>,
     /// Card data held in memory while the shopper answers a 3-D Secure challenge.

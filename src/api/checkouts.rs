@@ -128,7 +128,7 @@ pub async fn sign(
     order_fields: &[(String, String)],
     expires_at_s: i64,
 ) -> AppResult<(Vec<(String, String)>, String)> {
-    let (key_id, secret) = merchants::newest_key(&state.db, merchant_id)
+    let (key_id, secret) = merchants::newest_key(&state.db, &state.keys, merchant_id)
         .await?
         .ok_or_else(|| {
             err(

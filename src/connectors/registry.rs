@@ -140,6 +140,11 @@ impl Registry {
         &self.keys
     }
 
+    /// The shared keyring itself (the app state holds the same one).
+    pub fn keyring(&self) -> Arc<Keyring> {
+        self.keys.clone()
+    }
+
     /// The sandbox's concrete connectors, for the sandbox bank and carrier pages (which play
     /// the bank's and carrier's own sites). Flows never use this.
     pub fn sandbox_pages(&self) -> &Sandbox {

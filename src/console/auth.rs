@@ -144,12 +144,20 @@ pub async fn check_password(
 
 /// TOTP step: accepts the code of the current step or one step either side (clock skew), and
 /// each step once only. Success resets the failure counter and completes enrolment.
-pub async fn check_totp(db: &Db, user: &UserRow, code: &str) -> Result<bool, ConsoleError> {
+pub async fn check_totp(
+    db: &Db,
+    keys: &crate::secrets::Keyring,
+    user: &UserRow,
+    code: &str,
+) -> Result<bool, ConsoleError> {
     let now = now_ms();
     if locked(user, now) {
         return Ok(false);
     }
-    let totp = users::totp(&user.totp_secret, &user.email)?;
+    let secret = user
+        .totp_secret(keys)
+        .map_err(|e| ConsoleError::Internal(e.into()))?;
+    let totp = users::totp(&secret, &user.email)?;
     let step = (now / 1000) / 30;
     let code = code.trim();
     let matched = [step - 1, step, step + 1].into_iter().find(|s| {

@@ -114,11 +114,12 @@ pub async fn store(db: &Db, merchant_id: &str, u: &Update) -> Result<(), sqlx::E
 
 /// Prepends a new webhook secret and keeps at most two (the previous one stays valid so the
 /// merchant can switch receivers without missing notifications). Returns the new secret.
-pub async fn rotate_webhook_secret(db: &Db, m: &MerchantRow) -> Result<String, sqlx::Error> {
-    let new = crate::notify::sign::new_secret();
-    let mut list = vec![new.as_str()];
-    list.extend(m.webhook_secrets().into_iter().take(1));
-    let joined = list.join(" ");
+pub async fn rotate_webhook_secret(
+    db: &Db,
+    keys: &crate::secrets::Keyring,
+    m: &MerchantRow,
+) -> anyhow::Result<String> {
+    let (new, joined) = crate::db::merchants::next_webhook_secrets(keys, m)?;
     let mut tx = db.begin().await?;
     // Conditional on the old value so two concurrent rotations cannot drop a live secret.
     let n = exec_tx!(&mut tx, c => sqlx::query(
@@ -130,7 +131,7 @@ pub async fn rotate_webhook_secret(db: &Db, m: &MerchantRow) -> Result<String, s
     .execute(c)
     .await)?;
     if n != 1 {
-        return Err(sqlx::Error::RowNotFound);
+        return Err(sqlx::Error::RowNotFound.into());
     }
     tx.commit().await?;
     Ok(new)

@@ -7,8 +7,10 @@ use totp_rs::{Algorithm, Secret, TOTP};
 
 use crate::console::Role;
 use crate::db::Db;
+use crate::secrets::{Keyring, SealError};
 use crate::util::{now_ms, random_id};
 use crate::{exec_tx, on_db};
+use zeroize::Zeroizing;
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct UserRow {
@@ -17,7 +19,9 @@ pub struct UserRow {
     pub email: String,
     pub role: String,
     pub password_hash: String,
-    pub totp_secret: String,
+    /// Sealed under the master key when one is configured: read with [`UserRow::totp_secret`].
+    #[sqlx(rename = "totp_secret")]
+    pub totp_stored: String,
     pub totp_enrolled_at: Option<i64>,
     pub totp_last_step: i64,
     pub failed_logins: i64,
@@ -99,6 +103,7 @@ pub fn parse_email(input: &str) -> Option<String> {
 /// Creates a user with a generated password and TOTP secret (both returned once).
 pub async fn create(
     db: &Db,
+    keys: &Keyring,
     merchant_id: Option<&str>,
     email: &str,
     role: Role,
@@ -133,7 +138,7 @@ pub async fn create(
     .bind(&email)
     .bind(role.as_str())
     .bind(&hash)
-    .bind(&secret)
+    .bind(keys.seal_or_clear(&secret, &totp_context(&id))?)
     .bind(now_ms())
     .execute(c)
     .await);
@@ -153,6 +158,18 @@ pub async fn create(
     })
 }
 
+/// The seal context of a user's TOTP secret.
+pub fn totp_context(user_id: &str) -> String {
+    format!("console_users:{user_id}:totp_secret")
+}
+
+impl UserRow {
+    /// The TOTP secret, opened with the master key when sealed.
+    pub fn totp_secret(&self, keys: &Keyring) -> Result<Zeroizing<String>, SealError> {
+        keys.reveal(&self.totp_stored, &totp_context(&self.id))
+    }
+}
+
 pub async fn by_email(db: &Db, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
     let sql = format!("SELECT {COLS} FROM console_users WHERE email = $1");
     let email = email.trim().to_lowercase();
@@ -167,11 +184,11 @@ pub async fn get(db: &Db, id: &str) -> Result<Option<UserRow>, sqlx::Error> {
 /// The demo admin of `m_demo`, created together with the demo merchant on first start.
 pub const DEMO_EMAIL: &str = "admin@demo.example";
 
-pub async fn ensure_demo_admin(db: &Db) -> anyhow::Result<Option<Created>> {
+pub async fn ensure_demo_admin(db: &Db, keys: &Keyring) -> anyhow::Result<Option<Created>> {
     if by_email(db, DEMO_EMAIL).await?.is_some() {
         return Ok(None);
     }
-    create(db, Some("m_demo"), DEMO_EMAIL, Role::Admin)
+    create(db, keys, Some("m_demo"), DEMO_EMAIL, Role::Admin)
         .await
         .map(Some)
 }

@@ -5,6 +5,7 @@ use crate::domain::{
     CallbackStatus, CaptureMode, MerchantStatus, Method, MethodList, Mode, NotifyFormat,
 };
 use crate::error::{AppError, Reason};
+use crate::secrets::{Keyring, SealError};
 use crate::util::{now_ms, random_id, random_secret};
 use crate::{exec_tx, on_db, on_tx};
 
@@ -39,9 +40,10 @@ const COLS: &str =
 m.callback_url, m.webhook_secrets, m.notify_format, m.callback_status, m.theme, m.konbini_days, m.capture_mode, m.card_options, m.created_at";
 
 impl MerchantRow {
-    /// Webhook secrets, newest first.
-    pub fn webhook_secrets(&self) -> Vec<&str> {
-        self.webhook_secrets.split_whitespace().collect()
+    /// Webhook secrets, newest first (opened with the master key when sealed).
+    pub fn webhook_secrets(&self, keys: &Keyring) -> Result<Vec<String>, SealError> {
+        let list = keys.reveal(&self.webhook_secrets, &webhook_context(&self.id))?;
+        Ok(list.split_whitespace().map(str::to_owned).collect())
     }
     pub fn mode(&self) -> Mode {
         self.mode
@@ -76,6 +78,7 @@ pub struct KeyAndMerchant {
 /// `Err(UnknownMerchant)` if no such merchant, `Err(UnknownKey)` if the key is not active.
 pub async fn merchant_with_key(
     db: &Db,
+    keys: &Keyring,
     merchant_id: &str,
     key_id: &str,
 ) -> Result<(MerchantRow, String), AppError> {
@@ -90,10 +93,13 @@ pub async fn merchant_with_key(
         .fetch_optional(c)
         .await)?;
     let row = row.ok_or(AppError::shopper(Reason::UnknownMerchant))?;
-    let secret = row
+    let stored = row
         .key_secret
         .ok_or(AppError::shopper(Reason::UnknownKey))?;
-    Ok((row.merchant, secret))
+    let secret = keys
+        .reveal(&stored, &signing_key_context(key_id))
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("signing key {key_id}: {e}")))?;
+    Ok((row.merchant, secret.to_string()))
 }
 
 pub async fn get(db: &Db, id: &str) -> Result<Option<MerchantRow>, sqlx::Error> {
@@ -130,8 +136,19 @@ pub struct NewKey {
     pub secret: String,
 }
 
-/// Creates a merchant and its first signing key.
-pub async fn create(db: &Db, m: &NewMerchant) -> anyhow::Result<(String, NewKey)> {
+/// The seal context of a signing key's secret.
+pub fn signing_key_context(key_id: &str) -> String {
+    format!("signing_keys:{key_id}:secret")
+}
+
+/// The seal context of a merchant's webhook secrets.
+pub fn webhook_context(merchant_id: &str) -> String {
+    format!("merchants:{merchant_id}:webhook_secrets")
+}
+
+/// Creates a merchant and its first signing key. Secrets are sealed when a master key is
+/// configured.
+pub async fn create(db: &Db, keys: &Keyring, m: &NewMerchant) -> anyhow::Result<(String, NewKey)> {
     let id = m.id.clone().unwrap_or_else(|| random_id("m", 12));
     let now = now_ms();
     let mut tx = db.begin().await?;
@@ -148,7 +165,7 @@ pub async fn create(db: &Db, m: &NewMerchant) -> anyhow::Result<(String, NewKey)
     .bind(m.konbini_chains.join(","))
     .bind(m.return_origins.join(" "))
     .bind(&m.callback_url)
-    .bind(crate::notify::sign::new_secret())
+    .bind(keys.seal_or_clear(&crate::notify::sign::new_secret(), &webhook_context(&id))?)
     .bind(&m.notify_format)
     .bind(&m.theme)
     .bind(m.konbini_days)
@@ -157,13 +174,14 @@ pub async fn create(db: &Db, m: &NewMerchant) -> anyhow::Result<(String, NewKey)
     .bind(now)
     .execute(c)
     .await)?;
-    let key = insert_key(&mut tx, &id, m.mode).await?;
+    let key = insert_key(&mut tx, keys, &id, m.mode).await?;
     tx.commit().await?;
     Ok((id, key))
 }
 
 async fn insert_key(
     tx: &mut crate::db::Tx,
+    keys: &Keyring,
     merchant_id: &str,
     mode: Mode,
 ) -> anyhow::Result<NewKey> {
@@ -179,7 +197,7 @@ async fn insert_key(
     )
     .bind(&key.key_id)
     .bind(merchant_id)
-    .bind(&key.secret)
+    .bind(keys.seal_or_clear(&key.secret, &signing_key_context(&key.key_id))?)
     .bind(now_ms())
     .execute(c)
     .await)?;
@@ -188,7 +206,7 @@ async fn insert_key(
 
 /// Adds a new active key. At most two keys are active: the newest old one stays valid until
 /// retired, so carts can switch without downtime; older ones are retired now.
-pub async fn rotate_key(db: &Db, merchant_id: &str) -> anyhow::Result<NewKey> {
+pub async fn rotate_key(db: &Db, keys: &Keyring, merchant_id: &str) -> anyhow::Result<NewKey> {
     let m = get(db, merchant_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("no merchant {merchant_id}"))?;
@@ -203,7 +221,7 @@ pub async fn rotate_key(db: &Db, merchant_id: &str) -> anyhow::Result<NewKey> {
     .bind(merchant_id)
     .execute(c)
     .await)?;
-    let key = insert_key(&mut tx, merchant_id, m.mode()).await?;
+    let key = insert_key(&mut tx, keys, merchant_id, m.mode()).await?;
     tx.commit().await?;
     Ok(key)
 }
@@ -246,17 +264,22 @@ pub async fn active_key_ids(db: &Db, merchant_id: &str) -> Result<Vec<String>, s
 /// The newest active key with its secret: the server signs demo links with it.
 pub async fn newest_key(
     db: &Db,
+    keys: &Keyring,
     merchant_id: &str,
-) -> Result<Option<(String, String)>, sqlx::Error> {
-    on_db!(db, c => sqlx::query_as(
+) -> anyhow::Result<Option<(String, String)>> {
+    let row: Option<(String, String)> = on_db!(db, c => sqlx::query_as(
         "SELECT id, secret FROM signing_keys WHERE merchant_id = $1 AND status = 'active' ORDER BY created_at DESC, id DESC LIMIT 1",
     )
     .bind(merchant_id)
     .fetch_optional(c)
-    .await)
+    .await)?;
+    row.map(|(id, stored)| {
+        let secret = keys.reveal(&stored, &signing_key_context(&id))?;
+        Ok((id, secret.to_string()))
+    })
+    .transpose()
 }
 
-/// Updates one setting column. `column` comes from a fixed list in the CLI, never from input.
 /// Sets a merchant's mode. Callers check the go-live rules first
 /// (`flows::processors::set_mode`).
 pub async fn set_mode(db: &Db, merchant_id: &str, mode: Mode) -> Result<(), sqlx::Error> {
@@ -269,6 +292,7 @@ pub async fn set_mode(db: &Db, merchant_id: &str, mode: Mode) -> Result<(), sqlx
     tx.commit().await
 }
 
+/// Updates one setting column. `column` comes from a fixed list in the CLI, never from input.
 pub async fn set_field(
     db: &Db,
     merchant_id: &str,
@@ -306,13 +330,25 @@ pub async fn set_field(
 }
 
 /// Prepends a new webhook secret and keeps the previous one, so both sign during rotation.
-pub async fn rotate_webhook_secret(db: &Db, merchant_id: &str) -> anyhow::Result<String> {
+pub async fn rotate_webhook_secret(
+    db: &Db,
+    keys: &Keyring,
+    merchant_id: &str,
+) -> anyhow::Result<String> {
     let m = get(db, merchant_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("no merchant {merchant_id}"))?;
+    let stored = next_webhook_secrets(keys, &m)?;
+    set_field(db, merchant_id, "webhook_secrets", &stored.1).await?;
+    Ok(stored.0)
+}
+
+/// A new webhook secret and the stored value of the list it heads (the new secret and the
+/// previous newest, sealed when a master key is configured).
+pub fn next_webhook_secrets(keys: &Keyring, m: &MerchantRow) -> anyhow::Result<(String, String)> {
     let secret = crate::notify::sign::new_secret();
-    let mut list = vec![secret.as_str()];
-    list.extend(m.webhook_secrets().into_iter().take(1));
-    set_field(db, merchant_id, "webhook_secrets", &list.join(" ")).await?;
-    Ok(secret)
+    let mut list = vec![secret.clone()];
+    list.extend(m.webhook_secrets(keys)?.into_iter().take(1));
+    let stored = keys.seal_or_clear(&list.join(" "), &webhook_context(&m.id))?;
+    Ok((secret, stored))
 }

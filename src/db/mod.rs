@@ -9,6 +9,7 @@ pub mod merchants;
 pub mod operations;
 pub mod outbox;
 pub mod processors;
+pub mod sealed;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -150,9 +151,13 @@ pub fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 /// The server-wide secret (session tokens, CSRF, sandbox return signatures). Stored in the
-/// database so several instances sharing one PostgreSQL agree on it; created on first start.
-pub async fn server_secret(db: &Db) -> anyhow::Result<Vec<u8>> {
-    let candidate = crate::util::random_secret("srv_");
+/// database so several instances sharing one PostgreSQL agree on it; created on first start,
+/// sealed under the master key when one is configured.
+pub async fn server_secret(db: &Db, keys: &crate::secrets::Keyring) -> anyhow::Result<Vec<u8>> {
+    let candidate = keys.seal_or_clear(
+        &crate::util::random_secret("srv_"),
+        sealed::SERVER_SECRET_CONTEXT,
+    )?;
     let mut tx = db.begin().await?;
     exec_tx!(&mut tx, c => sqlx::query(
         "INSERT INTO server_settings (name, value) VALUES ('secret', $1) ON CONFLICT (name) DO NOTHING",
@@ -166,5 +171,6 @@ pub async fn server_secret(db: &Db) -> anyhow::Result<Vec<u8>> {
     .fetch_one(c)
     .await)?;
     tx.commit().await?;
-    Ok(value.into_bytes())
+    let secret = keys.reveal(&value, sealed::SERVER_SECRET_CONTEXT)?;
+    Ok(secret.as_bytes().to_vec())
 }

@@ -5,7 +5,7 @@ use crate::db::{Db, Tx};
 use crate::domain::processor::{AccountStatus, Processor, ProcessorAccount};
 use crate::domain::{Method, Mode};
 use crate::util::{now_ms, random_id};
-use crate::{exec_tx, on_db, on_tx};
+use crate::{exec_tx, on_db};
 
 #[derive(sqlx::FromRow)]
 struct Raw {
@@ -121,40 +121,4 @@ pub async fn retire(tx: &mut Tx, merchant_id: &str, id: &str) -> Result<bool, sq
     .execute(c)
     .await)?;
     Ok(n == 1)
-}
-
-/// Every sealed value in the store as `(account id, column, sealed)`, for re-sealing under a new
-/// master key and for `keys status`.
-pub async fn sealed_values(
-    tx: &mut Tx,
-) -> Result<Vec<(String, &'static str, String)>, sqlx::Error> {
-    let rows: Vec<(String, String, Option<String>)> = on_tx!(tx, c => sqlx::query_as(
-        "SELECT id, credentials, webhook_secret FROM processor_accounts ORDER BY id",
-    )
-    .fetch_all(c)
-    .await)?;
-    let mut out = Vec::new();
-    for (id, creds, hook) in rows {
-        out.push((id.clone(), "credentials", creds));
-        if let Some(h) = hook {
-            out.push((id, "webhook_secret", h));
-        }
-    }
-    Ok(out)
-}
-
-/// Replaces one sealed column of an account (re-sealing under a new master key).
-pub async fn set_sealed(
-    tx: &mut Tx,
-    id: &str,
-    column: &'static str,
-    sealed: &str,
-) -> Result<(), sqlx::Error> {
-    let sql = match column {
-        "credentials" => "UPDATE processor_accounts SET credentials = $1 WHERE id = $2",
-        "webhook_secret" => "UPDATE processor_accounts SET webhook_secret = $1 WHERE id = $2",
-        other => return Err(sqlx::Error::ColumnNotFound(other.to_owned())),
-    };
-    exec_tx!(tx, c => sqlx::query(sql).bind(sealed).bind(id).execute(c).await)?;
-    Ok(())
 }

@@ -22,10 +22,12 @@ use crate::state::AppState;
 /// newest key. The browser's return is a convenience: merchants act on notifications.
 pub async fn return_link(
     db: &Db,
+    keys: &crate::secrets::Keyring,
     checkout: &CheckoutRow,
     payment: Option<&PaymentRow>,
-) -> Result<String, sqlx::Error> {
-    let Some((key_id, secret)) = merchants::newest_key(db, &checkout.merchant_id).await? else {
+) -> anyhow::Result<String> {
+    let Some((key_id, secret)) = merchants::newest_key(db, keys, &checkout.merchant_id).await?
+    else {
         return Ok(checkout.return_url.clone());
     };
     let payment_id = payment.map(|p| p.id.as_str()).unwrap_or("");

@@ -90,7 +90,7 @@ pub async fn return_link(
     checkout: &CheckoutRow,
     payment: &PaymentRow,
 ) -> AppResult<String> {
-    Ok(crate::flows::return_link(&state.db, checkout, Some(payment)).await?)
+    Ok(crate::flows::return_link(&state.db, &state.keys, checkout, Some(payment)).await?)
 }
 
 /// Renders the result page of a redirect payment for the shopper's device.

@@ -26,6 +26,8 @@ pub struct Worker {
     pub deliverer: Arc<Deliverer>,
     pub wake: Arc<Notify>,
     pub owner: String,
+    /// Opens the merchants' webhook secrets when they are sealed.
+    pub keys: Arc<crate::secrets::Keyring>,
 }
 
 impl Worker {
@@ -97,7 +99,8 @@ impl Worker {
             outbox::park(&self.db, &ev.id, &self.owner, "disabled").await?;
             return Ok(());
         }
-        let secrets = m.webhook_secrets();
+        let secrets = m.webhook_secrets(&self.keys)?;
+        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
         let ts = now_ms() / 1000;
         let delivery = if m.notify_format == NotifyFormat::Compat {
             let body: serde_json::Value = serde_json::from_str(&ev.body)?;

@@ -383,7 +383,7 @@ async fn result(
     paid: Option<&PaymentRow>,
 ) -> AppResult<Response> {
     let return_url = if kind == "success" {
-        Some(crate::flows::return_link(&state.db, &x.o.checkout, paid).await?)
+        Some(crate::flows::return_link(&state.db, &state.keys, &x.o.checkout, paid).await?)
     } else {
         x.o.checkout.cancel_url.clone()
     };

@@ -173,7 +173,9 @@ fn totp_page(
         c: Chrome::anon(state, auth::csrf(&state.secret, sid)),
         enrol,
         secret: if enrol {
-            u.totp_secret.clone()
+            u.totp_secret(&state.keys)
+                .map_err(|e| ConsoleError::Internal(e.into()))?
+                .to_string()
         } else {
             String::new()
         },
@@ -196,7 +198,10 @@ pub async fn totp_qr(State(state): State<AppState>, headers: HeaderMap) -> Conso
     if u.totp_enrolled_at.is_some() {
         return Err(ConsoleError::NotFound);
     }
-    let url = users::totp(&u.totp_secret, &u.email)?.get_url();
+    let secret = u
+        .totp_secret(&state.keys)
+        .map_err(|e| ConsoleError::Internal(e.into()))?;
+    let url = users::totp(&secret, &u.email)?.get_url();
     let svg = qrcode::QrCode::new(url.as_bytes())
         .map_err(|e| anyhow::anyhow!("qr: {e}"))?
         .render::<qrcode::render::svg::Color>()
@@ -226,7 +231,7 @@ pub async fn totp_post(
         ip: "",
     };
     let ipaddr = ip(&ci);
-    if !auth::check_totp(&state.db, &u, form::get(&f, "code")).await? {
+    if !auth::check_totp(&state.db, &state.keys, &u, form::get(&f, "code")).await? {
         audit::write(
             &state.db,
             &audit::Entry {

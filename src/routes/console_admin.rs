@@ -295,7 +295,13 @@ fn settings_page(
         manual: m.capture_mode == CaptureMode::Manual,
         themes,
         key_ids: keys,
-        webhook_secrets: m.webhook_secrets().len(),
+        webhook_secrets: m
+            .webhook_secrets(&state.keys)
+            .map(|s| s.len())
+            .unwrap_or_else(|e| {
+                tracing::error!(merchant = %m.id, error = %e, "webhook secrets cannot be opened");
+                0
+            }),
         error,
         saved,
     }
@@ -370,7 +376,7 @@ pub async fn rotate_key(
     admin_form(&state, &staff, &headers, &body)?;
     let q = form::decode(q.unwrap_or_default().as_bytes(), encoding_rs::UTF_8);
     let m = merchant_of(&state, &staff, &q).await?;
-    let key = merchants::rotate_key(&state.db, &m.id).await?;
+    let key = merchants::rotate_key(&state.db, &state.keys, &m.id).await?;
     audit::staff(
         &state.db,
         &staff,
@@ -401,13 +407,14 @@ pub async fn rotate_webhook(
     admin_form(&state, &staff, &headers, &body)?;
     let q = form::decode(q.unwrap_or_default().as_bytes(), encoding_rs::UTF_8);
     let m = merchant_of(&state, &staff, &q).await?;
-    let secret = settings::rotate_webhook_secret(&state.db, &m)
+    let secret = settings::rotate_webhook_secret(&state.db, &state.keys, &m)
         .await
-        .map_err(|e| match e {
-            sqlx::Error::RowNotFound => {
+        .map_err(|e| match e.downcast::<sqlx::Error>() {
+            Ok(sqlx::Error::RowNotFound) => {
                 ConsoleError::Conflict("同時に更新されました。もう一度お試しください。".into())
             }
-            e => ConsoleError::Db(e),
+            Ok(e) => ConsoleError::Db(e),
+            Err(e) => ConsoleError::Internal(e),
         })?;
     audit::staff(
         &state.db,

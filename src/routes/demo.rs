@@ -21,7 +21,9 @@ pub async fn return_page(
     let fields = form::decode(q.unwrap_or_default().as_bytes(), encoding_rs::UTF_8);
     let merchant_id = form::get(&fields, "merchant_id").to_owned();
     let key_id = form::get(&fields, "key_id");
-    let verified = match merchants::merchant_with_key(&state.db, &merchant_id, key_id).await {
+    let verified = match merchants::merchant_with_key(&state.db, &state.keys, &merchant_id, key_id)
+        .await
+    {
         Ok((_, secret)) => {
             // Only the result fields are signed; the return URL's own parameters are not.
             const SIGNED: [&str; 5] = ["merchant_id", "key_id", "order_id", "payment_id", "status"];

@@ -65,27 +65,28 @@ pub async fn control(
             "X-Timestamp must be unix seconds",
         )
     })?;
-    let (merchant, secret) = merchants::merchant_with_key(&state.db, merchant_id, key_id)
-        .await
-        .map_err(|e| match e {
-            AppError::Shopper {
-                reason: Reason::UnknownMerchant,
-                ..
-            } => api(
-                StatusCode::UNAUTHORIZED,
-                "unknown_merchant",
-                "unknown merchant",
-            ),
-            AppError::Shopper {
-                reason: Reason::UnknownKey,
-                ..
-            } => api(
-                StatusCode::UNAUTHORIZED,
-                "unknown_key",
-                "unknown or retired signing key",
-            ),
-            other => other,
-        })?;
+    let (merchant, secret) =
+        merchants::merchant_with_key(&state.db, &state.keys, merchant_id, key_id)
+            .await
+            .map_err(|e| match e {
+                AppError::Shopper {
+                    reason: Reason::UnknownMerchant,
+                    ..
+                } => api(
+                    StatusCode::UNAUTHORIZED,
+                    "unknown_merchant",
+                    "unknown merchant",
+                ),
+                AppError::Shopper {
+                    reason: Reason::UnknownKey,
+                    ..
+                } => api(
+                    StatusCode::UNAUTHORIZED,
+                    "unknown_key",
+                    "unknown or retired signing key",
+                ),
+                other => other,
+            })?;
     let path = uri
         .path_and_query()
         .map(|p| p.as_str())

@@ -272,7 +272,9 @@ impl TestApp {
             card_options: "lump,inst3,inst6,bonus,revo".into(),
         };
         tweak(&mut m);
-        let (id, key) = merchants::create(&self.db, &m).await.unwrap();
+        let (id, key) = merchants::create(&self.db, &self.state.keys, &m)
+            .await
+            .unwrap();
         TestMerchant {
             id,
             key_id: key.key_id,
@@ -518,7 +520,7 @@ impl TestApp {
             .await
             .unwrap()
             .unwrap();
-        m.webhook_secrets().first().unwrap().to_string()
+        m.webhook_secrets(&self.state.keys).unwrap()[0].clone()
     }
 }
 

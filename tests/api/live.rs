@@ -946,20 +946,53 @@ fn only_the_registry_builds_sandbox_connectors() {
     );
 }
 
-/// `keys rotate-master`: every sealed value is re-sealed under the new key in one go; values
-/// the keyring cannot open stop the rotation with nothing changed.
+/// `keys rotate-master`: every stored secret (signing keys, webhook secrets, the server
+/// secret, processor credentials) is re-sealed under the new key in one go; values the keyring
+/// cannot open stop the rotation with nothing changed.
 async fn master_key_rotation_reseals_everything(app: TestApp, calls: Calls) {
     use kakehashi::connectors::registry::Registry;
     use kakehashi::secrets::Keyring;
     let m = app.merchant().await;
     add_account(&app, &m, &[Method::Card]).await;
+    // With a master key, nothing read back is stored in clear.
+    let stored = app
+        .scalar_str(&format!(
+            "SELECT secret FROM signing_keys WHERE merchant_id = '{}'",
+            m.id
+        ))
+        .await
+        .unwrap();
+    assert!(
+        stored.starts_with("sealed:v1:") && !stored.contains(&m.secret),
+        "{stored}"
+    );
+    let hooks = app
+        .scalar_str(&format!(
+            "SELECT webhook_secrets FROM merchants WHERE id = '{}'",
+            m.id
+        ))
+        .await
+        .unwrap();
+    assert!(
+        hooks.starts_with("sealed:v1:") && !hooks.contains("whsec_"),
+        "{hooks}"
+    );
+    // ... and links signed with the (sealed) key still open.
+    let f = app.fields(&m, "sealed-link", 1000, &[]);
+    assert_eq!(app.open(&m, &f, UA_PC).await.0, 200);
+
     let old_id = Keyring::new(Some(TEST_MASTER_KEY), &[])
         .unwrap()
         .current_id()
         .unwrap()
         .to_owned();
     let status = kakehashi::flows::secrets::status(&app.db).await.unwrap();
-    assert_eq!(status.get(&old_id), Some(&2), "{status:?}");
+    let total: usize = status.values().sum();
+    assert_eq!(status.get(&old_id), Some(&total), "{status:?}");
+    assert!(
+        total >= 5,
+        "server secret, signing key, webhook secrets, credentials, account webhook secret"
+    );
     let new = Keyring::generate();
     // Without the old key nothing can be opened: refused, nothing changed.
     let only_new = Keyring::new(Some(&new), &[]).unwrap();
@@ -975,18 +1008,31 @@ async fn master_key_rotation_reseals_everything(app: TestApp, calls: Calls) {
         kakehashi::flows::secrets::reseal_all(&app.db, &ring)
             .await
             .unwrap(),
-        2
+        total
     );
     let after = kakehashi::flows::secrets::status(&app.db).await.unwrap();
-    assert_eq!(after.get(ring.current_id().unwrap()), Some(&2), "{after:?}");
+    assert_eq!(
+        after.get(ring.current_id().unwrap()),
+        Some(&total),
+        "{after:?}"
+    );
     assert!(!after.contains_key(&old_id));
-    // A server with only the new key serves the account.
-    let mut reg = Registry::new("http://127.0.0.1", b"secret", Arc::new(only_new));
+    // A server with only the new key serves the account and verifies the merchant's links.
+    let mut reg = Registry::new(
+        "http://127.0.0.1",
+        b"secret",
+        Arc::new(Keyring::new(Some(&new), &[]).unwrap()),
+    );
     reg.register(Arc::new(FakeProcessor { calls }));
     let accounts = kakehashi::db::processors::for_merchant(&app.db, &m.id)
         .await
         .unwrap();
     assert_eq!(reg.live_methods(Mode::Live, &accounts), vec![Method::Card]);
+    let keys = Keyring::new(Some(&new), &[]).unwrap();
+    let (_, secret) = kakehashi::db::merchants::merchant_with_key(&app.db, &keys, &m.id, &m.key_id)
+        .await
+        .unwrap();
+    assert_eq!(secret, m.secret);
     // And one with only the old key no longer can.
     let mut old = Registry::new(
         "http://127.0.0.1",
@@ -1157,3 +1203,30 @@ async fn card_actions_are_claimed_before_the_processor_call(app: TestApp, calls:
     );
 }
 both_live!(card_actions_are_claimed_before_the_processor_call);
+
+/// An installation that ran without a master key keeps its secrets in clear; once a key is
+/// set, `keys rotate-master` seals them all, and the values still work.
+async fn secrets_stored_in_clear_are_sealed_by_rotation(app: TestApp) {
+    use kakehashi::secrets::Keyring;
+    let m = app.merchant().await;
+    let status = kakehashi::flows::secrets::status(&app.db).await.unwrap();
+    assert!(status.get("clear").copied().unwrap_or(0) >= 3, "{status:?}");
+    let key = Keyring::generate();
+    let ring = Keyring::new(Some(&key), &[]).unwrap();
+    let n = kakehashi::flows::secrets::reseal_all(&app.db, &ring)
+        .await
+        .unwrap();
+    let after = kakehashi::flows::secrets::status(&app.db).await.unwrap();
+    assert_eq!(after.get(ring.current_id().unwrap()), Some(&n), "{after:?}");
+    assert!(!after.contains_key("clear"));
+    let (_, secret) = kakehashi::db::merchants::merchant_with_key(&app.db, &ring, &m.id, &m.key_id)
+        .await
+        .unwrap();
+    assert_eq!(secret, m.secret);
+    let merchant = kakehashi::db::merchants::get(&app.db, &m.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(merchant.webhook_secrets(&ring).unwrap().len(), 1);
+}
+both!(secrets_stored_in_clear_are_sealed_by_rotation);

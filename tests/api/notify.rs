@@ -383,7 +383,9 @@ async fn killed_mid_delivery_then_restarted_delivers_the_same_event() {
         capture_mode: "auto".into(),
         card_options: "lump".into(),
     };
-    kakehashi::db::merchants::create(&db, &m).await.unwrap();
+    kakehashi::db::merchants::create(&db, &kakehashi::secrets::Keyring::default(), &m)
+        .await
+        .unwrap();
     let id = outbox::ping(&db, "m_kill").await.unwrap();
     let spawn = || {
         Command::new(env!("CARGO_BIN_EXE_kakehashi"))
