@@ -87,8 +87,14 @@ async fn start(database_url: &str) -> Server {
     }
     // The server created the demo merchant; sign links with its key like a merchant's cart.
     let db = Db::connect(database_url).await.unwrap();
+    // The same master key as the server (if any) opens the demo key.
+    let keys = kakehashi::secrets::Keyring::new(
+        std::env::var("KAKEHASHI_MASTER_KEY").ok().as_deref(),
+        &[],
+    )
+    .unwrap();
     let (key_id, secret) = loop {
-        if let Some(k) = merchants::newest_key(&db, "m_demo").await.unwrap() {
+        if let Some(k) = merchants::newest_key(&db, &keys, "m_demo").await.unwrap() {
             break k;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
