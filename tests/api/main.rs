@@ -15,5 +15,6 @@ mod feature_phone;
 mod konbini;
 mod live;
 mod notify;
+mod shutdown;
 mod sms;
 mod vectors;
