@@ -70,7 +70,10 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Serves until SIGTERM or Ctrl-C, then drains requests and stops the workers; exits 0.
 async fn serve(config: kakehashi::config::Config) -> anyhow::Result<()> {
+    // Listen for the stop signals before announcing the address, so none is missed.
+    let stop = kakehashi::startup::shutdown_signal();
     let app = App::build(config).await?;
     let public = app.state.public_url.to_string();
     let created = cli::ensure_demo(&app.state.db, &app.state.keys, &public).await?;
@@ -104,6 +107,6 @@ async fn serve(config: kakehashi::config::Config) -> anyhow::Result<()> {
         );
     }
     println!();
-    app.run().await?;
+    app.run_until(stop).await?;
     Ok(())
 }

@@ -1,7 +1,10 @@
-//! Building and running the app: connect, migrate, load themes, bind, spawn workers, serve.
+//! Building and running the app: connect, migrate, load themes, bind, spawn workers, serve, and
+//! stop gracefully (stop accepting, finish requests in flight, then stop the workers).
 
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request};
 use tokio::net::TcpListener;
@@ -14,12 +17,35 @@ use crate::notify::deliver::Deliverer;
 use crate::notify::ssrf::UrlPolicy;
 use crate::notify::worker::Worker;
 use crate::state::AppState;
+use crate::supervisor::{CancellationToken, Supervisor};
 use crate::themes::Themes;
 
 pub struct App {
     pub addr: SocketAddr,
     pub state: AppState,
+    /// How long a graceful stop waits; tests shorten it.
+    pub grace: Grace,
     listener: TcpListener,
+}
+
+/// The bounds of a graceful stop. Past them the server stops anyway: a request still running
+/// is cut off, a background loop is aborted (a notification it was delivering stays leased and
+/// goes out again, with the same `webhook-id`, once the lease expires).
+#[derive(Clone, Copy, Debug)]
+pub struct Grace {
+    /// For requests in flight after the listener closes (each request times out at 30 s anyway).
+    pub requests: Duration,
+    /// For each background loop to finish its unit of work (a delivery times out at 15 s).
+    pub workers: Duration,
+}
+
+impl Default for Grace {
+    fn default() -> Self {
+        Grace {
+            requests: Duration::from_secs(30),
+            workers: Duration::from_secs(20),
+        }
+    }
 }
 
 impl App {
@@ -68,6 +94,7 @@ impl App {
         Ok(App {
             addr,
             state,
+            grace: Grace::default(),
             listener,
         })
     }
@@ -80,52 +107,129 @@ impl App {
             .register(driver);
     }
 
-    /// Starts the background workers (notification delivery, expiry sweeps).
-    pub fn spawn_workers(&self) -> anyhow::Result<()> {
+    /// Starts the background workers (notification delivery, expiry sweeps) under a supervisor,
+    /// which stops them.
+    pub fn spawn_workers(&self) -> anyhow::Result<Supervisor> {
         let st = &self.state;
         let policy = if st.config.allow_loopback_callbacks {
             UrlPolicy::AllowLoopback
         } else {
             UrlPolicy::TestMode
         };
-        let worker = Worker {
+        let worker = Arc::new(Worker {
             db: st.db.clone(),
             config: st.config.clone(),
             deliverer: Arc::new(Deliverer::new(policy)?),
             wake: st.wake.clone(),
             owner: crate::util::random_id("wrk", 12),
             keys: st.keys.clone(),
-        };
-        tokio::spawn(worker.run());
-        tokio::spawn(sweep(
-            st.db.clone(),
-            st.config.clone(),
-            st.connectors.clone(),
-        ));
-        tokio::spawn(crate::flows::konbini::run_sweeper(
-            st.db.clone(),
-            st.wake.clone(),
-            std::time::Duration::from_millis(st.config.sweep_interval_ms.max(1)),
-        ));
-        tokio::spawn(crate::flows::redirect::run_jobs(
-            st.db.clone(),
-            st.connectors.clone(),
-            st.wake.clone(),
-        ));
-        Ok(())
+        });
+        let mut sup = Supervisor::new();
+        sup.spawn("notify", move |stop| worker.clone().run(stop));
+        let (db, config, registry) = (st.db.clone(), st.config.clone(), st.connectors.clone());
+        sup.spawn("card-sweep", move |stop| {
+            sweep(db.clone(), config.clone(), registry.clone(), stop)
+        });
+        let (db, wake) = (st.db.clone(), st.wake.clone());
+        let interval = Duration::from_millis(st.config.sweep_interval_ms.max(1));
+        sup.spawn("konbini-sweep", move |stop| {
+            crate::flows::konbini::run_sweeper(db.clone(), wake.clone(), interval, stop)
+        });
+        let (db, registry, wake) = (st.db.clone(), st.connectors.clone(), st.wake.clone());
+        sup.spawn("redirect-jobs", move |stop| {
+            crate::flows::redirect::run_jobs(db.clone(), registry.clone(), wake.clone(), stop)
+        });
+        Ok(sup)
     }
 
-    /// Serves until the process ends; starts the workers first when configured.
+    /// Serves until SIGTERM or Ctrl-C, then stops gracefully (see [`App::run_until`]).
     pub async fn run(self) -> std::io::Result<()> {
-        if self.state.config.workers {
-            self.spawn_workers().map_err(std::io::Error::other)?;
-        }
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves (starting the workers first when configured) until `shutdown` resolves, then
+    /// stops: the listener closes, requests in flight finish, then every background loop
+    /// finishes the unit of work it is in and stops; then this returns. Each step is bounded by
+    /// [`App::grace`]. Tests stop an app with this instead of a signal.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let workers = if self.state.config.workers {
+            Some(self.spawn_workers().map_err(std::io::Error::other)?)
+        } else {
+            None
+        };
+        let grace = self.grace;
+        let stopping = CancellationToken::new();
+        let signal = {
+            let stopping = stopping.clone();
+            async move {
+                shutdown.await;
+                tracing::info!("shutting down: listener closed, finishing requests in flight");
+                stopping.cancel();
+            }
+        };
         let router = crate::routes::router(self.state.clone());
-        axum::serve(
+        let serve = axum::serve(
             self.listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .await
+        .with_graceful_shutdown(signal)
+        .into_future();
+        let served = tokio::select! {
+            r = serve => r,
+            _ = async {
+                stopping.cancelled().await;
+                tokio::time::sleep(grace.requests).await;
+            } => {
+                tracing::warn!(
+                    grace_ms = grace.requests.as_millis() as u64,
+                    "requests still in flight after the grace period; closing them"
+                );
+                Ok(())
+            }
+        };
+        if let Some(sup) = workers {
+            tracing::info!(tasks = ?sup.names(), "stopping background tasks");
+            sup.shutdown(grace.workers).await;
+        }
+        if served.is_ok() {
+            tracing::info!("shutdown complete");
+        }
+        served
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C (SIGINT). The handlers are installed when this is called, not
+/// when the future is first polled, so a signal that arrives in between is not missed.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            let (mut term, mut int) = match (term, int) {
+                (Ok(t), Ok(i)) => (t, i),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM/SIGINT; serving until killed");
+                    return std::future::pending().await;
+                }
+            };
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            tracing::info!(signal = name, "stop signal received");
+        }
+    }
+    #[cfg(not(unix))]
+    async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return std::future::pending().await;
+        }
+        tracing::info!(signal = "Ctrl-C", "stop signal received");
     }
 }
 
@@ -162,13 +266,15 @@ pub fn request_span(req: &Request) -> tracing::Span {
 }
 
 /// Periodic state sweeps: lapsed card authorizations, abandoned 3-D Secure challenges. Each
-/// sweep is a plain function tests call directly.
-async fn sweep(db: Db, config: Arc<Config>, registry: Arc<Registry>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(
-        config.sweep_interval_ms.max(100),
-    ));
+/// sweep is a plain function tests call directly. Stops between sweeps once `stop` is cancelled.
+async fn sweep(db: Db, config: Arc<Config>, registry: Arc<Registry>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_millis(config.sweep_interval_ms.max(100)));
     loop {
-        tick.tick().await;
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
         let now = crate::util::now_ms();
         if let Err(e) = crate::flows::card::lapse_due(&db, now, config.card_auth_lapse_days).await {
             tracing::warn!(error = %e, "card lapse sweep");

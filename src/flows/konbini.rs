@@ -527,12 +527,23 @@ async fn run_batches(
 }
 
 /// The background sweep: every `interval`, expire overdue numbers, then run the sandbox
-/// auto-pay; wakes the notification worker when something changed. Runs in every instance.
-pub async fn run_sweeper(db: Db, wake: Arc<tokio::sync::Notify>, interval: Duration) {
+/// auto-pay; wakes the notification worker when something changed. Runs in every instance
+/// until `stop` is cancelled.
+pub async fn run_sweeper(
+    db: Db,
+    wake: Arc<tokio::sync::Notify>,
+    interval: Duration,
+    stop: tokio_util::sync::CancellationToken,
+) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        // Stops between sweeps, never inside one.
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
         let now = now_ms();
         let mut changed = 0;
         match expire_due(&db, now).await {

@@ -131,15 +131,21 @@ pub fn payment_error(e: crate::payments::PaymentError) -> crate::error::AppError
 }
 
 /// The background jobs of the redirect methods: bank-net timeouts and monthly carrier charges.
-/// Runs until the process ends; every instance may run it (each change is conditional).
+/// Runs until `stop` is cancelled; every instance may run it (each change is conditional).
 pub async fn run_jobs(
     db: Db,
     registry: std::sync::Arc<crate::connectors::registry::Registry>,
     wake: std::sync::Arc<tokio::sync::Notify>,
+    stop: tokio_util::sync::CancellationToken,
 ) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
     loop {
-        tick.tick().await;
+        // Stops between runs, never inside one (a carrier charge is not cut off halfway).
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
         let now = crate::util::now_ms();
         match crate::flows::bank::timeout_due(&db, now).await {
             Ok(0) => {}

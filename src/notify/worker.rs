@@ -1,5 +1,10 @@
 //! The delivery worker: leases due outbox events, posts them, records every attempt, and
 //! schedules retries. Runs in every server instance; leases keep instances from colliding.
+//!
+//! Stopping: once its token is cancelled the worker claims nothing more, but a batch already
+//! claimed is delivered and recorded to the end, so a graceful stop neither drops nor repeats an
+//! event. If the supervisor's grace runs out first and the worker is aborted, the events still in
+//! flight keep their lease and go out again, with the same `webhook-id`, when it expires.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,6 +13,7 @@ use std::time::Duration;
 use rand::Rng;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::db::merchants::{self, MerchantRow};
 use crate::db::outbox::{self, Attempt, Claimed};
@@ -31,20 +37,23 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub async fn run(self) {
-        let this = Arc::new(self);
-        loop {
-            match this.tick().await {
-                Ok(0) => {
-                    tokio::select! {
-                        _ = this.wake.notified() => {}
-                        _ = tokio::time::sleep(IDLE_POLL) => {}
-                    }
-                }
-                Ok(_) => {}
+    /// Delivers until `stop` is cancelled. A batch is never interrupted: `stop` is checked
+    /// before each claim and while idle.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        while !stop.is_cancelled() {
+            let idle = match self.tick().await {
+                Ok(0) => true,
+                Ok(_) => false,
                 Err(e) => {
                     tracing::warn!(error = %e, "notification worker");
-                    tokio::time::sleep(IDLE_POLL).await;
+                    true
+                }
+            };
+            if idle {
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(IDLE_POLL) => {}
                 }
             }
         }

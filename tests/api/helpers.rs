@@ -198,7 +198,8 @@ async fn start(
     }
     let base = format!("http://{}", app.addr);
     let state = app.state.clone();
-    tokio::spawn(app.run());
+    // Tests stop with the runtime; they install no process signal handlers.
+    tokio::spawn(app.run_until(std::future::pending()));
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

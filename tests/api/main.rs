@@ -17,5 +17,6 @@ mod first_hour;
 mod konbini;
 mod live;
 mod notify;
+mod shutdown;
 mod sms;
 mod vectors;
