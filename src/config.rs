@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// Runtime settings. Built from CLI flags / environment variables in [`crate::cli`], or
+/// Runtime settings. Built from CLI flags / environment variables (the `cli` module), or
 /// directly by tests. `Debug` never prints secrets (the SMS gateway credential is [`Redacted`]).
 #[derive(Clone, Debug)]
 pub struct Config {

@@ -152,3 +152,11 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Ua {
         })
     }
 }
+
+/// The encoding forms on our pages are posted in.
+pub fn page_encoding(device: Device) -> &'static encoding_rs::Encoding {
+    match device {
+        Device::FeaturePhone => encoding_rs::SHIFT_JIS,
+        _ => encoding_rs::UTF_8,
+    }
+}

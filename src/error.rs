@@ -176,6 +176,14 @@ pub enum AppError {
 }
 
 impl AppError {
+    /// A merchant/API refusal with its documented code.
+    pub fn api(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        AppError::Api {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
     pub fn shopper(reason: Reason) -> Self {
         AppError::Shopper {
             reason,

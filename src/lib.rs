@@ -7,11 +7,11 @@
 
 pub mod api;
 pub mod assets;
-pub mod checkout;
 pub mod cli;
 pub mod config;
 pub mod connectors;
 pub mod console;
+pub mod context;
 pub mod db;
 pub mod device;
 pub mod domain;

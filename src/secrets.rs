@@ -209,6 +209,19 @@ pub fn read_key_source(
     }
 }
 
+/// Prefix of webhook (notification) signing secrets, as Standard Webhooks writes them.
+pub const WEBHOOK_SECRET_PREFIX: &str = "whsec_";
+
+/// A new webhook signing secret: `whsec_` and 32 random bytes in standard base64.
+pub fn new_webhook_secret() -> String {
+    let mut key = Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng.fill_bytes(&mut *key);
+    format!(
+        "{WEBHOOK_SECRET_PREFIX}{}",
+        base64::engine::general_purpose::STANDARD.encode(*key)
+    )
+}
+
 /// The last four characters of a credential: what staff see instead of the value.
 pub fn fingerprint(secret: &str) -> String {
     let chars: Vec<char> = secret.chars().collect();

@@ -6,12 +6,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request};
 use tokio::net::TcpListener;
 
 use crate::assets::Assets;
 use crate::config::Config;
 use crate::connectors::registry::{ProcessorDriver, Registry};
+use crate::context::{Ctx, PendingCards};
 use crate::db::Db;
 use crate::notify::deliver::Deliverer;
 use crate::notify::ssrf::UrlPolicy;
@@ -76,20 +76,22 @@ impl App {
             .to_owned();
         let connectors = Arc::new(Registry::new(&public_url, &secret, keys.clone()));
         let state = AppState {
-            db,
-            config: Arc::new(config),
+            ctx: Ctx {
+                db,
+                config: Arc::new(config),
+                secret: secret.into(),
+                public_url: public_url.into(),
+                keys,
+                connectors,
+                pending_cards: Arc::new(PendingCards::default()),
+                sms: Arc::new(sms),
+                wake: Arc::new(tokio::sync::Notify::new()),
+            },
             themes: Arc::new(themes),
             assets: Arc::new(assets),
             app_css: app_css.into(),
             favicon: favicon.into(),
             console_css: console_css.into(),
-            secret: secret.into(),
-            public_url: public_url.into(),
-            keys,
-            connectors,
-            pending_cards: Arc::new(crate::flows::card::PendingCards::default()),
-            sms: Arc::new(sms),
-            wake: Arc::new(tokio::sync::Notify::new()),
         };
         Ok(App {
             addr,
@@ -102,7 +104,7 @@ impl App {
     /// Adds a processor driver to this app's connector registry; call before [`App::run`].
     /// Tests register test-double processors this way.
     pub fn register_driver(&mut self, driver: Arc<dyn ProcessorDriver>) {
-        Arc::get_mut(&mut self.state.connectors)
+        Arc::get_mut(&mut self.state.ctx.connectors)
             .expect("drivers are registered before the app runs")
             .register(driver);
     }
@@ -137,7 +139,7 @@ impl App {
         });
         let (db, registry, wake) = (st.db.clone(), st.connectors.clone(), st.wake.clone());
         sup.spawn("redirect-jobs", move |stop| {
-            crate::flows::redirect::run_jobs(db.clone(), registry.clone(), wake.clone(), stop)
+            crate::flows::jobs::run_jobs(db.clone(), registry.clone(), wake.clone(), stop)
         });
         Ok(sup)
     }
@@ -247,22 +249,6 @@ pub async fn registry(config: &Config, db: &Db) -> anyhow::Result<Arc<Registry>>
         &secret,
         keys,
     )))
-}
-
-/// The tracing span of a request: a request id, the method and the route *template*. The raw
-/// path is never logged: it can hold a session token, and query strings hold signatures.
-pub fn request_span(req: &Request) -> tracing::Span {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "-".into());
-    tracing::info_span!(
-        "request",
-        id = %crate::util::random_id("req", 12),
-        method = %req.method(),
-        route = %route,
-    )
 }
 
 /// Periodic state sweeps: lapsed card authorizations, abandoned 3-D Secure challenges. Each

@@ -2,7 +2,7 @@
 //! `POST /api/v1/checkouts/{order_id}/expire`.
 //!
 //! The API builds the same raw link fields a cart would, signs them with the merchant's newest
-//! signing key and opens them through [`crate::checkout::open_link`]: every rule and reason code
+//! signing key and opens them through [`crate::flows::checkout::open_link`]: every rule and reason code
 //! of signed links applies unchanged, and the checkout exists from now on (so it can be expired
 //! before the shopper ever opens it).
 
@@ -13,16 +13,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{err, time, ApiJson, ApiMerchant};
-use crate::checkout::{self, Opened};
-use crate::db::{checkouts, merchants, Tx};
-use crate::device::Device;
-use crate::error::{AppError, AppResult, Reason};
+use crate::db::checkouts;
+use crate::error::AppResult;
+use crate::flows::checkout::{self};
 use crate::state::AppState;
-use crate::util::now_ms;
-use crate::{exec_tx, on_tx};
 
-/// Default link lifetime when `expires_in` is not given: one day.
-pub const DEFAULT_EXPIRES_IN: i64 = 24 * 3600;
+pub use crate::flows::checkout::{lifetime, DEFAULT_EXPIRES_IN};
 
 /// A checkout to create. Values follow the link protocol (docs/link-protocol.md).
 #[derive(Debug, Deserialize, ToSchema)]
@@ -110,63 +106,6 @@ pub struct CheckoutExpired {
     pub status: String,
 }
 
-/// Lifetime in seconds from `expires_in` (default one day); 0 or less is refused here, too long
-/// is refused by the link rules (`expiry_too_far`).
-pub fn lifetime(expires_in: Option<i64>) -> AppResult<i64> {
-    match expires_in {
-        None => Ok(DEFAULT_EXPIRES_IN),
-        Some(s) if s > 0 => Ok(s),
-        Some(_) => Err(AppError::field(Reason::InvalidField, "expires_in")),
-    }
-}
-
-/// A link for `order_fields` signed with the merchant's newest key, valid until `expires_at_s`:
-/// `(key_id, fields with signature, query string)`.
-pub async fn sign(
-    state: &AppState,
-    merchant_id: &str,
-    order_fields: &[(String, String)],
-    expires_at_s: i64,
-) -> AppResult<(Vec<(String, String)>, String)> {
-    let (key_id, secret) = merchants::newest_key(&state.db, &state.keys, merchant_id)
-        .await?
-        .ok_or_else(|| {
-            err(
-                StatusCode::CONFLICT,
-                "no_signing_key",
-                "the merchant has no active signing key",
-            )
-        })?;
-    let mut fields: Vec<(String, String)> = vec![
-        ("merchant_id".into(), merchant_id.to_owned()),
-        ("key_id".into(), key_id),
-        ("expires_at".into(), expires_at_s.to_string()),
-    ];
-    fields.extend(order_fields.iter().cloned());
-    let pairs: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let query = crate::signing::signed_query(&secret, &pairs);
-    let signature = crate::signing::sign(&secret, &crate::signing::canonical(pairs));
-    fields.push(("signature".into(), signature));
-    Ok((fields, query))
-}
-
-/// Signs the order and opens it like a shopper's first visit would: validation with the link
-/// rules, then the checkout row. Returns the checkout and its absolute URL.
-pub async fn sign_and_open(
-    state: &AppState,
-    merchant_id: &str,
-    order_fields: &[(String, String)],
-    expires_at_s: i64,
-) -> AppResult<(Opened, String)> {
-    let (fields, query) = sign(state, merchant_id, order_fields, expires_at_s).await?;
-    // PC: the widest set of methods, so a link is refused only when no device could pay.
-    let opened = checkout::open_link(state, fields, Device::Pc).await?;
-    Ok((opened, format!("{}/checkout?{query}", state.public_url)))
-}
-
 /// Create a checkout and get its signed link.
 #[utoipa::path(
     post,
@@ -188,7 +127,8 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateCheckout>,
 ) -> AppResult<(StatusCode, Json<CheckoutCreated>)> {
     let expires_at = state.now_s() + lifetime(req.expires_in)?;
-    let (opened, url) = sign_and_open(&state, &m.id, &req.order_fields(), expires_at).await?;
+    let (opened, url) =
+        checkout::sign_and_open(&state, &m.id, &req.order_fields(), expires_at).await?;
     Ok((
         StatusCode::CREATED,
         Json(CheckoutCreated {
@@ -199,46 +139,6 @@ pub async fn create(
             status: opened.checkout.status.code().to_owned(),
         }),
     ))
-}
-
-/// Closes an open checkout that has no live payment, in the caller's transaction. `Ok(true)`
-/// when it was closed now, `Ok(false)` when it was already expired.
-pub async fn expire_in_tx(tx: &mut Tx, checkout_id: &str) -> AppResult<bool> {
-    let n = exec_tx!(tx, c => sqlx::query(
-        "UPDATE checkouts SET status = 'expired', updated_at = $1 WHERE id = $2 AND status = 'open' \
-         AND NOT EXISTS (SELECT 1 FROM payments WHERE checkout_id = $3 \
-                         AND status NOT IN ('failed', 'declined', 'timed_out'))",
-    )
-    .bind(now_ms())
-    .bind(checkout_id)
-    .bind(checkout_id)
-    .execute(c)
-    .await)?;
-    if n == 1 {
-        return Ok(true);
-    }
-    let (status, live): (String, i64) = on_tx!(tx, c => sqlx::query_as(
-        "SELECT status, (SELECT COUNT(*) FROM payments WHERE checkout_id = $1 \
-                         AND status NOT IN ('failed', 'declined', 'timed_out')) \
-         FROM checkouts WHERE id = $2",
-    )
-    .bind(checkout_id)
-    .bind(checkout_id)
-    .fetch_one(c)
-    .await)?;
-    match status.as_str() {
-        "expired" => Ok(false),
-        _ if live > 0 => Err(err(
-            StatusCode::CONFLICT,
-            "payment_exists",
-            "the checkout has a payment in progress or done; cancel the payment instead",
-        )),
-        other => Err(err(
-            StatusCode::CONFLICT,
-            "checkout_not_open",
-            format!("the checkout is {other}"),
-        )),
-    }
 }
 
 /// Expire an open checkout (no live payment): its link then shows it closed.
@@ -270,7 +170,7 @@ pub async fn expire(
             )
         })?;
     let mut tx = state.db.begin().await?;
-    expire_in_tx(&mut tx, &c.id).await?;
+    checkout::expire_in_tx(&mut tx, &c.id).await?;
     tx.commit().await?;
     Ok(Json(CheckoutExpired {
         checkout_id: c.id,

@@ -93,11 +93,7 @@ pub fn router(state: AppState) -> Router<AppState> {
 
 /// Shorthand for an API error.
 pub fn err(status: StatusCode, code: &'static str, message: impl Into<String>) -> AppError {
-    AppError::Api {
-        status,
-        code,
-        message: message.into(),
-    }
+    AppError::api(status, code, message)
 }
 
 fn unauthorized() -> AppError {

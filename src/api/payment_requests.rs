@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::{err, time, ApiJson, ApiMerchant};
 use crate::domain::Mode;
 use crate::error::AppResult;
-use crate::sms::requests::{self, NewRequest, RequestRow};
+use crate::flows::payment_requests::{self as requests, NewRequest, RequestRow};
 use crate::sms::{SendError, SmsRow};
 use crate::state::AppState;
 

@@ -7,15 +7,14 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::connectors::carrier::{
+use crate::connectors::signed_return::{
     append_query, derived_ref, random_session_id, required, signed_query, verify_signed_params,
     ReturnError, RETURN_MAX_AGE_MS, TS_FIELD,
 };
 use crate::domain::bank::{Bank, BankAction};
 use crate::domain::Mode;
 
-/// The error code the sandbox answers a live payment with.
-pub const SANDBOX_REFUSES_LIVE: &str = "sandbox_refuses_live";
+pub use crate::connectors::signed_return::SANDBOX_REFUSES_LIVE;
 
 /// Start of a bank-net payment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

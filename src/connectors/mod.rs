@@ -7,3 +7,4 @@ pub mod card;
 pub mod carrier;
 pub mod konbini;
 pub mod registry;
+pub mod signed_return;

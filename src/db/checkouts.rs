@@ -1,6 +1,6 @@
 //! Checkouts: one per (merchant, order id), created when a signed link is first opened.
 
-use crate::db::Db;
+use crate::db::{Db, Tx};
 use crate::domain::order::OrderLink;
 use crate::domain::{CheckoutStatus, Method, MethodList};
 use crate::util::{now_ms, random_id};
@@ -112,4 +112,49 @@ pub async fn select_method(db: &Db, id: &str, method: Method) -> Result<(), sqlx
     .execute(c)
     .await)?;
     tx.commit().await
+}
+
+/// What [`expire_if_open`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Expiry {
+    /// Closed now.
+    Expired,
+    /// It was expired already.
+    AlreadyExpired,
+    /// A live payment holds it.
+    HasPayment,
+    /// Paid, pending or cancelled.
+    NotOpen(CheckoutStatus),
+}
+
+/// Expires an open checkout without a live payment, in the caller's transaction.
+pub async fn expire_if_open(tx: &mut Tx, checkout_id: &str) -> Result<Expiry, sqlx::Error> {
+    let n = exec_tx!(tx, c => sqlx::query(
+        "UPDATE checkouts SET status = 'expired', updated_at = $1 WHERE id = $2 AND status = 'open' \
+         AND NOT EXISTS (SELECT 1 FROM payments WHERE checkout_id = $3 \
+                         AND status NOT IN ('failed', 'declined', 'timed_out'))",
+    )
+    .bind(now_ms())
+    .bind(checkout_id)
+    .bind(checkout_id)
+    .execute(c)
+    .await)?;
+    if n == 1 {
+        return Ok(Expiry::Expired);
+    }
+    let (status, live): (String, i64) = on_tx!(tx, c => sqlx::query_as(
+        "SELECT status, (SELECT COUNT(*) FROM payments WHERE checkout_id = $1 \
+                         AND status NOT IN ('failed', 'declined', 'timed_out')) \
+         FROM checkouts WHERE id = $2",
+    )
+    .bind(checkout_id)
+    .bind(checkout_id)
+    .fetch_one(c)
+    .await)?;
+    let status = CheckoutStatus::try_from(status).map_err(|e| sqlx::Error::Decode(e.into()))?;
+    Ok(match status {
+        CheckoutStatus::Expired => Expiry::AlreadyExpired,
+        _ if live > 0 => Expiry::HasPayment,
+        other => Expiry::NotOpen(other),
+    })
 }

@@ -165,7 +165,7 @@ pub async fn create(db: &Db, keys: &Keyring, m: &NewMerchant) -> anyhow::Result<
     .bind(m.konbini_chains.join(","))
     .bind(m.return_origins.join(" "))
     .bind(&m.callback_url)
-    .bind(keys.seal_or_clear(&crate::notify::sign::new_secret(), &webhook_context(&id))?)
+    .bind(keys.seal_or_clear(&crate::secrets::new_webhook_secret(), &webhook_context(&id))?)
     .bind(&m.notify_format)
     .bind(&m.theme)
     .bind(m.konbini_days)
@@ -346,7 +346,7 @@ pub async fn rotate_webhook_secret(
 /// A new webhook secret and the stored value of the list it heads (the new secret and the
 /// previous newest, sealed when a master key is configured).
 pub fn next_webhook_secrets(keys: &Keyring, m: &MerchantRow) -> anyhow::Result<(String, String)> {
-    let secret = crate::notify::sign::new_secret();
+    let secret = crate::secrets::new_webhook_secret();
     let mut list = vec![secret.clone()];
     list.extend(m.webhook_secrets(keys)?.into_iter().take(1));
     let stored = keys.seal_or_clear(&list.join(" "), &webhook_context(&m.id))?;

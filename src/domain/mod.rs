@@ -2,6 +2,7 @@
 
 pub mod bank;
 pub mod card;
+pub mod card_form;
 pub mod carrier;
 pub mod konbini;
 pub mod method;

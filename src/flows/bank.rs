@@ -3,8 +3,8 @@
 
 use serde_json::json;
 
-use crate::checkout::{self, Opened};
 use crate::connectors::bank::{BankOutcome, SandboxBankChoice, SandboxBankReturn, StartRequest};
+use crate::context::Ctx;
 use crate::db::checkouts::{self, CheckoutRow};
 use crate::db::Db;
 use crate::device::Device;
@@ -12,16 +12,16 @@ use crate::domain::bank::{self, Bank, BankAction, BankStatus, PENDING_TIMEOUT_MS
 use crate::domain::CheckoutStatus;
 use crate::domain::Method;
 use crate::error::{AppError, AppResult, Reason};
+use crate::flows::checkout::{self, Opened};
 use crate::flows::redirect::{self, payment_error};
 use crate::on_db;
 use crate::payments::{self, Change, NewPayment, PaymentRow, COLS};
-use crate::state::AppState;
 use crate::util::now_ms;
 
 pub const METHOD: &str = "banknet";
 
 /// Where the bank sends the shopper back (no query string: the connector appends signed fields).
-fn return_url(state: &AppState, token: &str, payment_id: &str) -> String {
+fn return_url(state: &Ctx, token: &str, payment_id: &str) -> String {
     format!(
         "{}/pay/{token}/{METHOD}/return/{payment_id}",
         state.public_url
@@ -30,7 +30,7 @@ fn return_url(state: &AppState, token: &str, payment_id: &str) -> String {
 
 /// Creates the payment (銀行手続き中), marks the checkout pending and returns the bank page URL.
 pub async fn start(
-    state: &AppState,
+    state: &Ctx,
     o: &Opened,
     token: &str,
     device: Device,
@@ -97,7 +97,7 @@ pub struct SandboxSession {
 /// (answered already) is refused; a timed-out one may still be approved, as a real bank's late
 /// confirmation would be.
 pub async fn sandbox_session(
-    state: &AppState,
+    state: &Ctx,
     bank_code: &str,
     session: &str,
 ) -> AppResult<SandboxSession> {
@@ -126,7 +126,7 @@ pub async fn sandbox_session(
 /// The sandbox bank page's decision: the signed return URL, or `None` when the shopper walked
 /// away (nothing comes back; the payment waits for `timeout_due`).
 pub async fn sandbox_decide(
-    state: &AppState,
+    state: &Ctx,
     s: &SandboxSession,
     choice: SandboxBankChoice,
 ) -> AppResult<Option<String>> {
@@ -151,7 +151,7 @@ pub async fn sandbox_decide(
 /// session, bank and amount must also match what we stored, so a genuine return of one payment
 /// cannot settle another. A repeated return (reload) changes nothing and shows the state.
 pub async fn handle_return(
-    state: &AppState,
+    state: &Ctx,
     checkout_id: &str,
     payment_id: &str,
     params: &[(String, String)],

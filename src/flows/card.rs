@@ -7,163 +7,30 @@
 //! [`PENDING_TTL`] (PCI DSS allows sensitive data until authorization completes); a live
 //! connector would tokenize at the PSP instead.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use axum::http::StatusCode;
 use serde_json::json;
 
-use crate::checkout::Opened;
 use crate::connectors::card::{
     AuthenticateOutcome, AuthenticateRequest, AuthorizeOutcome, AuthorizeRequest, CardConnector,
     ChallengeOutcome, MAX_CHALLENGE_ATTEMPTS,
 };
 use crate::connectors::registry::Registry;
+use crate::context::Ctx;
 use crate::db::operations::{self, OpKind};
 use crate::db::{Db, Tx};
-use crate::domain::card::{
-    self, CardAction, CardError, CardHolder, CardNumber, CardPayment, CardStatus, Expiry,
-    MerchantOptions, PaymentOption, SecurityCode, ThreeDsResult,
-};
+use crate::domain::card::{self, CardAction, CardPayment, CardStatus, ThreeDsResult};
 use crate::domain::CaptureMode;
 use crate::domain::CheckoutStatus;
 use crate::error::{AppError, AppResult, Reason};
+use crate::flows::checkout::Opened;
 use crate::payments::{self, Change, NewPayment, PaymentError, PaymentRow};
-use crate::state::AppState;
 use crate::util::now_ms;
 use crate::{exec_tx, on_db};
 
-/// How long a parsed card may wait in memory for a 3-D Secure challenge to finish.
-pub const PENDING_TTL: Duration = Duration::from_secs(15 * 60);
-
-/// A validated card form. Debug output of the number and code is masked by their types.
-#[derive(Clone, Debug)]
-pub struct CardInput {
-    pub card: CardNumber,
-    pub expiry: Expiry,
-    pub cvc: SecurityCode,
-    pub holder: Option<CardHolder>,
-    pub option: PaymentOption,
-}
-
-/// Per-field error messages for re-rendering the form.
-#[derive(Clone, Debug, Default)]
-pub struct FieldErrors {
-    pub number: Option<String>,
-    pub expiry: Option<String>,
-    pub cvc: Option<String>,
-    pub holder: Option<String>,
-    pub option: Option<String>,
-}
-
-impl FieldErrors {
-    fn put(&mut self, e: &CardError, en: bool) {
-        let msg = if en { e.message_en() } else { e.message_ja() };
-        let slot = match e.field() {
-            "number" => &mut self.number,
-            "expiry" => &mut self.expiry,
-            "cvc" => &mut self.cvc,
-            "holder" => &mut self.holder,
-            _ => &mut self.option,
-        };
-        slot.get_or_insert(msg);
-    }
-}
-
-/// The merchant's card settings: payment options offered and whether the holder name is asked.
-/// `card_options` holds option codes plus the flag `holder`.
-pub fn merchant_card_settings(card_options: &str) -> (MerchantOptions, bool) {
-    let holder = card_options.split(',').any(|s| s.trim() == "holder");
-    let codes: Vec<&str> = card_options
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty() && *s != "holder")
-        .collect();
-    let opts = MerchantOptions::parse(&codes.join(",")).unwrap_or_default();
-    (opts, holder)
-}
-
-/// Parses the posted card form. All fields are checked so every error shows at once.
-pub fn parse_form(
-    get: impl Fn(&str) -> String,
-    opts: &MerchantOptions,
-    holder_required: bool,
-    today: (i32, u32),
-    en: bool,
-) -> Result<CardInput, FieldErrors> {
-    let mut errs = FieldErrors::default();
-    let card = CardNumber::parse(&get("number"))
-        .map_err(|e| errs.put(&e, en))
-        .ok();
-    let expiry = Expiry::parse(&get("exp_month"), &get("exp_year"), today.0, today.1)
-        .map_err(|e| errs.put(&e, en))
-        .ok();
-    let cvc = card.as_ref().and_then(|c| {
-        SecurityCode::parse(&get("cvc"), c.brand())
-            .map_err(|e| errs.put(&e, en))
-            .ok()
-    });
-    let holder = if holder_required {
-        CardHolder::parse(&get("holder"))
-            .map_err(|e| errs.put(&e, en))
-            .ok()
-    } else {
-        None
-    };
-    let raw_option = get("option");
-    let option = PaymentOption::parse(if raw_option.is_empty() {
-        "lump"
-    } else {
-        &raw_option
-    })
-    .map_err(|e| errs.put(&e, en))
-    .ok();
-    if let (Some(c), Some(o)) = (&card, option) {
-        if let Err(e) = opts.check(o, c.brand()) {
-            errs.put(&e, en);
-        }
-    }
-    match (card, expiry, cvc, option) {
-        (Some(card), Some(expiry), Some(cvc), Some(option))
-            if errs.holder.is_none() && errs.option.is_none() =>
-        {
-            Ok(CardInput {
-                card,
-                expiry,
-                cvc,
-                holder,
-                option,
-            })
-        }
-        _ => Err(errs),
-    }
-}
-
-/// Cards waiting for a challenge to finish, in memory only.
-#[derive(Default)]
-pub struct PendingCards {
-    map: Mutex<HashMap<String, (Instant, CardInput)>>,
-}
-
-impl PendingCards {
-    fn put(&self, payment_id: &str, input: CardInput) {
-        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        m.retain(|_, (at, _)| at.elapsed() < PENDING_TTL);
-        m.insert(payment_id.to_owned(), (Instant::now(), input));
-    }
-    fn take(&self, payment_id: &str) -> Option<CardInput> {
-        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        m.remove(payment_id)
-            .filter(|(at, _)| at.elapsed() < PENDING_TTL)
-            .map(|(_, c)| c)
-    }
-    fn peek_ok(&self, payment_id: &str) -> bool {
-        let m = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        m.get(payment_id)
-            .is_some_and(|(at, _)| at.elapsed() < PENDING_TTL)
-    }
-}
+pub use crate::context::{PendingCards, PENDING_TTL};
+pub use crate::domain::card_form::{merchant_card_settings, parse_form, CardInput, FieldErrors};
 
 /// What happened to a pay or challenge submission.
 pub enum PayOutcome {
@@ -250,7 +117,7 @@ fn pay_err(e: PaymentError) -> AppError {
 
 /// Refuses cards for a checkout or client address past the failure limit, and locks the
 /// checkout when its own limit is reached.
-pub async fn check_lock(state: &AppState, checkout_id: &str, ip: &str) -> AppResult<()> {
+pub async fn check_lock(state: &Ctx, checkout_id: &str, ip: &str) -> AppResult<()> {
     let max = state.config.card_max_failures;
     let since = now_ms() - 3_600_000;
     let (per_checkout, per_ip): (i64, i64) = on_db!(&state.db, c => sqlx::query_as(
@@ -270,7 +137,7 @@ pub async fn check_lock(state: &AppState, checkout_id: &str, ip: &str) -> AppRes
 
 /// Records a failed card attempt; at the limit the checkout is locked and the lock is logged
 /// for the merchant.
-pub async fn record_failure(state: &AppState, checkout_id: &str, ip: &str) -> AppResult<()> {
+pub async fn record_failure(state: &Ctx, checkout_id: &str, ip: &str) -> AppResult<()> {
     let mut tx = state.db.begin().await?;
     exec_tx!(&mut tx, c => sqlx::query(
         "INSERT INTO card_attempts (checkout_id, client_ip, outcome, created_at) VALUES ($1, $2, 'failed', $3)",
@@ -304,12 +171,7 @@ fn card_details(input: &CardInput) -> serde_json::Value {
 
 /// Pays a checkout by card: creates the payment (the unique index admits one live payment per
 /// checkout, so concurrent submissions cannot double-charge), then 3-D Secure and authorization.
-pub async fn pay(
-    state: &AppState,
-    o: &Opened,
-    input: CardInput,
-    ip: &str,
-) -> AppResult<PayOutcome> {
+pub async fn pay(state: &Ctx, o: &Opened, input: CardInput, ip: &str) -> AppResult<PayOutcome> {
     let resolved = o
         .connectors
         .card()
@@ -389,7 +251,7 @@ pub async fn pay(
 
 /// Authorizes after a successful 3-D Secure result; captures at once with automatic capture.
 async fn authorize(
-    state: &AppState,
+    state: &Ctx,
     o: &Opened,
     connector: &Arc<dyn CardConnector>,
     p: PaymentRow,
@@ -483,7 +345,7 @@ async fn set_ref(tx: &mut Tx, p: PaymentRow, token: &str) -> AppResult<PaymentRo
 }
 
 async fn fail(
-    state: &AppState,
+    state: &Ctx,
     o: &Opened,
     p: PaymentRow,
     reason: &str,
@@ -496,7 +358,7 @@ async fn fail(
 /// Marks the payment failed (event + notification), counts the failure, and explains it.
 #[allow(clippy::too_many_arguments)]
 async fn fail_with(
-    state: &AppState,
+    state: &Ctx,
     o: &Opened,
     p: PaymentRow,
     reason: &str,
@@ -552,7 +414,7 @@ pub fn failure_message(reason: &str) -> (&'static str, &'static str) {
 
 /// Checks the shopper's one-time code on the sandbox issuer page.
 pub async fn complete_challenge(
-    state: &AppState,
+    state: &Ctx,
     o: &Opened,
     payment_id: &str,
     otp: &str,
@@ -658,7 +520,7 @@ pub fn outcome_of(p: PaymentRow) -> PayOutcome {
 }
 
 async fn load_for_action(
-    state: &AppState,
+    state: &Ctx,
     payment_id: &str,
 ) -> AppResult<(PaymentRow, Arc<dyn CardConnector>)> {
     let p = payments::get(&state.db, payment_id)
@@ -710,7 +572,7 @@ fn connector_failed(e: crate::connectors::card::ConnectorError) -> AppError {
 
 /// 売上確定: captures `amount` (default: the full authorization).
 pub async fn capture(
-    state: &AppState,
+    state: &Ctx,
     payment_id: &str,
     amount: Option<i64>,
     actor: &str,
@@ -723,7 +585,7 @@ pub async fn capture(
 }
 
 /// 取消: cancels an authorization or a captured sale.
-pub async fn cancel(state: &AppState, payment_id: &str, actor: &str) -> AppResult<PaymentRow> {
+pub async fn cancel(state: &Ctx, payment_id: &str, actor: &str) -> AppResult<PaymentRow> {
     let (p, connector) = load_for_action(state, payment_id).await?;
     let row = run_action(state, p, connector, Op::Cancel, actor).await?;
     state.wake_notifier();
@@ -732,7 +594,7 @@ pub async fn cancel(state: &AppState, payment_id: &str, actor: &str) -> AppResul
 
 /// 返金: refunds part or all of a captured sale.
 pub async fn refund(
-    state: &AppState,
+    state: &Ctx,
     payment_id: &str,
     amount: i64,
     actor: &str,
@@ -805,7 +667,7 @@ impl Op {
 /// connector outside any transaction with the operation id as idempotency key, then record the
 /// outcome — state, event, notification and the operation's end — in one transaction.
 async fn run_action(
-    state: &AppState,
+    state: &Ctx,
     p: PaymentRow,
     connector: Arc<dyn CardConnector>,
     op: Op,

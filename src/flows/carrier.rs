@@ -4,8 +4,8 @@
 
 use serde_json::{json, Value};
 
-use crate::checkout::{self, Opened};
 use crate::domain::CheckoutStatus;
+use crate::flows::checkout::{self, Opened};
 use std::sync::Arc;
 
 use crate::connectors::carrier::{
@@ -13,6 +13,7 @@ use crate::connectors::carrier::{
     ContinuousChargeRequest, SandboxDecision, SandboxLogin, SandboxReturn, StartRequest,
 };
 use crate::connectors::registry::Registry;
+use crate::context::Ctx;
 use crate::db::checkouts::{self, CheckoutRow};
 use crate::db::{Db, Tx};
 use crate::device::Device;
@@ -26,7 +27,6 @@ use crate::domain::{Method, Mode};
 use crate::error::{AppError, AppResult, Reason};
 use crate::flows::redirect::{self, payment_error};
 use crate::payments::{self, Change, NewPayment, PaymentRow, COLS};
-use crate::state::AppState;
 use crate::util::{now_ms, random_id};
 use crate::{exec_tx, on_db, on_tx};
 
@@ -39,7 +39,7 @@ pub fn method_of(c: Carrier) -> Method {
     }
 }
 
-fn return_url(state: &AppState, token: &str, c: Carrier, payment_id: &str) -> String {
+fn return_url(state: &Ctx, token: &str, c: Carrier, payment_id: &str) -> String {
     format!(
         "{}/pay/{token}/{}/return/{payment_id}",
         state.public_url,
@@ -87,7 +87,7 @@ pub async fn set_continuous(db: &Db, merchant_id: &str, on: bool) -> anyhow::Res
 /// this checkout that the shopper abandoned on the carrier page is cancelled first (the shopper
 /// backed out), so coming back and choosing again works.
 pub async fn start(
-    state: &AppState,
+    state: &Ctx,
     o: &Opened,
     token: &str,
     device: Device,
@@ -191,7 +191,7 @@ pub struct SandboxSession {
 }
 
 pub async fn sandbox_session(
-    state: &AppState,
+    state: &Ctx,
     carrier_code: &str,
     session: &str,
 ) -> AppResult<SandboxSession> {
@@ -246,7 +246,7 @@ pub fn limit_message(c: Carrier, remaining: i64) -> String {
 /// refused charge fails the payment (reason `carrier_monthly_limit_exceeded`) and the shopper is
 /// sent to our result page, which explains why.
 pub async fn sandbox_login(
-    state: &AppState,
+    state: &Ctx,
     s: &SandboxSession,
     phone: &str,
     password: &str,
@@ -299,7 +299,7 @@ pub async fn sandbox_login(
 }
 
 /// The signed return URL for a decision on the sandbox page.
-pub fn sandbox_return(state: &AppState, s: &SandboxSession, decision: SandboxDecision) -> String {
+pub fn sandbox_return(state: &Ctx, s: &SandboxSession, decision: SandboxDecision) -> String {
     let (path, _) = redirect::fresh_session_path(state, &s.checkout.id);
     let url = format!(
         "{}{path}/{}/return/{}",
@@ -381,7 +381,7 @@ async fn fail_for_limit(
 /// An approval is checked against the monthly limit once more inside the transaction, because
 /// two attempts of one shopper may have passed the login check at the same time.
 pub async fn handle_return(
-    state: &AppState,
+    state: &Ctx,
     checkout_id: &str,
     c: Carrier,
     payment_id: &str,

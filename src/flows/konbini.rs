@@ -9,7 +9,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::checkout::Opened;
 use crate::connectors::konbini::{ConnectorError, IssueRequest, IssueTarget, IssuedNumber};
 use crate::db::Db;
 use crate::domain::konbini::{
@@ -19,6 +18,7 @@ use crate::domain::konbini::{
 use crate::domain::processor::ConnectorId;
 use crate::domain::CheckoutStatus;
 use crate::domain::{Method, Mode};
+use crate::flows::checkout::Opened;
 use crate::payments::{self, Change, NewPayment, PaymentError, PaymentRow};
 use crate::util::now_ms;
 use crate::{exec_tx, on_db};

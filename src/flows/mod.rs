@@ -3,7 +3,10 @@
 pub mod bank;
 pub mod card;
 pub mod carrier;
+pub mod checkout;
+pub mod jobs;
 pub mod konbini;
+pub mod payment_requests;
 pub mod processors;
 pub mod redirect;
 pub mod secrets;
@@ -11,11 +14,11 @@ pub mod secrets;
 use std::sync::Arc;
 
 use crate::connectors::registry::{MerchantConnectors, Registry};
+use crate::context::Ctx;
 use crate::db::checkouts::CheckoutRow;
 use crate::db::merchants::MerchantRow;
 use crate::db::{merchants, Db};
 use crate::payments::PaymentRow;
-use crate::state::AppState;
 
 /// The merchant's return URL with a signed result appended (`order_id`, `payment_id`,
 /// `status`, `merchant_id`, `key_id`, `signature`), signed like order links with the merchant's
@@ -53,7 +56,7 @@ pub async fn return_link(
 /// The merchant's connectors in its current mode, from the registry in the app state. Its
 /// processor accounts are read only when the registry has a driver that could use them.
 pub async fn merchant_connectors(
-    state: &AppState,
+    state: &Ctx,
     merchant: &MerchantRow,
 ) -> Result<MerchantConnectors, sqlx::Error> {
     connectors_for(&state.connectors, &state.db, merchant).await

@@ -4,18 +4,15 @@
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 type HmacSha256 = Hmac<Sha256>;
 
 /// Prefix used by Standard Webhooks libraries; they strip it before base64-decoding.
-pub const SECRET_PREFIX: &str = "whsec_";
+pub const SECRET_PREFIX: &str = crate::secrets::WEBHOOK_SECRET_PREFIX;
 /// Standard Webhooks requires 24..=64 bytes of key material.
 pub const SECRET_MIN_BYTES: usize = 24;
 pub const SECRET_MAX_BYTES: usize = 64;
-/// Bytes of randomness in secrets we mint (comfortably above the 24-byte floor).
-const NEW_SECRET_BYTES: usize = 32;
 
 /// Header names (lowercase, as in the Standard Webhooks spec).
 pub const HEADER_ID: &str = "webhook-id";
@@ -48,12 +45,7 @@ pub enum SignError {
     BadLength(usize),
 }
 
-/// Mint a new `whsec_…` secret from the OS CSPRNG.
-pub fn new_secret() -> String {
-    let mut key = [0u8; NEW_SECRET_BYTES];
-    rand::rngs::OsRng.fill_bytes(&mut key);
-    format!("{SECRET_PREFIX}{}", B64.encode(key))
-}
+pub use crate::secrets::new_webhook_secret as new_secret;
 
 /// Check a secret before storing it, so `sign` never meets an undecodable one.
 pub fn validate_secret(secret: &str) -> Result<(), SignError> {
@@ -199,7 +191,7 @@ mod tests {
     fn new_secret_roundtrips() {
         let s = new_secret();
         assert!(s.starts_with(SECRET_PREFIX));
-        assert_eq!(decode_secret(&s).unwrap().len(), NEW_SECRET_BYTES);
+        assert_eq!(decode_secret(&s).unwrap().len(), 32);
         assert_ne!(new_secret(), s);
     }
 

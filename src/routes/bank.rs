@@ -6,17 +6,18 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use encoding_rs::UTF_8;
 
-use crate::checkout;
 use crate::device::{Device, Ua};
 use crate::domain::bank::Bank;
 use crate::domain::CheckoutStatus;
 use crate::domain::Method;
 use crate::error::{AppError, AppResult, Reason};
-use crate::flows::{bank, redirect};
+use crate::flows::bank;
+use crate::flows::checkout;
 use crate::form;
 use crate::pages::{Choice, Chrome, OrderView, WebBankChoose};
 use crate::payments;
 use crate::render::page;
+use crate::routes::redirect_result;
 use crate::session::Session;
 use crate::state::AppState;
 
@@ -125,6 +126,6 @@ pub async fn result(
     } else {
         Method::Banknet.name_ja()
     };
-    let r = redirect::result_view(&state, &o, &token, &p, name).await?;
-    redirect::render_result(&state, device, &o, r)
+    let r = redirect_result::result_view(&state, &o, &token, &p, name).await?;
+    redirect_result::render_result(&state, device, &o, r)
 }

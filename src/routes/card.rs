@@ -7,12 +7,13 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use crate::checkout::{self, Opened};
+use crate::device::page_encoding;
 use crate::device::{Device, Ua};
 use crate::domain::card::{CardStatus, PaymentOption};
 use crate::domain::CheckoutStatus;
 use crate::error::{AppError, AppResult, Reason};
 use crate::flows::card::{self as flow, FieldErrors, PayOutcome};
+use crate::flows::checkout::{self, Opened};
 use crate::form;
 use crate::pages::{
     Chrome, FpCardForm, FpChallenge, FpResult, OptionView, OrderView, WebCardForm, WebChallenge,
@@ -20,7 +21,6 @@ use crate::pages::{
 };
 use crate::payments::{self, PaymentRow};
 use crate::render::page_with_status;
-use crate::routes::checkout::page_encoding;
 use crate::session::Session;
 use crate::state::AppState;
 

@@ -7,18 +7,18 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use encoding_rs::UTF_8;
 
-use crate::checkout;
+use crate::device::page_encoding;
 use crate::device::{Device, Ua};
 use crate::domain::carrier::{BillingKind, Carrier};
 use crate::domain::CheckoutStatus;
 use crate::error::{AppError, AppResult, Reason};
 use crate::flows::carrier::{self as flow, method_of};
-use crate::flows::redirect;
+use crate::flows::checkout;
 use crate::form;
 use crate::pages::{Choice, Chrome, FpCarrierConfirm, OrderView, WebCarrierConfirm};
 use crate::payments;
 use crate::render::page;
-use crate::routes::checkout::page_encoding;
+use crate::routes::redirect_result;
 use crate::session::Session;
 use crate::state::AppState;
 
@@ -178,6 +178,6 @@ pub async fn result(
     } else {
         c.name_ja()
     };
-    let r = redirect::result_view(&state, &o, &token, &p, name).await?;
-    redirect::render_result(&state, device, &o, r)
+    let r = redirect_result::result_view(&state, &o, &token, &p, name).await?;
+    redirect_result::render_result(&state, device, &o, r)
 }

@@ -4,15 +4,15 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
-use encoding_rs::{SHIFT_JIS, UTF_8};
+use encoding_rs::UTF_8;
 use serde::Deserialize;
 
-use crate::checkout::{self, Opened};
 use crate::db::checkouts;
 use crate::device::{Device, Ua, ViewOverride};
 use crate::domain::CheckoutStatus;
 use crate::domain::Method;
 use crate::error::{AppError, AppResult, Reason};
+use crate::flows::checkout::{self, Opened};
 use crate::form;
 use crate::pages::{Chrome, FpClosed, FpSelector, MethodView, OrderView, WebClosed, WebSelector};
 use crate::render::page;
@@ -90,7 +90,7 @@ pub async fn choose_method(
 ) -> AppResult<Response> {
     let (session, opened) = checkout::load_session(&state, &token).await?;
     let device = session.view.apply(ua.device);
-    let fields = form::parse_body(&headers, &body, page_encoding(device));
+    let fields = form::parse_body(&headers, &body, crate::device::page_encoding(device));
     if !Session::csrf_ok(&token, &state.secret, form::get(&fields, "csrf")) {
         return Err(AppError::shopper(Reason::BadCsrf));
     }
@@ -105,14 +105,6 @@ pub async fn choose_method(
         .ok_or(AppError::shopper(Reason::MethodNotAvailable))?;
     checkouts::select_method(&state.db, &opened.checkout.id, method).await?;
     Ok(Redirect::to(&format!("/pay/{token}/{}", method.code())).into_response())
-}
-
-/// The encoding forms on our pages are posted in.
-pub fn page_encoding(device: Device) -> &'static encoding_rs::Encoding {
-    match device {
-        Device::FeaturePhone => SHIFT_JIS,
-        _ => UTF_8,
-    }
 }
 
 /// Selector for an open checkout; its state for a closed one (paid, pending, ...).

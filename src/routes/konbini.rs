@@ -6,13 +6,13 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use crate::checkout::{self, Opened};
 use crate::connectors::konbini::IssueTarget;
 use crate::device::{Device, Ua};
 use crate::domain::konbini::{self as rules, Chain, NumberStatus};
 use crate::domain::CheckoutStatus;
 use crate::domain::{Method, Mode};
 use crate::error::{AppError, AppResult, Reason};
+use crate::flows::checkout::{self, Opened};
 use crate::flows::konbini::{self as flow, IssueError, NumberDetails};
 use crate::form;
 use crate::pages::{
@@ -25,7 +25,7 @@ use crate::render::page_with_status;
 use crate::session::Session;
 use crate::state::AppState;
 
-use super::checkout::page_encoding;
+use crate::device::page_encoding;
 
 /// `GET /pay/{token}/konbini`: the issued number, or the chain choice.
 pub async fn konbini_get(

@@ -10,6 +10,7 @@ mod console_admin;
 mod console_processors;
 mod demo;
 mod konbini;
+mod redirect_result;
 mod sandbox;
 mod sandbox_pages;
 mod short;
@@ -177,6 +178,22 @@ pub fn router(state: AppState) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
         ))
-        .layer(TraceLayer::new_for_http().make_span_with(crate::startup::request_span))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// The tracing span of a request: a request id, the method and the route *template*. The raw
+/// path is never logged: it can hold a session token, and query strings hold signatures.
+fn request_span(req: &axum::extract::Request) -> tracing::Span {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "-".into());
+    tracing::info_span!(
+        "request",
+        id = %crate::util::random_id("req", 12),
+        method = %req.method(),
+        route = %route,
+    )
 }

@@ -10,13 +10,13 @@ use encoding_rs::UTF_8;
 
 use crate::connectors::bank::SandboxBankChoice;
 use crate::connectors::carrier::SandboxDecision;
+use crate::device::page_encoding;
 use crate::device::{Device, Ua};
 use crate::error::{AppError, AppResult, Reason};
 use crate::flows::{bank, carrier};
 use crate::form;
 use crate::pages::{Choice, FpSandboxCarrier, WebSandboxBank, WebSandboxCarrier};
 use crate::render::page;
-use crate::routes::checkout::page_encoding;
 use crate::session::Session;
 use crate::state::AppState;
 use crate::util::format_yen;

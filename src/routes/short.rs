@@ -9,6 +9,6 @@ use crate::error::AppResult;
 use crate::state::AppState;
 
 pub async fn open(State(state): State<AppState>, Path(code): Path<String>) -> AppResult<Response> {
-    let to = crate::sms::requests::resolve(&state, &code).await?;
+    let to = crate::flows::payment_requests::resolve(&state, &code).await?;
     Ok(Redirect::to(&to).into_response())
 }

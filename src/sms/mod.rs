@@ -3,7 +3,6 @@
 //! per-merchant sending rate limit. Payment requests themselves live in [`requests`].
 
 pub mod http;
-pub mod requests;
 pub mod sandbox;
 
 use std::sync::Arc;

@@ -5,14 +5,13 @@
 use axum::http::StatusCode;
 use rand::Rng;
 
-use super::{SendError, SmsRow};
-use crate::api::checkouts::{expire_in_tx, sign, sign_and_open};
-use crate::api::err;
+use crate::context::Ctx;
 use crate::db::merchants::MerchantRow;
 use crate::db::{checkouts, Db};
 use crate::domain::CheckoutStatus;
 use crate::error::{AppError, AppResult, Reason};
-use crate::state::AppState;
+use crate::flows::checkout::{expire_in_tx, sign, sign_and_open};
+use crate::sms::{SendError, SmsRow};
 use crate::util::now_ms;
 use crate::{exec_tx, on_db};
 
@@ -69,7 +68,7 @@ pub async fn status_of(db: &Db, r: &RequestRow) -> Result<String, sqlx::Error> {
     })
 }
 
-pub fn short_url(state: &AppState, code: &str) -> String {
+pub fn short_url(state: &Ctx, code: &str) -> String {
     format!("{}/s/{code}", state.public_url)
 }
 
@@ -83,8 +82,8 @@ pub struct NewRequest {
     pub expires_in_s: i64,
 }
 
-fn sms_too_long(e: super::TemplateError) -> AppError {
-    err(
+fn sms_too_long(e: crate::sms::TemplateError) -> AppError {
+    AppError::api(
         StatusCode::UNPROCESSABLE_ENTITY,
         "sms_too_long",
         e.to_string(),
@@ -92,7 +91,7 @@ fn sms_too_long(e: super::TemplateError) -> AppError {
 }
 
 fn not_found(id: &str) -> AppError {
-    err(
+    AppError::api(
         StatusCode::NOT_FOUND,
         "payment_request_not_found",
         format!("no payment request {id}"),
@@ -100,8 +99,8 @@ fn not_found(id: &str) -> AppError {
 }
 
 /// Quick read-only look at the budget, so a rate-limited request creates nothing at all; the
-/// authoritative check is [`super::reserve_and_queue`] under a lock.
-async fn budget_left(state: &AppState, merchant_id: &str) -> Result<(), SendError> {
+/// authoritative check is [`crate::sms::reserve_and_queue`] under a lock.
+async fn budget_left(state: &Ctx, merchant_id: &str) -> Result<(), SendError> {
     let now = now_ms();
     let (count, oldest): (i64, Option<i64>) = on_db!(&state.db, c => sqlx::query_as(
         "SELECT COUNT(*), MIN(created_at) FROM sms_messages WHERE merchant_id = $1 AND created_at > $2",
@@ -122,12 +121,12 @@ async fn budget_left(state: &AppState, merchant_id: &str) -> Result<(), SendErro
 /// Creates the checkout and the request, then sends the SMS. A refused request (bad phone, bad
 /// order fields, message too long, no provider, rate limit) writes nothing.
 pub async fn create(
-    state: &AppState,
+    state: &Ctx,
     m: &MerchantRow,
     new: NewRequest,
 ) -> Result<(RequestRow, SmsRow), SendError> {
-    let phone = super::normalize_phone(&new.phone).ok_or_else(|| {
-        err(
+    let phone = crate::sms::normalize_phone(&new.phone).ok_or_else(|| {
+        AppError::api(
             StatusCode::BAD_REQUEST,
             "invalid_phone",
             "phone must be a Japanese mobile number (070/080/090, 11 digits)",
@@ -136,18 +135,18 @@ pub async fn create(
     let provider = state.sms.for_mode(m.mode())?;
     let code = new_code();
     let url = short_url(state, &code);
-    let template = super::template_of(&state.db, &m.id).await?;
-    let text = super::render_text(&template, &m.name, new.amount, &new.item_name, &url)
+    let template = crate::sms::template_of(&state.db, &m.id).await?;
+    let text = crate::sms::render_text(&template, &m.name, new.amount, &new.item_name, &url)
         .map_err(sms_too_long)?;
     budget_left(state, &m.id).await?;
-    let expires_at_s = state.now_s() + crate::api::checkouts::lifetime(Some(new.expires_in_s))?;
+    let expires_at_s = state.now_s() + crate::flows::checkout::lifetime(Some(new.expires_in_s))?;
     let mut order_fields = new.order_fields;
     if !order_fields.iter().any(|(k, _)| k == "shopper_phone") {
         order_fields.push(("shopper_phone".into(), phone.clone()));
     }
     let (opened, _) = sign_and_open(state, &m.id, &order_fields, expires_at_s).await?;
     if opened.checkout.status != CheckoutStatus::Open {
-        return Err(err(
+        return Err(AppError::api(
             StatusCode::CONFLICT,
             "checkout_not_open",
             format!("the order's checkout is {}", opened.checkout.status),
@@ -176,7 +175,7 @@ pub async fn create(
     .bind(now)
     .execute(c)
     .await)?;
-    let msg_id = super::reserve_and_queue(
+    let msg_id = crate::sms::reserve_and_queue(
         &mut tx,
         state.config.sms_rate_per_minute,
         &m.id,
@@ -187,7 +186,7 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
-    let msg = super::deliver(&state.db, provider.as_ref(), &msg_id, &phone, &text).await?;
+    let msg = crate::sms::deliver(&state.db, provider.as_ref(), &msg_id, &phone, &text).await?;
     let req = get(&state.db, &m.id, &id).await?;
     Ok((req, msg))
 }
@@ -202,14 +201,14 @@ pub async fn get(db: &Db, merchant_id: &str, id: &str) -> AppResult<RequestRow> 
 
 /// Sends the request's SMS again (same short URL), within the rate limit.
 pub async fn resend(
-    state: &AppState,
+    state: &Ctx,
     m: &MerchantRow,
     id: &str,
 ) -> Result<(RequestRow, SmsRow), SendError> {
     let r = get(&state.db, &m.id, id).await?;
     let status = status_of(&state.db, &r).await?;
     if status != "open" {
-        return Err(err(
+        return Err(AppError::api(
             StatusCode::CONFLICT,
             "payment_request_not_open",
             format!("the payment request is {status}"),
@@ -217,8 +216,8 @@ pub async fn resend(
         .into());
     }
     let provider = state.sms.for_mode(m.mode())?;
-    let template = super::template_of(&state.db, &m.id).await?;
-    let text = super::render_text(
+    let template = crate::sms::template_of(&state.db, &m.id).await?;
+    let text = crate::sms::render_text(
         &template,
         &m.name,
         r.amount,
@@ -227,7 +226,7 @@ pub async fn resend(
     )
     .map_err(sms_too_long)?;
     let mut tx = state.db.begin().await?;
-    let msg_id = super::reserve_and_queue(
+    let msg_id = crate::sms::reserve_and_queue(
         &mut tx,
         state.config.sms_rate_per_minute,
         &m.id,
@@ -238,13 +237,13 @@ pub async fn resend(
     )
     .await?;
     tx.commit().await?;
-    let msg = super::deliver(&state.db, provider.as_ref(), &msg_id, &r.phone, &text).await?;
+    let msg = crate::sms::deliver(&state.db, provider.as_ref(), &msg_id, &r.phone, &text).await?;
     Ok((r, msg))
 }
 
 /// Cancels the request and closes its checkout, unless a payment exists (cancel that instead).
 /// Cancelling a cancelled request changes nothing.
-pub async fn cancel(state: &AppState, m: &MerchantRow, id: &str) -> AppResult<RequestRow> {
+pub async fn cancel(state: &Ctx, m: &MerchantRow, id: &str) -> AppResult<RequestRow> {
     let r = get(&state.db, &m.id, id).await?;
     if r.status == "cancelled" {
         return Ok(r);
@@ -264,7 +263,7 @@ pub async fn cancel(state: &AppState, m: &MerchantRow, id: &str) -> AppResult<Re
 
 /// Where `/s/{code}` leads: a freshly signed checkout link (path and query) for the request's
 /// order. Unknown codes are `not_found`; cancelled or expired requests `link_expired`.
-pub async fn resolve(state: &AppState, code: &str) -> AppResult<String> {
+pub async fn resolve(state: &Ctx, code: &str) -> AppResult<String> {
     if code.len() != CODE_LEN || !code.bytes().all(|b| CODE_ALPHABET.contains(&b)) {
         return Err(AppError::shopper(Reason::NotFound));
     }

@@ -1,9 +1,13 @@
 //! Opening a signed order link: authenticate it, check it against the merchant's settings, and
 //! create or resume its checkout. Refusals write nothing.
 
+use axum::http::StatusCode;
+
 use crate::connectors::registry::MerchantConnectors;
+use crate::context::Ctx;
 use crate::db::checkouts::CheckoutRow;
 use crate::db::merchants::MerchantRow;
+use crate::db::Tx;
 use crate::db::{checkouts, merchants};
 use crate::device::{Device, ViewOverride};
 use crate::domain::method::{self, Method};
@@ -11,7 +15,6 @@ use crate::domain::order::{url_allowed, OrderLink, RawLink};
 use crate::domain::MerchantStatus;
 use crate::error::{AppError, AppResult, Reason};
 use crate::session::Session;
-use crate::state::AppState;
 
 /// A checkout ready to be shown, with the merchant's connectors for its current mode.
 pub struct Opened {
@@ -21,7 +24,7 @@ pub struct Opened {
 }
 
 pub async fn open_link(
-    state: &AppState,
+    state: &Ctx,
     fields: Vec<(String, String)>,
     device: Device,
 ) -> AppResult<Opened> {
@@ -98,7 +101,7 @@ pub async fn open_link(
 }
 
 /// Issues a fresh session token for a checkout.
-pub fn new_session(state: &AppState, checkout_id: &str, view: ViewOverride) -> String {
+pub fn new_session(state: &Ctx, checkout_id: &str, view: ViewOverride) -> String {
     Session {
         checkout_id: checkout_id.to_owned(),
         expires_at: state.now_s() + state.config.session_ttl_s,
@@ -108,7 +111,7 @@ pub fn new_session(state: &AppState, checkout_id: &str, view: ViewOverride) -> S
 }
 
 /// Loads the checkout and merchant of a session token.
-pub async fn load_session(state: &AppState, token: &str) -> AppResult<(Session, Opened)> {
+pub async fn load_session(state: &Ctx, token: &str) -> AppResult<(Session, Opened)> {
     let session = Session::verify(token, &state.secret, state.now_s())
         .ok_or(AppError::shopper(Reason::SessionExpired))?;
     let checkout = checkouts::get(&state.db, &session.checkout_id)
@@ -141,4 +144,84 @@ pub fn offered(o: &Opened, device: Device) -> Vec<Method> {
     .into_iter()
     .filter(|m| payable.contains(m))
     .collect()
+}
+
+/// A link for `order_fields` signed with the merchant's newest key, valid until `expires_at_s`:
+/// `(key_id, fields with signature, query string)`.
+pub async fn sign(
+    state: &Ctx,
+    merchant_id: &str,
+    order_fields: &[(String, String)],
+    expires_at_s: i64,
+) -> AppResult<(Vec<(String, String)>, String)> {
+    let (key_id, secret) = merchants::newest_key(&state.db, &state.keys, merchant_id)
+        .await?
+        .ok_or_else(|| AppError::Api {
+            status: StatusCode::CONFLICT,
+            code: "no_signing_key",
+            message: "the merchant has no active signing key".into(),
+        })?;
+    let mut fields: Vec<(String, String)> = vec![
+        ("merchant_id".into(), merchant_id.to_owned()),
+        ("key_id".into(), key_id),
+        ("expires_at".into(), expires_at_s.to_string()),
+    ];
+    fields.extend(order_fields.iter().cloned());
+    let pairs: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let query = crate::signing::signed_query(&secret, &pairs);
+    let signature = crate::signing::sign(&secret, &crate::signing::canonical(pairs));
+    fields.push(("signature".into(), signature));
+    Ok((fields, query))
+}
+
+/// Signs the order and opens it like a shopper's first visit would: validation with the link
+/// rules, then the checkout row. Returns the checkout and its absolute URL.
+pub async fn sign_and_open(
+    state: &Ctx,
+    merchant_id: &str,
+    order_fields: &[(String, String)],
+    expires_at_s: i64,
+) -> AppResult<(Opened, String)> {
+    let (fields, query) = sign(state, merchant_id, order_fields, expires_at_s).await?;
+    // PC: the widest set of methods, so a link is refused only when no device could pay.
+    let opened = open_link(state, fields, Device::Pc).await?;
+    Ok((opened, format!("{}/checkout?{query}", state.public_url)))
+}
+
+/// Closes an open checkout that has no live payment, in the caller's transaction. `Ok(true)`
+/// when it was closed now, `Ok(false)` when it was already expired.
+pub async fn expire_in_tx(tx: &mut Tx, checkout_id: &str) -> AppResult<bool> {
+    let conflict = |code: &'static str, message: String| AppError::Api {
+        status: StatusCode::CONFLICT,
+        code,
+        message,
+    };
+    match checkouts::expire_if_open(tx, checkout_id).await? {
+        checkouts::Expiry::Expired => Ok(true),
+        checkouts::Expiry::AlreadyExpired => Ok(false),
+        checkouts::Expiry::HasPayment => Err(conflict(
+            "payment_exists",
+            "the checkout has a payment in progress or done; cancel the payment instead".into(),
+        )),
+        checkouts::Expiry::NotOpen(status) => Err(conflict(
+            "checkout_not_open",
+            format!("the checkout is {status}"),
+        )),
+    }
+}
+
+/// Default link lifetime when `expires_in` is not given: one day.
+pub const DEFAULT_EXPIRES_IN: i64 = 24 * 3600;
+
+/// Lifetime in seconds from `expires_in` (default one day); 0 or less is refused here, too long
+/// is refused by the link rules (`expiry_too_far`).
+pub fn lifetime(expires_in: Option<i64>) -> AppResult<i64> {
+    match expires_in {
+        None => Ok(DEFAULT_EXPIRES_IN),
+        Some(s) if s > 0 => Ok(s),
+        Some(_) => Err(AppError::field(Reason::InvalidField, "expires_in")),
+    }
 }

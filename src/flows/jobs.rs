@@ -1,0 +1,41 @@
+//! The background jobs of the redirect methods (bank-net timeouts, monthly carrier charges),
+//! run by the supervisor on every instance; each change is conditional, so instances share the
+//! work safely.
+
+use crate::db::Db;
+
+/// The background jobs of the redirect methods: bank-net timeouts and monthly carrier charges.
+/// Runs until `stop` is cancelled; every instance may run it (each change is conditional).
+pub async fn run_jobs(
+    db: Db,
+    registry: std::sync::Arc<crate::connectors::registry::Registry>,
+    wake: std::sync::Arc<tokio::sync::Notify>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+    loop {
+        // Stops between runs, never inside one (a carrier charge is not cut off halfway).
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = crate::util::now_ms();
+        match crate::flows::bank::timeout_due(&db, now).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(count = n, "bank-net payments timed out");
+                wake.notify_one();
+            }
+            Err(e) => tracing::error!(error = %e, "bank-net timeout job failed"),
+        }
+        match crate::flows::carrier::charge_due_subscriptions(&db, &registry, now).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(count = n, "continuous carrier charges made");
+                wake.notify_one();
+            }
+            Err(e) => tracing::error!(error = %e, "continuous carrier billing job failed"),
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The result page of a redirect payment (bank net, carrier billing): what it shows, from the
+//! payment as stored, and its rendering for the shopper's device.
+
+use axum::response::Response;
+
+use crate::device::Device;
+use crate::domain::CheckoutStatus;
+use crate::error::AppResult;
+use crate::flows::checkout::Opened;
+use crate::flows::redirect::return_link;
+use crate::pages::{Chrome, FpPayResult, OrderView, PayResult, WebPayResult};
+use crate::payments::PaymentRow;
+use crate::render::page;
+use crate::state::AppState;
+
+/// Renders the result page of a redirect payment for the shopper's device.
+pub fn render_result(
+    state: &AppState,
+    device: Device,
+    o: &Opened,
+    r: PayResult,
+) -> AppResult<Response> {
+    let c = Chrome::new(
+        state,
+        device,
+        &o.merchant.name,
+        &o.merchant.theme,
+        &o.checkout.lang,
+    );
+    let order = OrderView::new(
+        &o.checkout.order_id,
+        &o.checkout.item_name,
+        o.checkout.amount,
+    );
+    match device {
+        Device::FeaturePhone => page(device, &FpPayResult { c, order, r }),
+        _ => page(device, &WebPayResult { c, order, r }),
+    }
+}
+
+/// What the result page of a bank/carrier payment shows, from the payment as stored: reloading
+/// the page (or reaching it twice) always tells the truth and changes nothing.
+pub async fn result_view(
+    state: &AppState,
+    o: &Opened,
+    token: &str,
+    p: &PaymentRow,
+    method_name: &'static str,
+) -> AppResult<PayResult> {
+    let ok = matches!(p.status.as_str(), "paid" | "completed");
+    let waiting = matches!(p.status.as_str(), "awaiting_bank" | "awaiting_auth");
+    let details = p.details_json();
+    let message = match (p.status.as_str(), details["failure_reason"].as_str()) {
+        (_, Some("carrier_monthly_limit_exceeded")) => {
+            let remaining = details["limit_remaining"].as_i64().unwrap_or(0);
+            crate::domain::carrier::Carrier::parse(&p.method)
+                .map(|c| crate::flows::carrier::limit_message(c, remaining))
+        }
+        ("declined", _) => Some("銀行でお支払いが承認されませんでした。".to_owned()),
+        ("timed_out", _) => Some(
+            "銀行での手続きが時間内に完了しなかったため、お支払いを取り消しました。".to_owned(),
+        ),
+        ("failed", _) => Some("携帯電話会社でお支払いが承認されませんでした。".to_owned()),
+        ("cancelled", _) => Some("お支払いをキャンセルしました。".to_owned()),
+        ("awaiting_bank", _) => Some(
+            "銀行からの結果をお待ちください。30分以内に結果が届かない場合、お支払いは取り消されます。"
+                .to_owned(),
+        ),
+        _ => None,
+    };
+    let (return_link, retry_url) = if ok {
+        (Some(return_link(state, &o.checkout, p).await?), None)
+    } else if waiting {
+        (None, None)
+    } else {
+        // Failed: pay another way, or leave for the shop's cancel page if it gave one.
+        let retry = (o.checkout.status == CheckoutStatus::Open).then(|| format!("/pay/{token}"));
+        (o.checkout.cancel_url.clone(), retry)
+    };
+    Ok(PayResult {
+        ok,
+        waiting,
+        method_name,
+        payment_id: p.id.clone(),
+        status_label: crate::status::label_ja(&p.method, &p.status),
+        message,
+        return_link,
+        retry_url,
+    })
+}
