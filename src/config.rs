@@ -60,6 +60,9 @@ pub struct Config {
     /// Older master keys still accepted for opening during a rotation
     /// (`KAKEHASHI_MASTER_KEY_PREVIOUS`, comma-separated).
     pub master_key_previous: Vec<Redacted>,
+    /// KOMOJU's API host (`KAKEHASHI_KOMOJU_API_BASE`, default `https://komoju.com`): https on a
+    /// public host, unless loopback callbacks are allowed (a local fake in development/tests).
+    pub komoju_api_base: String,
 }
 
 /// Default gateway body: `{"to":"{to}","text":"{text}"}`.
@@ -111,6 +114,7 @@ impl Config {
             sms_rate_per_minute: 20,
             master_key: None,
             master_key_previous: Vec::new(),
+            komoju_api_base: crate::connectors::komoju::DEFAULT_API_BASE.into(),
         }
     }
 }

@@ -48,7 +48,9 @@ impl App {
             .unwrap_or_else(|| format!("http://{addr}"))
             .trim_end_matches('/')
             .to_owned();
-        let connectors = Arc::new(Registry::new(&public_url, &secret, Arc::new(keys)));
+        let mut registry = Registry::new(&public_url, &secret, Arc::new(keys));
+        registry.configure(&config)?;
+        let connectors = Arc::new(registry);
         let state = AppState {
             db,
             config: Arc::new(config),
@@ -135,11 +137,13 @@ pub async fn registry(config: &Config, db: &Db) -> anyhow::Result<Arc<Registry>>
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{}", config.addr));
-    Ok(Arc::new(Registry::new(
+    let mut registry = Registry::new(
         public_url.trim_end_matches('/'),
         &secret,
         Arc::new(config.keyring()?),
-    )))
+    );
+    registry.configure(config)?;
+    Ok(Arc::new(registry))
 }
 
 /// The tracing span of a request: a request id, the method and the route *template*. The raw

@@ -11,7 +11,9 @@ use zeroize::Zeroizing;
 use crate::connectors::bank::{BankConnector, SandboxBankConnector};
 use crate::connectors::card::{CardConnector, SandboxCardConnector};
 use crate::connectors::carrier::{CarrierConnector, SandboxCarrierConnector};
+use crate::connectors::komoju::{KomojuApi, KomojuDriver};
 use crate::connectors::konbini::{NumberConnector, SandboxNumberConnector};
+use crate::connectors::webhook::{WebhookError, WebhookEvent};
 use crate::domain::processor::{AccountStatus, ConnectorId, Family, Processor, ProcessorAccount};
 use crate::domain::{Method, Mode};
 use crate::secrets::Keyring;
@@ -58,6 +60,16 @@ pub trait ProcessorDriver: Send + Sync {
         None
     }
     fn carrier(&self, _c: &Credentials) -> Option<Arc<dyn CarrierConnector>> {
+        None
+    }
+    /// Verifies and reads an inbound webhook delivered for an account of this processor
+    /// (`None`: the driver takes no webhooks).
+    fn webhook(
+        &self,
+        _c: &Credentials,
+        _headers: &axum::http::HeaderMap,
+        _body: &[u8],
+    ) -> Option<Result<WebhookEvent, WebhookError>> {
         None
     }
 }
@@ -122,13 +134,50 @@ pub enum Unusable {
 
 impl Registry {
     /// The standard registry: the sandbox for test mode and the processor drivers this build
-    /// ships (none yet: Stripe and KOMOJU drivers register here when they land).
+    /// ships: KOMOJU (konbini and Pay-easy) against its public API host. Use
+    /// [`Registry::configure`] to apply the server's settings (the KOMOJU API base).
     pub fn new(public_url: &str, server_secret: &[u8], keys: Arc<Keyring>) -> Registry {
-        Registry {
+        let mut r = Registry {
             sandbox: Sandbox::new(public_url, server_secret),
             drivers: HashMap::new(),
             keys,
+        };
+        match KomojuApi::new(crate::connectors::komoju::DEFAULT_API_BASE, false) {
+            Ok(api) => r.register(Arc::new(KomojuDriver::new(api))),
+            Err(e) => tracing::error!(error = %e, "KOMOJU connector unavailable"),
         }
+        r
+    }
+
+    /// Applies the server settings the drivers need: the KOMOJU API base
+    /// (`KAKEHASHI_KOMOJU_API_BASE`), which must be https on a public host unless loopback
+    /// callbacks are allowed (local development and tests). A bad base stops start-up.
+    pub fn configure(&mut self, config: &crate::config::Config) -> anyhow::Result<()> {
+        let api = KomojuApi::new(&config.komoju_api_base, config.allow_loopback_callbacks)?;
+        self.register(Arc::new(KomojuDriver::new(api)));
+        Ok(())
+    }
+
+    /// Verifies an inbound webhook delivered for `account` with its processor's driver and the
+    /// account's webhook secret, and reads the event.
+    pub fn webhook(
+        &self,
+        account: &ProcessorAccount,
+        headers: &axum::http::HeaderMap,
+        body: &[u8],
+    ) -> Result<WebhookEvent, WebhookError> {
+        let driver = self.drivers.get(&account.processor).ok_or_else(|| {
+            WebhookError::Unverifiable(format!("no {} driver", account.processor.name()))
+        })?;
+        let c = self
+            .credentials(account)
+            .map_err(|e| WebhookError::Unverifiable(e.to_string()))?;
+        driver.webhook(&c, headers, body).unwrap_or_else(|| {
+            Err(WebhookError::Unverifiable(format!(
+                "the {} driver takes no webhooks",
+                account.processor.name()
+            )))
+        })
     }
 
     /// Adds (or replaces) the driver of a processor.
@@ -406,6 +455,8 @@ mod tests {
                 deadline_ms: 0,
                 shopper_name_kana: None,
                 shopper_phone: None,
+                shopper_name: None,
+                shopper_email: None,
             })
             .await
             .unwrap_err();

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::checkout::Opened;
 use crate::connectors::konbini::{ConnectorError, IssueRequest, IssueTarget, IssuedNumber};
-use crate::db::Db;
+use crate::db::{Db, Tx};
 use crate::domain::konbini::{
     self, apply, event_type_for, Chain, LimitError, NumberAction, NumberMethod, NumberStatus,
     TransitionError,
@@ -130,6 +130,8 @@ impl IssueError {
             IssueError::Limit { err, .. } => err.code(),
             IssueError::OtherPayment => "checkout_closed",
             IssueError::NoConnector => "method_unavailable",
+            // A request the institution refuses as made (e.g. KOMOJU needs the shopper's email).
+            IssueError::Connector(ConnectorError::InvalidRequest(c)) => c,
             IssueError::Connector(_) => "institution_unavailable",
             IssueError::Db(_) => "internal_error",
         }
@@ -155,6 +157,9 @@ impl IssueError {
                 "この金額はこのお支払い方法の上限を超えているため、ご利用いただけません。".into()
             }
             IssueError::OtherPayment => "このお支払いはすでに手続き済みです。".into(),
+            IssueError::Connector(ConnectorError::InvalidRequest(c)) if c.ends_with("_required") => {
+                "このお支払い方法には、お客様のメールアドレス・電話番号・お名前（漢字とカナ）が必要です。ショップにお問い合わせください。".into()
+            }
             IssueError::NoConnector | IssueError::Connector(_) | IssueError::Db(_) => {
                 "ただいまお支払番号を発行できません。しばらくしてからもう一度お試しください。"
                     .into()
@@ -181,6 +186,9 @@ impl IssueError {
             ),
             IssueError::Limit { .. } => "The amount exceeds this method's limit.".into(),
             IssueError::OtherPayment => "This order is already being paid.".into(),
+            IssueError::Connector(ConnectorError::InvalidRequest(c)) if c.ends_with("_required") => {
+                "This payment method needs your email address, phone number and name (kanji and kana). Please contact the shop.".into()
+            }
             IssueError::NoConnector | IssueError::Connector(_) | IssueError::Db(_) => {
                 "A payment number cannot be issued right now. Please try again shortly.".into()
             }
@@ -291,6 +299,8 @@ pub async fn issue(db: &Db, o: &Opened, target: IssueTarget) -> Result<PaymentRo
         deadline_ms: deadline,
         shopper_name_kana: o.checkout.shopper_kana.clone(),
         shopper_phone: o.checkout.shopper_phone.clone(),
+        shopper_name: o.checkout.shopper_name.clone(),
+        shopper_email: o.checkout.shopper_email.clone(),
     };
     // On failure the transaction is dropped (rolled back): no payment without a number.
     let number = conn.issue(&req).await.map_err(IssueError::Connector)?;
@@ -305,8 +315,18 @@ pub async fn issue(db: &Db, o: &Opened, target: IssueTarget) -> Result<PaymentRo
         Err(PaymentError::Db(e)) => return Err(e.into()),
         Err(_) => return Err(IssueError::OtherPayment),
     };
+    if number.deadline_ms > 0 && number.deadline_ms != deadline {
+        // A processor sets its own deadline: the stored one (shown, and used by the expiry
+        // sweep) is the one the shopper can really pay until.
+        exec_tx!(&mut tx, c => sqlx::query("UPDATE payments SET deadline_at = $1 WHERE id = $2")
+            .bind(number.deadline_ms)
+            .bind(&p.id)
+            .execute(c)
+            .await)?;
+    }
     payments::set_checkout_status(&mut tx, &o.checkout.id, "pending").await?;
     tx.commit().await?;
+    let p = payments::get(db, &p.id).await?.unwrap_or(p);
     tracing::info!(payment = %p.id, method = method.code(), institution = target.code(), "payment number issued");
     Ok(p)
 }
@@ -361,7 +381,20 @@ pub async fn apply_action(
     actor: &str,
 ) -> Result<PaymentRow, ActionError> {
     let mut tx = db.begin().await?;
-    let p = payments::get_tx(&mut tx, payment_id)
+    let updated = apply_action_in(&mut tx, payment_id, action, actor).await?;
+    tx.commit().await?;
+    Ok(updated)
+}
+
+/// [`apply_action`] inside the caller's transaction (a processor webhook records its event id
+/// in the same transaction, so an event is applied exactly once).
+pub async fn apply_action_in(
+    tx: &mut Tx,
+    payment_id: &str,
+    action: NumberAction,
+    actor: &str,
+) -> Result<PaymentRow, ActionError> {
+    let p = payments::get_tx(tx, payment_id)
         .await?
         .ok_or(ActionError::NotFound)?;
     let method = NumberMethod::parse(&p.method).ok_or(ActionError::NotNumberPayment)?;
@@ -380,11 +413,10 @@ pub async fn apply_action(
         change.amount = Some(p.amount);
     }
     change.data = data;
-    let updated = payments::transition(&mut tx, &p, &change).await?;
+    let updated = payments::transition(tx, &p, &change).await?;
     if let Some(cs) = checkout_status_for(to) {
-        payments::set_checkout_status(&mut tx, &p.checkout_id, cs).await?;
+        payments::set_checkout_status(tx, &p.checkout_id, cs).await?;
     }
-    tx.commit().await?;
     tracing::info!(payment = %p.id, from = from.code(), to = to.code(), actor, "number payment changed");
     Ok(updated)
 }

@@ -4,6 +4,7 @@ pub mod bank;
 pub mod card;
 pub mod carrier;
 pub mod konbini;
+pub mod processor_webhooks;
 pub mod processors;
 pub mod redirect;
 pub mod secrets;
