@@ -231,8 +231,8 @@ pub async fn issued_for_checkout(
 ///
 /// The payment row, its `payment.created` event, the issued number (`konbini.issued` /
 /// `payeasy.issued` event + notification) and the checkout's `pending` status are one
-/// transaction. The sandbox issues locally and instantly; a live connector that calls out over
-/// the network would issue first under a pre-allocated payment id instead, so that no write
+/// transaction. The sandbox issues locally and instantly; a processor connector, which calls out
+/// over the network, issues first under a pre-allocated payment id instead, so that no write
 /// transaction waits on a remote system.
 pub async fn issue(db: &Db, o: &Opened, target: IssueTarget) -> Result<PaymentRow, IssueError> {
     if let Some(p) = payments::live_for_checkout(db, &o.checkout.id).await? {
@@ -259,25 +259,57 @@ pub async fn issue(db: &Db, o: &Opened, target: IssueTarget) -> Result<PaymentRo
         IssueTarget::Konbini(_) => konbini::stamp_duty(o.checkout.amount),
         IssueTarget::Payeasy => 0,
     };
+    let request = |payment_id: &str| IssueRequest {
+        payment_id: payment_id.to_owned(),
+        mode: o.connectors.mode(),
+        target,
+        amount: o.checkout.amount,
+        deadline_ms: deadline,
+        shopper_name_kana: o.checkout.shopper_kana.clone(),
+        shopper_phone: o.checkout.shopper_phone.clone(),
+        shopper_name: o.checkout.shopper_name.clone(),
+        shopper_email: o.checkout.shopper_email.clone(),
+    };
+    // A processor is called over the network before anything is written, under a payment id
+    // allocated now (its idempotency key), so no write transaction waits on a remote system;
+    // on failure nothing is stored. The sandbox issues locally inside the transaction.
+    let pre_issued = match resolved.id {
+        ConnectorId::Sandbox => None,
+        ConnectorId::Account(_) => {
+            let id = payments::new_id();
+            let number = conn
+                .issue(&request(&id))
+                .await
+                .map_err(IssueError::Connector)?;
+            Some((id, number))
+        }
+    };
+    let new = NewPayment {
+        merchant_id: &o.merchant.id,
+        checkout_id: &o.checkout.id,
+        order_id: &o.checkout.order_id,
+        method: method.code(),
+        institution: Some(target.code()),
+        status: NumberStatus::AwaitingPayment.code(),
+        amount: o.checkout.amount,
+        fee,
+        // A processor sets its own deadline: the stored one (shown, and used by the expiry
+        // sweep) is the one the shopper can really pay until.
+        deadline_at: Some(
+            pre_issued
+                .as_ref()
+                .map(|(_, n)| n.deadline_ms)
+                .filter(|d| *d > 0)
+                .unwrap_or(deadline),
+        ),
+        details: json!({}),
+        connector: &resolved.id,
+    };
     let mut tx = db.begin().await?;
-    let created = payments::create(
-        &mut tx,
-        &NewPayment {
-            merchant_id: &o.merchant.id,
-            checkout_id: &o.checkout.id,
-            order_id: &o.checkout.order_id,
-            method: method.code(),
-            institution: Some(target.code()),
-            status: NumberStatus::AwaitingPayment.code(),
-            amount: o.checkout.amount,
-            fee,
-            deadline_at: Some(deadline),
-            details: json!({}),
-            connector: &resolved.id,
-        },
-        "shopper",
-    )
-    .await;
+    let created = match &pre_issued {
+        Some((id, _)) => payments::create_with_id(&mut tx, id, &new, "shopper").await,
+        None => payments::create(&mut tx, &new, "shopper").await,
+    };
     let p = match created {
         Ok(p) => p,
         Err(PaymentError::AlreadyLive) => {
@@ -291,19 +323,14 @@ pub async fn issue(db: &Db, o: &Opened, target: IssueTarget) -> Result<PaymentRo
         Err(PaymentError::Conflict) => return Err(IssueError::OtherPayment),
         Err(PaymentError::Db(e)) => return Err(e.into()),
     };
-    let req = IssueRequest {
-        payment_id: p.id.clone(),
-        mode: o.connectors.mode(),
-        target,
-        amount: p.amount,
-        deadline_ms: deadline,
-        shopper_name_kana: o.checkout.shopper_kana.clone(),
-        shopper_phone: o.checkout.shopper_phone.clone(),
-        shopper_name: o.checkout.shopper_name.clone(),
-        shopper_email: o.checkout.shopper_email.clone(),
+    let number = match pre_issued {
+        Some((_, number)) => number,
+        // On failure the transaction is dropped (rolled back): no payment without a number.
+        None => conn
+            .issue(&request(&p.id))
+            .await
+            .map_err(IssueError::Connector)?,
     };
-    // On failure the transaction is dropped (rolled back): no payment without a number.
-    let number = conn.issue(&req).await.map_err(IssueError::Connector)?;
     let details = NumberDetails::from_issued(&number);
     let event = event_type_for(method, NumberStatus::AwaitingPayment);
     let mut change = Change::new(NumberStatus::AwaitingPayment.code(), event, "shopper");
@@ -315,18 +342,8 @@ pub async fn issue(db: &Db, o: &Opened, target: IssueTarget) -> Result<PaymentRo
         Err(PaymentError::Db(e)) => return Err(e.into()),
         Err(_) => return Err(IssueError::OtherPayment),
     };
-    if number.deadline_ms > 0 && number.deadline_ms != deadline {
-        // A processor sets its own deadline: the stored one (shown, and used by the expiry
-        // sweep) is the one the shopper can really pay until.
-        exec_tx!(&mut tx, c => sqlx::query("UPDATE payments SET deadline_at = $1 WHERE id = $2")
-            .bind(number.deadline_ms)
-            .bind(&p.id)
-            .execute(c)
-            .await)?;
-    }
     payments::set_checkout_status(&mut tx, &o.checkout.id, "pending").await?;
     tx.commit().await?;
-    let p = payments::get(db, &p.id).await?.unwrap_or(p);
     tracing::info!(payment = %p.id, method = method.code(), institution = target.code(), "payment number issued");
     Ok(p)
 }
