@@ -421,3 +421,64 @@ async fn komoju_refuses_without_shopper_details(app: TestApp, fake: KomojuFake) 
     assert!(fake.requests().is_empty(), "{:?}", fake.requests());
 }
 both_komoju!(komoju_refuses_without_shopper_details);
+
+/// The deadline is KOMOJU's: our expiry sweep leaves the number alone until then, and expires it
+/// after (as KOMOJU's own `payment.expired` would).
+async fn komoju_deadline_drives_our_expiry_sweep(app: TestApp, fake: KomojuFake) {
+    let (m, _) = live_merchant(&app).await;
+    let f = shopper(&app, &m, "kd-1", 800);
+    let (_, r) = issue(&app, &m, &f, "konbini", Some("seicomart")).await;
+    assert_eq!(r.status(), 303);
+    let p = payment(&app, "kd-1").await;
+    let kp = fake.payment(p.connector_ref.as_deref().unwrap());
+    assert!(kp["payment_details"]["confirmation_code"].is_null());
+    let deadline = ms(kp["payment_deadline"].as_str().unwrap());
+    assert_eq!(p.deadline_at, Some(deadline));
+    let expired = kakehashi::flows::konbini::expire_due(&app.db, deadline)
+        .await
+        .unwrap();
+    assert_eq!(expired, 0);
+    assert_eq!(payment(&app, "kd-1").await.status, "awaiting_payment");
+    let expired = kakehashi::flows::konbini::expire_due(&app.db, deadline + 1)
+        .await
+        .unwrap();
+    assert_eq!(expired, 1);
+    assert_eq!(payment(&app, "kd-1").await.status, "expired");
+}
+both_komoju!(komoju_deadline_drives_our_expiry_sweep);
+
+/// Flows, routes and the rest reach KOMOJU only through the registry: no module outside
+/// `connectors/` names a KOMOJU connector type.
+#[test]
+fn only_the_registry_builds_komoju_connectors() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut offenders = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let rel = p
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            if rel.starts_with("connectors/") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&p).unwrap();
+            for name in ["KomojuDriver", "KomojuNumber", "KomojuApi"] {
+                if text.contains(name) {
+                    offenders.push(format!("{rel}: {name}"));
+                }
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "KOMOJU types named outside connectors/: {offenders:?}"
+    );
+}
