@@ -547,6 +547,82 @@ mod tests {
         assert_eq!(store_of(Chain::DailyYamazaki), "daily-yamazaki");
     }
 
+    fn lawson_request() -> IssueRequest {
+        IssueRequest {
+            payment_id: "pay_1".into(),
+            mode: crate::domain::Mode::Live,
+            target: IssueTarget::Konbini(Chain::Lawson),
+            amount: 1200,
+            deadline_ms: 5,
+            shopper_name_kana: None,
+            shopper_phone: Some("090-1234-5678".into()),
+            shopper_name: None,
+            shopper_email: Some("a@example.jp".into()),
+        }
+    }
+
+    fn lawson_answer() -> Value {
+        json!({
+            "id": "kp_1", "status": "authorized", "amount": 1200,
+            "payment_deadline": "2026-12-04T14:59:59Z",
+            "payment_details": {"type": "konbini", "store": "lawson", "receipt": "12345678901",
+                "confirmation_code": "1234",
+                "instructions_url": "https://komoju.com/ja/instructions/kp_1"},
+        })
+    }
+
+    #[test]
+    fn answers_are_read_into_our_number_or_refused() {
+        let c = KomojuNumber {
+            api: Arc::new(KomojuApi::new(DEFAULT_API_BASE, false).unwrap()),
+            key: Zeroizing::new("sk".into()),
+        };
+        let req = lawson_request();
+        let d = KomojuNumber::details(&req).unwrap();
+        assert_eq!(d["store"], "lawson");
+        assert_eq!(d["phone"], "09012345678");
+        let n = c.number_of(&req, &lawson_answer()).unwrap();
+        assert_eq!(n.customer_no.as_deref(), Some("12345678901"));
+        assert_eq!(n.confirm_no.as_deref(), Some("1234"));
+        assert_eq!(n.connector_ref, "kp_1");
+        assert_eq!(n.deadline_ms, 1_796_396_399_000);
+        assert!(n.payment_url.is_some());
+        // Anything that does not fit is refused, never shown.
+        for (path, value) in [
+            ("/amount", json!(1300)),
+            ("/status", json!("captured")),
+            ("/payment_details/store", json!("seven-eleven")),
+            ("/payment_details/receipt", json!("12-34")),
+            ("/payment_details/confirmation_code", Value::Null),
+        ] {
+            let mut a = lawson_answer();
+            *a.pointer_mut(path).unwrap() = value;
+            let e = c.number_of(&req, &a).unwrap_err();
+            assert_eq!(e.code(), "institution_unavailable", "{path}");
+        }
+        // A link that is not https is dropped, the number kept.
+        let mut a = lawson_answer();
+        a["payment_details"]["instructions_url"] = json!("javascript:alert(1)");
+        assert_eq!(c.number_of(&req, &a).unwrap().payment_url, None);
+        // Requests KOMOJU would refuse are not sent.
+        let mut r = lawson_request();
+        r.shopper_email = None;
+        assert_eq!(
+            KomojuNumber::details(&r).unwrap_err().code(),
+            EMAIL_REQUIRED
+        );
+        r.shopper_email = Some("a@example.jp".into());
+        r.target = IssueTarget::Payeasy;
+        r.shopper_name = Some("山田 太郎".into());
+        assert_eq!(KomojuNumber::details(&r).unwrap_err().code(), NAME_REQUIRED);
+        r.shopper_name_kana = Some("ヤマダ タロウ".into());
+        let d = KomojuNumber::details(&r).unwrap();
+        assert_eq!(
+            (d["family_name"].as_str(), d["given_name_kana"].as_str()),
+            (Some("山田"), Some("タロウ"))
+        );
+    }
+
     #[test]
     fn the_api_base_follows_the_ssrf_rules() {
         assert!(KomojuApi::new("https://komoju.com", false).is_ok());
