@@ -423,9 +423,9 @@ async fn komoju_refuses_without_shopper_details(app: TestApp, fake: KomojuFake) 
 both_komoju!(komoju_refuses_without_shopper_details);
 
 /// The deadline is KOMOJU's: our expiry sweep leaves the number alone until then, and expires it
-/// after (as KOMOJU's own `payment.expired` would).
+/// after (as KOMOJU's own `payment.expired` would). A number cancelled at KOMOJU expires too.
 async fn komoju_deadline_drives_our_expiry_sweep(app: TestApp, fake: KomojuFake) {
-    let (m, _) = live_merchant(&app).await;
+    let (m, account) = live_merchant(&app).await;
     let f = shopper(&app, &m, "kd-1", 800);
     let (_, r) = issue(&app, &m, &f, "konbini", Some("seicomart")).await;
     assert_eq!(r.status(), 303);
@@ -444,6 +444,30 @@ async fn komoju_deadline_drives_our_expiry_sweep(app: TestApp, fake: KomojuFake)
         .unwrap();
     assert_eq!(expired, 1);
     assert_eq!(payment(&app, "kd-1").await.status, "expired");
+
+    // A number cancelled in KOMOJU's dashboard (its cancel endpoint) can no longer be paid.
+    let f = shopper(&app, &m, "kd-2", 900);
+    let (_, r) = issue(&app, &m, &f, "konbini", Some("ministop")).await;
+    assert_eq!(r.status(), 303);
+    let p = payment(&app, "kd-2").await;
+    let kid = p.connector_ref.clone().unwrap();
+    let r = app
+        .client
+        .post(format!("{}/api/v1/payments/{kid}/cancel", fake.base))
+        .basic_auth(FAKE_SECRET_KEY, None::<&str>)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cancelled: Value = r.json().await.unwrap();
+    assert_eq!(cancelled["status"], "cancelled");
+    let ev = fake.event("payment.cancelled", &cancelled).to_string();
+    let (status, answer) = fake
+        .deliver(&hook_url(&app, &account), WEBHOOK_SECRET, &ev)
+        .await;
+    assert_eq!((status, answer["result"].as_str()), (200, Some("applied")));
+    assert_eq!(payment(&app, "kd-2").await.status, "expired");
+    assert_eq!(app.checkout_status(&m, "kd-2").await, "pending");
 }
 both_komoju!(komoju_deadline_drives_our_expiry_sweep);
 
