@@ -129,6 +129,9 @@ pub struct ServeArgs {
     /// SMS messages a merchant may send per minute.
     #[arg(long, env = "KAKEHASHI_SMS_RATE_PER_MINUTE", default_value_t = 20)]
     pub sms_rate_per_minute: i64,
+    /// KOMOJU API host (https; http/loopback only with KAKEHASHI_ALLOW_LOOPBACK_CALLBACKS).
+    #[arg(long, env = "KAKEHASHI_KOMOJU_API_BASE", default_value = crate::connectors::komoju::DEFAULT_API_BASE)]
+    pub komoju_api_base: String,
 }
 
 impl ServeArgs {
@@ -174,6 +177,7 @@ impl ServeArgs {
                 .iter()
                 .map(|k| crate::config::Redacted(k.clone()))
                 .collect(),
+            komoju_api_base: self.komoju_api_base.clone(),
         })
     }
 }

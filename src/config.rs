@@ -60,10 +60,16 @@ pub struct Config {
     /// Older master keys still accepted for opening during a rotation
     /// (`KAKEHASHI_MASTER_KEY_PREVIOUS`, comma-separated).
     pub master_key_previous: Vec<Redacted>,
+    /// KOMOJU's API host (`KAKEHASHI_KOMOJU_API_BASE`, default `https://komoju.com`): https on a
+    /// public host, unless loopback callbacks are allowed (a local fake in development/tests).
+    pub komoju_api_base: String,
 }
 
 /// Default gateway body: `{"to":"{to}","text":"{text}"}`.
 pub const DEFAULT_SMS_HTTP_BODY: &str = r#"{"to":"{to}","text":"{text}"}"#;
+
+/// KOMOJU's API host.
+pub const DEFAULT_KOMOJU_API_BASE: &str = "https://komoju.com";
 
 /// A setting that is a credential: `Debug` prints `***` so configs can be logged.
 #[derive(Clone)]
@@ -111,6 +117,7 @@ impl Config {
             sms_rate_per_minute: 20,
             master_key: None,
             master_key_previous: Vec::new(),
+            komoju_api_base: DEFAULT_KOMOJU_API_BASE.into(),
         }
     }
 }

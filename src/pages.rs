@@ -385,6 +385,8 @@ pub struct NumberPage {
     pub steps: Vec<&'static str>,
     pub test_mode: bool,
     pub return_url: String,
+    /// The processor's own instructions page for this number (e.g. KOMOJU's), if it gave one.
+    pub instructions_url: Option<String>,
 }
 
 #[derive(Template)]

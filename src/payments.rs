@@ -84,7 +84,23 @@ pub async fn create(
     p: &NewPayment<'_>,
     actor: &str,
 ) -> Result<PaymentRow, PaymentError> {
-    let id = random_id("pay", 20);
+    create_with_id(tx, &new_id(), p, actor).await
+}
+
+/// A fresh payment id (決済ID).
+pub fn new_id() -> String {
+    random_id("pay", 20)
+}
+
+/// [`create`] under an id allocated earlier with [`new_id`]: a flow that must call a processor
+/// before writing anything (so no transaction waits on the network) sends this id as the
+/// idempotency key first.
+pub async fn create_with_id(
+    tx: &mut Tx,
+    id: &str,
+    p: &NewPayment<'_>,
+    actor: &str,
+) -> Result<PaymentRow, PaymentError> {
     let now = now_ms();
     let sql = format!(
         "INSERT INTO payments (id, merchant_id, checkout_id, order_id, method, institution, status, \
@@ -92,7 +108,7 @@ pub async fn create(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING {COLS}"
     );
     let row: Result<PaymentRow, sqlx::Error> = on_tx!(tx, c => sqlx::query_as(&sql)
-        .bind(&id)
+        .bind(id)
         .bind(p.merchant_id)
         .bind(p.checkout_id)
         .bind(p.order_id)

@@ -74,7 +74,9 @@ impl App {
             .unwrap_or_else(|| format!("http://{addr}"))
             .trim_end_matches('/')
             .to_owned();
-        let connectors = Arc::new(Registry::new(&public_url, &secret, keys.clone()));
+        let mut registry = Registry::new(&public_url, &secret, keys.clone());
+        registry.configure(&config)?;
+        let connectors = Arc::new(registry);
         let state = AppState {
             ctx: Ctx {
                 db,
@@ -244,11 +246,9 @@ pub async fn registry(config: &Config, db: &Db) -> anyhow::Result<Arc<Registry>>
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{}", config.addr));
-    Ok(Arc::new(Registry::new(
-        public_url.trim_end_matches('/'),
-        &secret,
-        keys,
-    )))
+    let mut registry = Registry::new(public_url.trim_end_matches('/'), &secret, keys);
+    registry.configure(config)?;
+    Ok(Arc::new(registry))
 }
 
 /// Periodic state sweeps: lapsed card authorizations, abandoned 3-D Secure challenges. Each

@@ -67,6 +67,10 @@ pub struct IssueRequest {
     /// Shopper name in katakana (some institutions print it on the slip).
     pub shopper_name_kana: Option<String>,
     pub shopper_phone: Option<String>,
+    /// Shopper name and email from the link: processors such as KOMOJU require them (the
+    /// sandbox ignores them).
+    pub shopper_name: Option<String>,
+    pub shopper_email: Option<String>,
 }
 
 /// A number as issued. Which fields are set depends on the shape:
@@ -126,6 +130,28 @@ impl IssuedNumber {
                     && digits_ok(&self.institution_no, PAYEASY_INSTITUTION_NO_DIGITS)
             }
         }
+    }
+
+    /// The relaxed check for numbers a processor issued: exactly the fields of the target's
+    /// shape are set, each 1 to 32 ASCII digits (processors' numbers do not all have the
+    /// institutions' usual lengths). The sandbox's own numbers keep [`Self::has_valid_shape`].
+    pub fn has_processor_shape(&self) -> bool {
+        let ok = |v: &Option<String>| {
+            v.as_ref().is_some_and(|s| {
+                (1..=32).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+            })
+        };
+        let set = |v: &Option<String>| v.is_some();
+        let (receipt, customer, confirm, institution) = match self.target.shape() {
+            NumberShape::PaymentSlip | NumberShape::Reception => (true, false, false, false),
+            NumberShape::CustomerAndConfirm => (false, true, true, false),
+            NumberShape::Payeasy => (false, true, true, true),
+        };
+        let field = |want: bool, v: &Option<String>| if want { ok(v) } else { !set(v) };
+        field(receipt, &self.receipt_no)
+            && field(customer, &self.customer_no)
+            && field(confirm, &self.confirm_no)
+            && field(institution, &self.institution_no)
     }
 
     /// (label_ja, value) pairs in the order the shopper enters them, for the number screen.
@@ -352,6 +378,8 @@ mod tests {
             deadline_ms: 1_000,
             shopper_name_kana: Some("ヤマダ タロウ".into()),
             shopper_phone: None,
+            shopper_name: None,
+            shopper_email: None,
         }
     }
 
@@ -459,5 +487,15 @@ mod tests {
             connector_ref: "x".into(),
         };
         assert!(!n.has_valid_shape());
+        // Processor-issued numbers: any digit count, but still exactly the shape's fields.
+        assert!(n.has_processor_shape());
+        let mut m = n.clone();
+        m.receipt_no = Some("12a".into());
+        assert!(!m.has_processor_shape());
+        m.receipt_no = None;
+        assert!(!m.has_processor_shape());
+        let mut m = n.clone();
+        m.confirm_no = Some("1".into());
+        assert!(!m.has_processor_shape());
     }
 }

@@ -5,6 +5,9 @@
 pub mod bank;
 pub mod card;
 pub mod carrier;
+pub mod driver;
+pub mod komoju;
 pub mod konbini;
 pub mod registry;
 pub mod signed_return;
+pub mod webhook;

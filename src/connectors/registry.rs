@@ -11,56 +11,13 @@ use zeroize::Zeroizing;
 use crate::connectors::bank::{BankConnector, SandboxBankConnector};
 use crate::connectors::card::{CardConnector, SandboxCardConnector};
 use crate::connectors::carrier::{CarrierConnector, SandboxCarrierConnector};
+pub use crate::connectors::driver::{Credentials, ProcessorDriver, StoredCredentials};
+use crate::connectors::komoju::{KomojuApi, KomojuDriver};
 use crate::connectors::konbini::{NumberConnector, SandboxNumberConnector};
+use crate::connectors::webhook::{WebhookError, WebhookEvent};
 use crate::domain::processor::{AccountStatus, ConnectorId, Family, Processor, ProcessorAccount};
 use crate::domain::{Method, Mode};
 use crate::secrets::Keyring;
-
-/// The opened credentials of one processor account, handed to its driver only.
-pub struct Credentials {
-    pub account_id: String,
-    pub mode: Mode,
-    pub secret_key: Zeroizing<String>,
-    pub publishable_key: Option<String>,
-    pub webhook_secret: Option<Zeroizing<String>>,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("account_id", &self.account_id)
-            .field("mode", &self.mode)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The sealed JSON of an account's `credentials` column.
-#[derive(serde::Serialize, serde::Deserialize)]
-pub struct StoredCredentials {
-    pub secret_key: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub publishable_key: Option<String>,
-}
-
-/// A processor's connectors, built from an account's credentials. A driver implements the
-/// families its processor serves; the others stay `None`.
-pub trait ProcessorDriver: Send + Sync {
-    fn processor(&self) -> Processor;
-    /// The families this driver builds connectors for.
-    fn families(&self) -> &[Family];
-    fn card(&self, _c: &Credentials) -> Option<Arc<dyn CardConnector>> {
-        None
-    }
-    fn number(&self, _c: &Credentials) -> Option<Arc<dyn NumberConnector>> {
-        None
-    }
-    fn bank(&self, _c: &Credentials) -> Option<Arc<dyn BankConnector>> {
-        None
-    }
-    fn carrier(&self, _c: &Credentials) -> Option<Arc<dyn CarrierConnector>> {
-        None
-    }
-}
 
 /// The built-in sandbox connectors. Only the registry (for test mode) and the sandbox's own
 /// bank/carrier pages see them.
@@ -122,13 +79,50 @@ pub enum Unusable {
 
 impl Registry {
     /// The standard registry: the sandbox for test mode and the processor drivers this build
-    /// ships (none yet: Stripe and KOMOJU drivers register here when they land).
+    /// ships: KOMOJU (konbini and Pay-easy) against its public API host. Use
+    /// [`Registry::configure`] to apply the server's settings (the KOMOJU API base).
     pub fn new(public_url: &str, server_secret: &[u8], keys: Arc<Keyring>) -> Registry {
-        Registry {
+        let mut r = Registry {
             sandbox: Sandbox::new(public_url, server_secret),
             drivers: HashMap::new(),
             keys,
+        };
+        match KomojuApi::new(crate::connectors::komoju::DEFAULT_API_BASE, false) {
+            Ok(api) => r.register(Arc::new(KomojuDriver::new(api))),
+            Err(e) => tracing::error!(error = %e, "KOMOJU connector unavailable"),
         }
+        r
+    }
+
+    /// Applies the server settings the drivers need: the KOMOJU API base
+    /// (`KAKEHASHI_KOMOJU_API_BASE`), which must be https on a public host unless loopback
+    /// callbacks are allowed (local development and tests). A bad base stops start-up.
+    pub fn configure(&mut self, config: &crate::config::Config) -> anyhow::Result<()> {
+        let api = KomojuApi::new(&config.komoju_api_base, config.allow_loopback_callbacks)?;
+        self.register(Arc::new(KomojuDriver::new(api)));
+        Ok(())
+    }
+
+    /// Verifies an inbound webhook delivered for `account` with its processor's driver and the
+    /// account's webhook secret, and reads the event.
+    pub fn webhook(
+        &self,
+        account: &ProcessorAccount,
+        headers: &axum::http::HeaderMap,
+        body: &[u8],
+    ) -> Result<WebhookEvent, WebhookError> {
+        let driver = self.drivers.get(&account.processor).ok_or_else(|| {
+            WebhookError::Unverifiable(format!("no {} driver", account.processor.name()))
+        })?;
+        let c = self
+            .credentials(account)
+            .map_err(|e| WebhookError::Unverifiable(e.to_string()))?;
+        driver.webhook(&c, headers, body).unwrap_or_else(|| {
+            Err(WebhookError::Unverifiable(format!(
+                "the {} driver takes no webhooks",
+                account.processor.name()
+            )))
+        })
     }
 
     /// Adds (or replaces) the driver of a processor.
@@ -411,6 +405,8 @@ mod tests {
                 deadline_ms: 0,
                 shopper_name_kana: None,
                 shopper_phone: None,
+                shopper_name: None,
+                shopper_email: None,
             })
             .await
             .unwrap_err();

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::connectors::konbini::{ConnectorError, IssueRequest, IssueTarget, IssuedNumber};
-use crate::db::Db;
+use crate::db::{Db, Tx};
 use crate::domain::konbini::{
     self, apply, event_type_for, Chain, LimitError, NumberAction, NumberMethod, NumberStatus,
     TransitionError,
@@ -131,6 +131,8 @@ impl IssueError {
             IssueError::Limit { err, .. } => err.code(),
             IssueError::OtherPayment => "checkout_closed",
             IssueError::NoConnector => "method_unavailable",
+            // A request the institution refuses as made (e.g. KOMOJU needs the shopper's email).
+            IssueError::Connector(ConnectorError::InvalidRequest(c)) => c,
             IssueError::Connector(_) => "institution_unavailable",
             IssueError::Db(_) => "internal_error",
         }
@@ -156,6 +158,9 @@ impl IssueError {
                 "この金額はこのお支払い方法の上限を超えているため、ご利用いただけません。".into()
             }
             IssueError::OtherPayment => "このお支払いはすでに手続き済みです。".into(),
+            IssueError::Connector(ConnectorError::InvalidRequest(c)) if c.ends_with("_required") => {
+                "このお支払い方法には、お客様のメールアドレス・電話番号・お名前（漢字とカナ）が必要です。ショップにお問い合わせください。".into()
+            }
             IssueError::NoConnector | IssueError::Connector(_) | IssueError::Db(_) => {
                 "ただいまお支払番号を発行できません。しばらくしてからもう一度お試しください。"
                     .into()
@@ -182,6 +187,9 @@ impl IssueError {
             ),
             IssueError::Limit { .. } => "The amount exceeds this method's limit.".into(),
             IssueError::OtherPayment => "This order is already being paid.".into(),
+            IssueError::Connector(ConnectorError::InvalidRequest(c)) if c.ends_with("_required") => {
+                "This payment method needs your email address, phone number and name (kanji and kana). Please contact the shop.".into()
+            }
             IssueError::NoConnector | IssueError::Connector(_) | IssueError::Db(_) => {
                 "A payment number cannot be issued right now. Please try again shortly.".into()
             }
@@ -224,8 +232,8 @@ pub async fn issued_for_checkout(
 ///
 /// The payment row, its `payment.created` event, the issued number (`konbini.issued` /
 /// `payeasy.issued` event + notification) and the checkout's `pending` status are one
-/// transaction. The sandbox issues locally and instantly; a live connector that calls out over
-/// the network would issue first under a pre-allocated payment id instead, so that no write
+/// transaction. The sandbox issues locally and instantly; a processor connector, which calls out
+/// over the network, issues first under a pre-allocated payment id instead, so that no write
 /// transaction waits on a remote system.
 pub async fn issue(db: &Db, o: &Opened, target: IssueTarget) -> Result<PaymentRow, IssueError> {
     if let Some(p) = payments::live_for_checkout(db, &o.checkout.id).await? {
@@ -252,25 +260,57 @@ pub async fn issue(db: &Db, o: &Opened, target: IssueTarget) -> Result<PaymentRo
         IssueTarget::Konbini(_) => konbini::stamp_duty(o.checkout.amount),
         IssueTarget::Payeasy => 0,
     };
+    let request = |payment_id: &str| IssueRequest {
+        payment_id: payment_id.to_owned(),
+        mode: o.connectors.mode(),
+        target,
+        amount: o.checkout.amount,
+        deadline_ms: deadline,
+        shopper_name_kana: o.checkout.shopper_kana.clone(),
+        shopper_phone: o.checkout.shopper_phone.clone(),
+        shopper_name: o.checkout.shopper_name.clone(),
+        shopper_email: o.checkout.shopper_email.clone(),
+    };
+    // A processor is called over the network before anything is written, under a payment id
+    // allocated now (its idempotency key), so no write transaction waits on a remote system;
+    // on failure nothing is stored. The sandbox issues locally inside the transaction.
+    let pre_issued = match resolved.id {
+        ConnectorId::Sandbox => None,
+        ConnectorId::Account(_) => {
+            let id = payments::new_id();
+            let number = conn
+                .issue(&request(&id))
+                .await
+                .map_err(IssueError::Connector)?;
+            Some((id, number))
+        }
+    };
+    let new = NewPayment {
+        merchant_id: &o.merchant.id,
+        checkout_id: &o.checkout.id,
+        order_id: &o.checkout.order_id,
+        method: method.code(),
+        institution: Some(target.code()),
+        status: NumberStatus::AwaitingPayment.code(),
+        amount: o.checkout.amount,
+        fee,
+        // A processor sets its own deadline: the stored one (shown, and used by the expiry
+        // sweep) is the one the shopper can really pay until.
+        deadline_at: Some(
+            pre_issued
+                .as_ref()
+                .map(|(_, n)| n.deadline_ms)
+                .filter(|d| *d > 0)
+                .unwrap_or(deadline),
+        ),
+        details: json!({}),
+        connector: &resolved.id,
+    };
     let mut tx = db.begin().await?;
-    let created = payments::create(
-        &mut tx,
-        &NewPayment {
-            merchant_id: &o.merchant.id,
-            checkout_id: &o.checkout.id,
-            order_id: &o.checkout.order_id,
-            method: method.code(),
-            institution: Some(target.code()),
-            status: NumberStatus::AwaitingPayment.code(),
-            amount: o.checkout.amount,
-            fee,
-            deadline_at: Some(deadline),
-            details: json!({}),
-            connector: &resolved.id,
-        },
-        "shopper",
-    )
-    .await;
+    let created = match &pre_issued {
+        Some((id, _)) => payments::create_with_id(&mut tx, id, &new, "shopper").await,
+        None => payments::create(&mut tx, &new, "shopper").await,
+    };
     let p = match created {
         Ok(p) => p,
         Err(PaymentError::AlreadyLive) => {
@@ -284,17 +324,14 @@ pub async fn issue(db: &Db, o: &Opened, target: IssueTarget) -> Result<PaymentRo
         Err(PaymentError::Conflict) => return Err(IssueError::OtherPayment),
         Err(PaymentError::Db(e)) => return Err(e.into()),
     };
-    let req = IssueRequest {
-        payment_id: p.id.clone(),
-        mode: o.connectors.mode(),
-        target,
-        amount: p.amount,
-        deadline_ms: deadline,
-        shopper_name_kana: o.checkout.shopper_kana.clone(),
-        shopper_phone: o.checkout.shopper_phone.clone(),
+    let number = match pre_issued {
+        Some((_, number)) => number,
+        // On failure the transaction is dropped (rolled back): no payment without a number.
+        None => conn
+            .issue(&request(&p.id))
+            .await
+            .map_err(IssueError::Connector)?,
     };
-    // On failure the transaction is dropped (rolled back): no payment without a number.
-    let number = conn.issue(&req).await.map_err(IssueError::Connector)?;
     let details = NumberDetails::from_issued(&number);
     let event = event_type_for(method, NumberStatus::AwaitingPayment);
     let mut change = Change::new(NumberStatus::AwaitingPayment.code(), event, "shopper");
@@ -364,7 +401,20 @@ pub async fn apply_action(
     actor: &str,
 ) -> Result<PaymentRow, ActionError> {
     let mut tx = db.begin().await?;
-    let p = payments::get_tx(&mut tx, payment_id)
+    let updated = apply_action_in(&mut tx, payment_id, action, actor).await?;
+    tx.commit().await?;
+    Ok(updated)
+}
+
+/// [`apply_action`] inside the caller's transaction (a processor webhook records its event id
+/// in the same transaction, so an event is applied exactly once).
+pub async fn apply_action_in(
+    tx: &mut Tx,
+    payment_id: &str,
+    action: NumberAction,
+    actor: &str,
+) -> Result<PaymentRow, ActionError> {
+    let p = payments::get_tx(tx, payment_id)
         .await?
         .ok_or(ActionError::NotFound)?;
     let method = NumberMethod::parse(&p.method).ok_or(ActionError::NotNumberPayment)?;
@@ -383,11 +433,10 @@ pub async fn apply_action(
         change.amount = Some(p.amount);
     }
     change.data = data;
-    let updated = payments::transition(&mut tx, &p, &change).await?;
+    let updated = payments::transition(tx, &p, &change).await?;
     if let Some(cs) = checkout_status_for(to) {
-        payments::set_checkout_status(&mut tx, &p.checkout_id, cs).await?;
+        payments::set_checkout_status(tx, &p.checkout_id, cs).await?;
     }
-    tx.commit().await?;
     tracing::info!(payment = %p.id, from = from.code(), to = to.code(), actor, "number payment changed");
     Ok(updated)
 }

@@ -7,6 +7,7 @@ pub mod checkout;
 pub mod jobs;
 pub mod konbini;
 pub mod payment_requests;
+pub mod processor_webhooks;
 pub mod processors;
 pub mod redirect;
 pub mod secrets;

@@ -385,6 +385,7 @@ fn number_page(
         steps: steps.to_vec(),
         test_mode: o.merchant.mode() == Mode::Test,
         return_url: o.checkout.return_url.clone(),
+        instructions_url: details.payment_url.clone(),
     };
     let (c, order) = (chrome(state, device, o, token), order_view(o));
     match device {

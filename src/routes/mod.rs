@@ -10,6 +10,7 @@ mod console_admin;
 mod console_processors;
 mod demo;
 mod konbini;
+mod processor_webhooks;
 mod redirect_result;
 mod sandbox;
 mod sandbox_pages;
@@ -113,6 +114,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/sandbox/v1/payments/{payment_id}/{action}",
             post(sandbox::control),
+        )
+        // Processor webhooks (one URL per processor account)
+        .route(
+            "/webhooks/komoju/{account_id}",
+            post(processor_webhooks::komoju),
         )
         // Bank net and carrier billing, and their sandbox bank / carrier pages
         .route("/pay/{token}/banknet", get(bank::show).post(bank::start))

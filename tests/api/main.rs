@@ -14,6 +14,8 @@ mod console;
 mod docs_drift;
 mod feature_phone;
 mod first_hour;
+mod komoju;
+mod komoju_fake;
 mod konbini;
 mod live;
 mod notify;

@@ -1,0 +1,225 @@
+//! Inbound processor webhooks (KOMOJU's go to `POST /webhooks/komoju/{account_id}`): the
+//! account's driver verifies the signature with the account's webhook secret (through the
+//! registry), then the event is applied to the payment that account served, once:
+//!
+//! - the event id is recorded in `processor_events` in the same transaction as the state
+//!   change, so a redelivered or duplicated event changes nothing the second time;
+//! - changes go through the payment's domain state machine, so events arriving out of order
+//!   only ever move a payment forward (a late `expired` after `captured` is ignored, a
+//!   `captured` after `expired` is a late payment, exactly as the institution's notices are);
+//! - event types we do not act on are acknowledged and ignored.
+
+use serde_json::json;
+
+use crate::connectors::webhook::{Effect, WebhookError, WebhookEvent};
+use crate::context::Ctx;
+use crate::db::Tx;
+use crate::domain::konbini::{NumberAction, NumberMethod};
+use crate::domain::processor::Processor;
+use crate::flows::konbini::{apply_action_in, ActionError};
+use crate::payments::{PaymentRow, COLS};
+use crate::util::now_ms;
+use crate::{exec_tx, on_tx};
+
+/// What became of a verified event (answered with 200).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The payment changed to this status.
+    Applied(String),
+    /// This event id was applied before: nothing changed.
+    Duplicate,
+    /// Verified, recorded, and nothing to change (unknown type, stale or repeated state).
+    Ignored(&'static str),
+}
+
+impl Outcome {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Outcome::Applied(_) => "applied",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Ignored(why) => why,
+        }
+    }
+}
+
+/// Why a delivery was not accepted. `code()` is stable; `status()` tells the processor whether
+/// to retry (5xx) or not (4xx).
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiveError {
+    #[error("no account of this processor with that id")]
+    UnknownAccount,
+    #[error(transparent)]
+    Webhook(#[from] WebhookError),
+    /// A concurrent change won: the processor should deliver again.
+    #[error("payment changed concurrently; retry")]
+    Retry,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+impl ReceiveError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ReceiveError::UnknownAccount => "webhook_unknown_account",
+            ReceiveError::Webhook(e) => e.code(),
+            ReceiveError::Retry => "webhook_retry",
+            ReceiveError::Db(_) => "internal_error",
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            ReceiveError::UnknownAccount => 404,
+            ReceiveError::Webhook(WebhookError::BadSignature) => 401,
+            ReceiveError::Webhook(WebhookError::Malformed(_)) => 400,
+            ReceiveError::Webhook(WebhookError::Unverifiable(_)) => 503,
+            ReceiveError::Retry => 503,
+            ReceiveError::Db(_) => 500,
+        }
+    }
+}
+
+/// Receives one delivery for `account_id` of `processor`. Nothing is read from the body before
+/// the signature is verified; nothing is written for a delivery that does not verify.
+pub async fn receive(
+    state: &Ctx,
+    processor: Processor,
+    account_id: &str,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> Result<Outcome, ReceiveError> {
+    let account = crate::db::processors::get(&state.db, account_id)
+        .await?
+        .filter(|a| a.processor == processor)
+        .ok_or(ReceiveError::UnknownAccount)?;
+    let event = state.connectors.webhook(&account, headers, body)?;
+    if event.effect == Effect::Ignored {
+        tracing::info!(account = %account.id, event = %event.id, kind = %event.kind, "processor event ignored");
+        return Ok(Outcome::Ignored("ignored_type"));
+    }
+    let mut tx = state.db.begin().await?;
+    if !record(&mut tx, &account.id, &event).await? {
+        return Ok(Outcome::Duplicate);
+    }
+    let Some(p) = find_payment(&mut tx, &account.id, &event).await? else {
+        // Not a payment this account made through us (e.g. created in KOMOJU's dashboard):
+        // acknowledged, and not recorded, so nothing is lost should it become known.
+        drop(tx);
+        tracing::warn!(account = %account.id, event = %event.id, kind = %event.kind, "processor event for an unknown payment");
+        return Ok(Outcome::Ignored("unknown_payment"));
+    };
+    let outcome = if NumberMethod::parse(&p.method).is_some() {
+        apply_to_number(&mut tx, &p, &event).await?
+    } else {
+        Outcome::Ignored("unsupported_method")
+    };
+    set_outcome(&mut tx, &account.id, &event.id, &p.id, outcome.code()).await?;
+    tx.commit().await?;
+    if matches!(outcome, Outcome::Applied(_)) {
+        state.wake_notifier();
+    }
+    tracing::info!(account = %account.id, event = %event.id, kind = %event.kind, payment = %p.id, outcome = outcome.code(), "processor event");
+    Ok(outcome)
+}
+
+/// Records the event id; `false` if it was recorded before (a duplicate).
+async fn record(tx: &mut Tx, account_id: &str, e: &WebhookEvent) -> Result<bool, sqlx::Error> {
+    let n = exec_tx!(tx, c => sqlx::query(
+        "INSERT INTO processor_events (account_id, event_id, type, payment_id, outcome, created_at) \
+         VALUES ($1, $2, $3, NULL, 'received', $4) ON CONFLICT (account_id, event_id) DO NOTHING",
+    )
+    .bind(account_id)
+    .bind(&e.id)
+    .bind(&e.kind)
+    .bind(now_ms())
+    .execute(c)
+    .await)?;
+    Ok(n == 1)
+}
+
+async fn set_outcome(
+    tx: &mut Tx,
+    account_id: &str,
+    event_id: &str,
+    payment_id: &str,
+    outcome: &str,
+) -> Result<(), sqlx::Error> {
+    exec_tx!(tx, c => sqlx::query(
+        "UPDATE processor_events SET payment_id = $1, outcome = $2 \
+         WHERE account_id = $3 AND event_id = $4",
+    )
+    .bind(payment_id)
+    .bind(outcome)
+    .bind(account_id)
+    .bind(event_id)
+    .execute(c)
+    .await)?;
+    Ok(())
+}
+
+/// The payment the event is about, among those this account served: by the processor's
+/// payment id, else by our payment id as sent to the processor.
+async fn find_payment(
+    tx: &mut Tx,
+    account_id: &str,
+    e: &WebhookEvent,
+) -> Result<Option<PaymentRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLS} FROM payments WHERE connector = $1 AND (connector_ref = $2 OR id = $3) \
+         ORDER BY created_at LIMIT 1"
+    );
+    let by_ref = e.payment_ref.as_deref().unwrap_or("");
+    let by_id = e.order_ref.as_deref().unwrap_or("");
+    if by_ref.is_empty() && by_id.is_empty() {
+        return Ok(None);
+    }
+    on_tx!(tx, c => sqlx::query_as(&sql)
+        .bind(account_id)
+        .bind(by_ref)
+        .bind(by_id)
+        .fetch_optional(c)
+        .await)
+}
+
+/// Konbini / Pay-easy: captured → 速報 (paid, or late if after the deadline); expired or
+/// cancelled → 期限切れ (the number can no longer be paid). Anything the state machine calls a
+/// duplicate or forbids (an out-of-order event) is recorded and ignored.
+async fn apply_to_number(
+    tx: &mut Tx,
+    p: &PaymentRow,
+    e: &WebhookEvent,
+) -> Result<Outcome, ReceiveError> {
+    let action = match e.effect {
+        Effect::Paid { at_ms } => NumberAction::Paid { at_ms },
+        // The processor says the number is dead: expire it even if our stored deadline is a
+        // moment later (clocks differ), never earlier than the processor's word.
+        Effect::Expired | Effect::Cancelled => NumberAction::Expire {
+            now_ms: now_ms().max(p.deadline_at.unwrap_or(0).saturating_add(1)),
+        },
+        Effect::Ignored => return Ok(Outcome::Ignored("ignored_type")),
+    };
+    match apply_action_in(tx, &p.id, action, "processor").await {
+        Ok(row) => Ok(Outcome::Applied(row.status)),
+        Err(ActionError::Transition(t)) => {
+            tracing::info!(payment = %p.id, event = %e.id, error = %t, "processor event does not change the payment");
+            Ok(Outcome::Ignored("no_change"))
+        }
+        Err(ActionError::Conflict) => Err(ReceiveError::Retry),
+        Err(ActionError::Db(d)) => Err(ReceiveError::Db(d)),
+        Err(other) => {
+            tracing::warn!(payment = %p.id, error = %other, "processor event not applicable");
+            Ok(Outcome::Ignored("not_applicable"))
+        }
+    }
+}
+
+/// The JSON answer for a delivery.
+pub fn answer(r: &Result<Outcome, ReceiveError>) -> (u16, serde_json::Value) {
+    match r {
+        Ok(o) => (200, json!({ "received": true, "result": o.code() })),
+        Err(e) => (
+            e.status(),
+            json!({ "error": { "code": e.code(), "message": e.to_string() } }),
+        ),
+    }
+}

@@ -1,0 +1,356 @@
+//! A KOMOJU-compatible HTTP server for the tests, built only from KOMOJU's public API reference
+//! (each endpoint names the page it follows). It keeps payments in memory, answers on a loopback
+//! port, and can send signed webhooks to our server as KOMOJU would.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use serde_json::{json, Value};
+
+/// The secret key the fake accepts (HTTP Basic user name, no password).
+pub const FAKE_SECRET_KEY: &str = "sk_live_komoju_fake_0000AbCd";
+
+#[derive(Default)]
+struct Inner {
+    payments: HashMap<String, Value>,
+    /// Idempotency-Key → payment id: a repeated create returns the first payment.
+    idempotency: HashMap<String, String>,
+    /// Every request received: "METHOD path".
+    requests: Vec<String>,
+    next: u64,
+}
+
+#[derive(Clone)]
+pub struct KomojuFake {
+    pub base: String,
+    inner: Arc<Mutex<Inner>>,
+    client: reqwest::Client,
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    // Error shape: docs.komoju.com/en/api/overview ("Response & Errors").
+    (
+        status,
+        Json(json!({ "error": { "code": code, "message": message, "param": null } })),
+    )
+        .into_response()
+}
+
+/// HTTP Basic with the secret key as user name (doc.komoju.com "Authentication").
+fn authorized(headers: &HeaderMap) -> bool {
+    let Some(v) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let Some(b64) = v.strip_prefix("Basic ") else {
+        return false;
+    };
+    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64) else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    text.split_once(':').map(|(u, _)| u) == Some(FAKE_SECRET_KEY)
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// KOMOJU's deadline for a new konbini / Pay-easy payment: 23:59:59 JST three days on.
+fn deadline() -> String {
+    let jst = time::OffsetDateTime::now_utc().to_offset(time::macros::offset!(+9));
+    let day = jst.date() + time::Duration::days(3);
+    rfc3339(
+        day.with_hms(23, 59, 59)
+            .unwrap()
+            .assume_offset(time::macros::offset!(+9)),
+    )
+}
+
+fn digits(seed: u64, n: usize) -> String {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            char::from(b'0' + ((x >> 33) % 10) as u8)
+        })
+        .collect()
+}
+
+const STORES: [&str; 8] = [
+    "seven-eleven",
+    "lawson",
+    "family-mart",
+    "ministop",
+    "daily-yamazaki",
+    "seicomart",
+    "sunkus",
+    "circle-k",
+];
+
+impl KomojuFake {
+    pub async fn start() -> KomojuFake {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let fake = KomojuFake {
+            base,
+            inner: Arc::default(),
+            client: reqwest::Client::new(),
+        };
+        let app = Router::new()
+            .route("/api/v1/payments", post(create))
+            .route("/api/v1/payments/{id}", get(show))
+            .route("/api/v1/payments/{id}/cancel", post(cancel))
+            .with_state(fake.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        fake
+    }
+
+    fn log(&self, what: String) {
+        self.inner.lock().unwrap().requests.push(what);
+    }
+
+    /// Requests received so far ("METHOD path").
+    pub fn requests(&self) -> Vec<String> {
+        self.inner.lock().unwrap().requests.clone()
+    }
+
+    /// The Idempotency-Key a payment was created with.
+    pub fn idempotency_key_of(&self, id: &str) -> Option<String> {
+        let inner = self.inner.lock().unwrap();
+        inner
+            .idempotency
+            .iter()
+            .find(|(_, v)| *v == id)
+            .map(|(k, _)| k.clone())
+    }
+
+    pub fn payment(&self, id: &str) -> Value {
+        self.inner.lock().unwrap().payments[id].clone()
+    }
+
+    /// Sets a payment's status (and its `captured_at` when captured), as KOMOJU would when the
+    /// shopper pays, the deadline passes, or the merchant cancels in the dashboard.
+    pub fn set_status(&self, id: &str, status: &str) -> Value {
+        let mut inner = self.inner.lock().unwrap();
+        let p = inner.payments.get_mut(id).expect("payment");
+        p["status"] = json!(status);
+        if status == "captured" {
+            p["captured_at"] = json!(rfc3339(time::OffsetDateTime::now_utc()));
+        }
+        p.clone()
+    }
+
+    /// An event about a payment, as KOMOJU's webhooks send it (doc.komoju.com "Webhooks":
+    /// `id`, `type`, `resource: "event"`, `data`, `created_at`).
+    pub fn event(&self, kind: &str, payment: &Value) -> Value {
+        let n = {
+            let mut inner = self.inner.lock().unwrap();
+            inner.next += 1;
+            inner.next
+        };
+        json!({
+            "id": format!("evt{n:022}"),
+            "type": kind,
+            "resource": "event",
+            "data": payment,
+            "created_at": rfc3339(time::OffsetDateTime::now_utc()),
+        })
+    }
+
+    /// Delivers `body` to `url` with the headers KOMOJU sends (`X-Komoju-Signature`: hex
+    /// HMAC-SHA256 of the raw body with the webhook secret; `X-Komoju-ID`; `X-Komoju-Event`).
+    pub async fn deliver(&self, url: &str, secret: &str, body: &str) -> (u16, Value) {
+        let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+        let sig = kakehashi::connectors::komoju::sign(secret, body.as_bytes());
+        let r = self
+            .client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("user-agent", "Komoju-Webhook")
+            .header(
+                "x-komoju-id",
+                format!("whd_{}", v["id"].as_str().unwrap_or("")),
+            )
+            .header("x-komoju-event", v["type"].as_str().unwrap_or(""))
+            .header("x-komoju-signature", sig)
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// `POST /api/v1/payments` — "Create a payment" (docs.komoju.com/en/api/resources/payments) with
+/// the konbini and pay_easy `payment_details` of "Payment details"
+/// (doc.komoju.com/docs/payment-details); `Idempotency-Key` makes a retried create return the
+/// first payment (doc.komoju.com "Idempotent requests").
+async fn create(State(f): State<KomojuFake>, headers: HeaderMap, body: Bytes) -> Response {
+    f.log("POST /api/v1/payments".into());
+    if !authorized(&headers) {
+        return error(StatusCode::UNAUTHORIZED, "not_authorized", "bad API key");
+    }
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Some(k) = &key {
+        let inner = f.inner.lock().unwrap();
+        if let Some(id) = inner.idempotency.get(k) {
+            return Json(inner.payments[id].clone()).into_response();
+        }
+    }
+    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
+        return error(StatusCode::BAD_REQUEST, "bad_request", "body is not JSON");
+    };
+    let amount = req["amount"].as_i64().unwrap_or(0);
+    if amount <= 0 || req["currency"].as_str() != Some("JPY") {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_parameter",
+            "amount/currency",
+        );
+    }
+    let d = &req["payment_details"];
+    let email_ok = d["email"].as_str().is_some_and(|e| e.contains('@'));
+    let n = {
+        let mut inner = f.inner.lock().unwrap();
+        inner.next += 1;
+        inner.next
+    };
+    let id = format!("kmj{n:022}");
+    let instructions = format!("{}/en/instructions/{id}", f.base);
+    let details = match d["type"].as_str() {
+        Some("konbini") => {
+            let store = d["store"].as_str().unwrap_or("");
+            if !STORES.contains(&store) || !email_ok {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "missing_parameter",
+                    "store and email are required",
+                );
+            }
+            // Seven-Eleven: a 払込票番号; Lawson/FamilyMart/Ministop: receipt + confirmation
+            // code; Daily Yamazaki/Seicomart: a receipt number and no confirmation code.
+            let (receipt, confirmation) = match store {
+                "seven-eleven" => (digits(n, 13), Value::Null),
+                "daily-yamazaki" | "seicomart" => (digits(n, 11), Value::Null),
+                _ => (digits(n, 11), json!(digits(n + 7, 4))),
+            };
+            json!({
+                "type": "konbini", "email": d["email"], "store": store,
+                "confirmation_code": confirmation, "receipt": receipt,
+                "instructions_url": instructions,
+            })
+        }
+        Some("pay_easy") => {
+            let required = [
+                "phone",
+                "family_name",
+                "given_name",
+                "family_name_kana",
+                "given_name_kana",
+            ];
+            if !email_ok
+                || required
+                    .iter()
+                    .any(|k| d[*k].as_str().is_none_or(str::is_empty))
+            {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "missing_parameter",
+                    "email, phone and names are required",
+                );
+            }
+            json!({
+                "type": "pay_easy", "email": d["email"], "bank_id": "58191",
+                "customer_id": digits(n, 20), "confirmation_id": digits(n + 3, 6),
+                "instructions_url": instructions,
+            })
+        }
+        _ => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_payment_type",
+                "unsupported payment_details[type]",
+            )
+        }
+    };
+    let payment = json!({
+        "id": id,
+        "resource": "payment",
+        "status": "authorized",
+        "amount": amount,
+        "tax": 0,
+        "customer": null,
+        "payment_deadline": deadline(),
+        "payment_details": details,
+        "payment_method_fee": 0,
+        "total": amount,
+        "currency": "JPY",
+        "description": null,
+        "captured_at": null,
+        "external_order_num": req["external_order_num"],
+        "metadata": {},
+        "created_at": rfc3339(time::OffsetDateTime::now_utc()),
+        "amount_refunded": 0,
+        "locale": "ja",
+        "refunds": [],
+        "refund_requests": [],
+    });
+    let mut inner = f.inner.lock().unwrap();
+    inner.payments.insert(id.clone(), payment.clone());
+    if let Some(k) = key {
+        inner.idempotency.insert(k, id);
+    }
+    Json(payment).into_response()
+}
+
+/// `GET /api/v1/payments/{id}` — "Show a payment" (docs.komoju.com/en/api/resources/payments).
+async fn show(State(f): State<KomojuFake>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    f.log(format!("GET /api/v1/payments/{id}"));
+    if !authorized(&headers) {
+        return error(StatusCode::UNAUTHORIZED, "not_authorized", "bad API key");
+    }
+    match f.inner.lock().unwrap().payments.get(&id) {
+        Some(p) => Json(p.clone()).into_response(),
+        None => error(StatusCode::NOT_FOUND, "not_found", "no such payment"),
+    }
+}
+
+/// `POST /api/v1/payments/{id}/cancel` — "Cancel a payment": only a `pending` or `authorized`
+/// payment can be cancelled (docs.komoju.com/en/api/resources).
+async fn cancel(
+    State(f): State<KomojuFake>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    f.log(format!("POST /api/v1/payments/{id}/cancel"));
+    if !authorized(&headers) {
+        return error(StatusCode::UNAUTHORIZED, "not_authorized", "bad API key");
+    }
+    let mut inner = f.inner.lock().unwrap();
+    let Some(p) = inner.payments.get_mut(&id) else {
+        return error(StatusCode::NOT_FOUND, "not_found", "no such payment");
+    };
+    if !matches!(p["status"].as_str(), Some("pending" | "authorized")) {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_payment_status",
+            "only pending or authorized payments can be cancelled",
+        );
+    }
+    p["status"] = json!("cancelled");
+    Json(p.clone()).into_response()
+}
