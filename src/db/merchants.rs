@@ -4,7 +4,6 @@ use crate::db::Db;
 use crate::domain::{
     CallbackStatus, CaptureMode, MerchantStatus, Method, MethodList, Mode, NotifyFormat,
 };
-use crate::error::{AppError, Reason};
 use crate::secrets::{Keyring, SealError};
 use crate::util::{now_ms, random_id, random_secret};
 use crate::{exec_tx, on_db, on_tx};
@@ -66,6 +65,19 @@ impl MerchantRow {
     }
 }
 
+/// Why a link's merchant and key were not found.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyLookupError {
+    #[error("unknown merchant")]
+    UnknownMerchant,
+    #[error("unknown or retired signing key")]
+    UnknownKey,
+    #[error("signing key {0} cannot be opened: {1}")]
+    Sealed(String, SealError),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
 /// A merchant's signing key together with its merchant, as the link check needs both.
 #[derive(Debug, sqlx::FromRow)]
 pub struct KeyAndMerchant {
@@ -81,7 +93,7 @@ pub async fn merchant_with_key(
     keys: &Keyring,
     merchant_id: &str,
     key_id: &str,
-) -> Result<(MerchantRow, String), AppError> {
+) -> Result<(MerchantRow, String), KeyLookupError> {
     let sql = format!(
         "SELECT k.secret AS key_secret, {COLS} FROM merchants m \
          LEFT JOIN signing_keys k ON k.merchant_id = m.id AND k.id = $1 AND k.status = 'active' \
@@ -92,13 +104,11 @@ pub async fn merchant_with_key(
         .bind(merchant_id)
         .fetch_optional(c)
         .await)?;
-    let row = row.ok_or(AppError::shopper(Reason::UnknownMerchant))?;
-    let stored = row
-        .key_secret
-        .ok_or(AppError::shopper(Reason::UnknownKey))?;
+    let row = row.ok_or(KeyLookupError::UnknownMerchant)?;
+    let stored = row.key_secret.ok_or(KeyLookupError::UnknownKey)?;
     let secret = keys
         .reveal(&stored, &signing_key_context(key_id))
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("signing key {key_id}: {e}")))?;
+        .map_err(|e| KeyLookupError::Sealed(key_id.to_owned(), e))?;
     Ok((row.merchant, secret.to_string()))
 }
 

@@ -8,6 +8,7 @@ pub mod konbini;
 pub mod method;
 pub mod order;
 pub mod processor;
+pub mod reason;
 
 pub use method::Method;
 

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use crate::domain::method::{Method, MAX_LINK_AMOUNT};
-use crate::error::Reason;
+use crate::domain::reason::Reason;
 
 /// Every field the link protocol knows. Anything else is refused as `unknown_field`.
 pub const FIELDS: [&str; 17] = [

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use crate::db::merchants;
-use crate::error::{AppError, AppResult, Reason};
+use crate::error::{AppError, AppResult};
 use crate::flows::konbini::{self as flow, ActionError, SandboxAction};
 use crate::state::AppState;
 
@@ -69,23 +69,17 @@ pub async fn control(
         merchants::merchant_with_key(&state.db, &state.keys, merchant_id, key_id)
             .await
             .map_err(|e| match e {
-                AppError::Shopper {
-                    reason: Reason::UnknownMerchant,
-                    ..
-                } => api(
+                merchants::KeyLookupError::UnknownMerchant => api(
                     StatusCode::UNAUTHORIZED,
                     "unknown_merchant",
                     "unknown merchant",
                 ),
-                AppError::Shopper {
-                    reason: Reason::UnknownKey,
-                    ..
-                } => api(
+                merchants::KeyLookupError::UnknownKey => api(
                     StatusCode::UNAUTHORIZED,
                     "unknown_key",
                     "unknown or retired signing key",
                 ),
-                other => other,
+                other => AppError::from(other),
             })?;
     let path = uri
         .path_and_query()
