@@ -47,6 +47,8 @@ pub async fn start(
         .bank()
         .ok_or(AppError::shopper(Reason::MethodNotAvailable))?;
     let details = json!({ "bank_code": bank.code(), "bank_name": bank.name_ja() });
+    // The pending payment (and the checkout's pending state) are committed before the bank is
+    // called, so no transaction waits on it; our payment id is the bank's idempotency key.
     let mut tx = state.db.begin().await?;
     let p = payments::create(
         &mut tx,
@@ -68,6 +70,8 @@ pub async fn start(
     )
     .await
     .map_err(payment_error)?;
+    payments::set_checkout_status(&mut tx, &o.checkout.id, CheckoutStatus::Pending).await?;
+    tx.commit().await?;
     let started = resolved
         .connector
         .start(&StartRequest {
@@ -78,10 +82,18 @@ pub async fn start(
             item_name: o.checkout.item_name.clone(),
             return_url: return_url(state, token, &p.id),
         })
-        .await
-        .map_err(|e| anyhow::anyhow!("bank start failed: {}", e.code()))?;
+        .await;
+    let started = match started {
+        Ok(s) => s,
+        Err(e) => {
+            let to = bank::apply(BankStatus::AwaitingBank, BankAction::Decline, p.created_at)
+                .map_err(|e| anyhow::anyhow!("bank start failure: {e}"))?;
+            redirect::start_failed(state, &p, to.code(), "payment.failed", e.code()).await?;
+            return Err(anyhow::anyhow!("bank start failed: {}", e.code()).into());
+        }
+    };
+    let mut tx = state.db.begin().await?;
     redirect::attach_session(&mut tx, &p.id, &started.session_id, &details).await?;
-    payments::set_checkout_status(&mut tx, &o.checkout.id, CheckoutStatus::Pending).await?;
     tx.commit().await?;
     Ok(started.redirect_url)
 }

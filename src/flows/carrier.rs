@@ -129,6 +129,9 @@ pub async fn start(
     )
     .await
     .map_err(payment_error)?;
+    // Committed before the carrier is called: no transaction waits on it, and our payment id
+    // is the carrier's idempotency key.
+    tx.commit().await?;
     let started = resolved
         .connector
         .start(&StartRequest {
@@ -141,13 +144,22 @@ pub async fn start(
             return_url: return_url(state, token, c, &p.id),
             feature_phone: device == Device::FeaturePhone,
         })
-        .await
-        .map_err(|e| match e.code() {
-            "carrier_not_available_on_feature_phone" => {
-                AppError::shopper(Reason::MethodNotAvailable)
-            }
-            code => AppError::Internal(anyhow::anyhow!("carrier start failed: {code}")),
-        })?;
+        .await;
+    let started = match started {
+        Ok(s) => s,
+        Err(e) => {
+            let to = carrier::apply(CarrierStatus::AwaitingAuth, CarrierAction::Decline)
+                .map_err(|e| anyhow::anyhow!("carrier start failure: {e}"))?;
+            redirect::start_failed(state, &p, to.code(), "payment.failed", e.code()).await?;
+            return Err(match e.code() {
+                "carrier_not_available_on_feature_phone" => {
+                    AppError::shopper(Reason::MethodNotAvailable)
+                }
+                code => AppError::Internal(anyhow::anyhow!("carrier start failed: {code}")),
+            });
+        }
+    };
+    let mut tx = state.db.begin().await?;
     redirect::attach_session(&mut tx, &p.id, &started.session_id, &details).await?;
     tx.commit().await?;
     Ok(started.redirect_url)

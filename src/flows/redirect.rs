@@ -9,6 +9,7 @@ use crate::db::checkouts::CheckoutRow;
 use crate::db::{Db, Tx};
 use crate::device::ViewOverride;
 use crate::domain::processor::ConnectorId;
+use crate::domain::CheckoutStatus;
 use crate::domain::Mode;
 use crate::error::{AppError, AppResult, Reason};
 use crate::payments::{PaymentRow, COLS};
@@ -68,6 +69,28 @@ pub async fn attach_session(
         .bind(payment_id)
         .execute(c)
         .await)?;
+    Ok(())
+}
+
+/// The connector refused to start a payment whose pending state is already committed: the
+/// payment fails (its event and notification carry the connector's code) and the checkout
+/// reopens, so the shopper can pay another way.
+pub async fn start_failed(
+    state: &Ctx,
+    p: &PaymentRow,
+    to_status: &str,
+    event: &str,
+    code: &str,
+) -> AppResult<()> {
+    let mut change = crate::payments::Change::new(to_status, event, "system");
+    change.data = serde_json::json!({ "reason": "connector_error", "error": code });
+    let mut tx = state.db.begin().await?;
+    crate::payments::transition(&mut tx, p, &change)
+        .await
+        .map_err(payment_error)?;
+    crate::payments::set_checkout_status(&mut tx, &p.checkout_id, CheckoutStatus::Open).await?;
+    tx.commit().await?;
+    state.wake_notifier();
     Ok(())
 }
 

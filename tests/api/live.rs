@@ -207,6 +207,9 @@ impl NumberConnector for FakeConn {
     }
 }
 
+/// The fake processor's bank and carrier refuse to start a payment of this amount.
+const UNAVAILABLE_AMOUNT: i64 = 4444;
+
 const FAKE_BANK: &str = "https://bank.fake.invalid/login";
 const FAKE_CARRIER: &str = "https://carrier.fake.invalid/login";
 
@@ -214,6 +217,9 @@ const FAKE_CARRIER: &str = "https://carrier.fake.invalid/login";
 impl BankConnector for FakeConn {
     async fn start(&self, req: &BankStartRequest) -> Result<BankStart, bank_conn::ConnectorError> {
         self.log("bank.start", Some(req.mode));
+        if req.amount == UNAVAILABLE_AMOUNT {
+            return Err(bank_conn::ConnectorError::Unavailable("bank down".into()));
+        }
         let session = format!("fkb_{}", req.payment_id);
         let q = serde_urlencoded(&[
             ("return", req.return_url.as_str()),
@@ -257,6 +263,11 @@ impl CarrierConnector for FakeConn {
         req: &CarrierStartRequest,
     ) -> Result<CarrierStart, carrier_conn::ConnectorError> {
         self.log("carrier.start", Some(req.mode));
+        if req.amount == UNAVAILABLE_AMOUNT {
+            return Err(carrier_conn::ConnectorError::Unavailable(
+                "carrier down".into(),
+            ));
+        }
         let session = format!("fkc_{}", req.payment_id);
         let q = serde_urlencoded(&[
             ("return", req.return_url.as_str()),
@@ -1230,3 +1241,49 @@ async fn secrets_stored_in_clear_are_sealed_by_rotation(app: TestApp) {
     assert_eq!(merchant.webhook_secrets(&ring).unwrap().len(), 1);
 }
 both!(secrets_stored_in_clear_are_sealed_by_rotation);
+
+/// The processor cannot start a bank or carrier payment: the pending payment committed before
+/// the call fails with the connector's code (event and notification), and the checkout reopens
+/// so the shopper can pay another way.
+async fn a_refused_start_fails_the_pending_payment(app: TestApp, _calls: Calls) {
+    let m = app.merchant().await;
+    add_account(&app, &m, &Method::ALL).await;
+    go_live(&app, &m).await;
+    for (order, method, form) in [
+        ("down-b", "banknet", ("bank", "0005")),
+        ("down-d", "docomo", ("billing", "one_off")),
+    ] {
+        let page = app
+            .choose(&m, order, UNAVAILABLE_AMOUNT, method, UA_PC)
+            .await;
+        let body = app.get(&page, UA_PC).await.text().await.unwrap();
+        let r = app
+            .post_form(&page, UA_PC, &[("csrf", &hidden(&body, "csrf")), form])
+            .await;
+        assert_eq!(r.status(), 500, "{method}");
+        let p = payment(&app, order).await;
+        assert!(
+            matches!(p.status.as_str(), "declined" | "failed"),
+            "{method}: {}",
+            p.status
+        );
+        let events: Vec<String> = kakehashi::payments::events(&app.db, &p.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(
+            events,
+            vec!["payment.created", "payment.failed"],
+            "{method}"
+        );
+        assert_eq!(app.checkout_status(&m, order).await, "open", "{method}");
+        // The shopper can pay another way.
+        let page = app
+            .choose(&m, order, UNAVAILABLE_AMOUNT, "card", UA_PC)
+            .await;
+        assert!(page.ends_with("/card"), "{page}");
+    }
+}
+both_live!(a_refused_start_fails_the_pending_payment);
