@@ -15,9 +15,49 @@ use crate::secrets::Keyring;
 /// How long a parsed card may wait in memory for a 3-D Secure challenge to finish.
 pub const PENDING_TTL: Duration = Duration::from_secs(15 * 60);
 
+/// Where "now" comes from: the system clock in production; tests move a [`ManualClock`]
+/// instead of sleeping.
+pub trait Clock: Send + Sync {
+    /// Unix milliseconds.
+    fn now_ms(&self) -> i64;
+}
+
+/// The system clock.
+#[derive(Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        crate::util::now_ms()
+    }
+}
+
+/// The system clock moved forward by an offset that tests advance.
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    offset_ms: std::sync::atomic::AtomicI64,
+}
+
+impl ManualClock {
+    /// Moves this clock forward.
+    pub fn advance(&self, by: Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.offset_ms
+            .fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        crate::util::now_ms() + self.offset_ms.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// The flows' context.
 #[derive(Clone)]
 pub struct Ctx {
+    /// "Now" for expiry checks (links, sessions, console idle time).
+    pub clock: Arc<dyn Clock>,
     pub db: Db,
     pub config: Arc<Config>,
     /// The master keys that seal stored secrets ([`crate::secrets`]).
@@ -42,8 +82,12 @@ impl Ctx {
         self.wake.notify_one();
     }
 
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
     pub fn now_s(&self) -> i64 {
-        crate::util::now_ms() / 1000
+        self.clock.now_ms() / 1000
     }
 }
 

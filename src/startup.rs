@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use crate::assets::Assets;
 use crate::config::Config;
 use crate::connectors::registry::{ProcessorDriver, Registry};
-use crate::context::{Ctx, PendingCards};
+use crate::context::{Clock, Ctx, PendingCards, SystemClock};
 use crate::db::Db;
 use crate::notify::deliver::Deliverer;
 use crate::notify::ssrf::UrlPolicy;
@@ -79,6 +79,7 @@ impl App {
         let connectors = Arc::new(registry);
         let state = AppState {
             ctx: Ctx {
+                clock: Arc::new(SystemClock),
                 db,
                 config: Arc::new(config),
                 secret: secret.into(),
@@ -109,6 +110,12 @@ impl App {
         Arc::get_mut(&mut self.state.ctx.connectors)
             .expect("drivers are registered before the app runs")
             .register(driver);
+    }
+
+    /// Replaces this app's clock; call before [`App::run`]. Tests move a manual clock instead
+    /// of sleeping.
+    pub fn set_clock(&mut self, clock: Arc<dyn Clock>) {
+        self.state.ctx.clock = clock;
     }
 
     /// Starts the background workers (notification delivery, expiry sweeps) under a supervisor,

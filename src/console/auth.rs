@@ -225,11 +225,13 @@ pub async fn delete_session(db: &Db, sid: &str) -> Result<(), sqlx::Error> {
     tx.commit().await
 }
 
-/// Loads a live session: deleted (and `None`) when idle longer than `idle_ms`; else touched.
+/// Loads a live session: deleted (and `None`) when idle longer than `idle_ms` at `now`; else
+/// touched.
 pub async fn load_session(
     db: &Db,
     sid: &str,
     idle_ms: i64,
+    now: i64,
 ) -> Result<Option<(SessionRow, UserRow)>, sqlx::Error> {
     let h = hash_sid(sid);
     let row: Option<SessionRow> = on_db!(db, c => sqlx::query_as(
@@ -239,7 +241,6 @@ pub async fn load_session(
     .fetch_optional(c)
     .await)?;
     let Some(s) = row else { return Ok(None) };
-    let now = now_ms();
     if now - s.last_seen > idle_ms {
         delete_session(db, sid).await?;
         return Ok(None);
@@ -330,7 +331,7 @@ impl FromRequestParts<AppState> for Staff {
     ) -> Result<Self, Self::Rejection> {
         let sid = read_cookie(&parts.headers, SESSION_COOKIE).ok_or(ConsoleError::Login)?;
         let idle_ms = state.config.console_idle_s.saturating_mul(1000);
-        let (session, user) = load_session(&state.db, &sid, idle_ms)
+        let (session, user) = load_session(&state.db, &sid, idle_ms, state.now_ms())
             .await?
             .ok_or(ConsoleError::Login)?;
         if session.stage != "full" {

@@ -155,7 +155,7 @@ async fn totp_session(
 ) -> ConsoleResult<(String, users::UserRow)> {
     let sid = auth::read_cookie(headers, SESSION_COOKIE).ok_or(ConsoleError::Login)?;
     let idle = state.config.console_idle_s.saturating_mul(1000);
-    match auth::load_session(&state.db, &sid, idle).await? {
+    match auth::load_session(&state.db, &sid, idle, state.now_ms()).await? {
         Some((s, u)) if s.stage == "totp" => Ok((sid, u)),
         _ => Err(ConsoleError::Login),
     }

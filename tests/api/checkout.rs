@@ -307,3 +307,22 @@ async fn corrupted_settings_fail_loudly(app: TestApp) {
     assert_eq!(app.count("checkouts").await, 0);
 }
 both!(corrupted_settings_fail_loudly);
+
+/// Expiry checks read the app's clock: a link valid for a minute is refused once the clock has
+/// moved two minutes on (no sleeping).
+async fn expiry_follows_the_clock(app: TestApp) {
+    let m = app.merchant().await;
+    let f = app.fields(
+        &m,
+        "clock",
+        1000,
+        &[("expires_at", &(now_s() + 60).to_string())],
+    );
+    let link = app.link(&m, &f);
+    assert_eq!(app.get(&link, UA_PC).await.status(), 200);
+    app.clock.advance(std::time::Duration::from_secs(120));
+    let r = app.get(&link, UA_PC).await;
+    assert_eq!(r.status(), 410);
+    assert_eq!(error_code(&r.text().await.unwrap()), "link_expired");
+}
+both!(expiry_follows_the_clock);

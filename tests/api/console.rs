@@ -274,7 +274,14 @@ async fn idle_timeout_and_csrf(app: TestApp) {
         .await;
     assert_eq!(r.status(), 403);
     assert_eq!(c.get("/console/payments").await.0, 200);
-    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    // Idle for the limit (1 s here) and a bit: the clock moves, nobody sleeps.
+    app.clock.advance(std::time::Duration::from_millis(900));
+    assert_eq!(
+        c.get("/console/payments").await.0,
+        200,
+        "not idle long enough"
+    );
+    app.clock.advance(std::time::Duration::from_millis(1100));
     let (s, _) = c.get("/console/payments").await;
     assert_eq!(s, 303, "idle session expired");
 }

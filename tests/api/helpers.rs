@@ -38,6 +38,8 @@ pub struct TestApp {
     pub db: Db,
     /// The running server's state (its connector registry, keys, config).
     pub state: kakehashi::state::AppState,
+    /// The server's clock: tests move it instead of sleeping.
+    pub clock: std::sync::Arc<kakehashi::context::ManualClock>,
     /// A client that never follows redirects and keeps no cookies.
     pub client: reqwest::Client,
     _dir: Option<tempfile::TempDir>,
@@ -193,6 +195,8 @@ async fn start(
     drivers: Vec<std::sync::Arc<dyn kakehashi::connectors::registry::ProcessorDriver>>,
 ) -> TestApp {
     let mut app = App::build_with_db(config, db.clone()).await.unwrap();
+    let clock = std::sync::Arc::new(kakehashi::context::ManualClock::default());
+    app.set_clock(clock.clone());
     for d in drivers {
         app.register_driver(d);
     }
@@ -208,6 +212,7 @@ async fn start(
         base,
         db,
         state,
+        clock,
         client,
         _dir: dir,
     }
