@@ -128,6 +128,8 @@ pub struct ServeArgs {
     /// SMS messages a merchant may send per minute.
     #[arg(long, env = "KAKEHASHI_SMS_RATE_PER_MINUTE", default_value_t = 20)]
     pub sms_rate_per_minute: i64,
+    #[command(flatten)]
+    pub stripe: crate::connectors::stripe::StripeArgs,
 }
 
 impl ServeArgs {
@@ -173,6 +175,7 @@ impl ServeArgs {
                 .iter()
                 .map(|k| crate::config::Redacted(k.clone()))
                 .collect(),
+            stripe: self.stripe.settings(),
         })
     }
 }

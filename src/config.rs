@@ -60,6 +60,8 @@ pub struct Config {
     /// Older master keys still accepted for opening during a rotation
     /// (`KAKEHASHI_MASTER_KEY_PREVIOUS`, comma-separated).
     pub master_key_previous: Vec<Redacted>,
+    /// Where Stripe's API and Stripe.js are (`KAKEHASHI_STRIPE_API_BASE`, `KAKEHASHI_STRIPE_JS_URL`).
+    pub stripe: crate::connectors::stripe::StripeSettings,
 }
 
 /// Default gateway body: `{"to":"{to}","text":"{text}"}`.
@@ -111,6 +113,7 @@ impl Config {
             sms_rate_per_minute: 20,
             master_key: None,
             master_key_previous: Vec::new(),
+            stripe: Default::default(),
         }
     }
 }

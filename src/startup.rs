@@ -48,7 +48,9 @@ impl App {
             .unwrap_or_else(|| format!("http://{addr}"))
             .trim_end_matches('/')
             .to_owned();
-        let connectors = Arc::new(Registry::new(&public_url, &secret, Arc::new(keys)));
+        let mut registry = Registry::new(&public_url, &secret, Arc::new(keys));
+        registry.register(stripe_driver(&config)?);
+        let connectors = Arc::new(registry);
         let state = AppState {
             db,
             config: Arc::new(config),
@@ -135,11 +137,21 @@ pub async fn registry(config: &Config, db: &Db) -> anyhow::Result<Arc<Registry>>
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{}", config.addr));
-    Ok(Arc::new(Registry::new(
+    let mut registry = Registry::new(
         public_url.trim_end_matches('/'),
         &secret,
         Arc::new(config.keyring()?),
-    )))
+    );
+    registry.register(stripe_driver(config)?);
+    Ok(Arc::new(registry))
+}
+
+/// The Stripe driver, its URLs checked here so a bad setting stops the server at startup.
+fn stripe_driver(config: &Config) -> anyhow::Result<Arc<dyn ProcessorDriver>> {
+    Ok(Arc::new(crate::connectors::stripe::StripeDriver::new(
+        &config.stripe,
+        config.allow_loopback_callbacks,
+    )?))
 }
 
 /// The tracing span of a request: a request id, the method and the route *template*. The raw
@@ -175,6 +187,9 @@ async fn sweep(db: Db, config: Arc<Config>, registry: Arc<Registry>) {
         }
         if let Err(e) = crate::flows::card::resume_operations(&db, &registry, now).await {
             tracing::warn!(error = %e, "card operation sweep");
+        }
+        if let Err(e) = crate::flows::client_card::reconcile(&db, &registry, now).await {
+            tracing::warn!(error = %e, "browser card reconciliation sweep");
         }
     }
 }

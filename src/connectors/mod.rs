@@ -5,5 +5,7 @@
 pub mod bank;
 pub mod card;
 pub mod carrier;
+pub mod client_card;
 pub mod konbini;
 pub mod registry;
+pub mod stripe;

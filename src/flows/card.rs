@@ -967,6 +967,10 @@ pub async fn reconcile_stale(db: &Db, registry: &Arc<Registry>, now: i64) -> any
         on_db!(db, c => sqlx::query_as(&sql).bind(now - RECONCILE_AFTER_MS).fetch_all(c).await)?;
     let mut n = 0;
     for p in due {
+        // Cards entered at the processor in the browser: `client_card::reconcile` settles them.
+        if p.details_json()["card_entry"] == crate::flows::client_card::BROWSER_ENTRY {
+            continue;
+        }
         let Some(m) = crate::db::merchants::get(db, &p.merchant_id).await? else {
             continue;
         };

@@ -3,6 +3,7 @@
 pub mod bank;
 pub mod card;
 pub mod carrier;
+pub mod client_card;
 pub mod konbini;
 pub mod processors;
 pub mod redirect;
