@@ -18,4 +18,5 @@ mod konbini;
 mod live;
 mod notify;
 mod sms;
+mod stripe;
 mod vectors;
