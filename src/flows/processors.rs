@@ -28,6 +28,8 @@ pub enum ProcessorError {
     },
     #[error("the secret key is required")]
     MissingSecret,
+    #[error("Stripe card payments need the publishable key (pk_…): Stripe.js loads with it")]
+    MissingPublishableKey,
     #[error("cannot store credentials: {0}")]
     Seal(#[from] SealError),
     #[error(
@@ -83,6 +85,16 @@ pub async fn add(
     let secret_key = input.secret_key.trim();
     if secret_key.is_empty() {
         return Err(ProcessorError::MissingSecret);
+    }
+    let has_publishable = input
+        .publishable_key
+        .as_deref()
+        .is_some_and(|k| !k.trim().is_empty());
+    if input.processor == Processor::Stripe
+        && input.methods.contains(&Method::Card)
+        && !has_publishable
+    {
+        return Err(ProcessorError::MissingPublishableKey);
     }
     let keys = registry.keys();
     if !keys.has_current() {

@@ -101,7 +101,7 @@ pub async fn submit(
         return Err(AppError::shopper(Reason::MethodNotAvailable));
     }
     // The processor collects this merchant's cards in the browser: card data posted here is
-    // refused unread.
+    // refused and dropped (never parsed as a card, stored or logged).
     if x.o.connectors.client_card().is_some() {
         return Err(AppError::shopper(Reason::MethodNotAvailable));
     }

@@ -162,6 +162,21 @@ pub fn fp_note(en: bool) -> &'static str {
     }
 }
 
+/// The feature-phone selector's note when card is left out because the merchant's card
+/// processor needs its browser script.
+pub fn fp_selector_note(o: &Opened, en: bool) -> Option<String> {
+    let wanted = o.merchant.methods().contains(&Method::Card)
+        && o.checkout.methods().contains(&Method::Card);
+    (wanted && o.connectors.client_card().is_some()).then(|| {
+        (if en {
+            "Card payment: not available on this phone (smartphone or PC only)."
+        } else {
+            "クレジットカード決済はこの端末ではご利用いただけません（スマートフォン・パソコンのみ）。"
+        })
+        .to_owned()
+    })
+}
+
 /// `GET /js/card-elements.js`
 pub async fn script() -> Response {
     let mut r = SCRIPT.into_response();

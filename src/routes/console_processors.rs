@@ -32,6 +32,9 @@ fn message_ja(e: &ProcessorError) -> String {
             format!("{processor} は {name} に対応していません。")
         }
         ProcessorError::MissingSecret => "シークレットキーを入力してください。".into(),
+        ProcessorError::MissingPublishableKey => {
+            "Stripe のカード決済には公開可能キー（pk_…）が必要です。".into()
+        }
         ProcessorError::Seal(crate::secrets::SealError::NoMasterKey) => {
             "マスターキー（KAKEHASHI_MASTER_KEY）が設定されていないため、認証情報を保存できません。".into()
         }

@@ -676,6 +676,10 @@ async fn stripe_feature_phones_and_form_posts(app: TestApp, ls: LocalStripe) {
     assert_eq!(r.status(), 200);
     let body = sjis_text(r).await;
     assert!(!body.contains("value=\"card\""), "{body}");
+    assert!(
+        body.contains("クレジットカード決済はこの端末ではご利用いただけません"),
+        "{body}"
+    );
     let path = app.choose(&m, "st-pc", 1000, "card", UA_PC).await;
     let r = app.get(&path, UA_DOCOMO).await;
     let body = sjis_text(r).await;
@@ -711,5 +715,28 @@ async fn stripe_feature_phones_and_form_posts(app: TestApp, ls: LocalStripe) {
         .await;
     assert_eq!(r.status(), 400);
     assert_eq!(app.count("payments").await, 0);
+
+    // A Stripe card account without its publishable key is refused, nothing stored.
+    let before = app.count("processor_accounts").await;
+    let err = processors::add(
+        &app.db,
+        &app.state.connectors,
+        &m.id,
+        AccountInput {
+            processor: Processor::Stripe,
+            mode: Mode::Live,
+            methods: vec![Method::Card],
+            secret_key: SK.into(),
+            publishable_key: Some("  ".into()),
+            webhook_secret: None,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, processors::ProcessorError::MissingPublishableKey),
+        "{err}"
+    );
+    assert_eq!(app.count("processor_accounts").await, before);
 }
 both_stripe!(stripe_feature_phones_and_form_posts);
