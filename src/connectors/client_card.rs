@@ -120,6 +120,8 @@ pub struct Intent {
     pub card: CardSummary,
     /// The 3-D Secure result the processor reports, if any.
     pub three_ds: Option<ThreeDsResult>,
+    /// The issuer's approval code (承認番号), if reported.
+    pub approval_code: Option<String>,
 }
 
 /// A verified inbound event.

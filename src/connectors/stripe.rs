@@ -300,6 +300,7 @@ pub fn parse_intent(v: &Value) -> Result<Intent, ConnectorError> {
             exp_year: pick("exp_year").as_i64().map(|y| y as i32),
         },
         three_ds: three_ds_of(charge),
+        approval_code: ch_card["authorization_code"].as_str().map(str::to_owned),
     })
 }
 
@@ -345,7 +346,8 @@ impl StripeConnector {
             Ok(body)
         } else {
             let e = map_error(status, &body);
-            tracing::info!(status, code = e.code(), "Stripe refused a request");
+            // Stripe's code and decline code only (never the message, which may echo input).
+            tracing::info!(status, error = %e, "Stripe refused a request");
             Err(e)
         }
     }
@@ -525,7 +527,7 @@ impl CardConnector for StripeConnector {
         let full = parse_intent(&self.retrieve(&id).await?)?;
         Ok(Some(FoundAuthorization {
             token: id,
-            approval_code: String::new(),
+            approval_code: full.approval_code.unwrap_or_default(),
             three_ds: full.three_ds.unwrap_or(ThreeDsResult {
                 status: ThreeDsStatus::Attempted,
                 eci: None,

@@ -364,6 +364,9 @@ async fn record_paid(
     };
     d["three_ds"] = json!({ "status": three_ds.status.code(), "eci": three_ds.eci });
     d["processor_intent"] = json!(i.id);
+    if let Some(code) = &i.approval_code {
+        d["approval_code"] = json!(code);
+    }
     let data = json!({ "amount": p.amount, "eci": three_ds.eci });
     let action = CardAction::Authorized {
         amount: p.amount,

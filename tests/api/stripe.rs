@@ -737,6 +737,78 @@ async fn stripe_feature_phones_and_form_posts(app: TestApp, ls: LocalStripe) {
         matches!(err, processors::ProcessorError::MissingPublishableKey),
         "{err}"
     );
+    // Test keys on a live account (it would take no money), or the reverse: refused.
+    for (mode, sk, pk) in [
+        (Mode::Live, SK, "pk_live_x"),
+        (Mode::Test, "sk_live_x", PK),
+        (Mode::Test, SK, "pk_live_x"),
+    ] {
+        let err = processors::add(
+            &app.db,
+            &app.state.connectors,
+            &m.id,
+            AccountInput {
+                processor: Processor::Stripe,
+                mode,
+                methods: vec![Method::Card],
+                secret_key: sk.into(),
+                publishable_key: Some(pk.into()),
+                webhook_secret: None,
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, processors::ProcessorError::StripeKeyMode(_)),
+            "{err}"
+        );
+    }
     assert_eq!(app.count("processor_accounts").await, before);
 }
+
+/// 取消 through Stripe: an authorization is cancelled (the hold released), a captured sale is
+/// refunded in full.
+async fn stripe_cancel(app: TestApp, ls: LocalStripe) {
+    let (m, _) = stripe_merchant(&app, "manual").await;
+    let key = app.api_key(&m).await;
+    for (order, capture_first) in [("st-c1", false), ("st-c2", true)] {
+        let (path, csrf) = card_page(&app, &ls, &m, order).await;
+        let (intent, _) = create_intent(&app, &path, &csrf).await;
+        ls.confirm_with_card(&intent, PAN).await;
+        app.get(&format!("{path}/return"), UA_PC).await;
+        let p = payment_of(&app, order).await;
+        assert_eq!(p.status, "authorized");
+        if capture_first {
+            let c = app
+                .api_post(
+                    &format!("/api/v1/payments/{}/capture", p.id),
+                    &key,
+                    json!({}),
+                )
+                .await;
+            assert_eq!(c.status, 200, "{}", c.json);
+        }
+        let c = app
+            .api_post(
+                &format!("/api/v1/payments/{}/cancel", p.id),
+                &key,
+                json!({}),
+            )
+            .await;
+        assert_eq!(c.status, 200, "{}", c.json);
+        assert_eq!(c.json["status"], "cancelled");
+        let pi = ls
+            .get(&format!(
+                "/v1/payment_intents/{intent}?expand[]=latest_charge"
+            ))
+            .await;
+        if capture_first {
+            assert_eq!(pi["status"], "succeeded");
+            assert_eq!(pi["latest_charge"]["refunded"], true, "{pi}");
+        } else {
+            assert_eq!(pi["status"], "canceled");
+        }
+    }
+}
+both_stripe!(stripe_cancel);
 both_stripe!(stripe_feature_phones_and_form_posts);
