@@ -101,7 +101,8 @@ impl StripeDriver {
             .map_err(|e| anyhow::anyhow!("KAKEHASHI_STRIPE_JS_URL {:?}: {e}", s.js_url))?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(40))
+            // Below the 30 s request timeout of our routes, so a slow Stripe is answered.
+            .timeout(Duration::from_secs(20))
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(StripeDriver { http, api, js })

@@ -138,7 +138,7 @@ pub async fn prepare(state: &AppState, o: &Opened, ip: &str) -> AppResult<Prepar
     let conn = resolved.connector;
     check_lock(state, &o.checkout.id, ip).await?;
     if let Some(p) = payments::live_for_checkout(&state.db, &o.checkout.id).await? {
-        return reuse(conn.as_ref(), &resolved.id, p).await;
+        return reuse(state, o, conn.as_ref(), &resolved.id, p).await;
     }
     let details = json!({
         "card_entry": BROWSER_ENTRY,
@@ -172,15 +172,7 @@ pub async fn prepare(state: &AppState, o: &Opened, ip: &str) -> AppResult<Prepar
     };
     tx.commit().await?;
 
-    let created = conn
-        .create_intent(&IntentRequest {
-            payment_id: p.id.clone(),
-            order_id: o.checkout.order_id.clone(),
-            amount: p.amount,
-            capture_now: o.merchant.capture_mode == "auto",
-            idempotency_key: format!("kakehashi-intent-{}", p.id),
-        })
-        .await;
+    let created = conn.create_intent(&intent_request(o, &p)).await;
     let intent = match created {
         Ok(i) => i,
         Err(e) => {
@@ -192,35 +184,68 @@ pub async fn prepare(state: &AppState, o: &Opened, ip: &str) -> AppResult<Prepar
             return Err(connector_failed(e));
         }
     };
-    // Not a state change: the intent id is recorded before its secret leaves this server, so
-    // every intent a browser could confirm is one we can retrieve.
-    let mut tx = state.db.begin().await?;
-    exec_tx!(&mut tx, c => sqlx::query(
-        "UPDATE payments SET connector_ref = $1 WHERE id = $2 AND connector_ref IS NULL",
-    )
-    .bind(&intent.intent_id)
-    .bind(&p.id)
-    .execute(c)
-    .await)?;
-    tx.commit().await?;
+    store_ref(&state.db, &p.id, &intent.intent_id).await?;
     Ok(Prepared {
         payment_id: p.id,
         client_secret: intent.client_secret,
     })
 }
 
+/// The intent of a payment. The idempotency key is derived from our payment id, so asking
+/// again (after a lost answer) returns the same intent.
+fn intent_request(o: &Opened, p: &PaymentRow) -> IntentRequest {
+    IntentRequest {
+        payment_id: p.id.clone(),
+        order_id: o.checkout.order_id.clone(),
+        amount: p.amount,
+        capture_now: o.merchant.capture_mode == "auto",
+        idempotency_key: format!("kakehashi-intent-{}", p.id),
+    }
+}
+
+/// Not a state change: the intent id is recorded before its secret leaves this server, so
+/// every intent a browser could confirm is one we can retrieve.
+async fn store_ref(db: &Db, payment_id: &str, intent_id: &str) -> AppResult<()> {
+    let mut tx = db.begin().await?;
+    exec_tx!(&mut tx, c => sqlx::query(
+        "UPDATE payments SET connector_ref = $1 WHERE id = $2 AND connector_ref IS NULL",
+    )
+    .bind(intent_id)
+    .bind(payment_id)
+    .execute(c)
+    .await)?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// The checkout already has a live payment: hand out its intent again only while it still
-/// waits for the shopper on the same connector.
+/// waits for the shopper on the same connector. A payment whose intent id was never recorded
+/// (the request creating it was cut off) gets it now: the same idempotency key returns the
+/// same intent.
 async fn reuse(
+    state: &AppState,
+    o: &Opened,
     conn: &dyn ClientCardConnector,
     id: &ConnectorId,
     p: PaymentRow,
 ) -> AppResult<Prepared> {
     let reusable = p.method == "card"
         && p.status == CardStatus::Awaiting3ds.as_str()
-        && p.connector == id.as_str();
-    let Some(r) = p.connector_ref.clone().filter(|_| reusable) else {
+        && p.connector == id.as_str()
+        && p.details_json()["card_entry"] == BROWSER_ENTRY;
+    if !reusable {
         return Err(in_progress());
+    }
+    let r = match p.connector_ref.clone() {
+        Some(r) => r,
+        None => {
+            let intent = conn
+                .create_intent(&intent_request(o, &p))
+                .await
+                .map_err(connector_failed)?;
+            store_ref(&state.db, &p.id, &intent.intent_id).await?;
+            intent.intent_id
+        }
     };
     let intent = conn.retrieve_intent(&r).await.map_err(connector_failed)?;
     if intent.state != IntentState::AwaitingShopper {

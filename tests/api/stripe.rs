@@ -812,3 +812,29 @@ async fn stripe_cancel(app: TestApp, ls: LocalStripe) {
 }
 both_stripe!(stripe_cancel);
 both_stripe!(stripe_feature_phones_and_form_posts);
+
+/// The request creating the intent was cut off after the payment was written: the next submit
+/// asks Stripe again with the same idempotency key and records the intent, instead of leaving
+/// the checkout stuck behind a payment without one.
+async fn stripe_lost_intent_answer(app: TestApp, ls: LocalStripe) {
+    let (m, _) = stripe_merchant(&app, "auto").await;
+    let (path, csrf) = card_page(&app, &ls, &m, "st-lost").await;
+    create_intent(&app, &path, &csrf).await;
+    let p = payment_of(&app, "st-lost").await;
+    let mut tx = app.db.begin().await.unwrap();
+    kakehashi::exec_tx!(&mut tx, c => sqlx::query("UPDATE payments SET connector_ref = NULL WHERE id = $1")
+        .bind(&p.id)
+        .execute(c)
+        .await)
+    .unwrap();
+    tx.commit().await.unwrap();
+    let (intent, _) = create_intent(&app, &path, &csrf).await;
+    let again = payment_of(&app, "st-lost").await;
+    assert_eq!(again.id, p.id);
+    assert_eq!(again.connector_ref.as_deref(), Some(intent.as_str()));
+    let (s, _) = ls.confirm_with_card(&intent, PAN).await;
+    assert_eq!(s, 200);
+    app.get(&format!("{path}/return"), UA_PC).await;
+    assert_eq!(app.payment_status(&p.id).await, "captured");
+}
+both_stripe!(stripe_lost_intent_answer);
