@@ -127,8 +127,9 @@ pub enum Unusable {
 }
 
 impl Registry {
-    /// The standard registry: the sandbox for test mode and the processor drivers this build
-    /// ships (none yet: Stripe and KOMOJU drivers register here when they land).
+    /// The standard registry: the sandbox for test mode. Processor drivers are added with
+    /// [`Registry::register`]: `startup` registers the Stripe driver built from the server's
+    /// Stripe settings (its URLs are checked there); KOMOJU's registers there when it lands.
     pub fn new(public_url: &str, server_secret: &[u8], keys: Arc<Keyring>) -> Registry {
         Registry {
             sandbox: Sandbox::new(public_url, server_secret),

@@ -838,3 +838,44 @@ async fn stripe_lost_intent_answer(app: TestApp, ls: LocalStripe) {
     assert_eq!(app.payment_status(&p.id).await, "captured");
 }
 both_stripe!(stripe_lost_intent_answer);
+
+/// Routes, flows, the API and the console talk to the connector traits the registry hands
+/// out, never to Stripe's concrete types (only `connectors/` and `startup.rs`, which registers
+/// the driver, name them).
+#[test]
+fn only_connectors_and_startup_name_stripe_types() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut offenders = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let rel = p
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            if rel.starts_with("connectors/") || rel == "startup.rs" {
+                continue;
+            }
+            let text = std::fs::read_to_string(&p).unwrap();
+            for name in [
+                "StripeConnector",
+                "StripeDriver",
+                "connectors::stripe::parse_intent",
+            ] {
+                if text.contains(name) {
+                    offenders.push(format!("{rel}: {name}"));
+                }
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "Stripe connector types named outside connectors/: {offenders:?}"
+    );
+}
