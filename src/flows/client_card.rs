@@ -557,15 +557,24 @@ pub async fn webhook(
 /// Secure, or the return and the events were lost): each is settled from its intent; one still
 /// waiting for the shopper after [`PENDING_TTL`] has its intent cancelled at the processor and
 /// fails (`challenge_expired`). Returns how many payments changed.
+///
+/// Stripe is asked about a waiting payment during its second minute (the shopper paid but
+/// neither came back nor was an event received) and again once it is past the TTL, not on
+/// every sweep in between: events and the return settle the rest.
 pub async fn reconcile(db: &Db, registry: &Arc<Registry>, now: i64) -> anyhow::Result<usize> {
+    let expired_before = now - PENDING_TTL.as_millis() as i64;
     let sql = format!(
         "SELECT {} FROM payments WHERE method = 'card' AND status IN ('awaiting_3ds', 'challenge') \
-         AND connector <> 'sandbox' AND updated_at < $1 LIMIT 500",
+         AND connector <> 'sandbox' AND updated_at < $1 AND (updated_at >= $2 OR updated_at < $3) \
+         LIMIT 500",
         payments::COLS
     );
-    let due: Vec<PaymentRow> =
-        on_db!(db, c => sqlx::query_as(&sql).bind(now - RECONCILE_AFTER_MS).fetch_all(c).await)?;
-    let expired_before = now - PENDING_TTL.as_millis() as i64;
+    let due: Vec<PaymentRow> = on_db!(db, c => sqlx::query_as(&sql)
+        .bind(now - RECONCILE_AFTER_MS)
+        .bind(now - 2 * RECONCILE_AFTER_MS)
+        .bind(expired_before)
+        .fetch_all(c)
+        .await)?;
     let mut n = 0;
     for p in due {
         let Some(m) = crate::db::merchants::get(db, &p.merchant_id).await? else {

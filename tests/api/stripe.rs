@@ -648,6 +648,11 @@ async fn stripe_sweep_reconciles(app: TestApp, ls: LocalStripe) {
     assert_eq!(n, 1);
     assert_eq!(payment_of(&app, "st-paid").await.status, "authorized");
     assert_eq!(payment_of(&app, "st-ab").await.status, "awaiting_3ds");
+    // Between the second minute and the TTL Stripe is not asked.
+    let n = kakehashi::flows::client_card::reconcile(&app.db, &registry, now + 5 * 60_000)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
     // After the TTL: cancelled at Stripe, failed here.
     let n = kakehashi::flows::client_card::reconcile(&app.db, &registry, now + 16 * 60_000)
         .await
