@@ -331,6 +331,13 @@ secret key: {} (sealed with master key {})",
                 a.fingerprint,
                 registry.keys().current_id().unwrap_or("-"),
             );
+            if a.processor == Processor::Stripe {
+                println!(
+                    "webhook endpoint (add it in the Stripe Dashboard): \
+                     <KAKEHASHI_PUBLIC_URL>/webhooks/stripe/{}",
+                    a.id
+                );
+            }
             for m in &a.methods {
                 if let Some(why) = registry.unusable(&a, *m) {
                     println!(
