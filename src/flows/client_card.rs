@@ -532,6 +532,14 @@ pub async fn webhook(
                 .map_err(|e| HookError::Failed(e.to_string()))?;
             if row.status != before {
                 state.wake_notifier();
+                // A decline counts towards the checkout's card-testing limit even when the
+                // browser never comes back (its intent is cancelled by `settle`).
+                if row.status == CardStatus::Failed.as_str() {
+                    let source = format!("event:{}", row.checkout_id);
+                    record_failure(state, &row.checkout_id, &source)
+                        .await
+                        .map_err(|e| HookError::Failed(e.to_string()))?;
+                }
             }
             HookOutcome::Applied
         }

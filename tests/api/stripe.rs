@@ -600,6 +600,30 @@ async fn stripe_webhooks(app: TestApp, ls: LocalStripe) {
 }
 both_stripe!(stripe_webhooks);
 
+/// A decline reported only by an event (the browser never came back): the payment fails, the
+/// intent is cancelled at Stripe so the same client secret cannot be tried with other cards,
+/// and the failure counts towards the checkout's card-testing limit.
+async fn stripe_webhook_decline(app: TestApp, ls: LocalStripe) {
+    let (m, account) = stripe_merchant(&app, "auto").await;
+    let (path, csrf) = card_page(&app, &ls, &m, "st-whd").await;
+    let (intent, _) = create_intent(&app, &path, &csrf).await;
+    let (s, _) = ls.confirm_with_card(&intent, PAN_DECLINED).await;
+    assert_eq!(s, 402);
+    let ev = event("evt_d", "payment_intent.payment_failed", &intent);
+    let (s, b) = post_event(&app, &account, &ev, None).await;
+    assert_eq!((s, b["result"].as_str()), (200, Some("applied")), "{b}");
+    let p = payment_of(&app, "st-whd").await;
+    assert_eq!(p.status, "failed");
+    assert_eq!(outbox_types(&app, &p.id).await, vec!["payment.failed"]);
+    let pi = ls.get(&format!("/v1/payment_intents/{intent}")).await;
+    assert_eq!(pi["status"], "canceled");
+    assert_eq!(app.count("card_attempts").await, 1);
+    // The browser's late return changes nothing and counts nothing more.
+    app.get(&format!("{path}/return"), UA_PC).await;
+    assert_eq!(app.count("card_attempts").await, 1);
+}
+both_stripe!(stripe_webhook_decline);
+
 /// localstripe's own signed delivery: with automatic capture, the shopper never returns and
 /// the `payment_intent.succeeded` event alone records the captured payment.
 async fn stripe_webhook_from_localstripe(app: TestApp, ls: LocalStripe) {
