@@ -132,6 +132,8 @@ pub struct ServeArgs {
     /// KOMOJU API host (https; http/loopback only with KAKEHASHI_ALLOW_LOOPBACK_CALLBACKS).
     #[arg(long, env = "KAKEHASHI_KOMOJU_API_BASE", default_value = crate::connectors::komoju::DEFAULT_API_BASE)]
     pub komoju_api_base: String,
+    #[command(flatten)]
+    pub stripe: StripeArgs,
 }
 
 impl ServeArgs {
@@ -178,7 +180,28 @@ impl ServeArgs {
                 .map(|k| crate::config::Redacted(k.clone()))
                 .collect(),
             komoju_api_base: self.komoju_api_base.clone(),
+            stripe: self.stripe.settings(),
         })
+    }
+}
+
+/// The settings as flags of `serve`, each also an environment variable.
+#[derive(clap::Args, Debug, Clone)]
+pub struct StripeArgs {
+    /// Stripe API base URL (tests point it at localstripe).
+    #[arg(long, env = "KAKEHASHI_STRIPE_API_BASE", default_value = crate::config::DEFAULT_STRIPE_API_BASE)]
+    pub stripe_api_base: String,
+    /// Stripe.js URL loaded by the card page (tests point it at localstripe's stand-in).
+    #[arg(long, env = "KAKEHASHI_STRIPE_JS_URL", default_value = crate::config::DEFAULT_STRIPE_JS_URL)]
+    pub stripe_js_url: String,
+}
+
+impl StripeArgs {
+    pub fn settings(&self) -> crate::config::StripeSettings {
+        crate::config::StripeSettings {
+            api_base: self.stripe_api_base.clone(),
+            js_url: self.stripe_js_url.clone(),
+        }
     }
 }
 
@@ -333,6 +356,13 @@ secret key: {} (sealed with master key {})",
                 a.fingerprint,
                 registry.keys().current_id().unwrap_or("-"),
             );
+            if a.processor == Processor::Stripe {
+                println!(
+                    "webhook endpoint (add it in the Stripe Dashboard): \
+                     <KAKEHASHI_PUBLIC_URL>/webhooks/stripe/{}",
+                    a.id
+                );
+            }
             for m in &a.methods {
                 if let Some(why) = registry.unusable(&a, *m) {
                     println!(

@@ -63,6 +63,8 @@ pub struct Config {
     /// KOMOJU's API host (`KAKEHASHI_KOMOJU_API_BASE`, default `https://komoju.com`): https on a
     /// public host, unless loopback callbacks are allowed (a local fake in development/tests).
     pub komoju_api_base: String,
+    /// Where Stripe's API and Stripe.js are (`KAKEHASHI_STRIPE_API_BASE`, `KAKEHASHI_STRIPE_JS_URL`).
+    pub stripe: StripeSettings,
 }
 
 /// Default gateway body: `{"to":"{to}","text":"{text}"}`.
@@ -70,6 +72,28 @@ pub const DEFAULT_SMS_HTTP_BODY: &str = r#"{"to":"{to}","text":"{text}"}"#;
 
 /// KOMOJU's API host.
 pub const DEFAULT_KOMOJU_API_BASE: &str = "https://komoju.com";
+
+/// Stripe's API.
+pub const DEFAULT_STRIPE_API_BASE: &str = "https://api.stripe.com";
+/// Stripe.js.
+pub const DEFAULT_STRIPE_JS_URL: &str = "https://js.stripe.com/v3/";
+
+/// Where Stripe is, from the server settings (`KAKEHASHI_STRIPE_API_BASE`,
+/// `KAKEHASHI_STRIPE_JS_URL`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StripeSettings {
+    pub api_base: String,
+    pub js_url: String,
+}
+
+impl Default for StripeSettings {
+    fn default() -> Self {
+        StripeSettings {
+            api_base: DEFAULT_STRIPE_API_BASE.into(),
+            js_url: DEFAULT_STRIPE_JS_URL.into(),
+        }
+    }
+}
 
 /// A setting that is a credential: `Debug` prints `***` so configs can be logged.
 #[derive(Clone)]
@@ -118,6 +142,7 @@ impl Config {
             master_key: None,
             master_key_previous: Vec::new(),
             komoju_api_base: DEFAULT_KOMOJU_API_BASE.into(),
+            stripe: Default::default(),
         }
     }
 }

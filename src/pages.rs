@@ -100,6 +100,8 @@ pub struct FpSelector {
     pub action: String,
     pub csrf: String,
     pub cancel_url: Option<String>,
+    /// Why a method is missing on this phone (card through a processor's browser form).
+    pub note: Option<String>,
 }
 
 /// A checkout that can no longer be paid (already paid, or closed): shows its state.

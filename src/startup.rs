@@ -76,6 +76,7 @@ impl App {
             .to_owned();
         let mut registry = Registry::new(&public_url, &secret, keys.clone());
         registry.configure(&config)?;
+        registry.register(stripe_driver(&config)?);
         let connectors = Arc::new(registry);
         let state = AppState {
             ctx: Ctx {
@@ -255,7 +256,16 @@ pub async fn registry(config: &Config, db: &Db) -> anyhow::Result<Arc<Registry>>
         .unwrap_or_else(|| format!("http://{}", config.addr));
     let mut registry = Registry::new(public_url.trim_end_matches('/'), &secret, keys);
     registry.configure(config)?;
+    registry.register(stripe_driver(config)?);
     Ok(Arc::new(registry))
+}
+
+/// The Stripe driver, its URLs checked here so a bad setting stops the server at startup.
+fn stripe_driver(config: &Config) -> anyhow::Result<Arc<dyn ProcessorDriver>> {
+    Ok(Arc::new(crate::connectors::stripe::StripeDriver::new(
+        &config.stripe,
+        config.allow_loopback_callbacks,
+    )?))
 }
 
 /// Periodic state sweeps: lapsed card authorizations, abandoned 3-D Secure challenges. Each
@@ -277,6 +287,9 @@ async fn sweep(db: Db, config: Arc<Config>, registry: Arc<Registry>, stop: Cance
         }
         if let Err(e) = crate::flows::card::resume_operations(&db, &registry, now).await {
             tracing::warn!(error = %e, "card operation sweep");
+        }
+        if let Err(e) = crate::flows::client_card::reconcile(&db, &registry, now).await {
+            tracing::warn!(error = %e, "browser card reconciliation sweep");
         }
     }
 }

@@ -8,6 +8,7 @@ use zeroize::Zeroizing;
 use crate::connectors::bank::BankConnector;
 use crate::connectors::card::CardConnector;
 use crate::connectors::carrier::CarrierConnector;
+use crate::connectors::client_card::ClientCardConnector;
 use crate::connectors::konbini::NumberConnector;
 use crate::connectors::webhook::{WebhookError, WebhookEvent};
 use crate::domain::processor::{Family, Processor};
@@ -55,6 +56,11 @@ pub trait ProcessorDriver: Send + Sync {
         None
     }
     fn carrier(&self, _c: &Credentials) -> Option<Arc<dyn CarrierConnector>> {
+        None
+    }
+    /// For a processor whose card form runs in the shopper's browser (Stripe.js): the
+    /// browser-side part of its card connector. `None`: cards are entered on our page.
+    fn client_card(&self, _c: &Credentials) -> Option<Arc<dyn ClientCardConnector>> {
         None
     }
     /// Verifies and reads an inbound webhook delivered for an account of this processor

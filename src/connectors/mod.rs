@@ -5,9 +5,11 @@
 pub mod bank;
 pub mod card;
 pub mod carrier;
+pub mod client_card;
 pub mod driver;
 pub mod komoju;
 pub mod konbini;
 pub mod registry;
 pub mod signed_return;
+pub mod stripe;
 pub mod webhook;

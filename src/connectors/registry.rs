@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 use crate::connectors::bank::{BankConnector, SandboxBankConnector};
 use crate::connectors::card::{CardConnector, SandboxCardConnector};
 use crate::connectors::carrier::{CarrierConnector, SandboxCarrierConnector};
+use crate::connectors::client_card::ClientCardConnector;
 pub use crate::connectors::driver::{Credentials, ProcessorDriver, StoredCredentials};
 use crate::connectors::komoju::{KomojuApi, KomojuDriver};
 use crate::connectors::konbini::{NumberConnector, SandboxNumberConnector};
@@ -80,7 +81,8 @@ pub enum Unusable {
 impl Registry {
     /// The standard registry: the sandbox for test mode and the processor drivers this build
     /// ships: KOMOJU (konbini and Pay-easy) against its public API host. Use
-    /// [`Registry::configure`] to apply the server's settings (the KOMOJU API base).
+    /// [`Registry::configure`] to apply the server's settings (the KOMOJU API base); `startup`
+    /// also registers the Stripe driver built from the server's Stripe settings.
     pub fn new(public_url: &str, server_secret: &[u8], keys: Arc<Keyring>) -> Registry {
         let mut r = Registry {
             sandbox: Sandbox::new(public_url, server_secret),
@@ -323,6 +325,36 @@ impl MerchantConnectors {
     pub fn card(&self) -> Option<Resolved<dyn CardConnector>> {
         let sb: Arc<dyn CardConnector> = self.registry.sandbox.card.clone();
         self.for_new(Method::Card, sb, |d, c| d.card(c))
+    }
+    /// When the card connector a new payment would use ([`Self::card`]) collects the card in
+    /// the shopper's browser: its browser-side part. `None` for the sandbox and for processors
+    /// whose card form is ours.
+    pub fn client_card(&self) -> Option<Resolved<dyn ClientCardConnector>> {
+        let r = &self.registry;
+        let a = self.accounts.iter().find(|a| {
+            a.status == AccountStatus::Active
+                && a.mode == self.mode
+                && a.methods.contains(&Method::Card)
+                && r.drivers
+                    .get(&a.processor)
+                    .is_some_and(|d| r.credentials(a).ok().is_some_and(|c| d.card(&c).is_some()))
+        })?;
+        let c = r.credentials(a).ok()?;
+        let conn = r.drivers.get(&a.processor)?.client_card(&c)?;
+        Some(Resolved {
+            id: ConnectorId::Account(a.id.clone()),
+            connector: conn,
+        })
+    }
+    /// The browser-side card connector of an existing payment's account, if it has one.
+    pub fn client_card_for(&self, id: &ConnectorId) -> Option<Arc<dyn ClientCardConnector>> {
+        let ConnectorId::Account(acct) = id else {
+            return None;
+        };
+        let a = self.accounts.iter().find(|a| &a.id == acct)?;
+        let driver = self.registry.drivers.get(&a.processor)?;
+        let c = self.registry.credentials(a).ok()?;
+        driver.client_card(&c)
     }
     pub fn card_for(&self, id: &ConnectorId) -> Option<Arc<dyn CardConnector>> {
         let sb: Arc<dyn CardConnector> = self.registry.sandbox.card.clone();

@@ -40,6 +40,7 @@ pub fn render(
                 action,
                 csrf: String::new(),
                 cancel_url: None,
+                note: None,
             },
         ),
         _ => crate::render::page(

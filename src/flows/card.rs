@@ -812,6 +812,10 @@ pub async fn lapse_due(db: &Db, now: i64, days: i64) -> anyhow::Result<usize> {
     Ok(n)
 }
 
+/// The `details.card_entry` of a payment whose card was entered in the browser, at the
+/// processor: [`reconcile_stale`] leaves these to the browser-card flow's own reconciliation.
+pub const BROWSER_ENTRY: &str = "browser";
+
 /// How long a card payment may sit in 3-D Secure before reconciliation asks the connector.
 pub const RECONCILE_AFTER_MS: i64 = 60_000;
 
@@ -831,6 +835,10 @@ pub async fn reconcile_stale(db: &Db, registry: &Arc<Registry>, now: i64) -> any
         on_db!(db, c => sqlx::query_as(&sql).bind(now - RECONCILE_AFTER_MS).fetch_all(c).await)?;
     let mut n = 0;
     for p in due {
+        // Cards entered at the processor in the browser: `client_card::reconcile` settles them.
+        if p.details_json()["card_entry"] == BROWSER_ENTRY {
+            continue;
+        }
         let Some(m) = crate::db::merchants::get(db, &p.merchant_id).await? else {
             continue;
         };

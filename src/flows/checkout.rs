@@ -143,6 +143,12 @@ pub fn offered(o: &Opened, device: Device) -> Vec<Method> {
     )
     .into_iter()
     .filter(|m| payable.contains(m))
+    // A processor's in-browser card form (Stripe.js) does not run on feature phones.
+    .filter(|m| {
+        !(*m == Method::Card
+            && device == Device::FeaturePhone
+            && o.connectors.client_card().is_some())
+    })
     .collect()
 }
 

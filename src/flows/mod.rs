@@ -4,6 +4,7 @@ pub mod bank;
 pub mod card;
 pub mod carrier;
 pub mod checkout;
+pub mod client_card;
 pub mod jobs;
 pub mod konbini;
 pub mod payment_requests;

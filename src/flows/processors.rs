@@ -28,6 +28,10 @@ pub enum ProcessorError {
     },
     #[error("the secret key is required")]
     MissingSecret,
+    #[error("Stripe card payments need the publishable key (pk_…): Stripe.js loads with it")]
+    MissingPublishableKey,
+    #[error("a Stripe {0} account takes {0} keys: sk_{0}_… or rk_{0}_…, and pk_{0}_…")]
+    StripeKeyMode(&'static str),
     #[error("cannot store credentials: {0}")]
     Seal(#[from] SealError),
     #[error(
@@ -83,6 +87,30 @@ pub async fn add(
     let secret_key = input.secret_key.trim();
     if secret_key.is_empty() {
         return Err(ProcessorError::MissingSecret);
+    }
+    let has_publishable = input
+        .publishable_key
+        .as_deref()
+        .is_some_and(|k| !k.trim().is_empty());
+    if input.processor == Processor::Stripe
+        && input.methods.contains(&Method::Card)
+        && !has_publishable
+    {
+        return Err(ProcessorError::MissingPublishableKey);
+    }
+    if input.processor == Processor::Stripe {
+        // Test keys on a live account would take no money; live keys on a test account would.
+        let m = input.mode.as_str();
+        let secret_ok = [format!("sk_{m}_"), format!("rk_{m}_")]
+            .iter()
+            .any(|p| secret_key.starts_with(p.as_str()));
+        let public_ok = input.publishable_key.as_deref().is_none_or(|k| {
+            let k = k.trim();
+            k.is_empty() || k.starts_with(&format!("pk_{m}_"))
+        });
+        if !secret_ok || !public_ok {
+            return Err(ProcessorError::StripeKeyMode(m));
+        }
     }
     let keys = registry.keys();
     if !keys.has_current() {

@@ -101,6 +101,11 @@ pub async fn submit(
     if !checkout::offered(&x.o, x.device).contains(&crate::domain::Method::Card) {
         return Err(AppError::shopper(Reason::MethodNotAvailable));
     }
+    // The processor collects this merchant's cards in the browser: card data posted here is
+    // refused and dropped (never parsed as a card, stored or logged).
+    if x.o.connectors.client_card().is_some() {
+        return Err(AppError::shopper(Reason::MethodNotAvailable));
+    }
     let ip = peer.ip().to_string();
     flow::check_lock(&state, &x.o.checkout.id, &ip).await?;
     let (opts, holder) = flow::merchant_card_settings(&x.o.merchant.card_options);
@@ -442,6 +447,10 @@ fn render_form(
     selected: &str,
     status: StatusCode,
 ) -> AppResult<Response> {
+    if x.o.connectors.client_card().is_some() {
+        let s = &x.token;
+        return super::card_browser::render(state, x.device, s, &x.o, form_error, status);
+    }
     let (opts, holder) = flow::merchant_card_settings(&x.o.merchant.card_options);
     let en = x.o.checkout.lang == "en";
     let options = opts

@@ -187,6 +187,7 @@ fn render_checkout(
                 action,
                 csrf,
                 cancel_url,
+                note: super::card_browser::fp_selector_note(o, en),
             },
         ),
         _ => page(

@@ -32,6 +32,13 @@ fn message_ja(e: &ProcessorError) -> String {
             format!("{processor} は {name} に対応していません。")
         }
         ProcessorError::MissingSecret => "シークレットキーを入力してください。".into(),
+        ProcessorError::MissingPublishableKey => {
+            "Stripe のカード決済には公開可能キー（pk_…）が必要です。".into()
+        }
+        ProcessorError::StripeKeyMode(m) => format!(
+            "Stripe の{}アカウントには sk_{m}_… / rk_{m}_… と pk_{m}_… のキーを指定してください。",
+            if *m == "live" { "本番" } else { "テスト" }
+        ),
         ProcessorError::Seal(crate::secrets::SealError::NoMasterKey) => {
             "マスターキー（KAKEHASHI_MASTER_KEY）が設定されていないため、認証情報を保存できません。".into()
         }

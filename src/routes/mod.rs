@@ -3,6 +3,7 @@
 mod assets;
 mod bank;
 mod card;
+mod card_browser;
 mod carrier;
 pub mod checkout;
 pub mod console;
@@ -96,6 +97,13 @@ pub fn router(state: AppState) -> Router {
             get(card::challenge_page).post(card::challenge_submit),
         )
         .route("/pay/{token}/card/result", get(card::result_page))
+        .route("/pay/{token}/card/intent", post(card_browser::intent))
+        .route("/pay/{token}/card/return", get(card_browser::back))
+        .route("/js/card-elements.js", get(card_browser::script))
+        .route(
+            "/webhooks/stripe/{account_id}",
+            post(card_browser::stripe_webhook),
+        )
         // SMS payment links: the short URL redirects to a freshly signed checkout link
         .route("/s/{code}", get(short::open))
         // Server-to-server API (its own auth, idempotency and JSON error layers)

@@ -21,4 +21,5 @@ mod live;
 mod notify;
 mod shutdown;
 mod sms;
+mod stripe;
 mod vectors;

@@ -24,6 +24,12 @@ const EXP_YEAR = String((new Date().getFullYear() + 3) % 100).padStart(2, '0');
 const IPHONE_UA = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Mobile/15E148 Safari/604.1';
 
 let server, base, secret, keyId, webhookSecret, browser;
+// localstripe (a Stripe API stand-in) for the Stripe Elements test; null when missing and the
+// run set KAKEHASHI_SKIP_LOCALSTRIPE=1.
+let localstripe, lsUrl = null;
+const MASTER_KEY = '0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef';
+const STRIPE_SK = 'sk_test_browser_0123456789';
+const STRIPE_PK = 'pk_test_browser_0123456789';
 const hits = [];
 const pages = []; // [name, html] for vnu
 let receiverUrl;
@@ -40,7 +46,7 @@ function cli(...args) {
 }
 
 /** A signed checkout link, exactly as docs/link-protocol.md describes. */
-function link(orderId, amount, extra = {}) {
+function link(orderId, amount, extra = {}, signWith = null) {
   const fields = {
     merchant_id: 'm_demo', key_id: keyId, order_id: orderId, amount: String(amount),
     item_name: 'ブラウザテスト商品', return_url: `${base}/demo/return`,
@@ -48,7 +54,7 @@ function link(orderId, amount, extra = {}) {
   };
   const canonical = Object.keys(fields).filter((k) => fields[k] !== '').sort()
     .map((k) => `${k}=${fields[k]}`).join('\n');
-  const signature = crypto.createHmac('sha256', secret).update(canonical, 'utf8').digest('hex');
+  const signature = crypto.createHmac('sha256', signWith || secret).update(canonical, 'utf8').digest('hex');
   const q = new URLSearchParams({ ...fields, signature });
   return `${base}/checkout?${q}`;
 }
@@ -64,12 +70,18 @@ before(async () => {
   receiverUrl = `http://127.0.0.1:${receiver.address().port}/notify`;
   receiver.unref();
 
+  lsUrl = await startLocalstripe();
+  process.env.KAKEHASHI_MASTER_KEY = MASTER_KEY;
+  const stripeEnv = lsUrl
+    ? { KAKEHASHI_STRIPE_API_BASE: lsUrl, KAKEHASHI_STRIPE_JS_URL: `${lsUrl}/js.stripe.com/v3/` }
+    : {};
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   server = spawn(BIN, [], {
     cwd: ROOT,
     env: { ...process.env, DATABASE_URL: DB, KAKEHASHI_ADDR: `127.0.0.1:${port}`,
-      KAKEHASHI_ALLOW_LOOPBACK_CALLBACKS: '1', KAKEHASHI_NOTIFY_RETRY_SCALE: '0.001', RUST_LOG: 'warn' },
+      KAKEHASHI_ALLOW_LOOPBACK_CALLBACKS: '1', KAKEHASHI_NOTIFY_RETRY_SCALE: '0.001', RUST_LOG: 'warn',
+      ...stripeEnv },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';
@@ -95,7 +107,47 @@ before(async () => {
 after(async () => {
   if (browser) await browser.close();
   if (server) server.kill('SIGKILL');
+  if (localstripe) localstripe.kill('SIGKILL');
 });
+
+/** Starts localstripe on a free port; fails when it is missing unless the run allows skipping. */
+async function startLocalstripe() {
+  const port = await freePort();
+  const child = spawn('localstripe', ['--port', String(port), '--from-scratch'], { stdio: 'ignore' });
+  const missing = await new Promise((resolve) => {
+    child.on('error', () => resolve(true));
+    setTimeout(() => resolve(false), 300);
+  });
+  if (missing) {
+    if (process.env.KAKEHASHI_SKIP_LOCALSTRIPE === '1') {
+      process.stderr.write('SKIPPED Stripe Elements browser test (KAKEHASHI_SKIP_LOCALSTRIPE=1): localstripe is not installed\n');
+      return null;
+    }
+    throw new Error('localstripe is not installed (pip install localstripe), or set KAKEHASHI_SKIP_LOCALSTRIPE=1 to skip');
+  }
+  localstripe = child;
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 200; i++) {
+    try {
+      const r = await fetch(`${url}/v1/payment_intents`, { headers: { authorization: `Bearer ${STRIPE_SK}` } });
+      if (r.ok) return url;
+    } catch { /* not up yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('localstripe did not start');
+}
+
+/** A localstripe API call with the secret key. */
+async function stripe(pathName, form) {
+  const r = await fetch(`${lsUrl}${pathName}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${STRIPE_SK}`, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(form).toString(),
+  });
+  const body = await r.json();
+  assert.equal(r.status, 200, JSON.stringify(body));
+  return body;
+}
 
 /** A browser context for a device; tracks console errors and CSP violations. */
 async function open(device) {
@@ -245,6 +297,53 @@ test('error page for a tampered link', async () => {
   assert.equal(await page.textContent('#error-code'), 'bad_signature');
   page.problems = page.problems.filter((p) => !p.includes('status of 403')); // the page itself is a 403
   await check(page, 'pc-07-error');
+  await ctx.close();
+});
+
+test('pc: card through Stripe Elements (localstripe) with 3-D Secure', async (t) => {
+  if (!lsUrl) { t.skip('localstripe is not installed (KAKEHASHI_SKIP_LOCALSTRIPE=1)'); return; }
+  // A merchant whose cards go through a Stripe test account.
+  const out = cli('merchant', 'add', '--name', 'Stripe テスト商店', '--methods', 'card,konbini',
+    '--return-origin', base, '--capture-mode', 'auto');
+  const merchant = /merchant_id:\s+(\S+)/.exec(out)[1];
+  const key = /key_id:\s+(\S+)/.exec(out)[1];
+  const signing = /secret:\s+(\S+)/.exec(out)[1];
+  cli('processor', 'add', merchant, '--processor', 'stripe', '--mode', 'test', '--methods', 'card',
+    '--secret-key', STRIPE_SK, '--publishable-key', STRIPE_PK);
+  const { ctx, page } = await open('pc');
+  const order = `b-stripe-${Date.now()}`;
+  await page.goto(link(order, 4200, { merchant_id: merchant, key_id: key }, signing));
+  await page.click('button[value=card]');
+  // Stripe.js (here localstripe's stand-in) loaded under the page's CSP and mounted its fields;
+  // the page has no card field of ours.
+  await page.waitForSelector('#card-element input');
+  assert.equal(await page.locator('input[name=number], #cc-number').count(), 0);
+  await page.screenshot({ path: path.join(ART, 'pc-12-stripe-elements.png'), fullPage: true });
+  // Our page's HTML is checked by vnu; axe is not run here: the inputs are the stand-in's.
+  pages.push(['pc-12-stripe-elements', await page.content()]);
+  const inputs = page.locator('#card-element input');
+  await inputs.nth(0).fill('4000002500003155');
+  await inputs.nth(1).fill('12');
+  await inputs.nth(2).fill(EXP_YEAR);
+  await inputs.nth(3).fill('123');
+  const intent = page.waitForResponse((r) => r.url().endsWith('/card/intent'));
+  await page.click('#card-submit');
+  const { client_secret: clientSecret } = await (await intent).json();
+  const pi = clientSecret.split('_secret_')[0];
+  // localstripe's stand-in does not send the Element's card to Stripe (real Stripe.js does):
+  // attach the same 3-D Secure test card and confirm, as Stripe.js would, then let the page's
+  // 3-D Secure dialog (the stand-in's) complete.
+  const year = String(new Date().getFullYear() + 3);
+  const pm = await stripe('/v1/payment_methods', { type: 'card', 'card[number]': '4000002500003155',
+    'card[exp_month]': '12', 'card[exp_year]': year, 'card[cvc]': '123' });
+  await stripe(`/v1/payment_intents/${pi}`, { payment_method: pm.id });
+  const confirmed = await stripe(`/v1/payment_intents/${pi}/confirm`, {});
+  assert.equal(confirmed.status, 'requires_action');
+  await page.click('text=Complete authentication');
+  await page.waitForSelector('#result-h');
+  assert.match(await page.textContent('#result-h'), /お支払いが完了しました/);
+  assert.deepEqual(page.problems, [], 'console errors / CSP violations');
+  await check(page, 'pc-13-stripe-done');
   await ctx.close();
 });
 

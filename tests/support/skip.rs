@@ -18,6 +18,8 @@ pub enum Service {
     /// A program that runs one of the copy-paste scripts in docs/examples (bash, python3, node,
     /// php, curl, openssl).
     Examples,
+    /// localstripe (a Stripe API stand-in, `pip install localstripe`), for the Stripe tests.
+    Localstripe,
 }
 
 impl Service {
@@ -26,6 +28,7 @@ impl Service {
             Service::Postgres => "KAKEHASHI_SKIP_PG",
             Service::Browser => "KAKEHASHI_SKIP_BROWSER",
             Service::Examples => "KAKEHASHI_SKIP_EXAMPLES",
+            Service::Localstripe => "KAKEHASHI_SKIP_LOCALSTRIPE",
         }
     }
 
@@ -37,6 +40,7 @@ impl Service {
                 "the browser tests when Chromium, Node.js or tests/browser/node_modules is missing"
             }
             Service::Examples => "each docs/examples script whose program is not installed",
+            Service::Localstripe => "the Stripe tests when localstripe is not installed",
         }
     }
 

@@ -1,0 +1,642 @@
+//! Card payments collected in the shopper's browser by the processor's script (Stripe.js):
+//! the card number never reaches this server.
+//!
+//! 1. [`prepare`]: the shopper submits the card page; the payment is created (`awaiting_3ds`,
+//!    committed), then the processor's intent, outside any transaction, with an idempotency key
+//!    derived from our payment id. The browser gets the intent's client secret and confirms it
+//!    with the processor (3-D Secure included).
+//! 2. [`settle`]: on the return URL, an inbound event, or the sweep, the server retrieves the
+//!    intent and records the outcome — never what the browser says. Only forward transitions
+//!    of the card state machine are applied, so events arriving late or twice change nothing.
+//! 3. [`reconcile`]: intents whose outcome never came are retrieved; those still waiting for
+//!    the shopper after [`PENDING_TTL`] are cancelled at the processor and the payment fails.
+//!
+//! Capture, cancel and refund are the usual [`crate::flows::card`] actions.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use crate::connectors::client_card::{
+    ClientCardConnector, Intent, IntentRequest, IntentState, WebhookError,
+};
+use crate::connectors::registry::Registry;
+use crate::context::Ctx;
+use crate::db::{Db, Tx};
+use crate::domain::card::{
+    self, Brand, CardAction, CardPayment, CardStatus, PaymentOption, ThreeDsResult, ThreeDsStatus,
+};
+use crate::domain::processor::{ConnectorId, Processor};
+use crate::domain::CheckoutStatus;
+use crate::error::{AppError, AppResult, Reason};
+use crate::flows::card::{check_lock, record_failure, PENDING_TTL, RECONCILE_AFTER_MS};
+use crate::flows::checkout::Opened;
+use crate::payments::{self, Change, NewPayment, PaymentError, PaymentRow};
+use crate::util::now_ms;
+use crate::{exec_tx, on_db};
+
+pub use crate::flows::card::BROWSER_ENTRY;
+
+/// What the browser needs to confirm the payment with the processor.
+pub struct Prepared {
+    pub payment_id: String,
+    pub client_secret: String,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("payment_id", &self.payment_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn connector_failed(e: crate::connectors::card::ConnectorError) -> AppError {
+    AppError::Api {
+        status: StatusCode::BAD_GATEWAY,
+        code: "connector_error",
+        message: format!("the card processor refused: {}", e.code()),
+    }
+}
+
+fn in_progress() -> AppError {
+    AppError::Api {
+        status: StatusCode::CONFLICT,
+        code: "payment_in_progress",
+        message: "this checkout already has a payment in progress".into(),
+    }
+}
+
+fn card_state(p: &PaymentRow) -> AppResult<CardPayment> {
+    let status = CardStatus::parse(&p.status)
+        .ok_or_else(|| anyhow::anyhow!("payment {} has non-card status {}", p.id, p.status))?;
+    let authorized_amount = if matches!(
+        status,
+        CardStatus::Awaiting3ds | CardStatus::Challenge | CardStatus::Failed
+    ) {
+        0
+    } else {
+        p.amount
+    };
+    Ok(CardPayment {
+        status,
+        amount: p.amount,
+        authorized_amount,
+        captured_amount: p.captured_amount,
+        refunded_amount: p.refunded_amount,
+    })
+}
+
+/// Checks a change with the pure state machine, then writes it (event + outbox).
+async fn apply(
+    tx: &mut Tx,
+    p: &PaymentRow,
+    action: &CardAction,
+    event: &str,
+    actor: &str,
+    data: serde_json::Value,
+    details: Option<serde_json::Value>,
+) -> Result<PaymentRow, Applied> {
+    let next = card::apply(&card_state(p).map_err(Applied::Err)?, action)
+        .map_err(|_| Applied::NotForward)?;
+    let mut change = Change::new(next.status.as_str(), event, actor);
+    change.captured_amount = Some(next.captured_amount);
+    change.refunded_amount = Some(next.refunded_amount);
+    change.amount = data.get("amount").and_then(|a| a.as_i64());
+    change.data = data;
+    change.details = details;
+    if next.status == CardStatus::Captured && p.paid_at.is_none() {
+        change.paid_at = Some(now_ms());
+    }
+    payments::transition(tx, p, &change)
+        .await
+        .map_err(|e| match e {
+            PaymentError::Conflict => Applied::Conflict,
+            PaymentError::Db(e) => Applied::Err(AppError::Db(e)),
+            PaymentError::AlreadyLive => Applied::Err(AppError::shopper(Reason::CheckoutClosed)),
+        })
+}
+
+/// Why [`apply`] wrote nothing.
+enum Applied {
+    /// The state machine refuses the change: the payment moved on (a late or repeated event).
+    NotForward,
+    /// Another writer changed the payment first.
+    Conflict,
+    Err(AppError),
+}
+
+/// Creates the payment and its intent, or returns the secret of the checkout's intent still
+/// waiting for the shopper (a reload). Card-testing limits apply as for cards typed on our page.
+pub async fn prepare(state: &Ctx, o: &Opened, ip: &str) -> AppResult<Prepared> {
+    let resolved = o
+        .connectors
+        .client_card()
+        .ok_or(AppError::shopper(Reason::MethodNotAvailable))?;
+    let conn = resolved.connector;
+    check_lock(state, &o.checkout.id, ip).await?;
+    if let Some(p) = payments::live_for_checkout(&state.db, &o.checkout.id).await? {
+        return reuse(state, o, conn.as_ref(), &resolved.id, p).await;
+    }
+    let details = json!({
+        "card_entry": BROWSER_ENTRY,
+        "option": PaymentOption::Lump.code(),
+        "option_label": PaymentOption::Lump.label_ja(),
+    });
+    let mut tx = state.db.begin().await?;
+    let created = payments::create(
+        &mut tx,
+        &NewPayment {
+            merchant_id: &o.merchant.id,
+            checkout_id: &o.checkout.id,
+            order_id: &o.checkout.order_id,
+            method: "card",
+            institution: None,
+            status: CardStatus::Awaiting3ds.as_str(),
+            amount: o.checkout.amount,
+            fee: 0,
+            deadline_at: None,
+            details,
+            connector: &resolved.id,
+        },
+        "shopper",
+    )
+    .await;
+    let p = match created {
+        Ok(p) => p,
+        Err(PaymentError::AlreadyLive) => return Err(in_progress()),
+        Err(PaymentError::Db(e)) => return Err(AppError::Db(e)),
+        Err(PaymentError::Conflict) => return Err(in_progress()),
+    };
+    tx.commit().await?;
+
+    let created = conn.create_intent(&intent_request(o, &p)).await;
+    let intent = match created {
+        Ok(i) => i,
+        Err(e) => {
+            let mut tx = state.db.begin().await?;
+            let _ = fail(&mut tx, &p, "processing_error", e.code(), "shopper").await;
+            tx.commit().await?;
+            state.wake_notifier();
+            record_failure(state, &o.checkout.id, ip).await?;
+            return Err(connector_failed(e));
+        }
+    };
+    store_ref(&state.db, &p.id, &intent.intent_id).await?;
+    Ok(Prepared {
+        payment_id: p.id,
+        client_secret: intent.client_secret,
+    })
+}
+
+/// The intent of a payment. The idempotency key is derived from our payment id, so asking
+/// again (after a lost answer) returns the same intent.
+fn intent_request(o: &Opened, p: &PaymentRow) -> IntentRequest {
+    IntentRequest {
+        payment_id: p.id.clone(),
+        order_id: o.checkout.order_id.clone(),
+        amount: p.amount,
+        capture_now: o.merchant.capture_mode == crate::domain::CaptureMode::Auto,
+        idempotency_key: format!("kakehashi-intent-{}", p.id),
+    }
+}
+
+/// Not a state change: the intent id is recorded before its secret leaves this server, so
+/// every intent a browser could confirm is one we can retrieve.
+async fn store_ref(db: &Db, payment_id: &str, intent_id: &str) -> AppResult<()> {
+    let mut tx = db.begin().await?;
+    exec_tx!(&mut tx, c => sqlx::query(
+        "UPDATE payments SET connector_ref = $1 WHERE id = $2 AND connector_ref IS NULL",
+    )
+    .bind(intent_id)
+    .bind(payment_id)
+    .execute(c)
+    .await)?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The checkout already has a live payment: hand out its intent again only while it still
+/// waits for the shopper on the same connector. A payment whose intent id was never recorded
+/// (the request creating it was cut off) gets it now: the same idempotency key returns the
+/// same intent.
+async fn reuse(
+    state: &Ctx,
+    o: &Opened,
+    conn: &dyn ClientCardConnector,
+    id: &ConnectorId,
+    p: PaymentRow,
+) -> AppResult<Prepared> {
+    let reusable = p.method == "card"
+        && p.status == CardStatus::Awaiting3ds.as_str()
+        && p.connector == id.as_str()
+        && p.details_json()["card_entry"] == BROWSER_ENTRY;
+    if !reusable {
+        return Err(in_progress());
+    }
+    let r = match p.connector_ref.clone() {
+        Some(r) => r,
+        None => {
+            let intent = conn
+                .create_intent(&intent_request(o, &p))
+                .await
+                .map_err(connector_failed)?;
+            store_ref(&state.db, &p.id, &intent.intent_id).await?;
+            intent.intent_id
+        }
+    };
+    let intent = conn.retrieve_intent(&r).await.map_err(connector_failed)?;
+    if intent.state != IntentState::AwaitingShopper {
+        return Err(in_progress());
+    }
+    let client_secret = conn.client_secret(&r).await.map_err(connector_failed)?;
+    Ok(Prepared {
+        payment_id: p.id,
+        client_secret,
+    })
+}
+
+/// Marks a waiting payment failed.
+async fn fail(
+    tx: &mut Tx,
+    p: &PaymentRow,
+    reason: &str,
+    detail: &str,
+    actor: &str,
+) -> Result<PaymentRow, Applied> {
+    let mut d = p.details_json();
+    d["failure"] = json!(reason);
+    apply(
+        tx,
+        p,
+        &CardAction::Fail,
+        "payment.failed",
+        actor,
+        json!({ "reason": reason, "detail": detail }),
+        Some(d),
+    )
+    .await
+}
+
+/// The card details an intent reports, in the shape the console and receipts read.
+fn with_card(p: &PaymentRow, i: &Intent) -> serde_json::Value {
+    let mut d = p.details_json();
+    if let Some(b) = &i.card.brand {
+        // Stripe's brand codes (visa, mastercard, jcb, amex, diners) are ours.
+        let brand = Brand::from_code(b);
+        d["brand"] = json!(brand.map(|b| b.code()).unwrap_or(b.as_str()));
+        d["brand_name"] = json!(brand.map(|b| b.display_name()).unwrap_or(b.as_str()));
+    }
+    if let Some(l) = &i.card.last4 {
+        d["last4"] = json!(l);
+    }
+    if let (Some(m), Some(y)) = (i.card.exp_month, i.card.exp_year) {
+        d["expiry"] = json!(format!("{m:02}/{:02}", y % 100));
+    }
+    d
+}
+
+/// Records what the processor says about a payment still waiting for its outcome: the intent
+/// is retrieved (the browser's word is never taken), checked against the payment, and only a
+/// forward change is applied. Returns the payment as it is now. A failed payment's intent is
+/// cancelled at the processor afterwards, so its client secret cannot pay any more.
+pub async fn settle(
+    db: &Db,
+    conn: &dyn ClientCardConnector,
+    p: PaymentRow,
+    actor: &str,
+) -> AppResult<PaymentRow> {
+    let waiting = [
+        CardStatus::Awaiting3ds.as_str(),
+        CardStatus::Challenge.as_str(),
+    ];
+    if p.method != "card" || !waiting.contains(&p.status.as_str()) {
+        return Ok(p);
+    }
+    let Some(r) = p.connector_ref.clone() else {
+        return Ok(p);
+    };
+    let i = conn.retrieve_intent(&r).await.map_err(connector_failed)?;
+    if i.payment_id.as_deref() != Some(p.id.as_str())
+        || i.amount != p.amount
+        || !i.currency.eq_ignore_ascii_case("jpy")
+    {
+        tracing::error!(payment = %p.id, intent = %i.id, "the intent does not match the payment");
+        return Err(AppError::Api {
+            status: StatusCode::BAD_GATEWAY,
+            code: "connector_error",
+            message: "the processor's intent does not match the payment".into(),
+        });
+    }
+    let mut tx = db.begin().await?;
+    let result = match &i.state {
+        IntentState::AwaitingShopper | IntentState::Processing => return Ok(p),
+        IntentState::Authorized | IntentState::Captured => {
+            record_paid(&mut tx, &p, &i, actor).await
+        }
+        IntentState::Failed(f) => fail(&mut tx, &p, &f.reason, &f.processor_code, actor).await,
+        IntentState::Cancelled => {
+            fail(
+                &mut tx,
+                &p,
+                "cancelled",
+                "cancelled at the processor",
+                actor,
+            )
+            .await
+        }
+    };
+    match result {
+        Ok(row) => {
+            tx.commit().await?;
+            if matches!(i.state, IntentState::Failed(_)) {
+                if let Err(e) = conn
+                    .cancel_intent(&r, &format!("kakehashi-cancel-{}", p.id))
+                    .await
+                {
+                    tracing::warn!(payment = %p.id, code = e.code(), "cancelling a failed intent");
+                }
+            }
+            Ok(row)
+        }
+        Err(Applied::NotForward | Applied::Conflict) => {
+            drop(tx);
+            Ok(payments::get(db, &p.id).await?.unwrap_or(p))
+        }
+        Err(Applied::Err(e)) => Err(e),
+    }
+}
+
+/// Authorized (and, with automatic capture, captured) at the processor: both events in one
+/// transaction, and the checkout paid.
+async fn record_paid(
+    tx: &mut Tx,
+    p: &PaymentRow,
+    i: &Intent,
+    actor: &str,
+) -> Result<PaymentRow, Applied> {
+    let mut d = with_card(p, i);
+    // The processor ran 3-D Secure in the browser. When it reports no result (an exemption, or
+    // a processor that does not say), the authorization is recorded as attempted (A).
+    let three_ds = match &i.three_ds {
+        Some(t) if t.allows_authorization() => t.clone(),
+        other => ThreeDsResult {
+            status: ThreeDsStatus::Attempted,
+            eci: other.as_ref().and_then(|t| t.eci.clone()),
+        },
+    };
+    d["three_ds"] = json!({ "status": three_ds.status.code(), "eci": three_ds.eci });
+    d["processor_intent"] = json!(i.id);
+    if let Some(code) = &i.approval_code {
+        d["approval_code"] = json!(code);
+    }
+    let data = json!({ "amount": p.amount, "eci": three_ds.eci });
+    let action = CardAction::Authorized {
+        amount: p.amount,
+        three_ds,
+    };
+    let mut row = apply(tx, p, &action, "payment.authorized", actor, data, Some(d)).await?;
+    if i.state == IntentState::Captured {
+        let amount = if i.amount_received > 0 {
+            i.amount_received
+        } else {
+            p.amount
+        };
+        row = apply(
+            tx,
+            &row,
+            &CardAction::Capture { amount },
+            "payment.captured",
+            actor,
+            json!({ "amount": amount }),
+            None,
+        )
+        .await?;
+    }
+    payments::set_checkout_status(tx, &p.checkout_id, CheckoutStatus::Paid)
+        .await
+        .map_err(|e| Applied::Err(AppError::Db(e)))?;
+    Ok(row)
+}
+
+/// The shopper came back from the processor's script: settles the checkout's newest browser
+/// card payment. `None` when the checkout has none.
+pub async fn settle_return(state: &Ctx, o: &Opened, ip: &str) -> AppResult<Option<PaymentRow>> {
+    let Some(p) = payments::latest_for_checkout(&state.db, &o.checkout.id).await? else {
+        return Ok(None);
+    };
+    let Some(conn) = o.connectors.client_card_for(&p.connector_id()) else {
+        return Ok(Some(p));
+    };
+    let before = p.status.clone();
+    let row = settle(&state.db, conn.as_ref(), p, "shopper").await?;
+    if row.status != before {
+        state.wake_notifier();
+        if row.status == CardStatus::Failed.as_str() {
+            record_failure(state, &o.checkout.id, ip).await?;
+        }
+    }
+    Ok(Some(row))
+}
+
+/// What happened to an inbound event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookOutcome {
+    /// About one of our payments: its intent was retrieved and any forward change applied.
+    Applied,
+    /// Seen before: acknowledged, nothing done.
+    Duplicate,
+    /// A type or object we do not act on: acknowledged.
+    Ignored,
+}
+
+/// Why an inbound event was not acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error("no such account")]
+    UnknownAccount,
+    #[error("the account's credentials cannot be opened on this server")]
+    Unavailable,
+    #[error(transparent)]
+    Refused(#[from] WebhookError),
+    #[error("applying the event failed: {0}")]
+    Failed(String),
+}
+
+impl From<sqlx::Error> for HookError {
+    fn from(e: sqlx::Error) -> Self {
+        HookError::Failed(e.to_string())
+    }
+}
+
+/// An inbound event for one processor account: verified with the account's webhook secret,
+/// applied at most once (its id is stored per account), and applied by retrieving the intent
+/// it names — so an event that arrives late, twice or out of order cannot move a payment back.
+pub async fn webhook(
+    state: &Ctx,
+    processor: Processor,
+    account_id: &str,
+    payload: &[u8],
+    signature: &str,
+) -> Result<HookOutcome, HookError> {
+    let db = &state.db;
+    let account = crate::db::processors::get(db, account_id)
+        .await?
+        .filter(|a| a.processor == processor)
+        .ok_or(HookError::UnknownAccount)?;
+    let merchant = crate::db::merchants::get(db, &account.merchant_id)
+        .await?
+        .ok_or(HookError::UnknownAccount)?;
+    let id = ConnectorId::Account(account.id.clone());
+    let conn = crate::flows::merchant_connectors(state, &merchant)
+        .await?
+        .client_card_for(&id)
+        .ok_or(HookError::Unavailable)?;
+    let event = conn.verify_webhook(payload, signature, now_ms() / 1000)?;
+    let seen: Option<String> = on_db!(db, c => sqlx::query_scalar(
+        "SELECT event_id FROM processor_events WHERE account_id = $1 AND event_id = $2",
+    )
+    .bind(&account.id)
+    .bind(&event.id)
+    .fetch_optional(c)
+    .await)?;
+    if seen.is_some() {
+        return Ok(HookOutcome::Duplicate);
+    }
+    let payment = match &event.intent_id {
+        Some(intent) if event.kind.starts_with("payment_intent.") => {
+            let sql = format!(
+                "SELECT {} FROM payments WHERE connector = $1 AND connector_ref = $2 AND method = 'card'",
+                payments::COLS
+            );
+            let row: Option<PaymentRow> = on_db!(db, c => sqlx::query_as(&sql)
+                .bind(&account.id)
+                .bind(intent)
+                .fetch_optional(c)
+                .await)?;
+            row
+        }
+        _ => None,
+    };
+    let outcome = match &payment {
+        Some(p) => {
+            let before = p.status.clone();
+            let row = settle(db, conn.as_ref(), p.clone(), "processor:webhook")
+                .await
+                .map_err(|e| HookError::Failed(e.to_string()))?;
+            if row.status != before {
+                state.wake_notifier();
+                // A decline counts towards the checkout's card-testing limit even when the
+                // browser never comes back (its intent is cancelled by `settle`).
+                if row.status == CardStatus::Failed.as_str() {
+                    let source = format!("event:{}", row.checkout_id);
+                    record_failure(state, &row.checkout_id, &source)
+                        .await
+                        .map_err(|e| HookError::Failed(e.to_string()))?;
+                }
+            }
+            HookOutcome::Applied
+        }
+        None => HookOutcome::Ignored,
+    };
+    let mut tx = db.begin().await?;
+    exec_tx!(&mut tx, c => sqlx::query(
+        "INSERT INTO processor_events (account_id, event_id, type, payment_id, outcome, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (account_id, event_id) DO NOTHING",
+    )
+    .bind(&account.id)
+    .bind(&event.id)
+    .bind(&event.kind)
+    .bind(payment.as_ref().map(|p| p.id.as_str()))
+    .bind(match outcome {
+        HookOutcome::Applied => "applied",
+        _ => "ignored",
+    })
+    .bind(now_ms())
+    .execute(c)
+    .await)?;
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// Browser card payments whose outcome never came (the shopper closed the tab during 3-D
+/// Secure, or the return and the events were lost): each is settled from its intent; one still
+/// waiting for the shopper after [`PENDING_TTL`] has its intent cancelled at the processor and
+/// fails (`challenge_expired`). Returns how many payments changed.
+///
+/// Stripe is asked about a waiting payment during its second minute (the shopper paid but
+/// neither came back nor was an event received) and again once it is past the TTL, not on
+/// every sweep in between: events and the return settle the rest.
+pub async fn reconcile(db: &Db, registry: &Arc<Registry>, now: i64) -> anyhow::Result<usize> {
+    let expired_before = now - PENDING_TTL.as_millis() as i64;
+    let sql = format!(
+        "SELECT {} FROM payments WHERE method = 'card' AND status IN ('awaiting_3ds', 'challenge') \
+         AND connector <> 'sandbox' AND updated_at < $1 AND (updated_at >= $2 OR updated_at < $3) \
+         LIMIT 500",
+        payments::COLS
+    );
+    let due: Vec<PaymentRow> = on_db!(db, c => sqlx::query_as(&sql)
+        .bind(now - RECONCILE_AFTER_MS)
+        .bind(now - 2 * RECONCILE_AFTER_MS)
+        .bind(expired_before)
+        .fetch_all(c)
+        .await)?;
+    let mut n = 0;
+    for p in due {
+        let Some(m) = crate::db::merchants::get(db, &p.merchant_id).await? else {
+            continue;
+        };
+        let Some(conn) = crate::flows::connectors_for(registry, db, &m)
+            .await?
+            .client_card_for(&p.connector_id())
+        else {
+            continue;
+        };
+        let expired = p.updated_at < expired_before;
+        let row = match &p.connector_ref {
+            Some(_) => match settle(db, conn.as_ref(), p.clone(), "system:reconcile").await {
+                Ok(row) => row,
+                Err(e) => {
+                    tracing::warn!(payment = %p.id, error = %e, "browser card reconciliation");
+                    continue;
+                }
+            },
+            None => p.clone(),
+        };
+        if row.status != p.status {
+            n += 1;
+            continue;
+        }
+        if !expired {
+            continue;
+        }
+        // Still waiting after the TTL: stop the intent first, so the shopper's browser can no
+        // longer pay it, then fail the payment. If the cancel is refused (the intent just
+        // succeeded), the next sweep settles it instead.
+        if let Some(r) = &p.connector_ref {
+            if let Err(e) = conn
+                .cancel_intent(r, &format!("kakehashi-expire-{}", p.id))
+                .await
+            {
+                tracing::warn!(payment = %p.id, code = e.code(), "cancelling an abandoned intent");
+                continue;
+            }
+        }
+        let mut tx = db.begin().await?;
+        if fail(
+            &mut tx,
+            &row,
+            "challenge_expired",
+            "the shopper did not finish",
+            "system:timeout",
+        )
+        .await
+        .is_ok()
+        {
+            tx.commit().await?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}

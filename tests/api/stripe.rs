@@ -1,0 +1,910 @@
+//! The Stripe connector against localstripe (a Stripe API stand-in started per test on
+//! loopback): the card page creates the PaymentIntent through our endpoint, the test confirms
+//! it the way Stripe.js would (payment method, confirm, 3-D Secure), and our server learns the
+//! outcome only by retrieving the intent. Capture, refund, webhooks, the sweep, feature phones.
+//!
+//! localstripe missing fails these tests unless `KAKEHASHI_SKIP_LOCALSTRIPE=1`.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use kakehashi::connectors::stripe::{sign, StripeSettings};
+use kakehashi::domain::processor::Processor;
+use kakehashi::domain::{Method, Mode};
+use kakehashi::flows::processors::{self, AccountInput};
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+const SK: &str = "sk_test_kakehashi_0123456789";
+const PK: &str = "pk_test_kakehashi_0123456789";
+const WHSEC: &str = "whsec_kakehashi_test_secret";
+const PAN: &str = "4242424242424242";
+const PAN_3DS: &str = "4000002500003155";
+const PAN_DECLINED: &str = "4000000000000341";
+
+/// A localstripe process on a free loopback port, killed when dropped.
+pub struct LocalStripe {
+    pub url: String,
+    child: Child,
+    http: reqwest::Client,
+}
+
+impl Drop for LocalStripe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl LocalStripe {
+    /// Starts localstripe and waits until it answers. `None` only when it is not installed
+    /// and the run set `KAKEHASHI_SKIP_LOCALSTRIPE=1`.
+    pub async fn start() -> Option<LocalStripe> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = match Command::new("localstripe")
+            .args(["--port", &port.to_string(), "--from-scratch"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                skip_or_fail(
+                    Service::Localstripe,
+                    &format!("localstripe cannot be started ({e})"),
+                    "pip install localstripe",
+                );
+                return None;
+            }
+        };
+        let ls = LocalStripe {
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+            http: reqwest::Client::new(),
+        };
+        for _ in 0..200 {
+            let ready = ls
+                .http
+                .get(format!("{}/v1/payment_intents", ls.url))
+                .bearer_auth(SK)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                return Some(ls);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("localstripe did not start on port {port}");
+    }
+
+    /// A call with the secret key, as Stripe.js's backend counterpart would make it.
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(SK)
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(SK)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// What Stripe.js does with the card the shopper typed into Elements: a PaymentMethod,
+    /// attached to the intent, and the intent confirmed. Returns the confirm status and body.
+    pub async fn confirm_with_card(&self, intent: &str, pan: &str) -> (u16, Value) {
+        let year = future_exp_year_full().to_string();
+        let (s, pm) = self
+            .post(
+                "/v1/payment_methods",
+                &[
+                    ("type", "card"),
+                    ("card[number]", pan),
+                    ("card[exp_month]", "12"),
+                    ("card[exp_year]", &year),
+                    ("card[cvc]", "123"),
+                ],
+            )
+            .await;
+        assert_eq!(s, 200, "{pm}");
+        let pm = pm["id"].as_str().unwrap();
+        let (s, b) = self
+            .post(
+                &format!("/v1/payment_intents/{intent}"),
+                &[("payment_method", pm)],
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        self.post(&format!("/v1/payment_intents/{intent}/confirm"), &[])
+            .await
+    }
+
+    /// The shopper completes (or fails) 3-D Secure in Stripe.js's modal: public key only.
+    pub async fn authenticate(&self, intent: &str, client_secret: &str, success: bool) -> Value {
+        let r = self
+            .http
+            .post(format!(
+                "{}/v1/payment_intents/{intent}/_authenticate?success={success}",
+                self.url
+            ))
+            .json(&json!({ "key": PK, "client_secret": client_secret }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        r.json().await.unwrap()
+    }
+}
+
+/// The app with its Stripe driver pointed at a fresh localstripe.
+async fn stripe_app(backend: Backend) -> Option<(TestApp, LocalStripe)> {
+    let ls = LocalStripe::start().await?;
+    let settings = StripeSettings {
+        api_base: ls.url.clone(),
+        js_url: format!("{}/js.stripe.com/v3/", ls.url),
+    };
+    let app = spawn_app_full(
+        backend,
+        |c| {
+            c.master_key = Some(kakehashi::config::Redacted(TEST_MASTER_KEY.into()));
+            c.stripe = settings;
+        },
+        Vec::new(),
+    )
+    .await?;
+    Some((app, ls))
+}
+
+macro_rules! both_stripe {
+    ($name:ident) => {
+        mod $name {
+            use $crate::helpers::Backend;
+            #[tokio::test]
+            async fn sqlite() {
+                if let Some((app, ls)) = super::stripe_app(Backend::Sqlite).await {
+                    super::$name(app, ls).await;
+                }
+            }
+            #[tokio::test]
+            async fn postgres() {
+                if let Some((app, ls)) = super::stripe_app(Backend::Postgres).await {
+                    super::$name(app, ls).await;
+                }
+            }
+        }
+    };
+}
+
+/// A test-mode merchant whose cards go through a Stripe test account. Returns it and the
+/// account id.
+async fn stripe_merchant(app: &TestApp, capture: &str) -> (TestMerchant, String) {
+    let capture = capture.to_owned();
+    let m = app.merchant_with(|n| n.capture_mode = capture).await;
+    let a = processors::add(
+        &app.db,
+        &app.state.connectors,
+        &m.id,
+        AccountInput {
+            processor: Processor::Stripe,
+            mode: Mode::Test,
+            methods: vec![Method::Card],
+            secret_key: SK.into(),
+            publishable_key: Some(PK.into()),
+            webhook_secret: Some(WHSEC.into()),
+        },
+    )
+    .await
+    .unwrap();
+    (m, a.id)
+}
+
+/// `data-name="…"` of the Elements form.
+fn data(body: &str, name: &str) -> String {
+    let needle = format!("data-{name}=\"");
+    let i = body
+        .find(&needle)
+        .unwrap_or_else(|| panic!("no data-{name} in {body}"))
+        + needle.len();
+    body[i..].split('"').next().unwrap().replace("&#x2f;", "/")
+}
+
+/// The card page: what the shopper's browser loads. Returns (page path, csrf).
+async fn card_page(
+    app: &TestApp,
+    ls: &LocalStripe,
+    m: &TestMerchant,
+    order: &str,
+) -> (String, String) {
+    let path = app.choose(m, order, 1000, "card", UA_PC).await;
+    let r = app.get(&path, UA_PC).await;
+    assert_eq!(r.status(), 200);
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body = r.text().await.unwrap();
+    // Stripe.js from the configured URL, our own script, and no card field of ours.
+    assert!(
+        body.contains(&format!("src=\"{}/js.stripe.com/v3/\"", ls.url)),
+        "{body}"
+    );
+    assert!(body.contains("src=\"/js/card-elements.js?v="), "{body}");
+    assert!(!body.contains("name=\"number\"") && !body.contains("name=\"cvc\""));
+    assert_eq!(data(&body, "key"), PK);
+    // The page's CSP lists the processor's origin, and nothing inline.
+    assert!(
+        csp.contains(&format!("script-src 'self' {}", ls.url)),
+        "{csp}"
+    );
+    assert!(
+        csp.contains(&format!("connect-src 'self' {}", ls.url)),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    (path, data(&body, "csrf"))
+}
+
+/// Asks our server for the intent, as our script does on submit. Returns (intent id, secret).
+async fn create_intent(app: &TestApp, path: &str, csrf: &str) -> (String, String) {
+    let r = app
+        .post_form(&format!("{path}/intent"), UA_PC, &[("csrf", csrf)])
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let secret = v["client_secret"].as_str().unwrap().to_owned();
+    let intent = secret.split("_secret_").next().unwrap().to_owned();
+    assert!(intent.starts_with("pi_"), "{secret}");
+    (intent, secret)
+}
+
+async fn payment_of(app: &TestApp, order: &str) -> kakehashi::payments::PaymentRow {
+    let id = app
+        .scalar_str(&format!(
+            "SELECT id FROM payments WHERE order_id = '{order}' ORDER BY created_at DESC"
+        ))
+        .await
+        .expect("payment");
+    kakehashi::payments::get(&app.db, &id)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn outbox_types(app: &TestApp, payment: &str) -> Vec<String> {
+    kakehashi::on_db!(&app.db, c => sqlx::query_scalar(
+        "SELECT type FROM outbox WHERE payment_id = $1 ORDER BY seq",
+    )
+    .bind(payment)
+    .fetch_all(c)
+    .await)
+    .unwrap()
+}
+
+/// Authorize through Stripe (manual capture), then a partial capture and a partial refund
+/// through the API; no card number ever reaches our server, its logs or its database.
+async fn stripe_authorize_capture_refund(app: TestApp, ls: LocalStripe) {
+    let (m, account) = stripe_merchant(&app, "manual").await;
+    let (path, csrf) = card_page(&app, &ls, &m, "st-1").await;
+    let (intent, _secret) = create_intent(&app, &path, &csrf).await;
+    let p = payment_of(&app, "st-1").await;
+    assert_eq!(p.status, "awaiting_3ds");
+    assert_eq!(p.connector, account);
+    assert_eq!(p.connector_ref.as_deref(), Some(intent.as_str()));
+    // The intent as our server created it.
+    let pi = ls.get(&format!("/v1/payment_intents/{intent}")).await;
+    assert_eq!(pi["amount"], 1000);
+    assert_eq!(pi["currency"], "jpy");
+    assert_eq!(pi["capture_method"], "manual");
+    assert_eq!(pi["metadata"]["kakehashi_payment_id"], p.id.as_str());
+    assert_eq!(pi["metadata"]["kakehashi_order_id"], "st-1");
+
+    // Stripe.js confirms; the browser is sent back to our return URL.
+    let (s, b) = ls.confirm_with_card(&intent, PAN).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["status"], "requires_capture");
+    let r = app.get(&format!("{path}/return"), UA_PC).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), format!("{path}/result"));
+    let p = payment_of(&app, "st-1").await;
+    assert_eq!(p.status, "authorized");
+    assert_eq!(app.checkout_status(&m, "st-1").await, "paid");
+    let d = p.details_json();
+    assert_eq!(d["last4"], "4242");
+    assert_eq!(d["card_entry"], "browser");
+    assert_eq!(outbox_types(&app, &p.id).await, vec!["payment.authorized"]);
+    let page = app.get(&format!("{path}/result"), UA_PC).await;
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("4242"));
+    // Returning again changes nothing.
+    app.get(&format!("{path}/return"), UA_PC).await;
+    assert_eq!(outbox_types(&app, &p.id).await.len(), 1);
+
+    // Partial capture and partial refund through the API reach Stripe.
+    let key = app.api_key(&m).await;
+    let c = app
+        .api_post(
+            &format!("/api/v1/payments/{}/capture", p.id),
+            &key,
+            json!({ "amount": 800 }),
+        )
+        .await;
+    assert_eq!(c.status, 200, "{}", c.json);
+    assert_eq!(c.json["status"], "captured");
+    assert_eq!(c.json["captured_amount"], 800);
+    let pi = ls
+        .get(&format!(
+            "/v1/payment_intents/{intent}?expand[]=latest_charge"
+        ))
+        .await;
+    assert_eq!(pi["status"], "succeeded");
+    assert_eq!(pi["latest_charge"]["captured"], true);
+    let r = app
+        .api_post(
+            &format!("/api/v1/payments/{}/refund", p.id),
+            &key,
+            json!({ "amount": 300 }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(r.json["refunded_amount"], 300);
+    assert_eq!(r.json["status"], "captured");
+    let refunds = ls
+        .get(&format!("/v1/refunds?payment_intent={intent}"))
+        .await;
+    let amounts: Vec<i64> = refunds["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["amount"].as_i64().unwrap())
+        .collect();
+    assert!(amounts.contains(&300), "{refunds}");
+    // Refunding more than is left is refused by our state machine before Stripe is asked.
+    let r = app
+        .api_post(
+            &format!("/api/v1/payments/{}/refund", p.id),
+            &key,
+            json!({ "amount": 501 }),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.json);
+    assert_eq!(
+        outbox_types(&app, &p.id).await,
+        vec!["payment.authorized", "payment.captured", "payment.refunded"]
+    );
+
+    // The card number went to Stripe only.
+    assert!(!logs().contains(PAN));
+    for table in [
+        "payments",
+        "payment_events",
+        "outbox",
+        "checkouts",
+        "processor_events",
+    ] {
+        let sql = format!("SELECT * FROM {table}");
+        let dump: Vec<String> = kakehashi::on_db!(&app.db, c => {
+            use sqlx::Row;
+            let rows = sqlx::query(&sql).fetch_all(c).await.unwrap();
+            rows.iter()
+                .flat_map(|r| (0..r.columns().len()).map(move |i| r.try_get::<String, _>(i).unwrap_or_default()))
+                .collect()
+        });
+        assert!(!dump.iter().any(|v| v.contains(PAN)), "{table}");
+    }
+}
+both_stripe!(stripe_authorize_capture_refund);
+
+/// Automatic capture with a 3-D Secure card: the return before authentication changes nothing
+/// (the page is shown again); after it, the payment is authorized and captured.
+async fn stripe_three_ds_auto_capture(app: TestApp, ls: LocalStripe) {
+    let (m, _) = stripe_merchant(&app, "auto").await;
+    let (path, csrf) = card_page(&app, &ls, &m, "st-3ds").await;
+    let (intent, secret) = create_intent(&app, &path, &csrf).await;
+    let pi = ls.get(&format!("/v1/payment_intents/{intent}")).await;
+    assert_eq!(pi["capture_method"], "automatic");
+    let (s, b) = ls.confirm_with_card(&intent, PAN_3DS).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["status"], "requires_action");
+    // The browser claims to be done before authenticating: the server asks Stripe and waits.
+    let r = app.get(&format!("{path}/return"), UA_PC).await;
+    assert_eq!(r.status(), 200);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("お支払いは完了していません"));
+    assert_eq!(payment_of(&app, "st-3ds").await.status, "awaiting_3ds");
+    // A reload of the page reuses the same intent.
+    let (again, _) = create_intent(&app, &path, &csrf).await;
+    assert_eq!(again, intent);
+    ls.authenticate(&intent, &secret, true).await;
+    let r = app.get(&format!("{path}/return"), UA_PC).await;
+    assert_eq!(r.status(), 303);
+    let p = payment_of(&app, "st-3ds").await;
+    assert_eq!(p.status, "captured");
+    assert_eq!(p.captured_amount, 1000);
+    assert!(p.paid_at.is_some());
+    assert_eq!(
+        outbox_types(&app, &p.id).await,
+        vec!["payment.authorized", "payment.captured"]
+    );
+}
+both_stripe!(stripe_three_ds_auto_capture);
+
+/// A declined card: the payment fails with the reason, its intent is cancelled at Stripe (its
+/// client secret cannot pay later), and the shopper may try again with a new payment.
+async fn stripe_decline_then_retry(app: TestApp, ls: LocalStripe) {
+    let (m, _) = stripe_merchant(&app, "auto").await;
+    let (path, csrf) = card_page(&app, &ls, &m, "st-dec").await;
+    let (intent, _) = create_intent(&app, &path, &csrf).await;
+    let (s, b) = ls.confirm_with_card(&intent, PAN_DECLINED).await;
+    assert_eq!(s, 402, "{b}");
+    let r = app.get(&format!("{path}/return"), UA_PC).await;
+    assert_eq!(r.status(), 303);
+    let r = app.get(&location(&r), UA_PC).await;
+    assert_eq!(r.status(), 402);
+    let body = r.text().await.unwrap();
+    // The card page again, with the reason.
+    assert!(body.contains("card-elements-form"), "{body}");
+    assert!(
+        body.contains("このカードはご利用いただけませんでした"),
+        "{body}"
+    );
+    let failed = payment_of(&app, "st-dec").await;
+    assert_eq!(failed.status, "failed");
+    let events = kakehashi::payments::events(&app.db, &failed.id)
+        .await
+        .unwrap();
+    assert_eq!(events.last().unwrap().kind, "payment.failed");
+    let pi = ls.get(&format!("/v1/payment_intents/{intent}")).await;
+    assert_eq!(pi["status"], "canceled");
+    // Another card: a new payment with a new intent.
+    let (second, _) = create_intent(&app, &path, &csrf).await;
+    assert_ne!(second, intent);
+    let (s, _) = ls.confirm_with_card(&second, PAN).await;
+    assert_eq!(s, 200);
+    app.get(&format!("{path}/return"), UA_PC).await;
+    assert_eq!(payment_of(&app, "st-dec").await.status, "captured");
+    assert_eq!(app.checkout_status(&m, "st-dec").await, "paid");
+}
+both_stripe!(stripe_decline_then_retry);
+
+async fn post_event(
+    app: &TestApp,
+    account: &str,
+    body: &Value,
+    sig: Option<String>,
+) -> (u16, Value) {
+    let payload = body.to_string();
+    let sig = sig.unwrap_or_else(|| sign(WHSEC.as_bytes(), payload.as_bytes(), now_s()));
+    let r = app
+        .client
+        .post(format!("{}/webhooks/stripe/{account}", app.base))
+        .header("content-type", "application/json")
+        .header("stripe-signature", sig)
+        .body(payload)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+fn event(id: &str, kind: &str, intent: &str) -> Value {
+    json!({
+        "id": id,
+        "object": "event",
+        "type": kind,
+        "created": now_s(),
+        "data": { "object": { "id": intent, "object": "payment_intent" } }
+    })
+}
+
+async fn event_count(app: &TestApp, payment: &str) -> usize {
+    kakehashi::payments::events(&app.db, payment)
+        .await
+        .unwrap()
+        .len()
+}
+
+/// Webhooks: a valid event settles the payment (the shopper never came back); bad signature,
+/// replayed timestamp and unknown account are refused with nothing changed; a duplicate and a
+/// late, out-of-order event change nothing; an unknown type is acknowledged.
+async fn stripe_webhooks(app: TestApp, ls: LocalStripe) {
+    let (m, account) = stripe_merchant(&app, "manual").await;
+    let (path, csrf) = card_page(&app, &ls, &m, "st-wh").await;
+    let (intent, _) = create_intent(&app, &path, &csrf).await;
+    let (s, _) = ls.confirm_with_card(&intent, PAN).await;
+    assert_eq!(s, 200);
+    let p = payment_of(&app, "st-wh").await;
+    assert_eq!(p.status, "awaiting_3ds");
+    let ev = event("evt_1", "payment_intent.amount_capturable_updated", &intent);
+
+    // Bad signature, stale timestamp, unknown account: refused, nothing applied.
+    let payload = ev.to_string();
+    let wrong = sign(b"whsec_wrong", payload.as_bytes(), now_s());
+    let (s, b) = post_event(&app, &account, &ev, Some(wrong)).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (400, Some("signature_invalid"))
+    );
+    let old = sign(WHSEC.as_bytes(), payload.as_bytes(), now_s() - 301);
+    let (s, b) = post_event(&app, &account, &ev, Some(old)).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (400, Some("signature_expired"))
+    );
+    let (s, b) = post_event(&app, &account, &ev, Some(String::new())).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (400, Some("signature_malformed"))
+    );
+    let (s, _) = post_event(&app, "pa_nope", &ev, None).await;
+    assert_eq!(s, 404);
+    assert_eq!(app.payment_status(&p.id).await, "awaiting_3ds");
+    assert_eq!(app.count("processor_events").await, 0);
+
+    // Valid: the intent is retrieved and the authorization recorded, with its notification.
+    let (s, b) = post_event(&app, &account, &ev, None).await;
+    assert_eq!((s, b["result"].as_str()), (200, Some("applied")), "{b}");
+    assert_eq!(app.payment_status(&p.id).await, "authorized");
+    assert_eq!(outbox_types(&app, &p.id).await, vec!["payment.authorized"]);
+    let events = event_count(&app, &p.id).await;
+    // Delivered again: acknowledged, not applied.
+    let (s, b) = post_event(&app, &account, &ev, None).await;
+    assert_eq!((s, b["result"].as_str()), (200, Some("duplicate")));
+    assert_eq!(event_count(&app, &p.id).await, events);
+
+    // Captured through the API, then a late event from before the capture arrives: no step
+    // back.
+    let key = app.api_key(&m).await;
+    let c = app
+        .api_post(
+            &format!("/api/v1/payments/{}/capture", p.id),
+            &key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(c.status, 200, "{}", c.json);
+    let events = event_count(&app, &p.id).await;
+    let late = event("evt_0", "payment_intent.amount_capturable_updated", &intent);
+    let (s, b) = post_event(&app, &account, &late, None).await;
+    assert_eq!((s, b["result"].as_str()), (200, Some("applied")));
+    assert_eq!(app.payment_status(&p.id).await, "captured");
+    assert_eq!(event_count(&app, &p.id).await, events);
+
+    // A type we do not act on is acknowledged and ignored.
+    let other = json!({"id": "evt_2", "type": "customer.created", "created": now_s(),
+        "data": {"object": {"id": "cus_1", "object": "customer"}}});
+    let (s, b) = post_event(&app, &account, &other, None).await;
+    assert_eq!((s, b["result"].as_str()), (200, Some("ignored")));
+    assert_eq!(app.count("processor_events").await, 3);
+}
+both_stripe!(stripe_webhooks);
+
+/// A decline reported only by an event (the browser never came back): the payment fails, the
+/// intent is cancelled at Stripe so the same client secret cannot be tried with other cards,
+/// and the failure counts towards the checkout's card-testing limit.
+async fn stripe_webhook_decline(app: TestApp, ls: LocalStripe) {
+    let (m, account) = stripe_merchant(&app, "auto").await;
+    let (path, csrf) = card_page(&app, &ls, &m, "st-whd").await;
+    let (intent, _) = create_intent(&app, &path, &csrf).await;
+    let (s, _) = ls.confirm_with_card(&intent, PAN_DECLINED).await;
+    assert_eq!(s, 402);
+    let ev = event("evt_d", "payment_intent.payment_failed", &intent);
+    let (s, b) = post_event(&app, &account, &ev, None).await;
+    assert_eq!((s, b["result"].as_str()), (200, Some("applied")), "{b}");
+    let p = payment_of(&app, "st-whd").await;
+    assert_eq!(p.status, "failed");
+    assert_eq!(outbox_types(&app, &p.id).await, vec!["payment.failed"]);
+    let pi = ls.get(&format!("/v1/payment_intents/{intent}")).await;
+    assert_eq!(pi["status"], "canceled");
+    assert_eq!(app.count("card_attempts").await, 1);
+    // The browser's late return changes nothing and counts nothing more.
+    app.get(&format!("{path}/return"), UA_PC).await;
+    assert_eq!(app.count("card_attempts").await, 1);
+}
+both_stripe!(stripe_webhook_decline);
+
+/// localstripe's own signed delivery: with automatic capture, the shopper never returns and
+/// the `payment_intent.succeeded` event alone records the captured payment.
+async fn stripe_webhook_from_localstripe(app: TestApp, ls: LocalStripe) {
+    let (m, account) = stripe_merchant(&app, "auto").await;
+    let hook = format!("{}/webhooks/stripe/{account}", app.base);
+    let (s, _) = {
+        let r = reqwest::Client::new()
+            .post(format!("{}/_config/webhooks/kakehashi", ls.url))
+            .form(&[("url", hook.as_str()), ("secret", WHSEC)])
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), ())
+    };
+    assert_eq!(s, 200);
+    let (path, csrf) = card_page(&app, &ls, &m, "st-ls").await;
+    let (intent, _) = create_intent(&app, &path, &csrf).await;
+    let (s, _) = ls.confirm_with_card(&intent, PAN).await;
+    assert_eq!(s, 200);
+    let id = payment_of(&app, "st-ls").await.id;
+    eventually("the event settles the payment", || {
+        let app = &app;
+        let id = id.clone();
+        async move { (app.payment_status(&id).await == "captured").then_some(()) }
+    })
+    .await;
+    assert_eq!(app.checkout_status(&m, "st-ls").await, "paid");
+}
+both_stripe!(stripe_webhook_from_localstripe);
+
+/// The sweep: an intent nobody confirmed is cancelled at Stripe after the TTL and the payment
+/// fails; one paid while nobody came back is recorded.
+async fn stripe_sweep_reconciles(app: TestApp, ls: LocalStripe) {
+    let (m, _) = stripe_merchant(&app, "manual").await;
+    let (path, csrf) = card_page(&app, &ls, &m, "st-ab").await;
+    let (abandoned, _) = create_intent(&app, &path, &csrf).await;
+    let (path2, csrf2) = card_page(&app, &ls, &m, "st-paid").await;
+    let (paid, _) = create_intent(&app, &path2, &csrf2).await;
+    ls.confirm_with_card(&paid, PAN).await;
+    let registry = app.state.connectors.clone();
+    let now = kakehashi::util::now_ms();
+    // Within the TTL: the paid one is recorded, the abandoned one left alone.
+    let n = kakehashi::flows::client_card::reconcile(&app.db, &registry, now + 61_000)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(payment_of(&app, "st-paid").await.status, "authorized");
+    assert_eq!(payment_of(&app, "st-ab").await.status, "awaiting_3ds");
+    // Between the second minute and the TTL Stripe is not asked.
+    let n = kakehashi::flows::client_card::reconcile(&app.db, &registry, now + 5 * 60_000)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    // After the TTL: cancelled at Stripe, failed here.
+    let n = kakehashi::flows::client_card::reconcile(&app.db, &registry, now + 16 * 60_000)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let p = payment_of(&app, "st-ab").await;
+    assert_eq!(p.status, "failed");
+    assert_eq!(p.details_json()["failure"], "challenge_expired");
+    let pi = ls.get(&format!("/v1/payment_intents/{abandoned}")).await;
+    assert_eq!(pi["status"], "canceled");
+    // The sandbox's reconciliation leaves browser payments alone.
+    kakehashi::flows::card::reconcile_stale(&app.db, &registry, now + 16 * 60_000)
+        .await
+        .unwrap();
+    assert_eq!(payment_of(&app, "st-paid").await.status, "authorized");
+}
+both_stripe!(stripe_sweep_reconciles);
+
+/// Feature phones are not offered Stripe's card form (it needs a modern browser) and get a
+/// clear note; card data posted to our form endpoint is refused unread; other pages keep the
+/// strict CSP.
+async fn stripe_feature_phones_and_form_posts(app: TestApp, ls: LocalStripe) {
+    let (m, _) = stripe_merchant(&app, "auto").await;
+    let f = app.fields(&m, "st-fp", 1000, &[]);
+    let r = app.get(&app.link(&m, &f), UA_DOCOMO).await;
+    assert_eq!(r.status(), 200);
+    let body = sjis_text(r).await;
+    assert!(!body.contains("value=\"card\""), "{body}");
+    assert!(
+        body.contains("クレジットカード決済はこの端末ではご利用いただけません"),
+        "{body}"
+    );
+    let path = app.choose(&m, "st-pc", 1000, "card", UA_PC).await;
+    let r = app.get(&path, UA_DOCOMO).await;
+    let body = sjis_text(r).await;
+    assert!(
+        body.contains("この端末ではクレジットカードをご利用いただけません"),
+        "{body}"
+    );
+    assert!(!body.contains("js.stripe.com"));
+
+    // A PC page keeps the standard CSP except on the card page.
+    let r = app
+        .get(&format!("/pay/{}", path.split('/').nth(2).unwrap()), UA_PC)
+        .await;
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(!csp.contains(&ls.url), "{csp}");
+    let (path, csrf) = card_page(&app, &ls, &m, "st-post").await;
+    let year = future_exp_year();
+    let r = app
+        .post_form(
+            &path,
+            UA_PC,
+            &[
+                ("csrf", &csrf),
+                ("number", PAN),
+                ("exp_month", "12"),
+                ("exp_year", &year),
+                ("cvc", "123"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(app.count("payments").await, 0);
+
+    // A Stripe card account without its publishable key is refused, nothing stored.
+    let before = app.count("processor_accounts").await;
+    let err = processors::add(
+        &app.db,
+        &app.state.connectors,
+        &m.id,
+        AccountInput {
+            processor: Processor::Stripe,
+            mode: Mode::Live,
+            methods: vec![Method::Card],
+            secret_key: SK.into(),
+            publishable_key: Some("  ".into()),
+            webhook_secret: None,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, processors::ProcessorError::MissingPublishableKey),
+        "{err}"
+    );
+    // Test keys on a live account (it would take no money), or the reverse: refused.
+    for (mode, sk, pk) in [
+        (Mode::Live, SK, "pk_live_x"),
+        (Mode::Test, "sk_live_x", PK),
+        (Mode::Test, SK, "pk_live_x"),
+    ] {
+        let err = processors::add(
+            &app.db,
+            &app.state.connectors,
+            &m.id,
+            AccountInput {
+                processor: Processor::Stripe,
+                mode,
+                methods: vec![Method::Card],
+                secret_key: sk.into(),
+                publishable_key: Some(pk.into()),
+                webhook_secret: None,
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, processors::ProcessorError::StripeKeyMode(_)),
+            "{err}"
+        );
+    }
+    assert_eq!(app.count("processor_accounts").await, before);
+}
+
+/// 取消 through Stripe: an authorization is cancelled (the hold released), a captured sale is
+/// refunded in full.
+async fn stripe_cancel(app: TestApp, ls: LocalStripe) {
+    let (m, _) = stripe_merchant(&app, "manual").await;
+    let key = app.api_key(&m).await;
+    for (order, capture_first) in [("st-c1", false), ("st-c2", true)] {
+        let (path, csrf) = card_page(&app, &ls, &m, order).await;
+        let (intent, _) = create_intent(&app, &path, &csrf).await;
+        ls.confirm_with_card(&intent, PAN).await;
+        app.get(&format!("{path}/return"), UA_PC).await;
+        let p = payment_of(&app, order).await;
+        assert_eq!(p.status, "authorized");
+        if capture_first {
+            let c = app
+                .api_post(
+                    &format!("/api/v1/payments/{}/capture", p.id),
+                    &key,
+                    json!({}),
+                )
+                .await;
+            assert_eq!(c.status, 200, "{}", c.json);
+        }
+        let c = app
+            .api_post(
+                &format!("/api/v1/payments/{}/cancel", p.id),
+                &key,
+                json!({}),
+            )
+            .await;
+        assert_eq!(c.status, 200, "{}", c.json);
+        assert_eq!(c.json["status"], "cancelled");
+        let pi = ls
+            .get(&format!(
+                "/v1/payment_intents/{intent}?expand[]=latest_charge"
+            ))
+            .await;
+        if capture_first {
+            assert_eq!(pi["status"], "succeeded");
+            assert_eq!(pi["latest_charge"]["refunded"], true, "{pi}");
+        } else {
+            assert_eq!(pi["status"], "canceled");
+        }
+    }
+}
+both_stripe!(stripe_cancel);
+both_stripe!(stripe_feature_phones_and_form_posts);
+
+/// The request creating the intent was cut off after the payment was written: the next submit
+/// asks Stripe again with the same idempotency key and records the intent, instead of leaving
+/// the checkout stuck behind a payment without one.
+async fn stripe_lost_intent_answer(app: TestApp, ls: LocalStripe) {
+    let (m, _) = stripe_merchant(&app, "auto").await;
+    let (path, csrf) = card_page(&app, &ls, &m, "st-lost").await;
+    create_intent(&app, &path, &csrf).await;
+    let p = payment_of(&app, "st-lost").await;
+    let mut tx = app.db.begin().await.unwrap();
+    kakehashi::exec_tx!(&mut tx, c => sqlx::query("UPDATE payments SET connector_ref = NULL WHERE id = $1")
+        .bind(&p.id)
+        .execute(c)
+        .await)
+    .unwrap();
+    tx.commit().await.unwrap();
+    let (intent, _) = create_intent(&app, &path, &csrf).await;
+    let again = payment_of(&app, "st-lost").await;
+    assert_eq!(again.id, p.id);
+    assert_eq!(again.connector_ref.as_deref(), Some(intent.as_str()));
+    let (s, _) = ls.confirm_with_card(&intent, PAN).await;
+    assert_eq!(s, 200);
+    app.get(&format!("{path}/return"), UA_PC).await;
+    assert_eq!(app.payment_status(&p.id).await, "captured");
+}
+both_stripe!(stripe_lost_intent_answer);
+
+/// Routes, flows, the API and the console talk to the connector traits the registry hands
+/// out, never to Stripe's concrete types (only `connectors/` and `startup.rs`, which registers
+/// the driver, name them).
+#[test]
+fn only_connectors_and_startup_name_stripe_types() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut offenders = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let rel = p
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            if rel.starts_with("connectors/") || rel == "startup.rs" {
+                continue;
+            }
+            let text = std::fs::read_to_string(&p).unwrap();
+            for name in [
+                "StripeConnector",
+                "StripeDriver",
+                "connectors::stripe::parse_intent",
+            ] {
+                if text.contains(name) {
+                    offenders.push(format!("{rel}: {name}"));
+                }
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "Stripe connector types named outside connectors/: {offenders:?}"
+    );
+}
