@@ -52,7 +52,8 @@ pub enum PayOutcome {
     InProgress(PaymentRow),
 }
 
-fn card_state(p: &PaymentRow) -> AppResult<CardPayment> {
+/// The stored payment as the card state machine sees it.
+pub(crate) fn card_state(p: &PaymentRow) -> AppResult<CardPayment> {
     let status = CardStatus::parse(&p.status)
         .ok_or_else(|| anyhow::anyhow!("payment {} has non-card status {}", p.id, p.status))?;
     let authorized_amount = if matches!(

@@ -25,12 +25,12 @@ use crate::connectors::registry::Registry;
 use crate::context::Ctx;
 use crate::db::{Db, Tx};
 use crate::domain::card::{
-    self, Brand, CardAction, CardPayment, CardStatus, PaymentOption, ThreeDsResult, ThreeDsStatus,
+    self, Brand, CardAction, CardStatus, PaymentOption, ThreeDsResult, ThreeDsStatus,
 };
 use crate::domain::processor::{ConnectorId, Processor};
 use crate::domain::CheckoutStatus;
 use crate::error::{AppError, AppResult, Reason};
-use crate::flows::card::{check_lock, record_failure, PENDING_TTL, RECONCILE_AFTER_MS};
+use crate::flows::card::{card_state, check_lock, record_failure, PENDING_TTL, RECONCILE_AFTER_MS};
 use crate::flows::checkout::Opened;
 use crate::payments::{self, Change, NewPayment, PaymentError, PaymentRow};
 use crate::util::now_ms;
@@ -66,26 +66,6 @@ fn in_progress() -> AppError {
         code: "payment_in_progress",
         message: "this checkout already has a payment in progress".into(),
     }
-}
-
-fn card_state(p: &PaymentRow) -> AppResult<CardPayment> {
-    let status = CardStatus::parse(&p.status)
-        .ok_or_else(|| anyhow::anyhow!("payment {} has non-card status {}", p.id, p.status))?;
-    let authorized_amount = if matches!(
-        status,
-        CardStatus::Awaiting3ds | CardStatus::Challenge | CardStatus::Failed
-    ) {
-        0
-    } else {
-        p.amount
-    };
-    Ok(CardPayment {
-        status,
-        amount: p.amount,
-        authorized_amount,
-        captured_amount: p.captured_amount,
-        refunded_amount: p.refunded_amount,
-    })
 }
 
 /// Checks a change with the pure state machine, then writes it (event + outbox).
