@@ -944,7 +944,7 @@ pub async fn demo_link(db: &Db, keys: &Keyring, public_url: &str) -> anyhow::Res
 /// Runs a card payment action through the same domain functions the console and API use.
 pub async fn payment(state: &crate::state::AppState, cmd: PaymentCmd) -> anyhow::Result<()> {
     use crate::flows::card;
-    let show = |p: &crate::payments::PaymentRow| {
+    let show = |p: &crate::db::payments::PaymentRow| {
         println!(
             "{}\t{}\t{}\tamount={}\tcaptured={}\trefunded={}",
             p.id, p.method, p.status, p.amount, p.captured_amount, p.refunded_amount
@@ -959,11 +959,11 @@ pub async fn payment(state: &crate::state::AppState, cmd: PaymentCmd) -> anyhow:
             card::refund(state, &payment_id, amount, "cli").await
         }
         PaymentCmd::Show { payment_id } => {
-            let p = crate::payments::get(&state.db, &payment_id)
+            let p = crate::db::payments::get(&state.db, &payment_id)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no payment {payment_id}"))?;
             show(&p);
-            for e in crate::payments::events(&state.db, &payment_id).await? {
+            for e in crate::db::payments::events(&state.db, &payment_id).await? {
                 println!(
                     "  {}\t{}\t{} -> {}\t{}",
                     crate::util::format_jst(e.created_at),

@@ -20,7 +20,6 @@ pub mod flows;
 pub mod form;
 pub mod notify;
 pub mod pages;
-pub mod payments;
 pub mod render;
 pub mod routes;
 pub mod secrets;

@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{err, time, ApiJson, ApiMerchant, ApiQuery};
+use crate::db::payments::{self, PaymentRow, COLS};
 use crate::error::{AppError, AppResult};
 use crate::flows::card;
 use crate::on_db;
-use crate::payments::{self, PaymentRow, COLS};
 use crate::state::AppState;
 
 /// A payment as the API shows it.

@@ -4,9 +4,9 @@
 //! ([`crate::flows::card`]); this file only scopes the payment to the signed-in user's merchant
 //! and turns refusals into Japanese messages for staff.
 
+use crate::db::payments::{self, PaymentRow};
 use crate::error::AppError;
 use crate::flows::card;
-use crate::payments::{self, PaymentRow};
 use crate::state::AppState;
 
 /// Why an action was not done. Nothing changed in any case.

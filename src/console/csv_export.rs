@@ -6,8 +6,8 @@ use axum::body::Bytes;
 use futures_util::Stream;
 
 use crate::console::search::{self, Cursor, Filter};
+use crate::db::payments::PaymentRow;
 use crate::db::Db;
-use crate::payments::PaymentRow;
 use crate::util::format_jst;
 
 /// Rows fetched per database round trip.

@@ -5,9 +5,9 @@ use crate::console::auth::Staff;
 use crate::console::error::ConsoleResult;
 use crate::console::views::{AttemptView, Chrome, Detail, EventView, NotificationView, RowView};
 use crate::db::outbox;
+use crate::db::payments::{self, PaymentRow};
 use crate::domain::card::{allowed_actions, CardStatus};
 use crate::on_db;
-use crate::payments::{self, PaymentRow};
 use crate::state::AppState;
 use crate::util::{format_jst, format_yen};
 

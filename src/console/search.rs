@@ -5,10 +5,10 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
+use crate::db::payments::{PaymentRow, COLS};
 use crate::db::Db;
 use crate::domain::Method;
 use crate::on_db;
-use crate::payments::{PaymentRow, COLS};
 
 /// A sortable column of the list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

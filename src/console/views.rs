@@ -4,7 +4,7 @@ use askama::Template;
 
 use crate::console::auth::Staff;
 use crate::console::csv_export::{institution_ja, method_ja};
-use crate::payments::PaymentRow;
+use crate::db::payments::PaymentRow;
 use crate::state::AppState;
 use crate::util::{format_jst, format_yen};
 

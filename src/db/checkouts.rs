@@ -158,3 +158,36 @@ pub async fn expire_if_open(tx: &mut Tx, checkout_id: &str) -> Result<Expiry, sq
         other => Expiry::NotOpen(other),
     })
 }
+
+/// The checkout of one monthly continuous-billing charge: a copy of the agreement's checkout
+/// under its own order id (`{order_id}#{n}`), pending, for `method`. Returns its id.
+pub async fn insert_charge(
+    tx: &mut Tx,
+    agreement: &CheckoutRow,
+    order_id: &str,
+    amount: i64,
+    method: Method,
+    now: i64,
+) -> Result<String, sqlx::Error> {
+    let id = random_id("co", 20);
+    exec_tx!(tx, x => sqlx::query(
+        "INSERT INTO checkouts (id, merchant_id, order_id, content_hash, amount, item_name, \
+         methods, return_url, lang, status, selected_method, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $12)",
+    )
+    .bind(&id)
+    .bind(&agreement.merchant_id)
+    .bind(order_id)
+    .bind(&agreement.content_hash)
+    .bind(amount)
+    .bind(&agreement.item_name)
+    .bind(method.code())
+    .bind(&agreement.return_url)
+    .bind(&agreement.lang)
+    .bind(method.code())
+    .bind(now)
+    .bind(now)
+    .execute(x)
+    .await)?;
+    Ok(id)
+}

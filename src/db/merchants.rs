@@ -362,3 +362,29 @@ pub fn next_webhook_secrets(keys: &Keyring, m: &MerchantRow) -> anyhow::Result<(
     let stored = keys.seal_or_clear(&list.join(" "), &webhook_context(&m.id))?;
     Ok((secret, stored))
 }
+
+/// Whether the merchant offers 継続課金 (merchants.carrier_continuous).
+pub async fn continuous_enabled(db: &Db, merchant_id: &str) -> Result<bool, sqlx::Error> {
+    let v: Option<i64> = on_db!(db, c => sqlx::query_scalar(
+        "SELECT carrier_continuous FROM merchants WHERE id = $1",
+    )
+    .bind(merchant_id)
+    .fetch_optional(c)
+    .await)?;
+    Ok(v.unwrap_or(0) != 0)
+}
+
+/// Turns 継続課金 on or off for a merchant (CLI `merchant set --carrier-continuous`).
+pub async fn set_continuous(db: &Db, merchant_id: &str, on: bool) -> anyhow::Result<()> {
+    let mut tx = db.begin().await?;
+    let n = exec_tx!(&mut tx, c => sqlx::query(
+        "UPDATE merchants SET carrier_continuous = $1 WHERE id = $2",
+    )
+    .bind(i64::from(on))
+    .bind(merchant_id)
+    .execute(c)
+    .await)?;
+    anyhow::ensure!(n == 1, "no merchant {merchant_id}");
+    tx.commit().await?;
+    Ok(())
+}

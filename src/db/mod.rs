@@ -8,8 +8,10 @@ pub mod checkouts;
 pub mod merchants;
 pub mod operations;
 pub mod outbox;
+pub mod payments;
 pub mod processors;
 pub mod sealed;
+pub mod subscriptions;
 
 use std::str::FromStr;
 use std::time::Duration;

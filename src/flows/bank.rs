@@ -6,6 +6,7 @@ use serde_json::json;
 use crate::connectors::bank::{BankOutcome, SandboxBankChoice, SandboxBankReturn, StartRequest};
 use crate::context::Ctx;
 use crate::db::checkouts::{self, CheckoutRow};
+use crate::db::payments::{self, Change, NewPayment, PaymentRow, COLS};
 use crate::db::Db;
 use crate::device::Device;
 use crate::domain::bank::{self, Bank, BankAction, BankStatus, PENDING_TIMEOUT_MS};
@@ -15,7 +16,6 @@ use crate::error::{AppError, AppResult, Reason};
 use crate::flows::checkout::{self, Opened};
 use crate::flows::redirect::{self, payment_error};
 use crate::on_db;
-use crate::payments::{self, Change, NewPayment, PaymentRow, COLS};
 use crate::util::now_ms;
 
 pub const METHOD: &str = "banknet";

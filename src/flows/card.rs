@@ -19,13 +19,13 @@ use crate::connectors::card::{
 use crate::connectors::registry::Registry;
 use crate::context::Ctx;
 use crate::db::operations::{self, OpKind};
+use crate::db::payments::{self, Change, NewPayment, PaymentError, PaymentRow};
 use crate::db::{Db, Tx};
 use crate::domain::card::{self, CardAction, CardPayment, CardStatus, ThreeDsResult};
 use crate::domain::CaptureMode;
 use crate::domain::CheckoutStatus;
 use crate::error::{AppError, AppResult, Reason};
 use crate::flows::checkout::Opened;
-use crate::payments::{self, Change, NewPayment, PaymentError, PaymentRow};
 use crate::util::now_ms;
 use crate::{exec_tx, on_db};
 

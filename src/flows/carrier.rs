@@ -15,6 +15,8 @@ use crate::connectors::carrier::{
 use crate::connectors::registry::Registry;
 use crate::context::Ctx;
 use crate::db::checkouts::{self, CheckoutRow};
+use crate::db::payments::{self, Change, NewPayment, PaymentRow};
+use crate::db::subscriptions;
 use crate::db::{Db, Tx};
 use crate::device::Device;
 use crate::domain::carrier::{
@@ -26,9 +28,7 @@ use crate::domain::processor::ConnectorId;
 use crate::domain::{Method, Mode};
 use crate::error::{AppError, AppResult, Reason};
 use crate::flows::redirect::{self, payment_error};
-use crate::payments::{self, Change, NewPayment, PaymentRow, COLS};
-use crate::util::{now_ms, random_id};
-use crate::{exec_tx, on_db, on_tx};
+use crate::util::now_ms;
 
 /// The payment method of a carrier (one method per carrier, see `domain::method`).
 pub fn method_of(c: Carrier) -> Method {
@@ -57,31 +57,7 @@ pub fn phone_hash(server_secret: &[u8], phone: &str) -> String {
     ))
 }
 
-/// Whether the merchant offers 継続課金 (merchants.carrier_continuous).
-pub async fn continuous_enabled(db: &Db, merchant_id: &str) -> Result<bool, sqlx::Error> {
-    let v: Option<i64> = on_db!(db, c => sqlx::query_scalar(
-        "SELECT carrier_continuous FROM merchants WHERE id = $1",
-    )
-    .bind(merchant_id)
-    .fetch_optional(c)
-    .await)?;
-    Ok(v.unwrap_or(0) != 0)
-}
-
-/// Turns 継続課金 on or off for a merchant (CLI `merchant set --carrier-continuous`).
-pub async fn set_continuous(db: &Db, merchant_id: &str, on: bool) -> anyhow::Result<()> {
-    let mut tx = db.begin().await?;
-    let n = exec_tx!(&mut tx, c => sqlx::query(
-        "UPDATE merchants SET carrier_continuous = $1 WHERE id = $2",
-    )
-    .bind(i64::from(on))
-    .bind(merchant_id)
-    .execute(c)
-    .await)?;
-    anyhow::ensure!(n == 1, "no merchant {merchant_id}");
-    tx.commit().await?;
-    Ok(())
-}
+pub use crate::db::merchants::{continuous_enabled, set_continuous};
 
 /// Creates the payment (認証待ち) and returns the carrier login page URL. A carrier attempt of
 /// this checkout that the shopper abandoned on the carrier page is cancelled first (the shopper
@@ -167,15 +143,13 @@ pub async fn start(
 
 /// Cancels (`ShopperCancel`) carrier attempts of the checkout still waiting for the carrier.
 async fn abandon_stale(tx: &mut Tx, checkout_id: &str) -> AppResult<()> {
-    let sql = format!(
-        "SELECT {COLS} FROM payments WHERE checkout_id = $1 AND status = $2 \
-         AND method IN ('docomo', 'au', 'softbank')"
-    );
-    let stale: Vec<PaymentRow> = on_tx!(tx, c => sqlx::query_as(&sql)
-        .bind(checkout_id)
-        .bind(CarrierStatus::AwaitingAuth.code())
-        .fetch_all(c)
-        .await)?;
+    let stale = payments::waiting_in_checkout(
+        tx,
+        checkout_id,
+        &["docomo", "au", "softbank"],
+        CarrierStatus::AwaitingAuth.code(),
+    )
+    .await?;
     for p in stale {
         let to = carrier::apply(CarrierStatus::AwaitingAuth, CarrierAction::ShopperCancel)
             .map_err(|e| anyhow::anyhow!("abandon: {e}"))?;
@@ -295,15 +269,14 @@ pub async fn sandbox_login(
             // Remember who logged in (hashed) on the waiting payment; the status is unchanged.
             let mut details = s.payment.details_json();
             details["phone_hash"] = json!(hash);
-            exec_tx!(&mut tx, c => sqlx::query(
-                "UPDATE payments SET details = $1, updated_at = $2 WHERE id = $3 AND status = $4",
+            payments::set_details_if(
+                &mut tx,
+                &s.payment,
+                &details,
+                CarrierStatus::AwaitingAuth.code(),
+                now_ms(),
             )
-            .bind(details.to_string())
-            .bind(now_ms().max(s.payment.updated_at + 1))
-            .bind(&s.payment.id)
-            .bind(CarrierStatus::AwaitingAuth.code())
-            .execute(c)
-            .await)?;
+            .await?;
             tx.commit().await?;
             Ok(LoginStep::Confirm)
         }
@@ -344,17 +317,14 @@ async fn monthly_used(
 ) -> Result<i64, sqlx::Error> {
     // The hash is hex, so it cannot carry LIKE wildcards; details is compact JSON.
     let pattern = format!("%\"phone_hash\":\"{hash}\"%");
-    let method = c.code();
-    let rows: Vec<(i64, Option<i64>)> = on_tx!(tx, conn => sqlx::query_as(
-        "SELECT amount, paid_at FROM payments WHERE method = $1 AND status = $2 \
-         AND id <> $3 AND details LIKE $4",
+    let rows = payments::amounts_matching_details(
+        tx,
+        c.code(),
+        CarrierStatus::Completed.code(),
+        except,
+        &pattern,
     )
-    .bind(method)
-    .bind(CarrierStatus::Completed.code())
-    .bind(except)
-    .bind(&pattern)
-    .fetch_all(conn)
-    .await)?;
+    .await?;
     let month = month_key(now);
     Ok(rows
         .into_iter()
@@ -471,7 +441,7 @@ pub async fn handle_return(
         details["carrier_txn_id"] = json!(carrier_txn_id);
         let continuous = details["billing"].as_str() == Some(BillingKind::Continuous.code());
         if let (true, Some(sub_ref)) = (continuous, subscription_ref) {
-            let sub_id = insert_subscription(&mut tx, &p, c, sub_ref, now).await?;
+            let sub_id = subscriptions::insert(&mut tx, &p, c, sub_ref, now).await?;
             details["subscription_id"] = json!(sub_id);
         }
     }
@@ -500,56 +470,7 @@ pub async fn handle_return(
     Ok(row)
 }
 
-async fn insert_subscription(
-    tx: &mut Tx,
-    p: &PaymentRow,
-    c: Carrier,
-    sub_ref: &str,
-    now: i64,
-) -> Result<String, sqlx::Error> {
-    let id = random_id("sub", 16);
-    exec_tx!(tx, conn => sqlx::query(
-        "INSERT INTO subscriptions (id, merchant_id, payment_id, carrier, amount, status, \
-         first_charge_at, charges, next_charge_at, subscription_ref, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $10, $11)",
-    )
-    .bind(&id)
-    .bind(&p.merchant_id)
-    .bind(&p.id)
-    .bind(c.code())
-    .bind(p.amount)
-    .bind(SubscriptionStatus::Active.code())
-    .bind(now)
-    .bind(charge_ms(now, 1))
-    .bind(sub_ref)
-    .bind(now)
-    .bind(now)
-    .execute(conn)
-    .await)?;
-    Ok(id)
-}
-
-#[derive(Clone, Debug, sqlx::FromRow, serde::Serialize)]
-pub struct SubscriptionRow {
-    pub id: String,
-    pub merchant_id: String,
-    pub payment_id: String,
-    pub carrier: String,
-    pub amount: i64,
-    pub status: String,
-    pub first_charge_at: i64,
-    pub charges: i64,
-    pub next_charge_at: i64,
-    pub subscription_ref: String,
-}
-
-const SUB_COLS: &str = "id, merchant_id, payment_id, carrier, amount, status, first_charge_at, \
-charges, next_charge_at, subscription_ref";
-
-pub async fn subscription(db: &Db, id: &str) -> Result<Option<SubscriptionRow>, sqlx::Error> {
-    let sql = format!("SELECT {SUB_COLS} FROM subscriptions WHERE id = $1");
-    on_db!(db, c => sqlx::query_as(&sql).bind(id).fetch_optional(c).await)
-}
+pub use crate::db::subscriptions::{get as subscription, SubscriptionRow};
 
 /// Makes the monthly charge of every active subscription that is due at `now_ms`: each charge is
 /// a new payment (on its own checkout, order id `{order_id}#{n}`, because a checkout holds one
@@ -565,15 +486,7 @@ pub async fn charge_due_subscriptions(
     registry: &Arc<Registry>,
     now_ms: i64,
 ) -> anyhow::Result<usize> {
-    let sql = format!(
-        "SELECT {SUB_COLS} FROM subscriptions WHERE status = $1 AND next_charge_at <= $2 \
-         ORDER BY next_charge_at LIMIT 200"
-    );
-    let due: Vec<SubscriptionRow> = on_db!(db, c => sqlx::query_as(&sql)
-        .bind(SubscriptionStatus::Active.code())
-        .bind(now_ms)
-        .fetch_all(c)
-        .await)?;
+    let due = subscriptions::due(db, now_ms).await?;
     let mut done = 0;
     let mut failed = 0;
     for s in due {
@@ -649,41 +562,13 @@ async fn charge_one(
     let n = s.charges + 1;
     let months = u32::try_from(s.charges).unwrap_or(u32::MAX);
     let mut tx = db.begin().await?;
-    let claimed = exec_tx!(&mut tx, x => sqlx::query(
-        "UPDATE subscriptions SET charges = $1, next_charge_at = $2, updated_at = $3 \
-         WHERE id = $4 AND status = 'active' AND charges = $5",
-    )
-    .bind(n)
-    .bind(charge_ms(s.first_charge_at, months.saturating_add(1)))
-    .bind(now)
-    .bind(&s.id)
-    .bind(s.charges)
-    .execute(x)
-    .await)?;
-    if claimed == 0 {
+    let next = charge_ms(s.first_charge_at, months.saturating_add(1));
+    if !subscriptions::claim_charge(&mut tx, &s.id, s.charges, next, now).await? {
         return Ok(false);
     }
     let order_id = format!("{}#{n}", co.order_id);
-    let checkout_id = random_id("co", 20);
-    exec_tx!(&mut tx, x => sqlx::query(
-        "INSERT INTO checkouts (id, merchant_id, order_id, content_hash, amount, item_name, \
-         methods, return_url, lang, status, selected_method, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $12)",
-    )
-    .bind(&checkout_id)
-    .bind(&co.merchant_id)
-    .bind(&order_id)
-    .bind(&co.content_hash)
-    .bind(s.amount)
-    .bind(&co.item_name)
-    .bind(c.code())
-    .bind(&co.return_url)
-    .bind(&co.lang)
-    .bind(c.code())
-    .bind(now)
-    .bind(now)
-    .execute(x)
-    .await)?;
+    let checkout_id =
+        checkouts::insert_charge(&mut tx, &co, &order_id, s.amount, method_of(c), now).await?;
     let first_details = first.details_json();
     let mut details = json!({
         "carrier": c.code(),
@@ -800,16 +685,10 @@ pub async fn cancel_subscription(
     .await
     .map_err(|e| anyhow::anyhow!("carrier refused the cancellation: {}", e.code()))?;
     let mut tx = db.begin().await?;
-    let n = exec_tx!(&mut tx, x => sqlx::query(
-        "UPDATE subscriptions SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4",
-    )
-    .bind(SubscriptionStatus::Cancelled.code())
-    .bind(now_ms())
-    .bind(id)
-    .bind(SubscriptionStatus::Active.code())
-    .execute(x)
-    .await)?;
-    anyhow::ensure!(n == 1, "subscription {id} changed concurrently");
+    anyhow::ensure!(
+        subscriptions::cancel(&mut tx, id, now_ms()).await?,
+        "subscription {id} changed concurrently"
+    );
     let p = payments::get_tx(&mut tx, &s.payment_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("subscription {id} has no payment"))?;

@@ -23,6 +23,7 @@ use crate::connectors::client_card::{
 };
 use crate::connectors::registry::Registry;
 use crate::context::Ctx;
+use crate::db::payments::{self, Change, NewPayment, PaymentError, PaymentRow};
 use crate::db::{Db, Tx};
 use crate::domain::card::{
     self, Brand, CardAction, CardStatus, PaymentOption, ThreeDsResult, ThreeDsStatus,
@@ -32,7 +33,6 @@ use crate::domain::CheckoutStatus;
 use crate::error::{AppError, AppResult, Reason};
 use crate::flows::card::{card_state, check_lock, record_failure, PENDING_TTL, RECONCILE_AFTER_MS};
 use crate::flows::checkout::Opened;
-use crate::payments::{self, Change, NewPayment, PaymentError, PaymentRow};
 use crate::util::now_ms;
 use crate::{exec_tx, on_db};
 

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::connectors::konbini::{ConnectorError, IssueRequest, IssueTarget, IssuedNumber};
+use crate::db::payments::{self, Change, NewPayment, PaymentError, PaymentRow};
 use crate::db::{Db, Tx};
 use crate::domain::konbini::{
     self, apply, event_type_for, Chain, LimitError, NumberAction, NumberMethod, NumberStatus,
@@ -19,7 +20,6 @@ use crate::domain::processor::ConnectorId;
 use crate::domain::CheckoutStatus;
 use crate::domain::{Method, Mode};
 use crate::flows::checkout::Opened;
-use crate::payments::{self, Change, NewPayment, PaymentError, PaymentRow};
 use crate::util::now_ms;
 use crate::{exec_tx, on_db};
 

@@ -19,8 +19,8 @@ use crate::connectors::registry::{MerchantConnectors, Registry};
 use crate::context::Ctx;
 use crate::db::checkouts::CheckoutRow;
 use crate::db::merchants::MerchantRow;
+use crate::db::payments::PaymentRow;
 use crate::db::{merchants, Db};
-use crate::payments::PaymentRow;
 
 /// The merchant's return URL with a signed result appended (`order_id`, `payment_id`,
 /// `status`, `merchant_id`, `key_id`, `signature`), signed like order links with the merchant's

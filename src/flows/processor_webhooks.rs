@@ -13,11 +13,11 @@ use serde_json::json;
 
 use crate::connectors::webhook::{Effect, WebhookError, WebhookEvent};
 use crate::context::Ctx;
+use crate::db::payments::{PaymentRow, COLS};
 use crate::db::Tx;
 use crate::domain::konbini::{NumberAction, NumberMethod};
 use crate::domain::processor::Processor;
 use crate::flows::konbini::{apply_action_in, ActionError};
-use crate::payments::{PaymentRow, COLS};
 use crate::util::now_ms;
 use crate::{exec_tx, on_tx};
 

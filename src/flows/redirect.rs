@@ -6,13 +6,13 @@ use serde_json::Value;
 use crate::connectors::registry::MerchantConnectors;
 use crate::context::Ctx;
 use crate::db::checkouts::CheckoutRow;
+use crate::db::payments::{PaymentRow, COLS};
 use crate::db::{Db, Tx};
 use crate::device::ViewOverride;
 use crate::domain::processor::ConnectorId;
 use crate::domain::CheckoutStatus;
 use crate::domain::Mode;
 use crate::error::{AppError, AppResult, Reason};
-use crate::payments::{PaymentRow, COLS};
 use crate::{exec_tx, on_db};
 
 /// The sandbox bank and carrier pages exist only for sandbox payments of test-mode merchants:
@@ -34,7 +34,7 @@ pub async fn returning_payment(
     checkout_id: &str,
     payment_id: &str,
 ) -> AppResult<(PaymentRow, MerchantConnectors)> {
-    let p = crate::payments::get(&state.db, payment_id)
+    let p = crate::db::payments::get(&state.db, payment_id)
         .await?
         .filter(|p| p.checkout_id == checkout_id)
         .ok_or(AppError::shopper(Reason::ReturnRejected))?;
@@ -82,13 +82,13 @@ pub async fn start_failed(
     event: &str,
     code: &str,
 ) -> AppResult<()> {
-    let mut change = crate::payments::Change::new(to_status, event, "system");
+    let mut change = crate::db::payments::Change::new(to_status, event, "system");
     change.data = serde_json::json!({ "reason": "connector_error", "error": code });
     let mut tx = state.db.begin().await?;
-    crate::payments::transition(&mut tx, p, &change)
+    crate::db::payments::transition(&mut tx, p, &change)
         .await
         .map_err(payment_error)?;
-    crate::payments::set_checkout_status(&mut tx, &p.checkout_id, CheckoutStatus::Open).await?;
+    crate::db::payments::set_checkout_status(&mut tx, &p.checkout_id, CheckoutStatus::Open).await?;
     tx.commit().await?;
     state.wake_notifier();
     Ok(())
@@ -113,8 +113,8 @@ pub async fn return_link(
 
 /// Maps a payments-store error for the shopper: a lost race or a second live payment means the
 /// checkout is already being (or has been) paid.
-pub fn payment_error(e: crate::payments::PaymentError) -> crate::error::AppError {
-    use crate::payments::PaymentError;
+pub fn payment_error(e: crate::db::payments::PaymentError) -> crate::error::AppError {
+    use crate::db::payments::PaymentError;
     match e {
         PaymentError::AlreadyLive | PaymentError::Conflict => {
             crate::error::AppError::shopper(crate::error::Reason::CheckoutClosed)

@@ -6,6 +6,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use encoding_rs::UTF_8;
 
+use crate::db::payments;
 use crate::device::{Device, Ua};
 use crate::domain::bank::Bank;
 use crate::domain::CheckoutStatus;
@@ -15,7 +16,6 @@ use crate::flows::bank;
 use crate::flows::checkout;
 use crate::form;
 use crate::pages::{Choice, Chrome, OrderView, WebBankChoose};
-use crate::payments;
 use crate::render::page;
 use crate::routes::redirect_result;
 use crate::session::Session;

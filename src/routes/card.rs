@@ -7,6 +7,7 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
+use crate::db::payments::{self, PaymentRow};
 use crate::device::page_encoding;
 use crate::device::{Device, Ua};
 use crate::domain::card::{CardStatus, PaymentOption};
@@ -19,7 +20,6 @@ use crate::pages::{
     Chrome, FpCardForm, FpChallenge, FpResult, OptionView, OrderView, WebCardForm, WebChallenge,
     WebResult,
 };
-use crate::payments::{self, PaymentRow};
 use crate::render::page_with_status;
 use crate::session::Session;
 use crate::state::AppState;

@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use encoding_rs::UTF_8;
 
+use crate::db::payments;
 use crate::device::page_encoding;
 use crate::device::{Device, Ua};
 use crate::domain::carrier::{BillingKind, Carrier};
@@ -16,7 +17,6 @@ use crate::flows::carrier::{self as flow, method_of};
 use crate::flows::checkout;
 use crate::form;
 use crate::pages::{Choice, Chrome, FpCarrierConfirm, OrderView, WebCarrierConfirm};
-use crate::payments;
 use crate::render::page;
 use crate::routes::redirect_result;
 use crate::session::Session;

@@ -14,10 +14,10 @@ use crate::console::search::{Cursor, Filter, SortCol};
 use crate::console::users;
 use crate::console::views::{self, Choice, Chrome, RowView, SortLink};
 use crate::console::{audit, csv_export};
+use crate::db::payments;
 use crate::device::Device;
 use crate::domain::Method;
 use crate::form;
-use crate::payments;
 use crate::state::AppState;
 
 /// Renders a console page (UTF-8 HTML).

@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::connectors::konbini::IssueTarget;
+use crate::db::payments::PaymentRow;
 use crate::device::{Device, Ua};
 use crate::domain::konbini::{self as rules, Chain, NumberStatus};
 use crate::domain::CheckoutStatus;
@@ -20,7 +21,6 @@ use crate::pages::{
     NumberFieldView, NumberPage, OrderView, PayeasyStart, WebKonbiniChoice, WebNumber,
     WebPayeasyStart,
 };
-use crate::payments::PaymentRow;
 use crate::render::page_with_status;
 use crate::session::Session;
 use crate::state::AppState;

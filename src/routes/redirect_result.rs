@@ -3,13 +3,13 @@
 
 use axum::response::Response;
 
+use crate::db::payments::PaymentRow;
 use crate::device::Device;
 use crate::domain::CheckoutStatus;
 use crate::error::AppResult;
 use crate::flows::checkout::Opened;
 use crate::flows::redirect::return_link;
 use crate::pages::{Chrome, FpPayResult, OrderView, PayResult, WebPayResult};
-use crate::payments::PaymentRow;
 use crate::render::page;
 use crate::state::AppState;
 

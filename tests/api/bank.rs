@@ -109,7 +109,9 @@ async fn approve_pays_and_notifies(app: TestApp) {
 
     // Reloading the return changes nothing.
     assert_eq!(app.get(&ret, UA_PC).await.status(), 303);
-    let events = kakehashi::payments::events(&app.db, &pid).await.unwrap();
+    let events = kakehashi::db::payments::events(&app.db, &pid)
+        .await
+        .unwrap();
     assert_eq!(
         events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
         ["payment.created", "payment.completed"]
@@ -201,7 +203,9 @@ async fn walk_away_times_out(app: TestApp) {
     assert_eq!(timeout_due(&app.db, later).await.unwrap(), 0, "once only");
     assert_eq!(app.payment_status(&p.id).await, "timed_out");
     assert_eq!(app.checkout_status(&m, "bk-3").await, "open");
-    let events = kakehashi::payments::events(&app.db, &p.id).await.unwrap();
+    let events = kakehashi::db::payments::events(&app.db, &p.id)
+        .await
+        .unwrap();
     assert_eq!(events.last().unwrap().kind, "payment.expired");
     rx.wait_for("payment.expired", |h| {
         h.iter().any(|h| h.json()["type"] == "payment.expired")

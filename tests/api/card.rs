@@ -371,7 +371,7 @@ async fn manual_capture_partial_capture_refund_and_cancel(app: TestApp) {
     assert_eq!(p.status, "refunded");
     let err = card::cancel(&state, &id, "test").await.unwrap_err();
     assert!(format!("{err:?}").contains("invalid_transition"));
-    let events: Vec<String> = kakehashi::payments::events(&app.db, &id)
+    let events: Vec<String> = kakehashi::db::payments::events(&app.db, &id)
         .await
         .unwrap()
         .into_iter()
@@ -607,9 +607,9 @@ async fn reconciliation_completes_an_unrecorded_authorization(app: TestApp) {
         .unwrap();
     let state = app_state(&app).await;
     let mut tx = app.db.begin().await.unwrap();
-    let p = kakehashi::payments::create(
+    let p = kakehashi::db::payments::create(
         &mut tx,
-        &kakehashi::payments::NewPayment {
+        &kakehashi::db::payments::NewPayment {
             merchant_id: &m.id,
             checkout_id: &co.id,
             order_id: "rec",
@@ -675,7 +675,9 @@ async fn reconciliation_completes_an_unrecorded_authorization(app: TestApp) {
         .count("payment_events WHERE type = 'payment.authorized'")
         .await;
     assert_eq!(authorized, 1, "exactly one event");
-    let ev = kakehashi::payments::events(&app.db, &p.id).await.unwrap();
+    let ev = kakehashi::db::payments::events(&app.db, &p.id)
+        .await
+        .unwrap();
     assert_eq!(ev.last().unwrap().actor, "system:reconcile");
     // A payment the connector never approved fails once the card data is gone.
     let f = app.fields(&m, "rec2", 900, &[]);

@@ -119,7 +119,7 @@ async fn each_carrier_on_pc_and_smartphone(app: TestApp) {
             let pid = pay(&app, &m, &order, 1_200, carrier, ua).await;
             assert_eq!(app.payment_status(&pid).await, "completed");
             assert_eq!(app.checkout_status(&m, &order).await, "paid");
-            let p = kakehashi::payments::get(&app.db, &pid)
+            let p = kakehashi::db::payments::get(&app.db, &pid)
                 .await
                 .unwrap()
                 .unwrap();
@@ -358,7 +358,7 @@ async fn monthly_limit_per_phone_number(app: TestApp) {
     assert!(body.contains("残りは40,000円"));
     assert!(body.contains("別の方法で支払う"));
     let pid = result.rsplit('/').next().unwrap();
-    let p = kakehashi::payments::get(&app.db, pid)
+    let p = kakehashi::db::payments::get(&app.db, pid)
         .await
         .unwrap()
         .unwrap();
@@ -421,7 +421,7 @@ async fn continuous_billing_charges_monthly_until_cancelled(app: TestApp) {
     let ret = decide(&app, &url, UA_IPHONE, "approve").await;
     let (pid, body) = come_back(&app, &ret, UA_IPHONE).await;
     assert!(body.contains("お支払いが完了しました"));
-    let first = kakehashi::payments::get(&app.db, &pid)
+    let first = kakehashi::db::payments::get(&app.db, &pid)
         .await
         .unwrap()
         .unwrap();
@@ -464,7 +464,7 @@ async fn continuous_billing_charges_monthly_until_cancelled(app: TestApp) {
         ))
         .await
         .expect("monthly charge payment");
-    let events = kakehashi::payments::events(&app.db, &charged)
+    let events = kakehashi::db::payments::events(&app.db, &charged)
         .await
         .unwrap();
     assert_eq!(events.last().unwrap().kind, "subscription.charged");

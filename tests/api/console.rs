@@ -3,7 +3,7 @@
 
 use kakehashi::console::users::{self, Created};
 use kakehashi::console::Role;
-use kakehashi::payments::{self, NewPayment};
+use kakehashi::db::payments::{self, NewPayment};
 
 use crate::helpers::*;
 

@@ -598,7 +598,7 @@ impl TestApp {
     }
 
     pub async fn payment_status(&self, id: &str) -> String {
-        kakehashi::payments::get(&self.db, id)
+        kakehashi::db::payments::get(&self.db, id)
             .await
             .unwrap()
             .unwrap()

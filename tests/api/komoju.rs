@@ -131,14 +131,14 @@ fn num(body: &str, key: &str) -> String {
     body[i..].split('<').next().unwrap().to_owned()
 }
 
-async fn payment(app: &TestApp, order: &str) -> kakehashi::payments::PaymentRow {
+async fn payment(app: &TestApp, order: &str) -> kakehashi::db::payments::PaymentRow {
     let id = app
         .scalar_str(&format!(
             "SELECT id FROM payments WHERE order_id = '{order}'"
         ))
         .await
         .expect("payment");
-    kakehashi::payments::get(&app.db, &id)
+    kakehashi::db::payments::get(&app.db, &id)
         .await
         .unwrap()
         .unwrap()

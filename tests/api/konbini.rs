@@ -3,9 +3,9 @@
 //! the sandbox control endpoint, notifications, expiry and late payments.
 
 use kakehashi::db::checkouts;
+use kakehashi::db::payments::{self, PaymentRow};
 use kakehashi::domain::Mode;
 use kakehashi::flows::konbini as flow;
-use kakehashi::payments::{self, PaymentRow};
 use serde_json::Value;
 
 use crate::helpers::*;

@@ -902,14 +902,14 @@ async fn no_master_key_no_live_credentials(app: TestApp) {
 }
 both!(no_master_key_no_live_credentials);
 
-async fn payment(app: &TestApp, order: &str) -> kakehashi::payments::PaymentRow {
+async fn payment(app: &TestApp, order: &str) -> kakehashi::db::payments::PaymentRow {
     let id = app
         .scalar_str(&format!(
             "SELECT id FROM payments WHERE order_id = '{order}' ORDER BY created_at DESC"
         ))
         .await
         .expect("payment");
-    kakehashi::payments::get(&app.db, &id)
+    kakehashi::db::payments::get(&app.db, &id)
         .await
         .unwrap()
         .unwrap()
@@ -1200,7 +1200,7 @@ async fn card_actions_are_claimed_before_the_processor_call(app: TestApp, calls:
     );
     let p = payment(&app, "ops").await;
     assert_eq!(p.refunded_amount, 1500);
-    let events: Vec<String> = kakehashi::payments::events(&app.db, &p.id)
+    let events: Vec<String> = kakehashi::db::payments::events(&app.db, &p.id)
         .await
         .unwrap()
         .into_iter()
@@ -1267,7 +1267,7 @@ async fn a_refused_start_fails_the_pending_payment(app: TestApp, _calls: Calls) 
             "{method}: {}",
             p.status
         );
-        let events: Vec<String> = kakehashi::payments::events(&app.db, &p.id)
+        let events: Vec<String> = kakehashi::db::payments::events(&app.db, &p.id)
             .await
             .unwrap()
             .into_iter()

@@ -2,7 +2,7 @@
 //! ordering, SSRF refusal, leases and two instances sharing one PostgreSQL.
 
 use kakehashi::db::outbox;
-use kakehashi::payments::{self, Change, NewPayment};
+use kakehashi::db::payments::{self, Change, NewPayment};
 
 use crate::helpers::*;
 

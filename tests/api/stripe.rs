@@ -276,14 +276,14 @@ async fn create_intent(app: &TestApp, path: &str, csrf: &str) -> (String, String
     (intent, secret)
 }
 
-async fn payment_of(app: &TestApp, order: &str) -> kakehashi::payments::PaymentRow {
+async fn payment_of(app: &TestApp, order: &str) -> kakehashi::db::payments::PaymentRow {
     let id = app
         .scalar_str(&format!(
             "SELECT id FROM payments WHERE order_id = '{order}' ORDER BY created_at DESC"
         ))
         .await
         .expect("payment");
-    kakehashi::payments::get(&app.db, &id)
+    kakehashi::db::payments::get(&app.db, &id)
         .await
         .unwrap()
         .unwrap()
@@ -471,7 +471,7 @@ async fn stripe_decline_then_retry(app: TestApp, ls: LocalStripe) {
     );
     let failed = payment_of(&app, "st-dec").await;
     assert_eq!(failed.status, "failed");
-    let events = kakehashi::payments::events(&app.db, &failed.id)
+    let events = kakehashi::db::payments::events(&app.db, &failed.id)
         .await
         .unwrap();
     assert_eq!(events.last().unwrap().kind, "payment.failed");
@@ -519,7 +519,7 @@ fn event(id: &str, kind: &str, intent: &str) -> Value {
 }
 
 async fn event_count(app: &TestApp, payment: &str) -> usize {
-    kakehashi::payments::events(&app.db, payment)
+    kakehashi::db::payments::events(&app.db, payment)
         .await
         .unwrap()
         .len()

@@ -391,3 +391,63 @@ pub async fn events(db: &Db, payment_id: &str) -> Result<Vec<EventRow>, sqlx::Er
     .fetch_all(c)
     .await)
 }
+
+/// Payments of a checkout in `status` with one of `methods` (e.g. carrier attempts still
+/// waiting for the carrier).
+pub async fn waiting_in_checkout(
+    tx: &mut Tx,
+    checkout_id: &str,
+    methods: &[&str],
+    status: &str,
+) -> Result<Vec<PaymentRow>, sqlx::Error> {
+    let list = methods
+        .iter()
+        .map(|m| format!("'{}'", m.replace('\'', "")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "SELECT {COLS} FROM payments WHERE checkout_id = $1 AND status = $2 AND method IN ({list})"
+    );
+    on_tx!(tx, c => sqlx::query_as(&sql).bind(checkout_id).bind(status).fetch_all(c).await)
+}
+
+/// Replaces a payment's details while it is still in `status` (no status change, so no event).
+pub async fn set_details_if(
+    tx: &mut Tx,
+    p: &PaymentRow,
+    details: &Value,
+    status: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let n = exec_tx!(tx, c => sqlx::query(
+        "UPDATE payments SET details = $1, updated_at = $2 WHERE id = $3 AND status = $4",
+    )
+    .bind(details.to_string())
+    .bind(now.max(p.updated_at + 1))
+    .bind(&p.id)
+    .bind(status)
+    .execute(c)
+    .await)?;
+    Ok(n == 1)
+}
+
+/// `(amount, paid_at)` of the payments of `method` in `status`, other than `except`, whose
+/// details contain `pattern` (a LIKE pattern the caller builds from values it controls).
+pub async fn amounts_matching_details(
+    tx: &mut Tx,
+    method: &str,
+    status: &str,
+    except: &str,
+    pattern: &str,
+) -> Result<Vec<(i64, Option<i64>)>, sqlx::Error> {
+    on_tx!(tx, conn => sqlx::query_as(
+        "SELECT amount, paid_at FROM payments WHERE method = $1 AND status = $2 \
+         AND id <> $3 AND details LIKE $4",
+    )
+    .bind(method)
+    .bind(status)
+    .bind(except)
+    .bind(pattern)
+    .fetch_all(conn)
+    .await)
+}
