@@ -4,6 +4,7 @@
 //! SQL text is shared (`$1` placeholders and `RETURNING` work on both) and the [`on_db!`] /
 //! [`on_tx!`] macros type-check each query once per backend.
 
+pub mod card_attempts;
 pub mod checkouts;
 pub mod merchants;
 pub mod operations;

@@ -451,3 +451,36 @@ pub async fn amounts_matching_details(
     .fetch_all(conn)
     .await)
 }
+
+/// Records the connector's reference (card token, intent id) on a payment.
+pub async fn set_connector_ref(tx: &mut Tx, id: &str, reference: &str) -> Result<(), sqlx::Error> {
+    exec_tx!(tx, c => sqlx::query("UPDATE payments SET connector_ref = $1 WHERE id = $2")
+        .bind(reference)
+        .bind(id)
+        .execute(c)
+        .await)?;
+    Ok(())
+}
+
+/// Payments of `method` in one of `statuses` not changed since `before` (at most 500), for the
+/// sweeps. The method and statuses are our own codes.
+pub async fn untouched_since(
+    db: &Db,
+    method: &str,
+    statuses: &[&str],
+    before: i64,
+) -> Result<Vec<PaymentRow>, sqlx::Error> {
+    let placeholders: Vec<String> = (0..statuses.len()).map(|i| format!("${}", i + 3)).collect();
+    let sql = format!(
+        "SELECT {COLS} FROM payments WHERE method = $1 AND updated_at < $2 \
+         AND status IN ({}) LIMIT 500",
+        placeholders.join(", ")
+    );
+    on_db!(db, c => {
+        let mut q = sqlx::query_as(&sql).bind(method).bind(before);
+        for s in statuses {
+            q = q.bind(*s);
+        }
+        q.fetch_all(c).await
+    })
+}

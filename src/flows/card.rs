@@ -18,6 +18,7 @@ use crate::connectors::card::{
 };
 use crate::connectors::registry::Registry;
 use crate::context::Ctx;
+use crate::db::card_attempts;
 use crate::db::operations::{self, OpKind};
 use crate::db::payments::{self, Change, NewPayment, PaymentError, PaymentRow};
 use crate::db::{Db, Tx};
@@ -27,7 +28,6 @@ use crate::domain::CheckoutStatus;
 use crate::error::{AppError, AppResult, Reason};
 use crate::flows::checkout::Opened;
 use crate::util::now_ms;
-use crate::{exec_tx, on_db};
 
 pub use crate::context::{PendingCards, PENDING_TTL};
 pub use crate::domain::card_form::{merchant_card_settings, parse_form, CardInput, FieldErrors};
@@ -121,15 +121,7 @@ fn pay_err(e: PaymentError) -> AppError {
 pub async fn check_lock(state: &Ctx, checkout_id: &str, ip: &str) -> AppResult<()> {
     let max = state.config.card_max_failures;
     let since = now_ms() - 3_600_000;
-    let (per_checkout, per_ip): (i64, i64) = on_db!(&state.db, c => sqlx::query_as(
-        "SELECT (SELECT COUNT(*) FROM card_attempts WHERE checkout_id = $1 AND outcome = 'failed'), \
-                (SELECT COUNT(*) FROM card_attempts WHERE client_ip = $2 AND outcome = 'failed' AND created_at > $3)",
-    )
-    .bind(checkout_id)
-    .bind(ip)
-    .bind(since)
-    .fetch_one(c)
-    .await)?;
+    let (per_checkout, per_ip) = card_attempts::failures(&state.db, checkout_id, ip, since).await?;
     if per_checkout >= max || per_ip >= max * 3 {
         return Err(AppError::shopper(Reason::Locked));
     }
@@ -139,16 +131,7 @@ pub async fn check_lock(state: &Ctx, checkout_id: &str, ip: &str) -> AppResult<(
 /// Records a failed card attempt; at the limit the checkout is locked and the lock is logged
 /// for the merchant.
 pub async fn record_failure(state: &Ctx, checkout_id: &str, ip: &str) -> AppResult<()> {
-    let mut tx = state.db.begin().await?;
-    exec_tx!(&mut tx, c => sqlx::query(
-        "INSERT INTO card_attempts (checkout_id, client_ip, outcome, created_at) VALUES ($1, $2, 'failed', $3)",
-    )
-    .bind(checkout_id)
-    .bind(ip)
-    .bind(now_ms())
-    .execute(c)
-    .await)?;
-    tx.commit().await?;
+    card_attempts::record_failure(&state.db, checkout_id, ip, now_ms()).await?;
     if check_lock(state, checkout_id, ip).await.is_err() {
         tracing::warn!(
             checkout = checkout_id,
@@ -334,11 +317,7 @@ async fn authorize(
 }
 
 async fn set_ref(tx: &mut Tx, p: PaymentRow, token: &str) -> AppResult<PaymentRow> {
-    exec_tx!(tx, c => sqlx::query("UPDATE payments SET connector_ref = $1 WHERE id = $2")
-        .bind(token)
-        .bind(&p.id)
-        .execute(c)
-        .await)?;
+    payments::set_connector_ref(tx, &p.id, token).await?;
     Ok(PaymentRow {
         connector_ref: Some(token.to_owned()),
         ..p
@@ -473,11 +452,8 @@ pub async fn complete_challenge(
             let mut d = details.clone();
             d["wrong_codes"] = json!(wrong);
             let mut tx = state.db.begin().await?;
-            exec_tx!(&mut tx, c => sqlx::query("UPDATE payments SET details = $1 WHERE id = $2 AND status = 'challenge'")
-                .bind(d.to_string())
-                .bind(&p.id)
-                .execute(c)
-                .await)?;
+            payments::set_details_if(&mut tx, &p, &d, CardStatus::Challenge.as_str(), now_ms())
+                .await?;
             tx.commit().await?;
             let p = payments::get(&state.db, &p.id)
                 .await?
@@ -783,12 +759,8 @@ async fn resume_one(
 /// Authorizations older than `days` lapse (期限切れ): the issuer releases the hold.
 pub async fn lapse_due(db: &Db, now: i64, days: i64) -> anyhow::Result<usize> {
     let cutoff = now - days * 86_400_000;
-    let sql = format!(
-        "SELECT {} FROM payments WHERE method = 'card' AND status = 'authorized' AND updated_at < $1 LIMIT 500",
-        payments::COLS
-    );
-    let due: Vec<PaymentRow> =
-        on_db!(db, c => sqlx::query_as(&sql).bind(cutoff).fetch_all(c).await)?;
+    let due =
+        payments::untouched_since(db, "card", &[CardStatus::Authorized.as_str()], cutoff).await?;
     let mut n = 0;
     for p in due {
         let mut tx = db.begin().await?;
@@ -828,12 +800,16 @@ pub const RECONCILE_AFTER_MS: i64 = 60_000;
 /// card data is gone and the shopper has left). Conditional updates make each outcome exactly
 /// one event, however many instances run this.
 pub async fn reconcile_stale(db: &Db, registry: &Arc<Registry>, now: i64) -> anyhow::Result<usize> {
-    let sql = format!(
-        "SELECT {} FROM payments WHERE method = 'card' AND status IN ('awaiting_3ds', 'challenge') AND updated_at < $1 LIMIT 500",
-        payments::COLS
-    );
-    let due: Vec<PaymentRow> =
-        on_db!(db, c => sqlx::query_as(&sql).bind(now - RECONCILE_AFTER_MS).fetch_all(c).await)?;
+    let due = payments::untouched_since(
+        db,
+        "card",
+        &[
+            CardStatus::Awaiting3ds.as_str(),
+            CardStatus::Challenge.as_str(),
+        ],
+        now - RECONCILE_AFTER_MS,
+    )
+    .await?;
     let mut n = 0;
     for p in due {
         // Cards entered at the processor in the browser: `client_card::reconcile` settles them.
