@@ -388,3 +388,36 @@ pub async fn set_continuous(db: &Db, merchant_id: &str, on: bool) -> anyhow::Res
     tx.commit().await?;
     Ok(())
 }
+
+/// The sandbox auto-pay delay of a merchant (None = off).
+pub async fn autopay_seconds(db: &Db, merchant_id: &str) -> Result<Option<i64>, sqlx::Error> {
+    let v: Option<Option<i64>> = on_db!(db, c => sqlx::query_scalar(
+        "SELECT sandbox_autopay_seconds FROM merchants WHERE id = $1",
+    )
+    .bind(merchant_id)
+    .fetch_optional(c)
+    .await)?;
+    Ok(v.flatten())
+}
+
+/// Sets (or with None, turns off) a merchant's sandbox auto-pay delay.
+pub async fn set_autopay_seconds(
+    db: &Db,
+    merchant_id: &str,
+    seconds: Option<i64>,
+) -> anyhow::Result<()> {
+    if let Some(s) = seconds {
+        anyhow::ensure!(s >= 0, "sandbox-autopay-seconds must be 0 or more");
+    }
+    let mut tx = db.begin().await?;
+    let n = exec_tx!(&mut tx, c => sqlx::query(
+        "UPDATE merchants SET sandbox_autopay_seconds = $1 WHERE id = $2",
+    )
+    .bind(seconds)
+    .bind(merchant_id)
+    .execute(c)
+    .await)?;
+    anyhow::ensure!(n == 1, "no merchant {merchant_id}");
+    tx.commit().await?;
+    Ok(())
+}

@@ -484,3 +484,82 @@ pub async fn untouched_since(
         q.fetch_all(c).await
     })
 }
+
+/// The konbini / Pay-easy sweeps' selections.
+#[derive(Clone, Copy, Debug)]
+pub enum NumberSweep {
+    /// Numbers still awaiting payment after their deadline.
+    Overdue,
+    /// Sandbox numbers of test-mode merchants older than the merchant's auto-pay delay.
+    SandboxAutopay,
+}
+
+/// Ids of the payments a number sweep acts on at `now_ms` (at most `limit`, oldest first).
+pub async fn number_sweep_ids(
+    db: &Db,
+    sweep: NumberSweep,
+    now_ms: i64,
+    limit: i64,
+) -> Result<Vec<String>, sqlx::Error> {
+    let sql = match sweep {
+        NumberSweep::Overdue => {
+            "SELECT id FROM payments WHERE status = 'awaiting_payment' \
+             AND method IN ('konbini', 'payeasy') AND deadline_at < $1 \
+             ORDER BY deadline_at, id LIMIT $2"
+        }
+        NumberSweep::SandboxAutopay => {
+            "SELECT p.id FROM payments p JOIN merchants m ON m.id = p.merchant_id \
+             WHERE p.status = 'awaiting_payment' AND p.method IN ('konbini', 'payeasy') \
+             AND m.mode = 'test' AND p.connector = 'sandbox' \
+             AND m.sandbox_autopay_seconds IS NOT NULL \
+             AND p.created_at + m.sandbox_autopay_seconds * 1000 <= $1 \
+             ORDER BY p.created_at, p.id LIMIT $2"
+        }
+    };
+    on_db!(db, c => sqlx::query_scalar(sql).bind(now_ms).bind(limit).fetch_all(c).await)
+}
+
+/// Payments of `method` in `status` whose deadline passed before `now_ms` (at most 200).
+pub async fn overdue(
+    db: &Db,
+    method: &str,
+    status: &str,
+    now_ms: i64,
+) -> Result<Vec<PaymentRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLS} FROM payments WHERE status = $1 AND method = $2 AND deadline_at < $3 \
+         ORDER BY deadline_at LIMIT 200"
+    );
+    on_db!(db, c => sqlx::query_as(&sql)
+        .bind(status)
+        .bind(method)
+        .bind(now_ms)
+        .fetch_all(c)
+        .await)
+}
+
+/// The payment a connector session belongs to (the sandbox pages are addressed by session).
+pub async fn by_connector_ref(
+    db: &Db,
+    method: &str,
+    reference: &str,
+) -> Result<Option<PaymentRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLS} FROM payments WHERE connector_ref = $1 AND method = $2");
+    on_db!(db, c => sqlx::query_as(&sql).bind(reference).bind(method).fetch_optional(c).await)
+}
+
+/// Records the connector session (and details) on a payment.
+pub async fn attach_session(
+    tx: &mut Tx,
+    payment_id: &str,
+    session: &str,
+    details: &Value,
+) -> Result<(), sqlx::Error> {
+    exec_tx!(tx, c => sqlx::query("UPDATE payments SET connector_ref = $1, details = $2 WHERE id = $3")
+        .bind(session)
+        .bind(details.to_string())
+        .bind(payment_id)
+        .execute(c)
+        .await)?;
+    Ok(())
+}

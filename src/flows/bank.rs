@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::connectors::bank::{BankOutcome, SandboxBankChoice, SandboxBankReturn, StartRequest};
 use crate::context::Ctx;
 use crate::db::checkouts::{self, CheckoutRow};
-use crate::db::payments::{self, Change, NewPayment, PaymentRow, COLS};
+use crate::db::payments::{self, Change, NewPayment, PaymentRow};
 use crate::db::Db;
 use crate::device::Device;
 use crate::domain::bank::{self, Bank, BankAction, BankStatus, PENDING_TIMEOUT_MS};
@@ -15,7 +15,6 @@ use crate::domain::Method;
 use crate::error::{AppError, AppResult, Reason};
 use crate::flows::checkout::{self, Opened};
 use crate::flows::redirect::{self, payment_error};
-use crate::on_db;
 use crate::util::now_ms;
 
 pub const METHOD: &str = "banknet";
@@ -234,16 +233,7 @@ pub async fn handle_return(
 /// another way. Returns how many timed out. Safe to run on several instances at once: the
 /// conditional update lets exactly one of them apply each change.
 pub async fn timeout_due(db: &Db, now_ms: i64) -> anyhow::Result<usize> {
-    let sql = format!(
-        "SELECT {COLS} FROM payments WHERE status = $1 AND method = $2 AND deadline_at < $3 \
-         ORDER BY deadline_at LIMIT 200"
-    );
-    let due: Vec<PaymentRow> = on_db!(db, c => sqlx::query_as(&sql)
-        .bind(BankStatus::AwaitingBank.code())
-        .bind(METHOD)
-        .bind(now_ms)
-        .fetch_all(c)
-        .await)?;
+    let due = payments::overdue(db, METHOD, BankStatus::AwaitingBank.code(), now_ms).await?;
     let mut done = 0;
     for p in due {
         let action = BankAction::TimeOut { now_ms };

@@ -21,7 +21,6 @@ use crate::domain::CheckoutStatus;
 use crate::domain::{Method, Mode};
 use crate::flows::checkout::Opened;
 use crate::util::now_ms;
-use crate::{exec_tx, on_db};
 
 /// The payment-number fields stored in `payments.details` (and sent to merchants under
 /// `data.konbini` / `data.payeasy`). Only the fields of the number's shape are present.
@@ -513,12 +512,9 @@ const SWEEP_BATCH: i64 = 200;
 /// (`期限切れ`, `payment.expired` notification). Safe to run in several instances at once: the
 /// conditional update lets one win and the others skip. Returns how many it expired.
 pub async fn expire_due(db: &Db, now_ms: i64) -> anyhow::Result<usize> {
-    let sql = "SELECT id FROM payments WHERE status = 'awaiting_payment' \
-               AND method IN ('konbini', 'payeasy') AND deadline_at < $1 \
-               ORDER BY deadline_at, id LIMIT $2";
     run_batches(
         db,
-        sql,
+        payments::NumberSweep::Overdue,
         now_ms,
         |_| NumberAction::Expire { now_ms },
         "expiry_job",
@@ -529,15 +525,9 @@ pub async fn expire_due(db: &Db, now_ms: i64) -> anyhow::Result<usize> {
 /// Sandbox auto-pay for demos: marks awaiting konbini / Pay-easy payments of test-mode
 /// merchants with `sandbox_autopay_seconds` set as paid (速報) once they are that old.
 pub async fn autopay_due(db: &Db, now_ms: i64) -> anyhow::Result<usize> {
-    let sql = "SELECT p.id FROM payments p JOIN merchants m ON m.id = p.merchant_id \
-               WHERE p.status = 'awaiting_payment' AND p.method IN ('konbini', 'payeasy') \
-               AND m.mode = 'test' AND p.connector = 'sandbox' \
-               AND m.sandbox_autopay_seconds IS NOT NULL \
-               AND p.created_at + m.sandbox_autopay_seconds * 1000 <= $1 \
-               ORDER BY p.created_at, p.id LIMIT $2";
     run_batches(
         db,
-        sql,
+        payments::NumberSweep::SandboxAutopay,
         now_ms,
         |_| NumberAction::Paid { at_ms: now_ms },
         "sandbox_autopay",
@@ -547,18 +537,14 @@ pub async fn autopay_due(db: &Db, now_ms: i64) -> anyhow::Result<usize> {
 
 async fn run_batches(
     db: &Db,
-    sql: &str,
+    sweep: payments::NumberSweep,
     now_ms: i64,
     action: impl Fn(&str) -> NumberAction,
     actor: &str,
 ) -> anyhow::Result<usize> {
     let mut done = 0;
     loop {
-        let ids: Vec<String> = on_db!(db, c => sqlx::query_scalar(sql)
-            .bind(now_ms)
-            .bind(SWEEP_BATCH)
-            .fetch_all(c)
-            .await)?;
+        let ids = payments::number_sweep_ids(db, sweep, now_ms, SWEEP_BATCH).await?;
         let mut progressed = 0;
         for id in &ids {
             match apply_action(db, id, action(id), actor).await {
@@ -610,38 +596,7 @@ pub async fn run_sweeper(
     }
 }
 
-/// The sandbox auto-pay delay of a merchant (None = off).
-pub async fn autopay_seconds(db: &Db, merchant_id: &str) -> Result<Option<i64>, sqlx::Error> {
-    let v: Option<Option<i64>> = on_db!(db, c => sqlx::query_scalar(
-        "SELECT sandbox_autopay_seconds FROM merchants WHERE id = $1",
-    )
-    .bind(merchant_id)
-    .fetch_optional(c)
-    .await)?;
-    Ok(v.flatten())
-}
-
-/// Sets (or with None, turns off) a merchant's sandbox auto-pay delay.
-pub async fn set_autopay_seconds(
-    db: &Db,
-    merchant_id: &str,
-    seconds: Option<i64>,
-) -> anyhow::Result<()> {
-    if let Some(s) = seconds {
-        anyhow::ensure!(s >= 0, "sandbox-autopay-seconds must be 0 or more");
-    }
-    let mut tx = db.begin().await?;
-    let n = exec_tx!(&mut tx, c => sqlx::query(
-        "UPDATE merchants SET sandbox_autopay_seconds = $1 WHERE id = $2",
-    )
-    .bind(seconds)
-    .bind(merchant_id)
-    .execute(c)
-    .await)?;
-    anyhow::ensure!(n == 1, "no merchant {merchant_id}");
-    tx.commit().await?;
-    Ok(())
-}
+pub use crate::db::merchants::{autopay_seconds, set_autopay_seconds};
 
 /// A payment as the sandbox API returns it (`{"payment": ...}`).
 pub fn payment_json(p: &PaymentRow) -> Value {

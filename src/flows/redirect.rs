@@ -1,19 +1,15 @@
 //! Pieces shared by the redirect methods (bank net, carrier billing): connector secrets, finding
 //! a payment by its connector session, the signed "back to the shop" link and the result page.
 
-use serde_json::Value;
-
 use crate::connectors::registry::MerchantConnectors;
 use crate::context::Ctx;
 use crate::db::checkouts::CheckoutRow;
-use crate::db::payments::{PaymentRow, COLS};
-use crate::db::{Db, Tx};
+use crate::db::payments::PaymentRow;
 use crate::device::ViewOverride;
 use crate::domain::processor::ConnectorId;
 use crate::domain::CheckoutStatus;
 use crate::domain::Mode;
 use crate::error::{AppError, AppResult, Reason};
-use crate::{exec_tx, on_db};
 
 /// The sandbox bank and carrier pages exist only for sandbox payments of test-mode merchants:
 /// for anything else they answer 404, as if the session did not exist.
@@ -46,31 +42,10 @@ pub async fn returning_payment(
 }
 
 /// The payment a connector session belongs to (the sandbox pages are addressed by session).
-pub async fn by_session(
-    db: &Db,
-    method: &str,
-    session: &str,
-) -> Result<Option<PaymentRow>, sqlx::Error> {
-    let sql = format!("SELECT {COLS} FROM payments WHERE connector_ref = $1 AND method = $2");
-    on_db!(db, c => sqlx::query_as(&sql).bind(session).bind(method).fetch_optional(c).await)
-}
+pub use crate::db::payments::by_connector_ref as by_session;
 
-/// Records the connector session (and details) on a payment in the transaction that created it:
-/// the session id only exists once the connector has seen our payment id.
-pub async fn attach_session(
-    tx: &mut Tx,
-    payment_id: &str,
-    session: &str,
-    details: &Value,
-) -> Result<(), sqlx::Error> {
-    exec_tx!(tx, c => sqlx::query("UPDATE payments SET connector_ref = $1, details = $2 WHERE id = $3")
-        .bind(session)
-        .bind(details.to_string())
-        .bind(payment_id)
-        .execute(c)
-        .await)?;
-    Ok(())
-}
+/// Records the connector session (and details) on a payment.
+pub use crate::db::payments::attach_session;
 
 /// The connector refused to start a payment whose pending state is already committed: the
 /// payment fails (its event and notification carry the connector's code) and the checkout
