@@ -307,6 +307,31 @@ fn read_secret(
     }
 }
 
+/// An audit record for a change made from the command line (the console's audit log, with
+/// `cli` as the actor).
+async fn cli_audit(
+    db: &Db,
+    merchant_id: &str,
+    action: &str,
+    target: &str,
+    detail: &str,
+) -> anyhow::Result<()> {
+    crate::console::audit::write(
+        db,
+        &crate::console::audit::Entry {
+            user_id: None,
+            email: "cli",
+            merchant_id: Some(merchant_id),
+            action,
+            target,
+            detail,
+            ip: "",
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 /// Runs a `processor` command.
 pub async fn processor(db: &Db, registry: &Arc<Registry>, cmd: ProcessorCmd) -> anyhow::Result<()> {
     match cmd {
@@ -343,6 +368,14 @@ pub async fn processor(db: &Db, registry: &Arc<Registry>, cmd: ProcessorCmd) -> 
                 },
             )
             .await?;
+            let detail = format!(
+                "processor={} mode={} methods={} key={}",
+                a.processor.code(),
+                a.mode.as_str(),
+                Method::join(&a.methods),
+                a.fingerprint
+            );
+            cli_audit(db, &merchant_id, "processor.add", &a.id, &detail).await?;
             println!(
                 "account_id: {}
 processor:  {}
@@ -400,6 +433,7 @@ secret key: {} (sealed with master key {})",
             account_id,
         } => {
             processor_flow::retire(db, registry, &merchant_id, &account_id).await?;
+            cli_audit(db, &merchant_id, "processor.retire", &account_id, "").await?;
             println!("retired {account_id}");
         }
     }
@@ -865,8 +899,25 @@ pub async fn merchant(db: &Db, registry: &Arc<Registry>, cmd: MerchantCmd) -> an
                 merchants::set_field(db, &merchant_id, col, &v).await?;
             }
             if let Some(mode) = mode {
+                let from = merchants::get(db, &merchant_id)
+                    .await?
+                    .map(|m| m.mode().as_str())
+                    .unwrap_or("-");
                 let offered =
                     crate::flows::processors::set_mode(db, registry, &merchant_id, mode).await?;
+                // Mode changes are audited wherever they come from; the CLI is the operator.
+                cli_audit(
+                    db,
+                    &merchant_id,
+                    "merchant.mode",
+                    &merchant_id,
+                    &format!(
+                        "{from} -> {}; methods={}",
+                        mode.as_str(),
+                        Method::join(&offered)
+                    ),
+                )
+                .await?;
                 println!(
                     "{merchant_id} is in {} mode; methods offered: {}",
                     mode.as_str(),
