@@ -32,11 +32,13 @@ pub struct MerchantRow {
     pub capture_mode: CaptureMode,
     pub card_options: String,
     pub created_at: i64,
+    /// Processor accounts the merchant has ever had (0: no account lookup needed).
+    pub processor_accounts: i64,
 }
 
 const COLS: &str =
     "m.id, m.name, m.mode, m.status, m.methods, m.konbini_chains, m.return_origins, \
-m.callback_url, m.webhook_secrets, m.notify_format, m.callback_status, m.theme, m.konbini_days, m.capture_mode, m.card_options, m.created_at";
+m.callback_url, m.webhook_secrets, m.notify_format, m.callback_status, m.theme, m.konbini_days, m.capture_mode, m.card_options, m.created_at, m.processor_accounts";
 
 impl MerchantRow {
     /// Webhook secrets, newest first (opened with the master key when sealed).

@@ -86,6 +86,12 @@ pub async fn insert(tx: &mut Tx, a: &NewAccount<'_>) -> Result<(), sqlx::Error> 
     .bind(now)
     .execute(c)
     .await)?;
+    exec_tx!(tx, c => sqlx::query(
+        "UPDATE merchants SET processor_accounts = processor_accounts + 1 WHERE id = $1",
+    )
+    .bind(a.merchant_id)
+    .execute(c)
+    .await)?;
     Ok(())
 }
 

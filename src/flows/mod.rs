@@ -56,7 +56,8 @@ pub async fn return_link(
 }
 
 /// The merchant's connectors in its current mode, from the registry in the app state. Its
-/// processor accounts are read only when the registry has a driver that could use them.
+/// processor accounts are read only when it has any and the registry has a driver that could
+/// use them, so a sandbox-only merchant costs no extra query per request.
 pub async fn merchant_connectors(
     state: &Ctx,
     merchant: &MerchantRow,
@@ -70,7 +71,7 @@ pub async fn connectors_for(
     db: &Db,
     merchant: &MerchantRow,
 ) -> Result<MerchantConnectors, sqlx::Error> {
-    let accounts = if registry.uses_accounts() {
+    let accounts = if registry.uses_accounts() && merchant.processor_accounts > 0 {
         crate::db::processors::for_merchant(db, &merchant.id).await?
     } else {
         Vec::new()
