@@ -670,24 +670,7 @@ async fn live_flows_complete_through_the_processor(app: TestApp, calls: Calls) {
     let key = SECRET_KEY.as_bytes();
 
     // Card.
-    let page = app.choose(&m, "live-card", 2000, "card", UA_PC).await;
-    let body = app.get(&page, UA_PC).await.text().await.unwrap();
-    let y = future_exp_year();
-    let r = app
-        .post_form(
-            &page,
-            UA_PC,
-            &[
-                ("csrf", &hidden(&body, "csrf")),
-                ("number", "4111111111111111"),
-                ("exp_month", "12"),
-                ("exp_year", &y),
-                ("cvc", "123"),
-                ("option", "lump"),
-            ],
-        )
-        .await;
-    assert_eq!(r.status(), 303);
+    pay_card(&app, &m, "live-card", 2000).await;
     let p = payment(&app, "live-card").await;
     assert_eq!(
         (p.status.as_str(), p.connector.as_str()),
@@ -902,6 +885,28 @@ async fn no_master_key_no_live_credentials(app: TestApp) {
 }
 both!(no_master_key_no_live_credentials);
 
+/// Pays an order by card on PC (a test card the fake processor approves).
+async fn pay_card(app: &TestApp, m: &TestMerchant, order: &str, amount: i64) {
+    let page = app.choose(m, order, amount, "card", UA_PC).await;
+    let body = app.get(&page, UA_PC).await.text().await.unwrap();
+    let y = future_exp_year();
+    let r = app
+        .post_form(
+            &page,
+            UA_PC,
+            &[
+                ("csrf", &hidden(&body, "csrf")),
+                ("number", "4111111111111111"),
+                ("exp_month", "12"),
+                ("exp_year", &y),
+                ("cvc", "123"),
+                ("option", "lump"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303, "card payment of {order}");
+}
+
 async fn payment(app: &TestApp, order: &str) -> kakehashi::db::payments::PaymentRow {
     let id = app
         .scalar_str(&format!(
@@ -1111,24 +1116,7 @@ async fn card_actions_are_claimed_before_the_processor_call(app: TestApp, calls:
     let m = app.merchant().await;
     add_account(&app, &m, &[Method::Card]).await;
     go_live(&app, &m).await;
-    let page = app.choose(&m, "ops", 5000, "card", UA_PC).await;
-    let body = app.get(&page, UA_PC).await.text().await.unwrap();
-    let y = future_exp_year();
-    let r = app
-        .post_form(
-            &page,
-            UA_PC,
-            &[
-                ("csrf", &hidden(&body, "csrf")),
-                ("number", "4111111111111111"),
-                ("exp_month", "12"),
-                ("exp_year", &y),
-                ("cvc", "123"),
-                ("option", "lump"),
-            ],
-        )
-        .await;
-    assert_eq!(r.status(), 303);
+    pay_card(&app, &m, "ops", 5000).await;
     let p = payment(&app, "ops").await;
     assert_eq!(p.status, "captured");
     let key = app.api_key(&m).await;
