@@ -10,6 +10,7 @@ pub mod merchants;
 pub mod operations;
 pub mod outbox;
 pub mod payments;
+pub mod processor_events;
 pub mod processors;
 pub mod sealed;
 pub mod subscriptions;

@@ -563,3 +563,26 @@ pub async fn attach_session(
         .await)?;
     Ok(())
 }
+
+/// The payment an account's processor event is about: by the processor's reference, else by
+/// our payment id as sent to the processor (empty strings match nothing).
+pub async fn by_account_refs(
+    tx: &mut Tx,
+    account_id: &str,
+    processor_ref: &str,
+    our_id: &str,
+) -> Result<Option<PaymentRow>, sqlx::Error> {
+    if processor_ref.is_empty() && our_id.is_empty() {
+        return Ok(None);
+    }
+    let sql = format!(
+        "SELECT {COLS} FROM payments WHERE connector = $1 AND (connector_ref = $2 OR id = $3) \
+         ORDER BY created_at LIMIT 1"
+    );
+    on_tx!(tx, c => sqlx::query_as(&sql)
+        .bind(account_id)
+        .bind(processor_ref)
+        .bind(our_id)
+        .fetch_optional(c)
+        .await)
+}

@@ -474,14 +474,7 @@ pub async fn webhook(
         .client_card_for(&id)
         .ok_or(HookError::Unavailable)?;
     let event = conn.verify_webhook(payload, signature, now_ms() / 1000)?;
-    let seen: Option<String> = on_db!(db, c => sqlx::query_scalar(
-        "SELECT event_id FROM processor_events WHERE account_id = $1 AND event_id = $2",
-    )
-    .bind(&account.id)
-    .bind(&event.id)
-    .fetch_optional(c)
-    .await)?;
-    if seen.is_some() {
+    if crate::db::processor_events::seen(db, &account.id, &event.id).await? {
         return Ok(HookOutcome::Duplicate);
     }
     let payment = match &event.intent_id {
@@ -521,21 +514,19 @@ pub async fn webhook(
         None => HookOutcome::Ignored,
     };
     let mut tx = db.begin().await?;
-    exec_tx!(&mut tx, c => sqlx::query(
-        "INSERT INTO processor_events (account_id, event_id, type, payment_id, outcome, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (account_id, event_id) DO NOTHING",
+    crate::db::processor_events::record_with(
+        &mut tx,
+        &account.id,
+        &event.id,
+        &event.kind,
+        payment.as_ref().map(|p| p.id.as_str()),
+        match outcome {
+            HookOutcome::Applied => "applied",
+            _ => "ignored",
+        },
+        now_ms(),
     )
-    .bind(&account.id)
-    .bind(&event.id)
-    .bind(&event.kind)
-    .bind(payment.as_ref().map(|p| p.id.as_str()))
-    .bind(match outcome {
-        HookOutcome::Applied => "applied",
-        _ => "ignored",
-    })
-    .bind(now_ms())
-    .execute(c)
-    .await)?;
+    .await?;
     tx.commit().await?;
     Ok(outcome)
 }

@@ -13,13 +13,13 @@ use serde_json::json;
 
 use crate::connectors::webhook::{Effect, WebhookError, WebhookEvent};
 use crate::context::Ctx;
-use crate::db::payments::{PaymentRow, COLS};
+use crate::db::payments::PaymentRow;
+use crate::db::processor_events;
 use crate::db::Tx;
 use crate::domain::konbini::{NumberAction, NumberMethod};
 use crate::domain::processor::Processor;
 use crate::flows::konbini::{apply_action_in, ActionError};
 use crate::util::now_ms;
-use crate::{exec_tx, on_tx};
 
 /// What became of a verified event (answered with 200).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,10 +98,17 @@ pub async fn receive(
         return Ok(Outcome::Ignored("ignored_type"));
     }
     let mut tx = state.db.begin().await?;
-    if !record(&mut tx, &account.id, &event).await? {
+    if !processor_events::record(&mut tx, &account.id, &event.id, &event.kind, now_ms()).await? {
         return Ok(Outcome::Duplicate);
     }
-    let Some(p) = find_payment(&mut tx, &account.id, &event).await? else {
+    let Some(p) = crate::db::payments::by_account_refs(
+        &mut tx,
+        &account.id,
+        event.payment_ref.as_deref().unwrap_or(""),
+        event.order_ref.as_deref().unwrap_or(""),
+    )
+    .await?
+    else {
         // Not a payment this account made through us (e.g. created in KOMOJU's dashboard):
         // acknowledged, and not recorded, so nothing is lost should it become known.
         drop(tx);
@@ -113,72 +120,13 @@ pub async fn receive(
     } else {
         Outcome::Ignored("unsupported_method")
     };
-    set_outcome(&mut tx, &account.id, &event.id, &p.id, outcome.code()).await?;
+    processor_events::set_outcome(&mut tx, &account.id, &event.id, &p.id, outcome.code()).await?;
     tx.commit().await?;
     if matches!(outcome, Outcome::Applied(_)) {
         state.wake_notifier();
     }
     tracing::info!(account = %account.id, event = %event.id, kind = %event.kind, payment = %p.id, outcome = outcome.code(), "processor event");
     Ok(outcome)
-}
-
-/// Records the event id; `false` if it was recorded before (a duplicate).
-async fn record(tx: &mut Tx, account_id: &str, e: &WebhookEvent) -> Result<bool, sqlx::Error> {
-    let n = exec_tx!(tx, c => sqlx::query(
-        "INSERT INTO processor_events (account_id, event_id, type, payment_id, outcome, created_at) \
-         VALUES ($1, $2, $3, NULL, 'received', $4) ON CONFLICT (account_id, event_id) DO NOTHING",
-    )
-    .bind(account_id)
-    .bind(&e.id)
-    .bind(&e.kind)
-    .bind(now_ms())
-    .execute(c)
-    .await)?;
-    Ok(n == 1)
-}
-
-async fn set_outcome(
-    tx: &mut Tx,
-    account_id: &str,
-    event_id: &str,
-    payment_id: &str,
-    outcome: &str,
-) -> Result<(), sqlx::Error> {
-    exec_tx!(tx, c => sqlx::query(
-        "UPDATE processor_events SET payment_id = $1, outcome = $2 \
-         WHERE account_id = $3 AND event_id = $4",
-    )
-    .bind(payment_id)
-    .bind(outcome)
-    .bind(account_id)
-    .bind(event_id)
-    .execute(c)
-    .await)?;
-    Ok(())
-}
-
-/// The payment the event is about, among those this account served: by the processor's
-/// payment id, else by our payment id as sent to the processor.
-async fn find_payment(
-    tx: &mut Tx,
-    account_id: &str,
-    e: &WebhookEvent,
-) -> Result<Option<PaymentRow>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {COLS} FROM payments WHERE connector = $1 AND (connector_ref = $2 OR id = $3) \
-         ORDER BY created_at LIMIT 1"
-    );
-    let by_ref = e.payment_ref.as_deref().unwrap_or("");
-    let by_id = e.order_ref.as_deref().unwrap_or("");
-    if by_ref.is_empty() && by_id.is_empty() {
-        return Ok(None);
-    }
-    on_tx!(tx, c => sqlx::query_as(&sql)
-        .bind(account_id)
-        .bind(by_ref)
-        .bind(by_id)
-        .fetch_optional(c)
-        .await)
 }
 
 /// Konbini / Pay-easy: captured → 速報 (paid, or late if after the deadline); expired or
