@@ -25,6 +25,8 @@ pub struct Chrome {
     /// Layout switch targets, present on PC and smartphone pages of a session.
     pub to_pc: Option<String>,
     pub to_sp: Option<String>,
+    /// The merchant is in test mode: every page says nothing real is charged.
+    pub test_mode: bool,
 }
 
 impl Chrome {
@@ -37,7 +39,14 @@ impl Chrome {
             lang: lang.to_owned(),
             to_pc: None,
             to_sp: None,
+            test_mode: false,
         }
+    }
+
+    /// Marks the pages of a test-mode merchant (the test-mode banner).
+    pub fn test_mode(mut self, test: bool) -> Self {
+        self.test_mode = test;
+        self
     }
 
     /// Adds the PC/smartphone switch for a session page.
@@ -131,6 +140,10 @@ pub struct WebError<'a> {
     pub c: Chrome,
     pub status: u16,
     pub info: &'a ErrorInfo,
+    pub title: &'static str,
+    pub message: String,
+    /// Back to the shop (cancel URL, else return URL) when the merchant is known.
+    pub back_url: Option<String>,
 }
 
 #[derive(Template)]
@@ -139,34 +152,102 @@ pub struct FpError<'a> {
     pub c: Chrome,
     pub status: u16,
     pub info: &'a ErrorInfo,
+    pub title: &'static str,
+    pub message: String,
+    pub back_url: Option<String>,
 }
 
-/// Renders the device-appropriate error page, in the default theme: the error may be that we
-/// could not tell which merchant this is.
+/// The shopper's wording of an error: a heading saying what happened and a sentence saying
+/// what to do, in plain words; reasons without their own wording use their message.
+pub fn error_text(info: &ErrorInfo, en: bool) -> (&'static str, String) {
+    let own = |ja: &'static str, en_s: &'static str| if en { en_s } else { ja };
+    let (title, body): (&'static str, Option<&'static str>) = match info.code {
+        "link_expired" => (
+            own("お支払いリンクの有効期限が切れています", "This payment link has expired"),
+            Some(own(
+                "お手数ですが、ショップに戻ってもう一度お手続きください。",
+                "Please go back to the shop and start the payment again.",
+            )),
+        ),
+        "bad_signature" | "unknown_key" => (
+            own("このお支払いリンクは正しくありません", "This payment link is not valid"),
+            Some(own(
+                "リンクが途中で変わったか、一部が欠けている可能性があります。ショップのページからもう一度お手続きください。",
+                "The link may have been changed or cut short. Please start again from the shop's page.",
+            )),
+        ),
+        "session_expired" => (
+            own("お手続きの有効時間が過ぎました", "This payment session has timed out"),
+            Some(own(
+                "安全のため、時間が経ったお手続きは終了しています。ショップに戻ってもう一度お手続きください。",
+                "For your security, sessions end after a while. Please go back to the shop and start again.",
+            )),
+        ),
+        "checkout_locked" => (
+            own("カードのご利用を一時的に停止しています", "Card payment is paused for this order"),
+            Some(own(
+                "入力の誤りが続いたため、安全のためこのご注文ではしばらくカードをご利用いただけません。時間をおいてお試しいただくか、ショップにお問い合わせください。",
+                "After several failed attempts, card payment is paused for this order for your security. Please try again later or contact the shop.",
+            )),
+        ),
+        "internal_error" => (
+            own("ただいまお手続きできません", "We can't take your payment right now"),
+            None,
+        ),
+        _ => (
+            own("お支払いを続けられません", "We couldn't continue with your payment"),
+            None,
+        ),
+    };
+    let body = body.map(str::to_owned).unwrap_or_else(|| {
+        if en {
+            info.message_en.clone()
+        } else {
+            info.message_ja.to_owned()
+        }
+    });
+    (title, body)
+}
+
+/// Renders the device-appropriate error page: in the merchant's theme, language and test-mode
+/// state with a link back to the shop when the request names the merchant
+/// (`routes::error_shop`), else in the neutral default theme.
 pub fn error_page(
     state: &AppState,
     device: Device,
     status: StatusCode,
     info: &ErrorInfo,
+    shop: Option<&crate::routes::error_shop::ErrorShop>,
 ) -> Response {
-    let c = Chrome::new(
-        state,
-        device,
-        "Kakehashi",
-        crate::themes::DEFAULT_THEME,
-        "ja",
-    );
+    let c = match shop {
+        Some(s) => Chrome::new(state, device, &s.name, &s.theme, &s.lang).test_mode(s.test_mode),
+        None => Chrome::new(
+            state,
+            device,
+            "Kakehashi",
+            crate::themes::DEFAULT_THEME,
+            "ja",
+        ),
+    };
+    let (title, message) = error_text(info, c.en());
+    let back_url = shop.and_then(|s| s.back_url.clone());
     let rendered = match device {
         Device::FeaturePhone => FpError {
             c,
             status: status.as_u16(),
             info,
+            title,
+            message,
+            back_url,
         }
         .render(),
         _ => WebError {
             c,
             status: status.as_u16(),
             info,
+            title,
+            message,
+            back_url,
         }
         .render(),
     };

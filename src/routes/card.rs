@@ -47,6 +47,7 @@ fn chrome(state: &AppState, x: &Ctx) -> Chrome {
         &x.o.merchant.theme,
         &x.o.checkout.lang,
     )
+    .test_mode(x.o.merchant.mode() == crate::domain::Mode::Test)
     .with_switch(x.device, &x.token)
 }
 

@@ -121,6 +121,7 @@ fn render_checkout(
         &o.merchant.theme,
         &o.checkout.lang,
     )
+    .test_mode(o.merchant.mode() == crate::domain::Mode::Test)
     .with_switch(device, token);
     let order = OrderView::new(
         &o.checkout.order_id,

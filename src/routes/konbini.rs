@@ -186,6 +186,7 @@ fn chrome(state: &AppState, device: Device, o: &Opened, token: &str) -> Chrome {
         &o.merchant.theme,
         &o.checkout.lang,
     )
+    .test_mode(o.merchant.mode() == crate::domain::Mode::Test)
     .with_switch(device, token)
 }
 

@@ -10,6 +10,7 @@ pub mod console;
 mod console_admin;
 mod console_processors;
 mod demo;
+pub mod error_shop;
 mod konbini;
 mod processor_webhooks;
 mod redirect_result;

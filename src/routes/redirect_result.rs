@@ -26,7 +26,8 @@ pub fn render_result(
         &o.merchant.name,
         &o.merchant.theme,
         &o.checkout.lang,
-    );
+    )
+    .test_mode(o.merchant.mode() == crate::domain::Mode::Test);
     let order = OrderView::new(
         &o.checkout.order_id,
         &o.checkout.item_name,

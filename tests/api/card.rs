@@ -475,7 +475,17 @@ async fn repeated_declines_lock_the_checkout(app: TestApp) {
     }
     let r = page.pay(&app, UA_PC, VISA, "123", "lump").await;
     assert_eq!(r.status(), 429);
-    assert_eq!(error_code(&r.text().await.unwrap()), "checkout_locked");
+    let body = r.text().await.unwrap();
+    assert_eq!(error_code(&body), "checkout_locked");
+    // The locked page is the shop's, says why in plain words and leads back to the shop.
+    assert!(
+        body.contains("テスト商店") && body.contains("id=\"back-to-shop\""),
+        "{body}"
+    );
+    assert!(
+        body.contains("カードのご利用を一時的に停止しています"),
+        "{body}"
+    );
     assert_eq!(
         app.count("payments").await,
         5,

@@ -1,0 +1,142 @@
+//! The shopper's experience (issue 16): error pages that lead back to the shop in the
+//! merchant's brand, the test-mode banner, and why an enabled method is not offered.
+
+use crate::helpers::*;
+
+fn cancel() -> String {
+    format!("{SHOP}/cart")
+}
+
+/// Expired, tampered and session-expired pages wear the merchant's theme, say what happened in
+/// plain words and link back to the shop (cancel URL, else return URL).
+async fn error_pages_are_branded_and_lead_back_to_the_shop(app: TestApp) {
+    let m = app.merchant().await;
+    let cancel = cancel();
+    let back = format!("href=\"{cancel}\"");
+
+    // Expired link (GET).
+    let past = (now_s() - 60).to_string();
+    let f = app.fields(
+        &m,
+        "err-1",
+        1000,
+        &[("expires_at", &past), ("cancel_url", &cancel)],
+    );
+    let (status, body) = app.open(&m, &f, UA_PC).await;
+    assert_eq!(status, 410);
+    assert_eq!(error_code(&body), "link_expired");
+    assert!(body.contains("テスト商店"), "merchant name: {body}");
+    assert!(body.contains("theme-demo.css"), "merchant theme");
+    assert!(body.contains("demo-logo.svg"), "merchant logo");
+    assert!(body.contains("id=\"back-to-shop\""), "{body}");
+    assert!(body.contains(&back), "cancel URL: {body}");
+    assert!(body.contains("お支払いリンクの有効期限が切れています"));
+
+    // The same, posted as a cart form.
+    let link = app.link(&m, &f);
+    let query = link.split_once('?').unwrap().1.to_owned();
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let form: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let r = app.post_form("/checkout", UA_PC, &form).await;
+    assert_eq!(r.status(), 410);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains(&back) && body.contains("テスト商店"),
+        "{body}"
+    );
+
+    // English link.
+    let f = app.fields(&m, "err-2", 1000, &[("expires_at", &past), ("lang", "en")]);
+    let (_, body) = app.open(&m, &f, UA_PC).await;
+    assert!(body.contains("This payment link has expired"), "{body}");
+    assert!(
+        body.contains(&format!("href=\"{SHOP}/thanks\"")),
+        "return URL without a cancel URL"
+    );
+    assert!(body.contains("<html lang=\"en\">"));
+
+    // Tampered link: branded, but only a registered origin is linked.
+    let f = app.fields(
+        &m,
+        "err-3",
+        1000,
+        &[("cancel_url", "https://evil.example/x")],
+    );
+    let tampered = app.link(&m, &f).replace("amount=1000", "amount=1");
+    let r = app.get(&tampered, UA_PC).await;
+    assert_eq!(r.status(), 403);
+    let body = r.text().await.unwrap();
+    assert_eq!(error_code(&body), "bad_signature");
+    assert!(body.contains("テスト商店"));
+    assert!(body.contains("このお支払いリンクは正しくありません"));
+    assert!(!body.contains("evil.example"), "{body}");
+    assert!(body.contains(&format!("href=\"{SHOP}/thanks\"")), "{body}");
+
+    // Session expired: the checkout is known from the token.
+    let f = app.fields(&m, "err-4", 1000, &[("cancel_url", &cancel)]);
+    let (_, body) = app.open(&m, &f, UA_PC).await;
+    let pay = action(&body).trim_end_matches("/method").to_owned();
+    app.clock.advance(std::time::Duration::from_secs(2 * 3600));
+    let r = app.get(&pay, UA_PC).await;
+    assert_eq!(r.status(), 410);
+    let body = r.text().await.unwrap();
+    assert_eq!(error_code(&body), "session_expired");
+    assert!(
+        body.contains("テスト商店") && body.contains(&back),
+        "{body}"
+    );
+    assert!(body.contains("お手続きの有効時間が過ぎました"));
+
+    // Feature phone: the way back is on key 0.
+    let r = app.get(&pay, UA_DOCOMO).await;
+    let body = sjis_text(r).await;
+    assert!(body.contains("accesskey=\"0\""), "{body}");
+    assert!(body.contains(&back), "{body}");
+    assert!(body.contains("demo-logo"), "merchant logo: {body}");
+
+    // A merchant we cannot name: the neutral page, no link.
+    let f = app.fields(&m, "err-5", 1000, &[("merchant_id", "m_nobody")]);
+    let (_, body) = app.open(&m, &f, UA_PC).await;
+    assert!(!body.contains("back-to-shop"), "{body}");
+    assert!(body.contains("Kakehashi"));
+}
+both!(error_pages_are_branded_and_lead_back_to_the_shop);
+
+/// Every shopper page of a test-mode merchant says that nothing real is charged.
+async fn test_mode_banner_on_shopper_pages(app: TestApp) {
+    let m = app.merchant().await;
+    for ua in [UA_PC, UA_IPHONE] {
+        let f = app.fields(&m, &format!("tm-{}", ua.len()), 1000, &[]);
+        let (_, body) = app.open(&m, &f, ua).await;
+        assert!(body.contains("id=\"test-mode-banner\""), "selector: {body}");
+        assert!(body.contains("実際のカードへの請求やお金の移動は行われません"));
+        let pay = action(&body).trim_end_matches("/method").to_owned();
+        let body = app
+            .get(&format!("{pay}/card"), ua)
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            body.contains("id=\"test-mode-banner\""),
+            "card form: {body}"
+        );
+    }
+    let f = app.fields(&m, "tm-fp", 1000, &[]);
+    let r = app.get(&app.link(&m, &f), UA_DOCOMO).await;
+    let body = sjis_text(r).await;
+    assert!(
+        body.contains("[テストモード]実際の請求はされません"),
+        "{body}"
+    );
+    // English pages say it in English.
+    let f = app.fields(&m, "tm-en", 1000, &[("lang", "en")]);
+    let (_, body) = app.open(&m, &f, UA_PC).await;
+    assert!(body.contains("Real cards are not charged"), "{body}");
+}
+both!(test_mode_banner_on_shopper_pages);
