@@ -98,6 +98,8 @@ pub struct WebSelector {
     pub action: String,
     pub csrf: String,
     pub cancel_url: Option<String>,
+    /// Why an enabled method is not offered for this order (amount limit, device).
+    pub unavailable: Vec<String>,
 }
 
 #[derive(Template)]
@@ -111,6 +113,7 @@ pub struct FpSelector {
     pub cancel_url: Option<String>,
     /// Why a method is missing on this phone (card through a processor's browser form).
     pub note: Option<String>,
+    pub unavailable: Vec<String>,
 }
 
 /// A checkout that can no longer be paid (already paid, or closed): shows its state.

@@ -178,6 +178,7 @@ fn render_checkout(
     let action = format!("/pay/{token}/method");
     let csrf = Session::csrf(token, &state.secret);
     let cancel_url = o.checkout.cancel_url.clone();
+    let unavailable = unavailable_notes(o, device, en);
     match device {
         Device::FeaturePhone => page(
             device,
@@ -189,6 +190,7 @@ fn render_checkout(
                 csrf,
                 cancel_url,
                 note: super::card_browser::fp_selector_note(o, en),
+                unavailable,
             },
         ),
         _ => page(
@@ -200,7 +202,40 @@ fn render_checkout(
                 action,
                 csrf,
                 cancel_url,
+                unavailable,
             },
         ),
     }
+}
+
+/// One sentence per method the merchant enabled for this order but the shopper cannot use here:
+/// methods do not vanish without a word.
+fn unavailable_notes(o: &Opened, device: Device, en: bool) -> Vec<String> {
+    use crate::domain::method::{unavailable, Unavailable};
+    let payable = o.connectors.methods();
+    unavailable(
+        &o.merchant.methods(),
+        &o.checkout.methods(),
+        device,
+        o.checkout.amount,
+    )
+    .into_iter()
+    .filter(|(m, _)| payable.contains(m))
+    .map(|(m, why)| match (why, en) {
+        (Unavailable::OverLimit(max), false) => format!(
+            "{}は{}円を超えるご注文ではご利用いただけません。",
+            m.name_ja(),
+            crate::util::format_yen(max)
+        ),
+        (Unavailable::OverLimit(max), true) => format!(
+            "{} is not available for orders over ¥{}.",
+            m.name_en(),
+            crate::util::format_yen(max)
+        ),
+        (Unavailable::Device, false) => {
+            format!("{}はこの端末ではご利用いただけません。", m.name_ja())
+        }
+        (Unavailable::Device, true) => format!("{} is not available on this device.", m.name_en()),
+    })
+    .collect()
 }

@@ -140,3 +140,47 @@ async fn test_mode_banner_on_shopper_pages(app: TestApp) {
     assert!(body.contains("Real cards are not charged"), "{body}");
 }
 both!(test_mode_banner_on_shopper_pages);
+
+/// At ¥350,000 convenience-store and carrier billing are above their limits: the selector says
+/// so instead of leaving them out silently; a feature phone says which methods it cannot use.
+async fn selector_says_why_a_method_is_missing(app: TestApp) {
+    let m = app.merchant().await;
+    let f = app.fields(&m, "why-1", 350_000, &[]);
+    let (status, body) = app.open(&m, &f, UA_PC).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains("value=\"konbini\""));
+    assert!(
+        body.contains("コンビニ決済は300,000円を超えるご注文ではご利用いただけません。"),
+        "{body}"
+    );
+    assert!(
+        body.contains("d払いは100,000円を超えるご注文ではご利用いただけません。"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("クレジットカードは"),
+        "card is offered: no note"
+    );
+    let f = app.fields(&m, "why-2", 350_000, &[("lang", "en")]);
+    let (_, body) = app.open(&m, &f, UA_PC).await;
+    assert!(
+        body.contains("Convenience store is not available for orders over ¥300,000."),
+        "{body}"
+    );
+    // Nothing to explain for a small order on a PC.
+    let f = app.fields(&m, "why-3", 1000, &[]);
+    let (_, body) = app.open(&m, &f, UA_PC).await;
+    assert!(!body.contains("id=\"unavailable\""));
+    // Feature phone: the device is the reason.
+    let f = app.fields(&m, "why-4", 1000, &[]);
+    let body = sjis_text(app.get(&app.link(&m, &f), UA_DOCOMO).await).await;
+    assert!(
+        body.contains("auかんたん決済はこの端末ではご利用いただけません。"),
+        "{body}"
+    );
+    // A method the link did not ask for is not the shopper's business.
+    let f = app.fields(&m, "why-5", 350_000, &[("methods", "card")]);
+    let (_, body) = app.open(&m, &f, UA_PC).await;
+    assert!(!body.contains("コンビニ決済は"), "{body}");
+}
+both!(selector_says_why_a_method_is_missing);
