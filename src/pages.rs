@@ -62,6 +62,26 @@ impl Chrome {
     pub fn en(&self) -> bool {
         self.lang == "en"
     }
+
+    // The shopper's words for the actions every page shares, in one place.
+
+    /// Back to the method selector (every method page, failed results).
+    pub fn other_method(&self) -> &'static str {
+        if self.en() {
+            "Choose another payment method"
+        } else {
+            "別の方法で支払う"
+        }
+    }
+
+    /// Back to the shop.
+    pub fn back_to_shop(&self) -> &'static str {
+        if self.en() {
+            "Return to the shop"
+        } else {
+            "ショップに戻る"
+        }
+    }
 }
 
 /// The order as shown on every checkout page.

@@ -83,7 +83,7 @@ pub async fn result_view(
         waiting,
         method_name,
         payment_id: p.id.clone(),
-        status_label: crate::status::label_ja(&p.method, &p.status),
+        status_label: crate::status::shopper_label(&p.status, o.checkout.lang == "en"),
         message,
         return_link,
         retry_url,

@@ -141,6 +141,11 @@ async fn decline_fails_and_offers_another_method(app: TestApp) {
     assert!(body.contains("お支払いは完了しませんでした"), "{body}");
     assert!(body.contains("銀行でお支払いが承認されませんでした"));
     assert!(body.contains("別の方法で支払う"));
+    // The shopper's word for the status, not the console's (失敗).
+    assert!(
+        body.contains("id=\"result-status\">お支払いできませんでした<"),
+        "{body}"
+    );
     assert!(
         !body.contains("return-to-shop"),
         "no shop link without a cancel_url"

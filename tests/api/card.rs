@@ -218,7 +218,7 @@ async fn every_documented_test_card_behaves_as_documented(app: TestApp) {
                     card.number
                 );
                 assert!(
-                    body.contains("他のお支払い方法を選ぶ"),
+                    body.contains("別の方法で支払う"),
                     "retry or choose another method"
                 );
                 assert_eq!(

@@ -184,3 +184,41 @@ async fn selector_says_why_a_method_is_missing(app: TestApp) {
     assert!(!body.contains("コンビニ決済は"), "{body}");
 }
 both!(selector_says_why_a_method_is_missing);
+
+/// One phrase for "choose another payment method" on every method page (PC and feature
+/// phone), in the page's language.
+async fn one_phrase_for_choosing_another_method(app: TestApp) {
+    let m = app.merchant().await;
+    for (lang, phrase) in [
+        ("ja", "別の方法で支払う"),
+        ("en", "Choose another payment method"),
+    ] {
+        let f = app.fields(&m, &format!("phrase-{lang}"), 1000, &[("lang", lang)]);
+        let (_, body) = app.open(&m, &f, UA_PC).await;
+        let pay = action(&body).trim_end_matches("/method").to_owned();
+        for method in ["card", "konbini", "payeasy", "banknet", "docomo"] {
+            let body = app
+                .get(&format!("{pay}/{method}"), UA_PC)
+                .await
+                .text()
+                .await
+                .unwrap();
+            assert!(body.contains(phrase), "{lang} {method}: {body}");
+            for other in [
+                "他のお支払い方法を選ぶ",
+                "お支払い方法の選択に戻る",
+                "Pay another way",
+            ] {
+                assert!(!body.contains(other), "{lang} {method}: {other}");
+            }
+        }
+    }
+    let f = app.fields(&m, "phrase-fp", 1000, &[]);
+    let body = sjis_text(app.get(&app.link(&m, &f), UA_DOCOMO).await).await;
+    let pay = action(&body).trim_end_matches("/method").to_owned();
+    for method in ["konbini", "payeasy"] {
+        let body = sjis_text(app.get(&format!("{pay}/{method}"), UA_DOCOMO).await).await;
+        assert!(body.contains("0.別の方法で支払う"), "fp {method}: {body}");
+    }
+}
+both!(one_phrase_for_choosing_another_method);
