@@ -474,6 +474,85 @@ pub struct NumberFieldView {
     pub value: String,
 }
 
+impl NumberFieldView {
+    /// The value in groups of four digits from the left, shown apart (CSS margin, so a copy
+    /// gives the plain number). A value that is not all digits is one group.
+    pub fn groups(&self) -> Vec<String> {
+        group_digits(&self.value)
+    }
+}
+
+/// `12345678901234567890` → `["1234", "5678", "9012", "3456", "7890"]`.
+pub fn group_digits(value: &str) -> Vec<String> {
+    if value.len() <= 4 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return vec![value.to_owned()];
+    }
+    value
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect()
+}
+
+/// A deadline as the shopper reads it, in Japan time with the weekday:
+/// `2026年12月8日(火) 23:59` / `Tue 8 Dec 2026, 23:59`.
+pub fn shopper_deadline(ms: i64, en: bool) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .to_offset(time::macros::offset!(+9));
+    let wd = t.weekday().number_days_from_monday() as usize;
+    if en {
+        const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        format!(
+            "{} {} {} {}, {:02}:{:02}",
+            DAYS[wd],
+            t.day(),
+            MONTHS[t.month() as usize - 1],
+            t.year(),
+            t.hour(),
+            t.minute()
+        )
+    } else {
+        const DAYS: [&str; 7] = ["月", "火", "水", "木", "金", "土", "日"];
+        format!(
+            "{}年{}月{}日({}) {:02}:{:02}",
+            t.year(),
+            t.month() as u8,
+            t.day(),
+            DAYS[wd],
+            t.hour(),
+            t.minute()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_have_the_weekday() {
+        // 2026-12-08 23:59:59 JST = 14:59:59 UTC, a Tuesday.
+        let ms = 1_796_741_999_000;
+        assert_eq!(shopper_deadline(ms, false), "2026年12月8日(火) 23:59");
+        assert_eq!(shopper_deadline(ms, true), "Tue 8 Dec 2026, 23:59");
+    }
+
+    #[test]
+    fn digits_in_fours() {
+        assert_eq!(
+            group_digits("12345678901234567890"),
+            ["1234", "5678", "9012", "3456", "7890"]
+        );
+        assert_eq!(group_digits("58091"), ["5809", "1"]);
+        assert_eq!(group_digits("1234"), ["1234"]);
+        assert_eq!(group_digits("AB-12345"), ["AB-12345"]);
+    }
+}
+
 /// An issued payment number with its deadline and how to pay.
 #[derive(Clone, Debug)]
 pub struct NumberPage {
