@@ -338,6 +338,8 @@ pub struct WebChallenge {
     pub masked: String,
     pub attempts_left: u32,
     pub wrong_code: bool,
+    /// Leave the challenge for the method selector (POST, with the CSRF token).
+    pub cancel_action: String,
 }
 
 #[derive(Template)]
@@ -351,6 +353,8 @@ pub struct FpChallenge {
     pub masked: String,
     pub attempts_left: u32,
     pub wrong_code: bool,
+    /// Leave the challenge for the method selector (POST, with the CSRF token).
+    pub cancel_action: String,
 }
 
 /// A payment result: success, failure (with retry) or in progress.

@@ -97,6 +97,10 @@ pub fn router(state: AppState) -> Router {
             "/pay/{token}/card/challenge",
             get(card::challenge_page).post(card::challenge_submit),
         )
+        .route(
+            "/pay/{token}/card/challenge/cancel",
+            post(card::challenge_cancel),
+        )
         .route("/pay/{token}/card/result", get(card::result_page))
         .route("/pay/{token}/card/intent", post(card_browser::intent))
         .route("/pay/{token}/card/return", get(card_browser::back))
