@@ -27,6 +27,8 @@ pub struct Chrome {
     pub to_sp: Option<String>,
     /// The merchant is in test mode: every page says nothing real is charged.
     pub test_mode: bool,
+    /// The ja/en switch of a session page (PC and smartphone).
+    pub other_lang: Option<String>,
 }
 
 impl Chrome {
@@ -40,6 +42,7 @@ impl Chrome {
             to_pc: None,
             to_sp: None,
             test_mode: false,
+            other_lang: None,
         }
     }
 
@@ -51,6 +54,10 @@ impl Chrome {
 
     /// Adds the PC/smartphone switch for a session page.
     pub fn with_switch(mut self, device: Device, token: &str) -> Self {
+        if device != Device::FeaturePhone {
+            let to = if self.en() { "ja" } else { "en" };
+            self.other_lang = Some(format!("/pay/{token}/lang?to={to}"));
+        }
         match device {
             Device::Pc => self.to_sp = Some(format!("/pay/{token}/view?to=sp")),
             Device::Smartphone => self.to_pc = Some(format!("/pay/{token}/view?to=pc")),

@@ -23,12 +23,20 @@ use crate::state::AppState;
 pub async fn open_get(
     State(state): State<AppState>,
     ua: Ua,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> AppResult<Response> {
     let fields = form::decode(query.unwrap_or_default().as_bytes(), UTF_8);
-    let opened = checkout::open_link(&state, fields, ua.device).await?;
+    let link_lang = !form::get(&fields, "lang").is_empty();
+    let mut opened = checkout::open_link(&state, fields, ua.device).await?;
+    if !link_lang {
+        browser_lang(&state, &headers, &mut opened).await?;
+    }
     let token = checkout::new_session(&state, &opened.checkout.id, ViewOverride::Auto);
     if let Some(r) = super::konbini::issued_page(&state, ua.device, &opened, &token).await? {
+        return Ok(r);
+    }
+    if let Some(r) = bank_waiting(&state, &opened, &token).await? {
         return Ok(r);
     }
     render_checkout(&state, ua.device, &opened, &token)
@@ -43,7 +51,11 @@ pub async fn open_post(
     body: Bytes,
 ) -> AppResult<Response> {
     let fields = form::parse_body(&headers, &body, UTF_8);
-    let opened = checkout::open_link(&state, fields, ua.device).await?;
+    let link_lang = !form::get(&fields, "lang").is_empty();
+    let mut opened = checkout::open_link(&state, fields, ua.device).await?;
+    if !link_lang {
+        browser_lang(&state, &headers, &mut opened).await?;
+    }
     let token = checkout::new_session(&state, &opened.checkout.id, ViewOverride::Auto);
     Ok(Redirect::to(&format!("/pay/{token}")).into_response())
 }
@@ -59,7 +71,26 @@ pub async fn show(
     if let Some(r) = super::konbini::issued_page(&state, device, &opened, &token).await? {
         return Ok(r);
     }
+    if let Some(r) = bank_waiting(&state, &opened, &token).await? {
+        return Ok(r);
+    }
     render_checkout(&state, device, &opened, &token)
+}
+
+/// Back from a bank left without finishing (the checkout waits for the bank): the bank
+/// payment's page says that nothing was charged, when it is cancelled and what then.
+async fn bank_waiting(state: &AppState, o: &Opened, token: &str) -> AppResult<Option<Response>> {
+    if o.checkout.status != CheckoutStatus::Pending {
+        return Ok(None);
+    }
+    let Some(p) = crate::payments::live_for_checkout(&state.db, &o.checkout.id).await? else {
+        return Ok(None);
+    };
+    if p.method != Method::Banknet.code() || p.status != "awaiting_bank" {
+        return Ok(None);
+    }
+    let to = format!("/pay/{token}/banknet/result/{}", p.id);
+    Ok(Some(Redirect::to(&to).into_response()))
 }
 
 #[derive(Deserialize)]
@@ -77,6 +108,65 @@ pub async fn switch_view(
         .ok_or(AppError::shopper(Reason::SessionExpired))?;
     let view = ViewOverride::parse(&q.to).ok_or(AppError::shopper(Reason::BadRequest))?;
     let token = checkout::new_session(&state, &session.checkout_id, view);
+    Ok(Redirect::to(&format!("/pay/{token}")).into_response())
+}
+
+/// A link without `lang`: the shopper's browser decides (Accept-Language), each time the link is
+/// opened.
+async fn browser_lang(state: &AppState, headers: &HeaderMap, o: &mut Opened) -> AppResult<()> {
+    let accept = headers
+        .get(axum::http::header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let lang = accept_language(accept);
+    if lang != o.checkout.lang {
+        checkouts::set_lang(&state.db, &o.checkout.id, lang).await?;
+        o.checkout.lang = lang.to_owned();
+    }
+    Ok(())
+}
+
+/// `en` when the browser prefers English to Japanese, else `ja` (our default).
+pub fn accept_language(header: &str) -> &'static str {
+    let mut best: Option<(f32, &'static str)> = None;
+    for part in header.split(',') {
+        let mut it = part.split(';');
+        let tag = it.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let q = it
+            .find_map(|p| p.trim().strip_prefix("q="))
+            .and_then(|q| q.parse::<f32>().ok())
+            .unwrap_or(1.0);
+        let lang = match tag.split('-').next().unwrap_or_default() {
+            "ja" => "ja",
+            "en" => "en",
+            _ => continue,
+        };
+        if q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {
+            best = Some((q, lang));
+        }
+    }
+    best.map_or("ja", |(_, l)| l)
+}
+
+#[derive(Deserialize)]
+pub struct LangQuery {
+    to: String,
+}
+
+/// `GET /pay/{token}/lang?to=ja|en`: the language switch in the page footer. Only the display
+/// language changes.
+pub async fn switch_lang(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    Query(q): Query<LangQuery>,
+) -> AppResult<Response> {
+    let (_, o) = checkout::load_session(&state, &token).await?;
+    let lang = match q.to.as_str() {
+        "ja" => "ja",
+        "en" => "en",
+        _ => return Err(AppError::shopper(Reason::BadRequest)),
+    };
+    checkouts::set_lang(&state.db, &o.checkout.id, lang).await?;
     Ok(Redirect::to(&format!("/pay/{token}")).into_response())
 }
 

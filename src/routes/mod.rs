@@ -13,7 +13,7 @@ mod demo;
 pub mod error_shop;
 mod konbini;
 mod processor_webhooks;
-mod redirect_result;
+pub mod redirect_result;
 mod sandbox;
 mod sandbox_pages;
 mod short;
@@ -92,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         .route("/pay/{token}", get(checkout::show))
         .route("/pay/{token}/method", post(checkout::choose_method))
         .route("/pay/{token}/view", get(checkout::switch_view))
+        .route("/pay/{token}/lang", get(checkout::switch_lang))
         .route("/pay/{token}/card", get(card::form_page).post(card::submit))
         .route(
             "/pay/{token}/card/challenge",

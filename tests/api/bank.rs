@@ -195,6 +195,20 @@ async fn walk_away_times_out(app: TestApp) {
         .unwrap()
         .unwrap();
     assert_eq!(p.status, "awaiting_bank");
+    // Issue 16 item 9: the shopper who left the bank and comes back to the checkout learns
+    // that nothing was charged, when the payment will be cancelled, and what then.
+    let f = app.fields(&m, "bk-3", 4_800, &[]);
+    let r = app.get(&app.link(&m, &f), UA_PC).await;
+    assert_eq!(r.status(), 303, "reopening the link");
+    let result = location(&r);
+    assert!(result.contains("/banknet/result/"), "{result}");
+    let body = app.get(&result, UA_PC).await.text().await.unwrap();
+    let cancel_at = kakehashi::routes::redirect_result::abandon_note(
+        p.created_at + kakehashi::domain::bank::PENDING_TIMEOUT_MS,
+        false,
+    );
+    assert!(body.contains(&cancel_at), "{body}");
+    assert!(body.contains("お支払いはされていません"));
 
     // Not yet due: nothing happens.
     let now = kakehashi::util::now_ms();

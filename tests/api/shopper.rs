@@ -222,3 +222,75 @@ async fn one_phrase_for_choosing_another_method(app: TestApp) {
     }
 }
 both!(one_phrase_for_choosing_another_method);
+
+async fn get_lang(app: &TestApp, url: &str, accept: &str) -> reqwest::Response {
+    let url = if url.starts_with('/') {
+        format!("{}{url}", app.base)
+    } else {
+        url.to_owned()
+    };
+    app.client
+        .get(url)
+        .header("user-agent", UA_PC)
+        .header("accept-language", accept)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Issue 16 item 13: a link without `lang` follows the browser's Accept-Language; a link's
+/// `lang` wins; the footer switches between 日本語 and English.
+async fn language_follows_the_browser_and_can_be_switched(app: TestApp) {
+    let m = app.merchant().await;
+    let f = app.fields(&m, "lang-1", 1000, &[]);
+    let link = app.link(&m, &f);
+    let body = get_lang(&app, &link, "en-US,en;q=0.9,ja;q=0.5")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("<html lang=\"en\">"), "{body}");
+    assert!(body.contains("Choose a payment method"));
+    assert!(body.contains("id=\"lang-switch\""), "{body}");
+    assert!(body.contains(">日本語</a>"));
+    let body = get_lang(&app, &link, "ja,en-US;q=0.8")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("<html lang=\"ja\">"), "{body}");
+    assert!(body.contains(">English</a>"));
+    // No header, or neither language: Japanese.
+    let body = get_lang(&app, &link, "fr-FR").await.text().await.unwrap();
+    assert!(body.contains("<html lang=\"ja\">"));
+    // The link's lang wins over the browser.
+    let f = app.fields(&m, "lang-2", 1000, &[("lang", "ja")]);
+    let body = get_lang(&app, &app.link(&m, &f), "en")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("<html lang=\"ja\">"));
+    // The switch changes the language of the session's pages.
+    let pay = action(&body).trim_end_matches("/method").to_owned();
+    let r = app.get(&format!("{pay}/lang?to=en"), UA_PC).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), pay.replace(&app.base, ""));
+    let body = app.get(&pay, UA_PC).await.text().await.unwrap();
+    assert!(body.contains("<html lang=\"en\">"), "{body}");
+    let body = app
+        .get(&format!("{pay}/card"), UA_PC)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("<html lang=\"en\">"), "card form too");
+    assert_eq!(
+        app.get(&format!("{pay}/lang?to=fr"), UA_PC).await.status(),
+        400
+    );
+    // Feature phones have no switch (their pages are Japanese).
+    let body = sjis_text(app.get(&pay, UA_DOCOMO).await).await;
+    assert!(!body.contains("lang-switch"));
+}
+both!(language_follows_the_browser_and_can_be_switched);
