@@ -809,7 +809,7 @@ async fn payeasy_number_is_grouped_and_the_deadline_has_its_weekday(app: TestApp
         );
     }
     let css = app
-        .get(&app.state.app_css.to_string(), UA_PC)
+        .get(app.state.app_css.as_ref(), UA_PC)
         .await
         .text()
         .await
