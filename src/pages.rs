@@ -25,6 +25,10 @@ pub struct Chrome {
     /// Layout switch targets, present on PC and smartphone pages of a session.
     pub to_pc: Option<String>,
     pub to_sp: Option<String>,
+    /// The merchant is in test mode: every page says nothing real is charged.
+    pub test_mode: bool,
+    /// The ja/en switch of a session page (PC and smartphone).
+    pub other_lang: Option<String>,
 }
 
 impl Chrome {
@@ -37,11 +41,23 @@ impl Chrome {
             lang: lang.to_owned(),
             to_pc: None,
             to_sp: None,
+            test_mode: false,
+            other_lang: None,
         }
+    }
+
+    /// Marks the pages of a test-mode merchant (the test-mode banner).
+    pub fn test_mode(mut self, test: bool) -> Self {
+        self.test_mode = test;
+        self
     }
 
     /// Adds the PC/smartphone switch for a session page.
     pub fn with_switch(mut self, device: Device, token: &str) -> Self {
+        if device != Device::FeaturePhone {
+            let to = if self.en() { "ja" } else { "en" };
+            self.other_lang = Some(format!("/pay/{token}/lang?to={to}"));
+        }
         match device {
             Device::Pc => self.to_sp = Some(format!("/pay/{token}/view?to=sp")),
             Device::Smartphone => self.to_pc = Some(format!("/pay/{token}/view?to=pc")),
@@ -52,6 +68,26 @@ impl Chrome {
 
     pub fn en(&self) -> bool {
         self.lang == "en"
+    }
+
+    // The shopper's words for the actions every page shares, in one place.
+
+    /// Back to the method selector (every method page, failed results).
+    pub fn other_method(&self) -> &'static str {
+        if self.en() {
+            "Choose another payment method"
+        } else {
+            "別の方法で支払う"
+        }
+    }
+
+    /// Back to the shop.
+    pub fn back_to_shop(&self) -> &'static str {
+        if self.en() {
+            "Return to the shop"
+        } else {
+            "ショップに戻る"
+        }
     }
 }
 
@@ -89,6 +125,8 @@ pub struct WebSelector {
     pub action: String,
     pub csrf: String,
     pub cancel_url: Option<String>,
+    /// Why an enabled method is not offered for this order (amount limit, device).
+    pub unavailable: Vec<String>,
 }
 
 #[derive(Template)]
@@ -102,6 +140,7 @@ pub struct FpSelector {
     pub cancel_url: Option<String>,
     /// Why a method is missing on this phone (card through a processor's browser form).
     pub note: Option<String>,
+    pub unavailable: Vec<String>,
 }
 
 /// A checkout that can no longer be paid (already paid, or closed): shows its state.
@@ -131,6 +170,10 @@ pub struct WebError<'a> {
     pub c: Chrome,
     pub status: u16,
     pub info: &'a ErrorInfo,
+    pub title: &'static str,
+    pub message: String,
+    /// Back to the shop (cancel URL, else return URL) when the merchant is known.
+    pub back_url: Option<String>,
 }
 
 #[derive(Template)]
@@ -139,34 +182,102 @@ pub struct FpError<'a> {
     pub c: Chrome,
     pub status: u16,
     pub info: &'a ErrorInfo,
+    pub title: &'static str,
+    pub message: String,
+    pub back_url: Option<String>,
 }
 
-/// Renders the device-appropriate error page, in the default theme: the error may be that we
-/// could not tell which merchant this is.
+/// The shopper's wording of an error: a heading saying what happened and a sentence saying
+/// what to do, in plain words; reasons without their own wording use their message.
+pub fn error_text(info: &ErrorInfo, en: bool) -> (&'static str, String) {
+    let own = |ja: &'static str, en_s: &'static str| if en { en_s } else { ja };
+    let (title, body): (&'static str, Option<&'static str>) = match info.code {
+        "link_expired" => (
+            own("お支払いリンクの有効期限が切れています", "This payment link has expired"),
+            Some(own(
+                "お手数ですが、ショップに戻ってもう一度お手続きください。",
+                "Please go back to the shop and start the payment again.",
+            )),
+        ),
+        "bad_signature" | "unknown_key" => (
+            own("このお支払いリンクは正しくありません", "This payment link is not valid"),
+            Some(own(
+                "リンクが途中で変わったか、一部が欠けている可能性があります。ショップのページからもう一度お手続きください。",
+                "The link may have been changed or cut short. Please start again from the shop's page.",
+            )),
+        ),
+        "session_expired" => (
+            own("お手続きの有効時間が過ぎました", "This payment session has timed out"),
+            Some(own(
+                "安全のため、時間が経ったお手続きは終了しています。ショップに戻ってもう一度お手続きください。",
+                "For your security, sessions end after a while. Please go back to the shop and start again.",
+            )),
+        ),
+        "checkout_locked" => (
+            own("カードのご利用を一時的に停止しています", "Card payment is paused for this order"),
+            Some(own(
+                "入力の誤りが続いたため、安全のためこのご注文ではしばらくカードをご利用いただけません。時間をおいてお試しいただくか、ショップにお問い合わせください。",
+                "After several failed attempts, card payment is paused for this order for your security. Please try again later or contact the shop.",
+            )),
+        ),
+        "internal_error" => (
+            own("ただいまお手続きできません", "We can't take your payment right now"),
+            None,
+        ),
+        _ => (
+            own("お支払いを続けられません", "We couldn't continue with your payment"),
+            None,
+        ),
+    };
+    let body = body.map(str::to_owned).unwrap_or_else(|| {
+        if en {
+            info.message_en.clone()
+        } else {
+            info.message_ja.to_owned()
+        }
+    });
+    (title, body)
+}
+
+/// Renders the device-appropriate error page: in the merchant's theme, language and test-mode
+/// state with a link back to the shop when the request names the merchant
+/// (`routes::error_shop`), else in the neutral default theme.
 pub fn error_page(
     state: &AppState,
     device: Device,
     status: StatusCode,
     info: &ErrorInfo,
+    shop: Option<&crate::routes::error_shop::ErrorShop>,
 ) -> Response {
-    let c = Chrome::new(
-        state,
-        device,
-        "Kakehashi",
-        crate::themes::DEFAULT_THEME,
-        "ja",
-    );
+    let c = match shop {
+        Some(s) => Chrome::new(state, device, &s.name, &s.theme, &s.lang).test_mode(s.test_mode),
+        None => Chrome::new(
+            state,
+            device,
+            "Kakehashi",
+            crate::themes::DEFAULT_THEME,
+            "ja",
+        ),
+    };
+    let (title, message) = error_text(info, c.en());
+    let back_url = shop.and_then(|s| s.back_url.clone());
     let rendered = match device {
         Device::FeaturePhone => FpError {
             c,
             status: status.as_u16(),
             info,
+            title,
+            message,
+            back_url,
         }
         .render(),
         _ => WebError {
             c,
             status: status.as_u16(),
             info,
+            title,
+            message,
+            back_url,
         }
         .render(),
     };
@@ -234,6 +345,8 @@ pub struct WebChallenge {
     pub masked: String,
     pub attempts_left: u32,
     pub wrong_code: bool,
+    /// Leave the challenge for the method selector (POST, with the CSRF token).
+    pub cancel_action: String,
 }
 
 #[derive(Template)]
@@ -247,6 +360,8 @@ pub struct FpChallenge {
     pub masked: String,
     pub attempts_left: u32,
     pub wrong_code: bool,
+    /// Leave the challenge for the method selector (POST, with the CSRF token).
+    pub cancel_action: String,
 }
 
 /// A payment result: success, failure (with retry) or in progress.
@@ -368,6 +483,85 @@ pub struct NumberFieldView {
     pub key: &'static str,
     pub label: &'static str,
     pub value: String,
+}
+
+impl NumberFieldView {
+    /// The value in groups of four digits from the left, shown apart (CSS margin, so a copy
+    /// gives the plain number). A value that is not all digits is one group.
+    pub fn groups(&self) -> Vec<String> {
+        group_digits(&self.value)
+    }
+}
+
+/// `12345678901234567890` → `["1234", "5678", "9012", "3456", "7890"]`.
+pub fn group_digits(value: &str) -> Vec<String> {
+    if value.len() <= 4 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return vec![value.to_owned()];
+    }
+    value
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect()
+}
+
+/// A deadline as the shopper reads it, in Japan time with the weekday:
+/// `2026年12月8日(火) 23:59` / `Tue 8 Dec 2026, 23:59`.
+pub fn shopper_deadline(ms: i64, en: bool) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .to_offset(time::macros::offset!(+9));
+    let wd = t.weekday().number_days_from_monday() as usize;
+    if en {
+        const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        format!(
+            "{} {} {} {}, {:02}:{:02}",
+            DAYS[wd],
+            t.day(),
+            MONTHS[t.month() as usize - 1],
+            t.year(),
+            t.hour(),
+            t.minute()
+        )
+    } else {
+        const DAYS: [&str; 7] = ["月", "火", "水", "木", "金", "土", "日"];
+        format!(
+            "{}年{}月{}日({}) {:02}:{:02}",
+            t.year(),
+            t.month() as u8,
+            t.day(),
+            DAYS[wd],
+            t.hour(),
+            t.minute()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_have_the_weekday() {
+        // 2026-12-08 23:59:59 JST = 14:59:59 UTC, a Tuesday.
+        let ms = 1_796_741_999_000;
+        assert_eq!(shopper_deadline(ms, false), "2026年12月8日(火) 23:59");
+        assert_eq!(shopper_deadline(ms, true), "Tue 8 Dec 2026, 23:59");
+    }
+
+    #[test]
+    fn digits_in_fours() {
+        assert_eq!(
+            group_digits("12345678901234567890"),
+            ["1234", "5678", "9012", "3456", "7890"]
+        );
+        assert_eq!(group_digits("58091"), ["5809", "1"]);
+        assert_eq!(group_digits("1234"), ["1234"]);
+        assert_eq!(group_digits("AB-12345"), ["AB-12345"]);
+    }
 }
 
 /// An issued payment number with its deadline and how to pay.

@@ -41,6 +41,7 @@ pub fn render(
                 csrf: String::new(),
                 cancel_url: None,
                 note: None,
+                unavailable: Vec::new(),
             },
         ),
         _ => crate::render::page(
@@ -52,6 +53,7 @@ pub fn render(
                 action,
                 csrf: String::new(),
                 cancel_url: None,
+                unavailable: Vec::new(),
             },
         ),
     }

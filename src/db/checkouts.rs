@@ -101,6 +101,18 @@ pub async fn insert_or_get(
     }
 }
 
+/// Sets the language the checkout's pages are shown in (`ja` or `en`): the link's `lang`, else
+/// the shopper's browser (Accept-Language) or their choice on the page.
+pub async fn set_lang(db: &Db, id: &str, lang: &str) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    exec_tx!(&mut tx, c => sqlx::query("UPDATE checkouts SET lang = $1 WHERE id = $2")
+    .bind(lang)
+    .bind(id)
+    .execute(c)
+    .await)?;
+    tx.commit().await
+}
+
 pub async fn select_method(db: &Db, id: &str, method: Method) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
     exec_tx!(&mut tx, c => sqlx::query(

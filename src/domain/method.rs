@@ -126,6 +126,38 @@ pub fn offered(merchant: &[Method], link: &[Method], device: Device, amount: i64
         .collect()
 }
 
+/// Why a method the merchant enabled (and the link asked for) is not offered for this order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unavailable {
+    /// The order is above the method's limit (the limit, in yen).
+    OverLimit(i64),
+    /// The method does not work on this kind of device.
+    Device,
+}
+
+/// The methods the merchant enabled and the link asked for that [`offered`] leaves out, with
+/// the reason the shopper is told (the device first: it holds whatever the amount).
+pub fn unavailable(
+    merchant: &[Method],
+    link: &[Method],
+    device: Device,
+    amount: i64,
+) -> Vec<(Method, Unavailable)> {
+    Method::ALL
+        .into_iter()
+        .filter(|m| merchant.contains(m) && link.contains(m) && m.has_flow())
+        .filter_map(|m| {
+            if !m.works_on(device) {
+                Some((m, Unavailable::Device))
+            } else if amount > m.max_amount() {
+                Some((m, Unavailable::OverLimit(m.max_amount())))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
 /// Whether any method the merchant enabled (and the server implements) accepts this amount,
 /// whatever the device: links above every limit are refused up front.
 pub fn amount_fits_some(merchant: &[Method], amount: i64) -> bool {
@@ -155,6 +187,27 @@ mod tests {
         assert!(!Method::Softbank.works_on(Device::FeaturePhone));
         assert!(!Method::Banknet.works_on(Device::FeaturePhone));
         assert!(Method::Au.works_on(Device::Smartphone));
+    }
+
+    #[test]
+    fn unavailable_says_why() {
+        let all = Method::ALL.to_vec();
+        let u = unavailable(&all, &all, Device::Pc, 350_000);
+        assert!(u.contains(&(Method::Konbini, Unavailable::OverLimit(300_000))));
+        assert!(u.contains(&(Method::Docomo, Unavailable::OverLimit(100_000))));
+        assert!(!u
+            .iter()
+            .any(|(m, _)| *m == Method::Card || *m == Method::Payeasy));
+        let u = unavailable(&all, &all, Device::FeaturePhone, 1000);
+        assert_eq!(
+            u,
+            vec![
+                (Method::Banknet, Unavailable::Device),
+                (Method::Au, Unavailable::Device),
+                (Method::Softbank, Unavailable::Device)
+            ]
+        );
+        assert!(unavailable(&[Method::Card], &all, Device::FeaturePhone, 1000).is_empty());
     }
 
     #[test]

@@ -381,6 +381,10 @@ pub fn failure_message(reason: &str) -> (&'static str, &'static str) {
             "カード会社の本人認証（3Dセキュア）に失敗しました。別のカードまたはお支払い方法をお試しください。",
             "3-D Secure authentication failed. Please try another card or payment method.",
         ),
+        "challenge_cancelled" => (
+            "本人認証を中止しました。",
+            "You cancelled the card authentication.",
+        ),
         "challenge_expired" => (
             "本人認証の有効時間が過ぎました。もう一度カード情報を入力してください。",
             "The authentication session expired. Please enter your card again.",
@@ -390,6 +394,39 @@ pub fn failure_message(reason: &str) -> (&'static str, &'static str) {
             "The card payment could not be processed. Please try again later.",
         ),
     }
+}
+
+/// The shopper left the issuer's challenge page for another method: the payment fails
+/// (`challenge_cancelled`, event + notification) and its card data is dropped. Not counted as a
+/// failed attempt (nothing was wrong with the card). A payment no longer in the challenge is
+/// left as it is.
+pub async fn abandon_challenge(state: &Ctx, o: &Opened, payment_id: &str) -> AppResult<()> {
+    let Some(p) = payments::get(&state.db, payment_id)
+        .await?
+        .filter(|p| p.checkout_id == o.checkout.id && p.method == "card")
+    else {
+        return Ok(());
+    };
+    if p.status != CardStatus::Challenge.as_str() {
+        return Ok(());
+    }
+    state.pending_cards.take(&p.id);
+    let mut d = p.details_json();
+    d["failure"] = json!("challenge_cancelled");
+    let mut tx = state.db.begin().await?;
+    apply(
+        &mut tx,
+        &p,
+        &CardAction::Fail,
+        "payment.failed",
+        "shopper",
+        json!({ "reason": "challenge_cancelled", "detail": "shopper chose another method" }),
+        Some(d),
+    )
+    .await?;
+    tx.commit().await?;
+    state.wake_notifier();
+    Ok(())
 }
 
 /// Checks the shopper's one-time code on the sandbox issuer page.

@@ -47,6 +47,7 @@ fn chrome(state: &AppState, x: &Ctx) -> Chrome {
         &x.o.merchant.theme,
         &x.o.checkout.lang,
     )
+    .test_mode(x.o.merchant.mode() == crate::domain::Mode::Test)
     .with_switch(x.device, &x.token)
 }
 
@@ -179,6 +180,25 @@ pub async fn challenge_submit(
     respond(&state, &x, outcome).await
 }
 
+/// `POST /pay/{token}/card/challenge/cancel`: leave the challenge for the method selector.
+pub async fn challenge_cancel(
+    State(state): State<AppState>,
+    ua: Ua,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> AppResult<Response> {
+    let x = ctx(&state, ua, token).await?;
+    let fields = form::parse_body(&headers, &body, page_encoding(x.device));
+    if !Session::csrf_ok(&x.token, &state.secret, form::get(&fields, "csrf")) {
+        return Err(AppError::shopper(Reason::BadCsrf));
+    }
+    if let Some(p) = payments::live_for_checkout(&state.db, &x.o.checkout.id).await? {
+        flow::abandon_challenge(&state, &x.o, &p.id).await?;
+    }
+    Ok(Redirect::to(&format!("/pay/{}", x.token)).into_response())
+}
+
 /// `GET /pay/{token}/card/result`: the state of the checkout's card payment. Reloading it never
 /// charges again.
 pub async fn result_page(
@@ -246,6 +266,7 @@ async fn respond_page(state: &AppState, x: &Ctx, outcome: PayOutcome) -> AppResu
                         masked,
                         attempts_left,
                         wrong_code,
+                        cancel_action: format!("/pay/{}/card/challenge/cancel", x.token),
                     },
                 ),
                 _ => page_with_status(
@@ -260,6 +281,7 @@ async fn respond_page(state: &AppState, x: &Ctx, outcome: PayOutcome) -> AppResu
                         masked,
                         attempts_left,
                         wrong_code,
+                        cancel_action: format!("/pay/{}/card/challenge/cancel", x.token),
                     },
                 ),
             }

@@ -58,6 +58,7 @@ fn chrome(state: &AppState, device: Device, token: &str, o: &Opened) -> Chrome {
         &o.merchant.theme,
         &o.checkout.lang,
     )
+    .test_mode(o.merchant.mode() == crate::domain::Mode::Test)
     .with_switch(device, token)
 }
 

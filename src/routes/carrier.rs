@@ -80,6 +80,7 @@ pub async fn show(
         &o.merchant.theme,
         &o.checkout.lang,
     )
+    .test_mode(o.merchant.mode() == crate::domain::Mode::Test)
     .with_switch(device, &token);
     let order = OrderView::new(
         &o.checkout.order_id,

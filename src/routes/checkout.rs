@@ -23,12 +23,20 @@ use crate::state::AppState;
 pub async fn open_get(
     State(state): State<AppState>,
     ua: Ua,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> AppResult<Response> {
     let fields = form::decode(query.unwrap_or_default().as_bytes(), UTF_8);
-    let opened = checkout::open_link(&state, fields, ua.device).await?;
+    let link_lang = !form::get(&fields, "lang").is_empty();
+    let mut opened = checkout::open_link(&state, fields, ua.device).await?;
+    if !link_lang {
+        browser_lang(&state, &headers, &mut opened).await?;
+    }
     let token = checkout::new_session(&state, &opened.checkout.id, ViewOverride::Auto);
     if let Some(r) = super::konbini::issued_page(&state, ua.device, &opened, &token).await? {
+        return Ok(r);
+    }
+    if let Some(r) = bank_waiting(&state, &opened, &token).await? {
         return Ok(r);
     }
     render_checkout(&state, ua.device, &opened, &token)
@@ -43,7 +51,11 @@ pub async fn open_post(
     body: Bytes,
 ) -> AppResult<Response> {
     let fields = form::parse_body(&headers, &body, UTF_8);
-    let opened = checkout::open_link(&state, fields, ua.device).await?;
+    let link_lang = !form::get(&fields, "lang").is_empty();
+    let mut opened = checkout::open_link(&state, fields, ua.device).await?;
+    if !link_lang {
+        browser_lang(&state, &headers, &mut opened).await?;
+    }
     let token = checkout::new_session(&state, &opened.checkout.id, ViewOverride::Auto);
     Ok(Redirect::to(&format!("/pay/{token}")).into_response())
 }
@@ -59,7 +71,26 @@ pub async fn show(
     if let Some(r) = super::konbini::issued_page(&state, device, &opened, &token).await? {
         return Ok(r);
     }
+    if let Some(r) = bank_waiting(&state, &opened, &token).await? {
+        return Ok(r);
+    }
     render_checkout(&state, device, &opened, &token)
+}
+
+/// Back from a bank left without finishing (the checkout waits for the bank): the bank
+/// payment's page says that nothing was charged, when it is cancelled and what then.
+async fn bank_waiting(state: &AppState, o: &Opened, token: &str) -> AppResult<Option<Response>> {
+    if o.checkout.status != CheckoutStatus::Pending {
+        return Ok(None);
+    }
+    let Some(p) = crate::payments::live_for_checkout(&state.db, &o.checkout.id).await? else {
+        return Ok(None);
+    };
+    if p.method != Method::Banknet.code() || p.status != "awaiting_bank" {
+        return Ok(None);
+    }
+    let to = format!("/pay/{token}/banknet/result/{}", p.id);
+    Ok(Some(Redirect::to(&to).into_response()))
 }
 
 #[derive(Deserialize)]
@@ -77,6 +108,65 @@ pub async fn switch_view(
         .ok_or(AppError::shopper(Reason::SessionExpired))?;
     let view = ViewOverride::parse(&q.to).ok_or(AppError::shopper(Reason::BadRequest))?;
     let token = checkout::new_session(&state, &session.checkout_id, view);
+    Ok(Redirect::to(&format!("/pay/{token}")).into_response())
+}
+
+/// A link without `lang`: the shopper's browser decides (Accept-Language), each time the link is
+/// opened.
+async fn browser_lang(state: &AppState, headers: &HeaderMap, o: &mut Opened) -> AppResult<()> {
+    let accept = headers
+        .get(axum::http::header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let lang = accept_language(accept);
+    if lang != o.checkout.lang {
+        checkouts::set_lang(&state.db, &o.checkout.id, lang).await?;
+        o.checkout.lang = lang.to_owned();
+    }
+    Ok(())
+}
+
+/// `en` when the browser prefers English to Japanese, else `ja` (our default).
+pub fn accept_language(header: &str) -> &'static str {
+    let mut best: Option<(f32, &'static str)> = None;
+    for part in header.split(',') {
+        let mut it = part.split(';');
+        let tag = it.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let q = it
+            .find_map(|p| p.trim().strip_prefix("q="))
+            .and_then(|q| q.parse::<f32>().ok())
+            .unwrap_or(1.0);
+        let lang = match tag.split('-').next().unwrap_or_default() {
+            "ja" => "ja",
+            "en" => "en",
+            _ => continue,
+        };
+        if q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {
+            best = Some((q, lang));
+        }
+    }
+    best.map_or("ja", |(_, l)| l)
+}
+
+#[derive(Deserialize)]
+pub struct LangQuery {
+    to: String,
+}
+
+/// `GET /pay/{token}/lang?to=ja|en`: the language switch in the page footer. Only the display
+/// language changes.
+pub async fn switch_lang(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    Query(q): Query<LangQuery>,
+) -> AppResult<Response> {
+    let (_, o) = checkout::load_session(&state, &token).await?;
+    let lang = match q.to.as_str() {
+        "ja" => "ja",
+        "en" => "en",
+        _ => return Err(AppError::shopper(Reason::BadRequest)),
+    };
+    checkouts::set_lang(&state.db, &o.checkout.id, lang).await?;
     Ok(Redirect::to(&format!("/pay/{token}")).into_response())
 }
 
@@ -121,6 +211,7 @@ fn render_checkout(
         &o.merchant.theme,
         &o.checkout.lang,
     )
+    .test_mode(o.merchant.mode() == crate::domain::Mode::Test)
     .with_switch(device, token);
     let order = OrderView::new(
         &o.checkout.order_id,
@@ -177,6 +268,7 @@ fn render_checkout(
     let action = format!("/pay/{token}/method");
     let csrf = Session::csrf(token, &state.secret);
     let cancel_url = o.checkout.cancel_url.clone();
+    let unavailable = unavailable_notes(o, device, en);
     match device {
         Device::FeaturePhone => page(
             device,
@@ -188,6 +280,7 @@ fn render_checkout(
                 csrf,
                 cancel_url,
                 note: super::card_browser::fp_selector_note(o, en),
+                unavailable,
             },
         ),
         _ => page(
@@ -199,7 +292,40 @@ fn render_checkout(
                 action,
                 csrf,
                 cancel_url,
+                unavailable,
             },
         ),
     }
+}
+
+/// One sentence per method the merchant enabled for this order but the shopper cannot use here:
+/// methods do not vanish without a word.
+fn unavailable_notes(o: &Opened, device: Device, en: bool) -> Vec<String> {
+    use crate::domain::method::{unavailable, Unavailable};
+    let payable = o.connectors.methods();
+    unavailable(
+        &o.merchant.methods(),
+        &o.checkout.methods(),
+        device,
+        o.checkout.amount,
+    )
+    .into_iter()
+    .filter(|(m, _)| payable.contains(m))
+    .map(|(m, why)| match (why, en) {
+        (Unavailable::OverLimit(max), false) => format!(
+            "{}は{}円を超えるご注文ではご利用いただけません。",
+            m.name_ja(),
+            crate::util::format_yen(max)
+        ),
+        (Unavailable::OverLimit(max), true) => format!(
+            "{} is not available for orders over ¥{}.",
+            m.name_en(),
+            crate::util::format_yen(max)
+        ),
+        (Unavailable::Device, false) => {
+            format!("{}はこの端末ではご利用いただけません。", m.name_ja())
+        }
+        (Unavailable::Device, true) => format!("{} is not available on this device.", m.name_en()),
+    })
+    .collect()
 }

@@ -186,6 +186,7 @@ fn chrome(state: &AppState, device: Device, o: &Opened, token: &str) -> Chrome {
         &o.merchant.theme,
         &o.checkout.lang,
     )
+    .test_mode(o.merchant.mode() == crate::domain::Mode::Test)
     .with_switch(device, token)
 }
 
@@ -200,7 +201,10 @@ fn order_view(o: &Opened) -> OrderView {
 /// The deadline a number issued now would get (preview on the forms).
 fn deadline_preview(o: &Opened) -> String {
     let days = flow::days_for(o).clamp(0, i64::from(rules::MAX_DAYS)) as u32;
-    flow::format_deadline(rules::deadline_ms(crate::util::now_ms(), days))
+    crate::pages::shopper_deadline(
+        rules::deadline_ms(crate::util::now_ms(), days),
+        o.checkout.lang == "en",
+    )
 }
 
 fn form_error(e: &IssueError, en: bool) -> (StatusCode, FormErrorView) {
@@ -380,7 +384,10 @@ fn number_page(
             NumberStatus::AwaitingPayment | NumberStatus::Reversed
         ),
         fields,
-        deadline: p.deadline_at.map(flow::format_deadline).unwrap_or_default(),
+        deadline: p
+            .deadline_at
+            .map(|ms| crate::pages::shopper_deadline(ms, en))
+            .unwrap_or_default(),
         amount: crate::util::format_yen(p.amount),
         steps: steps.to_vec(),
         test_mode: o.merchant.mode() == Mode::Test,

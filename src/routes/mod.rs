@@ -10,9 +10,10 @@ pub mod console;
 mod console_admin;
 mod console_processors;
 mod demo;
+pub mod error_shop;
 mod konbini;
 mod processor_webhooks;
-mod redirect_result;
+pub mod redirect_result;
 mod sandbox;
 mod sandbox_pages;
 mod short;
@@ -91,10 +92,15 @@ pub fn router(state: AppState) -> Router {
         .route("/pay/{token}", get(checkout::show))
         .route("/pay/{token}/method", post(checkout::choose_method))
         .route("/pay/{token}/view", get(checkout::switch_view))
+        .route("/pay/{token}/lang", get(checkout::switch_lang))
         .route("/pay/{token}/card", get(card::form_page).post(card::submit))
         .route(
             "/pay/{token}/card/challenge",
             get(card::challenge_page).post(card::challenge_submit),
+        )
+        .route(
+            "/pay/{token}/card/challenge/cancel",
+            post(card::challenge_cancel),
         )
         .route("/pay/{token}/card/result", get(card::result_page))
         .route("/pay/{token}/card/intent", post(card_browser::intent))

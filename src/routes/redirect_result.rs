@@ -26,7 +26,8 @@ pub fn render_result(
         &o.merchant.name,
         &o.merchant.theme,
         &o.checkout.lang,
-    );
+    )
+    .test_mode(o.merchant.mode() == crate::domain::Mode::Test);
     let order = OrderView::new(
         &o.checkout.order_id,
         &o.checkout.item_name,
@@ -57,15 +58,19 @@ pub async fn result_view(
                 .map(|c| crate::flows::carrier::limit_message(c, remaining))
         }
         ("declined", _) => Some("銀行でお支払いが承認されませんでした。".to_owned()),
-        ("timed_out", _) => Some(
-            "銀行での手続きが時間内に完了しなかったため、お支払いを取り消しました。".to_owned(),
-        ),
+        ("timed_out", _) => Some(if o.checkout.lang == "en" {
+            "The bank did not finish in time, so the payment was cancelled. Nothing was charged; you can pay another way."
+                .to_owned()
+        } else {
+            "銀行での手続きが時間内に完了しなかったため、お支払いを取り消しました。お支払いはされていません。別の方法でお支払いいただけます。"
+                .to_owned()
+        }),
         ("failed", _) => Some("携帯電話会社でお支払いが承認されませんでした。".to_owned()),
         ("cancelled", _) => Some("お支払いをキャンセルしました。".to_owned()),
-        ("awaiting_bank", _) => Some(
-            "銀行からの結果をお待ちください。30分以内に結果が届かない場合、お支払いは取り消されます。"
-                .to_owned(),
-        ),
+        ("awaiting_bank", _) => Some(abandon_note(
+            p.created_at + crate::domain::bank::PENDING_TIMEOUT_MS,
+            o.checkout.lang == "en",
+        )),
         _ => None,
     };
     let (return_link, retry_url) = if ok {
@@ -82,9 +87,27 @@ pub async fn result_view(
         waiting,
         method_name,
         payment_id: p.id.clone(),
-        status_label: crate::status::label_ja(&p.method, &p.status),
+        status_label: crate::status::shopper_label(&p.status, o.checkout.lang == "en"),
         message,
         return_link,
         retry_url,
     })
+}
+
+/// What a shopper who left the bank's page without finishing needs to know: whether money
+/// moved, until when the payment waits, and what happens then.
+pub fn abandon_note(cancel_at_ms: i64, en: bool) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(cancel_at_ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .to_offset(time::macros::offset!(+9));
+    let hm = format!("{:02}:{:02}", t.hour(), t.minute());
+    if en {
+        format!(
+            "We have not heard from the bank yet. If you completed the payment at the bank, please wait: this page shows the result when it arrives (reload it). If you closed the bank's page or stopped there, nothing has been charged: the payment is cancelled automatically at {hm} (JST), and you can then pay another way."
+        )
+    } else {
+        format!(
+            "銀行での手続きの結果をまだ受け取っていません。銀行の画面でお支払いを済ませた場合は、結果が届くまでお待ちください（このページを再読み込みすると最新の状態を表示します）。銀行の画面を閉じた・途中でやめた場合、お支払いはされていません。{hm}に自動で取り消され、その後は別の方法でお支払いいただけます。"
+        )
+    }
 }

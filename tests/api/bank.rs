@@ -143,6 +143,11 @@ async fn decline_fails_and_offers_another_method(app: TestApp) {
     assert!(body.contains("お支払いは完了しませんでした"), "{body}");
     assert!(body.contains("銀行でお支払いが承認されませんでした"));
     assert!(body.contains("別の方法で支払う"));
+    // The shopper's word for the status, not the console's (失敗).
+    assert!(
+        body.contains("id=\"result-status\">お支払いできませんでした<"),
+        "{body}"
+    );
     assert!(
         !body.contains("return-to-shop"),
         "no shop link without a cancel_url"
@@ -192,6 +197,20 @@ async fn walk_away_times_out(app: TestApp) {
         .unwrap()
         .unwrap();
     assert_eq!(p.status, "awaiting_bank");
+    // Issue 16 item 9: the shopper who left the bank and comes back to the checkout learns
+    // that nothing was charged, when the payment will be cancelled, and what then.
+    let f = app.fields(&m, "bk-3", 4_800, &[]);
+    let r = app.get(&app.link(&m, &f), UA_PC).await;
+    assert_eq!(r.status(), 303, "reopening the link");
+    let result = location(&r);
+    assert!(result.contains("/banknet/result/"), "{result}");
+    let body = app.get(&result, UA_PC).await.text().await.unwrap();
+    let cancel_at = kakehashi::routes::redirect_result::abandon_note(
+        p.created_at + kakehashi::domain::bank::PENDING_TIMEOUT_MS,
+        false,
+    );
+    assert!(body.contains(&cancel_at), "{body}");
+    assert!(body.contains("お支払いはされていません"));
 
     // Not yet due: nothing happens.
     let now = kakehashi::util::now_ms();

@@ -218,7 +218,7 @@ async fn every_documented_test_card_behaves_as_documented(app: TestApp) {
                     card.number
                 );
                 assert!(
-                    body.contains("他のお支払い方法を選ぶ"),
+                    body.contains("別の方法で支払う"),
                     "retry or choose another method"
                 );
                 assert_eq!(
@@ -475,7 +475,17 @@ async fn repeated_declines_lock_the_checkout(app: TestApp) {
     }
     let r = page.pay(&app, UA_PC, VISA, "123", "lump").await;
     assert_eq!(r.status(), 429);
-    assert_eq!(error_code(&r.text().await.unwrap()), "checkout_locked");
+    let body = r.text().await.unwrap();
+    assert_eq!(error_code(&body), "checkout_locked");
+    // The locked page is the shop's, says why in plain words and leads back to the shop.
+    assert!(
+        body.contains("テスト商店") && body.contains("id=\"back-to-shop\""),
+        "{body}"
+    );
+    assert!(
+        body.contains("カードのご利用を一時的に停止しています"),
+        "{body}"
+    );
     assert_eq!(
         app.count("payments").await,
         5,
@@ -699,3 +709,56 @@ async fn reconciliation_completes_an_unrecorded_authorization(app: TestApp) {
     assert_eq!(payment_status(&app, "rec3").await, vec!["failed"]);
 }
 both!(reconciliation_completes_an_unrecorded_authorization);
+
+/// Issue 16 item 14: the challenge page uses one term (ワンタイムパスワード) and has a way
+/// back: cancelling fails the challenged payment (not counted as a card failure) and shows the
+/// selector, where the shopper can pay again.
+async fn the_challenge_page_has_a_way_back(app: TestApp) {
+    let m = app.merchant().await;
+    for ua in [UA_PC, UA_DOCOMO] {
+        let order = format!("ch-back-{}", ua.len());
+        let page = card_page(&app, &m, &order, 1000, ua).await;
+        let r = page.pay(&app, ua, "4000000000002008", "123", "lump").await;
+        assert_eq!(r.status(), 303);
+        let r = app.get(&format!("{}/card/challenge", page.base), ua).await;
+        let body = if ua == UA_DOCOMO {
+            sjis_text(r).await
+        } else {
+            r.text().await.unwrap()
+        };
+        assert!(
+            !body.contains("認証コード") && !body.contains("認証ｺｰﾄﾞ"),
+            "one term: {body}"
+        );
+        assert!(
+            body.contains("ワンタイムパスワード") || body.contains("ﾜﾝﾀｲﾑﾊﾟｽﾜｰﾄﾞ"),
+            "{body}"
+        );
+        let cancel = format!("{}/card/challenge/cancel", page.base);
+        assert!(
+            body.contains(&cancel.replace(&app.base, "")) || body.contains(&cancel),
+            "{body}"
+        );
+        if ua == UA_DOCOMO {
+            assert!(body.contains("accesskey=\"0\""), "{body}");
+        }
+        // A forged form is refused.
+        let r = app.post_form(&cancel, ua, &[("csrf", "x")]).await;
+        assert_eq!(r.status(), 403);
+        let r = app.post_form(&cancel, ua, &[("csrf", &page.csrf)]).await;
+        assert_eq!(r.status(), 303);
+        assert!(
+            location(&r).ends_with(page.base.rsplit('/').next().unwrap()),
+            "to the selector"
+        );
+        assert_eq!(payment_status(&app, &order).await, ["failed"]);
+        // The selector works again and the card can be paid.
+        let r = page.pay(&app, ua, "4111111111111111", "123", "lump").await;
+        assert_eq!(r.status(), 303, "paid after cancelling the challenge");
+        assert_eq!(
+            payment_status(&app, &order).await.last().unwrap(),
+            "captured"
+        );
+    }
+}
+both!(the_challenge_page_has_a_way_back);

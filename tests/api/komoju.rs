@@ -128,7 +128,19 @@ fn num(body: &str, key: &str) -> String {
         .find(&needle)
         .unwrap_or_else(|| panic!("no {key} in {body}"))
         + needle.len();
-    body[i..].split('<').next().unwrap().to_owned()
+    // The digits are shown in groups (`<span class="grp">`): the number is their text.
+    let shown = &body[i..body[i..].find("</dd>").map_or(body.len(), |e| i + e)];
+    let mut out = String::new();
+    let mut in_tag = false;
+    for ch in shown.chars() {
+        match ch {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
 }
 
 async fn payment(app: &TestApp, order: &str) -> kakehashi::db::payments::PaymentRow {

@@ -111,7 +111,19 @@ fn num(body: &str, key: &str) -> String {
         .find(&needle)
         .unwrap_or_else(|| panic!("no {key} in {body}"))
         + needle.len();
-    body[i..].split('<').next().unwrap().to_owned()
+    // The digits are shown in groups (`<span class="grp">`): the number is their text.
+    let shown = &body[i..body[i..].find("</dd>").map_or(body.len(), |e| i + e)];
+    let mut out = String::new();
+    let mut in_tag = false;
+    for ch in shown.chars() {
+        match ch {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// A number on a feature-phone page: `label:<br>value<br>`.
@@ -224,7 +236,10 @@ async fn seven_eleven_on_pc_shows_the_slip_number_and_never_issues_twice(app: Te
     ] {
         assert!(chooser.contains(name), "{name} offered");
     }
-    assert!(chooser.contains("23:59:59"), "deadline preview");
+    assert!(
+        chooser.contains(") 23:59<"),
+        "deadline preview, with the weekday"
+    );
     let r = post_chain(&app, &path, UA_PC, "seven").await;
     assert_eq!(r.status().as_u16(), 303);
     let (_, body) = page(&app, &path, UA_PC).await;
@@ -233,7 +248,10 @@ async fn seven_eleven_on_pc_shows_the_slip_number_and_never_issues_twice(app: Te
     assert!(body.contains("払込票番号"));
     let slip = num(&body, "receipt_no");
     assert!(digits(&slip, 13), "13-digit 払込票番号: {slip}");
-    assert!(body.contains("23:59:59"), "deadline ends 23:59:59 JST");
+    assert!(
+        body.contains(") 23:59<"),
+        "deadline ends 23:59 JST, shown with the weekday"
+    );
     assert!(body.contains("&yen;1,500"));
     assert!(
         body.contains("インターネット代金の支払い"),
@@ -324,7 +342,7 @@ async fn feature_phones_get_small_shift_jis_number_pages(app: TestApp) {
     assert!(body.contains("ファミリーマートでのお支払い"));
     assert!(digits(&fp_num(&body, "お客様番号"), 11));
     assert!(digits(&fp_num(&body, "確認番号"), 4));
-    assert!(fp_num(&body, "お支払期限").ends_with("23:59:59"));
+    assert!(fp_num(&body, "お支払期限").ends_with(") 23:59"));
     assert!(body.contains("マルチコピー機"), "how to pay at FamilyMart");
     assert!(body.contains("accesskey=\"0\""));
 
@@ -703,7 +721,7 @@ async fn payeasy_happy_path(app: TestApp) {
     assert_eq!(num(&body, "institution_no"), "99999");
     assert!(digits(&num(&body, "customer_no"), 20));
     assert!(digits(&num(&body, "confirm_no"), 6));
-    assert!(body.contains("23:59:59"));
+    assert!(body.contains(") 23:59<"), "deadline with the weekday");
     assert!(body.contains("10万円を超える"), "ATM cash limit explained");
     let p = payment_of(&app, &m, "pe-1").await;
     assert_eq!((p.method.as_str(), p.fee), ("payeasy", 0));
@@ -738,6 +756,70 @@ async fn payeasy_happy_path(app: TestApp) {
     assert!(digits(&fp_num(&body, "お客様番号"), 20));
 }
 both!(payeasy_happy_path);
+
+/// Issue 16 items 11 and 5: the 20-digit お客様番号 is shown in groups of four that never wrap
+/// inside (and copy as one number), the deadline has its weekday and does not wrap either.
+async fn payeasy_number_is_grouped_and_the_deadline_has_its_weekday(app: TestApp) {
+    let m = app.merchant().await;
+    for (lang, ua) in [("ja", UA_PC), ("en", UA_IPHONE)] {
+        let f = app.fields(&m, &format!("pe-g-{lang}"), 5000, &[("lang", lang)]);
+        let path = choose_method(&app, &m, &f, ua, "payeasy").await;
+        let (_, start) = page(&app, &path, ua).await;
+        let csrf = hidden(&start, "csrf");
+        app.post_form(&path, ua, &[("csrf", &csrf)]).await;
+        let (_, body) = page(&app, &path, ua).await;
+        let customer = num(&body, "customer_no");
+        assert!(digits(&customer, 20), "{customer}");
+        let grouped: String = customer
+            .as_bytes()
+            .chunks(4)
+            .map(|c| {
+                format!(
+                    "<span class=\"grp\">{}</span>",
+                    std::str::from_utf8(c).unwrap()
+                )
+            })
+            .collect();
+        assert!(
+            body.contains(&format!(
+                "<span class=\"num\" id=\"num-customer_no\">{grouped}</span>"
+            )),
+            "{body}"
+        );
+        let p = payment_of(&app, &m, &format!("pe-g-{lang}")).await;
+        let want = kakehashi::pages::shopper_deadline(p.deadline_at.unwrap(), lang == "en");
+        assert!(
+            body.contains(&format!(
+                "<span class=\"nowrap\" id=\"deadline\">{want}</span>"
+            )),
+            "{want}: {body}"
+        );
+        let weekday = if lang == "en" {
+            "Mon|Tue|Wed|Thu|Fri|Sat|Sun"
+        } else {
+            "月|火|水|木|金|土|日"
+        };
+        assert!(
+            weekday.split('|').any(|d| want.contains(&if lang == "en" {
+                format!("{d} ")
+            } else {
+                format!("({d})")
+            })),
+            "{want}"
+        );
+    }
+    let css = app
+        .get(app.state.app_css.as_ref(), UA_PC)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        css.contains(".num, .nowrap { white-space: nowrap; }"),
+        "no wrapping inside"
+    );
+}
+both!(payeasy_number_is_grouped_and_the_deadline_has_its_weekday);
 
 async fn payeasy_is_not_offered_above_its_limit(app: TestApp) {
     let m = app.merchant().await;

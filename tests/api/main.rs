@@ -19,6 +19,7 @@ mod komoju_fake;
 mod konbini;
 mod live;
 mod notify;
+mod shopper;
 mod shutdown;
 mod sms;
 mod stripe;

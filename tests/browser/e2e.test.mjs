@@ -151,9 +151,10 @@ async function stripe(pathName, form) {
 
 /** A browser context for a device; tracks console errors and CSP violations. */
 async function open(device) {
+  // A Japanese browser: links without `lang` follow Accept-Language (issue 16 item 13).
   const ctx = await browser.newContext(device === 'sp'
-    ? { viewport: { width: 390, height: 844 }, userAgent: IPHONE_UA, isMobile: true, hasTouch: true, deviceScaleFactor: 2 }
-    : { viewport: { width: 1280, height: 900 } });
+    ? { viewport: { width: 390, height: 844 }, userAgent: IPHONE_UA, isMobile: true, hasTouch: true, deviceScaleFactor: 2, locale: 'ja-JP' }
+    : { viewport: { width: 1280, height: 900 }, locale: 'ja-JP' });
   const page = await ctx.newPage();
   page.problems = [];
   page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') page.problems.push(`console ${m.type()}: ${m.text()}`); });
@@ -344,6 +345,88 @@ test('pc: card through Stripe Elements (localstripe) with 3-D Secure', async (t)
   assert.match(await page.textContent('#result-h'), /お支払いが完了しました/);
   assert.deepEqual(page.problems, [], 'console errors / CSP violations');
   await check(page, 'pc-13-stripe-done');
+  await ctx.close();
+});
+
+// Issue 16 items 11 and 5: the 20-digit お客様番号 is shown in groups of four, on one line even
+// on a 320 px phone, and copies as one number; the deadline has its weekday and does not wrap.
+test('sp: Pay-easy number grouped, unbroken and copyable; test-mode banner', async () => {
+  const { ctx, page } = await open('sp');
+  await page.setViewportSize({ width: 320, height: 700 });
+  await page.goto(link(`b-sp-pe-${Date.now()}`, 4321));
+  assert.ok(await page.locator('#test-mode-banner').count() === 1, 'test-mode banner on the selector');
+  await page.click('button[value=payeasy]');
+  await page.waitForSelector('#deadline-preview');
+  await page.click('button.primary');
+  await page.waitForSelector('#num-customer_no');
+  const num = await page.evaluate(() => {
+    const el = document.querySelector('#num-customer_no');
+    const groups = [...el.querySelectorAll('.grp')].map((g) => g.getBoundingClientRect());
+    return {
+      text: el.textContent,
+      lines: el.getClientRects().length,
+      groups: groups.length,
+      apart: groups.every((r, i) => i === 0 || r.left > groups[i - 1].right),
+      sameLine: groups.every((r) => Math.abs(r.top - groups[0].top) < 1),
+      deadline: document.querySelector('#deadline').textContent,
+      deadlineLines: document.querySelector('#deadline').getClientRects().length,
+      overflow: document.documentElement.scrollWidth > document.documentElement.clientWidth,
+    };
+  });
+  assert.match(num.text, /^\d{20}$/, 'copies as one number');
+  assert.equal(num.groups, 5);
+  assert.ok(num.apart && num.sameLine && num.lines === 1, `groups apart, one line: ${JSON.stringify(num)}`);
+  assert.match(num.deadline, /^\d{4}年\d{1,2}月\d{1,2}日\([月火水木金土日]\) \d{2}:\d{2}$/);
+  assert.equal(num.deadlineLines, 1, 'the deadline does not wrap');
+  assert.equal(num.overflow, false, 'nothing wider than the phone');
+  await check(page, 'sp-12-payeasy-number');
+  await ctx.close();
+});
+
+// Issue 16 item 14: the 3-D Secure challenge page has a way back to the selector.
+test('pc: leaving the 3-D Secure challenge for another method', async () => {
+  const { ctx, page } = await open('pc');
+  await page.goto(link(`b-pc-otp-back-${Date.now()}`, 2200));
+  await page.click('button[value=card]');
+  await fillCard(page, '4000000000002008');
+  await page.click('button[type=submit]');
+  await page.waitForSelector('#otp');
+  await check(page, 'pc-13-challenge');
+  await page.click('#challenge-cancel');
+  await page.waitForSelector('button[value=konbini]');
+  await page.click('button[value=card]');
+  await fillCard(page, '4111111111111111');
+  await page.click('button[type=submit]');
+  await page.waitForSelector('#result-h');
+  assert.match(await page.textContent('#result-h'), /お支払いが完了しました/);
+  await ctx.close();
+});
+
+// Issue 16 item 3: an expired link's page is the shop's, says why and leads back to it.
+test('error page for an expired link leads back to the shop', async () => {
+  const { ctx, page } = await open('sp');
+  await page.goto(link(`b-exp-${Date.now()}`, 1000, { expires_at: String(Math.floor(Date.now() / 1000) - 60) }));
+  assert.equal(await page.textContent('#error-code'), 'link_expired');
+  assert.match(await page.textContent('#err-h'), /有効期限が切れています/);
+  assert.equal(await page.getAttribute('#back-to-shop', 'href'), `${base}/demo/return`);
+  page.problems = page.problems.filter((p) => !p.includes('status of 410')); // the page itself is a 410
+  await check(page, 'sp-14-error-expired');
+  await ctx.close();
+});
+
+// Issue 16 item 13: an English browser gets English pages; the footer switches to Japanese.
+test('pc: English browser, then the 日本語 switch', async () => {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US' });
+  const page = await ctx.newPage();
+  page.problems = [];
+  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') page.problems.push(`console ${m.type()}: ${m.text()}`); });
+  await page.goto(link(`b-pc-en-${Date.now()}`, 1200));
+  assert.equal(await page.getAttribute('html', 'lang'), 'en');
+  assert.match(await page.textContent('#methods-h'), /Choose a payment method/);
+  await check(page, 'pc-15-selector-en');
+  await page.click('#lang-switch');
+  await page.waitForSelector('html[lang=ja]');
+  assert.match(await page.textContent('#methods-h'), /お支払い方法/);
   await ctx.close();
 });
 
