@@ -16,6 +16,7 @@ pub mod db;
 pub mod device;
 pub mod domain;
 pub mod error;
+pub mod error_shop;
 pub mod flows;
 pub mod form;
 pub mod notify;

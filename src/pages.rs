@@ -241,13 +241,13 @@ pub fn error_text(info: &ErrorInfo, en: bool) -> (&'static str, String) {
 
 /// Renders the device-appropriate error page: in the merchant's theme, language and test-mode
 /// state with a link back to the shop when the request names the merchant
-/// (`routes::error_shop`), else in the neutral default theme.
+/// (`error_shop`), else in the neutral default theme.
 pub fn error_page(
     state: &AppState,
     device: Device,
     status: StatusCode,
     info: &ErrorInfo,
-    shop: Option<&crate::routes::error_shop::ErrorShop>,
+    shop: Option<&crate::error_shop::ErrorShop>,
 ) -> Response {
     let c = match shop {
         Some(s) => Chrome::new(state, device, &s.name, &s.theme, &s.lang).test_mode(s.test_mode),

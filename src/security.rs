@@ -55,9 +55,9 @@ pub async fn render_errors(State(state): State<AppState>, req: Request, next: Ne
         .unwrap_or(Device::Pc);
     let is_api = req.uri().path().starts_with("/api/");
     let (req, hint) = if is_api {
-        (req, crate::routes::error_shop::Hint::None)
+        (req, crate::error_shop::Hint::None)
     } else {
-        match crate::routes::error_shop::hint(req).await {
+        match crate::error_shop::hint(req).await {
             Ok(x) => x,
             Err(resp) => return resp,
         }
@@ -73,8 +73,8 @@ pub async fn render_errors(State(state): State<AppState>, req: Request, next: Ne
         });
         return (status, axum::Json(body)).into_response();
     }
-    // Branded for the merchant when the request names one (see `routes::error_shop`).
-    let shop = crate::routes::error_shop::resolve(&state, hint).await;
+    // Branded for the merchant when the request names one (see `error_shop`).
+    let shop = crate::error_shop::resolve(&state, hint).await;
     let device = shop.as_ref().map_or(device, |s| s.view.apply(device));
     crate::pages::error_page(&state, device, status, &info, shop.as_ref())
 }

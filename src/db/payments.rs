@@ -297,8 +297,8 @@ pub async fn enqueue(
     amount: Option<i64>,
 ) -> Result<(), sqlx::Error> {
     debug_assert!(
-        crate::notify::events::is_known(kind),
-        "notification type {kind} is not in notify::events::ALL (nor documented)"
+        crate::domain::events::is_known(kind),
+        "notification type {kind} is not in domain::events::ALL (nor documented)"
     );
     let id = random_id("evt", 20);
     let now = now_ms();

@@ -4,6 +4,7 @@ pub mod bank;
 pub mod card;
 pub mod card_form;
 pub mod carrier;
+pub mod events;
 pub mod konbini;
 pub mod method;
 pub mod order;

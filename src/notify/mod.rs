@@ -1,7 +1,8 @@
 //! Result notifications to merchants: signing, retry schedule, SSRF guard, delivery, worker.
 
 pub mod deliver;
-pub mod events;
+/// The notification types (a domain list; kept here under its old path too).
+pub use crate::domain::events;
 pub mod schedule;
 pub mod sign;
 pub mod ssrf;

@@ -83,7 +83,7 @@ async fn bank_waiting(state: &AppState, o: &Opened, token: &str) -> AppResult<Op
     if o.checkout.status != CheckoutStatus::Pending {
         return Ok(None);
     }
-    let Some(p) = crate::payments::live_for_checkout(&state.db, &o.checkout.id).await? else {
+    let Some(p) = crate::db::payments::live_for_checkout(&state.db, &o.checkout.id).await? else {
         return Ok(None);
     };
     if p.method != Method::Banknet.code() || p.status != "awaiting_bank" {

@@ -10,7 +10,6 @@ pub mod console;
 mod console_admin;
 mod console_processors;
 mod demo;
-pub mod error_shop;
 mod konbini;
 mod processor_webhooks;
 pub mod redirect_result;

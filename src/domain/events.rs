@@ -90,7 +90,7 @@ mod tests {
         for (kind, file) in &found {
             assert!(
                 ALL.contains(&kind.as_str()) || NEVER_SENT.contains(&kind.as_str()),
-                "{kind} (in {file}) is not in notify::events::ALL: add it there and to docs/notifications.md"
+                "{kind} (in {file}) is not in domain::events::ALL: add it there and to docs/notifications.md"
             );
         }
     }
