@@ -113,6 +113,19 @@ pub struct ServeArgs {
     /// Console sign-in idle timeout in seconds.
     #[arg(long, env = "KAKEHASHI_CONSOLE_IDLE", default_value_t = 900)]
     pub console_idle: i64,
+    /// Console sign-in attempts allowed per client address per minute.
+    #[arg(long, env = "KAKEHASHI_CONSOLE_LOGIN_RATE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub console_login_rate: u32,
+    /// Milliseconds a client may take to send a request's headers (also the wait for the next
+    /// request on an idle connection).
+    #[arg(long, env = "KAKEHASHI_HEADER_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_ms: u64,
+    /// Milliseconds without traffic after which a keep-alive connection is closed.
+    #[arg(long, env = "KAKEHASHI_IDLE_TIMEOUT_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout_ms: u64,
+    /// Open client connections at most; more wait in the listen backlog.
+    #[arg(long, env = "KAKEHASHI_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
     /// SMS gateway URL for live merchants (JSON POST); unset: live merchants cannot send SMS.
     #[arg(long, env = "KAKEHASHI_SMS_HTTP_URL")]
     pub sms_http_url: Option<String>,
@@ -167,6 +180,10 @@ impl ServeArgs {
             card_auth_lapse_days: self.card_auth_lapse_days,
             notify_lease_ms: self.notify_lease_ms,
             console_idle_s: self.console_idle,
+            console_login_per_minute: self.console_login_rate,
+            header_timeout_ms: self.header_timeout_ms,
+            idle_timeout_ms: self.idle_timeout_ms,
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
             workers: true,
             sweep_interval_ms: self.sweep_interval_ms.max(100),
             sms_http_url: self.sms_http_url.clone(),
