@@ -677,7 +677,21 @@ fn check_choice(name: &str, value: &str, allowed: &[&str]) -> anyhow::Result<()>
     Ok(())
 }
 
-pub async fn merchant(db: &Db, registry: &Arc<Registry>, cmd: MerchantCmd) -> anyhow::Result<()> {
+/// A callback URL checked at registration with the same SSRF rules as delivery
+/// ([`crate::notify::ssrf::check_url`] under the merchant's mode); returned normalised.
+fn checked_callback(config: &Config, mode: Mode, url: &str) -> anyhow::Result<String> {
+    let policy = crate::notify::policy_for(config, mode);
+    crate::notify::ssrf::check_url(url, policy)
+        .map(|u| u.to_string())
+        .map_err(|e| anyhow::anyhow!("callback-url refused ({}): {e}", e.code()))
+}
+
+pub async fn merchant(
+    db: &Db,
+    registry: &Arc<Registry>,
+    config: &Config,
+    cmd: MerchantCmd,
+) -> anyhow::Result<()> {
     match cmd {
         MerchantCmd::Add {
             name,
@@ -709,7 +723,11 @@ pub async fn merchant(db: &Db, registry: &Arc<Registry>, cmd: MerchantCmd) -> an
                     .map(str::to_owned)
                     .collect(),
                 return_origins: parse_origins(&s.return_origins)?,
-                callback_url: s.callback_url,
+                callback_url: s
+                    .callback_url
+                    .as_deref()
+                    .map(|u| checked_callback(config, mode, u))
+                    .transpose()?,
                 notify_format: s.notify_format.unwrap_or_else(|| "standard".into()),
                 theme: s
                     .theme
@@ -810,6 +828,33 @@ pub async fn merchant(db: &Db, registry: &Arc<Registry>, cmd: MerchantCmd) -> an
             settings: s,
         } => {
             let famima_check = s.konbini_chains.is_some() || s.konbini_days.is_some();
+            // The callback URL (new, or kept across a mode change) must pass the delivery
+            // rules of the mode the merchant ends in; checked before anything is changed.
+            let callback = match (&s.callback_url, s.mode.as_deref().map(Mode::parse)) {
+                (None, None) => None,
+                (url, new_mode) => {
+                    let m = merchants::get(db, &merchant_id)
+                        .await?
+                        .ok_or_else(|| anyhow::anyhow!("no merchant {merchant_id}"))?;
+                    let mode = match new_mode {
+                        Some(Some(mode)) => mode,
+                        Some(None) => anyhow::bail!("mode must be test or live"),
+                        None => m.mode(),
+                    };
+                    match url.as_deref().map(str::trim) {
+                        Some("") => Some(String::new()),
+                        Some(u) => Some(checked_callback(config, mode, u)?),
+                        None => {
+                            if let Some(u) = m.callback_url.as_deref().filter(|u| !u.is_empty()) {
+                                checked_callback(config, mode, u).map_err(|e| {
+                                    anyhow::anyhow!("{e}; set a new --callback-url with the mode")
+                                })?;
+                            }
+                            None
+                        }
+                    }
+                }
+            };
             if let Some(on) = carrier_continuous {
                 crate::flows::carrier::set_continuous(db, &merchant_id, on).await?;
             }
@@ -838,7 +883,7 @@ pub async fn merchant(db: &Db, registry: &Arc<Registry>, cmd: MerchantCmd) -> an
                     parse_origins(&s.return_origins)?.join(" "),
                 ));
             }
-            if let Some(v) = s.callback_url {
+            if let Some(v) = callback {
                 changes.push(("callback_url", v));
             }
             if let Some(v) = s.notify_format {

@@ -455,3 +455,95 @@ mod connection_cap {
         }
     }
 }
+
+/// Runs a `kakehashi merchant …` command against the test app's database, with loopback
+/// callbacks not allowed (as in production).
+async fn merchant_cli(app: &TestApp, args: &[&str]) -> anyhow::Result<()> {
+    use clap::Parser;
+    let mut config = (*app.state.config).clone();
+    config.allow_loopback_callbacks = false;
+    let argv = ["kakehashi", "merchant"].iter().chain(args).copied();
+    let cli = kakehashi::cli::Cli::try_parse_from(argv)?;
+    let Some(kakehashi::cli::Command::Merchant(cmd)) = cli.command else {
+        panic!("not a merchant command");
+    };
+    kakehashi::cli::merchant(&app.db, &app.state.connectors, &config, *cmd).await
+}
+
+async fn callback_of(app: &TestApp, id: &str) -> Option<String> {
+    kakehashi::db::merchants::get(&app.db, id)
+        .await
+        .unwrap()
+        .map(|m| m.callback_url.unwrap_or_default())
+}
+
+/// Item 6: `merchant add/set --callback-url` applies the delivery's SSRF rules at registration;
+/// a refused URL changes nothing.
+async fn callback_url_checked_at_registration(app: TestApp) {
+    for bad in [
+        "http://127.0.0.1/hook",
+        "http://10.0.0.8/hook",
+        "http://169.254.169.254/latest",
+        "https://user:pw@shop.example/hook",
+        "ftp://shop.example/hook",
+    ] {
+        let e = merchant_cli(
+            &app,
+            &[
+                "add",
+                "--name",
+                "S",
+                "--id",
+                "m_cb_bad",
+                "--callback-url",
+                bad,
+            ],
+        )
+        .await
+        .unwrap_err();
+        assert!(e.to_string().contains("callback-url refused"), "{bad}: {e}");
+        assert_eq!(
+            callback_of(&app, "m_cb_bad").await,
+            None,
+            "{bad}: not created"
+        );
+    }
+    merchant_cli(
+        &app,
+        &[
+            "add",
+            "--name",
+            "S",
+            "--id",
+            "m_cb",
+            "--callback-url",
+            "http://shop.example/hook",
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        callback_of(&app, "m_cb").await.as_deref(),
+        Some("http://shop.example/hook")
+    );
+    let e = merchant_cli(&app, &["set", "m_cb", "--callback-url", "http://[::1]/x"])
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("forbidden_address"), "{e}");
+    assert_eq!(
+        callback_of(&app, "m_cb").await.as_deref(),
+        Some("http://shop.example/hook"),
+        "unchanged"
+    );
+    merchant_cli(
+        &app,
+        &["set", "m_cb", "--callback-url", "https://shop.example/new"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        callback_of(&app, "m_cb").await.as_deref(),
+        Some("https://shop.example/new")
+    );
+}
+both!(callback_url_checked_at_registration);
