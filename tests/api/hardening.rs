@@ -547,3 +547,40 @@ async fn callback_url_checked_at_registration(app: TestApp) {
     );
 }
 both!(callback_url_checked_at_registration);
+
+/// Item 5: the signed result parameters go into the return URL's query, before its fragment
+/// (appended after `#…` they never reach the merchant's server).
+async fn return_link_params_before_fragment(app: TestApp) {
+    let m = app.merchant().await;
+    for (order, return_url) in [
+        ("frag-1", "https://shop.example/thanks?x=1#top"),
+        ("frag-2", "https://shop.example/thanks#section?y=2"),
+        ("frag-3", "https://shop.example/thanks"),
+    ] {
+        let f = app.fields(&m, order, 1000, &[("return_url", return_url)]);
+        assert_eq!(app.open(&m, &f, UA_PC).await.0, 200, "{return_url}");
+        let co = kakehashi::db::checkouts::find_by_order(&app.db, &m.id, order)
+            .await
+            .unwrap()
+            .unwrap();
+        let link = kakehashi::flows::return_link(&app.db, &app.state.keys, &co, None)
+            .await
+            .unwrap();
+        let u = url::Url::parse(&link).unwrap();
+        let original = url::Url::parse(return_url).unwrap();
+        assert_eq!(u.fragment(), original.fragment(), "{link}");
+        let q: Vec<(String, String)> = u.query_pairs().into_owned().collect();
+        let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("order_id"), Some(order), "{link}");
+        assert_eq!(get("status"), Some("open"), "{link}");
+        assert!(get("signature").is_some_and(|s| !s.is_empty()), "{link}");
+        for (k, v) in original.query_pairs() {
+            assert_eq!(
+                get(&k),
+                Some(v.as_ref()),
+                "the URL's own query kept: {link}"
+            );
+        }
+    }
+}
+both!(return_link_params_before_fragment);
