@@ -116,6 +116,9 @@ pub struct ServeArgs {
     /// Console sign-in attempts allowed per client address per minute.
     #[arg(long, env = "KAKEHASHI_CONSOLE_LOGIN_RATE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub console_login_rate: u32,
+    /// Notification deliveries to one endpoint (callback URL origin) at once, at most.
+    #[arg(long, env = "KAKEHASHI_NOTIFY_ENDPOINT_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub notify_endpoint_concurrency: u64,
     /// Milliseconds a client may take to send a request's headers (also the wait for the next
     /// request on an idle connection).
     #[arg(long, env = "KAKEHASHI_HEADER_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -181,6 +184,8 @@ impl ServeArgs {
             notify_lease_ms: self.notify_lease_ms,
             console_idle_s: self.console_idle,
             console_login_per_minute: self.console_login_rate,
+            notify_endpoint_concurrency: usize::try_from(self.notify_endpoint_concurrency)
+                .unwrap_or(4),
             header_timeout_ms: self.header_timeout_ms,
             idle_timeout_ms: self.idle_timeout_ms,
             max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),

@@ -33,6 +33,9 @@ pub struct Config {
     /// How long a worker's lease on a notification lasts, in ms (`KAKEHASHI_NOTIFY_LEASE_MS`,
     /// 60000). Longer than the 15 s delivery timeout, so a live worker never loses its event.
     pub notify_lease_ms: i64,
+    /// Deliveries to one endpoint (callback URL origin) at once, at most
+    /// (`KAKEHASHI_NOTIFY_ENDPOINT_CONCURRENCY`, 4).
+    pub notify_endpoint_concurrency: usize,
     /// Days after which an uncaptured card authorization lapses (`KAKEHASHI_CARD_AUTH_DAYS`, 60).
     pub card_auth_lapse_days: i64,
     /// Merchant console: sign-in expires after this many idle seconds (`KAKEHASHI_CONSOLE_IDLE`,
@@ -145,6 +148,7 @@ impl Config {
             notify_retry_scale: 0.001,
             card_auth_lapse_days: 60,
             notify_lease_ms: 60_000,
+            notify_endpoint_concurrency: 4,
             console_idle_s: 900,
             console_login_per_minute: 1000,
             header_timeout_ms: 10_000,

@@ -584,3 +584,64 @@ async fn return_link_params_before_fragment(app: TestApp) {
     }
 }
 both!(return_link_params_before_fragment);
+
+/// Item 5: at most `notify_endpoint_concurrency` (here 3) deliveries to one endpoint at once.
+async fn deliveries_capped_per_endpoint(app: TestApp) {
+    let in_flight = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (f, p, d) = (in_flight.clone(), peak.clone(), done.clone());
+    let slow = axum::Router::new().fallback(move || {
+        let (f, p, d) = (f.clone(), p.clone(), d.clone());
+        async move {
+            use std::sync::atomic::Ordering::SeqCst;
+            let now = f.fetch_add(1, SeqCst) + 1;
+            p.fetch_max(now, SeqCst);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            f.fetch_sub(1, SeqCst);
+            d.fetch_add(1, SeqCst);
+            "ok"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/notify", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, slow).await.unwrap() });
+    let m = app.merchant_with(|n| n.callback_url = Some(url)).await;
+    let key = app.api_key(&m).await;
+    for _ in 0..10 {
+        let idem = kakehashi::util::random_id("idem", 16);
+        let r = app
+            .api("POST", "/api/v1/events/ping", Some(&key), Some(&idem), None)
+            .await;
+        assert_eq!(r.status, 202, "{}", r.json);
+    }
+    let start = Instant::now();
+    while done.load(std::sync::atomic::Ordering::SeqCst) < 10 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "deliveries stalled"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let peak = peak.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(peak <= 3, "{peak} deliveries to one endpoint at once");
+    assert!(peak >= 2, "deliveries still run in parallel (peak {peak})");
+}
+
+mod deliveries_capped_per_endpoint {
+    use crate::helpers::{spawn_app_with, Backend};
+    fn three(c: &mut kakehashi::config::Config) {
+        c.notify_endpoint_concurrency = 3;
+    }
+    #[tokio::test]
+    async fn sqlite() {
+        let app = spawn_app_with(Backend::Sqlite, three).await.unwrap();
+        super::deliveries_capped_per_endpoint(app).await;
+    }
+    #[tokio::test]
+    async fn postgres() {
+        if let Some(app) = spawn_app_with(Backend::Postgres, three).await {
+            super::deliveries_capped_per_endpoint(app).await;
+        }
+    }
+}
