@@ -113,6 +113,22 @@ pub struct ServeArgs {
     /// Console sign-in idle timeout in seconds.
     #[arg(long, env = "KAKEHASHI_CONSOLE_IDLE", default_value_t = 900)]
     pub console_idle: i64,
+    /// Console sign-in attempts allowed per client address per minute.
+    #[arg(long, env = "KAKEHASHI_CONSOLE_LOGIN_RATE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub console_login_rate: u32,
+    /// Notification deliveries to one endpoint (callback URL origin) at once, at most.
+    #[arg(long, env = "KAKEHASHI_NOTIFY_ENDPOINT_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub notify_endpoint_concurrency: u64,
+    /// Milliseconds a client may take to send a request's headers (also the wait for the next
+    /// request on an idle connection).
+    #[arg(long, env = "KAKEHASHI_HEADER_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_ms: u64,
+    /// Milliseconds without traffic after which a keep-alive connection is closed.
+    #[arg(long, env = "KAKEHASHI_IDLE_TIMEOUT_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout_ms: u64,
+    /// Open client connections at most; more wait in the listen backlog.
+    #[arg(long, env = "KAKEHASHI_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
     /// SMS gateway URL for live merchants (JSON POST); unset: live merchants cannot send SMS.
     #[arg(long, env = "KAKEHASHI_SMS_HTTP_URL")]
     pub sms_http_url: Option<String>,
@@ -167,6 +183,12 @@ impl ServeArgs {
             card_auth_lapse_days: self.card_auth_lapse_days,
             notify_lease_ms: self.notify_lease_ms,
             console_idle_s: self.console_idle,
+            console_login_per_minute: self.console_login_rate,
+            notify_endpoint_concurrency: usize::try_from(self.notify_endpoint_concurrency)
+                .unwrap_or(4),
+            header_timeout_ms: self.header_timeout_ms,
+            idle_timeout_ms: self.idle_timeout_ms,
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
             workers: true,
             sweep_interval_ms: self.sweep_interval_ms.max(100),
             sms_http_url: self.sms_http_url.clone(),
@@ -694,7 +716,21 @@ fn check_choice(name: &str, value: &str, allowed: &[&str]) -> anyhow::Result<()>
     Ok(())
 }
 
-pub async fn merchant(db: &Db, registry: &Arc<Registry>, cmd: MerchantCmd) -> anyhow::Result<()> {
+/// A callback URL checked at registration with the same SSRF rules as delivery
+/// ([`crate::notify::ssrf::check_url`] under the merchant's mode); returned normalised.
+fn checked_callback(config: &Config, mode: Mode, url: &str) -> anyhow::Result<String> {
+    let policy = crate::notify::policy_for(config, mode);
+    crate::notify::ssrf::check_url(url, policy)
+        .map(|u| u.to_string())
+        .map_err(|e| anyhow::anyhow!("callback-url refused ({}): {e}", e.code()))
+}
+
+pub async fn merchant(
+    db: &Db,
+    registry: &Arc<Registry>,
+    config: &Config,
+    cmd: MerchantCmd,
+) -> anyhow::Result<()> {
     match cmd {
         MerchantCmd::Add {
             name,
@@ -726,7 +762,11 @@ pub async fn merchant(db: &Db, registry: &Arc<Registry>, cmd: MerchantCmd) -> an
                     .map(str::to_owned)
                     .collect(),
                 return_origins: parse_origins(&s.return_origins)?,
-                callback_url: s.callback_url,
+                callback_url: s
+                    .callback_url
+                    .as_deref()
+                    .map(|u| checked_callback(config, mode, u))
+                    .transpose()?,
                 notify_format: s.notify_format.unwrap_or_else(|| "standard".into()),
                 theme: s
                     .theme
@@ -827,6 +867,33 @@ pub async fn merchant(db: &Db, registry: &Arc<Registry>, cmd: MerchantCmd) -> an
             settings: s,
         } => {
             let famima_check = s.konbini_chains.is_some() || s.konbini_days.is_some();
+            // The callback URL (new, or kept across a mode change) must pass the delivery
+            // rules of the mode the merchant ends in; checked before anything is changed.
+            let callback = match (&s.callback_url, s.mode.as_deref().map(Mode::parse)) {
+                (None, None) => None,
+                (url, new_mode) => {
+                    let m = merchants::get(db, &merchant_id)
+                        .await?
+                        .ok_or_else(|| anyhow::anyhow!("no merchant {merchant_id}"))?;
+                    let mode = match new_mode {
+                        Some(Some(mode)) => mode,
+                        Some(None) => anyhow::bail!("mode must be test or live"),
+                        None => m.mode(),
+                    };
+                    match url.as_deref().map(str::trim) {
+                        Some("") => Some(String::new()),
+                        Some(u) => Some(checked_callback(config, mode, u)?),
+                        None => {
+                            if let Some(u) = m.callback_url.as_deref().filter(|u| !u.is_empty()) {
+                                checked_callback(config, mode, u).map_err(|e| {
+                                    anyhow::anyhow!("{e}; set a new --callback-url with the mode")
+                                })?;
+                            }
+                            None
+                        }
+                    }
+                }
+            };
             if let Some(on) = carrier_continuous {
                 crate::flows::carrier::set_continuous(db, &merchant_id, on).await?;
             }
@@ -855,7 +922,7 @@ pub async fn merchant(db: &Db, registry: &Arc<Registry>, cmd: MerchantCmd) -> an
                     parse_origins(&s.return_origins)?.join(" "),
                 ));
             }
-            if let Some(v) = s.callback_url {
+            if let Some(v) = callback {
                 changes.push(("callback_url", v));
             }
             if let Some(v) = s.notify_format {

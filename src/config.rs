@@ -33,11 +33,27 @@ pub struct Config {
     /// How long a worker's lease on a notification lasts, in ms (`KAKEHASHI_NOTIFY_LEASE_MS`,
     /// 60000). Longer than the 15 s delivery timeout, so a live worker never loses its event.
     pub notify_lease_ms: i64,
+    /// Deliveries to one endpoint (callback URL origin) at once, at most
+    /// (`KAKEHASHI_NOTIFY_ENDPOINT_CONCURRENCY`, 4).
+    pub notify_endpoint_concurrency: usize,
     /// Days after which an uncaptured card authorization lapses (`KAKEHASHI_CARD_AUTH_DAYS`, 60).
     pub card_auth_lapse_days: i64,
     /// Merchant console: sign-in expires after this many idle seconds (`KAKEHASHI_CONSOLE_IDLE`,
     /// 900 = 15 minutes). Tests shorten it to check the idle timeout.
     pub console_idle_s: i64,
+    /// Console sign-in attempts allowed per client address per minute
+    /// (`KAKEHASHI_CONSOLE_LOGIN_RATE`, 10); more answer 429 with a console page.
+    pub console_login_per_minute: u32,
+    /// How long a client may take to send a request's headers, in ms, and how long an idle
+    /// connection waits for the next request's first header byte (`KAKEHASHI_HEADER_TIMEOUT_MS`,
+    /// 10000). Defends against slow-header (slowloris) connections.
+    pub header_timeout_ms: u64,
+    /// A keep-alive connection with no bytes read or written for this long is closed, in ms
+    /// (`KAKEHASHI_IDLE_TIMEOUT_MS`, 60000). A request in flight is answered first.
+    pub idle_timeout_ms: u64,
+    /// Open client connections at most (`KAKEHASHI_MAX_CONNECTIONS`, 1024); more wait in the
+    /// listen backlog until one closes.
+    pub max_connections: usize,
     /// Whether background workers (expiry, notification delivery) run in this process.
     pub workers: bool,
     /// How often the konbini / Pay-easy sweep (expiry, sandbox auto-pay) runs, in milliseconds
@@ -132,7 +148,12 @@ impl Config {
             notify_retry_scale: 0.001,
             card_auth_lapse_days: 60,
             notify_lease_ms: 60_000,
+            notify_endpoint_concurrency: 4,
             console_idle_s: 900,
+            console_login_per_minute: 1000,
+            header_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            max_connections: 1024,
             workers: true,
             sweep_interval_ms: 3_600_000,
             sms_http_url: None,

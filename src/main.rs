@@ -24,7 +24,7 @@ async fn main() -> anyhow::Result<()> {
             let config = args.global.config()?;
             let db = Db::connect(&config.database_url).await?;
             let registry = kakehashi::startup::registry(&config, &db).await?;
-            cli::merchant(&db, &registry, *cmd).await
+            cli::merchant(&db, &registry, &config, *cmd).await
         }
         Command::Processor(cmd) => {
             let config = args.global.config()?;

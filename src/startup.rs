@@ -1,7 +1,7 @@
 //! Building and running the app: connect, migrate, load themes, bind, spawn workers, serve, and
 //! stop gracefully (stop accepting, finish requests in flight, then stop the workers).
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -183,12 +183,9 @@ impl App {
             }
         };
         let router = crate::routes::router(self.state.clone());
-        let serve = axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(signal)
-        .into_future();
+        let limits = ConnLimits::from_config(&self.state.config, grace.requests);
+        let signal = tokio::spawn(signal);
+        let serve = serve(self.listener, router, limits, stopping.clone());
         let served = tokio::select! {
             r = serve => r,
             _ = async {
@@ -202,6 +199,7 @@ impl App {
                 Ok(())
             }
         };
+        signal.abort();
         if let Some(sup) = workers {
             tracing::info!(tasks = ?sup.names(), "stopping background tasks");
             sup.shutdown(grace.workers).await;
@@ -210,6 +208,256 @@ impl App {
             tracing::info!("shutdown complete");
         }
         served
+    }
+}
+
+/// Limits on client connections, from the settings.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnLimits {
+    /// Time to send a request's headers (and to start the next one on a kept-alive connection).
+    pub header_timeout: Duration,
+    /// A connection with no traffic this long is closed (gracefully: a request in flight is
+    /// answered first).
+    pub idle_timeout: Duration,
+    /// Open connections at most; the accept loop waits for a free place.
+    pub max_connections: usize,
+    /// How long a connection being closed (idle, or the server stopping) may take to finish
+    /// before it is dropped.
+    pub close_grace: Duration,
+}
+
+impl ConnLimits {
+    pub fn from_config(config: &Config, close_grace: Duration) -> Self {
+        ConnLimits {
+            header_timeout: Duration::from_millis(config.header_timeout_ms.max(1)),
+            idle_timeout: Duration::from_millis(config.idle_timeout_ms.max(1)),
+            // The semaphore's own ceiling is far above any sensible setting.
+            max_connections: config.max_connections.clamp(1, 1 << 24),
+            close_grace,
+        }
+    }
+}
+
+/// The first and the longest wait after a failed `accept` (e.g. out of file descriptors).
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Serves `router` on `listener` until `stopping` is cancelled, then stops accepting, lets every
+/// connection finish the request it is answering and returns once all are closed.
+///
+/// Each connection holds one of `max_connections` places; past that the loop stops accepting
+/// (clients wait in the kernel's backlog). A failed accept is retried after a doubling pause.
+/// HTTP/1 header reads are bounded by hyper's header-read timeout; a connection that sends
+/// nothing at all within that time, or has no traffic for the idle timeout, is closed.
+async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    limits: ConnLimits,
+    stopping: CancellationToken,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioTimer};
+    let places = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .keep_alive(true);
+    builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    loop {
+        let place = tokio::select! {
+            biased;
+            _ = stopping.cancelled() => break,
+            p = places.clone().acquire_owned() => p.map_err(std::io::Error::other)?,
+        };
+        let (stream, peer) = tokio::select! {
+            biased;
+            _ = stopping.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(conn) => {
+                    backoff = ACCEPT_BACKOFF_MIN;
+                    conn
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "accept failed");
+                    tokio::select! {
+                        _ = stopping.cancelled() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let (builder, router, stopping) = (builder.clone(), router.clone(), stopping.clone());
+        tokio::spawn(async move {
+            serve_connection(&builder, stream, peer, router, limits, stopping).await;
+            drop(place);
+        });
+    }
+    drop(listener);
+    // Every connection holds a place until it has closed.
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let _ = places.acquire_many(all).await;
+    Ok(())
+}
+
+/// One connection: served until it closes, the client is idle too long, or the server stops.
+async fn serve_connection(
+    builder: &hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    router: axum::Router,
+    limits: ConnLimits,
+    stopping: CancellationToken,
+) {
+    use tower::ServiceExt;
+    let activity = Arc::new(Activity::new());
+    let io = hyper_util::rt::TokioIo::new(Tracked {
+        inner: stream,
+        activity: activity.clone(),
+    });
+    let service =
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            router.clone().oneshot(req)
+        });
+    let conn = builder.serve_connection_with_upgrades(io, service);
+    tokio::pin!(conn);
+    let mut closing: Option<tokio::time::Instant> = None;
+    loop {
+        let deadline = match closing {
+            Some(at) => at + limits.close_grace,
+            None => activity.deadline(limits),
+        };
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, %peer, "connection ended with an error");
+                }
+                return;
+            }
+            _ = stopping.cancelled(), if closing.is_none() => {
+                conn.as_mut().graceful_shutdown();
+                closing = Some(tokio::time::Instant::now());
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                if closing.is_some() {
+                    tracing::debug!(%peer, "connection did not close in time; dropped");
+                    return;
+                }
+                if activity.deadline(limits) <= tokio::time::Instant::now() {
+                    tracing::debug!(%peer, "idle connection closed");
+                    conn.as_mut().graceful_shutdown();
+                    closing = Some(tokio::time::Instant::now());
+                }
+            }
+        }
+    }
+}
+
+/// When a connection last read or wrote a byte, and whether it has read any.
+struct Activity {
+    start: tokio::time::Instant,
+    last_ms: std::sync::atomic::AtomicU64,
+    read_any: std::sync::atomic::AtomicBool,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            start: tokio::time::Instant::now(),
+            last_ms: 0.into(),
+            read_any: false.into(),
+        }
+    }
+
+    fn touch(&self, read: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.last_ms.fetch_max(ms, Relaxed);
+        if read {
+            self.read_any.store(true, Relaxed);
+        }
+    }
+
+    /// A connection that has sent nothing gets the header timeout; else the idle timeout runs
+    /// from its last traffic (hyper's own header timer bounds a request's headers).
+    fn deadline(&self, limits: ConnLimits) -> tokio::time::Instant {
+        use std::sync::atomic::Ordering::Relaxed;
+        if !self.read_any.load(Relaxed) {
+            return self.start + limits.header_timeout;
+        }
+        self.start + Duration::from_millis(self.last_ms.load(Relaxed)) + limits.idle_timeout
+    }
+}
+
+/// A stream that records its traffic in an [`Activity`].
+struct Tracked {
+    inner: tokio::net::TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl tokio::io::AsyncRead for Tracked {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch(true);
+        }
+        r
+    }
+}
+
+impl tokio::io::AsyncWrite for Tracked {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut self.inner).poll_write(cx, data);
+        if matches!(r, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch(false);
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(r, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch(false);
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

@@ -73,6 +73,34 @@ pub fn rfc3339_jst(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// `base` with the already encoded `query` appended to its query string, built with the `url`
+/// crate so the parameters land before any `#fragment` (after it, the browser would never
+/// send them). A `base` that does not parse as a URL (stored before the checks) gets the
+/// query inserted before its fragment by hand.
+pub fn append_query(base: &str, query: &str) -> String {
+    match url::Url::parse(base) {
+        Ok(mut u) => {
+            let q = match u.query() {
+                Some(existing) if !existing.is_empty() => format!("{existing}&{query}"),
+                _ => query.to_owned(),
+            };
+            u.set_query(Some(&q));
+            u.to_string()
+        }
+        Err(_) => {
+            let (head, fragment) = match base.split_once('#') {
+                Some((h, f)) => (h, Some(f)),
+                None => (base, None),
+            };
+            let sep = if head.contains('?') { '&' } else { '?' };
+            match fragment {
+                Some(f) => format!("{head}{sep}{query}#{f}"),
+                None => format!("{head}{sep}{query}"),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

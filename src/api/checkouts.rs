@@ -110,6 +110,7 @@ pub struct CheckoutExpired {
 #[utoipa::path(
     post,
     path = "/api/v1/checkouts",
+    operation_id = "createCheckout",
     tag = "checkouts",
     params(super::openapi::IdempotencyKey),
     request_body = CreateCheckout,
@@ -145,6 +146,7 @@ pub async fn create(
 #[utoipa::path(
     post,
     path = "/api/v1/checkouts/{order_id}/expire",
+    operation_id = "expireCheckout",
     tag = "checkouts",
     params(("order_id" = String, Path, description = "The merchant's order id"), super::openapi::IdempotencyKey),
     responses(

@@ -24,6 +24,7 @@ pub struct EventQueued {
 #[utoipa::path(
     post,
     path = "/api/v1/events/{id}/redeliver",
+    operation_id = "redeliverEvent",
     tag = "events",
     params(("id" = String, Path, description = "Event id (evt_…)"), super::openapi::IdempotencyKey),
     responses(
@@ -61,6 +62,7 @@ pub async fn redeliver(
 #[utoipa::path(
     post,
     path = "/api/v1/events/ping",
+    operation_id = "pingEvents",
     tag = "events",
     params(super::openapi::IdempotencyKey),
     responses(

@@ -84,3 +84,33 @@ pub struct ApiDoc;
 pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every operation has an explicit `operation_id`, and no two share one: code generators
+    /// name client methods after them (issue 20 item 7).
+    #[test]
+    fn operation_ids_are_unique() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("serializable");
+        let mut seen = std::collections::BTreeMap::new();
+        let paths = doc["paths"].as_object().expect("paths");
+        for (path, item) in paths {
+            for (method, op) in item.as_object().expect("path item") {
+                let Some(id) = op.get("operationId").and_then(|v| v.as_str()) else {
+                    continue;
+                };
+                let at = format!("{} {path}", method.to_uppercase());
+                if let Some(first) = seen.insert(id.to_owned(), at.clone()) {
+                    panic!("operationId {id:?} used by {first} and {at}");
+                }
+            }
+        }
+        assert_eq!(
+            seen.len(),
+            14,
+            "every operation has an operationId: {seen:?}"
+        );
+    }
+}

@@ -124,6 +124,7 @@ async fn view(state: &AppState, r: RequestRow) -> AppResult<PaymentRequest> {
 #[utoipa::path(
     post,
     path = "/api/v1/payment-requests",
+    operation_id = "createPaymentRequest",
     tag = "payment requests",
     params(super::openapi::IdempotencyKey),
     request_body = CreatePaymentRequest,
@@ -188,6 +189,7 @@ pub async fn create(
 #[utoipa::path(
     get,
     path = "/api/v1/payment-requests/{id}",
+    operation_id = "getPaymentRequest",
     tag = "payment requests",
     params(("id" = String, Path, description = "Payment request id (preq_…)")),
     responses(
@@ -210,6 +212,7 @@ pub async fn get(
 #[utoipa::path(
     post,
     path = "/api/v1/payment-requests/{id}/resend",
+    operation_id = "resendPaymentRequest",
     tag = "payment requests",
     params(("id" = String, Path, description = "Payment request id"), super::openapi::IdempotencyKey),
     responses(
@@ -234,6 +237,7 @@ pub async fn resend(
 #[utoipa::path(
     post,
     path = "/api/v1/payment-requests/{id}/cancel",
+    operation_id = "cancelPaymentRequest",
     tag = "payment requests",
     params(("id" = String, Path, description = "Payment request id"), super::openapi::IdempotencyKey),
     responses(
@@ -257,6 +261,7 @@ pub async fn cancel(
 #[utoipa::path(
     get,
     path = "/api/v1/sms/messages",
+    operation_id = "listSmsMessages",
     tag = "payment requests",
     responses(
         (status = 200, body = SmsMessageList),

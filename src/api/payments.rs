@@ -114,6 +114,7 @@ pub async fn owned(state: &AppState, merchant_id: &str, id: &str) -> AppResult<P
 #[utoipa::path(
     get,
     path = "/api/v1/payments/{id}",
+    operation_id = "getPayment",
     tag = "payments",
     params(("id" = String, Path, description = "Payment id (pay_…)")),
     responses(
@@ -154,6 +155,7 @@ fn filter_value(name: &'static str, v: Option<String>) -> AppResult<Option<Strin
 #[utoipa::path(
     get,
     path = "/api/v1/payments",
+    operation_id = "listPayments",
     tag = "payments",
     params(ListQuery),
     responses(
@@ -259,6 +261,7 @@ pub struct EmptyRequest {}
 #[utoipa::path(
     post,
     path = "/api/v1/payments/{id}/capture",
+    operation_id = "capturePayment",
     tag = "payments",
     params(("id" = String, Path, description = "Payment id"), super::openapi::IdempotencyKey),
     request_body(content = CaptureRequest, description = "Optional; empty body captures the full amount"),
@@ -286,6 +289,7 @@ pub async fn capture(
 #[utoipa::path(
     post,
     path = "/api/v1/payments/{id}/cancel",
+    operation_id = "cancelPayment",
     tag = "payments",
     params(("id" = String, Path, description = "Payment id"), super::openapi::IdempotencyKey),
     responses(
@@ -310,6 +314,7 @@ pub async fn cancel(
 #[utoipa::path(
     post,
     path = "/api/v1/payments/{id}/refund",
+    operation_id = "refundPayment",
     tag = "payments",
     params(("id" = String, Path, description = "Payment id"), super::openapi::IdempotencyKey),
     request_body = RefundRequest,

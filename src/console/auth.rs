@@ -18,7 +18,7 @@ use crate::db::Db;
 use crate::signing::hmac_bytes;
 use crate::state::AppState;
 use crate::util::now_ms;
-use crate::{exec_tx, on_db};
+use crate::{exec_tx, on_db, on_tx};
 
 /// Failed attempts (password or code) before an account locks.
 pub const MAX_FAILURES: i64 = 10;
@@ -76,84 +76,104 @@ pub enum LoginError {
     Locked,
 }
 
-fn locked(u: &UserRow, now: i64) -> bool {
-    u.locked_until.is_some_and(|t| t > now)
-}
-
-/// Counts a failure; the tenth locks the account for [`LOCK_MS`]. Returns true if now locked.
-pub async fn record_failure(db: &Db, user_id: &str) -> Result<bool, sqlx::Error> {
-    let now = now_ms();
+/// Counts a failure, in one statement evaluated after the hash or code check: only while the
+/// account is not locked (failures while locked count nothing), and the [`MAX_FAILURES`]th
+/// locks it for [`LOCK_MS`] (and resets the count). Concurrent failures are serialized by the
+/// database's row lock, so exactly the tenth locks, whatever the interleaving.
+pub async fn record_failure(db: &Db, user_id: &str, now: i64) -> Result<LoginError, sqlx::Error> {
     let mut tx = db.begin().await?;
-    exec_tx!(&mut tx, c => sqlx::query(
-        "UPDATE console_users SET failed_logins = failed_logins + 1 WHERE id = $1",
+    let row: Option<(Option<i64>,)> = on_tx!(&mut tx, c => sqlx::query_as(
+        "UPDATE console_users SET \
+           failed_logins = CASE WHEN failed_logins + 1 >= $1 THEN 0 ELSE failed_logins + 1 END, \
+           locked_until = CASE WHEN failed_logins + 1 >= $1 THEN $2 ELSE locked_until END \
+         WHERE id = $3 AND (locked_until IS NULL OR locked_until <= $4) \
+         RETURNING locked_until",
     )
-    .bind(user_id)
-    .execute(c)
-    .await)?;
-    let n = exec_tx!(&mut tx, c => sqlx::query(
-        "UPDATE console_users SET locked_until = $1, failed_logins = 0 WHERE id = $2 AND failed_logins >= $3",
-    )
+    .bind(MAX_FAILURES)
     .bind(now + LOCK_MS)
     .bind(user_id)
-    .bind(MAX_FAILURES)
+    .bind(now)
+    .fetch_optional(c)
+    .await)?;
+    tx.commit().await?;
+    Ok(match row {
+        // No row: the account was already locked.
+        None => LoginError::Locked,
+        Some((Some(t),)) if t > now => LoginError::Locked,
+        Some(_) => LoginError::Invalid,
+    })
+}
+
+/// True if the account is not locked at `now`, checked by the database in the same statement
+/// order as [`record_failure`]: a success evaluated after the locking failure is refused.
+async fn unlocked_now(db: &Db, user_id: &str, now: i64) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let n = exec_tx!(&mut tx, c => sqlx::query(
+        "UPDATE console_users SET failed_logins = failed_logins \
+         WHERE id = $1 AND (locked_until IS NULL OR locked_until <= $2)",
+    )
+    .bind(user_id)
+    .bind(now)
     .execute(c)
     .await)?;
     tx.commit().await?;
-    Ok(n > 0)
+    Ok(n == 1)
 }
 
-/// Password step. Unknown e-mails cost the same argon2 work as known ones.
+/// Password step. Unknown e-mails cost the same argon2 work as known ones. The hash runs under
+/// [`users::hashing`] (bounded concurrency); the lock is judged only after it, by the database.
 pub async fn check_password(
     db: &Db,
     email: &str,
     password: &str,
 ) -> Result<Result<UserRow, (LoginError, Option<UserRow>)>, ConsoleError> {
     let user = users::by_email(db, email).await?;
-    let now = now_ms();
     // A hash of a random string stands in for unknown users, so timing does not tell.
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
     let hash = match &user {
         Some(u) => u.password_hash.clone(),
         None => DUMMY
-            .get_or_init(|| {
-                users::hash_password(&crate::util::random_secret("")).unwrap_or_default()
+            .get_or_try_init(|| async {
+                let pw = crate::util::random_secret("");
+                users::hashing(move || users::hash_password(&pw)).await?
             })
+            .await?
             .clone(),
     };
     let pw = password.to_owned();
-    let ok = tokio::task::spawn_blocking(move || users::verify_password(&hash, &pw))
-        .await
-        .map_err(|e| anyhow::anyhow!("join: {e}"))?;
+    let ok = users::hashing(move || users::verify_password(&hash, &pw)).await?;
     let Some(u) = user else {
         return Ok(Err((LoginError::Invalid, None)));
     };
-    if locked(&u, now) {
-        return Ok(Err((LoginError::Locked, Some(u))));
-    }
+    let now = now_ms();
     if !ok {
-        let now_locked = record_failure(db, &u.id).await?;
-        let e = if now_locked {
-            LoginError::Locked
-        } else {
-            LoginError::Invalid
-        };
+        let e = record_failure(db, &u.id, now).await?;
         return Ok(Err((e, Some(u))));
+    }
+    if !unlocked_now(db, &u.id, now).await? {
+        return Ok(Err((LoginError::Locked, Some(u))));
     }
     Ok(Ok(u))
 }
 
+/// The outcome of a code.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TotpOutcome {
+    Accepted,
+    Invalid,
+    Locked,
+}
+
 /// TOTP step: accepts the code of the current step or one step either side (clock skew), and
-/// each step once only. Success resets the failure counter and completes enrolment.
+/// each step once only. Success resets the failure counter and completes enrolment, but only
+/// while the account is not locked (one statement), so a good code never clears a lock.
 pub async fn check_totp(
     db: &Db,
     keys: &crate::secrets::Keyring,
     user: &UserRow,
     code: &str,
-) -> Result<bool, ConsoleError> {
+) -> Result<TotpOutcome, ConsoleError> {
     let now = now_ms();
-    if locked(user, now) {
-        return Ok(false);
-    }
     let secret = user
         .totp_secret(keys)
         .map_err(|e| ConsoleError::Internal(e.into()))?;
@@ -166,22 +186,38 @@ pub async fn check_totp(
                 == hmac_bytes(b"cmp", code.as_bytes())
     });
     let Some(s) = matched else {
-        record_failure(db, &user.id).await?;
-        return Ok(false);
+        return Ok(match record_failure(db, &user.id, now).await? {
+            LoginError::Locked => TotpOutcome::Locked,
+            LoginError::Invalid => TotpOutcome::Invalid,
+        });
     };
     let mut tx = db.begin().await?;
     let n = exec_tx!(&mut tx, c => sqlx::query(
-        "UPDATE console_users SET totp_last_step = $1, failed_logins = 0, locked_until = NULL, \
-         totp_enrolled_at = COALESCE(totp_enrolled_at, $2) WHERE id = $3 AND totp_last_step < $4",
+        "UPDATE console_users SET totp_last_step = $1, failed_logins = 0, \
+         totp_enrolled_at = COALESCE(totp_enrolled_at, $2) \
+         WHERE id = $3 AND totp_last_step < $4 AND (locked_until IS NULL OR locked_until <= $5)",
     )
     .bind(s)
     .bind(now)
     .bind(&user.id)
     .bind(s)
+    .bind(now)
     .execute(c)
     .await)?;
     tx.commit().await?;
-    Ok(n == 1)
+    if n == 1 {
+        return Ok(TotpOutcome::Accepted);
+    }
+    // Refused: a replayed step, or the account is locked.
+    let locked = users::get(db, &user.id)
+        .await?
+        .and_then(|u| u.locked_until)
+        .is_some_and(|t| t > now);
+    Ok(if locked {
+        TotpOutcome::Locked
+    } else {
+        TotpOutcome::Invalid
+    })
 }
 
 #[derive(Clone, Debug, sqlx::FromRow)]

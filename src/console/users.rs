@@ -1,7 +1,7 @@
 //! Console user accounts: creation (CLI and the demo admin), argon2 password hashes, TOTP.
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::Argon2;
 use totp_rs::{Algorithm, Secret, TOTP};
 
@@ -71,6 +71,38 @@ pub fn totp(secret_b32: &str, email: &str) -> anyhow::Result<TOTP> {
     .map_err(|e| anyhow::anyhow!("TOTP: {e}"))
 }
 
+/// Password hashes (argon2, 19 MiB of memory each) that run at once, at most: one per core.
+/// Every hash and verification goes through [`hashing`], so a burst of sign-in attempts queues
+/// here (a few bytes each) instead of allocating 19 MiB each.
+fn hashing_permits() -> &'static std::sync::Arc<tokio::sync::Semaphore> {
+    static PERMITS: std::sync::OnceLock<std::sync::Arc<tokio::sync::Semaphore>> =
+        std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        std::sync::Arc::new(tokio::sync::Semaphore::new(cores))
+    })
+}
+
+/// Runs a password hash or verification on the blocking pool, at most one per core at once.
+/// The permit moves into the blocking task, so a request dropped while waiting for the hash
+/// (client gone) does not let another hash start before this one ends.
+pub async fn hashing<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> anyhow::Result<T> {
+    let permit = hashing_permits()
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|e| anyhow::anyhow!("hashing permits: {e}"))?;
+    tokio::task::spawn_blocking(move || {
+        let out = f();
+        drop(permit);
+        out
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("join: {e}"))
+}
+
 pub fn hash_password(password: &str) -> anyhow::Result<String> {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
@@ -79,14 +111,57 @@ pub fn hash_password(password: &str) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("argon2: {e}"))
 }
 
+/// Checks a password against a stored argon2 hash (PHC string), in constant time.
+///
+/// The 19 MiB of argon2 working memory comes from a pool of buffers (one per hash running at
+/// once, so at most one per core; see [`hashing`]) and is wiped after use. Allocating it for
+/// each check instead makes glibc keep freed buffers around: a burst of sign-ins left the
+/// process hundreds of MiB larger (tests/api/hardening.rs).
 pub fn verify_password(hash: &str, password: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
-        .unwrap_or(false)
+    static POOL: std::sync::Mutex<Vec<Vec<argon2::Block>>> = std::sync::Mutex::new(Vec::new());
+    let take = || POOL.lock().map(|mut p| p.pop()).ok().flatten();
+    let mut memory = take().unwrap_or_default();
+    let ok = verify_with_memory(hash, password, &mut memory);
+    memory.fill(argon2::Block::new());
+    if let Ok(mut pool) = POOL.lock() {
+        pool.push(memory);
+    }
+    ok
+}
+
+fn verify_with_memory(hash: &str, password: &str, memory: &mut Vec<argon2::Block>) -> bool {
+    use argon2::password_hash::Output;
+    use argon2::{Algorithm, Params, Version};
+    let Ok(h) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (h.salt, h.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(h.algorithm) else {
+        return false;
+    };
+    let Ok(version) = h.version.map(Version::try_from).transpose() else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(&h) else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    memory.resize(params.block_count(), argon2::Block::new());
+    let mut out = vec![0u8; expected.len()];
+    let argon = Argon2::new(algorithm, version.unwrap_or_default(), params);
+    if argon
+        .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut memory[..])
+        .is_err()
+    {
+        return false;
+    }
+    // `Output`'s equality is constant-time.
+    Output::new(&out).is_ok_and(|o| o == expected)
 }
 
 /// Normalises and checks an e-mail address used as login name.
@@ -125,7 +200,7 @@ pub async fn create(
     let otpauth_url = totp(&secret, &email)?.get_url();
     let hash = {
         let p = password.clone();
-        tokio::task::spawn_blocking(move || hash_password(&p)).await??
+        hashing(move || hash_password(&p)).await??
     };
     let id = random_id("usr", 16);
     let mut tx = db.begin().await?;

@@ -47,12 +47,7 @@ pub async fn return_link(
             ("status", status),
         ],
     );
-    let sep = if checkout.return_url.contains('?') {
-        '&'
-    } else {
-        '?'
-    };
-    Ok(format!("{}{sep}{q}", checkout.return_url))
+    Ok(crate::util::append_query(&checkout.return_url, &q))
 }
 
 /// The merchant's connectors in its current mode, from the registry in the app state. Its

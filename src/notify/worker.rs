@@ -77,11 +77,24 @@ impl Worker {
                 merchants.insert(ev.merchant_id.clone(), m);
             }
         }
+        // At most `notify_endpoint_concurrency` deliveries to one endpoint at once, so one
+        // merchant's slow server neither gets flooded nor holds every slot. Per-payment order
+        // needs nothing here: a batch holds at most one pending event per payment (the claim
+        // takes only the oldest).
+        let per_endpoint = self.config.notify_endpoint_concurrency.max(1);
+        let mut endpoints: HashMap<String, Arc<tokio::sync::Semaphore>> = HashMap::new();
         let mut set = JoinSet::new();
         for ev in batch {
             let merchant = merchants.get(&ev.merchant_id).cloned().flatten();
+            let endpoint = endpoint_key(merchant.as_deref());
+            let slots = endpoints
+                .entry(endpoint)
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(per_endpoint)))
+                .clone();
             let this = Arc::clone(self);
             set.spawn(async move {
+                // Never closed, so acquiring only waits.
+                let _slot = slots.acquire_owned().await;
                 if let Err(e) = this.deliver_one(ev, merchant).await {
                     tracing::warn!(error = %e, "delivery bookkeeping failed");
                 }
@@ -161,6 +174,18 @@ impl Worker {
 }
 
 /// Compatibility-mode fields, in the documented hash order ([`sign::COMPAT_FIELD_ORDER`]).
+/// Which endpoint a delivery goes to, for the per-endpoint cap: the callback URL's origin
+/// (scheme, host, port), so merchants sharing one receiving server share its cap.
+fn endpoint_key(merchant: Option<&MerchantRow>) -> String {
+    let url = merchant
+        .and_then(|m| m.callback_url.as_deref())
+        .unwrap_or_default();
+    match url::Url::parse(url) {
+        Ok(u) => u.origin().ascii_serialization(),
+        Err(_) => url.to_owned(),
+    }
+}
+
 pub fn compat_fields(body: &serde_json::Value) -> Vec<(&'static str, String)> {
     let d = &body["data"];
     let s = |v: &serde_json::Value| match v {

@@ -37,7 +37,12 @@ pub async fn render_errors(State(state): State<AppState>, req: Request, next: Ne
         status: info.status.as_u16(),
         message: info.message,
     };
-    html(info.status, &page).unwrap_or_else(|_| (info.status, "error").into_response())
+    let mut r = html(info.status, &page).unwrap_or_else(|_| (info.status, "error").into_response());
+    // The rate limit's hint survives the re-render.
+    if let Some(v) = resp.headers().get(header::RETRY_AFTER) {
+        r.headers_mut().insert(header::RETRY_AFTER, v.clone());
+    }
+    r
 }
 
 pub fn fields(headers: &HeaderMap, body: &Bytes) -> Vec<(String, String)> {
@@ -55,6 +60,57 @@ fn with_cookie(mut r: Response, c: HeaderValue) -> Response {
 
 fn ip(ci: &ConnectInfo<std::net::SocketAddr>) -> String {
     ci.0.ip().to_string()
+}
+
+/// Per-client-address limit of sign-in attempts (password and code posts), one per app.
+pub type SignInLimiter = governor::DefaultKeyedRateLimiter<std::net::IpAddr>;
+
+/// Addresses remembered by the limiter past which stale ones are forgotten.
+const LIMITER_KEYS: usize = 10_000;
+
+/// A limiter allowing `per_minute` attempts per address per minute (at most that many at once).
+pub fn sign_in_limiter(per_minute: u32) -> std::sync::Arc<SignInLimiter> {
+    let n = std::num::NonZeroU32::new(per_minute.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
+    std::sync::Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(n)))
+}
+
+/// Middleware on the sign-in posts: past the address's rate, answers 429 (a console page, with
+/// `Retry-After`) before any password hashing or database work.
+pub async fn limit_sign_in(
+    State(limiter): State<std::sync::Arc<SignInLimiter>>,
+    ci: ConnectInfo<std::net::SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if req.method() != axum::http::Method::POST {
+        return next.run(req).await;
+    }
+    if limiter.len() > LIMITER_KEYS {
+        limiter.retain_recent();
+        limiter.shrink_to_fit();
+    }
+    match limiter.check_key(&ci.0.ip()) {
+        Ok(()) => next.run(req).await,
+        Err(not_until) => {
+            let wait = not_until
+                .wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                ))
+                .as_secs()
+                .max(1);
+            let status = StatusCode::TOO_MANY_REQUESTS;
+            let message =
+                "ログインの試行が多すぎます。しばらくしてからもう一度お試しください。".to_owned();
+            tracing::warn!(ip = %ci.0.ip(), "console sign-in rate limit");
+            let mut r = (status, message.clone()).into_response();
+            r.extensions_mut()
+                .insert(ConsoleErrorInfo { status, message });
+            if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            r
+        }
+    }
 }
 
 pub async fn home() -> Redirect {
@@ -231,7 +287,8 @@ pub async fn totp_post(
         ip: "",
     };
     let ipaddr = ip(&ci);
-    if !auth::check_totp(&state.db, &state.keys, &u, form::get(&f, "code")).await? {
+    let outcome = auth::check_totp(&state.db, &state.keys, &u, form::get(&f, "code")).await?;
+    if outcome != auth::TotpOutcome::Accepted {
         audit::write(
             &state.db,
             &audit::Entry {
@@ -240,11 +297,7 @@ pub async fn totp_post(
             },
         )
         .await?;
-        let now_locked = users::get(&state.db, &u.id)
-            .await?
-            .and_then(|x| x.locked_until)
-            .is_some_and(|t| t > crate::util::now_ms());
-        if now_locked {
+        if outcome == auth::TotpOutcome::Locked {
             auth::delete_session(&state.db, &sid).await?;
             let msg = "ログインに続けて失敗したため、アカウントを30分間ロックしました。".to_owned();
             return login_page(&state, StatusCode::TOO_MANY_REQUESTS, &u.email, Some(msg)).await;

@@ -29,15 +29,23 @@ use crate::state::AppState;
 
 /// The merchant console under /console, with its own error pages.
 fn console_router(state: AppState) -> Router<AppState> {
+    let limit = middleware::from_fn_with_state(
+        console::sign_in_limiter(state.config.console_login_per_minute),
+        console::limit_sign_in,
+    );
     Router::new()
         .route("/console", get(console::home))
         .route(
             "/console/login",
-            get(console::login_get).post(console::login_post),
+            get(console::login_get)
+                .post(console::login_post)
+                .route_layer(limit.clone()),
         )
         .route(
             "/console/login/totp",
-            get(console::totp_get).post(console::totp_post),
+            get(console::totp_get)
+                .post(console::totp_post)
+                .route_layer(limit),
         )
         .route("/console/login/qr.svg", get(console::totp_qr))
         .route("/console/logout", post(console::logout))

@@ -1076,9 +1076,14 @@ async fn cli_mode_switch_follows_the_rules(app: TestApp, _calls: Calls) {
             ..Settings::default()
         },
     };
-    let err = merchant(&app.db, &app.state.connectors, set_live())
-        .await
-        .unwrap_err();
+    let err = merchant(
+        &app.db,
+        &app.state.connectors,
+        &app.state.config,
+        set_live(),
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("cannot switch to live"), "{err}");
     assert_eq!(
         app.scalar_str(&format!("SELECT mode FROM merchants WHERE id = '{}'", m.id))
@@ -1087,9 +1092,14 @@ async fn cli_mode_switch_follows_the_rules(app: TestApp, _calls: Calls) {
         "test"
     );
     add_account(&app, &m, &[Method::Konbini]).await;
-    merchant(&app.db, &app.state.connectors, set_live())
-        .await
-        .unwrap();
+    merchant(
+        &app.db,
+        &app.state.connectors,
+        &app.state.config,
+        set_live(),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         app.scalar_str(&format!("SELECT mode FROM merchants WHERE id = '{}'", m.id))
             .await
@@ -1105,7 +1115,11 @@ async fn cli_mode_switch_follows_the_rules(app: TestApp, _calls: Calls) {
             ..Settings::default()
         },
     };
-    assert!(merchant(&app.db, &app.state.connectors, add).await.is_err());
+    assert!(
+        merchant(&app.db, &app.state.connectors, &app.state.config, add)
+            .await
+            .is_err()
+    );
 }
 both_live!(cli_mode_switch_follows_the_rules);
 

@@ -14,6 +14,7 @@ mod console;
 mod docs_drift;
 mod feature_phone;
 mod first_hour;
+mod hardening;
 mod komoju;
 mod komoju_fake;
 mod konbini;
