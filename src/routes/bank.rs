@@ -1,8 +1,6 @@
 //! Bank net (銀行ネット) shopper pages: choose a bank, come back from it, see the result.
 
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use encoding_rs::UTF_8;
 
@@ -18,6 +16,7 @@ use crate::form;
 use crate::pages::{Choice, Chrome, OrderView, WebBankChoose};
 use crate::render::page;
 use crate::routes::redirect_result;
+use crate::routes::shopper::ShopperForm;
 use crate::session::Session;
 use crate::state::AppState;
 
@@ -73,22 +72,10 @@ pub async fn show(
 }
 
 /// `POST /pay/{token}/banknet`: creates the payment and sends the shopper to the bank.
-pub async fn start(
-    State(state): State<AppState>,
-    ua: Ua,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> AppResult<Response> {
-    let (session, o) = checkout::load_session(&state, &token).await?;
-    let device = session.view.apply(ua.device);
-    let fields = form::parse_body(&headers, &body, UTF_8);
-    if !Session::csrf_ok(&token, &state.secret, form::get(&fields, "csrf")) {
-        return Err(AppError::shopper(Reason::BadCsrf));
-    }
-    let bank = Bank::parse(form::get(&fields, "bank"))
-        .ok_or(AppError::field(Reason::InvalidField, "bank"))?;
-    let url = bank::start(&state, &o, &token, device, bank).await?;
+pub async fn start(State(state): State<AppState>, f: ShopperForm) -> AppResult<Response> {
+    let bank = Bank::parse(f.get("bank")).ok_or(AppError::field(Reason::InvalidField, "bank"))?;
+    let p = &f.page;
+    let url = bank::start(&state, &p.o, &p.token, p.device, bank).await?;
     Ok(Redirect::to(&url).into_response())
 }
 

@@ -1,14 +1,12 @@
 //! Carrier billing shopper pages (d払い, auかんたん決済, ソフトバンクまとめて支払い): confirm and choose
 //! 都度 / 継続, come back from the carrier, see the result. One set of routes per carrier.
 
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, Uri};
+use axum::http::Uri;
 use axum::response::{IntoResponse, Redirect, Response};
 use encoding_rs::UTF_8;
 
 use crate::db::payments;
-use crate::device::page_encoding;
 use crate::device::{Device, Ua};
 use crate::domain::carrier::{BillingKind, Carrier};
 use crate::domain::CheckoutStatus;
@@ -19,6 +17,7 @@ use crate::form;
 use crate::pages::{Choice, Chrome, FpCarrierConfirm, OrderView, WebCarrierConfirm};
 use crate::render::page;
 use crate::routes::redirect_result;
+use crate::routes::shopper::ShopperForm;
 use crate::session::Session;
 use crate::state::AppState;
 
@@ -120,24 +119,12 @@ pub async fn show(
 }
 
 /// `POST /pay/{token}/{carrier}`: creates the payment and sends the shopper to the carrier.
-pub async fn start(
-    State(state): State<AppState>,
-    ua: Ua,
-    uri: Uri,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> AppResult<Response> {
+pub async fn start(State(state): State<AppState>, uri: Uri, f: ShopperForm) -> AppResult<Response> {
     let c = carrier_of(&uri)?;
-    let (session, o) = checkout::load_session(&state, &token).await?;
-    let device = session.view.apply(ua.device);
-    let fields = form::parse_body(&headers, &body, page_encoding(device));
-    if !Session::csrf_ok(&token, &state.secret, form::get(&fields, "csrf")) {
-        return Err(AppError::shopper(Reason::BadCsrf));
-    }
-    let billing = BillingKind::parse(form::get(&fields, "billing"))
+    let billing = BillingKind::parse(f.get("billing"))
         .ok_or(AppError::field(Reason::InvalidField, "billing"))?;
-    let url = flow::start(&state, &o, &token, device, c, billing).await?;
+    let p = &f.page;
+    let url = flow::start(&state, &p.o, &p.token, p.device, c, billing).await?;
     Ok(Redirect::to(&url).into_response())
 }
 

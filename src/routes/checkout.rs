@@ -16,6 +16,7 @@ use crate::flows::checkout::{self, Opened};
 use crate::form;
 use crate::pages::{Chrome, FpClosed, FpSelector, MethodView, OrderView, WebClosed, WebSelector};
 use crate::render::page;
+use crate::routes::shopper::ShopperForm;
 use crate::session::Session;
 use crate::state::AppState;
 
@@ -171,27 +172,16 @@ pub async fn switch_lang(
 }
 
 /// `POST /pay/{token}/method`: records the chosen method and hands over to its flow.
-pub async fn choose_method(
-    State(state): State<AppState>,
-    ua: Ua,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> AppResult<Response> {
-    let (session, opened) = checkout::load_session(&state, &token).await?;
-    let device = session.view.apply(ua.device);
-    let fields = form::parse_body(&headers, &body, crate::device::page_encoding(device));
-    if !Session::csrf_ok(&token, &state.secret, form::get(&fields, "csrf")) {
-        return Err(AppError::shopper(Reason::BadCsrf));
-    }
+pub async fn choose_method(State(state): State<AppState>, f: ShopperForm) -> AppResult<Response> {
+    let (opened, device, token) = (&f.page.o, f.page.device, &f.page.token);
     if opened.checkout.status != CheckoutStatus::Open {
-        if let Some(r) = super::konbini::issued_page(&state, device, &opened, &token).await? {
+        if let Some(r) = super::konbini::issued_page(&state, device, opened, token).await? {
             return Ok(r);
         }
-        return render_checkout(&state, device, &opened, &token);
+        return render_checkout(&state, device, opened, token);
     }
-    let method = Method::parse(form::get(&fields, "method"))
-        .filter(|m| checkout::offered(&opened, device).contains(m))
+    let method = Method::parse(f.get("method"))
+        .filter(|m| checkout::offered(opened, device).contains(m))
         .ok_or(AppError::shopper(Reason::MethodNotAvailable))?;
     checkouts::select_method(&state.db, &opened.checkout.id, method).await?;
     Ok(Redirect::to(&format!("/pay/{token}/{}", method.code())).into_response())

@@ -1,9 +1,8 @@
 //! Konbini (コンビニ決済) and Pay-easy shopper pages: the chain choice, the Pay-easy
 //! confirmation, and the number page shown again whenever the shopper comes back.
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::connectors::konbini::IssueTarget;
@@ -15,17 +14,15 @@ use crate::domain::{Method, Mode};
 use crate::error::{AppError, AppResult, Reason};
 use crate::flows::checkout::{self, Opened};
 use crate::flows::konbini::{self as flow, IssueError, NumberDetails};
-use crate::form;
 use crate::pages::{
     ChainView, Chrome, FormErrorView, FpKonbiniChoice, FpNumber, FpPayeasyStart, KonbiniChoice,
     NumberFieldView, NumberPage, OrderView, PayeasyStart, WebKonbiniChoice, WebNumber,
     WebPayeasyStart,
 };
 use crate::render::page_with_status;
+use crate::routes::shopper::ShopperForm;
 use crate::session::Session;
 use crate::state::AppState;
-
-use crate::device::page_encoding;
 
 /// `GET /pay/{token}/konbini`: the issued number, or the chain choice.
 pub async fn konbini_get(
@@ -46,29 +43,18 @@ pub async fn konbini_get(
 }
 
 /// `POST /pay/{token}/konbini`: issue a number at the chosen chain, then show it (PRG).
-pub async fn konbini_post(
-    State(state): State<AppState>,
-    ua: Ua,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> AppResult<Response> {
-    let (session, o) = checkout::load_session(&state, &token).await?;
-    let device = session.view.apply(ua.device);
-    let fields = form::parse_body(&headers, &body, page_encoding(device));
-    if !Session::csrf_ok(&token, &state.secret, form::get(&fields, "csrf")) {
-        return Err(AppError::shopper(Reason::BadCsrf));
-    }
-    let code = form::get(&fields, "chain");
+pub async fn konbini_post(State(state): State<AppState>, f: ShopperForm) -> AppResult<Response> {
+    let (o, device, token) = (&f.page.o, f.page.device, &f.page.token);
+    let code = f.get("chain");
     let Some(chain) = Chain::parse(code) else {
         let e = IssueError::ChainNotEnabled(code.to_owned());
-        return render_choice(&state, device, &o, &token, Some(&e));
+        return render_choice(&state, device, o, token, Some(&e));
     };
     issue_and_show(
         &state,
         device,
-        &o,
-        &token,
+        o,
+        token,
         IssueTarget::Konbini(chain),
         Method::Konbini,
     )
@@ -94,24 +80,13 @@ pub async fn payeasy_get(
 }
 
 /// `POST /pay/{token}/payeasy`: issue the Pay-easy numbers, then show them (PRG).
-pub async fn payeasy_post(
-    State(state): State<AppState>,
-    ua: Ua,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> AppResult<Response> {
-    let (session, o) = checkout::load_session(&state, &token).await?;
-    let device = session.view.apply(ua.device);
-    let fields = form::parse_body(&headers, &body, page_encoding(device));
-    if !Session::csrf_ok(&token, &state.secret, form::get(&fields, "csrf")) {
-        return Err(AppError::shopper(Reason::BadCsrf));
-    }
+pub async fn payeasy_post(State(state): State<AppState>, f: ShopperForm) -> AppResult<Response> {
+    let p = &f.page;
     issue_and_show(
         &state,
-        device,
-        &o,
-        &token,
+        p.device,
+        &p.o,
+        &p.token,
         IssueTarget::Payeasy,
         Method::Payeasy,
     )

@@ -15,6 +15,7 @@ mod processor_webhooks;
 pub mod redirect_result;
 mod sandbox;
 mod sandbox_pages;
+mod shopper;
 mod short;
 
 use std::time::Duration;

@@ -304,7 +304,9 @@ async fn sigterm_during_delivery_exits_cleanly_and_delivers_once() {
             .unwrap();
         let out = Arc::new(Mutex::new(String::new()));
         let (o, stdout) = (out.clone(), child.stdout.take().unwrap());
-        std::thread::spawn(move || {
+        // The reader ends when the process closes its stdout (at exit): join it before reading
+        // the last lines, or they may still be in the pipe.
+        let reader = std::thread::spawn(move || {
             for line in std::io::BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 let mut o = o.lock().unwrap();
@@ -312,7 +314,7 @@ async fn sigterm_during_delivery_exits_cleanly_and_delivers_once() {
                 o.push('\n');
             }
         });
-        (child, out)
+        (child, out, reader)
     };
     // SIGTERM, then the exit status and how long the server took to exit. Waits without
     // blocking: the receiver runs on this test's runtime.
@@ -336,7 +338,7 @@ async fn sigterm_during_delivery_exits_cleanly_and_delivers_once() {
         }
     }
 
-    let (mut first, out) = spawn();
+    let (mut first, out, reader) = spawn();
     eventually("the delivery in flight", || async {
         (!rx.arrived().is_empty()).then_some(())
     })
@@ -350,6 +352,7 @@ async fn sigterm_during_delivery_exits_cleanly_and_delivers_once() {
         "SIGTERM before the receiver answers"
     );
     let (status, took) = terminate(&mut first).await;
+    reader.join().unwrap();
     let log = out.lock().unwrap().clone();
     assert!(status.success(), "exit status {status:?}; output:\n{log}");
     assert!(took < Duration::from_secs(5), "exited in {took:?}");
@@ -366,7 +369,7 @@ async fn sigterm_during_delivery_exits_cleanly_and_delivers_once() {
     assert_eq!(delivered, ("delivered".to_owned(), 1));
 
     // Restarted, the server has nothing to send again; an idle server stops the same way.
-    let (mut second, out) = spawn();
+    let (mut second, out, reader) = spawn();
     eventually("the restarted server listening", || async {
         out.lock()
             .unwrap()
@@ -376,6 +379,7 @@ async fn sigterm_during_delivery_exits_cleanly_and_delivers_once() {
     .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (status, took) = terminate(&mut second).await;
+    reader.join().unwrap();
     let log = out.lock().unwrap().clone();
     assert!(status.success(), "exit status {status:?}; output:\n{log}");
     assert!(took < Duration::from_secs(5), "exited in {took:?}");
