@@ -45,7 +45,7 @@ pub struct CreatePaymentRequest {
 pub struct SmsMessage {
     pub id: String,
     pub payment_request_id: Option<String>,
-    /// Normalised `0X0XXXXXXXX`.
+    /// Normalised `0?0` + 8 digits (e.g. `09012345678`).
     pub to: String,
     pub text: String,
     /// `sandbox` or `http`.

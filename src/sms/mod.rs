@@ -42,7 +42,7 @@ pub enum SmsError {
 pub trait SmsProvider: Send + Sync {
     /// Short name recorded with each message (`sandbox`, `http`).
     fn name(&self) -> &'static str;
-    /// Sends `text` to `to` (normalised `0X0XXXXXXXX`).
+    /// Sends `text` to `to` (normalised `0?0` + 8 digits (e.g. `09012345678`)).
     async fn send(&self, to: &str, text: &str) -> Result<ProviderReceipt, SmsError>;
 }
 
@@ -84,7 +84,7 @@ impl SmsProviders {
     }
 }
 
-/// Normalises a Japanese mobile number (070/080/090, 11 digits) to `0X0XXXXXXXX`. Hyphens,
+/// Normalises a Japanese mobile number (070/080/090, 11 digits) to `0?0` + 8 digits (e.g. `09012345678`). Hyphens,
 /// spaces and the `+81` country code are accepted; anything else is refused.
 pub fn normalize_phone(input: &str) -> Option<String> {
     let compact: String = input
