@@ -1099,7 +1099,7 @@ pub async fn payment(state: &crate::state::AppState, cmd: PaymentCmd) -> anyhow:
             show(&p);
             Ok(())
         }
-        Err(crate::error::AppError::Api { code, message, .. }) => {
+        Err(crate::flows::error::FlowError::Refused { code, message, .. }) => {
             anyhow::bail!("{code}: {message}")
         }
         Err(e) => Err(e.into()),

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 pub use crate::domain::reason::Reason;
+use crate::flows::error::{FlowError, Refused};
 
 /// The HTTP status of a refusal: the edge's mapping of a domain reason.
 pub fn http_status(reason: Reason) -> StatusCode {
@@ -36,6 +37,13 @@ pub enum AppError {
         status: StatusCode,
         code: &'static str,
         message: String,
+    },
+    /// A merchant/API caller over a rate limit: 429 with `Retry-After`.
+    #[error("rate limited: {code}")]
+    RateLimited {
+        code: &'static str,
+        message: String,
+        retry_after_s: i64,
     },
     #[error(transparent)]
     Db(#[from] sqlx::Error),
@@ -84,6 +92,37 @@ impl From<(Reason, Option<&'static str>)> for AppError {
     }
 }
 
+/// The HTTP status of a flow's merchant/API refusal.
+pub fn refused_status(kind: Refused) -> StatusCode {
+    match kind {
+        Refused::NotFound => StatusCode::NOT_FOUND,
+        Refused::Conflict => StatusCode::CONFLICT,
+        Refused::Invalid => StatusCode::BAD_REQUEST,
+        Refused::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+        Refused::Upstream => StatusCode::BAD_GATEWAY,
+    }
+}
+
+/// The one place a flow's error becomes the edge's.
+impl From<FlowError> for AppError {
+    fn from(e: FlowError) -> Self {
+        match e {
+            FlowError::Shopper { reason, field } => AppError::Shopper { reason, field },
+            FlowError::Refused {
+                kind,
+                code,
+                message,
+            } => AppError::Api {
+                status: refused_status(kind),
+                code,
+                message,
+            },
+            FlowError::Db(e) => AppError::Db(e),
+            FlowError::Internal(e) => AppError::Internal(e),
+        }
+    }
+}
+
 /// Attached to error responses; the `render_errors` middleware turns it into the final body,
 /// because only the middleware sees the request (device, path) the page must fit.
 #[derive(Clone, Debug)]
@@ -97,6 +136,7 @@ pub struct ErrorInfo {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
+        let mut retry_after = None;
         let (status, info) = match self {
             AppError::Shopper { reason, field } => {
                 tracing::info!(code = reason.code(), field, "request refused");
@@ -125,10 +165,33 @@ impl IntoResponse for AppError {
                     api: true,
                 },
             ),
+            AppError::RateLimited {
+                code,
+                message,
+                retry_after_s,
+            } => {
+                retry_after = Some(retry_after_s);
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ErrorInfo {
+                        code,
+                        field: None,
+                        message_ja: "",
+                        message_en: message,
+                        api: true,
+                    },
+                )
+            }
             AppError::Db(e) => internal(&e),
             AppError::Internal(e) => internal(&*e),
         };
         let mut resp = status.into_response();
+        if let Some(s) = retry_after {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(s),
+            );
+        }
         resp.extensions_mut().insert(info);
         resp
     }

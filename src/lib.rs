@@ -30,7 +30,6 @@ pub mod signing;
 pub mod sms;
 pub mod startup;
 pub mod state;
-pub mod status;
 pub mod supervisor;
 pub mod themes;
 pub mod util;

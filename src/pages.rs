@@ -510,7 +510,7 @@ pub fn group_digits(value: &str) -> Vec<String> {
 pub fn shopper_deadline(ms: i64, en: bool) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-        .to_offset(time::macros::offset!(+9));
+        .to_offset(crate::domain::jst::OFFSET);
     let wd = t.weekday().number_days_from_monday() as usize;
     if en {
         const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];

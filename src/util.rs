@@ -51,7 +51,7 @@ pub fn format_yen(amount: i64) -> String {
 pub fn format_jst(ms: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-        .to_offset(time::macros::offset!(+9));
+        .to_offset(crate::domain::jst::OFFSET);
     format!(
         "{:04}/{:02}/{:02} {:02}:{:02}",
         t.year(),
@@ -66,7 +66,7 @@ pub fn format_jst(ms: i64) -> String {
 pub fn rfc3339_jst(ms: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-        .to_offset(time::macros::offset!(+9))
+        .to_offset(crate::domain::jst::OFFSET)
         .replace_nanosecond(0)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     t.format(&time::format_description::well_known::Rfc3339)

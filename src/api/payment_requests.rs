@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::{err, time, ApiJson, ApiMerchant};
 use crate::domain::Mode;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::flows::payment_requests::{self as requests, NewRequest, RequestRow};
 use crate::sms::{SendError, SmsRow};
 use crate::state::AppState;
@@ -142,7 +142,7 @@ pub async fn create(
     State(state): State<AppState>,
     ApiMerchant(m): ApiMerchant,
     ApiJson(req): ApiJson<CreatePaymentRequest>,
-) -> Result<(StatusCode, Json<PaymentRequest>), SendError> {
+) -> AppResult<(StatusCode, Json<PaymentRequest>)> {
     let return_url = match req.return_url.filter(|u| !u.is_empty()) {
         Some(u) => u,
         None => m
@@ -228,7 +228,7 @@ pub async fn resend(
     State(state): State<AppState>,
     ApiMerchant(m): ApiMerchant,
     Path(id): Path<String>,
-) -> Result<Json<PaymentRequest>, SendError> {
+) -> AppResult<Json<PaymentRequest>> {
     let (r, _) = requests::resend(&state, &m, &id).await?;
     Ok(Json(view(&state, r).await?))
 }
@@ -287,4 +287,20 @@ pub async fn messages(
         .map(SmsMessage::from)
         .collect();
     Ok(Json(SmsMessageList { data }))
+}
+
+/// The API's answer to a refused send: 429 with `Retry-After` for the rate limit.
+impl From<SendError> for AppError {
+    fn from(e: SendError) -> Self {
+        match e {
+            SendError::RateLimited { retry_after_s } => AppError::RateLimited {
+                code: "rate_limited",
+                message: format!(
+                    "too many SMS messages this minute; retry after {retry_after_s} s"
+                ),
+                retry_after_s,
+            },
+            SendError::Flow(e) => e.into(),
+        }
+    }
 }

@@ -46,7 +46,7 @@ pub struct Payment {
 impl From<PaymentRow> for Payment {
     fn from(p: PaymentRow) -> Self {
         Payment {
-            status_label_ja: crate::status::label_ja(&p.method, &p.status).to_owned(),
+            status_label_ja: p.status.label_ja().to_owned(),
             details: p.details_json(),
             deadline_at: p.deadline_at.map(time),
             paid_at: p.paid_at.map(time),
@@ -55,9 +55,9 @@ impl From<PaymentRow> for Payment {
             id: p.id,
             order_id: p.order_id,
             checkout_id: p.checkout_id,
-            method: p.method,
+            method: p.method.code().to_owned(),
             institution: p.institution,
-            status: p.status,
+            status: p.status.code().to_owned(),
             amount: p.amount,
             captured_amount: p.captured_amount,
             refunded_amount: p.refunded_amount,

@@ -639,7 +639,7 @@ impl SandboxCardConnector {
 }
 
 fn wrong_state(state: &RemoteStatus) -> ConnectorError {
-    ConnectorError::InvalidState(format!("transaction is {}", state.status.as_str()))
+    ConnectorError::InvalidState(format!("transaction is {}", state.status.code()))
 }
 
 /// Capture, cancel and refund without the idempotency layer.

@@ -5,8 +5,8 @@
 //! and turns refusals into Japanese messages for staff.
 
 use crate::db::payments::{self, PaymentRow};
-use crate::error::AppError;
 use crate::flows::card;
+use crate::flows::error::FlowError;
 use crate::state::AppState;
 
 /// Why an action was not done. Nothing changed in any case.
@@ -29,6 +29,8 @@ fn refused_ja(code: &str) -> String {
         "payment_not_found" => "カード決済以外は操作できません。".into(),
         "concurrent_change" => "他の操作と同時に更新されました。画面を更新してください。".into(),
         "connector_error" => "決済機関が処理できませんでした。".into(),
+        "no_connector" => "この決済を処理した決済機関は、現在のモードでは使えません。".into(),
+        // A documented code without a sentence yet: the code is stable and safe to show.
         other => format!("操作できません（{other}）。"),
     }
 }
@@ -46,11 +48,19 @@ async fn scoped(
         .ok_or(ActionError::NotFound)
 }
 
-fn map(r: Result<PaymentRow, AppError>) -> Result<PaymentRow, ActionError> {
+/// The console's one mapping of a flow error: a sentence per refusal code; a bug or store failure
+/// is logged in full and shown to staff only as a generic sentence.
+fn map(r: Result<PaymentRow, FlowError>) -> Result<PaymentRow, ActionError> {
     r.map_err(|e| match e {
-        AppError::Api { code, .. } => ActionError::Refused(refused_ja(code)),
-        AppError::Db(e) => ActionError::Db(e),
-        other => ActionError::Refused(format!("操作できません（{other}）。")),
+        FlowError::Refused { code, .. } => ActionError::Refused(refused_ja(code)),
+        FlowError::Shopper { reason, .. } => ActionError::Refused(refused_ja(reason.code())),
+        FlowError::Db(e) => ActionError::Db(e),
+        FlowError::Internal(e) => {
+            tracing::error!(error = %e, "console action failed");
+            ActionError::Refused(
+                "システムエラーのため操作できませんでした。時間をおいて再度お試しください。".into(),
+            )
+        }
     })
 }
 

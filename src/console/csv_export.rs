@@ -71,24 +71,18 @@ pub fn institution_ja(code: &str) -> String {
     code.to_owned()
 }
 
-pub fn method_ja(code: &str) -> &str {
-    crate::domain::Method::parse(code)
-        .map(|m| m.name_ja())
-        .unwrap_or(code)
-}
-
 fn record(p: &PaymentRow) -> [String; 14] {
     [
         p.order_id.clone(),
         p.id.clone(),
         p.merchant_id.clone(),
-        method_ja(&p.method).to_owned(),
+        p.method.name_ja().to_owned(),
         p.institution
             .as_deref()
             .map(institution_ja)
             .unwrap_or_default(),
-        crate::status::label_ja(&p.method, &p.status).to_owned(),
-        p.status.clone(),
+        p.status.label_ja().to_owned(),
+        p.status.code().to_owned(),
         format_jst(p.created_at),
         p.deadline_at.map(format_jst).unwrap_or_default(),
         p.paid_at.map(format_jst).unwrap_or_default(),

@@ -6,7 +6,7 @@ use crate::console::error::ConsoleResult;
 use crate::console::views::{AttemptView, Chrome, Detail, EventView, NotificationView, RowView};
 use crate::db::outbox;
 use crate::db::payments::{self, PaymentRow};
-use crate::domain::card::{allowed_actions, CardStatus};
+use crate::domain::card::allowed_actions;
 use crate::on_db;
 use crate::state::AppState;
 use crate::util::{format_jst, format_yen};
@@ -98,8 +98,8 @@ pub async fn build(
             actor: e.actor,
         })
         .collect();
-    let allowed: &[&str] = match (p.method.as_str(), CardStatus::parse(&p.status)) {
-        ("card", Some(s)) => allowed_actions(s),
+    let allowed: &[&str] = match p.status.card() {
+        Some(s) => allowed_actions(s),
         _ => &[],
     };
     let can_cancel = allowed.contains(&"cancel") && p.refunded_amount == 0;

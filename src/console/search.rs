@@ -88,9 +88,9 @@ impl SortCol {
         match self {
             SortCol::OrderId => Key::S(p.order_id.clone()),
             SortCol::Id => Key::S(p.id.clone()),
-            SortCol::Method => Key::S(p.method.clone()),
+            SortCol::Method => Key::S(p.method.code().to_owned()),
             SortCol::Institution => Key::S(p.institution.clone().unwrap_or_default()),
-            SortCol::Status => Key::S(p.status.clone()),
+            SortCol::Status => Key::S(p.status.code().to_owned()),
             SortCol::Created => Key::I(p.created_at),
             SortCol::Deadline => Key::I(p.deadline_at.unwrap_or(0)),
             SortCol::Paid => Key::I(p.paid_at.unwrap_or(0)),
@@ -153,7 +153,7 @@ fn get<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
 fn jst_day_start_ms(s: &str) -> Option<i64> {
     let fmt = time::macros::format_description!("[year]-[month]-[day]");
     let d = time::Date::parse(s, fmt).ok()?;
-    let t = d.midnight().assume_offset(time::macros::offset!(+9));
+    let t = d.midnight().assume_offset(crate::domain::jst::OFFSET);
     Some(t.unix_timestamp() * 1000)
 }
 

@@ -50,7 +50,7 @@ pub async fn lines(
 pub fn period(from: &str, to: &str) -> Result<(String, String, i64, i64), String> {
     let fmt = time::macros::format_description!("[year]-[month]-[day]");
     let today = time::OffsetDateTime::now_utc()
-        .to_offset(time::macros::offset!(+9))
+        .to_offset(crate::domain::jst::OFFSET)
         .date();
     let parse = |s: &str, default: time::Date| -> Result<time::Date, String> {
         if s.trim().is_empty() {
@@ -68,7 +68,7 @@ pub fn period(from: &str, to: &str) -> Result<(String, String, i64, i64), String
     }
     let ms = |d: time::Date| {
         d.midnight()
-            .assume_offset(time::macros::offset!(+9))
+            .assume_offset(crate::domain::jst::OFFSET)
             .unix_timestamp()
             * 1000
     };

@@ -3,7 +3,7 @@
 use askama::Template;
 
 use crate::console::auth::Staff;
-use crate::console::csv_export::{institution_ja, method_ja};
+use crate::console::csv_export::institution_ja;
 use crate::db::payments::PaymentRow;
 use crate::state::AppState;
 use crate::util::{format_jst, format_yen};
@@ -70,15 +70,15 @@ impl RowView {
             id: p.id.clone(),
             merchant_id: p.merchant_id.clone(),
             order_id: p.order_id.clone(),
-            method: p.method.clone(),
-            method_ja: method_ja(&p.method).to_owned(),
+            method: p.method.code().to_owned(),
+            method_ja: p.method.name_ja().to_owned(),
             institution: p
                 .institution
                 .as_deref()
                 .map(institution_ja)
                 .unwrap_or_else(|| "-".into()),
-            status: p.status.clone(),
-            status_ja: crate::status::label_ja(&p.method, &p.status),
+            status: p.status.code().to_owned(),
+            status_ja: p.status.label_ja(),
             created: format_jst(p.created_at),
             deadline: p
                 .deadline_at
@@ -89,7 +89,7 @@ impl RowView {
             captured: format_yen(p.captured_amount),
             refunded: format_yen(p.refunded_amount),
             fee: format_yen(p.fee),
-            card: p.method == "card",
+            card: p.method == crate::domain::Method::Card,
         }
     }
 }

@@ -141,11 +141,12 @@ pub enum Expiry {
 
 /// Expires an open checkout without a live payment, in the caller's transaction.
 pub async fn expire_if_open(tx: &mut Tx, checkout_id: &str) -> Result<Expiry, sqlx::Error> {
-    let n = exec_tx!(tx, c => sqlx::query(
+    let holds = crate::db::payments::HOLDS_CHECKOUT;
+    let sql = format!(
         "UPDATE checkouts SET status = 'expired', updated_at = $1 WHERE id = $2 AND status = 'open' \
-         AND NOT EXISTS (SELECT 1 FROM payments WHERE checkout_id = $3 \
-                         AND status NOT IN ('failed', 'declined', 'timed_out'))",
-    )
+         AND NOT EXISTS (SELECT 1 FROM payments WHERE checkout_id = $3 AND {holds})"
+    );
+    let n = exec_tx!(tx, c => sqlx::query(&sql)
     .bind(now_ms())
     .bind(checkout_id)
     .bind(checkout_id)
@@ -154,11 +155,11 @@ pub async fn expire_if_open(tx: &mut Tx, checkout_id: &str) -> Result<Expiry, sq
     if n == 1 {
         return Ok(Expiry::Expired);
     }
-    let (status, live): (String, i64) = on_tx!(tx, c => sqlx::query_as(
-        "SELECT status, (SELECT COUNT(*) FROM payments WHERE checkout_id = $1 \
-                         AND status NOT IN ('failed', 'declined', 'timed_out')) \
-         FROM checkouts WHERE id = $2",
-    )
+    let sql = format!(
+        "SELECT status, (SELECT COUNT(*) FROM payments WHERE checkout_id = $1 AND {holds}) \
+         FROM checkouts WHERE id = $2"
+    );
+    let (status, live): (String, i64) = on_tx!(tx, c => sqlx::query_as(&sql)
     .bind(checkout_id)
     .bind(checkout_id)
     .fetch_one(c)

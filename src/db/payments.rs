@@ -4,20 +4,23 @@
 use serde_json::{json, Value};
 
 use crate::db::{Db, Tx};
+use crate::domain::payment::PaymentStatus;
 use crate::domain::processor::ConnectorId;
-use crate::domain::CheckoutStatus;
+use crate::domain::{BadCode, CheckoutStatus, Method};
 use crate::util::{now_ms, random_id};
 use crate::{exec_tx, on_db, on_tx};
 
-#[derive(Clone, Debug, sqlx::FromRow, serde::Serialize)]
+/// A stored payment. `method` and `status` decode into domain types; a row whose codes are not
+/// ours fails to load (loudly) rather than being read as something else.
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct PaymentRow {
     pub id: String,
     pub merchant_id: String,
     pub checkout_id: String,
     pub order_id: String,
-    pub method: String,
+    pub method: Method,
     pub institution: Option<String>,
-    pub status: String,
+    pub status: PaymentStatus,
     pub amount: i64,
     pub captured_amount: i64,
     pub refunded_amount: i64,
@@ -32,6 +35,75 @@ pub struct PaymentRow {
     /// `sandbox` or the processor account that served the payment.
     pub connector: String,
 }
+
+/// The row as stored; [`PaymentRow`] is decoded from it.
+#[derive(sqlx::FromRow)]
+pub struct StoredPayment {
+    id: String,
+    merchant_id: String,
+    checkout_id: String,
+    order_id: String,
+    method: String,
+    institution: Option<String>,
+    status: String,
+    amount: i64,
+    captured_amount: i64,
+    refunded_amount: i64,
+    fee: i64,
+    deadline_at: Option<i64>,
+    paid_at: Option<i64>,
+    connector_ref: Option<String>,
+    details: String,
+    attempts: i64,
+    created_at: i64,
+    updated_at: i64,
+    connector: String,
+}
+
+impl<'r, R: sqlx::Row> sqlx::FromRow<'r, R> for PaymentRow
+where
+    StoredPayment: sqlx::FromRow<'r, R>,
+{
+    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+        let s = StoredPayment::from_row(row)?;
+        let bad = |kind: &'static str, value: &str| {
+            sqlx::Error::Decode(Box::new(BadCode {
+                kind,
+                value: value.to_owned(),
+            }))
+        };
+        let method = Method::parse(&s.method).ok_or_else(|| bad("payment method", &s.method))?;
+        let status = PaymentStatus::decode(method, &s.status)
+            .ok_or_else(|| bad("payment status", &s.status))?;
+        Ok(PaymentRow {
+            id: s.id,
+            merchant_id: s.merchant_id,
+            checkout_id: s.checkout_id,
+            order_id: s.order_id,
+            method,
+            institution: s.institution,
+            status,
+            amount: s.amount,
+            captured_amount: s.captured_amount,
+            refunded_amount: s.refunded_amount,
+            fee: s.fee,
+            deadline_at: s.deadline_at,
+            paid_at: s.paid_at,
+            connector_ref: s.connector_ref,
+            details: s.details,
+            attempts: s.attempts,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+            connector: s.connector,
+        })
+    }
+}
+
+/// The SQL predicate of a payment that holds its checkout: the `payments_one_live` unique
+/// index's (migrations/*/0004_carrier.sql) and `PaymentStatus::holds_checkout`'s, which a unit
+/// test keeps in step. Every query that asks "does a live payment exist" uses this text.
+pub const HOLDS_CHECKOUT: &str = "status NOT IN ('failed', 'declined', 'timed_out') \
+AND NOT (status = 'cancelled' AND method IN ('docomo', 'au', 'softbank'))";
 
 pub const COLS: &str =
     "id, merchant_id, checkout_id, order_id, method, institution, status, amount, \
@@ -54,9 +126,9 @@ pub struct NewPayment<'a> {
     pub merchant_id: &'a str,
     pub checkout_id: &'a str,
     pub order_id: &'a str,
-    pub method: &'a str,
+    pub method: Method,
     pub institution: Option<&'a str>,
-    pub status: &'a str,
+    pub status: PaymentStatus,
     pub amount: i64,
     pub fee: i64,
     pub deadline_at: Option<i64>,
@@ -112,9 +184,9 @@ pub async fn create_with_id(
         .bind(p.merchant_id)
         .bind(p.checkout_id)
         .bind(p.order_id)
-        .bind(p.method)
+        .bind(p.method.code())
         .bind(p.institution)
-        .bind(p.status)
+        .bind(p.status.code())
         .bind(p.amount)
         .bind(p.fee)
         .bind(p.deadline_at)
@@ -136,7 +208,7 @@ pub async fn create_with_id(
         &row.id,
         "payment.created",
         None,
-        p.status,
+        p.status.code(),
         Some(p.amount),
         &json!({}),
         actor,
@@ -147,7 +219,7 @@ pub async fn create_with_id(
 
 /// A state change to apply.
 pub struct Change<'a> {
-    pub to_status: &'a str,
+    pub to_status: PaymentStatus,
     /// Notification / event type, e.g. `payment.captured`, `konbini.paid`.
     pub event: &'a str,
     pub amount: Option<i64>,
@@ -162,9 +234,9 @@ pub struct Change<'a> {
 }
 
 impl<'a> Change<'a> {
-    pub fn new(to_status: &'a str, event: &'a str, actor: &'a str) -> Self {
+    pub fn new(to_status: impl Into<PaymentStatus>, event: &'a str, actor: &'a str) -> Self {
         Change {
-            to_status,
+            to_status: to_status.into(),
             event,
             amount: None,
             captured_amount: None,
@@ -197,7 +269,7 @@ pub async fn transition(
          WHERE id = $8 AND status = $9 AND updated_at = $10 RETURNING {COLS}"
     );
     let row: Option<PaymentRow> = on_tx!(tx, c => sqlx::query_as(&sql)
-        .bind(change.to_status)
+        .bind(change.to_status.code())
         .bind(change.captured_amount.unwrap_or(p.captured_amount))
         .bind(change.refunded_amount.unwrap_or(p.refunded_amount))
         .bind(change.paid_at.or(p.paid_at))
@@ -205,7 +277,7 @@ pub async fn transition(
         .bind(&details)
         .bind(now.max(p.updated_at + 1))
         .bind(&p.id)
-        .bind(&p.status)
+        .bind(p.status.code())
         .bind(p.updated_at)
         .fetch_optional(c)
         .await)?;
@@ -214,8 +286,8 @@ pub async fn transition(
         tx,
         &row.id,
         change.event,
-        Some(&p.status),
-        change.to_status,
+        Some(p.status.code()),
+        change.to_status.code(),
         change.amount,
         &change.data,
         change.actor,
@@ -275,11 +347,11 @@ pub fn event_body(
         "refunded_amount": p.refunded_amount,
         "fee": p.fee,
         "status": p.status,
-        "status_label_ja": crate::status::label_ja(&p.method, &p.status),
+        "status_label_ja": p.status.label_ja(),
         "deadline_at": p.deadline_at.map(crate::util::rfc3339_jst),
         "paid_at": p.paid_at.map(crate::util::rfc3339_jst),
     });
-    data[p.method.as_str()] = p.details_json();
+    data[p.method.code()] = p.details_json();
     json!({
         "id": event_id,
         "type": kind,
@@ -350,10 +422,8 @@ pub async fn live_for_checkout(
     db: &Db,
     checkout_id: &str,
 ) -> Result<Option<PaymentRow>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {COLS} FROM payments WHERE checkout_id = $1 AND status NOT IN ('failed', 'declined', 'timed_out') \
-         AND NOT (status = 'cancelled' AND method IN ('docomo', 'au', 'softbank')) LIMIT 1"
-    );
+    let sql =
+        format!("SELECT {COLS} FROM payments WHERE checkout_id = $1 AND {HOLDS_CHECKOUT} LIMIT 1");
     on_db!(db, c => sqlx::query_as(&sql).bind(checkout_id).fetch_optional(c).await)
 }
 
@@ -397,18 +467,19 @@ pub async fn events(db: &Db, payment_id: &str) -> Result<Vec<EventRow>, sqlx::Er
 pub async fn waiting_in_checkout(
     tx: &mut Tx,
     checkout_id: &str,
-    methods: &[&str],
-    status: &str,
+    methods: &[Method],
+    status: PaymentStatus,
 ) -> Result<Vec<PaymentRow>, sqlx::Error> {
+    // Our own codes, never input: safe to inline.
     let list = methods
         .iter()
-        .map(|m| format!("'{}'", m.replace('\'', "")))
+        .map(|m| format!("'{}'", m.code()))
         .collect::<Vec<_>>()
         .join(", ");
     let sql = format!(
         "SELECT {COLS} FROM payments WHERE checkout_id = $1 AND status = $2 AND method IN ({list})"
     );
-    on_tx!(tx, c => sqlx::query_as(&sql).bind(checkout_id).bind(status).fetch_all(c).await)
+    on_tx!(tx, c => sqlx::query_as(&sql).bind(checkout_id).bind(status.code()).fetch_all(c).await)
 }
 
 /// Replaces a payment's details while it is still in `status` (no status change, so no event).
@@ -416,7 +487,7 @@ pub async fn set_details_if(
     tx: &mut Tx,
     p: &PaymentRow,
     details: &Value,
-    status: &str,
+    status: PaymentStatus,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
     let n = exec_tx!(tx, c => sqlx::query(
@@ -425,7 +496,7 @@ pub async fn set_details_if(
     .bind(details.to_string())
     .bind(now.max(p.updated_at + 1))
     .bind(&p.id)
-    .bind(status)
+    .bind(status.code())
     .execute(c)
     .await)?;
     Ok(n == 1)
@@ -435,8 +506,8 @@ pub async fn set_details_if(
 /// details contain `pattern` (a LIKE pattern the caller builds from values it controls).
 pub async fn amounts_matching_details(
     tx: &mut Tx,
-    method: &str,
-    status: &str,
+    method: Method,
+    status: PaymentStatus,
     except: &str,
     pattern: &str,
 ) -> Result<Vec<(i64, Option<i64>)>, sqlx::Error> {
@@ -444,8 +515,8 @@ pub async fn amounts_matching_details(
         "SELECT amount, paid_at FROM payments WHERE method = $1 AND status = $2 \
          AND id <> $3 AND details LIKE $4",
     )
-    .bind(method)
-    .bind(status)
+    .bind(method.code())
+    .bind(status.code())
     .bind(except)
     .bind(pattern)
     .fetch_all(conn)
@@ -466,8 +537,8 @@ pub async fn set_connector_ref(tx: &mut Tx, id: &str, reference: &str) -> Result
 /// sweeps. The method and statuses are our own codes.
 pub async fn untouched_since(
     db: &Db,
-    method: &str,
-    statuses: &[&str],
+    method: Method,
+    statuses: &[PaymentStatus],
     before: i64,
 ) -> Result<Vec<PaymentRow>, sqlx::Error> {
     let placeholders: Vec<String> = (0..statuses.len()).map(|i| format!("${}", i + 3)).collect();
@@ -477,9 +548,9 @@ pub async fn untouched_since(
         placeholders.join(", ")
     );
     on_db!(db, c => {
-        let mut q = sqlx::query_as(&sql).bind(method).bind(before);
+        let mut q = sqlx::query_as(&sql).bind(method.code()).bind(before);
         for s in statuses {
-            q = q.bind(*s);
+            q = q.bind(s.code());
         }
         q.fetch_all(c).await
     })
@@ -522,8 +593,8 @@ pub async fn number_sweep_ids(
 /// Payments of `method` in `status` whose deadline passed before `now_ms` (at most 200).
 pub async fn overdue(
     db: &Db,
-    method: &str,
-    status: &str,
+    method: Method,
+    status: PaymentStatus,
     now_ms: i64,
 ) -> Result<Vec<PaymentRow>, sqlx::Error> {
     let sql = format!(
@@ -531,8 +602,8 @@ pub async fn overdue(
          ORDER BY deadline_at LIMIT 200"
     );
     on_db!(db, c => sqlx::query_as(&sql)
-        .bind(status)
-        .bind(method)
+        .bind(status.code())
+        .bind(method.code())
         .bind(now_ms)
         .fetch_all(c)
         .await)
@@ -541,11 +612,11 @@ pub async fn overdue(
 /// The payment a connector session belongs to (the sandbox pages are addressed by session).
 pub async fn by_connector_ref(
     db: &Db,
-    method: &str,
+    method: Method,
     reference: &str,
 ) -> Result<Option<PaymentRow>, sqlx::Error> {
     let sql = format!("SELECT {COLS} FROM payments WHERE connector_ref = $1 AND method = $2");
-    on_db!(db, c => sqlx::query_as(&sql).bind(reference).bind(method).fetch_optional(c).await)
+    on_db!(db, c => sqlx::query_as(&sql).bind(reference).bind(method.code()).fetch_optional(c).await)
 }
 
 /// Records the connector session (and details) on a payment.

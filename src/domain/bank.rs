@@ -1,7 +1,8 @@
 //! Bank net (銀行ネット / online banking) domain rules: supported banks, the pending timeout and the payment status machine.
 
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
+
+use crate::domain::lifecycle::Refusal;
 
 /// A bank the shopper can be redirected to. Serialized as its 4-digit 金融機関コード.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -108,15 +109,6 @@ pub enum BankStatus {
 }
 
 impl BankStatus {
-    pub fn all() -> &'static [BankStatus] {
-        &[
-            BankStatus::AwaitingBank,
-            BankStatus::Paid,
-            BankStatus::Declined,
-            BankStatus::TimedOut,
-        ]
-    }
-
     pub fn code(self) -> &'static str {
         match self {
             BankStatus::AwaitingBank => "awaiting_bank",
@@ -124,10 +116,6 @@ impl BankStatus {
             BankStatus::Declined => "declined",
             BankStatus::TimedOut => "timed_out",
         }
-    }
-
-    pub fn parse(code: &str) -> Option<BankStatus> {
-        BankStatus::all().iter().copied().find(|s| s.code() == code)
     }
 
     pub fn label_ja(self) -> &'static str {
@@ -148,6 +136,11 @@ impl BankStatus {
         }
     }
 
+    /// Declined and paid are final; a timed-out payment can still be paid by a late approval.
+    pub fn is_final(self) -> bool {
+        matches!(self, BankStatus::Paid | BankStatus::Declined)
+    }
+
     /// Notification event for entering this status (`None` for the initial status).
     pub fn event_type(self) -> Option<&'static str> {
         match self {
@@ -158,6 +151,16 @@ impl BankStatus {
         }
     }
 }
+
+crate::domain::lifecycle::impl_status!(
+    BankStatus,
+    [
+        BankStatus::AwaitingBank,
+        BankStatus::Paid,
+        BankStatus::Declined,
+        BankStatus::TimedOut,
+    ]
+);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -180,32 +183,8 @@ impl BankAction {
     }
 }
 
-/// Why a transition was refused. Codes match the other machines'.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
-pub enum TransitionError {
-    #[error("{action} is a duplicate for status {status}")]
-    Duplicate {
-        status: &'static str,
-        action: &'static str,
-    },
-    #[error("the pending timeout has not passed yet")]
-    NotYetTimedOut,
-    #[error("{action} is not allowed from status {status}")]
-    Forbidden {
-        status: &'static str,
-        action: &'static str,
-    },
-}
-
-impl TransitionError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            TransitionError::Duplicate { .. } => "duplicate",
-            TransitionError::NotYetTimedOut => "not_yet_timed_out",
-            TransitionError::Forbidden { .. } => "forbidden_transition",
-        }
-    }
-}
+/// Why a transition was refused (the shared shape; `code()` is stable).
+pub type TransitionError<S = BankStatus> = crate::domain::lifecycle::TransitionError<S>;
 
 /// awaiting_bank → paid | declined | timed_out (after [`PENDING_TIMEOUT_MS`]).
 ///
@@ -220,11 +199,11 @@ pub fn apply(
     use BankAction as A;
     use BankStatus as S;
     let dup = || TransitionError::Duplicate {
-        status: state.code(),
+        from: state,
         action: action.code(),
     };
     let forbidden = || TransitionError::Forbidden {
-        status: state.code(),
+        from: state,
         action: action.code(),
     };
     match (state, action) {
@@ -240,7 +219,7 @@ pub fn apply(
             if timed_out(created_ms, now_ms) {
                 Ok(S::TimedOut)
             } else {
-                Err(TransitionError::NotYetTimedOut)
+                Err(TransitionError::Refused(Refusal::NotYetTimedOut))
             }
         }
         (S::TimedOut, A::TimeOut { .. }) => Err(dup()),
@@ -251,6 +230,7 @@ pub fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::lifecycle::Status;
 
     #[test]
     fn banks() {
@@ -283,7 +263,7 @@ mod tests {
         let late = A::TimeOut {
             now_ms: PENDING_TIMEOUT_MS + 1,
         };
-        for &s in S::all() {
+        for &s in S::ALL {
             for a in [A::Approve, A::Decline, early, late] {
                 let want: Result<S, &str> = match (s, a) {
                     (S::AwaitingBank | S::TimedOut, A::Approve) => Ok(S::Paid),
@@ -304,7 +284,7 @@ mod tests {
 
     #[test]
     fn statuses_and_events() {
-        for s in BankStatus::all() {
+        for s in BankStatus::ALL {
             assert_eq!(BankStatus::parse(s.code()), Some(*s));
         }
         assert_eq!(BankStatus::Paid.event_type(), Some("payment.completed"));

@@ -8,6 +8,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::domain::lifecycle::Refusal;
+
 // ---------------------------------------------------------------------------
 // Input normalisation
 // ---------------------------------------------------------------------------
@@ -856,18 +858,7 @@ pub enum CardStatus {
 }
 
 impl CardStatus {
-    pub const ALL: [CardStatus; 8] = [
-        CardStatus::Awaiting3ds,
-        CardStatus::Challenge,
-        CardStatus::Authorized,
-        CardStatus::Captured,
-        CardStatus::Cancelled,
-        CardStatus::Refunded,
-        CardStatus::Failed,
-        CardStatus::Expired,
-    ];
-
-    pub fn as_str(self) -> &'static str {
+    pub fn code(self) -> &'static str {
         match self {
             CardStatus::Awaiting3ds => "awaiting_3ds",
             CardStatus::Challenge => "challenge",
@@ -878,10 +869,6 @@ impl CardStatus {
             CardStatus::Failed => "failed",
             CardStatus::Expired => "expired",
         }
-    }
-
-    pub fn parse(s: &str) -> Option<CardStatus> {
-        CardStatus::ALL.into_iter().find(|c| c.as_str() == s)
     }
 
     /// Label for the merchant console.
@@ -917,6 +904,21 @@ impl CardStatus {
         )
     }
 }
+
+crate::domain::lifecycle::impl_status!(
+    CardStatus,
+    [
+        CardStatus::Awaiting3ds,
+        CardStatus::Challenge,
+        CardStatus::Authorized,
+        CardStatus::Captured,
+        CardStatus::Cancelled,
+        CardStatus::Refunded,
+        CardStatus::Failed,
+        CardStatus::Expired,
+    ],
+    forbidden = "invalid_transition"
+);
 
 /// A card payment's state; amounts are yen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -998,42 +1000,16 @@ impl CardAction {
     }
 }
 
-/// Why [`apply`] refused an action.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum TransitionError {
-    #[error("cannot {action} a payment in status {}", from.as_str())]
-    InvalidTransition {
-        from: CardStatus,
-        action: &'static str,
-    },
-    #[error("amount exceeds the authorized amount")]
-    AmountExceedsAuthorized,
-    #[error("amount exceeds the captured amount still refundable")]
-    AmountExceedsCaptured,
-    #[error("amount must be positive and within the order amount")]
-    InvalidAmount,
-    #[error("3-D Secure authentication did not succeed")]
-    AuthenticationRequired,
-}
-
-impl TransitionError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            TransitionError::InvalidTransition { .. } => "invalid_transition",
-            TransitionError::AmountExceedsAuthorized => "amount_exceeds_authorized",
-            TransitionError::AmountExceedsCaptured => "amount_exceeds_captured",
-            TransitionError::InvalidAmount => "invalid_amount",
-            TransitionError::AuthenticationRequired => "authentication_required",
-        }
-    }
-}
+/// Why [`apply`] refused an action (the shared shape; an impossible action is
+/// `invalid_transition`, as the card actions API has always answered).
+pub type TransitionError = crate::domain::lifecycle::TransitionError<CardStatus>;
 
 /// Applies an action, returning the new state or why it is not allowed.
 /// The status check comes first, so a wrong-state action always reports
 /// `invalid_transition` whatever its amount.
 pub fn apply(p: &CardPayment, a: &CardAction) -> Result<CardPayment, TransitionError> {
     use CardStatus as S;
-    let invalid = || TransitionError::InvalidTransition {
+    let invalid = || TransitionError::Forbidden {
         from: p.status,
         action: a.name(),
     };
@@ -1056,11 +1032,11 @@ pub fn apply(p: &CardPayment, a: &CardAction) -> Result<CardPayment, TransitionE
                 return Err(invalid());
             }
             if !three_ds.allows_authorization() {
-                return Err(TransitionError::AuthenticationRequired);
+                return Err(TransitionError::Refused(Refusal::AuthenticationRequired));
             }
             // Partial authorization is tolerated, over-authorization is not.
             if *amount <= 0 || *amount > p.amount {
-                return Err(TransitionError::InvalidAmount);
+                return Err(TransitionError::Refused(Refusal::InvalidAmount));
             }
             next.status = S::Authorized;
             next.authorized_amount = *amount;
@@ -1070,10 +1046,10 @@ pub fn apply(p: &CardPayment, a: &CardAction) -> Result<CardPayment, TransitionE
                 return Err(invalid());
             }
             if *amount <= 0 {
-                return Err(TransitionError::InvalidAmount);
+                return Err(TransitionError::Refused(Refusal::InvalidAmount));
             }
             if *amount > p.authorized_amount {
-                return Err(TransitionError::AmountExceedsAuthorized);
+                return Err(TransitionError::Refused(Refusal::AmountExceedsAuthorized));
             }
             next.status = S::Captured;
             next.captured_amount = *amount;
@@ -1093,11 +1069,11 @@ pub fn apply(p: &CardPayment, a: &CardAction) -> Result<CardPayment, TransitionE
                 return Err(invalid());
             }
             if *amount <= 0 {
-                return Err(TransitionError::InvalidAmount);
+                return Err(TransitionError::Refused(Refusal::InvalidAmount));
             }
             let total = p.refunded_amount + *amount;
             if total > p.captured_amount {
-                return Err(TransitionError::AmountExceedsCaptured);
+                return Err(TransitionError::Refused(Refusal::AmountExceedsCaptured));
             }
             next.refunded_amount = total;
             if total == p.captured_amount {
@@ -1136,6 +1112,7 @@ pub fn allowed_actions(status: CardStatus) -> &'static [&'static str] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::lifecycle::Status;
 
     // ---- card number ----
 
@@ -1485,8 +1462,8 @@ mod tests {
 
     #[test]
     fn status_codes() {
-        for s in CardStatus::ALL {
-            assert_eq!(CardStatus::parse(s.as_str()), Some(s));
+        for s in <CardStatus as Status>::ALL.iter().copied() {
+            assert_eq!(CardStatus::parse(s.code()), Some(s));
         }
         assert_eq!(CardStatus::parse("AUTHORIZED"), None);
         assert_eq!(CardStatus::Awaiting3ds.label_ja(), "認証中");
@@ -1567,7 +1544,7 @@ mod tests {
     #[test]
     fn transition_table_all_pairs() {
         let mut allowed = 0;
-        for status in CardStatus::ALL {
+        for status in <CardStatus as Status>::ALL.iter().copied() {
             let p = payment_in(status);
             for a in actions() {
                 let got = apply(&p, &a);
@@ -1575,21 +1552,21 @@ mod tests {
                     Some(to) => {
                         allowed += 1;
                         let next = got.unwrap_or_else(|e| {
-                            panic!("{} + {} should be allowed: {e}", status.as_str(), a.name())
+                            panic!("{} + {} should be allowed: {e}", status.code(), a.name())
                         });
-                        assert_eq!(next.status, to, "{} + {}", status.as_str(), a.name());
+                        assert_eq!(next.status, to, "{} + {}", status.code(), a.name());
                         assert_eq!(next.amount, p.amount);
                         assert!(
                             allowed_actions(status).contains(&a.name()),
                             "allowed_actions({}) lacks {}",
-                            status.as_str(),
+                            status.code(),
                             a.name()
                         );
                     }
                     None => {
                         let e = got.expect_err(&format!(
                             "{} + {} should be rejected",
-                            status.as_str(),
+                            status.code(),
                             a.name()
                         ));
                         assert_eq!(e.code(), "invalid_transition");
@@ -1599,7 +1576,7 @@ mod tests {
             }
         }
         assert_eq!(allowed, 12);
-        for s in CardStatus::ALL {
+        for s in <CardStatus as Status>::ALL.iter().copied() {
             assert_eq!(s.is_final(), allowed_actions(s).is_empty());
         }
     }
@@ -1632,7 +1609,7 @@ mod tests {
         );
         assert_eq!(
             apply(&p, &CardAction::Refund { amount: 5_001 }),
-            Err(TransitionError::AmountExceedsCaptured)
+            Err(TransitionError::Refused(Refusal::AmountExceedsCaptured))
         );
         let p = apply(&p, &CardAction::Refund { amount: 5_000 }).unwrap();
         assert_eq!((p.status, p.refunded_amount), (CardStatus::Refunded, 9_000));
@@ -1644,26 +1621,26 @@ mod tests {
         let auth = payment_in(CardStatus::Authorized);
         assert_eq!(
             apply(&auth, &CardAction::Capture { amount: 10_001 }),
-            Err(TransitionError::AmountExceedsAuthorized)
+            Err(TransitionError::Refused(Refusal::AmountExceedsAuthorized))
         );
         assert_eq!(
             apply(&auth, &CardAction::Capture { amount: 0 }),
-            Err(TransitionError::InvalidAmount)
+            Err(TransitionError::Refused(Refusal::InvalidAmount))
         );
         assert_eq!(
             apply(&auth, &CardAction::Capture { amount: -1 }),
-            Err(TransitionError::InvalidAmount)
+            Err(TransitionError::Refused(Refusal::InvalidAmount))
         );
         assert!(apply(&auth, &CardAction::Capture { amount: 10_000 }).is_ok());
 
         let cap = payment_in(CardStatus::Captured);
         assert_eq!(
             apply(&cap, &CardAction::Refund { amount: 0 }),
-            Err(TransitionError::InvalidAmount)
+            Err(TransitionError::Refused(Refusal::InvalidAmount))
         );
         assert_eq!(
             apply(&cap, &CardAction::Refund { amount: 8_001 }),
-            Err(TransitionError::AmountExceedsCaptured)
+            Err(TransitionError::Refused(Refusal::AmountExceedsCaptured))
         );
         assert_eq!(
             apply(&cap, &CardAction::Refund { amount: 8_000 })
@@ -1682,7 +1659,7 @@ mod tests {
                         three_ds: y()
                     }
                 ),
-                Err(TransitionError::InvalidAmount)
+                Err(TransitionError::Refused(Refusal::InvalidAmount))
             );
         }
         // Wrong state wins over a bad amount.
@@ -1711,9 +1688,13 @@ mod tests {
             if s.allows_authorization() {
                 assert_eq!(r.unwrap().status, CardStatus::Authorized);
             } else {
-                assert_eq!(r, Err(TransitionError::AuthenticationRequired), "{s:?}");
                 assert_eq!(
-                    TransitionError::AuthenticationRequired.code(),
+                    r,
+                    Err(TransitionError::Refused(Refusal::AuthenticationRequired)),
+                    "{s:?}"
+                );
+                assert_eq!(
+                    TransitionError::Refused(Refusal::AuthenticationRequired).code(),
                     "authentication_required"
                 );
             }
@@ -1722,20 +1703,23 @@ mod tests {
 
     #[test]
     fn transition_error_codes() {
-        let e = TransitionError::InvalidTransition {
+        let e = TransitionError::Forbidden {
             from: CardStatus::Failed,
             action: "capture",
         };
         assert_eq!(e.code(), "invalid_transition");
-        assert_eq!(e.to_string(), "cannot capture a payment in status failed");
+        assert_eq!(e.to_string(), "capture is not allowed from status failed");
         assert_eq!(
-            TransitionError::AmountExceedsAuthorized.code(),
+            TransitionError::Refused(Refusal::AmountExceedsAuthorized).code(),
             "amount_exceeds_authorized"
         );
         assert_eq!(
-            TransitionError::AmountExceedsCaptured.code(),
+            TransitionError::Refused(Refusal::AmountExceedsCaptured).code(),
             "amount_exceeds_captured"
         );
-        assert_eq!(TransitionError::InvalidAmount.code(), "invalid_amount");
+        assert_eq!(
+            TransitionError::Refused(Refusal::InvalidAmount).code(),
+            "invalid_amount"
+        );
     }
 }

@@ -4,11 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
 use time::{Date, Month};
 
-/// JST is a fixed UTC+9 offset, so plain arithmetic is exact.
-const JST_OFFSET_MS: i64 = 9 * 60 * 60 * 1000;
-const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+use crate::domain::jst::{DAY_MS, OFFSET_MS as JST_OFFSET_MS};
 /// Julian day number of 1970-01-01, to map "days since epoch" onto `time::Date`.
 const UNIX_EPOCH_JULIAN_DAY: i64 = 2_440_588;
 
@@ -54,6 +53,21 @@ impl Carrier {
             Carrier::Au => "au Easy Payment",
             Carrier::Softbank => "SoftBank Matomete Shiharai",
         }
+    }
+
+    /// The payment method this carrier's charges are stored under.
+    pub fn method(self) -> crate::domain::Method {
+        use crate::domain::Method;
+        match self {
+            Carrier::Docomo => Method::Docomo,
+            Carrier::Au => Method::Au,
+            Carrier::Softbank => Method::Softbank,
+        }
+    }
+
+    /// The carrier a payment method bills through, if it is carrier billing.
+    pub fn of(m: crate::domain::Method) -> Option<Carrier> {
+        Carrier::all().iter().copied().find(|c| c.method() == m)
     }
 
     /// Only docomo still bills feature phones; hide au/SoftBank on the feature-phone layout.
@@ -128,18 +142,7 @@ pub fn month_key(now_ms: i64) -> String {
 }
 
 fn days_in_month(year: i32, month: Month) -> u8 {
-    match month {
-        Month::April | Month::June | Month::September | Month::November => 30,
-        Month::February => {
-            let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-            if leap {
-                29
-            } else {
-                28
-            }
-        }
-        _ => 31,
-    }
+    time::util::days_in_month(month, year)
 }
 
 // ---------------------------------------------------------------------------
@@ -223,16 +226,6 @@ pub enum CarrierStatus {
 }
 
 impl CarrierStatus {
-    pub fn all() -> &'static [CarrierStatus] {
-        &[
-            CarrierStatus::AwaitingAuth,
-            CarrierStatus::Completed,
-            CarrierStatus::Failed,
-            CarrierStatus::Cancelled,
-            CarrierStatus::Refunded,
-        ]
-    }
-
     pub fn code(self) -> &'static str {
         match self {
             CarrierStatus::AwaitingAuth => "awaiting_auth",
@@ -241,13 +234,6 @@ impl CarrierStatus {
             CarrierStatus::Cancelled => "cancelled",
             CarrierStatus::Refunded => "refunded",
         }
-    }
-
-    pub fn parse(code: &str) -> Option<CarrierStatus> {
-        CarrierStatus::all()
-            .iter()
-            .copied()
-            .find(|s| s.code() == code)
     }
 
     pub fn label_ja(self) -> &'static str {
@@ -270,6 +256,11 @@ impl CarrierStatus {
         }
     }
 
+    /// Every outcome but a completed charge is final (a completed one can still be cancelled).
+    pub fn is_final(self) -> bool {
+        !matches!(self, CarrierStatus::AwaitingAuth | CarrierStatus::Completed)
+    }
+
     /// Notification event for entering this status (`None` for the initial status).
     pub fn event_type(self) -> Option<&'static str> {
         match self {
@@ -281,6 +272,17 @@ impl CarrierStatus {
         }
     }
 }
+
+crate::domain::lifecycle::impl_status!(
+    CarrierStatus,
+    [
+        CarrierStatus::AwaitingAuth,
+        CarrierStatus::Completed,
+        CarrierStatus::Failed,
+        CarrierStatus::Cancelled,
+        CarrierStatus::Refunded,
+    ]
+);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -306,30 +308,9 @@ impl CarrierAction {
     }
 }
 
-/// Why a transition was refused. Codes match the konbini machine's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
-pub enum TransitionError {
-    /// Repeated event (e.g. the shopper reloaded the return URL): acknowledge, change nothing.
-    #[error("{action} is a duplicate for status {status}")]
-    Duplicate {
-        status: &'static str,
-        action: &'static str,
-    },
-    #[error("{action} is not allowed from status {status}")]
-    Forbidden {
-        status: &'static str,
-        action: &'static str,
-    },
-}
-
-impl TransitionError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            TransitionError::Duplicate { .. } => "duplicate",
-            TransitionError::Forbidden { .. } => "forbidden_transition",
-        }
-    }
-}
+/// Why a transition was refused (the shared shape; `code()` is stable). Subscriptions use
+/// `TransitionError<SubscriptionStatus>`.
+pub type TransitionError<S = CarrierStatus> = crate::domain::lifecycle::TransitionError<S>;
 
 /// awaiting_auth → completed | failed | cancelled; completed → refunded.
 /// Every outcome of the carrier page is final for that attempt: a retry is a new payment.
@@ -349,11 +330,11 @@ pub fn apply(
         (S::AwaitingAuth, A::Approve | A::Decline | A::ShopperCancel) => Ok(target),
         (S::Completed, A::Refund) => Ok(S::Refunded),
         (s, _) if s == target => Err(TransitionError::Duplicate {
-            status: state.code(),
+            from: state,
             action: action.code(),
         }),
         _ => Err(TransitionError::Forbidden {
-            status: state.code(),
+            from: state,
             action: action.code(),
         }),
     }
@@ -379,21 +360,29 @@ impl SubscriptionStatus {
         }
     }
 
-    pub fn parse(code: &str) -> Option<SubscriptionStatus> {
-        match code {
-            "active" => Some(SubscriptionStatus::Active),
-            "cancelled" => Some(SubscriptionStatus::Cancelled),
-            _ => None,
-        }
-    }
-
     pub fn label_ja(self) -> &'static str {
         match self {
             SubscriptionStatus::Active => "継続中",
             SubscriptionStatus::Cancelled => "解約済",
         }
     }
+
+    pub fn label_en(self) -> &'static str {
+        match self {
+            SubscriptionStatus::Active => "Active",
+            SubscriptionStatus::Cancelled => "Cancelled",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        self == SubscriptionStatus::Cancelled
+    }
 }
+
+crate::domain::lifecycle::impl_status!(
+    SubscriptionStatus,
+    [SubscriptionStatus::Active, SubscriptionStatus::Cancelled]
+);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -426,18 +415,18 @@ impl SubscriptionAction {
 pub fn apply_subscription(
     state: SubscriptionStatus,
     action: SubscriptionAction,
-) -> Result<SubscriptionStatus, TransitionError> {
+) -> Result<SubscriptionStatus, TransitionError<SubscriptionStatus>> {
     use SubscriptionAction as A;
     use SubscriptionStatus as S;
     match (state, action) {
         (S::Active, A::Charged { .. }) => Ok(S::Active),
         (S::Active, A::Cancel) => Ok(S::Cancelled),
         (S::Cancelled, A::Cancel) => Err(TransitionError::Duplicate {
-            status: state.code(),
+            from: state,
             action: action.code(),
         }),
         (S::Cancelled, A::Charged { .. }) => Err(TransitionError::Forbidden {
-            status: state.code(),
+            from: state,
             action: action.code(),
         }),
     }
@@ -446,6 +435,7 @@ pub fn apply_subscription(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::lifecycle::Status;
     use time::macros::datetime;
 
     fn ms(dt: time::OffsetDateTime) -> i64 {
@@ -519,7 +509,7 @@ mod tests {
         use CarrierAction as A;
         use CarrierStatus as S;
         let actions = [A::Approve, A::Decline, A::ShopperCancel, A::Refund];
-        for &s in S::all() {
+        for &s in S::ALL {
             for a in actions {
                 let want: Result<S, &str> = match (s, a) {
                     (S::AwaitingAuth, A::Approve) => Ok(S::Completed),
@@ -549,7 +539,7 @@ mod tests {
             Some("payment.cancelled")
         );
         assert_eq!(CarrierStatus::AwaitingAuth.event_type(), None);
-        for s in CarrierStatus::all() {
+        for s in CarrierStatus::ALL {
             assert_eq!(CarrierStatus::parse(s.code()), Some(*s));
         }
     }

@@ -6,9 +6,9 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// JST is a fixed UTC+9 offset (no daylight saving), so plain arithmetic is exact.
-pub const JST_OFFSET_MS: i64 = 9 * 60 * 60 * 1000;
-const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+use crate::domain::lifecycle::Refusal;
+
+use crate::domain::jst::{DAY_MS, OFFSET_MS as JST_OFFSET_MS};
 
 // ---------------------------------------------------------------------------
 // Chains
@@ -418,6 +418,23 @@ impl NumberMethod {
             _ => None,
         }
     }
+
+    /// The payment method this number type is stored under.
+    pub fn method(self) -> crate::domain::Method {
+        match self {
+            NumberMethod::Konbini => crate::domain::Method::Konbini,
+            NumberMethod::Payeasy => crate::domain::Method::Payeasy,
+        }
+    }
+
+    /// The number type of a payment method, if it is one.
+    pub fn of(m: crate::domain::Method) -> Option<NumberMethod> {
+        match m {
+            crate::domain::Method::Konbini => Some(NumberMethod::Konbini),
+            crate::domain::Method::Payeasy => Some(NumberMethod::Payeasy),
+            _ => None,
+        }
+    }
 }
 
 /// Status of a konbini / Pay-easy payment number. Serialized as the DB code.
@@ -441,17 +458,6 @@ pub enum NumberStatus {
 }
 
 impl NumberStatus {
-    pub fn all() -> &'static [NumberStatus] {
-        &[
-            NumberStatus::AwaitingPayment,
-            NumberStatus::Paid,
-            NumberStatus::Confirmed,
-            NumberStatus::Reversed,
-            NumberStatus::Expired,
-            NumberStatus::LatePaid,
-        ]
-    }
-
     /// DB code.
     pub fn code(self) -> &'static str {
         match self {
@@ -462,13 +468,6 @@ impl NumberStatus {
             NumberStatus::Expired => "expired",
             NumberStatus::LatePaid => "late_paid",
         }
-    }
-
-    pub fn parse(code: &str) -> Option<NumberStatus> {
-        NumberStatus::all()
-            .iter()
-            .copied()
-            .find(|s| s.code() == code)
     }
 
     /// Console label (決済ステータス), using the words merchants know.
@@ -500,6 +499,18 @@ impl NumberStatus {
     }
 }
 
+crate::domain::lifecycle::impl_status!(
+    NumberStatus,
+    [
+        NumberStatus::AwaitingPayment,
+        NumberStatus::Paid,
+        NumberStatus::Confirmed,
+        NumberStatus::Reversed,
+        NumberStatus::Expired,
+        NumberStatus::LatePaid,
+    ]
+);
+
 /// An event reported by the payment institution (or the sandbox control endpoint),
 /// or by our own expiry job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -527,36 +538,8 @@ impl NumberAction {
     }
 }
 
-/// Why a transition was refused. `code()` is stable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
-pub enum TransitionError {
-    /// The event adds nothing (repeated notice, or a 速報 arriving after its 確報).
-    /// Acknowledge the notification and change nothing.
-    #[error("{action} is a duplicate for status {status}")]
-    Duplicate {
-        status: &'static str,
-        action: &'static str,
-    },
-    /// Expiry asked for before the deadline has passed.
-    #[error("deadline has not passed yet")]
-    NotYetExpired,
-    /// The event is impossible from this status (e.g. 確報 after 速報取消).
-    #[error("{action} is not allowed from status {status}")]
-    Forbidden {
-        status: &'static str,
-        action: &'static str,
-    },
-}
-
-impl TransitionError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            TransitionError::Duplicate { .. } => "duplicate",
-            TransitionError::NotYetExpired => "not_yet_expired",
-            TransitionError::Forbidden { .. } => "forbidden_transition",
-        }
-    }
-}
+/// Why a transition was refused (the shared shape; `code()` is stable).
+pub type TransitionError<S = NumberStatus> = crate::domain::lifecycle::TransitionError<S>;
 
 /// Apply one event to a number's status.
 ///
@@ -581,11 +564,11 @@ pub fn apply(
     use NumberAction as A;
     use NumberStatus as S;
     let dup = || TransitionError::Duplicate {
-        status: state.code(),
+        from: state,
         action: action.code(),
     };
     let forbidden = || TransitionError::Forbidden {
-        status: state.code(),
+        from: state,
         action: action.code(),
     };
     match (state, action) {
@@ -610,7 +593,7 @@ pub fn apply(
             if is_past_deadline(now_ms, deadline_ms) {
                 Ok(S::Expired)
             } else {
-                Err(TransitionError::NotYetExpired)
+                Err(TransitionError::Refused(Refusal::NotYetExpired))
             }
         }
         (S::Expired, A::Expire { .. }) => Err(dup()),
@@ -676,6 +659,7 @@ pub fn payeasy_how_to_pay_en() -> &'static [&'static str] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::lifecycle::Status;
     use time::macros::datetime;
 
     fn ms(dt: time::OffsetDateTime) -> i64 {
@@ -831,7 +815,7 @@ mod tests {
     #[test]
     fn every_state_action_pair() {
         let mut checked = 0;
-        for &s in NumberStatus::all() {
+        for &s in NumberStatus::ALL {
             for a in all_actions() {
                 let got = apply(s, a, DL).map_err(|e| e.code());
                 assert_eq!(got, expected(s, a), "{s:?} + {a:?}");
@@ -868,7 +852,7 @@ mod tests {
 
     #[test]
     fn status_codes_and_labels() {
-        for &s in NumberStatus::all() {
+        for &s in NumberStatus::ALL {
             assert_eq!(NumberStatus::parse(s.code()), Some(s));
             assert!(!s.label_ja().is_empty());
         }

@@ -15,6 +15,18 @@ pub enum Method {
     Softbank,
 }
 
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl serde::Serialize for Method {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.code())
+    }
+}
+
 /// Largest amount an order link may carry (any method).
 pub const MAX_LINK_AMOUNT: i64 = 9_999_999;
 

@@ -5,9 +5,12 @@ pub mod card;
 pub mod card_form;
 pub mod carrier;
 pub mod events;
+pub mod jst;
 pub mod konbini;
+pub mod lifecycle;
 pub mod method;
 pub mod order;
+pub mod payment;
 pub mod processor;
 pub mod reason;
 

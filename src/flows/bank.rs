@@ -10,14 +10,15 @@ use crate::db::payments::{self, Change, NewPayment, PaymentRow};
 use crate::db::Db;
 use crate::device::Device;
 use crate::domain::bank::{self, Bank, BankAction, BankStatus, PENDING_TIMEOUT_MS};
+use crate::domain::reason::Reason;
 use crate::domain::CheckoutStatus;
 use crate::domain::Method;
-use crate::error::{AppError, AppResult, Reason};
 use crate::flows::checkout::{self, Opened};
+use crate::flows::error::{FlowError, FlowResult};
 use crate::flows::redirect::{self, payment_error};
 use crate::util::now_ms;
 
-pub const METHOD: &str = "banknet";
+pub const METHOD: Method = Method::Banknet;
 
 /// Where the bank sends the shopper back (no query string: the connector appends signed fields).
 fn return_url(state: &Ctx, token: &str, payment_id: &str) -> String {
@@ -34,17 +35,17 @@ pub async fn start(
     token: &str,
     device: Device,
     bank: Bank,
-) -> AppResult<String> {
+) -> FlowResult<String> {
     if !checkout::offered(o, device).contains(&Method::Banknet) {
-        return Err(AppError::shopper(Reason::MethodNotAvailable));
+        return Err(FlowError::shopper(Reason::MethodNotAvailable));
     }
     if o.checkout.status != CheckoutStatus::Open {
-        return Err(AppError::shopper(Reason::CheckoutClosed));
+        return Err(FlowError::shopper(Reason::CheckoutClosed));
     }
     let resolved = o
         .connectors
         .bank()
-        .ok_or(AppError::shopper(Reason::MethodNotAvailable))?;
+        .ok_or(FlowError::shopper(Reason::MethodNotAvailable))?;
     let details = json!({ "bank_code": bank.code(), "bank_name": bank.name_ja() });
     // The pending payment (and the checkout's pending state) are committed before the bank is
     // called, so no transaction waits on it; our payment id is the bank's idempotency key.
@@ -57,7 +58,7 @@ pub async fn start(
             order_id: &o.checkout.order_id,
             method: METHOD,
             institution: Some(bank.code()),
-            status: BankStatus::AwaitingBank.code(),
+            status: BankStatus::AwaitingBank.into(),
             amount: o.checkout.amount,
             fee: 0,
             // Shown as 支払期限; `timeout_due` fails the payment once it has passed.
@@ -87,7 +88,7 @@ pub async fn start(
         Err(e) => {
             let to = bank::apply(BankStatus::AwaitingBank, BankAction::Decline, p.created_at)
                 .map_err(|e| anyhow::anyhow!("bank start failure: {e}"))?;
-            redirect::start_failed(state, &p, to.code(), "payment.failed", e.code()).await?;
+            redirect::start_failed(state, &p, to, "payment.failed", e.code()).await?;
             return Err(anyhow::anyhow!("bank start failed: {}", e.code()).into());
         }
     };
@@ -111,22 +112,22 @@ pub async fn sandbox_session(
     state: &Ctx,
     bank_code: &str,
     session: &str,
-) -> AppResult<SandboxSession> {
-    let bank = Bank::parse(bank_code).ok_or(AppError::shopper(Reason::NotFound))?;
+) -> FlowResult<SandboxSession> {
+    let bank = Bank::parse(bank_code).ok_or(FlowError::shopper(Reason::NotFound))?;
     let payment = redirect::by_session(&state.db, METHOD, session)
         .await?
         .filter(|p| p.institution.as_deref() == Some(bank.code()))
-        .ok_or(AppError::shopper(Reason::NotFound))?;
+        .ok_or(FlowError::shopper(Reason::NotFound))?;
     redirect::ensure_sandbox_payment(state, &payment).await?;
     if !matches!(
-        BankStatus::parse(&payment.status),
+        payment.status.bank(),
         Some(BankStatus::AwaitingBank | BankStatus::TimedOut)
     ) {
-        return Err(AppError::shopper(Reason::CheckoutClosed));
+        return Err(FlowError::shopper(Reason::CheckoutClosed));
     }
     let checkout = checkouts::get(&state.db, &payment.checkout_id)
         .await?
-        .ok_or(AppError::shopper(Reason::NotFound))?;
+        .ok_or(FlowError::shopper(Reason::NotFound))?;
     Ok(SandboxSession {
         payment,
         checkout,
@@ -140,7 +141,7 @@ pub async fn sandbox_decide(
     state: &Ctx,
     s: &SandboxSession,
     choice: SandboxBankChoice,
-) -> AppResult<Option<String>> {
+) -> FlowResult<Option<String>> {
     let session = s.payment.connector_ref.as_deref().unwrap_or_default();
     // The bank page has no shopper session of its own; the return gets a fresh one.
     let token = checkout::new_session(state, &s.checkout.id, crate::device::ViewOverride::Auto);
@@ -166,14 +167,14 @@ pub async fn handle_return(
     checkout_id: &str,
     payment_id: &str,
     params: &[(String, String)],
-) -> AppResult<PaymentRow> {
+) -> FlowResult<PaymentRow> {
     let (p, connectors) = redirect::returning_payment(state, checkout_id, payment_id).await?;
     let conn = connectors
         .bank_for(&p.connector_id())
-        .ok_or(AppError::shopper(Reason::ReturnRejected))?;
+        .ok_or(FlowError::shopper(Reason::ReturnRejected))?;
     let res = conn.verify_return(params, now_ms()).await.map_err(|e| {
         tracing::info!(code = e.code(), "bank return refused");
-        AppError::shopper(Reason::ReturnRejected)
+        FlowError::shopper(Reason::ReturnRejected)
     })?;
     let matches = res.payment_id == p.id
         && p.checkout_id == checkout_id
@@ -183,9 +184,11 @@ pub async fn handle_return(
         && res.amount == p.amount;
     if !matches {
         tracing::warn!(payment_id, "bank return does not match the stored payment");
-        return Err(AppError::shopper(Reason::ReturnRejected));
+        return Err(FlowError::shopper(Reason::ReturnRejected));
     }
-    let from = BankStatus::parse(&p.status)
+    let from = p
+        .status
+        .bank()
         .ok_or_else(|| anyhow::anyhow!("bank payment {} in status {}", p.id, p.status))?;
     let to = match bank::apply(from, res.outcome.action(), p.created_at) {
         Ok(to) => to,
@@ -196,11 +199,7 @@ pub async fn handle_return(
     };
     let mut details = p.details_json();
     let now = now_ms();
-    let mut change = Change::new(
-        to.code(),
-        to.event_type().unwrap_or("payment.updated"),
-        "bank",
-    );
+    let mut change = Change::new(to, to.event_type().unwrap_or("payment.updated"), "bank");
     if let BankOutcome::Paid { bank_txn_id } = &res.outcome {
         details["bank_txn_id"] = json!(bank_txn_id);
         change.paid_at = Some(now);
@@ -233,18 +232,14 @@ pub async fn handle_return(
 /// another way. Returns how many timed out. Safe to run on several instances at once: the
 /// conditional update lets exactly one of them apply each change.
 pub async fn timeout_due(db: &Db, now_ms: i64) -> anyhow::Result<usize> {
-    let due = payments::overdue(db, METHOD, BankStatus::AwaitingBank.code(), now_ms).await?;
+    let due = payments::overdue(db, METHOD, BankStatus::AwaitingBank.into(), now_ms).await?;
     let mut done = 0;
     for p in due {
         let action = BankAction::TimeOut { now_ms };
         let Ok(to) = bank::apply(BankStatus::AwaitingBank, action, p.created_at) else {
             continue;
         };
-        let mut change = Change::new(
-            to.code(),
-            to.event_type().unwrap_or("payment.expired"),
-            "system",
-        );
+        let mut change = Change::new(to, to.event_type().unwrap_or("payment.expired"), "system");
         change.data = json!({ "reason": "bank_timeout" });
         let mut tx = db.begin().await?;
         match payments::transition(&mut tx, &p, &change).await {

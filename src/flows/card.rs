@@ -9,7 +9,6 @@
 
 use std::sync::Arc;
 
-use axum::http::StatusCode;
 use serde_json::json;
 
 use crate::connectors::card::{
@@ -23,10 +22,12 @@ use crate::db::operations::{self, OpKind};
 use crate::db::payments::{self, Change, NewPayment, PaymentError, PaymentRow};
 use crate::db::{Db, Tx};
 use crate::domain::card::{self, CardAction, CardPayment, CardStatus, ThreeDsResult};
+use crate::domain::reason::Reason;
 use crate::domain::CaptureMode;
 use crate::domain::CheckoutStatus;
-use crate::error::{AppError, AppResult, Reason};
+use crate::domain::Method;
 use crate::flows::checkout::Opened;
+use crate::flows::error::{FlowError, FlowResult, Refused};
 use crate::util::now_ms;
 
 pub use crate::context::{PendingCards, PENDING_TTL};
@@ -53,8 +54,10 @@ pub enum PayOutcome {
 }
 
 /// The stored payment as the card state machine sees it.
-pub(crate) fn card_state(p: &PaymentRow) -> AppResult<CardPayment> {
-    let status = CardStatus::parse(&p.status)
+pub(crate) fn card_state(p: &PaymentRow) -> FlowResult<CardPayment> {
+    let status = p
+        .status
+        .card()
         .ok_or_else(|| anyhow::anyhow!("payment {} has non-card status {}", p.id, p.status))?;
     let authorized_amount = if matches!(
         status,
@@ -82,9 +85,9 @@ async fn apply(
     actor: &str,
     data: serde_json::Value,
     details: Option<serde_json::Value>,
-) -> AppResult<PaymentRow> {
-    let next = card::apply(&card_state(p)?, action).map_err(|e| AppError::Api {
-        status: StatusCode::CONFLICT,
+) -> FlowResult<PaymentRow> {
+    let next = card::apply(&card_state(p)?, action).map_err(|e| FlowError::Refused {
+        kind: Refused::Conflict,
         code: e.code(),
         message: format!(
             "{} is not allowed while the payment is {}",
@@ -92,7 +95,7 @@ async fn apply(
             p.status
         ),
     })?;
-    let mut change = Change::new(next.status.as_str(), event, actor);
+    let mut change = Change::new(next.status, event, actor);
     change.captured_amount = Some(next.captured_amount);
     change.refunded_amount = Some(next.refunded_amount);
     change.amount = data.get("amount").and_then(|a| a.as_i64());
@@ -104,33 +107,33 @@ async fn apply(
     payments::transition(tx, p, &change).await.map_err(pay_err)
 }
 
-fn pay_err(e: PaymentError) -> AppError {
+fn pay_err(e: PaymentError) -> FlowError {
     match e {
-        PaymentError::Conflict => AppError::Api {
-            status: StatusCode::CONFLICT,
+        PaymentError::Conflict => FlowError::Refused {
+            kind: Refused::Conflict,
             code: "concurrent_change",
             message: "the payment changed concurrently; reload and retry".into(),
         },
-        PaymentError::AlreadyLive => AppError::shopper(Reason::CheckoutClosed),
-        PaymentError::Db(e) => AppError::Db(e),
+        PaymentError::AlreadyLive => FlowError::shopper(Reason::CheckoutClosed),
+        PaymentError::Db(e) => FlowError::Db(e),
     }
 }
 
 /// Refuses cards for a checkout or client address past the failure limit, and locks the
 /// checkout when its own limit is reached.
-pub async fn check_lock(state: &Ctx, checkout_id: &str, ip: &str) -> AppResult<()> {
+pub async fn check_lock(state: &Ctx, checkout_id: &str, ip: &str) -> FlowResult<()> {
     let max = state.config.card_max_failures;
     let since = now_ms() - 3_600_000;
     let (per_checkout, per_ip) = card_attempts::failures(&state.db, checkout_id, ip, since).await?;
     if per_checkout >= max || per_ip >= max * 3 {
-        return Err(AppError::shopper(Reason::Locked));
+        return Err(FlowError::shopper(Reason::Locked));
     }
     Ok(())
 }
 
 /// Records a failed card attempt; at the limit the checkout is locked and the lock is logged
 /// for the merchant.
-pub async fn record_failure(state: &Ctx, checkout_id: &str, ip: &str) -> AppResult<()> {
+pub async fn record_failure(state: &Ctx, checkout_id: &str, ip: &str) -> FlowResult<()> {
     card_attempts::record_failure(&state.db, checkout_id, ip, now_ms()).await?;
     if check_lock(state, checkout_id, ip).await.is_err() {
         tracing::warn!(
@@ -155,11 +158,11 @@ fn card_details(input: &CardInput) -> serde_json::Value {
 
 /// Pays a checkout by card: creates the payment (the unique index admits one live payment per
 /// checkout, so concurrent submissions cannot double-charge), then 3-D Secure and authorization.
-pub async fn pay(state: &Ctx, o: &Opened, input: CardInput, ip: &str) -> AppResult<PayOutcome> {
+pub async fn pay(state: &Ctx, o: &Opened, input: CardInput, ip: &str) -> FlowResult<PayOutcome> {
     let resolved = o
         .connectors
         .card()
-        .ok_or(AppError::shopper(Reason::MethodNotAvailable))?;
+        .ok_or(FlowError::shopper(Reason::MethodNotAvailable))?;
     let connector = resolved.connector;
     let mut tx = state.db.begin().await?;
     let created = payments::create(
@@ -168,9 +171,9 @@ pub async fn pay(state: &Ctx, o: &Opened, input: CardInput, ip: &str) -> AppResu
             merchant_id: &o.merchant.id,
             checkout_id: &o.checkout.id,
             order_id: &o.checkout.order_id,
-            method: "card",
+            method: Method::Card,
             institution: Some(input.card.brand().display_name()),
-            status: CardStatus::Awaiting3ds.as_str(),
+            status: CardStatus::Awaiting3ds.into(),
             amount: o.checkout.amount,
             fee: 0,
             deadline_at: None,
@@ -186,7 +189,7 @@ pub async fn pay(state: &Ctx, o: &Opened, input: CardInput, ip: &str) -> AppResu
             drop(tx);
             let live = payments::live_for_checkout(&state.db, &o.checkout.id)
                 .await?
-                .ok_or(AppError::shopper(Reason::CheckoutClosed))?;
+                .ok_or(FlowError::shopper(Reason::CheckoutClosed))?;
             return Ok(PayOutcome::InProgress(live));
         }
         Err(e) => return Err(pay_err(e)),
@@ -242,7 +245,7 @@ async fn authorize(
     input: CardInput,
     three_ds: ThreeDsResult,
     ip: &str,
-) -> AppResult<PayOutcome> {
+) -> FlowResult<PayOutcome> {
     let mut details = p.details_json();
     details["three_ds"] = json!({ "status": three_ds.status.code(), "eci": three_ds.eci });
     if !three_ds.allows_authorization() {
@@ -316,7 +319,7 @@ async fn authorize(
     }
 }
 
-async fn set_ref(tx: &mut Tx, p: PaymentRow, token: &str) -> AppResult<PaymentRow> {
+async fn set_ref(tx: &mut Tx, p: PaymentRow, token: &str) -> FlowResult<PaymentRow> {
     payments::set_connector_ref(tx, &p.id, token).await?;
     Ok(PaymentRow {
         connector_ref: Some(token.to_owned()),
@@ -331,7 +334,7 @@ async fn fail(
     reason: &str,
     detail: &str,
     ip: &str,
-) -> AppResult<PayOutcome> {
+) -> FlowResult<PayOutcome> {
     fail_with(state, o, p, reason, detail, ip, None).await
 }
 
@@ -345,7 +348,7 @@ async fn fail_with(
     detail: &str,
     ip: &str,
     details: Option<serde_json::Value>,
-) -> AppResult<PayOutcome> {
+) -> FlowResult<PayOutcome> {
     let mut details = details.unwrap_or_else(|| p.details_json());
     details["failure"] = json!(reason);
     let mut tx = state.db.begin().await?;
@@ -400,14 +403,14 @@ pub fn failure_message(reason: &str) -> (&'static str, &'static str) {
 /// (`challenge_cancelled`, event + notification) and its card data is dropped. Not counted as a
 /// failed attempt (nothing was wrong with the card). A payment no longer in the challenge is
 /// left as it is.
-pub async fn abandon_challenge(state: &Ctx, o: &Opened, payment_id: &str) -> AppResult<()> {
+pub async fn abandon_challenge(state: &Ctx, o: &Opened, payment_id: &str) -> FlowResult<()> {
     let Some(p) = payments::get(&state.db, payment_id)
         .await?
-        .filter(|p| p.checkout_id == o.checkout.id && p.method == "card")
+        .filter(|p| p.checkout_id == o.checkout.id && p.method == Method::Card)
     else {
         return Ok(());
     };
-    if p.status != CardStatus::Challenge.as_str() {
+    if p.status != CardStatus::Challenge {
         return Ok(());
     }
     state.pending_cards.take(&p.id);
@@ -436,18 +439,18 @@ pub async fn complete_challenge(
     payment_id: &str,
     otp: &str,
     ip: &str,
-) -> AppResult<PayOutcome> {
+) -> FlowResult<PayOutcome> {
     let p = payments::get(&state.db, payment_id)
         .await?
-        .filter(|p| p.checkout_id == o.checkout.id && p.method == "card")
-        .ok_or(AppError::shopper(Reason::NotFound))?;
-    if p.status != CardStatus::Challenge.as_str() {
+        .filter(|p| p.checkout_id == o.checkout.id && p.method == Method::Card)
+        .ok_or(FlowError::shopper(Reason::NotFound))?;
+    if p.status != CardStatus::Challenge {
         return Ok(outcome_of(p));
     }
     let connector = o
         .connectors
         .card_for(&p.connector_id())
-        .ok_or(AppError::shopper(Reason::MethodNotAvailable))?;
+        .ok_or(FlowError::shopper(Reason::MethodNotAvailable))?;
     let details = p.details_json();
     let challenge_id = details["challenge_id"]
         .as_str()
@@ -466,7 +469,7 @@ pub async fn complete_challenge(
             let input = state
                 .pending_cards
                 .take(&p.id)
-                .ok_or(AppError::shopper(Reason::SessionExpired))?;
+                .ok_or(FlowError::shopper(Reason::SessionExpired))?;
             authorize(state, o, &connector, p, input, three_ds, ip).await
         }
         Ok(ChallengeOutcome::WrongCode) => {
@@ -489,12 +492,12 @@ pub async fn complete_challenge(
             let mut d = details.clone();
             d["wrong_codes"] = json!(wrong);
             let mut tx = state.db.begin().await?;
-            payments::set_details_if(&mut tx, &p, &d, CardStatus::Challenge.as_str(), now_ms())
+            payments::set_details_if(&mut tx, &p, &d, CardStatus::Challenge.into(), now_ms())
                 .await?;
             tx.commit().await?;
             let p = payments::get(&state.db, &p.id)
                 .await?
-                .ok_or(AppError::shopper(Reason::NotFound))?;
+                .ok_or(FlowError::shopper(Reason::NotFound))?;
             Ok(PayOutcome::Challenge {
                 payment: p,
                 attempts_left: MAX_CHALLENGE_ATTEMPTS - wrong,
@@ -507,9 +510,10 @@ pub async fn complete_challenge(
 
 /// The outcome a stored payment represents (for reloads and double submits).
 pub fn outcome_of(p: PaymentRow) -> PayOutcome {
-    match p.status.as_str() {
-        "authorized" | "captured" | "refunded" | "cancelled" => PayOutcome::Done(p),
-        "challenge" => {
+    use CardStatus as S;
+    match p.status.card() {
+        Some(S::Authorized | S::Captured | S::Refunded | S::Cancelled) => PayOutcome::Done(p),
+        Some(S::Challenge) => {
             let wrong = p.details_json()["wrong_codes"].as_u64().unwrap_or(0) as u32;
             PayOutcome::Challenge {
                 attempts_left: MAX_CHALLENGE_ATTEMPTS.saturating_sub(wrong),
@@ -517,7 +521,7 @@ pub fn outcome_of(p: PaymentRow) -> PayOutcome {
                 wrong_code: false,
             }
         }
-        "failed" => {
+        Some(S::Failed) => {
             let reason = p.details_json()["failure"]
                 .as_str()
                 .unwrap_or("processing_error")
@@ -536,12 +540,12 @@ pub fn outcome_of(p: PaymentRow) -> PayOutcome {
 async fn load_for_action(
     state: &Ctx,
     payment_id: &str,
-) -> AppResult<(PaymentRow, Arc<dyn CardConnector>)> {
+) -> FlowResult<(PaymentRow, Arc<dyn CardConnector>)> {
     let p = payments::get(&state.db, payment_id)
         .await?
-        .filter(|p| p.method == "card")
-        .ok_or(AppError::Api {
-            status: StatusCode::NOT_FOUND,
+        .filter(|p| p.method == Method::Card)
+        .ok_or(FlowError::Refused {
+            kind: Refused::NotFound,
             code: "payment_not_found",
             message: format!("no card payment {payment_id}"),
         })?;
@@ -551,8 +555,8 @@ async fn load_for_action(
     let connector = crate::flows::merchant_connectors(state, &merchant)
         .await?
         .card_for(&p.connector_id())
-        .ok_or(AppError::Api {
-            status: StatusCode::CONFLICT,
+        .ok_or(FlowError::Refused {
+            kind: Refused::Conflict,
             code: "no_connector",
             message: "the connector that took this payment is not available in the merchant's \
                       current mode (a test payment of a live merchant, or a processor account \
@@ -562,11 +566,11 @@ async fn load_for_action(
     Ok((p, connector))
 }
 
-fn check_only(p: &PaymentRow, action: &CardAction) -> AppResult<()> {
+fn check_only(p: &PaymentRow, action: &CardAction) -> FlowResult<()> {
     card::apply(&card_state(p)?, action)
         .map(|_| ())
-        .map_err(|e| AppError::Api {
-            status: StatusCode::CONFLICT,
+        .map_err(|e| FlowError::Refused {
+            kind: Refused::Conflict,
             code: e.code(),
             message: format!(
                 "{} is not allowed while the payment is {}",
@@ -576,9 +580,9 @@ fn check_only(p: &PaymentRow, action: &CardAction) -> AppResult<()> {
         })
 }
 
-fn connector_failed(e: crate::connectors::card::ConnectorError) -> AppError {
-    AppError::Api {
-        status: StatusCode::BAD_GATEWAY,
+fn connector_failed(e: crate::connectors::card::ConnectorError) -> FlowError {
+    FlowError::Refused {
+        kind: Refused::Upstream,
         code: "connector_error",
         message: format!("the card connector refused: {}", e.code()),
     }
@@ -590,7 +594,7 @@ pub async fn capture(
     payment_id: &str,
     amount: Option<i64>,
     actor: &str,
-) -> AppResult<PaymentRow> {
+) -> FlowResult<PaymentRow> {
     let (p, connector) = load_for_action(state, payment_id).await?;
     let amount = amount.unwrap_or(p.amount);
     let row = run_action(state, p, connector, Op::Capture(amount), actor).await?;
@@ -599,7 +603,7 @@ pub async fn capture(
 }
 
 /// 取消: cancels an authorization or a captured sale.
-pub async fn cancel(state: &Ctx, payment_id: &str, actor: &str) -> AppResult<PaymentRow> {
+pub async fn cancel(state: &Ctx, payment_id: &str, actor: &str) -> FlowResult<PaymentRow> {
     let (p, connector) = load_for_action(state, payment_id).await?;
     let row = run_action(state, p, connector, Op::Cancel, actor).await?;
     state.wake_notifier();
@@ -612,7 +616,7 @@ pub async fn refund(
     payment_id: &str,
     amount: i64,
     actor: &str,
-) -> AppResult<PaymentRow> {
+) -> FlowResult<PaymentRow> {
     let (p, connector) = load_for_action(state, payment_id).await?;
     let row = run_action(state, p, connector, Op::Refund(amount), actor).await?;
     state.wake_notifier();
@@ -686,12 +690,12 @@ async fn run_action(
     connector: Arc<dyn CardConnector>,
     op: Op,
     actor: &str,
-) -> AppResult<PaymentRow> {
+) -> FlowResult<PaymentRow> {
     check_only(&p, &op.action())?;
     let op_id = operations::claim(&state.db, &p.id, op.kind(), op.amount(), actor)
         .await?
-        .ok_or(AppError::Api {
-            status: StatusCode::CONFLICT,
+        .ok_or(FlowError::Refused {
+            kind: Refused::Conflict,
             code: "operation_in_progress",
             message:
                 "another capture, cancel or refund of this payment is in progress; retry shortly"
@@ -720,7 +724,7 @@ async fn record(
     op_id: &str,
     op: Op,
     actor: &str,
-) -> AppResult<PaymentRow> {
+) -> FlowResult<PaymentRow> {
     let mut tx = db.begin().await?;
     if !operations::finish(&mut tx, op_id, None).await? {
         drop(tx);
@@ -796,8 +800,8 @@ async fn resume_one(
 /// Authorizations older than `days` lapse (期限切れ): the issuer releases the hold.
 pub async fn lapse_due(db: &Db, now: i64, days: i64) -> anyhow::Result<usize> {
     let cutoff = now - days * 86_400_000;
-    let due =
-        payments::untouched_since(db, "card", &[CardStatus::Authorized.as_str()], cutoff).await?;
+    let due = payments::untouched_since(db, Method::Card, &[CardStatus::Authorized.into()], cutoff)
+        .await?;
     let mut n = 0;
     for p in due {
         let mut tx = db.begin().await?;
@@ -839,11 +843,8 @@ pub const RECONCILE_AFTER_MS: i64 = 60_000;
 pub async fn reconcile_stale(db: &Db, registry: &Arc<Registry>, now: i64) -> anyhow::Result<usize> {
     let due = payments::untouched_since(
         db,
-        "card",
-        &[
-            CardStatus::Awaiting3ds.as_str(),
-            CardStatus::Challenge.as_str(),
-        ],
+        Method::Card,
+        &[CardStatus::Awaiting3ds.into(), CardStatus::Challenge.into()],
         now - RECONCILE_AFTER_MS,
     )
     .await?;

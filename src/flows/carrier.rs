@@ -25,8 +25,9 @@ use crate::domain::carrier::{
     MONTHLY_LIMIT,
 };
 use crate::domain::processor::ConnectorId;
+use crate::domain::reason::Reason;
 use crate::domain::{Method, Mode};
-use crate::error::{AppError, AppResult, Reason};
+use crate::flows::error::{FlowError, FlowResult};
 use crate::flows::redirect::{self, payment_error};
 use crate::util::now_ms;
 
@@ -69,20 +70,20 @@ pub async fn start(
     device: Device,
     c: Carrier,
     billing: BillingKind,
-) -> AppResult<String> {
+) -> FlowResult<String> {
     if !checkout::offered(o, device).contains(&method_of(c)) {
-        return Err(AppError::shopper(Reason::MethodNotAvailable));
+        return Err(FlowError::shopper(Reason::MethodNotAvailable));
     }
     if o.checkout.status != CheckoutStatus::Open {
-        return Err(AppError::shopper(Reason::CheckoutClosed));
+        return Err(FlowError::shopper(Reason::CheckoutClosed));
     }
     if billing == BillingKind::Continuous && !continuous_enabled(&state.db, &o.merchant.id).await? {
-        return Err(AppError::field(Reason::InvalidField, "billing"));
+        return Err(FlowError::field(Reason::InvalidField, "billing"));
     }
     let resolved = o
         .connectors
         .carrier(method_of(c))
-        .ok_or(AppError::shopper(Reason::MethodNotAvailable))?;
+        .ok_or(FlowError::shopper(Reason::MethodNotAvailable))?;
     let details = json!({ "carrier": c.code(), "billing": billing.code() });
     let mut tx = state.db.begin().await?;
     abandon_stale(&mut tx, &o.checkout.id).await?;
@@ -92,9 +93,9 @@ pub async fn start(
             merchant_id: &o.merchant.id,
             checkout_id: &o.checkout.id,
             order_id: &o.checkout.order_id,
-            method: c.code(),
+            method: c.method(),
             institution: Some(c.code()),
-            status: CarrierStatus::AwaitingAuth.code(),
+            status: CarrierStatus::AwaitingAuth.into(),
             amount: o.checkout.amount,
             fee: 0,
             deadline_at: None,
@@ -126,12 +127,12 @@ pub async fn start(
         Err(e) => {
             let to = carrier::apply(CarrierStatus::AwaitingAuth, CarrierAction::Decline)
                 .map_err(|e| anyhow::anyhow!("carrier start failure: {e}"))?;
-            redirect::start_failed(state, &p, to.code(), "payment.failed", e.code()).await?;
+            redirect::start_failed(state, &p, to, "payment.failed", e.code()).await?;
             return Err(match e.code() {
                 "carrier_not_available_on_feature_phone" => {
-                    AppError::shopper(Reason::MethodNotAvailable)
+                    FlowError::shopper(Reason::MethodNotAvailable)
                 }
-                code => AppError::Internal(anyhow::anyhow!("carrier start failed: {code}")),
+                code => FlowError::Internal(anyhow::anyhow!("carrier start failed: {code}")),
             });
         }
     };
@@ -142,19 +143,19 @@ pub async fn start(
 }
 
 /// Cancels (`ShopperCancel`) carrier attempts of the checkout still waiting for the carrier.
-async fn abandon_stale(tx: &mut Tx, checkout_id: &str) -> AppResult<()> {
+async fn abandon_stale(tx: &mut Tx, checkout_id: &str) -> FlowResult<()> {
     let stale = payments::waiting_in_checkout(
         tx,
         checkout_id,
-        &["docomo", "au", "softbank"],
-        CarrierStatus::AwaitingAuth.code(),
+        &[Method::Docomo, Method::Au, Method::Softbank],
+        CarrierStatus::AwaitingAuth.into(),
     )
     .await?;
     for p in stale {
         let to = carrier::apply(CarrierStatus::AwaitingAuth, CarrierAction::ShopperCancel)
             .map_err(|e| anyhow::anyhow!("abandon: {e}"))?;
         let mut change = Change::new(
-            to.code(),
+            to,
             to.event_type().unwrap_or("payment.cancelled"),
             "shopper",
         );
@@ -180,18 +181,18 @@ pub async fn sandbox_session(
     state: &Ctx,
     carrier_code: &str,
     session: &str,
-) -> AppResult<SandboxSession> {
-    let c = Carrier::parse(carrier_code).ok_or(AppError::shopper(Reason::NotFound))?;
-    let payment = redirect::by_session(&state.db, c.code(), session)
+) -> FlowResult<SandboxSession> {
+    let c = Carrier::parse(carrier_code).ok_or(FlowError::shopper(Reason::NotFound))?;
+    let payment = redirect::by_session(&state.db, c.method(), session)
         .await?
-        .ok_or(AppError::shopper(Reason::NotFound))?;
+        .ok_or(FlowError::shopper(Reason::NotFound))?;
     redirect::ensure_sandbox_payment(state, &payment).await?;
-    if payment.status != CarrierStatus::AwaitingAuth.code() {
-        return Err(AppError::shopper(Reason::CheckoutClosed));
+    if payment.status != CarrierStatus::AwaitingAuth {
+        return Err(FlowError::shopper(Reason::CheckoutClosed));
     }
     let checkout = checkouts::get(&state.db, &payment.checkout_id)
         .await?
-        .ok_or(AppError::shopper(Reason::NotFound))?;
+        .ok_or(FlowError::shopper(Reason::NotFound))?;
     let details = payment.details_json();
     let billing = details["billing"]
         .as_str()
@@ -236,7 +237,7 @@ pub async fn sandbox_login(
     s: &SandboxSession,
     phone: &str,
     password: &str,
-) -> AppResult<LoginStep> {
+) -> FlowResult<LoginStep> {
     match crate::connectors::carrier::sandbox_login(phone, password) {
         SandboxLogin::InvalidLoginId => Ok(LoginStep::Again(
             "電話番号は070・080・090で始まる11桁で入力してください。",
@@ -273,7 +274,7 @@ pub async fn sandbox_login(
                 &mut tx,
                 &s.payment,
                 &details,
-                CarrierStatus::AwaitingAuth.code(),
+                CarrierStatus::AwaitingAuth.into(),
                 now_ms(),
             )
             .await?;
@@ -319,8 +320,8 @@ async fn monthly_used(
     let pattern = format!("%\"phone_hash\":\"{hash}\"%");
     let rows = payments::amounts_matching_details(
         tx,
-        c.code(),
-        CarrierStatus::Completed.code(),
+        c.method(),
+        CarrierStatus::Completed.into(),
         except,
         &pattern,
     )
@@ -338,7 +339,7 @@ async fn fail_for_limit(
     p: &PaymentRow,
     mut details: Value,
     e: LimitError,
-) -> AppResult<PaymentRow> {
+) -> FlowResult<PaymentRow> {
     let to = carrier::apply(CarrierStatus::AwaitingAuth, CarrierAction::Decline)
         .map_err(|e| anyhow::anyhow!("limit: {e}"))?;
     let remaining = match e {
@@ -347,11 +348,7 @@ async fn fail_for_limit(
     };
     details["failure_reason"] = json!(e.code());
     details["limit_remaining"] = json!(remaining);
-    let mut change = Change::new(
-        to.code(),
-        to.event_type().unwrap_or("payment.failed"),
-        "system",
-    );
+    let mut change = Change::new(to, to.event_type().unwrap_or("payment.failed"), "system");
     change.details = Some(details);
     change.data = json!({ "reason": e.code(), "remaining": remaining });
     payments::transition(tx, p, &change)
@@ -368,19 +365,19 @@ pub async fn handle_return(
     c: Carrier,
     payment_id: &str,
     params: &[(String, String)],
-) -> AppResult<PaymentRow> {
+) -> FlowResult<PaymentRow> {
     let (p, connectors) = redirect::returning_payment(state, checkout_id, payment_id).await?;
     let conn = connectors
         .carrier_for(&p.connector_id())
-        .ok_or(AppError::shopper(Reason::ReturnRejected))?;
+        .ok_or(FlowError::shopper(Reason::ReturnRejected))?;
     let res = conn.verify_return(params, now_ms()).await.map_err(|e| {
         tracing::info!(code = e.code(), "carrier return refused");
-        AppError::shopper(Reason::ReturnRejected)
+        FlowError::shopper(Reason::ReturnRejected)
     })?;
     let matches = res.payment_id == p.id
         && p.checkout_id == checkout_id
         && res.carrier == c
-        && p.method == c.code()
+        && p.method == c.method()
         && p.connector_ref.as_deref() == Some(res.session_id.as_str())
         && res.amount == p.amount;
     if !matches {
@@ -388,9 +385,11 @@ pub async fn handle_return(
             payment_id,
             "carrier return does not match the stored payment"
         );
-        return Err(AppError::shopper(Reason::ReturnRejected));
+        return Err(FlowError::shopper(Reason::ReturnRejected));
     }
-    let from = CarrierStatus::parse(&p.status)
+    let from = p
+        .status
+        .carrier()
         .ok_or_else(|| anyhow::anyhow!("carrier payment {} in status {}", p.id, p.status))?;
     let to = match carrier::apply(from, res.outcome.action()) {
         Ok(to) => to,
@@ -411,7 +410,7 @@ pub async fn handle_return(
         if hash.is_none() && p.connector_id() == ConnectorId::Sandbox {
             // The sandbox carrier's login is our own page, which records who logged in: an
             // approval without it cannot have come from the sandbox flow.
-            return Err(AppError::shopper(Reason::ReturnRejected));
+            return Err(FlowError::shopper(Reason::ReturnRejected));
         }
         // A real carrier enforces its own monthly limit at its login; we check ours only
         // where we saw the login (the sandbox).
@@ -445,11 +444,7 @@ pub async fn handle_return(
             details["subscription_id"] = json!(sub_id);
         }
     }
-    let mut change = Change::new(
-        to.code(),
-        to.event_type().unwrap_or("payment.updated"),
-        "carrier",
-    );
+    let mut change = Change::new(to, to.event_type().unwrap_or("payment.updated"), "carrier");
     if to == CarrierStatus::Completed {
         change.paid_at = Some(now);
         change.amount = Some(p.amount);
@@ -585,9 +580,9 @@ async fn charge_one(
             merchant_id: &s.merchant_id,
             checkout_id: &checkout_id,
             order_id: &order_id,
-            method: c.code(),
+            method: c.method(),
             institution: Some(c.code()),
-            status: CarrierStatus::AwaitingAuth.code(),
+            status: CarrierStatus::AwaitingAuth.into(),
             amount: s.amount,
             fee: 0,
             deadline_at: None,
@@ -624,7 +619,7 @@ async fn charge_one(
         Ok(ContinuousChargeOutcome::Approved { carrier_txn_id }) => {
             let to = carrier::apply(CarrierStatus::AwaitingAuth, CarrierAction::Approve)?;
             details["carrier_txn_id"] = json!(carrier_txn_id);
-            let mut change = Change::new(to.code(), action.event_type(), "system");
+            let mut change = Change::new(to, action.event_type(), "system");
             change.paid_at = Some(now);
             change.amount = Some(s.amount);
             change.connector_ref = Some(&carrier_txn_id);
@@ -635,7 +630,7 @@ async fn charge_one(
         }
         Ok(ContinuousChargeOutcome::Declined) => {
             let to = carrier::apply(CarrierStatus::AwaitingAuth, CarrierAction::Decline)?;
-            let mut change = Change::new(to.code(), "payment.failed", "system");
+            let mut change = Change::new(to, "payment.failed", "system");
             change.data =
                 json!({ "subscription_id": s.id, "charge_no": n, "reason": "carrier_declined" });
             payments::transition(&mut tx, &p, &change).await?;
@@ -645,7 +640,7 @@ async fn charge_one(
         // agreement stays active for next month.
         Err(e) => {
             let to = carrier::apply(CarrierStatus::AwaitingAuth, CarrierAction::Decline)?;
-            let mut change = Change::new(to.code(), "payment.failed", "system");
+            let mut change = Change::new(to, "payment.failed", "system");
             change.data = json!({
                 "subscription_id": s.id,
                 "charge_no": n,
@@ -695,7 +690,7 @@ pub async fn cancel_subscription(
     let mut details = p.details_json();
     details["subscription_status"] = json!(SubscriptionStatus::Cancelled.code());
     // The payment keeps its status; the event and notification record the agreement's end.
-    let mut change = Change::new(&p.status, action.event_type(), "merchant");
+    let mut change = Change::new(p.status, action.event_type(), "merchant");
     change.details = Some(details);
     change.data = json!({ "subscription_id": id });
     payments::transition(&mut tx, &p, &change).await?;

@@ -1,8 +1,6 @@
 //! Opening a signed order link: authenticate it, check it against the merchant's settings, and
 //! create or resume its checkout. Refusals write nothing.
 
-use axum::http::StatusCode;
-
 use crate::connectors::registry::MerchantConnectors;
 use crate::context::Ctx;
 use crate::db::checkouts::CheckoutRow;
@@ -12,8 +10,9 @@ use crate::db::{checkouts, merchants};
 use crate::device::{Device, ViewOverride};
 use crate::domain::method::{self, Method};
 use crate::domain::order::{url_allowed, OrderLink, RawLink};
+use crate::domain::reason::Reason;
 use crate::domain::MerchantStatus;
-use crate::error::{AppError, AppResult, Reason};
+use crate::flows::error::{FlowError, FlowResult, Refused};
 use crate::session::Session;
 
 /// A checkout ready to be shown, with the merchant's connectors for its current mode.
@@ -27,7 +26,7 @@ pub async fn open_link(
     state: &Ctx,
     fields: Vec<(String, String)>,
     device: Device,
-) -> AppResult<Opened> {
+) -> FlowResult<Opened> {
     let raw = RawLink::parse(fields)?;
     let (merchant, secret) = merchants::merchant_with_key(
         &state.db,
@@ -37,19 +36,19 @@ pub async fn open_link(
     )
     .await?;
     if !crate::signing::verify(&secret, &raw.canonical(), raw.get("signature")) {
-        return Err(AppError::shopper(Reason::BadSignature));
+        return Err(FlowError::shopper(Reason::BadSignature));
     }
     let link = OrderLink::from_raw(&raw, state.now_s())?;
     if merchant.status != MerchantStatus::Active {
-        return Err(AppError::shopper(Reason::MerchantDisabled));
+        return Err(FlowError::shopper(Reason::MerchantDisabled));
     }
     let origins = merchant.origins();
     if !url_allowed(&link.return_url, &origins) {
-        return Err(AppError::field(Reason::ReturnUrlNotAllowed, "return_url"));
+        return Err(FlowError::field(Reason::ReturnUrlNotAllowed, "return_url"));
     }
     if let Some(u) = &link.cancel_url {
         if !url_allowed(u, &origins) {
-            return Err(AppError::field(Reason::ReturnUrlNotAllowed, "cancel_url"));
+            return Err(FlowError::field(Reason::ReturnUrlNotAllowed, "cancel_url"));
         }
     }
     let enabled = merchant.methods();
@@ -71,24 +70,24 @@ pub async fn open_link(
         .filter(|m| payable.contains(m))
         .collect();
     if methods.is_empty() && !requested.is_empty() {
-        return Err(AppError::shopper(Reason::MethodsUnavailable));
+        return Err(FlowError::shopper(Reason::MethodsUnavailable));
     }
     if !method::amount_fits_some(&methods, link.amount) {
-        return Err(AppError::shopper(Reason::AmountOverLimit));
+        return Err(FlowError::shopper(Reason::AmountOverLimit));
     }
     let existing = checkouts::find_by_order(&state.db, &merchant.id, &link.order_id).await?;
     let checkout = match existing {
         Some(c) if c.content_hash != link.content_hash() => {
-            return Err(AppError::shopper(Reason::OrderConflict))
+            return Err(FlowError::shopper(Reason::OrderConflict))
         }
         Some(c) => c,
         None => {
             if method::offered(&methods, &methods, device, link.amount).is_empty() {
-                return Err(AppError::shopper(Reason::NoMethodAvailable));
+                return Err(FlowError::shopper(Reason::NoMethodAvailable));
             }
             let c = checkouts::insert_or_get(&state.db, &link, &methods).await?;
             if c.content_hash != link.content_hash() {
-                return Err(AppError::shopper(Reason::OrderConflict));
+                return Err(FlowError::shopper(Reason::OrderConflict));
             }
             c
         }
@@ -111,15 +110,15 @@ pub fn new_session(state: &Ctx, checkout_id: &str, view: ViewOverride) -> String
 }
 
 /// Loads the checkout and merchant of a session token.
-pub async fn load_session(state: &Ctx, token: &str) -> AppResult<(Session, Opened)> {
+pub async fn load_session(state: &Ctx, token: &str) -> FlowResult<(Session, Opened)> {
     let session = Session::verify(token, &state.secret, state.now_s())
-        .ok_or(AppError::shopper(Reason::SessionExpired))?;
+        .ok_or(FlowError::shopper(Reason::SessionExpired))?;
     let checkout = checkouts::get(&state.db, &session.checkout_id)
         .await?
-        .ok_or(AppError::shopper(Reason::SessionExpired))?;
+        .ok_or(FlowError::shopper(Reason::SessionExpired))?;
     let merchant = merchants::get(&state.db, &checkout.merchant_id)
         .await?
-        .ok_or(AppError::shopper(Reason::UnknownMerchant))?;
+        .ok_or(FlowError::shopper(Reason::UnknownMerchant))?;
     let connectors = crate::flows::merchant_connectors(state, &merchant).await?;
     Ok((
         session,
@@ -159,11 +158,11 @@ pub async fn sign(
     merchant_id: &str,
     order_fields: &[(String, String)],
     expires_at_s: i64,
-) -> AppResult<(Vec<(String, String)>, String)> {
+) -> FlowResult<(Vec<(String, String)>, String)> {
     let (key_id, secret) = merchants::newest_key(&state.db, &state.keys, merchant_id)
         .await?
-        .ok_or_else(|| AppError::Api {
-            status: StatusCode::CONFLICT,
+        .ok_or_else(|| FlowError::Refused {
+            kind: Refused::Conflict,
             code: "no_signing_key",
             message: "the merchant has no active signing key".into(),
         })?;
@@ -190,7 +189,7 @@ pub async fn sign_and_open(
     merchant_id: &str,
     order_fields: &[(String, String)],
     expires_at_s: i64,
-) -> AppResult<(Opened, String)> {
+) -> FlowResult<(Opened, String)> {
     let (fields, query) = sign(state, merchant_id, order_fields, expires_at_s).await?;
     // PC: the widest set of methods, so a link is refused only when no device could pay.
     let opened = open_link(state, fields, Device::Pc).await?;
@@ -199,9 +198,9 @@ pub async fn sign_and_open(
 
 /// Closes an open checkout that has no live payment, in the caller's transaction. `Ok(true)`
 /// when it was closed now, `Ok(false)` when it was already expired.
-pub async fn expire_in_tx(tx: &mut Tx, checkout_id: &str) -> AppResult<bool> {
-    let conflict = |code: &'static str, message: String| AppError::Api {
-        status: StatusCode::CONFLICT,
+pub async fn expire_in_tx(tx: &mut Tx, checkout_id: &str) -> FlowResult<bool> {
+    let conflict = |code: &'static str, message: String| FlowError::Refused {
+        kind: Refused::Conflict,
         code,
         message,
     };
@@ -224,10 +223,10 @@ pub const DEFAULT_EXPIRES_IN: i64 = 24 * 3600;
 
 /// Lifetime in seconds from `expires_in` (default one day); 0 or less is refused here, too long
 /// is refused by the link rules (`expiry_too_far`).
-pub fn lifetime(expires_in: Option<i64>) -> AppResult<i64> {
+pub fn lifetime(expires_in: Option<i64>) -> FlowResult<i64> {
     match expires_in {
         None => Ok(DEFAULT_EXPIRES_IN),
         Some(s) if s > 0 => Ok(s),
-        Some(_) => Err(AppError::field(Reason::InvalidField, "expires_in")),
+        Some(_) => Err(FlowError::field(Reason::InvalidField, "expires_in")),
     }
 }

@@ -15,7 +15,6 @@
 
 use std::sync::Arc;
 
-use axum::http::StatusCode;
 use serde_json::json;
 
 use crate::connectors::client_card::{
@@ -29,10 +28,12 @@ use crate::domain::card::{
     self, Brand, CardAction, CardStatus, PaymentOption, ThreeDsResult, ThreeDsStatus,
 };
 use crate::domain::processor::{ConnectorId, Processor};
+use crate::domain::reason::Reason;
 use crate::domain::CheckoutStatus;
-use crate::error::{AppError, AppResult, Reason};
+use crate::domain::Method;
 use crate::flows::card::{card_state, check_lock, record_failure, PENDING_TTL, RECONCILE_AFTER_MS};
 use crate::flows::checkout::Opened;
+use crate::flows::error::{FlowError, FlowResult, Refused};
 use crate::util::now_ms;
 use crate::{exec_tx, on_db};
 
@@ -52,17 +53,17 @@ impl std::fmt::Debug for Prepared {
     }
 }
 
-fn connector_failed(e: crate::connectors::card::ConnectorError) -> AppError {
-    AppError::Api {
-        status: StatusCode::BAD_GATEWAY,
+fn connector_failed(e: crate::connectors::card::ConnectorError) -> FlowError {
+    FlowError::Refused {
+        kind: Refused::Upstream,
         code: "connector_error",
         message: format!("the card processor refused: {}", e.code()),
     }
 }
 
-fn in_progress() -> AppError {
-    AppError::Api {
-        status: StatusCode::CONFLICT,
+fn in_progress() -> FlowError {
+    FlowError::Refused {
+        kind: Refused::Conflict,
         code: "payment_in_progress",
         message: "this checkout already has a payment in progress".into(),
     }
@@ -80,7 +81,7 @@ async fn apply(
 ) -> Result<PaymentRow, Applied> {
     let next = card::apply(&card_state(p).map_err(Applied::Err)?, action)
         .map_err(|_| Applied::NotForward)?;
-    let mut change = Change::new(next.status.as_str(), event, actor);
+    let mut change = Change::new(next.status, event, actor);
     change.captured_amount = Some(next.captured_amount);
     change.refunded_amount = Some(next.refunded_amount);
     change.amount = data.get("amount").and_then(|a| a.as_i64());
@@ -93,8 +94,8 @@ async fn apply(
         .await
         .map_err(|e| match e {
             PaymentError::Conflict => Applied::Conflict,
-            PaymentError::Db(e) => Applied::Err(AppError::Db(e)),
-            PaymentError::AlreadyLive => Applied::Err(AppError::shopper(Reason::CheckoutClosed)),
+            PaymentError::Db(e) => Applied::Err(FlowError::Db(e)),
+            PaymentError::AlreadyLive => Applied::Err(FlowError::shopper(Reason::CheckoutClosed)),
         })
 }
 
@@ -104,16 +105,16 @@ enum Applied {
     NotForward,
     /// Another writer changed the payment first.
     Conflict,
-    Err(AppError),
+    Err(FlowError),
 }
 
 /// Creates the payment and its intent, or returns the secret of the checkout's intent still
 /// waiting for the shopper (a reload). Card-testing limits apply as for cards typed on our page.
-pub async fn prepare(state: &Ctx, o: &Opened, ip: &str) -> AppResult<Prepared> {
+pub async fn prepare(state: &Ctx, o: &Opened, ip: &str) -> FlowResult<Prepared> {
     let resolved = o
         .connectors
         .client_card()
-        .ok_or(AppError::shopper(Reason::MethodNotAvailable))?;
+        .ok_or(FlowError::shopper(Reason::MethodNotAvailable))?;
     let conn = resolved.connector;
     check_lock(state, &o.checkout.id, ip).await?;
     if let Some(p) = payments::live_for_checkout(&state.db, &o.checkout.id).await? {
@@ -131,9 +132,9 @@ pub async fn prepare(state: &Ctx, o: &Opened, ip: &str) -> AppResult<Prepared> {
             merchant_id: &o.merchant.id,
             checkout_id: &o.checkout.id,
             order_id: &o.checkout.order_id,
-            method: "card",
+            method: Method::Card,
             institution: None,
-            status: CardStatus::Awaiting3ds.as_str(),
+            status: CardStatus::Awaiting3ds.into(),
             amount: o.checkout.amount,
             fee: 0,
             deadline_at: None,
@@ -146,7 +147,7 @@ pub async fn prepare(state: &Ctx, o: &Opened, ip: &str) -> AppResult<Prepared> {
     let p = match created {
         Ok(p) => p,
         Err(PaymentError::AlreadyLive) => return Err(in_progress()),
-        Err(PaymentError::Db(e)) => return Err(AppError::Db(e)),
+        Err(PaymentError::Db(e)) => return Err(FlowError::Db(e)),
         Err(PaymentError::Conflict) => return Err(in_progress()),
     };
     tx.commit().await?;
@@ -184,7 +185,7 @@ fn intent_request(o: &Opened, p: &PaymentRow) -> IntentRequest {
 
 /// Not a state change: the intent id is recorded before its secret leaves this server, so
 /// every intent a browser could confirm is one we can retrieve.
-async fn store_ref(db: &Db, payment_id: &str, intent_id: &str) -> AppResult<()> {
+async fn store_ref(db: &Db, payment_id: &str, intent_id: &str) -> FlowResult<()> {
     let mut tx = db.begin().await?;
     exec_tx!(&mut tx, c => sqlx::query(
         "UPDATE payments SET connector_ref = $1 WHERE id = $2 AND connector_ref IS NULL",
@@ -207,9 +208,9 @@ async fn reuse(
     conn: &dyn ClientCardConnector,
     id: &ConnectorId,
     p: PaymentRow,
-) -> AppResult<Prepared> {
-    let reusable = p.method == "card"
-        && p.status == CardStatus::Awaiting3ds.as_str()
+) -> FlowResult<Prepared> {
+    let reusable = p.method == Method::Card
+        && p.status == CardStatus::Awaiting3ds
         && p.connector == id.as_str()
         && p.details_json()["card_entry"] == BROWSER_ENTRY;
     if !reusable {
@@ -286,12 +287,12 @@ pub async fn settle(
     conn: &dyn ClientCardConnector,
     p: PaymentRow,
     actor: &str,
-) -> AppResult<PaymentRow> {
-    let waiting = [
-        CardStatus::Awaiting3ds.as_str(),
-        CardStatus::Challenge.as_str(),
-    ];
-    if p.method != "card" || !waiting.contains(&p.status.as_str()) {
+) -> FlowResult<PaymentRow> {
+    let waiting = matches!(
+        p.status.card(),
+        Some(CardStatus::Awaiting3ds | CardStatus::Challenge)
+    );
+    if p.method != Method::Card || !waiting {
         return Ok(p);
     }
     let Some(r) = p.connector_ref.clone() else {
@@ -303,8 +304,8 @@ pub async fn settle(
         || !i.currency.eq_ignore_ascii_case("jpy")
     {
         tracing::error!(payment = %p.id, intent = %i.id, "the intent does not match the payment");
-        return Err(AppError::Api {
-            status: StatusCode::BAD_GATEWAY,
+        return Err(FlowError::Refused {
+            kind: Refused::Upstream,
             code: "connector_error",
             message: "the processor's intent does not match the payment".into(),
         });
@@ -396,24 +397,24 @@ async fn record_paid(
     }
     payments::set_checkout_status(tx, &p.checkout_id, CheckoutStatus::Paid)
         .await
-        .map_err(|e| Applied::Err(AppError::Db(e)))?;
+        .map_err(|e| Applied::Err(FlowError::Db(e)))?;
     Ok(row)
 }
 
 /// The shopper came back from the processor's script: settles the checkout's newest browser
 /// card payment. `None` when the checkout has none.
-pub async fn settle_return(state: &Ctx, o: &Opened, ip: &str) -> AppResult<Option<PaymentRow>> {
+pub async fn settle_return(state: &Ctx, o: &Opened, ip: &str) -> FlowResult<Option<PaymentRow>> {
     let Some(p) = payments::latest_for_checkout(&state.db, &o.checkout.id).await? else {
         return Ok(None);
     };
     let Some(conn) = o.connectors.client_card_for(&p.connector_id()) else {
         return Ok(Some(p));
     };
-    let before = p.status.clone();
+    let before = p.status;
     let row = settle(&state.db, conn.as_ref(), p, "shopper").await?;
     if row.status != before {
         state.wake_notifier();
-        if row.status == CardStatus::Failed.as_str() {
+        if row.status == CardStatus::Failed {
             record_failure(state, &o.checkout.id, ip).await?;
         }
     }
@@ -494,7 +495,7 @@ pub async fn webhook(
     };
     let outcome = match &payment {
         Some(p) => {
-            let before = p.status.clone();
+            let before = p.status;
             let row = settle(db, conn.as_ref(), p.clone(), "processor:webhook")
                 .await
                 .map_err(|e| HookError::Failed(e.to_string()))?;
@@ -502,7 +503,7 @@ pub async fn webhook(
                 state.wake_notifier();
                 // A decline counts towards the checkout's card-testing limit even when the
                 // browser never comes back (its intent is cancelled by `settle`).
-                if row.status == CardStatus::Failed.as_str() {
+                if row.status == CardStatus::Failed {
                     let source = format!("event:{}", row.checkout_id);
                     record_failure(state, &row.checkout_id, &source)
                         .await

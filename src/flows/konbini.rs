@@ -18,7 +18,7 @@ use crate::domain::konbini::{
 };
 use crate::domain::processor::ConnectorId;
 use crate::domain::CheckoutStatus;
-use crate::domain::{Method, Mode};
+use crate::domain::Mode;
 use crate::flows::checkout::Opened;
 use crate::util::now_ms;
 
@@ -74,7 +74,7 @@ impl NumberDetails {
 
 /// Where a stored payment is paid, if it is a konbini or Pay-easy payment.
 pub fn target_of(p: &PaymentRow) -> Option<IssueTarget> {
-    match NumberMethod::parse(&p.method)? {
+    match NumberMethod::of(p.method)? {
         NumberMethod::Konbini => Chain::parse(p.institution.as_deref()?).map(IssueTarget::Konbini),
         NumberMethod::Payeasy => Some(IssueTarget::Payeasy),
     }
@@ -243,10 +243,7 @@ pub async fn issue(db: &Db, o: &Opened, target: IssueTarget) -> Result<PaymentRo
         };
     }
     let days = check(o, target)?;
-    let method_of = match target.method() {
-        NumberMethod::Konbini => Method::Konbini,
-        NumberMethod::Payeasy => Method::Payeasy,
-    };
+    let method_of = target.method().method();
     let resolved = o
         .connectors
         .number(method_of)
@@ -288,9 +285,9 @@ pub async fn issue(db: &Db, o: &Opened, target: IssueTarget) -> Result<PaymentRo
         merchant_id: &o.merchant.id,
         checkout_id: &o.checkout.id,
         order_id: &o.checkout.order_id,
-        method: method.code(),
+        method: method.method(),
         institution: Some(target.code()),
-        status: NumberStatus::AwaitingPayment.code(),
+        status: NumberStatus::AwaitingPayment.into(),
         amount: o.checkout.amount,
         fee,
         // A processor sets its own deadline: the stored one (shown, and used by the expiry
@@ -333,7 +330,7 @@ pub async fn issue(db: &Db, o: &Opened, target: IssueTarget) -> Result<PaymentRo
     };
     let details = NumberDetails::from_issued(&number);
     let event = event_type_for(method, NumberStatus::AwaitingPayment);
-    let mut change = Change::new(NumberStatus::AwaitingPayment.code(), event, "shopper");
+    let mut change = Change::new(NumberStatus::AwaitingPayment, event, "shopper");
     change.connector_ref = Some(&number.connector_ref);
     change.details = Some(serde_json::to_value(&details).unwrap_or_else(|_| json!({})));
     change.amount = Some(p.amount);
@@ -416,13 +413,15 @@ pub async fn apply_action_in(
     let p = payments::get_tx(tx, payment_id)
         .await?
         .ok_or(ActionError::NotFound)?;
-    let method = NumberMethod::parse(&p.method).ok_or(ActionError::NotNumberPayment)?;
-    let from =
-        NumberStatus::parse(&p.status).ok_or_else(|| ActionError::BadStatus(p.status.clone()))?;
+    let method = NumberMethod::of(p.method).ok_or(ActionError::NotNumberPayment)?;
+    let from = p
+        .status
+        .number()
+        .ok_or_else(|| ActionError::BadStatus(p.status.code().to_owned()))?;
     // Numbers are always issued with a deadline; a missing one must not make a payment late.
     let deadline = p.deadline_at.unwrap_or(i64::MAX);
     let to = apply(from, action, deadline).map_err(ActionError::Transition)?;
-    let mut change = Change::new(to.code(), event_type_for(method, to), actor);
+    let mut change = Change::new(to, event_type_for(method, to), actor);
     let mut data = json!({ "action": action.code() });
     if let NumberAction::Paid { at_ms } = action {
         change.paid_at = Some(at_ms);
@@ -600,9 +599,7 @@ pub use crate::db::merchants::{autopay_seconds, set_autopay_seconds};
 
 /// A payment as the sandbox API returns it (`{"payment": ...}`).
 pub fn payment_json(p: &PaymentRow) -> Value {
-    let status_label = NumberStatus::parse(&p.status)
-        .map(|s| s.label_ja())
-        .unwrap_or_else(|| crate::status::label_ja(&p.method, &p.status));
+    let status_label = p.status.label_ja();
     json!({
         "id": p.id,
         "merchant_id": p.merchant_id,
@@ -625,7 +622,7 @@ pub fn payment_json(p: &PaymentRow) -> Value {
 pub fn format_deadline(ms: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-        .to_offset(time::macros::offset!(+9));
+        .to_offset(crate::domain::jst::OFFSET);
     format!(
         "{:04}/{:02}/{:02} {:02}:{:02}:{:02}",
         t.year(),

@@ -5,6 +5,7 @@ pub mod card;
 pub mod carrier;
 pub mod checkout;
 pub mod client_card;
+pub mod error;
 pub mod jobs;
 pub mod konbini;
 pub mod payment_requests;
@@ -36,7 +37,7 @@ pub async fn return_link(
         return Ok(checkout.return_url.clone());
     };
     let payment_id = payment.map(|p| p.id.as_str()).unwrap_or("");
-    let status = payment.map(|p| p.status.as_str()).unwrap_or("open");
+    let status = payment.map(|p| p.status.code()).unwrap_or("open");
     let q = crate::signing::signed_query(
         &secret,
         &[

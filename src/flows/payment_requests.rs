@@ -2,15 +2,15 @@
 //! and the SMS carrying it. The short URL re-signs the order's link on every visit, so it works
 //! until the request's own expiry whatever link lifetime the checkout had.
 
-use axum::http::StatusCode;
 use rand::Rng;
 
 use crate::context::Ctx;
 use crate::db::merchants::MerchantRow;
 use crate::db::{checkouts, Db};
+use crate::domain::reason::Reason;
 use crate::domain::CheckoutStatus;
-use crate::error::{AppError, AppResult, Reason};
 use crate::flows::checkout::{expire_in_tx, sign, sign_and_open};
+use crate::flows::error::{FlowError, FlowResult, Refused};
 use crate::sms::{SendError, SmsRow};
 use crate::util::now_ms;
 use crate::{exec_tx, on_db};
@@ -82,17 +82,13 @@ pub struct NewRequest {
     pub expires_in_s: i64,
 }
 
-fn sms_too_long(e: crate::sms::TemplateError) -> AppError {
-    AppError::api(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "sms_too_long",
-        e.to_string(),
-    )
+fn sms_too_long(e: crate::sms::TemplateError) -> FlowError {
+    FlowError::refused(Refused::Unprocessable, "sms_too_long", e.to_string())
 }
 
-fn not_found(id: &str) -> AppError {
-    AppError::api(
-        StatusCode::NOT_FOUND,
+fn not_found(id: &str) -> FlowError {
+    FlowError::refused(
+        Refused::NotFound,
         "payment_request_not_found",
         format!("no payment request {id}"),
     )
@@ -126,8 +122,8 @@ pub async fn create(
     new: NewRequest,
 ) -> Result<(RequestRow, SmsRow), SendError> {
     let phone = crate::sms::normalize_phone(&new.phone).ok_or_else(|| {
-        AppError::api(
-            StatusCode::BAD_REQUEST,
+        FlowError::refused(
+            Refused::Invalid,
             "invalid_phone",
             "phone must be a Japanese mobile number (070/080/090, 11 digits)",
         )
@@ -146,8 +142,8 @@ pub async fn create(
     }
     let (opened, _) = sign_and_open(state, &m.id, &order_fields, expires_at_s).await?;
     if opened.checkout.status != CheckoutStatus::Open {
-        return Err(AppError::api(
-            StatusCode::CONFLICT,
+        return Err(FlowError::refused(
+            Refused::Conflict,
             "checkout_not_open",
             format!("the order's checkout is {}", opened.checkout.status),
         )
@@ -169,7 +165,7 @@ pub async fn create(
     .bind(opened.checkout.amount)
     .bind(&opened.checkout.item_name)
     .bind(&code)
-    .bind(serde_json::to_string(&order_fields).map_err(|e| AppError::Internal(e.into()))?)
+    .bind(serde_json::to_string(&order_fields).map_err(|e| FlowError::Internal(e.into()))?)
     .bind(expires_at_s * 1000)
     .bind(now)
     .bind(now)
@@ -192,7 +188,7 @@ pub async fn create(
 }
 
 /// The merchant's request, or 404 (other merchants' requests look missing).
-pub async fn get(db: &Db, merchant_id: &str, id: &str) -> AppResult<RequestRow> {
+pub async fn get(db: &Db, merchant_id: &str, id: &str) -> FlowResult<RequestRow> {
     let sql = format!("SELECT {COLS} FROM payment_requests WHERE id = $1 AND merchant_id = $2");
     let row: Option<RequestRow> =
         on_db!(db, c => sqlx::query_as(&sql).bind(id).bind(merchant_id).fetch_optional(c).await)?;
@@ -208,8 +204,8 @@ pub async fn resend(
     let r = get(&state.db, &m.id, id).await?;
     let status = status_of(&state.db, &r).await?;
     if status != "open" {
-        return Err(AppError::api(
-            StatusCode::CONFLICT,
+        return Err(FlowError::refused(
+            Refused::Conflict,
             "payment_request_not_open",
             format!("the payment request is {status}"),
         )
@@ -243,7 +239,7 @@ pub async fn resend(
 
 /// Cancels the request and closes its checkout, unless a payment exists (cancel that instead).
 /// Cancelling a cancelled request changes nothing.
-pub async fn cancel(state: &Ctx, m: &MerchantRow, id: &str) -> AppResult<RequestRow> {
+pub async fn cancel(state: &Ctx, m: &MerchantRow, id: &str) -> FlowResult<RequestRow> {
     let r = get(&state.db, &m.id, id).await?;
     if r.status == "cancelled" {
         return Ok(r);
@@ -263,16 +259,16 @@ pub async fn cancel(state: &Ctx, m: &MerchantRow, id: &str) -> AppResult<Request
 
 /// Where `/s/{code}` leads: a freshly signed checkout link (path and query) for the request's
 /// order. Unknown codes are `not_found`; cancelled or expired requests `link_expired`.
-pub async fn resolve(state: &Ctx, code: &str) -> AppResult<String> {
+pub async fn resolve(state: &Ctx, code: &str) -> FlowResult<String> {
     if code.len() != CODE_LEN || !code.bytes().all(|b| CODE_ALPHABET.contains(&b)) {
-        return Err(AppError::shopper(Reason::NotFound));
+        return Err(FlowError::shopper(Reason::NotFound));
     }
     let sql = format!("SELECT {COLS} FROM payment_requests WHERE code = $1");
     let r: Option<RequestRow> =
         on_db!(&state.db, c => sqlx::query_as(&sql).bind(code).fetch_optional(c).await)?;
-    let r = r.ok_or(AppError::shopper(Reason::NotFound))?;
+    let r = r.ok_or(FlowError::shopper(Reason::NotFound))?;
     if r.status != "open" || r.expires_at <= now_ms() {
-        return Err(AppError::shopper(Reason::LinkExpired));
+        return Err(FlowError::shopper(Reason::LinkExpired));
     }
     let (_, query) = sign(
         state,
@@ -283,7 +279,7 @@ pub async fn resolve(state: &Ctx, code: &str) -> AppResult<String> {
     .await
     .map_err(|e| match e {
         // The merchant retired every signing key: the shopper sees a link error page.
-        AppError::Api { .. } => AppError::shopper(Reason::UnknownKey),
+        FlowError::Refused { .. } => FlowError::shopper(Reason::UnknownKey),
         other => other,
     })?;
     Ok(format!("/checkout?{query}"))

@@ -25,7 +25,7 @@ use crate::util::now_ms;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// The payment changed to this status.
-    Applied(String),
+    Applied(crate::domain::payment::PaymentStatus),
     /// This event id was applied before: nothing changed.
     Duplicate,
     /// Verified, recorded, and nothing to change (unknown type, stale or repeated state).
@@ -115,7 +115,7 @@ pub async fn receive(
         tracing::warn!(account = %account.id, event = %event.id, kind = %event.kind, "processor event for an unknown payment");
         return Ok(Outcome::Ignored("unknown_payment"));
     };
-    let outcome = if NumberMethod::parse(&p.method).is_some() {
+    let outcome = if NumberMethod::of(p.method).is_some() {
         apply_to_number(&mut tx, &p, &event).await?
     } else {
         Outcome::Ignored("unsupported_method")

@@ -6,19 +6,21 @@ use crate::context::Ctx;
 use crate::db::checkouts::CheckoutRow;
 use crate::db::payments::PaymentRow;
 use crate::device::ViewOverride;
+use crate::domain::payment::PaymentStatus;
 use crate::domain::processor::ConnectorId;
+use crate::domain::reason::Reason;
 use crate::domain::CheckoutStatus;
 use crate::domain::Mode;
-use crate::error::{AppError, AppResult, Reason};
+use crate::flows::error::{FlowError, FlowResult};
 
 /// The sandbox bank and carrier pages exist only for sandbox payments of test-mode merchants:
 /// for anything else they answer 404, as if the session did not exist.
-pub async fn ensure_sandbox_payment(state: &Ctx, p: &PaymentRow) -> AppResult<()> {
+pub async fn ensure_sandbox_payment(state: &Ctx, p: &PaymentRow) -> FlowResult<()> {
     let merchant = crate::db::merchants::get(&state.db, &p.merchant_id).await?;
     let test = merchant.is_some_and(|m| m.mode() == Mode::Test);
     if !test || p.connector_id() != ConnectorId::Sandbox {
         tracing::warn!(payment = %p.id, "sandbox page refused for a non-sandbox payment");
-        return Err(AppError::shopper(Reason::NotFound));
+        return Err(FlowError::shopper(Reason::NotFound));
     }
     Ok(())
 }
@@ -29,14 +31,14 @@ pub async fn returning_payment(
     state: &Ctx,
     checkout_id: &str,
     payment_id: &str,
-) -> AppResult<(PaymentRow, MerchantConnectors)> {
+) -> FlowResult<(PaymentRow, MerchantConnectors)> {
     let p = crate::db::payments::get(&state.db, payment_id)
         .await?
         .filter(|p| p.checkout_id == checkout_id)
-        .ok_or(AppError::shopper(Reason::ReturnRejected))?;
+        .ok_or(FlowError::shopper(Reason::ReturnRejected))?;
     let merchant = crate::db::merchants::get(&state.db, &p.merchant_id)
         .await?
-        .ok_or(AppError::shopper(Reason::ReturnRejected))?;
+        .ok_or(FlowError::shopper(Reason::ReturnRejected))?;
     let connectors = crate::flows::merchant_connectors(state, &merchant).await?;
     Ok((p, connectors))
 }
@@ -53,10 +55,10 @@ pub use crate::db::payments::attach_session;
 pub async fn start_failed(
     state: &Ctx,
     p: &PaymentRow,
-    to_status: &str,
+    to_status: impl Into<PaymentStatus>,
     event: &str,
     code: &str,
-) -> AppResult<()> {
+) -> FlowResult<()> {
     let mut change = crate::db::payments::Change::new(to_status, event, "system");
     change.data = serde_json::json!({ "reason": "connector_error", "error": code });
     let mut tx = state.db.begin().await?;
@@ -82,18 +84,18 @@ pub async fn return_link(
     state: &Ctx,
     checkout: &CheckoutRow,
     payment: &PaymentRow,
-) -> AppResult<String> {
+) -> FlowResult<String> {
     Ok(crate::flows::return_link(&state.db, &state.keys, checkout, Some(payment)).await?)
 }
 
 /// Maps a payments-store error for the shopper: a lost race or a second live payment means the
 /// checkout is already being (or has been) paid.
-pub fn payment_error(e: crate::db::payments::PaymentError) -> crate::error::AppError {
+pub fn payment_error(e: crate::db::payments::PaymentError) -> crate::flows::error::FlowError {
     use crate::db::payments::PaymentError;
     match e {
         PaymentError::AlreadyLive | PaymentError::Conflict => {
-            crate::error::AppError::shopper(crate::error::Reason::CheckoutClosed)
+            crate::flows::error::FlowError::shopper(Reason::CheckoutClosed)
         }
-        PaymentError::Db(e) => crate::error::AppError::Db(e),
+        PaymentError::Db(e) => crate::flows::error::FlowError::Db(e),
     }
 }

@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use encoding_rs::UTF_8;
 
 use crate::db::payments;
-use crate::device::{Device, Ua};
+use crate::device::Device;
 use crate::domain::bank::Bank;
 use crate::domain::CheckoutStatus;
 use crate::domain::Method;
@@ -17,17 +17,15 @@ use crate::pages::{Choice, Chrome, OrderView, WebBankChoose};
 use crate::render::page;
 use crate::routes::redirect_result;
 use crate::routes::shopper::ShopperForm;
+use crate::routes::shopper::ShopperPage;
 use crate::session::Session;
 use crate::state::AppState;
 
 /// `GET /pay/{token}/banknet`: the list of banks.
 pub async fn show(
     State(state): State<AppState>,
-    ua: Ua,
-    Path(token): Path<String>,
+    ShopperPage { token, o, device }: ShopperPage,
 ) -> AppResult<Response> {
-    let (session, o) = checkout::load_session(&state, &token).await?;
-    let device = session.view.apply(ua.device);
     if o.checkout.status != CheckoutStatus::Open {
         return Ok(Redirect::to(&format!("/pay/{token}")).into_response());
     }
@@ -96,11 +94,10 @@ pub async fn back(
 /// `GET /pay/{token}/banknet/result/{payment_id}`: paid, declined, timed out or still waiting.
 pub async fn result(
     State(state): State<AppState>,
-    ua: Ua,
-    Path((token, payment_id)): Path<(String, String)>,
+    Path((_, payment_id)): Path<(String, String)>,
+    ShopperPage { token, o, device }: ShopperPage,
 ) -> AppResult<Response> {
-    let (session, o) = checkout::load_session(&state, &token).await?;
-    let device = match session.view.apply(ua.device) {
+    let device = match device {
         // Bank net is never started on a feature phone; show the PC page if one arrives here.
         Device::FeaturePhone => Device::Pc,
         d => d,

@@ -2,42 +2,29 @@
 
 use std::net::SocketAddr;
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::db::payments::{self, PaymentRow};
-use crate::device::page_encoding;
-use crate::device::{Device, Ua};
+use crate::device::Device;
 use crate::domain::card::{CardStatus, PaymentOption};
 use crate::domain::CheckoutStatus;
+use crate::domain::Method;
 use crate::error::{AppError, AppResult, Reason};
 use crate::flows::card::{self as flow, FieldErrors, PayOutcome};
-use crate::flows::checkout::{self, Opened};
+use crate::flows::checkout;
 use crate::form;
 use crate::pages::{
     Chrome, FpCardForm, FpChallenge, FpResult, OptionView, OrderView, WebCardForm, WebChallenge,
     WebResult,
 };
 use crate::render::page_with_status;
+use crate::routes::shopper::{ShopperForm, ShopperPage};
 use crate::session::Session;
 use crate::state::AppState;
 
-struct Ctx {
-    device: Device,
-    token: String,
-    o: Opened,
-}
-
-async fn ctx(state: &AppState, ua: Ua, token: String) -> AppResult<Ctx> {
-    let (session, o) = checkout::load_session(state, &token).await?;
-    Ok(Ctx {
-        device: session.view.apply(ua.device),
-        token,
-        o,
-    })
-}
+type Ctx = ShopperPage;
 
 fn chrome(state: &AppState, x: &Ctx) -> Chrome {
     Chrome::new(
@@ -60,12 +47,7 @@ fn order(x: &Ctx) -> OrderView {
 }
 
 /// `GET /pay/{token}/card`
-pub async fn form_page(
-    State(state): State<AppState>,
-    ua: Ua,
-    Path(token): Path<String>,
-) -> AppResult<Response> {
-    let x = ctx(&state, ua, token).await?;
+pub async fn form_page(State(state): State<AppState>, x: ShopperPage) -> AppResult<Response> {
     if x.o.checkout.status != CheckoutStatus::Open {
         return Ok(Redirect::to(&format!("/pay/{}/card/result", x.token)).into_response());
     }
@@ -85,17 +67,9 @@ pub async fn form_page(
 /// `POST /pay/{token}/card`
 pub async fn submit(
     State(state): State<AppState>,
-    ua: Ua,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    ShopperForm { page: x, fields }: ShopperForm,
 ) -> AppResult<Response> {
-    let x = ctx(&state, ua, token).await?;
-    let fields = form::parse_body(&headers, &body, page_encoding(x.device));
-    if !Session::csrf_ok(&x.token, &state.secret, form::get(&fields, "csrf")) {
-        return Err(AppError::shopper(Reason::BadCsrf));
-    }
     if x.o.checkout.status != CheckoutStatus::Open {
         return Ok(Redirect::to(&format!("/pay/{}/card/result", x.token)).into_response());
     }
@@ -110,7 +84,7 @@ pub async fn submit(
     let ip = peer.ip().to_string();
     flow::check_lock(&state, &x.o.checkout.id, &ip).await?;
     let (opts, holder) = flow::merchant_card_settings(&x.o.merchant.card_options);
-    let today = time::OffsetDateTime::now_utc().to_offset(time::macros::offset!(+9));
+    let today = time::OffsetDateTime::now_utc().to_offset(crate::domain::jst::OFFSET);
     let en = x.o.checkout.lang == "en";
     let get = |k: &str| form::get(&fields, k).to_owned();
     let input = match flow::parse_form(get, &opts, holder, (today.year(), today.month() as u32), en)
@@ -136,15 +110,10 @@ pub async fn submit(
 }
 
 /// `GET /pay/{token}/card/challenge`
-pub async fn challenge_page(
-    State(state): State<AppState>,
-    ua: Ua,
-    Path(token): Path<String>,
-) -> AppResult<Response> {
-    let x = ctx(&state, ua, token).await?;
+pub async fn challenge_page(State(state): State<AppState>, x: ShopperPage) -> AppResult<Response> {
     let p = payments::live_for_checkout(&state.db, &x.o.checkout.id).await?;
     match p {
-        Some(p) if p.status == CardStatus::Challenge.as_str() => {
+        Some(p) if p.status == CardStatus::Challenge => {
             let outcome = flow::outcome_of(p);
             respond_page(&state, &x, outcome).await
         }
@@ -155,17 +124,9 @@ pub async fn challenge_page(
 /// `POST /pay/{token}/card/challenge`
 pub async fn challenge_submit(
     State(state): State<AppState>,
-    ua: Ua,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    ShopperForm { page: x, fields }: ShopperForm,
 ) -> AppResult<Response> {
-    let x = ctx(&state, ua, token).await?;
-    let fields = form::parse_body(&headers, &body, page_encoding(x.device));
-    if !Session::csrf_ok(&x.token, &state.secret, form::get(&fields, "csrf")) {
-        return Err(AppError::shopper(Reason::BadCsrf));
-    }
     let Some(p) = payments::live_for_checkout(&state.db, &x.o.checkout.id).await? else {
         return Ok(Redirect::to(&format!("/pay/{}/card/result", x.token)).into_response());
     };
@@ -183,16 +144,8 @@ pub async fn challenge_submit(
 /// `POST /pay/{token}/card/challenge/cancel`: leave the challenge for the method selector.
 pub async fn challenge_cancel(
     State(state): State<AppState>,
-    ua: Ua,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    ShopperForm { page: x, .. }: ShopperForm,
 ) -> AppResult<Response> {
-    let x = ctx(&state, ua, token).await?;
-    let fields = form::parse_body(&headers, &body, page_encoding(x.device));
-    if !Session::csrf_ok(&x.token, &state.secret, form::get(&fields, "csrf")) {
-        return Err(AppError::shopper(Reason::BadCsrf));
-    }
     if let Some(p) = payments::live_for_checkout(&state.db, &x.o.checkout.id).await? {
         flow::abandon_challenge(&state, &x.o, &p.id).await?;
     }
@@ -201,15 +154,10 @@ pub async fn challenge_cancel(
 
 /// `GET /pay/{token}/card/result`: the state of the checkout's card payment. Reloading it never
 /// charges again.
-pub async fn result_page(
-    State(state): State<AppState>,
-    ua: Ua,
-    Path(token): Path<String>,
-) -> AppResult<Response> {
-    let x = ctx(&state, ua, token).await?;
+pub async fn result_page(State(state): State<AppState>, x: ShopperPage) -> AppResult<Response> {
     let p = payments::latest_for_checkout(&state.db, &x.o.checkout.id).await?;
     match p {
-        Some(p) if p.method == "card" => respond_page(&state, &x, flow::outcome_of(p)).await,
+        Some(p) if p.method == Method::Card => respond_page(&state, &x, flow::outcome_of(p)).await,
         _ => Ok(Redirect::to(&format!("/pay/{}", x.token)).into_response()),
     }
 }

@@ -16,8 +16,8 @@ use axum::Json;
 use serde_json::json;
 
 use crate::connectors::client_card::CspSources;
-use crate::device::page_encoding;
-use crate::device::{Device, Ua};
+
+use crate::device::Device;
 use crate::domain::card::CardStatus;
 use crate::domain::processor::Processor;
 use crate::domain::CheckoutStatus;
@@ -25,9 +25,10 @@ use crate::domain::Method;
 use crate::error::{AppError, AppResult, Reason};
 use crate::flows::checkout::{self, Opened};
 use crate::flows::client_card::{self as flow, HookError, HookOutcome};
-use crate::form;
+
 use crate::pages::{Chrome, FpResult, OrderView};
 use crate::render::page_with_status;
+use crate::routes::shopper::{ShopperForm, ShopperPage};
 use crate::session::Session;
 use crate::state::AppState;
 
@@ -198,18 +199,12 @@ pub async fn script() -> Response {
 /// answers the client secret the script confirms with. No card data is posted here.
 pub async fn intent(
     State(state): State<AppState>,
-    ua: Ua,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    ShopperForm {
+        page: ShopperPage { token, o, device },
+        ..
+    }: ShopperForm,
 ) -> AppResult<Response> {
-    let (session, o) = checkout::load_session(&state, &token).await?;
-    let device = session.view.apply(ua.device);
-    let fields = form::parse_body(&headers, &body, page_encoding(device));
-    if !Session::csrf_ok(&token, &state.secret, form::get(&fields, "csrf")) {
-        return Err(AppError::shopper(Reason::BadCsrf));
-    }
     if o.checkout.status != CheckoutStatus::Open {
         return Err(AppError::shopper(Reason::CheckoutClosed));
     }
@@ -229,12 +224,9 @@ pub async fn intent(
 /// page again when nothing was paid yet.
 pub async fn back(
     State(state): State<AppState>,
-    ua: Ua,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(token): Path<String>,
+    ShopperPage { token, o, device }: ShopperPage,
 ) -> AppResult<Response> {
-    let (session, o) = checkout::load_session(&state, &token).await?;
-    let device = session.view.apply(ua.device);
     let p = match flow::settle_return(&state, &o, &peer.ip().to_string()).await {
         Ok(p) => p,
         Err(e) => {
@@ -245,8 +237,7 @@ pub async fn back(
         }
     };
     if let Some(p) = p {
-        if p.status == CardStatus::Awaiting3ds.as_str() && o.checkout.status == CheckoutStatus::Open
-        {
+        if p.status == CardStatus::Awaiting3ds && o.checkout.status == CheckoutStatus::Open {
             let en = o.checkout.lang == "en";
             let msg = if en {
                 "The payment was not completed. Please check the card details and try again."

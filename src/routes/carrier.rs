@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use encoding_rs::UTF_8;
 
 use crate::db::payments;
-use crate::device::{Device, Ua};
+use crate::device::Device;
 use crate::domain::carrier::{BillingKind, Carrier};
 use crate::domain::CheckoutStatus;
 use crate::error::{AppError, AppResult, Reason};
@@ -18,6 +18,7 @@ use crate::pages::{Choice, Chrome, FpCarrierConfirm, OrderView, WebCarrierConfir
 use crate::render::page;
 use crate::routes::redirect_result;
 use crate::routes::shopper::ShopperForm;
+use crate::routes::shopper::ShopperPage;
 use crate::session::Session;
 use crate::state::AppState;
 
@@ -33,13 +34,10 @@ fn carrier_of(uri: &Uri) -> AppResult<Carrier> {
 /// `GET /pay/{token}/{carrier}`: what happens next, and 都度 / 継続 when the merchant offers both.
 pub async fn show(
     State(state): State<AppState>,
-    ua: Ua,
     uri: Uri,
-    Path(token): Path<String>,
+    ShopperPage { token, o, device }: ShopperPage,
 ) -> AppResult<Response> {
     let c = carrier_of(&uri)?;
-    let (session, o) = checkout::load_session(&state, &token).await?;
-    let device = session.view.apply(ua.device);
     if o.checkout.status != CheckoutStatus::Open {
         return Ok(Redirect::to(&format!("/pay/{token}")).into_response());
     }
@@ -147,16 +145,14 @@ pub async fn back(
 /// monthly limit) or cancelled.
 pub async fn result(
     State(state): State<AppState>,
-    ua: Ua,
     uri: Uri,
-    Path((token, payment_id)): Path<(String, String)>,
+    Path((_, payment_id)): Path<(String, String)>,
+    ShopperPage { token, o, device }: ShopperPage,
 ) -> AppResult<Response> {
     let c = carrier_of(&uri)?;
-    let (session, o) = checkout::load_session(&state, &token).await?;
-    let device = session.view.apply(ua.device);
     let p = payments::get(&state.db, &payment_id)
         .await?
-        .filter(|p| p.method == c.code())
+        .filter(|p| p.method == c.method())
         .ok_or(AppError::shopper(Reason::NotFound))?;
     if p.checkout_id != o.checkout.id {
         return Err(AppError::shopper(Reason::NotFound));

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::db::checkouts;
 use crate::device::{Device, Ua, ViewOverride};
+use crate::domain::bank::BankStatus;
 use crate::domain::CheckoutStatus;
 use crate::domain::Method;
 use crate::error::{AppError, AppResult, Reason};
@@ -17,6 +18,7 @@ use crate::form;
 use crate::pages::{Chrome, FpClosed, FpSelector, MethodView, OrderView, WebClosed, WebSelector};
 use crate::render::page;
 use crate::routes::shopper::ShopperForm;
+use crate::routes::shopper::ShopperPage;
 use crate::session::Session;
 use crate::state::AppState;
 
@@ -64,11 +66,12 @@ pub async fn open_post(
 /// `GET /pay/{token}`: the checkout page of a session.
 pub async fn show(
     State(state): State<AppState>,
-    ua: Ua,
-    Path(token): Path<String>,
+    ShopperPage {
+        token,
+        o: opened,
+        device,
+    }: ShopperPage,
 ) -> AppResult<Response> {
-    let (session, opened) = checkout::load_session(&state, &token).await?;
-    let device = session.view.apply(ua.device);
     if let Some(r) = super::konbini::issued_page(&state, device, &opened, &token).await? {
         return Ok(r);
     }
@@ -87,7 +90,7 @@ async fn bank_waiting(state: &AppState, o: &Opened, token: &str) -> AppResult<Op
     let Some(p) = crate::db::payments::live_for_checkout(&state.db, &o.checkout.id).await? else {
         return Ok(None);
     };
-    if p.method != Method::Banknet.code() || p.status != "awaiting_bank" {
+    if p.method != Method::Banknet || p.status != BankStatus::AwaitingBank {
         return Ok(None);
     }
     let to = format!("/pay/{token}/banknet/result/{}", p.id);

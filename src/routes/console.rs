@@ -16,6 +16,7 @@ use crate::console::views::{self, Choice, Chrome, RowView, SortLink};
 use crate::console::{audit, csv_export};
 use crate::db::payments;
 use crate::device::Device;
+use crate::domain::payment::PaymentStatus;
 use crate::domain::Method;
 use crate::form;
 use crate::state::AppState;
@@ -404,12 +405,12 @@ pub async fn list(
             selected: f.method == m.code(),
         })
         .collect();
-    let statuses = STATUSES
-        .iter()
+    let statuses = PaymentStatus::all_codes()
+        .into_iter()
         .map(|s| Choice {
-            code: (*s).into(),
-            label: crate::status::label_ja("", s).into(),
-            selected: f.status == *s,
+            code: s.into(),
+            label: PaymentStatus::label_for_code(s).unwrap_or(s).into(),
+            selected: f.status == s,
         })
         .collect();
     let page = views::Payments {
@@ -427,23 +428,6 @@ pub async fn list(
     };
     html(StatusCode::OK, &page)
 }
-
-/// Status codes offered in the search form.
-const STATUSES: [&str; 13] = [
-    "awaiting_3ds",
-    "authorized",
-    "captured",
-    "cancelled",
-    "refunded",
-    "failed",
-    "expired",
-    "awaiting_payment",
-    "paid",
-    "confirmed",
-    "reversed",
-    "completed",
-    "timed_out",
-];
 
 pub async fn csv(
     State(state): State<AppState>,

@@ -487,7 +487,9 @@ pub async fn summary_page(
             .into_iter()
             .map(|l| {
                 view(
-                    crate::console::csv_export::method_ja(&l.method).to_owned(),
+                    crate::domain::Method::parse(&l.method)
+                        .map_or(l.method.as_str(), |m| m.name_ja())
+                        .to_owned(),
                     l.count,
                     l.amount,
                     l.fee,

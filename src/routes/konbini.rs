@@ -319,7 +319,9 @@ fn number_page(
     let en = o.checkout.lang == "en";
     let target = flow::target_of(p)
         .ok_or_else(|| anyhow::anyhow!("payment {} is not a number payment", p.id))?;
-    let status = NumberStatus::parse(&p.status)
+    let status = p
+        .status
+        .number()
         .ok_or_else(|| anyhow::anyhow!("payment {} has status {:?}", p.id, p.status))?;
     let details = NumberDetails::of(p);
     let fields = target

@@ -48,26 +48,35 @@ pub async fn result_view(
     p: &PaymentRow,
     method_name: &'static str,
 ) -> AppResult<PayResult> {
-    let ok = matches!(p.status.as_str(), "paid" | "completed");
-    let waiting = matches!(p.status.as_str(), "awaiting_bank" | "awaiting_auth");
+    use crate::domain::bank::BankStatus;
+    use crate::domain::carrier::CarrierStatus;
+    use crate::domain::payment::PaymentStatus as P;
+    let ok = p.status.is_paid();
+    let waiting = p.status.is_awaiting_redirect();
     let details = p.details_json();
-    let message = match (p.status.as_str(), details["failure_reason"].as_str()) {
+    let message = match (p.status, details["failure_reason"].as_str()) {
         (_, Some("carrier_monthly_limit_exceeded")) => {
             let remaining = details["limit_remaining"].as_i64().unwrap_or(0);
-            crate::domain::carrier::Carrier::parse(&p.method)
+            crate::domain::carrier::Carrier::of(p.method)
                 .map(|c| crate::flows::carrier::limit_message(c, remaining))
         }
-        ("declined", _) => Some("銀行でお支払いが承認されませんでした。".to_owned()),
-        ("timed_out", _) => Some(if o.checkout.lang == "en" {
+        (P::Bank(BankStatus::Declined), _) => {
+            Some("銀行でお支払いが承認されませんでした。".to_owned())
+        }
+        (P::Bank(BankStatus::TimedOut), _) => Some(if o.checkout.lang == "en" {
             "The bank did not finish in time, so the payment was cancelled. Nothing was charged; you can pay another way."
                 .to_owned()
         } else {
             "銀行での手続きが時間内に完了しなかったため、お支払いを取り消しました。お支払いはされていません。別の方法でお支払いいただけます。"
                 .to_owned()
         }),
-        ("failed", _) => Some("携帯電話会社でお支払いが承認されませんでした。".to_owned()),
-        ("cancelled", _) => Some("お支払いをキャンセルしました。".to_owned()),
-        ("awaiting_bank", _) => Some(abandon_note(
+        (P::Carrier(CarrierStatus::Failed), _) => {
+            Some("携帯電話会社でお支払いが承認されませんでした。".to_owned())
+        }
+        (P::Carrier(CarrierStatus::Cancelled), _) => {
+            Some("お支払いをキャンセルしました。".to_owned())
+        }
+        (P::Bank(BankStatus::AwaitingBank), _) => Some(abandon_note(
             p.created_at + crate::domain::bank::PENDING_TIMEOUT_MS,
             o.checkout.lang == "en",
         )),
@@ -87,7 +96,7 @@ pub async fn result_view(
         waiting,
         method_name,
         payment_id: p.id.clone(),
-        status_label: crate::status::shopper_label(&p.status, o.checkout.lang == "en"),
+        status_label: p.status.shopper_label(o.checkout.lang == "en"),
         message,
         return_link,
         retry_url,
@@ -99,7 +108,7 @@ pub async fn result_view(
 pub fn abandon_note(cancel_at_ms: i64, en: bool) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(cancel_at_ms) * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-        .to_offset(time::macros::offset!(+9));
+        .to_offset(crate::domain::jst::OFFSET);
     let hm = format!("{:02}:{:02}", t.hour(), t.minute());
     if en {
         format!(

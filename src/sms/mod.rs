@@ -7,12 +7,10 @@ pub mod sandbox;
 
 use std::sync::Arc;
 
-use axum::http::StatusCode;
-
 use crate::config::Config;
 use crate::db::Tx;
 use crate::domain::Mode;
-use crate::error::AppError;
+use crate::flows::error::{FlowError, Refused};
 use crate::util::now_ms;
 use crate::{exec_tx, on_tx};
 
@@ -67,13 +65,13 @@ impl SmsProviders {
         })
     }
 
-    pub fn for_mode(&self, mode: Mode) -> Result<Arc<dyn SmsProvider>, AppError> {
+    pub fn for_mode(&self, mode: Mode) -> Result<Arc<dyn SmsProvider>, FlowError> {
         match mode {
             Mode::Test => Ok(self.sandbox.clone()),
             Mode::Live => match &self.http {
                 Some(h) => Ok(h.clone()),
-                None => Err(AppError::Api {
-                    status: StatusCode::CONFLICT,
+                None => Err(FlowError::Refused {
+                    kind: Refused::Conflict,
                     code: "sms_provider_not_configured",
                     message: "no SMS gateway is configured for live merchants on this server \
                               (KAKEHASHI_SMS_HTTP_URL)"
@@ -240,7 +238,7 @@ pub async fn reserve_and_queue(
             .bind(merchant_id)
             .execute(c)
             .await)
-        .map_err(AppError::from)?;
+        .map_err(FlowError::from)?;
     }
     let window_start = now - 60_000;
     let (count, oldest): (i64, Option<i64>) = on_tx!(tx, c => sqlx::query_as(
@@ -250,7 +248,7 @@ pub async fn reserve_and_queue(
     .bind(window_start)
     .fetch_one(c)
     .await)
-    .map_err(AppError::from)?;
+    .map_err(FlowError::from)?;
     if count >= limit_per_minute {
         let wait_ms = oldest.map(|o| o + 60_000 - now).unwrap_or(60_000);
         return Err(SendError::RateLimited {
@@ -272,45 +270,27 @@ pub async fn reserve_and_queue(
     .bind(now)
     .execute(c)
     .await)
-    .map_err(AppError::from)?;
+    .map_err(FlowError::from)?;
     Ok(id)
 }
 
-/// A refusal to send: the rate limit (answered 429 with `Retry-After`), or any other error.
+/// A refusal to send: the rate limit (the API answers 429 with `Retry-After`), or any other
+/// error.
 #[derive(Debug)]
 pub enum SendError {
     RateLimited { retry_after_s: i64 },
-    App(AppError),
+    Flow(FlowError),
 }
 
-impl From<AppError> for SendError {
-    fn from(e: AppError) -> Self {
-        SendError::App(e)
+impl From<FlowError> for SendError {
+    fn from(e: FlowError) -> Self {
+        SendError::Flow(e)
     }
 }
 
 impl From<sqlx::Error> for SendError {
     fn from(e: sqlx::Error) -> Self {
-        SendError::App(e.into())
-    }
-}
-
-impl axum::response::IntoResponse for SendError {
-    fn into_response(self) -> axum::response::Response {
-        match self {
-            SendError::RateLimited { retry_after_s } => (
-                [(axum::http::header::RETRY_AFTER, retry_after_s.to_string())],
-                AppError::Api {
-                    status: StatusCode::TOO_MANY_REQUESTS,
-                    code: "rate_limited",
-                    message: format!(
-                        "too many SMS messages this minute; retry after {retry_after_s} s"
-                    ),
-                },
-            )
-                .into_response(),
-            SendError::App(e) => e.into_response(),
-        }
+        SendError::Flow(e.into())
     }
 }
 

@@ -422,6 +422,52 @@ async fn checkouts_are_validated_like_links_and_can_expire(app: TestApp) {
         .api_post("/api/v1/checkouts/co-paid/expire", &key, json!({}))
         .await;
     assert_eq!((r.status, r.code()), (409, "payment_exists"));
+
+    // A carrier attempt the shopper backed out of does not hold the checkout (the same rule as
+    // the one-live-payment index), so the checkout can still be expired.
+    let r = app
+        .api_post(
+            "/api/v1/checkouts",
+            &key,
+            json!({"order_id": "co-backed-out", "amount": 500, "item_name": "x",
+                   "return_url": "https://shop.example/done"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.json);
+    let co = kakehashi::db::checkouts::find_by_order(&app.db, &m.id, "co-backed-out")
+        .await
+        .unwrap()
+        .unwrap();
+    let mut tx = app.db.begin().await.unwrap();
+    kakehashi::db::payments::create(
+        &mut tx,
+        &kakehashi::db::payments::NewPayment {
+            merchant_id: &m.id,
+            checkout_id: &co.id,
+            order_id: "co-backed-out",
+            method: kakehashi::domain::Method::Au,
+            institution: Some("au"),
+            status: kakehashi::domain::carrier::CarrierStatus::Cancelled.into(),
+            amount: 500,
+            fee: 0,
+            deadline_at: None,
+            details: json!({}),
+            connector: &kakehashi::domain::processor::ConnectorId::Sandbox,
+        },
+        "test",
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let r = app
+        .api_post("/api/v1/checkouts/co-backed-out/expire", &key, json!({}))
+        .await;
+    assert_eq!(
+        (r.status, r.json["status"].as_str()),
+        (200, Some("expired")),
+        "{}",
+        r.json
+    );
 }
 both!(checkouts_are_validated_like_links_and_can_expire);
 

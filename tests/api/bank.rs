@@ -192,11 +192,15 @@ async fn walk_away_times_out(app: TestApp) {
     assert_eq!(r.status(), 200, "no redirect back");
     assert!(r.text().await.unwrap().contains("walked-away"));
     let session = bank_url.rsplit('/').next().unwrap();
-    let p = kakehashi::flows::redirect::by_session(&app.db, "banknet", session)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(p.status, "awaiting_bank");
+    let p = kakehashi::flows::redirect::by_session(
+        &app.db,
+        kakehashi::domain::Method::Banknet,
+        session,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(p.status.code(), "awaiting_bank");
     // Issue 16 item 9: the shopper who left the bank and comes back to the checkout learns
     // that nothing was charged, when the payment will be cancelled, and what then.
     let f = app.fields(&m, "bk-3", 4_800, &[]);

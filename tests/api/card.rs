@@ -362,13 +362,13 @@ async fn manual_capture_partial_capture_refund_and_cancel(app: TestApp) {
     let p = card::capture(&state, &id, Some(8_000), "test")
         .await
         .unwrap();
-    assert_eq!((p.status.as_str(), p.captured_amount), ("captured", 8_000));
+    assert_eq!((p.status.code(), p.captured_amount), ("captured", 8_000));
     let err = card::refund(&state, &id, 9_000, "test").await.unwrap_err();
     assert!(format!("{err:?}").contains("amount_exceeds_captured"));
     let p = card::refund(&state, &id, 3_000, "test").await.unwrap();
-    assert_eq!((p.status.as_str(), p.refunded_amount), ("captured", 3_000));
+    assert_eq!((p.status.code(), p.refunded_amount), ("captured", 3_000));
     let p = card::refund(&state, &id, 5_000, "test").await.unwrap();
-    assert_eq!(p.status, "refunded");
+    assert_eq!(p.status.code(), "refunded");
     let err = card::cancel(&state, &id, "test").await.unwrap_err();
     assert!(format!("{err:?}").contains("invalid_transition"));
     let events: Vec<String> = kakehashi::db::payments::events(&app.db, &id)
@@ -400,7 +400,11 @@ async fn manual_capture_partial_capture_refund_and_cancel(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(
-        card::cancel(&state, &id2, "test").await.unwrap().status,
+        card::cancel(&state, &id2, "test")
+            .await
+            .unwrap()
+            .status
+            .code(),
         "cancelled"
     );
     // Lapse: an authorization older than the limit expires.
@@ -623,9 +627,9 @@ async fn reconciliation_completes_an_unrecorded_authorization(app: TestApp) {
             merchant_id: &m.id,
             checkout_id: &co.id,
             order_id: "rec",
-            method: "card",
+            method: kakehashi::domain::Method::Card,
             institution: Some("VISA"),
-            status: "awaiting_3ds",
+            status: kakehashi::domain::card::CardStatus::Awaiting3ds.into(),
             amount: 2500,
             fee: 0,
             deadline_at: None,

@@ -123,7 +123,7 @@ async fn each_carrier_on_pc_and_smartphone(app: TestApp) {
                 .await
                 .unwrap()
                 .unwrap();
-            assert_eq!(p.method, carrier);
+            assert_eq!(p.method.code(), carrier);
             // The login phone number is kept only as a keyed hash.
             assert!(p.details_json()["phone_hash"].as_str().unwrap().len() == 64);
             assert!(!p.details.contains("12345678"), "{}", p.details);
@@ -329,11 +329,12 @@ async fn abandoned_attempt_does_not_block_a_new_one(app: TestApp) {
     let pid = pay(&app, &m, "ab-1", 500, "au", UA_PC).await;
     assert_eq!(app.payment_status(&pid).await, "completed");
     let session = first.rsplit('/').next().unwrap();
-    let old = kakehashi::flows::redirect::by_session(&app.db, "docomo", session)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(old.status, "cancelled");
+    let old =
+        kakehashi::flows::redirect::by_session(&app.db, kakehashi::domain::Method::Docomo, session)
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(old.status.code(), "cancelled");
     // Its page is closed now.
     assert_eq!(app.get(&first, UA_PC).await.status(), 409);
 }
@@ -362,7 +363,7 @@ async fn monthly_limit_per_phone_number(app: TestApp) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(p.status, "failed");
+    assert_eq!(p.status.code(), "failed");
     assert_eq!(
         p.details_json()["failure_reason"],
         "carrier_monthly_limit_exceeded"

@@ -123,9 +123,13 @@ async fn payment(
             merchant_id: &m.id,
             checkout_id: &co.id,
             order_id: order,
-            method,
+            method: kakehashi::domain::Method::parse(method).unwrap(),
             institution: Some(if method == "card" { "VISA" } else { "seven" }),
-            status,
+            status: kakehashi::domain::payment::PaymentStatus::decode(
+                kakehashi::domain::Method::parse(method).unwrap(),
+                status,
+            )
+            .unwrap(),
             amount,
             fee: if method == "konbini" && amount >= 50_000 {
                 200
@@ -205,7 +209,12 @@ async fn totp_login_and_roles(app: TestApp) {
     assert_eq!(r.status(), 403);
     assert_eq!(g.get("/console/settings").await.0, 403);
     assert_eq!(
-        payments::get(&app.db, &p.id).await.unwrap().unwrap().status,
+        payments::get(&app.db, &p.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+            .code(),
         "authorized"
     );
     // Another merchant's payment is invisible.
@@ -257,7 +266,12 @@ async fn idle_timeout_and_csrf(app: TestApp) {
         .await;
     assert_eq!(r.status(), 403);
     assert_eq!(
-        payments::get(&app.db, &p.id).await.unwrap().unwrap().status,
+        payments::get(&app.db, &p.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+            .code(),
         "authorized"
     );
     // Login form without the nonce cookie's token is refused too.
@@ -324,7 +338,12 @@ async fn card_actions_confirmed_and_audited(app: TestApp) {
         .unwrap()
         .contains("name=\"confirm\" value=\"yes\""));
     assert_eq!(
-        payments::get(&app.db, &p.id).await.unwrap().unwrap().status,
+        payments::get(&app.db, &p.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+            .code(),
         "authorized"
     );
     let r = c
@@ -336,7 +355,7 @@ async fn card_actions_confirmed_and_audited(app: TestApp) {
     assert_eq!(r.status(), 303);
     let after = payments::get(&app.db, &p.id).await.unwrap().unwrap();
     assert_eq!(
-        (after.status.as_str(), after.captured_amount),
+        (after.status.code(), after.captured_amount),
         ("captured", 5000)
     );
     // Partial refund, then an over-refund is refused.
@@ -366,7 +385,7 @@ async fn card_actions_confirmed_and_audited(app: TestApp) {
     assert_eq!(r.status(), 409);
     let after = payments::get(&app.db, &p.id).await.unwrap().unwrap();
     assert_eq!(
-        (after.status.as_str(), after.refunded_amount),
+        (after.status.code(), after.refunded_amount),
         ("captured", 1200)
     );
     let events: Vec<String> = payments::events(&app.db, &p.id)
@@ -399,7 +418,12 @@ async fn card_actions_confirmed_and_audited(app: TestApp) {
     assert_eq!(r.status(), 200);
     for b in [&b1, &b2] {
         assert_eq!(
-            payments::get(&app.db, &b.id).await.unwrap().unwrap().status,
+            payments::get(&app.db, &b.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .status
+                .code(),
             "cancelled"
         );
     }

@@ -603,6 +603,8 @@ impl TestApp {
             .unwrap()
             .unwrap()
             .status
+            .code()
+            .to_owned()
     }
 
     pub async fn checkout_status(&self, m: &TestMerchant, order_id: &str) -> String {

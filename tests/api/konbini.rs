@@ -265,11 +265,7 @@ async fn seven_eleven_on_pc_shows_the_slip_number_and_never_issues_twice(app: Te
 
     let p = payment_of(&app, &m, "k-7").await;
     assert_eq!(
-        (
-            p.method.as_str(),
-            p.institution.as_deref(),
-            p.status.as_str()
-        ),
+        (p.method.code(), p.institution.as_deref(), p.status.code()),
         ("konbini", Some("seven"), "awaiting_payment")
     );
     assert_eq!(p.fee, 0, "no stamp duty under 50,000 yen");
@@ -611,7 +607,7 @@ async fn sandbox_endpoint_refusals(app: TestApp) {
     );
     // Nothing changed.
     let p2 = payments::get(&app.db, &p.id).await.unwrap().unwrap();
-    assert_eq!(p2.status, "awaiting_payment");
+    assert_eq!(p2.status.code(), "awaiting_payment");
     assert_eq!(payments::events(&app.db, &p.id).await.unwrap().len(), 2);
     // The sandbox expire works before the deadline, as if it had passed.
     let (status, v) = sandbox_call(&app, &m, &p.id, "expire", "").await;
@@ -653,9 +649,9 @@ async fn expiry_job_expires_overdue_numbers_and_a_later_payment_is_late(app: Tes
         "idempotent"
     );
     let expired = payments::get(&app.db, &p.id).await.unwrap().unwrap();
-    assert_eq!(expired.status, "expired");
+    assert_eq!(expired.status.code(), "expired");
     let untouched = payments::get(&app.db, &fresh.id).await.unwrap().unwrap();
-    assert_eq!(untouched.status, "awaiting_payment");
+    assert_eq!(untouched.status.code(), "awaiting_payment");
     let hits = rx
         .wait_for("expiry notice", |h| {
             types(h).iter().any(|t| t == "payment.expired")
@@ -724,7 +720,7 @@ async fn payeasy_happy_path(app: TestApp) {
     assert!(body.contains(") 23:59<"), "deadline with the weekday");
     assert!(body.contains("10万円を超える"), "ATM cash limit explained");
     let p = payment_of(&app, &m, "pe-1").await;
-    assert_eq!((p.method.as_str(), p.fee), ("payeasy", 0));
+    assert_eq!((p.method.code(), p.fee), ("payeasy", 0));
     // Re-posting shows the same numbers.
     let r = app.post_form(&path, UA_PC, &[("csrf", &csrf)]).await;
     assert_eq!(r.status().as_u16(), 303);
@@ -886,7 +882,7 @@ async fn cli_sandbox_controls(app: TestApp) {
     .unwrap_err();
     assert!(err.to_string().contains("not allowed"), "{err}");
     let p = payments::get(&app.db, &p.id).await.unwrap().unwrap();
-    assert_eq!(p.status, "reversed");
+    assert_eq!(p.status.code(), "reversed");
 }
 both!(cli_sandbox_controls);
 
@@ -907,14 +903,15 @@ async fn autopay(app: TestApp) {
     let p = payment_of(&app, &m, "k-ap").await;
     let status = eventually("auto-paid", || async {
         let s = payments::get(&app.db, &p.id).await.unwrap().unwrap().status;
-        (s != "awaiting_payment").then_some(s)
+        (s.code() != "awaiting_payment").then_some(s)
     })
     .await;
-    assert_eq!(status, "paid");
+    assert_eq!(status.code(), "paid");
     wait_types(&rx, &["konbini.issued", "konbini.paid"]).await;
     let untouched = payment_of(&app, &off, "k-ap-off").await;
     assert_eq!(
-        untouched.status, "awaiting_payment",
+        untouched.status.code(),
+        "awaiting_payment",
         "auto-pay is per merchant"
     );
 }

@@ -21,9 +21,9 @@ async fn payment(app: &TestApp, m: &TestMerchant, order: &str) -> payments::Paym
             merchant_id: &m.id,
             checkout_id: &co.id,
             order_id: order,
-            method: "konbini",
+            method: kakehashi::domain::Method::Konbini,
             institution: Some("seven"),
-            status: "awaiting_payment",
+            status: kakehashi::domain::konbini::NumberStatus::AwaitingPayment.into(),
             amount: 1000,
             fee: 0,
             deadline_at: None,
@@ -45,9 +45,17 @@ async fn change(
     event: &str,
 ) -> payments::PaymentRow {
     let mut tx = app.db.begin().await.unwrap();
-    let p = payments::transition(&mut tx, p, &Change::new(to, event, "test"))
-        .await
-        .unwrap();
+    let p = payments::transition(
+        &mut tx,
+        p,
+        &Change::new(
+            kakehashi::domain::payment::PaymentStatus::decode(p.method, to).unwrap(),
+            event,
+            "test",
+        ),
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     p
 }
