@@ -349,6 +349,8 @@ async fn cli_audit(
             detail,
             ip: "",
         },
+        // The command line has no app context (and no clock to inject): the wall clock.
+        crate::util::now_ms(),
     )
     .await?;
     Ok(())
@@ -583,8 +585,10 @@ pub async fn user(db: &Db, keys: &Keyring, cmd: UserCmd) -> anyhow::Result<()> {
         } => {
             let role = crate::console::Role::parse(&role)
                 .ok_or_else(|| anyhow::anyhow!("role must be admin, general or operator"))?;
-            let u =
-                crate::console::users::create(db, keys, merchant.as_deref(), &email, role).await?;
+            // No app context on the command line: the wall clock stamps the new user.
+            let now = crate::util::now_ms();
+            let u = crate::console::users::create(db, keys, merchant.as_deref(), &email, role, now)
+                .await?;
             print_credentials(&u);
         }
     }
@@ -848,7 +852,9 @@ pub async fn merchant(
             println!("retired {key_id}");
         }
         MerchantCmd::ApiKey { merchant_id } => {
-            let (key_id, secret) = crate::api::keys::create(db, &merchant_id).await?;
+            // No app context on the command line: the wall clock stamps the key.
+            let now = crate::util::now_ms();
+            let (key_id, secret) = crate::api::keys::create(db, &merchant_id, now).await?;
             println!("key_id: {key_id}\nsecret: {secret}");
             println!("(shown only now: send it as `Authorization: Bearer <secret>`)");
         }

@@ -423,3 +423,89 @@ pub async fn set_autopay_seconds(
     tx.commit().await?;
     Ok(())
 }
+
+/// The merchant's SMS template (`None`: no merchant, or the default template).
+pub async fn sms_template(db: &Db, merchant_id: &str) -> Result<Option<String>, sqlx::Error> {
+    on_db!(db, c => sqlx::query_scalar(
+        "SELECT sms_template FROM merchants WHERE id = $1",
+    )
+    .bind(merchant_id)
+    .fetch_optional(c)
+    .await)
+    .map(Option::flatten)
+}
+
+/// Sets the SMS template; false when there is no such merchant.
+pub async fn set_sms_template(
+    db: &Db,
+    merchant_id: &str,
+    template: &str,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let n = exec_tx!(&mut tx, c => sqlx::query("UPDATE merchants SET sms_template = $1 WHERE id = $2")
+        .bind(template)
+        .bind(merchant_id)
+        .execute(c)
+        .await)?;
+    tx.commit().await?;
+    Ok(n == 1)
+}
+
+/// The settings a merchant's admin changes in the console, already validated.
+pub struct ConsoleSettings<'a> {
+    pub callback_url: Option<&'a str>,
+    pub return_origins: &'a [String],
+    pub methods: &'a [Method],
+    pub konbini_chains: &'a [String],
+    pub konbini_days: i64,
+    pub capture_mode: CaptureMode,
+    pub theme: &'a str,
+}
+
+/// Stores console settings in one statement.
+pub async fn set_console_settings(
+    db: &Db,
+    merchant_id: &str,
+    u: &ConsoleSettings<'_>,
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    exec_tx!(&mut tx, c => sqlx::query(
+        "UPDATE merchants SET callback_url = $1, return_origins = $2, methods = $3, konbini_chains = $4, \
+         konbini_days = $5, capture_mode = $6, theme = $7 WHERE id = $8",
+    )
+    .bind(u.callback_url)
+    .bind(u.return_origins.join(" "))
+    .bind(Method::join(u.methods))
+    .bind(u.konbini_chains.join(","))
+    .bind(u.konbini_days)
+    .bind(u.capture_mode.code())
+    .bind(u.theme)
+    .bind(merchant_id)
+    .execute(c)
+    .await)?;
+    tx.commit().await
+}
+
+/// Replaces the stored webhook secrets, only if they are still `old` (so two concurrent
+/// rotations cannot drop a live secret). False when they changed meanwhile.
+pub async fn replace_webhook_secrets(
+    db: &Db,
+    merchant_id: &str,
+    old: &str,
+    new: &str,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let n = exec_tx!(&mut tx, c => sqlx::query(
+        "UPDATE merchants SET webhook_secrets = $1 WHERE id = $2 AND webhook_secrets = $3",
+    )
+    .bind(new)
+    .bind(merchant_id)
+    .bind(old)
+    .execute(c)
+    .await)?;
+    if n != 1 {
+        return Ok(false);
+    }
+    tx.commit().await?;
+    Ok(true)
+}

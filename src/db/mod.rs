@@ -4,15 +4,23 @@
 //! SQL text is shared (`$1` placeholders and `RETURNING` work on both) and the [`on_db!`] /
 //! [`on_tx!`] macros type-check each query once per backend.
 
+pub mod api_keys;
+pub mod audit;
 pub mod card_attempts;
 pub mod checkouts;
+pub mod console_sessions;
+pub mod console_users;
+pub mod idempotency;
 pub mod merchants;
 pub mod operations;
 pub mod outbox;
+pub mod payment_requests;
 pub mod payments;
 pub mod processor_events;
 pub mod processors;
 pub mod sealed;
+pub mod search;
+pub mod sms;
 pub mod subscriptions;
 
 use std::str::FromStr;

@@ -217,6 +217,25 @@ pub async fn attempts(db: &Db, event_id: &str) -> Result<Vec<AttemptRow>, sqlx::
     .await)
 }
 
+/// A payment's notification as listed on its detail page.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct PaymentEventRow {
+    pub id: String,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub status: String,
+}
+
+/// The payment's notifications, oldest first (outbox rows carry the payment id).
+pub async fn of_payment(db: &Db, payment_id: &str) -> Result<Vec<PaymentEventRow>, sqlx::Error> {
+    on_db!(db, c => sqlx::query_as(
+        "SELECT id, type, status FROM outbox WHERE payment_id = $1 ORDER BY seq",
+    )
+    .bind(payment_id)
+    .fetch_all(c)
+    .await)
+}
+
 /// Queues a `ping` test event for a merchant (no payment).
 pub async fn ping(db: &Db, merchant_id: &str) -> Result<String, sqlx::Error> {
     let id = crate::util::random_id("evt", 20);

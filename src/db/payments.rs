@@ -586,3 +586,146 @@ pub async fn by_account_refs(
         .fetch_optional(c)
         .await)
 }
+
+/// Statuses whose money reaches the merchant. Card amounts count what was captured less
+/// refunds; other methods count the payment amount.
+const COLLECTED: &str = "'captured', 'refunded', 'paid', 'confirmed', 'late_paid', 'completed'";
+
+/// One method's collected payments in a period (the console's payout summary).
+#[derive(Debug, sqlx::FromRow)]
+pub struct SummaryLine {
+    pub method: String,
+    pub count: i64,
+    pub amount: i64,
+    pub fee: i64,
+}
+
+/// Collected payments per method created in `[from_ms, to_ms)`; `None` merchant = all.
+pub async fn collected_by_method(
+    db: &Db,
+    merchant_id: Option<&str>,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<SummaryLine>, sqlx::Error> {
+    let sql = format!(
+        "SELECT method, COUNT(*) AS count, \
+         CAST(COALESCE(SUM(CASE WHEN method = 'card' THEN captured_amount - refunded_amount ELSE amount END), 0) AS BIGINT) AS amount, \
+         CAST(COALESCE(SUM(fee), 0) AS BIGINT) AS fee \
+         FROM payments WHERE ($1 IS NULL OR merchant_id = $2) AND created_at >= $3 AND created_at < $4 \
+         AND status IN ({COLLECTED}) GROUP BY method ORDER BY method"
+    );
+    on_db!(db, c => sqlx::query_as(&sql)
+        .bind(merchant_id)
+        .bind(merchant_id)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(c)
+        .await)
+}
+
+/// Filters of the HTTP API's payment list (`None`: any).
+pub struct ApiListFilter<'a> {
+    pub merchant_id: &'a str,
+    pub order_id: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub method: Option<&'a str>,
+    pub created_from: Option<i64>,
+    pub created_before: Option<i64>,
+    /// Keyset cursor: rows strictly after `(created_at, id)` in newest-first order.
+    pub after: Option<(i64, &'a str)>,
+}
+
+/// The merchant's payments newest first, at most `limit`. Optional filters are written as
+/// `($n IS NULL OR …)`: one statement for every combination, each value bound once per
+/// placeholder (the SQL convention shared by both backends).
+pub async fn api_list(
+    db: &Db,
+    f: &ApiListFilter<'_>,
+    limit: i64,
+) -> Result<Vec<PaymentRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLS} FROM payments WHERE merchant_id = $1 \
+         AND ($2 IS NULL OR order_id = $3) \
+         AND ($4 IS NULL OR status = $5) \
+         AND ($6 IS NULL OR method = $7) \
+         AND ($8 IS NULL OR created_at >= $9) \
+         AND ($10 IS NULL OR created_at < $11) \
+         AND ($12 IS NULL OR created_at < $13 OR (created_at = $14 AND id < $15)) \
+         ORDER BY created_at DESC, id DESC LIMIT $16"
+    );
+    let (cur_at, cur_id) = f.after.unzip();
+    on_db!(db, c => sqlx::query_as(&sql)
+        .bind(f.merchant_id)
+        .bind(f.order_id)
+        .bind(f.order_id)
+        .bind(f.status)
+        .bind(f.status)
+        .bind(f.method)
+        .bind(f.method)
+        .bind(f.created_from)
+        .bind(f.created_from)
+        .bind(f.created_before)
+        .bind(f.created_before)
+        .bind(cur_at)
+        .bind(cur_at)
+        .bind(cur_at)
+        .bind(cur_id)
+        .bind(limit)
+        .fetch_all(c)
+        .await)
+}
+
+/// Records a browser card payment's intent id, only if none is recorded yet.
+pub async fn set_connector_ref_once(
+    db: &Db,
+    id: &str,
+    reference: &str,
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    exec_tx!(&mut tx, c => sqlx::query(
+        "UPDATE payments SET connector_ref = $1 WHERE id = $2 AND connector_ref IS NULL",
+    )
+    .bind(reference)
+    .bind(id)
+    .execute(c)
+    .await)?;
+    tx.commit().await
+}
+
+/// The card payment an account's processor reference (a Stripe intent id) belongs to.
+pub async fn card_by_account_ref(
+    db: &Db,
+    account_id: &str,
+    reference: &str,
+) -> Result<Option<PaymentRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLS} FROM payments WHERE connector = $1 AND connector_ref = $2 AND method = 'card'"
+    );
+    on_db!(db, c => sqlx::query_as(&sql)
+        .bind(account_id)
+        .bind(reference)
+        .fetch_optional(c)
+        .await)
+}
+
+/// Processor card payments waiting for the shopper's browser (3-D Secure) that the
+/// reconciliation should look at: unchanged since `changed_before`, and either changed at or
+/// after `recent_from` or before `expired_before` (at most 500).
+pub async fn browser_card_waiting(
+    db: &Db,
+    changed_before: i64,
+    recent_from: i64,
+    expired_before: i64,
+) -> Result<Vec<PaymentRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLS} FROM payments WHERE method = 'card' AND status IN ('awaiting_3ds', 'challenge') \
+         AND connector <> 'sandbox' AND updated_at < $1 AND (updated_at >= $2 OR updated_at < $3) \
+         LIMIT 500"
+    );
+    on_db!(db, c => sqlx::query_as(&sql)
+        .bind(changed_before)
+        .bind(recent_from)
+        .bind(expired_before)
+        .fetch_all(c)
+        .await)
+}

@@ -34,7 +34,6 @@ use crate::error::{AppError, AppResult, Reason};
 use crate::flows::card::{card_state, check_lock, record_failure, PENDING_TTL, RECONCILE_AFTER_MS};
 use crate::flows::checkout::Opened;
 use crate::util::now_ms;
-use crate::{exec_tx, on_db};
 
 pub use crate::flows::card::BROWSER_ENTRY;
 
@@ -185,15 +184,7 @@ fn intent_request(o: &Opened, p: &PaymentRow) -> IntentRequest {
 /// Not a state change: the intent id is recorded before its secret leaves this server, so
 /// every intent a browser could confirm is one we can retrieve.
 async fn store_ref(db: &Db, payment_id: &str, intent_id: &str) -> AppResult<()> {
-    let mut tx = db.begin().await?;
-    exec_tx!(&mut tx, c => sqlx::query(
-        "UPDATE payments SET connector_ref = $1 WHERE id = $2 AND connector_ref IS NULL",
-    )
-    .bind(intent_id)
-    .bind(payment_id)
-    .execute(c)
-    .await)?;
-    tx.commit().await?;
+    payments::set_connector_ref_once(db, payment_id, intent_id).await?;
     Ok(())
 }
 
@@ -479,16 +470,7 @@ pub async fn webhook(
     }
     let payment = match &event.intent_id {
         Some(intent) if event.kind.starts_with("payment_intent.") => {
-            let sql = format!(
-                "SELECT {} FROM payments WHERE connector = $1 AND connector_ref = $2 AND method = 'card'",
-                payments::COLS
-            );
-            let row: Option<PaymentRow> = on_db!(db, c => sqlx::query_as(&sql)
-                .bind(&account.id)
-                .bind(intent)
-                .fetch_optional(c)
-                .await)?;
-            row
+            payments::card_by_account_ref(db, &account.id, intent).await?
         }
         _ => None,
     };
@@ -541,18 +523,13 @@ pub async fn webhook(
 /// every sweep in between: events and the return settle the rest.
 pub async fn reconcile(db: &Db, registry: &Arc<Registry>, now: i64) -> anyhow::Result<usize> {
     let expired_before = now - PENDING_TTL.as_millis() as i64;
-    let sql = format!(
-        "SELECT {} FROM payments WHERE method = 'card' AND status IN ('awaiting_3ds', 'challenge') \
-         AND connector <> 'sandbox' AND updated_at < $1 AND (updated_at >= $2 OR updated_at < $3) \
-         LIMIT 500",
-        payments::COLS
-    );
-    let due: Vec<PaymentRow> = on_db!(db, c => sqlx::query_as(&sql)
-        .bind(now - RECONCILE_AFTER_MS)
-        .bind(now - 2 * RECONCILE_AFTER_MS)
-        .bind(expired_before)
-        .fetch_all(c)
-        .await)?;
+    let due = payments::browser_card_waiting(
+        db,
+        now - RECONCILE_AFTER_MS,
+        now - 2 * RECONCILE_AFTER_MS,
+        expired_before,
+    )
+    .await?;
     let mut n = 0;
     for p in due {
         let Some(m) = crate::db::merchants::get(db, &p.merchant_id).await? else {

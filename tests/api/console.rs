@@ -96,7 +96,7 @@ fn current_code(u: &Created) -> String {
 
 async fn user(app: &TestApp, merchant: Option<&str>, role: Role) -> Created {
     let email = format!("{}@shop.example", kakehashi::util::random_id("u", 8));
-    users::create(&app.db, &app.state.keys, merchant, &email, role)
+    users::create(&app.db, &app.state.keys, merchant, &email, role, app.state.now_ms())
         .await
         .unwrap()
 }

@@ -633,7 +633,7 @@ impl ApiResp {
 impl TestApp {
     /// Creates an API key for the merchant and returns its secret.
     pub async fn api_key(&self, m: &TestMerchant) -> String {
-        kakehashi::api::keys::create(&self.db, &m.id)
+        kakehashi::api::keys::create(&self.db, &m.id, self.state.now_ms())
             .await
             .unwrap()
             .1
