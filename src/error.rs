@@ -38,7 +38,7 @@ pub enum AppError {
         message: String,
     },
     #[error(transparent)]
-    Db(#[from] sqlx::Error),
+    Db(#[from] crate::db::Error),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }

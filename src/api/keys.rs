@@ -38,7 +38,7 @@ pub async fn retire(db: &Db, merchant_id: &str, key_id: &str) -> anyhow::Result<
 }
 
 /// The merchant an active key belongs to.
-pub async fn authenticate(db: &Db, secret: &str) -> Result<Option<MerchantRow>, sqlx::Error> {
+pub async fn authenticate(db: &Db, secret: &str) -> Result<Option<MerchantRow>, crate::db::Error> {
     match api_keys::active_merchant(db, &key_hash(secret)).await? {
         Some(id) => merchants::get(db, &id).await,
         None => Ok(None),

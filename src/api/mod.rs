@@ -208,7 +208,7 @@ async fn claim(
     key: &str,
     hash: &str,
     now: i64,
-) -> Result<Claim, sqlx::Error> {
+) -> Result<Claim, crate::db::Error> {
     if idempotency::prune_and_claim(db, merchant_id, key, hash, now - IDEMPOTENCY_TTL_MS, now)
         .await?
     {
@@ -226,15 +226,13 @@ async fn claim(
             status: s,
             body: row.response_body.unwrap_or_default(),
         }),
-        _ if row.created_at < now - STALE_CLAIM_MS => {
-            Ok(
-                if idempotency::take_over(db, merchant_id, key, row.created_at, now).await? {
-                    Claim::Owned
-                } else {
-                    Claim::InProgress
-                },
-            )
-        }
+        _ if row.created_at < now - STALE_CLAIM_MS => Ok(
+            if idempotency::take_over(db, merchant_id, key, row.created_at, now).await? {
+                Claim::Owned
+            } else {
+                Claim::InProgress
+            },
+        ),
         _ => Ok(Claim::InProgress),
     }
 }
@@ -247,7 +245,7 @@ async fn finish(
     key: &str,
     status: StatusCode,
     body: &[u8],
-) -> Result<(), sqlx::Error> {
+) -> Result<(), crate::db::Error> {
     if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
         idempotency::release(db, merchant_id, key).await
     } else {

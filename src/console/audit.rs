@@ -6,7 +6,7 @@ use crate::db::Db;
 pub use crate::db::audit::{list, AuditRow, Entry};
 
 /// Records `e` at `now`.
-pub async fn write(db: &Db, e: &Entry<'_>, now: i64) -> Result<(), sqlx::Error> {
+pub async fn write(db: &Db, e: &Entry<'_>, now: i64) -> Result<(), crate::db::Error> {
     crate::db::audit::insert(db, e, now).await
 }
 
@@ -18,7 +18,7 @@ pub async fn staff(
     action: &str,
     target: &str,
     detail: &str,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), crate::db::Error> {
     write(
         db,
         &Entry {

@@ -78,8 +78,13 @@ pub enum LoginError {
 /// account is not locked (failures while locked count nothing), and the [`MAX_FAILURES`]th
 /// locks it for [`LOCK_MS`] (and resets the count). Concurrent failures are serialized by the
 /// database's row lock, so exactly the tenth locks, whatever the interleaving.
-pub async fn record_failure(db: &Db, user_id: &str, now: i64) -> Result<LoginError, sqlx::Error> {
-    let after = console_users::record_failure(db, user_id, MAX_FAILURES, now + LOCK_MS, now).await?;
+pub async fn record_failure(
+    db: &Db,
+    user_id: &str,
+    now: i64,
+) -> Result<LoginError, crate::db::Error> {
+    let after =
+        console_users::record_failure(db, user_id, MAX_FAILURES, now + LOCK_MS, now).await?;
     Ok(match after {
         // No row: the account was already locked.
         None => LoginError::Locked,
@@ -183,13 +188,13 @@ pub async fn create_session(
     stage: &str,
     ip: &str,
     now: i64,
-) -> Result<String, sqlx::Error> {
+) -> Result<String, crate::db::Error> {
     let sid = crate::util::random_secret("");
     console_sessions::insert(db, &hash_sid(&sid), user_id, stage, ip, now).await?;
     Ok(sid)
 }
 
-pub async fn delete_session(db: &Db, sid: &str) -> Result<(), sqlx::Error> {
+pub async fn delete_session(db: &Db, sid: &str) -> Result<(), crate::db::Error> {
     console_sessions::delete(db, &hash_sid(sid)).await
 }
 
@@ -200,7 +205,7 @@ pub async fn load_session(
     sid: &str,
     idle_ms: i64,
     now: i64,
-) -> Result<Option<(SessionRow, UserRow)>, sqlx::Error> {
+) -> Result<Option<(SessionRow, UserRow)>, crate::db::Error> {
     let h = hash_sid(sid);
     let Some(s) = console_sessions::get(db, &h).await? else {
         return Ok(None);

@@ -38,7 +38,7 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>)
 async fn notifications(
     state: &AppState,
     p: &PaymentRow,
-) -> Result<Vec<NotificationView>, sqlx::Error> {
+) -> Result<Vec<NotificationView>, crate::db::Error> {
     let rows = outbox::of_payment(&state.db, &p.id).await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {

@@ -26,7 +26,6 @@ impl SortCol {
             SortCol::Amount => "決済金額",
         }
     }
-
 }
 
 impl Cursor {
@@ -166,7 +165,7 @@ pub async fn page(
     f: &Filter,
     after: Option<&Cursor>,
     limit: i64,
-) -> Result<(Vec<PaymentRow>, Option<Cursor>), sqlx::Error> {
+) -> Result<(Vec<PaymentRow>, Option<Cursor>), crate::db::Error> {
     let q = PaymentSearch {
         merchant_id: f.merchant_id.as_deref(),
         order_id: &f.order_id,

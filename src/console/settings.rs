@@ -90,7 +90,7 @@ pub fn parse(
 }
 
 /// Stores validated settings in one statement.
-pub async fn store(db: &Db, merchant_id: &str, u: &Update) -> Result<(), sqlx::Error> {
+pub async fn store(db: &Db, merchant_id: &str, u: &Update) -> Result<(), crate::db::Error> {
     let settings = merchants::ConsoleSettings {
         callback_url: u.callback_url.as_deref(),
         return_origins: &u.return_origins,
@@ -113,7 +113,7 @@ pub async fn rotate_webhook_secret(
     let (new, joined) = merchants::next_webhook_secrets(keys, m)?;
     // Conditional on the old value so two concurrent rotations cannot drop a live secret.
     if !merchants::replace_webhook_secrets(db, &m.id, &m.webhook_secrets, &joined).await? {
-        return Err(sqlx::Error::RowNotFound.into());
+        return Err(crate::db::Error::RowNotFound.into());
     }
     Ok(new)
 }

@@ -17,7 +17,7 @@ pub async fn lines(
     merchant_id: Option<&str>,
     from_ms: i64,
     to_ms: i64,
-) -> Result<Vec<Line>, sqlx::Error> {
+) -> Result<Vec<Line>, crate::db::Error> {
     crate::db::payments::collected_by_method(db, merchant_id, from_ms, to_ms).await
 }
 

@@ -6,9 +6,9 @@ use argon2::Argon2;
 use totp_rs::{Algorithm, Secret, TOTP};
 
 use crate::console::Role;
+use crate::db::console_users::{self, NewUser};
 use crate::db::Db;
 use crate::secrets::{Keyring, SealError};
-use crate::db::console_users::{self, NewUser};
 use crate::util::random_id;
 use zeroize::Zeroizing;
 
@@ -221,7 +221,7 @@ impl UserRow {
 }
 
 /// The user with this e-mail (compared normalised).
-pub async fn by_email(db: &Db, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
+pub async fn by_email(db: &Db, email: &str) -> Result<Option<UserRow>, crate::db::Error> {
     console_users::by_email(db, &email.trim().to_lowercase()).await
 }
 

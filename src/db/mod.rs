@@ -30,6 +30,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
+/// The error of every database call. Layers above `db` name this alias, never `sqlx`, so the
+/// driver stays an implementation detail of this module.
+pub type Error = sqlx::Error;
+
 /// A connection pool. SQLite keeps a separate single-connection writer pool: SQLite allows one
 /// writer at a time, and queueing writers in the app avoids `SQLITE_BUSY` upgrade deadlocks.
 #[derive(Clone, Debug)]

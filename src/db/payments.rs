@@ -676,11 +676,7 @@ pub async fn api_list(
 }
 
 /// Records a browser card payment's intent id, only if none is recorded yet.
-pub async fn set_connector_ref_once(
-    db: &Db,
-    id: &str,
-    reference: &str,
-) -> Result<(), sqlx::Error> {
+pub async fn set_connector_ref_once(db: &Db, id: &str, reference: &str) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
     exec_tx!(&mut tx, c => sqlx::query(
         "UPDATE payments SET connector_ref = $1 WHERE id = $2 AND connector_ref IS NULL",

@@ -136,7 +136,11 @@ pub async fn page(
         cond(&mut sql, " AND merchant_id = ?", Bind::S(m.to_owned()));
     }
     if !f.order_id.is_empty() {
-        cond(&mut sql, " AND order_id = ?", Bind::S(f.order_id.to_owned()));
+        cond(
+            &mut sql,
+            " AND order_id = ?",
+            Bind::S(f.order_id.to_owned()),
+        );
     }
     if !f.payment_id.is_empty() {
         cond(&mut sql, " AND id = ?", Bind::S(f.payment_id.to_owned()));

@@ -314,7 +314,7 @@ async fn monthly_used(
     hash: &str,
     except: &str,
     now: i64,
-) -> Result<i64, sqlx::Error> {
+) -> Result<i64, crate::db::Error> {
     // The hash is hex, so it cannot carry LIKE wildcards; details is compact JSON.
     let pattern = format!("%\"phone_hash\":\"{hash}\"%");
     let rows = payments::amounts_matching_details(

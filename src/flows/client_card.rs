@@ -435,8 +435,8 @@ pub enum HookError {
     Failed(String),
 }
 
-impl From<sqlx::Error> for HookError {
-    fn from(e: sqlx::Error) -> Self {
+impl From<crate::db::Error> for HookError {
+    fn from(e: crate::db::Error) -> Self {
         HookError::Failed(e.to_string())
     }
 }

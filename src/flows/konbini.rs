@@ -114,7 +114,7 @@ pub enum IssueError {
     #[error("connector: {0}")]
     Connector(ConnectorError),
     #[error(transparent)]
-    Db(#[from] sqlx::Error),
+    Db(#[from] crate::db::Error),
 }
 
 impl IssueError {
@@ -220,7 +220,7 @@ pub fn check(o: &Opened, target: IssueTarget) -> Result<u32, IssueError> {
 pub async fn issued_for_checkout(
     db: &Db,
     checkout_id: &str,
-) -> Result<Option<PaymentRow>, sqlx::Error> {
+) -> Result<Option<PaymentRow>, crate::db::Error> {
     Ok(payments::live_for_checkout(db, checkout_id)
         .await?
         .filter(|p| target_of(p).is_some()))
@@ -365,7 +365,7 @@ pub enum ActionError {
     #[error("stored status {0:?} is not a number status")]
     BadStatus(String),
     #[error(transparent)]
-    Db(#[from] sqlx::Error),
+    Db(#[from] crate::db::Error),
 }
 
 impl From<PaymentError> for ActionError {

@@ -35,7 +35,11 @@ impl RequestRow {
 
 /// A request's state for the merchant at `now`: `open`, `pending` (a payment is in progress),
 /// `paid`, `expired` or `cancelled`.
-pub async fn status_of(db: &Db, r: &RequestRow, now: i64) -> Result<RequestStatus, sqlx::Error> {
+pub async fn status_of(
+    db: &Db,
+    r: &RequestRow,
+    now: i64,
+) -> Result<RequestStatus, crate::db::Error> {
     if r.status == RequestStatus::Cancelled {
         return Ok(RequestStatus::Cancelled);
     }

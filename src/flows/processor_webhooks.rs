@@ -54,7 +54,7 @@ pub enum ReceiveError {
     #[error("payment changed concurrently; retry")]
     Retry,
     #[error(transparent)]
-    Db(#[from] sqlx::Error),
+    Db(#[from] crate::db::Error),
 }
 
 impl ReceiveError {

@@ -45,7 +45,7 @@ pub enum ProcessorError {
     )]
     LastLiveAccount,
     #[error(transparent)]
-    Db(#[from] sqlx::Error),
+    Db(#[from] crate::db::Error),
 }
 
 /// A new account as entered by staff.

@@ -182,9 +182,11 @@ pub async fn login_post(
             .await
         }
     };
-    match auth::check_password(&state.db, &email, form::get(&f, "password"), state.now_ms()).await? {
+    match auth::check_password(&state.db, &email, form::get(&f, "password"), state.now_ms()).await?
+    {
         Ok(u) => {
-            let sid = auth::create_session(&state.db, &u.id, "totp", &ip(&ci), state.now_ms()).await?;
+            let sid =
+                auth::create_session(&state.db, &u.id, "totp", &ip(&ci), state.now_ms()).await?;
             entry("login.password_ok", Some(&u)).await?;
             let r = Redirect::to("/console/login/totp").into_response();
             Ok(with_cookie(
@@ -288,7 +290,14 @@ pub async fn totp_post(
         ip: "",
     };
     let ipaddr = ip(&ci);
-    let outcome = auth::check_totp(&state.db, &state.keys, &u, form::get(&f, "code"), state.now_ms()).await?;
+    let outcome = auth::check_totp(
+        &state.db,
+        &state.keys,
+        &u,
+        form::get(&f, "code"),
+        state.now_ms(),
+    )
+    .await?;
     if outcome != auth::TotpOutcome::Accepted {
         audit::write(
             &state.db,

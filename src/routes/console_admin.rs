@@ -165,7 +165,7 @@ pub async fn bulk(
         let (merchant, outcome) = match &r {
             Ok(p) => (Some(p.merchant_id.clone()), "ok".to_owned()),
             Err(ActionError::Db(e)) => {
-                return Err(ConsoleError::Db(sqlx::Error::Protocol(e.to_string())))
+                return Err(ConsoleError::Db(crate::db::Error::Protocol(e.to_string())))
             }
             Err(e) => (None, format!("refused: {e}")),
         };
@@ -409,8 +409,8 @@ pub async fn rotate_webhook(
     let m = merchant_of(&state, &staff, &q).await?;
     let secret = settings::rotate_webhook_secret(&state.db, &state.keys, &m)
         .await
-        .map_err(|e| match e.downcast::<sqlx::Error>() {
-            Ok(sqlx::Error::RowNotFound) => {
+        .map_err(|e| match e.downcast::<crate::db::Error>() {
+            Ok(crate::db::Error::RowNotFound) => {
                 ConsoleError::Conflict("同時に更新されました。もう一度お試しください。".into())
             }
             Ok(e) => ConsoleError::Db(e),

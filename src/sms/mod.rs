@@ -191,7 +191,10 @@ pub fn render_text(
 }
 
 /// The merchant's template (column `merchants.sms_template`).
-pub async fn template_of(db: &crate::db::Db, merchant_id: &str) -> Result<String, sqlx::Error> {
+pub async fn template_of(
+    db: &crate::db::Db,
+    merchant_id: &str,
+) -> Result<String, crate::db::Error> {
     let t = crate::db::merchants::sms_template(db, merchant_id).await?;
     Ok(t.unwrap_or_else(|| DEFAULT_TEMPLATE.to_owned()))
 }
@@ -267,8 +270,8 @@ impl From<AppError> for SendError {
     }
 }
 
-impl From<sqlx::Error> for SendError {
-    fn from(e: sqlx::Error) -> Self {
+impl From<crate::db::Error> for SendError {
+    fn from(e: crate::db::Error) -> Self {
         SendError::App(e.into())
     }
 }
@@ -301,7 +304,7 @@ pub async fn deliver(
     phone: &str,
     text: &str,
     now: i64,
-) -> Result<SmsRow, sqlx::Error> {
+) -> Result<SmsRow, crate::db::Error> {
     let result = provider.send(phone, text).await;
     let (status, receipt, error) = match result {
         Ok(r) => (SmsStatus::Sent, r.id, None),
@@ -321,10 +324,12 @@ pub async fn deliver(
     .await?;
     sms::get(db, message_id)
         .await?
-        .ok_or(sqlx::Error::RowNotFound)
+        .ok_or(crate::db::Error::RowNotFound)
 }
 
-pub use crate::db::sms::{get as get_message, list as list_messages, of_request as messages_of_request, SmsRow};
+pub use crate::db::sms::{
+    get as get_message, list as list_messages, of_request as messages_of_request, SmsRow,
+};
 
 #[cfg(test)]
 mod tests {

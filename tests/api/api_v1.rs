@@ -52,7 +52,9 @@ fn fill(path: &str, value: &str) -> String {
 
 async fn every_route_refuses_missing_wrong_and_retired_keys(app: TestApp) {
     let m = app.merchant().await;
-    let retired = kakehashi::api::keys::create(&app.db, &m.id, app.state.now_ms()).await.unwrap();
+    let retired = kakehashi::api::keys::create(&app.db, &m.id, app.state.now_ms())
+        .await
+        .unwrap();
     kakehashi::api::keys::retire(&app.db, &m.id, &retired.0)
         .await
         .unwrap();

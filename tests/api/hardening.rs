@@ -75,8 +75,8 @@ async fn user(app: &TestApp) -> Created {
         Role::Admin,
         app.state.now_ms(),
     )
-        .await
-        .unwrap()
+    .await
+    .unwrap()
 }
 
 /// (VmRSS, VmHWM) of this process in KiB: the server runs in-process.
