@@ -5,7 +5,7 @@ use crate::domain::{
     CallbackStatus, CaptureMode, MerchantStatus, Method, MethodList, Mode, NotifyFormat,
 };
 use crate::secrets::{Keyring, SealError};
-use crate::util::{now_ms, random_id, random_secret};
+use crate::util::{random_id, random_secret};
 use crate::{exec_tx, on_db, on_tx};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -160,9 +160,13 @@ pub fn webhook_context(merchant_id: &str) -> String {
 
 /// Creates a merchant and its first signing key. Secrets are sealed when a master key is
 /// configured.
-pub async fn create(db: &Db, keys: &Keyring, m: &NewMerchant) -> anyhow::Result<(String, NewKey)> {
+pub async fn create(
+    db: &Db,
+    keys: &Keyring,
+    m: &NewMerchant,
+    now: i64,
+) -> anyhow::Result<(String, NewKey)> {
     let id = m.id.clone().unwrap_or_else(|| random_id("m", 12));
-    let now = now_ms();
     let mut tx = db.begin().await?;
     exec_tx!(&mut tx, c => sqlx::query(
         "INSERT INTO merchants (id, name, mode, methods, konbini_chains, return_origins, \
@@ -186,7 +190,7 @@ pub async fn create(db: &Db, keys: &Keyring, m: &NewMerchant) -> anyhow::Result<
     .bind(now)
     .execute(c)
     .await)?;
-    let key = insert_key(&mut tx, keys, &id, m.mode).await?;
+    let key = insert_key(&mut tx, keys, &id, m.mode, now).await?;
     tx.commit().await?;
     Ok((id, key))
 }
@@ -196,6 +200,7 @@ async fn insert_key(
     keys: &Keyring,
     merchant_id: &str,
     mode: Mode,
+    now: i64,
 ) -> anyhow::Result<NewKey> {
     let key = NewKey {
         key_id: random_id("k", 10),
@@ -210,7 +215,7 @@ async fn insert_key(
     .bind(&key.key_id)
     .bind(merchant_id)
     .bind(keys.seal_or_clear(&key.secret, &signing_key_context(&key.key_id))?)
-    .bind(now_ms())
+    .bind(now)
     .execute(c)
     .await)?;
     Ok(key)
@@ -218,7 +223,12 @@ async fn insert_key(
 
 /// Adds a new active key. At most two keys are active: the newest old one stays valid until
 /// retired, so carts can switch without downtime; older ones are retired now.
-pub async fn rotate_key(db: &Db, keys: &Keyring, merchant_id: &str) -> anyhow::Result<NewKey> {
+pub async fn rotate_key(
+    db: &Db,
+    keys: &Keyring,
+    merchant_id: &str,
+    now: i64,
+) -> anyhow::Result<NewKey> {
     let m = get(db, merchant_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("no merchant {merchant_id}"))?;
@@ -233,7 +243,7 @@ pub async fn rotate_key(db: &Db, keys: &Keyring, merchant_id: &str) -> anyhow::R
     .bind(merchant_id)
     .execute(c)
     .await)?;
-    let key = insert_key(&mut tx, keys, merchant_id, m.mode()).await?;
+    let key = insert_key(&mut tx, keys, merchant_id, m.mode(), now).await?;
     tx.commit().await?;
     Ok(key)
 }

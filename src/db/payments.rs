@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use crate::db::{Db, Tx};
 use crate::domain::processor::ConnectorId;
 use crate::domain::CheckoutStatus;
-use crate::util::{now_ms, random_id};
+use crate::util::random_id;
 use crate::{exec_tx, on_db, on_tx};
 
 #[derive(Clone, Debug, sqlx::FromRow, serde::Serialize)]
@@ -83,8 +83,9 @@ pub async fn create(
     tx: &mut Tx,
     p: &NewPayment<'_>,
     actor: &str,
+    now: i64,
 ) -> Result<PaymentRow, PaymentError> {
-    create_with_id(tx, &new_id(), p, actor).await
+    create_with_id(tx, &new_id(), p, actor, now).await
 }
 
 /// A fresh payment id (決済ID).
@@ -100,8 +101,8 @@ pub async fn create_with_id(
     id: &str,
     p: &NewPayment<'_>,
     actor: &str,
+    now: i64,
 ) -> Result<PaymentRow, PaymentError> {
-    let now = now_ms();
     let sql = format!(
         "INSERT INTO payments (id, merchant_id, checkout_id, order_id, method, institution, status, \
          amount, fee, deadline_at, details, created_at, updated_at, connector) \
@@ -140,6 +141,7 @@ pub async fn create_with_id(
         Some(p.amount),
         &json!({}),
         actor,
+        now,
     )
     .await?;
     Ok(row)
@@ -184,8 +186,8 @@ pub async fn transition(
     tx: &mut Tx,
     p: &PaymentRow,
     change: &Change<'_>,
+    now: i64,
 ) -> Result<PaymentRow, PaymentError> {
-    let now = now_ms();
     let details = change
         .details
         .as_ref()
@@ -219,9 +221,10 @@ pub async fn transition(
         change.amount,
         &change.data,
         change.actor,
+        now,
     )
     .await?;
-    enqueue(tx, &row, change.event, change.amount).await?;
+    enqueue(tx, &row, change.event, change.amount, now).await?;
     Ok(row)
 }
 
@@ -235,6 +238,7 @@ async fn insert_event(
     amount: Option<i64>,
     data: &Value,
     actor: &str,
+    now: i64,
 ) -> Result<(), sqlx::Error> {
     exec_tx!(tx, c => sqlx::query(
         "INSERT INTO payment_events (payment_id, type, from_status, to_status, amount, data, actor, created_at) \
@@ -247,7 +251,7 @@ async fn insert_event(
     .bind(amount)
     .bind(data.to_string())
     .bind(actor)
-    .bind(now_ms())
+    .bind(now)
     .execute(c)
     .await)?;
     Ok(())
@@ -295,13 +299,13 @@ pub async fn enqueue(
     p: &PaymentRow,
     kind: &str,
     amount: Option<i64>,
+    now: i64,
 ) -> Result<(), sqlx::Error> {
     debug_assert!(
         crate::domain::events::is_known(kind),
         "notification type {kind} is not in domain::events::ALL (nor documented)"
     );
     let id = random_id("evt", 20);
-    let now = now_ms();
     let body = event_body(&id, kind, p, amount, now).to_string();
     exec_tx!(tx, c => sqlx::query(
         "INSERT INTO outbox (id, merchant_id, payment_id, seq, type, body, status, next_attempt_at, created_at) \
@@ -325,10 +329,11 @@ pub async fn set_checkout_status(
     tx: &mut Tx,
     checkout_id: &str,
     status: CheckoutStatus,
+    now: i64,
 ) -> Result<(), sqlx::Error> {
     exec_tx!(tx, c => sqlx::query("UPDATE checkouts SET status = $1, updated_at = $2 WHERE id = $3")
         .bind(status.code())
-        .bind(now_ms())
+        .bind(now)
         .bind(checkout_id)
         .execute(c)
         .await)?;

@@ -66,10 +66,17 @@ pub async fn start(
             connector: &resolved.id,
         },
         "shopper",
+        state.now_ms(),
     )
     .await
     .map_err(payment_error)?;
-    payments::set_checkout_status(&mut tx, &o.checkout.id, CheckoutStatus::Pending).await?;
+    payments::set_checkout_status(
+        &mut tx,
+        &o.checkout.id,
+        CheckoutStatus::Pending,
+        state.now_ms(),
+    )
+    .await?;
     tx.commit().await?;
     let started = resolved
         .connector
@@ -209,7 +216,7 @@ pub async fn handle_return(
     change.details = Some(details);
     change.data = json!({ "bank_code": res.bank.code() });
     let mut tx = state.db.begin().await?;
-    let row = match payments::transition(&mut tx, &p, &change).await {
+    let row = match payments::transition(&mut tx, &p, &change, state.now_ms()).await {
         Ok(row) => row,
         // Someone else (a second tab, the timeout job) changed it first: show that state.
         Err(payments::PaymentError::Conflict) => {
@@ -222,7 +229,7 @@ pub async fn handle_return(
     } else {
         CheckoutStatus::Open
     };
-    payments::set_checkout_status(&mut tx, &p.checkout_id, checkout_status).await?;
+    payments::set_checkout_status(&mut tx, &p.checkout_id, checkout_status, state.now_ms()).await?;
     tx.commit().await?;
     state.wake_notifier();
     Ok(row)
@@ -247,12 +254,13 @@ pub async fn timeout_due(db: &Db, now_ms: i64) -> anyhow::Result<usize> {
         );
         change.data = json!({ "reason": "bank_timeout" });
         let mut tx = db.begin().await?;
-        match payments::transition(&mut tx, &p, &change).await {
+        match payments::transition(&mut tx, &p, &change, now_ms).await {
             Ok(_) => {}
             Err(payments::PaymentError::Conflict) => continue,
             Err(e) => return Err(e.into()),
         }
-        payments::set_checkout_status(&mut tx, &p.checkout_id, CheckoutStatus::Open).await?;
+        payments::set_checkout_status(&mut tx, &p.checkout_id, CheckoutStatus::Open, now_ms)
+            .await?;
         tx.commit().await?;
         done += 1;
     }

@@ -82,6 +82,7 @@ async fn apply(
     actor: &str,
     data: serde_json::Value,
     details: Option<serde_json::Value>,
+    now: i64,
 ) -> AppResult<PaymentRow> {
     let next = card::apply(&card_state(p)?, action).map_err(|e| AppError::Api {
         status: StatusCode::CONFLICT,
@@ -101,7 +102,9 @@ async fn apply(
     if next.status == CardStatus::Captured && p.paid_at.is_none() {
         change.paid_at = Some(now_ms());
     }
-    payments::transition(tx, p, &change).await.map_err(pay_err)
+    payments::transition(tx, p, &change, now)
+        .await
+        .map_err(pay_err)
 }
 
 fn pay_err(e: PaymentError) -> AppError {
@@ -178,6 +181,7 @@ pub async fn pay(state: &Ctx, o: &Opened, input: CardInput, ip: &str) -> AppResu
             connector: &resolved.id,
         },
         "shopper",
+        state.now_ms(),
     )
     .await;
     let p = match created {
@@ -219,6 +223,7 @@ pub async fn pay(state: &Ctx, o: &Opened, input: CardInput, ip: &str) -> AppResu
                 "shopper",
                 json!({}),
                 Some(details),
+                state.now_ms(),
             )
             .await?;
             tx.commit().await?;
@@ -291,10 +296,17 @@ async fn authorize(
                 "shopper",
                 change_data,
                 Some(details),
+                state.now_ms(),
             )
             .await?;
             p2 = set_ref(&mut tx, p2, &token).await?;
-            payments::set_checkout_status(&mut tx, &o.checkout.id, CheckoutStatus::Paid).await?;
+            payments::set_checkout_status(
+                &mut tx,
+                &o.checkout.id,
+                CheckoutStatus::Paid,
+                state.now_ms(),
+            )
+            .await?;
             tx.commit().await?;
             state.wake_notifier();
             if o.merchant.capture_mode == CaptureMode::Auto {
@@ -357,6 +369,7 @@ async fn fail_with(
         "shopper",
         json!({ "reason": reason, "detail": detail }),
         Some(details),
+        state.now_ms(),
     )
     .await?;
     tx.commit().await?;
@@ -422,6 +435,7 @@ pub async fn abandon_challenge(state: &Ctx, o: &Opened, payment_id: &str) -> App
         "shopper",
         json!({ "reason": "challenge_cancelled", "detail": "shopper chose another method" }),
         Some(d),
+        state.now_ms(),
     )
     .await?;
     tx.commit().await?;
@@ -688,28 +702,34 @@ async fn run_action(
     actor: &str,
 ) -> AppResult<PaymentRow> {
     check_only(&p, &op.action())?;
-    let op_id = operations::claim(&state.db, &p.id, op.kind(), op.amount(), actor)
-        .await?
-        .ok_or(AppError::Api {
-            status: StatusCode::CONFLICT,
-            code: "operation_in_progress",
-            message:
-                "another capture, cancel or refund of this payment is in progress; retry shortly"
-                    .into(),
-        })?;
+    let op_id = operations::claim(
+        &state.db,
+        &p.id,
+        op.kind(),
+        op.amount(),
+        actor,
+        state.now_ms(),
+    )
+    .await?
+    .ok_or(AppError::Api {
+        status: StatusCode::CONFLICT,
+        code: "operation_in_progress",
+        message: "another capture, cancel or refund of this payment is in progress; retry shortly"
+            .into(),
+    })?;
     // A concurrent action may have finished between our read and our claim: check again on
     // the row as it is now.
     let p = payments::get(&state.db, &p.id).await?.unwrap_or(p);
     if let Err(e) = check_only(&p, &op.action()) {
-        operations::fail(&state.db, &op_id, "refused").await?;
+        operations::fail(&state.db, &op_id, "refused", state.now_ms()).await?;
         return Err(e);
     }
     let token = p.connector_ref.clone().unwrap_or_default();
     if let Err(e) = op.call(&connector, &token, &op_id).await {
-        operations::fail(&state.db, &op_id, e.code()).await?;
+        operations::fail(&state.db, &op_id, e.code(), state.now_ms()).await?;
         return Err(connector_failed(e));
     }
-    record(&state.db, &p, &op_id, op, actor).await
+    record(&state.db, &p, &op_id, op, actor, state.now_ms()).await
 }
 
 /// Records a connector-confirmed action. Finishing the operation comes first: if it is no
@@ -720,9 +740,10 @@ async fn record(
     op_id: &str,
     op: Op,
     actor: &str,
+    now: i64,
 ) -> AppResult<PaymentRow> {
     let mut tx = db.begin().await?;
-    if !operations::finish(&mut tx, op_id, None).await? {
+    if !operations::finish(&mut tx, op_id, None, now).await? {
         drop(tx);
         return Ok(payments::get(db, &p.id).await?.unwrap_or_else(|| p.clone()));
     }
@@ -730,9 +751,10 @@ async fn record(
         Some(a) => json!({ "amount": a }),
         None => json!({}),
     };
-    let row = apply(&mut tx, p, &op.action(), op.event(), actor, data, None).await?;
+    let row = apply(&mut tx, p, &op.action(), op.event(), actor, data, None, now).await?;
     if matches!(op, Op::Cancel) {
-        payments::set_checkout_status(&mut tx, &row.checkout_id, CheckoutStatus::Cancelled).await?;
+        payments::set_checkout_status(&mut tx, &row.checkout_id, CheckoutStatus::Cancelled, now)
+            .await?;
     }
     tx.commit().await?;
     Ok(row)
@@ -752,7 +774,7 @@ pub async fn resume_operations(
 ) -> anyhow::Result<usize> {
     let mut n = 0;
     for o in operations::stale(db, now - RESUME_AFTER_MS).await? {
-        match resume_one(db, registry, &o).await {
+        match resume_one(db, registry, &o, now).await {
             Ok(()) => n += 1,
             Err(e) => {
                 tracing::warn!(operation = %o.id, error = %e, "resuming a card operation failed")
@@ -766,6 +788,7 @@ async fn resume_one(
     db: &Db,
     registry: &Arc<Registry>,
     o: &operations::Operation,
+    now: i64,
 ) -> anyhow::Result<()> {
     let p = payments::get(db, &o.payment_id)
         .await?
@@ -778,18 +801,18 @@ async fn resume_one(
         .await?
         .card_for(&p.connector_id())
     else {
-        operations::fail(db, &o.id, "no_connector").await?;
+        operations::fail(db, &o.id, "no_connector", now).await?;
         return Ok(());
     };
     let token = p.connector_ref.clone().unwrap_or_default();
     match op.call(&connector, &token, &o.id).await {
-        Ok(()) => match record(db, &p, &o.id, op, &o.actor).await {
+        Ok(()) => match record(db, &p, &o.id, op, &o.actor, now).await {
             Ok(_) => Ok(()),
             // The payment moved on meanwhile: the operation cannot be applied any more.
-            Err(_) => Ok(operations::fail(db, &o.id, "not_applicable").await?),
+            Err(_) => Ok(operations::fail(db, &o.id, "not_applicable", now).await?),
         },
         Err(e) if e.retryable() => Err(anyhow::anyhow!("connector: {}", e.code())),
-        Err(e) => Ok(operations::fail(db, &o.id, e.code()).await?),
+        Err(e) => Ok(operations::fail(db, &o.id, e.code(), now).await?),
     }
 }
 
@@ -809,6 +832,7 @@ pub async fn lapse_due(db: &Db, now: i64, days: i64) -> anyhow::Result<usize> {
             "system:lapse",
             json!({}),
             None,
+            now,
         )
         .await
         {
@@ -888,13 +912,19 @@ pub async fn reconcile_stale(db: &Db, registry: &Arc<Registry>, now: i64) -> any
                 "system:reconcile",
                 data,
                 Some(d),
+                now,
             )
             .await
             {
                 Ok(row) => {
                     set_ref(&mut tx, row, &f.token).await?;
-                    payments::set_checkout_status(&mut tx, &p.checkout_id, CheckoutStatus::Paid)
-                        .await?;
+                    payments::set_checkout_status(
+                        &mut tx,
+                        &p.checkout_id,
+                        CheckoutStatus::Paid,
+                        now,
+                    )
+                    .await?;
                     true
                 }
                 Err(_) => false,
@@ -911,6 +941,7 @@ pub async fn reconcile_stale(db: &Db, registry: &Arc<Registry>, now: i64) -> any
                 "system:timeout",
                 data,
                 Some(d),
+                now,
             )
             .await
             .is_ok()

@@ -85,7 +85,7 @@ pub async fn start(
         .ok_or(AppError::shopper(Reason::MethodNotAvailable))?;
     let details = json!({ "carrier": c.code(), "billing": billing.code() });
     let mut tx = state.db.begin().await?;
-    abandon_stale(&mut tx, &o.checkout.id).await?;
+    abandon_stale(&mut tx, &o.checkout.id, state.now_ms()).await?;
     let p = payments::create(
         &mut tx,
         &NewPayment {
@@ -102,6 +102,7 @@ pub async fn start(
             connector: &resolved.id,
         },
         "shopper",
+        state.now_ms(),
     )
     .await
     .map_err(payment_error)?;
@@ -142,7 +143,7 @@ pub async fn start(
 }
 
 /// Cancels (`ShopperCancel`) carrier attempts of the checkout still waiting for the carrier.
-async fn abandon_stale(tx: &mut Tx, checkout_id: &str) -> AppResult<()> {
+async fn abandon_stale(tx: &mut Tx, checkout_id: &str, now: i64) -> AppResult<()> {
     let stale = payments::waiting_in_checkout(
         tx,
         checkout_id,
@@ -159,7 +160,7 @@ async fn abandon_stale(tx: &mut Tx, checkout_id: &str) -> AppResult<()> {
             "shopper",
         );
         change.data = json!({ "reason": "abandoned" });
-        payments::transition(tx, &p, &change)
+        payments::transition(tx, &p, &change, now)
             .await
             .map_err(payment_error)?;
     }
@@ -256,7 +257,7 @@ pub async fn sandbox_login(
             if let Err(e) = check_limit(used, s.payment.amount) {
                 let mut details = s.payment.details_json();
                 details["phone_hash"] = json!(hash);
-                fail_for_limit(&mut tx, &s.payment, details, e).await?;
+                fail_for_limit(&mut tx, &s.payment, details, e, state.now_ms()).await?;
                 tx.commit().await?;
                 state.wake_notifier();
                 let (path, _) = redirect::fresh_session_path(state, &s.checkout.id);
@@ -338,6 +339,7 @@ async fn fail_for_limit(
     p: &PaymentRow,
     mut details: Value,
     e: LimitError,
+    now: i64,
 ) -> AppResult<PaymentRow> {
     let to = carrier::apply(CarrierStatus::AwaitingAuth, CarrierAction::Decline)
         .map_err(|e| anyhow::anyhow!("limit: {e}"))?;
@@ -354,7 +356,7 @@ async fn fail_for_limit(
     );
     change.details = Some(details);
     change.data = json!({ "reason": e.code(), "remaining": remaining });
-    payments::transition(tx, p, &change)
+    payments::transition(tx, p, &change, now)
         .await
         .map_err(payment_error)
 }
@@ -420,7 +422,7 @@ pub async fn handle_return(
             None => 0,
         };
         if let Err(e) = check_limit(used, p.amount) {
-            let row = fail_for_limit(&mut tx, &p, details, e).await?;
+            let row = fail_for_limit(&mut tx, &p, details, e, now).await?;
             tx.commit().await?;
             // The carrier approved a charge we refuse: void it there too.
             let undo = CancelRequest::Charge {
@@ -455,7 +457,7 @@ pub async fn handle_return(
         change.amount = Some(p.amount);
     }
     change.details = Some(details);
-    let row = match payments::transition(&mut tx, &p, &change).await {
+    let row = match payments::transition(&mut tx, &p, &change, state.now_ms()).await {
         Ok(row) => row,
         Err(payments::PaymentError::Conflict) => {
             return Ok(payments::get(&state.db, payment_id).await?.unwrap_or(p));
@@ -463,7 +465,13 @@ pub async fn handle_return(
         Err(e) => return Err(payment_error(e)),
     };
     if to == CarrierStatus::Completed {
-        payments::set_checkout_status(&mut tx, &p.checkout_id, CheckoutStatus::Paid).await?;
+        payments::set_checkout_status(
+            &mut tx,
+            &p.checkout_id,
+            CheckoutStatus::Paid,
+            state.now_ms(),
+        )
+        .await?;
     }
     tx.commit().await?;
     state.wake_notifier();
@@ -595,6 +603,7 @@ async fn charge_one(
             connector: &first.connector_id(),
         },
         "system",
+        now,
     )
     .await?;
     let used = match details["phone_hash"].as_str() {
@@ -602,10 +611,10 @@ async fn charge_one(
         None => 0,
     };
     if let Err(e) = check_limit(used, s.amount) {
-        fail_for_limit(&mut tx, &p, details, e)
+        fail_for_limit(&mut tx, &p, details, e, now)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        payments::set_checkout_status(&mut tx, &checkout_id, CheckoutStatus::Open).await?;
+        payments::set_checkout_status(&mut tx, &checkout_id, CheckoutStatus::Open, now).await?;
         tx.commit().await?;
         return Ok(true);
     }
@@ -630,16 +639,16 @@ async fn charge_one(
             change.connector_ref = Some(&carrier_txn_id);
             change.details = Some(details.clone());
             change.data = json!({ "subscription_id": s.id, "charge_no": n });
-            payments::transition(&mut tx, &p, &change).await?;
-            payments::set_checkout_status(&mut tx, &checkout_id, CheckoutStatus::Paid).await?;
+            payments::transition(&mut tx, &p, &change, now).await?;
+            payments::set_checkout_status(&mut tx, &checkout_id, CheckoutStatus::Paid, now).await?;
         }
         Ok(ContinuousChargeOutcome::Declined) => {
             let to = carrier::apply(CarrierStatus::AwaitingAuth, CarrierAction::Decline)?;
             let mut change = Change::new(to.code(), "payment.failed", "system");
             change.data =
                 json!({ "subscription_id": s.id, "charge_no": n, "reason": "carrier_declined" });
-            payments::transition(&mut tx, &p, &change).await?;
-            payments::set_checkout_status(&mut tx, &checkout_id, CheckoutStatus::Open).await?;
+            payments::transition(&mut tx, &p, &change, now).await?;
+            payments::set_checkout_status(&mut tx, &checkout_id, CheckoutStatus::Open, now).await?;
         }
         // The carrier could not be asked: the charge fails (the merchant is told) and the
         // agreement stays active for next month.
@@ -652,8 +661,8 @@ async fn charge_one(
                 "reason": "carrier_error",
                 "error": e.code(),
             });
-            payments::transition(&mut tx, &p, &change).await?;
-            payments::set_checkout_status(&mut tx, &checkout_id, CheckoutStatus::Open).await?;
+            payments::transition(&mut tx, &p, &change, now).await?;
+            payments::set_checkout_status(&mut tx, &checkout_id, CheckoutStatus::Open, now).await?;
         }
     }
     tx.commit().await?;
@@ -665,6 +674,7 @@ pub async fn cancel_subscription(
     db: &Db,
     registry: &Arc<Registry>,
     id: &str,
+    now: i64,
 ) -> anyhow::Result<()> {
     let s = subscription(db, id)
         .await?
@@ -698,7 +708,7 @@ pub async fn cancel_subscription(
     let mut change = Change::new(&p.status, action.event_type(), "merchant");
     change.details = Some(details);
     change.data = json!({ "subscription_id": id });
-    payments::transition(&mut tx, &p, &change).await?;
+    payments::transition(&mut tx, &p, &change, now).await?;
     tx.commit().await?;
     Ok(())
 }

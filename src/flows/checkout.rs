@@ -86,7 +86,7 @@ pub async fn open_link(
             if method::offered(&methods, &methods, device, link.amount).is_empty() {
                 return Err(AppError::shopper(Reason::NoMethodAvailable));
             }
-            let c = checkouts::insert_or_get(&state.db, &link, &methods).await?;
+            let c = checkouts::insert_or_get(&state.db, &link, &methods, state.now_ms()).await?;
             if c.content_hash != link.content_hash() {
                 return Err(AppError::shopper(Reason::OrderConflict));
             }
@@ -199,13 +199,13 @@ pub async fn sign_and_open(
 
 /// Closes an open checkout that has no live payment, in the caller's transaction. `Ok(true)`
 /// when it was closed now, `Ok(false)` when it was already expired.
-pub async fn expire_in_tx(tx: &mut Tx, checkout_id: &str) -> AppResult<bool> {
+pub async fn expire_in_tx(tx: &mut Tx, checkout_id: &str, now: i64) -> AppResult<bool> {
     let conflict = |code: &'static str, message: String| AppError::Api {
         status: StatusCode::CONFLICT,
         code,
         message,
     };
-    match checkouts::expire_if_open(tx, checkout_id).await? {
+    match checkouts::expire_if_open(tx, checkout_id, now).await? {
         checkouts::Expiry::Expired => Ok(true),
         checkouts::Expiry::AlreadyExpired => Ok(false),
         checkouts::Expiry::HasPayment => Err(conflict(

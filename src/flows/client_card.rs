@@ -76,6 +76,7 @@ async fn apply(
     actor: &str,
     data: serde_json::Value,
     details: Option<serde_json::Value>,
+    now: i64,
 ) -> Result<PaymentRow, Applied> {
     let next = card::apply(&card_state(p).map_err(Applied::Err)?, action)
         .map_err(|_| Applied::NotForward)?;
@@ -88,7 +89,7 @@ async fn apply(
     if next.status == CardStatus::Captured && p.paid_at.is_none() {
         change.paid_at = Some(now_ms());
     }
-    payments::transition(tx, p, &change)
+    payments::transition(tx, p, &change, now)
         .await
         .map_err(|e| match e {
             PaymentError::Conflict => Applied::Conflict,
@@ -140,6 +141,7 @@ pub async fn prepare(state: &Ctx, o: &Opened, ip: &str) -> AppResult<Prepared> {
             connector: &resolved.id,
         },
         "shopper",
+        state.now_ms(),
     )
     .await;
     let p = match created {
@@ -155,7 +157,15 @@ pub async fn prepare(state: &Ctx, o: &Opened, ip: &str) -> AppResult<Prepared> {
         Ok(i) => i,
         Err(e) => {
             let mut tx = state.db.begin().await?;
-            let _ = fail(&mut tx, &p, "processing_error", e.code(), "shopper").await;
+            let _ = fail(
+                &mut tx,
+                &p,
+                "processing_error",
+                e.code(),
+                "shopper",
+                state.now_ms(),
+            )
+            .await;
             tx.commit().await?;
             state.wake_notifier();
             record_failure(state, &o.checkout.id, ip).await?;
@@ -235,6 +245,7 @@ async fn fail(
     reason: &str,
     detail: &str,
     actor: &str,
+    now: i64,
 ) -> Result<PaymentRow, Applied> {
     let mut d = p.details_json();
     d["failure"] = json!(reason);
@@ -246,6 +257,7 @@ async fn fail(
         actor,
         json!({ "reason": reason, "detail": detail }),
         Some(d),
+        now,
     )
     .await
 }
@@ -277,6 +289,7 @@ pub async fn settle(
     conn: &dyn ClientCardConnector,
     p: PaymentRow,
     actor: &str,
+    now: i64,
 ) -> AppResult<PaymentRow> {
     let waiting = [
         CardStatus::Awaiting3ds.as_str(),
@@ -304,9 +317,9 @@ pub async fn settle(
     let result = match &i.state {
         IntentState::AwaitingShopper | IntentState::Processing => return Ok(p),
         IntentState::Authorized | IntentState::Captured => {
-            record_paid(&mut tx, &p, &i, actor).await
+            record_paid(&mut tx, &p, &i, actor, now).await
         }
-        IntentState::Failed(f) => fail(&mut tx, &p, &f.reason, &f.processor_code, actor).await,
+        IntentState::Failed(f) => fail(&mut tx, &p, &f.reason, &f.processor_code, actor, now).await,
         IntentState::Cancelled => {
             fail(
                 &mut tx,
@@ -314,6 +327,7 @@ pub async fn settle(
                 "cancelled",
                 "cancelled at the processor",
                 actor,
+                now,
             )
             .await
         }
@@ -346,6 +360,7 @@ async fn record_paid(
     p: &PaymentRow,
     i: &Intent,
     actor: &str,
+    now: i64,
 ) -> Result<PaymentRow, Applied> {
     let mut d = with_card(p, i);
     // The processor ran 3-D Secure in the browser. When it reports no result (an exemption, or
@@ -367,7 +382,17 @@ async fn record_paid(
         amount: p.amount,
         three_ds,
     };
-    let mut row = apply(tx, p, &action, "payment.authorized", actor, data, Some(d)).await?;
+    let mut row = apply(
+        tx,
+        p,
+        &action,
+        "payment.authorized",
+        actor,
+        data,
+        Some(d),
+        now,
+    )
+    .await?;
     if i.state == IntentState::Captured {
         let amount = if i.amount_received > 0 {
             i.amount_received
@@ -382,10 +407,11 @@ async fn record_paid(
             actor,
             json!({ "amount": amount }),
             None,
+            now,
         )
         .await?;
     }
-    payments::set_checkout_status(tx, &p.checkout_id, CheckoutStatus::Paid)
+    payments::set_checkout_status(tx, &p.checkout_id, CheckoutStatus::Paid, now)
         .await
         .map_err(|e| Applied::Err(AppError::Db(e)))?;
     Ok(row)
@@ -401,7 +427,7 @@ pub async fn settle_return(state: &Ctx, o: &Opened, ip: &str) -> AppResult<Optio
         return Ok(Some(p));
     };
     let before = p.status.clone();
-    let row = settle(&state.db, conn.as_ref(), p, "shopper").await?;
+    let row = settle(&state.db, conn.as_ref(), p, "shopper", state.now_ms()).await?;
     if row.status != before {
         state.wake_notifier();
         if row.status == CardStatus::Failed.as_str() {
@@ -477,9 +503,15 @@ pub async fn webhook(
     let outcome = match &payment {
         Some(p) => {
             let before = p.status.clone();
-            let row = settle(db, conn.as_ref(), p.clone(), "processor:webhook")
-                .await
-                .map_err(|e| HookError::Failed(e.to_string()))?;
+            let row = settle(
+                db,
+                conn.as_ref(),
+                p.clone(),
+                "processor:webhook",
+                state.now_ms(),
+            )
+            .await
+            .map_err(|e| HookError::Failed(e.to_string()))?;
             if row.status != before {
                 state.wake_notifier();
                 // A decline counts towards the checkout's card-testing limit even when the
@@ -543,7 +575,7 @@ pub async fn reconcile(db: &Db, registry: &Arc<Registry>, now: i64) -> anyhow::R
         };
         let expired = p.updated_at < expired_before;
         let row = match &p.connector_ref {
-            Some(_) => match settle(db, conn.as_ref(), p.clone(), "system:reconcile").await {
+            Some(_) => match settle(db, conn.as_ref(), p.clone(), "system:reconcile", now).await {
                 Ok(row) => row,
                 Err(e) => {
                     tracing::warn!(payment = %p.id, error = %e, "browser card reconciliation");
@@ -578,6 +610,7 @@ pub async fn reconcile(db: &Db, registry: &Arc<Registry>, now: i64) -> anyhow::R
             "challenge_expired",
             "the shopper did not finish",
             "system:timeout",
+            now,
         )
         .await
         .is_ok()

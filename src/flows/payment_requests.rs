@@ -238,7 +238,7 @@ pub async fn cancel(state: &Ctx, m: &MerchantRow, id: &str) -> AppResult<Request
         return Ok(r);
     }
     let mut tx = state.db.begin().await?;
-    expire_in_tx(&mut tx, &r.checkout_id).await?;
+    expire_in_tx(&mut tx, &r.checkout_id, state.now_ms()).await?;
     requests::cancel(&mut tx, &r.id, state.now_ms()).await?;
     tx.commit().await?;
     get(&state.db, &m.id, id).await

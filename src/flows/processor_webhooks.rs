@@ -116,7 +116,7 @@ pub async fn receive(
         return Ok(Outcome::Ignored("unknown_payment"));
     };
     let outcome = if NumberMethod::parse(&p.method).is_some() {
-        apply_to_number(&mut tx, &p, &event).await?
+        apply_to_number(&mut tx, &p, &event, state.now_ms()).await?
     } else {
         Outcome::Ignored("unsupported_method")
     };
@@ -136,17 +136,18 @@ async fn apply_to_number(
     tx: &mut Tx,
     p: &PaymentRow,
     e: &WebhookEvent,
+    now: i64,
 ) -> Result<Outcome, ReceiveError> {
     let action = match e.effect {
         Effect::Paid { at_ms } => NumberAction::Paid { at_ms },
         // The processor says the number is dead: expire it even if our stored deadline is a
         // moment later (clocks differ), never earlier than the processor's word.
         Effect::Expired | Effect::Cancelled => NumberAction::Expire {
-            now_ms: now_ms().max(p.deadline_at.unwrap_or(0).saturating_add(1)),
+            now_ms: now.max(p.deadline_at.unwrap_or(0).saturating_add(1)),
         },
         Effect::Ignored => return Ok(Outcome::Ignored("ignored_type")),
     };
-    match apply_action_in(tx, &p.id, action, "processor").await {
+    match apply_action_in(tx, &p.id, action, "processor", now).await {
         Ok(row) => Ok(Outcome::Applied(row.status)),
         Err(ActionError::Transition(t)) => {
             tracing::info!(payment = %p.id, event = %e.id, error = %t, "processor event does not change the payment");

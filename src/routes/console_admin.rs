@@ -208,7 +208,8 @@ pub async fn redeliver(
     let f = admin_form(&state, &staff, &headers, &body)?;
     let p = visible_payment(&state, &staff, &id).await?;
     let event_id = form::get(&f, "event_id");
-    let n = crate::db::outbox::redeliver(&state.db, &p.merchant_id, Some(event_id)).await?;
+    let n =
+        crate::db::outbox::redeliver(&state.db, &p.merchant_id, Some(event_id), staff.now).await?;
     if n == 0 {
         return Err(ConsoleError::NotFound);
     }
@@ -376,7 +377,7 @@ pub async fn rotate_key(
     admin_form(&state, &staff, &headers, &body)?;
     let q = form::decode(q.unwrap_or_default().as_bytes(), encoding_rs::UTF_8);
     let m = merchant_of(&state, &staff, &q).await?;
-    let key = merchants::rotate_key(&state.db, &state.keys, &m.id).await?;
+    let key = merchants::rotate_key(&state.db, &state.keys, &m.id, staff.now).await?;
     audit::staff(
         &state.db,
         &staff,

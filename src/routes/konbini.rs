@@ -131,7 +131,7 @@ async fn issue_and_show(
         return Ok(Redirect::to(&format!("/pay/{token}")).into_response());
     }
     ensure_offered(o, device, method)?;
-    match flow::issue(&state.db, o, target).await {
+    match flow::issue(&state.db, o, target, state.now_ms()).await {
         Ok(_) => {
             state.wake_notifier();
             Ok(Redirect::to(&path).into_response())

@@ -144,6 +144,7 @@ async fn payment(
             connector: &kakehashi::domain::processor::ConnectorId::Sandbox,
         },
         "test",
+        app.state.now_ms(),
     )
     .await
     .unwrap();

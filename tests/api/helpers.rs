@@ -278,7 +278,7 @@ impl TestApp {
             card_options: "lump,inst3,inst6,bonus,revo".into(),
         };
         tweak(&mut m);
-        let (id, key) = merchants::create(&self.db, &self.state.keys, &m)
+        let (id, key) = merchants::create(&self.db, &self.state.keys, &m, self.state.now_ms())
             .await
             .unwrap();
         TestMerchant {

@@ -31,6 +31,7 @@ async fn payment(app: &TestApp, m: &TestMerchant, order: &str) -> payments::Paym
             connector: &kakehashi::domain::processor::ConnectorId::Sandbox,
         },
         "test",
+        app.state.now_ms(),
     )
     .await
     .unwrap();
@@ -45,9 +46,14 @@ async fn change(
     event: &str,
 ) -> payments::PaymentRow {
     let mut tx = app.db.begin().await.unwrap();
-    let p = payments::transition(&mut tx, p, &Change::new(to, event, "test"))
-        .await
-        .unwrap();
+    let p = payments::transition(
+        &mut tx,
+        p,
+        &Change::new(to, event, "test"),
+        app.state.now_ms(),
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     p
 }
@@ -91,7 +97,9 @@ async fn failures_are_retried_with_the_same_id(app: TestApp) {
     let m = app
         .merchant_with(|n| n.callback_url = Some(rx.url.clone()))
         .await;
-    let id = outbox::ping(&app.db, &m.id).await.unwrap();
+    let id = outbox::ping(&app.db, &m.id, app.state.now_ms())
+        .await
+        .unwrap();
     let hits = rx.wait_for("three attempts", |h| h.len() >= 3).await;
     assert!(
         hits.iter().all(|h| h.header("webhook-id") == id),
@@ -120,7 +128,9 @@ async fn gone_disables_the_endpoint_and_redirects_are_not_followed(app: TestApp)
     let m = app
         .merchant_with(|n| n.callback_url = Some(rx.url.clone()))
         .await;
-    let id = outbox::ping(&app.db, &m.id).await.unwrap();
+    let id = outbox::ping(&app.db, &m.id, app.state.now_ms())
+        .await
+        .unwrap();
     rx.wait_for("redirect then 410", |h| h.len() >= 2).await;
     let hits = rx.hits();
     assert!(
@@ -141,7 +151,9 @@ async fn gone_disables_the_endpoint_and_redirects_are_not_followed(app: TestApp)
         .unwrap();
     assert_eq!(st, "disabled");
     // Later events wait on the disabled endpoint; redelivery re-enables and sends them.
-    let id2 = outbox::ping(&app.db, &m.id).await.unwrap();
+    let id2 = outbox::ping(&app.db, &m.id, app.state.now_ms())
+        .await
+        .unwrap();
     eventually("parked", || async {
         app.scalar_str(&format!("SELECT status FROM outbox WHERE id = '{id2}'"))
             .await
@@ -149,7 +161,12 @@ async fn gone_disables_the_endpoint_and_redirects_are_not_followed(app: TestApp)
     })
     .await;
     assert_eq!(rx.hits().len(), 2);
-    assert_eq!(outbox::redeliver(&app.db, &m.id, None).await.unwrap(), 2);
+    assert_eq!(
+        outbox::redeliver(&app.db, &m.id, None, app.state.now_ms())
+            .await
+            .unwrap(),
+        2
+    );
     rx.wait_for("both redelivered", |h| h.len() >= 4).await;
 }
 both!(gone_disables_the_endpoint_and_redirects_are_not_followed);
@@ -197,7 +214,9 @@ async fn forbidden_callback_addresses_are_refused(app: TestApp) {
         let m = app
             .merchant_with(|n| n.callback_url = Some(url.into()))
             .await;
-        let id = outbox::ping(&app.db, &m.id).await.unwrap();
+        let id = outbox::ping(&app.db, &m.id, app.state.now_ms())
+            .await
+            .unwrap();
         let outcome = eventually("refused attempt", || async {
             let a = outbox::attempts(&app.db, &id).await.unwrap();
             a.first().map(|a| a.outcome.clone())
@@ -218,9 +237,11 @@ async fn a_dead_workers_lease_expires_and_the_event_is_redelivered(app: TestApp)
     let m = app
         .merchant_with(|n| n.callback_url = Some(rx.url.clone()))
         .await;
-    let id = outbox::ping(&app.db, &m.id).await.unwrap();
+    let id = outbox::ping(&app.db, &m.id, app.state.now_ms())
+        .await
+        .unwrap();
     // `app` runs no worker; a worker claims the event and dies holding a 1.5 s lease.
-    let claimed = outbox::claim(&app.db, "dead-worker", 1500, 100)
+    let claimed = outbox::claim(&app.db, "dead-worker", 1500, 100, app.state.now_ms())
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
@@ -265,7 +286,7 @@ async fn two_instances_on_one_postgres_never_double_deliver() {
         .await;
     let mut ids = Vec::new();
     for _ in 0..60 {
-        ids.push(outbox::ping(&b.db, &m.id).await.unwrap());
+        ids.push(outbox::ping(&b.db, &m.id, b.state.now_ms()).await.unwrap());
     }
     rx.wait_for("all delivered", |h| h.len() >= 60).await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -383,10 +404,17 @@ async fn killed_mid_delivery_then_restarted_delivers_the_same_event() {
         capture_mode: "auto".into(),
         card_options: "lump".into(),
     };
-    kakehashi::db::merchants::create(&db, &kakehashi::secrets::Keyring::default(), &m)
+    kakehashi::db::merchants::create(
+        &db,
+        &kakehashi::secrets::Keyring::default(),
+        &m,
+        kakehashi::util::now_ms(),
+    )
+    .await
+    .unwrap();
+    let id = outbox::ping(&db, "m_kill", kakehashi::util::now_ms())
         .await
         .unwrap();
-    let id = outbox::ping(&db, "m_kill").await.unwrap();
     let spawn = || {
         Command::new(env!("CARGO_BIN_EXE_kakehashi"))
             .current_dir(env!("CARGO_MANIFEST_DIR"))
