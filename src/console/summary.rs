@@ -22,12 +22,10 @@ pub async fn lines(
 }
 
 /// The period of the summary: `from`/`to` as `YYYY-MM-DD` (Japan time, inclusive), defaulting
-/// to the current month. Returns the dates shown and the `[from, to)` range in unix ms.
-pub fn period(from: &str, to: &str) -> Result<(String, String, i64, i64), String> {
+/// to the current month at `now`. Returns the dates shown and the `[from, to)` range in unix ms.
+pub fn period(from: &str, to: &str, now: i64) -> Result<(String, String, i64, i64), String> {
     let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    let today = time::OffsetDateTime::now_utc()
-        .to_offset(time::macros::offset!(+9))
-        .date();
+    let today = crate::util::jst_datetime(now).date();
     let parse = |s: &str, default: time::Date| -> Result<time::Date, String> {
         if s.trim().is_empty() {
             Ok(default)

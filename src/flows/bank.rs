@@ -15,7 +15,6 @@ use crate::domain::Method;
 use crate::error::{AppError, AppResult, Reason};
 use crate::flows::checkout::{self, Opened};
 use crate::flows::redirect::{self, payment_error};
-use crate::util::now_ms;
 
 pub const METHOD: &str = "banknet";
 
@@ -61,7 +60,7 @@ pub async fn start(
             amount: o.checkout.amount,
             fee: 0,
             // Shown as 支払期限; `timeout_due` fails the payment once it has passed.
-            deadline_at: Some(now_ms() + PENDING_TIMEOUT_MS),
+            deadline_at: Some(state.now_ms() + PENDING_TIMEOUT_MS),
             details: details.clone(),
             connector: &resolved.id,
         },
@@ -161,7 +160,7 @@ pub async fn sandbox_decide(
             amount: s.payment.amount,
             choice,
         },
-        now_ms(),
+        state.now_ms(),
     ))
 }
 
@@ -178,10 +177,13 @@ pub async fn handle_return(
     let conn = connectors
         .bank_for(&p.connector_id())
         .ok_or(AppError::shopper(Reason::ReturnRejected))?;
-    let res = conn.verify_return(params, now_ms()).await.map_err(|e| {
-        tracing::info!(code = e.code(), "bank return refused");
-        AppError::shopper(Reason::ReturnRejected)
-    })?;
+    let res = conn
+        .verify_return(params, state.now_ms())
+        .await
+        .map_err(|e| {
+            tracing::info!(code = e.code(), "bank return refused");
+            AppError::shopper(Reason::ReturnRejected)
+        })?;
     let matches = res.payment_id == p.id
         && p.checkout_id == checkout_id
         && p.method == METHOD
@@ -202,7 +204,7 @@ pub async fn handle_return(
         }
     };
     let mut details = p.details_json();
-    let now = now_ms();
+    let now = state.now_ms();
     let mut change = Change::new(
         to.code(),
         to.event_type().unwrap_or("payment.updated"),

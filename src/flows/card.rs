@@ -27,7 +27,6 @@ use crate::domain::CaptureMode;
 use crate::domain::CheckoutStatus;
 use crate::error::{AppError, AppResult, Reason};
 use crate::flows::checkout::Opened;
-use crate::util::now_ms;
 
 pub use crate::context::{PendingCards, PENDING_TTL};
 pub use crate::domain::card_form::{merchant_card_settings, parse_form, CardInput, FieldErrors};
@@ -100,7 +99,7 @@ async fn apply(
     change.data = data;
     change.details = details;
     if next.status == CardStatus::Captured && p.paid_at.is_none() {
-        change.paid_at = Some(now_ms());
+        change.paid_at = Some(now);
     }
     payments::transition(tx, p, &change, now)
         .await
@@ -123,7 +122,7 @@ fn pay_err(e: PaymentError) -> AppError {
 /// checkout when its own limit is reached.
 pub async fn check_lock(state: &Ctx, checkout_id: &str, ip: &str) -> AppResult<()> {
     let max = state.config.card_max_failures;
-    let since = now_ms() - 3_600_000;
+    let since = state.now_ms() - 3_600_000;
     let (per_checkout, per_ip) = card_attempts::failures(&state.db, checkout_id, ip, since).await?;
     if per_checkout >= max || per_ip >= max * 3 {
         return Err(AppError::shopper(Reason::Locked));
@@ -134,7 +133,7 @@ pub async fn check_lock(state: &Ctx, checkout_id: &str, ip: &str) -> AppResult<(
 /// Records a failed card attempt; at the limit the checkout is locked and the lock is logged
 /// for the merchant.
 pub async fn record_failure(state: &Ctx, checkout_id: &str, ip: &str) -> AppResult<()> {
-    card_attempts::record_failure(&state.db, checkout_id, ip, now_ms()).await?;
+    card_attempts::record_failure(&state.db, checkout_id, ip, state.now_ms()).await?;
     if check_lock(state, checkout_id, ip).await.is_err() {
         tracing::warn!(
             checkout = checkout_id,
@@ -503,8 +502,14 @@ pub async fn complete_challenge(
             let mut d = details.clone();
             d["wrong_codes"] = json!(wrong);
             let mut tx = state.db.begin().await?;
-            payments::set_details_if(&mut tx, &p, &d, CardStatus::Challenge.as_str(), now_ms())
-                .await?;
+            payments::set_details_if(
+                &mut tx,
+                &p,
+                &d,
+                CardStatus::Challenge.as_str(),
+                state.now_ms(),
+            )
+            .await?;
             tx.commit().await?;
             let p = payments::get(&state.db, &p.id)
                 .await?

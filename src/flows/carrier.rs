@@ -28,7 +28,6 @@ use crate::domain::processor::ConnectorId;
 use crate::domain::{Method, Mode};
 use crate::error::{AppError, AppResult, Reason};
 use crate::flows::redirect::{self, payment_error};
-use crate::util::now_ms;
 
 /// The payment method of a carrier (one method per carrier, see `domain::method`).
 pub fn method_of(c: Carrier) -> Method {
@@ -253,7 +252,8 @@ pub async fn sandbox_login(
         SandboxLogin::Approved => {
             let hash = phone_hash(&state.secret, phone);
             let mut tx = state.db.begin().await?;
-            let used = monthly_used(&mut tx, s.carrier, &hash, &s.payment.id, now_ms()).await?;
+            let used =
+                monthly_used(&mut tx, s.carrier, &hash, &s.payment.id, state.now_ms()).await?;
             if let Err(e) = check_limit(used, s.payment.amount) {
                 let mut details = s.payment.details_json();
                 details["phone_hash"] = json!(hash);
@@ -275,7 +275,7 @@ pub async fn sandbox_login(
                 &s.payment,
                 &details,
                 CarrierStatus::AwaitingAuth.code(),
-                now_ms(),
+                state.now_ms(),
             )
             .await?;
             tx.commit().await?;
@@ -303,7 +303,7 @@ pub fn sandbox_return(state: &Ctx, s: &SandboxSession, decision: SandboxDecision
             billing: s.billing,
             decision,
         },
-        now_ms(),
+        state.now_ms(),
     )
 }
 
@@ -375,10 +375,13 @@ pub async fn handle_return(
     let conn = connectors
         .carrier_for(&p.connector_id())
         .ok_or(AppError::shopper(Reason::ReturnRejected))?;
-    let res = conn.verify_return(params, now_ms()).await.map_err(|e| {
-        tracing::info!(code = e.code(), "carrier return refused");
-        AppError::shopper(Reason::ReturnRejected)
-    })?;
+    let res = conn
+        .verify_return(params, state.now_ms())
+        .await
+        .map_err(|e| {
+            tracing::info!(code = e.code(), "carrier return refused");
+            AppError::shopper(Reason::ReturnRejected)
+        })?;
     let matches = res.payment_id == p.id
         && p.checkout_id == checkout_id
         && res.carrier == c
@@ -402,7 +405,7 @@ pub async fn handle_return(
         }
     };
     let mut details = p.details_json();
-    let now = now_ms();
+    let now = state.now_ms();
     let mut tx = state.db.begin().await?;
     if let CarrierOutcome::Approved {
         carrier_txn_id,
@@ -696,7 +699,7 @@ pub async fn cancel_subscription(
     .map_err(|e| anyhow::anyhow!("carrier refused the cancellation: {}", e.code()))?;
     let mut tx = db.begin().await?;
     anyhow::ensure!(
-        subscriptions::cancel(&mut tx, id, now_ms()).await?,
+        subscriptions::cancel(&mut tx, id, now).await?,
         "subscription {id} changed concurrently"
     );
     let p = payments::get_tx(&mut tx, &s.payment_id)

@@ -33,7 +33,6 @@ use crate::domain::CheckoutStatus;
 use crate::error::{AppError, AppResult, Reason};
 use crate::flows::card::{card_state, check_lock, record_failure, PENDING_TTL, RECONCILE_AFTER_MS};
 use crate::flows::checkout::Opened;
-use crate::util::now_ms;
 
 pub use crate::flows::card::BROWSER_ENTRY;
 
@@ -87,7 +86,7 @@ async fn apply(
     change.data = data;
     change.details = details;
     if next.status == CardStatus::Captured && p.paid_at.is_none() {
-        change.paid_at = Some(now_ms());
+        change.paid_at = Some(now);
     }
     payments::transition(tx, p, &change, now)
         .await
@@ -490,7 +489,7 @@ pub async fn webhook(
         .await?
         .client_card_for(&id)
         .ok_or(HookError::Unavailable)?;
-    let event = conn.verify_webhook(payload, signature, now_ms() / 1000)?;
+    let event = conn.verify_webhook(payload, signature, state.now_ms() / 1000)?;
     if crate::db::processor_events::seen(db, &account.id, &event.id).await? {
         return Ok(HookOutcome::Duplicate);
     }
@@ -538,7 +537,7 @@ pub async fn webhook(
             HookOutcome::Applied => "applied",
             _ => "ignored",
         },
-        now_ms(),
+        state.now_ms(),
     )
     .await?;
     tx.commit().await?;

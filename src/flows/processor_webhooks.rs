@@ -19,7 +19,6 @@ use crate::db::Tx;
 use crate::domain::konbini::{NumberAction, NumberMethod};
 use crate::domain::processor::Processor;
 use crate::flows::konbini::{apply_action_in, ActionError};
-use crate::util::now_ms;
 
 /// What became of a verified event (answered with 200).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,7 +97,9 @@ pub async fn receive(
         return Ok(Outcome::Ignored("ignored_type"));
     }
     let mut tx = state.db.begin().await?;
-    if !processor_events::record(&mut tx, &account.id, &event.id, &event.kind, now_ms()).await? {
+    if !processor_events::record(&mut tx, &account.id, &event.id, &event.kind, state.now_ms())
+        .await?
+    {
         return Ok(Outcome::Duplicate);
     }
     let Some(p) = crate::db::payments::by_account_refs(

@@ -478,7 +478,7 @@ pub async fn csv(
     let body = Body::from_stream(csv_export::stream(state.db.clone(), f, enc));
     let name = format!(
         "payments-{}.csv",
-        crate::util::format_jst(crate::util::now_ms()).replace(['/', ' ', ':'], "")
+        crate::util::format_jst(staff.now).replace(['/', ' ', ':'], "")
     );
     Ok((
         [

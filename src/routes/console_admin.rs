@@ -463,7 +463,7 @@ pub async fn summary_page(
         None => Some(form::get(&q, "merchant").trim().to_owned()).filter(|m| !m.is_empty()),
     };
     let (from, to, from_ms, to_ms) =
-        crate::console::summary::period(form::get(&q, "from"), form::get(&q, "to"))
+        crate::console::summary::period(form::get(&q, "from"), form::get(&q, "to"), staff.now)
             .map_err(ConsoleError::Bad)?;
     let lines = summary::lines(&state.db, merchant.as_deref(), from_ms, to_ms).await?;
     let view = |method: String, count: i64, amount: i64, fee: i64| SummaryLine {
