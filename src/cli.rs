@@ -1,4 +1,5 @@
-//! Command line: `serve` (the default) and merchant administration.
+//! Command line: `serve` (the default) and merchant administration. Commands run with no app
+//! context, so rows they write are stamped with the wall clock (`util::now_ms`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

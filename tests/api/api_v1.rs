@@ -434,7 +434,7 @@ async fn payments_list_filters_and_pages(app: TestApp) {
     for (i, order) in ["l-1", "l-2", "l-3"].iter().enumerate() {
         ids.push(card_payment(&app, &m, order, 1000 + i as i64).await);
         // Distinct creation times make the expected order unambiguous.
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        app.clock.advance(std::time::Duration::from_secs(1));
     }
     let r = app
         .api_post(

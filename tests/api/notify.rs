@@ -240,17 +240,21 @@ async fn a_dead_workers_lease_expires_and_the_event_is_redelivered(app: TestApp)
     let id = outbox::ping(&app.db, &m.id, app.state.now_ms())
         .await
         .unwrap();
-    // `app` runs no worker; a worker claims the event and dies holding a 1.5 s lease.
-    let claimed = outbox::claim(&app.db, "dead-worker", 1500, 100, app.state.now_ms())
+    // `app` runs no worker; a worker claims the event and dies holding a 60 s lease.
+    let claimed = outbox::claim(&app.db, "dead-worker", 60_000, 100, app.state.now_ms())
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
-    let _live = spawn_app_sharing(&app, true).await;
+    let live = spawn_app_sharing(&app, true).await;
+    // Waits for the live worker to have looked (it polls at least every 0.5 s) while the
+    // lease holds: this wait is for a real background loop, not for time to pass.
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
     assert!(
         rx.hits().is_empty(),
         "the leased event is left alone while the lease holds"
     );
+    // The lease runs out on the live instance's clock.
+    live.clock.advance(std::time::Duration::from_secs(61));
     let hits = rx
         .wait_for("redelivery after lease expiry", |h| !h.is_empty())
         .await;
