@@ -468,6 +468,7 @@ async fn continuous_billing_charges_monthly_until_cancelled(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(events.last().unwrap().kind, "subscription.charged");
+    app.advance_clock_to(sub.next_charge_at);
     let hits = rx
         .wait_for("subscription.charged", |h| {
             h.iter().any(|h| h.json()["type"] == "subscription.charged")

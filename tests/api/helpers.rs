@@ -631,6 +631,17 @@ impl ApiResp {
 }
 
 impl TestApp {
+    /// Moves the server's clock forward to `at_ms` (unix ms) unless it is already there: a
+    /// test that runs a job "at" a later time lets the server's clock reach it too (rows the
+    /// job wrote, e.g. notifications, are due from then on).
+    pub fn advance_clock_to(&self, at_ms: i64) {
+        let behind = at_ms - self.state.now_ms();
+        if behind > 0 {
+            self.clock
+                .advance(std::time::Duration::from_millis(behind as u64));
+        }
+    }
+
     /// Creates an API key for the merchant and returns its secret.
     pub async fn api_key(&self, m: &TestMerchant) -> String {
         kakehashi::api::keys::create(&self.db, &m.id, self.state.now_ms())
