@@ -73,6 +73,8 @@ pub(crate) fn card_state(p: &PaymentRow) -> AppResult<CardPayment> {
 }
 
 /// Checks the transition with the pure state machine, then writes it.
+/// `now` is the caller's clock reading (the row's `updated_at`, the event's time).
+#[allow(clippy::too_many_arguments)]
 async fn apply(
     tx: &mut Tx,
     p: &PaymentRow,

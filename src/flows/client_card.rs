@@ -67,6 +67,8 @@ fn in_progress() -> AppError {
 }
 
 /// Checks a change with the pure state machine, then writes it (event + outbox).
+/// `now` is the caller's clock reading (the row's `updated_at`, the event's time).
+#[allow(clippy::too_many_arguments)]
 async fn apply(
     tx: &mut Tx,
     p: &PaymentRow,
