@@ -183,3 +183,31 @@ string_enum! {
     /// An API key: `active` until retired (then requests with it get 401).
     pub enum ApiKeyStatus { Active => "active", Retired => "retired" }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stored codes of roles, payment requests, SMS and API keys round-trip, and an unknown
+    /// code is an error (a row that holds one fails to decode instead of getting a default).
+    #[test]
+    fn stored_codes_round_trip_and_unknown_codes_fail() {
+        for r in Role::ALL {
+            assert_eq!(Role::try_from(r.code().to_owned()).unwrap(), *r);
+        }
+        for s in RequestStatus::ALL {
+            assert_eq!(RequestStatus::try_from(s.code().to_owned()).unwrap(), *s);
+        }
+        for s in SmsStatus::ALL {
+            assert_eq!(SmsStatus::try_from(s.code().to_owned()).unwrap(), *s);
+        }
+        for s in ApiKeyStatus::ALL {
+            assert_eq!(ApiKeyStatus::try_from(s.code().to_owned()).unwrap(), *s);
+        }
+        assert!(Role::try_from("root".to_owned()).is_err());
+        assert!(RequestStatus::try_from("OPEN".to_owned()).is_err());
+        assert!(SmsStatus::try_from(String::new()).is_err());
+        assert!(ApiKeyStatus::try_from("revoked".to_owned()).is_err());
+        assert!(!Role::General.can_act() && Role::Admin.can_act() && Role::Operator.can_act());
+    }
+}
