@@ -209,7 +209,9 @@ async fn a_delivery_cut_off_by_the_grace_goes_out_again_with_the_same_id(host: T
     assert_eq!((status.as_str(), attempts), ("pending", 0));
     assert!(lease.is_some(), "still leased to the stopped worker");
     assert!(attempt_codes(&host, &id).await.is_empty());
-    let _next = spawn_app_sharing(&host, true).await;
+    let next = spawn_app_sharing(&host, true).await;
+    // The lease runs out on the new instance's clock, without waiting for it.
+    next.clock.advance(Duration::from_secs(2));
     eventually("redelivery after the lease expires", || async {
         (!rx.answered().is_empty()).then_some(())
     })
