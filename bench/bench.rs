@@ -373,7 +373,9 @@ async fn notifications(s: &Server, secs: u64) -> Row {
     // delivery, as it does when payments happen.
     let started = Instant::now();
     for _ in 0..n {
-        outbox::ping(&s.db, "m_demo").await.unwrap();
+        outbox::ping(&s.db, "m_demo", kakehashi::util::now_ms())
+            .await
+            .unwrap();
     }
     while got.load(Ordering::Relaxed) - before < n && started.elapsed() < Duration::from_secs(120) {
         tokio::time::sleep(Duration::from_millis(20)).await;

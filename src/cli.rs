@@ -1,4 +1,5 @@
-//! Command line: `serve` (the default) and merchant administration.
+//! Command line: `serve` (the default) and merchant administration. Commands run with no app
+//! context, so rows they write are stamped with the wall clock (`util::now_ms`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -349,6 +350,8 @@ async fn cli_audit(
             detail,
             ip: "",
         },
+        // The command line has no app context (and no clock to inject): the wall clock.
+        crate::util::now_ms(),
     )
     .await?;
     Ok(())
@@ -388,6 +391,7 @@ pub async fn processor(db: &Db, registry: &Arc<Registry>, cmd: ProcessorCmd) -> 
                     publishable_key,
                     webhook_secret,
                 },
+                crate::util::now_ms(),
             )
             .await?;
             let detail = format!(
@@ -454,7 +458,14 @@ secret key: {} (sealed with master key {})",
             merchant_id,
             account_id,
         } => {
-            processor_flow::retire(db, registry, &merchant_id, &account_id).await?;
+            processor_flow::retire(
+                db,
+                registry,
+                &merchant_id,
+                &account_id,
+                crate::util::now_ms(),
+            )
+            .await?;
             cli_audit(db, &merchant_id, "processor.retire", &account_id, "").await?;
             println!("retired {account_id}");
         }
@@ -551,7 +562,8 @@ pub async fn subscription(
 ) -> anyhow::Result<()> {
     match cmd {
         SubscriptionCmd::Cancel { id } => {
-            crate::flows::carrier::cancel_subscription(db, registry, &id).await?;
+            crate::flows::carrier::cancel_subscription(db, registry, &id, crate::util::now_ms())
+                .await?;
             println!("cancelled {id}");
         }
     }
@@ -583,8 +595,10 @@ pub async fn user(db: &Db, keys: &Keyring, cmd: UserCmd) -> anyhow::Result<()> {
         } => {
             let role = crate::console::Role::parse(&role)
                 .ok_or_else(|| anyhow::anyhow!("role must be admin, general or operator"))?;
-            let u =
-                crate::console::users::create(db, keys, merchant.as_deref(), &email, role).await?;
+            // No app context on the command line: the wall clock stamps the new user.
+            let now = crate::util::now_ms();
+            let u = crate::console::users::create(db, keys, merchant.as_deref(), &email, role, now)
+                .await?;
             print_credentials(&u);
         }
     }
@@ -787,7 +801,8 @@ pub async fn merchant(
                 (0..=60).contains(&m.konbini_days),
                 "konbini-days must be 0..=60"
             );
-            let (id, key) = merchants::create(db, registry.keys(), &m).await?;
+            let (id, key) =
+                merchants::create(db, registry.keys(), &m, crate::util::now_ms()).await?;
             if let Some(v) = autopay {
                 crate::flows::konbini::set_autopay_seconds(db, &id, v).await?;
             }
@@ -828,7 +843,9 @@ pub async fn merchant(
             }
         }
         MerchantCmd::RotateKey { merchant_id } => {
-            let key = merchants::rotate_key(db, registry.keys(), &merchant_id).await?;
+            let key =
+                merchants::rotate_key(db, registry.keys(), &merchant_id, crate::util::now_ms())
+                    .await?;
             println!("key_id: {}\nsecret: {}", key.key_id, key.secret);
             println!("(shown only now; the previous key stays valid until `merchant retire-key`)");
         }
@@ -848,7 +865,9 @@ pub async fn merchant(
             println!("retired {key_id}");
         }
         MerchantCmd::ApiKey { merchant_id } => {
-            let (key_id, secret) = crate::api::keys::create(db, &merchant_id).await?;
+            // No app context on the command line: the wall clock stamps the key.
+            let now = crate::util::now_ms();
+            let (key_id, secret) = crate::api::keys::create(db, &merchant_id, now).await?;
             println!("key_id: {key_id}\nsecret: {secret}");
             println!("(shown only now: send it as `Authorization: Bearer <secret>`)");
         }
@@ -1030,7 +1049,7 @@ pub async fn ensure_demo(
         capture_mode: "auto".into(),
         card_options: "lump,inst3,inst6,inst10,inst12,bonus,revo".into(),
     };
-    let (_, key) = merchants::create(db, keys, &m).await?;
+    let (_, key) = merchants::create(db, keys, &m, crate::util::now_ms()).await?;
     Ok(Some(key.secret))
 }
 
@@ -1141,11 +1160,12 @@ pub async fn notify(db: &Db, cmd: NotifyCmd) -> anyhow::Result<()> {
             failed,
         } => {
             anyhow::ensure!(event_id.is_some() || failed, "give an event id or --failed");
-            let n = outbox::redeliver(db, &merchant_id, event_id.as_deref()).await?;
+            let n = outbox::redeliver(db, &merchant_id, event_id.as_deref(), crate::util::now_ms())
+                .await?;
             println!("queued {n} event(s) for redelivery (a running server delivers them)");
         }
         NotifyCmd::Ping { merchant_id } => {
-            let id = outbox::ping(db, &merchant_id).await?;
+            let id = outbox::ping(db, &merchant_id, crate::util::now_ms()).await?;
             println!("queued ping {id}");
         }
     }
@@ -1200,7 +1220,8 @@ pub async fn sandbox(db: &Db, cmd: SandboxCmd) -> anyhow::Result<()> {
         SandboxCmd::Reverse { payment_id } => (payment_id, SandboxAction::Reverse),
         SandboxCmd::Expire { payment_id } => (payment_id, SandboxAction::Expire),
     };
-    let p = flow::sandbox_apply(db, &id, None, action, "sandbox_cli").await?;
+    let p =
+        flow::sandbox_apply(db, &id, None, action, "sandbox_cli", crate::util::now_ms()).await?;
     println!(
         "{}",
         serde_json::to_string_pretty(&serde_json::json!({ "payment": flow::payment_json(&p) }))?

@@ -46,7 +46,7 @@ pub enum AppError {
         retry_after_s: i64,
     },
     #[error(transparent)]
-    Db(#[from] sqlx::Error),
+    Db(#[from] crate::db::Error),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }

@@ -80,7 +80,12 @@ async fn serve(config: kakehashi::config::Config) -> anyhow::Result<()> {
     // The demo admin is made with the demo merchant, on first start only.
     let admin = match created {
         Some(_) => {
-            kakehashi::console::users::ensure_demo_admin(&app.state.db, &app.state.keys).await?
+            kakehashi::console::users::ensure_demo_admin(
+                &app.state.db,
+                &app.state.keys,
+                app.state.now_ms(),
+            )
+            .await?
         }
         None => None,
     };

@@ -135,21 +135,42 @@ impl App {
             wake: st.wake.clone(),
             owner: crate::util::random_id("wrk", 12),
             keys: st.keys.clone(),
+            clock: st.clock.clone(),
         });
         let mut sup = Supervisor::new();
         sup.spawn("notify", move |stop| worker.clone().run(stop));
         let (db, config, registry) = (st.db.clone(), st.config.clone(), st.connectors.clone());
+        let clock = st.clock.clone();
         sup.spawn("card-sweep", move |stop| {
-            sweep(db.clone(), config.clone(), registry.clone(), stop)
+            sweep(
+                db.clone(),
+                config.clone(),
+                registry.clone(),
+                clock.clone(),
+                stop,
+            )
         });
-        let (db, wake) = (st.db.clone(), st.wake.clone());
+        let (db, wake, clock) = (st.db.clone(), st.wake.clone(), st.clock.clone());
         let interval = Duration::from_millis(st.config.sweep_interval_ms.max(1));
         sup.spawn("konbini-sweep", move |stop| {
-            crate::flows::konbini::run_sweeper(db.clone(), wake.clone(), interval, stop)
+            crate::flows::konbini::run_sweeper(
+                db.clone(),
+                wake.clone(),
+                clock.clone(),
+                interval,
+                stop,
+            )
         });
         let (db, registry, wake) = (st.db.clone(), st.connectors.clone(), st.wake.clone());
+        let clock = st.clock.clone();
         sup.spawn("redirect-jobs", move |stop| {
-            crate::flows::jobs::run_jobs(db.clone(), registry.clone(), wake.clone(), stop)
+            crate::flows::jobs::run_jobs(
+                db.clone(),
+                registry.clone(),
+                wake.clone(),
+                clock.clone(),
+                stop,
+            )
         });
         Ok(sup)
     }
@@ -518,7 +539,13 @@ fn stripe_driver(config: &Config) -> anyhow::Result<Arc<dyn ProcessorDriver>> {
 
 /// Periodic state sweeps: lapsed card authorizations, abandoned 3-D Secure challenges. Each
 /// sweep is a plain function tests call directly. Stops between sweeps once `stop` is cancelled.
-async fn sweep(db: Db, config: Arc<Config>, registry: Arc<Registry>, stop: CancellationToken) {
+async fn sweep(
+    db: Db,
+    config: Arc<Config>,
+    registry: Arc<Registry>,
+    clock: Arc<dyn Clock>,
+    stop: CancellationToken,
+) {
     let mut tick = tokio::time::interval(Duration::from_millis(config.sweep_interval_ms.max(100)));
     loop {
         tokio::select! {
@@ -526,7 +553,7 @@ async fn sweep(db: Db, config: Arc<Config>, registry: Arc<Registry>, stop: Cance
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let now = crate::util::now_ms();
+        let now = clock.now_ms();
         if let Err(e) = crate::flows::card::lapse_due(&db, now, config.card_auth_lapse_days).await {
             tracing::warn!(error = %e, "card lapse sweep");
         }

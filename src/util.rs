@@ -2,7 +2,9 @@
 
 use rand::Rng;
 
-/// Current time as unix milliseconds. All stored timestamps use this unit.
+/// The system clock as unix milliseconds (all stored timestamps use this unit). Only
+/// `context::SystemClock` and code with no app context (the command line, a fresh process)
+/// read it; everything else asks `Ctx::now_ms`, so tests can move time.
 pub fn now_ms() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
 }
@@ -45,6 +47,13 @@ pub fn format_yen(amount: i64) -> String {
         out.push(ch);
     }
     out
+}
+
+/// Unix milliseconds as a Japan-time date and time.
+pub fn jst_datetime(ms: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .to_offset(time::macros::offset!(+9))
 }
 
 /// Formats unix milliseconds as Japan time `YYYY/MM/DD HH:MM`.

@@ -172,7 +172,7 @@ pub async fn expire(
             )
         })?;
     let mut tx = state.db.begin().await?;
-    checkout::expire_in_tx(&mut tx, &c.id).await?;
+    checkout::expire_in_tx(&mut tx, &c.id, state.now_ms()).await?;
     tx.commit().await?;
     Ok(Json(CheckoutExpired {
         checkout_id: c.id,

@@ -40,7 +40,7 @@ pub async fn redeliver(
     Path(id): Path<String>,
 ) -> AppResult<(StatusCode, Json<EventQueued>)> {
     // Scoped to the merchant in SQL: another merchant's event id matches nothing (404).
-    let n = outbox::redeliver(&state.db, &m.id, Some(&id)).await?;
+    let n = outbox::redeliver(&state.db, &m.id, Some(&id), state.now_ms()).await?;
     if n == 0 {
         return Err(err(
             StatusCode::NOT_FOUND,
@@ -75,7 +75,7 @@ pub async fn ping(
     State(state): State<AppState>,
     ApiMerchant(m): ApiMerchant,
 ) -> AppResult<(StatusCode, Json<EventQueued>)> {
-    let id = outbox::ping(&state.db, &m.id).await?;
+    let id = outbox::ping(&state.db, &m.id, state.now_ms()).await?;
     state.wake_notifier();
     Ok((
         StatusCode::ACCEPTED,

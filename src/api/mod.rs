@@ -20,12 +20,10 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use crate::db::merchants::MerchantRow;
-use crate::db::Db;
+use crate::db::{idempotency, Db};
 use crate::domain::MerchantStatus;
 use crate::error::{AppError, ErrorInfo};
 use crate::state::AppState;
-use crate::util::now_ms;
-use crate::{exec_tx, on_db};
 
 /// Largest JSON body the API reads.
 const MAX_BODY: usize = 64 * 1024;
@@ -202,72 +200,39 @@ enum Claim {
     InProgress,
 }
 
-/// Claims `(merchant, key)` with `INSERT … ON CONFLICT DO NOTHING`; otherwise explains why not.
-/// Keys older than [`IDEMPOTENCY_TTL_MS`] are pruned first.
-async fn claim(db: &Db, merchant_id: &str, key: &str, hash: &str) -> Result<Claim, sqlx::Error> {
-    let now = now_ms();
-    let mut tx = db.begin().await?;
-    exec_tx!(&mut tx, c => sqlx::query(
-        "DELETE FROM idempotency_keys WHERE merchant_id = $1 AND created_at < $2",
-    )
-    .bind(merchant_id)
-    .bind(now - IDEMPOTENCY_TTL_MS)
-    .execute(c)
-    .await)?;
-    let inserted = exec_tx!(&mut tx, c => sqlx::query(
-        "INSERT INTO idempotency_keys (merchant_id, key, request_hash, status, created_at) \
-         VALUES ($1, $2, $3, 'in_progress', $4) ON CONFLICT (merchant_id, key) DO NOTHING",
-    )
-    .bind(merchant_id)
-    .bind(key)
-    .bind(hash)
-    .bind(now)
-    .execute(c)
-    .await)?;
-    tx.commit().await?;
-    if inserted == 1 {
+/// Claims `(merchant, key)` at `now`; otherwise explains why not. Keys older than
+/// [`IDEMPOTENCY_TTL_MS`] are pruned first.
+async fn claim(
+    db: &Db,
+    merchant_id: &str,
+    key: &str,
+    hash: &str,
+    now: i64,
+) -> Result<Claim, crate::db::Error> {
+    if idempotency::prune_and_claim(db, merchant_id, key, hash, now - IDEMPOTENCY_TTL_MS, now)
+        .await?
+    {
         return Ok(Claim::Owned);
     }
-    type Row = (String, String, Option<i64>, Option<String>, i64);
-    let row: Option<Row> = on_db!(db, c => sqlx::query_as(
-        "SELECT request_hash, status, response_status, response_body, created_at \
-         FROM idempotency_keys WHERE merchant_id = $1 AND key = $2",
-    )
-    .bind(merchant_id)
-    .bind(key)
-    .fetch_optional(c)
-    .await)?;
-    let Some((stored_hash, status, resp_status, resp_body, created_at)) = row else {
+    let Some(row) = idempotency::get(db, merchant_id, key).await? else {
         // Released by a failed first attempt a moment ago: the client may simply retry.
         return Ok(Claim::InProgress);
     };
-    if stored_hash != hash {
+    if row.request_hash != hash {
         return Ok(Claim::Reused);
     }
-    match (status.as_str(), resp_status) {
-        ("done", Some(s)) => Ok(Claim::Replay {
+    match (row.done.0, row.response_status) {
+        (true, Some(s)) => Ok(Claim::Replay {
             status: s,
-            body: resp_body.unwrap_or_default(),
+            body: row.response_body.unwrap_or_default(),
         }),
-        _ if created_at < now - STALE_CLAIM_MS => {
-            let mut tx = db.begin().await?;
-            let n = exec_tx!(&mut tx, c => sqlx::query(
-                "UPDATE idempotency_keys SET created_at = $1 WHERE merchant_id = $2 AND key = $3 \
-                 AND status = 'in_progress' AND created_at = $4",
-            )
-            .bind(now)
-            .bind(merchant_id)
-            .bind(key)
-            .bind(created_at)
-            .execute(c)
-            .await)?;
-            tx.commit().await?;
-            Ok(if n == 1 {
+        _ if row.created_at < now - STALE_CLAIM_MS => Ok(
+            if idempotency::take_over(db, merchant_id, key, row.created_at, now).await? {
                 Claim::Owned
             } else {
                 Claim::InProgress
-            })
-        }
+            },
+        ),
         _ => Ok(Claim::InProgress),
     }
 }
@@ -280,29 +245,13 @@ async fn finish(
     key: &str,
     status: StatusCode,
     body: &[u8],
-) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin().await?;
+) -> Result<(), crate::db::Error> {
     if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-        exec_tx!(&mut tx, c => sqlx::query(
-            "DELETE FROM idempotency_keys WHERE merchant_id = $1 AND key = $2 AND status = 'in_progress'",
-        )
-        .bind(merchant_id)
-        .bind(key)
-        .execute(c)
-        .await)?;
+        idempotency::release(db, merchant_id, key).await
     } else {
-        exec_tx!(&mut tx, c => sqlx::query(
-            "UPDATE idempotency_keys SET status = 'done', response_status = $1, response_body = $2 \
-             WHERE merchant_id = $3 AND key = $4",
-        )
-        .bind(status.as_u16() as i64)
-        .bind(String::from_utf8_lossy(body).into_owned())
-        .bind(merchant_id)
-        .bind(key)
-        .execute(c)
-        .await)?;
+        let body = String::from_utf8_lossy(body);
+        idempotency::store_response(db, merchant_id, key, status.as_u16() as i64, &body).await
     }
-    tx.commit().await
 }
 
 /// `Idempotency-Key` handling for every POST: the first request runs and its response is
@@ -355,7 +304,7 @@ async fn idempotency(State(state): State<AppState>, req: Request, next: Next) ->
         .map(|p| p.as_str())
         .unwrap_or("/");
     let hash = request_hash(parts.method.as_str(), target, &bytes);
-    match claim(&state.db, &merchant.id, &key, &hash).await {
+    match claim(&state.db, &merchant.id, &key, &hash, state.now_ms()).await {
         Err(e) => AppError::from(e).into_response(),
         Ok(Claim::Reused) => err(
             StatusCode::UNPROCESSABLE_ENTITY,

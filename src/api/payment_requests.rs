@@ -66,7 +66,7 @@ impl From<SmsRow> for SmsMessage {
             to: s.phone,
             text: s.body,
             provider: s.provider,
-            status: s.status,
+            status: s.status.code().to_owned(),
             provider_message_id: s.provider_ref,
             error: s.error,
             created_at: time(s.created_at),
@@ -99,7 +99,10 @@ pub struct SmsMessageList {
 }
 
 async fn view(state: &AppState, r: RequestRow) -> AppResult<PaymentRequest> {
-    let status = requests::status_of(&state.db, &r).await?;
+    let status = requests::status_of(&state.db, &r, state.now_ms())
+        .await?
+        .code()
+        .to_owned();
     let messages = crate::sms::messages_of_request(&state.db, &r.id)
         .await?
         .into_iter()

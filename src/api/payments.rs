@@ -9,10 +9,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{err, time, ApiJson, ApiMerchant, ApiQuery};
-use crate::db::payments::{self, PaymentRow, COLS};
+use crate::db::payments::{self, PaymentRow};
 use crate::error::{AppError, AppResult};
 use crate::flows::card;
-use crate::on_db;
 use crate::state::AppState;
 
 /// A payment as the API shows it.
@@ -199,38 +198,16 @@ pub async fn list(
             Some((p.created_at, p.id))
         }
     };
-    let (cur_at, cur_id) = cursor.unzip();
-    // Optional filters as `($n IS NULL OR …)`: one statement for every combination. Each value
-    // is bound once per placeholder (the SQL convention shared by both backends).
-    let sql = format!(
-        "SELECT {COLS} FROM payments WHERE merchant_id = $1 \
-         AND ($2 IS NULL OR order_id = $3) \
-         AND ($4 IS NULL OR status = $5) \
-         AND ($6 IS NULL OR method = $7) \
-         AND ($8 IS NULL OR created_at >= $9) \
-         AND ($10 IS NULL OR created_at < $11) \
-         AND ($12 IS NULL OR created_at < $13 OR (created_at = $14 AND id < $15)) \
-         ORDER BY created_at DESC, id DESC LIMIT $16"
-    );
-    let mut rows: Vec<PaymentRow> = on_db!(&state.db, c => sqlx::query_as(&sql)
-        .bind(&m.id)
-        .bind(&order_id)
-        .bind(&order_id)
-        .bind(&status)
-        .bind(&status)
-        .bind(&method)
-        .bind(&method)
-        .bind(from_ms)
-        .bind(from_ms)
-        .bind(to_ms)
-        .bind(to_ms)
-        .bind(cur_at)
-        .bind(cur_at)
-        .bind(cur_at)
-        .bind(&cur_id)
-        .bind(limit + 1)
-        .fetch_all(c)
-        .await)?;
+    let filter = payments::ApiListFilter {
+        merchant_id: &m.id,
+        order_id: order_id.as_deref(),
+        status: status.as_deref(),
+        method: method.as_deref(),
+        created_from: from_ms,
+        created_before: to_ms,
+        after: cursor.as_ref().map(|(at, id)| (*at, id.as_str())),
+    };
+    let mut rows = payments::api_list(&state.db, &filter, limit + 1).await?;
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     Ok(Json(PaymentList {

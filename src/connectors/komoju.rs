@@ -270,6 +270,7 @@ pub fn read_webhook(
             let at = text("captured_at")
                 .or_else(|| v["created_at"].as_str().map(str::to_owned))
                 .and_then(|t| parse_time(&t))
+                // Connectors hold no app clock; an event without a time is dated on arrival.
                 .unwrap_or_else(crate::util::now_ms);
             Effect::Paid { at_ms: at }
         }
@@ -482,6 +483,7 @@ impl NumberConnector for KomojuNumber {
                 let at = p["captured_at"]
                     .as_str()
                     .and_then(parse_time)
+                    // Connectors hold no app clock; a capture without a time is dated now.
                     .unwrap_or_else(crate::util::now_ms);
                 vec![NumberAction::Paid { at_ms: at }]
             }

@@ -17,7 +17,7 @@ pub enum ActionError {
     #[error("{0}")]
     Refused(String),
     #[error(transparent)]
-    Db(#[from] sqlx::Error),
+    Db(#[from] crate::db::Error),
 }
 
 fn refused_ja(code: &str) -> String {

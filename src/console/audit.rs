@@ -2,40 +2,15 @@
 
 use crate::console::auth::Staff;
 use crate::db::Db;
-use crate::util::now_ms;
-use crate::{exec_tx, on_db};
 
-/// One audit record to write.
-pub struct Entry<'a> {
-    pub user_id: Option<&'a str>,
-    pub email: &'a str,
-    pub merchant_id: Option<&'a str>,
-    pub action: &'a str,
-    pub target: &'a str,
-    pub detail: &'a str,
-    pub ip: &'a str,
+pub use crate::db::audit::{list, AuditRow, Entry};
+
+/// Records `e` at `now`.
+pub async fn write(db: &Db, e: &Entry<'_>, now: i64) -> Result<(), crate::db::Error> {
+    crate::db::audit::insert(db, e, now).await
 }
 
-pub async fn write(db: &Db, e: &Entry<'_>) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin().await?;
-    exec_tx!(&mut tx, c => sqlx::query(
-        "INSERT INTO console_audit (at, user_id, email, merchant_id, action, target, detail, ip) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(now_ms())
-    .bind(e.user_id)
-    .bind(e.email)
-    .bind(e.merchant_id)
-    .bind(e.action)
-    .bind(e.target)
-    .bind(e.detail)
-    .bind(e.ip)
-    .execute(c)
-    .await)?;
-    tx.commit().await
-}
-
-/// Records an action of a signed-in user on `merchant_id`'s data.
+/// Records an action of a signed-in user on `merchant_id`'s data, at the request's time.
 pub async fn staff(
     db: &Db,
     s: &Staff,
@@ -43,7 +18,7 @@ pub async fn staff(
     action: &str,
     target: &str,
     detail: &str,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), crate::db::Error> {
     write(
         db,
         &Entry {
@@ -55,37 +30,7 @@ pub async fn staff(
             detail,
             ip: &s.ip,
         },
+        s.now,
     )
     .await
-}
-
-#[derive(Debug, sqlx::FromRow)]
-pub struct AuditRow {
-    pub id: i64,
-    pub at: i64,
-    pub email: String,
-    pub merchant_id: Option<String>,
-    pub action: String,
-    pub target: String,
-    pub detail: String,
-    pub ip: String,
-}
-
-/// The newest entries, before `before_id` when paging (keyset on id); all merchants if `None`.
-pub async fn list(
-    db: &Db,
-    merchant_id: Option<&str>,
-    before_id: Option<i64>,
-    limit: i64,
-) -> Result<Vec<AuditRow>, sqlx::Error> {
-    on_db!(db, c => sqlx::query_as(
-        "SELECT id, at, email, merchant_id, action, target, detail, ip FROM console_audit \
-         WHERE ($1 IS NULL OR merchant_id = $2) AND id < $3 ORDER BY id DESC LIMIT $4",
-    )
-    .bind(merchant_id)
-    .bind(merchant_id)
-    .bind(before_id.unwrap_or(i64::MAX))
-    .bind(limit)
-    .fetch_all(c)
-    .await)
 }

@@ -14,11 +14,9 @@ use sha2::{Digest, Sha256};
 use crate::console::error::ConsoleError;
 use crate::console::users::{self, UserRow};
 use crate::console::Role;
-use crate::db::Db;
+use crate::db::{console_sessions, console_users, Db};
 use crate::signing::hmac_bytes;
 use crate::state::AppState;
-use crate::util::now_ms;
-use crate::{exec_tx, on_db, on_tx};
 
 /// Failed attempts (password or code) before an account locks.
 pub const MAX_FAILURES: i64 = 10;
@@ -80,44 +78,19 @@ pub enum LoginError {
 /// account is not locked (failures while locked count nothing), and the [`MAX_FAILURES`]th
 /// locks it for [`LOCK_MS`] (and resets the count). Concurrent failures are serialized by the
 /// database's row lock, so exactly the tenth locks, whatever the interleaving.
-pub async fn record_failure(db: &Db, user_id: &str, now: i64) -> Result<LoginError, sqlx::Error> {
-    let mut tx = db.begin().await?;
-    let row: Option<(Option<i64>,)> = on_tx!(&mut tx, c => sqlx::query_as(
-        "UPDATE console_users SET \
-           failed_logins = CASE WHEN failed_logins + 1 >= $1 THEN 0 ELSE failed_logins + 1 END, \
-           locked_until = CASE WHEN failed_logins + 1 >= $1 THEN $2 ELSE locked_until END \
-         WHERE id = $3 AND (locked_until IS NULL OR locked_until <= $4) \
-         RETURNING locked_until",
-    )
-    .bind(MAX_FAILURES)
-    .bind(now + LOCK_MS)
-    .bind(user_id)
-    .bind(now)
-    .fetch_optional(c)
-    .await)?;
-    tx.commit().await?;
-    Ok(match row {
+pub async fn record_failure(
+    db: &Db,
+    user_id: &str,
+    now: i64,
+) -> Result<LoginError, crate::db::Error> {
+    let after =
+        console_users::record_failure(db, user_id, MAX_FAILURES, now + LOCK_MS, now).await?;
+    Ok(match after {
         // No row: the account was already locked.
         None => LoginError::Locked,
-        Some((Some(t),)) if t > now => LoginError::Locked,
+        Some(Some(t)) if t > now => LoginError::Locked,
         Some(_) => LoginError::Invalid,
     })
-}
-
-/// True if the account is not locked at `now`, checked by the database in the same statement
-/// order as [`record_failure`]: a success evaluated after the locking failure is refused.
-async fn unlocked_now(db: &Db, user_id: &str, now: i64) -> Result<bool, sqlx::Error> {
-    let mut tx = db.begin().await?;
-    let n = exec_tx!(&mut tx, c => sqlx::query(
-        "UPDATE console_users SET failed_logins = failed_logins \
-         WHERE id = $1 AND (locked_until IS NULL OR locked_until <= $2)",
-    )
-    .bind(user_id)
-    .bind(now)
-    .execute(c)
-    .await)?;
-    tx.commit().await?;
-    Ok(n == 1)
 }
 
 /// Password step. Unknown e-mails cost the same argon2 work as known ones. The hash runs under
@@ -126,6 +99,7 @@ pub async fn check_password(
     db: &Db,
     email: &str,
     password: &str,
+    now: i64,
 ) -> Result<Result<UserRow, (LoginError, Option<UserRow>)>, ConsoleError> {
     let user = users::by_email(db, email).await?;
     // A hash of a random string stands in for unknown users, so timing does not tell.
@@ -145,12 +119,11 @@ pub async fn check_password(
     let Some(u) = user else {
         return Ok(Err((LoginError::Invalid, None)));
     };
-    let now = now_ms();
     if !ok {
         let e = record_failure(db, &u.id, now).await?;
         return Ok(Err((e, Some(u))));
     }
-    if !unlocked_now(db, &u.id, now).await? {
+    if !console_users::unlocked_now(db, &u.id, now).await? {
         return Ok(Err((LoginError::Locked, Some(u))));
     }
     Ok(Ok(u))
@@ -172,8 +145,8 @@ pub async fn check_totp(
     keys: &crate::secrets::Keyring,
     user: &UserRow,
     code: &str,
+    now: i64,
 ) -> Result<TotpOutcome, ConsoleError> {
-    let now = now_ms();
     let secret = user
         .totp_secret(keys)
         .map_err(|e| ConsoleError::Internal(e.into()))?;
@@ -191,21 +164,7 @@ pub async fn check_totp(
             LoginError::Invalid => TotpOutcome::Invalid,
         });
     };
-    let mut tx = db.begin().await?;
-    let n = exec_tx!(&mut tx, c => sqlx::query(
-        "UPDATE console_users SET totp_last_step = $1, failed_logins = 0, \
-         totp_enrolled_at = COALESCE(totp_enrolled_at, $2) \
-         WHERE id = $3 AND totp_last_step < $4 AND (locked_until IS NULL OR locked_until <= $5)",
-    )
-    .bind(s)
-    .bind(now)
-    .bind(&user.id)
-    .bind(s)
-    .bind(now)
-    .execute(c)
-    .await)?;
-    tx.commit().await?;
-    if n == 1 {
+    if console_users::accept_totp_step(db, &user.id, s, now).await? {
         return Ok(TotpOutcome::Accepted);
     }
     // Refused: a replayed step, or the account is locked.
@@ -220,45 +179,23 @@ pub async fn check_totp(
     })
 }
 
-#[derive(Clone, Debug, sqlx::FromRow)]
-pub struct SessionRow {
-    pub user_id: String,
-    pub stage: String,
-    pub last_seen: i64,
-}
+pub use crate::db::console_sessions::SessionRow;
 
-/// Creates a session and returns its id (for the cookie; only the hash is stored).
+/// Creates a session at `now` and returns its id (for the cookie; only the hash is stored).
 pub async fn create_session(
     db: &Db,
     user_id: &str,
     stage: &str,
     ip: &str,
-) -> Result<String, sqlx::Error> {
+    now: i64,
+) -> Result<String, crate::db::Error> {
     let sid = crate::util::random_secret("");
-    let now = now_ms();
-    let mut tx = db.begin().await?;
-    exec_tx!(&mut tx, c => sqlx::query(
-        "INSERT INTO console_sessions (id_hash, user_id, stage, created_at, last_seen, ip) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(hash_sid(&sid))
-    .bind(user_id)
-    .bind(stage)
-    .bind(now)
-    .bind(now)
-    .bind(ip)
-    .execute(c)
-    .await)?;
-    tx.commit().await?;
+    console_sessions::insert(db, &hash_sid(&sid), user_id, stage, ip, now).await?;
     Ok(sid)
 }
 
-pub async fn delete_session(db: &Db, sid: &str) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin().await?;
-    exec_tx!(&mut tx, c => sqlx::query("DELETE FROM console_sessions WHERE id_hash = $1")
-        .bind(hash_sid(sid))
-        .execute(c)
-        .await)?;
-    tx.commit().await
+pub async fn delete_session(db: &Db, sid: &str) -> Result<(), crate::db::Error> {
+    console_sessions::delete(db, &hash_sid(sid)).await
 }
 
 /// Loads a live session: deleted (and `None`) when idle longer than `idle_ms` at `now`; else
@@ -268,29 +205,19 @@ pub async fn load_session(
     sid: &str,
     idle_ms: i64,
     now: i64,
-) -> Result<Option<(SessionRow, UserRow)>, sqlx::Error> {
+) -> Result<Option<(SessionRow, UserRow)>, crate::db::Error> {
     let h = hash_sid(sid);
-    let row: Option<SessionRow> = on_db!(db, c => sqlx::query_as(
-        "SELECT user_id, stage, last_seen FROM console_sessions WHERE id_hash = $1",
-    )
-    .bind(&h)
-    .fetch_optional(c)
-    .await)?;
-    let Some(s) = row else { return Ok(None) };
+    let Some(s) = console_sessions::get(db, &h).await? else {
+        return Ok(None);
+    };
     if now - s.last_seen > idle_ms {
-        delete_session(db, sid).await?;
+        console_sessions::delete(db, &h).await?;
         return Ok(None);
     }
     let Some(u) = users::get(db, &s.user_id).await? else {
         return Ok(None);
     };
-    let mut tx = db.begin().await?;
-    exec_tx!(&mut tx, c => sqlx::query("UPDATE console_sessions SET last_seen = $1 WHERE id_hash = $2")
-        .bind(now)
-        .bind(&h)
-        .execute(c)
-        .await)?;
-    tx.commit().await?;
+    console_sessions::touch(db, &h, now).await?;
     Ok(Some((s, u)))
 }
 
@@ -307,6 +234,8 @@ pub fn client_ip(parts: &Parts) -> String {
 #[derive(Clone, Debug)]
 pub struct Staff {
     pub user: UserRow,
+    /// The request's time (from the app clock): audit records and actions use it.
+    pub now: i64,
     pub sid: String,
     pub ip: String,
     pub csrf: String,
@@ -367,7 +296,8 @@ impl FromRequestParts<AppState> for Staff {
     ) -> Result<Self, Self::Rejection> {
         let sid = read_cookie(&parts.headers, SESSION_COOKIE).ok_or(ConsoleError::Login)?;
         let idle_ms = state.config.console_idle_s.saturating_mul(1000);
-        let (session, user) = load_session(&state.db, &sid, idle_ms, state.now_ms())
+        let now = state.now_ms();
+        let (session, user) = load_session(&state.db, &sid, idle_ms, now)
             .await?
             .ok_or(ConsoleError::Login)?;
         if session.stage != "full" {
@@ -376,6 +306,7 @@ impl FromRequestParts<AppState> for Staff {
         Ok(Staff {
             csrf: csrf(&state.secret, &sid),
             user,
+            now,
             sid,
             ip: client_ip(parts),
         })

@@ -7,7 +7,6 @@ use crate::console::views::{AttemptView, Chrome, Detail, EventView, Notification
 use crate::db::outbox;
 use crate::db::payments::{self, PaymentRow};
 use crate::domain::card::allowed_actions;
-use crate::on_db;
 use crate::state::AppState;
 use crate::util::{format_jst, format_yen};
 
@@ -35,25 +34,12 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>)
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct OutboxRow {
-    id: String,
-    #[sqlx(rename = "type")]
-    kind: String,
-    status: String,
-}
-
 /// The payment's notifications, oldest first (outbox rows carry the payment id).
 async fn notifications(
     state: &AppState,
     p: &PaymentRow,
-) -> Result<Vec<NotificationView>, sqlx::Error> {
-    let rows: Vec<OutboxRow> = on_db!(&state.db, c => sqlx::query_as(
-        "SELECT id, type, status FROM outbox WHERE payment_id = $1 ORDER BY seq",
-    )
-    .bind(&p.id)
-    .fetch_all(c)
-    .await)?;
+) -> Result<Vec<NotificationView>, crate::db::Error> {
+    let rows = outbox::of_payment(&state.db, &p.id).await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let attempts = outbox::attempts(&state.db, &r.id)

@@ -22,7 +22,7 @@ pub enum ConsoleError {
     #[error("conflict: {0}")]
     Conflict(String),
     #[error(transparent)]
-    Db(#[from] sqlx::Error),
+    Db(#[from] crate::db::Error),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }

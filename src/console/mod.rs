@@ -17,46 +17,5 @@ pub mod summary;
 pub mod users;
 pub mod views;
 
-/// What a console user may do. Admins and general users belong to one merchant; operators run
-/// the server and see every merchant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// Everything for their merchant: view, download, card actions, settings.
-    Admin,
-    /// View and download only (一般).
-    General,
-    /// Every merchant, with admin rights.
-    Operator,
-}
-
-impl Role {
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "admin" => Some(Role::Admin),
-            "general" => Some(Role::General),
-            "operator" => Some(Role::Operator),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::General => "general",
-            Role::Operator => "operator",
-        }
-    }
-
-    pub fn label_ja(self) -> &'static str {
-        match self {
-            Role::Admin => "管理者",
-            Role::General => "一般",
-            Role::Operator => "運用者",
-        }
-    }
-
-    /// May change payments and settings (not only view and download).
-    pub fn can_act(self) -> bool {
-        matches!(self, Role::Admin | Role::Operator)
-    }
-}
+/// What a console user may do (stored as `console_users.role`).
+pub use crate::domain::Role;

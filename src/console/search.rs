@@ -5,52 +5,14 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
-use crate::db::payments::{PaymentRow, COLS};
+use crate::db::payments::PaymentRow;
+use crate::db::search::PaymentSearch;
 use crate::db::Db;
 use crate::domain::Method;
-use crate::on_db;
 
-/// A sortable column of the list.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SortCol {
-    OrderId,
-    Id,
-    Method,
-    Institution,
-    Status,
-    Created,
-    Deadline,
-    Paid,
-    Amount,
-}
+pub use crate::db::search::{Cursor, Key, SortCol};
 
 impl SortCol {
-    pub const ALL: [SortCol; 9] = [
-        SortCol::OrderId,
-        SortCol::Id,
-        SortCol::Method,
-        SortCol::Institution,
-        SortCol::Status,
-        SortCol::Created,
-        SortCol::Deadline,
-        SortCol::Paid,
-        SortCol::Amount,
-    ];
-
-    pub fn code(self) -> &'static str {
-        match self {
-            SortCol::OrderId => "order_id",
-            SortCol::Id => "payment_id",
-            SortCol::Method => "method",
-            SortCol::Institution => "institution",
-            SortCol::Status => "status",
-            SortCol::Created => "created_at",
-            SortCol::Deadline => "deadline_at",
-            SortCol::Paid => "paid_at",
-            SortCol::Amount => "amount",
-        }
-    }
-
     pub fn label_ja(self) -> &'static str {
         match self {
             SortCol::OrderId => "取引ID",
@@ -64,54 +26,6 @@ impl SortCol {
             SortCol::Amount => "決済金額",
         }
     }
-
-    pub fn parse(s: &str) -> Option<SortCol> {
-        SortCol::ALL.into_iter().find(|c| c.code() == s)
-    }
-
-    /// The SQL sort key; the same expression as in the index (NULLs folded by COALESCE).
-    fn expr(self) -> &'static str {
-        match self {
-            SortCol::OrderId => "order_id",
-            SortCol::Id => "id",
-            SortCol::Method => "method",
-            SortCol::Institution => "COALESCE(institution, '')",
-            SortCol::Status => "status",
-            SortCol::Created => "created_at",
-            SortCol::Deadline => "COALESCE(deadline_at, 0)",
-            SortCol::Paid => "COALESCE(paid_at, 0)",
-            SortCol::Amount => "amount",
-        }
-    }
-
-    fn key_of(self, p: &PaymentRow) -> Key {
-        match self {
-            SortCol::OrderId => Key::S(p.order_id.clone()),
-            SortCol::Id => Key::S(p.id.clone()),
-            SortCol::Method => Key::S(p.method.code().to_owned()),
-            SortCol::Institution => Key::S(p.institution.clone().unwrap_or_default()),
-            SortCol::Status => Key::S(p.status.code().to_owned()),
-            SortCol::Created => Key::I(p.created_at),
-            SortCol::Deadline => Key::I(p.deadline_at.unwrap_or(0)),
-            SortCol::Paid => Key::I(p.paid_at.unwrap_or(0)),
-            SortCol::Amount => Key::I(p.amount),
-        }
-    }
-}
-
-/// A sort-key value in a cursor.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(untagged)]
-pub enum Key {
-    I(i64),
-    S(String),
-}
-
-/// Where the next page starts: after this sort key and payment id.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Cursor {
-    pub key: Key,
-    pub id: String,
 }
 
 impl Cursor {
@@ -245,94 +159,25 @@ impl Filter {
     }
 }
 
-enum Bind {
-    I(i64),
-    S(String),
-}
-
 /// One page of results (`limit` rows) after `after`, and the cursor of the next page if any.
 pub async fn page(
     db: &Db,
     f: &Filter,
     after: Option<&Cursor>,
     limit: i64,
-) -> Result<(Vec<PaymentRow>, Option<Cursor>), sqlx::Error> {
-    let mut sql = format!("SELECT {COLS} FROM payments WHERE 1 = 1");
-    let mut binds: Vec<Bind> = Vec::new();
-    let mut cond = |sql: &mut String, text: &str, b: Bind| {
-        binds.push(b);
-        sql.push_str(&text.replace('?', &format!("${}", binds.len())));
+) -> Result<(Vec<PaymentRow>, Option<Cursor>), crate::db::Error> {
+    let q = PaymentSearch {
+        merchant_id: f.merchant_id.as_deref(),
+        order_id: &f.order_id,
+        payment_id: &f.payment_id,
+        status: &f.status,
+        method: &f.method,
+        created_from: jst_day_start_ms(&f.date_from),
+        created_before: jst_day_start_ms(&f.date_to).map(|t| t + 86_400_000),
+        amount_min: f.amount_min,
+        amount_max: f.amount_max,
+        sort: f.sort,
+        desc: f.desc,
     };
-    if let Some(m) = &f.merchant_id {
-        cond(&mut sql, " AND merchant_id = ?", Bind::S(m.clone()));
-    }
-    if !f.order_id.is_empty() {
-        cond(&mut sql, " AND order_id = ?", Bind::S(f.order_id.clone()));
-    }
-    if !f.payment_id.is_empty() {
-        cond(&mut sql, " AND id = ?", Bind::S(f.payment_id.clone()));
-    }
-    if !f.status.is_empty() {
-        cond(&mut sql, " AND status = ?", Bind::S(f.status.clone()));
-    }
-    if !f.method.is_empty() {
-        cond(&mut sql, " AND method = ?", Bind::S(f.method.clone()));
-    }
-    if let Some(t) = jst_day_start_ms(&f.date_from) {
-        cond(&mut sql, " AND created_at >= ?", Bind::I(t));
-    }
-    if let Some(t) = jst_day_start_ms(&f.date_to) {
-        cond(&mut sql, " AND created_at < ?", Bind::I(t + 86_400_000));
-    }
-    if let Some(a) = f.amount_min {
-        cond(&mut sql, " AND amount >= ?", Bind::I(a));
-    }
-    if let Some(a) = f.amount_max {
-        cond(&mut sql, " AND amount <= ?", Bind::I(a));
-    }
-    let expr = f.sort.expr();
-    let (op, dir) = if f.desc { ("<", "DESC") } else { (">", "ASC") };
-    if let Some(c) = after {
-        let key = match (&c.key, f.sort.key_of_is_int()) {
-            (Key::I(v), true) => Some(Bind::I(*v)),
-            (Key::S(v), false) => Some(Bind::S(v.clone())),
-            // A cursor from another sort order: start from the beginning.
-            _ => None,
-        };
-        if let Some(key) = key {
-            cond(&mut sql, &format!(" AND ({expr}, id) {op} (?"), key);
-            cond(&mut sql, ", ?)", Bind::S(c.id.clone()));
-        }
-    }
-    sql.push_str(&format!(" ORDER BY {expr} {dir}, id {dir}"));
-    cond(&mut sql, " LIMIT ?", Bind::I(limit + 1));
-    let mut rows: Vec<PaymentRow> = on_db!(db, c => {
-        let mut q = sqlx::query_as(&sql);
-        for b in &binds {
-            q = match b {
-                Bind::I(v) => q.bind(*v),
-                Bind::S(v) => q.bind(v.clone()),
-            };
-        }
-        q.fetch_all(c).await
-    })?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|p| Cursor {
-            key: f.sort.key_of(p),
-            id: p.id.clone(),
-        })
-    } else {
-        None
-    };
-    Ok((rows, next))
-}
-
-impl SortCol {
-    fn key_of_is_int(self) -> bool {
-        matches!(
-            self,
-            SortCol::Created | SortCol::Deadline | SortCol::Paid | SortCol::Amount
-        )
-    }
+    crate::db::search::page(db, &q, after, limit).await
 }

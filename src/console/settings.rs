@@ -2,11 +2,10 @@
 //! rotation of signing keys and webhook secrets (new secrets are shown once).
 
 use crate::config::Config;
-use crate::db::merchants::MerchantRow;
+use crate::db::merchants::{self, MerchantRow};
 use crate::db::Db;
 use crate::domain::konbini::Chain;
-use crate::domain::Method;
-use crate::exec_tx;
+use crate::domain::{CaptureMode, Method};
 use crate::form::get;
 use crate::notify::{policy_for, ssrf};
 use crate::themes::Themes;
@@ -19,7 +18,7 @@ pub struct Update {
     pub methods: Vec<Method>,
     pub konbini_chains: Vec<String>,
     pub konbini_days: i64,
-    pub capture_mode: String,
+    pub capture_mode: CaptureMode,
     pub theme: String,
 }
 
@@ -73,10 +72,8 @@ pub fn parse(
         .ok()
         .filter(|d| (0..=60).contains(d))
         .ok_or("コンビニ支払期限は0〜60日で入力してください。")?;
-    let capture_mode = get(fields, "capture_mode");
-    if !matches!(capture_mode, "auto" | "manual") {
-        return Err("売上方式が正しくありません。".into());
-    }
+    let capture_mode =
+        CaptureMode::parse(get(fields, "capture_mode")).ok_or("売上方式が正しくありません。")?;
     let theme = get(fields, "theme");
     if !themes.contains(theme) {
         return Err("テーマが正しくありません。".into());
@@ -87,29 +84,23 @@ pub fn parse(
         methods,
         konbini_chains,
         konbini_days,
-        capture_mode: capture_mode.to_owned(),
+        capture_mode,
         theme: theme.to_owned(),
     })
 }
 
 /// Stores validated settings in one statement.
-pub async fn store(db: &Db, merchant_id: &str, u: &Update) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin().await?;
-    exec_tx!(&mut tx, c => sqlx::query(
-        "UPDATE merchants SET callback_url = $1, return_origins = $2, methods = $3, konbini_chains = $4, \
-         konbini_days = $5, capture_mode = $6, theme = $7 WHERE id = $8",
-    )
-    .bind(&u.callback_url)
-    .bind(u.return_origins.join(" "))
-    .bind(Method::join(&u.methods))
-    .bind(u.konbini_chains.join(","))
-    .bind(u.konbini_days)
-    .bind(&u.capture_mode)
-    .bind(&u.theme)
-    .bind(merchant_id)
-    .execute(c)
-    .await)?;
-    tx.commit().await
+pub async fn store(db: &Db, merchant_id: &str, u: &Update) -> Result<(), crate::db::Error> {
+    let settings = merchants::ConsoleSettings {
+        callback_url: u.callback_url.as_deref(),
+        return_origins: &u.return_origins,
+        methods: &u.methods,
+        konbini_chains: &u.konbini_chains,
+        konbini_days: u.konbini_days,
+        capture_mode: u.capture_mode,
+        theme: &u.theme,
+    };
+    merchants::set_console_settings(db, merchant_id, &settings).await
 }
 
 /// Prepends a new webhook secret and keeps at most two (the previous one stays valid so the
@@ -119,20 +110,10 @@ pub async fn rotate_webhook_secret(
     keys: &crate::secrets::Keyring,
     m: &MerchantRow,
 ) -> anyhow::Result<String> {
-    let (new, joined) = crate::db::merchants::next_webhook_secrets(keys, m)?;
-    let mut tx = db.begin().await?;
+    let (new, joined) = merchants::next_webhook_secrets(keys, m)?;
     // Conditional on the old value so two concurrent rotations cannot drop a live secret.
-    let n = exec_tx!(&mut tx, c => sqlx::query(
-        "UPDATE merchants SET webhook_secrets = $1 WHERE id = $2 AND webhook_secrets = $3",
-    )
-    .bind(&joined)
-    .bind(&m.id)
-    .bind(&m.webhook_secrets)
-    .execute(c)
-    .await)?;
-    if n != 1 {
-        return Err(sqlx::Error::RowNotFound.into());
+    if !merchants::replace_webhook_secrets(db, &m.id, &m.webhook_secrets, &joined).await? {
+        return Err(crate::db::Error::RowNotFound.into());
     }
-    tx.commit().await?;
     Ok(new)
 }

@@ -6,37 +6,17 @@ use argon2::Argon2;
 use totp_rs::{Algorithm, Secret, TOTP};
 
 use crate::console::Role;
+use crate::db::console_users::{self, NewUser};
 use crate::db::Db;
 use crate::secrets::{Keyring, SealError};
-use crate::util::{now_ms, random_id};
-use crate::{exec_tx, on_db};
+use crate::util::random_id;
 use zeroize::Zeroizing;
 
-#[derive(Clone, Debug, sqlx::FromRow)]
-pub struct UserRow {
-    pub id: String,
-    pub merchant_id: Option<String>,
-    pub email: String,
-    pub role: String,
-    pub password_hash: String,
-    /// Sealed under the master key when one is configured: read with [`UserRow::totp_secret`].
-    #[sqlx(rename = "totp_secret")]
-    pub totp_stored: String,
-    pub totp_enrolled_at: Option<i64>,
-    pub totp_last_step: i64,
-    pub failed_logins: i64,
-    pub locked_until: Option<i64>,
-    pub created_at: i64,
-}
-
-pub const COLS: &str =
-    "id, merchant_id, email, role, password_hash, totp_secret, totp_enrolled_at, \
-totp_last_step, failed_logins, locked_until, created_at";
+pub use crate::db::console_users::{totp_context, UserRow};
 
 impl UserRow {
-    /// Unknown role codes (impossible by the CHECK constraint) get the least rights.
     pub fn role(&self) -> Role {
-        Role::parse(&self.role).unwrap_or(Role::General)
+        self.role
     }
 }
 
@@ -182,6 +162,7 @@ pub async fn create(
     merchant_id: Option<&str>,
     email: &str,
     role: Role,
+    now: i64,
 ) -> anyhow::Result<Created> {
     let email = parse_email(email).ok_or_else(|| anyhow::anyhow!("not an e-mail address"))?;
     anyhow::ensure!(
@@ -203,27 +184,26 @@ pub async fn create(
         hashing(move || hash_password(&p)).await??
     };
     let id = random_id("usr", 16);
-    let mut tx = db.begin().await?;
-    let r = exec_tx!(&mut tx, c => sqlx::query(
-        "INSERT INTO console_users (id, merchant_id, email, role, password_hash, totp_secret, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    let totp_stored = keys.seal_or_clear(&secret, &totp_context(&id))?;
+    let r = console_users::insert(
+        db,
+        &NewUser {
+            id: &id,
+            merchant_id,
+            email: &email,
+            role,
+            password_hash: &hash,
+            totp_stored: &totp_stored,
+        },
+        now,
     )
-    .bind(&id)
-    .bind(merchant_id)
-    .bind(&email)
-    .bind(role.as_str())
-    .bind(&hash)
-    .bind(keys.seal_or_clear(&secret, &totp_context(&id))?)
-    .bind(now_ms())
-    .execute(c)
-    .await);
+    .await;
     if let Err(e) = &r {
         if crate::db::is_unique_violation(e) {
             anyhow::bail!("a user {email} already exists");
         }
     }
     r?;
-    tx.commit().await?;
     Ok(Created {
         id,
         email,
@@ -233,11 +213,6 @@ pub async fn create(
     })
 }
 
-/// The seal context of a user's TOTP secret.
-pub fn totp_context(user_id: &str) -> String {
-    format!("console_users:{user_id}:totp_secret")
-}
-
 impl UserRow {
     /// The TOTP secret, opened with the master key when sealed.
     pub fn totp_secret(&self, keys: &Keyring) -> Result<Zeroizing<String>, SealError> {
@@ -245,25 +220,25 @@ impl UserRow {
     }
 }
 
-pub async fn by_email(db: &Db, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
-    let sql = format!("SELECT {COLS} FROM console_users WHERE email = $1");
-    let email = email.trim().to_lowercase();
-    on_db!(db, c => sqlx::query_as(&sql).bind(&email).fetch_optional(c).await)
+/// The user with this e-mail (compared normalised).
+pub async fn by_email(db: &Db, email: &str) -> Result<Option<UserRow>, crate::db::Error> {
+    console_users::by_email(db, &email.trim().to_lowercase()).await
 }
 
-pub async fn get(db: &Db, id: &str) -> Result<Option<UserRow>, sqlx::Error> {
-    let sql = format!("SELECT {COLS} FROM console_users WHERE id = $1");
-    on_db!(db, c => sqlx::query_as(&sql).bind(id).fetch_optional(c).await)
-}
+pub use crate::db::console_users::get;
 
 /// The demo admin of `m_demo`, created together with the demo merchant on first start.
 pub const DEMO_EMAIL: &str = "admin@demo.example";
 
-pub async fn ensure_demo_admin(db: &Db, keys: &Keyring) -> anyhow::Result<Option<Created>> {
+pub async fn ensure_demo_admin(
+    db: &Db,
+    keys: &Keyring,
+    now: i64,
+) -> anyhow::Result<Option<Created>> {
     if by_email(db, DEMO_EMAIL).await?.is_some() {
         return Ok(None);
     }
-    create(db, keys, Some("m_demo"), DEMO_EMAIL, Role::Admin)
+    create(db, keys, Some("m_demo"), DEMO_EMAIL, Role::Admin, now)
         .await
         .map(Some)
 }

@@ -3,7 +3,7 @@
 use crate::db::{Db, Tx};
 use crate::domain::order::OrderLink;
 use crate::domain::{CheckoutStatus, Method, MethodList};
-use crate::util::{now_ms, random_id};
+use crate::util::random_id;
 use crate::{exec_tx, on_db, on_tx};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -61,8 +61,8 @@ pub async fn insert_or_get(
     db: &Db,
     link: &OrderLink,
     methods: &[Method],
+    now: i64,
 ) -> Result<CheckoutRow, sqlx::Error> {
-    let now = now_ms();
     let id = random_id("co", 20);
     let sql = format!(
         "INSERT INTO checkouts (id, merchant_id, order_id, content_hash, amount, item_name, \
@@ -113,13 +113,13 @@ pub async fn set_lang(db: &Db, id: &str, lang: &str) -> Result<(), sqlx::Error> 
     tx.commit().await
 }
 
-pub async fn select_method(db: &Db, id: &str, method: Method) -> Result<(), sqlx::Error> {
+pub async fn select_method(db: &Db, id: &str, method: Method, now: i64) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
     exec_tx!(&mut tx, c => sqlx::query(
         "UPDATE checkouts SET selected_method = $1, updated_at = $2 WHERE id = $3 AND status = 'open'",
     )
     .bind(method.code())
-    .bind(now_ms())
+    .bind(now)
     .bind(id)
     .execute(c)
     .await)?;
@@ -140,14 +140,18 @@ pub enum Expiry {
 }
 
 /// Expires an open checkout without a live payment, in the caller's transaction.
-pub async fn expire_if_open(tx: &mut Tx, checkout_id: &str) -> Result<Expiry, sqlx::Error> {
+pub async fn expire_if_open(
+    tx: &mut Tx,
+    checkout_id: &str,
+    now: i64,
+) -> Result<Expiry, sqlx::Error> {
     let holds = crate::db::payments::HOLDS_CHECKOUT;
     let sql = format!(
         "UPDATE checkouts SET status = 'expired', updated_at = $1 WHERE id = $2 AND status = 'open' \
          AND NOT EXISTS (SELECT 1 FROM payments WHERE checkout_id = $3 AND {holds})"
     );
     let n = exec_tx!(tx, c => sqlx::query(&sql)
-    .bind(now_ms())
+    .bind(now)
     .bind(checkout_id)
     .bind(checkout_id)
     .execute(c)

@@ -5,7 +5,7 @@ use crate::domain::{
     CallbackStatus, CaptureMode, MerchantStatus, Method, MethodList, Mode, NotifyFormat,
 };
 use crate::secrets::{Keyring, SealError};
-use crate::util::{now_ms, random_id, random_secret};
+use crate::util::{random_id, random_secret};
 use crate::{exec_tx, on_db, on_tx};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -160,9 +160,13 @@ pub fn webhook_context(merchant_id: &str) -> String {
 
 /// Creates a merchant and its first signing key. Secrets are sealed when a master key is
 /// configured.
-pub async fn create(db: &Db, keys: &Keyring, m: &NewMerchant) -> anyhow::Result<(String, NewKey)> {
+pub async fn create(
+    db: &Db,
+    keys: &Keyring,
+    m: &NewMerchant,
+    now: i64,
+) -> anyhow::Result<(String, NewKey)> {
     let id = m.id.clone().unwrap_or_else(|| random_id("m", 12));
-    let now = now_ms();
     let mut tx = db.begin().await?;
     exec_tx!(&mut tx, c => sqlx::query(
         "INSERT INTO merchants (id, name, mode, methods, konbini_chains, return_origins, \
@@ -186,7 +190,7 @@ pub async fn create(db: &Db, keys: &Keyring, m: &NewMerchant) -> anyhow::Result<
     .bind(now)
     .execute(c)
     .await)?;
-    let key = insert_key(&mut tx, keys, &id, m.mode).await?;
+    let key = insert_key(&mut tx, keys, &id, m.mode, now).await?;
     tx.commit().await?;
     Ok((id, key))
 }
@@ -196,6 +200,7 @@ async fn insert_key(
     keys: &Keyring,
     merchant_id: &str,
     mode: Mode,
+    now: i64,
 ) -> anyhow::Result<NewKey> {
     let key = NewKey {
         key_id: random_id("k", 10),
@@ -210,7 +215,7 @@ async fn insert_key(
     .bind(&key.key_id)
     .bind(merchant_id)
     .bind(keys.seal_or_clear(&key.secret, &signing_key_context(&key.key_id))?)
-    .bind(now_ms())
+    .bind(now)
     .execute(c)
     .await)?;
     Ok(key)
@@ -218,7 +223,12 @@ async fn insert_key(
 
 /// Adds a new active key. At most two keys are active: the newest old one stays valid until
 /// retired, so carts can switch without downtime; older ones are retired now.
-pub async fn rotate_key(db: &Db, keys: &Keyring, merchant_id: &str) -> anyhow::Result<NewKey> {
+pub async fn rotate_key(
+    db: &Db,
+    keys: &Keyring,
+    merchant_id: &str,
+    now: i64,
+) -> anyhow::Result<NewKey> {
     let m = get(db, merchant_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("no merchant {merchant_id}"))?;
@@ -233,7 +243,7 @@ pub async fn rotate_key(db: &Db, keys: &Keyring, merchant_id: &str) -> anyhow::R
     .bind(merchant_id)
     .execute(c)
     .await)?;
-    let key = insert_key(&mut tx, keys, merchant_id, m.mode()).await?;
+    let key = insert_key(&mut tx, keys, merchant_id, m.mode(), now).await?;
     tx.commit().await?;
     Ok(key)
 }
@@ -422,4 +432,90 @@ pub async fn set_autopay_seconds(
     anyhow::ensure!(n == 1, "no merchant {merchant_id}");
     tx.commit().await?;
     Ok(())
+}
+
+/// The merchant's SMS template (`None`: no merchant, or the default template).
+pub async fn sms_template(db: &Db, merchant_id: &str) -> Result<Option<String>, sqlx::Error> {
+    on_db!(db, c => sqlx::query_scalar(
+        "SELECT sms_template FROM merchants WHERE id = $1",
+    )
+    .bind(merchant_id)
+    .fetch_optional(c)
+    .await)
+    .map(Option::flatten)
+}
+
+/// Sets the SMS template; false when there is no such merchant.
+pub async fn set_sms_template(
+    db: &Db,
+    merchant_id: &str,
+    template: &str,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let n = exec_tx!(&mut tx, c => sqlx::query("UPDATE merchants SET sms_template = $1 WHERE id = $2")
+        .bind(template)
+        .bind(merchant_id)
+        .execute(c)
+        .await)?;
+    tx.commit().await?;
+    Ok(n == 1)
+}
+
+/// The settings a merchant's admin changes in the console, already validated.
+pub struct ConsoleSettings<'a> {
+    pub callback_url: Option<&'a str>,
+    pub return_origins: &'a [String],
+    pub methods: &'a [Method],
+    pub konbini_chains: &'a [String],
+    pub konbini_days: i64,
+    pub capture_mode: CaptureMode,
+    pub theme: &'a str,
+}
+
+/// Stores console settings in one statement.
+pub async fn set_console_settings(
+    db: &Db,
+    merchant_id: &str,
+    u: &ConsoleSettings<'_>,
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    exec_tx!(&mut tx, c => sqlx::query(
+        "UPDATE merchants SET callback_url = $1, return_origins = $2, methods = $3, konbini_chains = $4, \
+         konbini_days = $5, capture_mode = $6, theme = $7 WHERE id = $8",
+    )
+    .bind(u.callback_url)
+    .bind(u.return_origins.join(" "))
+    .bind(Method::join(u.methods))
+    .bind(u.konbini_chains.join(","))
+    .bind(u.konbini_days)
+    .bind(u.capture_mode.code())
+    .bind(u.theme)
+    .bind(merchant_id)
+    .execute(c)
+    .await)?;
+    tx.commit().await
+}
+
+/// Replaces the stored webhook secrets, only if they are still `old` (so two concurrent
+/// rotations cannot drop a live secret). False when they changed meanwhile.
+pub async fn replace_webhook_secrets(
+    db: &Db,
+    merchant_id: &str,
+    old: &str,
+    new: &str,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let n = exec_tx!(&mut tx, c => sqlx::query(
+        "UPDATE merchants SET webhook_secrets = $1 WHERE id = $2 AND webhook_secrets = $3",
+    )
+    .bind(new)
+    .bind(merchant_id)
+    .bind(old)
+    .execute(c)
+    .await)?;
+    if n != 1 {
+        return Ok(false);
+    }
+    tx.commit().await?;
+    Ok(true)
 }

@@ -4,15 +4,23 @@
 //! SQL text is shared (`$1` placeholders and `RETURNING` work on both) and the [`on_db!`] /
 //! [`on_tx!`] macros type-check each query once per backend.
 
+pub mod api_keys;
+pub mod audit;
 pub mod card_attempts;
 pub mod checkouts;
+pub mod console_sessions;
+pub mod console_users;
+pub mod idempotency;
 pub mod merchants;
 pub mod operations;
 pub mod outbox;
+pub mod payment_requests;
 pub mod payments;
 pub mod processor_events;
 pub mod processors;
 pub mod sealed;
+pub mod search;
+pub mod sms;
 pub mod subscriptions;
 
 use std::str::FromStr;
@@ -21,6 +29,10 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+
+/// The error of every database call. Layers above `db` name this alias, never `sqlx`, so the
+/// driver stays an implementation detail of this module.
+pub type Error = sqlx::Error;
 
 /// A connection pool. SQLite keeps a separate single-connection writer pool: SQLite allows one
 /// writer at a time, and queueing writers in the app avoids `SQLITE_BUSY` upgrade deadlocks.

@@ -3,7 +3,7 @@
 //! against two concurrent actions on one payment reaching the processor.
 
 use crate::db::{is_unique_violation, Db, Tx};
-use crate::util::{now_ms, random_id};
+use crate::util::random_id;
 use crate::{exec_tx, on_db};
 
 /// What an operation does at the connector.
@@ -51,6 +51,7 @@ pub async fn claim(
     kind: OpKind,
     amount: Option<i64>,
     actor: &str,
+    now: i64,
 ) -> Result<Option<String>, sqlx::Error> {
     let id = random_id("op", 20);
     let mut tx = db.begin().await?;
@@ -63,7 +64,7 @@ pub async fn claim(
     .bind(kind.code())
     .bind(amount)
     .bind(actor)
-    .bind(now_ms())
+    .bind(now)
     .execute(c)
     .await);
     match r {
@@ -79,14 +80,19 @@ pub async fn claim(
 /// Marks a pending operation done (in the transaction recording its outcome) or failed.
 /// `false` when it was no longer pending: its outcome is already recorded, so the caller must
 /// not record it again.
-pub async fn finish(tx: &mut Tx, id: &str, error: Option<&str>) -> Result<bool, sqlx::Error> {
+pub async fn finish(
+    tx: &mut Tx,
+    id: &str,
+    error: Option<&str>,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
     let n = exec_tx!(tx, c => sqlx::query(
         "UPDATE payment_operations SET status = $1, error = $2, finished_at = $3 \
          WHERE id = $4 AND status = 'pending'",
     )
     .bind(if error.is_some() { "failed" } else { "done" })
     .bind(error)
-    .bind(now_ms())
+    .bind(now)
     .bind(id)
     .execute(c)
     .await)?;
@@ -94,9 +100,9 @@ pub async fn finish(tx: &mut Tx, id: &str, error: Option<&str>) -> Result<bool, 
 }
 
 /// [`finish`] in a transaction of its own (a failed connector call records nothing else).
-pub async fn fail(db: &Db, id: &str, error: &str) -> Result<(), sqlx::Error> {
+pub async fn fail(db: &Db, id: &str, error: &str, now: i64) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
-    finish(&mut tx, id, Some(error)).await?;
+    finish(&mut tx, id, Some(error), now).await?;
     tx.commit().await
 }
 

@@ -6,7 +6,6 @@
 //! same id. SQLite has one writer, so its claim is serialised anyway.
 
 use crate::db::Db;
-use crate::util::now_ms;
 use crate::{exec_tx, on_db, on_tx};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -28,8 +27,8 @@ pub async fn claim(
     owner: &str,
     lease_ms: i64,
     limit: i64,
+    now: i64,
 ) -> Result<Vec<Claimed>, sqlx::Error> {
-    let now = now_ms();
     let lock = if db.is_postgres() {
         "FOR UPDATE SKIP LOCKED"
     } else {
@@ -74,8 +73,8 @@ pub async fn finish(
     attempt: &Attempt<'_>,
     next_status: &str,
     next_at: Option<i64>,
+    now: i64,
 ) -> Result<bool, sqlx::Error> {
-    let now = now_ms();
     let mut tx = db.begin().await?;
     let updated = exec_tx!(&mut tx, c => sqlx::query(
         "UPDATE outbox SET status = $1, attempts = attempts + 1, next_attempt_at = COALESCE($2, next_attempt_at), \
@@ -136,8 +135,8 @@ pub async fn redeliver(
     db: &Db,
     merchant_id: &str,
     event_id: Option<&str>,
+    now: i64,
 ) -> Result<u64, sqlx::Error> {
-    let now = now_ms();
     let mut tx = db.begin().await?;
     let n = match event_id {
         Some(id) => exec_tx!(&mut tx, c => sqlx::query(
@@ -217,10 +216,28 @@ pub async fn attempts(db: &Db, event_id: &str) -> Result<Vec<AttemptRow>, sqlx::
     .await)
 }
 
+/// A payment's notification as listed on its detail page.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct PaymentEventRow {
+    pub id: String,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub status: String,
+}
+
+/// The payment's notifications, oldest first (outbox rows carry the payment id).
+pub async fn of_payment(db: &Db, payment_id: &str) -> Result<Vec<PaymentEventRow>, sqlx::Error> {
+    on_db!(db, c => sqlx::query_as(
+        "SELECT id, type, status FROM outbox WHERE payment_id = $1 ORDER BY seq",
+    )
+    .bind(payment_id)
+    .fetch_all(c)
+    .await)
+}
+
 /// Queues a `ping` test event for a merchant (no payment).
-pub async fn ping(db: &Db, merchant_id: &str) -> Result<String, sqlx::Error> {
+pub async fn ping(db: &Db, merchant_id: &str, now: i64) -> Result<String, sqlx::Error> {
     let id = crate::util::random_id("evt", 20);
-    let now = now_ms();
     let body = serde_json::json!({
         "id": id, "type": "ping", "created_at": crate::util::rfc3339_jst(now),
         "data": { "merchant_id": merchant_id }

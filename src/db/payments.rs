@@ -7,7 +7,7 @@ use crate::db::{Db, Tx};
 use crate::domain::payment::PaymentStatus;
 use crate::domain::processor::ConnectorId;
 use crate::domain::{BadCode, CheckoutStatus, Method};
-use crate::util::{now_ms, random_id};
+use crate::util::random_id;
 use crate::{exec_tx, on_db, on_tx};
 
 /// A stored payment. `method` and `status` decode into domain types; a row whose codes are not
@@ -155,8 +155,9 @@ pub async fn create(
     tx: &mut Tx,
     p: &NewPayment<'_>,
     actor: &str,
+    now: i64,
 ) -> Result<PaymentRow, PaymentError> {
-    create_with_id(tx, &new_id(), p, actor).await
+    create_with_id(tx, &new_id(), p, actor, now).await
 }
 
 /// A fresh payment id (決済ID).
@@ -172,8 +173,8 @@ pub async fn create_with_id(
     id: &str,
     p: &NewPayment<'_>,
     actor: &str,
+    now: i64,
 ) -> Result<PaymentRow, PaymentError> {
-    let now = now_ms();
     let sql = format!(
         "INSERT INTO payments (id, merchant_id, checkout_id, order_id, method, institution, status, \
          amount, fee, deadline_at, details, created_at, updated_at, connector) \
@@ -212,6 +213,7 @@ pub async fn create_with_id(
         Some(p.amount),
         &json!({}),
         actor,
+        now,
     )
     .await?;
     Ok(row)
@@ -256,8 +258,8 @@ pub async fn transition(
     tx: &mut Tx,
     p: &PaymentRow,
     change: &Change<'_>,
+    now: i64,
 ) -> Result<PaymentRow, PaymentError> {
-    let now = now_ms();
     let details = change
         .details
         .as_ref()
@@ -291,9 +293,10 @@ pub async fn transition(
         change.amount,
         &change.data,
         change.actor,
+        now,
     )
     .await?;
-    enqueue(tx, &row, change.event, change.amount).await?;
+    enqueue(tx, &row, change.event, change.amount, now).await?;
     Ok(row)
 }
 
@@ -307,6 +310,7 @@ async fn insert_event(
     amount: Option<i64>,
     data: &Value,
     actor: &str,
+    now: i64,
 ) -> Result<(), sqlx::Error> {
     exec_tx!(tx, c => sqlx::query(
         "INSERT INTO payment_events (payment_id, type, from_status, to_status, amount, data, actor, created_at) \
@@ -319,7 +323,7 @@ async fn insert_event(
     .bind(amount)
     .bind(data.to_string())
     .bind(actor)
-    .bind(now_ms())
+    .bind(now)
     .execute(c)
     .await)?;
     Ok(())
@@ -367,13 +371,13 @@ pub async fn enqueue(
     p: &PaymentRow,
     kind: &str,
     amount: Option<i64>,
+    now: i64,
 ) -> Result<(), sqlx::Error> {
     debug_assert!(
         crate::domain::events::is_known(kind),
         "notification type {kind} is not in domain::events::ALL (nor documented)"
     );
     let id = random_id("evt", 20);
-    let now = now_ms();
     let body = event_body(&id, kind, p, amount, now).to_string();
     exec_tx!(tx, c => sqlx::query(
         "INSERT INTO outbox (id, merchant_id, payment_id, seq, type, body, status, next_attempt_at, created_at) \
@@ -397,10 +401,11 @@ pub async fn set_checkout_status(
     tx: &mut Tx,
     checkout_id: &str,
     status: CheckoutStatus,
+    now: i64,
 ) -> Result<(), sqlx::Error> {
     exec_tx!(tx, c => sqlx::query("UPDATE checkouts SET status = $1, updated_at = $2 WHERE id = $3")
         .bind(status.code())
-        .bind(now_ms())
+        .bind(now)
         .bind(checkout_id)
         .execute(c)
         .await)?;
@@ -655,5 +660,144 @@ pub async fn by_account_refs(
         .bind(processor_ref)
         .bind(our_id)
         .fetch_optional(c)
+        .await)
+}
+
+/// Statuses whose money reaches the merchant. Card amounts count what was captured less
+/// refunds; other methods count the payment amount.
+const COLLECTED: &str = "'captured', 'refunded', 'paid', 'confirmed', 'late_paid', 'completed'";
+
+/// One method's collected payments in a period (the console's payout summary).
+#[derive(Debug, sqlx::FromRow)]
+pub struct SummaryLine {
+    pub method: String,
+    pub count: i64,
+    pub amount: i64,
+    pub fee: i64,
+}
+
+/// Collected payments per method created in `[from_ms, to_ms)`; `None` merchant = all.
+pub async fn collected_by_method(
+    db: &Db,
+    merchant_id: Option<&str>,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<SummaryLine>, sqlx::Error> {
+    let sql = format!(
+        "SELECT method, COUNT(*) AS count, \
+         CAST(COALESCE(SUM(CASE WHEN method = 'card' THEN captured_amount - refunded_amount ELSE amount END), 0) AS BIGINT) AS amount, \
+         CAST(COALESCE(SUM(fee), 0) AS BIGINT) AS fee \
+         FROM payments WHERE ($1 IS NULL OR merchant_id = $2) AND created_at >= $3 AND created_at < $4 \
+         AND status IN ({COLLECTED}) GROUP BY method ORDER BY method"
+    );
+    on_db!(db, c => sqlx::query_as(&sql)
+        .bind(merchant_id)
+        .bind(merchant_id)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(c)
+        .await)
+}
+
+/// Filters of the HTTP API's payment list (`None`: any).
+pub struct ApiListFilter<'a> {
+    pub merchant_id: &'a str,
+    pub order_id: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub method: Option<&'a str>,
+    pub created_from: Option<i64>,
+    pub created_before: Option<i64>,
+    /// Keyset cursor: rows strictly after `(created_at, id)` in newest-first order.
+    pub after: Option<(i64, &'a str)>,
+}
+
+/// The merchant's payments newest first, at most `limit`. Optional filters are written as
+/// `($n IS NULL OR …)`: one statement for every combination, each value bound once per
+/// placeholder (the SQL convention shared by both backends).
+pub async fn api_list(
+    db: &Db,
+    f: &ApiListFilter<'_>,
+    limit: i64,
+) -> Result<Vec<PaymentRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLS} FROM payments WHERE merchant_id = $1 \
+         AND ($2 IS NULL OR order_id = $3) \
+         AND ($4 IS NULL OR status = $5) \
+         AND ($6 IS NULL OR method = $7) \
+         AND ($8 IS NULL OR created_at >= $9) \
+         AND ($10 IS NULL OR created_at < $11) \
+         AND ($12 IS NULL OR created_at < $13 OR (created_at = $14 AND id < $15)) \
+         ORDER BY created_at DESC, id DESC LIMIT $16"
+    );
+    let (cur_at, cur_id) = f.after.unzip();
+    on_db!(db, c => sqlx::query_as(&sql)
+        .bind(f.merchant_id)
+        .bind(f.order_id)
+        .bind(f.order_id)
+        .bind(f.status)
+        .bind(f.status)
+        .bind(f.method)
+        .bind(f.method)
+        .bind(f.created_from)
+        .bind(f.created_from)
+        .bind(f.created_before)
+        .bind(f.created_before)
+        .bind(cur_at)
+        .bind(cur_at)
+        .bind(cur_at)
+        .bind(cur_id)
+        .bind(limit)
+        .fetch_all(c)
+        .await)
+}
+
+/// Records a browser card payment's intent id, only if none is recorded yet.
+pub async fn set_connector_ref_once(db: &Db, id: &str, reference: &str) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    exec_tx!(&mut tx, c => sqlx::query(
+        "UPDATE payments SET connector_ref = $1 WHERE id = $2 AND connector_ref IS NULL",
+    )
+    .bind(reference)
+    .bind(id)
+    .execute(c)
+    .await)?;
+    tx.commit().await
+}
+
+/// The card payment an account's processor reference (a Stripe intent id) belongs to.
+pub async fn card_by_account_ref(
+    db: &Db,
+    account_id: &str,
+    reference: &str,
+) -> Result<Option<PaymentRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLS} FROM payments WHERE connector = $1 AND connector_ref = $2 AND method = 'card'"
+    );
+    on_db!(db, c => sqlx::query_as(&sql)
+        .bind(account_id)
+        .bind(reference)
+        .fetch_optional(c)
+        .await)
+}
+
+/// Processor card payments waiting for the shopper's browser (3-D Secure) that the
+/// reconciliation should look at: unchanged since `changed_before`, and either changed at or
+/// after `recent_from` or before `expired_before` (at most 500).
+pub async fn browser_card_waiting(
+    db: &Db,
+    changed_before: i64,
+    recent_from: i64,
+    expired_before: i64,
+) -> Result<Vec<PaymentRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLS} FROM payments WHERE method = 'card' AND status IN ('awaiting_3ds', 'challenge') \
+         AND connector <> 'sandbox' AND updated_at < $1 AND (updated_at >= $2 OR updated_at < $3) \
+         LIMIT 500"
+    );
+    on_db!(db, c => sqlx::query_as(&sql)
+        .bind(changed_before)
+        .bind(recent_from)
+        .bind(expired_before)
+        .fetch_all(c)
         .await)
 }

@@ -4,7 +4,7 @@
 use crate::db::{Db, Tx};
 use crate::domain::processor::{AccountStatus, Processor, ProcessorAccount};
 use crate::domain::{Method, Mode};
-use crate::util::{now_ms, random_id};
+use crate::util::random_id;
 use crate::{exec_tx, on_db};
 
 #[derive(sqlx::FromRow)]
@@ -67,8 +67,7 @@ pub fn new_id() -> String {
     random_id("pa", 16)
 }
 
-pub async fn insert(tx: &mut Tx, a: &NewAccount<'_>) -> Result<(), sqlx::Error> {
-    let now = now_ms();
+pub async fn insert(tx: &mut Tx, a: &NewAccount<'_>, now: i64) -> Result<(), sqlx::Error> {
     exec_tx!(tx, c => sqlx::query(
         "INSERT INTO processor_accounts (id, merchant_id, processor, mode, methods, credentials, \
          webhook_secret, fingerprint, status, created_at, updated_at) \
@@ -116,12 +115,17 @@ pub async fn get(db: &Db, id: &str) -> Result<Option<ProcessorAccount>, sqlx::Er
 }
 
 /// Retires an active account of the merchant; `false` if there was none to retire.
-pub async fn retire(tx: &mut Tx, merchant_id: &str, id: &str) -> Result<bool, sqlx::Error> {
+pub async fn retire(
+    tx: &mut Tx,
+    merchant_id: &str,
+    id: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
     let n = exec_tx!(tx, c => sqlx::query(
         "UPDATE processor_accounts SET status = 'retired', updated_at = $1 \
          WHERE id = $2 AND merchant_id = $3 AND status = 'active'",
     )
-    .bind(now_ms())
+    .bind(now)
     .bind(id)
     .bind(merchant_id)
     .execute(c)

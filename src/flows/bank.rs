@@ -16,7 +16,6 @@ use crate::domain::Method;
 use crate::flows::checkout::{self, Opened};
 use crate::flows::error::{FlowError, FlowResult};
 use crate::flows::redirect::{self, payment_error};
-use crate::util::now_ms;
 
 pub const METHOD: Method = Method::Banknet;
 
@@ -62,15 +61,22 @@ pub async fn start(
             amount: o.checkout.amount,
             fee: 0,
             // Shown as 支払期限; `timeout_due` fails the payment once it has passed.
-            deadline_at: Some(now_ms() + PENDING_TIMEOUT_MS),
+            deadline_at: Some(state.now_ms() + PENDING_TIMEOUT_MS),
             details: details.clone(),
             connector: &resolved.id,
         },
         "shopper",
+        state.now_ms(),
     )
     .await
     .map_err(payment_error)?;
-    payments::set_checkout_status(&mut tx, &o.checkout.id, CheckoutStatus::Pending).await?;
+    payments::set_checkout_status(
+        &mut tx,
+        &o.checkout.id,
+        CheckoutStatus::Pending,
+        state.now_ms(),
+    )
+    .await?;
     tx.commit().await?;
     let started = resolved
         .connector
@@ -155,7 +161,7 @@ pub async fn sandbox_decide(
             amount: s.payment.amount,
             choice,
         },
-        now_ms(),
+        state.now_ms(),
     ))
 }
 
@@ -172,10 +178,13 @@ pub async fn handle_return(
     let conn = connectors
         .bank_for(&p.connector_id())
         .ok_or(FlowError::shopper(Reason::ReturnRejected))?;
-    let res = conn.verify_return(params, now_ms()).await.map_err(|e| {
-        tracing::info!(code = e.code(), "bank return refused");
-        FlowError::shopper(Reason::ReturnRejected)
-    })?;
+    let res = conn
+        .verify_return(params, state.now_ms())
+        .await
+        .map_err(|e| {
+            tracing::info!(code = e.code(), "bank return refused");
+            FlowError::shopper(Reason::ReturnRejected)
+        })?;
     let matches = res.payment_id == p.id
         && p.checkout_id == checkout_id
         && p.method == METHOD
@@ -198,7 +207,7 @@ pub async fn handle_return(
         }
     };
     let mut details = p.details_json();
-    let now = now_ms();
+    let now = state.now_ms();
     let mut change = Change::new(to, to.event_type().unwrap_or("payment.updated"), "bank");
     if let BankOutcome::Paid { bank_txn_id } = &res.outcome {
         details["bank_txn_id"] = json!(bank_txn_id);
@@ -208,7 +217,7 @@ pub async fn handle_return(
     change.details = Some(details);
     change.data = json!({ "bank_code": res.bank.code() });
     let mut tx = state.db.begin().await?;
-    let row = match payments::transition(&mut tx, &p, &change).await {
+    let row = match payments::transition(&mut tx, &p, &change, state.now_ms()).await {
         Ok(row) => row,
         // Someone else (a second tab, the timeout job) changed it first: show that state.
         Err(payments::PaymentError::Conflict) => {
@@ -221,7 +230,7 @@ pub async fn handle_return(
     } else {
         CheckoutStatus::Open
     };
-    payments::set_checkout_status(&mut tx, &p.checkout_id, checkout_status).await?;
+    payments::set_checkout_status(&mut tx, &p.checkout_id, checkout_status, state.now_ms()).await?;
     tx.commit().await?;
     state.wake_notifier();
     Ok(row)
@@ -242,12 +251,13 @@ pub async fn timeout_due(db: &Db, now_ms: i64) -> anyhow::Result<usize> {
         let mut change = Change::new(to, to.event_type().unwrap_or("payment.expired"), "system");
         change.data = json!({ "reason": "bank_timeout" });
         let mut tx = db.begin().await?;
-        match payments::transition(&mut tx, &p, &change).await {
+        match payments::transition(&mut tx, &p, &change, now_ms).await {
             Ok(_) => {}
             Err(payments::PaymentError::Conflict) => continue,
             Err(e) => return Err(e.into()),
         }
-        payments::set_checkout_status(&mut tx, &p.checkout_id, CheckoutStatus::Open).await?;
+        payments::set_checkout_status(&mut tx, &p.checkout_id, CheckoutStatus::Open, now_ms)
+            .await?;
         tx.commit().await?;
         done += 1;
     }

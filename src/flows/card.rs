@@ -28,7 +28,6 @@ use crate::domain::CheckoutStatus;
 use crate::domain::Method;
 use crate::flows::checkout::Opened;
 use crate::flows::error::{FlowError, FlowResult, Refused};
-use crate::util::now_ms;
 
 pub use crate::context::{PendingCards, PENDING_TTL};
 pub use crate::domain::card_form::{merchant_card_settings, parse_form, CardInput, FieldErrors};
@@ -77,6 +76,8 @@ pub(crate) fn card_state(p: &PaymentRow) -> FlowResult<CardPayment> {
 }
 
 /// Checks the transition with the pure state machine, then writes it.
+/// `now` is the caller's clock reading (the row's `updated_at`, the event's time).
+#[allow(clippy::too_many_arguments)]
 async fn apply(
     tx: &mut Tx,
     p: &PaymentRow,
@@ -85,6 +86,7 @@ async fn apply(
     actor: &str,
     data: serde_json::Value,
     details: Option<serde_json::Value>,
+    now: i64,
 ) -> FlowResult<PaymentRow> {
     let next = card::apply(&card_state(p)?, action).map_err(|e| FlowError::Refused {
         kind: Refused::Conflict,
@@ -102,9 +104,11 @@ async fn apply(
     change.data = data;
     change.details = details;
     if next.status == CardStatus::Captured && p.paid_at.is_none() {
-        change.paid_at = Some(now_ms());
+        change.paid_at = Some(now);
     }
-    payments::transition(tx, p, &change).await.map_err(pay_err)
+    payments::transition(tx, p, &change, now)
+        .await
+        .map_err(pay_err)
 }
 
 fn pay_err(e: PaymentError) -> FlowError {
@@ -123,7 +127,7 @@ fn pay_err(e: PaymentError) -> FlowError {
 /// checkout when its own limit is reached.
 pub async fn check_lock(state: &Ctx, checkout_id: &str, ip: &str) -> FlowResult<()> {
     let max = state.config.card_max_failures;
-    let since = now_ms() - 3_600_000;
+    let since = state.now_ms() - 3_600_000;
     let (per_checkout, per_ip) = card_attempts::failures(&state.db, checkout_id, ip, since).await?;
     if per_checkout >= max || per_ip >= max * 3 {
         return Err(FlowError::shopper(Reason::Locked));
@@ -134,7 +138,7 @@ pub async fn check_lock(state: &Ctx, checkout_id: &str, ip: &str) -> FlowResult<
 /// Records a failed card attempt; at the limit the checkout is locked and the lock is logged
 /// for the merchant.
 pub async fn record_failure(state: &Ctx, checkout_id: &str, ip: &str) -> FlowResult<()> {
-    card_attempts::record_failure(&state.db, checkout_id, ip, now_ms()).await?;
+    card_attempts::record_failure(&state.db, checkout_id, ip, state.now_ms()).await?;
     if check_lock(state, checkout_id, ip).await.is_err() {
         tracing::warn!(
             checkout = checkout_id,
@@ -181,6 +185,7 @@ pub async fn pay(state: &Ctx, o: &Opened, input: CardInput, ip: &str) -> FlowRes
             connector: &resolved.id,
         },
         "shopper",
+        state.now_ms(),
     )
     .await;
     let p = match created {
@@ -222,6 +227,7 @@ pub async fn pay(state: &Ctx, o: &Opened, input: CardInput, ip: &str) -> FlowRes
                 "shopper",
                 json!({}),
                 Some(details),
+                state.now_ms(),
             )
             .await?;
             tx.commit().await?;
@@ -294,10 +300,17 @@ async fn authorize(
                 "shopper",
                 change_data,
                 Some(details),
+                state.now_ms(),
             )
             .await?;
             p2 = set_ref(&mut tx, p2, &token).await?;
-            payments::set_checkout_status(&mut tx, &o.checkout.id, CheckoutStatus::Paid).await?;
+            payments::set_checkout_status(
+                &mut tx,
+                &o.checkout.id,
+                CheckoutStatus::Paid,
+                state.now_ms(),
+            )
+            .await?;
             tx.commit().await?;
             state.wake_notifier();
             if o.merchant.capture_mode == CaptureMode::Auto {
@@ -360,6 +373,7 @@ async fn fail_with(
         "shopper",
         json!({ "reason": reason, "detail": detail }),
         Some(details),
+        state.now_ms(),
     )
     .await?;
     tx.commit().await?;
@@ -425,6 +439,7 @@ pub async fn abandon_challenge(state: &Ctx, o: &Opened, payment_id: &str) -> Flo
         "shopper",
         json!({ "reason": "challenge_cancelled", "detail": "shopper chose another method" }),
         Some(d),
+        state.now_ms(),
     )
     .await?;
     tx.commit().await?;
@@ -492,8 +507,14 @@ pub async fn complete_challenge(
             let mut d = details.clone();
             d["wrong_codes"] = json!(wrong);
             let mut tx = state.db.begin().await?;
-            payments::set_details_if(&mut tx, &p, &d, CardStatus::Challenge.into(), now_ms())
-                .await?;
+            payments::set_details_if(
+                &mut tx,
+                &p,
+                &d,
+                CardStatus::Challenge.into(),
+                state.now_ms(),
+            )
+            .await?;
             tx.commit().await?;
             let p = payments::get(&state.db, &p.id)
                 .await?
@@ -692,28 +713,34 @@ async fn run_action(
     actor: &str,
 ) -> FlowResult<PaymentRow> {
     check_only(&p, &op.action())?;
-    let op_id = operations::claim(&state.db, &p.id, op.kind(), op.amount(), actor)
-        .await?
-        .ok_or(FlowError::Refused {
-            kind: Refused::Conflict,
-            code: "operation_in_progress",
-            message:
-                "another capture, cancel or refund of this payment is in progress; retry shortly"
-                    .into(),
-        })?;
+    let op_id = operations::claim(
+        &state.db,
+        &p.id,
+        op.kind(),
+        op.amount(),
+        actor,
+        state.now_ms(),
+    )
+    .await?
+    .ok_or(FlowError::Refused {
+        kind: Refused::Conflict,
+        code: "operation_in_progress",
+        message: "another capture, cancel or refund of this payment is in progress; retry shortly"
+            .into(),
+    })?;
     // A concurrent action may have finished between our read and our claim: check again on
     // the row as it is now.
     let p = payments::get(&state.db, &p.id).await?.unwrap_or(p);
     if let Err(e) = check_only(&p, &op.action()) {
-        operations::fail(&state.db, &op_id, "refused").await?;
+        operations::fail(&state.db, &op_id, "refused", state.now_ms()).await?;
         return Err(e);
     }
     let token = p.connector_ref.clone().unwrap_or_default();
     if let Err(e) = op.call(&connector, &token, &op_id).await {
-        operations::fail(&state.db, &op_id, e.code()).await?;
+        operations::fail(&state.db, &op_id, e.code(), state.now_ms()).await?;
         return Err(connector_failed(e));
     }
-    record(&state.db, &p, &op_id, op, actor).await
+    record(&state.db, &p, &op_id, op, actor, state.now_ms()).await
 }
 
 /// Records a connector-confirmed action. Finishing the operation comes first: if it is no
@@ -724,9 +751,10 @@ async fn record(
     op_id: &str,
     op: Op,
     actor: &str,
+    now: i64,
 ) -> FlowResult<PaymentRow> {
     let mut tx = db.begin().await?;
-    if !operations::finish(&mut tx, op_id, None).await? {
+    if !operations::finish(&mut tx, op_id, None, now).await? {
         drop(tx);
         return Ok(payments::get(db, &p.id).await?.unwrap_or_else(|| p.clone()));
     }
@@ -734,9 +762,10 @@ async fn record(
         Some(a) => json!({ "amount": a }),
         None => json!({}),
     };
-    let row = apply(&mut tx, p, &op.action(), op.event(), actor, data, None).await?;
+    let row = apply(&mut tx, p, &op.action(), op.event(), actor, data, None, now).await?;
     if matches!(op, Op::Cancel) {
-        payments::set_checkout_status(&mut tx, &row.checkout_id, CheckoutStatus::Cancelled).await?;
+        payments::set_checkout_status(&mut tx, &row.checkout_id, CheckoutStatus::Cancelled, now)
+            .await?;
     }
     tx.commit().await?;
     Ok(row)
@@ -756,7 +785,7 @@ pub async fn resume_operations(
 ) -> anyhow::Result<usize> {
     let mut n = 0;
     for o in operations::stale(db, now - RESUME_AFTER_MS).await? {
-        match resume_one(db, registry, &o).await {
+        match resume_one(db, registry, &o, now).await {
             Ok(()) => n += 1,
             Err(e) => {
                 tracing::warn!(operation = %o.id, error = %e, "resuming a card operation failed")
@@ -770,6 +799,7 @@ async fn resume_one(
     db: &Db,
     registry: &Arc<Registry>,
     o: &operations::Operation,
+    now: i64,
 ) -> anyhow::Result<()> {
     let p = payments::get(db, &o.payment_id)
         .await?
@@ -782,18 +812,18 @@ async fn resume_one(
         .await?
         .card_for(&p.connector_id())
     else {
-        operations::fail(db, &o.id, "no_connector").await?;
+        operations::fail(db, &o.id, "no_connector", now).await?;
         return Ok(());
     };
     let token = p.connector_ref.clone().unwrap_or_default();
     match op.call(&connector, &token, &o.id).await {
-        Ok(()) => match record(db, &p, &o.id, op, &o.actor).await {
+        Ok(()) => match record(db, &p, &o.id, op, &o.actor, now).await {
             Ok(_) => Ok(()),
             // The payment moved on meanwhile: the operation cannot be applied any more.
-            Err(_) => Ok(operations::fail(db, &o.id, "not_applicable").await?),
+            Err(_) => Ok(operations::fail(db, &o.id, "not_applicable", now).await?),
         },
         Err(e) if e.retryable() => Err(anyhow::anyhow!("connector: {}", e.code())),
-        Err(e) => Ok(operations::fail(db, &o.id, e.code()).await?),
+        Err(e) => Ok(operations::fail(db, &o.id, e.code(), now).await?),
     }
 }
 
@@ -813,6 +843,7 @@ pub async fn lapse_due(db: &Db, now: i64, days: i64) -> anyhow::Result<usize> {
             "system:lapse",
             json!({}),
             None,
+            now,
         )
         .await
         {
@@ -889,13 +920,19 @@ pub async fn reconcile_stale(db: &Db, registry: &Arc<Registry>, now: i64) -> any
                 "system:reconcile",
                 data,
                 Some(d),
+                now,
             )
             .await
             {
                 Ok(row) => {
                     set_ref(&mut tx, row, &f.token).await?;
-                    payments::set_checkout_status(&mut tx, &p.checkout_id, CheckoutStatus::Paid)
-                        .await?;
+                    payments::set_checkout_status(
+                        &mut tx,
+                        &p.checkout_id,
+                        CheckoutStatus::Paid,
+                        now,
+                    )
+                    .await?;
                     true
                 }
                 Err(_) => false,
@@ -912,6 +949,7 @@ pub async fn reconcile_stale(db: &Db, registry: &Arc<Registry>, now: i64) -> any
                 "system:timeout",
                 data,
                 Some(d),
+                now,
             )
             .await
             .is_ok()

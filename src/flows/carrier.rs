@@ -29,7 +29,6 @@ use crate::domain::reason::Reason;
 use crate::domain::{Method, Mode};
 use crate::flows::error::{FlowError, FlowResult};
 use crate::flows::redirect::{self, payment_error};
-use crate::util::now_ms;
 
 /// The payment method of a carrier (one method per carrier, see `domain::method`).
 pub fn method_of(c: Carrier) -> Method {
@@ -86,7 +85,7 @@ pub async fn start(
         .ok_or(FlowError::shopper(Reason::MethodNotAvailable))?;
     let details = json!({ "carrier": c.code(), "billing": billing.code() });
     let mut tx = state.db.begin().await?;
-    abandon_stale(&mut tx, &o.checkout.id).await?;
+    abandon_stale(&mut tx, &o.checkout.id, state.now_ms()).await?;
     let p = payments::create(
         &mut tx,
         &NewPayment {
@@ -103,6 +102,7 @@ pub async fn start(
             connector: &resolved.id,
         },
         "shopper",
+        state.now_ms(),
     )
     .await
     .map_err(payment_error)?;
@@ -143,7 +143,7 @@ pub async fn start(
 }
 
 /// Cancels (`ShopperCancel`) carrier attempts of the checkout still waiting for the carrier.
-async fn abandon_stale(tx: &mut Tx, checkout_id: &str) -> FlowResult<()> {
+async fn abandon_stale(tx: &mut Tx, checkout_id: &str, now: i64) -> FlowResult<()> {
     let stale = payments::waiting_in_checkout(
         tx,
         checkout_id,
@@ -160,7 +160,7 @@ async fn abandon_stale(tx: &mut Tx, checkout_id: &str) -> FlowResult<()> {
             "shopper",
         );
         change.data = json!({ "reason": "abandoned" });
-        payments::transition(tx, &p, &change)
+        payments::transition(tx, &p, &change, now)
             .await
             .map_err(payment_error)?;
     }
@@ -253,11 +253,12 @@ pub async fn sandbox_login(
         SandboxLogin::Approved => {
             let hash = phone_hash(&state.secret, phone);
             let mut tx = state.db.begin().await?;
-            let used = monthly_used(&mut tx, s.carrier, &hash, &s.payment.id, now_ms()).await?;
+            let used =
+                monthly_used(&mut tx, s.carrier, &hash, &s.payment.id, state.now_ms()).await?;
             if let Err(e) = check_limit(used, s.payment.amount) {
                 let mut details = s.payment.details_json();
                 details["phone_hash"] = json!(hash);
-                fail_for_limit(&mut tx, &s.payment, details, e).await?;
+                fail_for_limit(&mut tx, &s.payment, details, e, state.now_ms()).await?;
                 tx.commit().await?;
                 state.wake_notifier();
                 let (path, _) = redirect::fresh_session_path(state, &s.checkout.id);
@@ -275,7 +276,7 @@ pub async fn sandbox_login(
                 &s.payment,
                 &details,
                 CarrierStatus::AwaitingAuth.into(),
-                now_ms(),
+                state.now_ms(),
             )
             .await?;
             tx.commit().await?;
@@ -303,7 +304,7 @@ pub fn sandbox_return(state: &Ctx, s: &SandboxSession, decision: SandboxDecision
             billing: s.billing,
             decision,
         },
-        now_ms(),
+        state.now_ms(),
     )
 }
 
@@ -315,7 +316,7 @@ async fn monthly_used(
     hash: &str,
     except: &str,
     now: i64,
-) -> Result<i64, sqlx::Error> {
+) -> Result<i64, crate::db::Error> {
     // The hash is hex, so it cannot carry LIKE wildcards; details is compact JSON.
     let pattern = format!("%\"phone_hash\":\"{hash}\"%");
     let rows = payments::amounts_matching_details(
@@ -339,6 +340,7 @@ async fn fail_for_limit(
     p: &PaymentRow,
     mut details: Value,
     e: LimitError,
+    now: i64,
 ) -> FlowResult<PaymentRow> {
     let to = carrier::apply(CarrierStatus::AwaitingAuth, CarrierAction::Decline)
         .map_err(|e| anyhow::anyhow!("limit: {e}"))?;
@@ -351,7 +353,7 @@ async fn fail_for_limit(
     let mut change = Change::new(to, to.event_type().unwrap_or("payment.failed"), "system");
     change.details = Some(details);
     change.data = json!({ "reason": e.code(), "remaining": remaining });
-    payments::transition(tx, p, &change)
+    payments::transition(tx, p, &change, now)
         .await
         .map_err(payment_error)
 }
@@ -370,10 +372,13 @@ pub async fn handle_return(
     let conn = connectors
         .carrier_for(&p.connector_id())
         .ok_or(FlowError::shopper(Reason::ReturnRejected))?;
-    let res = conn.verify_return(params, now_ms()).await.map_err(|e| {
-        tracing::info!(code = e.code(), "carrier return refused");
-        FlowError::shopper(Reason::ReturnRejected)
-    })?;
+    let res = conn
+        .verify_return(params, state.now_ms())
+        .await
+        .map_err(|e| {
+            tracing::info!(code = e.code(), "carrier return refused");
+            FlowError::shopper(Reason::ReturnRejected)
+        })?;
     let matches = res.payment_id == p.id
         && p.checkout_id == checkout_id
         && res.carrier == c
@@ -399,7 +404,7 @@ pub async fn handle_return(
         }
     };
     let mut details = p.details_json();
-    let now = now_ms();
+    let now = state.now_ms();
     let mut tx = state.db.begin().await?;
     if let CarrierOutcome::Approved {
         carrier_txn_id,
@@ -419,7 +424,7 @@ pub async fn handle_return(
             None => 0,
         };
         if let Err(e) = check_limit(used, p.amount) {
-            let row = fail_for_limit(&mut tx, &p, details, e).await?;
+            let row = fail_for_limit(&mut tx, &p, details, e, now).await?;
             tx.commit().await?;
             // The carrier approved a charge we refuse: void it there too.
             let undo = CancelRequest::Charge {
@@ -450,7 +455,7 @@ pub async fn handle_return(
         change.amount = Some(p.amount);
     }
     change.details = Some(details);
-    let row = match payments::transition(&mut tx, &p, &change).await {
+    let row = match payments::transition(&mut tx, &p, &change, state.now_ms()).await {
         Ok(row) => row,
         Err(payments::PaymentError::Conflict) => {
             return Ok(payments::get(&state.db, payment_id).await?.unwrap_or(p));
@@ -458,7 +463,13 @@ pub async fn handle_return(
         Err(e) => return Err(payment_error(e)),
     };
     if to == CarrierStatus::Completed {
-        payments::set_checkout_status(&mut tx, &p.checkout_id, CheckoutStatus::Paid).await?;
+        payments::set_checkout_status(
+            &mut tx,
+            &p.checkout_id,
+            CheckoutStatus::Paid,
+            state.now_ms(),
+        )
+        .await?;
     }
     tx.commit().await?;
     state.wake_notifier();
@@ -590,6 +601,7 @@ async fn charge_one(
             connector: &first.connector_id(),
         },
         "system",
+        now,
     )
     .await?;
     let used = match details["phone_hash"].as_str() {
@@ -597,10 +609,10 @@ async fn charge_one(
         None => 0,
     };
     if let Err(e) = check_limit(used, s.amount) {
-        fail_for_limit(&mut tx, &p, details, e)
+        fail_for_limit(&mut tx, &p, details, e, now)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        payments::set_checkout_status(&mut tx, &checkout_id, CheckoutStatus::Open).await?;
+        payments::set_checkout_status(&mut tx, &checkout_id, CheckoutStatus::Open, now).await?;
         tx.commit().await?;
         return Ok(true);
     }
@@ -625,16 +637,16 @@ async fn charge_one(
             change.connector_ref = Some(&carrier_txn_id);
             change.details = Some(details.clone());
             change.data = json!({ "subscription_id": s.id, "charge_no": n });
-            payments::transition(&mut tx, &p, &change).await?;
-            payments::set_checkout_status(&mut tx, &checkout_id, CheckoutStatus::Paid).await?;
+            payments::transition(&mut tx, &p, &change, now).await?;
+            payments::set_checkout_status(&mut tx, &checkout_id, CheckoutStatus::Paid, now).await?;
         }
         Ok(ContinuousChargeOutcome::Declined) => {
             let to = carrier::apply(CarrierStatus::AwaitingAuth, CarrierAction::Decline)?;
             let mut change = Change::new(to, "payment.failed", "system");
             change.data =
                 json!({ "subscription_id": s.id, "charge_no": n, "reason": "carrier_declined" });
-            payments::transition(&mut tx, &p, &change).await?;
-            payments::set_checkout_status(&mut tx, &checkout_id, CheckoutStatus::Open).await?;
+            payments::transition(&mut tx, &p, &change, now).await?;
+            payments::set_checkout_status(&mut tx, &checkout_id, CheckoutStatus::Open, now).await?;
         }
         // The carrier could not be asked: the charge fails (the merchant is told) and the
         // agreement stays active for next month.
@@ -647,8 +659,8 @@ async fn charge_one(
                 "reason": "carrier_error",
                 "error": e.code(),
             });
-            payments::transition(&mut tx, &p, &change).await?;
-            payments::set_checkout_status(&mut tx, &checkout_id, CheckoutStatus::Open).await?;
+            payments::transition(&mut tx, &p, &change, now).await?;
+            payments::set_checkout_status(&mut tx, &checkout_id, CheckoutStatus::Open, now).await?;
         }
     }
     tx.commit().await?;
@@ -660,6 +672,7 @@ pub async fn cancel_subscription(
     db: &Db,
     registry: &Arc<Registry>,
     id: &str,
+    now: i64,
 ) -> anyhow::Result<()> {
     let s = subscription(db, id)
         .await?
@@ -681,7 +694,7 @@ pub async fn cancel_subscription(
     .map_err(|e| anyhow::anyhow!("carrier refused the cancellation: {}", e.code()))?;
     let mut tx = db.begin().await?;
     anyhow::ensure!(
-        subscriptions::cancel(&mut tx, id, now_ms()).await?,
+        subscriptions::cancel(&mut tx, id, now).await?,
         "subscription {id} changed concurrently"
     );
     let p = payments::get_tx(&mut tx, &s.payment_id)
@@ -693,7 +706,7 @@ pub async fn cancel_subscription(
     let mut change = Change::new(p.status, action.event_type(), "merchant");
     change.details = Some(details);
     change.data = json!({ "subscription_id": id });
-    payments::transition(&mut tx, &p, &change).await?;
+    payments::transition(&mut tx, &p, &change, now).await?;
     tx.commit().await?;
     Ok(())
 }

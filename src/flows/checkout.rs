@@ -85,7 +85,7 @@ pub async fn open_link(
             if method::offered(&methods, &methods, device, link.amount).is_empty() {
                 return Err(FlowError::shopper(Reason::NoMethodAvailable));
             }
-            let c = checkouts::insert_or_get(&state.db, &link, &methods).await?;
+            let c = checkouts::insert_or_get(&state.db, &link, &methods, state.now_ms()).await?;
             if c.content_hash != link.content_hash() {
                 return Err(FlowError::shopper(Reason::OrderConflict));
             }
@@ -198,13 +198,13 @@ pub async fn sign_and_open(
 
 /// Closes an open checkout that has no live payment, in the caller's transaction. `Ok(true)`
 /// when it was closed now, `Ok(false)` when it was already expired.
-pub async fn expire_in_tx(tx: &mut Tx, checkout_id: &str) -> FlowResult<bool> {
+pub async fn expire_in_tx(tx: &mut Tx, checkout_id: &str, now: i64) -> FlowResult<bool> {
     let conflict = |code: &'static str, message: String| FlowError::Refused {
         kind: Refused::Conflict,
         code,
         message,
     };
-    match checkouts::expire_if_open(tx, checkout_id).await? {
+    match checkouts::expire_if_open(tx, checkout_id, now).await? {
         checkouts::Expiry::Expired => Ok(true),
         checkouts::Expiry::AlreadyExpired => Ok(false),
         checkouts::Expiry::HasPayment => Err(conflict(

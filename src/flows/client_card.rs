@@ -34,8 +34,6 @@ use crate::domain::Method;
 use crate::flows::card::{card_state, check_lock, record_failure, PENDING_TTL, RECONCILE_AFTER_MS};
 use crate::flows::checkout::Opened;
 use crate::flows::error::{FlowError, FlowResult, Refused};
-use crate::util::now_ms;
-use crate::{exec_tx, on_db};
 
 pub use crate::flows::card::BROWSER_ENTRY;
 
@@ -70,6 +68,8 @@ fn in_progress() -> FlowError {
 }
 
 /// Checks a change with the pure state machine, then writes it (event + outbox).
+/// `now` is the caller's clock reading (the row's `updated_at`, the event's time).
+#[allow(clippy::too_many_arguments)]
 async fn apply(
     tx: &mut Tx,
     p: &PaymentRow,
@@ -78,6 +78,7 @@ async fn apply(
     actor: &str,
     data: serde_json::Value,
     details: Option<serde_json::Value>,
+    now: i64,
 ) -> Result<PaymentRow, Applied> {
     let next = card::apply(&card_state(p).map_err(Applied::Err)?, action)
         .map_err(|_| Applied::NotForward)?;
@@ -88,9 +89,9 @@ async fn apply(
     change.data = data;
     change.details = details;
     if next.status == CardStatus::Captured && p.paid_at.is_none() {
-        change.paid_at = Some(now_ms());
+        change.paid_at = Some(now);
     }
-    payments::transition(tx, p, &change)
+    payments::transition(tx, p, &change, now)
         .await
         .map_err(|e| match e {
             PaymentError::Conflict => Applied::Conflict,
@@ -142,6 +143,7 @@ pub async fn prepare(state: &Ctx, o: &Opened, ip: &str) -> FlowResult<Prepared> 
             connector: &resolved.id,
         },
         "shopper",
+        state.now_ms(),
     )
     .await;
     let p = match created {
@@ -157,7 +159,15 @@ pub async fn prepare(state: &Ctx, o: &Opened, ip: &str) -> FlowResult<Prepared> 
         Ok(i) => i,
         Err(e) => {
             let mut tx = state.db.begin().await?;
-            let _ = fail(&mut tx, &p, "processing_error", e.code(), "shopper").await;
+            let _ = fail(
+                &mut tx,
+                &p,
+                "processing_error",
+                e.code(),
+                "shopper",
+                state.now_ms(),
+            )
+            .await;
             tx.commit().await?;
             state.wake_notifier();
             record_failure(state, &o.checkout.id, ip).await?;
@@ -186,15 +196,7 @@ fn intent_request(o: &Opened, p: &PaymentRow) -> IntentRequest {
 /// Not a state change: the intent id is recorded before its secret leaves this server, so
 /// every intent a browser could confirm is one we can retrieve.
 async fn store_ref(db: &Db, payment_id: &str, intent_id: &str) -> FlowResult<()> {
-    let mut tx = db.begin().await?;
-    exec_tx!(&mut tx, c => sqlx::query(
-        "UPDATE payments SET connector_ref = $1 WHERE id = $2 AND connector_ref IS NULL",
-    )
-    .bind(intent_id)
-    .bind(payment_id)
-    .execute(c)
-    .await)?;
-    tx.commit().await?;
+    payments::set_connector_ref_once(db, payment_id, intent_id).await?;
     Ok(())
 }
 
@@ -245,6 +247,7 @@ async fn fail(
     reason: &str,
     detail: &str,
     actor: &str,
+    now: i64,
 ) -> Result<PaymentRow, Applied> {
     let mut d = p.details_json();
     d["failure"] = json!(reason);
@@ -256,6 +259,7 @@ async fn fail(
         actor,
         json!({ "reason": reason, "detail": detail }),
         Some(d),
+        now,
     )
     .await
 }
@@ -287,6 +291,7 @@ pub async fn settle(
     conn: &dyn ClientCardConnector,
     p: PaymentRow,
     actor: &str,
+    now: i64,
 ) -> FlowResult<PaymentRow> {
     let waiting = matches!(
         p.status.card(),
@@ -314,9 +319,9 @@ pub async fn settle(
     let result = match &i.state {
         IntentState::AwaitingShopper | IntentState::Processing => return Ok(p),
         IntentState::Authorized | IntentState::Captured => {
-            record_paid(&mut tx, &p, &i, actor).await
+            record_paid(&mut tx, &p, &i, actor, now).await
         }
-        IntentState::Failed(f) => fail(&mut tx, &p, &f.reason, &f.processor_code, actor).await,
+        IntentState::Failed(f) => fail(&mut tx, &p, &f.reason, &f.processor_code, actor, now).await,
         IntentState::Cancelled => {
             fail(
                 &mut tx,
@@ -324,6 +329,7 @@ pub async fn settle(
                 "cancelled",
                 "cancelled at the processor",
                 actor,
+                now,
             )
             .await
         }
@@ -356,6 +362,7 @@ async fn record_paid(
     p: &PaymentRow,
     i: &Intent,
     actor: &str,
+    now: i64,
 ) -> Result<PaymentRow, Applied> {
     let mut d = with_card(p, i);
     // The processor ran 3-D Secure in the browser. When it reports no result (an exemption, or
@@ -377,7 +384,17 @@ async fn record_paid(
         amount: p.amount,
         three_ds,
     };
-    let mut row = apply(tx, p, &action, "payment.authorized", actor, data, Some(d)).await?;
+    let mut row = apply(
+        tx,
+        p,
+        &action,
+        "payment.authorized",
+        actor,
+        data,
+        Some(d),
+        now,
+    )
+    .await?;
     if i.state == IntentState::Captured {
         let amount = if i.amount_received > 0 {
             i.amount_received
@@ -392,10 +409,11 @@ async fn record_paid(
             actor,
             json!({ "amount": amount }),
             None,
+            now,
         )
         .await?;
     }
-    payments::set_checkout_status(tx, &p.checkout_id, CheckoutStatus::Paid)
+    payments::set_checkout_status(tx, &p.checkout_id, CheckoutStatus::Paid, now)
         .await
         .map_err(|e| Applied::Err(FlowError::Db(e)))?;
     Ok(row)
@@ -410,8 +428,8 @@ pub async fn settle_return(state: &Ctx, o: &Opened, ip: &str) -> FlowResult<Opti
     let Some(conn) = o.connectors.client_card_for(&p.connector_id()) else {
         return Ok(Some(p));
     };
-    let before = p.status;
-    let row = settle(&state.db, conn.as_ref(), p, "shopper").await?;
+    let before = p.status.clone();
+    let row = settle(&state.db, conn.as_ref(), p, "shopper", state.now_ms()).await?;
     if row.status != before {
         state.wake_notifier();
         if row.status == CardStatus::Failed {
@@ -445,8 +463,8 @@ pub enum HookError {
     Failed(String),
 }
 
-impl From<sqlx::Error> for HookError {
-    fn from(e: sqlx::Error) -> Self {
+impl From<crate::db::Error> for HookError {
+    fn from(e: crate::db::Error) -> Self {
         HookError::Failed(e.to_string())
     }
 }
@@ -474,31 +492,28 @@ pub async fn webhook(
         .await?
         .client_card_for(&id)
         .ok_or(HookError::Unavailable)?;
-    let event = conn.verify_webhook(payload, signature, now_ms() / 1000)?;
+    let event = conn.verify_webhook(payload, signature, state.now_ms() / 1000)?;
     if crate::db::processor_events::seen(db, &account.id, &event.id).await? {
         return Ok(HookOutcome::Duplicate);
     }
     let payment = match &event.intent_id {
         Some(intent) if event.kind.starts_with("payment_intent.") => {
-            let sql = format!(
-                "SELECT {} FROM payments WHERE connector = $1 AND connector_ref = $2 AND method = 'card'",
-                payments::COLS
-            );
-            let row: Option<PaymentRow> = on_db!(db, c => sqlx::query_as(&sql)
-                .bind(&account.id)
-                .bind(intent)
-                .fetch_optional(c)
-                .await)?;
-            row
+            payments::card_by_account_ref(db, &account.id, intent).await?
         }
         _ => None,
     };
     let outcome = match &payment {
         Some(p) => {
-            let before = p.status;
-            let row = settle(db, conn.as_ref(), p.clone(), "processor:webhook")
-                .await
-                .map_err(|e| HookError::Failed(e.to_string()))?;
+            let before = p.status.clone();
+            let row = settle(
+                db,
+                conn.as_ref(),
+                p.clone(),
+                "processor:webhook",
+                state.now_ms(),
+            )
+            .await
+            .map_err(|e| HookError::Failed(e.to_string()))?;
             if row.status != before {
                 state.wake_notifier();
                 // A decline counts towards the checkout's card-testing limit even when the
@@ -525,7 +540,7 @@ pub async fn webhook(
             HookOutcome::Applied => "applied",
             _ => "ignored",
         },
-        now_ms(),
+        state.now_ms(),
     )
     .await?;
     tx.commit().await?;
@@ -542,18 +557,13 @@ pub async fn webhook(
 /// every sweep in between: events and the return settle the rest.
 pub async fn reconcile(db: &Db, registry: &Arc<Registry>, now: i64) -> anyhow::Result<usize> {
     let expired_before = now - PENDING_TTL.as_millis() as i64;
-    let sql = format!(
-        "SELECT {} FROM payments WHERE method = 'card' AND status IN ('awaiting_3ds', 'challenge') \
-         AND connector <> 'sandbox' AND updated_at < $1 AND (updated_at >= $2 OR updated_at < $3) \
-         LIMIT 500",
-        payments::COLS
-    );
-    let due: Vec<PaymentRow> = on_db!(db, c => sqlx::query_as(&sql)
-        .bind(now - RECONCILE_AFTER_MS)
-        .bind(now - 2 * RECONCILE_AFTER_MS)
-        .bind(expired_before)
-        .fetch_all(c)
-        .await)?;
+    let due = payments::browser_card_waiting(
+        db,
+        now - RECONCILE_AFTER_MS,
+        now - 2 * RECONCILE_AFTER_MS,
+        expired_before,
+    )
+    .await?;
     let mut n = 0;
     for p in due {
         let Some(m) = crate::db::merchants::get(db, &p.merchant_id).await? else {
@@ -567,7 +577,7 @@ pub async fn reconcile(db: &Db, registry: &Arc<Registry>, now: i64) -> anyhow::R
         };
         let expired = p.updated_at < expired_before;
         let row = match &p.connector_ref {
-            Some(_) => match settle(db, conn.as_ref(), p.clone(), "system:reconcile").await {
+            Some(_) => match settle(db, conn.as_ref(), p.clone(), "system:reconcile", now).await {
                 Ok(row) => row,
                 Err(e) => {
                     tracing::warn!(payment = %p.id, error = %e, "browser card reconciliation");
@@ -602,6 +612,7 @@ pub async fn reconcile(db: &Db, registry: &Arc<Registry>, now: i64) -> anyhow::R
             "challenge_expired",
             "the shopper did not finish",
             "system:timeout",
+            now,
         )
         .await
         .is_ok()

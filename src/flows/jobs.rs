@@ -10,6 +10,7 @@ pub async fn run_jobs(
     db: Db,
     registry: std::sync::Arc<crate::connectors::registry::Registry>,
     wake: std::sync::Arc<tokio::sync::Notify>,
+    clock: std::sync::Arc<dyn crate::context::Clock>,
     stop: tokio_util::sync::CancellationToken,
 ) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
@@ -20,7 +21,7 @@ pub async fn run_jobs(
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let now = crate::util::now_ms();
+        let now = clock.now_ms();
         match crate::flows::bank::timeout_due(&db, now).await {
             Ok(0) => {}
             Ok(n) => {

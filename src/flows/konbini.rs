@@ -20,7 +20,6 @@ use crate::domain::processor::ConnectorId;
 use crate::domain::CheckoutStatus;
 use crate::domain::Mode;
 use crate::flows::checkout::Opened;
-use crate::util::now_ms;
 
 /// The payment-number fields stored in `payments.details` (and sent to merchants under
 /// `data.konbini` / `data.payeasy`). Only the fields of the number's shape are present.
@@ -114,7 +113,7 @@ pub enum IssueError {
     #[error("connector: {0}")]
     Connector(ConnectorError),
     #[error(transparent)]
-    Db(#[from] sqlx::Error),
+    Db(#[from] crate::db::Error),
 }
 
 impl IssueError {
@@ -220,7 +219,7 @@ pub fn check(o: &Opened, target: IssueTarget) -> Result<u32, IssueError> {
 pub async fn issued_for_checkout(
     db: &Db,
     checkout_id: &str,
-) -> Result<Option<PaymentRow>, sqlx::Error> {
+) -> Result<Option<PaymentRow>, crate::db::Error> {
     Ok(payments::live_for_checkout(db, checkout_id)
         .await?
         .filter(|p| target_of(p).is_some()))
@@ -234,7 +233,12 @@ pub async fn issued_for_checkout(
 /// transaction. The sandbox issues locally and instantly; a processor connector, which calls out
 /// over the network, issues first under a pre-allocated payment id instead, so that no write
 /// transaction waits on a remote system.
-pub async fn issue(db: &Db, o: &Opened, target: IssueTarget) -> Result<PaymentRow, IssueError> {
+pub async fn issue(
+    db: &Db,
+    o: &Opened,
+    target: IssueTarget,
+    now: i64,
+) -> Result<PaymentRow, IssueError> {
     if let Some(p) = payments::live_for_checkout(db, &o.checkout.id).await? {
         return if target_of(&p).is_some() {
             Ok(p)
@@ -249,7 +253,7 @@ pub async fn issue(db: &Db, o: &Opened, target: IssueTarget) -> Result<PaymentRo
         .number(method_of)
         .ok_or(IssueError::NoConnector)?;
     let conn = resolved.connector;
-    let deadline = konbini::deadline_ms(now_ms(), days);
+    let deadline = konbini::deadline_ms(now, days);
     let method = target.method();
     let fee = match target {
         // 印紙代: deducted from the merchant's payout, recorded with the payment.
@@ -304,8 +308,8 @@ pub async fn issue(db: &Db, o: &Opened, target: IssueTarget) -> Result<PaymentRo
     };
     let mut tx = db.begin().await?;
     let created = match &pre_issued {
-        Some((id, _)) => payments::create_with_id(&mut tx, id, &new, "shopper").await,
-        None => payments::create(&mut tx, &new, "shopper").await,
+        Some((id, _)) => payments::create_with_id(&mut tx, id, &new, "shopper", now).await,
+        None => payments::create(&mut tx, &new, "shopper", now).await,
     };
     let p = match created {
         Ok(p) => p,
@@ -334,12 +338,12 @@ pub async fn issue(db: &Db, o: &Opened, target: IssueTarget) -> Result<PaymentRo
     change.connector_ref = Some(&number.connector_ref);
     change.details = Some(serde_json::to_value(&details).unwrap_or_else(|_| json!({})));
     change.amount = Some(p.amount);
-    let p = match payments::transition(&mut tx, &p, &change).await {
+    let p = match payments::transition(&mut tx, &p, &change, now).await {
         Ok(p) => p,
         Err(PaymentError::Db(e)) => return Err(e.into()),
         Err(_) => return Err(IssueError::OtherPayment),
     };
-    payments::set_checkout_status(&mut tx, &o.checkout.id, CheckoutStatus::Pending).await?;
+    payments::set_checkout_status(&mut tx, &o.checkout.id, CheckoutStatus::Pending, now).await?;
     tx.commit().await?;
     tracing::info!(payment = %p.id, method = method.code(), institution = target.code(), "payment number issued");
     Ok(p)
@@ -362,7 +366,7 @@ pub enum ActionError {
     #[error("stored status {0:?} is not a number status")]
     BadStatus(String),
     #[error(transparent)]
-    Db(#[from] sqlx::Error),
+    Db(#[from] crate::db::Error),
 }
 
 impl From<PaymentError> for ActionError {
@@ -395,9 +399,10 @@ pub async fn apply_action(
     payment_id: &str,
     action: NumberAction,
     actor: &str,
+    now: i64,
 ) -> Result<PaymentRow, ActionError> {
     let mut tx = db.begin().await?;
-    let updated = apply_action_in(&mut tx, payment_id, action, actor).await?;
+    let updated = apply_action_in(&mut tx, payment_id, action, actor, now).await?;
     tx.commit().await?;
     Ok(updated)
 }
@@ -409,6 +414,7 @@ pub async fn apply_action_in(
     payment_id: &str,
     action: NumberAction,
     actor: &str,
+    now: i64,
 ) -> Result<PaymentRow, ActionError> {
     let p = payments::get_tx(tx, payment_id)
         .await?
@@ -431,9 +437,9 @@ pub async fn apply_action_in(
         change.amount = Some(p.amount);
     }
     change.data = data;
-    let updated = payments::transition(tx, &p, &change).await?;
+    let updated = payments::transition(tx, &p, &change, now).await?;
     if let Some(cs) = checkout_status_for(to) {
-        payments::set_checkout_status(tx, &p.checkout_id, cs).await?;
+        payments::set_checkout_status(tx, &p.checkout_id, cs, now).await?;
     }
     tracing::info!(payment = %p.id, from = from.code(), to = to.code(), actor, "number payment changed");
     Ok(updated)
@@ -473,6 +479,7 @@ pub async fn sandbox_apply(
     merchant_id: Option<&str>,
     action: SandboxAction,
     actor: &str,
+    now: i64,
 ) -> Result<PaymentRow, ActionError> {
     let p = payments::get(db, payment_id)
         .await?
@@ -488,7 +495,6 @@ pub async fn sandbox_apply(
     if target_of(&p).is_none() {
         return Err(ActionError::NotNumberPayment);
     }
-    let now = now_ms();
     let action = match action {
         SandboxAction::Paid { at_ms } => NumberAction::Paid {
             at_ms: at_ms.unwrap_or(now),
@@ -501,7 +507,7 @@ pub async fn sandbox_apply(
             now_ms: now.max(p.deadline_at.unwrap_or(now).saturating_add(1)),
         },
     };
-    apply_action(db, payment_id, action, actor).await
+    apply_action(db, payment_id, action, actor, now).await
 }
 
 /// How many overdue payments one query loads; the sweep repeats until none are left.
@@ -546,7 +552,7 @@ async fn run_batches(
         let ids = payments::number_sweep_ids(db, sweep, now_ms, SWEEP_BATCH).await?;
         let mut progressed = 0;
         for id in &ids {
-            match apply_action(db, id, action(id), actor).await {
+            match apply_action(db, id, action(id), actor, now_ms).await {
                 Ok(_) => progressed += 1,
                 // Another instance or a result got there first: nothing to do.
                 Err(ActionError::Conflict | ActionError::Transition(_)) => {}
@@ -566,6 +572,7 @@ async fn run_batches(
 pub async fn run_sweeper(
     db: Db,
     wake: Arc<tokio::sync::Notify>,
+    clock: Arc<dyn crate::context::Clock>,
     interval: Duration,
     stop: tokio_util::sync::CancellationToken,
 ) {
@@ -578,7 +585,7 @@ pub async fn run_sweeper(
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let now = now_ms();
+        let now = clock.now_ms();
         let mut changed = 0;
         match expire_due(&db, now).await {
             Ok(n) => changed += n,

@@ -57,7 +57,7 @@ pub async fn return_link(
 pub async fn merchant_connectors(
     state: &Ctx,
     merchant: &MerchantRow,
-) -> Result<MerchantConnectors, sqlx::Error> {
+) -> Result<MerchantConnectors, crate::db::Error> {
     connectors_for(&state.connectors, &state.db, merchant).await
 }
 
@@ -66,7 +66,7 @@ pub async fn connectors_for(
     registry: &Arc<Registry>,
     db: &Db,
     merchant: &MerchantRow,
-) -> Result<MerchantConnectors, sqlx::Error> {
+) -> Result<MerchantConnectors, crate::db::Error> {
     let accounts = if registry.uses_accounts() && merchant.processor_accounts > 0 {
         crate::db::processors::for_merchant(db, &merchant.id).await?
     } else {

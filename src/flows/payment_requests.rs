@@ -6,14 +6,13 @@ use rand::Rng;
 
 use crate::context::Ctx;
 use crate::db::merchants::MerchantRow;
+use crate::db::payment_requests as requests;
 use crate::db::{checkouts, Db};
 use crate::domain::reason::Reason;
-use crate::domain::CheckoutStatus;
+use crate::domain::{CheckoutStatus, RequestStatus};
 use crate::flows::checkout::{expire_in_tx, sign, sign_and_open};
 use crate::flows::error::{FlowError, FlowResult, Refused};
 use crate::sms::{SendError, SmsRow};
-use crate::util::now_ms;
-use crate::{exec_tx, on_db};
 
 /// Short codes: 10 characters of a 32-letter alphabet = 50 bits, from the OS-seeded RNG.
 pub const CODE_LEN: usize = 10;
@@ -26,25 +25,7 @@ pub fn new_code() -> String {
         .collect()
 }
 
-#[derive(Clone, Debug, sqlx::FromRow)]
-pub struct RequestRow {
-    pub id: String,
-    pub merchant_id: String,
-    pub checkout_id: String,
-    pub order_id: String,
-    pub phone: String,
-    pub amount: i64,
-    pub item_name: String,
-    pub code: String,
-    pub link_fields: String,
-    pub status: String,
-    pub expires_at: i64,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-const COLS: &str = "id, merchant_id, checkout_id, order_id, phone, amount, item_name, code, \
-link_fields, status, expires_at, created_at, updated_at";
+pub use crate::db::payment_requests::RequestRow;
 
 impl RequestRow {
     fn order_fields(&self) -> Vec<(String, String)> {
@@ -52,19 +33,23 @@ impl RequestRow {
     }
 }
 
-/// A request's state for the merchant: `open`, `pending` (a payment is in progress), `paid`,
-/// `expired` or `cancelled`.
-pub async fn status_of(db: &Db, r: &RequestRow) -> Result<String, sqlx::Error> {
-    if r.status == "cancelled" {
-        return Ok("cancelled".into());
+/// A request's state for the merchant at `now`: `open`, `pending` (a payment is in progress),
+/// `paid`, `expired` or `cancelled`.
+pub async fn status_of(
+    db: &Db,
+    r: &RequestRow,
+    now: i64,
+) -> Result<RequestStatus, crate::db::Error> {
+    if r.status == RequestStatus::Cancelled {
+        return Ok(RequestStatus::Cancelled);
     }
     let checkout = checkouts::get(db, &r.checkout_id).await?;
-    Ok(match checkout.as_ref().map(|c| c.status.code()) {
-        Some("paid") => "paid".into(),
-        Some("pending") => "pending".into(),
-        Some("expired") | Some("cancelled") => "expired".into(),
-        _ if r.expires_at <= now_ms() => "expired".into(),
-        _ => "open".into(),
+    Ok(match checkout.map(|c| c.status) {
+        Some(CheckoutStatus::Paid) => RequestStatus::Paid,
+        Some(CheckoutStatus::Pending) => RequestStatus::Pending,
+        Some(CheckoutStatus::Expired | CheckoutStatus::Cancelled) => RequestStatus::Expired,
+        _ if r.expires_at <= now => RequestStatus::Expired,
+        _ => RequestStatus::Open,
     })
 }
 
@@ -97,19 +82,10 @@ fn not_found(id: &str) -> FlowError {
 /// Quick read-only look at the budget, so a rate-limited request creates nothing at all; the
 /// authoritative check is [`crate::sms::reserve_and_queue`] under a lock.
 async fn budget_left(state: &Ctx, merchant_id: &str) -> Result<(), SendError> {
-    let now = now_ms();
-    let (count, oldest): (i64, Option<i64>) = on_db!(&state.db, c => sqlx::query_as(
-        "SELECT COUNT(*), MIN(created_at) FROM sms_messages WHERE merchant_id = $1 AND created_at > $2",
-    )
-    .bind(merchant_id)
-    .bind(now - 60_000)
-    .fetch_one(c)
-    .await)?;
+    let now = state.now_ms();
+    let (count, oldest) = crate::db::sms::sent_since(&state.db, merchant_id, now - 60_000).await?;
     if count >= state.config.sms_rate_per_minute {
-        let wait_ms = oldest.map(|o| o + 60_000 - now).unwrap_or(60_000);
-        return Err(SendError::RateLimited {
-            retry_after_s: ((wait_ms + 999) / 1000).max(1),
-        });
+        return Err(crate::sms::rate_limited(oldest, now));
     }
     Ok(())
 }
@@ -150,27 +126,23 @@ pub async fn create(
         .into());
     }
     let id = crate::util::random_id("preq", 16);
-    let now = now_ms();
+    let now = state.now_ms();
+    let link_fields =
+        serde_json::to_string(&order_fields).map_err(|e| FlowError::Internal(e.into()))?;
     let mut tx = state.db.begin().await?;
-    exec_tx!(&mut tx, c => sqlx::query(
-        "INSERT INTO payment_requests (id, merchant_id, checkout_id, order_id, phone, amount, item_name, \
-         code, link_fields, status, expires_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'open', $10, $11, $12)",
-    )
-    .bind(&id)
-    .bind(&m.id)
-    .bind(&opened.checkout.id)
-    .bind(&opened.checkout.order_id)
-    .bind(&phone)
-    .bind(opened.checkout.amount)
-    .bind(&opened.checkout.item_name)
-    .bind(&code)
-    .bind(serde_json::to_string(&order_fields).map_err(|e| FlowError::Internal(e.into()))?)
-    .bind(expires_at_s * 1000)
-    .bind(now)
-    .bind(now)
-    .execute(c)
-    .await)?;
+    let row = requests::NewRequest {
+        id: &id,
+        merchant_id: &m.id,
+        checkout_id: &opened.checkout.id,
+        order_id: &opened.checkout.order_id,
+        phone: &phone,
+        amount: opened.checkout.amount,
+        item_name: &opened.checkout.item_name,
+        code: &code,
+        link_fields: &link_fields,
+        expires_at: expires_at_s * 1000,
+    };
+    requests::insert(&mut tx, &row, now).await?;
     let msg_id = crate::sms::reserve_and_queue(
         &mut tx,
         state.config.sms_rate_per_minute,
@@ -179,20 +151,28 @@ pub async fn create(
         &phone,
         &text,
         provider.name(),
+        now,
     )
     .await?;
     tx.commit().await?;
-    let msg = crate::sms::deliver(&state.db, provider.as_ref(), &msg_id, &phone, &text).await?;
+    let msg = crate::sms::deliver(
+        &state.db,
+        provider.as_ref(),
+        &msg_id,
+        &phone,
+        &text,
+        state.now_ms(),
+    )
+    .await?;
     let req = get(&state.db, &m.id, &id).await?;
     Ok((req, msg))
 }
 
 /// The merchant's request, or 404 (other merchants' requests look missing).
 pub async fn get(db: &Db, merchant_id: &str, id: &str) -> FlowResult<RequestRow> {
-    let sql = format!("SELECT {COLS} FROM payment_requests WHERE id = $1 AND merchant_id = $2");
-    let row: Option<RequestRow> =
-        on_db!(db, c => sqlx::query_as(&sql).bind(id).bind(merchant_id).fetch_optional(c).await)?;
-    row.ok_or_else(|| not_found(id))
+    requests::get(db, merchant_id, id)
+        .await?
+        .ok_or_else(|| not_found(id))
 }
 
 /// Sends the request's SMS again (same short URL), within the rate limit.
@@ -202,8 +182,8 @@ pub async fn resend(
     id: &str,
 ) -> Result<(RequestRow, SmsRow), SendError> {
     let r = get(&state.db, &m.id, id).await?;
-    let status = status_of(&state.db, &r).await?;
-    if status != "open" {
+    let status = status_of(&state.db, &r, state.now_ms()).await?;
+    if status != RequestStatus::Open {
         return Err(FlowError::refused(
             Refused::Conflict,
             "payment_request_not_open",
@@ -230,10 +210,19 @@ pub async fn resend(
         &r.phone,
         &text,
         provider.name(),
+        state.now_ms(),
     )
     .await?;
     tx.commit().await?;
-    let msg = crate::sms::deliver(&state.db, provider.as_ref(), &msg_id, &r.phone, &text).await?;
+    let msg = crate::sms::deliver(
+        &state.db,
+        provider.as_ref(),
+        &msg_id,
+        &r.phone,
+        &text,
+        state.now_ms(),
+    )
+    .await?;
     Ok((r, msg))
 }
 
@@ -241,18 +230,12 @@ pub async fn resend(
 /// Cancelling a cancelled request changes nothing.
 pub async fn cancel(state: &Ctx, m: &MerchantRow, id: &str) -> FlowResult<RequestRow> {
     let r = get(&state.db, &m.id, id).await?;
-    if r.status == "cancelled" {
+    if r.status == RequestStatus::Cancelled {
         return Ok(r);
     }
     let mut tx = state.db.begin().await?;
-    expire_in_tx(&mut tx, &r.checkout_id).await?;
-    exec_tx!(&mut tx, c => sqlx::query(
-        "UPDATE payment_requests SET status = 'cancelled', updated_at = $1 WHERE id = $2 AND status = 'open'",
-    )
-    .bind(now_ms())
-    .bind(&r.id)
-    .execute(c)
-    .await)?;
+    expire_in_tx(&mut tx, &r.checkout_id, state.now_ms()).await?;
+    requests::cancel(&mut tx, &r.id, state.now_ms()).await?;
     tx.commit().await?;
     get(&state.db, &m.id, id).await
 }
@@ -263,11 +246,10 @@ pub async fn resolve(state: &Ctx, code: &str) -> FlowResult<String> {
     if code.len() != CODE_LEN || !code.bytes().all(|b| CODE_ALPHABET.contains(&b)) {
         return Err(FlowError::shopper(Reason::NotFound));
     }
-    let sql = format!("SELECT {COLS} FROM payment_requests WHERE code = $1");
-    let r: Option<RequestRow> =
-        on_db!(&state.db, c => sqlx::query_as(&sql).bind(code).fetch_optional(c).await)?;
-    let r = r.ok_or(FlowError::shopper(Reason::NotFound))?;
-    if r.status != "open" || r.expires_at <= now_ms() {
+    let r = requests::by_code(&state.db, code)
+        .await?
+        .ok_or(FlowError::shopper(Reason::NotFound))?;
+    if r.status != RequestStatus::Open || r.expires_at <= state.now_ms() {
         return Err(FlowError::shopper(Reason::LinkExpired));
     }
     let (_, query) = sign(

@@ -19,7 +19,6 @@ use crate::db::Tx;
 use crate::domain::konbini::{NumberAction, NumberMethod};
 use crate::domain::processor::Processor;
 use crate::flows::konbini::{apply_action_in, ActionError};
-use crate::util::now_ms;
 
 /// What became of a verified event (answered with 200).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +53,7 @@ pub enum ReceiveError {
     #[error("payment changed concurrently; retry")]
     Retry,
     #[error(transparent)]
-    Db(#[from] sqlx::Error),
+    Db(#[from] crate::db::Error),
 }
 
 impl ReceiveError {
@@ -98,7 +97,9 @@ pub async fn receive(
         return Ok(Outcome::Ignored("ignored_type"));
     }
     let mut tx = state.db.begin().await?;
-    if !processor_events::record(&mut tx, &account.id, &event.id, &event.kind, now_ms()).await? {
+    if !processor_events::record(&mut tx, &account.id, &event.id, &event.kind, state.now_ms())
+        .await?
+    {
         return Ok(Outcome::Duplicate);
     }
     let Some(p) = crate::db::payments::by_account_refs(
@@ -116,7 +117,7 @@ pub async fn receive(
         return Ok(Outcome::Ignored("unknown_payment"));
     };
     let outcome = if NumberMethod::of(p.method).is_some() {
-        apply_to_number(&mut tx, &p, &event).await?
+        apply_to_number(&mut tx, &p, &event, state.now_ms()).await?
     } else {
         Outcome::Ignored("unsupported_method")
     };
@@ -136,17 +137,18 @@ async fn apply_to_number(
     tx: &mut Tx,
     p: &PaymentRow,
     e: &WebhookEvent,
+    now: i64,
 ) -> Result<Outcome, ReceiveError> {
     let action = match e.effect {
         Effect::Paid { at_ms } => NumberAction::Paid { at_ms },
         // The processor says the number is dead: expire it even if our stored deadline is a
         // moment later (clocks differ), never earlier than the processor's word.
         Effect::Expired | Effect::Cancelled => NumberAction::Expire {
-            now_ms: now_ms().max(p.deadline_at.unwrap_or(0).saturating_add(1)),
+            now_ms: now.max(p.deadline_at.unwrap_or(0).saturating_add(1)),
         },
         Effect::Ignored => return Ok(Outcome::Ignored("ignored_type")),
     };
-    match apply_action_in(tx, &p.id, action, "processor").await {
+    match apply_action_in(tx, &p.id, action, "processor", now).await {
         Ok(row) => Ok(Outcome::Applied(row.status)),
         Err(ActionError::Transition(t)) => {
             tracing::info!(payment = %p.id, event = %e.id, error = %t, "processor event does not change the payment");

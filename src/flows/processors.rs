@@ -45,7 +45,7 @@ pub enum ProcessorError {
     )]
     LastLiveAccount,
     #[error(transparent)]
-    Db(#[from] sqlx::Error),
+    Db(#[from] crate::db::Error),
 }
 
 /// A new account as entered by staff.
@@ -71,6 +71,7 @@ pub async fn add(
     registry: &Registry,
     merchant_id: &str,
     input: AccountInput,
+    now: i64,
 ) -> Result<ProcessorAccount, ProcessorError> {
     merchants::get(db, merchant_id)
         .await?
@@ -146,6 +147,7 @@ pub async fn add(
             webhook_secret: hook.as_deref(),
             fingerprint: &fp,
         },
+        now,
     )
     .await?;
     tx.commit().await?;
@@ -196,6 +198,7 @@ pub async fn retire(
     registry: &Registry,
     merchant_id: &str,
     account_id: &str,
+    now: i64,
 ) -> Result<(), ProcessorError> {
     let m = merchants::get(db, merchant_id)
         .await?
@@ -218,7 +221,7 @@ pub async fn retire(
         }
     }
     let mut tx = db.begin().await?;
-    if !processors::retire(&mut tx, merchant_id, account_id).await? {
+    if !processors::retire(&mut tx, merchant_id, account_id, now).await? {
         return Err(ProcessorError::UnknownAccount(account_id.to_owned()));
     }
     tx.commit().await?;

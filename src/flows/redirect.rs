@@ -62,10 +62,16 @@ pub async fn start_failed(
     let mut change = crate::db::payments::Change::new(to_status, event, "system");
     change.data = serde_json::json!({ "reason": "connector_error", "error": code });
     let mut tx = state.db.begin().await?;
-    crate::db::payments::transition(&mut tx, p, &change)
+    crate::db::payments::transition(&mut tx, p, &change, state.now_ms())
         .await
         .map_err(payment_error)?;
-    crate::db::payments::set_checkout_status(&mut tx, &p.checkout_id, CheckoutStatus::Open).await?;
+    crate::db::payments::set_checkout_status(
+        &mut tx,
+        &p.checkout_id,
+        CheckoutStatus::Open,
+        state.now_ms(),
+    )
+    .await?;
     tx.commit().await?;
     state.wake_notifier();
     Ok(())

@@ -332,6 +332,8 @@ fn elapsed_ms(start: Instant) -> i64 {
     i64::try_from(start.elapsed().as_millis()).unwrap_or(i64::MAX)
 }
 
+/// The wall clock, not the app's: an HTTP-date in `Retry-After` is the receiver's wall-clock
+/// time, so the delay it asks for is measured against ours.
 fn unix_now_s() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -21,7 +21,6 @@ use crate::db::Db;
 use crate::domain::{CallbackStatus, NotifyFormat};
 use crate::notify::deliver::{Deliverer, Delivery, Outcome};
 use crate::notify::{policy_for, schedule, sign};
-use crate::util::now_ms;
 
 const BATCH: i64 = 64;
 const IDLE_POLL: Duration = Duration::from_millis(500);
@@ -34,6 +33,8 @@ pub struct Worker {
     pub owner: String,
     /// Opens the merchants' webhook secrets when they are sealed.
     pub keys: Arc<crate::secrets::Keyring>,
+    /// "Now" for leases, signatures and retry times (tests move it).
+    pub clock: Arc<dyn crate::context::Clock>,
 }
 
 impl Worker {
@@ -61,8 +62,14 @@ impl Worker {
 
     /// Claims and delivers one batch; returns how many events it handled.
     pub async fn tick(self: &Arc<Self>) -> anyhow::Result<usize> {
-        let batch =
-            outbox::claim(&self.db, &self.owner, self.config.notify_lease_ms, BATCH).await?;
+        let batch = outbox::claim(
+            &self.db,
+            &self.owner,
+            self.config.notify_lease_ms,
+            BATCH,
+            self.clock.now_ms(),
+        )
+        .await?;
         let n = batch.len();
         if n == 0 {
             return Ok(0);
@@ -123,7 +130,7 @@ impl Worker {
         }
         let secrets = m.webhook_secrets(&self.keys)?;
         let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
-        let ts = now_ms() / 1000;
+        let ts = self.clock.now_ms() / 1000;
         let delivery = if m.notify_format == NotifyFormat::Compat {
             let body: serde_json::Value = serde_json::from_str(&ev.body)?;
             Delivery::compat(url, &secrets, &ev.id, ts, &compat_fields(&body))
@@ -150,7 +157,7 @@ impl Worker {
             Outcome::Disable => ("disabled", None),
             Outcome::Refused => ("failed", None),
             Outcome::Retry => {
-                let now = now_ms();
+                let now = self.clock.now_ms();
                 let jitter: f64 = rand::thread_rng().gen();
                 match schedule::next_attempt_ms(now, attempts_made, result.retry_after, jitter) {
                     Some(at) => {
@@ -163,7 +170,16 @@ impl Worker {
                 }
             }
         };
-        outbox::finish(&self.db, &ev.id, &self.owner, &attempt, status, next_at).await?;
+        outbox::finish(
+            &self.db,
+            &ev.id,
+            &self.owner,
+            &attempt,
+            status,
+            next_at,
+            self.clock.now_ms(),
+        )
+        .await?;
         // After the event's own state, so anyone who sees the endpoint disabled also sees why.
         if result.outcome == Outcome::Disable {
             outbox::disable_endpoint(&self.db, &m.id).await?;

@@ -84,7 +84,7 @@ pub async fn submit(
     let ip = peer.ip().to_string();
     flow::check_lock(&state, &x.o.checkout.id, &ip).await?;
     let (opts, holder) = flow::merchant_card_settings(&x.o.merchant.card_options);
-    let today = time::OffsetDateTime::now_utc().to_offset(crate::domain::jst::OFFSET);
+    let today = crate::util::jst_datetime(state.now_ms());
     let en = x.o.checkout.lang == "en";
     let get = |k: &str| form::get(&fields, k).to_owned();
     let input = match flow::parse_form(get, &opts, holder, (today.year(), today.month() as u32), en)

@@ -165,7 +165,7 @@ pub async fn login_post(
             u.map(|u| u.id.clone()),
             u.and_then(|u| u.merchant_id.clone()),
         );
-        let (db, email) = (state.db.clone(), email.clone());
+        let (db, email, now) = (state.db.clone(), email.clone(), state.now_ms());
         async move {
             audit::write(
                 &db,
@@ -178,13 +178,16 @@ pub async fn login_post(
                     detail: "",
                     ip: &ip,
                 },
+                now,
             )
             .await
         }
     };
-    match auth::check_password(&state.db, &email, form::get(&f, "password")).await? {
+    match auth::check_password(&state.db, &email, form::get(&f, "password"), state.now_ms()).await?
+    {
         Ok(u) => {
-            let sid = auth::create_session(&state.db, &u.id, "totp", &ip(&ci)).await?;
+            let sid =
+                auth::create_session(&state.db, &u.id, "totp", &ip(&ci), state.now_ms()).await?;
             entry("login.password_ok", Some(&u)).await?;
             let r = Redirect::to("/console/login/totp").into_response();
             Ok(with_cookie(
@@ -288,7 +291,14 @@ pub async fn totp_post(
         ip: "",
     };
     let ipaddr = ip(&ci);
-    let outcome = auth::check_totp(&state.db, &state.keys, &u, form::get(&f, "code")).await?;
+    let outcome = auth::check_totp(
+        &state.db,
+        &state.keys,
+        &u,
+        form::get(&f, "code"),
+        state.now_ms(),
+    )
+    .await?;
     if outcome != auth::TotpOutcome::Accepted {
         audit::write(
             &state.db,
@@ -296,6 +306,7 @@ pub async fn totp_post(
                 ip: &ipaddr,
                 ..entry("login.code_failed")
             },
+            state.now_ms(),
         )
         .await?;
         if outcome == auth::TotpOutcome::Locked {
@@ -313,13 +324,14 @@ pub async fn totp_post(
     }
     // A new session id at privilege change, so a planted pre-login id is worth nothing.
     auth::delete_session(&state.db, &sid).await?;
-    let full = auth::create_session(&state.db, &u.id, "full", &ipaddr).await?;
+    let full = auth::create_session(&state.db, &u.id, "full", &ipaddr, state.now_ms()).await?;
     audit::write(
         &state.db,
         &audit::Entry {
             ip: &ipaddr,
             ..entry("login")
         },
+        state.now_ms(),
     )
     .await?;
     let r = Redirect::to("/console/payments").into_response();
@@ -450,7 +462,7 @@ pub async fn csv(
     let body = Body::from_stream(csv_export::stream(state.db.clone(), f, enc));
     let name = format!(
         "payments-{}.csv",
-        crate::util::format_jst(crate::util::now_ms()).replace(['/', ' ', ':'], "")
+        crate::util::format_jst(staff.now).replace(['/', ' ', ':'], "")
     );
     Ok((
         [

@@ -165,7 +165,7 @@ pub async fn bulk(
         let (merchant, outcome) = match &r {
             Ok(p) => (Some(p.merchant_id.clone()), "ok".to_owned()),
             Err(ActionError::Db(e)) => {
-                return Err(ConsoleError::Db(sqlx::Error::Protocol(e.to_string())))
+                return Err(ConsoleError::Db(crate::db::Error::Protocol(e.to_string())))
             }
             Err(e) => (None, format!("refused: {e}")),
         };
@@ -208,7 +208,8 @@ pub async fn redeliver(
     let f = admin_form(&state, &staff, &headers, &body)?;
     let p = visible_payment(&state, &staff, &id).await?;
     let event_id = form::get(&f, "event_id");
-    let n = crate::db::outbox::redeliver(&state.db, &p.merchant_id, Some(event_id)).await?;
+    let n =
+        crate::db::outbox::redeliver(&state.db, &p.merchant_id, Some(event_id), staff.now).await?;
     if n == 0 {
         return Err(ConsoleError::NotFound);
     }
@@ -376,7 +377,7 @@ pub async fn rotate_key(
     admin_form(&state, &staff, &headers, &body)?;
     let q = form::decode(q.unwrap_or_default().as_bytes(), encoding_rs::UTF_8);
     let m = merchant_of(&state, &staff, &q).await?;
-    let key = merchants::rotate_key(&state.db, &state.keys, &m.id).await?;
+    let key = merchants::rotate_key(&state.db, &state.keys, &m.id, staff.now).await?;
     audit::staff(
         &state.db,
         &staff,
@@ -409,8 +410,8 @@ pub async fn rotate_webhook(
     let m = merchant_of(&state, &staff, &q).await?;
     let secret = settings::rotate_webhook_secret(&state.db, &state.keys, &m)
         .await
-        .map_err(|e| match e.downcast::<sqlx::Error>() {
-            Ok(sqlx::Error::RowNotFound) => {
+        .map_err(|e| match e.downcast::<crate::db::Error>() {
+            Ok(crate::db::Error::RowNotFound) => {
                 ConsoleError::Conflict("同時に更新されました。もう一度お試しください。".into())
             }
             Ok(e) => ConsoleError::Db(e),
@@ -462,7 +463,7 @@ pub async fn summary_page(
         None => Some(form::get(&q, "merchant").trim().to_owned()).filter(|m| !m.is_empty()),
     };
     let (from, to, from_ms, to_ms) =
-        crate::console::summary::period(form::get(&q, "from"), form::get(&q, "to"))
+        crate::console::summary::period(form::get(&q, "from"), form::get(&q, "to"), staff.now)
             .map_err(ConsoleError::Bad)?;
     let lines = summary::lines(&state.db, merchant.as_deref(), from_ms, to_ms).await?;
     let view = |method: String, count: i64, amount: i64, fee: i64| SummaryLine {

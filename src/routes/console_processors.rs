@@ -204,7 +204,7 @@ pub async fn add(
         publishable_key: opt("publishable_key"),
         webhook_secret: opt("webhook_secret"),
     };
-    match processors::add(&state.db, &state.connectors, &m.id, input).await {
+    match processors::add(&state.db, &state.connectors, &m.id, input, staff.now).await {
         Ok(a) => {
             let detail = format!(
                 "processor={} mode={} methods={} key={}",
@@ -245,7 +245,7 @@ pub async fn retire(
 ) -> ConsoleResult<Response> {
     admin_form(&state, &staff, &headers, &body)?;
     let m = merchant_of(&state, &staff, &query(q)).await?;
-    match processors::retire(&state.db, &state.connectors, &m.id, &id).await {
+    match processors::retire(&state.db, &state.connectors, &m.id, &id, staff.now).await {
         Ok(()) => {
             audit::staff(&state.db, &staff, Some(&m.id), "processor.retire", &id, "").await?;
             Ok(back(&m, "retired"))

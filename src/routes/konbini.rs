@@ -131,7 +131,7 @@ async fn issue_and_show(
         return Ok(Redirect::to(&format!("/pay/{token}")).into_response());
     }
     ensure_offered(o, device, method)?;
-    match flow::issue(&state.db, o, target).await {
+    match flow::issue(&state.db, o, target, state.now_ms()).await {
         Ok(_) => {
             state.wake_notifier();
             Ok(Redirect::to(&path).into_response())
@@ -173,13 +173,10 @@ fn order_view(o: &Opened) -> OrderView {
     )
 }
 
-/// The deadline a number issued now would get (preview on the forms).
-fn deadline_preview(o: &Opened) -> String {
+/// The deadline a number issued at `now` would get (preview on the forms).
+fn deadline_preview(o: &Opened, now: i64) -> String {
     let days = flow::days_for(o).clamp(0, i64::from(rules::MAX_DAYS)) as u32;
-    crate::pages::shopper_deadline(
-        rules::deadline_ms(crate::util::now_ms(), days),
-        o.checkout.lang == "en",
-    )
+    crate::pages::shopper_deadline(rules::deadline_ms(now, days), o.checkout.lang == "en")
 }
 
 fn form_error(e: &IssueError, en: bool) -> (StatusCode, FormErrorView) {
@@ -232,7 +229,7 @@ fn render_choice(
     let f = KonbiniChoice {
         chains,
         note: (!notes.is_empty()).then(|| notes.join(" ")),
-        deadline: deadline_preview(o),
+        deadline: deadline_preview(o, state.now_ms()),
         action: format!("/pay/{token}/konbini"),
         csrf: Session::csrf(token, &state.secret),
         back_url: format!("/pay/{token}"),
@@ -261,7 +258,7 @@ fn render_payeasy(
         None => (StatusCode::OK, None),
     };
     let f = PayeasyStart {
-        deadline: deadline_preview(o),
+        deadline: deadline_preview(o, state.now_ms()),
         action: format!("/pay/{token}/payeasy"),
         csrf: Session::csrf(token, &state.secret),
         back_url: format!("/pay/{token}"),

@@ -129,6 +129,7 @@ pub async fn control(
         Some(&merchant.id),
         action,
         "sandbox_api",
+        state.now_ms(),
     )
     .await
     {

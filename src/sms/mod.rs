@@ -8,11 +8,9 @@ pub mod sandbox;
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::db::Tx;
-use crate::domain::Mode;
+use crate::db::{sms, Tx};
+use crate::domain::{Mode, SmsStatus};
 use crate::flows::error::{FlowError, Refused};
-use crate::util::now_ms;
-use crate::{exec_tx, on_tx};
 
 /// Longest text of one SMS in UCS-2 (Japanese text is never GSM-7): 70 UTF-16 code units.
 pub const MAX_SMS_UNITS: usize = 70;
@@ -191,13 +189,11 @@ pub fn render_text(
 }
 
 /// The merchant's template (column `merchants.sms_template`).
-pub async fn template_of(db: &crate::db::Db, merchant_id: &str) -> Result<String, sqlx::Error> {
-    let t: Option<String> = crate::on_db!(db, c => sqlx::query_scalar(
-        "SELECT sms_template FROM merchants WHERE id = $1",
-    )
-    .bind(merchant_id)
-    .fetch_optional(c)
-    .await)?;
+pub async fn template_of(
+    db: &crate::db::Db,
+    merchant_id: &str,
+) -> Result<String, crate::db::Error> {
+    let t = crate::db::merchants::sms_template(db, merchant_id).await?;
     Ok(t.unwrap_or_else(|| DEFAULT_TEMPLATE.to_owned()))
 }
 
@@ -208,20 +204,16 @@ pub async fn set_template(
     template: &str,
 ) -> anyhow::Result<()> {
     check_template(template)?;
-    let mut tx = db.begin().await?;
-    let n = exec_tx!(&mut tx, c => sqlx::query("UPDATE merchants SET sms_template = $1 WHERE id = $2")
-        .bind(template)
-        .bind(merchant_id)
-        .execute(c)
-        .await)?;
-    anyhow::ensure!(n == 1, "no merchant {merchant_id}");
-    tx.commit().await?;
+    anyhow::ensure!(
+        crate::db::merchants::set_sms_template(db, merchant_id, template).await?,
+        "no merchant {merchant_id}"
+    );
     Ok(())
 }
 
-/// Reserves one message in the merchant's per-minute budget and records it as `queued`, in the
-/// caller's transaction. On PostgreSQL the merchant row is locked first so concurrent senders
-/// (on any instance) count one after another; SQLite has a single writer anyway.
+/// Reserves one message in the merchant's per-minute budget at `now` and records it as
+/// `queued`, in the caller's transaction (the count is taken under the merchant's lock, see
+/// [`sms::lock_and_count_since`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn reserve_and_queue(
     tx: &mut Tx,
@@ -231,47 +223,36 @@ pub async fn reserve_and_queue(
     phone: &str,
     body: &str,
     provider: &str,
+    now: i64,
 ) -> Result<String, SendError> {
-    let now = now_ms();
-    if matches!(tx, Tx::Postgres(_)) {
-        exec_tx!(tx, c => sqlx::query("SELECT id FROM merchants WHERE id = $1 FOR UPDATE")
-            .bind(merchant_id)
-            .execute(c)
-            .await)
+    let (count, oldest) = sms::lock_and_count_since(tx, merchant_id, now - 60_000)
+        .await
         .map_err(FlowError::from)?;
-    }
-    let window_start = now - 60_000;
-    let (count, oldest): (i64, Option<i64>) = on_tx!(tx, c => sqlx::query_as(
-        "SELECT COUNT(*), MIN(created_at) FROM sms_messages WHERE merchant_id = $1 AND created_at > $2",
-    )
-    .bind(merchant_id)
-    .bind(window_start)
-    .fetch_one(c)
-    .await)
-    .map_err(FlowError::from)?;
     if count >= limit_per_minute {
-        let wait_ms = oldest.map(|o| o + 60_000 - now).unwrap_or(60_000);
-        return Err(SendError::RateLimited {
-            retry_after_s: ((wait_ms + 999) / 1000).max(1),
-        });
+        return Err(rate_limited(oldest, now));
     }
     let id = crate::util::random_id("sms", 16);
-    exec_tx!(tx, c => sqlx::query(
-        "INSERT INTO sms_messages (id, merchant_id, payment_request_id, phone, body, provider, status, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8)",
-    )
-    .bind(&id)
-    .bind(merchant_id)
-    .bind(request_id)
-    .bind(phone)
-    .bind(body)
-    .bind(provider)
-    .bind(now)
-    .bind(now)
-    .execute(c)
-    .await)
-    .map_err(FlowError::from)?;
+    let msg = sms::NewMessage {
+        id: &id,
+        merchant_id,
+        request_id,
+        phone,
+        body,
+        provider,
+    };
+    sms::insert_queued(tx, &msg, now)
+        .await
+        .map_err(FlowError::from)?;
     Ok(id)
+}
+
+/// The refusal when the budget is spent: retry once the oldest message of the last minute
+/// leaves the window.
+pub fn rate_limited(oldest: Option<i64>, now: i64) -> SendError {
+    let wait_ms = oldest.map(|o| o + 60_000 - now).unwrap_or(60_000);
+    SendError::RateLimited {
+        retry_after_s: ((wait_ms + 999) / 1000).max(1),
+    }
 }
 
 /// A refusal to send: the rate limit (the API answers 429 with `Retry-After`), or any other
@@ -288,92 +269,47 @@ impl From<FlowError> for SendError {
     }
 }
 
-impl From<sqlx::Error> for SendError {
-    fn from(e: sqlx::Error) -> Self {
+impl From<crate::db::Error> for SendError {
+    fn from(e: crate::db::Error) -> Self {
         SendError::Flow(e.into())
     }
 }
 
-/// Sends a queued message through the provider and records the outcome (`sent` with the
-/// gateway's id, or `failed` with the reason). Returns the message as stored.
+/// Sends a queued message through the provider and records the outcome at `now` (`sent` with
+/// the gateway's id, or `failed` with the reason). Returns the message as stored.
 pub async fn deliver(
     db: &crate::db::Db,
     provider: &dyn SmsProvider,
     message_id: &str,
     phone: &str,
     text: &str,
-) -> Result<SmsRow, sqlx::Error> {
+    now: i64,
+) -> Result<SmsRow, crate::db::Error> {
     let result = provider.send(phone, text).await;
     let (status, receipt, error) = match result {
-        Ok(r) => ("sent", r.id, None),
+        Ok(r) => (SmsStatus::Sent, r.id, None),
         Err(e) => {
             tracing::warn!(message = message_id, provider = provider.name(), error = %e, "SMS send failed");
-            ("failed", None, Some(e.to_string()))
+            (SmsStatus::Failed, None, Some(e.to_string()))
         }
     };
-    let mut tx = db.begin().await?;
-    exec_tx!(&mut tx, c => sqlx::query(
-        "UPDATE sms_messages SET status = $1, provider_ref = $2, error = $3, updated_at = $4 WHERE id = $5",
+    sms::set_outcome(
+        db,
+        message_id,
+        status,
+        receipt.as_deref(),
+        error.as_deref(),
+        now,
     )
-    .bind(status)
-    .bind(&receipt)
-    .bind(&error)
-    .bind(now_ms())
-    .bind(message_id)
-    .execute(c)
-    .await)?;
-    tx.commit().await?;
-    get_message(db, message_id)
+    .await?;
+    sms::get(db, message_id)
         .await?
-        .ok_or(sqlx::Error::RowNotFound)
+        .ok_or(crate::db::Error::RowNotFound)
 }
 
-/// One recorded SMS.
-#[derive(Clone, Debug, sqlx::FromRow)]
-pub struct SmsRow {
-    pub id: String,
-    pub merchant_id: String,
-    pub payment_request_id: Option<String>,
-    pub phone: String,
-    pub body: String,
-    pub provider: String,
-    pub status: String,
-    pub provider_ref: Option<String>,
-    pub error: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-const SMS_COLS: &str = "id, merchant_id, payment_request_id, phone, body, provider, status, \
-provider_ref, error, created_at, updated_at";
-
-pub async fn get_message(db: &crate::db::Db, id: &str) -> Result<Option<SmsRow>, sqlx::Error> {
-    let sql = format!("SELECT {SMS_COLS} FROM sms_messages WHERE id = $1");
-    crate::on_db!(db, c => sqlx::query_as(&sql).bind(id).fetch_optional(c).await)
-}
-
-/// A merchant's messages, newest first (at most `limit`).
-pub async fn list_messages(
-    db: &crate::db::Db,
-    merchant_id: &str,
-    limit: i64,
-) -> Result<Vec<SmsRow>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {SMS_COLS} FROM sms_messages WHERE merchant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
-    );
-    crate::on_db!(db, c => sqlx::query_as(&sql).bind(merchant_id).bind(limit).fetch_all(c).await)
-}
-
-/// The messages of one payment request, oldest first.
-pub async fn messages_of_request(
-    db: &crate::db::Db,
-    request_id: &str,
-) -> Result<Vec<SmsRow>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {SMS_COLS} FROM sms_messages WHERE payment_request_id = $1 ORDER BY created_at, id"
-    );
-    crate::on_db!(db, c => sqlx::query_as(&sql).bind(request_id).fetch_all(c).await)
-}
+pub use crate::db::sms::{
+    get as get_message, list as list_messages, of_request as messages_of_request, SmsRow,
+};
 
 #[cfg(test)]
 mod tests {

@@ -52,7 +52,9 @@ fn fill(path: &str, value: &str) -> String {
 
 async fn every_route_refuses_missing_wrong_and_retired_keys(app: TestApp) {
     let m = app.merchant().await;
-    let retired = kakehashi::api::keys::create(&app.db, &m.id).await.unwrap();
+    let retired = kakehashi::api::keys::create(&app.db, &m.id, app.state.now_ms())
+        .await
+        .unwrap();
     kakehashi::api::keys::retire(&app.db, &m.id, &retired.0)
         .await
         .unwrap();
@@ -455,6 +457,7 @@ async fn checkouts_are_validated_like_links_and_can_expire(app: TestApp) {
             connector: &kakehashi::domain::processor::ConnectorId::Sandbox,
         },
         "test",
+        app.state.now_ms(),
     )
     .await
     .unwrap();
@@ -478,7 +481,7 @@ async fn payments_list_filters_and_pages(app: TestApp) {
     for (i, order) in ["l-1", "l-2", "l-3"].iter().enumerate() {
         ids.push(card_payment(&app, &m, order, 1000 + i as i64).await);
         // Distinct creation times make the expected order unambiguous.
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        app.clock.advance(std::time::Duration::from_secs(1));
     }
     let r = app
         .api_post(

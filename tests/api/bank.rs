@@ -230,6 +230,7 @@ async fn walk_away_times_out(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(events.last().unwrap().kind, "payment.expired");
+    app.advance_clock_to(later);
     rx.wait_for("payment.expired", |h| {
         h.iter().any(|h| h.json()["type"] == "payment.expired")
     })

@@ -637,6 +637,7 @@ async fn reconciliation_completes_an_unrecorded_authorization(app: TestApp) {
             connector: &kakehashi::domain::processor::ConnectorId::Sandbox,
         },
         "test",
+        app.state.now_ms(),
     )
     .await
     .unwrap();

@@ -469,6 +469,7 @@ async fn continuous_billing_charges_monthly_until_cancelled(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(events.last().unwrap().kind, "subscription.charged");
+    app.advance_clock_to(sub.next_charge_at);
     let hits = rx
         .wait_for("subscription.charged", |h| {
             h.iter().any(|h| h.json()["type"] == "subscription.charged")
@@ -484,9 +485,13 @@ async fn continuous_billing_charges_monthly_until_cancelled(app: TestApp) {
     assert_eq!(hit["data"]["order_id"], "sub-1#2");
 
     // Cancel: notified, and no more charges.
-    cancel_subscription(&app.db, &reg, &sub_id).await.unwrap();
+    cancel_subscription(&app.db, &reg, &sub_id, app.state.now_ms())
+        .await
+        .unwrap();
     assert!(
-        cancel_subscription(&app.db, &reg, &sub_id).await.is_err(),
+        cancel_subscription(&app.db, &reg, &sub_id, app.state.now_ms())
+            .await
+            .is_err(),
         "twice"
     );
     let sub = kakehashi::flows::carrier::subscription(&app.db, &sub_id)
@@ -505,9 +510,11 @@ async fn continuous_billing_charges_monthly_until_cancelled(app: TestApp) {
         0
     );
     assert_eq!(app.count("payments").await, 2);
-    assert!(cancel_subscription(&app.db, &reg, "sub_nothing")
-        .await
-        .is_err());
+    assert!(
+        cancel_subscription(&app.db, &reg, "sub_nothing", app.state.now_ms())
+            .await
+            .is_err()
+    );
 }
 both!(continuous_billing_charges_monthly_until_cancelled);
 

@@ -96,9 +96,16 @@ fn current_code(u: &Created) -> String {
 
 async fn user(app: &TestApp, merchant: Option<&str>, role: Role) -> Created {
     let email = format!("{}@shop.example", kakehashi::util::random_id("u", 8));
-    users::create(&app.db, &app.state.keys, merchant, &email, role)
-        .await
-        .unwrap()
+    users::create(
+        &app.db,
+        &app.state.keys,
+        merchant,
+        &email,
+        role,
+        app.state.now_ms(),
+    )
+    .await
+    .unwrap()
 }
 
 /// Creates a checkout and a payment of `method` in `status` directly in the store.
@@ -141,6 +148,7 @@ async fn payment(
             connector: &kakehashi::domain::processor::ConnectorId::Sandbox,
         },
         "test",
+        app.state.now_ms(),
     )
     .await
     .unwrap();

@@ -67,9 +67,16 @@ async fn login_form(app: &TestApp, c: &reqwest::Client) -> (String, String) {
 async fn user(app: &TestApp) -> Created {
     let m = app.merchant().await;
     let email = format!("{}@shop.example", kakehashi::util::random_id("u", 8));
-    users::create(&app.db, &app.state.keys, Some(&m.id), &email, Role::Admin)
-        .await
-        .unwrap()
+    users::create(
+        &app.db,
+        &app.state.keys,
+        Some(&m.id),
+        &email,
+        Role::Admin,
+        app.state.now_ms(),
+    )
+    .await
+    .unwrap()
 }
 
 /// (VmRSS, VmHWM) of this process in KiB: the server runs in-process.

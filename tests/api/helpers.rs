@@ -278,7 +278,7 @@ impl TestApp {
             card_options: "lump,inst3,inst6,bonus,revo".into(),
         };
         tweak(&mut m);
-        let (id, key) = merchants::create(&self.db, &self.state.keys, &m)
+        let (id, key) = merchants::create(&self.db, &self.state.keys, &m, self.state.now_ms())
             .await
             .unwrap();
         TestMerchant {
@@ -633,9 +633,20 @@ impl ApiResp {
 }
 
 impl TestApp {
+    /// Moves the server's clock forward to `at_ms` (unix ms) unless it is already there: a
+    /// test that runs a job "at" a later time lets the server's clock reach it too (rows the
+    /// job wrote, e.g. notifications, are due from then on).
+    pub fn advance_clock_to(&self, at_ms: i64) {
+        let behind = at_ms - self.state.now_ms();
+        if behind > 0 {
+            self.clock
+                .advance(std::time::Duration::from_millis(behind as u64));
+        }
+    }
+
     /// Creates an API key for the merchant and returns its secret.
     pub async fn api_key(&self, m: &TestMerchant) -> String {
-        kakehashi::api::keys::create(&self.db, &m.id)
+        kakehashi::api::keys::create(&self.db, &m.id, self.state.now_ms())
             .await
             .unwrap()
             .1

@@ -67,6 +67,7 @@ async fn live_merchant(app: &TestApp) -> (TestMerchant, String) {
             publishable_key: None,
             webhook_secret: Some(WEBHOOK_SECRETS.into()),
         },
+        app.state.now_ms(),
     )
     .await
     .unwrap()

@@ -411,6 +411,7 @@ async fn add_account(app: &TestApp, m: &TestMerchant, methods: &[Method]) -> Str
             publishable_key: None,
             webhook_secret: Some("whsec_fake".into()),
         },
+        app.state.now_ms(),
     )
     .await
     .unwrap()
@@ -645,9 +646,10 @@ async fn live_merchant_subscriptions_never_use_the_sandbox(app: TestApp, _calls:
         .unwrap();
     assert_eq!(n, 0);
     assert_eq!(app.count("payments").await, before, "no charge was made");
-    let err = kakehashi::flows::carrier::cancel_subscription(&app.db, &reg, &sub_id)
-        .await
-        .unwrap_err();
+    let err =
+        kakehashi::flows::carrier::cancel_subscription(&app.db, &reg, &sub_id, app.state.now_ms())
+            .await
+            .unwrap_err();
     assert!(err.to_string().contains("not available"), "{err}");
     // Back in test mode the sandbox agreement charges again.
     force_mode(&app, &m, Mode::Test).await;
@@ -762,7 +764,7 @@ async fn live_flows_complete_through_the_processor(app: TestApp, calls: Calls) {
         .await
         .unwrap();
     assert_eq!(n, 1);
-    kakehashi::flows::carrier::cancel_subscription(&app.db, &reg, &sub_id)
+    kakehashi::flows::carrier::cancel_subscription(&app.db, &reg, &sub_id, app.state.now_ms())
         .await
         .unwrap();
 
@@ -812,16 +814,28 @@ async fn live_offers_exactly_what_accounts_serve(app: TestApp, _calls: Calls) {
     assert_eq!(r.status(), 400);
     assert_eq!(error_code(&r.text().await.unwrap()), "methods_unavailable");
     // The last live account cannot be retired while live; after switching back it can.
-    let err = processors::retire(&app.db, &app.state.connectors, &m.id, &account)
-        .await
-        .unwrap_err();
+    let err = processors::retire(
+        &app.db,
+        &app.state.connectors,
+        &m.id,
+        &account,
+        app.state.now_ms(),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, ProcessorError::LastLiveAccount));
     processors::set_mode(&app.db, &app.state.connectors, &m.id, Mode::Test)
         .await
         .unwrap();
-    processors::retire(&app.db, &app.state.connectors, &m.id, &account)
-        .await
-        .unwrap();
+    processors::retire(
+        &app.db,
+        &app.state.connectors,
+        &m.id,
+        &account,
+        app.state.now_ms(),
+    )
+    .await
+    .unwrap();
     let err = processors::set_mode(&app.db, &app.state.connectors, &m.id, Mode::Live)
         .await
         .unwrap_err();
@@ -857,6 +871,7 @@ async fn no_master_key_no_live_credentials(app: TestApp) {
             publishable_key: Some("pk_live_x".into()),
             webhook_secret: None,
         },
+        app.state.now_ms(),
     )
     .await
     .unwrap_err();
@@ -875,6 +890,7 @@ async fn no_master_key_no_live_credentials(app: TestApp) {
             publishable_key: None,
             webhook_secret: None,
         },
+        app.state.now_ms(),
     )
     .await
     .unwrap_err();
@@ -1171,6 +1187,7 @@ async fn card_actions_are_claimed_before_the_processor_call(app: TestApp, calls:
         kakehashi::db::operations::OpKind::Refund,
         Some(500),
         "test",
+        app.state.now_ms(),
     )
     .await
     .unwrap()

@@ -31,6 +31,7 @@ async fn payment(app: &TestApp, m: &TestMerchant, order: &str) -> payments::Paym
             connector: &kakehashi::domain::processor::ConnectorId::Sandbox,
         },
         "test",
+        app.state.now_ms(),
     )
     .await
     .unwrap();
@@ -53,6 +54,7 @@ async fn change(
             event,
             "test",
         ),
+        app.state.now_ms(),
     )
     .await
     .unwrap();
@@ -99,7 +101,9 @@ async fn failures_are_retried_with_the_same_id(app: TestApp) {
     let m = app
         .merchant_with(|n| n.callback_url = Some(rx.url.clone()))
         .await;
-    let id = outbox::ping(&app.db, &m.id).await.unwrap();
+    let id = outbox::ping(&app.db, &m.id, app.state.now_ms())
+        .await
+        .unwrap();
     let hits = rx.wait_for("three attempts", |h| h.len() >= 3).await;
     assert!(
         hits.iter().all(|h| h.header("webhook-id") == id),
@@ -128,7 +132,9 @@ async fn gone_disables_the_endpoint_and_redirects_are_not_followed(app: TestApp)
     let m = app
         .merchant_with(|n| n.callback_url = Some(rx.url.clone()))
         .await;
-    let id = outbox::ping(&app.db, &m.id).await.unwrap();
+    let id = outbox::ping(&app.db, &m.id, app.state.now_ms())
+        .await
+        .unwrap();
     rx.wait_for("redirect then 410", |h| h.len() >= 2).await;
     let hits = rx.hits();
     assert!(
@@ -149,7 +155,9 @@ async fn gone_disables_the_endpoint_and_redirects_are_not_followed(app: TestApp)
         .unwrap();
     assert_eq!(st, "disabled");
     // Later events wait on the disabled endpoint; redelivery re-enables and sends them.
-    let id2 = outbox::ping(&app.db, &m.id).await.unwrap();
+    let id2 = outbox::ping(&app.db, &m.id, app.state.now_ms())
+        .await
+        .unwrap();
     eventually("parked", || async {
         app.scalar_str(&format!("SELECT status FROM outbox WHERE id = '{id2}'"))
             .await
@@ -157,7 +165,12 @@ async fn gone_disables_the_endpoint_and_redirects_are_not_followed(app: TestApp)
     })
     .await;
     assert_eq!(rx.hits().len(), 2);
-    assert_eq!(outbox::redeliver(&app.db, &m.id, None).await.unwrap(), 2);
+    assert_eq!(
+        outbox::redeliver(&app.db, &m.id, None, app.state.now_ms())
+            .await
+            .unwrap(),
+        2
+    );
     rx.wait_for("both redelivered", |h| h.len() >= 4).await;
 }
 both!(gone_disables_the_endpoint_and_redirects_are_not_followed);
@@ -205,7 +218,9 @@ async fn forbidden_callback_addresses_are_refused(app: TestApp) {
         let m = app
             .merchant_with(|n| n.callback_url = Some(url.into()))
             .await;
-        let id = outbox::ping(&app.db, &m.id).await.unwrap();
+        let id = outbox::ping(&app.db, &m.id, app.state.now_ms())
+            .await
+            .unwrap();
         let outcome = eventually("refused attempt", || async {
             let a = outbox::attempts(&app.db, &id).await.unwrap();
             a.first().map(|a| a.outcome.clone())
@@ -226,18 +241,24 @@ async fn a_dead_workers_lease_expires_and_the_event_is_redelivered(app: TestApp)
     let m = app
         .merchant_with(|n| n.callback_url = Some(rx.url.clone()))
         .await;
-    let id = outbox::ping(&app.db, &m.id).await.unwrap();
-    // `app` runs no worker; a worker claims the event and dies holding a 1.5 s lease.
-    let claimed = outbox::claim(&app.db, "dead-worker", 1500, 100)
+    let id = outbox::ping(&app.db, &m.id, app.state.now_ms())
+        .await
+        .unwrap();
+    // `app` runs no worker; a worker claims the event and dies holding a 60 s lease.
+    let claimed = outbox::claim(&app.db, "dead-worker", 60_000, 100, app.state.now_ms())
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
-    let _live = spawn_app_sharing(&app, true).await;
+    let live = spawn_app_sharing(&app, true).await;
+    // Waits for the live worker to have looked (it polls at least every 0.5 s) while the
+    // lease holds: this wait is for a real background loop, not for time to pass.
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
     assert!(
         rx.hits().is_empty(),
         "the leased event is left alone while the lease holds"
     );
+    // The lease runs out on the live instance's clock.
+    live.clock.advance(std::time::Duration::from_secs(61));
     let hits = rx
         .wait_for("redelivery after lease expiry", |h| !h.is_empty())
         .await;
@@ -273,7 +294,7 @@ async fn two_instances_on_one_postgres_never_double_deliver() {
         .await;
     let mut ids = Vec::new();
     for _ in 0..60 {
-        ids.push(outbox::ping(&b.db, &m.id).await.unwrap());
+        ids.push(outbox::ping(&b.db, &m.id, b.state.now_ms()).await.unwrap());
     }
     rx.wait_for("all delivered", |h| h.len() >= 60).await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -391,10 +412,17 @@ async fn killed_mid_delivery_then_restarted_delivers_the_same_event() {
         capture_mode: "auto".into(),
         card_options: "lump".into(),
     };
-    kakehashi::db::merchants::create(&db, &kakehashi::secrets::Keyring::default(), &m)
+    kakehashi::db::merchants::create(
+        &db,
+        &kakehashi::secrets::Keyring::default(),
+        &m,
+        kakehashi::util::now_ms(),
+    )
+    .await
+    .unwrap();
+    let id = outbox::ping(&db, "m_kill", kakehashi::util::now_ms())
         .await
         .unwrap();
-    let id = outbox::ping(&db, "m_kill").await.unwrap();
     let spawn = || {
         Command::new(env!("CARGO_BIN_EXE_kakehashi"))
             .current_dir(env!("CARGO_MANIFEST_DIR"))

@@ -148,7 +148,9 @@ async fn a_stop_during_delivery_finishes_it_and_delivers_once(host: TestApp) {
         .merchant_with(|n| n.callback_url = Some(rx.url.clone()))
         .await;
     let (addr, stop, run) = stoppable(&host, |_| {}).await;
-    let id = outbox::ping(&host.db, &m.id).await.unwrap();
+    let id = outbox::ping(&host.db, &m.id, host.state.now_ms())
+        .await
+        .unwrap();
     eventually("the delivery in flight", || async {
         (!rx.arrived().is_empty()).then_some(())
     })
@@ -194,7 +196,9 @@ async fn a_delivery_cut_off_by_the_grace_goes_out_again_with_the_same_id(host: T
         app.grace.workers = Duration::from_millis(300);
     })
     .await;
-    let id = outbox::ping(&host.db, &m.id).await.unwrap();
+    let id = outbox::ping(&host.db, &m.id, host.state.now_ms())
+        .await
+        .unwrap();
     eventually("the delivery in flight", || async {
         (!rx.arrived().is_empty()).then_some(())
     })
@@ -205,7 +209,9 @@ async fn a_delivery_cut_off_by_the_grace_goes_out_again_with_the_same_id(host: T
     assert_eq!((status.as_str(), attempts), ("pending", 0));
     assert!(lease.is_some(), "still leased to the stopped worker");
     assert!(attempt_codes(&host, &id).await.is_empty());
-    let _next = spawn_app_sharing(&host, true).await;
+    let next = spawn_app_sharing(&host, true).await;
+    // The lease runs out on the new instance's clock, without waiting for it.
+    next.clock.advance(Duration::from_secs(2));
     eventually("redelivery after the lease expires", || async {
         (!rx.answered().is_empty()).then_some(())
     })
@@ -283,10 +289,17 @@ async fn sigterm_during_delivery_exits_cleanly_and_delivers_once() {
         capture_mode: "auto".into(),
         card_options: "lump".into(),
     };
-    kakehashi::db::merchants::create(&db, &kakehashi::secrets::Keyring::default(), &m)
+    kakehashi::db::merchants::create(
+        &db,
+        &kakehashi::secrets::Keyring::default(),
+        &m,
+        kakehashi::util::now_ms(),
+    )
+    .await
+    .unwrap();
+    let id = outbox::ping(&db, "m_term", kakehashi::util::now_ms())
         .await
         .unwrap();
-    let id = outbox::ping(&db, "m_term").await.unwrap();
 
     // Starts the server; its stdout (banner and logs) is collected line by line.
     let spawn = || {

@@ -466,6 +466,16 @@ async fn rate_limit_per_merchant(backend: Backend) {
         )
         .await;
     assert_eq!(r.status, 201);
+    // The budget is per minute of the server's clock: a minute later it is whole again.
+    app.clock.advance(std::time::Duration::from_secs(61));
+    let r = app
+        .api_post(
+            &format!("/api/v1/payment-requests/{first}/resend"),
+            &key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json);
 }
 
 #[tokio::test]

@@ -211,6 +211,7 @@ async fn stripe_merchant(app: &TestApp, capture: &str) -> (TestMerchant, String)
             publishable_key: Some(PK.into()),
             webhook_secret: Some(WHSEC.into()),
         },
+        app.state.now_ms(),
     )
     .await
     .unwrap();
@@ -771,6 +772,7 @@ async fn stripe_feature_phones_and_form_posts(app: TestApp, ls: LocalStripe) {
             publishable_key: Some("  ".into()),
             webhook_secret: None,
         },
+        app.state.now_ms(),
     )
     .await
     .unwrap_err();
@@ -796,6 +798,7 @@ async fn stripe_feature_phones_and_form_posts(app: TestApp, ls: LocalStripe) {
                 publishable_key: Some(pk.into()),
                 webhook_secret: None,
             },
+            app.state.now_ms(),
         )
         .await
         .unwrap_err();

@@ -1,0 +1,142 @@
+//! Console users (`console_users`): accounts, the failure counter and lock, the last TOTP step.
+
+use crate::db::Db;
+use crate::domain::Role;
+use crate::{exec_tx, on_db, on_tx};
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: String,
+    pub merchant_id: Option<String>,
+    pub email: String,
+    #[sqlx(try_from = "String")]
+    pub role: Role,
+    pub password_hash: String,
+    /// Sealed under the master key when one is configured (seal context [`totp_context`]).
+    #[sqlx(rename = "totp_secret")]
+    pub totp_stored: String,
+    pub totp_enrolled_at: Option<i64>,
+    pub totp_last_step: i64,
+    pub failed_logins: i64,
+    pub locked_until: Option<i64>,
+    pub created_at: i64,
+}
+
+const COLS: &str = "id, merchant_id, email, role, password_hash, totp_secret, totp_enrolled_at, \
+totp_last_step, failed_logins, locked_until, created_at";
+
+/// The seal context of a user's TOTP secret.
+pub fn totp_context(user_id: &str) -> String {
+    format!("console_users:{user_id}:totp_secret")
+}
+
+/// A user to insert; the password hash and the (sealed) TOTP secret are computed by the caller.
+pub struct NewUser<'a> {
+    pub id: &'a str,
+    pub merchant_id: Option<&'a str>,
+    pub email: &'a str,
+    pub role: Role,
+    pub password_hash: &'a str,
+    pub totp_stored: &'a str,
+}
+
+/// Inserts a user; a taken e-mail is a unique violation ([`crate::db::is_unique_violation`]).
+pub async fn insert(db: &Db, u: &NewUser<'_>, now: i64) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    exec_tx!(&mut tx, c => sqlx::query(
+        "INSERT INTO console_users (id, merchant_id, email, role, password_hash, totp_secret, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(u.id)
+    .bind(u.merchant_id)
+    .bind(u.email)
+    .bind(u.role.code())
+    .bind(u.password_hash)
+    .bind(u.totp_stored)
+    .bind(now)
+    .execute(c)
+    .await)?;
+    tx.commit().await
+}
+
+/// The user with this (already normalised) e-mail.
+pub async fn by_email(db: &Db, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLS} FROM console_users WHERE email = $1");
+    on_db!(db, c => sqlx::query_as(&sql).bind(email).fetch_optional(c).await)
+}
+
+pub async fn get(db: &Db, id: &str) -> Result<Option<UserRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLS} FROM console_users WHERE id = $1");
+    on_db!(db, c => sqlx::query_as(&sql).bind(id).fetch_optional(c).await)
+}
+
+/// Counts a failure in one statement: only while the account is not locked at `now`, and the
+/// `max_failures`th sets `locked_until` to `lock_until` (and resets the count). Concurrent
+/// failures are serialized by the row lock. Returns `None` when the account was already locked,
+/// else the account's `locked_until` after the update.
+pub async fn record_failure(
+    db: &Db,
+    user_id: &str,
+    max_failures: i64,
+    lock_until: i64,
+    now: i64,
+) -> Result<Option<Option<i64>>, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let row: Option<(Option<i64>,)> = on_tx!(&mut tx, c => sqlx::query_as(
+        "UPDATE console_users SET \
+           failed_logins = CASE WHEN failed_logins + 1 >= $1 THEN 0 ELSE failed_logins + 1 END, \
+           locked_until = CASE WHEN failed_logins + 1 >= $1 THEN $2 ELSE locked_until END \
+         WHERE id = $3 AND (locked_until IS NULL OR locked_until <= $4) \
+         RETURNING locked_until",
+    )
+    .bind(max_failures)
+    .bind(lock_until)
+    .bind(user_id)
+    .bind(now)
+    .fetch_optional(c)
+    .await)?;
+    tx.commit().await?;
+    Ok(row.map(|(t,)| t))
+}
+
+/// True if the account is not locked at `now`, judged by a write in the same order as
+/// [`record_failure`]: a success evaluated after the locking failure is refused.
+pub async fn unlocked_now(db: &Db, user_id: &str, now: i64) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let n = exec_tx!(&mut tx, c => sqlx::query(
+        "UPDATE console_users SET failed_logins = failed_logins \
+         WHERE id = $1 AND (locked_until IS NULL OR locked_until <= $2)",
+    )
+    .bind(user_id)
+    .bind(now)
+    .execute(c)
+    .await)?;
+    tx.commit().await?;
+    Ok(n == 1)
+}
+
+/// Accepts TOTP step `step`: resets the failure counter and completes enrolment, only if the
+/// step is newer than the last one used and the account is not locked at `now` (one
+/// statement, so a good code never clears a lock). False when refused.
+pub async fn accept_totp_step(
+    db: &Db,
+    user_id: &str,
+    step: i64,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let n = exec_tx!(&mut tx, c => sqlx::query(
+        "UPDATE console_users SET totp_last_step = $1, failed_logins = 0, \
+         totp_enrolled_at = COALESCE(totp_enrolled_at, $2) \
+         WHERE id = $3 AND totp_last_step < $4 AND (locked_until IS NULL OR locked_until <= $5)",
+    )
+    .bind(step)
+    .bind(now)
+    .bind(user_id)
+    .bind(step)
+    .bind(now)
+    .execute(c)
+    .await)?;
+    tx.commit().await?;
+    Ok(n == 1)
+}

@@ -1,0 +1,91 @@
+//! Payment requests by SMS (`payment_requests`): the order's checkout and the short code.
+
+use crate::db::{Db, Tx};
+use crate::domain::RequestStatus;
+use crate::{exec_tx, on_db};
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct RequestRow {
+    pub id: String,
+    pub merchant_id: String,
+    pub checkout_id: String,
+    pub order_id: String,
+    pub phone: String,
+    pub amount: i64,
+    pub item_name: String,
+    pub code: String,
+    pub link_fields: String,
+    /// Stored: `open` or `cancelled` only (the rest is read from the checkout).
+    #[sqlx(try_from = "String")]
+    pub status: RequestStatus,
+    pub expires_at: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLS: &str = "id, merchant_id, checkout_id, order_id, phone, amount, item_name, code, \
+link_fields, status, expires_at, created_at, updated_at";
+
+/// A request to insert (`open`).
+pub struct NewRequest<'a> {
+    pub id: &'a str,
+    pub merchant_id: &'a str,
+    pub checkout_id: &'a str,
+    pub order_id: &'a str,
+    pub phone: &'a str,
+    pub amount: i64,
+    pub item_name: &'a str,
+    pub code: &'a str,
+    /// The link's order fields as JSON.
+    pub link_fields: &'a str,
+    pub expires_at: i64,
+}
+
+pub async fn insert(tx: &mut Tx, r: &NewRequest<'_>, now: i64) -> Result<(), sqlx::Error> {
+    exec_tx!(tx, c => sqlx::query(
+        "INSERT INTO payment_requests (id, merchant_id, checkout_id, order_id, phone, amount, item_name, \
+         code, link_fields, status, expires_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(r.id)
+    .bind(r.merchant_id)
+    .bind(r.checkout_id)
+    .bind(r.order_id)
+    .bind(r.phone)
+    .bind(r.amount)
+    .bind(r.item_name)
+    .bind(r.code)
+    .bind(r.link_fields)
+    .bind(RequestStatus::Open.code())
+    .bind(r.expires_at)
+    .bind(now)
+    .bind(now)
+    .execute(c)
+    .await)?;
+    Ok(())
+}
+
+/// The merchant's request (other merchants' requests look missing).
+pub async fn get(db: &Db, merchant_id: &str, id: &str) -> Result<Option<RequestRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLS} FROM payment_requests WHERE id = $1 AND merchant_id = $2");
+    on_db!(db, c => sqlx::query_as(&sql).bind(id).bind(merchant_id).fetch_optional(c).await)
+}
+
+pub async fn by_code(db: &Db, code: &str) -> Result<Option<RequestRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLS} FROM payment_requests WHERE code = $1");
+    on_db!(db, c => sqlx::query_as(&sql).bind(code).fetch_optional(c).await)
+}
+
+/// Cancels an open request.
+pub async fn cancel(tx: &mut Tx, id: &str, now: i64) -> Result<(), sqlx::Error> {
+    exec_tx!(tx, c => sqlx::query(
+        "UPDATE payment_requests SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4",
+    )
+    .bind(RequestStatus::Cancelled.code())
+    .bind(now)
+    .bind(id)
+    .bind(RequestStatus::Open.code())
+    .execute(c)
+    .await)?;
+    Ok(())
+}
