@@ -428,7 +428,7 @@ pub async fn settle_return(state: &Ctx, o: &Opened, ip: &str) -> FlowResult<Opti
     let Some(conn) = o.connectors.client_card_for(&p.connector_id()) else {
         return Ok(Some(p));
     };
-    let before = p.status.clone();
+    let before = p.status;
     let row = settle(&state.db, conn.as_ref(), p, "shopper", state.now_ms()).await?;
     if row.status != before {
         state.wake_notifier();
@@ -504,7 +504,7 @@ pub async fn webhook(
     };
     let outcome = match &payment {
         Some(p) => {
-            let before = p.status.clone();
+            let before = p.status;
             let row = settle(
                 db,
                 conn.as_ref(),
