@@ -20,12 +20,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod carrier;
+
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
+use crate::connectors::carrier::CarrierConnector;
 use crate::connectors::driver::{Credentials, ProcessorDriver};
 use crate::connectors::konbini::{
     ConnectorError, IssueRequest, IssueTarget, IssuedNumber, NumberConnector,
@@ -178,7 +181,14 @@ impl ProcessorDriver for KomojuDriver {
     }
 
     fn families(&self) -> &[Family] {
-        &[Family::Number]
+        &[Family::Number, Family::Carrier]
+    }
+
+    fn carrier(&self, c: &Credentials) -> Option<Arc<dyn CarrierConnector>> {
+        Some(Arc::new(carrier::KomojuCarrier {
+            api: self.api.clone(),
+            key: c.secret_key.clone(),
+        }))
     }
 
     fn number(&self, c: &Credentials) -> Option<Arc<dyn NumberConnector>> {
@@ -275,6 +285,8 @@ pub fn read_webhook(
         }
         "payment.expired" => Effect::Expired,
         "payment.cancelled" => Effect::Cancelled,
+        "payment.failed" => Effect::Failed,
+        "payment.refunded" => Effect::Refunded,
         _ => Effect::Ignored,
     };
     Ok(WebhookEvent {

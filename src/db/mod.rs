@@ -12,6 +12,7 @@ pub mod outbox;
 pub mod payments;
 pub mod processor_events;
 pub mod processors;
+pub mod reconcile;
 pub mod sealed;
 pub mod subscriptions;
 

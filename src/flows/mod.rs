@@ -3,6 +3,7 @@
 pub mod bank;
 pub mod card;
 pub mod carrier;
+pub mod carrier_sync;
 pub mod checkout;
 pub mod client_card;
 pub mod jobs;
