@@ -11,6 +11,12 @@
 //! - `POST /api/v1/payments/{id}/refund` (whole amount; ja.doc.komoju.com/reference/
 //!   post_payments-id-refund) and `POST /api/v1/payments/{id}/cancel` for one not yet captured.
 //!
+//! KOMOJU's overview (docs.komoju.com/en/api/overview) lists Carrier Billing among the API's
+//! methods, but the reference pages do not spell out its `payment_details`: the type names above
+//! and the `redirect_url` answer follow KOMOJU's other redirect types and must be confirmed on a
+//! KOMOJU test account before going live (docs/komoju.md says so). Anything else in an answer
+//! is refused, never guessed at.
+//!
 //! The return URL we give KOMOJU carries our payment id, carrier and amount, HMAC-signed with a
 //! key derived from the account's secret key, so a forged return is refused before KOMOJU is
 //! asked; the outcome itself always comes from the payment retrieved server-side.
@@ -322,5 +328,38 @@ mod tests {
         for c in Carrier::all() {
             assert_eq!(carrier_of_type(type_of(*c)), Some(*c));
         }
+    }
+
+    /// Our feature-phone rule and the one-off-only rule hold before KOMOJU is called (the API
+    /// base here is unreachable: a call would fail with `carrier_unavailable`).
+    #[tokio::test]
+    async fn rules_hold_before_komoju_is_called() {
+        let c = KomojuCarrier {
+            api: Arc::new(KomojuApi::new("http://127.0.0.1:9", true).unwrap()),
+            key: Zeroizing::new("sk".into()),
+        };
+        let mut req = StartRequest {
+            payment_id: "pay_1".into(),
+            mode: crate::domain::Mode::Live,
+            carrier: Carrier::Au,
+            amount: 1000,
+            billing: BillingKind::OneOff,
+            item_name: "x".into(),
+            return_url: "https://pay.example.jp/pay/t/au/return/pay_1".into(),
+            feature_phone: true,
+        };
+        let e = c.start(&req).await.unwrap_err();
+        assert_eq!(e, ConnectorError::NotAvailableOnFeaturePhone);
+        req.feature_phone = false;
+        req.billing = BillingKind::Continuous;
+        assert_eq!(
+            c.start(&req).await.unwrap_err().code(),
+            CONTINUOUS_UNSUPPORTED
+        );
+        req.billing = BillingKind::OneOff;
+        assert_eq!(
+            c.start(&req).await.unwrap_err().code(),
+            "carrier_unavailable"
+        );
     }
 }
