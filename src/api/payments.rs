@@ -286,7 +286,7 @@ pub async fn capture(
     ))
 }
 
-/// Cancel (取消) a card payment, before or after capture.
+/// Cancel (取消) a card payment, before or after capture, or an unpaid konbini / Pay-easy number.
 #[utoipa::path(
     post,
     path = "/api/v1/payments/{id}/cancel",
@@ -307,7 +307,12 @@ pub async fn cancel(
     Path(id): Path<String>,
     ApiJson(_): ApiJson<EmptyRequest>,
 ) -> AppResult<Json<Payment>> {
-    owned(&state, &m.id, &id).await?;
+    let p = owned(&state, &m.id, &id).await?;
+    // An unpaid konbini / Pay-easy number is cancelled at the institution that issued it.
+    if crate::domain::konbini::NumberMethod::parse(&p.method).is_some() {
+        let row = crate::flows::number_cancel::cancel(&state, &id, "api").await?;
+        return Ok(Json(row.into()));
+    }
     Ok(Json(card::cancel(&state, &id, "api").await?.into()))
 }
 

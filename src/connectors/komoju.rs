@@ -500,6 +500,46 @@ impl NumberConnector for KomojuNumber {
             _ => Vec::new(),
         })
     }
+
+    /// `POST /api/v1/payments/{id}/cancel` ("Cancel a payment", docs.komoju.com/en/api/
+    /// resources/payments): only a `pending` or `authorized` payment can be cancelled, so its
+    /// status is read first and a number cancelled or expired there already needs nothing.
+    async fn cancel(&self, number: &IssuedNumber) -> Result<(), ConnectorError> {
+        let id = crate::connectors::carrier::percent_encode(&number.connector_ref);
+        let refused = |e| match e {
+            ApiError::Unavailable(m) => ConnectorError::Unavailable(m),
+            ApiError::Refused { .. } => ConnectorError::InvalidRequest(REJECTED),
+        };
+        let path = format!("/api/v1/payments/{id}");
+        let p = self
+            .api
+            .call(&self.key, reqwest::Method::GET, &path, None, None)
+            .await
+            .map_err(refused)?;
+        match p["status"].as_str() {
+            Some("pending" | "authorized") => {
+                let key = format!("cancel-{}", number.connector_ref);
+                self.api
+                    .call(
+                        &self.key,
+                        reqwest::Method::POST,
+                        &format!("{path}/cancel"),
+                        Some(&key),
+                        Some(&json!({})),
+                    )
+                    .await
+                    .map(|_| ())
+                    .map_err(refused)
+            }
+            Some("cancelled" | "expired") => Ok(()),
+            Some("captured" | "refunded") => Err(ConnectorError::InvalidRequest(
+                crate::connectors::konbini::ALREADY_PAID,
+            )),
+            _ => Err(ConnectorError::Unavailable(
+                "komoju answer: unknown status".into(),
+            )),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod checkout;
 pub mod client_card;
 pub mod jobs;
 pub mod konbini;
+pub mod number_cancel;
 pub mod payment_requests;
 pub mod processor_webhooks;
 pub mod processors;

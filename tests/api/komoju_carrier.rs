@@ -390,16 +390,35 @@ async fn komoju_reconciliation_sweep(app: TestApp, fake: KomojuFake) {
     assert_eq!(sweep(now + 62 * MINUTE, true).await.unwrap(), 0);
 
     // A konbini number paid at the store whose webhook never came.
+    issue_lawson(&app, &m, "kc-13").await;
+    let n = payment(&app, "kc-13").await;
+    assert_eq!(n.status, "awaiting_payment");
+    let now = kakehashi::util::now_ms() + 1;
+    assert_eq!(sweep(now, true).await.unwrap(), 0);
+    fake.set_status(n.connector_ref.as_deref().unwrap(), "captured");
+    // Numbers are asked about only on the runs that include them.
+    assert_eq!(sweep(now, false).await.unwrap(), 0);
+    assert_eq!(sweep(now, true).await.unwrap(), 1);
+    assert_eq!(status(&app, &n.id).await, "paid");
+}
+both_komoju_carrier!(komoju_reconciliation_sweep);
+
+/// Issues a KOMOJU Lawson number for a new order.
+async fn issue_lawson(
+    app: &TestApp,
+    m: &TestMerchant,
+    order: &str,
+) -> kakehashi::db::payments::PaymentRow {
     let f = app.fields(
-        &m,
-        "kc-13",
+        m,
+        order,
         2500,
         &[
             ("shopper_email", "taro@example.jp"),
             ("shopper_phone", "090-1234-5678"),
         ],
     );
-    let (_, body) = app.open(&m, &f, UA_PC).await;
+    let (_, body) = app.open(m, &f, UA_PC).await;
     let r = app
         .post_form(
             &action(&body),
@@ -417,14 +436,45 @@ async fn komoju_reconciliation_sweep(app: TestApp, fake: KomojuFake) {
         )
         .await;
     assert_eq!(r.status(), 303);
-    let n = payment(&app, "kc-13").await;
-    assert_eq!(n.status, "awaiting_payment");
-    let now = kakehashi::util::now_ms() + 1;
-    assert_eq!(sweep(now, true).await.unwrap(), 0);
-    fake.set_status(n.connector_ref.as_deref().unwrap(), "captured");
-    // Numbers are asked about only on the runs that include them.
-    assert_eq!(sweep(now, false).await.unwrap(), 0);
-    assert_eq!(sweep(now, true).await.unwrap(), 1);
-    assert_eq!(status(&app, &n.id).await, "paid");
+    let p = payment(app, order).await;
+    assert_eq!(p.status, "awaiting_payment");
+    p
 }
-both_komoju_carrier!(komoju_reconciliation_sweep);
+
+/// The merchant cancels an unpaid KOMOJU number through the API: KOMOJU cancels it first, then
+/// it ends `expired` (as a number cancelled at KOMOJU does). A second cancel, or one for a
+/// number KOMOJU says is paid, is refused and changes nothing.
+async fn komoju_number_cancel(app: TestApp, fake: KomojuFake) {
+    let (m, _) = live_merchant(&app).await;
+    let key = app.api_key(&m).await;
+    let n = issue_lawson(&app, &m, "kc-20").await;
+    let kid = n.connector_ref.clone().unwrap();
+    let path = format!("/api/v1/payments/{}/cancel", n.id);
+    let r = app.api_post(&path, &key, json!({})).await;
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    assert_eq!(r.json["status"], "expired");
+    assert_eq!(fake.payment(&kid)["status"], "cancelled");
+    assert_eq!(
+        outbox_types(&app, &n.id).await,
+        vec!["konbini.issued", "payment.expired"]
+    );
+    let r = app.api_post(&path, &key, json!({})).await;
+    assert_eq!(r.status, 409);
+    assert_eq!(r.json["error"]["code"], "invalid_transition");
+
+    let n = issue_lawson(&app, &m, "kc-21").await;
+    let kid = n.connector_ref.clone().unwrap();
+    fake.set_status(&kid, "captured");
+    let r = app
+        .api_post(
+            &format!("/api/v1/payments/{}/cancel", n.id),
+            &key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{:?}", r.json);
+    assert_eq!(r.json["error"]["code"], "number_already_paid");
+    assert_eq!(status(&app, &n.id).await, "awaiting_payment");
+    assert_eq!(fake.payment(&kid)["status"], "captured");
+}
+both_komoju_carrier!(komoju_number_cancel);
