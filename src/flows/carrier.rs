@@ -87,7 +87,7 @@ pub async fn start(
     // A processor's carrier login is not ours to see: the shopper phone given with the link is
     // what our monthly limit counts for it (checked below, before the redirect).
     let known_phone = (resolved.id != ConnectorId::Sandbox)
-        .then(|| o.checkout.shopper_phone.as_deref())
+        .then_some(o.checkout.shopper_phone.as_deref())
         .flatten()
         .filter(|ph| ph.chars().filter(char::is_ascii_digit).count() >= 10)
         .map(|ph| phone_hash(&state.secret, ph));

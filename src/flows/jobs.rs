@@ -40,7 +40,7 @@ pub async fn run_jobs(
             }
             Err(e) => tracing::error!(error = %e, "continuous carrier billing job failed"),
         }
-        let numbers = runs % 10 == 0;
+        let numbers = runs.is_multiple_of(10);
         runs += 1;
         match crate::flows::carrier_sync::reconcile(&db, &registry, now, numbers).await {
             Ok(0) => {}
