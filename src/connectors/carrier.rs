@@ -183,6 +183,10 @@ pub trait CarrierConnector: Send + Sync {
     }
     /// Refund a completed charge or stop continuous billing.
     async fn cancel(&self, req: &CancelRequest) -> Result<(), ConnectorError>;
+    /// Whether this connector makes continuous-billing (継続課金) agreements.
+    fn continuous(&self) -> bool {
+        true
+    }
     /// Charge one month of continuous billing.
     async fn charge_continuous(
         &self,

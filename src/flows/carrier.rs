@@ -59,6 +59,16 @@ pub fn phone_hash(server_secret: &[u8], phone: &str) -> String {
 
 pub use crate::db::merchants::{continuous_enabled, set_continuous};
 
+/// Whether the shopper is offered 継続課金 for `c`: the merchant enabled it and the connector a
+/// new payment would use makes such agreements (KOMOJU does not).
+pub async fn continuous_offered(state: &Ctx, o: &Opened, c: Carrier) -> AppResult<bool> {
+    let connector_can = o
+        .connectors
+        .carrier(method_of(c))
+        .is_some_and(|r| r.connector.continuous());
+    Ok(connector_can && continuous_enabled(&state.db, &o.merchant.id).await?)
+}
+
 /// Creates the payment (認証待ち) and returns the carrier login page URL. A carrier attempt of
 /// this checkout that the shopper abandoned on the carrier page is cancelled first (the shopper
 /// backed out), so coming back and choosing again works.
@@ -76,7 +86,7 @@ pub async fn start(
     if o.checkout.status != CheckoutStatus::Open {
         return Err(AppError::shopper(Reason::CheckoutClosed));
     }
-    if billing == BillingKind::Continuous && !continuous_enabled(&state.db, &o.merchant.id).await? {
+    if billing == BillingKind::Continuous && !continuous_offered(state, o, c).await? {
         return Err(AppError::field(Reason::InvalidField, "billing"));
     }
     let resolved = o

@@ -301,15 +301,30 @@ async fn komoju_carrier_limit_and_device_rules(app: TestApp, fake: KomojuFake) {
     // Another phone number has its own limit.
     to_komoju(&app, &fake, &m, "kc-7", 30_000, "au").await;
 
-    // Continuous billing through KOMOJU is refused before anything is created there.
+    // Continuous billing is not offered through KOMOJU even when the merchant enabled it, and a
+    // forged choice is refused before anything is created, here or there.
     kakehashi::flows::carrier::set_continuous(&app.db, &m.id, true)
         .await
         .unwrap();
+    let f = app.fields(&m, "kc-9", 1000, &[]);
+    let (_, body) = app.open(&m, &f, UA_PC).await;
+    let r = app
+        .post_form(
+            &action(&body),
+            UA_PC,
+            &[("csrf", &hidden(&body, "csrf")), ("method", "softbank")],
+        )
+        .await;
+    let page = app.get(&location(&r), UA_PC).await.text().await.unwrap();
+    assert!(!page.contains("継続課金"), "{page}");
     let before = creates(&fake);
-    let r = start(&app, &m, "kc-9", 1000, "softbank", None, "continuous").await;
+    let r = start(&app, &m, "kc-9b", 1000, "softbank", None, "continuous").await;
     assert_eq!(r.status(), 400, "continuous through KOMOJU");
     assert_eq!(creates(&fake), before);
-    assert_eq!(payment(&app, "kc-9").await.status, "failed");
+    assert!(app
+        .scalar_str("SELECT id FROM payments WHERE order_id = 'kc-9b'")
+        .await
+        .is_none());
 }
 both_komoju_carrier!(komoju_carrier_limit_and_device_rules);
 

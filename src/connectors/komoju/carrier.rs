@@ -299,6 +299,10 @@ impl CarrierConnector for KomojuCarrier {
         }
     }
 
+    fn continuous(&self) -> bool {
+        false
+    }
+
     async fn charge_continuous(
         &self,
         _req: &ContinuousChargeRequest,
