@@ -493,3 +493,33 @@ async fn komoju_number_cancel(app: TestApp, fake: KomojuFake) {
     assert_eq!(fake.payment(&kid)["status"], "captured");
 }
 both_komoju_carrier!(komoju_number_cancel);
+
+/// Two attempts of one phone number both pass the check before the redirect; when KOMOJU
+/// reports the second approval, the limit is checked again: that payment fails and its charge is
+/// refunded at KOMOJU.
+async fn komoju_carrier_limit_rechecked_on_approval(app: TestApp, fake: KomojuFake) {
+    let (m, account) = live_merchant(&app).await;
+    let (a, ka) = to_komoju(&app, &fake, &m, "kc-30", 60_000, "docomo").await;
+    let (b, kb) = to_komoju(&app, &fake, &m, "kc-31", 60_000, "docomo").await;
+    let url = hook_url(&app, &account);
+    for kid in [&ka, &kb] {
+        let body = fake
+            .event("payment.captured", &fake.set_status(kid, "captured"))
+            .to_string();
+        let (code, v) = fake.deliver(&url, WEBHOOK_SECRET, &body).await;
+        assert_eq!((code, v["result"].as_str()), (200, Some("applied")), "{v}");
+    }
+    assert_eq!(status(&app, &a.id).await, "completed");
+    let b = kakehashi::db::payments::get(&app.db, &b.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(b.status, "failed");
+    assert_eq!(
+        b.details_json()["failure_reason"],
+        "carrier_monthly_limit_exceeded"
+    );
+    assert_eq!(fake.payment(&kb)["status"], "refunded");
+    assert_eq!(fake.payment(&ka)["status"], "captured");
+}
+both_komoju_carrier!(komoju_carrier_limit_rechecked_on_approval);
