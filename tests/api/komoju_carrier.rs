@@ -523,3 +523,41 @@ async fn komoju_carrier_limit_rechecked_on_approval(app: TestApp, fake: KomojuFa
     assert_eq!(fake.payment(&ka)["status"], "captured");
 }
 both_komoju_carrier!(komoju_carrier_limit_rechecked_on_approval);
+
+/// On a feature phone (Shift_JIS, no cookies) only d払い is offered, it goes through KOMOJU's
+/// redirect like on PC, and the shopper comes back to our feature-phone result page.
+async fn komoju_docomo_on_a_feature_phone(app: TestApp, fake: KomojuFake) {
+    let (m, _) = live_merchant(&app).await;
+    let f = app.fields(&m, "kc-40", 800, &[("shopper_email", "taro@example.jp")]);
+    let sel = sjis_text(app.get(&app.link(&m, &f), UA_DOCOMO).await).await;
+    assert!(sel.contains("value=\"docomo\""), "{sel}");
+    assert!(!sel.contains("value=\"au\"") && !sel.contains("value=\"softbank\""));
+    let r = app
+        .post_sjis(
+            &action(&sel),
+            UA_DOCOMO,
+            &[("csrf", &hidden(&sel, "csrf")), ("method", "docomo")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let page = location(&r);
+    let body = sjis_text(app.get(&page, UA_DOCOMO).await).await;
+    let r = app
+        .post_sjis(
+            &page,
+            UA_DOCOMO,
+            &[("csrf", &hidden(&body, "csrf")), ("billing", "one_off")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let kid = fake.last_payment_id().unwrap();
+    assert_eq!(location(&r), format!("{}/redirect/{kid}", fake.base));
+    let ret = fake.decide(&kid, "captured");
+    let r = app.get(&ret, UA_DOCOMO).await;
+    assert_eq!(r.status(), 303);
+    let result = sjis_text(app.get(&location(&r), UA_DOCOMO).await).await;
+    assert!(result.contains("お支払いが完了しました"), "{result}");
+    assert!(!result.contains("<script"));
+    assert_eq!(payment(&app, "kc-40").await.status, "completed");
+}
+both_komoju_carrier!(komoju_docomo_on_a_feature_phone);
