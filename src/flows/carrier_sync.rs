@@ -82,11 +82,14 @@ async fn refunded_in(
     else {
         return Ok(None);
     };
-    let change = Change::new(
+    let mut change = Change::new(
         to.code(),
         to.event_type().unwrap_or("payment.refunded"),
         actor,
     );
+    // Carriers take a charge back whole.
+    change.amount = Some(p.amount);
+    change.refunded_amount = Some(p.amount);
     payments::transition(tx, p, &change).await.map(Some)
 }
 

@@ -213,6 +213,14 @@ async fn komoju_carrier_paid_then_refunded(app: TestApp, fake: KomojuFake) {
     let r = app.api_post(&path, &key, json!({ "amount": 3000 })).await;
     assert_eq!(r.status, 200, "{:?}", r.json);
     assert_eq!(r.json["status"], "refunded");
+    assert_eq!(
+        kakehashi::db::payments::get(&app.db, &p.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .refunded_amount,
+        3000
+    );
     assert_eq!(fake.payment(&kid)["status"], "refunded");
     assert_eq!(fake.payment(&kid)["amount_refunded"], 3000);
     assert_eq!(
