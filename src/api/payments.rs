@@ -226,7 +226,8 @@ pub struct CaptureRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefundRequest {
-    /// Amount to refund, at most what was captured and not yet refunded.
+    /// Amount to refund, at most what was captured and not yet refunded (carrier billing: the
+    /// whole amount).
     pub amount: i64,
 }
 
@@ -262,7 +263,7 @@ pub async fn capture(
     ))
 }
 
-/// Cancel (取消) a card payment, before or after capture.
+/// Cancel (取消) a card payment, before or after capture, or an unpaid konbini / Pay-easy number.
 #[utoipa::path(
     post,
     path = "/api/v1/payments/{id}/cancel",
@@ -283,11 +284,16 @@ pub async fn cancel(
     Path(id): Path<String>,
     ApiJson(_): ApiJson<EmptyRequest>,
 ) -> AppResult<Json<Payment>> {
-    owned(&state, &m.id, &id).await?;
+    let p = owned(&state, &m.id, &id).await?;
+    // An unpaid konbini / Pay-easy number is cancelled at the institution that issued it.
+    if crate::domain::konbini::NumberMethod::of(p.method).is_some() {
+        let row = crate::flows::number_cancel::cancel(&state, &id, "api").await?;
+        return Ok(Json(row.into()));
+    }
     Ok(Json(card::cancel(&state, &id, "api").await?.into()))
 }
 
-/// Refund (返金) part or all of a captured card payment.
+/// Refund (返金) part or all of a captured card payment, or all of a completed carrier payment.
 #[utoipa::path(
     post,
     path = "/api/v1/payments/{id}/refund",
@@ -310,7 +316,12 @@ pub async fn refund(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<RefundRequest>,
 ) -> AppResult<Json<Payment>> {
-    owned(&state, &m.id, &id).await?;
+    let p = owned(&state, &m.id, &id).await?;
+    // Carrier billing is refunded whole through the connector that served it.
+    if crate::domain::carrier::Carrier::of(p.method).is_some() {
+        let row = crate::flows::carrier_sync::refund(&state, &id, Some(req.amount), "api").await?;
+        return Ok(Json(row.into()));
+    }
     Ok(Json(
         card::refund(&state, &id, req.amount, "api").await?.into(),
     ))

@@ -54,15 +54,19 @@ pub enum CarrierOutcome {
     Declined,
     /// The shopper pressed cancel on the carrier page.
     Cancelled,
+    /// Not decided yet (a processor that is asked server-side still waits for the carrier):
+    /// nothing to apply; a webhook or the reconciliation sweep decides later.
+    Pending,
 }
 
 impl CarrierOutcome {
-    /// The domain action to apply with `crate::domain::carrier::apply`.
-    pub fn action(&self) -> CarrierAction {
+    /// The domain action to apply with `crate::domain::carrier::apply` (`None`: not decided).
+    pub fn action(&self) -> Option<CarrierAction> {
         match self {
-            CarrierOutcome::Approved { .. } => CarrierAction::Approve,
-            CarrierOutcome::Declined => CarrierAction::Decline,
-            CarrierOutcome::Cancelled => CarrierAction::ShopperCancel,
+            CarrierOutcome::Approved { .. } => Some(CarrierAction::Approve),
+            CarrierOutcome::Declined => Some(CarrierAction::Decline),
+            CarrierOutcome::Cancelled => Some(CarrierAction::ShopperCancel),
+            CarrierOutcome::Pending => None,
         }
     }
 }
@@ -76,6 +80,18 @@ pub struct CarrierResult {
     pub carrier: Carrier,
     pub amount: i64,
     pub outcome: CarrierOutcome,
+}
+
+/// A payment read back from the processor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retrieved {
+    /// Our payment id as the processor holds it.
+    pub payment_id: Option<String>,
+    pub carrier: Option<Carrier>,
+    pub amount: i64,
+    pub outcome: CarrierOutcome,
+    /// Set when the processor says the completed charge was refunded since.
+    pub refunded: bool,
 }
 
 /// What to cancel: one completed charge (refund) or a continuous-billing agreement.
@@ -148,8 +164,29 @@ pub trait CarrierConnector: Send + Sync {
         params: &[(String, String)],
         now_ms: i64,
     ) -> Result<CarrierResult, ConnectorError>;
+    /// Reads the shopper's return for the payment whose session is `session_id`. The default is
+    /// [`Self::verify_return`] (the signed return is the answer: the sandbox). A processor that
+    /// can be asked (KOMOJU) checks its signed fields, then takes the outcome from the payment
+    /// retrieved server-side, never from the browser.
+    async fn confirm_return(
+        &self,
+        params: &[(String, String)],
+        _session_id: &str,
+        now_ms: i64,
+    ) -> Result<CarrierResult, ConnectorError> {
+        self.verify_return(params, now_ms).await
+    }
+    /// The payment's state read server-side, for webhooks that never came (the reconciliation
+    /// sweep). `None`: this connector cannot be asked (the sandbox).
+    async fn retrieve(&self, _session_id: &str) -> Result<Option<Retrieved>, ConnectorError> {
+        Ok(None)
+    }
     /// Refund a completed charge or stop continuous billing.
     async fn cancel(&self, req: &CancelRequest) -> Result<(), ConnectorError>;
+    /// Whether this connector makes continuous-billing (継続課金) agreements.
+    fn continuous(&self) -> bool {
+        true
+    }
     /// Charge one month of continuous billing.
     async fn charge_continuous(
         &self,
@@ -542,7 +579,7 @@ mod tests {
         let r = c.verify_return(&params, 2_000).await.unwrap();
         assert_eq!(r.payment_id, "pay_1 &2");
         assert_eq!(r.amount, 1200);
-        assert_eq!(r.outcome.action(), CarrierAction::Approve);
+        assert_eq!(r.outcome.action(), Some(CarrierAction::Approve));
         match &r.outcome {
             CarrierOutcome::Approved {
                 carrier_txn_id,

@@ -20,12 +20,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod carrier;
+
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
+use crate::connectors::carrier::CarrierConnector;
 use crate::connectors::driver::{Credentials, ProcessorDriver};
 use crate::connectors::konbini::{
     ConnectorError, IssueRequest, IssueTarget, IssuedNumber, NumberConnector,
@@ -178,7 +181,14 @@ impl ProcessorDriver for KomojuDriver {
     }
 
     fn families(&self) -> &[Family] {
-        &[Family::Number]
+        &[Family::Number, Family::Carrier]
+    }
+
+    fn carrier(&self, c: &Credentials) -> Option<Arc<dyn CarrierConnector>> {
+        Some(Arc::new(carrier::KomojuCarrier {
+            api: self.api.clone(),
+            key: c.secret_key.clone(),
+        }))
     }
 
     fn number(&self, c: &Credentials) -> Option<Arc<dyn NumberConnector>> {
@@ -276,6 +286,8 @@ pub fn read_webhook(
         }
         "payment.expired" => Effect::Expired,
         "payment.cancelled" => Effect::Cancelled,
+        "payment.failed" => Effect::Failed,
+        "payment.refunded" => Effect::Refunded,
         _ => Effect::Ignored,
     };
     Ok(WebhookEvent {
@@ -489,6 +501,46 @@ impl NumberConnector for KomojuNumber {
             }
             _ => Vec::new(),
         })
+    }
+
+    /// `POST /api/v1/payments/{id}/cancel` ("Cancel a payment", docs.komoju.com/en/api/
+    /// resources/payments): only a `pending` or `authorized` payment can be cancelled, so its
+    /// status is read first and a number cancelled or expired there already needs nothing.
+    async fn cancel(&self, number: &IssuedNumber) -> Result<(), ConnectorError> {
+        let id = crate::connectors::carrier::percent_encode(&number.connector_ref);
+        let refused = |e| match e {
+            ApiError::Unavailable(m) => ConnectorError::Unavailable(m),
+            ApiError::Refused { .. } => ConnectorError::InvalidRequest(REJECTED),
+        };
+        let path = format!("/api/v1/payments/{id}");
+        let p = self
+            .api
+            .call(&self.key, reqwest::Method::GET, &path, None, None)
+            .await
+            .map_err(refused)?;
+        match p["status"].as_str() {
+            Some("pending" | "authorized") => {
+                let key = format!("cancel-{}", number.connector_ref);
+                self.api
+                    .call(
+                        &self.key,
+                        reqwest::Method::POST,
+                        &format!("{path}/cancel"),
+                        Some(&key),
+                        Some(&json!({})),
+                    )
+                    .await
+                    .map(|_| ())
+                    .map_err(refused)
+            }
+            Some("cancelled" | "expired") => Ok(()),
+            Some("captured" | "refunded") => Err(ConnectorError::InvalidRequest(
+                crate::connectors::konbini::ALREADY_PAID,
+            )),
+            _ => Err(ConnectorError::Unavailable(
+                "komoju answer: unknown status".into(),
+            )),
+        }
     }
 }
 

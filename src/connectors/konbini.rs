@@ -200,7 +200,18 @@ pub trait NumberConnector: Send + Sync {
     /// for reconciling missed notifications. Apply each with
     /// `crate::domain::konbini::apply`, treating `duplicate` as already done.
     async fn query(&self, number: &IssuedNumber) -> Result<Vec<NumberAction>, ConnectorError>;
+    /// Stops an unpaid number at the institution, so it can no longer be paid. Done already
+    /// (cancelled or expired there) is success; a number the institution says is paid is
+    /// refused with `number_already_paid`. Default: the institution takes no cancellations.
+    async fn cancel(&self, _number: &IssuedNumber) -> Result<(), ConnectorError> {
+        Err(ConnectorError::InvalidRequest(CANCEL_UNSUPPORTED))
+    }
 }
+
+/// Code of [`NumberConnector::cancel`] for an institution that takes no cancellations.
+pub const CANCEL_UNSUPPORTED: &str = "number_cancel_unsupported";
+/// Code of [`NumberConnector::cancel`] for a number the institution says is paid already.
+pub const ALREADY_PAID: &str = "number_already_paid";
 
 /// Sandbox 収納機関番号: a fixed, obviously-test value (a real one identifies the collecting company).
 pub const SANDBOX_PAYEASY_INSTITUTION_NO: &str = "99999";
@@ -362,6 +373,11 @@ impl NumberConnector for SandboxNumberConnector {
         // Stateless: the sandbox institution has no record of payments. The
         // server's own stored status (set via the sandbox control endpoint) is the truth.
         Ok(Vec::new())
+    }
+
+    async fn cancel(&self, _number: &IssuedNumber) -> Result<(), ConnectorError> {
+        // Nothing to stop in a stateless sandbox: our stored status is the truth.
+        Ok(())
     }
 }
 

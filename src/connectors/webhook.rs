@@ -13,6 +13,10 @@ pub enum Effect {
     Expired,
     /// The payment was cancelled at the processor before it was paid.
     Cancelled,
+    /// The processor (or the carrier behind it) refused the payment.
+    Failed,
+    /// A completed payment was refunded in full at the processor.
+    Refunded,
     /// Nothing for us to do (an event type we do not act on).
     Ignored,
 }
@@ -23,6 +27,8 @@ impl Effect {
             Effect::Paid { .. } => "paid",
             Effect::Expired => "expired",
             Effect::Cancelled => "cancelled",
+            Effect::Failed => "failed",
+            Effect::Refunded => "refunded",
             Effect::Ignored => "ignored",
         }
     }

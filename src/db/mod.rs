@@ -18,6 +18,7 @@ pub mod payment_requests;
 pub mod payments;
 pub mod processor_events;
 pub mod processors;
+pub mod reconcile;
 pub mod sealed;
 pub mod search;
 pub mod sms;

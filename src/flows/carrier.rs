@@ -59,6 +59,16 @@ pub fn phone_hash(server_secret: &[u8], phone: &str) -> String {
 
 pub use crate::db::merchants::{continuous_enabled, set_continuous};
 
+/// Whether the shopper is offered 継続課金 for `c`: the merchant enabled it and the connector a
+/// new payment would use makes such agreements (KOMOJU does not).
+pub async fn continuous_offered(state: &Ctx, o: &Opened, c: Carrier) -> FlowResult<bool> {
+    let connector_can = o
+        .connectors
+        .carrier(method_of(c))
+        .is_some_and(|r| r.connector.continuous());
+    Ok(connector_can && continuous_enabled(&state.db, &o.merchant.id).await?)
+}
+
 /// Creates the payment (認証待ち) and returns the carrier login page URL. A carrier attempt of
 /// this checkout that the shopper abandoned on the carrier page is cancelled first (the shopper
 /// backed out), so coming back and choosing again works.
@@ -76,14 +86,24 @@ pub async fn start(
     if o.checkout.status != CheckoutStatus::Open {
         return Err(FlowError::shopper(Reason::CheckoutClosed));
     }
-    if billing == BillingKind::Continuous && !continuous_enabled(&state.db, &o.merchant.id).await? {
+    if billing == BillingKind::Continuous && !continuous_offered(state, o, c).await? {
         return Err(FlowError::field(Reason::InvalidField, "billing"));
     }
     let resolved = o
         .connectors
         .carrier(method_of(c))
         .ok_or(FlowError::shopper(Reason::MethodNotAvailable))?;
-    let details = json!({ "carrier": c.code(), "billing": billing.code() });
+    let mut details = json!({ "carrier": c.code(), "billing": billing.code() });
+    // A processor's carrier login is not ours to see: the shopper phone given with the link is
+    // what our monthly limit counts for it (checked below, before the redirect).
+    let known_phone = (resolved.id != ConnectorId::Sandbox)
+        .then_some(o.checkout.shopper_phone.as_deref())
+        .flatten()
+        .filter(|ph| ph.chars().filter(char::is_ascii_digit).count() >= 10)
+        .map(|ph| phone_hash(&state.secret, ph));
+    if let Some(h) = &known_phone {
+        details["phone_hash"] = json!(h);
+    }
     let mut tx = state.db.begin().await?;
     abandon_stale(&mut tx, &o.checkout.id, state.now_ms()).await?;
     let p = payments::create(
@@ -106,6 +126,19 @@ pub async fn start(
     )
     .await
     .map_err(payment_error)?;
+    if let Some(h) = &known_phone {
+        let now = state.now_ms();
+        let used = monthly_used(&mut tx, c, h, &p.id, now).await?;
+        if let Err(e) = check_limit(used, p.amount) {
+            // Refused before the shopper leaves: the result page explains the limit.
+            fail_for_limit(&mut tx, &p, details, e, now)
+                .await
+                .map_err(payment_error)?;
+            tx.commit().await?;
+            state.wake_notifier();
+            return Ok(format!("/pay/{token}/{}/result/{}", c.code(), p.id));
+        }
+    }
     // Committed before the carrier is called: no transaction waits on it, and our payment id
     // is the carrier's idempotency key.
     tx.commit().await?;
@@ -129,7 +162,9 @@ pub async fn start(
                 .map_err(|e| anyhow::anyhow!("carrier start failure: {e}"))?;
             redirect::start_failed(state, &p, to, "payment.failed", e.code()).await?;
             return Err(match e.code() {
-                "carrier_not_available_on_feature_phone" => {
+                // A processor without continuous carrier billing (KOMOJU) is as if the carrier
+                // were not offered for this choice.
+                "carrier_not_available_on_feature_phone" | "komoju_continuous_unsupported" => {
                     FlowError::shopper(Reason::MethodNotAvailable)
                 }
                 code => FlowError::Internal(anyhow::anyhow!("carrier start failed: {code}")),
@@ -258,7 +293,9 @@ pub async fn sandbox_login(
             if let Err(e) = check_limit(used, s.payment.amount) {
                 let mut details = s.payment.details_json();
                 details["phone_hash"] = json!(hash);
-                fail_for_limit(&mut tx, &s.payment, details, e, state.now_ms()).await?;
+                fail_for_limit(&mut tx, &s.payment, details, e, state.now_ms())
+                    .await
+                    .map_err(payment_error)?;
                 tx.commit().await?;
                 state.wake_notifier();
                 let (path, _) = redirect::fresh_session_path(state, &s.checkout.id);
@@ -341,9 +378,10 @@ async fn fail_for_limit(
     mut details: Value,
     e: LimitError,
     now: i64,
-) -> FlowResult<PaymentRow> {
+) -> Result<PaymentRow, payments::PaymentError> {
+    // Only a payment waiting for the carrier is decided here, so Decline is always allowed.
     let to = carrier::apply(CarrierStatus::AwaitingAuth, CarrierAction::Decline)
-        .map_err(|e| anyhow::anyhow!("limit: {e}"))?;
+        .unwrap_or(CarrierStatus::Failed);
     let remaining = match e {
         LimitError::MonthlyLimitExceeded { remaining } => remaining,
         LimitError::AmountNotPositive => 0,
@@ -353,14 +391,13 @@ async fn fail_for_limit(
     let mut change = Change::new(to, to.event_type().unwrap_or("payment.failed"), "system");
     change.details = Some(details);
     change.data = json!({ "reason": e.code(), "remaining": remaining });
-    payments::transition(tx, p, &change, now)
-        .await
-        .map_err(payment_error)
+    payments::transition(tx, p, &change, now).await
 }
 
 /// Applies a signed return from the carrier (see `flows::bank::handle_return` for the checks).
-/// An approval is checked against the monthly limit once more inside the transaction, because
-/// two attempts of one shopper may have passed the login check at the same time.
+/// A processor that can be asked (KOMOJU) gives the outcome from the payment it holds, never
+/// from the browser; a payment it still has waiting stays waiting (its webhook or the
+/// reconciliation sweep decides).
 pub async fn handle_return(
     state: &Ctx,
     checkout_id: &str,
@@ -372,8 +409,9 @@ pub async fn handle_return(
     let conn = connectors
         .carrier_for(&p.connector_id())
         .ok_or(FlowError::shopper(Reason::ReturnRejected))?;
+    let session = p.connector_ref.as_deref().unwrap_or_default();
     let res = conn
-        .verify_return(params, state.now_ms())
+        .confirm_return(params, session, state.now_ms())
         .await
         .map_err(|e| {
             tracing::info!(code = e.code(), "carrier return refused");
@@ -392,88 +430,121 @@ pub async fn handle_return(
         );
         return Err(FlowError::shopper(Reason::ReturnRejected));
     }
-    let from = p
-        .status
-        .carrier()
-        .ok_or_else(|| anyhow::anyhow!("carrier payment {} in status {}", p.id, p.status))?;
-    let to = match carrier::apply(from, res.outcome.action()) {
+    let approved = matches!(res.outcome, CarrierOutcome::Approved { .. });
+    if approved
+        && p.connector_id() == ConnectorId::Sandbox
+        && !p.details_json()["phone_hash"].is_string()
+    {
+        // The sandbox carrier's login is our own page, which records who logged in: an
+        // approval without it cannot have come from the sandbox flow.
+        return Err(FlowError::shopper(Reason::ReturnRejected));
+    }
+    let mut tx = state.db.begin().await?;
+    let applied =
+        match apply_outcome_in(&mut tx, &p, c, &res.outcome, "carrier", state.now_ms()).await {
+            Ok(Some(a)) => a,
+            Ok(None) => return Ok(p),
+            Err(payments::PaymentError::Conflict) => {
+                return Ok(payments::get(&state.db, payment_id).await?.unwrap_or(p));
+            }
+            Err(e) => return Err(payment_error(e)),
+        };
+    tx.commit().await?;
+    if let Some(undo) = &applied.void {
+        void(conn.as_ref(), undo, payment_id).await;
+    }
+    state.wake_notifier();
+    Ok(applied.row)
+}
+
+/// What applying a carrier outcome did.
+pub struct Applied {
+    pub row: PaymentRow,
+    /// The carrier approved a charge our monthly limit refuses: void it there once committed.
+    pub void: Option<CancelRequest>,
+}
+
+/// Voids a charge the carrier approved and we refused; a failure is logged for staff.
+pub async fn void(conn: &dyn CarrierConnector, undo: &CancelRequest, payment_id: &str) {
+    if let Err(e) = conn.cancel(undo).await {
+        tracing::error!(
+            code = e.code(),
+            payment_id,
+            "voiding an over-limit charge failed"
+        );
+    }
+}
+
+/// Applies a decided outcome to a carrier payment inside `tx`, whoever reports it (the
+/// shopper's return, a processor webhook, the reconciliation sweep). An approval is checked
+/// against the monthly limit once more, because two attempts of one shopper may have passed
+/// the earlier check at the same time. `Ok(None)`: the state machine refuses it (a repeat or an
+/// out-of-order report, or still pending): nothing changed.
+pub async fn apply_outcome_in(
+    tx: &mut Tx,
+    p: &PaymentRow,
+    c: Carrier,
+    outcome: &CarrierOutcome,
+    actor: &str,
+    now: i64,
+) -> Result<Option<Applied>, payments::PaymentError> {
+    let Some(action) = outcome.action() else {
+        return Ok(None);
+    };
+    let Some(from) = p.status.carrier() else {
+        tracing::error!(payment = %p.id, status = %p.status, "carrier payment in an unknown status");
+        return Ok(None);
+    };
+    let to = match carrier::apply(from, action) {
         Ok(to) => to,
         Err(e) => {
-            tracing::info!(code = e.code(), payment_id, "carrier return not applied");
-            return Ok(p);
+            tracing::info!(code = e.code(), payment = %p.id, "carrier outcome not applied");
+            return Ok(None);
         }
     };
     let mut details = p.details_json();
-    let now = state.now_ms();
-    let mut tx = state.db.begin().await?;
     if let CarrierOutcome::Approved {
         carrier_txn_id,
         subscription_ref,
-    } = &res.outcome
+    } = outcome
     {
+        // A real carrier enforces its own monthly limit at its login; ours counts the phone
+        // numbers we know (the sandbox login, or the shopper phone a processor payment carries).
         let hash = details["phone_hash"].as_str().map(str::to_owned);
-        if hash.is_none() && p.connector_id() == ConnectorId::Sandbox {
-            // The sandbox carrier's login is our own page, which records who logged in: an
-            // approval without it cannot have come from the sandbox flow.
-            return Err(FlowError::shopper(Reason::ReturnRejected));
-        }
-        // A real carrier enforces its own monthly limit at its login; we check ours only
-        // where we saw the login (the sandbox).
         let used = match &hash {
-            Some(h) => monthly_used(&mut tx, c, h, &p.id, now).await?,
+            Some(h) => monthly_used(tx, c, h, &p.id, now).await?,
             None => 0,
         };
         if let Err(e) = check_limit(used, p.amount) {
-            let row = fail_for_limit(&mut tx, &p, details, e, now).await?;
-            tx.commit().await?;
-            // The carrier approved a charge we refuse: void it there too.
-            let undo = CancelRequest::Charge {
+            let row = fail_for_limit(tx, p, details, e, now).await?;
+            let void = CancelRequest::Charge {
                 carrier: c,
                 carrier_txn_id: carrier_txn_id.clone(),
                 amount: p.amount,
             };
-            if let Err(e) = conn.cancel(&undo).await {
-                tracing::error!(
-                    code = e.code(),
-                    payment_id,
-                    "voiding an over-limit charge failed"
-                );
-            }
-            state.wake_notifier();
-            return Ok(row);
+            return Ok(Some(Applied {
+                row,
+                void: Some(void),
+            }));
         }
         details["carrier_txn_id"] = json!(carrier_txn_id);
         let continuous = details["billing"].as_str() == Some(BillingKind::Continuous.code());
         if let (true, Some(sub_ref)) = (continuous, subscription_ref) {
-            let sub_id = subscriptions::insert(&mut tx, &p, c, sub_ref, now).await?;
+            let sub_id = subscriptions::insert(tx, p, c, sub_ref, now).await?;
             details["subscription_id"] = json!(sub_id);
         }
     }
-    let mut change = Change::new(to, to.event_type().unwrap_or("payment.updated"), "carrier");
+    let mut change = Change::new(to, to.event_type().unwrap_or("payment.updated"), actor);
     if to == CarrierStatus::Completed {
         change.paid_at = Some(now);
         change.amount = Some(p.amount);
     }
     change.details = Some(details);
-    let row = match payments::transition(&mut tx, &p, &change, state.now_ms()).await {
-        Ok(row) => row,
-        Err(payments::PaymentError::Conflict) => {
-            return Ok(payments::get(&state.db, payment_id).await?.unwrap_or(p));
-        }
-        Err(e) => return Err(payment_error(e)),
-    };
+    let row = payments::transition(tx, p, &change, now).await?;
     if to == CarrierStatus::Completed {
-        payments::set_checkout_status(
-            &mut tx,
-            &p.checkout_id,
-            CheckoutStatus::Paid,
-            state.now_ms(),
-        )
-        .await?;
+        payments::set_checkout_status(tx, &p.checkout_id, CheckoutStatus::Paid, now).await?;
     }
-    tx.commit().await?;
-    state.wake_notifier();
-    Ok(row)
+    Ok(Some(Applied { row, void: None }))
 }
 
 pub use crate::db::subscriptions::{get as subscription, SubscriptionRow};

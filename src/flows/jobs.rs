@@ -1,4 +1,5 @@
-//! The background jobs of the redirect methods (bank-net timeouts, monthly carrier charges),
+//! The background jobs of the redirect methods (bank-net timeouts, monthly carrier charges, the
+//! reconciliation sweep of processor-served payments),
 //! run by the supervisor on every instance; each change is conditional, so instances share the
 //! work safely.
 
@@ -14,6 +15,8 @@ pub async fn run_jobs(
     stop: tokio_util::sync::CancellationToken,
 ) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+    // Processor numbers wait for days: they are asked about every tenth run only.
+    let mut runs: u64 = 0;
     loop {
         // Stops between runs, never inside one (a carrier charge is not cut off halfway).
         tokio::select! {
@@ -37,6 +40,16 @@ pub async fn run_jobs(
                 wake.notify_one();
             }
             Err(e) => tracing::error!(error = %e, "continuous carrier billing job failed"),
+        }
+        let numbers = runs.is_multiple_of(10);
+        runs += 1;
+        match crate::flows::carrier_sync::reconcile(&db, &registry, now, numbers).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(count = n, "processor payments reconciled");
+                wake.notify_one();
+            }
+            Err(e) => tracing::error!(error = %e, "processor reconciliation failed"),
         }
     }
 }

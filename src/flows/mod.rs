@@ -3,11 +3,13 @@
 pub mod bank;
 pub mod card;
 pub mod carrier;
+pub mod carrier_sync;
 pub mod checkout;
 pub mod client_card;
 pub mod error;
 pub mod jobs;
 pub mod konbini;
+pub mod number_cancel;
 pub mod payment_requests;
 pub mod processor_webhooks;
 pub mod processors;

@@ -1,4 +1,5 @@
-//! Inbound processor webhooks (KOMOJU's go to `POST /webhooks/komoju/{account_id}`): the
+//! Inbound processor webhooks (KOMOJU's go to `POST /webhooks/komoju/{account_id}`), for numbers
+//! and carrier payments (`flows::carrier_sync`): the
 //! account's driver verifies the signature with the account's webhook secret (through the
 //! registry), then the event is applied to the payment that account served, once:
 //!
@@ -13,11 +14,13 @@ use serde_json::json;
 
 use crate::connectors::webhook::{Effect, WebhookError, WebhookEvent};
 use crate::context::Ctx;
-use crate::db::payments::PaymentRow;
+use crate::db::payments::{PaymentError, PaymentRow};
 use crate::db::processor_events;
 use crate::db::Tx;
+use crate::domain::carrier::Carrier;
 use crate::domain::konbini::{NumberAction, NumberMethod};
 use crate::domain::processor::Processor;
+use crate::flows::carrier_sync;
 use crate::flows::konbini::{apply_action_in, ActionError};
 
 /// What became of a verified event (answered with 200).
@@ -116,13 +119,28 @@ pub async fn receive(
         tracing::warn!(account = %account.id, event = %event.id, kind = %event.kind, "processor event for an unknown payment");
         return Ok(Outcome::Ignored("unknown_payment"));
     };
+    let mut void = None;
     let outcome = if NumberMethod::of(p.method).is_some() {
         apply_to_number(&mut tx, &p, &event, state.now_ms()).await?
+    } else if let Some(c) = Carrier::of(p.method) {
+        match carrier_sync::apply_event_in(&mut tx, &p, c, &event, state.now_ms()).await {
+            Ok((Some(status), undo)) => {
+                void = undo;
+                Outcome::Applied(status)
+            }
+            Ok((None, _)) => Outcome::Ignored("no_change"),
+            Err(PaymentError::Conflict) => return Err(ReceiveError::Retry),
+            Err(PaymentError::Db(e)) => return Err(ReceiveError::Db(e)),
+            Err(PaymentError::AlreadyLive) => Outcome::Ignored("not_applicable"),
+        }
     } else {
         Outcome::Ignored("unsupported_method")
     };
     processor_events::set_outcome(&mut tx, &account.id, &event.id, &p.id, outcome.code()).await?;
     tx.commit().await?;
+    if let Some(undo) = &void {
+        carrier_sync::void_for_event(state, &p, undo).await;
+    }
     if matches!(outcome, Outcome::Applied(_)) {
         state.wake_notifier();
     }
@@ -146,7 +164,10 @@ async fn apply_to_number(
         Effect::Expired | Effect::Cancelled => NumberAction::Expire {
             now_ms: now.max(p.deadline_at.unwrap_or(0).saturating_add(1)),
         },
-        Effect::Ignored => return Ok(Outcome::Ignored("ignored_type")),
+        // Not something a number reports (refunds of paid numbers are the merchant's own).
+        Effect::Ignored | Effect::Failed | Effect::Refunded => {
+            return Ok(Outcome::Ignored("ignored_type"))
+        }
     };
     match apply_action_in(tx, &p.id, action, "processor", now).await {
         Ok(row) => Ok(Outcome::Applied(row.status)),

@@ -54,7 +54,7 @@ pub async fn show(
         },
         accesskey: 1,
     }];
-    if flow::continuous_enabled(&state.db, &o.merchant.id).await? {
+    if flow::continuous_offered(&state, &o, c).await? {
         billing[0].label = if en {
             "Pay once".to_owned()
         } else {

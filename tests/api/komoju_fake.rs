@@ -110,6 +110,7 @@ impl KomojuFake {
             .route("/api/v1/payments", post(create))
             .route("/api/v1/payments/{id}", get(show))
             .route("/api/v1/payments/{id}/cancel", post(cancel))
+            .route("/api/v1/payments/{id}/refund", post(refund))
             .with_state(fake.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         fake
@@ -130,8 +131,32 @@ impl KomojuFake {
         inner
             .idempotency
             .iter()
-            .find(|(_, v)| *v == id)
+            .find(|(k, v)| *v == id && !k.starts_with("refund:"))
             .map(|(k, _)| k.clone())
+    }
+
+    /// The carrier's decision on its page: KOMOJU's payment becomes `status` (`captured`,
+    /// `failed`, `cancelled`) and the shopper is sent back to the `return_url` we gave, with a
+    /// parameter of KOMOJU's own appended (which we must ignore). Returns that URL.
+    pub fn decide(&self, id: &str, status: &str) -> String {
+        let p = self.set_status(id, status);
+        let url = p["return_url"].as_str().expect("return_url").to_owned();
+        format!("{url}&komoju_extra=1")
+    }
+
+    /// The return URL of a payment, as the shopper's browser would follow it.
+    pub fn return_url(&self, id: &str) -> String {
+        self.payment(id)["return_url"].as_str().unwrap().to_owned()
+    }
+
+    /// The last payment created, if any.
+    pub fn last_payment_id(&self) -> Option<String> {
+        let inner = self.inner.lock().unwrap();
+        inner
+            .payments
+            .values()
+            .max_by_key(|p| p["id"].as_str().unwrap_or("").to_owned())
+            .and_then(|p| p["id"].as_str().map(str::to_owned))
     }
 
     pub fn payment(&self, id: &str) -> Value {
@@ -279,6 +304,19 @@ async fn create(State(f): State<KomojuFake>, headers: HeaderMap, body: Bytes) ->
                 "instructions_url": instructions,
             })
         }
+        // Carrier billing: a redirect type; the answer is `pending` with the carrier's page in
+        // `payment_details.redirect_url`, and the shopper comes back to `return_url`
+        // (doc.komoju.com/docs/payment-details, redirect payment types).
+        Some(t @ ("docomo" | "au" | "softbank")) => {
+            if req["return_url"].as_str().is_none_or(str::is_empty) {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "missing_parameter",
+                    "return_url is required",
+                );
+            }
+            json!({ "type": t, "redirect_url": format!("{}/redirect/{id}", f.base) })
+        }
         _ => {
             return error(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -287,14 +325,16 @@ async fn create(State(f): State<KomojuFake>, headers: HeaderMap, body: Bytes) ->
             )
         }
     };
+    let redirect = details["redirect_url"].is_string();
     let payment = json!({
         "id": id,
         "resource": "payment",
-        "status": "authorized",
+        "status": if redirect { "pending" } else { "authorized" },
+        "return_url": req["return_url"],
         "amount": amount,
         "tax": 0,
         "customer": null,
-        "payment_deadline": deadline(),
+        "payment_deadline": if redirect { Value::Null } else { json!(deadline()) },
         "payment_details": details,
         "payment_method_fee": 0,
         "total": amount,
@@ -353,4 +393,64 @@ async fn cancel(
     }
     p["status"] = json!("cancelled");
     Json(p.clone()).into_response()
+}
+
+/// `POST /api/v1/payments/{id}/refund` — "Refund a payment": refunds `amount` (the whole
+/// payment when absent) of a `captured` payment; once all is refunded the payment is `refunded`
+/// (ja.doc.komoju.com/reference/post_payments-id-refund; statuses: ja.doc.komoju.com/reference/
+/// payments-2). A repeated request with the same Idempotency-Key answers as the first did.
+async fn refund(
+    State(f): State<KomojuFake>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    f.log(format!("POST /api/v1/payments/{id}/refund"));
+    if !authorized(&headers) {
+        return error(StatusCode::UNAUTHORIZED, "not_authorized", "bad API key");
+    }
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|k| format!("refund:{k}"));
+    let req: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
+    let mut inner = f.inner.lock().unwrap();
+    if let Some(k) = &key {
+        if inner.idempotency.contains_key(k) {
+            return Json(inner.payments[&id].clone()).into_response();
+        }
+    }
+    let Some(p) = inner.payments.get_mut(&id) else {
+        return error(StatusCode::NOT_FOUND, "not_found", "no such payment");
+    };
+    if p["status"].as_str() != Some("captured") {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_payment_status",
+            "only captured payments can be refunded",
+        );
+    }
+    let total = p["amount"].as_i64().unwrap_or(0);
+    let already = p["amount_refunded"].as_i64().unwrap_or(0);
+    let amount = req["amount"].as_i64().unwrap_or(total - already);
+    if amount <= 0 || already + amount > total {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_parameter",
+            "amount exceeds what can be refunded",
+        );
+    }
+    p["amount_refunded"] = json!(already + amount);
+    p["refunds"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "id": format!("ref_{id}_{already}"), "resource": "refund", "amount": amount, "currency": "JPY" }));
+    if already + amount == total {
+        p["status"] = json!("refunded");
+    }
+    let out = p.clone();
+    if let Some(k) = key {
+        inner.idempotency.insert(k, id);
+    }
+    Json(out).into_response()
 }

@@ -16,6 +16,7 @@ mod feature_phone;
 mod first_hour;
 mod hardening;
 mod komoju;
+mod komoju_carrier;
 mod komoju_fake;
 mod konbini;
 mod live;
