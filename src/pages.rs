@@ -415,6 +415,13 @@ pub struct ChainView {
     pub accesskey: usize,
 }
 
+impl ChainView {
+    /// The chain's badge (inline SVG of ours), empty if none.
+    pub fn badge(&self) -> &'static str {
+        crate::badges::chain(self.code).unwrap_or("")
+    }
+}
+
 /// A refusal shown on a form page (the form is shown again so the shopper can choose again).
 #[derive(Clone, Debug)]
 pub struct FormErrorView {
@@ -425,6 +432,8 @@ pub struct FormErrorView {
 /// The chain choice form.
 #[derive(Clone, Debug)]
 pub struct KonbiniChoice {
+    /// The chain chosen, for its confirm step (issuing is one more tap away; 戻る goes back).
+    pub confirm: Option<ChainView>,
     pub chains: Vec<ChainView>,
     /// Why some enabled chain is not offered (FamilyMart with a same-day deadline).
     pub note: Option<String>,
@@ -475,6 +484,13 @@ pub struct FpPayeasyStart {
     pub c: Chrome,
     pub order: OrderView,
     pub f: PayeasyStart,
+}
+
+/// The form that withdraws an unpaid number so the shopper can pay another way.
+#[derive(Clone, Debug)]
+pub struct NumberChange {
+    pub action: String,
+    pub csrf: String,
 }
 
 /// One number the shopper must note (払込票番号, お客様番号, 確認番号, 収納機関番号, ...).
@@ -567,6 +583,14 @@ mod tests {
 /// An issued payment number with its deadline and how to pay.
 #[derive(Clone, Debug)]
 pub struct NumberPage {
+    /// The "change store or method" form, while the number is unpaid.
+    pub change: Option<NumberChange>,
+    /// A notice above the number (a change that could not be made).
+    pub notice: Option<String>,
+    /// The chain's (or Pay-easy's) badge.
+    pub badge: Option<&'static str>,
+    /// URL of our copy / print script.
+    pub script: String,
     pub payment_id: String,
     /// e.g. 「セブン-イレブンでのお支払い」.
     pub title: String,

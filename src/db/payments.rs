@@ -352,7 +352,7 @@ pub async fn live_for_checkout(
 ) -> Result<Option<PaymentRow>, sqlx::Error> {
     let sql = format!(
         "SELECT {COLS} FROM payments WHERE checkout_id = $1 AND status NOT IN ('failed', 'declined', 'timed_out') \
-         AND NOT (status = 'cancelled' AND method IN ('docomo', 'au', 'softbank')) LIMIT 1"
+         AND NOT (status = 'cancelled' AND method IN ('docomo', 'au', 'softbank', 'konbini', 'payeasy')) LIMIT 1"
     );
     on_db!(db, c => sqlx::query_as(&sql).bind(checkout_id).fetch_optional(c).await)
 }
