@@ -61,7 +61,7 @@ impl Chrome {
         match device {
             Device::Pc => self.to_sp = Some(format!("/pay/{token}/view?to=sp")),
             Device::Smartphone => self.to_pc = Some(format!("/pay/{token}/view?to=pc")),
-            Device::FeaturePhone => {}
+            Device::Garaho | Device::FeaturePhone => {}
         }
         self
     }

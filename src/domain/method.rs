@@ -103,7 +103,8 @@ impl Method {
             Device::FeaturePhone => {
                 !matches!(self, Method::Banknet | Method::Au | Method::Softbank)
             }
-            Device::Pc | Device::Smartphone => true,
+            // A ガラホ's browser is a smartphone's (redirects, carriers' own flows).
+            Device::Pc | Device::Smartphone | Device::Garaho => true,
         }
     }
 

@@ -129,7 +129,13 @@ fn num(body: &str, key: &str) -> String {
         .unwrap_or_else(|| panic!("no {key} in {body}"))
         + needle.len();
     // The digits are shown in groups (`<span class="grp">`): the number is their text.
-    let shown = &body[i..body[i..].find("</dd>").map_or(body.len(), |e| i + e)];
+    // Up to the end of the value (the copy button after it is not part of the number).
+    let end = ["<button", "</dd>"]
+        .iter()
+        .filter_map(|t| body[i..].find(t))
+        .min()
+        .map_or(body.len(), |e| i + e);
+    let shown = &body[i..end];
     let mut out = String::new();
     let mut in_tag = false;
     for ch in shown.chars() {
