@@ -70,6 +70,12 @@ impl Chrome {
         self.lang == "en"
     }
 
+    /// The compact ガラホ layout: actions carry numbered accesskeys (1–9, 0 = back), shown as
+    /// "1." before their label as on feature phones.
+    pub fn keys(&self) -> bool {
+        self.layout == "gh"
+    }
+
     // The shopper's words for the actions every page shares, in one place.
 
     /// Back to the method selector (every method page, failed results).
@@ -656,6 +662,8 @@ pub struct WebCarrierConfirm {
     pub c: Chrome,
     pub order: OrderView,
     pub carrier_name: &'static str,
+    /// What paying this way means for this shopper ([`carrier_note`]).
+    pub note: &'static str,
     pub billing: Vec<Choice>,
     pub action: String,
     pub csrf: String,
@@ -668,10 +676,34 @@ pub struct FpCarrierConfirm {
     pub c: Chrome,
     pub order: OrderView,
     pub carrier_name: &'static str,
+    /// What paying this way means for this shopper ([`carrier_note`]).
+    pub note: &'static str,
     pub billing: Vec<Choice>,
     pub action: String,
     pub csrf: String,
     pub back_url: String,
+}
+
+/// What paying by carrier billing means. A feature phone of au or SoftBank is offered d払い
+/// only (the carriers' rule, see `domain::method`): it is said plainly that d払い is docomo's,
+/// paid with a docomo d ACCOUNT, and never added to that phone's own bill.
+pub fn carrier_note(
+    carrier: crate::domain::carrier::Carrier,
+    device: Device,
+    phone: crate::device::FpCarrier,
+    en: bool,
+) -> &'static str {
+    use crate::device::FpCarrier;
+    use crate::domain::carrier::Carrier;
+    let other_carriers_phone = carrier == Carrier::Docomo
+        && device == Device::FeaturePhone
+        && phone != FpCarrier::Docomo;
+    match (other_carriers_phone, en) {
+        (true, false) => "d払いは、NTTドコモのdアカウントでのお支払いです。お使いの携帯電話（auやソフトバンク）のご利用料金とは合算されません。ドコモの画面でdアカウントのIDとパスワードを入力してください。",
+        (true, true) => "d Barai is docomo's payment service, paid with a docomo d ACCOUNT. It is not added to your au or SoftBank phone bill. You will log in with your d ACCOUNT ID and password on docomo's page.",
+        (false, false) => "代金は携帯電話のご利用料金と合わせてお支払いいただきます。携帯電話会社の画面で電話番号と暗証番号を入力してください。",
+        (false, true) => "The amount is added to your phone bill. You will log in on the carrier's page with your phone number and payment password.",
+    }
 }
 
 /// What a bank/carrier result page says.

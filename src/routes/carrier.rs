@@ -87,6 +87,7 @@ pub async fn show(
         o.checkout.amount,
     );
     let carrier_name = if en { c.name_en() } else { c.name_ja() };
+    let note = crate::pages::carrier_note(c, device, ua.carrier, en);
     let action = format!("/pay/{token}/{}", c.code());
     let csrf = Session::csrf(&token, &state.secret);
     let back_url = format!("/pay/{token}");
@@ -97,6 +98,7 @@ pub async fn show(
                 c: chrome,
                 order,
                 carrier_name,
+                note,
                 billing,
                 action,
                 csrf,
@@ -109,6 +111,7 @@ pub async fn show(
                 c: chrome,
                 order,
                 carrier_name,
+                note,
                 billing,
                 action,
                 csrf,
