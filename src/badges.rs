@@ -67,6 +67,23 @@ pub fn card(code: &str) -> Option<&'static str> {
     })
 }
 
+/// Every card brand's badge in a row, for the card form ("these cards are accepted").
+pub fn all_cards() -> String {
+    crate::domain::card::Brand::ALL
+        .into_iter()
+        .filter_map(|b| card(b.code()))
+        .collect()
+}
+
+/// The brands' names, said to screen readers in place of the decorative badges.
+pub fn all_card_names() -> String {
+    crate::domain::card::Brand::ALL
+        .into_iter()
+        .map(|b| b.display_name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
