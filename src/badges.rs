@@ -90,8 +90,12 @@ mod tests {
 
     #[test]
     fn every_chain_and_brand_has_a_small_self_contained_badge() {
-        let chains = crate::domain::konbini::Chain::all().iter().map(|c| c.code());
-        let brands = crate::domain::card::Brand::ALL.into_iter().map(|b| b.code());
+        let chains = crate::domain::konbini::Chain::all()
+            .iter()
+            .map(|c| c.code());
+        let brands = crate::domain::card::Brand::ALL
+            .into_iter()
+            .map(|b| b.code());
         for (code, svg) in chains
             .map(|c| (c, chain(c)))
             .chain(brands.map(|b| (b, card(b))))

@@ -219,7 +219,9 @@ mod tests {
             assert_eq!(Device::detect(ua), Device::FeaturePhone, "{ua}");
         }
         assert!(au_feature_phone("KYF31") && au_feature_phone("SHF34"));
-        assert!(!au_feature_phone("KYV46") && !au_feature_phone("F31") && !au_feature_phone("kyf31"));
+        assert!(
+            !au_feature_phone("KYV46") && !au_feature_phone("F31") && !au_feature_phone("kyf31")
+        );
         assert_eq!(ViewOverride::Pc.apply(Device::Garaho), Device::Garaho);
     }
 

@@ -695,9 +695,8 @@ pub fn carrier_note(
 ) -> &'static str {
     use crate::device::FpCarrier;
     use crate::domain::carrier::Carrier;
-    let other_carriers_phone = carrier == Carrier::Docomo
-        && device == Device::FeaturePhone
-        && phone != FpCarrier::Docomo;
+    let other_carriers_phone =
+        carrier == Carrier::Docomo && device == Device::FeaturePhone && phone != FpCarrier::Docomo;
     match (other_carriers_phone, en) {
         (true, false) => "d払いは、NTTドコモのdアカウントでのお支払いです。お使いの携帯電話（auやソフトバンク）のご利用料金とは合算されません。ドコモの画面でdアカウントのIDとパスワードを入力してください。",
         (true, true) => "d Barai is docomo's payment service, paid with a docomo d ACCOUNT. It is not added to your au or SoftBank phone bill. You will log in with your d ACCOUNT ID and password on docomo's page.",

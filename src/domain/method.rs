@@ -182,6 +182,13 @@ mod tests {
     }
 
     #[test]
+    fn garaho_get_every_method() {
+        for m in Method::ALL {
+            assert!(m.works_on(Device::Garaho), "{m:?}");
+        }
+    }
+
+    #[test]
     fn feature_phones_get_docomo_only_carrier() {
         assert!(Method::Docomo.works_on(Device::FeaturePhone));
         assert!(!Method::Au.works_on(Device::FeaturePhone));

@@ -381,8 +381,12 @@ pub async fn withdraw(ctx: &Ctx, o: &Opened, p: &PaymentRow) -> Result<PaymentRo
     if target_of(p).is_none() || p.checkout_id != o.checkout.id {
         return Err(WithdrawError::NotUnpaid);
     }
-    konbini::apply(from, NumberAction::Cancel, p.deadline_at.unwrap_or(i64::MAX))
-        .map_err(|_| WithdrawError::NotUnpaid)?;
+    konbini::apply(
+        from,
+        NumberAction::Cancel,
+        p.deadline_at.unwrap_or(i64::MAX),
+    )
+    .map_err(|_| WithdrawError::NotUnpaid)?;
     let conn = o
         .connectors
         .number_for(&p.connector_id())

@@ -16,8 +16,8 @@ use crate::flows::checkout::{self, Opened};
 use crate::flows::konbini::{self as flow, IssueError, NumberDetails, WithdrawError};
 use crate::pages::{
     ChainView, Chrome, FormErrorView, FpKonbiniChoice, FpNumber, FpPayeasyStart, KonbiniChoice,
-    NumberChange, NumberFieldView, NumberPage, OrderView, PayeasyStart, WebKonbiniChoice, WebNumber,
-    WebPayeasyStart,
+    NumberChange, NumberFieldView, NumberPage, OrderView, PayeasyStart, WebKonbiniChoice,
+    WebNumber, WebPayeasyStart,
 };
 use crate::render::page_with_status;
 use crate::routes::shopper::ShopperForm;

@@ -822,7 +822,10 @@ async fn institutions_and_details_read_as_words(app: TestApp) {
     }
     let (_, list) = c.get("/console/payments").await;
     assert!(list.contains(">三井住友銀行<"), "bank by name");
-    assert!(!list.contains(">0009<") && !list.contains(">docomo<"), "no raw codes");
+    assert!(
+        !list.contains(">0009<") && !list.contains(">docomo<"),
+        "no raw codes"
+    );
     let (_, bank) = c.get(&format!("/console/payments/{}", ids[0])).await;
     assert!(bank.contains("<dd>三井住友銀行</dd>"));
     let (_, card) = c.get(&format!("/console/payments/{}", ids[1])).await;

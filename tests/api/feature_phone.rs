@@ -200,7 +200,10 @@ async fn d_barai_on_other_carriers_feature_phones_says_whose_it_is(app: TestApp)
         let phone = Phone { app: &app, ua };
         let f = app.fields(&m, &format!("fp-d{i}"), 1000, &[]);
         let selector = phone.get(&app.link(&m, &f)).await;
-        assert!(selector.contains("d払い（ドコモのdアカウント）"), "{ua}: {selector}");
+        assert!(
+            selector.contains("d払い（ドコモのdアカウント）"),
+            "{ua}: {selector}"
+        );
         assert!(!selector.contains("value=\"au\"") && !selector.contains("value=\"softbank\""));
         let (status, next) = phone
             .post(
@@ -213,9 +216,15 @@ async fn d_barai_on_other_carriers_feature_phones_says_whose_it_is(app: TestApp)
         if ua == UA_DOCOMO {
             assert!(page.contains("携帯電話のご利用料金と合わせて"), "{page}");
         } else {
-            assert!(page.contains("NTTドコモのdアカウントでのお支払い"), "{ua}: {page}");
+            assert!(
+                page.contains("NTTドコモのdアカウントでのお支払い"),
+                "{ua}: {page}"
+            );
             assert!(page.contains("ご利用料金とは合算されません"));
-            assert!(!page.contains("ご利用料金と合わせて"), "{ua}: no own-bill wording");
+            assert!(
+                !page.contains("ご利用料金と合わせて"),
+                "{ua}: no own-bill wording"
+            );
         }
     }
 }
@@ -246,11 +255,20 @@ async fn garaho_gets_a_compact_utf8_layout_with_accesskeys(app: TestApp) {
         let f = app.fields(&m, &format!("gh-{i}"), 1000, &[]);
         let r = app.get(&app.link(&m, &f), ua).await;
         assert_eq!(r.status(), 200);
-        assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8", "{ua}");
+        assert_eq!(
+            r.headers()["content-type"],
+            "text/html; charset=utf-8",
+            "{ua}"
+        );
         let selector = r.text().await.unwrap();
         assert!(selector.contains("layout-gh"), "{ua}");
-        for method in ["card", "konbini", "payeasy", "banknet", "docomo", "au", "softbank"] {
-            assert!(selector.contains(&format!("value=\"{method}\"")), "{ua}: {method}");
+        for method in [
+            "card", "konbini", "payeasy", "banknet", "docomo", "au", "softbank",
+        ] {
+            assert!(
+                selector.contains(&format!("value=\"{method}\"")),
+                "{ua}: {method}"
+            );
         }
         assert!(selector.contains("accesskey=\"1\"") && selector.contains(">1. "));
         assert!(!selector.contains("view?to="), "no PC/smartphone switch");
@@ -281,7 +299,12 @@ async fn garaho_gets_a_compact_utf8_layout_with_accesskeys(app: TestApp) {
     }
     // A classic feature phone still gets the Shift_JIS pages and the feature-phone subset.
     let f = app.fields(&m, "gh-fp", 1000, &[]);
-    let classic = Phone { app: &app, ua: UA_AU }.get(&app.link(&m, &f)).await;
+    let classic = Phone {
+        app: &app,
+        ua: UA_AU,
+    }
+    .get(&app.link(&m, &f))
+    .await;
     assert!(!classic.contains("value=\"banknet\""));
 }
 both!(garaho_gets_a_compact_utf8_layout_with_accesskeys);

@@ -570,7 +570,9 @@ async fn komoju_number_withdrawn_at_komoju_first(app: TestApp, fake: KomojuFake)
     let (_, r) = issue(&app, &m, &f, "konbini", Some("seven")).await;
     assert_eq!(r.status(), 303);
     let id2 = app
-        .scalar_str("SELECT id FROM payments WHERE order_id = 'km-chg' AND status = 'awaiting_payment'")
+        .scalar_str(
+            "SELECT id FROM payments WHERE order_id = 'km-chg' AND status = 'awaiting_payment'",
+        )
         .await
         .unwrap();
     let p2 = kakehashi::db::payments::get(&app.db, &id2)
@@ -589,7 +591,10 @@ async fn komoju_number_withdrawn_at_komoju_first(app: TestApp, fake: KomojuFake)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(p2.status, "awaiting_payment", "the webhook will bring the payment");
+    assert_eq!(
+        p2.status, "awaiting_payment",
+        "the webhook will bring the payment"
+    );
     assert_eq!(app.checkout_status(&m, "km-chg").await, "pending");
 }
 both_komoju!(komoju_number_withdrawn_at_komoju_first);

@@ -1085,7 +1085,11 @@ async fn a_chain_choice_can_be_undone_until_paid(app: TestApp) {
     let events = payments::events(&app.db, &first).await.unwrap();
     let last = events.last().unwrap();
     assert_eq!(
-        (last.kind.as_str(), last.from_status.as_deref(), last.actor.as_str()),
+        (
+            last.kind.as_str(),
+            last.from_status.as_deref(),
+            last.actor.as_str()
+        ),
         ("payment.cancelled", Some("awaiting_payment"), "shopper")
     );
     let hits = wait_types(&rx, &["konbini.issued", "payment.cancelled"]).await;
@@ -1114,7 +1118,10 @@ async fn a_chain_choice_can_be_undone_until_paid(app: TestApp) {
         .await;
     assert_eq!(r.status().as_u16(), 200);
     let (_, refused) = decode(r, UA_PC).await;
-    assert!(refused.contains("このお支払番号は変更できません"), "{refused}");
+    assert!(
+        refused.contains("このお支払番号は変更できません"),
+        "{refused}"
+    );
     let kept = payments::get(&app.db, &second).await.unwrap().unwrap();
     assert_eq!(kept.status, "paid");
     assert_eq!(checkout_status(&app, &m, "k-undo").await, "paid");
