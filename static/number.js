@@ -4,13 +4,13 @@
   var status = document.getElementById('copy-status');
   if (navigator.clipboard && window.isSecureContext) {
     document.querySelectorAll('button[data-copy]').forEach(function (b) {
-      var label = b.textContent;
       b.hidden = false;
       b.addEventListener('click', function () {
         navigator.clipboard.writeText(b.getAttribute('data-copy')).then(function () {
-          b.textContent = b.getAttribute('data-done');
+          // Said in the live region (and marked on the button); the button's own name stays.
           if (status) status.textContent = b.getAttribute('data-done');
-          setTimeout(function () { b.textContent = label; }, 2000);
+          b.classList.add('done');
+          setTimeout(function () { b.classList.remove('done'); }, 2000);
         });
       });
     });

@@ -1148,9 +1148,17 @@ async fn number_page_copy_print_and_feature_phone_change(app: TestApp) {
     assert_eq!(r.status().as_u16(), 200);
     assert!(r.text().await.unwrap().contains("navigator.clipboard"));
     // Without the script the buttons stay hidden: the page is complete without it.
-    assert!(body.contains("hidden>コピー</button>"));
+    assert!(body.contains("hidden>コピー<span class=\"sr-only\">（お客様番号）</span></button>"));
     // The chain's badge is our inline SVG.
     assert!(body.contains("<svg class=\"badge\""));
+    // Page weight: HTML, stylesheets and script under 15 KB.
+    let mut weight = body.len();
+    for part in body.split("<link rel=\"stylesheet\" href=\"").skip(1) {
+        let href = part.split('"').next().unwrap();
+        weight += app.get(href, UA_PC).await.bytes().await.unwrap().len();
+    }
+    weight += app.get(&script, UA_PC).await.bytes().await.unwrap().len();
+    assert!(weight < 15 * 1024, "number page weighs {weight} bytes");
 
     let f = app.fields(&m, "k-fpchg", 1200, &[]);
     let path = choose_method(&app, &m, &f, UA_DOCOMO, "konbini").await;
