@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod badges;
 pub mod cli;
 pub mod config;
 pub mod connectors;

@@ -61,13 +61,19 @@ impl Chrome {
         match device {
             Device::Pc => self.to_sp = Some(format!("/pay/{token}/view?to=sp")),
             Device::Smartphone => self.to_pc = Some(format!("/pay/{token}/view?to=pc")),
-            Device::FeaturePhone => {}
+            Device::Garaho | Device::FeaturePhone => {}
         }
         self
     }
 
     pub fn en(&self) -> bool {
         self.lang == "en"
+    }
+
+    /// The compact ガラホ layout: actions carry numbered accesskeys (1–9, 0 = back), shown as
+    /// "1." before their label as on feature phones.
+    pub fn keys(&self) -> bool {
+        self.layout == "gh"
     }
 
     // The shopper's words for the actions every page shares, in one place.
@@ -415,6 +421,13 @@ pub struct ChainView {
     pub accesskey: usize,
 }
 
+impl ChainView {
+    /// The chain's badge (inline SVG of ours), empty if none.
+    pub fn badge(&self) -> &'static str {
+        crate::badges::chain(self.code).unwrap_or("")
+    }
+}
+
 /// A refusal shown on a form page (the form is shown again so the shopper can choose again).
 #[derive(Clone, Debug)]
 pub struct FormErrorView {
@@ -425,6 +438,8 @@ pub struct FormErrorView {
 /// The chain choice form.
 #[derive(Clone, Debug)]
 pub struct KonbiniChoice {
+    /// The chain chosen, for its confirm step (issuing is one more tap away; 戻る goes back).
+    pub confirm: Option<ChainView>,
     pub chains: Vec<ChainView>,
     /// Why some enabled chain is not offered (FamilyMart with a same-day deadline).
     pub note: Option<String>,
@@ -475,6 +490,13 @@ pub struct FpPayeasyStart {
     pub c: Chrome,
     pub order: OrderView,
     pub f: PayeasyStart,
+}
+
+/// The form that withdraws an unpaid number so the shopper can pay another way.
+#[derive(Clone, Debug)]
+pub struct NumberChange {
+    pub action: String,
+    pub csrf: String,
 }
 
 /// One number the shopper must note (払込票番号, お客様番号, 確認番号, 収納機関番号, ...).
@@ -567,6 +589,14 @@ mod tests {
 /// An issued payment number with its deadline and how to pay.
 #[derive(Clone, Debug)]
 pub struct NumberPage {
+    /// The "change store or method" form, while the number is unpaid.
+    pub change: Option<NumberChange>,
+    /// A notice above the number (a change that could not be made).
+    pub notice: Option<String>,
+    /// The chain's (or Pay-easy's) badge.
+    pub badge: Option<&'static str>,
+    /// URL of our copy / print script.
+    pub script: String,
     pub payment_id: String,
     /// e.g. 「セブン-イレブンでのお支払い」.
     pub title: String,
@@ -632,6 +662,8 @@ pub struct WebCarrierConfirm {
     pub c: Chrome,
     pub order: OrderView,
     pub carrier_name: &'static str,
+    /// What paying this way means for this shopper ([`carrier_note`]).
+    pub note: &'static str,
     pub billing: Vec<Choice>,
     pub action: String,
     pub csrf: String,
@@ -644,10 +676,33 @@ pub struct FpCarrierConfirm {
     pub c: Chrome,
     pub order: OrderView,
     pub carrier_name: &'static str,
+    /// What paying this way means for this shopper ([`carrier_note`]).
+    pub note: &'static str,
     pub billing: Vec<Choice>,
     pub action: String,
     pub csrf: String,
     pub back_url: String,
+}
+
+/// What paying by carrier billing means. A feature phone of au or SoftBank is offered d払い
+/// only (the carriers' rule, see `domain::method`): it is said plainly that d払い is docomo's,
+/// paid with a docomo d ACCOUNT, and never added to that phone's own bill.
+pub fn carrier_note(
+    carrier: crate::domain::carrier::Carrier,
+    device: Device,
+    phone: crate::device::FpCarrier,
+    en: bool,
+) -> &'static str {
+    use crate::device::FpCarrier;
+    use crate::domain::carrier::Carrier;
+    let other_carriers_phone =
+        carrier == Carrier::Docomo && device == Device::FeaturePhone && phone != FpCarrier::Docomo;
+    match (other_carriers_phone, en) {
+        (true, false) => "d払いは、NTTドコモのdアカウントでのお支払いです。お使いの携帯電話（auやソフトバンク）のご利用料金とは合算されません。ドコモの画面でdアカウントのIDとパスワードを入力してください。",
+        (true, true) => "d Barai is docomo's payment service, paid with a docomo d ACCOUNT. It is not added to your au or SoftBank phone bill. You will log in with your d ACCOUNT ID and password on docomo's page.",
+        (false, false) => "代金は携帯電話のご利用料金と合わせてお支払いいただきます。携帯電話会社の画面で電話番号と暗証番号を入力してください。",
+        (false, true) => "The amount is added to your phone bill. You will log in on the carrier's page with your phone number and payment password.",
+    }
 }
 
 /// What a bank/carrier result page says.

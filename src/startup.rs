@@ -62,6 +62,7 @@ impl App {
         let app_css = assets.add_file("app.css", &config.static_dir.join("app.css"))?;
         let favicon = assets.add_file("favicon.ico", &config.static_dir.join("favicon.ico"))?;
         let console_css = assets.add_file("console.css", &config.static_dir.join("console.css"))?;
+        let number_js = assets.add_file("number.js", &config.static_dir.join("number.js"))?;
         let sms = crate::sms::SmsProviders::from_config(&config)?;
         // A malformed master key stops the server here rather than at the first live payment.
         let keys = Arc::new(config.keyring()?);
@@ -96,6 +97,7 @@ impl App {
             app_css: app_css.into(),
             favicon: favicon.into(),
             console_css: console_css.into(),
+            number_js: number_js.into(),
         };
         Ok(App {
             addr,

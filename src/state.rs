@@ -18,6 +18,8 @@ pub struct AppState {
     pub favicon: Arc<str>,
     /// URL of the merchant console stylesheet (content-hashed).
     pub console_css: Arc<str>,
+    /// URL of the payment-number page's script (copy and print buttons; content-hashed).
+    pub number_js: Arc<str>,
 }
 
 impl std::ops::Deref for AppState {

@@ -10,6 +10,8 @@
 //!   the deadline in `payment_deadline` (doc.komoju.com "Payment details";
 //!   docs.komoju.com/en/api/resources/payments).
 //! - `GET /api/v1/payments/{id}` to read a payment back.
+//! - `POST /api/v1/payments/{id}/cancel` withdraws a payment whose state is `pending` (an unpaid
+//!   number) or `authorized`; other states are refused (doc.komoju.com, "Cancel Payment").
 //! - Webhooks: `X-Komoju-Signature` is the hex HMAC-SHA256 of the raw body with the webhook's
 //!   secret token; the body is an event `{id, type, resource: "event", data: <payment>}`
 //!   (doc.komoju.com, "Webhooks").
@@ -31,7 +33,7 @@ use zeroize::Zeroizing;
 use crate::connectors::carrier::CarrierConnector;
 use crate::connectors::driver::{Credentials, ProcessorDriver};
 use crate::connectors::konbini::{
-    ConnectorError, IssueRequest, IssueTarget, IssuedNumber, NumberConnector,
+    CancelRequest, ConnectorError, IssueRequest, IssueTarget, IssuedNumber, NumberConnector,
 };
 use crate::connectors::webhook::{Effect, WebhookError, WebhookEvent};
 use crate::domain::konbini::{validate_amount, validate_payeasy_amount, Chain, NumberAction};
@@ -503,43 +505,48 @@ impl NumberConnector for KomojuNumber {
         })
     }
 
-    /// `POST /api/v1/payments/{id}/cancel` ("Cancel a payment", docs.komoju.com/en/api/
-    /// resources/payments): only a `pending` or `authorized` payment can be cancelled, so its
-    /// status is read first and a number cancelled or expired there already needs nothing.
-    async fn cancel(&self, number: &IssuedNumber) -> Result<(), ConnectorError> {
-        let id = crate::connectors::carrier::percent_encode(&number.connector_ref);
-        let refused = |e| match e {
-            ApiError::Unavailable(m) => ConnectorError::Unavailable(m),
-            ApiError::Refused { .. } => ConnectorError::InvalidRequest(REJECTED),
+    async fn cancel(&self, req: &CancelRequest) -> Result<(), ConnectorError> {
+        let id = crate::connectors::carrier::percent_encode(&req.connector_ref);
+        let key = format!("{}:cancel", req.payment_id);
+        let refused = match self
+            .api
+            .call(
+                &self.key,
+                reqwest::Method::POST,
+                &format!("/api/v1/payments/{id}/cancel"),
+                Some(&key),
+                None,
+            )
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(ApiError::Unavailable(m)) => return Err(ConnectorError::Unavailable(m)),
+            Err(ApiError::Refused { status, code }) => (status, code),
         };
-        let path = format!("/api/v1/payments/{id}");
+        // Refused: only a payment that is no longer pending. Read it back to tell "cancelled
+        // already" (a retry after a lost answer: done) from "paid meanwhile" (keep the number).
         let p = self
             .api
-            .call(&self.key, reqwest::Method::GET, &path, None, None)
+            .call(
+                &self.key,
+                reqwest::Method::GET,
+                &format!("/api/v1/payments/{id}"),
+                None,
+                None,
+            )
             .await
-            .map_err(refused)?;
+            .map_err(|e| match e {
+                ApiError::Unavailable(m) => ConnectorError::Unavailable(m),
+                ApiError::Refused { .. } => ConnectorError::InvalidRequest(REJECTED),
+            })?;
         match p["status"].as_str() {
-            Some("pending" | "authorized") => {
-                let key = format!("cancel-{}", number.connector_ref);
-                self.api
-                    .call(
-                        &self.key,
-                        reqwest::Method::POST,
-                        &format!("{path}/cancel"),
-                        Some(&key),
-                        Some(&json!({})),
-                    )
-                    .await
-                    .map(|_| ())
-                    .map_err(refused)
+            Some("cancelled") => Ok(()),
+            Some("captured" | "authorized" | "refunded") => Err(ConnectorError::NotCancellable),
+            other => {
+                let (status, code) = refused;
+                tracing::warn!(status, code = %code, state = ?other, payment = %req.payment_id, "komoju refused to cancel");
+                Err(ConnectorError::InvalidRequest(REJECTED))
             }
-            Some("cancelled" | "expired") => Ok(()),
-            Some("captured" | "refunded") => Err(ConnectorError::InvalidRequest(
-                crate::connectors::konbini::ALREADY_PAID,
-            )),
-            _ => Err(ConnectorError::Unavailable(
-                "komoju answer: unknown status".into(),
-            )),
         }
     }
 }

@@ -173,11 +173,25 @@ impl IssuedNumber {
     }
 }
 
+/// Withdrawing an unpaid number (the shopper changes store or method).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancelRequest {
+    /// Our payment id; with a suffix, the idempotency key of the cancel call.
+    pub payment_id: String,
+    /// The merchant's mode: the sandbox refuses live payments (defence in depth).
+    pub mode: Mode,
+    /// The institution's reference from [`IssuedNumber::connector_ref`].
+    pub connector_ref: String,
+}
+
 /// Connector failure. `code()` is stable.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ConnectorError {
     #[error("invalid request: {0}")]
     InvalidRequest(&'static str),
+    /// The institution will not cancel the number: it was paid (or is being paid) meanwhile.
+    #[error("the number can no longer be cancelled")]
+    NotCancellable,
     /// The institution could not be reached; safe to retry (issuing is idempotent per payment id).
     #[error("institution unavailable: {0}")]
     Unavailable(String),
@@ -187,6 +201,7 @@ impl ConnectorError {
     pub fn code(&self) -> &'static str {
         match self {
             ConnectorError::InvalidRequest(c) => c,
+            ConnectorError::NotCancellable => "number_not_cancellable",
             ConnectorError::Unavailable(_) => "institution_unavailable",
         }
     }
@@ -200,12 +215,9 @@ pub trait NumberConnector: Send + Sync {
     /// for reconciling missed notifications. Apply each with
     /// `crate::domain::konbini::apply`, treating `duplicate` as already done.
     async fn query(&self, number: &IssuedNumber) -> Result<Vec<NumberAction>, ConnectorError>;
-    /// Stops an unpaid number at the institution, so it can no longer be paid. Done already
-    /// (cancelled or expired there) is success; a number the institution says is paid is
-    /// refused with `number_already_paid`. Default: the institution takes no cancellations.
-    async fn cancel(&self, _number: &IssuedNumber) -> Result<(), ConnectorError> {
-        Err(ConnectorError::InvalidRequest(CANCEL_UNSUPPORTED))
-    }
+    /// Withdraw an unpaid number so it can no longer be paid. Idempotent: a number already
+    /// cancelled is `Ok`; one paid meanwhile is [`ConnectorError::NotCancellable`].
+    async fn cancel(&self, req: &CancelRequest) -> Result<(), ConnectorError>;
 }
 
 /// Code of [`NumberConnector::cancel`] for an institution that takes no cancellations.
@@ -375,8 +387,12 @@ impl NumberConnector for SandboxNumberConnector {
         Ok(Vec::new())
     }
 
-    async fn cancel(&self, _number: &IssuedNumber) -> Result<(), ConnectorError> {
-        // Nothing to stop in a stateless sandbox: our stored status is the truth.
+    async fn cancel(&self, req: &CancelRequest) -> Result<(), ConnectorError> {
+        if req.mode != Mode::Test {
+            return Err(ConnectorError::InvalidRequest(SANDBOX_REFUSES_LIVE));
+        }
+        // Stateless: whether the number is still unpaid is the stored status, which the flow
+        // checks (and changes conditionally) when it records the cancellation.
         Ok(())
     }
 }
@@ -479,6 +495,19 @@ mod tests {
         let mut r = req(k, 1);
         r.payment_id.clear();
         assert_eq!(c.issue(&r).await.unwrap_err().code(), "payment_id_missing");
+    }
+
+    #[tokio::test]
+    async fn sandbox_cancels_test_numbers_only() {
+        let c = SandboxNumberConnector::new();
+        let mut r = CancelRequest {
+            payment_id: "pay_1".into(),
+            mode: Mode::Test,
+            connector_ref: "sbxnum_1".into(),
+        };
+        assert_eq!(c.cancel(&r).await, Ok(()));
+        r.mode = Mode::Live;
+        assert!(c.cancel(&r).await.is_err());
     }
 
     #[test]

@@ -63,13 +63,7 @@ impl Encoding {
     }
 }
 
-/// Institution codes (konbini chains, banks, carriers) in Japanese where we know them.
-pub fn institution_ja(code: &str) -> String {
-    if let Some(c) = crate::domain::konbini::Chain::parse(code) {
-        return c.name_ja().to_owned();
-    }
-    code.to_owned()
-}
+pub use crate::console::labels::institution_ja;
 
 fn record(p: &PaymentRow) -> [String; 14] {
     [

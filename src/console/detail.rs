@@ -99,7 +99,7 @@ pub async fn build(
     Ok(Detail {
         c: Chrome::staff(state, staff),
         p: RowView::new(p),
-        details,
+        details: crate::console::labels::details(&details),
         events,
         notifications: notifications(state, p).await?,
         can_capture: allowed.contains(&"capture"),

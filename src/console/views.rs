@@ -168,7 +168,7 @@ pub struct NotificationView {
 pub struct Detail {
     pub c: Chrome,
     pub p: RowView,
-    pub details: Vec<(String, String)>,
+    pub details: Vec<crate::console::labels::DetailLine>,
     pub events: Vec<EventView>,
     pub notifications: Vec<NotificationView>,
     pub can_capture: bool,

@@ -100,10 +100,10 @@ where
 }
 
 /// The SQL predicate of a payment that holds its checkout: the `payments_one_live` unique
-/// index's (migrations/*/0004_carrier.sql) and `PaymentStatus::holds_checkout`'s, which a unit
+/// index's (migrations/*/0010_number_withdraw.sql) and `PaymentStatus::holds_checkout`'s, which a unit
 /// test keeps in step. Every query that asks "does a live payment exist" uses this text.
 pub const HOLDS_CHECKOUT: &str = "status NOT IN ('failed', 'declined', 'timed_out') \
-AND NOT (status = 'cancelled' AND method IN ('docomo', 'au', 'softbank'))";
+AND NOT (status = 'cancelled' AND method IN ('docomo', 'au', 'softbank', 'konbini', 'payeasy'))";
 
 pub const COLS: &str =
     "id, merchant_id, checkout_id, order_id, method, institution, status, amount, \

@@ -455,6 +455,9 @@ pub enum NumberStatus {
     /// rejected nor silently treated as normal: the merchant decides whether to
     /// ship or refund.
     LatePaid,
+    /// Withdrawn before payment (取消): the shopper chose another store or method, and the
+    /// institution cancelled the number first. Final; the checkout is open again.
+    Cancelled,
 }
 
 impl NumberStatus {
@@ -467,6 +470,7 @@ impl NumberStatus {
             NumberStatus::Reversed => "reversed",
             NumberStatus::Expired => "expired",
             NumberStatus::LatePaid => "late_paid",
+            NumberStatus::Cancelled => "cancelled",
         }
     }
 
@@ -479,6 +483,7 @@ impl NumberStatus {
             NumberStatus::Reversed => "速報取消",
             NumberStatus::Expired => "期限切れ",
             NumberStatus::LatePaid => "期限後入金",
+            NumberStatus::Cancelled => "取消済",
         }
     }
 
@@ -490,12 +495,13 @@ impl NumberStatus {
             NumberStatus::Reversed => "Reversed",
             NumberStatus::Expired => "Expired",
             NumberStatus::LatePaid => "Paid after deadline",
+            NumberStatus::Cancelled => "Cancelled",
         }
     }
 
     /// Statuses from which no action changes anything any more.
     pub fn is_final(self) -> bool {
-        matches!(self, NumberStatus::Confirmed)
+        matches!(self, NumberStatus::Confirmed | NumberStatus::Cancelled)
     }
 }
 
@@ -508,6 +514,7 @@ crate::domain::lifecycle::impl_status!(
         NumberStatus::Reversed,
         NumberStatus::Expired,
         NumberStatus::LatePaid,
+        NumberStatus::Cancelled,
     ]
 );
 
@@ -525,6 +532,8 @@ pub enum NumberAction {
     Reverse,
     /// Expiry job: allowed only once `now_ms` is past the deadline.
     Expire { now_ms: i64 },
+    /// The shopper changes store or method: the institution has cancelled the unpaid number.
+    Cancel,
 }
 
 impl NumberAction {
@@ -534,6 +543,7 @@ impl NumberAction {
             NumberAction::Confirm => "confirm",
             NumberAction::Reverse => "reverse",
             NumberAction::Expire { .. } => "expire",
+            NumberAction::Cancel => "cancel",
         }
     }
 }
@@ -556,6 +566,9 @@ pub type TransitionError<S = NumberStatus> = crate::domain::lifecycle::Transitio
 ///   A reversed payment can never be confirmed.
 /// - `Reverse` (速報取消) from `paid` / `late_paid` → `reversed`; never after 確報.
 /// - `Expire` only from `awaiting_payment` and only when `now_ms > deadline_ms`.
+/// - `Cancel` only from `awaiting_payment` (nothing paid yet; the institution refused the
+///   number first). `cancelled` is final: the checkout has moved on to another payment, so a
+///   later result for the old number is refused rather than making two live payments.
 pub fn apply(
     state: NumberStatus,
     action: NumberAction,
@@ -598,6 +611,13 @@ pub fn apply(
         }
         (S::Expired, A::Expire { .. }) => Err(dup()),
         (S::Paid | S::LatePaid | S::Confirmed | S::Reversed, A::Expire { .. }) => Err(forbidden()),
+
+        (S::AwaitingPayment, A::Cancel) => Ok(S::Cancelled),
+        (S::Cancelled, A::Cancel) => Err(dup()),
+        (S::Cancelled, _) => Err(forbidden()),
+        (S::Paid | S::LatePaid | S::Confirmed | S::Reversed | S::Expired, A::Cancel) => {
+            Err(forbidden())
+        }
     }
 }
 
@@ -625,6 +645,8 @@ pub fn event_type_for(method: NumberMethod, new_status: NumberStatus) -> &'stati
         (Konbini, NumberStatus::LatePaid) => "konbini.late_paid",
         (Payeasy, NumberStatus::LatePaid) => "payeasy.late_paid",
         (_, NumberStatus::Expired) => "payment.expired",
+        // Method-neutral like expiry: the merchant sees the number withdrawn.
+        (_, NumberStatus::Cancelled) => "payment.cancelled",
     }
 }
 
@@ -786,6 +808,7 @@ mod tests {
             NumberAction::Reverse,
             NumberAction::Expire { now_ms: DL },
             NumberAction::Expire { now_ms: DL + 1 },
+            NumberAction::Cancel,
         ]
     }
 
@@ -794,6 +817,9 @@ mod tests {
         use NumberAction as A;
         use NumberStatus as S;
         match (s, a) {
+            (S::AwaitingPayment, A::Cancel) => Ok(S::Cancelled),
+            (S::Cancelled, A::Cancel) => Err("duplicate"),
+            (S::Cancelled, _) | (_, A::Cancel) => Err("forbidden_transition"),
             (S::AwaitingPayment | S::Expired | S::Reversed, A::Paid { at_ms }) if at_ms <= DL => {
                 Ok(S::Paid)
             }
@@ -822,7 +848,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 36);
+        assert_eq!(checked, 49);
     }
 
     #[test]

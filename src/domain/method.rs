@@ -115,7 +115,8 @@ impl Method {
             Device::FeaturePhone => {
                 !matches!(self, Method::Banknet | Method::Au | Method::Softbank)
             }
-            Device::Pc | Device::Smartphone => true,
+            // A ガラホ's browser is a smartphone's (redirects, carriers' own flows).
+            Device::Pc | Device::Smartphone | Device::Garaho => true,
         }
     }
 
@@ -190,6 +191,13 @@ mod tests {
         );
         assert_eq!(Method::parse_list("card,bitcoin"), None);
         assert_eq!(Method::parse_list(""), Some(vec![]));
+    }
+
+    #[test]
+    fn garaho_get_every_method() {
+        for m in Method::ALL {
+            assert!(m.works_on(Device::Garaho), "{m:?}");
+        }
     }
 
     #[test]

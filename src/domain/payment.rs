@@ -113,7 +113,8 @@ impl PaymentStatus {
     }
 
     /// Whether a payment in this status still holds its checkout, so no second payment may
-    /// start. Failed attempts release it; so does a carrier attempt the shopper backed out of.
+    /// start. Failed attempts release it; so does a carrier attempt the shopper backed out of,
+    /// and a konbini / Pay-easy number the shopper withdrew.
     /// This is the predicate of the `payments_one_live` unique index (migrations) and of
     /// `db::payments::live_for_checkout`; a test checks they agree.
     pub fn holds_checkout(self) -> bool {
@@ -122,6 +123,7 @@ impl PaymentStatus {
             PaymentStatus::Card(CardStatus::Failed)
                 | PaymentStatus::Bank(BankStatus::Declined | BankStatus::TimedOut)
                 | PaymentStatus::Carrier(CarrierStatus::Failed | CarrierStatus::Cancelled)
+                | PaymentStatus::Number(NumberStatus::Cancelled)
         )
     }
 
@@ -185,9 +187,9 @@ impl PaymentStatus {
             }
             P::Card(CardStatus::Authorized) => ("お支払いを受け付けました", "Payment accepted"),
             s if s.is_paid() => ("お支払い済み", "Paid"),
-            P::Card(CardStatus::Cancelled) | P::Carrier(CarrierStatus::Cancelled) => {
-                ("キャンセルされました", "Cancelled")
-            }
+            P::Card(CardStatus::Cancelled)
+            | P::Carrier(CarrierStatus::Cancelled)
+            | P::Number(NumberStatus::Cancelled) => ("キャンセルされました", "Cancelled"),
             P::Card(CardStatus::Refunded) | P::Carrier(CarrierStatus::Refunded) => {
                 ("返金されました", "Refunded")
             }
@@ -274,7 +276,10 @@ mod tests {
 
     /// The index predicate in the migrations, written as SQL over codes: keep in step.
     fn index_holds(method: Method, code: &str) -> bool {
-        let carrier = matches!(method, Method::Docomo | Method::Au | Method::Softbank);
+        let carrier = matches!(
+            method,
+            Method::Docomo | Method::Au | Method::Softbank | Method::Konbini | Method::Payeasy
+        );
         let released = ["failed", "declined", "timed_out"].contains(&code);
         !(released || (code == "cancelled" && carrier))
     }

@@ -9,7 +9,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::connectors::konbini::{ConnectorError, IssueRequest, IssueTarget, IssuedNumber};
+use crate::connectors::konbini::{
+    CancelRequest, ConnectorError, IssueRequest, IssueTarget, IssuedNumber,
+};
+use crate::context::Ctx;
 use crate::db::payments::{self, Change, NewPayment, PaymentError, PaymentRow};
 use crate::db::{Db, Tx};
 use crate::domain::konbini::{
@@ -349,6 +352,76 @@ pub async fn issue(
     Ok(p)
 }
 
+/// Why an issued number was not withdrawn. Nothing is written in any of these cases.
+#[derive(Debug, thiserror::Error)]
+pub enum WithdrawError {
+    /// Paid, expired or already withdrawn here, or paid meanwhile at the institution.
+    #[error("the number is no longer unpaid")]
+    NotUnpaid,
+    #[error("the number's connector is not available")]
+    NoConnector,
+    #[error("connector: {0}")]
+    Connector(ConnectorError),
+    /// Another change (a payment, the expiry sweep) won the race: read the payment again.
+    #[error("payment changed concurrently")]
+    Conflict,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Withdraws the checkout's unpaid number so the shopper can choose another store or method.
+///
+/// The institution cancels the number first, outside any transaction: nothing is written
+/// before it answers, because the number must stay shown and payable here until the
+/// institution has really withdrawn it (a number paid meanwhile is refused and kept). The
+/// call is idempotent (a number already cancelled there is `Ok`), so if our write is lost the
+/// shopper, still shown the number, can ask again. Then the `cancelled` status, its
+/// `payment.cancelled` event + notification and the checkout reopened are one transaction.
+pub async fn withdraw(ctx: &Ctx, o: &Opened, p: &PaymentRow) -> Result<PaymentRow, WithdrawError> {
+    let from = p.status.number().ok_or(WithdrawError::NotUnpaid)?;
+    if target_of(p).is_none() || p.checkout_id != o.checkout.id {
+        return Err(WithdrawError::NotUnpaid);
+    }
+    konbini::apply(
+        from,
+        NumberAction::Cancel,
+        p.deadline_at.unwrap_or(i64::MAX),
+    )
+    .map_err(|_| WithdrawError::NotUnpaid)?;
+    let conn = o
+        .connectors
+        .number_for(&p.connector_id())
+        .ok_or(WithdrawError::NoConnector)?;
+    let req = CancelRequest {
+        payment_id: p.id.clone(),
+        mode: o.connectors.mode(),
+        connector_ref: p.connector_ref.clone().unwrap_or_default(),
+    };
+    match conn.cancel(&req).await {
+        Ok(()) => {}
+        Err(ConnectorError::NotCancellable) => return Err(WithdrawError::NotUnpaid),
+        Err(e) => return Err(WithdrawError::Connector(e)),
+    }
+    let mut tx = ctx.db.begin().await?;
+    let row = match apply_action_in(
+        &mut tx,
+        &p.id,
+        NumberAction::Cancel,
+        "shopper",
+        ctx.now_ms(),
+    )
+    .await
+    {
+        Ok(row) => row,
+        Err(ActionError::Db(e)) => return Err(e.into()),
+        Err(ActionError::Conflict) => return Err(WithdrawError::Conflict),
+        Err(_) => return Err(WithdrawError::NotUnpaid),
+    };
+    tx.commit().await?;
+    ctx.wake_notifier();
+    Ok(row)
+}
+
 /// Why a result could not be applied.
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
@@ -386,6 +459,8 @@ fn checkout_status_for(s: NumberStatus) -> Option<CheckoutStatus> {
             Some(CheckoutStatus::Paid)
         }
         NumberStatus::Reversed => Some(CheckoutStatus::Pending),
+        // The shopper withdrew the number to pay another way: the checkout takes a new payment.
+        NumberStatus::Cancelled => Some(CheckoutStatus::Open),
         // An expired number keeps the checkout pending: a late 速報 may still arrive for it.
         NumberStatus::AwaitingPayment | NumberStatus::Expired => None,
     }
@@ -433,7 +508,7 @@ pub async fn apply_action_in(
         change.paid_at = Some(at_ms);
         data["paid_at"] = json!(crate::util::rfc3339_jst(at_ms));
     }
-    if to != NumberStatus::Expired {
+    if !matches!(to, NumberStatus::Expired | NumberStatus::Cancelled) {
         change.amount = Some(p.amount);
     }
     change.data = data;

@@ -3,7 +3,7 @@
 //! ends as `expired` — exactly what a number cancelled at the institution becomes
 //! (`flows::processor_webhooks`), so the merchant sees one outcome for both.
 
-use crate::connectors::konbini::{IssuedNumber, ALREADY_PAID};
+use crate::connectors::konbini::{CancelRequest, ConnectorError, ALREADY_PAID};
 use crate::context::Ctx;
 use crate::db::payments::{self, PaymentRow};
 use crate::domain::konbini::{NumberAction, NumberStatus};
@@ -46,24 +46,21 @@ pub async fn cancel(state: &Ctx, payment_id: &str, actor: &str) -> FlowResult<Pa
                 "the institution that issued the number is not available",
             )
         })?;
-    let number = IssuedNumber {
-        target,
-        receipt_no: None,
-        customer_no: None,
-        confirm_no: None,
-        institution_no: None,
-        payment_url: None,
-        deadline_ms: p.deadline_at.unwrap_or(0),
+    let _ = target;
+    let req = CancelRequest {
+        payment_id: p.id.clone(),
+        mode: merchant.mode(),
         connector_ref: p.connector_ref.clone().unwrap_or_default(),
     };
-    conn.cancel(&number).await.map_err(|e| match e.code() {
+    conn.cancel(&req).await.map_err(|e| match e {
         // Paid at the store before we asked: its 速報 is on its way (webhook or sweep).
-        ALREADY_PAID => refused(
+        ConnectorError::NotCancellable => refused(
             Refused::Conflict,
             ALREADY_PAID,
             "the institution says this number is paid",
         ),
-        code => {
+        e => {
+            let code = e.code();
             tracing::warn!(payment = %p.id, code, "number cancel refused");
             refused(
                 Refused::Upstream,

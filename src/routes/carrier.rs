@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use encoding_rs::UTF_8;
 
 use crate::db::payments;
-use crate::device::Device;
+use crate::device::{Device, Ua};
 use crate::domain::carrier::{BillingKind, Carrier};
 use crate::domain::CheckoutStatus;
 use crate::error::{AppError, AppResult, Reason};
@@ -34,6 +34,7 @@ fn carrier_of(uri: &Uri) -> AppResult<Carrier> {
 /// `GET /pay/{token}/{carrier}`: what happens next, and 都度 / 継続 when the merchant offers both.
 pub async fn show(
     State(state): State<AppState>,
+    ua: Ua,
     uri: Uri,
     ShopperPage { token, o, device }: ShopperPage,
 ) -> AppResult<Response> {
@@ -85,6 +86,7 @@ pub async fn show(
         o.checkout.amount,
     );
     let carrier_name = if en { c.name_en() } else { c.name_ja() };
+    let note = crate::pages::carrier_note(c, device, ua.carrier, en);
     let action = format!("/pay/{token}/{}", c.code());
     let csrf = Session::csrf(&token, &state.secret);
     let back_url = format!("/pay/{token}");
@@ -95,6 +97,7 @@ pub async fn show(
                 c: chrome,
                 order,
                 carrier_name,
+                note,
                 billing,
                 action,
                 csrf,
@@ -107,6 +110,7 @@ pub async fn show(
                 c: chrome,
                 order,
                 carrier_name,
+                note,
                 billing,
                 action,
                 csrf,

@@ -251,7 +251,13 @@ fn render_checkout(
         .enumerate()
         .map(|(i, m)| MethodView {
             code: m.code(),
-            name: if en { m.name_en() } else { m.name_ja() },
+            name: match (m, device, en) {
+                // Feature phones of every carrier get d払い: name whose account it uses.
+                (Method::Docomo, Device::FeaturePhone, false) => "d払い（ドコモのdアカウント）",
+                (Method::Docomo, Device::FeaturePhone, true) => "d Barai (docomo d ACCOUNT)",
+                (_, _, true) => m.name_en(),
+                (_, _, false) => m.name_ja(),
+            },
             accesskey: i + 1,
         })
         .collect();

@@ -13,11 +13,11 @@ use crate::domain::CheckoutStatus;
 use crate::domain::{Method, Mode};
 use crate::error::{AppError, AppResult, Reason};
 use crate::flows::checkout::{self, Opened};
-use crate::flows::konbini::{self as flow, IssueError, NumberDetails};
+use crate::flows::konbini::{self as flow, IssueError, NumberDetails, WithdrawError};
 use crate::pages::{
     ChainView, Chrome, FormErrorView, FpKonbiniChoice, FpNumber, FpPayeasyStart, KonbiniChoice,
-    NumberFieldView, NumberPage, OrderView, PayeasyStart, WebKonbiniChoice, WebNumber,
-    WebPayeasyStart,
+    NumberChange, NumberFieldView, NumberPage, OrderView, PayeasyStart, WebKonbiniChoice,
+    WebNumber, WebPayeasyStart,
 };
 use crate::render::page_with_status;
 use crate::routes::shopper::ShopperForm;
@@ -39,17 +39,32 @@ pub async fn konbini_get(
         return Ok(Redirect::to(&format!("/pay/{token}")).into_response());
     }
     ensure_offered(&o, device, Method::Konbini)?;
-    render_choice(&state, device, &o, &token, None)
+    render_choice(&state, device, &o, &token, None, None)
 }
 
-/// `POST /pay/{token}/konbini`: issue a number at the chosen chain, then show it (PRG).
+/// `POST /pay/{token}/konbini`: a chain chosen shows its confirm step ("セブン-イレブンでお支払い:
+/// 番号を発行します"); confirmed (`confirm=1`), the number is issued, then shown (PRG).
 pub async fn konbini_post(State(state): State<AppState>, f: ShopperForm) -> AppResult<Response> {
     let (o, device, token) = (&f.page.o, f.page.device, &f.page.token);
     let code = f.get("chain");
     let Some(chain) = Chain::parse(code) else {
         let e = IssueError::ChainNotEnabled(code.to_owned());
-        return render_choice(&state, device, o, token, Some(&e));
+        return render_choice(&state, device, o, token, None, Some(&e));
     };
+    if f.get("confirm") != "1" {
+        if o.checkout.status != CheckoutStatus::Open
+            || flow::issued_for_checkout(&state.db, &o.checkout.id)
+                .await?
+                .is_some()
+        {
+            return Ok(Redirect::to(&format!("/pay/{token}/konbini")).into_response());
+        }
+        ensure_offered(o, device, Method::Konbini)?;
+        return match flow::check(o, IssueTarget::Konbini(chain)) {
+            Ok(_) => render_choice(&state, device, o, token, Some(chain), None),
+            Err(e) => render_choice(&state, device, o, token, None, Some(&e)),
+        };
+    }
     issue_and_show(
         &state,
         device,
@@ -139,7 +154,7 @@ async fn issue_and_show(
         Err(IssueError::Db(e)) => Err(e.into()),
         Err(IssueError::OtherPayment) => Ok(Redirect::to(&format!("/pay/{token}")).into_response()),
         Err(e) => match target {
-            IssueTarget::Konbini(_) => render_choice(state, device, o, token, Some(&e)),
+            IssueTarget::Konbini(_) => render_choice(state, device, o, token, None, Some(&e)),
             IssueTarget::Payeasy => render_payeasy(state, device, o, token, Some(&e)),
         },
     }
@@ -195,23 +210,26 @@ fn form_error(e: &IssueError, en: bool) -> (StatusCode, FormErrorView) {
     )
 }
 
+/// The chain choice, or with `confirm` the confirm step for that chain.
 fn render_choice(
     state: &AppState,
     device: Device,
     o: &Opened,
     token: &str,
+    confirm: Option<Chain>,
     error: Option<&IssueError>,
 ) -> AppResult<Response> {
     let en = o.checkout.lang == "en";
+    let view = |chain: Chain, accesskey: usize| ChainView {
+        code: chain.code(),
+        name: if en { chain.name_en() } else { chain.name_ja() },
+        accesskey,
+    };
     let mut chains = Vec::new();
     let mut notes = Vec::new();
     for chain in flow::enabled_chains(o) {
         match flow::check(o, IssueTarget::Konbini(chain)) {
-            Ok(_) => chains.push(ChainView {
-                code: chain.code(),
-                name: if en { chain.name_en() } else { chain.name_ja() },
-                accesskey: chains.len() + 1,
-            }),
+            Ok(_) => chains.push(view(chain, chains.len() + 1)),
             // Shown but not offered: the shopper learns why the store is missing.
             Err(e) => notes.push(if en { e.message_en() } else { e.message_ja() }),
         }
@@ -227,6 +245,7 @@ fn render_choice(
         None => (StatusCode::OK, None),
     };
     let f = KonbiniChoice {
+        confirm: confirm.map(|c| view(c, 1)),
         chains,
         note: (!notes.is_empty()).then(|| notes.join(" ")),
         deadline: deadline_preview(o, state.now_ms()),
@@ -303,6 +322,44 @@ fn status_text(s: NumberStatus, en: bool) -> &'static str {
         (NumberStatus::Expired, true) => {
             "The payment deadline has passed: this number can no longer be used. Please contact the shop."
         }
+        (NumberStatus::Cancelled, false) => {
+            "このお支払番号は取り消しました。別のお支払い方法をお選びください。"
+        }
+        (NumberStatus::Cancelled, true) => {
+            "This payment number was withdrawn. Please choose another way to pay."
+        }
+    }
+}
+
+/// `POST /pay/{token}/number/change`: withdraw the unpaid number (the institution cancels it
+/// first), then back to the method choice, where the shopper picks another store or method.
+pub async fn number_change_post(
+    State(state): State<AppState>,
+    f: ShopperForm,
+) -> AppResult<Response> {
+    let (o, device, token) = (&f.page.o, f.page.device, &f.page.token);
+    let Some(p) = flow::issued_for_checkout(&state.db, &o.checkout.id).await? else {
+        // Withdrawn already (a double click): the choice is open again.
+        return Ok(Redirect::to(&format!("/pay/{token}")).into_response());
+    };
+    let en = o.checkout.lang == "en";
+    match flow::withdraw(&state, o, &p).await {
+        Ok(_) => Ok(Redirect::to(&format!("/pay/{token}")).into_response()),
+        Err(WithdrawError::Db(e)) => Err(e.into()),
+        Err(e) => {
+            tracing::info!(payment = %p.id, error = %e, "number not withdrawn");
+            // Paid meanwhile, or the institution could not be asked: the number stays; say so.
+            let fresh = crate::db::payments::get(&state.db, &p.id)
+                .await?
+                .unwrap_or(p);
+            let notice = match (e, en) {
+                (WithdrawError::NotUnpaid, false) => "このお支払番号は変更できません（お支払い済みか、期限切れです）。",
+                (WithdrawError::NotUnpaid, true) => "This payment number can no longer be changed (it was paid or has expired).",
+                (_, false) => "ただいまお支払い方法を変更できません。しばらくしてからもう一度お試しください。この番号は引き続きご利用いただけます。",
+                (_, true) => "The payment method cannot be changed right now. Please try again shortly; this number can still be used.",
+            };
+            number_page_with(&state, device, o, token, &fresh, Some(notice))
+        }
     }
 }
 
@@ -312,6 +369,17 @@ fn number_page(
     o: &Opened,
     token: &str,
     p: &PaymentRow,
+) -> AppResult<Response> {
+    number_page_with(state, device, o, token, p, None)
+}
+
+fn number_page_with(
+    state: &AppState,
+    device: Device,
+    o: &Opened,
+    token: &str,
+    p: &PaymentRow,
+    notice: Option<&str>,
 ) -> AppResult<Response> {
     let en = o.checkout.lang == "en";
     let target = flow::target_of(p)
@@ -367,6 +435,14 @@ fn number_page(
         test_mode: o.merchant.mode() == Mode::Test,
         return_url: o.checkout.return_url.clone(),
         instructions_url: details.payment_url.clone(),
+        // Until it is paid, the shopper may withdraw the number and pay another way.
+        change: (status == NumberStatus::AwaitingPayment).then(|| NumberChange {
+            action: format!("/pay/{token}/number/change"),
+            csrf: Session::csrf(token, &state.secret),
+        }),
+        notice: notice.map(str::to_owned),
+        badge: crate::badges::chain(target.code()),
+        script: state.number_js.to_string(),
     };
     let (c, order) = (chrome(state, device, o, token), order_view(o));
     match device {

@@ -134,6 +134,10 @@ pub fn router(state: AppState) -> Router {
             get(konbini::payeasy_get).post(konbini::payeasy_post),
         )
         .route(
+            "/pay/{token}/number/change",
+            post(konbini::number_change_post),
+        )
+        .route(
             "/sandbox/v1/payments/{payment_id}/{action}",
             post(sandbox::control),
         )

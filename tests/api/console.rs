@@ -794,3 +794,96 @@ mod processors_page_and_mode_switch {
         }
     }
 }
+
+/// Issue 16 item 15: institutions by name (a bank code, a carrier) in the list and on the
+/// detail page, and the payment details under human labels, never raw keys.
+async fn institutions_and_details_read_as_words(app: TestApp) {
+    let m = app.merchant().await;
+    let admin = user(&app, Some(&m.id), Role::Admin).await;
+    let c = Console::login(&app, &admin).await;
+    let mut ids = Vec::new();
+    for (order, method, institution, details) in [
+        (
+            "lbl-bank",
+            "banknet",
+            "0009",
+            serde_json::json!({"bank_code": "0009", "bank_name": "三井住友銀行"}),
+        ),
+        (
+            "lbl-card",
+            "card",
+            "VISA",
+            serde_json::json!({"brand": "visa", "brand_name": "Visa", "bin6": "411111",
+                "last4": "1111", "three_ds": {"status": "Y", "eci": "05"}}),
+        ),
+        (
+            "lbl-docomo",
+            "docomo",
+            "docomo",
+            serde_json::json!({"carrier": "docomo", "billing": "one_off"}),
+        ),
+    ] {
+        let f = app.fields(&m, order, 1000, &[]);
+        assert_eq!(app.open(&m, &f, UA_PC).await.0, 200);
+        let co = kakehashi::db::checkouts::find_by_order(&app.db, &m.id, order)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut tx = app.db.begin().await.unwrap();
+        let p = payments::create(
+            &mut tx,
+            &NewPayment {
+                merchant_id: &m.id,
+                checkout_id: &co.id,
+                order_id: order,
+                method: kakehashi::domain::Method::parse(method).unwrap(),
+                institution: Some(institution),
+                // The failed status of each method (a bank's is `declined`).
+                status: kakehashi::domain::payment::PaymentStatus::decode(
+                    kakehashi::domain::Method::parse(method).unwrap(),
+                    if method == "banknet" {
+                        "declined"
+                    } else {
+                        "failed"
+                    },
+                )
+                .unwrap(),
+                amount: 1000,
+                fee: 0,
+                deadline_at: None,
+                details,
+                connector: &kakehashi::domain::processor::ConnectorId::Sandbox,
+            },
+            "test",
+            app.state.now_ms(),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        ids.push(p.id);
+    }
+    let (_, list) = c.get("/console/payments").await;
+    assert!(list.contains(">三井住友銀行<"), "bank by name");
+    assert!(
+        !list.contains(">0009<") && !list.contains(">docomo<"),
+        "no raw codes"
+    );
+    let (_, bank) = c.get(&format!("/console/payments/{}", ids[0])).await;
+    assert!(bank.contains("<dd>三井住友銀行</dd>"));
+    let (_, card) = c.get(&format!("/console/payments/{}", ids[1])).await;
+    for label in [
+        "カード番号の先頭6桁（BIN）",
+        "3Dセキュア認証結果",
+        "ECI（3Dセキュアの結果区分）",
+        "認証成功 (Y)",
+    ] {
+        assert!(card.contains(label), "{label}");
+    }
+    for raw in [">bin6<", ">three_ds.eci<", ">three_ds.status<", ">brand<"] {
+        assert!(!card.contains(raw), "raw key {raw} shown");
+    }
+    let (_, docomo) = c.get(&format!("/console/payments/{}", ids[2])).await;
+    assert!(docomo.contains("携帯電話会社") && docomo.contains("d払い (docomo)"));
+    assert!(docomo.contains("都度 (one_off)"));
+}
+both!(institutions_and_details_read_as_words);

@@ -190,3 +190,121 @@ async fn challenge_and_errors_on_a_feature_phone(app: TestApp) {
     assert_eq!(status, 403);
 }
 both!(challenge_and_errors_on_a_feature_phone);
+
+/// Issue 16 item 7: au and SoftBank feature phones are offered d払い only (the carriers'
+/// rule); the selector and the d払い page say plainly it is docomo's, paid with a d ACCOUNT,
+/// and never that it goes on the phone's own bill. A docomo phone keeps the phone-bill text.
+async fn d_barai_on_other_carriers_feature_phones_says_whose_it_is(app: TestApp) {
+    let m = app.merchant().await;
+    for (i, ua) in [UA_AU, UA_SOFTBANK, UA_DOCOMO].into_iter().enumerate() {
+        let phone = Phone { app: &app, ua };
+        let f = app.fields(&m, &format!("fp-d{i}"), 1000, &[]);
+        let selector = phone.get(&app.link(&m, &f)).await;
+        assert!(
+            selector.contains("d払い（ドコモのdアカウント）"),
+            "{ua}: {selector}"
+        );
+        assert!(!selector.contains("value=\"au\"") && !selector.contains("value=\"softbank\""));
+        let (status, next) = phone
+            .post(
+                &action(&selector),
+                &[("csrf", &hidden(&selector, "csrf")), ("method", "docomo")],
+            )
+            .await;
+        assert_eq!(status, 303, "{next}");
+        let page = phone.get(&next).await;
+        if ua == UA_DOCOMO {
+            assert!(page.contains("携帯電話のご利用料金と合わせて"), "{page}");
+        } else {
+            assert!(
+                page.contains("NTTドコモのdアカウントでのお支払い"),
+                "{ua}: {page}"
+            );
+            assert!(page.contains("ご利用料金とは合算されません"));
+            assert!(
+                !page.contains("ご利用料金と合わせて"),
+                "{ua}: no own-bill wording"
+            );
+        }
+    }
+}
+both!(d_barai_on_other_carriers_feature_phones_says_whose_it_is);
+
+/// ガラホ User-Agents (from `device.rs`'s table).
+const UA_GARAHO: &[&str] = &[
+    "Mozilla/5.0 (Linux; Android 5.1; KYF31 Build/101.0.2c10) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/37.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 5.1; SH-01J Build/S9030) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/39.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 6.0.1; 602SH Build/S3031) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/44.0.2403.133 Mobile Safari/537.36",
+];
+
+/// HTML plus its stylesheets, in bytes.
+async fn weight(app: &TestApp, ua: &str, html: &str) -> usize {
+    let mut total = html.len();
+    for part in html.split("<link rel=\"stylesheet\" href=\"").skip(1) {
+        let href = part.split('"').next().unwrap();
+        total += app.get(href, ua).await.bytes().await.unwrap().len();
+    }
+    total
+}
+
+/// Issue 16 item 8: a ガラホ gets the compact layout in UTF-8 with numbered accesskeys, every
+/// method a smartphone could use (not the feature-phone subset), and light pages.
+async fn garaho_gets_a_compact_utf8_layout_with_accesskeys(app: TestApp) {
+    let m = app.merchant().await;
+    for (i, ua) in UA_GARAHO.iter().copied().enumerate() {
+        let f = app.fields(&m, &format!("gh-{i}"), 1000, &[]);
+        let r = app.get(&app.link(&m, &f), ua).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.headers()["content-type"],
+            "text/html; charset=utf-8",
+            "{ua}"
+        );
+        let selector = r.text().await.unwrap();
+        assert!(selector.contains("layout-gh"), "{ua}");
+        for method in [
+            "card", "konbini", "payeasy", "banknet", "docomo", "au", "softbank",
+        ] {
+            assert!(
+                selector.contains(&format!("value=\"{method}\"")),
+                "{ua}: {method}"
+            );
+        }
+        assert!(selector.contains("accesskey=\"1\"") && selector.contains(">1. "));
+        assert!(!selector.contains("view?to="), "no PC/smartphone switch");
+        assert!(weight(&app, ua, &selector).await < 15 * 1024);
+        // The konbini chain list and its confirm step keep the keys; a UTF-8 post works.
+        let r = app
+            .post_form(
+                &action(&selector),
+                ua,
+                &[("csrf", &hidden(&selector, "csrf")), ("method", "konbini")],
+            )
+            .await;
+        assert_eq!(r.status(), 303);
+        let path = r.headers()["location"].to_str().unwrap().to_owned();
+        let chains = app.get(&path, ua).await.text().await.unwrap();
+        assert!(chains.contains("accesskey=\"2\"") && chains.contains("accesskey=\"0\""));
+        let r = app
+            .post_form(
+                &path,
+                ua,
+                &[("csrf", &hidden(&chains, "csrf")), ("chain", "lawson")],
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        let confirm = r.text().await.unwrap();
+        assert!(confirm.contains("ローソンでお支払い: 番号を発行します"));
+        assert!(confirm.contains("id=\"issue\" type=\"submit\" accesskey=\"1\""));
+    }
+    // A classic feature phone still gets the Shift_JIS pages and the feature-phone subset.
+    let f = app.fields(&m, "gh-fp", 1000, &[]);
+    let classic = Phone {
+        app: &app,
+        ua: UA_AU,
+    }
+    .get(&app.link(&m, &f))
+    .await;
+    assert!(!classic.contains("value=\"banknet\""));
+}
+both!(garaho_gets_a_compact_utf8_layout_with_accesskeys);

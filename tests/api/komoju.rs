@@ -117,7 +117,7 @@ async fn issue(
     let csrf = hidden(&body, "csrf");
     let mut form = vec![("csrf", csrf.as_str())];
     if let Some(c) = chain {
-        form.push(("chain", c));
+        form.extend([("chain", c), ("confirm", "1")]);
     }
     let r = app.post_form(&path, UA_PC, &form).await;
     (path, r)
@@ -130,7 +130,13 @@ fn num(body: &str, key: &str) -> String {
         .unwrap_or_else(|| panic!("no {key} in {body}"))
         + needle.len();
     // The digits are shown in groups (`<span class="grp">`): the number is their text.
-    let shown = &body[i..body[i..].find("</dd>").map_or(body.len(), |e| i + e)];
+    // Up to the end of the value (the copy button after it is not part of the number).
+    let end = ["<button", "</dd>"]
+        .iter()
+        .filter_map(|t| body[i..].find(t))
+        .min()
+        .map_or(body.len(), |e| i + e);
+    let shown = &body[i..end];
     let mut out = String::new();
     let mut in_tag = false;
     for ch in shown.chars() {
@@ -528,3 +534,78 @@ fn only_the_registry_builds_komoju_connectors() {
         "KOMOJU types named outside connectors/: {offenders:?}"
     );
 }
+
+/// Issue 16 item 4 with KOMOJU: changing the store cancels the unpaid payment at KOMOJU first
+/// (`POST /api/v1/payments/{id}/cancel`), then records it; a payment KOMOJU has captured
+/// meanwhile is not cancelled and the number stays.
+async fn komoju_number_withdrawn_at_komoju_first(app: TestApp, fake: KomojuFake) {
+    let (m, account) = live_merchant(&app).await;
+    let f = shopper(&app, &m, "km-chg", 2100);
+    let (path, r) = issue(&app, &m, &f, "konbini", Some("lawson")).await;
+    assert_eq!(r.status(), 303);
+    let p = payment(&app, "km-chg").await;
+    let kid = p.connector_ref.clone().unwrap();
+    let body = app.get(&path, UA_PC).await.text().await.unwrap();
+    let token_path = path.trim_end_matches("/konbini").to_owned();
+    let change = format!("{token_path}/number/change");
+    let r = app
+        .post_form(&change, UA_PC, &[("csrf", &hidden(&body, "csrf"))])
+        .await;
+    assert_eq!(r.status(), 303);
+    assert!(fake
+        .requests()
+        .contains(&format!("POST /api/v1/payments/{kid}/cancel")));
+    assert_eq!(fake.payment(&kid)["status"], "cancelled");
+    let p = kakehashi::db::payments::get(&app.db, &p.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.status.code(), "cancelled");
+    assert_eq!(
+        outbox_types(&app, &p.id).await,
+        ["konbini.issued", "payment.cancelled"]
+    );
+    assert_eq!(app.checkout_status(&m, "km-chg").await, "open");
+    // KOMOJU's own payment.cancelled webhook that follows changes nothing more.
+    let ev = fake
+        .event("payment.cancelled", &fake.payment(&kid))
+        .to_string();
+    let (status, _) = fake
+        .deliver(&hook_url(&app, &account), WEBHOOK_SECRET, &ev)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(outbox_types(&app, &p.id).await.len(), 2);
+
+    // A second number, paid at the store before the shopper asks to change: kept.
+    let (_, r) = issue(&app, &m, &f, "konbini", Some("seven")).await;
+    assert_eq!(r.status(), 303);
+    let id2 = app
+        .scalar_str(
+            "SELECT id FROM payments WHERE order_id = 'km-chg' AND status = 'awaiting_payment'",
+        )
+        .await
+        .unwrap();
+    let p2 = kakehashi::db::payments::get(&app.db, &id2)
+        .await
+        .unwrap()
+        .unwrap();
+    fake.set_status(p2.connector_ref.as_deref().unwrap(), "captured");
+    let body = app.get(&path, UA_PC).await.text().await.unwrap();
+    let r = app
+        .post_form(&change, UA_PC, &[("csrf", &hidden(&body, "csrf"))])
+        .await;
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("このお支払番号は変更できません"), "{page}");
+    let p2 = kakehashi::db::payments::get(&app.db, &id2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        p2.status.code(),
+        "awaiting_payment",
+        "the webhook will bring the payment"
+    );
+    assert_eq!(app.checkout_status(&m, "km-chg").await, "pending");
+}
+both_komoju!(komoju_number_withdrawn_at_komoju_first);

@@ -79,12 +79,35 @@ async fn choose_method(
 }
 
 /// On the chain page at `path`, picks `chain`; returns the response to the POST.
+/// Chooses a chain, then confirms it on the confirm step ("…でお支払い: 番号を発行します").
 async fn post_chain(app: &TestApp, path: &str, ua: &str, chain: &str) -> reqwest::Response {
     let (status, body) = page(app, path, ua).await;
     assert_eq!(status, 200, "{body}");
     let csrf = hidden(&body, "csrf");
-    app.post_form(path, ua, &[("csrf", &csrf), ("chain", chain)])
-        .await
+    let before = app.count("payments").await;
+    let r = app
+        .post_form(path, ua, &[("csrf", &csrf), ("chain", chain)])
+        .await;
+    if r.status() != 200 {
+        // Refused (not offered, not enabled): no confirm step.
+        return r;
+    }
+    let (_, confirm) = decode(r, ua).await;
+    assert!(
+        confirm.contains("番号を発行します") || confirm.contains("issue your payment number"),
+        "confirm step: {confirm}"
+    );
+    assert_eq!(
+        app.count("payments").await,
+        before,
+        "nothing issued before 発行する"
+    );
+    app.post_form(
+        path,
+        ua,
+        &[("csrf", &csrf), ("chain", chain), ("confirm", "1")],
+    )
+    .await
 }
 
 /// Full konbini flow to the number page; returns (path, number page).
@@ -112,7 +135,13 @@ fn num(body: &str, key: &str) -> String {
         .unwrap_or_else(|| panic!("no {key} in {body}"))
         + needle.len();
     // The digits are shown in groups (`<span class="grp">`): the number is their text.
-    let shown = &body[i..body[i..].find("</dd>").map_or(body.len(), |e| i + e)];
+    // Up to the end of the value (the copy button after it is not part of the number).
+    let end = ["<button", "</dd>"]
+        .iter()
+        .filter_map(|t| body[i..].find(t))
+        .min()
+        .map_or(body.len(), |e| i + e);
+    let shown = &body[i..end];
     let mut out = String::new();
     let mut in_tag = false;
     for ch in shown.chars() {
@@ -258,8 +287,11 @@ async fn seven_eleven_on_pc_shows_the_slip_number_and_never_issues_twice(app: Te
         "how to pay at 7-Eleven"
     );
     assert!(body.contains("印刷する"), "print hint on PC");
-    assert!(
-        !body.contains("style=") && !body.contains("<script"),
+    // CSP-safe: no inline style or script; the one script is our own file under /assets.
+    assert!(!body.contains("style="), "CSP-safe");
+    assert_eq!(
+        body.matches("<script").count(),
+        body.matches("<script src=\"/assets/").count(),
         "CSP-safe"
     );
 
@@ -996,3 +1028,149 @@ async fn documented_shell_example_drives_the_sandbox(app: TestApp) {
     assert_eq!(v["error"]["code"], "forbidden_transition", "{v}");
 }
 both!(documented_shell_example_drives_the_sandbox);
+
+/// The `id="payment-id"` on a PC / smartphone number page.
+fn payment_id_on(body: &str) -> String {
+    body.split("id=\"payment-id\">")
+        .nth(1)
+        .expect("payment id shown")
+        .split('<')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// Issue 16 item 4: the chain choice has a confirm step with 戻る, and until it is paid the
+/// number can be withdrawn (cancelled, `payment.cancelled`) to pay at another store or by
+/// another method; a paid number cannot.
+async fn a_chain_choice_can_be_undone_until_paid(app: TestApp) {
+    let rx = Receiver::start().await;
+    let m = app
+        .merchant_with(|n| n.callback_url = Some(rx.url.clone()))
+        .await;
+    let f = app.fields(&m, "k-undo", 2500, &[]);
+    let path = choose_method(&app, &m, &f, UA_PC, "konbini").await;
+    let (_, chooser) = page(&app, &path, UA_PC).await;
+    let csrf = hidden(&chooser, "csrf");
+    // Choosing a chain issues nothing yet: the confirm step says what will happen, with 戻る.
+    let r = app
+        .post_form(&path, UA_PC, &[("csrf", &csrf), ("chain", "seven")])
+        .await;
+    assert_eq!(r.status().as_u16(), 200);
+    let (_, confirm) = decode(r, UA_PC).await;
+    assert!(confirm.contains("セブン-イレブンでお支払い: 番号を発行します"));
+    assert!(confirm.contains(">発行する<") && confirm.contains(">戻る<"));
+    assert!(confirm.contains(&format!("id=\"back-to-chains\" href=\"{path}\"")));
+    assert_eq!(app.count("payments").await, 0);
+    // 戻る: the chain list again, still nothing issued.
+    let (status, back) = page(&app, &path, UA_PC).await;
+    assert_eq!(status, 200);
+    assert!(back.contains("value=\"lawson\""));
+
+    let (_, number) = konbini_number(&app, &m, &f, UA_PC, "seven").await;
+    let first = payment_id_on(&number);
+    assert!(number.contains("id=\"change-number\""), "{number}");
+    let change = format!("{}/number/change", path.trim_end_matches("/konbini"));
+    let r = app
+        .post_form(&change, UA_PC, &[("csrf", &hidden(&number, "csrf"))])
+        .await;
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(location(&r), path.trim_end_matches("/konbini"));
+    let old = payments::get(&app.db, &first).await.unwrap().unwrap();
+    assert_eq!(old.status.code(), "cancelled");
+    assert_eq!(checkout_status(&app, &m, "k-undo").await, "open");
+    let events = payments::events(&app.db, &first).await.unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(
+        (
+            last.kind.as_str(),
+            last.from_status.as_deref(),
+            last.actor.as_str()
+        ),
+        ("payment.cancelled", Some("awaiting_payment"), "shopper")
+    );
+    let hits = wait_types(&rx, &["konbini.issued", "payment.cancelled"]).await;
+    assert_eq!(hits[1].json()["data"]["payment_id"], first.as_str());
+    // The selector is back, with every method; another chain gets a new number.
+    let (status, selector) = page(&app, path.trim_end_matches("/konbini"), UA_PC).await;
+    assert_eq!(status, 200);
+    assert!(selector.contains("value=\"card\"") && selector.contains("value=\"konbini\""));
+    let r = post_chain(&app, &path, UA_PC, "lawson").await;
+    assert_eq!(r.status().as_u16(), 303);
+    let (_, lawson) = page(&app, &path, UA_PC).await;
+    let second = payment_id_on(&lawson);
+    assert_ne!(second, first);
+    assert!(lawson.contains("ローソンでのお支払い"));
+    // The old number is a sandbox control target no more.
+    let (status, _) = sandbox_call(&app, &m, &first, "paid", "").await;
+    assert_eq!(status, 409);
+
+    // Once paid, the number cannot be changed: no form, and a stale post is refused.
+    let (status, _) = sandbox_call(&app, &m, &second, "paid", "").await;
+    assert_eq!(status, 200);
+    let (_, paid) = page(&app, &path, UA_PC).await;
+    assert!(!paid.contains("id=\"change-number\""));
+    let r = app
+        .post_form(&change, UA_PC, &[("csrf", &hidden(&number, "csrf"))])
+        .await;
+    assert_eq!(r.status().as_u16(), 200);
+    let (_, refused) = decode(r, UA_PC).await;
+    assert!(
+        refused.contains("このお支払番号は変更できません"),
+        "{refused}"
+    );
+    let kept = payments::get(&app.db, &second).await.unwrap().unwrap();
+    assert_eq!(kept.status.code(), "paid");
+    assert_eq!(checkout_status(&app, &m, "k-undo").await, "paid");
+}
+both!(a_chain_choice_can_be_undone_until_paid);
+
+/// The number page offers copy and print buttons from our own script (hidden without it), and
+/// a feature phone can change the chain too (accesskey 9).
+async fn number_page_copy_print_and_feature_phone_change(app: TestApp) {
+    let m = app.merchant().await;
+    let f = app.fields(&m, "k-copy", 1200, &[]);
+    let (_, body) = konbini_number(&app, &m, &f, UA_PC, "lawson").await;
+    let customer = num(&body, "customer_no");
+    assert!(body.contains(&format!("data-copy=\"{customer}\"")));
+    assert!(body.contains("id=\"print\""));
+    let script = body
+        .split("<script src=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("our script")
+        .to_owned();
+    assert!(script.starts_with("/assets/") && script.ends_with("/number.js"));
+    let r = app.get(&script, UA_PC).await;
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.text().await.unwrap().contains("navigator.clipboard"));
+    // Without the script the buttons stay hidden: the page is complete without it.
+    assert!(body.contains("hidden>コピー<span class=\"sr-only\">（お客様番号）</span></button>"));
+    // The chain's badge is our inline SVG.
+    assert!(body.contains("<svg class=\"badge\""));
+    // Page weight: HTML, stylesheets and script under 15 KB.
+    let mut weight = body.len();
+    for part in body.split("<link rel=\"stylesheet\" href=\"").skip(1) {
+        let href = part.split('"').next().unwrap();
+        weight += app.get(href, UA_PC).await.bytes().await.unwrap().len();
+    }
+    weight += app.get(&script, UA_PC).await.bytes().await.unwrap().len();
+    assert!(weight < 15 * 1024, "number page weighs {weight} bytes");
+
+    let f = app.fields(&m, "k-fpchg", 1200, &[]);
+    let path = choose_method(&app, &m, &f, UA_DOCOMO, "konbini").await;
+    let r = post_chain(&app, &path, UA_DOCOMO, "famima").await;
+    assert_eq!(r.status().as_u16(), 303);
+    let (_, fp) = page(&app, &path, UA_DOCOMO).await;
+    assert!(fp.contains("accesskey=\"9\""), "{fp}");
+    let r = app
+        .post_form(
+            &format!("{}/number/change", path.trim_end_matches("/konbini")),
+            UA_DOCOMO,
+            &[("csrf", &hidden(&fp, "csrf"))],
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(checkout_status(&app, &m, "k-fpchg").await, "open");
+}
+both!(number_page_copy_print_and_feature_phone_change);

@@ -205,6 +205,13 @@ impl NumberConnector for FakeConn {
     async fn query(&self, _number: &IssuedNumber) -> Result<Vec<NumberAction>, NumberError> {
         Ok(Vec::new())
     }
+    async fn cancel(
+        &self,
+        req: &kakehashi::connectors::konbini::CancelRequest,
+    ) -> Result<(), NumberError> {
+        self.log("number.cancel", Some(req.mode));
+        Ok(())
+    }
 }
 
 /// The fake processor's bank and carrier refuse to start a payment of this amount.
@@ -525,7 +532,7 @@ async fn live_without_connector_pays_nothing(app: TestApp, _calls: Calls) {
                 ("cvc", "123"),
             ],
         ),
-        ("konbini", vec![("chain", "seven")]),
+        ("konbini", vec![("chain", "seven"), ("confirm", "1")]),
         ("payeasy", vec![]),
         ("banknet", vec![("bank", "0005")]),
         ("docomo", vec![("billing", "one_off")]),
@@ -689,7 +696,7 @@ async fn live_flows_complete_through_the_processor(app: TestApp, calls: Calls) {
         let csrf = hidden(&body, "csrf");
         let mut form = vec![("csrf", csrf.as_str())];
         if let Some(c) = chain {
-            form.push(("chain", c));
+            form.extend([("chain", c), ("confirm", "1")]);
         }
         let r = app.post_form(&page, UA_PC, &form).await;
         assert_eq!(r.status(), 303, "{method}");

@@ -294,3 +294,45 @@ async fn language_follows_the_browser_and_can_be_switched(app: TestApp) {
     assert!(!body.contains("lang-switch"));
 }
 both!(language_follows_the_browser_and_can_be_switched);
+
+/// A page with its stylesheets and scripts, in bytes.
+async fn weight(app: &TestApp, ua: &str, html: &str) -> usize {
+    let mut total = html.len();
+    for marker in ["<link rel=\"stylesheet\" href=\"", "<script src=\""] {
+        for part in html.split(marker).skip(1) {
+            let href = part.split('"').next().unwrap();
+            total += app.get(href, ua).await.bytes().await.unwrap().len();
+        }
+    }
+    total
+}
+
+/// Pages stay light with the badges, the copy script and the compact CSS: HTML + CSS + JS
+/// under 15 KB on PC and smartphone (and ガラホ), for the heaviest pages.
+async fn pages_stay_under_15_kb(app: TestApp) {
+    let m = app.merchant().await;
+    let garaho = "Mozilla/5.0 (Linux; Android 5.1; KYF31 Build/101.0.2c10) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/37.0.0.0 Mobile Safari/537.36";
+    for (i, ua) in [UA_PC, UA_IPHONE, garaho].into_iter().enumerate() {
+        let f = app.fields(&m, &format!("w-{i}"), 2000, &[]);
+        let r = app.get(&app.link(&m, &f), ua).await;
+        let selector = r.text().await.unwrap();
+        assert!(
+            weight(&app, ua, &selector).await < 15 * 1024,
+            "{ua}: selector"
+        );
+        for method in ["card", "konbini"] {
+            let r = app
+                .post_form(
+                    &action(&selector),
+                    ua,
+                    &[("csrf", &hidden(&selector, "csrf")), ("method", method)],
+                )
+                .await;
+            let path = r.headers()["location"].to_str().unwrap().to_owned();
+            let page = app.get(&path, ua).await.text().await.unwrap();
+            let w = weight(&app, ua, &page).await;
+            assert!(w < 15 * 1024, "{ua}: {method} page weighs {w} bytes");
+        }
+    }
+}
+both!(pages_stay_under_15_kb);

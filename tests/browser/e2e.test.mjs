@@ -235,16 +235,94 @@ for (const device of ['pc', 'sp']) {
     await page.waitForSelector('button[value=lawson]');
     await check(page, `${device}-08-konbini-choice`);
     await page.click('button[value=lawson]');
+    // Issue 16 item 4: a confirm step before the number is issued.
+    await page.waitForSelector('#issue');
+    assert.match(await page.textContent('#konbini-h'), /ローソンでお支払い: 番号を発行します/);
+    await check(page, `${device}-08b-konbini-confirm`);
+    await page.click('#issue');
     await page.waitForSelector('#number-h');
     const customer = (await page.textContent('#num-customer_no')).trim();
     const confirm = (await page.textContent('#num-confirm_no')).trim();
     assert.match(customer, /^\d{11}$/);
     assert.match(confirm, /^\d{4}$/);
+    // Issue 16 item 5: our script shows the copy and print buttons; a copy gives the plain number.
+    await page.waitForSelector('button[data-copy]:not([hidden])');
+    assert.ok(await page.isVisible('#print'));
+    await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
+    await page.click('button[data-copy]');
+    await page.waitForFunction(() => document.getElementById('copy-status').textContent !== '');
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), customer);
+    // Item 17: the chain's badge is our inline SVG.
+    assert.equal(await page.locator('#number-h svg.badge').count(), 1);
     await check(page, `${device}-09-konbini-number`);
     await waitFor(() => hits.some((h) => h.body.includes(order)), 'konbini notification');
+    // Item 4: until paid, the shopper can change store or method; the number is withdrawn.
+    await page.click('#change-number');
+    await page.waitForSelector('button[value=card]');
+    await page.click('button[value=konbini]');
+    await page.click('button[value=seven]');
+    await page.waitForSelector('#back-to-chains');
+    await page.click('#back-to-chains');
+    await page.waitForSelector('button[value=famima]');
+    await waitFor(() => hits.some((h) => h.body.includes(order) && h.body.includes('payment.cancelled')), 'cancelled notification');
     await ctx.close();
   });
 }
+
+// Issue 16 item 5: the printed slip is the number, the deadline, the amount and the chain's
+// steps, without buttons or the page's chrome.
+test('pc: the number page prints as a slip', async () => {
+  const { ctx, page } = await open('pc');
+  await page.goto(link(`b-print-${Date.now()}`, 1800));
+  await page.click('button[value=konbini]');
+  await page.click('button[value=seven]');
+  await page.click('#issue');
+  await page.waitForSelector('#num-receipt_no');
+  await page.emulateMedia({ media: 'print' });
+  for (const hidden of ['#change-number', '#print', 'button[data-copy]', '.page-footer']) {
+    assert.equal(await page.isVisible(hidden), false, `${hidden} not printed`);
+  }
+  for (const shown of ['#num-receipt_no', '#deadline', '.steps']) {
+    assert.ok(await page.isVisible(shown), `${shown} printed`);
+  }
+  assert.match(await page.textContent('#deadline'), /\(.\) 23:59/);
+  await page.screenshot({ path: path.join(ART, 'pc-16-print-slip.png'), fullPage: true });
+  await ctx.close();
+});
+
+// Issue 16 item 8: a ガラホ at 240 CSS px gets the compact layout with numbered accesskeys and
+// nothing wider than its screen; item 17: the card form shows our brand badges.
+test('ガラホ: compact layout at 240 px, accesskeys, no horizontal scroll', async () => {
+  const ctx = await browser.newContext({
+    viewport: { width: 240, height: 320 }, isMobile: true, deviceScaleFactor: 2, locale: 'ja-JP',
+    userAgent: 'Mozilla/5.0 (Linux; Android 5.1; KYF31 Build/101.0.2c10) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/37.0.0.0 Mobile Safari/537.36',
+  });
+  const page = await ctx.newPage();
+  page.problems = [];
+  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') page.problems.push(`console ${m.type()}: ${m.text()}`); });
+  const fits = async (name) => {
+    const w = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(w <= 240, `${name}: ${w}px wide`);
+    await check(page, name);
+  };
+  await page.goto(link(`b-gh-${Date.now()}`, 1500, { item_name: 'ガラホでも読める少し長めの商品名テスト用' }));
+  await page.waitForSelector('body.layout-gh');
+  assert.equal(await page.getAttribute('button[value=card]', 'accesskey'), '1');
+  for (const m of ['card', 'konbini', 'payeasy', 'banknet', 'docomo', 'au', 'softbank']) {
+    assert.equal(await page.locator(`button[value=${m}]`).count(), 1, m);
+  }
+  await fits('gh-01-selector');
+  await page.click('button[value=card]');
+  await page.waitForSelector('#card-brands svg.badge');
+  assert.equal(await page.locator('#card-brands svg.badge').count(), 5);
+  await fits('gh-02-card-form');
+  await page.goBack();
+  await page.click('button[value=payeasy]');
+  await page.click('#main button[type=submit]');
+  await page.waitForSelector('#num-customer_no');
+  await fits('gh-03-payeasy-number');
+  await ctx.close();
+});
 
 for (const [device, carrier] of [['pc', 'docomo'], ['sp', 'au'], ['sp', 'softbank']]) {
   test(`${device}: carrier billing (${carrier}) through the sandbox carrier page`, async () => {
