@@ -731,10 +731,10 @@ fn check_choice(name: &str, value: &str, allowed: &[&str]) -> anyhow::Result<()>
 }
 
 /// A callback URL checked at registration with the same SSRF rules as delivery
-/// ([`crate::notify::ssrf::check_url`] under the merchant's mode); returned normalised.
+/// ([`crate::ssrf::check_url`] under the merchant's mode); returned normalised.
 fn checked_callback(config: &Config, mode: Mode, url: &str) -> anyhow::Result<String> {
-    let policy = crate::notify::policy_for(config, mode);
-    crate::notify::ssrf::check_url(url, policy)
+    let policy = crate::ssrf::policy_for(config, mode);
+    crate::ssrf::check_url(url, policy)
         .map(|u| u.to_string())
         .map_err(|e| anyhow::anyhow!("callback-url refused ({}): {e}", e.code()))
 }

@@ -10,8 +10,9 @@ use utoipa::ToSchema;
 use super::{err, time, ApiJson, ApiMerchant};
 use crate::domain::Mode;
 use crate::error::{AppError, AppResult};
+use crate::flows::payment_requests::SendError;
 use crate::flows::payment_requests::{self as requests, NewRequest, RequestRow};
-use crate::sms::{SendError, SmsRow};
+use crate::sms::SmsRow;
 use crate::state::AppState;
 
 /// A payment request to send by SMS.

@@ -38,7 +38,7 @@ use crate::connectors::konbini::{
 use crate::connectors::webhook::{Effect, WebhookError, WebhookEvent};
 use crate::domain::konbini::{validate_amount, validate_payeasy_amount, Chain, NumberAction};
 use crate::domain::processor::{Family, Processor};
-use crate::notify::ssrf::{check_url, UrlPolicy};
+use crate::ssrf::{check_url, UrlPolicy};
 
 /// KOMOJU's API host (`KAKEHASHI_KOMOJU_API_BASE` overrides it, e.g. for a local fake).
 pub const DEFAULT_API_BASE: &str = crate::config::DEFAULT_KOMOJU_API_BASE;

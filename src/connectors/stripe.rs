@@ -27,7 +27,7 @@ use crate::connectors::client_card::{
 use crate::connectors::driver::{Credentials, ProcessorDriver};
 use crate::domain::card::{CardStatus, ThreeDsResult, ThreeDsStatus};
 use crate::domain::processor::{Family, Processor};
-use crate::notify::ssrf::{check_url, UrlPolicy};
+use crate::ssrf::{check_url, UrlPolicy};
 
 pub const DEFAULT_API_BASE: &str = crate::config::DEFAULT_STRIPE_API_BASE;
 pub const DEFAULT_JS_URL: &str = crate::config::DEFAULT_STRIPE_JS_URL;

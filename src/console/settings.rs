@@ -7,7 +7,7 @@ use crate::db::Db;
 use crate::domain::konbini::Chain;
 use crate::domain::{CaptureMode, Method};
 use crate::form::get;
-use crate::notify::{policy_for, ssrf};
+use crate::ssrf::{self, policy_for};
 use crate::themes::Themes;
 
 /// Validated settings, ready to store.

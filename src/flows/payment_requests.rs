@@ -12,7 +12,7 @@ use crate::domain::reason::Reason;
 use crate::domain::{CheckoutStatus, RequestStatus};
 use crate::flows::checkout::{expire_in_tx, sign, sign_and_open};
 use crate::flows::error::{FlowError, FlowResult, Refused};
-use crate::sms::{SendError, SmsRow};
+use crate::sms::SmsRow;
 
 /// Short codes: 10 characters of a 32-letter alphabet = 50 bits, from the OS-seeded RNG.
 pub const CODE_LEN: usize = 10;
@@ -67,6 +67,42 @@ pub struct NewRequest {
     pub expires_in_s: i64,
 }
 
+/// Why a payment request was not sent: the SMS rate limit (the API answers 429 with
+/// `Retry-After`), or any other flow error. Nothing was written in either case.
+#[derive(Debug)]
+pub enum SendError {
+    RateLimited { retry_after_s: i64 },
+    Flow(FlowError),
+}
+
+impl From<FlowError> for SendError {
+    fn from(e: FlowError) -> Self {
+        SendError::Flow(e)
+    }
+}
+
+impl From<crate::db::Error> for SendError {
+    fn from(e: crate::db::Error) -> Self {
+        SendError::Flow(e.into())
+    }
+}
+
+impl From<crate::sms::SendError> for SendError {
+    fn from(e: crate::sms::SendError) -> Self {
+        match e {
+            crate::sms::SendError::RateLimited { retry_after_s } => {
+                SendError::RateLimited { retry_after_s }
+            }
+            crate::sms::SendError::NotConfigured => SendError::Flow(FlowError::conflict(
+                "sms_provider_not_configured",
+                "no SMS gateway is configured for live merchants on this server \
+                 (KAKEHASHI_SMS_HTTP_URL)",
+            )),
+            crate::sms::SendError::Db(e) => SendError::Flow(e.into()),
+        }
+    }
+}
+
 fn sms_too_long(e: crate::sms::TemplateError) -> FlowError {
     FlowError::refused(Refused::Unprocessable, "sms_too_long", e.to_string())
 }
@@ -85,7 +121,7 @@ async fn budget_left(state: &Ctx, merchant_id: &str) -> Result<(), SendError> {
     let now = state.now_ms();
     let (count, oldest) = crate::db::sms::sent_since(&state.db, merchant_id, now - 60_000).await?;
     if count >= state.config.sms_rate_per_minute {
-        return Err(crate::sms::rate_limited(oldest, now));
+        return Err(crate::sms::rate_limited(oldest, now).into());
     }
     Ok(())
 }

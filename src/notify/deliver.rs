@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use crate::notify::sign;
-use crate::notify::ssrf::{self, SsrfError, UrlPolicy};
+use crate::ssrf::{self, SsrfError, UrlPolicy};
 
 /// Default per-attempt budget (connect + send + response body).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);

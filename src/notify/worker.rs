@@ -20,7 +20,8 @@ use crate::db::outbox::{self, Attempt, Claimed};
 use crate::db::Db;
 use crate::domain::{CallbackStatus, NotifyFormat};
 use crate::notify::deliver::{Deliverer, Delivery, Outcome};
-use crate::notify::{policy_for, schedule, sign};
+use crate::notify::{schedule, sign};
+use crate::ssrf::policy_for;
 
 const BATCH: i64 = 64;
 const IDLE_POLL: Duration = Duration::from_millis(500);
@@ -34,7 +35,7 @@ pub struct Worker {
     /// Opens the merchants' webhook secrets when they are sealed.
     pub keys: Arc<crate::secrets::Keyring>,
     /// "Now" for leases, signatures and retry times (tests move it).
-    pub clock: Arc<dyn crate::context::Clock>,
+    pub clock: Arc<dyn crate::clock::Clock>,
 }
 
 impl Worker {

@@ -20,8 +20,8 @@ impl HttpSms {
     /// Checks the URL with the same SSRF rules as live merchants' callbacks (https on a public
     /// address; loopback only when the server allows loopback callbacks, as in development).
     pub fn new(config: &Config, url: &str) -> anyhow::Result<Self> {
-        let policy = crate::notify::policy_for(config, Mode::Live);
-        let url = crate::notify::ssrf::check_url(url, policy)
+        let policy = crate::ssrf::policy_for(config, Mode::Live);
+        let url = crate::ssrf::check_url(url, policy)
             .map_err(|e| anyhow::anyhow!("KAKEHASHI_SMS_HTTP_URL refused: {e}"))?;
         anyhow::ensure!(
             config.sms_http_body.contains("{text}") && config.sms_http_body.contains("{to}"),

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::db::{sms, Tx};
 use crate::domain::{Mode, SmsStatus};
-use crate::flows::error::{FlowError, Refused};
 
 /// Longest text of one SMS in UCS-2 (Japanese text is never GSM-7): 70 UTF-16 code units.
 pub const MAX_SMS_UNITS: usize = 70;
@@ -63,19 +62,15 @@ impl SmsProviders {
         })
     }
 
-    pub fn for_mode(&self, mode: Mode) -> Result<Arc<dyn SmsProvider>, FlowError> {
+    /// The provider for a merchant's mode; live needs the configured gateway.
+    pub fn for_mode(&self, mode: Mode) -> Result<Arc<dyn SmsProvider>, SendError> {
         match mode {
             Mode::Test => Ok(self.sandbox.clone()),
-            Mode::Live => match &self.http {
-                Some(h) => Ok(h.clone()),
-                None => Err(FlowError::Refused {
-                    kind: Refused::Conflict,
-                    code: "sms_provider_not_configured",
-                    message: "no SMS gateway is configured for live merchants on this server \
-                              (KAKEHASHI_SMS_HTTP_URL)"
-                        .into(),
-                }),
-            },
+            Mode::Live => self
+                .http
+                .clone()
+                .map(|h| h as Arc<dyn SmsProvider>)
+                .ok_or(SendError::NotConfigured),
         }
     }
 }
@@ -225,9 +220,7 @@ pub async fn reserve_and_queue(
     provider: &str,
     now: i64,
 ) -> Result<String, SendError> {
-    let (count, oldest) = sms::lock_and_count_since(tx, merchant_id, now - 60_000)
-        .await
-        .map_err(FlowError::from)?;
+    let (count, oldest) = sms::lock_and_count_since(tx, merchant_id, now - 60_000).await?;
     if count >= limit_per_minute {
         return Err(rate_limited(oldest, now));
     }
@@ -240,9 +233,7 @@ pub async fn reserve_and_queue(
         body,
         provider,
     };
-    sms::insert_queued(tx, &msg, now)
-        .await
-        .map_err(FlowError::from)?;
+    sms::insert_queued(tx, &msg, now).await?;
     Ok(id)
 }
 
@@ -255,24 +246,17 @@ pub fn rate_limited(oldest: Option<i64>, now: i64) -> SendError {
     }
 }
 
-/// A refusal to send: the rate limit (the API answers 429 with `Retry-After`), or any other
-/// error.
-#[derive(Debug)]
+/// Why a message was not queued. The payment-request flow turns it into its own error (the
+/// API answers 429 with `Retry-After` for the rate limit).
+#[derive(Debug, thiserror::Error)]
 pub enum SendError {
+    #[error("rate limited; retry after {retry_after_s} s")]
     RateLimited { retry_after_s: i64 },
-    Flow(FlowError),
-}
-
-impl From<FlowError> for SendError {
-    fn from(e: FlowError) -> Self {
-        SendError::Flow(e)
-    }
-}
-
-impl From<crate::db::Error> for SendError {
-    fn from(e: crate::db::Error) -> Self {
-        SendError::Flow(e.into())
-    }
+    /// A live merchant, and no SMS gateway configured on this server.
+    #[error("no SMS gateway is configured for live merchants")]
+    NotConfigured,
+    #[error(transparent)]
+    Db(#[from] crate::db::Error),
 }
 
 /// Sends a queued message through the provider and records the outcome at `now` (`sent` with

@@ -456,7 +456,11 @@ async fn issue_lawson(
         .post_form(
             &page,
             UA_PC,
-            &[("csrf", &hidden(&body, "csrf")), ("chain", "lawson")],
+            &[
+                ("csrf", &hidden(&body, "csrf")),
+                ("chain", "lawson"),
+                ("confirm", "1"),
+            ],
         )
         .await;
     assert_eq!(r.status(), 303);

@@ -229,6 +229,19 @@ pub async fn resolve_checked(url: &Url, policy: UrlPolicy) -> Result<Vec<SocketA
     }
 }
 
+/// The address policy for a merchant's callback URL: live merchants need https on public
+/// addresses; test-mode merchants may use http; loopback only when the server allows it.
+pub fn policy_for(config: &crate::config::Config, mode: crate::domain::Mode) -> UrlPolicy {
+    if config.allow_loopback_callbacks {
+        UrlPolicy::AllowLoopback
+    } else {
+        match mode {
+            crate::domain::Mode::Live => UrlPolicy::Production,
+            crate::domain::Mode::Test => UrlPolicy::TestMode,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
