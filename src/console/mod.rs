@@ -10,6 +10,7 @@ pub mod auth;
 pub mod csv_export;
 pub mod detail;
 pub mod error;
+pub mod messages;
 pub mod preview;
 pub mod search;
 pub mod settings;

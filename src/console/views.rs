@@ -171,6 +171,8 @@ pub struct Detail {
     pub details: Vec<(String, String)>,
     pub events: Vec<EventView>,
     pub notifications: Vec<NotificationView>,
+    /// Messages to the shopper (docs/messages.md).
+    pub messages: Vec<crate::console::messages::MessageView>,
     pub can_capture: bool,
     pub can_cancel: bool,
     pub can_refund: bool,

@@ -7,6 +7,7 @@
 pub mod card_attempts;
 pub mod checkouts;
 pub mod merchants;
+pub mod messages;
 pub mod operations;
 pub mod outbox;
 pub mod payments;

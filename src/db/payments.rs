@@ -1,5 +1,6 @@
 //! Payments: creation and state changes. Every change writes, in one transaction, the new state,
-//! an append-only event row and the merchant notification (outbox) row.
+//! an append-only event row, the merchant notification (outbox) row and the shopper messages
+//! the change calls for (`db::messages`).
 
 use serde_json::{json, Value};
 
@@ -222,6 +223,8 @@ pub async fn transition(
     )
     .await?;
     enqueue(tx, &row, change.event, change.amount).await?;
+    // Shopper messages (instructions, receipts, notices) ride the same transaction.
+    crate::db::messages::on_payment_event(tx, &row, change.event).await?;
     Ok(row)
 }
 

@@ -6,6 +6,7 @@ pub mod card_form;
 pub mod carrier;
 pub mod events;
 pub mod konbini;
+pub mod message;
 pub mod method;
 pub mod order;
 pub mod processor;

@@ -6,6 +6,7 @@ pub mod carrier;
 pub mod checkout;
 pub mod client_card;
 pub mod jobs;
+pub mod messages;
 pub mod konbini;
 pub mod payment_requests;
 pub mod processor_webhooks;

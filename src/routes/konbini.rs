@@ -309,12 +309,25 @@ fn status_text(s: NumberStatus, en: bool) -> &'static str {
     }
 }
 
-fn number_page(
+pub(crate) fn number_page(
     state: &AppState,
     device: Device,
     o: &Opened,
     token: &str,
     p: &PaymentRow,
+) -> AppResult<Response> {
+    number_page_with(state, device, o, token, p, StatusCode::OK, None)
+}
+
+/// The number page, with the outcome of its e-mail form when it was just posted.
+pub(crate) fn number_page_with(
+    state: &AppState,
+    device: Device,
+    o: &Opened,
+    token: &str,
+    p: &PaymentRow,
+    code: StatusCode,
+    mail_notice: Option<String>,
 ) -> AppResult<Response> {
     let en = o.checkout.lang == "en";
     let target = flow::target_of(p)
@@ -368,10 +381,11 @@ fn number_page(
         test_mode: o.merchant.mode() == Mode::Test,
         return_url: o.checkout.return_url.clone(),
         instructions_url: details.payment_url.clone(),
+        mail: crate::routes::messages::mail_form(state, token, status, mail_notice),
     };
     let (c, order) = (chrome(state, device, o, token), order_view(o));
     match device {
-        Device::FeaturePhone => page_with_status(device, StatusCode::OK, &FpNumber { c, order, n }),
-        _ => page_with_status(device, StatusCode::OK, &WebNumber { c, order, n }),
+        Device::FeaturePhone => page_with_status(device, code, &FpNumber { c, order, n }),
+        _ => page_with_status(device, code, &WebNumber { c, order, n }),
     }
 }

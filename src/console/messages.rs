@@ -1,0 +1,71 @@
+//! The payment detail's list of shopper messages (docs/messages.md): kind, channel, recipient,
+//! status, attempts and the last refusal, for staff deciding whether to resend.
+
+use crate::console::error::ConsoleResult;
+use crate::db::payments::PaymentRow;
+use crate::domain::message::{Channel, MessageKind, MessageStatus};
+use crate::state::AppState;
+use crate::util::format_jst;
+
+pub struct MessageView {
+    pub id: String,
+    pub created: String,
+    pub kind: &'static str,
+    pub kind_label: &'static str,
+    pub channel_label: &'static str,
+    pub recipient: String,
+    pub status: &'static str,
+    pub status_label: &'static str,
+    /// When a pending message is due (a reminder, or the next retry); empty otherwise.
+    pub due: String,
+    pub attempts: i64,
+    pub sent: String,
+    pub error: String,
+}
+
+fn kind_label(k: MessageKind) -> &'static str {
+    match k {
+        MessageKind::Instructions => "お支払い方法のご案内",
+        MessageKind::Reminder => "お支払期限のリマインド",
+        MessageKind::Receipt => "お支払い完了（領収）",
+        MessageKind::Refund => "返金のお知らせ",
+        MessageKind::Cancellation => "取消のお知らせ",
+    }
+}
+
+fn status_label(s: MessageStatus) -> &'static str {
+    match s {
+        MessageStatus::Pending => "送信待ち",
+        MessageStatus::Sent => "送信済",
+        MessageStatus::Failed => "送信失敗",
+        MessageStatus::Cancelled => "不要（支払済など）",
+    }
+}
+
+pub async fn list(state: &AppState, p: &PaymentRow) -> ConsoleResult<Vec<MessageView>> {
+    let rows = crate::db::messages::for_payment(&state.db, &p.id).await?;
+    Ok(rows
+        .into_iter()
+        .map(|m| MessageView {
+            created: format_jst(m.created_at),
+            kind: m.kind.code(),
+            kind_label: kind_label(m.kind),
+            channel_label: match m.channel {
+                Channel::Email => "メール",
+                Channel::Sms => "SMS",
+            },
+            recipient: m.recipient,
+            status: m.status.code(),
+            status_label: status_label(m.status),
+            due: if m.status == MessageStatus::Pending {
+                format_jst(m.send_at)
+            } else {
+                String::new()
+            },
+            attempts: m.attempts,
+            sent: m.sent_at.map(format_jst).unwrap_or_default(),
+            error: m.last_error.unwrap_or_default(),
+            id: m.id,
+        })
+        .collect())
+}

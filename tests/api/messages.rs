@@ -1,0 +1,363 @@
+//! Messages to shoppers (docs/messages.md) end to end: a konbini number's instructions e-mail
+//! arrives at a real SMTP server on loopback with the number, the deadline and a working link;
+//! the reminder goes out once at its time only while unpaid; the receipt after payment; a 4xx
+//! is retried, a 5xx recorded; the number page's e-mail form. Both databases.
+
+use std::time::Duration;
+
+use kakehashi::config::SmtpTls;
+use kakehashi::db::messages::{self, Settings};
+use kakehashi::db::payments::PaymentRow;
+use kakehashi::db::{checkouts, Db};
+use kakehashi::flows::konbini as number_flow;
+use kakehashi::messages::compose::deadline_text;
+
+use crate::helpers::*;
+use crate::smtp_fake::{Mail, SmtpFake};
+
+const FROM: &str = "pay@kakehashi.test";
+
+macro_rules! both_smtp {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                let smtp = $crate::smtp_fake::SmtpFake::start().await;
+                let app = super::spawn_with_smtp(Backend::Sqlite, &smtp).await.unwrap();
+                super::$name(app, smtp).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                let smtp = $crate::smtp_fake::SmtpFake::start().await;
+                if let Some(app) = super::spawn_with_smtp(Backend::Postgres, &smtp).await {
+                    super::$name(app, smtp).await;
+                }
+            }
+            use $crate::helpers::Backend;
+        }
+    };
+}
+
+async fn spawn_with_smtp(backend: Backend, smtp: &SmtpFake) -> Option<TestApp> {
+    let port = smtp.port;
+    spawn_app_with(backend, move |c| {
+        c.mail.smtp_host = Some("127.0.0.1".into());
+        c.mail.smtp_port = Some(port);
+        c.mail.smtp_tls = SmtpTls::None;
+        c.mail.from = Some(FROM.into());
+        c.mail.timeout_s = 5;
+    })
+    .await
+}
+
+/// Opens the link, picks konbini and `chain`; returns the number page's path and body.
+async fn issue(app: &TestApp, link: &str, chain: &str) -> (String, String) {
+    let r = app.get(link, UA_PC).await;
+    assert_eq!(r.status().as_u16(), 200);
+    let body = r.text().await.unwrap();
+    let r = app
+        .post_form(
+            &action(&body),
+            UA_PC,
+            &[("csrf", &hidden(&body, "csrf")), ("method", "konbini")],
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 303);
+    let path = location(&r);
+    let chooser = app.get(&path, UA_PC).await.text().await.unwrap();
+    let r = app
+        .post_form(
+            &path,
+            UA_PC,
+            &[("csrf", &hidden(&chooser, "csrf")), ("chain", chain)],
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 303, "number issued");
+    let page = app.get(&path, UA_PC).await.text().await.unwrap();
+    (path, page)
+}
+
+async fn payment(app: &TestApp, merchant_id: &str, order: &str) -> PaymentRow {
+    let co = checkouts::find_by_order(&app.db, merchant_id, order)
+        .await
+        .unwrap()
+        .unwrap();
+    number_flow::issued_for_checkout(&app.db, &co.id)
+        .await
+        .unwrap()
+        .expect("number issued")
+}
+
+async fn wait_mails(smtp: &SmtpFake, n: usize) -> Vec<Mail> {
+    eventually(&format!("{n} e-mails"), || async {
+        let got = smtp.accepted();
+        (got.len() >= n).then_some(got)
+    })
+    .await
+}
+
+async fn message_states(db: &Db, payment_id: &str) -> Vec<(String, String)> {
+    messages::for_payment(db, payment_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.kind.code().to_owned(), m.status.code().to_owned()))
+        .collect()
+}
+
+/// Calls the sandbox control endpoint (test-mode konbini: mark paid).
+async fn sandbox(app: &TestApp, m: &TestMerchant, payment_id: &str, action_name: &str) {
+    let path = format!("/sandbox/v1/payments/{payment_id}/{action_name}");
+    let ts = now_s();
+    let sig = kakehashi::signing::sign(&m.secret, &format!("POST\n{path}\n{ts}"));
+    let r = app
+        .client
+        .post(format!("{}{path}", app.base))
+        .header("x-merchant-id", &m.id)
+        .header("x-key-id", &m.key_id)
+        .header("x-timestamp", ts.to_string())
+        .header("x-signature", sig)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+}
+
+both_smtp!(instructions_then_receipt_arrive_with_number_deadline_and_link);
+async fn instructions_then_receipt_arrive_with_number_deadline_and_link(
+    app: TestApp,
+    smtp: SmtpFake,
+) {
+    let m = app.merchant().await;
+    messages::set_settings(
+        &app.db,
+        &m.id,
+        &Settings {
+            reply_to: Some("support@shop.example".into()),
+            ..Settings::default()
+        },
+    )
+    .await
+    .unwrap();
+    let f = app.fields(
+        &m,
+        "mail-1",
+        1980,
+        &[("shopper_email", "hanako@example.jp"), ("konbini_days", "5")],
+    );
+    let (_, page) = issue(&app, &app.link(&m, &f), "lawson").await;
+    assert!(
+        !page.contains("id=\"mail-form\"") || page.contains("mail-address"),
+        "the form, if shown, has its field"
+    );
+    let p = payment(&app, &m.id, "mail-1").await;
+    let details = p.details_json();
+    let customer_no = details["customer_no"].as_str().unwrap().to_owned();
+    let confirm_no = details["confirm_no"].as_str().unwrap().to_owned();
+    let deadline = deadline_text(p.deadline_at.unwrap(), false);
+    assert!(deadline.contains(")"), "with a weekday: {deadline}");
+
+    let mail = wait_mails(&smtp, 1).await.remove(0);
+    assert_eq!(mail.rcpt_to, vec!["hanako@example.jp".to_owned()]);
+    assert_eq!(
+        mail.subject, "【テスト】【テスト商店】ローソンのお支払い番号のご案内",
+        "RFC 2047 subject decodes to the Japanese text"
+    );
+    assert!(mail.header("Subject").contains("=?utf-8?"), "encoded");
+    assert!(mail.from.contains("テスト商店") && mail.from.contains(FROM), "{}", mail.from);
+    assert!(mail.header("Reply-To").contains("support@shop.example"));
+    assert!(mail.header("Content-Type").starts_with("multipart/alternative"));
+    for part in [&mail.text, &mail.html] {
+        assert!(part.contains(&customer_no), "customer number in {part}");
+        assert!(part.contains(&confirm_no), "confirmation number");
+        assert!(part.contains(&deadline), "deadline with weekday");
+        assert!(part.contains("1,980"), "amount");
+        assert!(part.contains("Loppi"), "Lawson's steps");
+        assert!(part.contains(&p.id), "payment id");
+    }
+    assert!(mail.html.contains("background:#"), "theme colour");
+    // The link back to the number page works after the session would have expired.
+    let link = mail
+        .text
+        .split_whitespace()
+        .find(|w| w.contains("/m/"))
+        .expect("link in the text part")
+        .to_owned();
+    assert!(mail.html.contains(&link), "same link in the HTML part");
+    let path = link.trim_start_matches(&app.base).to_owned();
+    app.clock.advance(Duration::from_secs(2 * 3600));
+    let r = app.get(&path, UA_PC).await;
+    assert_eq!(r.status().as_u16(), 303);
+    let number_page = location(&r);
+    assert!(number_page.ends_with("/konbini"), "{number_page}");
+    let shown = app.get(&number_page, UA_PC).await.text().await.unwrap();
+    assert!(shown.contains("id=\"num-customer_no\""), "number page");
+    let forged = format!("{}x", path.trim_end_matches(|c: char| c != '/'));
+    assert_eq!(app.get(&forged, UA_PC).await.status().as_u16(), 404);
+
+    // Paid: the reminder is cancelled, a receipt goes out.
+    assert_eq!(
+        message_states(&app.db, &p.id).await,
+        vec![
+            ("instructions".to_owned(), "sent".to_owned()),
+            ("reminder".to_owned(), "pending".to_owned())
+        ]
+    );
+    sandbox(&app, &m, &p.id, "paid").await;
+    let receipt = wait_mails(&smtp, 2).await.remove(1);
+    assert_eq!(receipt.subject, "【テスト】【テスト商店】お支払い完了のお知らせ");
+    for part in [&receipt.text, &receipt.html] {
+        assert!(part.contains("テスト商品") && part.contains("1,980"));
+        assert!(part.contains("コンビニ"), "method: {part}");
+        assert!(part.contains(&p.id));
+    }
+    let states = message_states(&app.db, &p.id).await;
+    assert!(states.contains(&("reminder".into(), "cancelled".into())), "{states:?}");
+    // A week later nothing more arrived.
+    app.clock.advance(Duration::from_secs(7 * 86400));
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(smtp.all().len(), 2, "no reminder after payment");
+}
+
+both_smtp!(reminder_goes_out_once_at_its_time_only_while_unpaid);
+async fn reminder_goes_out_once_at_its_time_only_while_unpaid(app: TestApp, smtp: SmtpFake) {
+    let m = app.merchant().await;
+    messages::set_settings(
+        &app.db,
+        &m.id,
+        &Settings {
+            reminder_hours: 48,
+            ..Settings::default()
+        },
+    )
+    .await
+    .unwrap();
+    let f = app.fields(
+        &m,
+        "rem-1",
+        3000,
+        &[
+            ("shopper_email", "taro@example.jp"),
+            ("konbini_days", "5"),
+            ("lang", "en"),
+        ],
+    );
+    issue(&app, &app.link(&m, &f), "seven").await;
+    let p = payment(&app, &m.id, "rem-1").await;
+    wait_mails(&smtp, 1).await;
+    let remind_at = p.deadline_at.unwrap() - 48 * 3_600_000;
+    // Just before its time: nothing.
+    let wait = remind_at - app.state.now_ms() - 60_000;
+    app.clock.advance(Duration::from_millis(wait as u64));
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(smtp.all().len(), 1, "not yet");
+    app.clock.advance(Duration::from_secs(120));
+    let mails = wait_mails(&smtp, 2).await;
+    let reminder = &mails[1];
+    assert!(
+        reminder.subject.starts_with("[TEST] テスト商店: your payment is due"),
+        "{}",
+        reminder.subject
+    );
+    let deadline = deadline_text(p.deadline_at.unwrap(), true);
+    assert!(reminder.text.contains(&deadline), "{}", reminder.text);
+    assert!(reminder.text.contains("have not yet received"));
+    // Once only.
+    app.clock.advance(Duration::from_secs(3600));
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(smtp.all().len(), 2, "the reminder is sent once");
+}
+
+both_smtp!(temporary_refusal_is_retried_and_permanent_refusal_recorded);
+async fn temporary_refusal_is_retried_and_permanent_refusal_recorded(
+    app: TestApp,
+    smtp: SmtpFake,
+) {
+    let m = app.merchant().await;
+    smtp.reply_with(&["451 4.3.0 try again later"]);
+    let f = app.fields(&m, "t-1", 1000, &[("shopper_email", "a@example.jp")]);
+    issue(&app, &app.link(&m, &f), "seven").await;
+    let p = payment(&app, &m.id, "t-1").await;
+    let first = eventually("a temporary refusal recorded", || async {
+        let ms = messages::for_payment(&app.db, &p.id).await.unwrap();
+        ms.into_iter()
+            .find(|x| x.kind.code() == "instructions" && x.attempts == 1)
+    })
+    .await;
+    assert_eq!(first.status.code(), "pending", "retried later");
+    assert!(first.last_error.as_deref().unwrap_or("").contains("451"));
+    assert!(first.send_at > app.state.now_ms(), "with a delay");
+    app.clock.advance(Duration::from_secs(120));
+    let mail = wait_mails(&smtp, 1).await.remove(0);
+    assert!(mail.subject.contains("セブン-イレブン"));
+    let sent = messages::get(&app.db, &first.id).await.unwrap().unwrap();
+    assert_eq!((sent.status.code(), sent.attempts), ("sent", 2));
+
+    smtp.reply_with(&["550 5.1.1 no such user"]);
+    let f = app.fields(&m, "t-2", 1000, &[("shopper_email", "nobody@example.jp")]);
+    issue(&app, &app.link(&m, &f), "seven").await;
+    let p = payment(&app, &m.id, "t-2").await;
+    let failed = eventually("a permanent refusal recorded", || async {
+        let ms = messages::for_payment(&app.db, &p.id).await.unwrap();
+        ms.into_iter()
+            .find(|x| x.kind.code() == "instructions" && x.status.code() == "failed")
+    })
+    .await;
+    assert_eq!(failed.attempts, 1, "not retried");
+    assert!(failed.last_error.unwrap().contains("550"));
+    app.clock.advance(Duration::from_secs(3600));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(smtp.all().len(), 3, "451, then 250, then 550, nothing more");
+}
+
+both_smtp!(number_page_form_sends_to_a_typed_address_a_few_times);
+async fn number_page_form_sends_to_a_typed_address_a_few_times(app: TestApp, smtp: SmtpFake) {
+    let m = app.merchant().await;
+    let f = app.fields(&m, "form-1", 1500, &[]);
+    let (path, page) = issue(&app, &app.link(&m, &f), "famima").await;
+    assert!(page.contains("id=\"mail-form\""), "form shown");
+    let token = path.trim_end_matches("/konbini").to_owned();
+    let post = format!("{token}/email-instructions");
+    let csrf = hidden(&page, "csrf");
+    let r = app.post_form(&post, UA_PC, &[("email", "x@example.jp")]).await;
+    assert_eq!(r.status().as_u16(), 403, "CSRF token required");
+    let r = app
+        .post_form(&post, UA_PC, &[("csrf", &csrf), ("email", "not an address")])
+        .await;
+    assert_eq!(r.status().as_u16(), 422);
+    assert!(r.text().await.unwrap().contains("id=\"mail-notice\""));
+    for (i, to) in ["a@example.jp", "b@example.jp", "c@example.jp"].iter().enumerate() {
+        let r = app
+            .post_form(&post, UA_PC, &[("csrf", &csrf), ("email", to)])
+            .await;
+        assert_eq!(r.status().as_u16(), 200, "address {i}");
+    }
+    let r = app
+        .post_form(&post, UA_PC, &[("csrf", &csrf), ("email", "d@example.jp")])
+        .await;
+    assert_eq!(r.status().as_u16(), 429, "limited per payment");
+    let mails = wait_mails(&smtp, 3).await;
+    let p = payment(&app, &m.id, "form-1").await;
+    let mut to: Vec<String> = mails.iter().map(|x| x.rcpt_to[0].clone()).collect();
+    to.sort();
+    assert_eq!(to, ["a@example.jp", "b@example.jp", "c@example.jp"]);
+    for x in &mails {
+        assert!(x.subject.contains("ファミリーマート"));
+        assert!(x.text.contains(p.details_json()["customer_no"].as_str().unwrap()));
+    }
+}
+
+both!(without_smtp_the_form_is_hidden_and_messages_fail_visibly);
+async fn without_smtp_the_form_is_hidden_and_messages_fail_visibly(app: TestApp) {
+    let m = app.merchant().await;
+    let f = app.fields(&m, "none-1", 1500, &[("shopper_email", "a@example.jp")]);
+    let (_, page) = issue(&app, &app.link(&m, &f), "seven").await;
+    assert!(!page.contains("id=\"mail-form\""));
+    let p = payment(&app, &m.id, "none-1").await;
+    let m = eventually("the message recorded as failed", || async {
+        let ms = messages::for_payment(&app.db, &p.id).await.unwrap();
+        ms.into_iter().find(|x| x.status.code() == "failed")
+    })
+    .await;
+    assert!(m.last_error.unwrap().contains("KAKEHASHI_SMTP_HOST"));
+}
