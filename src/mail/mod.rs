@@ -180,15 +180,16 @@ mod tests {
         }
     }
 
-    #[test]
-    fn plain_smtp_only_on_loopback() {
+    // The transport's pool needs a runtime even to be dropped.
+    #[tokio::test]
+    async fn plain_smtp_only_on_loopback() {
         assert!(Mailer::from_settings(&settings("127.0.0.1", SmtpTls::None)).is_ok());
         assert!(Mailer::from_settings(&settings("mail.example.jp", SmtpTls::None)).is_err());
         assert!(Mailer::from_settings(&settings("mail.example.jp", SmtpTls::Starttls)).is_ok());
     }
 
-    #[test]
-    fn japanese_subject_is_encoded() {
+    #[tokio::test]
+    async fn japanese_subject_is_encoded() {
         let m = Mailer::from_settings(&settings("localhost", SmtpTls::None))
             .unwrap()
             .unwrap();

@@ -108,7 +108,8 @@ async fn message_states(db: &Db, payment_id: &str) -> Vec<(String, String)> {
 /// Calls the sandbox control endpoint (test-mode konbini: mark paid).
 async fn sandbox(app: &TestApp, m: &TestMerchant, payment_id: &str, action_name: &str) {
     let path = format!("/sandbox/v1/payments/{payment_id}/{action_name}");
-    let ts = now_s();
+    // The server's clock, which the test may have moved.
+    let ts = app.state.now_s();
     let sig = kakehashi::signing::sign(&m.secret, &format!("POST\n{path}\n{ts}"));
     let r = app
         .client

@@ -170,6 +170,9 @@ impl Mail {
             .to_owned();
         let (mut text, mut html) = (String::new(), String::new());
         for part in body.split(&format!("--{boundary}")).skip(1) {
+            if part.starts_with("--") {
+                break; // the closing delimiter
+            }
             let Some((ph, pb)) = part.split_once("\r\n\r\n") else {
                 continue;
             };
