@@ -362,3 +362,98 @@ async fn without_smtp_the_form_is_hidden_and_messages_fail_visibly(app: TestApp)
     .await;
     assert!(m.last_error.unwrap().contains("KAKEHASHI_SMTP_HOST"));
 }
+
+both_smtp!(console_lists_messages_and_staff_can_resend);
+async fn console_lists_messages_and_staff_can_resend(app: TestApp, smtp: SmtpFake) {
+    use crate::console::{user, Console};
+    use kakehashi::console::Role;
+    let m = app.merchant().await;
+    smtp.reply_with(&["550 5.1.1 mailbox unavailable"]);
+    let f = app.fields(&m, "con-1", 2500, &[("shopper_email", "typo@example.jp")]);
+    issue(&app, &app.link(&m, &f), "seven").await;
+    let p = payment(&app, &m.id, "con-1").await;
+    eventually("the refusal recorded", || async {
+        let ms = messages::for_payment(&app.db, &p.id).await.unwrap();
+        ms.into_iter().find(|x| x.status.code() == "failed")
+    })
+    .await;
+    let admin = user(&app, Some(&m.id), Role::Admin).await;
+    let c = Console::login(&app, &admin).await;
+    let (s, page) = c.get(&format!("/console/payments/{}", p.id)).await;
+    assert_eq!(s, 200);
+    assert!(page.contains("お客様へのメッセージ"));
+    assert!(page.contains("typo@example.jp"));
+    assert!(page.contains("送信失敗") && page.contains("550"), "status and reply: {page}");
+    assert!(page.contains("data-kind=\"reminder\""), "the reminder is listed as pending");
+    let failed = messages::for_payment(&app.db, &p.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|x| x.status.code() == "failed")
+        .unwrap();
+    let resend = format!("/console/payments/{}/messages/resend", p.id);
+    let r = c
+        .post(&resend, &[("csrf", "forged"), ("message_id", &failed.id)])
+        .await;
+    assert_eq!(r.status(), 403, "CSRF token required");
+    let csrf = hidden(&page, "csrf");
+    let r = c
+        .post(&resend, &[("csrf", &csrf), ("message_id", &failed.id)])
+        .await;
+    assert_eq!(r.status(), 303);
+    let mail = wait_mails(&smtp, 1).await.remove(0);
+    assert_eq!(mail.rcpt_to, ["typo@example.jp"]);
+    assert!(mail.subject.contains("セブン-イレブン"));
+    let audit: i64 = kakehashi::on_db!(&app.db, c => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM console_audit WHERE action = 'message.resend' AND target = $1")
+        .bind(&failed.id).fetch_one(c).await).unwrap();
+    assert_eq!(audit, 1, "audited");
+    // Another merchant's staff cannot resend it.
+    let other = app.merchant().await;
+    let stranger = user(&app, Some(&other.id), Role::Admin).await;
+    let c2 = Console::login(&app, &stranger).await;
+    let (_, own) = c2.get("/console/payments").await;
+    let r = c2
+        .post(&resend, &[("csrf", &hidden(&own, "csrf")), ("message_id", &failed.id)])
+        .await;
+    assert_eq!(r.status(), 404);
+}
+
+both!(sms_instructions_when_the_merchant_enabled_them);
+async fn sms_instructions_when_the_merchant_enabled_them(app: TestApp) {
+    let m = app.merchant().await;
+    let f = app.fields(&m, "sms-0", 1500, &[("shopper_phone", "090-1234-5678")]);
+    issue(&app, &app.link(&m, &f), "seven").await;
+    let p = payment(&app, &m.id, "sms-0").await;
+    assert!(
+        messages::for_payment(&app.db, &p.id).await.unwrap().is_empty(),
+        "SMS is off by default"
+    );
+    messages::set_settings(
+        &app.db,
+        &m.id,
+        &Settings {
+            sms: true,
+            ..Settings::default()
+        },
+    )
+    .await
+    .unwrap();
+    let f = app.fields(&m, "sms-1", 1500, &[("shopper_phone", "090-1234-5678")]);
+    issue(&app, &app.link(&m, &f), "seven").await;
+    let p = payment(&app, &m.id, "sms-1").await;
+    let sent = eventually("the SMS sent through the sandbox provider", || async {
+        let ms = messages::for_payment(&app.db, &p.id).await.unwrap();
+        ms.into_iter()
+            .find(|x| x.channel.code() == "sms" && x.kind.code() == "instructions" && x.status.code() == "sent")
+    })
+    .await;
+    assert_eq!(sent.recipient, "090-1234-5678");
+    let kinds: Vec<String> = messages::for_payment(&app.db, &p.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|x| format!("{}/{}", x.channel.code(), x.kind.code()))
+        .collect();
+    assert_eq!(kinds, ["sms/instructions", "sms/reminder"]);
+}
