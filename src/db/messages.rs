@@ -374,7 +374,7 @@ pub async fn finish(
 
 /// A payment's messages, oldest first (the console's payment detail).
 pub async fn for_payment(db: &Db, payment_id: &str) -> Result<Vec<MessageRow>, sqlx::Error> {
-    let sql = format!("SELECT {COLS} FROM messages WHERE payment_id = $1 ORDER BY created_at, id");
+    let sql = format!("SELECT {COLS} FROM messages WHERE payment_id = $1 ORDER BY created_at, send_at, id");
     on_db!(db, c => sqlx::query_as(&sql).bind(payment_id).fetch_all(c).await)
 }
 

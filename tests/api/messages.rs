@@ -449,11 +449,12 @@ async fn sms_instructions_when_the_merchant_enabled_them(app: TestApp) {
     })
     .await;
     assert_eq!(sent.recipient, "090-1234-5678");
-    let kinds: Vec<String> = messages::for_payment(&app.db, &p.id)
+    let mut kinds: Vec<String> = messages::for_payment(&app.db, &p.id)
         .await
         .unwrap()
         .iter()
         .map(|x| format!("{}/{}", x.channel.code(), x.kind.code()))
         .collect();
+    kinds.sort();
     assert_eq!(kinds, ["sms/instructions", "sms/reminder"]);
 }
