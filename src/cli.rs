@@ -365,7 +365,10 @@ pub async fn mail(config: &Config, cmd: MailCmd) -> anyhow::Result<()> {
             sms,
         } => {
             let db = Db::connect(&config.database_url).await?;
-            if crate::db::merchants::get(&db, &merchant_id).await?.is_none() {
+            if crate::db::merchants::get(&db, &merchant_id)
+                .await?
+                .is_none()
+            {
                 anyhow::bail!("no merchant {merchant_id}");
             }
             let mut s = crate::db::messages::settings(&db, &merchant_id).await?;

@@ -346,12 +346,7 @@ pub struct Outcome<'a> {
 }
 
 /// Records an attempt's outcome; only the lease holder may.
-pub async fn finish(
-    db: &Db,
-    id: &str,
-    owner: &str,
-    o: &Outcome<'_>,
-) -> Result<bool, sqlx::Error> {
+pub async fn finish(db: &Db, id: &str, owner: &str, o: &Outcome<'_>) -> Result<bool, sqlx::Error> {
     let mut tx = db.begin().await?;
     let n = exec_tx!(&mut tx, c => sqlx::query(
         "UPDATE messages SET status = $1, attempts = attempts + $2, send_at = COALESCE($3, send_at), \
@@ -374,7 +369,9 @@ pub async fn finish(
 
 /// A payment's messages, oldest first (the console's payment detail).
 pub async fn for_payment(db: &Db, payment_id: &str) -> Result<Vec<MessageRow>, sqlx::Error> {
-    let sql = format!("SELECT {COLS} FROM messages WHERE payment_id = $1 ORDER BY created_at, send_at, id");
+    let sql = format!(
+        "SELECT {COLS} FROM messages WHERE payment_id = $1 ORDER BY created_at, send_at, id"
+    );
     on_db!(db, c => sqlx::query_as(&sql).bind(payment_id).fetch_all(c).await)
 }
 

@@ -170,13 +170,17 @@ impl Sender {
             .map_err(|e| (Refusal::Temporary, format!("database: {e}")))?
             .map(|mr| mr.mode())
             .unwrap_or(Mode::Live);
-        let provider = self
-            .ctx
-            .sms
-            .for_mode(mode)
-            .map_err(|_| (Refusal::Permanent, "no SMS gateway is configured".to_owned()))?;
+        let provider = self.ctx.sms.for_mode(mode).map_err(|_| {
+            (
+                Refusal::Permanent,
+                "no SMS gateway is configured".to_owned(),
+            )
+        })?;
         let Some(text) = compose::sms(f, m.kind, &f.link) else {
-            return Err((Refusal::Permanent, "the message does not fit in one SMS".into()));
+            return Err((
+                Refusal::Permanent,
+                "the message does not fit in one SMS".into(),
+            ));
         };
         match provider.send(&to, &text).await {
             Ok(_) => Ok(Sent::Sent),
@@ -209,7 +213,10 @@ impl Sender {
             en,
             test_mode,
             shop,
-            item: checkout.as_ref().map(|c| c.item_name.clone()).unwrap_or_default(),
+            item: checkout
+                .as_ref()
+                .map(|c| c.item_name.clone())
+                .unwrap_or_default(),
             order_id: p.order_id.clone(),
             payment_id: p.id.clone(),
             amount: p.amount,
@@ -256,7 +263,10 @@ pub fn number_facts(p: &PaymentRow, en: bool) -> Option<NumberFacts> {
         IssueTarget::Konbini(c) if en => (c.name_en().to_owned(), c.how_to_pay_en()),
         IssueTarget::Konbini(c) => (c.name_ja().to_owned(), c.how_to_pay_ja()),
         IssueTarget::Payeasy if en => ("Pay-easy".to_owned(), rules::payeasy_how_to_pay_en()),
-        IssueTarget::Payeasy => ("Pay-easy（ペイジー）".to_owned(), rules::payeasy_how_to_pay_ja()),
+        IssueTarget::Payeasy => (
+            "Pay-easy（ペイジー）".to_owned(),
+            rules::payeasy_how_to_pay_ja(),
+        ),
     };
     Some(NumberFacts {
         place,
@@ -267,14 +277,19 @@ pub fn number_facts(p: &PaymentRow, en: bool) -> Option<NumberFacts> {
 }
 
 fn link_mac(ctx: &Ctx, payment_id: &str) -> String {
-    let m = crate::signing::hmac_bytes(&ctx.secret, format!("message-link|{payment_id}").as_bytes());
+    let m =
+        crate::signing::hmac_bytes(&ctx.secret, format!("message-link|{payment_id}").as_bytes());
     URL_SAFE_NO_PAD.encode(&m[..9])
 }
 
 /// The number page's address in messages: unlike a session token it never expires (the page
 /// itself says when the number no longer works). `{public_url}/m/{payment_id}/{mac}`.
 pub fn number_link(ctx: &Ctx, payment_id: &str) -> String {
-    format!("{}/m/{payment_id}/{}", ctx.public_url, link_mac(ctx, payment_id))
+    format!(
+        "{}/m/{payment_id}/{}",
+        ctx.public_url,
+        link_mac(ctx, payment_id)
+    )
 }
 
 /// Opens a message link: the path of the number page under a fresh session, or `None` when the

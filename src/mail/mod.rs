@@ -65,7 +65,9 @@ impl Mailer {
         let from: Address = s
             .from
             .as_deref()
-            .ok_or_else(|| anyhow::anyhow!("KAKEHASHI_MAIL_FROM is required with KAKEHASHI_SMTP_HOST"))?
+            .ok_or_else(|| {
+                anyhow::anyhow!("KAKEHASHI_MAIL_FROM is required with KAKEHASHI_SMTP_HOST")
+            })?
             .parse()
             .map_err(|e| anyhow::anyhow!("KAKEHASHI_MAIL_FROM is not an e-mail address: {e}"))?;
         let port = s.smtp_port.unwrap_or(s.smtp_tls.default_port());
@@ -118,18 +120,17 @@ impl Mailer {
     /// The MIME message: multipart/alternative with the text first, both parts base64 (UTF-8
     /// Japanese), headers RFC 2047 encoded by lettre.
     pub fn build(&self, e: &Email) -> Result<Message, MailError> {
-        let to: Address = e
-            .to
-            .parse()
-            .map_err(|_| MailError::Invalid("the recipient is not an e-mail address".into()))?;
+        let to: Address =
+            e.to.parse()
+                .map_err(|_| MailError::Invalid("the recipient is not an e-mail address".into()))?;
         let mut b = Message::builder()
             .from(Mailbox::new(Some(e.sender_name.clone()), self.from.clone()))
             .to(Mailbox::new(None, to))
             .subject(e.subject.clone());
         if let Some(r) = e.reply_to.as_deref() {
-            let r: Address = r
-                .parse()
-                .map_err(|_| MailError::Invalid("the merchant's reply-to is not an address".into()))?;
+            let r: Address = r.parse().map_err(|_| {
+                MailError::Invalid("the merchant's reply-to is not an address".into())
+            })?;
             b = b.reply_to(Mailbox::new(None, r));
         }
         let part = |ct: ContentType, body: &str| {

@@ -123,7 +123,9 @@ fn subject(f: &Facts, kind: MessageKind) -> String {
     };
     let place = f.number.as_ref().map(|n| n.place.as_str()).unwrap_or("");
     let s = match (kind, f.en) {
-        (MessageKind::Instructions, false) => format!("【{}】{}のお支払い番号のご案内", f.shop, place),
+        (MessageKind::Instructions, false) => {
+            format!("【{}】{}のお支払い番号のご案内", f.shop, place)
+        }
         (MessageKind::Instructions, true) => {
             format!("{}: how to pay at {}", f.shop, place)
         }
@@ -199,7 +201,10 @@ fn blocks(f: &Facts, kind: MessageKind) -> Vec<Block> {
             rows.extend(n.fields.iter().cloned());
             rows.push((l("お支払期限", "Pay by"), deadline));
             b.push(Block::Table(rows));
-            b.push(Block::Steps(l("お支払い方法", "How to pay"), n.steps.clone()));
+            b.push(Block::Steps(
+                l("お支払い方法", "How to pay"),
+                n.steps.clone(),
+            ));
             if !f.link.is_empty() {
                 b.push(Block::Link(
                     l("お支払い番号のページ", "Your payment number page"),
@@ -213,7 +218,10 @@ fn blocks(f: &Facts, kind: MessageKind) -> Vec<Block> {
         }
         MessageKind::Receipt => {
             b.push(Block::Para(match en {
-                false => format!("{}でのお支払いを受け付けました。ありがとうございました。", f.shop),
+                false => format!(
+                    "{}でのお支払いを受け付けました。ありがとうございました。",
+                    f.shop
+                ),
                 true => format!("Your payment to {} has been received. Thank you.", f.shop),
             }));
             let mut rows = order_rows(f);
@@ -237,8 +245,14 @@ fn blocks(f: &Facts, kind: MessageKind) -> Vec<Block> {
         }
         MessageKind::Cancellation => {
             b.push(Block::Para(match en {
-                false => format!("{}でのご注文のお支払いは取り消されました。代金は請求されません。", f.shop),
-                true => format!("Your payment to {} was cancelled; you will not be charged.", f.shop),
+                false => format!(
+                    "{}でのご注文のお支払いは取り消されました。代金は請求されません。",
+                    f.shop
+                ),
+                true => format!(
+                    "Your payment to {} was cancelled; you will not be charged.",
+                    f.shop
+                ),
             }));
             let mut rows = order_rows(f);
             rows.push((l("お支払い方法", "Payment method"), f.method.clone()));

@@ -23,7 +23,7 @@ mod messages;
 mod notify;
 mod shopper;
 mod shutdown;
-mod smtp_fake;
 mod sms;
+mod smtp_fake;
 mod stripe;
 mod vectors;
