@@ -589,3 +589,92 @@ async fn mail_commands() {
         48
     );
 }
+
+both_smtp!(card_receipt_once_then_refund_and_cancellation_notices);
+async fn card_receipt_once_then_refund_and_cancellation_notices(app: TestApp, smtp: SmtpFake) {
+    let m = app
+        .merchant_with(|n| n.capture_mode = "manual".into())
+        .await;
+    let key = app.api_key(&m).await;
+    // Pays by card on the shop's link carrying the shopper's address.
+    let pay = |order: &'static str| {
+        let (app, m) = (&app, &m);
+        async move {
+            let f = app.fields(
+                m,
+                order,
+                4000,
+                &[("shopper_email", "card@example.jp"), ("lang", "en")],
+            );
+            let (status, body) = app.open(m, &f, UA_PC).await;
+            assert_eq!(status, 200);
+            let r = app
+                .post_form(
+                    &action(&body),
+                    UA_PC,
+                    &[("csrf", &hidden(&body, "csrf")), ("method", "card")],
+                )
+                .await;
+            let base = location(&r).trim_end_matches("/card").to_owned();
+            let page = crate::card::CardPage {
+                csrf: hidden(
+                    &app.get(&format!("{base}/card"), UA_PC).await.text().await.unwrap(),
+                    "csrf",
+                ),
+                base,
+            };
+            let r = page
+                .pay(app, UA_PC, "4111111111111111", "123", "lump")
+                .await;
+            assert_eq!(r.status(), 303);
+            app.scalar_str(&format!(
+                "SELECT id FROM payments WHERE order_id = '{order}' AND merchant_id = '{}'",
+                m.id
+            ))
+            .await
+            .unwrap()
+        }
+    };
+    let p = pay("card-1").await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(smtp.all().is_empty(), "an authorization sends nothing");
+    let r = app
+        .api_post(
+            &format!("/api/v1/payments/{p}/capture"),
+            &key,
+            serde_json::json!({"amount": 4000}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    let receipt = wait_mails(&smtp, 1).await.remove(0);
+    assert_eq!(receipt.subject, "[TEST] テスト商店: payment received");
+    assert!(receipt.text.contains("JPY 4,000") && receipt.text.contains(&p));
+    assert!(!receipt.text.contains("/m/"), "no number link for a card payment");
+    let r = app
+        .api_post(
+            &format!("/api/v1/payments/{p}/refund"),
+            &key,
+            serde_json::json!({"amount": 1500}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    let refund = wait_mails(&smtp, 2).await.remove(1);
+    assert_eq!(refund.subject, "[TEST] テスト商店: refund issued");
+    assert!(refund.text.contains("JPY 1,500"), "{}", refund.text);
+
+    let q = pay("card-2").await;
+    let r = app
+        .api(
+            "POST",
+            &format!("/api/v1/payments/{q}/cancel"),
+            Some(&key),
+            Some("msg-cancel-1"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    let cancel = wait_mails(&smtp, 3).await.remove(2);
+    assert_eq!(cancel.subject, "[TEST] テスト商店: payment cancelled");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(smtp.all().len(), 3, "one receipt, one refund, one cancellation");
+}
