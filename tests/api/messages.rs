@@ -678,3 +678,34 @@ async fn card_receipt_once_then_refund_and_cancellation_notices(app: TestApp, sm
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(smtp.all().len(), 3, "one receipt, one refund, one cancellation");
 }
+
+both_smtp!(feature_phone_number_page_sends_the_instructions_too);
+async fn feature_phone_number_page_sends_the_instructions_too(app: TestApp, smtp: SmtpFake) {
+    let m = app.merchant().await;
+    let path = app.choose(&m, "fp-1", 1200, "konbini", UA_DOCOMO).await;
+    let chooser = sjis_text(app.get(&path, UA_DOCOMO).await).await;
+    let r = app
+        .post_sjis(
+            &path,
+            UA_DOCOMO,
+            &[("csrf", &hidden(&chooser, "csrf")), ("chain", "seven")],
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 303);
+    let page = sjis_text(app.get(&path, UA_DOCOMO).await).await;
+    assert!(page.contains("番号をメールで受け取る"), "{page}");
+    let post = format!("{}/email-instructions", path.trim_end_matches("/konbini"));
+    let r = app
+        .post_sjis(
+            &post,
+            UA_DOCOMO,
+            &[("csrf", &hidden(&page, "csrf")), ("email", "keitai@example.jp")],
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 200);
+    let body = r.bytes().await.unwrap();
+    assert!(body.len() < 10 * 1024, "feature-phone page under 10 KB");
+    let mail = wait_mails(&smtp, 1).await.remove(0);
+    assert_eq!(mail.rcpt_to, ["keitai@example.jp"]);
+    assert!(mail.subject.contains("セブン-イレブン"));
+}
