@@ -178,6 +178,15 @@ pub struct MailArgs {
     /// Seconds one SMTP conversation may take.
     #[arg(long, env = "KAKEHASHI_SMTP_TIMEOUT", default_value_t = 30)]
     pub smtp_timeout: u64,
+    /// DKIM selector (with --dkim-key-file): sign shopper e-mail when the relay does not.
+    #[arg(long, env = "KAKEHASHI_DKIM_SELECTOR")]
+    pub dkim_selector: Option<String>,
+    /// DKIM private key file: RSA PKCS#1 PEM, or an Ed25519 key as base64 of its 32 bytes.
+    #[arg(long, env = "KAKEHASHI_DKIM_KEY_FILE")]
+    pub dkim_key_file: Option<PathBuf>,
+    /// DKIM signing domain (default: the From address's domain).
+    #[arg(long, env = "KAKEHASHI_DKIM_DOMAIN")]
+    pub dkim_domain: Option<String>,
 }
 
 impl MailArgs {
@@ -192,6 +201,9 @@ impl MailArgs {
             smtp_password: self.smtp_password.clone().map(crate::config::Redacted),
             from: self.mail_from.clone(),
             timeout_s: self.smtp_timeout.max(1),
+            dkim_selector: self.dkim_selector.clone().filter(|v| !v.trim().is_empty()),
+            dkim_key_file: self.dkim_key_file.clone(),
+            dkim_domain: self.dkim_domain.clone().filter(|v| !v.trim().is_empty()),
         })
     }
 }

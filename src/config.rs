@@ -134,6 +134,13 @@ pub struct MailSettings {
     pub from: Option<String>,
     /// Seconds an SMTP conversation may take (`KAKEHASHI_SMTP_TIMEOUT`, 30).
     pub timeout_s: u64,
+    /// DKIM signing, when the relay does not sign: the selector published in DNS
+    /// (`KAKEHASHI_DKIM_SELECTOR`) and the private key file (`KAKEHASHI_DKIM_KEY_FILE`: an RSA
+    /// PKCS#1 PEM, or an Ed25519 key as base64 of its 32 bytes). Both or neither.
+    pub dkim_selector: Option<String>,
+    pub dkim_key_file: Option<PathBuf>,
+    /// The signing domain (`KAKEHASHI_DKIM_DOMAIN`); default: the From address's domain.
+    pub dkim_domain: Option<String>,
 }
 
 /// Default gateway body: `{"to":"{to}","text":"{text}"}`.

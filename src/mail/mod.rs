@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use lettre::message::dkim::{DkimConfig, DkimSigningAlgorithm, DkimSigningKey};
 use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
@@ -50,6 +51,8 @@ impl MailError {
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Address,
+    /// Signs each message when the operator configured a DKIM key.
+    dkim: Option<DkimConfig>,
     /// `host:port`, for logs and the `mail test` command.
     pub server: String,
 }
@@ -90,9 +93,11 @@ impl Mailer {
         if let (Some(user), Some(pass)) = (&s.smtp_user, &s.smtp_password) {
             builder = builder.credentials(Credentials::new(user.clone(), pass.0.clone()));
         }
+        let dkim = dkim_config(s, &from)?;
         Ok(Some(Mailer {
             transport: builder.build(),
             from,
+            dkim,
             server: format!("{host}:{port}"),
         }))
     }
@@ -139,13 +144,46 @@ impl Mailer {
                 .header(ContentTransferEncoding::Base64)
                 .body(body.to_owned())
         };
-        b.multipart(
-            MultiPart::alternative()
-                .singlepart(part(ContentType::TEXT_PLAIN, &e.text))
-                .singlepart(part(ContentType::TEXT_HTML, &e.html)),
-        )
-        .map_err(|err| MailError::Invalid(err.to_string()))
+        let mut message = b
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(part(ContentType::TEXT_PLAIN, &e.text))
+                    .singlepart(part(ContentType::TEXT_HTML, &e.html)),
+            )
+            .map_err(|err| MailError::Invalid(err.to_string()))?;
+        if let Some(d) = &self.dkim {
+            message.sign(d);
+        }
+        Ok(message)
     }
+}
+
+/// The DKIM signer from the settings: selector and key file together, the key readable.
+fn dkim_config(s: &MailSettings, from: &Address) -> anyhow::Result<Option<DkimConfig>> {
+    let (selector, file) = match (&s.dkim_selector, &s.dkim_key_file) {
+        (None, None) => return Ok(None),
+        (Some(sel), Some(file)) => (sel.clone(), file),
+        _ => anyhow::bail!("KAKEHASHI_DKIM_SELECTOR and KAKEHASHI_DKIM_KEY_FILE go together"),
+    };
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| anyhow::anyhow!("cannot read the DKIM key {}: {e}", file.display()))?;
+    let text = text.trim();
+    let algorithm = if text.starts_with("-----BEGIN") {
+        DkimSigningAlgorithm::Rsa
+    } else {
+        DkimSigningAlgorithm::Ed25519
+    };
+    let key = DkimSigningKey::new(text, algorithm).map_err(|e| {
+        anyhow::anyhow!(
+            "the DKIM key {} is not an RSA PKCS#1 PEM or a base64 Ed25519 key: {e}",
+            file.display()
+        )
+    })?;
+    let domain = s
+        .dkim_domain
+        .clone()
+        .unwrap_or_else(|| from.domain().to_owned());
+    Ok(Some(DkimConfig::default_config(selector, domain, key)))
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -209,5 +247,40 @@ mod tests {
         assert!(subject.contains("=?utf-8?"), "{subject}");
         assert!(raw.is_ascii(), "headers and bodies are 7-bit");
         assert!(raw.contains("multipart/alternative"));
+        assert!(!raw.contains("DKIM-Signature"), "unsigned without a key");
+    }
+
+    #[tokio::test]
+    async fn dkim_signs_when_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("dkim.key");
+        // An Ed25519 key: base64 of 32 bytes.
+        std::fs::write(&key, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n").unwrap();
+        let mut s = settings("localhost", SmtpTls::None);
+        s.dkim_selector = Some("pay2026".into());
+        s.dkim_key_file = Some(key.clone());
+        let m = Mailer::from_settings(&s).unwrap().unwrap();
+        let msg = m
+            .build(&Email {
+                to: "hanako@example.jp".into(),
+                sender_name: "テスト商店".into(),
+                reply_to: None,
+                subject: "件名".into(),
+                text: "本文".into(),
+                html: "<p>本文</p>".into(),
+            })
+            .unwrap();
+        let raw = String::from_utf8(msg.formatted()).unwrap();
+        let sig = raw.split("DKIM-Signature:").nth(1).expect("signed");
+        assert!(sig.contains("a=ed25519-sha256"), "{sig}");
+        assert!(
+            sig.contains("d=example.jp") && sig.contains("s=pay2026"),
+            "{sig}"
+        );
+        s.dkim_key_file = None;
+        assert!(Mailer::from_settings(&s).is_err(), "selector without key");
+        std::fs::write(&key, "not a key").unwrap();
+        s.dkim_key_file = Some(key);
+        assert!(Mailer::from_settings(&s).is_err(), "unreadable key");
     }
 }

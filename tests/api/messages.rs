@@ -618,7 +618,11 @@ async fn card_receipt_once_then_refund_and_cancellation_notices(app: TestApp, sm
             let base = location(&r).trim_end_matches("/card").to_owned();
             let page = crate::card::CardPage {
                 csrf: hidden(
-                    &app.get(&format!("{base}/card"), UA_PC).await.text().await.unwrap(),
+                    &app.get(&format!("{base}/card"), UA_PC)
+                        .await
+                        .text()
+                        .await
+                        .unwrap(),
                     "csrf",
                 ),
                 base,
@@ -649,7 +653,10 @@ async fn card_receipt_once_then_refund_and_cancellation_notices(app: TestApp, sm
     let receipt = wait_mails(&smtp, 1).await.remove(0);
     assert_eq!(receipt.subject, "[TEST] テスト商店: payment received");
     assert!(receipt.text.contains("JPY 4,000") && receipt.text.contains(&p));
-    assert!(!receipt.text.contains("/m/"), "no number link for a card payment");
+    assert!(
+        !receipt.text.contains("/m/"),
+        "no number link for a card payment"
+    );
     let r = app
         .api_post(
             &format!("/api/v1/payments/{p}/refund"),
@@ -676,7 +683,11 @@ async fn card_receipt_once_then_refund_and_cancellation_notices(app: TestApp, sm
     let cancel = wait_mails(&smtp, 3).await.remove(2);
     assert_eq!(cancel.subject, "[TEST] テスト商店: payment cancelled");
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(smtp.all().len(), 3, "one receipt, one refund, one cancellation");
+    assert_eq!(
+        smtp.all().len(),
+        3,
+        "one receipt, one refund, one cancellation"
+    );
 }
 
 both_smtp!(feature_phone_number_page_sends_the_instructions_too);
@@ -699,7 +710,10 @@ async fn feature_phone_number_page_sends_the_instructions_too(app: TestApp, smtp
         .post_sjis(
             &post,
             UA_DOCOMO,
-            &[("csrf", &hidden(&page, "csrf")), ("email", "keitai@example.jp")],
+            &[
+                ("csrf", &hidden(&page, "csrf")),
+                ("email", "keitai@example.jp"),
+            ],
         )
         .await;
     assert_eq!(r.status().as_u16(), 200);
