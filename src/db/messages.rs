@@ -150,13 +150,19 @@ pub async fn queue(tx: &mut Tx, m: &NewMessage<'_>) -> Result<String, sqlx::Erro
     Ok(id)
 }
 
+/// Whether a payment's number still waits for the shopper's payment (reminders go out only
+/// then). The one place that reads the stored status for messages.
+pub fn awaiting_payment(p: &PaymentRow) -> bool {
+    p.status == "awaiting_payment"
+}
+
 /// Called by `payments::transition` with the changed payment and its event, in the same
 /// transaction: cancels reminders of a payment no longer awaiting payment, and queues the
 /// message the event calls for to the addresses the signed link carried.
 pub async fn on_payment_event(tx: &mut Tx, p: &PaymentRow, event: &str) -> Result<(), sqlx::Error> {
     let now = now_ms();
     // Only number payments have reminders; other methods skip the UPDATE.
-    if matches!(p.method.as_str(), "konbini" | "payeasy") && p.status != "awaiting_payment" {
+    if matches!(p.method.as_str(), "konbini" | "payeasy") && !awaiting_payment(p) {
         cancel_reminders(tx, &p.id).await?;
     }
     let plan = plan_for_event(event);
@@ -241,7 +247,7 @@ pub async fn queue_from_form(
         .deadline_at
         .and_then(|d| reminder_at(d, settings.reminder_hours, now));
     // A second address typed for the same payment gets no second reminder to the first one.
-    if let Some(at) = remind.filter(|_| p.status == "awaiting_payment") {
+    if let Some(at) = remind.filter(|_| awaiting_payment(p)) {
         m.kind = MessageKind::Reminder;
         m.send_at = at;
         queue(&mut tx, &m).await?;

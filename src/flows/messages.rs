@@ -115,7 +115,7 @@ impl Sender {
             .map_err(db_err)?
             .ok_or((Refusal::Permanent, "payment not found".to_owned()))?;
         // Never remind after payment (or expiry, or cancellation), whatever the queue says.
-        if m.kind == MessageKind::Reminder && p.status != "awaiting_payment" {
+        if m.kind == MessageKind::Reminder && !messages::awaiting_payment(&p) {
             return Ok(Sent::NotNeeded);
         }
         let facts = self.facts(m, &p).await.map_err(db_err)?;
@@ -348,7 +348,7 @@ pub async fn request_instructions(
     if !valid_email(address) {
         return Err(FormError::Invalid);
     }
-    if p.status != "awaiting_payment" || target_of(p).is_none() {
+    if !messages::awaiting_payment(p) || target_of(p).is_none() {
         return Err(FormError::NotPayable);
     }
     if messages::form_requests(&ctx.db, &p.id).await? >= FORM_LIMIT {

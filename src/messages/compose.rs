@@ -410,6 +410,10 @@ fn html_of(f: &Facts, title: &str, blocks: &[Block]) -> String {
     h
 }
 
+/// One SMS in UCS-2: 70 UTF-16 code units (the same limit as `sms::MAX_SMS_UNITS`; kept here so
+/// this module stays free of I/O modules).
+const MAX_SMS_UNITS: usize = 70;
+
 /// Length of an SMS as the network counts it (UCS-2 units).
 fn units(s: &str) -> usize {
     s.encode_utf16().count()
@@ -444,10 +448,10 @@ pub fn sms(f: &Facts, kind: MessageKind, link: &str) -> Option<String> {
     };
     for l in [link, ""] {
         let full = fill(&f.shop, l);
-        if units(&full) <= crate::sms::MAX_SMS_UNITS {
+        if units(&full) <= MAX_SMS_UNITS {
             return Some(full);
         }
-        let room = crate::sms::MAX_SMS_UNITS.saturating_sub(units(&fill("", l)));
+        let room = MAX_SMS_UNITS.saturating_sub(units(&fill("", l)));
         if room >= 3 {
             let mut short = String::new();
             for c in f.shop.chars() {
