@@ -69,3 +69,46 @@ pub async fn list(state: &AppState, p: &PaymentRow) -> ConsoleResult<Vec<Message
         })
         .collect())
 }
+
+/// The merchant's message settings page (`/console/settings/messages`, admins).
+#[derive(askama::Template)]
+#[template(path = "console/message_settings.html")]
+pub struct SettingsPage {
+    pub c: crate::console::views::Chrome,
+    pub merchant_id: String,
+    pub merchant_name: String,
+    pub sender_name: String,
+    pub reply_to: String,
+    pub reminder_hours: i64,
+    pub receipts: bool,
+    pub sms: bool,
+    /// Whether this server sends e-mail at all (`KAKEHASHI_SMTP_HOST`).
+    pub mail_on: bool,
+    pub error: Option<String>,
+    pub saved: bool,
+}
+
+/// Reads the posted settings form; the error is the sentence shown above the form.
+pub fn parse(f: &[(String, String)]) -> Result<crate::db::messages::Settings, String> {
+    use crate::domain::message::{valid_email, REMINDER_HOURS};
+    let get = |n: &str| crate::form::get(f, n).trim().to_owned();
+    let sender_name = get("sender_name");
+    if sender_name.chars().count() > 60 || sender_name.chars().any(char::is_control) {
+        return Err("差出人名は60文字以内で入力してください。".into());
+    }
+    let reply_to = get("reply_to");
+    if !reply_to.is_empty() && !valid_email(&reply_to) {
+        return Err("返信先メールアドレスの形式が正しくありません。".into());
+    }
+    let reminder_hours: i64 = get("reminder_hours").parse().unwrap_or(-1);
+    if !REMINDER_HOURS.contains(&reminder_hours) {
+        return Err("リマインドは「送らない」「24時間前」「48時間前」から選んでください。".into());
+    }
+    Ok(crate::db::messages::Settings {
+        sender_name: (!sender_name.is_empty()).then_some(sender_name),
+        reply_to: (!reply_to.is_empty()).then_some(reply_to),
+        reminder_hours,
+        receipts: get("receipts") == "1",
+        sms: get("sms") == "1",
+    })
+}

@@ -66,6 +66,10 @@ fn console_router(state: AppState) -> Router<AppState> {
             post(console_messages::resend),
         )
         .route(
+            "/console/settings/messages",
+            get(console_messages::settings_get).post(console_messages::settings_post),
+        )
+        .route(
             "/console/settings",
             get(console_admin::settings_get).post(console_admin::settings_post),
         )

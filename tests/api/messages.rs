@@ -723,3 +723,80 @@ async fn feature_phone_number_page_sends_the_instructions_too(app: TestApp, smtp
     assert_eq!(mail.rcpt_to, ["keitai@example.jp"]);
     assert!(mail.subject.contains("セブン-イレブン"));
 }
+
+both!(console_message_settings);
+async fn console_message_settings(app: TestApp) {
+    use crate::console::{user, Console};
+    use kakehashi::console::Role;
+    let m = app.merchant().await;
+    let admin = user(&app, Some(&m.id), Role::Admin).await;
+    let c = Console::login(&app, &admin).await;
+    let (s, page) = c.get("/console/settings").await;
+    assert_eq!(s, 200);
+    assert!(
+        page.contains("id=\"message-settings\""),
+        "linked from the settings page"
+    );
+    let (s, page) = c.get("/console/settings/messages").await;
+    assert_eq!(s, 200);
+    assert!(
+        page.contains("id=\"mail-off\""),
+        "says this server sends no e-mail"
+    );
+    let csrf = hidden(&page, "csrf");
+    let url = "/console/settings/messages";
+    let r = c
+        .post(url, &[("csrf", "forged"), ("reminder_hours", "48")])
+        .await;
+    assert_eq!(r.status(), 403);
+    let r = c
+        .post(url, &[("csrf", &csrf), ("reminder_hours", "12")])
+        .await;
+    assert_eq!(r.status(), 400, "only 0, 24 or 48");
+    let r = c
+        .post(
+            url,
+            &[
+                ("csrf", &csrf),
+                ("reply_to", "not-an-address"),
+                ("reminder_hours", "24"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        messages::settings(&app.db, &m.id).await.unwrap(),
+        Settings::default(),
+        "nothing saved"
+    );
+    let r = c
+        .post(
+            url,
+            &[
+                ("csrf", &csrf),
+                ("sender_name", "テスト商店 サポート"),
+                ("reply_to", "help@shop.example"),
+                ("reminder_hours", "0"),
+                ("sms", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        messages::settings(&app.db, &m.id).await.unwrap(),
+        Settings {
+            sender_name: Some("テスト商店 サポート".into()),
+            reply_to: Some("help@shop.example".into()),
+            reminder_hours: 0,
+            receipts: false,
+            sms: true,
+        }
+    );
+    let (_, page) = c.get("/console/settings/messages?saved=1").await;
+    assert!(page.contains("id=\"settings-saved\"") && page.contains("help@shop.example"));
+    let audit: i64 = kakehashi::on_db!(&app.db, c => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM console_audit WHERE action = 'message_settings.update'")
+        .fetch_one(c).await)
+    .unwrap();
+    assert_eq!(audit, 1);
+}
