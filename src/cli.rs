@@ -151,6 +151,62 @@ pub struct ServeArgs {
     pub komoju_api_base: String,
     #[command(flatten)]
     pub stripe: StripeArgs,
+    #[command(flatten)]
+    pub mail: MailArgs,
+}
+
+/// SMTP settings for shopper e-mail (docs/messages.md), each also an environment variable.
+#[derive(clap::Args, Debug, Clone)]
+pub struct MailArgs {
+    /// SMTP server host for shopper e-mail; unset: no e-mail is sent.
+    #[arg(long, env = "KAKEHASHI_SMTP_HOST")]
+    pub smtp_host: Option<String>,
+    /// SMTP port (default 587 for starttls, 465 for tls, 25 for none).
+    #[arg(long, env = "KAKEHASHI_SMTP_PORT")]
+    pub smtp_port: Option<u16>,
+    /// starttls | tls | none (none only for a catcher on loopback).
+    #[arg(long, env = "KAKEHASHI_SMTP_TLS", default_value = "starttls")]
+    pub smtp_tls: String,
+    /// SMTP AUTH user name.
+    #[arg(long, env = "KAKEHASHI_SMTP_USER")]
+    pub smtp_user: Option<String>,
+    /// SMTP AUTH password.
+    #[arg(long, env = "KAKEHASHI_SMTP_PASSWORD", hide_env_values = true)]
+    pub smtp_password: Option<String>,
+    /// From address of shopper e-mail, e.g. pay@mail.example.jp.
+    #[arg(long, env = "KAKEHASHI_MAIL_FROM")]
+    pub mail_from: Option<String>,
+    /// Seconds one SMTP conversation may take.
+    #[arg(long, env = "KAKEHASHI_SMTP_TIMEOUT", default_value_t = 30)]
+    pub smtp_timeout: u64,
+    /// DKIM selector (with --dkim-key-file): sign shopper e-mail when the relay does not.
+    #[arg(long, env = "KAKEHASHI_DKIM_SELECTOR")]
+    pub dkim_selector: Option<String>,
+    /// DKIM private key file: RSA PKCS#1 PEM, or an Ed25519 key as base64 of its 32 bytes.
+    #[arg(long, env = "KAKEHASHI_DKIM_KEY_FILE")]
+    pub dkim_key_file: Option<PathBuf>,
+    /// DKIM signing domain (default: the From address's domain).
+    #[arg(long, env = "KAKEHASHI_DKIM_DOMAIN")]
+    pub dkim_domain: Option<String>,
+}
+
+impl MailArgs {
+    pub fn settings(&self) -> anyhow::Result<crate::config::MailSettings> {
+        let tls = crate::config::SmtpTls::parse(&self.smtp_tls)
+            .ok_or_else(|| anyhow::anyhow!("KAKEHASHI_SMTP_TLS must be starttls, tls or none"))?;
+        Ok(crate::config::MailSettings {
+            smtp_host: self.smtp_host.clone().filter(|h| !h.trim().is_empty()),
+            smtp_port: self.smtp_port,
+            smtp_tls: tls,
+            smtp_user: self.smtp_user.clone(),
+            smtp_password: self.smtp_password.clone().map(crate::config::Redacted),
+            from: self.mail_from.clone(),
+            timeout_s: self.smtp_timeout.max(1),
+            dkim_selector: self.dkim_selector.clone().filter(|v| !v.trim().is_empty()),
+            dkim_key_file: self.dkim_key_file.clone(),
+            dkim_domain: self.dkim_domain.clone().filter(|v| !v.trim().is_empty()),
+        })
+    }
 }
 
 impl ServeArgs {
@@ -204,6 +260,7 @@ impl ServeArgs {
                 .collect(),
             komoju_api_base: self.komoju_api_base.clone(),
             stripe: self.stripe.settings(),
+            mail: self.mail.settings()?,
         })
     }
 }
@@ -256,6 +313,119 @@ pub enum Command {
     /// The master key that seals stored credentials: generate, rotate, status.
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// Shopper e-mail and SMS messages: send a test e-mail, a merchant's message settings.
+    #[command(subcommand)]
+    Mail(MailCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MailCmd {
+    /// Send a test e-mail through the configured SMTP server (KAKEHASHI_SMTP_*).
+    Test { address: String },
+    /// Show or change a merchant's message settings (docs/messages.md).
+    Settings {
+        merchant_id: String,
+        /// From display name (default: the shop name); `-` clears it.
+        #[arg(long)]
+        sender_name: Option<String>,
+        /// Reply-To address for shoppers' replies; `-` clears it.
+        #[arg(long)]
+        reply_to: Option<String>,
+        /// Reminder before a konbini / Pay-easy deadline: 0 (off), 24 or 48 hours.
+        #[arg(long)]
+        reminder_hours: Option<i64>,
+        /// E-mail a receipt when a payment completes: true | false
+        #[arg(long)]
+        receipts: Option<bool>,
+        /// Also send instructions and reminders by SMS to the link's mobile number: true | false
+        #[arg(long)]
+        sms: Option<bool>,
+    },
+}
+
+/// `kakehashi mail …`.
+pub async fn mail(config: &Config, cmd: MailCmd) -> anyhow::Result<()> {
+    match cmd {
+        MailCmd::Test { address } => {
+            let mailer = crate::mail::Mailer::from_settings(&config.mail)?.ok_or_else(|| {
+                anyhow::anyhow!("no SMTP server is configured (KAKEHASHI_SMTP_HOST)")
+            })?;
+            mailer
+                .send(&crate::mail::Email {
+                    to: address.clone(),
+                    sender_name: "Kakehashi".into(),
+                    reply_to: None,
+                    subject: "Kakehashi テストメール / test message".into(),
+                    text: "Kakehashi からのテストメールです。このメールが届いていれば、\
+                           お客様へのメール送信の設定は完了しています。\n\n\
+                           This is a test message from Kakehashi: shopper e-mail works.\n"
+                        .into(),
+                    html: "<p>Kakehashi からのテストメールです。</p>\
+                           <p>This is a test message from Kakehashi: shopper e-mail works.</p>"
+                        .into(),
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("not sent via {}: {e}", mailer.server))?;
+            println!("sent a test message to {address} via {}", mailer.server);
+            Ok(())
+        }
+        MailCmd::Settings {
+            merchant_id,
+            sender_name,
+            reply_to,
+            reminder_hours,
+            receipts,
+            sms,
+        } => {
+            let db = Db::connect(&config.database_url).await?;
+            if crate::db::merchants::get(&db, &merchant_id)
+                .await?
+                .is_none()
+            {
+                anyhow::bail!("no merchant {merchant_id}");
+            }
+            let mut s = crate::db::messages::settings(&db, &merchant_id).await?;
+            let clear = |v: String| (v != "-" && !v.trim().is_empty()).then_some(v);
+            if let Some(v) = sender_name {
+                s.sender_name = clear(v);
+            }
+            if let Some(v) = reply_to {
+                let v = clear(v);
+                if let Some(a) = &v {
+                    if !crate::domain::message::valid_email(a) {
+                        anyhow::bail!("--reply-to {a:?} is not an e-mail address");
+                    }
+                }
+                s.reply_to = v;
+            }
+            if let Some(h) = reminder_hours {
+                if !crate::domain::message::REMINDER_HOURS.contains(&h) {
+                    anyhow::bail!("--reminder-hours must be 0, 24 or 48");
+                }
+                s.reminder_hours = h;
+            }
+            if let Some(v) = receipts {
+                s.receipts = v;
+            }
+            if let Some(v) = sms {
+                s.sms = v;
+            }
+            crate::db::messages::set_settings(&db, &merchant_id, &s, crate::util::now_ms()).await?;
+            println!(
+                "{merchant_id}: sender name {}, reply-to {}, reminder {}, receipts {}, sms {}",
+                s.sender_name.as_deref().unwrap_or("(shop name)"),
+                s.reply_to.as_deref().unwrap_or("(none)"),
+                if s.reminder_hours == 0 {
+                    "off".to_owned()
+                } else {
+                    format!("{} h before the deadline", s.reminder_hours)
+                },
+                if s.receipts { "on" } else { "off" },
+                if s.sms { "on" } else { "off" },
+            );
+            Ok(())
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]

@@ -81,6 +81,66 @@ pub struct Config {
     pub komoju_api_base: String,
     /// Where Stripe's API and Stripe.js are (`KAKEHASHI_STRIPE_API_BASE`, `KAKEHASHI_STRIPE_JS_URL`).
     pub stripe: StripeSettings,
+    /// The SMTP server that sends shoppers' e-mail (`KAKEHASHI_SMTP_*`, `KAKEHASHI_MAIL_FROM`;
+    /// docs/messages.md). No host: no e-mail is sent.
+    pub mail: MailSettings,
+}
+
+/// How the SMTP connection is secured (`KAKEHASHI_SMTP_TLS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS, which must succeed (port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No TLS: only for a catcher on this machine (loopback); refused for any other host.
+    None,
+}
+
+impl SmtpTls {
+    pub fn parse(s: &str) -> Option<SmtpTls> {
+        match s {
+            "starttls" => Some(SmtpTls::Starttls),
+            "tls" => Some(SmtpTls::Tls),
+            "none" => Some(SmtpTls::None),
+            _ => None,
+        }
+    }
+
+    pub fn default_port(self) -> u16 {
+        match self {
+            SmtpTls::Starttls => 587,
+            SmtpTls::Tls => 465,
+            SmtpTls::None => 25,
+        }
+    }
+}
+
+/// SMTP settings for shopper e-mail.
+#[derive(Debug, Clone, Default)]
+pub struct MailSettings {
+    /// `KAKEHASHI_SMTP_HOST`; unset: e-mail is off.
+    pub smtp_host: Option<String>,
+    /// `KAKEHASHI_SMTP_PORT`; default from the TLS mode (587, 465, 25).
+    pub smtp_port: Option<u16>,
+    /// `KAKEHASHI_SMTP_TLS`: starttls (default) | tls | none.
+    pub smtp_tls: SmtpTls,
+    /// `KAKEHASHI_SMTP_USER` / `KAKEHASHI_SMTP_PASSWORD`: AUTH when both are set.
+    pub smtp_user: Option<String>,
+    pub smtp_password: Option<Redacted>,
+    /// The From address (`KAKEHASHI_MAIL_FROM`), e.g. `pay@mail.example.jp`; the display name
+    /// is each merchant's (`merchant messages --sender-name`, default the shop name).
+    pub from: Option<String>,
+    /// Seconds an SMTP conversation may take (`KAKEHASHI_SMTP_TIMEOUT`, 30).
+    pub timeout_s: u64,
+    /// DKIM signing, when the relay does not sign: the selector published in DNS
+    /// (`KAKEHASHI_DKIM_SELECTOR`) and the private key file (`KAKEHASHI_DKIM_KEY_FILE`: an RSA
+    /// PKCS#1 PEM, or an Ed25519 key as base64 of its 32 bytes). Both or neither.
+    pub dkim_selector: Option<String>,
+    pub dkim_key_file: Option<PathBuf>,
+    /// The signing domain (`KAKEHASHI_DKIM_DOMAIN`); default: the From address's domain.
+    pub dkim_domain: Option<String>,
 }
 
 /// Default gateway body: `{"to":"{to}","text":"{text}"}`.
@@ -164,6 +224,10 @@ impl Config {
             master_key_previous: Vec::new(),
             komoju_api_base: DEFAULT_KOMOJU_API_BASE.into(),
             stripe: Default::default(),
+            mail: MailSettings {
+                timeout_s: 30,
+                ..Default::default()
+            },
         }
     }
 }

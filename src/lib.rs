@@ -21,6 +21,8 @@ pub mod error;
 pub mod error_shop;
 pub mod flows;
 pub mod form;
+pub mod mail;
+pub mod messages;
 pub mod notify;
 pub mod pages;
 pub mod render;

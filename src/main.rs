@@ -62,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
             let registry = kakehashi::startup::registry(&config, &db).await?;
             cli::subscription(&db, &registry, cmd).await
         }
+        Command::Mail(cmd) => cli::mail(&args.global.config()?, cmd).await,
         Command::User(cmd) => {
             let config = args.global.config()?;
             let db = Db::connect(&config.database_url).await?;

@@ -613,6 +613,18 @@ pub struct NumberPage {
     pub return_url: String,
     /// The processor's own instructions page for this number (e.g. KOMOJU's), if it gave one.
     pub instructions_url: Option<String>,
+    /// "Send these instructions to my e-mail" (docs/messages.md), when the server sends e-mail
+    /// and the number can still be paid.
+    pub mail: Option<MailForm>,
+}
+
+/// The number page's e-mail form.
+#[derive(Clone, Debug)]
+pub struct MailForm {
+    pub action: String,
+    pub csrf: String,
+    /// The outcome of the last post (sent, or why not).
+    pub notice: Option<String>,
 }
 
 #[derive(Template)]

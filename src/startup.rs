@@ -174,7 +174,28 @@ impl App {
                 stop,
             )
         });
+        let sender = Arc::new(self.message_sender()?);
+        sup.spawn("messages", move |stop| sender.clone().run(stop));
         Ok(sup)
+    }
+
+    /// The shopper message sender (docs/messages.md): SMTP from the settings, each merchant's
+    /// theme colour and logo for the HTML part.
+    fn message_sender(&self) -> anyhow::Result<crate::flows::messages::Sender> {
+        let st = &self.state;
+        let themes = st.themes.clone();
+        Ok(crate::flows::messages::Sender {
+            ctx: st.ctx.clone(),
+            mailer: crate::mail::Mailer::from_settings(&st.config.mail)?.map(Arc::new),
+            branding: Arc::new(move |name: &str| {
+                let t = themes.get(name);
+                crate::messages::compose::Branding {
+                    primary: t.primary.clone(),
+                    logo_url: t.logo_url.clone(),
+                }
+            }),
+            owner: crate::util::random_id("msw", 12),
+        })
     }
 
     /// Serves until SIGTERM or Ctrl-C, then stops gracefully (see [`App::run_until`]).

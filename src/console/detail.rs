@@ -94,6 +94,7 @@ pub async fn build(
         "cancel" => Some("取消しました。".to_owned()),
         "refund" => Some("返金しました。".to_owned()),
         "redeliver" => Some("結果通知を再送キューに入れました。".to_owned()),
+        "resend" => Some("お客様へのメッセージを再送キューに入れました。".to_owned()),
         _ => None,
     };
     Ok(Detail {
@@ -102,6 +103,7 @@ pub async fn build(
         details: crate::console::labels::details(&details),
         events,
         notifications: notifications(state, p).await?,
+        messages: crate::console::messages::list(state, p).await?,
         can_capture: allowed.contains(&"capture"),
         can_cancel,
         can_refund: allowed.contains(&"refund"),

@@ -11,6 +11,7 @@ pub mod csv_export;
 pub mod detail;
 pub mod error;
 pub mod labels;
+pub mod messages;
 pub mod preview;
 pub mod search;
 pub mod settings;

@@ -171,6 +171,8 @@ pub struct Detail {
     pub details: Vec<crate::console::labels::DetailLine>,
     pub events: Vec<EventView>,
     pub notifications: Vec<NotificationView>,
+    /// Messages to the shopper (docs/messages.md).
+    pub messages: Vec<MessageView>,
     pub can_capture: bool,
     pub can_cancel: bool,
     pub can_refund: bool,
@@ -301,4 +303,21 @@ pub struct Processors {
     pub master_key: bool,
     pub error: Option<String>,
     pub notice: Option<String>,
+}
+
+/// One shopper message on the payment detail page (`console::messages` fills it).
+pub struct MessageView {
+    pub id: String,
+    pub created: String,
+    pub kind: &'static str,
+    pub kind_label: &'static str,
+    pub channel_label: &'static str,
+    pub recipient: String,
+    pub status: &'static str,
+    pub status_label: &'static str,
+    /// When a pending message is due (a reminder, or the next retry); empty otherwise.
+    pub due: String,
+    pub attempts: i64,
+    pub sent: String,
+    pub error: String,
 }

@@ -8,6 +8,7 @@ pub mod events;
 pub mod jst;
 pub mod konbini;
 pub mod lifecycle;
+pub mod message;
 pub mod method;
 pub mod order;
 pub mod payment;

@@ -358,28 +358,42 @@ pub async fn number_change_post(
                 (_, false) => "ただいまお支払い方法を変更できません。しばらくしてからもう一度お試しください。この番号は引き続きご利用いただけます。",
                 (_, true) => "The payment method cannot be changed right now. Please try again shortly; this number can still be used.",
             };
-            number_page_with(&state, device, o, token, &fresh, Some(notice))
+            number_page_with(
+                &state,
+                device,
+                o,
+                token,
+                &fresh,
+                StatusCode::OK,
+                Some(notice),
+                None,
+            )
         }
     }
 }
 
-fn number_page(
+pub(crate) fn number_page(
     state: &AppState,
     device: Device,
     o: &Opened,
     token: &str,
     p: &PaymentRow,
 ) -> AppResult<Response> {
-    number_page_with(state, device, o, token, p, None)
+    number_page_with(state, device, o, token, p, StatusCode::OK, None, None)
 }
 
-fn number_page_with(
+/// The number page, with the outcome of a change attempt (`notice`) or of its e-mail form
+/// (`mail_notice`) when one was just posted.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn number_page_with(
     state: &AppState,
     device: Device,
     o: &Opened,
     token: &str,
     p: &PaymentRow,
+    code: StatusCode,
     notice: Option<&str>,
+    mail_notice: Option<String>,
 ) -> AppResult<Response> {
     let en = o.checkout.lang == "en";
     let target = flow::target_of(p)
@@ -443,10 +457,27 @@ fn number_page_with(
         notice: notice.map(str::to_owned),
         badge: crate::badges::chain(target.code()),
         script: state.number_js.to_string(),
+        mail: mail_form(state, token, status, mail_notice),
     };
     let (c, order) = (chrome(state, device, o, token), order_view(o));
     match device {
-        Device::FeaturePhone => page_with_status(device, StatusCode::OK, &FpNumber { c, order, n }),
-        _ => page_with_status(device, StatusCode::OK, &WebNumber { c, order, n }),
+        Device::FeaturePhone => page_with_status(device, code, &FpNumber { c, order, n }),
+        _ => page_with_status(device, code, &WebNumber { c, order, n }),
     }
+}
+
+/// The number page's e-mail form: only when this server sends e-mail and the number can still
+/// be paid.
+pub fn mail_form(
+    state: &AppState,
+    token: &str,
+    status: NumberStatus,
+    notice: Option<String>,
+) -> Option<crate::pages::MailForm> {
+    let usable = state.config.mail.smtp_host.is_some() && status == NumberStatus::AwaitingPayment;
+    usable.then(|| crate::pages::MailForm {
+        action: format!("/pay/{token}/email-instructions"),
+        csrf: Session::csrf(token, &state.secret),
+        notice,
+    })
 }

@@ -8,9 +8,11 @@ mod carrier;
 pub mod checkout;
 pub mod console;
 mod console_admin;
+mod console_messages;
 mod console_processors;
 mod demo;
-mod konbini;
+pub(crate) mod konbini;
+pub mod messages;
 mod processor_webhooks;
 pub mod redirect_result;
 mod sandbox;
@@ -58,6 +60,14 @@ fn console_router(state: AppState) -> Router<AppState> {
         .route(
             "/console/payments/{id}/redeliver",
             post(console_admin::redeliver),
+        )
+        .route(
+            "/console/payments/{id}/messages/resend",
+            post(console_messages::resend),
+        )
+        .route(
+            "/console/settings/messages",
+            get(console_messages::settings_get).post(console_messages::settings_post),
         )
         .route(
             "/console/settings",
@@ -133,6 +143,12 @@ pub fn router(state: AppState) -> Router {
             "/pay/{token}/payeasy",
             get(konbini::payeasy_get).post(konbini::payeasy_post),
         )
+        // Shopper messages: the number page's e-mail form and the links in messages
+        .route(
+            "/pay/{token}/email-instructions",
+            post(messages::email_instructions),
+        )
+        .route("/m/{payment_id}/{mac}", get(messages::open_link))
         .route(
             "/pay/{token}/number/change",
             post(konbini::number_change_post),

@@ -8,7 +8,7 @@ use kakehashi::db::payments::{self, NewPayment};
 use crate::helpers::*;
 
 /// A browser-like client (cookies kept, redirects not followed) for one console user.
-struct Console {
+pub(crate) struct Console {
     base: String,
     client: reqwest::Client,
 }
@@ -26,7 +26,7 @@ impl Console {
         }
     }
 
-    async fn get(&self, path: &str) -> (u16, String) {
+    pub(crate) async fn get(&self, path: &str) -> (u16, String) {
         let r = self
             .client
             .get(format!("{}{path}", self.base))
@@ -36,7 +36,7 @@ impl Console {
         (r.status().as_u16(), r.text().await.unwrap())
     }
 
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
@@ -70,7 +70,7 @@ impl Console {
             .await
     }
 
-    async fn login(app: &TestApp, u: &Created) -> Console {
+    pub(crate) async fn login(app: &TestApp, u: &Created) -> Console {
         let c = Console::new(app);
         let r = c.password(&u.email, &u.password).await;
         assert_eq!(r.status(), 303);
@@ -94,7 +94,7 @@ fn current_code(u: &Created) -> String {
         .unwrap()
 }
 
-async fn user(app: &TestApp, merchant: Option<&str>, role: Role) -> Created {
+pub(crate) async fn user(app: &TestApp, merchant: Option<&str>, role: Role) -> Created {
     let email = format!("{}@shop.example", kakehashi::util::random_id("u", 8));
     users::create(
         &app.db,

@@ -33,6 +33,57 @@ const STRIPE_PK = 'pk_test_browser_0123456789';
 const hits = [];
 const pages = []; // [name, html] for vnu
 let receiverUrl;
+// E-mail the server sent to the SMTP catcher below (docs/messages.md): raw DATA of each message.
+const mails = [];
+
+/** A minimal SMTP catcher on loopback: enough of SMTP for the server's client. */
+function startSmtp() {
+  return new Promise((resolve) => {
+    const srv = net.createServer((sock) => {
+      sock.setEncoding('utf8');
+      let buf = '';
+      let inData = false;
+      let data = '';
+      sock.on('error', () => {});
+      sock.write('220 catcher ESMTP\r\n');
+      sock.on('data', (chunk) => {
+        buf += chunk;
+        let i;
+        while ((i = buf.indexOf('\r\n')) >= 0) {
+          const line = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          if (inData) {
+            if (line === '.') { inData = false; mails.push(data); data = ''; sock.write('250 queued\r\n'); }
+            else data += `${line.startsWith('.') ? line.slice(1) : line}\r\n`;
+            continue;
+          }
+          const cmd = line.toUpperCase();
+          if (cmd.startsWith('EHLO')) sock.write('250-catcher\r\n250 8BITMIME\r\n');
+          else if (cmd === 'DATA') { inData = true; sock.write('354 go ahead\r\n'); }
+          else if (cmd === 'QUIT') sock.end('221 bye\r\n');
+          else sock.write('250 OK\r\n');
+        }
+      });
+    });
+    srv.listen(0, '127.0.0.1', () => { srv.unref(); resolve(srv.address().port); });
+  });
+}
+
+/** A caught message: its decoded subject, recipient and text part. */
+function parseMail(raw) {
+  const [head] = raw.split('\r\n\r\n');
+  const unfolded = head.replace(/\r\n[ \t]+/g, ' ');
+  const header = (n) => (new RegExp(`^${n}: (.*)$`, 'mi').exec(unfolded) || [])[1] || '';
+  const subject = header('Subject')
+    .replace(/\?=\s+=\?/g, '?==?')
+    .replace(/=\?utf-8\?b\?([^?]*)\?=/gi, (_, b) => Buffer.from(b, 'base64').toString('utf8'));
+  const text = /Content-Type: text\/plain[^]*?\r\n\r\n([^]*?)\r\n--/i.exec(raw);
+  return {
+    subject,
+    to: header('To'),
+    text: text ? Buffer.from(text[1].replace(/\s+/g, ''), 'base64').toString('utf8') : '',
+  };
+}
 
 function freePort() {
   return new Promise((resolve) => {
@@ -77,12 +128,15 @@ before(async () => {
   const stripeEnv = lsUrl
     ? { KAKEHASHI_STRIPE_API_BASE: lsUrl, KAKEHASHI_STRIPE_JS_URL: `${lsUrl}/js.stripe.com/v3/` }
     : {};
+  const smtpPort = await startSmtp();
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   server = spawn(BIN, [], {
     cwd: ROOT,
     env: { ...process.env, DATABASE_URL: DB, KAKEHASHI_ADDR: `127.0.0.1:${port}`,
       KAKEHASHI_ALLOW_LOOPBACK_CALLBACKS: '1', KAKEHASHI_NOTIFY_RETRY_SCALE: '0.001', RUST_LOG: 'warn',
+      KAKEHASHI_SMTP_HOST: '127.0.0.1', KAKEHASHI_SMTP_PORT: String(smtpPort), KAKEHASHI_SMTP_TLS: 'none',
+      KAKEHASHI_MAIL_FROM: 'pay@kakehashi.test',
       ...stripeEnv },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -230,7 +284,8 @@ for (const device of ['pc', 'sp']) {
   test(`${device}: konbini payment number`, async () => {
     const { ctx, page } = await open(device);
     const order = `b-${device}-kon-${Date.now()}`;
-    await page.goto(link(order, 2750));
+    const email = `${device}-shopper@example.jp`;
+    await page.goto(link(order, 2750, { shopper_email: email }));
     await page.click('button[value=konbini]');
     await page.waitForSelector('button[value=lawson]');
     await check(page, `${device}-08-konbini-choice`);
@@ -256,7 +311,30 @@ for (const device of ['pc', 'sp']) {
     assert.equal(await page.locator('#number-h svg.badge').count(), 1);
     await check(page, `${device}-09-konbini-number`);
     await waitFor(() => hits.some((h) => h.body.includes(order)), 'konbini notification');
-    // Item 4: until paid, the shopper can change store or method; the number is withdrawn.
+    // The instructions e-mail (docs/messages.md) arrives with the number and the deadline.
+    const deadline = (await page.textContent('#deadline')).trim();
+    const mine = () => mails.map(parseMail).filter((m) => m.to.includes(email));
+    await waitFor(() => mine().length >= 1, 'instructions e-mail');
+    const [instr] = mine();
+    assert.match(instr.subject, /ローソンのお支払い番号のご案内/);
+    for (const want of [customer, confirm, deadline]) assert.ok(instr.text.includes(want), `${want} in ${instr.text}`);
+    // Paid (sandbox): the receipt follows.
+    const paymentId = (await page.textContent('#payment-id')).trim();
+    cli('sandbox', 'pay', paymentId);
+    await waitFor(() => mine().length >= 2, 'receipt e-mail');
+    assert.match(mine()[1].subject, /お支払い完了のお知らせ/);
+    await ctx.close();
+  });
+
+  // Issue 16 item 4: until paid, the shopper can change store or method; the number is withdrawn.
+  test(`${device}: an unpaid number can be withdrawn`, async () => {
+    const { ctx, page } = await open(device);
+    const order = `b-${device}-chg-${Date.now()}`;
+    await page.goto(link(order, 1500));
+    await page.click('button[value=konbini]');
+    await page.click('button[value=lawson]');
+    await page.click('#issue');
+    await page.waitForSelector('#number-h');
     await page.click('#change-number');
     await page.waitForSelector('button[value=card]');
     await page.click('button[value=konbini]');
