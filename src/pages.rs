@@ -13,6 +13,61 @@ use crate::state::AppState;
 use crate::themes::Theme;
 use crate::util::format_yen;
 
+/// Declares a page's data once with its two templates: `web/…` (PC and smartphone) and `fp/…`
+/// (feature phones). The templates deref to the data, so they read its fields as their own;
+/// `render` picks the template for the device.
+macro_rules! device_page {
+    (
+        $(#[$meta:meta])*
+        pub struct $view:ident { $($(#[$fmeta:meta])* pub $field:ident : $ty:ty),* $(,)? }
+        web: $web:ident = $web_path:literal,
+        fp: $fp:ident = $fp_path:literal $(,)?
+    ) => {
+        $(#[$meta])*
+        pub struct $view {
+            $($(#[$fmeta])* pub $field: $ty),*
+        }
+
+        #[derive(Template)]
+        #[template(path = $web_path)]
+        pub struct $web(pub $view);
+
+        #[derive(Template)]
+        #[template(path = $fp_path)]
+        pub struct $fp(pub $view);
+
+        impl std::ops::Deref for $web {
+            type Target = $view;
+            fn deref(&self) -> &$view {
+                &self.0
+            }
+        }
+
+        impl std::ops::Deref for $fp {
+            type Target = $view;
+            fn deref(&self) -> &$view {
+                &self.0
+            }
+        }
+
+        impl $view {
+            /// This page in the device's template, answered with `status`.
+            pub fn render(
+                self,
+                device: Device,
+                status: StatusCode,
+            ) -> Result<Response, crate::error::AppError> {
+                match device {
+                    Device::FeaturePhone => {
+                        crate::render::page_with_status(device, status, &$fp(self))
+                    }
+                    _ => crate::render::page_with_status(device, status, &$web(self)),
+                }
+            }
+        }
+    };
+}
+
 /// What every page needs around its content.
 #[derive(Clone, Debug)]
 pub struct Chrome {
@@ -149,25 +204,17 @@ pub struct FpSelector {
     pub unavailable: Vec<String>,
 }
 
-/// A checkout that can no longer be paid (already paid, or closed): shows its state.
-#[derive(Template)]
-#[template(path = "web/closed.html")]
-pub struct WebClosed {
-    pub c: Chrome,
-    pub order: OrderView,
-    pub status_ja: String,
-    pub status_en: String,
-    pub return_url: Option<String>,
-}
-
-#[derive(Template)]
-#[template(path = "fp/closed.html")]
-pub struct FpClosed {
-    pub c: Chrome,
-    pub order: OrderView,
-    pub status_ja: String,
-    pub status_en: String,
-    pub return_url: Option<String>,
+device_page! {
+    /// A checkout that can no longer be paid (already paid, or closed): shows its state.
+    pub struct ClosedPage {
+        pub c: Chrome,
+        pub order: OrderView,
+        pub status_ja: String,
+        pub status_en: String,
+        pub return_url: Option<String>,
+    }
+    web: WebClosed = "web/closed.html",
+    fp: FpClosed = "fp/closed.html",
 }
 
 #[derive(Template)]
@@ -370,34 +417,22 @@ pub struct FpChallenge {
     pub cancel_action: String,
 }
 
-/// A payment result: success, failure (with retry) or in progress.
-#[derive(Template)]
-#[template(path = "web/result.html")]
-pub struct WebResult {
-    pub c: Chrome,
-    pub order: OrderView,
-    /// `success`, `failure` or `pending`.
-    pub kind: &'static str,
-    pub title: String,
-    pub message: String,
-    pub details: Vec<(String, String)>,
-    pub return_url: Option<String>,
-    pub retry_url: Option<String>,
-    pub other_url: Option<String>,
-}
-
-#[derive(Template)]
-#[template(path = "fp/result.html")]
-pub struct FpResult {
-    pub c: Chrome,
-    pub order: OrderView,
-    pub kind: &'static str,
-    pub title: String,
-    pub message: String,
-    pub details: Vec<(String, String)>,
-    pub return_url: Option<String>,
-    pub retry_url: Option<String>,
-    pub other_url: Option<String>,
+device_page! {
+    /// A payment result: success, failure (with retry) or in progress.
+    pub struct ResultPage {
+        pub c: Chrome,
+        pub order: OrderView,
+        /// `success`, `failure` or `pending`.
+        pub kind: &'static str,
+        pub title: String,
+        pub message: String,
+        pub details: Vec<(String, String)>,
+        pub return_url: Option<String>,
+        pub retry_url: Option<String>,
+        pub other_url: Option<String>,
+    }
+    web: WebResult = "web/result.html",
+    fp: FpResult = "fp/result.html",
 }
 
 /// The demo shop's return page.
@@ -450,20 +485,14 @@ pub struct KonbiniChoice {
     pub error: Option<FormErrorView>,
 }
 
-#[derive(Template)]
-#[template(path = "web/konbini_choice.html")]
-pub struct WebKonbiniChoice {
-    pub c: Chrome,
-    pub order: OrderView,
-    pub f: KonbiniChoice,
-}
-
-#[derive(Template)]
-#[template(path = "fp/konbini_choice.html")]
-pub struct FpKonbiniChoice {
-    pub c: Chrome,
-    pub order: OrderView,
-    pub f: KonbiniChoice,
+device_page! {
+    pub struct KonbiniChoicePage {
+        pub c: Chrome,
+        pub order: OrderView,
+        pub f: KonbiniChoice,
+    }
+    web: WebKonbiniChoice = "web/konbini_choice.html",
+    fp: FpKonbiniChoice = "fp/konbini_choice.html",
 }
 
 /// The Pay-easy confirmation form (issuing a number is a POST, never a GET side effect).
@@ -476,20 +505,14 @@ pub struct PayeasyStart {
     pub error: Option<FormErrorView>,
 }
 
-#[derive(Template)]
-#[template(path = "web/payeasy_start.html")]
-pub struct WebPayeasyStart {
-    pub c: Chrome,
-    pub order: OrderView,
-    pub f: PayeasyStart,
-}
-
-#[derive(Template)]
-#[template(path = "fp/payeasy_start.html")]
-pub struct FpPayeasyStart {
-    pub c: Chrome,
-    pub order: OrderView,
-    pub f: PayeasyStart,
+device_page! {
+    pub struct PayeasyStartPage {
+        pub c: Chrome,
+        pub order: OrderView,
+        pub f: PayeasyStart,
+    }
+    web: WebPayeasyStart = "web/payeasy_start.html",
+    fp: FpPayeasyStart = "fp/payeasy_start.html",
 }
 
 /// The form that withdraws an unpaid number so the shopper can pay another way.
@@ -627,20 +650,14 @@ pub struct MailForm {
     pub notice: Option<String>,
 }
 
-#[derive(Template)]
-#[template(path = "web/number.html")]
-pub struct WebNumber {
-    pub c: Chrome,
-    pub order: OrderView,
-    pub n: NumberPage,
-}
-
-#[derive(Template)]
-#[template(path = "fp/number.html")]
-pub struct FpNumber {
-    pub c: Chrome,
-    pub order: OrderView,
-    pub n: NumberPage,
+device_page! {
+    pub struct IssuedNumberPage {
+        pub c: Chrome,
+        pub order: OrderView,
+        pub n: NumberPage,
+    }
+    web: WebNumber = "web/number.html",
+    fp: FpNumber = "fp/number.html",
 }
 
 // ---------------------------------------------------------------------------
@@ -667,33 +684,21 @@ pub struct WebBankChoose {
     pub back_url: String,
 }
 
-/// Carrier confirmation before the redirect to the carrier (都度 / 継続 when enabled).
-#[derive(Template)]
-#[template(path = "web/carrier_confirm.html")]
-pub struct WebCarrierConfirm {
-    pub c: Chrome,
-    pub order: OrderView,
-    pub carrier_name: &'static str,
-    /// What paying this way means for this shopper ([`carrier_note`]).
-    pub note: &'static str,
-    pub billing: Vec<Choice>,
-    pub action: String,
-    pub csrf: String,
-    pub back_url: String,
-}
-
-#[derive(Template)]
-#[template(path = "fp/carrier_confirm.html")]
-pub struct FpCarrierConfirm {
-    pub c: Chrome,
-    pub order: OrderView,
-    pub carrier_name: &'static str,
-    /// What paying this way means for this shopper ([`carrier_note`]).
-    pub note: &'static str,
-    pub billing: Vec<Choice>,
-    pub action: String,
-    pub csrf: String,
-    pub back_url: String,
+device_page! {
+    /// Carrier confirmation before the redirect to the carrier (都度 / 継続 when enabled).
+    pub struct CarrierConfirmPage {
+        pub c: Chrome,
+        pub order: OrderView,
+        pub carrier_name: &'static str,
+        /// What paying this way means for this shopper ([`carrier_note`]).
+        pub note: &'static str,
+        pub billing: Vec<Choice>,
+        pub action: String,
+        pub csrf: String,
+        pub back_url: String,
+    }
+    web: WebCarrierConfirm = "web/carrier_confirm.html",
+    fp: FpCarrierConfirm = "fp/carrier_confirm.html",
 }
 
 /// What paying by carrier billing means. A feature phone of au or SoftBank is offered d払い
@@ -734,20 +739,14 @@ pub struct PayResult {
     pub retry_url: Option<String>,
 }
 
-#[derive(Template)]
-#[template(path = "web/pay_result.html")]
-pub struct WebPayResult {
-    pub c: Chrome,
-    pub order: OrderView,
-    pub r: PayResult,
-}
-
-#[derive(Template)]
-#[template(path = "fp/pay_result.html")]
-pub struct FpPayResult {
-    pub c: Chrome,
-    pub order: OrderView,
-    pub r: PayResult,
+device_page! {
+    pub struct PayResultPage {
+        pub c: Chrome,
+        pub order: OrderView,
+        pub r: PayResult,
+    }
+    web: WebPayResult = "web/pay_result.html",
+    fp: FpPayResult = "fp/pay_result.html",
 }
 
 /// The sandbox bank's page: deliberately not the merchant's theme, so nobody mistakes it for

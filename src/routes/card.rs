@@ -16,8 +16,7 @@ use crate::flows::card::{self as flow, FieldErrors, PayOutcome};
 use crate::flows::checkout;
 use crate::form;
 use crate::pages::{
-    Chrome, FpCardForm, FpChallenge, FpResult, OptionView, OrderView, WebCardForm, WebChallenge,
-    WebResult,
+    Chrome, FpCardForm, FpChallenge, OptionView, OrderView, ResultPage, WebCardForm, WebChallenge,
 };
 use crate::render::page_with_status;
 use crate::routes::shopper::{ShopperForm, ShopperPage};
@@ -371,38 +370,18 @@ async fn result(
     } else {
         StatusCode::OK
     };
-    match x.device {
-        Device::FeaturePhone => page_with_status(
-            x.device,
-            status,
-            &FpResult {
-                c,
-                order,
-                kind,
-                title,
-                message,
-                details,
-                return_url,
-                retry_url: None,
-                other_url,
-            },
-        ),
-        _ => page_with_status(
-            x.device,
-            status,
-            &WebResult {
-                c,
-                order,
-                kind,
-                title,
-                message,
-                details,
-                return_url,
-                retry_url: None,
-                other_url,
-            },
-        ),
+    ResultPage {
+        c,
+        order,
+        kind,
+        title,
+        message,
+        details,
+        return_url,
+        retry_url: None,
+        other_url,
     }
+    .render(x.device, status)
 }
 
 #[allow(clippy::too_many_arguments)]

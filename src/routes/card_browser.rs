@@ -26,7 +26,7 @@ use crate::error::{AppError, AppResult, Reason};
 use crate::flows::checkout::{self, Opened};
 use crate::flows::client_card::{self as flow, HookError, HookOutcome};
 
-use crate::pages::{Chrome, FpResult, OrderView};
+use crate::pages::{Chrome, FpResult, OrderView, ResultPage};
 use crate::render::page_with_status;
 use crate::routes::shopper::{ShopperForm, ShopperPage};
 use crate::session::Session;
@@ -110,7 +110,7 @@ pub fn render(
         return page_with_status(
             device,
             StatusCode::OK,
-            &FpResult {
+            &FpResult(ResultPage {
                 c,
                 order: order(o),
                 kind: "failure",
@@ -125,7 +125,7 @@ pub fn render(
                 return_url: o.checkout.cancel_url.clone(),
                 retry_url: None,
                 other_url: Some(format!("/pay/{token}")),
-            },
+            }),
         );
     }
     let resolved = o

@@ -7,15 +7,14 @@ use axum::response::{IntoResponse, Redirect, Response};
 use encoding_rs::UTF_8;
 
 use crate::db::payments;
-use crate::device::{Device, Ua};
+use crate::device::Ua;
 use crate::domain::carrier::{BillingKind, Carrier};
 use crate::domain::CheckoutStatus;
 use crate::error::{AppError, AppResult, Reason};
 use crate::flows::carrier::{self as flow, method_of};
 use crate::flows::checkout;
 use crate::form;
-use crate::pages::{Choice, Chrome, FpCarrierConfirm, OrderView, WebCarrierConfirm};
-use crate::render::page;
+use crate::pages::{CarrierConfirmPage, Choice, Chrome, OrderView};
 use crate::routes::redirect_result;
 use crate::routes::shopper::ShopperForm;
 use crate::routes::shopper::ShopperPage;
@@ -90,34 +89,17 @@ pub async fn show(
     let action = format!("/pay/{token}/{}", c.code());
     let csrf = Session::csrf(&token, &state.secret);
     let back_url = format!("/pay/{token}");
-    match device {
-        Device::FeaturePhone => page(
-            device,
-            &FpCarrierConfirm {
-                c: chrome,
-                order,
-                carrier_name,
-                note,
-                billing,
-                action,
-                csrf,
-                back_url,
-            },
-        ),
-        _ => page(
-            device,
-            &WebCarrierConfirm {
-                c: chrome,
-                order,
-                carrier_name,
-                note,
-                billing,
-                action,
-                csrf,
-                back_url,
-            },
-        ),
+    CarrierConfirmPage {
+        c: chrome,
+        order,
+        carrier_name,
+        note,
+        billing,
+        action,
+        csrf,
+        back_url,
     }
+    .render(device, axum::http::StatusCode::OK)
 }
 
 /// `POST /pay/{token}/{carrier}`: creates the payment and sends the shopper to the carrier.

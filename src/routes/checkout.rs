@@ -15,7 +15,7 @@ use crate::domain::Method;
 use crate::error::{AppError, AppResult, Reason};
 use crate::flows::checkout::{self, Opened};
 use crate::form;
-use crate::pages::{Chrome, FpClosed, FpSelector, MethodView, OrderView, WebClosed, WebSelector};
+use crate::pages::{Chrome, ClosedPage, FpSelector, MethodView, OrderView, WebSelector};
 use crate::render::page;
 use crate::routes::shopper::ShopperForm;
 use crate::routes::shopper::ShopperPage;
@@ -222,28 +222,14 @@ fn render_checkout(
         };
         let return_url = Some(o.checkout.return_url.clone());
         let (status_ja, status_en) = (status_ja.to_owned(), status_en.to_owned());
-        return match device {
-            Device::FeaturePhone => page(
-                device,
-                &FpClosed {
-                    c,
-                    order,
-                    status_ja,
-                    status_en,
-                    return_url,
-                },
-            ),
-            _ => page(
-                device,
-                &WebClosed {
-                    c,
-                    order,
-                    status_ja,
-                    status_en,
-                    return_url,
-                },
-            ),
-        };
+        return ClosedPage {
+            c,
+            order,
+            status_ja,
+            status_en,
+            return_url,
+        }
+        .render(device, axum::http::StatusCode::OK);
     }
     let en = o.checkout.lang == "en";
     let methods: Vec<MethodView> = checkout::offered(o, device)

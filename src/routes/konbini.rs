@@ -15,11 +15,9 @@ use crate::error::{AppError, AppResult, Reason};
 use crate::flows::checkout::{self, Opened};
 use crate::flows::konbini::{self as flow, IssueError, NumberDetails, WithdrawError};
 use crate::pages::{
-    ChainView, Chrome, FormErrorView, FpKonbiniChoice, FpNumber, FpPayeasyStart, KonbiniChoice,
-    NumberChange, NumberFieldView, NumberPage, OrderView, PayeasyStart, WebKonbiniChoice,
-    WebNumber, WebPayeasyStart,
+    ChainView, Chrome, FormErrorView, IssuedNumberPage, KonbiniChoice, KonbiniChoicePage,
+    NumberChange, NumberFieldView, NumberPage, OrderView, PayeasyStart, PayeasyStartPage,
 };
-use crate::render::page_with_status;
 use crate::routes::shopper::ShopperForm;
 use crate::session::Session;
 use crate::state::AppState;
@@ -255,10 +253,7 @@ fn render_choice(
         error,
     };
     let (c, order) = (chrome(state, device, o, token), order_view(o));
-    match device {
-        Device::FeaturePhone => page_with_status(device, status, &FpKonbiniChoice { c, order, f }),
-        _ => page_with_status(device, status, &WebKonbiniChoice { c, order, f }),
-    }
+    KonbiniChoicePage { c, order, f }.render(device, status)
 }
 
 fn render_payeasy(
@@ -284,10 +279,7 @@ fn render_payeasy(
         error,
     };
     let (c, order) = (chrome(state, device, o, token), order_view(o));
-    match device {
-        Device::FeaturePhone => page_with_status(device, status, &FpPayeasyStart { c, order, f }),
-        _ => page_with_status(device, status, &WebPayeasyStart { c, order, f }),
-    }
+    PayeasyStartPage { c, order, f }.render(device, status)
 }
 
 fn status_text(s: NumberStatus, en: bool) -> &'static str {
@@ -460,10 +452,7 @@ pub(crate) fn number_page_with(
         mail: mail_form(state, token, status, mail_notice),
     };
     let (c, order) = (chrome(state, device, o, token), order_view(o));
-    match device {
-        Device::FeaturePhone => page_with_status(device, code, &FpNumber { c, order, n }),
-        _ => page_with_status(device, code, &WebNumber { c, order, n }),
-    }
+    IssuedNumberPage { c, order, n }.render(device, code)
 }
 
 /// The number page's e-mail form: only when this server sends e-mail and the number can still

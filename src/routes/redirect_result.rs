@@ -9,8 +9,7 @@ use crate::domain::CheckoutStatus;
 use crate::error::AppResult;
 use crate::flows::checkout::Opened;
 use crate::flows::redirect::return_link;
-use crate::pages::{Chrome, FpPayResult, OrderView, PayResult, WebPayResult};
-use crate::render::page;
+use crate::pages::{Chrome, OrderView, PayResult, PayResultPage};
 use crate::state::AppState;
 
 /// Renders the result page of a redirect payment for the shopper's device.
@@ -33,10 +32,7 @@ pub fn render_result(
         &o.checkout.item_name,
         o.checkout.amount,
     );
-    match device {
-        Device::FeaturePhone => page(device, &FpPayResult { c, order, r }),
-        _ => page(device, &WebPayResult { c, order, r }),
-    }
+    PayResultPage { c, order, r }.render(device, axum::http::StatusCode::OK)
 }
 
 /// What the result page of a bank/carrier payment shows, from the payment as stored: reloading

@@ -71,7 +71,11 @@ async fn issue(app: &TestApp, link: &str, chain: &str) -> (String, String) {
         .post_form(
             &path,
             UA_PC,
-            &[("csrf", &hidden(&chooser, "csrf")), ("chain", chain)],
+            &[
+                ("csrf", &hidden(&chooser, "csrf")),
+                ("chain", chain),
+                ("confirm", "1"),
+            ],
         )
         .await;
     assert_eq!(r.status().as_u16(), 303, "number issued");
@@ -707,7 +711,11 @@ async fn feature_phone_number_page_sends_the_instructions_too(app: TestApp, smtp
         .post_sjis(
             &path,
             UA_DOCOMO,
-            &[("csrf", &hidden(&chooser, "csrf")), ("chain", "seven")],
+            &[
+                ("csrf", &hidden(&chooser, "csrf")),
+                ("chain", "seven"),
+                ("confirm", "1"),
+            ],
         )
         .await;
     assert_eq!(r.status().as_u16(), 303);
