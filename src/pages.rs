@@ -177,31 +177,23 @@ pub struct MethodView {
     pub accesskey: usize,
 }
 
-#[derive(Template)]
-#[template(path = "web/selector.html")]
-pub struct WebSelector {
-    pub c: Chrome,
-    pub order: OrderView,
-    pub methods: Vec<MethodView>,
-    pub action: String,
-    pub csrf: String,
-    pub cancel_url: Option<String>,
-    /// Why an enabled method is not offered for this order (amount limit, device).
-    pub unavailable: Vec<String>,
-}
-
-#[derive(Template)]
-#[template(path = "fp/selector.html")]
-pub struct FpSelector {
-    pub c: Chrome,
-    pub order: OrderView,
-    pub methods: Vec<MethodView>,
-    pub action: String,
-    pub csrf: String,
-    pub cancel_url: Option<String>,
-    /// Why a method is missing on this phone (card through a processor's browser form).
-    pub note: Option<String>,
-    pub unavailable: Vec<String>,
+device_page! {
+    /// The payment-method selector.
+    pub struct SelectorPage {
+        pub c: Chrome,
+        pub order: OrderView,
+        pub methods: Vec<MethodView>,
+        pub action: String,
+        pub csrf: String,
+        pub cancel_url: Option<String>,
+        /// Why a method is missing on this phone (card through a processor's browser form);
+        /// feature phones only.
+        pub note: Option<String>,
+        /// Why an enabled method is not offered for this order (amount limit, device).
+        pub unavailable: Vec<String>,
+    }
+    web: WebSelector = "web/selector.html",
+    fp: FpSelector = "fp/selector.html",
 }
 
 device_page! {
@@ -766,33 +758,22 @@ pub struct WebSandboxBank {
     pub left: bool,
 }
 
-/// The sandbox carrier's login / confirmation page.
-#[derive(Template)]
-#[template(path = "web/sandbox_carrier.html")]
-pub struct WebSandboxCarrier {
-    pub app_css: String,
-    pub carrier_name: &'static str,
-    pub item_name: String,
-    pub amount: String,
-    pub billing_label: &'static str,
-    pub action: String,
-    pub csrf: String,
-    /// false: login form; true: confirmation (承認) step.
-    pub confirm: bool,
-    pub error: Option<&'static str>,
-    pub phone: String,
-}
-
-#[derive(Template)]
-#[template(path = "fp/sandbox_carrier.html")]
-pub struct FpSandboxCarrier {
-    pub carrier_name: &'static str,
-    pub item_name: String,
-    pub amount: String,
-    pub billing_label: &'static str,
-    pub action: String,
-    pub csrf: String,
-    pub confirm: bool,
-    pub error: Option<&'static str>,
-    pub phone: String,
+device_page! {
+    /// The sandbox carrier's login / confirmation page.
+    pub struct SandboxCarrierPage {
+        /// The stylesheet, inlined on PC and smartphone (feature phones get none).
+        pub app_css: String,
+        pub carrier_name: &'static str,
+        pub item_name: String,
+        pub amount: String,
+        pub billing_label: &'static str,
+        pub action: String,
+        pub csrf: String,
+        /// false: login form; true: confirmation (承認) step.
+        pub confirm: bool,
+        pub error: Option<&'static str>,
+        pub phone: String,
+    }
+    web: WebSandboxCarrier = "web/sandbox_carrier.html",
+    fp: FpSandboxCarrier = "fp/sandbox_carrier.html",
 }

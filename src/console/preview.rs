@@ -7,7 +7,7 @@ use axum::response::Response;
 use crate::db::merchants::MerchantRow;
 use crate::device::Device;
 use crate::error::AppError;
-use crate::pages::{Chrome, FpSelector, MethodView, OrderView, WebSelector};
+use crate::pages::{Chrome, MethodView, OrderView, SelectorPage};
 use crate::state::AppState;
 
 pub fn render(
@@ -30,31 +30,15 @@ pub fn render(
         })
         .collect();
     let action = "/console/settings".to_owned();
-    match device {
-        Device::FeaturePhone => crate::render::page(
-            device,
-            &FpSelector {
-                c,
-                order,
-                methods,
-                action,
-                csrf: String::new(),
-                cancel_url: None,
-                note: None,
-                unavailable: Vec::new(),
-            },
-        ),
-        _ => crate::render::page(
-            device,
-            &WebSelector {
-                c,
-                order,
-                methods,
-                action,
-                csrf: String::new(),
-                cancel_url: None,
-                unavailable: Vec::new(),
-            },
-        ),
+    SelectorPage {
+        c,
+        order,
+        methods,
+        action,
+        csrf: String::new(),
+        cancel_url: None,
+        note: None,
+        unavailable: Vec::new(),
     }
+    .render(device, axum::http::StatusCode::OK)
 }

@@ -15,8 +15,7 @@ use crate::domain::Method;
 use crate::error::{AppError, AppResult, Reason};
 use crate::flows::checkout::{self, Opened};
 use crate::form;
-use crate::pages::{Chrome, ClosedPage, FpSelector, MethodView, OrderView, WebSelector};
-use crate::render::page;
+use crate::pages::{Chrome, ClosedPage, MethodView, OrderView, SelectorPage};
 use crate::routes::shopper::ShopperForm;
 use crate::routes::shopper::ShopperPage;
 use crate::session::Session;
@@ -254,33 +253,19 @@ fn render_checkout(
     let csrf = Session::csrf(token, &state.secret);
     let cancel_url = o.checkout.cancel_url.clone();
     let unavailable = unavailable_notes(o, device, en);
-    match device {
-        Device::FeaturePhone => page(
-            device,
-            &FpSelector {
-                c,
-                order,
-                methods,
-                action,
-                csrf,
-                cancel_url,
-                note: super::card_browser::fp_selector_note(o, en),
-                unavailable,
-            },
-        ),
-        _ => page(
-            device,
-            &WebSelector {
-                c,
-                order,
-                methods,
-                action,
-                csrf,
-                cancel_url,
-                unavailable,
-            },
-        ),
+    SelectorPage {
+        c,
+        order,
+        methods,
+        action,
+        csrf,
+        cancel_url,
+        note: (device == Device::FeaturePhone)
+            .then(|| super::card_browser::fp_selector_note(o, en))
+            .flatten(),
+        unavailable,
     }
+    .render(device, axum::http::StatusCode::OK)
 }
 
 /// One sentence per method the merchant enabled for this order but the shopper cannot use here:

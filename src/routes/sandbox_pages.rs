@@ -15,7 +15,7 @@ use crate::device::{Device, Ua};
 use crate::error::{AppError, AppResult, Reason};
 use crate::flows::{bank, carrier};
 use crate::form;
-use crate::pages::{Choice, FpSandboxCarrier, WebSandboxBank, WebSandboxCarrier};
+use crate::pages::{Choice, SandboxCarrierPage, WebSandboxBank};
 use crate::render::page;
 use crate::session::Session;
 use crate::state::AppState;
@@ -102,37 +102,23 @@ fn render_carrier(
     let action = format!("/sandbox/carrier/{}/{session}", s.carrier.code());
     let csrf = csrf(state, session);
     let phone = phone.to_owned();
-    match device {
-        Device::FeaturePhone => page(
-            device,
-            &FpSandboxCarrier {
-                carrier_name,
-                item_name,
-                amount,
-                billing_label,
-                action,
-                csrf,
-                confirm,
-                error,
-                phone,
-            },
-        ),
-        _ => page(
-            device,
-            &WebSandboxCarrier {
-                app_css: state.app_css.to_string(),
-                carrier_name,
-                item_name,
-                amount,
-                billing_label,
-                action,
-                csrf,
-                confirm,
-                error,
-                phone,
-            },
-        ),
+    SandboxCarrierPage {
+        app_css: if device == Device::FeaturePhone {
+            String::new()
+        } else {
+            state.app_css.to_string()
+        },
+        carrier_name,
+        item_name,
+        amount,
+        billing_label,
+        action,
+        csrf,
+        confirm,
+        error,
+        phone,
     }
+    .render(device, axum::http::StatusCode::OK)
 }
 
 /// `GET /sandbox/carrier/{carrier}/{session}`: the login form (or the 承認 step after login).
