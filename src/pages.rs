@@ -51,6 +51,14 @@ macro_rules! device_page {
         }
 
         impl $view {
+            /// This page's HTML in the device's template.
+            pub fn html(self, device: Device) -> askama::Result<String> {
+                match device {
+                    Device::FeaturePhone => $fp(self).render(),
+                    _ => $web(self).render(),
+                }
+            }
+
             /// This page in the device's template, answered with `status`.
             pub fn render(
                 self,
@@ -209,27 +217,19 @@ device_page! {
     fp: FpClosed = "fp/closed.html",
 }
 
-#[derive(Template)]
-#[template(path = "web/error.html")]
-pub struct WebError<'a> {
-    pub c: Chrome,
-    pub status: u16,
-    pub info: &'a ErrorInfo,
-    pub title: &'static str,
-    pub message: String,
-    /// Back to the shop (cancel URL, else return URL) when the merchant is known.
-    pub back_url: Option<String>,
-}
-
-#[derive(Template)]
-#[template(path = "fp/error.html")]
-pub struct FpError<'a> {
-    pub c: Chrome,
-    pub status: u16,
-    pub info: &'a ErrorInfo,
-    pub title: &'static str,
-    pub message: String,
-    pub back_url: Option<String>,
+device_page! {
+    /// A shopper-facing error (see `error_page`).
+    pub struct ErrorPage {
+        pub c: Chrome,
+        pub status: u16,
+        pub info: ErrorInfo,
+        pub title: &'static str,
+        pub message: String,
+        /// Back to the shop (cancel URL, else return URL) when the merchant is known.
+        pub back_url: Option<String>,
+    }
+    web: WebError = "web/error.html",
+    fp: FpError = "fp/error.html",
 }
 
 /// The shopper's wording of an error: a heading saying what happened and a sentence saying
@@ -306,26 +306,15 @@ pub fn error_page(
     };
     let (title, message) = error_text(info, c.en());
     let back_url = shop.and_then(|s| s.back_url.clone());
-    let rendered = match device {
-        Device::FeaturePhone => FpError {
-            c,
-            status: status.as_u16(),
-            info,
-            title,
-            message,
-            back_url,
-        }
-        .render(),
-        _ => WebError {
-            c,
-            status: status.as_u16(),
-            info,
-            title,
-            message,
-            back_url,
-        }
-        .render(),
-    };
+    let rendered = ErrorPage {
+        c,
+        status: status.as_u16(),
+        info: info.clone(),
+        title,
+        message,
+        back_url,
+    }
+    .html(device);
     match rendered {
         Ok(html) => crate::render::html_response(device, status, html),
         Err(e) => {
