@@ -5,7 +5,6 @@
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 
 use crate::connectors::signed_return::{
     append_query, derived_ref, random_session_id, required, signed_query, verify_signed_params,
@@ -68,27 +67,7 @@ pub struct BankResult {
     pub outcome: BankOutcome,
 }
 
-/// Connector failure. `code()` is stable.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ConnectorError {
-    #[error("invalid request: {0}")]
-    InvalidRequest(&'static str),
-    #[error("return rejected: {0}")]
-    BadReturn(#[from] ReturnError),
-    /// The bank could not be reached; safe to retry later.
-    #[error("bank unavailable: {0}")]
-    Unavailable(String),
-}
-
-impl ConnectorError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            ConnectorError::InvalidRequest(c) => c,
-            ConnectorError::BadReturn(e) => e.code(),
-            ConnectorError::Unavailable(_) => "bank_unavailable",
-        }
-    }
-}
+pub use crate::connectors::error::ConnectorError;
 
 #[async_trait]
 pub trait BankConnector: Send + Sync {

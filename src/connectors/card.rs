@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use rand::Rng;
-use thiserror::Error;
 
 use crate::connectors::bank::SANDBOX_REFUSES_LIVE;
 use crate::domain::card::{
@@ -176,48 +175,7 @@ pub struct RemoteStatus {
     pub refunded_amount: i64,
 }
 
-/// Failure to carry out a connector call (as opposed to a decline, which is
-/// a normal [`AuthorizeOutcome`]).
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ConnectorError {
-    #[error("acquirer did not answer in time")]
-    Timeout,
-    #[error("acquirer unavailable: {0}")]
-    Unavailable(String),
-    #[error("invalid request: {0}")]
-    InvalidRequest(String),
-    #[error("unknown transaction")]
-    UnknownTransaction,
-    #[error("transaction is in the wrong state: {0}")]
-    InvalidState(String),
-    #[error("amount exceeds what the transaction allows")]
-    AmountExceeded,
-    #[error("acquirer rejected the operation: {0}")]
-    Rejected(String),
-}
-
-impl ConnectorError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            ConnectorError::Timeout => "timeout",
-            ConnectorError::Unavailable(_) => "unavailable",
-            ConnectorError::InvalidRequest(_) => "invalid_request",
-            ConnectorError::UnknownTransaction => "unknown_transaction",
-            ConnectorError::InvalidState(_) => "invalid_state",
-            ConnectorError::AmountExceeded => "amount_exceeded",
-            ConnectorError::Rejected(_) => "rejected",
-        }
-    }
-
-    /// Worth retrying the same call later. After a timeout on capture/refund
-    /// call `query` first: the acquirer may have applied it.
-    pub fn retryable(&self) -> bool {
-        matches!(
-            self,
-            ConnectorError::Timeout | ConnectorError::Unavailable(_)
-        )
-    }
-}
+pub use crate::connectors::error::ConnectorError;
 
 // ---------------------------------------------------------------------------
 // The trait
@@ -660,9 +618,7 @@ impl SandboxCardConnector {
             return Err(wrong_state(&state));
         }
         if amount <= 0 {
-            return Err(ConnectorError::InvalidRequest(
-                "amount must be positive".into(),
-            ));
+            return Err(ConnectorError::Invalid("amount must be positive".into()));
         }
         if amount > state.authorized_amount {
             return Err(ConnectorError::AmountExceeded);
@@ -709,9 +665,7 @@ impl SandboxCardConnector {
             return Err(wrong_state(&state));
         }
         if amount <= 0 {
-            return Err(ConnectorError::InvalidRequest(
-                "amount must be positive".into(),
-            ));
+            return Err(ConnectorError::Invalid("amount must be positive".into()));
         }
         let total = state.refunded_amount + amount;
         if total > state.captured_amount {
@@ -733,12 +687,10 @@ impl CardConnector for SandboxCardConnector {
         req: &AuthenticateRequest,
     ) -> Result<AuthenticateOutcome, ConnectorError> {
         if req.mode != Mode::Test {
-            return Err(ConnectorError::InvalidRequest(SANDBOX_REFUSES_LIVE.into()));
+            return Err(ConnectorError::InvalidRequest(SANDBOX_REFUSES_LIVE));
         }
         if req.amount <= 0 {
-            return Err(ConnectorError::InvalidRequest(
-                "amount must be positive".into(),
-            ));
+            return Err(ConnectorError::Invalid("amount must be positive".into()));
         }
         let brand = req.card.brand();
         let status = match sandbox_card(&req.card).map(|c| c.scenario) {
@@ -772,7 +724,7 @@ impl CardConnector for SandboxCardConnector {
         otp: &str,
     ) -> Result<ChallengeOutcome, ConnectorError> {
         let (_, brand) = parse_challenge_id(challenge_id)
-            .ok_or_else(|| ConnectorError::InvalidRequest("unknown challenge id".into()))?;
+            .ok_or_else(|| ConnectorError::Invalid("unknown challenge id".into()))?;
         let mut challenges = lock(&self.challenges);
         // A missing entry means another instance or a restart: verify from
         // the id alone.
@@ -803,22 +755,20 @@ impl CardConnector for SandboxCardConnector {
 
     async fn authorize(&self, req: &AuthorizeRequest) -> Result<AuthorizeOutcome, ConnectorError> {
         if req.mode != Mode::Test {
-            return Err(ConnectorError::InvalidRequest(SANDBOX_REFUSES_LIVE.into()));
+            return Err(ConnectorError::InvalidRequest(SANDBOX_REFUSES_LIVE));
         }
         if req.amount <= 0 {
-            return Err(ConnectorError::InvalidRequest(
-                "amount must be positive".into(),
-            ));
+            return Err(ConnectorError::Invalid("amount must be positive".into()));
         }
         if !allowed_for_brand(req.option, req.card.brand()) {
-            return Err(ConnectorError::InvalidRequest(format!(
+            return Err(ConnectorError::Invalid(format!(
                 "payment option {} not available for {}",
                 req.option.code(),
                 req.card.brand().code()
             )));
         }
         if !req.three_ds.allows_authorization() {
-            return Err(ConnectorError::InvalidRequest(
+            return Err(ConnectorError::Invalid(
                 "3-D Secure did not succeed; authorization not allowed".into(),
             ));
         }

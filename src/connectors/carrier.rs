@@ -7,7 +7,6 @@
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 
 use crate::domain::carrier::{BillingKind, Carrier, CarrierAction};
 use crate::domain::Mode;
@@ -128,30 +127,7 @@ pub enum ContinuousChargeOutcome {
     Declined,
 }
 
-/// Connector failure. `code()` is stable.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ConnectorError {
-    #[error("invalid request: {0}")]
-    InvalidRequest(&'static str),
-    #[error("this carrier is not available on feature phones")]
-    NotAvailableOnFeaturePhone,
-    #[error("return rejected: {0}")]
-    BadReturn(#[from] ReturnError),
-    /// The carrier could not be reached; safe to retry later.
-    #[error("carrier unavailable: {0}")]
-    Unavailable(String),
-}
-
-impl ConnectorError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            ConnectorError::InvalidRequest(c) => c,
-            ConnectorError::NotAvailableOnFeaturePhone => "carrier_not_available_on_feature_phone",
-            ConnectorError::BadReturn(e) => e.code(),
-            ConnectorError::Unavailable(_) => "carrier_unavailable",
-        }
-    }
-}
+pub use crate::connectors::error::ConnectorError;
 
 /// One interface over the three carriers' different systems.
 #[async_trait]

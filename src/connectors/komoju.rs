@@ -659,7 +659,7 @@ mod tests {
             let mut a = lawson_answer();
             *a.pointer_mut(path).unwrap() = value;
             let e = c.number_of(&req, &a).unwrap_err();
-            assert_eq!(e.code(), "institution_unavailable", "{path}");
+            assert_eq!(e.code(), "unavailable", "{path}");
         }
         // A link that is not https is dropped, the number kept.
         let mut a = lawson_answer();

@@ -10,7 +10,6 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use thiserror::Error;
 
 use crate::connectors::bank::SANDBOX_REFUSES_LIVE;
 use crate::domain::konbini::{
@@ -184,28 +183,7 @@ pub struct CancelRequest {
     pub connector_ref: String,
 }
 
-/// Connector failure. `code()` is stable.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ConnectorError {
-    #[error("invalid request: {0}")]
-    InvalidRequest(&'static str),
-    /// The institution will not cancel the number: it was paid (or is being paid) meanwhile.
-    #[error("the number can no longer be cancelled")]
-    NotCancellable,
-    /// The institution could not be reached; safe to retry (issuing is idempotent per payment id).
-    #[error("institution unavailable: {0}")]
-    Unavailable(String),
-}
-
-impl ConnectorError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            ConnectorError::InvalidRequest(c) => c,
-            ConnectorError::NotCancellable => "number_not_cancellable",
-            ConnectorError::Unavailable(_) => "institution_unavailable",
-        }
-    }
-}
+pub use crate::connectors::error::ConnectorError;
 
 #[async_trait]
 pub trait NumberConnector: Send + Sync {

@@ -7,6 +7,7 @@ pub mod card;
 pub mod carrier;
 pub mod client_card;
 pub mod driver;
+pub mod error;
 pub mod komoju;
 pub mod konbini;
 pub mod registry;

@@ -139,7 +139,7 @@ fn map_error(status: u16, body: &Value) -> ConnectorError {
             | "charge_already_refunded"
             | "charge_expired_for_capture"
             | "charge_disputed" => ConnectorError::InvalidState(label),
-            _ => ConnectorError::InvalidRequest(if label.is_empty() {
+            _ => ConnectorError::Invalid(if label.is_empty() {
                 format!("HTTP {status}")
             } else {
                 label
@@ -274,7 +274,7 @@ impl StripeConnector {
     fn url(&self, path: &str) -> Result<Url, ConnectorError> {
         self.api
             .join(path)
-            .map_err(|e| ConnectorError::InvalidRequest(format!("bad Stripe path: {e}")))
+            .map_err(|e| ConnectorError::Invalid(format!("bad Stripe path: {e}")))
     }
 
     fn check_id(id: &str, prefix: &str) -> Result<(), ConnectorError> {
@@ -369,26 +369,24 @@ impl CardConnector for StripeConnector {
         &self,
         _req: &AuthenticateRequest,
     ) -> Result<AuthenticateOutcome, ConnectorError> {
-        Err(ConnectorError::InvalidRequest(BROWSER_ONLY.into()))
+        Err(ConnectorError::InvalidRequest(BROWSER_ONLY))
     }
     async fn complete_challenge(
         &self,
         _challenge_id: &str,
         _otp: &str,
     ) -> Result<ChallengeOutcome, ConnectorError> {
-        Err(ConnectorError::InvalidRequest(BROWSER_ONLY.into()))
+        Err(ConnectorError::InvalidRequest(BROWSER_ONLY))
     }
     async fn authorize(&self, _req: &AuthorizeRequest) -> Result<AuthorizeOutcome, ConnectorError> {
-        Err(ConnectorError::InvalidRequest(BROWSER_ONLY.into()))
+        Err(ConnectorError::InvalidRequest(BROWSER_ONLY))
     }
 
     /// `POST /v1/payment_intents/{id}/capture` with `amount_to_capture`.
     async fn capture(&self, token: &str, amount: i64, key: &str) -> Result<(), ConnectorError> {
         Self::check_id(token, "pi_")?;
         if amount <= 0 {
-            return Err(ConnectorError::InvalidRequest(
-                "amount must be positive".into(),
-            ));
+            return Err(ConnectorError::Invalid("amount must be positive".into()));
         }
         self.post(
             &format!("/v1/payment_intents/{token}/capture"),
@@ -423,9 +421,7 @@ impl CardConnector for StripeConnector {
     async fn refund(&self, token: &str, amount: i64, key: &str) -> Result<(), ConnectorError> {
         Self::check_id(token, "pi_")?;
         if amount <= 0 {
-            return Err(ConnectorError::InvalidRequest(
-                "amount must be positive".into(),
-            ));
+            return Err(ConnectorError::Invalid("amount must be positive".into()));
         }
         self.refund_call(token, Some(amount), key).await
     }
@@ -473,7 +469,7 @@ impl CardConnector for StripeConnector {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         {
-            return Err(ConnectorError::InvalidRequest("bad payment id".into()));
+            return Err(ConnectorError::Invalid("bad payment id".into()));
         }
         let query = format!("metadata['{META_PAYMENT_ID}']:'{payment_id}'");
         let v = self
@@ -506,7 +502,7 @@ impl CardConnector for StripeConnector {
 impl ClientCardConnector for StripeConnector {
     fn page(&self) -> Result<PageSetup, ConnectorError> {
         let publishable_key = self.publishable_key.clone().ok_or_else(|| {
-            ConnectorError::InvalidRequest(
+            ConnectorError::Invalid(
                 "the Stripe account has no publishable key (pk_…): add it to the account".into(),
             )
         })?;
@@ -539,9 +535,7 @@ impl ClientCardConnector for StripeConnector {
 
     async fn create_intent(&self, req: &IntentRequest) -> Result<BrowserIntent, ConnectorError> {
         if req.amount <= 0 {
-            return Err(ConnectorError::InvalidRequest(
-                "amount must be positive".into(),
-            ));
+            return Err(ConnectorError::Invalid("amount must be positive".into()));
         }
         let form = [
             ("amount", req.amount.to_string()),

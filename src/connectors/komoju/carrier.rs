@@ -361,9 +361,6 @@ mod tests {
             CONTINUOUS_UNSUPPORTED
         );
         req.billing = BillingKind::OneOff;
-        assert_eq!(
-            c.start(&req).await.unwrap_err().code(),
-            "carrier_unavailable"
-        );
+        assert_eq!(c.start(&req).await.unwrap_err().code(), "unavailable");
     }
 }
