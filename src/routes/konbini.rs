@@ -1,13 +1,13 @@
 //! Konbini (コンビニ決済) and Pay-easy shopper pages: the chain choice, the Pay-easy
 //! confirmation, and the number page shown again whenever the shopper comes back.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::connectors::konbini::IssueTarget;
 use crate::db::payments::PaymentRow;
-use crate::device::{Device, Ua};
+use crate::device::Device;
 use crate::domain::konbini::{self as rules, Chain, NumberStatus};
 use crate::domain::CheckoutStatus;
 use crate::domain::{Method, Mode};
@@ -18,18 +18,15 @@ use crate::pages::{
     ChainView, Chrome, FormErrorView, IssuedNumberPage, KonbiniChoice, KonbiniChoicePage,
     NumberChange, NumberFieldView, NumberPage, OrderView, PayeasyStart, PayeasyStartPage,
 };
-use crate::routes::shopper::ShopperForm;
+use crate::routes::shopper::{ShopperForm, ShopperPage};
 use crate::session::Session;
 use crate::state::AppState;
 
 /// `GET /pay/{token}/konbini`: the issued number, or the chain choice.
 pub async fn konbini_get(
     State(state): State<AppState>,
-    ua: Ua,
-    Path(token): Path<String>,
+    ShopperPage { token, o, device }: ShopperPage,
 ) -> AppResult<Response> {
-    let (session, o) = checkout::load_session(&state, &token).await?;
-    let device = session.view.apply(ua.device);
     if let Some(p) = flow::issued_for_checkout(&state.db, &o.checkout.id).await? {
         return number_page(&state, device, &o, &token, &p);
     }
@@ -77,11 +74,8 @@ pub async fn konbini_post(State(state): State<AppState>, f: ShopperForm) -> AppR
 /// `GET /pay/{token}/payeasy`: the issued numbers, or the confirmation form.
 pub async fn payeasy_get(
     State(state): State<AppState>,
-    ua: Ua,
-    Path(token): Path<String>,
+    ShopperPage { token, o, device }: ShopperPage,
 ) -> AppResult<Response> {
-    let (session, o) = checkout::load_session(&state, &token).await?;
-    let device = session.view.apply(ua.device);
     if let Some(p) = flow::issued_for_checkout(&state.db, &o.checkout.id).await? {
         return number_page(&state, device, &o, &token, &p);
     }
