@@ -96,6 +96,9 @@ pub struct ServeArgs {
     /// Shopper session lifetime in seconds.
     #[arg(long, env = "KAKEHASHI_SESSION_TTL", default_value_t = 3600)]
     pub session_ttl: i64,
+    /// Absolute shopper session lifetime in seconds, however often it is renewed.
+    #[arg(long, env = "KAKEHASHI_SESSION_MAX_S", default_value_t = 7200)]
+    pub session_max_s: i64,
     /// Failed card attempts allowed per checkout before it locks.
     #[arg(long, env = "KAKEHASHI_CARD_MAX_FAILS", default_value_t = 5)]
     pub card_max_failures: i64,
@@ -235,6 +238,7 @@ impl ServeArgs {
             hsts: self.hsts,
             allow_loopback_callbacks: self.allow_loopback_callbacks,
             session_ttl_s: self.session_ttl,
+            session_max_s: self.session_max_s,
             card_max_failures: self.card_max_failures,
             notify_retry_scale: self.notify_retry_scale,
             card_auth_lapse_days: self.card_auth_lapse_days,
