@@ -136,6 +136,9 @@ pub struct ServeArgs {
     /// SMS gateway URL for live merchants (JSON POST); unset: live merchants cannot send SMS.
     #[arg(long, env = "KAKEHASHI_SMS_HTTP_URL")]
     pub sms_http_url: Option<String>,
+    /// Bearer token that lets a scraper read /metrics from anywhere; unset: loopback only.
+    #[arg(long, env = "KAKEHASHI_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     /// Authorization header value sent to the SMS gateway, e.g. "Bearer xyz".
     #[arg(long, env = "KAKEHASHI_SMS_HTTP_AUTH", hide_env_values = true)]
     pub sms_http_auth: Option<String>,
@@ -254,6 +257,7 @@ impl ServeArgs {
             sweep_interval_ms: self.sweep_interval_ms.max(100),
             sms_http_url: self.sms_http_url.clone(),
             sms_http_auth: self.sms_http_auth.clone().map(crate::config::Redacted),
+            metrics_token: self.metrics_token.clone().map(crate::config::Redacted),
             sms_http_body: self.sms_http_body.clone(),
             sms_rate_per_minute: self.sms_rate_per_minute,
             master_key: master_key.map(crate::config::Redacted),

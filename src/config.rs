@@ -57,6 +57,9 @@ pub struct Config {
     /// Open client connections at most (`KAKEHASHI_MAX_CONNECTIONS`, 1024); more wait in the
     /// listen backlog until one closes.
     pub max_connections: usize,
+    /// Bearer token that lets a scraper read `/metrics` from anywhere
+    /// (`KAKEHASHI_METRICS_TOKEN`). Unset: only direct loopback clients (not through a proxy).
+    pub metrics_token: Option<Redacted>,
     /// Whether background workers (expiry, notification delivery) run in this process.
     pub workers: bool,
     /// How often the konbini / Pay-easy sweep (expiry, sandbox auto-pay) runs, in milliseconds
@@ -218,6 +221,7 @@ impl Config {
             header_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
             max_connections: 1024,
+            metrics_token: None,
             workers: true,
             sweep_interval_ms: 3_600_000,
             sms_http_url: None,

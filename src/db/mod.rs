@@ -25,6 +25,7 @@ pub mod reconcile;
 pub mod sealed;
 pub mod search;
 pub mod sms;
+pub mod stats;
 pub mod subscriptions;
 
 use std::str::FromStr;
