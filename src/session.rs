@@ -98,12 +98,20 @@ mod tests {
         let t = s.token(key);
         assert_eq!(Session::verify(&t, key, 1000, 7200), Some(s.clone()));
         assert_eq!(Session::verify(&t, key, 2000, 7200), None, "expired");
-        assert_eq!(Session::verify(&t, key, 1000, 500), None, "past the absolute lifetime");
+        assert_eq!(
+            Session::verify(&t, key, 1000, 500),
+            None,
+            "past the absolute lifetime"
+        );
         assert_eq!(Session::verify(&t, b"other", 1000, 7200), None);
         let forged = t.replace("co_abc", "co_abd");
         assert_eq!(Session::verify(&forged, key, 1000, 7200), None);
         let older = t.replacen(".500.", ".900.", 1);
-        assert_eq!(Session::verify(&older, key, 1000, 7200), None, "start is MACed");
+        assert_eq!(
+            Session::verify(&older, key, 1000, 7200),
+            None,
+            "start is MACed"
+        );
         let csrf = Session::csrf(&t, key);
         assert!(Session::csrf_ok(&t, key, &csrf));
         assert!(!Session::csrf_ok(&t, key, "x"));

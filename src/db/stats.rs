@@ -5,7 +5,8 @@ use crate::on_db;
 
 /// One round trip to the database (the readiness check).
 pub async fn ping(db: &Db) -> Result<(), sqlx::Error> {
-    let _: i64 = on_db!(db, c => sqlx::query_scalar("SELECT CAST(1 AS BIGINT)").fetch_one(c).await)?;
+    let _: i64 =
+        on_db!(db, c => sqlx::query_scalar("SELECT CAST(1 AS BIGINT)").fetch_one(c).await)?;
     Ok(())
 }
 

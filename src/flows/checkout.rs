@@ -135,8 +135,7 @@ pub fn verify_session(state: &Ctx, token: &str) -> Option<Session> {
 
 /// Loads the checkout and merchant of a session token.
 pub async fn load_session(state: &Ctx, token: &str) -> FlowResult<(Session, Opened)> {
-    let session =
-        verify_session(state, token).ok_or(FlowError::shopper(Reason::SessionExpired))?;
+    let session = verify_session(state, token).ok_or(FlowError::shopper(Reason::SessionExpired))?;
     let checkout = checkouts::get(&state.db, &session.checkout_id)
         .await?
         .ok_or(FlowError::shopper(Reason::SessionExpired))?;

@@ -692,7 +692,11 @@ async fn unknown_accounts_answer_like_wrong_passwords(app: TestApp) {
     for i in 0..kakehashi::console::auth::MAX_FAILURES {
         let (ks, kb) = sign_in_from(&app, "127.0.0.1", &u.email, "wrong").await;
         let (gs, gb) = sign_in_from(&app, "127.0.0.1", ghost, "wrong").await;
-        let want = if i + 1 < kakehashi::console::auth::MAX_FAILURES { 401 } else { 429 };
+        let want = if i + 1 < kakehashi::console::auth::MAX_FAILURES {
+            401
+        } else {
+            429
+        };
         assert_eq!((ks, gs), (want, want), "attempt {i}");
         assert_eq!(
             login_page_shape(&kb, &u.email),
@@ -733,8 +737,9 @@ async fn lock_is_per_account_and_address(app: TestApp) {
     let (s, _) = sign_in_from(&app, "127.0.0.2", &colleague.email, &colleague.password).await;
     assert_eq!(s, 303, "a colleague behind the same address signs in");
     // The lock ends after its 30 minutes (the app's clock moves; nobody sleeps).
-    app.clock
-        .advance(std::time::Duration::from_millis(kakehashi::console::auth::LOCK_MS as u64 + 1000));
+    app.clock.advance(std::time::Duration::from_millis(
+        kakehashi::console::auth::LOCK_MS as u64 + 1000,
+    ));
     let (s, _) = sign_in_from(&app, "127.0.0.2", &u.email, &u.password).await;
     assert_eq!(s, 303, "unlocked after the lock time");
 }

@@ -47,15 +47,22 @@ async fn metrics_on_loopback_only(app: TestApp) {
     let body = app.get(&path, UA_PC).await.text().await.unwrap();
     let csrf = hidden(&body, "csrf");
     let r = app
-        .post_form(&path, UA_PC, &[("csrf", &csrf), ("chain", "lawson"), ("confirm", "1")])
+        .post_form(
+            &path,
+            UA_PC,
+            &[("csrf", &csrf), ("chain", "lawson"), ("confirm", "1")],
+        )
         .await;
     assert_eq!(r.status(), 303, "konbini number issued");
 
     let (s, text) = get_with(&app, "/metrics", &[]).await;
     assert_eq!(s, 200);
     assert!(
-        value(&text, r#"kakehashi_http_requests_total{route="shopper",status="200"}"#)
-            .is_some_and(|v| v >= 1.0),
+        value(
+            &text,
+            r#"kakehashi_http_requests_total{route="shopper",status="200"}"#
+        )
+        .is_some_and(|v| v >= 1.0),
         "{text}"
     );
     assert!(
@@ -75,11 +82,14 @@ async fn metrics_on_loopback_only(app: TestApp) {
         "{text}"
     );
     assert!(
-        text.lines().any(|l| l
-            .starts_with(r#"kakehashi_payment_status_changes_total{method="konbini""#)),
+        text.lines()
+            .any(|l| l.starts_with(r#"kakehashi_payment_status_changes_total{method="konbini""#)),
         "{text}"
     );
-    assert!(!text.contains("/pay/"), "no path (session tokens) in labels");
+    assert!(
+        !text.contains("/pay/"),
+        "no path (session tokens) in labels"
+    );
 
     for proxied in [
         ("x-forwarded-for", "203.0.113.9"),
