@@ -181,10 +181,7 @@ async fn sign_in_rate_limited(app: TestApp) {
     .await;
     assert_eq!(s, 429);
     // Refused before the password check: only the three attempts were counted and audited.
-    let failed: i64 = kakehashi::on_db!(&app.db, c => sqlx::query_scalar(
-        "SELECT failed_logins FROM console_users WHERE id = $1").bind(&u.id).fetch_one(c).await)
-    .unwrap();
-    assert_eq!(failed, 3);
+    assert_eq!(lock_state(&app, &u.email).await.0, 3);
     // Another client address has its own allowance (and the form page is never limited).
     let other = client_from(Some("127.0.0.2".parse().unwrap()));
     let (cookie2, csrf2) = login_form(&app, &other).await;
