@@ -96,6 +96,9 @@ pub struct ServeArgs {
     /// Shopper session lifetime in seconds.
     #[arg(long, env = "KAKEHASHI_SESSION_TTL", default_value_t = 3600)]
     pub session_ttl: i64,
+    /// Absolute shopper session lifetime in seconds, however often it is renewed.
+    #[arg(long, env = "KAKEHASHI_SESSION_MAX_S", default_value_t = 7200)]
+    pub session_max_s: i64,
     /// Failed card attempts allowed per checkout before it locks.
     #[arg(long, env = "KAKEHASHI_CARD_MAX_FAILS", default_value_t = 5)]
     pub card_max_failures: i64,
@@ -133,6 +136,9 @@ pub struct ServeArgs {
     /// SMS gateway URL for live merchants (JSON POST); unset: live merchants cannot send SMS.
     #[arg(long, env = "KAKEHASHI_SMS_HTTP_URL")]
     pub sms_http_url: Option<String>,
+    /// Bearer token that lets a scraper read /metrics from anywhere; unset: loopback only.
+    #[arg(long, env = "KAKEHASHI_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     /// Authorization header value sent to the SMS gateway, e.g. "Bearer xyz".
     #[arg(long, env = "KAKEHASHI_SMS_HTTP_AUTH", hide_env_values = true)]
     pub sms_http_auth: Option<String>,
@@ -235,6 +241,7 @@ impl ServeArgs {
             hsts: self.hsts,
             allow_loopback_callbacks: self.allow_loopback_callbacks,
             session_ttl_s: self.session_ttl,
+            session_max_s: self.session_max_s,
             card_max_failures: self.card_max_failures,
             notify_retry_scale: self.notify_retry_scale,
             card_auth_lapse_days: self.card_auth_lapse_days,
@@ -250,6 +257,7 @@ impl ServeArgs {
             sweep_interval_ms: self.sweep_interval_ms.max(100),
             sms_http_url: self.sms_http_url.clone(),
             sms_http_auth: self.sms_http_auth.clone().map(crate::config::Redacted),
+            metrics_token: self.metrics_token.clone().map(crate::config::Redacted),
             sms_http_body: self.sms_http_body.clone(),
             sms_rate_per_minute: self.sms_rate_per_minute,
             master_key: master_key.map(crate::config::Redacted),

@@ -25,6 +25,9 @@ pub struct Config {
     pub allow_loopback_callbacks: bool,
     /// Lifetime of a shopper's checkout session token, in seconds (`KAKEHASHI_SESSION_TTL`, 3600).
     pub session_ttl_s: i64,
+    /// Absolute lifetime of a shopper's session, in seconds, however often it is renewed
+    /// (`KAKEHASHI_SESSION_MAX_S`, 7200): a leaked `/pay/...` URL stops working after this.
+    pub session_max_s: i64,
     /// Card-testing defence: failed card attempts allowed per checkout (`KAKEHASHI_CARD_MAX_FAILS`, 5).
     pub card_max_failures: i64,
     /// Multiplier on the notification retry schedule (`KAKEHASHI_NOTIFY_RETRY_SCALE`, 1.0): the
@@ -54,6 +57,9 @@ pub struct Config {
     /// Open client connections at most (`KAKEHASHI_MAX_CONNECTIONS`, 1024); more wait in the
     /// listen backlog until one closes.
     pub max_connections: usize,
+    /// Bearer token that lets a scraper read `/metrics` from anywhere
+    /// (`KAKEHASHI_METRICS_TOKEN`). Unset: only direct loopback clients (not through a proxy).
+    pub metrics_token: Option<Redacted>,
     /// Whether background workers (expiry, notification delivery) run in this process.
     pub workers: bool,
     /// How often the konbini / Pay-easy sweep (expiry, sandbox auto-pay) runs, in milliseconds
@@ -204,6 +210,7 @@ impl Config {
             hsts: false,
             allow_loopback_callbacks: true,
             session_ttl_s: 3600,
+            session_max_s: 7200,
             card_max_failures: 5,
             notify_retry_scale: 0.001,
             card_auth_lapse_days: 60,
@@ -214,6 +221,7 @@ impl Config {
             header_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
             max_connections: 1024,
+            metrics_token: None,
             workers: true,
             sweep_interval_ms: 3_600_000,
             sms_http_url: None,

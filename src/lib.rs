@@ -36,5 +36,6 @@ pub mod ssrf;
 pub mod startup;
 pub mod state;
 pub mod supervisor;
+pub mod telemetry;
 pub mod themes;
 pub mod util;

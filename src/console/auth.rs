@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::console::error::ConsoleError;
 use crate::console::users::{self, UserRow};
 use crate::console::Role;
-use crate::db::{console_sessions, console_users, Db};
+use crate::db::{console_login_locks, console_sessions, console_users, Db};
 use crate::signing::hmac_bytes;
 use crate::state::AppState;
 
@@ -74,34 +74,48 @@ pub enum LoginError {
     Locked,
 }
 
-/// Counts a failure, in one statement evaluated after the hash or code check: only while the
-/// account is not locked (failures while locked count nothing), and the [`MAX_FAILURES`]th
-/// locks it for [`LOCK_MS`] (and resets the count). Concurrent failures are serialized by the
-/// database's row lock, so exactly the tenth locks, whatever the interleaving.
+/// The lock key of an e-mail as typed: SHA-256 of the normalised address, so unknown e-mails
+/// are counted (and locked) exactly like known ones without keeping what was typed.
+pub fn account_key(email: &str) -> String {
+    hex::encode(Sha256::digest(email.trim().to_lowercase().as_bytes()))
+}
+
+/// Counts a failure of `account` from `ip`, in one statement evaluated after the hash or code
+/// check: only while that pair is not locked (failures while locked count nothing), and the
+/// [`MAX_FAILURES`]th locks it for [`LOCK_MS`] (and resets the count). Concurrent failures are
+/// serialized by the database's row lock, so exactly the tenth locks, whatever the
+/// interleaving. The lock is per account + client address: one office behind a NAT cannot lock
+/// everyone out, and nobody elsewhere can lock a user out of their own address.
 pub async fn record_failure(
     db: &Db,
-    user_id: &str,
+    account: &str,
+    ip: &str,
     now: i64,
 ) -> Result<LoginError, crate::db::Error> {
     let after =
-        console_users::record_failure(db, user_id, MAX_FAILURES, now + LOCK_MS, now).await?;
+        console_login_locks::record_failure(db, account, ip, MAX_FAILURES, now + LOCK_MS, now)
+            .await?;
     Ok(match after {
-        // No row: the account was already locked.
+        // No row: the pair was already locked.
         None => LoginError::Locked,
         Some(Some(t)) if t > now => LoginError::Locked,
         Some(_) => LoginError::Invalid,
     })
 }
 
-/// Password step. Unknown e-mails cost the same argon2 work as known ones. The hash runs under
-/// [`users::hashing`] (bounded concurrency); the lock is judged only after it, by the database.
+/// Password step. Unknown e-mails cost the same argon2 work as known ones (a dummy hash) and
+/// are counted and locked the same way, so neither timing, status nor page tells whether an
+/// account exists. The hash runs under [`users::hashing`] (bounded concurrency); the lock is
+/// judged only after it, by the database.
 pub async fn check_password(
     db: &Db,
     email: &str,
     password: &str,
+    ip: &str,
     now: i64,
 ) -> Result<Result<UserRow, (LoginError, Option<UserRow>)>, ConsoleError> {
     let user = users::by_email(db, email).await?;
+    let account = account_key(email);
     // A hash of a random string stands in for unknown users, so timing does not tell.
     static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
     let hash = match &user {
@@ -116,17 +130,18 @@ pub async fn check_password(
     };
     let pw = password.to_owned();
     let ok = users::hashing(move || users::verify_password(&hash, &pw)).await?;
-    let Some(u) = user else {
-        return Ok(Err((LoginError::Invalid, None)));
+    let user = match user {
+        Some(u) if ok => u,
+        // Unknown accounts never pass, whatever the dummy hash would say.
+        other => {
+            let e = record_failure(db, &account, ip, now).await?;
+            return Ok(Err((e, other)));
+        }
     };
-    if !ok {
-        let e = record_failure(db, &u.id, now).await?;
-        return Ok(Err((e, Some(u))));
+    if console_login_locks::locked_now(db, &account, ip, now).await? {
+        return Ok(Err((LoginError::Locked, Some(user))));
     }
-    if !console_users::unlocked_now(db, &u.id, now).await? {
-        return Ok(Err((LoginError::Locked, Some(u))));
-    }
-    Ok(Ok(u))
+    Ok(Ok(user))
 }
 
 /// The outcome of a code.
@@ -145,8 +160,10 @@ pub async fn check_totp(
     keys: &crate::secrets::Keyring,
     user: &UserRow,
     code: &str,
+    ip: &str,
     now: i64,
 ) -> Result<TotpOutcome, ConsoleError> {
+    let account = account_key(&user.email);
     let secret = user
         .totp_secret(keys)
         .map_err(|e| ConsoleError::Internal(e.into()))?;
@@ -159,19 +176,16 @@ pub async fn check_totp(
                 == hmac_bytes(b"cmp", code.as_bytes())
     });
     let Some(s) = matched else {
-        return Ok(match record_failure(db, &user.id, now).await? {
+        return Ok(match record_failure(db, &account, ip, now).await? {
             LoginError::Locked => TotpOutcome::Locked,
             LoginError::Invalid => TotpOutcome::Invalid,
         });
     };
-    if console_users::accept_totp_step(db, &user.id, s, now).await? {
+    if console_users::accept_totp_step(db, &user.id, &account, ip, s, now).await? {
         return Ok(TotpOutcome::Accepted);
     }
-    // Refused: a replayed step, or the account is locked.
-    let locked = users::get(db, &user.id)
-        .await?
-        .and_then(|u| u.locked_until)
-        .is_some_and(|t| t > now);
+    // Refused: a replayed step, or the account is locked for this address.
+    let locked = console_login_locks::locked_now(db, &account, ip, now).await?;
     Ok(if locked {
         TotpOutcome::Locked
     } else {

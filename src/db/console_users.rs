@@ -1,8 +1,9 @@
-//! Console users (`console_users`): accounts, the failure counter and lock, the last TOTP step.
+//! Console users (`console_users`): accounts and the last TOTP step. Sign-in failures and
+//! locks are per account + address, in [`crate::db::console_login_locks`].
 
 use crate::db::Db;
 use crate::domain::Role;
-use crate::{exec_tx, on_db, on_tx};
+use crate::{exec_tx, on_db};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct UserRow {
@@ -70,73 +71,43 @@ pub async fn get(db: &Db, id: &str) -> Result<Option<UserRow>, sqlx::Error> {
     on_db!(db, c => sqlx::query_as(&sql).bind(id).fetch_optional(c).await)
 }
 
-/// Counts a failure in one statement: only while the account is not locked at `now`, and the
-/// `max_failures`th sets `locked_until` to `lock_until` (and resets the count). Concurrent
-/// failures are serialized by the row lock. Returns `None` when the account was already locked,
-/// else the account's `locked_until` after the update.
-pub async fn record_failure(
-    db: &Db,
-    user_id: &str,
-    max_failures: i64,
-    lock_until: i64,
-    now: i64,
-) -> Result<Option<Option<i64>>, sqlx::Error> {
-    let mut tx = db.begin().await?;
-    let row: Option<(Option<i64>,)> = on_tx!(&mut tx, c => sqlx::query_as(
-        "UPDATE console_users SET \
-           failed_logins = CASE WHEN failed_logins + 1 >= $1 THEN 0 ELSE failed_logins + 1 END, \
-           locked_until = CASE WHEN failed_logins + 1 >= $1 THEN $2 ELSE locked_until END \
-         WHERE id = $3 AND (locked_until IS NULL OR locked_until <= $4) \
-         RETURNING locked_until",
-    )
-    .bind(max_failures)
-    .bind(lock_until)
-    .bind(user_id)
-    .bind(now)
-    .fetch_optional(c)
-    .await)?;
-    tx.commit().await?;
-    Ok(row.map(|(t,)| t))
-}
-
-/// True if the account is not locked at `now`, judged by a write in the same order as
-/// [`record_failure`]: a success evaluated after the locking failure is refused.
-pub async fn unlocked_now(db: &Db, user_id: &str, now: i64) -> Result<bool, sqlx::Error> {
-    let mut tx = db.begin().await?;
-    let n = exec_tx!(&mut tx, c => sqlx::query(
-        "UPDATE console_users SET failed_logins = failed_logins \
-         WHERE id = $1 AND (locked_until IS NULL OR locked_until <= $2)",
-    )
-    .bind(user_id)
-    .bind(now)
-    .execute(c)
-    .await)?;
-    tx.commit().await?;
-    Ok(n == 1)
-}
-
-/// Accepts TOTP step `step`: resets the failure counter and completes enrolment, only if the
-/// step is newer than the last one used and the account is not locked at `now` (one
-/// statement, so a good code never clears a lock). False when refused.
+/// Accepts TOTP step `step`: completes enrolment and resets the failure count of (`account`,
+/// `ip`), only if the step is newer than the last one used and that pair is not locked at
+/// `now` (one statement checks both, so a good code never clears a lock). False when refused.
 pub async fn accept_totp_step(
     db: &Db,
     user_id: &str,
+    account: &str,
+    ip: &str,
     step: i64,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = db.begin().await?;
     let n = exec_tx!(&mut tx, c => sqlx::query(
-        "UPDATE console_users SET totp_last_step = $1, failed_logins = 0, \
+        "UPDATE console_users SET totp_last_step = $1, \
          totp_enrolled_at = COALESCE(totp_enrolled_at, $2) \
-         WHERE id = $3 AND totp_last_step < $4 AND (locked_until IS NULL OR locked_until <= $5)",
+         WHERE id = $3 AND totp_last_step < $1 AND NOT EXISTS ( \
+           SELECT 1 FROM console_login_locks \
+           WHERE account = $4 AND ip = $5 AND locked_until IS NOT NULL AND locked_until > $2)",
     )
     .bind(step)
     .bind(now)
     .bind(user_id)
-    .bind(step)
-    .bind(now)
+    .bind(account)
+    .bind(ip)
     .execute(c)
     .await)?;
+    if n == 1 {
+        exec_tx!(&mut tx, c => sqlx::query(
+            "UPDATE console_login_locks SET failures = 0, updated_at = $1 \
+             WHERE account = $2 AND ip = $3 AND (locked_until IS NULL OR locked_until <= $1)",
+        )
+        .bind(now)
+        .bind(account)
+        .bind(ip)
+        .execute(c)
+        .await)?;
+    }
     tx.commit().await?;
     Ok(n == 1)
 }

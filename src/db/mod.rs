@@ -8,6 +8,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod card_attempts;
 pub mod checkouts;
+pub mod console_login_locks;
 pub mod console_sessions;
 pub mod console_users;
 pub mod idempotency;
@@ -24,6 +25,7 @@ pub mod reconcile;
 pub mod sealed;
 pub mod search;
 pub mod sms;
+pub mod stats;
 pub mod subscriptions;
 
 use std::str::FromStr;

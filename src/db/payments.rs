@@ -186,6 +186,13 @@ pub async fn transition(
         .fetch_optional(c)
         .await)?;
     let row = row.ok_or(PaymentError::Conflict)?;
+    // Counted when written; a transaction rolled back afterwards (rare) still counts.
+    metrics::counter!(
+        "kakehashi_payment_status_changes_total",
+        "method" => row.method.code(),
+        "to" => change.to_status.code()
+    )
+    .increment(1);
     insert_event(
         tx,
         &row.id,

@@ -99,20 +99,43 @@ pub async fn open_link(
     })
 }
 
-/// Issues a fresh session token for a checkout.
+/// Issues a fresh session token for a checkout: a new session, started now.
 pub fn new_session(state: &Ctx, checkout_id: &str, view: ViewOverride) -> String {
+    let now = state.now_s();
+    session_token(state, checkout_id, now, view)
+}
+
+/// A new token for a running session (the layout switch): a fresh idle lifetime, but the
+/// session keeps its start, so renewing never extends it past `KAKEHASHI_SESSION_MAX_S`.
+pub fn renew_session(state: &Ctx, session: &Session, view: ViewOverride) -> String {
+    session_token(state, &session.checkout_id, session.started_at, view)
+}
+
+fn session_token(state: &Ctx, checkout_id: &str, started_at: i64, view: ViewOverride) -> String {
+    let ttl_end = state.now_s().saturating_add(state.config.session_ttl_s);
+    let max_end = started_at.saturating_add(state.config.session_max_s);
     Session {
         checkout_id: checkout_id.to_owned(),
-        expires_at: state.now_s() + state.config.session_ttl_s,
+        started_at,
+        expires_at: ttl_end.min(max_end),
         view,
     }
     .token(&state.secret)
 }
 
+/// Authenticates a session token: `None` if forged, expired or past its absolute lifetime.
+pub fn verify_session(state: &Ctx, token: &str) -> Option<Session> {
+    Session::verify(
+        token,
+        &state.secret,
+        state.now_s(),
+        state.config.session_max_s,
+    )
+}
+
 /// Loads the checkout and merchant of a session token.
 pub async fn load_session(state: &Ctx, token: &str) -> FlowResult<(Session, Opened)> {
-    let session = Session::verify(token, &state.secret, state.now_s())
-        .ok_or(FlowError::shopper(Reason::SessionExpired))?;
+    let session = verify_session(state, token).ok_or(FlowError::shopper(Reason::SessionExpired))?;
     let checkout = checkouts::get(&state.db, &session.checkout_id)
         .await?
         .ok_or(FlowError::shopper(Reason::SessionExpired))?;

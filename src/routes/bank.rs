@@ -83,7 +83,7 @@ pub async fn back(
     Path((token, payment_id)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> AppResult<Response> {
-    let session = Session::verify(&token, &state.secret, state.now_s())
+    let session = checkout::verify_session(&state, &token)
         .ok_or(AppError::shopper(Reason::SessionExpired))?;
     let params = form::decode(query.unwrap_or_default().as_bytes(), UTF_8);
     bank::handle_return(&state, &session.checkout_id, &payment_id, &params).await?;

@@ -120,7 +120,7 @@ pub async fn back(
     RawQuery(query): RawQuery,
 ) -> AppResult<Response> {
     let c = carrier_of(&uri)?;
-    let session = Session::verify(&token, &state.secret, state.now_s())
+    let session = checkout::verify_session(&state, &token)
         .ok_or(AppError::shopper(Reason::SessionExpired))?;
     let params = form::decode(query.unwrap_or_default().as_bytes(), UTF_8);
     flow::handle_return(&state, &session.checkout_id, c, &payment_id, &params).await?;

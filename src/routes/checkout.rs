@@ -107,10 +107,10 @@ pub async fn switch_view(
     Path(token): Path<String>,
     Query(q): Query<ViewQuery>,
 ) -> AppResult<Response> {
-    let session = Session::verify(&token, &state.secret, state.now_s())
+    let session = checkout::verify_session(&state, &token)
         .ok_or(AppError::shopper(Reason::SessionExpired))?;
     let view = ViewOverride::parse(&q.to).ok_or(AppError::shopper(Reason::BadRequest))?;
-    let token = checkout::new_session(&state, &session.checkout_id, view);
+    let token = checkout::renew_session(&state, &session, view);
     Ok(Redirect::to(&format!("/pay/{token}")).into_response())
 }
 

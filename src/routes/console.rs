@@ -183,8 +183,8 @@ pub async fn login_post(
             .await
         }
     };
-    match auth::check_password(&state.db, &email, form::get(&f, "password"), state.now_ms()).await?
-    {
+    let password = form::get(&f, "password");
+    match auth::check_password(&state.db, &email, password, &ip(&ci), state.now_ms()).await? {
         Ok(u) => {
             let sid =
                 auth::create_session(&state.db, &u.id, "totp", &ip(&ci), state.now_ms()).await?;
@@ -296,6 +296,7 @@ pub async fn totp_post(
         &state.keys,
         &u,
         form::get(&f, "code"),
+        &ipaddr,
         state.now_ms(),
     )
     .await?;

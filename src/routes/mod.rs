@@ -13,6 +13,7 @@ mod console_processors;
 mod demo;
 pub(crate) mod konbini;
 pub mod messages;
+mod ops;
 mod processor_webhooks;
 pub mod redirect_result;
 mod sandbox;
@@ -210,7 +211,9 @@ pub fn router(state: AppState) -> Router {
         .merge(console_router(state.clone()))
         // Assets and health
         .route("/assets/{*path}", get(assets::serve))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
         .route("/favicon.ico", get(assets::favicon))
         .fallback(assets::not_found)
         .layer(middleware::from_fn_with_state(
@@ -227,6 +230,8 @@ pub fn router(state: AppState) -> Router {
             Duration::from_secs(30),
         ))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        // Outermost, so timeouts, body-limit refusals and error pages are counted as answered.
+        .layer(middleware::from_fn(crate::telemetry::track))
         .with_state(state)
 }
 

@@ -326,3 +326,33 @@ async fn expiry_follows_the_clock(app: TestApp) {
     assert_eq!(error_code(&r.text().await.unwrap()), "link_expired");
 }
 both!(expiry_follows_the_clock);
+
+/// A shopper session ends at its absolute lifetime (`KAKEHASHI_SESSION_MAX_S`, 2 h) however
+/// often it was renewed: the layout switch issues a fresh token each time, but never one that
+/// outlives the session's start + 2 h. Then the branded session-expired page.
+async fn session_has_an_absolute_lifetime(app: TestApp) {
+    let m = app.merchant().await;
+    let f = app.fields(&m, "ord-max", 1000, &[]);
+    let (_, body) = app.open(&m, &f, UA_PC).await;
+    let mut pay = action(&body).trim_end_matches("/method").to_owned();
+    // Renew every 50 minutes: each renewal alone would live another hour.
+    for (i, to) in ["sp", "pc"].iter().enumerate() {
+        app.clock.advance(std::time::Duration::from_secs(50 * 60));
+        let r = app.get(&format!("{pay}/view?to={to}"), UA_PC).await;
+        assert_eq!(r.status(), 303, "renewal {i}");
+        pay = r.headers()["location"].to_str().unwrap().to_owned();
+        assert_eq!(app.get(&pay, UA_PC).await.status(), 200, "renewal {i}");
+    }
+    // 1 h 40 min in: the last token was issued 0 min ago, but the session is 2 h old at 2 h.
+    app.clock.advance(std::time::Duration::from_secs(20 * 60));
+    let r = app.get(&pay, UA_PC).await;
+    assert_eq!(r.status(), 410);
+    let body = r.text().await.unwrap();
+    assert_eq!(error_code(&body), "session_expired");
+    assert!(body.contains("テスト商店"), "branded: {body}");
+    assert!(body.contains("お手続きの有効時間が過ぎました"));
+    // Nor can the expired session be renewed.
+    let r = app.get(&format!("{pay}/view?to=pc"), UA_PC).await;
+    assert_eq!(r.status(), 410);
+}
+both!(session_has_an_absolute_lifetime);

@@ -252,10 +252,12 @@ async fn lockout_after_ten_failures(app: TestApp) {
     let r = c.password(&u.email, &u.password).await;
     assert_eq!(r.status(), 429);
     assert!(r.text().await.unwrap().contains("ロック"));
+    // Locked for this account from this address (see hardening::lock_is_per_account_and_address).
     let until: Option<i64> = kakehashi::on_db!(&app.db, c => sqlx::query_scalar(
-        "SELECT locked_until FROM console_users WHERE id = $1").bind(&u.id).fetch_one(c).await)
+        "SELECT locked_until FROM console_login_locks WHERE account = $1 AND ip = '127.0.0.1'")
+        .bind(kakehashi::console::auth::account_key(&u.email)).fetch_one(c).await)
     .unwrap();
-    let left = until.unwrap() - kakehashi::util::now_ms();
+    let left = until.unwrap() - app.state.now_ms();
     assert!(left > 29 * 60 * 1000 && left <= 30 * 60 * 1000, "{left}");
 }
 both!(lockout_after_ten_failures);

@@ -181,10 +181,7 @@ async fn sign_in_rate_limited(app: TestApp) {
     .await;
     assert_eq!(s, 429);
     // Refused before the password check: only the three attempts were counted and audited.
-    let failed: i64 = kakehashi::on_db!(&app.db, c => sqlx::query_scalar(
-        "SELECT failed_logins FROM console_users WHERE id = $1").bind(&u.id).fetch_one(c).await)
-    .unwrap();
-    assert_eq!(failed, 3);
+    assert_eq!(lock_state(&app, &u.email).await.0, 3);
     // Another client address has its own allowance (and the form page is never limited).
     let other = client_from(Some("127.0.0.2".parse().unwrap()));
     let (cookie2, csrf2) = login_form(&app, &other).await;
@@ -221,11 +218,19 @@ mod sign_in_rate_limited {
     }
 }
 
-/// (failed_logins, locked_until) of a user.
-async fn lock_state(app: &TestApp, id: &str) -> (i64, Option<i64>) {
-    kakehashi::on_db!(&app.db, c => sqlx::query_as(
-        "SELECT failed_logins, locked_until FROM console_users WHERE id = $1").bind(id).fetch_one(c).await)
-    .unwrap()
+/// (failures, locked_until) of an e-mail signing in from 127.0.0.1.
+async fn lock_state(app: &TestApp, email: &str) -> (i64, Option<i64>) {
+    lock_state_from(app, email, "127.0.0.1").await
+}
+
+/// (failures, locked_until) of an e-mail signing in from `ip` ((0, None) if never failed).
+async fn lock_state_from(app: &TestApp, email: &str, ip: &str) -> (i64, Option<i64>) {
+    let account = kakehashi::console::auth::account_key(email);
+    let row: Option<(i64, Option<i64>)> = kakehashi::on_db!(&app.db, c => sqlx::query_as(
+        "SELECT failures, locked_until FROM console_login_locks WHERE account = $1 AND ip = $2")
+        .bind(&account).bind(ip).fetch_optional(c).await)
+    .unwrap();
+    row.unwrap_or((0, None))
 }
 
 const BURST_WRONG: usize = 45;
@@ -262,7 +267,7 @@ async fn lockout_holds_under_concurrent_passwords(app: TestApp) {
         "right password answered {}",
         right[0].0
     );
-    let (failed, until) = lock_state(&app, &u.id).await;
+    let (failed, until) = lock_state(&app, &u.email).await;
     assert_eq!(failed, 0, "failures while locked counted nothing");
     assert!(until.unwrap() > kakehashi::util::now_ms(), "still locked");
     let again = client_from(None);
@@ -333,7 +338,7 @@ async fn lockout_holds_under_concurrent_codes(app: TestApp) {
     }
     let invalid = answers[..BURST_WRONG].iter().filter(|a| a.0 == 401).count();
     assert!(invalid <= 18, "{invalid} failures answered as not locked");
-    let (failed, until) = lock_state(&app, &u.id).await;
+    let (failed, until) = lock_state(&app, &u.email).await;
     assert_eq!(failed, 0, "failures while locked counted nothing");
     assert!(
         until.is_some_and(|t| t > kakehashi::util::now_ms()),
@@ -652,3 +657,87 @@ mod deliveries_capped_per_endpoint {
         }
     }
 }
+
+/// Posts e-mail + password from `ip` with a fresh login form: (status, body).
+async fn sign_in_from(app: &TestApp, ip: &str, email: &str, password: &str) -> (u16, String) {
+    let c = client_from(Some(ip.parse().unwrap()));
+    let (cookie, csrf) = login_form(app, &c).await;
+    let url = format!("{}/console/login", app.base);
+    let (s, body, _) = form_post(
+        &c,
+        &cookie,
+        &url,
+        vec![("csrf", &csrf), ("email", email), ("password", password)],
+    )
+    .await;
+    (s, body)
+}
+
+/// A login page with what legitimately differs (the form's CSRF token, the e-mail echoed)
+/// blanked out.
+fn login_page_shape(body: &str, email: &str) -> String {
+    let csrf = hidden(body, "csrf");
+    body.replace(&csrf, "CSRF").replace(email, "EMAIL")
+}
+
+/// Finding 5 (low): an unknown e-mail gets the same answer as a known one with a wrong
+/// password (same status, same page), and it locks after the same number of failures, so
+/// neither the answer nor the lock tells which accounts exist.
+async fn unknown_accounts_answer_like_wrong_passwords(app: TestApp) {
+    let u = user(&app).await;
+    let ghost = "nobody-here@shop.example";
+    for i in 0..kakehashi::console::auth::MAX_FAILURES {
+        let (ks, kb) = sign_in_from(&app, "127.0.0.1", &u.email, "wrong").await;
+        let (gs, gb) = sign_in_from(&app, "127.0.0.1", ghost, "wrong").await;
+        let want = if i + 1 < kakehashi::console::auth::MAX_FAILURES {
+            401
+        } else {
+            429
+        };
+        assert_eq!((ks, gs), (want, want), "attempt {i}");
+        assert_eq!(
+            login_page_shape(&kb, &u.email),
+            login_page_shape(&gb, ghost),
+            "attempt {i}: the pages differ"
+        );
+    }
+    // Both are now locked alike, the right password included.
+    let (s, _) = sign_in_from(&app, "127.0.0.1", &u.email, &u.password).await;
+    assert_eq!(s, 429);
+    let now = app.state.now_ms();
+    for email in [ghost, u.email.as_str()] {
+        let (failures, until) = lock_state(&app, email).await;
+        assert_eq!(failures, 0, "{email}");
+        assert!(until.is_some_and(|t| t > now), "{email} is locked");
+    }
+}
+both!(unknown_accounts_answer_like_wrong_passwords);
+
+/// Finding 5 (low): the lock is per account + client address. Ten failures from 127.0.0.2
+/// lock that pair only: the user still signs in from 127.0.0.1 (an attacker elsewhere cannot
+/// lock them out), and another user still signs in from 127.0.0.2 (one NAT'd office address
+/// does not lock everyone).
+async fn lock_is_per_account_and_address(app: TestApp) {
+    let u = user(&app).await;
+    let colleague = user(&app).await;
+    for _ in 0..kakehashi::console::auth::MAX_FAILURES {
+        sign_in_from(&app, "127.0.0.2", &u.email, "wrong").await;
+    }
+    let (s, _) = sign_in_from(&app, "127.0.0.2", &u.email, &u.password).await;
+    assert_eq!(s, 429, "locked from the attacking address");
+    assert!(lock_state_from(&app, &u.email, "127.0.0.2")
+        .await
+        .1
+        .is_some_and(|t| t > app.state.now_ms()));
+    let (s, _) = sign_in_from(&app, "127.0.0.1", &u.email, &u.password).await;
+    assert_eq!(s, 303, "the user signs in from their own address");
+    let (s, _) = sign_in_from(&app, "127.0.0.2", &colleague.email, &colleague.password).await;
+    assert_eq!(s, 303, "a colleague behind the same address signs in");
+    // The lock ends after its 30 minutes (the app's clock moves; nobody sleeps).
+    app.clock.advance(std::time::Duration::from_millis(
+        kakehashi::console::auth::LOCK_MS as u64 + 1000,
+    ));
+    let (s, _) = sign_in_from(&app, "127.0.0.2", &u.email, &u.password).await;
+    assert_eq!(s, 303, "unlocked after the lock time");
+}
+both!(lock_is_per_account_and_address);

@@ -22,6 +22,7 @@ mod konbini;
 mod live;
 mod messages;
 mod notify;
+mod ops;
 mod shopper;
 mod shutdown;
 mod sms;
