@@ -1,11 +1,13 @@
-//! Card actions from the console: capture (売上確定), cancel (取消), refund (返金).
+//! Payment actions from the console: card capture (売上確定), cancel (取消) and refund (返金);
+//! carrier billing 取消 (a whole refund) and cancel of an unpaid konbini / Pay-easy number.
 //!
-//! The console calls the same domain functions as the CLI and the API
-//! ([`crate::flows::card`]); this file only scopes the payment to the signed-in user's merchant
-//! and turns refusals into Japanese messages for staff.
+//! The console calls the same flows as the CLI and the API ([`crate::flows::card`],
+//! [`crate::flows::carrier_sync::refund`], [`crate::flows::number_cancel::cancel`]); this file
+//! only scopes the payment to the signed-in user's merchant and turns refusals into Japanese
+//! messages for staff.
 
 use crate::db::payments::{self, PaymentRow};
-use crate::flows::card;
+use crate::flows::{card, carrier_sync, number_cancel};
 use crate::flows::error::FlowError;
 use crate::state::AppState;
 
@@ -26,7 +28,12 @@ fn refused_ja(code: &str) -> String {
         "amount_exceeds_authorized" => "金額がオーソリ金額を超えています。".into(),
         "amount_exceeds_captured" => "金額が返金可能な金額を超えています。".into(),
         "invalid_amount" => "金額が正しくありません。".into(),
-        "payment_not_found" => "カード決済以外は操作できません。".into(),
+        "payment_not_found" => "この決済ではこの操作はできません。".into(),
+        "partial_refund_unsupported" => "キャリア決済は全額でのみ取消できます。".into(),
+        crate::connectors::konbini::ALREADY_PAID => {
+            "支払機関によると、この番号はすでに支払われています。入金の通知をお待ちください。"
+                .into()
+        }
         "concurrent_change" => "他の操作と同時に更新されました。画面を更新してください。".into(),
         "connector_error" => "決済機関が処理できませんでした。".into(),
         "no_connector" => "この決済を処理した決済機関は、現在のモードでは使えません。".into(),
@@ -97,4 +104,27 @@ pub async fn refund(
 ) -> Result<PaymentRow, ActionError> {
     scoped(state, scope, payment_id).await?;
     map(card::refund(state, payment_id, amount, actor).await)
+}
+
+/// 取消 of a completed carrier billing charge: the whole amount goes back to the shopper through
+/// the connector that served the payment (the sandbox for a test-mode merchant's sandbox payment).
+pub async fn carrier_cancel(
+    state: &AppState,
+    scope: Option<&str>,
+    payment_id: &str,
+    actor: &str,
+) -> Result<PaymentRow, ActionError> {
+    scoped(state, scope, payment_id).await?;
+    map(carrier_sync::refund(state, payment_id, None, actor).await)
+}
+
+/// 取消 of an unpaid konbini / Pay-easy number: the institution stops it, the payment expires.
+pub async fn number_cancel(
+    state: &AppState,
+    scope: Option<&str>,
+    payment_id: &str,
+    actor: &str,
+) -> Result<PaymentRow, ActionError> {
+    scoped(state, scope, payment_id).await?;
+    map(number_cancel::cancel(state, payment_id, actor).await)
 }
