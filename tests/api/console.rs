@@ -887,3 +887,233 @@ async fn institutions_and_details_read_as_words(app: TestApp) {
     assert!(docomo.contains("都度 (one_off)"));
 }
 both!(institutions_and_details_read_as_words);
+
+/// Sets a payment's stored method details (what the connector recorded when it completed).
+async fn set_details(app: &TestApp, id: &str, details: serde_json::Value) {
+    let sql = "UPDATE payments SET details = $1 WHERE id = $2";
+    let mut tx = app.db.begin().await.unwrap();
+    kakehashi::exec_tx!(&mut tx, c => sqlx::query(sql).bind(details.to_string()).bind(id).execute(c).await).unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// Gives a number payment the deadline every issued number has (the store helper leaves none).
+async fn set_deadline(app: &TestApp, id: &str) {
+    let sql = "UPDATE payments SET deadline_at = $1 WHERE id = $2";
+    let deadline = app.state.now_ms() + 3 * 86_400_000;
+    let mut tx = app.db.begin().await.unwrap();
+    kakehashi::exec_tx!(&mut tx, c => sqlx::query(sql).bind(deadline).bind(id).execute(c).await).unwrap();
+    tx.commit().await.unwrap();
+}
+
+async fn status_of(app: &TestApp, id: &str) -> String {
+    app.payment_status(id).await
+}
+
+/// The audit details of `action` on payment `id`, oldest first.
+async fn audit_details(app: &TestApp, action: &str, id: &str) -> Vec<String> {
+    kakehashi::on_db!(&app.db, c => sqlx::query_scalar(
+        "SELECT detail FROM console_audit WHERE action = $1 AND target = $2 ORDER BY id")
+        .bind(action).bind(id).fetch_all(c).await)
+    .unwrap()
+}
+
+/// Carrier billing 取消 (whole refund through the sandbox connector) and cancel of an unpaid
+/// konbini number from the detail page: offered only in a status that allows it, confirmed,
+/// audited with the status before and after, refused in the wrong status or for another method
+/// (a Japanese sentence), refused without CSRF, for a general user and for another merchant.
+async fn carrier_and_number_cancel_from_the_console(app: TestApp) {
+    let m = app.merchant().await;
+    let other = app.merchant().await;
+    let u = user(&app, Some(&m.id), Role::Admin).await;
+    let c = Console::login(&app, &u).await;
+    let csrf = c.csrf().await;
+
+    // --- carrier 取消 ---
+    let cp = payment(&app, &m, "cr-1", "docomo", "completed", 3000).await;
+    set_details(&app, &cp.id, serde_json::json!({"carrier_txn_id": "sbx_console1"})).await;
+    let (s, page) = c.get(&format!("/console/payments/{}", cp.id)).await;
+    assert_eq!(s, 200);
+    assert!(page.contains("value=\"carrier_cancel\"") && page.contains("取消（全額返金）"));
+    assert!(!page.contains("value=\"number_cancel\"") && !page.contains("value=\"refund\""));
+    let path = format!("/console/payments/{}/action", cp.id);
+    // Without a valid CSRF token nothing happens.
+    for bad in ["", "nope"] {
+        let r = c
+            .post(
+                &path,
+                &[("csrf", bad), ("op", "carrier_cancel"), ("confirm", "yes")],
+            )
+            .await;
+        assert_eq!(r.status(), 403);
+    }
+    // Another merchant's admin cannot reach it (404, as for a payment that does not exist).
+    let ou = user(&app, Some(&other.id), Role::Admin).await;
+    let oc = Console::login(&app, &ou).await;
+    let ocsrf = oc.csrf().await;
+    let r = oc
+        .post(
+            &path,
+            &[("csrf", &ocsrf), ("op", "carrier_cancel"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+    // A general user of the same merchant sees no button and is refused.
+    let g = user(&app, Some(&m.id), Role::General).await;
+    let gc = Console::login(&app, &g).await;
+    let (_, gpage) = gc.get(&format!("/console/payments/{}", cp.id)).await;
+    assert!(!gpage.contains("carrier_cancel"));
+    let gcsrf = gc.csrf().await;
+    let r = gc
+        .post(
+            &path,
+            &[("csrf", &gcsrf), ("op", "carrier_cancel"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(status_of(&app, &cp.id).await, "completed");
+    // The confirmation step, then the 取消.
+    let r = c
+        .post(&path, &[("csrf", &csrf), ("op", "carrier_cancel")])
+        .await;
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("キャリア決済の取消（全額返金）の確認") && body.contains("3,000円"));
+    assert_eq!(status_of(&app, &cp.id).await, "completed");
+    let r = c
+        .post(
+            &path,
+            &[("csrf", &csrf), ("op", "carrier_cancel"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        location(&r),
+        format!("/console/payments/{}?done=carrier_cancel", cp.id)
+    );
+    let after = payments::get(&app.db, &cp.id).await.unwrap().unwrap();
+    assert_eq!((after.status.code(), after.refunded_amount), ("refunded", 3000));
+    let kinds: Vec<String> = payments::events(&app.db, &cp.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, ["payment.created", "payment.refunded"]);
+    let (_, page) = c
+        .get(&format!("/console/payments/{}?done=carrier_cancel", cp.id))
+        .await;
+    assert!(page.contains("キャリア決済を取消しました"));
+    assert!(!page.contains("value=\"carrier_cancel\""));
+    // Twice is refused in words, and the refusal is audited too.
+    let r = c
+        .post(
+            &path,
+            &[("csrf", &csrf), ("op", "carrier_cancel"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 409);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("現在の決済ステータスではこの操作はできません。"),
+        "{body}"
+    );
+    assert!(!body.contains("invalid_transition"));
+    let lines = audit_details(&app, "payment.carrier_cancel", &cp.id).await;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0], "ok completed -> refunded");
+    assert!(lines[1].starts_with("refused refunded: 現在の決済ステータス"), "{lines:?}");
+    // A carrier payment not completed offers nothing and is refused.
+    let pending = payment(&app, &m, "cr-2", "au", "awaiting_auth", 500).await;
+    let (_, page) = c.get(&format!("/console/payments/{}", pending.id)).await;
+    assert!(!page.contains("carrier_cancel"));
+    let r = c
+        .post(
+            &format!("/console/payments/{}/action", pending.id),
+            &[("csrf", &csrf), ("op", "carrier_cancel"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 409);
+    assert_eq!(status_of(&app, &pending.id).await, "awaiting_auth");
+
+    // --- konbini number cancel ---
+    let kp = payment(&app, &m, "kb-1", "konbini", "awaiting_payment", 2000).await;
+    set_deadline(&app, &kp.id).await;
+    let (_, page) = c.get(&format!("/console/payments/{}", kp.id)).await;
+    assert!(page.contains("value=\"number_cancel\"") && page.contains("支払番号を取消"));
+    assert!(!page.contains("value=\"carrier_cancel\""));
+    let kpath = format!("/console/payments/{}/action", kp.id);
+    let r = c
+        .post(&kpath, &[("op", "number_cancel"), ("confirm", "yes")])
+        .await;
+    assert_eq!(r.status(), 403);
+    let r = oc
+        .post(
+            &kpath,
+            &[("csrf", &ocsrf), ("op", "number_cancel"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+    let r = gc
+        .post(
+            &kpath,
+            &[("csrf", &gcsrf), ("op", "number_cancel"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    // The wrong action for the method is refused in words.
+    let r = c
+        .post(
+            &kpath,
+            &[("csrf", &csrf), ("op", "carrier_cancel"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 409);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("この決済ではこの操作はできません。"));
+    assert_eq!(status_of(&app, &kp.id).await, "awaiting_payment");
+    let r = c
+        .post(
+            &kpath,
+            &[("csrf", &csrf), ("op", "number_cancel"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    assert_eq!(status_of(&app, &kp.id).await, "expired");
+    let r = c
+        .post(
+            &kpath,
+            &[("csrf", &csrf), ("op", "number_cancel"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 409);
+    let lines = audit_details(&app, "payment.number_cancel", &kp.id).await;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0], "ok awaiting_payment -> expired");
+    // A paid number offers no cancel and refuses one.
+    let paid = payment(&app, &m, "kb-2", "konbini", "paid", 2000).await;
+    let (_, page) = c.get(&format!("/console/payments/{}", paid.id)).await;
+    assert!(!page.contains("number_cancel"));
+    let r = c
+        .post(
+            &format!("/console/payments/{}/action", paid.id),
+            &[("csrf", &csrf), ("op", "number_cancel"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 409);
+    assert_eq!(status_of(&app, &paid.id).await, "paid");
+    // A Pay-easy number is cancelled the same way.
+    let pe = payment(&app, &m, "pe-1", "payeasy", "awaiting_payment", 4000).await;
+    set_deadline(&app, &pe.id).await;
+    let r = c
+        .post(
+            &format!("/console/payments/{}/action", pe.id),
+            &[("csrf", &csrf), ("op", "number_cancel"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(status_of(&app, &pe.id).await, "expired");
+}
+both!(carrier_and_number_cancel_from_the_console);
