@@ -4,7 +4,8 @@
 //! The console calls the same flows as the CLI and the API ([`crate::flows::card`],
 //! [`crate::flows::carrier_sync::refund`], [`crate::flows::number_cancel::cancel`]); this file
 //! only scopes the payment to the signed-in user's merchant and turns refusals into Japanese
-//! messages for staff.
+//! messages for staff. Continuous-billing contracts (継続課金) are cancelled here too
+//! ([`crate::flows::carrier::cancel_subscription_as`]).
 
 use crate::db::payments::{self, PaymentRow};
 use crate::flows::{card, carrier_sync, number_cancel};
@@ -29,6 +30,7 @@ fn refused_ja(code: &str) -> String {
         "amount_exceeds_captured" => "金額が返金可能な金額を超えています。".into(),
         "invalid_amount" => "金額が正しくありません。".into(),
         "payment_not_found" => "この決済ではこの操作はできません。".into(),
+        "subscription_not_found" => "この継続課金契約は見つかりません。".into(),
         "partial_refund_unsupported" => "キャリア決済は全額でのみ取消できます。".into(),
         crate::connectors::konbini::ALREADY_PAID => {
             "支払機関によると、この番号はすでに支払われています。入金の通知をお待ちください。"
@@ -57,7 +59,7 @@ async fn scoped(
 
 /// The console's one mapping of a flow error: a sentence per refusal code; a bug or store failure
 /// is logged in full and shown to staff only as a generic sentence.
-fn map(r: Result<PaymentRow, FlowError>) -> Result<PaymentRow, ActionError> {
+fn map<T>(r: Result<T, FlowError>) -> Result<T, ActionError> {
     r.map_err(|e| match e {
         FlowError::Refused { code, .. } => ActionError::Refused(refused_ja(code)),
         FlowError::Shopper { reason, .. } => ActionError::Refused(refused_ja(reason.code())),
@@ -127,4 +129,27 @@ pub async fn number_cancel(
 ) -> Result<PaymentRow, ActionError> {
     scoped(state, scope, payment_id).await?;
     map(number_cancel::cancel(state, payment_id, actor).await)
+}
+
+/// 解約 of an active continuous-billing contract: the carrier stops it, no more monthly charges.
+pub async fn subscription_cancel(
+    state: &AppState,
+    scope: Option<&str>,
+    id: &str,
+    actor: &str,
+) -> Result<crate::db::subscriptions::SubscriptionRow, ActionError> {
+    crate::db::subscriptions::get(&state.db, id)
+        .await?
+        .filter(|s| scope.is_none_or(|m| m == s.merchant_id))
+        .ok_or(ActionError::NotFound)?;
+    map(
+        crate::flows::carrier::cancel_subscription_as(
+            &state.db,
+            &state.connectors,
+            id,
+            actor,
+            state.now_ms(),
+        )
+        .await,
+    )
 }

@@ -15,6 +15,7 @@ pub mod messages;
 pub mod preview;
 pub mod search;
 pub mod settings;
+pub mod subscriptions;
 pub mod summary;
 pub mod users;
 pub mod views;

@@ -10,6 +10,7 @@ pub mod console;
 mod console_admin;
 mod console_messages;
 mod console_processors;
+mod console_subscriptions;
 mod demo;
 pub(crate) mod konbini;
 pub mod messages;
@@ -91,6 +92,15 @@ fn console_router(state: AppState) -> Router<AppState> {
         .route(
             "/console/processors/{id}/retire",
             post(console_processors::retire),
+        )
+        .route("/console/subscriptions", get(console_subscriptions::list))
+        .route(
+            "/console/subscriptions/{id}",
+            get(console_subscriptions::detail),
+        )
+        .route(
+            "/console/subscriptions/{id}/cancel",
+            post(console_subscriptions::cancel),
         )
         .route("/console/summary", get(console_admin::summary_page))
         .route("/console/audit", get(console_admin::audit_page))
