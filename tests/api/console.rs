@@ -1117,3 +1117,102 @@ async fn carrier_and_number_cancel_from_the_console(app: TestApp) {
     assert_eq!(status_of(&app, &pe.id).await, "expired");
 }
 both!(carrier_and_number_cancel_from_the_console);
+
+/// Continuous-billing contracts: listed for their merchant only, cancelled from the detail page
+/// (confirmation, CSRF, admin role), audited, refused twice in words and for another merchant.
+async fn subscriptions_listed_and_cancelled(app: TestApp) {
+    let m = app.merchant().await;
+    let other = app.merchant().await;
+    let first = payment(&app, &m, "sub-1", "softbank", "completed", 980).await;
+    let mut tx = app.db.begin().await.unwrap();
+    let sid = kakehashi::db::subscriptions::insert(
+        &mut tx,
+        &first,
+        kakehashi::domain::carrier::Carrier::Softbank,
+        "sbxsub_console",
+        app.state.now_ms(),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let u = user(&app, Some(&m.id), Role::Admin).await;
+    let c = Console::login(&app, &u).await;
+    let csrf = c.csrf().await;
+    let (s, list) = c.get("/console/subscriptions").await;
+    assert_eq!(s, 200);
+    assert!(list.contains(&sid) && list.contains("継続中") && list.contains("980円"));
+    let (s, page) = c.get(&format!("/console/subscriptions/{sid}")).await;
+    assert_eq!(s, 200);
+    assert!(page.contains("解約する") && page.contains(&first.id));
+
+    // Another merchant neither lists nor reaches it.
+    let ou = user(&app, Some(&other.id), Role::Admin).await;
+    let oc = Console::login(&app, &ou).await;
+    let ocsrf = oc.csrf().await;
+    let (_, olist) = oc.get("/console/subscriptions").await;
+    assert!(!olist.contains(&sid));
+    assert_eq!(oc.get(&format!("/console/subscriptions/{sid}")).await.0, 404);
+    let path = format!("/console/subscriptions/{sid}/cancel");
+    let r = oc
+        .post(&path, &[("csrf", &ocsrf), ("confirm", "yes")])
+        .await;
+    assert_eq!(r.status(), 404);
+    // A general user sees no button and is refused; no CSRF token, nothing happens.
+    let g = user(&app, Some(&m.id), Role::General).await;
+    let gc = Console::login(&app, &g).await;
+    let gcsrf = gc.csrf().await;
+    let (_, gpage) = gc.get(&format!("/console/subscriptions/{sid}")).await;
+    assert!(!gpage.contains("解約する"));
+    let r = gc
+        .post(&path, &[("csrf", &gcsrf), ("confirm", "yes")])
+        .await;
+    assert_eq!(r.status(), 403);
+    let r = c.post(&path, &[("confirm", "yes")]).await;
+    assert_eq!(r.status(), 403);
+    let sub = |app: &TestApp| {
+        let (db, sid) = (app.db.clone(), sid.clone());
+        async move {
+            kakehashi::db::subscriptions::get(&db, &sid)
+                .await
+                .unwrap()
+                .unwrap()
+                .status
+        }
+    };
+    assert_eq!(sub(&app).await, "active");
+
+    // Confirmation, then the cancel.
+    let r = c.post(&path, &[("csrf", &csrf)]).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("継続課金契約の解約の確認"));
+    assert_eq!(sub(&app).await, "active");
+    let r = c.post(&path, &[("csrf", &csrf), ("confirm", "yes")]).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        location(&r),
+        format!("/console/subscriptions/{sid}?done=cancel")
+    );
+    assert_eq!(sub(&app).await, "cancelled");
+    let events = payments::events(&app.db, &first.id).await.unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(last.kind, "subscription.cancelled");
+    assert_eq!(last.actor, format!("console:{}", u.email));
+    let (_, page) = c
+        .get(&format!("/console/subscriptions/{sid}?done=cancel"))
+        .await;
+    assert!(page.contains("解約しました") && page.contains("解約済"));
+    assert!(!page.contains("解約する"));
+    // Twice is refused in words.
+    let r = c.post(&path, &[("csrf", &csrf), ("confirm", "yes")]).await;
+    assert_eq!(r.status(), 409);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("現在の決済ステータスではこの操作はできません。"),
+        "{body}"
+    );
+    let lines = audit_details(&app, "subscription.cancel", &sid).await;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0], "ok active -> cancelled");
+    assert!(lines[1].starts_with("refused cancelled: "), "{lines:?}");
+}
+both!(subscriptions_listed_and_cancelled);
