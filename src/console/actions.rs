@@ -4,11 +4,13 @@
 //! The console calls the same flows as the CLI and the API ([`crate::flows::card`],
 //! [`crate::flows::carrier_sync::refund`], [`crate::flows::number_cancel::cancel`]); this file
 //! only scopes the payment to the signed-in user's merchant and turns refusals into Japanese
-//! messages for staff. Continuous-billing contracts (継続課金) are cancelled here too
+//! messages for staff. SMS payment requests ([`crate::flows::payment_requests`]) and
+//! continuous-billing contracts (継続課金) are cancelled here too
 //! ([`crate::flows::carrier::cancel_subscription_as`]).
 
 use crate::db::payments::{self, PaymentRow};
-use crate::flows::{card, carrier_sync, number_cancel};
+use crate::domain::RequestStatus;
+use crate::flows::{card, carrier_sync, number_cancel, payment_requests};
 use crate::flows::error::FlowError;
 use crate::state::AppState;
 
@@ -30,6 +32,18 @@ fn refused_ja(code: &str) -> String {
         "amount_exceeds_captured" => "金額が返金可能な金額を超えています。".into(),
         "invalid_amount" => "金額が正しくありません。".into(),
         "payment_not_found" => "この決済ではこの操作はできません。".into(),
+        "invalid_phone" => {
+            "電話番号は携帯電話の番号（070・080・090で始まる11桁）で入力してください。".into()
+        }
+        "sms_too_long" => "SMSの本文が長すぎます。商品名を短くしてください。".into(),
+        "sms_provider_not_configured" => {
+            "本番モードのSMS送信サービスがこのサーバーに設定されていません。".into()
+        }
+        "payment_request_not_found" => "このSMS決済は見つかりません。".into(),
+        "payment_request_not_open" => {
+            "受付中ではないため、このSMS決済は再送・取消できません。".into()
+        }
+        "checkout_not_open" => "この取引IDの決済はすでに受付済みです。".into(),
         "subscription_not_found" => "この継続課金契約は見つかりません。".into(),
         "partial_refund_unsupported" => "キャリア決済は全額でのみ取消できます。".into(),
         crate::connectors::konbini::ALREADY_PAID => {
@@ -61,6 +75,11 @@ async fn scoped(
 /// is logged in full and shown to staff only as a generic sentence.
 fn map<T>(r: Result<T, FlowError>) -> Result<T, ActionError> {
     r.map_err(|e| match e {
+        FlowError::Refused {
+            kind: crate::flows::error::Refused::NotFound,
+            code: "payment_request_not_found" | "subscription_not_found",
+            ..
+        } => ActionError::NotFound,
         FlowError::Refused { code, .. } => ActionError::Refused(refused_ja(code)),
         FlowError::Shopper { reason, .. } => ActionError::Refused(refused_ja(reason.code())),
         FlowError::Db(e) => ActionError::Db(e),
@@ -152,4 +171,48 @@ pub async fn subscription_cancel(
         )
         .await,
     )
+}
+
+/// Sends a new SMS payment request for the merchant `m`.
+pub async fn request_send(
+    state: &AppState,
+    m: &crate::db::merchants::MerchantRow,
+    new: payment_requests::NewRequest,
+) -> Result<payment_requests::RequestRow, ActionError> {
+    map_send(payment_requests::create(state, m, new).await).map(|(r, _)| r)
+}
+
+/// Sends an open request's SMS again (same short URL).
+pub async fn request_resend(
+    state: &AppState,
+    m: &crate::db::merchants::MerchantRow,
+    id: &str,
+) -> Result<payment_requests::RequestRow, ActionError> {
+    map_send(payment_requests::resend(state, m, id).await).map(|(r, _)| r)
+}
+
+/// Cancels an open request (its link stops working and its checkout closes). Only an open one:
+/// a request whose payment has started or ended is handled on the payment itself.
+pub async fn request_cancel(
+    state: &AppState,
+    m: &crate::db::merchants::MerchantRow,
+    id: &str,
+) -> Result<payment_requests::RequestRow, ActionError> {
+    let r = map(payment_requests::get(&state.db, &m.id, id).await)?;
+    if payment_requests::status_of(&state.db, &r, state.now_ms()).await? != RequestStatus::Open {
+        return Err(ActionError::Refused(refused_ja("payment_request_not_open")));
+    }
+    map(payment_requests::cancel(state, m, id).await)
+}
+
+fn map_send<T>(r: Result<T, payment_requests::SendError>) -> Result<T, ActionError> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(payment_requests::SendError::RateLimited { retry_after_s }) => {
+            Err(ActionError::Refused(format!(
+                "SMSの送信数が1分あたりの上限に達しました。{retry_after_s}秒後にもう一度お試しください。"
+            )))
+        }
+        Err(payment_requests::SendError::Flow(e)) => map(Err(e)),
+    }
 }

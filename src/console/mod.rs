@@ -12,6 +12,7 @@ pub mod detail;
 pub mod error;
 pub mod labels;
 pub mod messages;
+pub mod payment_requests;
 pub mod preview;
 pub mod search;
 pub mod settings;

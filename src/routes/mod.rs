@@ -10,6 +10,7 @@ pub mod console;
 mod console_admin;
 mod console_messages;
 mod console_processors;
+mod console_requests;
 mod console_subscriptions;
 mod demo;
 pub(crate) mod konbini;
@@ -92,6 +93,18 @@ fn console_router(state: AppState) -> Router<AppState> {
         .route(
             "/console/processors/{id}/retire",
             post(console_processors::retire),
+        )
+        .route(
+            "/console/payment-requests",
+            get(console_requests::list).post(console_requests::send),
+        )
+        .route(
+            "/console/payment-requests/{id}/resend",
+            post(console_requests::resend),
+        )
+        .route(
+            "/console/payment-requests/{id}/cancel",
+            post(console_requests::cancel),
         )
         .route("/console/subscriptions", get(console_subscriptions::list))
         .route(
