@@ -1216,3 +1216,133 @@ async fn subscriptions_listed_and_cancelled(app: TestApp) {
     assert!(lines[1].starts_with("refused cancelled: "), "{lines:?}");
 }
 both!(subscriptions_listed_and_cancelled);
+
+async fn post(c: &Console, path: &str, f: Vec<(String, String)>) -> reqwest::Response {
+    let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    c.post(path, &f).await
+}
+
+/// SMS payment requests from the console: sent (through the sandbox SMS for a test merchant),
+/// listed with their delivery, resent, cancelled after a confirmation; refused without CSRF, for
+/// a general user, for another merchant's request, with a bad phone number (in words) and once
+/// no longer open; every attempt audited.
+async fn sms_payment_requests_from_the_console(app: TestApp) {
+    let m = app.merchant().await;
+    let other = app.merchant().await;
+    let u = user(&app, Some(&m.id), Role::Admin).await;
+    let c = Console::login(&app, &u).await;
+    let csrf = c.csrf().await;
+    let (s, page) = c.get("/console/payment-requests").await;
+    assert_eq!(s, 200);
+    assert!(page.contains("SMS決済はありません。") && page.contains("SMSを送る"));
+    let form = |csrf: &str, phone: &str| -> Vec<(String, String)> {
+        vec![
+            ("csrf".into(), csrf.into()),
+            ("phone".into(), phone.into()),
+            ("order_id".into(), "sms-1".into()),
+            ("amount".into(), "3,300".into()),
+            ("item_name".into(), "修理代金".into()),
+        ]
+    };
+    // No CSRF token, a general user, a bad phone number: nothing is sent.
+    let r = post(&c, "/console/payment-requests", form("", "090-1111-2222")).await;
+    assert_eq!(r.status(), 403);
+    let g = user(&app, Some(&m.id), Role::General).await;
+    let gc = Console::login(&app, &g).await;
+    let gcsrf = gc.csrf().await;
+    let r = post(&gc, "/console/payment-requests", form(&gcsrf, "090-1111-2222")).await;
+    assert_eq!(r.status(), 403);
+    let r = post(&c, "/console/payment-requests", form(&csrf, "03-1234-5678")).await;
+    assert_eq!(r.status(), 409);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("電話番号は携帯電話の番号"), "{body}");
+    assert!(!body.contains("invalid_phone"));
+    assert_eq!(app.count("payment_requests").await, 0);
+
+    let r = post(&c, "/console/payment-requests", form(&csrf, "090-1111-2222")).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/console/payment-requests?done=send");
+    let reqs = kakehashi::db::payment_requests::list(&app.db, &m.id, 10)
+        .await
+        .unwrap();
+    assert_eq!(reqs.len(), 1);
+    let id = reqs[0].id.clone();
+    assert_eq!(reqs[0].amount, 3300);
+    let sms = kakehashi::sms::messages_of_request(&app.db, &id).await.unwrap();
+    assert_eq!(sms.len(), 1);
+    assert_eq!(sms[0].status.code(), "sent");
+    let (_, page) = c.get("/console/payment-requests?done=send").await;
+    assert!(page.contains("SMSを送信しました。") && page.contains(&id));
+    assert!(page.contains("受付中") && page.contains("送信済") && page.contains("計1通"));
+
+    // Another merchant's admin reaches nothing, even naming our merchant.
+    let ou = user(&app, Some(&other.id), Role::Admin).await;
+    let oc = Console::login(&app, &ou).await;
+    let ocsrf = oc.csrf().await;
+    let (_, opage) = oc.get(&format!("/console/payment-requests?merchant={}", m.id)).await;
+    assert!(!opage.contains(&id));
+    for op in ["resend", "cancel"] {
+        let r = oc
+            .post(
+                &format!("/console/payment-requests/{id}/{op}"),
+                &[("csrf", &ocsrf), ("merchant", &m.id), ("confirm", "yes")],
+            )
+            .await;
+        assert_eq!(r.status(), 404, "{op}");
+    }
+
+    // Resend: a second SMS with the same link.
+    let r = c
+        .post(
+            &format!("/console/payment-requests/{id}/resend"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let sms = kakehashi::sms::messages_of_request(&app.db, &id).await.unwrap();
+    assert_eq!(sms.len(), 2);
+    assert_eq!(sms[0].body, sms[1].body);
+    let (_, page) = c.get("/console/payment-requests").await;
+    assert!(page.contains("計2通"));
+
+    // Cancel: confirmation, then the link stops working; resend and cancel are refused after.
+    let cpath = format!("/console/payment-requests/{id}/cancel");
+    let r = c.post(&cpath, &[("csrf", &csrf)]).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("SMS決済の取消の確認"));
+    let r = c.post(&cpath, &[("csrf", &csrf), ("confirm", "yes")]).await;
+    assert_eq!(r.status(), 303);
+    let (_, page) = c.get("/console/payment-requests").await;
+    assert!(page.contains("取消済") && !page.contains(&format!("{id}/resend")));
+    let short = app
+        .get(&format!("/s/{}", reqs[0].code), UA_PC)
+        .await;
+    assert!(short.status().is_client_error(), "{}", short.status());
+    for op in ["resend", "cancel"] {
+        let r = c
+            .post(
+                &format!("/console/payment-requests/{id}/{op}"),
+                &[("csrf", &csrf), ("confirm", "yes")],
+            )
+            .await;
+        assert_eq!(r.status(), 409, "{op}");
+        assert!(r.text().await.unwrap().contains("受付中ではないため"));
+    }
+    assert_eq!(
+        kakehashi::sms::messages_of_request(&app.db, &id).await.unwrap().len(),
+        2
+    );
+    let sent = audit_details(&app, "payment_request.send", &id).await;
+    assert_eq!(sent, ["ok -> open order=sms-1 amount=3300"]);
+    let refused_send: i64 = kakehashi::on_db!(&app.db, c => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM console_audit WHERE action = 'payment_request.send' AND detail LIKE 'refused%'")
+        .fetch_one(c).await).unwrap();
+    assert_eq!(refused_send, 1);
+    let resent = audit_details(&app, "payment_request.resend", &id).await;
+    assert_eq!(resent.len(), 2, "{resent:?}");
+    assert_eq!(resent[0], "ok open -> open");
+    let cancelled = audit_details(&app, "payment_request.cancel", &id).await;
+    assert_eq!(cancelled.len(), 2, "{cancelled:?}");
+    assert_eq!(cancelled[0], "ok open -> cancelled");
+}
+both!(sms_payment_requests_from_the_console);
