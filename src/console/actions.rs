@@ -10,8 +10,8 @@
 
 use crate::db::payments::{self, PaymentRow};
 use crate::domain::RequestStatus;
-use crate::flows::{card, carrier_sync, number_cancel, payment_requests};
 use crate::flows::error::FlowError;
+use crate::flows::{card, carrier_sync, number_cancel, payment_requests};
 use crate::state::AppState;
 
 /// Why an action was not done. Nothing changed in any case.
@@ -161,16 +161,14 @@ pub async fn subscription_cancel(
         .await?
         .filter(|s| scope.is_none_or(|m| m == s.merchant_id))
         .ok_or(ActionError::NotFound)?;
-    map(
-        crate::flows::carrier::cancel_subscription_as(
-            &state.db,
-            &state.connectors,
-            id,
-            actor,
-            state.now_ms(),
-        )
-        .await,
+    map(crate::flows::carrier::cancel_subscription_as(
+        &state.db,
+        &state.connectors,
+        id,
+        actor,
+        state.now_ms(),
     )
+    .await)
 }
 
 /// Sends a new SMS payment request for the merchant `m`.

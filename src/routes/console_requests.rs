@@ -110,9 +110,7 @@ pub async fn send(
             .ok()
             .filter(|d| (1..=60).contains(d))
             .map(|d| d * 86_400)
-            .ok_or_else(|| {
-                ConsoleError::Bad("有効期間は1〜60日で入力してください。".into())
-            })?,
+            .ok_or_else(|| ConsoleError::Bad("有効期間は1〜60日で入力してください。".into()))?,
     };
     // As the API does without `return_url`: the shop's first registered origin.
     let return_url = m

@@ -901,7 +901,8 @@ async fn set_deadline(app: &TestApp, id: &str) {
     let sql = "UPDATE payments SET deadline_at = $1 WHERE id = $2";
     let deadline = app.state.now_ms() + 3 * 86_400_000;
     let mut tx = app.db.begin().await.unwrap();
-    kakehashi::exec_tx!(&mut tx, c => sqlx::query(sql).bind(deadline).bind(id).execute(c).await).unwrap();
+    kakehashi::exec_tx!(&mut tx, c => sqlx::query(sql).bind(deadline).bind(id).execute(c).await)
+        .unwrap();
     tx.commit().await.unwrap();
 }
 
@@ -930,7 +931,12 @@ async fn carrier_and_number_cancel_from_the_console(app: TestApp) {
 
     // --- carrier 取消 ---
     let cp = payment(&app, &m, "cr-1", "docomo", "completed", 3000).await;
-    set_details(&app, &cp.id, serde_json::json!({"carrier_txn_id": "sbx_console1"})).await;
+    set_details(
+        &app,
+        &cp.id,
+        serde_json::json!({"carrier_txn_id": "sbx_console1"}),
+    )
+    .await;
     let (s, page) = c.get(&format!("/console/payments/{}", cp.id)).await;
     assert_eq!(s, 200);
     assert!(page.contains("value=\"carrier_cancel\"") && page.contains("取消（全額返金）"));
@@ -953,7 +959,11 @@ async fn carrier_and_number_cancel_from_the_console(app: TestApp) {
     let r = oc
         .post(
             &path,
-            &[("csrf", &ocsrf), ("op", "carrier_cancel"), ("confirm", "yes")],
+            &[
+                ("csrf", &ocsrf),
+                ("op", "carrier_cancel"),
+                ("confirm", "yes"),
+            ],
         )
         .await;
     assert_eq!(r.status(), 404);
@@ -966,7 +976,11 @@ async fn carrier_and_number_cancel_from_the_console(app: TestApp) {
     let r = gc
         .post(
             &path,
-            &[("csrf", &gcsrf), ("op", "carrier_cancel"), ("confirm", "yes")],
+            &[
+                ("csrf", &gcsrf),
+                ("op", "carrier_cancel"),
+                ("confirm", "yes"),
+            ],
         )
         .await;
     assert_eq!(r.status(), 403);
@@ -982,7 +996,11 @@ async fn carrier_and_number_cancel_from_the_console(app: TestApp) {
     let r = c
         .post(
             &path,
-            &[("csrf", &csrf), ("op", "carrier_cancel"), ("confirm", "yes")],
+            &[
+                ("csrf", &csrf),
+                ("op", "carrier_cancel"),
+                ("confirm", "yes"),
+            ],
         )
         .await;
     assert_eq!(r.status(), 303);
@@ -991,7 +1009,10 @@ async fn carrier_and_number_cancel_from_the_console(app: TestApp) {
         format!("/console/payments/{}?done=carrier_cancel", cp.id)
     );
     let after = payments::get(&app.db, &cp.id).await.unwrap().unwrap();
-    assert_eq!((after.status.code(), after.refunded_amount), ("refunded", 3000));
+    assert_eq!(
+        (after.status.code(), after.refunded_amount),
+        ("refunded", 3000)
+    );
     let kinds: Vec<String> = payments::events(&app.db, &cp.id)
         .await
         .unwrap()
@@ -1008,7 +1029,11 @@ async fn carrier_and_number_cancel_from_the_console(app: TestApp) {
     let r = c
         .post(
             &path,
-            &[("csrf", &csrf), ("op", "carrier_cancel"), ("confirm", "yes")],
+            &[
+                ("csrf", &csrf),
+                ("op", "carrier_cancel"),
+                ("confirm", "yes"),
+            ],
         )
         .await;
     assert_eq!(r.status(), 409);
@@ -1021,7 +1046,10 @@ async fn carrier_and_number_cancel_from_the_console(app: TestApp) {
     let lines = audit_details(&app, "payment.carrier_cancel", &cp.id).await;
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert_eq!(lines[0], "ok completed -> refunded");
-    assert!(lines[1].starts_with("refused refunded: 現在の決済ステータス"), "{lines:?}");
+    assert!(
+        lines[1].starts_with("refused refunded: 現在の決済ステータス"),
+        "{lines:?}"
+    );
     // A carrier payment not completed offers nothing and is refused.
     let pending = payment(&app, &m, "cr-2", "au", "awaiting_auth", 500).await;
     let (_, page) = c.get(&format!("/console/payments/{}", pending.id)).await;
@@ -1029,7 +1057,11 @@ async fn carrier_and_number_cancel_from_the_console(app: TestApp) {
     let r = c
         .post(
             &format!("/console/payments/{}/action", pending.id),
-            &[("csrf", &csrf), ("op", "carrier_cancel"), ("confirm", "yes")],
+            &[
+                ("csrf", &csrf),
+                ("op", "carrier_cancel"),
+                ("confirm", "yes"),
+            ],
         )
         .await;
     assert_eq!(r.status(), 409);
@@ -1049,14 +1081,22 @@ async fn carrier_and_number_cancel_from_the_console(app: TestApp) {
     let r = oc
         .post(
             &kpath,
-            &[("csrf", &ocsrf), ("op", "number_cancel"), ("confirm", "yes")],
+            &[
+                ("csrf", &ocsrf),
+                ("op", "number_cancel"),
+                ("confirm", "yes"),
+            ],
         )
         .await;
     assert_eq!(r.status(), 404);
     let r = gc
         .post(
             &kpath,
-            &[("csrf", &gcsrf), ("op", "number_cancel"), ("confirm", "yes")],
+            &[
+                ("csrf", &gcsrf),
+                ("op", "number_cancel"),
+                ("confirm", "yes"),
+            ],
         )
         .await;
     assert_eq!(r.status(), 403);
@@ -1064,7 +1104,11 @@ async fn carrier_and_number_cancel_from_the_console(app: TestApp) {
     let r = c
         .post(
             &kpath,
-            &[("csrf", &csrf), ("op", "carrier_cancel"), ("confirm", "yes")],
+            &[
+                ("csrf", &csrf),
+                ("op", "carrier_cancel"),
+                ("confirm", "yes"),
+            ],
         )
         .await;
     assert_eq!(r.status(), 409);
@@ -1151,7 +1195,10 @@ async fn subscriptions_listed_and_cancelled(app: TestApp) {
     let ocsrf = oc.csrf().await;
     let (_, olist) = oc.get("/console/subscriptions").await;
     assert!(!olist.contains(&sid));
-    assert_eq!(oc.get(&format!("/console/subscriptions/{sid}")).await.0, 404);
+    assert_eq!(
+        oc.get(&format!("/console/subscriptions/{sid}")).await.0,
+        404
+    );
     let path = format!("/console/subscriptions/{sid}/cancel");
     let r = oc
         .post(&path, &[("csrf", &ocsrf), ("confirm", "yes")])
@@ -1250,7 +1297,12 @@ async fn sms_payment_requests_from_the_console(app: TestApp) {
     let g = user(&app, Some(&m.id), Role::General).await;
     let gc = Console::login(&app, &g).await;
     let gcsrf = gc.csrf().await;
-    let r = post(&gc, "/console/payment-requests", form(&gcsrf, "090-1111-2222")).await;
+    let r = post(
+        &gc,
+        "/console/payment-requests",
+        form(&gcsrf, "090-1111-2222"),
+    )
+    .await;
     assert_eq!(r.status(), 403);
     let r = post(&c, "/console/payment-requests", form(&csrf, "03-1234-5678")).await;
     assert_eq!(r.status(), 409);
@@ -1259,7 +1311,12 @@ async fn sms_payment_requests_from_the_console(app: TestApp) {
     assert!(!body.contains("invalid_phone"));
     assert_eq!(app.count("payment_requests").await, 0);
 
-    let r = post(&c, "/console/payment-requests", form(&csrf, "090-1111-2222")).await;
+    let r = post(
+        &c,
+        "/console/payment-requests",
+        form(&csrf, "090-1111-2222"),
+    )
+    .await;
     assert_eq!(r.status(), 303);
     assert_eq!(location(&r), "/console/payment-requests?done=send");
     let reqs = kakehashi::db::payment_requests::list(&app.db, &m.id, 10)
@@ -1268,7 +1325,9 @@ async fn sms_payment_requests_from_the_console(app: TestApp) {
     assert_eq!(reqs.len(), 1);
     let id = reqs[0].id.clone();
     assert_eq!(reqs[0].amount, 3300);
-    let sms = kakehashi::sms::messages_of_request(&app.db, &id).await.unwrap();
+    let sms = kakehashi::sms::messages_of_request(&app.db, &id)
+        .await
+        .unwrap();
     assert_eq!(sms.len(), 1);
     assert_eq!(sms[0].status.code(), "sent");
     let (_, page) = c.get("/console/payment-requests?done=send").await;
@@ -1279,7 +1338,9 @@ async fn sms_payment_requests_from_the_console(app: TestApp) {
     let ou = user(&app, Some(&other.id), Role::Admin).await;
     let oc = Console::login(&app, &ou).await;
     let ocsrf = oc.csrf().await;
-    let (_, opage) = oc.get(&format!("/console/payment-requests?merchant={}", m.id)).await;
+    let (_, opage) = oc
+        .get(&format!("/console/payment-requests?merchant={}", m.id))
+        .await;
     assert!(!opage.contains(&id));
     for op in ["resend", "cancel"] {
         let r = oc
@@ -1299,7 +1360,9 @@ async fn sms_payment_requests_from_the_console(app: TestApp) {
         )
         .await;
     assert_eq!(r.status(), 303);
-    let sms = kakehashi::sms::messages_of_request(&app.db, &id).await.unwrap();
+    let sms = kakehashi::sms::messages_of_request(&app.db, &id)
+        .await
+        .unwrap();
     assert_eq!(sms.len(), 2);
     assert_eq!(sms[0].body, sms[1].body);
     let (_, page) = c.get("/console/payment-requests").await;
@@ -1314,9 +1377,7 @@ async fn sms_payment_requests_from_the_console(app: TestApp) {
     assert_eq!(r.status(), 303);
     let (_, page) = c.get("/console/payment-requests").await;
     assert!(page.contains("取消済") && !page.contains(&format!("{id}/resend")));
-    let short = app
-        .get(&format!("/s/{}", reqs[0].code), UA_PC)
-        .await;
+    let short = app.get(&format!("/s/{}", reqs[0].code), UA_PC).await;
     assert!(short.status().is_client_error(), "{}", short.status());
     for op in ["resend", "cancel"] {
         let r = c
@@ -1329,7 +1390,10 @@ async fn sms_payment_requests_from_the_console(app: TestApp) {
         assert!(r.text().await.unwrap().contains("受付中ではないため"));
     }
     assert_eq!(
-        kakehashi::sms::messages_of_request(&app.db, &id).await.unwrap().len(),
+        kakehashi::sms::messages_of_request(&app.db, &id)
+            .await
+            .unwrap()
+            .len(),
         2
     );
     let sent = audit_details(&app, "payment_request.send", &id).await;
