@@ -161,14 +161,24 @@ pub async fn subscription_cancel(
         .await?
         .filter(|s| scope.is_none_or(|m| m == s.merchant_id))
         .ok_or(ActionError::NotFound)?;
-    map(crate::flows::carrier::cancel_subscription_as(
+    let r = crate::flows::carrier::cancel_subscription_as(
         &state.db,
         &state.connectors,
         id,
         actor,
         state.now_ms(),
     )
-    .await)
+    .await;
+    match r {
+        // The machine's only refusal: the contract has already ended.
+        Err(FlowError::Refused {
+            code: "invalid_transition",
+            ..
+        }) => Err(ActionError::Refused(
+            "この継続課金契約はすでに解約されています。".into(),
+        )),
+        r => map(r),
+    }
 }
 
 /// Sends a new SMS payment request for the merchant `m`.

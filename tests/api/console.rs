@@ -1254,7 +1254,7 @@ async fn subscriptions_listed_and_cancelled(app: TestApp) {
     assert_eq!(r.status(), 409);
     let body = r.text().await.unwrap();
     assert!(
-        body.contains("現在の決済ステータスではこの操作はできません。"),
+        body.contains("この継続課金契約はすでに解約されています。"),
         "{body}"
     );
     let lines = audit_details(&app, "subscription.cancel", &sid).await;
