@@ -92,7 +92,7 @@ pub async fn cancel(
         &state.db,
         &staff,
         Some(&before.merchant_id),
-        "subscription.cancel",
+        "subscription_contract.cancel",
         &id,
         &detail,
     )

@@ -1257,7 +1257,7 @@ async fn subscriptions_listed_and_cancelled(app: TestApp) {
         body.contains("この継続課金契約はすでに解約されています。"),
         "{body}"
     );
-    let lines = audit_details(&app, "subscription.cancel", &sid).await;
+    let lines = audit_details(&app, "subscription_contract.cancel", &sid).await;
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert_eq!(lines[0], "ok active -> cancelled");
     assert!(lines[1].starts_with("refused cancelled: "), "{lines:?}");
