@@ -1,12 +1,17 @@
-//! Card actions from the console: capture (売上確定), cancel (取消), refund (返金).
+//! Payment actions from the console: card capture (売上確定), cancel (取消) and refund (返金);
+//! carrier billing 取消 (a whole refund) and cancel of an unpaid konbini / Pay-easy number.
 //!
-//! The console calls the same domain functions as the CLI and the API
-//! ([`crate::flows::card`]); this file only scopes the payment to the signed-in user's merchant
-//! and turns refusals into Japanese messages for staff.
+//! The console calls the same flows as the CLI and the API ([`crate::flows::card`],
+//! [`crate::flows::carrier_sync::refund`], [`crate::flows::number_cancel::cancel`]); this file
+//! only scopes the payment to the signed-in user's merchant and turns refusals into Japanese
+//! messages for staff. SMS payment requests ([`crate::flows::payment_requests`]) and
+//! continuous-billing contracts (継続課金) are cancelled here too
+//! ([`crate::flows::carrier::cancel_subscription_as`]).
 
 use crate::db::payments::{self, PaymentRow};
-use crate::flows::card;
+use crate::domain::RequestStatus;
 use crate::flows::error::FlowError;
+use crate::flows::{card, carrier_sync, number_cancel, payment_requests};
 use crate::state::AppState;
 
 /// Why an action was not done. Nothing changed in any case.
@@ -26,7 +31,25 @@ fn refused_ja(code: &str) -> String {
         "amount_exceeds_authorized" => "金額がオーソリ金額を超えています。".into(),
         "amount_exceeds_captured" => "金額が返金可能な金額を超えています。".into(),
         "invalid_amount" => "金額が正しくありません。".into(),
-        "payment_not_found" => "カード決済以外は操作できません。".into(),
+        "payment_not_found" => "この決済ではこの操作はできません。".into(),
+        "invalid_phone" => {
+            "電話番号は携帯電話の番号（070・080・090で始まる11桁）で入力してください。".into()
+        }
+        "sms_too_long" => "SMSの本文が長すぎます。商品名を短くしてください。".into(),
+        "sms_provider_not_configured" => {
+            "本番モードのSMS送信サービスがこのサーバーに設定されていません。".into()
+        }
+        "payment_request_not_found" => "このSMS決済は見つかりません。".into(),
+        "payment_request_not_open" => {
+            "受付中ではないため、このSMS決済は再送・取消できません。".into()
+        }
+        "checkout_not_open" => "この取引IDの決済はすでに受付済みです。".into(),
+        "subscription_not_found" => "この継続課金契約は見つかりません。".into(),
+        "partial_refund_unsupported" => "キャリア決済は全額でのみ取消できます。".into(),
+        crate::connectors::konbini::ALREADY_PAID => {
+            "支払機関によると、この番号はすでに支払われています。入金の通知をお待ちください。"
+                .into()
+        }
         "concurrent_change" => "他の操作と同時に更新されました。画面を更新してください。".into(),
         "connector_error" => "決済機関が処理できませんでした。".into(),
         "no_connector" => "この決済を処理した決済機関は、現在のモードでは使えません。".into(),
@@ -50,8 +73,13 @@ async fn scoped(
 
 /// The console's one mapping of a flow error: a sentence per refusal code; a bug or store failure
 /// is logged in full and shown to staff only as a generic sentence.
-fn map(r: Result<PaymentRow, FlowError>) -> Result<PaymentRow, ActionError> {
+fn map<T>(r: Result<T, FlowError>) -> Result<T, ActionError> {
     r.map_err(|e| match e {
+        FlowError::Refused {
+            kind: crate::flows::error::Refused::NotFound,
+            code: "payment_request_not_found" | "subscription_not_found",
+            ..
+        } => ActionError::NotFound,
         FlowError::Refused { code, .. } => ActionError::Refused(refused_ja(code)),
         FlowError::Shopper { reason, .. } => ActionError::Refused(refused_ja(reason.code())),
         FlowError::Db(e) => ActionError::Db(e),
@@ -97,4 +125,102 @@ pub async fn refund(
 ) -> Result<PaymentRow, ActionError> {
     scoped(state, scope, payment_id).await?;
     map(card::refund(state, payment_id, amount, actor).await)
+}
+
+/// 取消 of a completed carrier billing charge: the whole amount goes back to the shopper through
+/// the connector that served the payment (the sandbox for a test-mode merchant's sandbox payment).
+pub async fn carrier_cancel(
+    state: &AppState,
+    scope: Option<&str>,
+    payment_id: &str,
+    actor: &str,
+) -> Result<PaymentRow, ActionError> {
+    scoped(state, scope, payment_id).await?;
+    map(carrier_sync::refund(state, payment_id, None, actor).await)
+}
+
+/// 取消 of an unpaid konbini / Pay-easy number: the institution stops it, the payment expires.
+pub async fn number_cancel(
+    state: &AppState,
+    scope: Option<&str>,
+    payment_id: &str,
+    actor: &str,
+) -> Result<PaymentRow, ActionError> {
+    scoped(state, scope, payment_id).await?;
+    map(number_cancel::cancel(state, payment_id, actor).await)
+}
+
+/// 解約 of an active continuous-billing contract: the carrier stops it, no more monthly charges.
+pub async fn subscription_cancel(
+    state: &AppState,
+    scope: Option<&str>,
+    id: &str,
+    actor: &str,
+) -> Result<crate::db::subscriptions::SubscriptionRow, ActionError> {
+    crate::db::subscriptions::get(&state.db, id)
+        .await?
+        .filter(|s| scope.is_none_or(|m| m == s.merchant_id))
+        .ok_or(ActionError::NotFound)?;
+    let r = crate::flows::carrier::cancel_subscription_as(
+        &state.db,
+        &state.connectors,
+        id,
+        actor,
+        state.now_ms(),
+    )
+    .await;
+    match r {
+        // The machine's only refusal: the contract has already ended.
+        Err(FlowError::Refused {
+            code: "invalid_transition",
+            ..
+        }) => Err(ActionError::Refused(
+            "この継続課金契約はすでに解約されています。".into(),
+        )),
+        r => map(r),
+    }
+}
+
+/// Sends a new SMS payment request for the merchant `m`.
+pub async fn request_send(
+    state: &AppState,
+    m: &crate::db::merchants::MerchantRow,
+    new: payment_requests::NewRequest,
+) -> Result<payment_requests::RequestRow, ActionError> {
+    map_send(payment_requests::create(state, m, new).await).map(|(r, _)| r)
+}
+
+/// Sends an open request's SMS again (same short URL).
+pub async fn request_resend(
+    state: &AppState,
+    m: &crate::db::merchants::MerchantRow,
+    id: &str,
+) -> Result<payment_requests::RequestRow, ActionError> {
+    map_send(payment_requests::resend(state, m, id).await).map(|(r, _)| r)
+}
+
+/// Cancels an open request (its link stops working and its checkout closes). Only an open one:
+/// a request whose payment has started or ended is handled on the payment itself.
+pub async fn request_cancel(
+    state: &AppState,
+    m: &crate::db::merchants::MerchantRow,
+    id: &str,
+) -> Result<payment_requests::RequestRow, ActionError> {
+    let r = map(payment_requests::get(&state.db, &m.id, id).await)?;
+    if payment_requests::status_of(&state.db, &r, state.now_ms()).await? != RequestStatus::Open {
+        return Err(ActionError::Refused(refused_ja("payment_request_not_open")));
+    }
+    map(payment_requests::cancel(state, m, id).await)
+}
+
+fn map_send<T>(r: Result<T, payment_requests::SendError>) -> Result<T, ActionError> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(payment_requests::SendError::RateLimited { retry_after_s }) => {
+            Err(ActionError::Refused(format!(
+                "SMSの送信数が1分あたりの上限に達しました。{retry_after_s}秒後にもう一度お試しください。"
+            )))
+        }
+        Err(payment_requests::SendError::Flow(e)) => map(Err(e)),
+    }
 }

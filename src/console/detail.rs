@@ -1,5 +1,6 @@
 //! The payment detail page: method details (masked card data only), event timeline,
-//! notifications with their delivery attempts, and which card actions are possible.
+//! notifications with their delivery attempts, and which actions are possible (card capture /
+//! cancel / refund, carrier 取消, number cancel), as the method's status machine allows.
 
 use crate::console::auth::Staff;
 use crate::console::error::ConsoleResult;
@@ -7,6 +8,8 @@ use crate::console::views::{AttemptView, Chrome, Detail, EventView, Notification
 use crate::db::outbox;
 use crate::db::payments::{self, PaymentRow};
 use crate::domain::card::allowed_actions;
+use crate::domain::carrier::{self, CarrierAction};
+use crate::domain::konbini::{self, NumberAction};
 use crate::state::AppState;
 use crate::util::{format_jst, format_yen};
 
@@ -89,10 +92,21 @@ pub async fn build(
         _ => &[],
     };
     let can_cancel = allowed.contains(&"cancel") && p.refunded_amount == 0;
+    // A carrier takes a completed charge back whole: the machine's `Refund` is the 取消.
+    let can_carrier_cancel = p
+        .status
+        .carrier()
+        .is_some_and(|s| carrier::apply(s, CarrierAction::Refund).is_ok());
+    // Only a number nobody has paid yet can be stopped (the machine's `Cancel`).
+    let can_number_cancel = p.status.number().is_some_and(|s| {
+        konbini::apply(s, NumberAction::Cancel, p.deadline_at.unwrap_or(0)).is_ok()
+    });
     let message = match crate::form::get(&query, "done") {
         "capture" => Some("売上確定しました。".to_owned()),
         "cancel" => Some("取消しました。".to_owned()),
         "refund" => Some("返金しました。".to_owned()),
+        "carrier_cancel" => Some("キャリア決済を取消しました（全額返金）。".to_owned()),
+        "number_cancel" => Some("支払番号を取消しました。".to_owned()),
         "redeliver" => Some("結果通知を再送キューに入れました。".to_owned()),
         "resend" => Some("お客様へのメッセージを再送キューに入れました。".to_owned()),
         _ => None,
@@ -107,6 +121,8 @@ pub async fn build(
         can_capture: allowed.contains(&"capture"),
         can_cancel,
         can_refund: allowed.contains(&"refund"),
+        can_carrier_cancel,
+        can_number_cancel,
         refundable: p.captured_amount - p.refunded_amount,
         message,
     })

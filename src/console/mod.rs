@@ -1,8 +1,9 @@
 //! Merchant console (管理画面): staff accounts and sign-in with a second factor, payment search,
-//! card actions, CSV download, payout summary, merchant settings and the audit log.
+//! payment actions (card, carrier 取消, number cancel), SMS payment requests, continuous-billing
+//! contracts, CSV download, payout summary, merchant settings and the audit log.
 //!
-//! HTTP handlers live in `routes/console*.rs`; everything they call is here. Card actions go
-//! through [`actions`] only, so the shared card flow functions can replace it in one place.
+//! HTTP handlers live in `routes/console*.rs`; everything they call is here. Actions go through
+//! [`actions`] only, the one place that maps flow refusals to sentences for staff.
 
 pub mod actions;
 pub mod audit;
@@ -12,9 +13,11 @@ pub mod detail;
 pub mod error;
 pub mod labels;
 pub mod messages;
+pub mod payment_requests;
 pub mod preview;
 pub mod search;
 pub mod settings;
+pub mod subscriptions;
 pub mod summary;
 pub mod users;
 pub mod views;

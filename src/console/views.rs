@@ -176,6 +176,10 @@ pub struct Detail {
     pub can_capture: bool,
     pub can_cancel: bool,
     pub can_refund: bool,
+    /// A completed carrier charge may be cancelled (refunded whole).
+    pub can_carrier_cancel: bool,
+    /// An unpaid konbini / Pay-easy number may be cancelled.
+    pub can_number_cancel: bool,
     pub refundable: i64,
     pub message: Option<String>,
 }

@@ -89,3 +89,12 @@ pub async fn cancel(tx: &mut Tx, id: &str, now: i64) -> Result<(), sqlx::Error> 
     .await)?;
     Ok(())
 }
+
+/// The merchant's requests, newest first, at most `limit` (the console's list).
+pub async fn list(db: &Db, merchant_id: &str, limit: i64) -> Result<Vec<RequestRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLS} FROM payment_requests WHERE merchant_id = $1 \
+         ORDER BY created_at DESC, id DESC LIMIT $2"
+    );
+    on_db!(db, c => sqlx::query_as(&sql).bind(merchant_id).bind(limit).fetch_all(c).await)
+}

@@ -107,3 +107,21 @@ pub async fn cancel(tx: &mut Tx, id: &str, now: i64) -> Result<bool, sqlx::Error
     .await)?;
     Ok(n == 1)
 }
+
+/// Agreements of one merchant (or of all, for operators), newest first, at most `limit`.
+pub async fn list(
+    db: &Db,
+    merchant_id: Option<&str>,
+    limit: i64,
+) -> Result<Vec<SubscriptionRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {SUB_COLS} FROM subscriptions WHERE ($1 IS NULL OR merchant_id = $2) \
+         ORDER BY first_charge_at DESC, id LIMIT $3"
+    );
+    on_db!(db, c => sqlx::query_as(&sql)
+        .bind(merchant_id)
+        .bind(merchant_id)
+        .bind(limit)
+        .fetch_all(c)
+        .await)
+}

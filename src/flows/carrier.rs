@@ -27,7 +27,7 @@ use crate::domain::carrier::{
 use crate::domain::processor::ConnectorId;
 use crate::domain::reason::Reason;
 use crate::domain::{Method, Mode};
-use crate::flows::error::{FlowError, FlowResult};
+use crate::flows::error::{FlowError, FlowResult, Refused};
 use crate::flows::redirect::{self, payment_error};
 
 /// The payment method of a carrier (one method per carrier, see `domain::method`).
@@ -745,39 +745,81 @@ pub async fn cancel_subscription(
     id: &str,
     now: i64,
 ) -> anyhow::Result<()> {
-    let s = subscription(db, id)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no subscription {id}"))?;
+    cancel_subscription_as(db, registry, id, "merchant", now).await?;
+    Ok(())
+}
+
+fn sub_refused(kind: Refused, code: &'static str, message: impl Into<String>) -> FlowError {
+    FlowError::refused(kind, code, message)
+}
+
+/// [`cancel_subscription`] by `actor` (the console names the staff member), refusing with
+/// documented codes: `subscription_not_found`, `invalid_transition` (not active),
+/// `connector_error` (the carrier refused or its connector is not available in the merchant's
+/// mode), `concurrent_change`. Returns the agreement as it is now.
+pub async fn cancel_subscription_as(
+    db: &Db,
+    registry: &Arc<Registry>,
+    id: &str,
+    actor: &str,
+    now: i64,
+) -> FlowResult<subscriptions::SubscriptionRow> {
+    let s = subscription(db, id).await?.ok_or_else(|| {
+        sub_refused(
+            Refused::NotFound,
+            "subscription_not_found",
+            format!("no subscription {id}"),
+        )
+    })?;
     let status = SubscriptionStatus::parse(&s.status)
         .ok_or_else(|| anyhow::anyhow!("subscription status {}", s.status))?;
     let action = SubscriptionAction::Cancel;
-    apply_subscription(status, action).map_err(|e| anyhow::anyhow!("subscription {id}: {e}"))?;
+    apply_subscription(status, action).map_err(|e| {
+        sub_refused(
+            Refused::Conflict,
+            "invalid_transition",
+            format!("subscription {id}: {e}"),
+        )
+    })?;
     let c = Carrier::parse(&s.carrier).ok_or_else(|| anyhow::anyhow!("carrier {}", s.carrier))?;
     let first = payments::get(db, &s.payment_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("subscription {id} has no payment"))?;
-    let (conn, _) = subscription_connector(db, registry, &first).await?;
+    let (conn, _) = subscription_connector(db, registry, &first)
+        .await
+        .map_err(|e| sub_refused(Refused::Upstream, "connector_error", e.to_string()))?;
     conn.cancel(&CancelRequest::Subscription {
         carrier: c,
         subscription_ref: s.subscription_ref.clone(),
     })
     .await
-    .map_err(|e| anyhow::anyhow!("carrier refused the cancellation: {}", e.code()))?;
+    .map_err(|e| {
+        sub_refused(
+            Refused::Upstream,
+            "connector_error",
+            format!("carrier refused the cancellation: {}", e.code()),
+        )
+    })?;
     let mut tx = db.begin().await?;
-    anyhow::ensure!(
-        subscriptions::cancel(&mut tx, id, now).await?,
-        "subscription {id} changed concurrently"
-    );
+    if !subscriptions::cancel(&mut tx, id, now).await? {
+        return Err(sub_refused(
+            Refused::Conflict,
+            "concurrent_change",
+            format!("subscription {id} changed concurrently"),
+        ));
+    }
     let p = payments::get_tx(&mut tx, &s.payment_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("subscription {id} has no payment"))?;
     let mut details = p.details_json();
     details["subscription_status"] = json!(SubscriptionStatus::Cancelled.code());
     // The payment keeps its status; the event and notification record the agreement's end.
-    let mut change = Change::new(p.status, action.event_type(), "merchant");
+    let mut change = Change::new(p.status, action.event_type(), actor);
     change.details = Some(details);
     change.data = json!({ "subscription_id": id });
-    payments::transition(&mut tx, &p, &change, now).await?;
+    payments::transition(&mut tx, &p, &change, now)
+        .await
+        .map_err(|e| anyhow::anyhow!("subscription {id}: {e}"))?;
     tx.commit().await?;
-    Ok(())
+    Ok(subscription(db, id).await?.unwrap_or(s))
 }

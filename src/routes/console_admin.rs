@@ -33,6 +33,8 @@ fn op_label(op: &str) -> Option<&'static str> {
         "capture" => Some("売上確定"),
         "cancel" => Some("取消"),
         "refund" => Some("返金"),
+        "carrier_cancel" => Some("キャリア決済の取消（全額返金）"),
+        "number_cancel" => Some("支払番号の取消"),
         _ => None,
     }
 }
@@ -57,6 +59,20 @@ fn parse_amount(s: &str) -> ConsoleResult<i64> {
         .ok()
         .filter(|a| *a > 0)
         .ok_or_else(|| ConsoleError::Bad("金額は1以上の整数（円）で入力してください。".into()))
+}
+
+/// The audit line of a payment action: outcome, status before → after (the refusal's sentence
+/// when refused) and the amount asked for.
+fn audit_detail(
+    before: &crate::db::payments::PaymentRow,
+    r: &Result<crate::db::payments::PaymentRow, ActionError>,
+    amount: Option<i64>,
+) -> String {
+    let amount = amount.map(|a| format!(" amount={a}")).unwrap_or_default();
+    match r {
+        Ok(after) => format!("ok {} -> {}{amount}", before.status, after.status),
+        Err(e) => format!("refused {}{amount}: {e}", before.status),
+    }
 }
 
 /// `POST /console/payments/{id}/action`: without `confirm=yes` shows the confirmation page.
@@ -102,17 +118,17 @@ pub async fn action(
     let r = match op {
         "capture" => actions::capture(&state, scope, &id, None, &actor).await,
         "cancel" => actions::cancel(&state, scope, &id, &actor).await,
+        "carrier_cancel" => actions::carrier_cancel(&state, scope, &id, &actor).await,
+        "number_cancel" => actions::number_cancel(&state, scope, &id, &actor).await,
         _ => actions::refund(&state, scope, &id, amount.unwrap_or(0), &actor).await,
     };
-    let detail = amount.map(|a| format!("amount={a}")).unwrap_or_default();
-    let outcome = if r.is_ok() { "ok" } else { "refused" };
     audit::staff(
         &state.db,
         &staff,
         Some(&p.merchant_id),
         &format!("payment.{op}"),
         &id,
-        &format!("{outcome} {detail}"),
+        &audit_detail(&p, &r, amount),
     )
     .await?;
     r.map_err(map_action)?;

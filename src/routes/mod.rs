@@ -10,6 +10,8 @@ pub mod console;
 mod console_admin;
 mod console_messages;
 mod console_processors;
+mod console_requests;
+mod console_subscriptions;
 mod demo;
 pub(crate) mod konbini;
 pub mod messages;
@@ -92,6 +94,27 @@ fn console_router(state: AppState) -> Router<AppState> {
         .route(
             "/console/processors/{id}/retire",
             post(console_processors::retire),
+        )
+        .route(
+            "/console/payment-requests",
+            get(console_requests::list).post(console_requests::send),
+        )
+        .route(
+            "/console/payment-requests/{id}/resend",
+            post(console_requests::resend),
+        )
+        .route(
+            "/console/payment-requests/{id}/cancel",
+            post(console_requests::cancel),
+        )
+        .route("/console/subscriptions", get(console_subscriptions::list))
+        .route(
+            "/console/subscriptions/{id}",
+            get(console_subscriptions::detail),
+        )
+        .route(
+            "/console/subscriptions/{id}/cancel",
+            post(console_subscriptions::cancel),
         )
         .route("/console/summary", get(console_admin::summary_page))
         .route("/console/audit", get(console_admin::audit_page))

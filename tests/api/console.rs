@@ -889,3 +889,526 @@ async fn institutions_and_details_read_as_words(app: TestApp) {
     assert!(docomo.contains("都度 (one_off)"));
 }
 both!(institutions_and_details_read_as_words);
+
+/// Sets a payment's stored method details (what the connector recorded when it completed).
+async fn set_details(app: &TestApp, id: &str, details: serde_json::Value) {
+    let sql = "UPDATE payments SET details = $1 WHERE id = $2";
+    let mut tx = app.db.begin().await.unwrap();
+    kakehashi::exec_tx!(&mut tx, c => sqlx::query(sql).bind(details.to_string()).bind(id).execute(c).await).unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// Gives a number payment the deadline every issued number has (the store helper leaves none).
+async fn set_deadline(app: &TestApp, id: &str) {
+    let sql = "UPDATE payments SET deadline_at = $1 WHERE id = $2";
+    let deadline = app.state.now_ms() + 3 * 86_400_000;
+    let mut tx = app.db.begin().await.unwrap();
+    kakehashi::exec_tx!(&mut tx, c => sqlx::query(sql).bind(deadline).bind(id).execute(c).await)
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+async fn status_of(app: &TestApp, id: &str) -> String {
+    app.payment_status(id).await
+}
+
+/// The audit details of `action` on payment `id`, oldest first.
+async fn audit_details(app: &TestApp, action: &str, id: &str) -> Vec<String> {
+    kakehashi::on_db!(&app.db, c => sqlx::query_scalar(
+        "SELECT detail FROM console_audit WHERE action = $1 AND target = $2 ORDER BY id")
+        .bind(action).bind(id).fetch_all(c).await)
+    .unwrap()
+}
+
+/// Carrier billing 取消 (whole refund through the sandbox connector) and cancel of an unpaid
+/// konbini number from the detail page: offered only in a status that allows it, confirmed,
+/// audited with the status before and after, refused in the wrong status or for another method
+/// (a Japanese sentence), refused without CSRF, for a general user and for another merchant.
+async fn carrier_and_number_cancel_from_the_console(app: TestApp) {
+    let m = app.merchant().await;
+    let other = app.merchant().await;
+    let u = user(&app, Some(&m.id), Role::Admin).await;
+    let c = Console::login(&app, &u).await;
+    let csrf = c.csrf().await;
+
+    // --- carrier 取消 ---
+    let cp = payment(&app, &m, "cr-1", "docomo", "completed", 3000).await;
+    set_details(
+        &app,
+        &cp.id,
+        serde_json::json!({"carrier_txn_id": "sbx_console1"}),
+    )
+    .await;
+    let (s, page) = c.get(&format!("/console/payments/{}", cp.id)).await;
+    assert_eq!(s, 200);
+    assert!(page.contains("value=\"carrier_cancel\"") && page.contains("取消（全額返金）"));
+    assert!(!page.contains("value=\"number_cancel\"") && !page.contains("value=\"refund\""));
+    let path = format!("/console/payments/{}/action", cp.id);
+    // Without a valid CSRF token nothing happens.
+    for bad in ["", "nope"] {
+        let r = c
+            .post(
+                &path,
+                &[("csrf", bad), ("op", "carrier_cancel"), ("confirm", "yes")],
+            )
+            .await;
+        assert_eq!(r.status(), 403);
+    }
+    // Another merchant's admin cannot reach it (404, as for a payment that does not exist).
+    let ou = user(&app, Some(&other.id), Role::Admin).await;
+    let oc = Console::login(&app, &ou).await;
+    let ocsrf = oc.csrf().await;
+    let r = oc
+        .post(
+            &path,
+            &[
+                ("csrf", &ocsrf),
+                ("op", "carrier_cancel"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+    // A general user of the same merchant sees no button and is refused.
+    let g = user(&app, Some(&m.id), Role::General).await;
+    let gc = Console::login(&app, &g).await;
+    let (_, gpage) = gc.get(&format!("/console/payments/{}", cp.id)).await;
+    assert!(!gpage.contains("carrier_cancel"));
+    let gcsrf = gc.csrf().await;
+    let r = gc
+        .post(
+            &path,
+            &[
+                ("csrf", &gcsrf),
+                ("op", "carrier_cancel"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(status_of(&app, &cp.id).await, "completed");
+    // The confirmation step, then the 取消.
+    let r = c
+        .post(&path, &[("csrf", &csrf), ("op", "carrier_cancel")])
+        .await;
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("キャリア決済の取消（全額返金）の確認") && body.contains("3,000円"));
+    assert_eq!(status_of(&app, &cp.id).await, "completed");
+    let r = c
+        .post(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("op", "carrier_cancel"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        location(&r),
+        format!("/console/payments/{}?done=carrier_cancel", cp.id)
+    );
+    let after = payments::get(&app.db, &cp.id).await.unwrap().unwrap();
+    assert_eq!(
+        (after.status.code(), after.refunded_amount),
+        ("refunded", 3000)
+    );
+    let kinds: Vec<String> = payments::events(&app.db, &cp.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, ["payment.created", "payment.refunded"]);
+    let (_, page) = c
+        .get(&format!("/console/payments/{}?done=carrier_cancel", cp.id))
+        .await;
+    assert!(page.contains("キャリア決済を取消しました"));
+    assert!(!page.contains("value=\"carrier_cancel\""));
+    // Twice is refused in words, and the refusal is audited too.
+    let r = c
+        .post(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("op", "carrier_cancel"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 409);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("現在の決済ステータスではこの操作はできません。"),
+        "{body}"
+    );
+    assert!(!body.contains("invalid_transition"));
+    let lines = audit_details(&app, "payment.carrier_cancel", &cp.id).await;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0], "ok completed -> refunded");
+    assert!(
+        lines[1].starts_with("refused refunded: 現在の決済ステータス"),
+        "{lines:?}"
+    );
+    // A carrier payment not completed offers nothing and is refused.
+    let pending = payment(&app, &m, "cr-2", "au", "awaiting_auth", 500).await;
+    let (_, page) = c.get(&format!("/console/payments/{}", pending.id)).await;
+    assert!(!page.contains("carrier_cancel"));
+    let r = c
+        .post(
+            &format!("/console/payments/{}/action", pending.id),
+            &[
+                ("csrf", &csrf),
+                ("op", "carrier_cancel"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 409);
+    assert_eq!(status_of(&app, &pending.id).await, "awaiting_auth");
+
+    // --- konbini number cancel ---
+    let kp = payment(&app, &m, "kb-1", "konbini", "awaiting_payment", 2000).await;
+    set_deadline(&app, &kp.id).await;
+    let (_, page) = c.get(&format!("/console/payments/{}", kp.id)).await;
+    assert!(page.contains("value=\"number_cancel\"") && page.contains("支払番号を取消"));
+    assert!(!page.contains("value=\"carrier_cancel\""));
+    let kpath = format!("/console/payments/{}/action", kp.id);
+    let r = c
+        .post(&kpath, &[("op", "number_cancel"), ("confirm", "yes")])
+        .await;
+    assert_eq!(r.status(), 403);
+    let r = oc
+        .post(
+            &kpath,
+            &[
+                ("csrf", &ocsrf),
+                ("op", "number_cancel"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+    let r = gc
+        .post(
+            &kpath,
+            &[
+                ("csrf", &gcsrf),
+                ("op", "number_cancel"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    // The wrong action for the method is refused in words.
+    let r = c
+        .post(
+            &kpath,
+            &[
+                ("csrf", &csrf),
+                ("op", "carrier_cancel"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 409);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("この決済ではこの操作はできません。"));
+    assert_eq!(status_of(&app, &kp.id).await, "awaiting_payment");
+    let r = c
+        .post(
+            &kpath,
+            &[("csrf", &csrf), ("op", "number_cancel"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    assert_eq!(status_of(&app, &kp.id).await, "expired");
+    let r = c
+        .post(
+            &kpath,
+            &[("csrf", &csrf), ("op", "number_cancel"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 409);
+    let lines = audit_details(&app, "payment.number_cancel", &kp.id).await;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0], "ok awaiting_payment -> expired");
+    // A paid number offers no cancel and refuses one.
+    let paid = payment(&app, &m, "kb-2", "konbini", "paid", 2000).await;
+    let (_, page) = c.get(&format!("/console/payments/{}", paid.id)).await;
+    assert!(!page.contains("number_cancel"));
+    let r = c
+        .post(
+            &format!("/console/payments/{}/action", paid.id),
+            &[("csrf", &csrf), ("op", "number_cancel"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 409);
+    assert_eq!(status_of(&app, &paid.id).await, "paid");
+    // A Pay-easy number is cancelled the same way.
+    let pe = payment(&app, &m, "pe-1", "payeasy", "awaiting_payment", 4000).await;
+    set_deadline(&app, &pe.id).await;
+    let r = c
+        .post(
+            &format!("/console/payments/{}/action", pe.id),
+            &[("csrf", &csrf), ("op", "number_cancel"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(status_of(&app, &pe.id).await, "expired");
+}
+both!(carrier_and_number_cancel_from_the_console);
+
+/// Continuous-billing contracts: listed for their merchant only, cancelled from the detail page
+/// (confirmation, CSRF, admin role), audited, refused twice in words and for another merchant.
+async fn subscriptions_listed_and_cancelled(app: TestApp) {
+    let m = app.merchant().await;
+    let other = app.merchant().await;
+    let first = payment(&app, &m, "sub-1", "softbank", "completed", 980).await;
+    let mut tx = app.db.begin().await.unwrap();
+    let sid = kakehashi::db::subscriptions::insert(
+        &mut tx,
+        &first,
+        kakehashi::domain::carrier::Carrier::Softbank,
+        "sbxsub_console",
+        app.state.now_ms(),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let u = user(&app, Some(&m.id), Role::Admin).await;
+    let c = Console::login(&app, &u).await;
+    let csrf = c.csrf().await;
+    let (s, list) = c.get("/console/subscriptions").await;
+    assert_eq!(s, 200);
+    assert!(list.contains(&sid) && list.contains("継続中") && list.contains("980円"));
+    let (s, page) = c.get(&format!("/console/subscriptions/{sid}")).await;
+    assert_eq!(s, 200);
+    assert!(page.contains("解約する") && page.contains(&first.id));
+
+    // Another merchant neither lists nor reaches it.
+    let ou = user(&app, Some(&other.id), Role::Admin).await;
+    let oc = Console::login(&app, &ou).await;
+    let ocsrf = oc.csrf().await;
+    let (_, olist) = oc.get("/console/subscriptions").await;
+    assert!(!olist.contains(&sid));
+    assert_eq!(
+        oc.get(&format!("/console/subscriptions/{sid}")).await.0,
+        404
+    );
+    let path = format!("/console/subscriptions/{sid}/cancel");
+    let r = oc
+        .post(&path, &[("csrf", &ocsrf), ("confirm", "yes")])
+        .await;
+    assert_eq!(r.status(), 404);
+    // A general user sees no button and is refused; no CSRF token, nothing happens.
+    let g = user(&app, Some(&m.id), Role::General).await;
+    let gc = Console::login(&app, &g).await;
+    let gcsrf = gc.csrf().await;
+    let (_, gpage) = gc.get(&format!("/console/subscriptions/{sid}")).await;
+    assert!(!gpage.contains("解約する"));
+    let r = gc
+        .post(&path, &[("csrf", &gcsrf), ("confirm", "yes")])
+        .await;
+    assert_eq!(r.status(), 403);
+    let r = c.post(&path, &[("confirm", "yes")]).await;
+    assert_eq!(r.status(), 403);
+    let sub = |app: &TestApp| {
+        let (db, sid) = (app.db.clone(), sid.clone());
+        async move {
+            kakehashi::db::subscriptions::get(&db, &sid)
+                .await
+                .unwrap()
+                .unwrap()
+                .status
+        }
+    };
+    assert_eq!(sub(&app).await, "active");
+
+    // Confirmation, then the cancel.
+    let r = c.post(&path, &[("csrf", &csrf)]).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("継続課金契約の解約の確認"));
+    assert_eq!(sub(&app).await, "active");
+    let r = c.post(&path, &[("csrf", &csrf), ("confirm", "yes")]).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        location(&r),
+        format!("/console/subscriptions/{sid}?done=cancel")
+    );
+    assert_eq!(sub(&app).await, "cancelled");
+    let events = payments::events(&app.db, &first.id).await.unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(last.kind, "subscription.cancelled");
+    assert_eq!(last.actor, format!("console:{}", u.email));
+    let (_, page) = c
+        .get(&format!("/console/subscriptions/{sid}?done=cancel"))
+        .await;
+    assert!(page.contains("解約しました") && page.contains("解約済"));
+    assert!(!page.contains("解約する"));
+    // Twice is refused in words.
+    let r = c.post(&path, &[("csrf", &csrf), ("confirm", "yes")]).await;
+    assert_eq!(r.status(), 409);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("この継続課金契約はすでに解約されています。"),
+        "{body}"
+    );
+    let lines = audit_details(&app, "subscription_contract.cancel", &sid).await;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0], "ok active -> cancelled");
+    assert!(lines[1].starts_with("refused cancelled: "), "{lines:?}");
+}
+both!(subscriptions_listed_and_cancelled);
+
+async fn post(c: &Console, path: &str, f: Vec<(String, String)>) -> reqwest::Response {
+    let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    c.post(path, &f).await
+}
+
+/// SMS payment requests from the console: sent (through the sandbox SMS for a test merchant),
+/// listed with their delivery, resent, cancelled after a confirmation; refused without CSRF, for
+/// a general user, for another merchant's request, with a bad phone number (in words) and once
+/// no longer open; every attempt audited.
+async fn sms_payment_requests_from_the_console(app: TestApp) {
+    let m = app.merchant().await;
+    let other = app.merchant().await;
+    let u = user(&app, Some(&m.id), Role::Admin).await;
+    let c = Console::login(&app, &u).await;
+    let csrf = c.csrf().await;
+    let (s, page) = c.get("/console/payment-requests").await;
+    assert_eq!(s, 200);
+    assert!(page.contains("SMS決済はありません。") && page.contains("SMSを送る"));
+    let form = |csrf: &str, phone: &str| -> Vec<(String, String)> {
+        vec![
+            ("csrf".into(), csrf.into()),
+            ("phone".into(), phone.into()),
+            ("order_id".into(), "sms-1".into()),
+            ("amount".into(), "3,300".into()),
+            ("item_name".into(), "修理代金".into()),
+        ]
+    };
+    // No CSRF token, a general user, a bad phone number: nothing is sent.
+    let r = post(&c, "/console/payment-requests", form("", "090-1111-2222")).await;
+    assert_eq!(r.status(), 403);
+    let g = user(&app, Some(&m.id), Role::General).await;
+    let gc = Console::login(&app, &g).await;
+    let gcsrf = gc.csrf().await;
+    let r = post(
+        &gc,
+        "/console/payment-requests",
+        form(&gcsrf, "090-1111-2222"),
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let r = post(&c, "/console/payment-requests", form(&csrf, "03-1234-5678")).await;
+    assert_eq!(r.status(), 409);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("電話番号は携帯電話の番号"), "{body}");
+    assert!(!body.contains("invalid_phone"));
+    assert_eq!(app.count("payment_requests").await, 0);
+
+    let r = post(
+        &c,
+        "/console/payment-requests",
+        form(&csrf, "090-1111-2222"),
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/console/payment-requests?done=send");
+    let reqs = kakehashi::db::payment_requests::list(&app.db, &m.id, 10)
+        .await
+        .unwrap();
+    assert_eq!(reqs.len(), 1);
+    let id = reqs[0].id.clone();
+    assert_eq!(reqs[0].amount, 3300);
+    let sms = kakehashi::sms::messages_of_request(&app.db, &id)
+        .await
+        .unwrap();
+    assert_eq!(sms.len(), 1);
+    assert_eq!(sms[0].status.code(), "sent");
+    let (_, page) = c.get("/console/payment-requests?done=send").await;
+    assert!(page.contains("SMSを送信しました。") && page.contains(&id));
+    assert!(page.contains("受付中") && page.contains("送信済") && page.contains("計1通"));
+
+    // Another merchant's admin reaches nothing, even naming our merchant.
+    let ou = user(&app, Some(&other.id), Role::Admin).await;
+    let oc = Console::login(&app, &ou).await;
+    let ocsrf = oc.csrf().await;
+    let (_, opage) = oc
+        .get(&format!("/console/payment-requests?merchant={}", m.id))
+        .await;
+    assert!(!opage.contains(&id));
+    for op in ["resend", "cancel"] {
+        let r = oc
+            .post(
+                &format!("/console/payment-requests/{id}/{op}"),
+                &[("csrf", &ocsrf), ("merchant", &m.id), ("confirm", "yes")],
+            )
+            .await;
+        assert_eq!(r.status(), 404, "{op}");
+    }
+
+    // Resend: a second SMS with the same link.
+    let r = c
+        .post(
+            &format!("/console/payment-requests/{id}/resend"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let sms = kakehashi::sms::messages_of_request(&app.db, &id)
+        .await
+        .unwrap();
+    assert_eq!(sms.len(), 2);
+    assert_eq!(sms[0].body, sms[1].body);
+    let (_, page) = c.get("/console/payment-requests").await;
+    assert!(page.contains("計2通"));
+
+    // Cancel: confirmation, then the link stops working; resend and cancel are refused after.
+    let cpath = format!("/console/payment-requests/{id}/cancel");
+    let r = c.post(&cpath, &[("csrf", &csrf)]).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("SMS決済の取消の確認"));
+    let r = c.post(&cpath, &[("csrf", &csrf), ("confirm", "yes")]).await;
+    assert_eq!(r.status(), 303);
+    let (_, page) = c.get("/console/payment-requests").await;
+    assert!(page.contains("取消済") && !page.contains(&format!("{id}/resend")));
+    let short = app.get(&format!("/s/{}", reqs[0].code), UA_PC).await;
+    assert!(short.status().is_client_error(), "{}", short.status());
+    for op in ["resend", "cancel"] {
+        let r = c
+            .post(
+                &format!("/console/payment-requests/{id}/{op}"),
+                &[("csrf", &csrf), ("confirm", "yes")],
+            )
+            .await;
+        assert_eq!(r.status(), 409, "{op}");
+        assert!(r.text().await.unwrap().contains("受付中ではないため"));
+    }
+    assert_eq!(
+        kakehashi::sms::messages_of_request(&app.db, &id)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let sent = audit_details(&app, "payment_request.send", &id).await;
+    assert_eq!(sent, ["ok -> open order=sms-1 amount=3300"]);
+    let refused_send: i64 = kakehashi::on_db!(&app.db, c => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM console_audit WHERE action = 'payment_request.send' AND detail LIKE 'refused%'")
+        .fetch_one(c).await).unwrap();
+    assert_eq!(refused_send, 1);
+    let resent = audit_details(&app, "payment_request.resend", &id).await;
+    assert_eq!(resent.len(), 2, "{resent:?}");
+    assert_eq!(resent[0], "ok open -> open");
+    let cancelled = audit_details(&app, "payment_request.cancel", &id).await;
+    assert_eq!(cancelled.len(), 2, "{cancelled:?}");
+    assert_eq!(cancelled[0], "ok open -> cancelled");
+}
+both!(sms_payment_requests_from_the_console);
