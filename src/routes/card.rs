@@ -1,11 +1,10 @@
 //! Card pages: the form, the sandbox issuer's 3-D Secure challenge, and the result.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
+use crate::client_addr::ClientAddr;
 use crate::db::payments::{self, PaymentRow};
 use crate::device::Device;
 use crate::domain::card::{CardStatus, PaymentOption};
@@ -66,7 +65,7 @@ pub async fn form_page(State(state): State<AppState>, x: ShopperPage) -> AppResu
 /// `POST /pay/{token}/card`
 pub async fn submit(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     ShopperForm { page: x, fields }: ShopperForm,
 ) -> AppResult<Response> {
     if x.o.checkout.status != CheckoutStatus::Open {
@@ -80,8 +79,8 @@ pub async fn submit(
     if x.o.connectors.client_card().is_some() {
         return Err(AppError::shopper(Reason::MethodNotAvailable));
     }
-    let ip = peer.ip().to_string();
-    flow::check_lock(&state, &x.o.checkout.id, &ip).await?;
+    let ip = client.to_string();
+    flow::check_lock(&state, &flow::key_for(&x.o, &ip, None)).await?;
     let (opts, holder) = flow::merchant_card_settings(&x.o.merchant.card_options);
     let today = crate::util::jst_datetime(state.now_ms());
     let en = x.o.checkout.lang == "en";
@@ -123,7 +122,7 @@ pub async fn challenge_page(State(state): State<AppState>, x: ShopperPage) -> Ap
 /// `POST /pay/{token}/card/challenge`
 pub async fn challenge_submit(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     ShopperForm { page: x, fields }: ShopperForm,
 ) -> AppResult<Response> {
     let Some(p) = payments::live_for_checkout(&state.db, &x.o.checkout.id).await? else {
@@ -134,7 +133,7 @@ pub async fn challenge_submit(
         &x.o,
         &p.id,
         form::get(&fields, "otp"),
-        &peer.ip().to_string(),
+        &client.to_string(),
     )
     .await?;
     respond(&state, &x, outcome).await
@@ -238,7 +237,7 @@ async fn respond_page(state: &AppState, x: &Ctx, outcome: PayOutcome) -> AppResu
             message_en,
             ..
         } => {
-            let locked = flow::check_lock(state, &x.o.checkout.id, "-")
+            let locked = flow::check_lock(state, &flow::key_for(&x.o, "-", None))
                 .await
                 .is_err();
             if x.o.checkout.status == CheckoutStatus::Open && !locked {
