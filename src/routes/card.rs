@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use crate::client_addr::ClientAddr;
 use crate::db::payments::{self, PaymentRow};
 use crate::device::Device;
-use crate::domain::card::{CardStatus, PaymentOption};
+use crate::domain::card::{allowed_for_brand, Brand, CardError, CardStatus, PaymentOption};
 use crate::domain::CheckoutStatus;
 use crate::domain::Method;
 use crate::error::{AppError, AppResult, Reason};
@@ -42,6 +42,35 @@ fn order(x: &Ctx) -> OrderView {
         &x.o.checkout.item_name,
         x.o.checkout.amount,
     )
+}
+
+/// What a re-shown form keeps from the shopper's post: never the number or the code.
+#[derive(Default)]
+struct Kept {
+    exp_month: String,
+    exp_year: String,
+    holder: String,
+    option: String,
+}
+
+impl Kept {
+    fn from_form(fields: &[(String, String)]) -> Kept {
+        let get = |k: &str| form::get(fields, k).to_owned();
+        Kept {
+            exp_month: get("exp_month"),
+            exp_year: get("exp_year"),
+            holder: get("holder"),
+            option: get("option"),
+        }
+    }
+
+    fn option(&self) -> &str {
+        if self.option.is_empty() {
+            "lump"
+        } else {
+            &self.option
+        }
+    }
 }
 
 /// `GET /pay/{token}/card`
@@ -104,7 +133,7 @@ pub async fn submit(
         }
     };
     let outcome = flow::pay(&state, &x.o, input, &ip).await?;
-    respond(&state, &x, outcome).await
+    respond(&state, &x, outcome, &Kept::from_form(&fields)).await
 }
 
 /// `GET /pay/{token}/card/challenge`
@@ -113,7 +142,7 @@ pub async fn challenge_page(State(state): State<AppState>, x: ShopperPage) -> Ap
     match p {
         Some(p) if p.status == CardStatus::Challenge => {
             let outcome = flow::outcome_of(p);
-            respond_page(&state, &x, outcome).await
+            respond_page(&state, &x, outcome, &Kept::default()).await
         }
         _ => Ok(Redirect::to(&format!("/pay/{}/card/result", x.token)).into_response()),
     }
@@ -136,7 +165,7 @@ pub async fn challenge_submit(
         &client.to_string(),
     )
     .await?;
-    respond(&state, &x, outcome).await
+    respond(&state, &x, outcome, &Kept::default()).await
 }
 
 /// `POST /pay/{token}/card/challenge/cancel`: leave the challenge for the method selector.
@@ -155,14 +184,21 @@ pub async fn challenge_cancel(
 pub async fn result_page(State(state): State<AppState>, x: ShopperPage) -> AppResult<Response> {
     let p = payments::latest_for_checkout(&state.db, &x.o.checkout.id).await?;
     match p {
-        Some(p) if p.method == Method::Card => respond_page(&state, &x, flow::outcome_of(p)).await,
+        Some(p) if p.method == Method::Card => {
+            respond_page(&state, &x, flow::outcome_of(p), &Kept::default()).await
+        }
         _ => Ok(Redirect::to(&format!("/pay/{}", x.token)).into_response()),
     }
 }
 
 /// After a POST: redirect to a GET page (so reload is safe), except failures, which re-show the
 /// form with the reason.
-async fn respond(state: &AppState, x: &Ctx, outcome: PayOutcome) -> AppResult<Response> {
+async fn respond(
+    state: &AppState,
+    x: &Ctx,
+    outcome: PayOutcome,
+    kept: &Kept,
+) -> AppResult<Response> {
     match outcome {
         PayOutcome::Done(_) | PayOutcome::InProgress(_) => {
             Ok(Redirect::to(&format!("/pay/{}/card/result", x.token)).into_response())
@@ -170,11 +206,16 @@ async fn respond(state: &AppState, x: &Ctx, outcome: PayOutcome) -> AppResult<Re
         PayOutcome::Challenge {
             wrong_code: false, ..
         } => Ok(Redirect::to(&format!("/pay/{}/card/challenge", x.token)).into_response()),
-        other => respond_page(state, x, other).await,
+        other => respond_page(state, x, other, kept).await,
     }
 }
 
-async fn respond_page(state: &AppState, x: &Ctx, outcome: PayOutcome) -> AppResult<Response> {
+async fn respond_page(
+    state: &AppState,
+    x: &Ctx,
+    outcome: PayOutcome,
+    kept: &Kept,
+) -> AppResult<Response> {
     let en = x.o.checkout.lang == "en";
     match outcome {
         PayOutcome::Challenge {
@@ -247,10 +288,10 @@ async fn respond_page(state: &AppState, x: &Ctx, outcome: PayOutcome) -> AppResu
                     x,
                     FieldErrors::default(),
                     Some(msg),
-                    "",
-                    "",
-                    "",
-                    "lump",
+                    &kept.exp_month,
+                    &kept.exp_year,
+                    &kept.holder,
+                    kept.option(),
                     StatusCode::PAYMENT_REQUIRED,
                 );
             }
@@ -401,6 +442,7 @@ fn render_form(
     }
     let (opts, holder) = flow::merchant_card_settings(&x.o.merchant.card_options);
     let en = x.o.checkout.lang == "en";
+    let today = crate::util::jst_datetime(state.now_ms());
     let options = opts
         .options()
         .iter()
@@ -408,6 +450,12 @@ fn render_form(
             code: o.code(),
             label: if en { o.label_en() } else { o.label_ja() },
             selected: o.code() == selected,
+            not_for: Brand::ALL
+                .into_iter()
+                .filter(|b| !allowed_for_brand(*o, *b))
+                .map(Brand::code)
+                .collect::<Vec<_>>()
+                .join(" "),
         })
         .collect();
     let (c, order) = (chrome(state, x), order(x));
@@ -454,7 +502,19 @@ fn render_form(
                 exp_year,
                 errors,
                 form_error,
+                script: state.card_form_js.to_string(),
+                today: format!("{:04}-{:02}", today.year(), today.month() as u8),
+                script_msgs: script_msgs(en),
             },
         ),
     }
+}
+
+/// The card script's messages, worded as the server words the same errors.
+fn script_msgs(en: bool) -> Vec<(&'static str, String)> {
+    let m = |e: CardError| if en { e.message_en() } else { e.message_ja() };
+    vec![
+        ("number", m(CardError::InvalidNumber)),
+        ("expiry", m(CardError::InvalidExpiry)),
+    ]
 }
