@@ -27,7 +27,7 @@ async fn card_form_serves_its_script_and_stays_light(app: TestApp) {
     let script = script_src(&body);
     assert!(script.starts_with("/assets/") && script.ends_with("/card-form.js"));
     let js = app.get(&script, UA_PC).await.text().await.unwrap();
-    assert!(js.contains("Luhn"));
+    assert!(js.contains("msgNumber") && js.contains("msgExpiry"));
     // The brands an option is not offered for: installments never for Amex or Diners.
     assert!(
         body.contains("value=\"inst3\" data-not=\"amex diners\""),
@@ -37,16 +37,13 @@ async fn card_form_serves_its_script_and_stays_light(app: TestApp) {
     assert!(body.contains("data-msg-number=\"カード番号に誤りがあります"));
     // Nothing is focused or marked before the shopper has done anything.
     assert!(!body.contains("autofocus") && !body.contains("aria-invalid"));
-    // Page weight. HTML and stylesheets stay under the 15 KB budget; the script is kept small
-    // (it is fetched once and cached: content-hashed, immutable). With it the page is over
-    // 15 KB uncompressed; see the report of issue 16 item 2.
-    let mut weight = body.len();
+    // Page weight: HTML, stylesheets and script under 15 KB.
+    let mut weight = body.len() + js.len();
     for part in body.split("<link rel=\"stylesheet\" href=\"").skip(1) {
         let href = part.split('"').next().unwrap();
         weight += app.get(href, UA_PC).await.bytes().await.unwrap().len();
     }
     assert!(weight < 15 * 1024, "card form weighs {weight} bytes");
-    assert!(js.len() < 4 * 1024, "card script weighs {} bytes", js.len());
 }
 both!(card_form_serves_its_script_and_stays_light);
 
