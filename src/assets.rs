@@ -93,7 +93,7 @@ pub fn compact_css(css: &str) -> String {
             && !out.is_empty()
             && !tight(c)
             && !last.is_some_and(tight)
-            && !(in_value && last == Some(':'))
+            && (!in_value || last != Some(':'))
         {
             out.push(' ');
         }
