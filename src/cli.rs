@@ -102,6 +102,9 @@ pub struct ServeArgs {
     /// Failed card attempts allowed per checkout before it locks.
     #[arg(long, env = "KAKEHASHI_CARD_MAX_FAILS", default_value_t = 5)]
     pub card_max_failures: i64,
+    /// Reverse proxies (CIDR list) whose Forwarded / X-Forwarded-For headers name the client.
+    #[arg(long, env = "KAKEHASHI_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
     /// Multiplier on notification retry delays, Retry-After included (tests shrink it).
     #[arg(long, env = "KAKEHASHI_NOTIFY_RETRY_SCALE", default_value_t = 1.0)]
     pub notify_retry_scale: f64,
@@ -243,6 +246,8 @@ impl ServeArgs {
             session_ttl_s: self.session_ttl,
             session_max_s: self.session_max_s,
             card_max_failures: self.card_max_failures,
+            trusted_proxies: crate::client_addr::parse_list(&self.trusted_proxies)
+                .map_err(|e| anyhow::anyhow!("KAKEHASHI_TRUSTED_PROXIES: {e}"))?,
             notify_retry_scale: self.notify_retry_scale,
             card_auth_lapse_days: self.card_auth_lapse_days,
             notify_lease_ms: self.notify_lease_ms,

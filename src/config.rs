@@ -30,6 +30,9 @@ pub struct Config {
     pub session_max_s: i64,
     /// Card-testing defence: failed card attempts allowed per checkout (`KAKEHASHI_CARD_MAX_FAILS`, 5).
     pub card_max_failures: i64,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` name the client
+    /// (`KAKEHASHI_TRUSTED_PROXIES`, CIDR list, empty): see [`crate::client_addr`].
+    pub trusted_proxies: Vec<crate::client_addr::Cidr>,
     /// Multiplier on the notification retry schedule (`KAKEHASHI_NOTIFY_RETRY_SCALE`, 1.0): the
     /// test suite shrinks the three-day schedule to milliseconds.
     pub notify_retry_scale: f64,
@@ -212,6 +215,7 @@ impl Config {
             session_ttl_s: 3600,
             session_max_s: 7200,
             card_max_failures: 5,
+            trusted_proxies: Vec::new(),
             notify_retry_scale: 0.001,
             card_auth_lapse_days: 60,
             notify_lease_ms: 60_000,

@@ -9,6 +9,7 @@ pub mod api;
 pub mod assets;
 pub mod badges;
 pub mod cli;
+pub mod client_addr;
 pub mod clock;
 pub mod config;
 pub mod connectors;

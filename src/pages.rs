@@ -330,6 +330,9 @@ pub struct OptionView {
     pub code: String,
     pub label: String,
     pub selected: bool,
+    /// Codes of the brands that do not support this option (space-separated), for the card
+    /// script; empty for most options, which keeps the page light.
+    pub not_for: String,
 }
 
 /// The card form (PC / smartphone). Never carries the card number or code back.
@@ -348,6 +351,12 @@ pub struct WebCardForm {
     pub exp_year: String,
     pub errors: crate::flows::card::FieldErrors,
     pub form_error: Option<String>,
+    /// URL of the card form script (checks as the shopper types; the form works without it).
+    pub script: String,
+    /// This month in Japan (`YYYY-MM`): the script's expiry check agrees with the server's.
+    pub today: String,
+    /// The script's messages, `(name, text)`: the server's own wording for the same errors.
+    pub script_msgs: Vec<(&'static str, String)>,
 }
 
 #[derive(Template)]

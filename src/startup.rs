@@ -63,6 +63,8 @@ impl App {
         let favicon = assets.add_file("favicon.ico", &config.static_dir.join("favicon.ico"))?;
         let console_css = assets.add_file("console.css", &config.static_dir.join("console.css"))?;
         let number_js = assets.add_file("number.js", &config.static_dir.join("number.js"))?;
+        let card_form_js =
+            assets.add_file("card-form.js", &config.static_dir.join("card-form.js"))?;
         let sms = crate::sms::SmsProviders::from_config(&config)?;
         // A malformed master key stops the server here rather than at the first live payment.
         let keys = Arc::new(config.keyring()?);
@@ -98,6 +100,7 @@ impl App {
             favicon: favicon.into(),
             console_css: console_css.into(),
             number_js: number_js.into(),
+            card_form_js: card_form_js.into(),
         };
         Ok(App {
             addr,

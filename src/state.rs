@@ -20,6 +20,8 @@ pub struct AppState {
     pub console_css: Arc<str>,
     /// URL of the payment-number page's script (copy and print buttons; content-hashed).
     pub number_js: Arc<str>,
+    /// URL of the card form's script (checks, brand, grouping; content-hashed).
+    pub card_form_js: Arc<str>,
 }
 
 impl std::ops::Deref for AppState {

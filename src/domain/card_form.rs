@@ -26,6 +26,20 @@ pub struct FieldErrors {
 }
 
 impl FieldErrors {
+    /// The first field in form order with an error (`""` when none): it gets the focus.
+    pub fn first_field(&self) -> &'static str {
+        [
+            ("number", &self.number),
+            ("expiry", &self.expiry),
+            ("cvc", &self.cvc),
+            ("holder", &self.holder),
+            ("option", &self.option),
+        ]
+        .into_iter()
+        .find(|(_, e)| e.is_some())
+        .map_or("", |(f, _)| f)
+    }
+
     fn put(&mut self, e: &CardError, en: bool) {
         let msg = if en { e.message_en() } else { e.message_ja() };
         let slot = match e.field() {

@@ -17,11 +17,11 @@ use crate::connectors::card::{
 };
 use crate::connectors::registry::Registry;
 use crate::context::Ctx;
-use crate::db::card_attempts;
+use crate::db::card_attempts::{self, AttemptKey};
 use crate::db::operations::{self, OpKind};
 use crate::db::payments::{self, Change, NewPayment, PaymentError, PaymentRow};
 use crate::db::{Db, Tx};
-use crate::domain::card::{self, CardAction, CardPayment, CardStatus, ThreeDsResult};
+use crate::domain::card::{self, CardAction, CardNumber, CardPayment, CardStatus, ThreeDsResult};
 use crate::domain::reason::Reason;
 use crate::domain::CaptureMode;
 use crate::domain::CheckoutStatus;
@@ -123,29 +123,55 @@ fn pay_err(e: PaymentError) -> FlowError {
     }
 }
 
-/// Refuses cards for a checkout or client address past the failure limit, and locks the
-/// checkout when its own limit is reached.
-pub async fn check_lock(state: &Ctx, checkout_id: &str, ip: &str) -> FlowResult<()> {
+/// The keyed hash a card is counted under: HMAC-SHA256 of its digits with the server secret,
+/// so the attempts table can link one card's failures across checkouts without holding
+/// anything that identifies the card to someone who reads the table.
+pub fn card_key(secret: &[u8], card: &CardNumber) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes any key size");
+    mac.update(b"kakehashi/card-attempts/v1\0");
+    mac.update(card.expose_digits().as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Refuses a card attempt past a limit: the checkout's own failures, the card's failures on
+/// any checkout in the last hour, or the client address's failures in the last hour.
+///
+/// The address limit is the weakest signal (shoppers behind carrier NAT, an office or a
+/// proxy not listed in `KAKEHASHI_TRUSTED_PROXIES` share one), so a checkout that has not
+/// failed itself is refused by address only at card-testing volume (ten times the limit);
+/// once it has failed, three times the limit is enough.
+pub async fn check_lock(state: &Ctx, key: &AttemptKey<'_>) -> FlowResult<()> {
     let max = state.config.card_max_failures;
     let since = state.now_ms() - 3_600_000;
-    let (per_checkout, per_ip) = card_attempts::failures(&state.db, checkout_id, ip, since).await?;
-    if per_checkout >= max || per_ip >= max * 3 {
+    let f = card_attempts::failures(&state.db, key, since).await?;
+    let address_limit = if f.checkout > 0 { max * 3 } else { max * 10 };
+    if f.checkout >= max || f.card >= max || f.address >= address_limit {
         return Err(FlowError::shopper(Reason::Locked));
     }
     Ok(())
 }
 
-/// Records a failed card attempt; at the limit the checkout is locked and the lock is logged
-/// for the merchant.
-pub async fn record_failure(state: &Ctx, checkout_id: &str, ip: &str) -> FlowResult<()> {
-    card_attempts::record_failure(&state.db, checkout_id, ip, state.now_ms()).await?;
-    if check_lock(state, checkout_id, ip).await.is_err() {
+/// Records a failed card attempt; at a limit the lock is logged for the merchant (never the
+/// card or its key).
+pub async fn record_failure(state: &Ctx, key: &AttemptKey<'_>) -> FlowResult<()> {
+    card_attempts::record_failure(&state.db, key, state.now_ms()).await?;
+    if check_lock(state, key).await.is_err() {
         tracing::warn!(
-            checkout = checkout_id,
+            checkout = key.checkout_id,
             "card attempts locked: too many failures"
         );
     }
     Ok(())
+}
+
+/// The attempt key of a checkout's card payment from `ip`.
+pub fn key_for<'a>(o: &'a Opened, ip: &'a str, card: Option<&'a str>) -> AttemptKey<'a> {
+    AttemptKey {
+        checkout_id: &o.checkout.id,
+        client_ip: ip,
+        card_key: card,
+    }
 }
 
 fn card_details(input: &CardInput) -> serde_json::Value {
@@ -163,6 +189,9 @@ fn card_details(input: &CardInput) -> serde_json::Value {
 /// Pays a checkout by card: creates the payment (the unique index admits one live payment per
 /// checkout, so concurrent submissions cannot double-charge), then 3-D Secure and authorization.
 pub async fn pay(state: &Ctx, o: &Opened, input: CardInput, ip: &str) -> FlowResult<PayOutcome> {
+    let ck = card_key(&state.secret, &input.card);
+    let key = key_for(o, ip, Some(&ck));
+    check_lock(state, &key).await?;
     let resolved = o
         .connectors
         .card()
@@ -212,7 +241,7 @@ pub async fn pay(state: &Ctx, o: &Opened, input: CardInput, ip: &str) -> FlowRes
         .await;
     match auth {
         Ok(AuthenticateOutcome::Frictionless(three_ds)) => {
-            authorize(state, o, &connector, p, input, three_ds, ip).await
+            authorize(state, o, &connector, p, input, three_ds, &key).await
         }
         Ok(AuthenticateOutcome::Challenge { challenge_id, .. }) => {
             let mut details = p.details_json();
@@ -238,7 +267,7 @@ pub async fn pay(state: &Ctx, o: &Opened, input: CardInput, ip: &str) -> FlowRes
                 wrong_code: false,
             })
         }
-        Err(e) => fail(state, o, p, "processing_error", e.code(), ip).await,
+        Err(e) => fail(state, p, "processing_error", e.code(), &key).await,
     }
 }
 
@@ -250,18 +279,17 @@ async fn authorize(
     p: PaymentRow,
     input: CardInput,
     three_ds: ThreeDsResult,
-    ip: &str,
+    key: &AttemptKey<'_>,
 ) -> FlowResult<PayOutcome> {
     let mut details = p.details_json();
     details["three_ds"] = json!({ "status": three_ds.status.code(), "eci": three_ds.eci });
     if !three_ds.allows_authorization() {
         return fail_with(
             state,
-            o,
             p,
             "authentication_failed",
             three_ds.status.code(),
-            ip,
+            key,
             Some(details),
         )
         .await;
@@ -326,9 +354,9 @@ async fn authorize(
             Ok(PayOutcome::Done(p2))
         }
         Ok(AuthorizeOutcome::Declined { reason }) => {
-            fail_with(state, o, p, reason.code(), reason.code(), ip, Some(details)).await
+            fail_with(state, p, reason.code(), reason.code(), key, Some(details)).await
         }
-        Err(e) => fail_with(state, o, p, "processing_error", e.code(), ip, Some(details)).await,
+        Err(e) => fail_with(state, p, "processing_error", e.code(), key, Some(details)).await,
     }
 }
 
@@ -342,24 +370,22 @@ async fn set_ref(tx: &mut Tx, p: PaymentRow, token: &str) -> FlowResult<PaymentR
 
 async fn fail(
     state: &Ctx,
-    o: &Opened,
     p: PaymentRow,
     reason: &str,
     detail: &str,
-    ip: &str,
+    key: &AttemptKey<'_>,
 ) -> FlowResult<PayOutcome> {
-    fail_with(state, o, p, reason, detail, ip, None).await
+    fail_with(state, p, reason, detail, key, None).await
 }
 
 /// Marks the payment failed (event + notification), counts the failure, and explains it.
 #[allow(clippy::too_many_arguments)]
 async fn fail_with(
     state: &Ctx,
-    o: &Opened,
     p: PaymentRow,
     reason: &str,
     detail: &str,
-    ip: &str,
+    key: &AttemptKey<'_>,
     details: Option<serde_json::Value>,
 ) -> FlowResult<PayOutcome> {
     let mut details = details.unwrap_or_else(|| p.details_json());
@@ -378,7 +404,7 @@ async fn fail_with(
     .await?;
     tx.commit().await?;
     state.wake_notifier();
-    record_failure(state, &o.checkout.id, ip).await?;
+    record_failure(state, key).await?;
     let (ja, en) = failure_message(reason);
     Ok(PayOutcome::Failed {
         payment: p,
@@ -474,7 +500,8 @@ pub async fn complete_challenge(
     let wrong = details["wrong_codes"].as_u64().unwrap_or(0) as u32;
     if !state.pending_cards.peek_ok(&p.id) {
         // The card is no longer in memory (restart, another instance, or too slow).
-        return fail(state, o, p, "challenge_expired", "card data gone", ip).await;
+        let key = key_for(o, ip, None);
+        return fail(state, p, "challenge_expired", "card data gone", &key).await;
     }
     match connector
         .complete_challenge(&challenge_id, otp.trim())
@@ -485,21 +512,26 @@ pub async fn complete_challenge(
                 .pending_cards
                 .take(&p.id)
                 .ok_or(FlowError::shopper(Reason::SessionExpired))?;
-            authorize(state, o, &connector, p, input, three_ds, ip).await
+            let ck = card_key(&state.secret, &input.card);
+            let key = key_for(o, ip, Some(&ck));
+            authorize(state, o, &connector, p, input, three_ds, &key).await
         }
         Ok(ChallengeOutcome::WrongCode) => {
             let wrong = wrong + 1;
             if wrong >= MAX_CHALLENGE_ATTEMPTS {
-                state.pending_cards.take(&p.id);
+                let ck = state
+                    .pending_cards
+                    .take(&p.id)
+                    .map(|input| card_key(&state.secret, &input.card));
+                let key = key_for(o, ip, ck.as_deref());
                 let mut d = details.clone();
                 d["three_ds"] = json!({ "status": "N", "eci": null });
                 return fail_with(
                     state,
-                    o,
                     p,
                     "authentication_failed",
                     "too many wrong codes",
-                    ip,
+                    &key,
                     Some(d),
                 )
                 .await;
@@ -525,7 +557,16 @@ pub async fn complete_challenge(
                 wrong_code: true,
             })
         }
-        Err(e) => fail(state, o, p, "processing_error", e.code(), ip).await,
+        Err(e) => {
+            fail(
+                state,
+                p,
+                "processing_error",
+                e.code(),
+                &key_for(o, ip, None),
+            )
+            .await
+        }
     }
 }
 

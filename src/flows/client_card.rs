@@ -31,7 +31,9 @@ use crate::domain::processor::{ConnectorId, Processor};
 use crate::domain::reason::Reason;
 use crate::domain::CheckoutStatus;
 use crate::domain::Method;
-use crate::flows::card::{card_state, check_lock, record_failure, PENDING_TTL, RECONCILE_AFTER_MS};
+use crate::flows::card::{
+    card_state, check_lock, key_for, record_failure, PENDING_TTL, RECONCILE_AFTER_MS,
+};
 use crate::flows::checkout::Opened;
 use crate::flows::error::{FlowError, FlowResult, Refused};
 
@@ -117,7 +119,7 @@ pub async fn prepare(state: &Ctx, o: &Opened, ip: &str) -> FlowResult<Prepared> 
         .client_card()
         .ok_or(FlowError::shopper(Reason::MethodNotAvailable))?;
     let conn = resolved.connector;
-    check_lock(state, &o.checkout.id, ip).await?;
+    check_lock(state, &key_for(o, ip, None)).await?;
     if let Some(p) = payments::live_for_checkout(&state.db, &o.checkout.id).await? {
         return reuse(state, o, conn.as_ref(), &resolved.id, p).await;
     }
@@ -170,7 +172,7 @@ pub async fn prepare(state: &Ctx, o: &Opened, ip: &str) -> FlowResult<Prepared> 
             .await;
             tx.commit().await?;
             state.wake_notifier();
-            record_failure(state, &o.checkout.id, ip).await?;
+            record_failure(state, &key_for(o, ip, None)).await?;
             return Err(connector_failed(e));
         }
     };
@@ -433,7 +435,7 @@ pub async fn settle_return(state: &Ctx, o: &Opened, ip: &str) -> FlowResult<Opti
     if row.status != before {
         state.wake_notifier();
         if row.status == CardStatus::Failed {
-            record_failure(state, &o.checkout.id, ip).await?;
+            record_failure(state, &key_for(o, ip, None)).await?;
         }
     }
     Ok(Some(row))
@@ -520,7 +522,12 @@ pub async fn webhook(
                 // browser never comes back (its intent is cancelled by `settle`).
                 if row.status == CardStatus::Failed {
                     let source = format!("event:{}", row.checkout_id);
-                    record_failure(state, &row.checkout_id, &source)
+                    let key = crate::db::card_attempts::AttemptKey {
+                        checkout_id: &row.checkout_id,
+                        client_ip: &source,
+                        card_key: None,
+                    };
+                    record_failure(state, &key)
                         .await
                         .map_err(|e| HookError::Failed(e.to_string()))?;
                 }

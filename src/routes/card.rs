@@ -1,14 +1,13 @@
 //! Card pages: the form, the sandbox issuer's 3-D Secure challenge, and the result.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
+use crate::client_addr::ClientAddr;
 use crate::db::payments::{self, PaymentRow};
 use crate::device::Device;
-use crate::domain::card::{CardStatus, PaymentOption};
+use crate::domain::card::{allowed_for_brand, Brand, CardError, CardStatus, PaymentOption};
 use crate::domain::CheckoutStatus;
 use crate::domain::Method;
 use crate::error::{AppError, AppResult, Reason};
@@ -45,6 +44,35 @@ fn order(x: &Ctx) -> OrderView {
     )
 }
 
+/// What a re-shown form keeps from the shopper's post: never the number or the code.
+#[derive(Default)]
+struct Kept {
+    exp_month: String,
+    exp_year: String,
+    holder: String,
+    option: String,
+}
+
+impl Kept {
+    fn from_form(fields: &[(String, String)]) -> Kept {
+        let get = |k: &str| form::get(fields, k).to_owned();
+        Kept {
+            exp_month: get("exp_month"),
+            exp_year: get("exp_year"),
+            holder: get("holder"),
+            option: get("option"),
+        }
+    }
+
+    fn option(&self) -> &str {
+        if self.option.is_empty() {
+            "lump"
+        } else {
+            &self.option
+        }
+    }
+}
+
 /// `GET /pay/{token}/card`
 pub async fn form_page(State(state): State<AppState>, x: ShopperPage) -> AppResult<Response> {
     if x.o.checkout.status != CheckoutStatus::Open {
@@ -66,7 +94,7 @@ pub async fn form_page(State(state): State<AppState>, x: ShopperPage) -> AppResu
 /// `POST /pay/{token}/card`
 pub async fn submit(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     ShopperForm { page: x, fields }: ShopperForm,
 ) -> AppResult<Response> {
     if x.o.checkout.status != CheckoutStatus::Open {
@@ -80,8 +108,8 @@ pub async fn submit(
     if x.o.connectors.client_card().is_some() {
         return Err(AppError::shopper(Reason::MethodNotAvailable));
     }
-    let ip = peer.ip().to_string();
-    flow::check_lock(&state, &x.o.checkout.id, &ip).await?;
+    let ip = client.to_string();
+    flow::check_lock(&state, &flow::key_for(&x.o, &ip, None)).await?;
     let (opts, holder) = flow::merchant_card_settings(&x.o.merchant.card_options);
     let today = crate::util::jst_datetime(state.now_ms());
     let en = x.o.checkout.lang == "en";
@@ -105,7 +133,7 @@ pub async fn submit(
         }
     };
     let outcome = flow::pay(&state, &x.o, input, &ip).await?;
-    respond(&state, &x, outcome).await
+    respond(&state, &x, outcome, &Kept::from_form(&fields)).await
 }
 
 /// `GET /pay/{token}/card/challenge`
@@ -114,7 +142,7 @@ pub async fn challenge_page(State(state): State<AppState>, x: ShopperPage) -> Ap
     match p {
         Some(p) if p.status == CardStatus::Challenge => {
             let outcome = flow::outcome_of(p);
-            respond_page(&state, &x, outcome).await
+            respond_page(&state, &x, outcome, &Kept::default()).await
         }
         _ => Ok(Redirect::to(&format!("/pay/{}/card/result", x.token)).into_response()),
     }
@@ -123,7 +151,7 @@ pub async fn challenge_page(State(state): State<AppState>, x: ShopperPage) -> Ap
 /// `POST /pay/{token}/card/challenge`
 pub async fn challenge_submit(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     ShopperForm { page: x, fields }: ShopperForm,
 ) -> AppResult<Response> {
     let Some(p) = payments::live_for_checkout(&state.db, &x.o.checkout.id).await? else {
@@ -134,10 +162,10 @@ pub async fn challenge_submit(
         &x.o,
         &p.id,
         form::get(&fields, "otp"),
-        &peer.ip().to_string(),
+        &client.to_string(),
     )
     .await?;
-    respond(&state, &x, outcome).await
+    respond(&state, &x, outcome, &Kept::default()).await
 }
 
 /// `POST /pay/{token}/card/challenge/cancel`: leave the challenge for the method selector.
@@ -156,14 +184,21 @@ pub async fn challenge_cancel(
 pub async fn result_page(State(state): State<AppState>, x: ShopperPage) -> AppResult<Response> {
     let p = payments::latest_for_checkout(&state.db, &x.o.checkout.id).await?;
     match p {
-        Some(p) if p.method == Method::Card => respond_page(&state, &x, flow::outcome_of(p)).await,
+        Some(p) if p.method == Method::Card => {
+            respond_page(&state, &x, flow::outcome_of(p), &Kept::default()).await
+        }
         _ => Ok(Redirect::to(&format!("/pay/{}", x.token)).into_response()),
     }
 }
 
 /// After a POST: redirect to a GET page (so reload is safe), except failures, which re-show the
 /// form with the reason.
-async fn respond(state: &AppState, x: &Ctx, outcome: PayOutcome) -> AppResult<Response> {
+async fn respond(
+    state: &AppState,
+    x: &Ctx,
+    outcome: PayOutcome,
+    kept: &Kept,
+) -> AppResult<Response> {
     match outcome {
         PayOutcome::Done(_) | PayOutcome::InProgress(_) => {
             Ok(Redirect::to(&format!("/pay/{}/card/result", x.token)).into_response())
@@ -171,11 +206,16 @@ async fn respond(state: &AppState, x: &Ctx, outcome: PayOutcome) -> AppResult<Re
         PayOutcome::Challenge {
             wrong_code: false, ..
         } => Ok(Redirect::to(&format!("/pay/{}/card/challenge", x.token)).into_response()),
-        other => respond_page(state, x, other).await,
+        other => respond_page(state, x, other, kept).await,
     }
 }
 
-async fn respond_page(state: &AppState, x: &Ctx, outcome: PayOutcome) -> AppResult<Response> {
+async fn respond_page(
+    state: &AppState,
+    x: &Ctx,
+    outcome: PayOutcome,
+    kept: &Kept,
+) -> AppResult<Response> {
     let en = x.o.checkout.lang == "en";
     match outcome {
         PayOutcome::Challenge {
@@ -238,7 +278,7 @@ async fn respond_page(state: &AppState, x: &Ctx, outcome: PayOutcome) -> AppResu
             message_en,
             ..
         } => {
-            let locked = flow::check_lock(state, &x.o.checkout.id, "-")
+            let locked = flow::check_lock(state, &flow::key_for(&x.o, "-", None))
                 .await
                 .is_err();
             if x.o.checkout.status == CheckoutStatus::Open && !locked {
@@ -248,10 +288,10 @@ async fn respond_page(state: &AppState, x: &Ctx, outcome: PayOutcome) -> AppResu
                     x,
                     FieldErrors::default(),
                     Some(msg),
-                    "",
-                    "",
-                    "",
-                    "lump",
+                    &kept.exp_month,
+                    &kept.exp_year,
+                    &kept.holder,
+                    kept.option(),
                     StatusCode::PAYMENT_REQUIRED,
                 );
             }
@@ -402,6 +442,7 @@ fn render_form(
     }
     let (opts, holder) = flow::merchant_card_settings(&x.o.merchant.card_options);
     let en = x.o.checkout.lang == "en";
+    let today = crate::util::jst_datetime(state.now_ms());
     let options = opts
         .options()
         .iter()
@@ -409,6 +450,12 @@ fn render_form(
             code: o.code(),
             label: if en { o.label_en() } else { o.label_ja() },
             selected: o.code() == selected,
+            not_for: Brand::ALL
+                .into_iter()
+                .filter(|b| !allowed_for_brand(*o, *b))
+                .map(Brand::code)
+                .collect::<Vec<_>>()
+                .join(" "),
         })
         .collect();
     let (c, order) = (chrome(state, x), order(x));
@@ -455,7 +502,19 @@ fn render_form(
                 exp_year,
                 errors,
                 form_error,
+                script: state.card_form_js.to_string(),
+                today: format!("{:04}-{:02}", today.year(), today.month() as u8),
+                script_msgs: script_msgs(en),
             },
         ),
     }
+}
+
+/// The card script's messages, worded as the server words the same errors.
+fn script_msgs(en: bool) -> Vec<(&'static str, String)> {
+    let m = |e: CardError| if en { e.message_en() } else { e.message_ja() };
+    vec![
+        ("number", m(CardError::InvalidNumber)),
+        ("expiry", m(CardError::InvalidExpiry)),
+    ]
 }

@@ -5,16 +5,15 @@
 //!
 //! Only this page's CSP lists the processor's origins; every other page keeps `'self'`.
 
-use std::net::SocketAddr;
-
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::client_addr::ClientAddr;
 use crate::connectors::client_card::CspSources;
 
 use crate::device::Device;
@@ -199,7 +198,7 @@ pub async fn script() -> Response {
 /// answers the client secret the script confirms with. No card data is posted here.
 pub async fn intent(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     ShopperForm {
         page: ShopperPage { token, o, device },
         ..
@@ -211,7 +210,7 @@ pub async fn intent(
     if device == Device::FeaturePhone || !checkout::offered(&o, device).contains(&Method::Card) {
         return Err(AppError::shopper(Reason::MethodNotAvailable));
     }
-    let prepared = flow::prepare(&state, &o, &peer.ip().to_string()).await?;
+    let prepared = flow::prepare(&state, &o, &client.to_string()).await?;
     Ok(Json(json!({
         "client_secret": prepared.client_secret,
         "return_url": format!("/pay/{token}/card/return"),
@@ -224,10 +223,10 @@ pub async fn intent(
 /// page again when nothing was paid yet.
 pub async fn back(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     ShopperPage { token, o, device }: ShopperPage,
 ) -> AppResult<Response> {
-    let p = match flow::settle_return(&state, &o, &peer.ip().to_string()).await {
+    let p = match flow::settle_return(&state, &o, &client.to_string()).await {
         Ok(p) => p,
         Err(e) => {
             // The processor did not answer: the payment stays as it is; the sweep and the

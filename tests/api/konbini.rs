@@ -843,7 +843,9 @@ async fn payeasy_number_is_grouped_and_the_deadline_has_its_weekday(app: TestApp
         .await
         .unwrap();
     assert!(
-        css.contains(".num, .nowrap { white-space: nowrap; }"),
+        css.contains(&kakehashi::assets::compact_css(
+            ".num, .nowrap { white-space: nowrap; }"
+        )),
         "no wrapping inside"
     );
 }

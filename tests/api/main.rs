@@ -8,6 +8,8 @@ mod skip;
 mod api_v1;
 mod bank;
 mod card;
+mod card_form;
+mod card_testing;
 mod carrier;
 mod checkout;
 mod console;

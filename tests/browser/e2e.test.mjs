@@ -449,6 +449,43 @@ test('pc: declined card shows the reason and the way back; keyboard-only form', 
   await ctx.close();
 });
 
+// Issue 16 item 2: the card form's own script checks as the shopper types.
+test('pc: card script shows the brand, groups digits, limits Amex options, flags Luhn', async () => {
+  const { ctx, page } = await open('pc');
+  await page.goto(link(`b-cardjs-${Date.now()}`, 1500));
+  await page.click('button[value=card]');
+  await page.waitForSelector('#cc-number');
+  const offered = () => page.$$eval('#cc-option option', (os) => os.filter((o) => !o.disabled).map((o) => o.value));
+  assert.ok((await offered()).some((v) => v.startsWith('inst')), 'installments before a brand is known');
+  await page.focus('#cc-number');
+  await page.keyboard.type('378282246310005');
+  assert.equal(await page.inputValue('#cc-number'), '3782 822463 10005');
+  assert.equal(await page.textContent('#cc-brand'), 'American Express');
+  assert.ok(!(await offered()).some((v) => v.startsWith('inst')), 'no installments for Amex');
+  assert.equal(await page.locator('#cc-number-err').count(), 0);
+  await page.fill('#cc-number', '');
+  await page.focus('#cc-number');
+  await page.keyboard.type('4111111111111112');
+  assert.equal(await page.inputValue('#cc-number'), '4111 1111 1111 1112');
+  assert.equal(await page.textContent('#cc-brand'), 'VISA');
+  assert.ok((await offered()).some((v) => v.startsWith('inst')));
+  // The Luhn error shows on leaving the field (a VISA may have 19 digits), before submitting,
+  // marked like the server's errors.
+  await page.keyboard.press('Tab');
+  assert.match(await page.textContent('#cc-number-err'), /カード番号に誤り/);
+  assert.equal(await page.getAttribute('#cc-number', 'aria-invalid'), 'true');
+  await page.fill('#cc-exp-month', '12');
+  await page.fill('#cc-exp-year', EXP_YEAR);
+  await page.fill('#cc-csc', '123');
+  await check(page, 'pc-07-card-script-luhn');
+  // Submitting is held back and the number is focused; nothing reached the server.
+  const url = page.url();
+  await page.click('button[type=submit]');
+  assert.equal(page.url(), url);
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'cc-number');
+  await ctx.close();
+});
+
 test('error page for a tampered link', async () => {
   const { ctx, page } = await open('pc');
   const bad = link(`b-bad-${Date.now()}`, 1000).replace('amount=1000', 'amount=1');
