@@ -6,11 +6,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::request::Parts;
 use axum::http::HeaderMap;
-
-use crate::state::AppState;
 
 /// One CIDR block (`10.0.0.0/8`, `2001:db8::/32`, or a bare address).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,29 +139,6 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[Cidr]) ->
         }
     }
     last
-}
-
-/// Extractor: the client address of this request (see the module docs).
-pub struct ClientAddr(pub IpAddr);
-
-impl FromRequestParts<AppState> for ClientAddr {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        Ok(ClientAddr(client_ip(
-            peer,
-            &parts.headers,
-            &state.config.trusted_proxies,
-        )))
-    }
 }
 
 #[cfg(test)]

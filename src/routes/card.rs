@@ -4,7 +4,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
-use crate::client_addr::ClientAddr;
 use crate::db::payments::{self, PaymentRow};
 use crate::device::Device;
 use crate::domain::card::{allowed_for_brand, Brand, CardError, CardStatus, PaymentOption};
@@ -18,6 +17,7 @@ use crate::pages::{
     Chrome, FpCardForm, FpChallenge, OptionView, OrderView, ResultPage, WebCardForm, WebChallenge,
 };
 use crate::render::page_with_status;
+use crate::routes::shopper::ClientAddr;
 use crate::routes::shopper::{ShopperForm, ShopperPage};
 use crate::session::Session;
 use crate::state::AppState;

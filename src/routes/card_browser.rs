@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
 use serde_json::json;
 
-use crate::client_addr::ClientAddr;
 use crate::connectors::client_card::CspSources;
+use crate::routes::shopper::ClientAddr;
 
 use crate::device::Device;
 use crate::domain::card::CardStatus;

@@ -76,3 +76,27 @@ impl FromRequest<AppState> for ShopperForm {
         Ok(ShopperForm { page, fields })
     }
 }
+
+/// Extractor: the client address of this request (`crate::client_addr`: the TCP peer, or the
+/// forwarded address when the peer is a trusted proxy).
+pub struct ClientAddr(pub std::net::IpAddr);
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c: &axum::extract::ConnectInfo<std::net::SocketAddr>| c.0.ip())
+            .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+        Ok(ClientAddr(crate::client_addr::client_ip(
+            peer,
+            &parts.headers,
+            &state.config.trusted_proxies,
+        )))
+    }
+}
