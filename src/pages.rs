@@ -178,6 +178,16 @@ impl OrderView {
     }
 }
 
+/// The hand-off block of the PC selector: the QR code image, the state URL its script polls,
+/// the page's own URL (reloading shows what the phone did) and the script.
+#[derive(Clone, Debug)]
+pub struct HandoffView {
+    pub qr: String,
+    pub state: String,
+    pub reload: String,
+    pub script: String,
+}
+
 #[derive(Clone, Debug)]
 pub struct MethodView {
     pub code: &'static str,
@@ -199,6 +209,8 @@ device_page! {
         pub note: Option<String>,
         /// Why an enabled method is not offered for this order (amount limit, device).
         pub unavailable: Vec<String>,
+        /// The PC → phone hand-off QR code; PC layout, open checkouts only.
+        pub handoff: Option<HandoffView>,
     }
     web: WebSelector = "web/selector.html",
     fp: FpSelector = "fp/selector.html",

@@ -65,6 +65,7 @@ impl App {
         let number_js = assets.add_file("number.js", &config.static_dir.join("number.js"))?;
         let card_form_js =
             assets.add_file("card-form.js", &config.static_dir.join("card-form.js"))?;
+        let handoff_js = assets.add_file("handoff.js", &config.static_dir.join("handoff.js"))?;
         let sms = crate::sms::SmsProviders::from_config(&config)?;
         // A malformed master key stops the server here rather than at the first live payment.
         let keys = Arc::new(config.keyring()?);
@@ -101,6 +102,7 @@ impl App {
             console_css: console_css.into(),
             number_js: number_js.into(),
             card_form_js: card_form_js.into(),
+            handoff_js: handoff_js.into(),
         };
         Ok(App {
             addr,

@@ -22,6 +22,8 @@ pub struct AppState {
     pub number_js: Arc<str>,
     /// URL of the card form's script (checks, brand, grouping; content-hashed).
     pub card_form_js: Arc<str>,
+    /// URL of the PC selector's hand-off script (notices a payment made on the phone).
+    pub handoff_js: Arc<str>,
 }
 
 impl std::ops::Deref for AppState {

@@ -39,6 +39,7 @@ pub fn render(
         cancel_url: None,
         note: None,
         unavailable: Vec::new(),
+        handoff: None,
     }
     .render(device, axum::http::StatusCode::OK)
 }

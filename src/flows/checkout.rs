@@ -111,8 +111,38 @@ pub fn renew_session(state: &Ctx, session: &Session, view: ViewOverride) -> Stri
     session_token(state, &session.checkout_id, session.started_at, view)
 }
 
+/// A token for the PC → phone hand-off (the QR code): usable for `ttl_s` only, any layout (the
+/// phone's browser decides), and still bounded by the absolute lifetime of the PC's session, so
+/// handing off never extends a session.
+pub fn handoff_session(state: &Ctx, session: &Session, ttl_s: i64) -> String {
+    let ttl = ttl_s.min(state.config.session_ttl_s);
+    token_until(
+        state,
+        &session.checkout_id,
+        session.started_at,
+        ttl,
+        ViewOverride::Auto,
+    )
+}
+
 fn session_token(state: &Ctx, checkout_id: &str, started_at: i64, view: ViewOverride) -> String {
-    let ttl_end = state.now_s().saturating_add(state.config.session_ttl_s);
+    token_until(
+        state,
+        checkout_id,
+        started_at,
+        state.config.session_ttl_s,
+        view,
+    )
+}
+
+fn token_until(
+    state: &Ctx,
+    checkout_id: &str,
+    started_at: i64,
+    ttl_s: i64,
+    view: ViewOverride,
+) -> String {
+    let ttl_end = state.now_s().saturating_add(ttl_s);
     let max_end = started_at.saturating_add(state.config.session_max_s);
     Session {
         checkout_id: checkout_id.to_owned(),

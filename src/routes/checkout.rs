@@ -15,7 +15,7 @@ use crate::domain::Method;
 use crate::error::{AppError, AppResult, Reason};
 use crate::flows::checkout::{self, Opened};
 use crate::form;
-use crate::pages::{Chrome, ClosedPage, MethodView, OrderView, SelectorPage};
+use crate::pages::{Chrome, ClosedPage, HandoffView, MethodView, OrderView, SelectorPage};
 use crate::routes::shopper::ShopperForm;
 use crate::routes::shopper::ShopperPage;
 use crate::session::Session;
@@ -253,6 +253,12 @@ fn render_checkout(
     let csrf = Session::csrf(token, &state.secret);
     let cancel_url = o.checkout.cancel_url.clone();
     let unavailable = unavailable_notes(o, device, en);
+    let handoff = (device == Device::Pc).then(|| HandoffView {
+        qr: format!("/pay/{token}/handoff.png"),
+        state: format!("/pay/{token}/state"),
+        reload: format!("/pay/{token}"),
+        script: state.handoff_js.to_string(),
+    });
     SelectorPage {
         c,
         order,
@@ -264,6 +270,7 @@ fn render_checkout(
             .then(|| super::card_browser::fp_selector_note(o, en))
             .flatten(),
         unavailable,
+        handoff,
     }
     .render(device, axum::http::StatusCode::OK)
 }

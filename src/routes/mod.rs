@@ -13,6 +13,7 @@ mod console_processors;
 mod console_requests;
 mod console_subscriptions;
 mod demo;
+mod handoff;
 pub(crate) mod konbini;
 pub mod messages;
 mod ops;
@@ -134,6 +135,9 @@ pub fn router(state: AppState) -> Router {
         .route("/pay/{token}", get(checkout::show))
         .route("/pay/{token}/method", post(checkout::choose_method))
         .route("/pay/{token}/view", get(checkout::switch_view))
+        .route("/pay/{token}/handoff.png", get(handoff::qr))
+        .route("/pay/{token}/state", get(handoff::state))
+        .route("/h/{token}", get(handoff::open))
         .route("/pay/{token}/lang", get(checkout::switch_lang))
         .route("/pay/{token}/card", get(card::form_page).post(card::submit))
         .route(

@@ -16,6 +16,7 @@ mod console;
 mod docs_drift;
 mod feature_phone;
 mod first_hour;
+mod handoff;
 mod hardening;
 mod komoju;
 mod komoju_carrier;

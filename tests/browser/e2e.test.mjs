@@ -625,6 +625,32 @@ test('pc: English browser, then the 日本語 switch', async () => {
   await ctx.close();
 });
 
+// Issue 16 item 16: the PC selector's QR code hands the order to a phone, and the PC page
+// follows by itself (static/handoff.js) once the phone has paid. The QR code's own address is
+// decoded and followed in tests/api/handoff.rs; here the phone opens the same checkout.
+test('pc: QR hand-off to a phone; the PC page follows the payment', async () => {
+  const { ctx, page } = await open('pc');
+  await page.goto(link(`b-pc-handoff-${Date.now()}`, 2600));
+  await page.waitForSelector('#handoff-qr');
+  const qrShown = await page.evaluate(() => { const i = document.getElementById('handoff-qr'); return i.complete && i.naturalWidth > 100; });
+  assert.ok(qrShown, 'QR code image loaded');
+  await check(page, 'pc-16-selector-handoff');
+  const pcUrl = page.url();
+  const phone = await open('sp');
+  await phone.page.goto(pcUrl);
+  assert.equal(await phone.page.locator('#handoff-qr').count(), 0, 'no hand-off on the phone');
+  await phone.page.click('button[value=card]');
+  await fillCard(phone.page, '4111111111111111');
+  await phone.page.click('button[type=submit]');
+  await phone.page.waitForSelector('#result-h');
+  // The PC page reloads itself within a few polls and shows the order as paid.
+  await page.waitForFunction(() => /お支払いは完了しています/.test(document.body.textContent), null, { timeout: 20000 });
+  assert.equal(await page.locator('#handoff-qr').count(), 0);
+  await check(page, 'pc-17-paid-on-phone');
+  await phone.ctx.close();
+  await ctx.close();
+});
+
 test('every page is valid HTML (Nu Html Checker)', async () => {
   const dir = path.join(ART, 'html');
   fs.mkdirSync(dir, { recursive: true });
