@@ -14,6 +14,7 @@ pub mod error;
 pub mod labels;
 pub mod messages;
 pub mod payment_requests;
+pub mod repeat_numbers;
 pub mod preview;
 pub mod search;
 pub mod settings;

@@ -21,6 +21,7 @@ pub mod payment_row;
 pub mod payments;
 pub mod processor_events;
 pub mod processors;
+pub mod repeat_numbers;
 pub mod reconcile;
 pub mod sealed;
 pub mod search;

@@ -22,6 +22,7 @@ mod komoju_carrier;
 mod komoju_fake;
 mod konbini;
 mod live;
+mod repeat;
 mod messages;
 mod notify;
 mod ops;
