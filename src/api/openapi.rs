@@ -114,7 +114,7 @@ mod tests {
         }
         assert_eq!(
             seen.len(),
-            14,
+            19,
             "every operation has an operationId: {seen:?}"
         );
     }

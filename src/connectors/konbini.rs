@@ -417,7 +417,10 @@ impl NumberConnector for SandboxNumberConnector {
         let t = IssueTarget::Konbini(crate::domain::konbini::Chain::SevenEleven);
         Ok(RepeatNumber {
             number: self.checked("repeat", t, &req.repeat_id, REPEAT_NUMBER_DIGITS),
-            connector_ref: format!("sbxrep_{}", self.digits("repeat-ref", t, &req.repeat_id, 16)),
+            connector_ref: format!(
+                "sbxrep_{}",
+                self.digits("repeat-ref", t, &req.repeat_id, 16)
+            ),
         })
     }
 }

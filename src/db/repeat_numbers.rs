@@ -156,11 +156,7 @@ pub async fn link_payment(
 }
 
 /// The payment ids of a number's store payments, newest first, at most `limit`.
-pub async fn payment_ids(
-    db: &Db,
-    repeat_id: &str,
-    limit: i64,
-) -> Result<Vec<String>, sqlx::Error> {
+pub async fn payment_ids(db: &Db, repeat_id: &str, limit: i64) -> Result<Vec<String>, sqlx::Error> {
     on_db!(db, c => sqlx::query_scalar(
         "SELECT payment_id FROM repeat_number_payments WHERE repeat_number_id = $1 \
          ORDER BY seq DESC LIMIT $2",

@@ -195,7 +195,10 @@ mod tests {
     fn amount_rules() {
         let a = RepeatState::Active;
         assert_eq!(payment_amount(a, AmountRule::Fixed(500), None), Ok(500));
-        assert_eq!(payment_amount(a, AmountRule::Fixed(500), Some(500)), Ok(500));
+        assert_eq!(
+            payment_amount(a, AmountRule::Fixed(500), Some(500)),
+            Ok(500)
+        );
         assert_eq!(
             payment_amount(a, AmountRule::Fixed(500), Some(600)),
             Err(RepeatError::AmountFixed)
@@ -235,7 +238,10 @@ mod tests {
     #[test]
     fn validity_days_are_bounded() {
         assert_eq!(valid_until(0, 0), Err(RepeatError::ValidDays));
-        assert_eq!(valid_until(0, MAX_VALID_DAYS + 1), Err(RepeatError::ValidDays));
+        assert_eq!(
+            valid_until(0, MAX_VALID_DAYS + 1),
+            Err(RepeatError::ValidDays)
+        );
         assert_eq!(valid_until(0, 3), Ok(konbini::deadline_ms(0, 3)));
     }
 

@@ -80,11 +80,9 @@ pub async fn create(ctx: &Ctx, m: &MerchantRow, new: NewNumber) -> FlowResult<Re
     };
     repeat::validate_rule(new.amount).map_err(refusal)?;
     let now = ctx.now_ms();
-    let valid_until = repeat::valid_until(
-        now,
-        new.valid_days.unwrap_or(repeat::DEFAULT_VALID_DAYS),
-    )
-    .map_err(refusal)?;
+    let valid_until =
+        repeat::valid_until(now, new.valid_days.unwrap_or(repeat::DEFAULT_VALID_DAYS))
+            .map_err(refusal)?;
     if !m.methods().contains(&Method::Konbini) {
         return Err(unavailable());
     }
@@ -266,8 +264,14 @@ pub async fn sandbox_pay(
         Err(e) => return Err(FlowError::Internal(e.into())),
     };
     store::link_payment(&mut tx, &r.id, &p.id, seq, now).await?;
-    let paid = match apply_action_in(&mut tx, &p.id, NumberAction::Paid { at_ms: now }, actor, now)
-        .await
+    let paid = match apply_action_in(
+        &mut tx,
+        &p.id,
+        NumberAction::Paid { at_ms: now },
+        actor,
+        now,
+    )
+    .await
     {
         Ok(p) => p,
         Err(ActionError::Db(e)) => return Err(e.into()),

@@ -48,8 +48,8 @@ pub async fn detail(
 ) -> ConsoleResult<Response> {
     let r = visible(&state, &staff, &id).await?;
     let q = form::decode(q.unwrap_or_default().as_bytes(), encoding_rs::UTF_8);
-    let message =
-        (form::get(&q, "done") == "retire").then(|| "リピート番号を利用停止にしました。".to_owned());
+    let message = (form::get(&q, "done") == "retire")
+        .then(|| "リピート番号を利用停止にしました。".to_owned());
     let payments = flow::payments_of(&state.db, &r)
         .await
         .map_err(flow_error)?

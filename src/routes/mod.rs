@@ -110,7 +110,10 @@ fn console_router(state: AppState) -> Router<AppState> {
         )
         .route("/console/repeat-numbers", get(console_repeat::list))
         .route("/console/repeat-numbers/{id}", get(console_repeat::detail))
-        .route("/console/repeat-numbers/{id}/card", get(console_repeat::card))
+        .route(
+            "/console/repeat-numbers/{id}/card",
+            get(console_repeat::card),
+        )
         .route(
             "/console/repeat-numbers/{id}/retire",
             post(console_repeat::retire),

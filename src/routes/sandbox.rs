@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use crate::db::merchants;
-use crate::error::{AppError, AppResult};
 use crate::domain::konbini::Chain;
+use crate::error::{AppError, AppResult};
 use crate::flows::konbini::{self as flow, ActionError, SandboxAction};
 use crate::state::AppState;
 

@@ -599,17 +599,25 @@ async fn live_merchants_get_no_repeat_numbers(app: TestApp, calls: Calls) {
     let key = app.api_key(&m).await;
     let body = serde_json::json!({"reference": "r1", "name": "会費",
                                   "amount_type": "fixed", "amount": 1000});
-    let r = app.api_post("/api/v1/repeat-numbers", &key, body.clone()).await;
+    let r = app
+        .api_post("/api/v1/repeat-numbers", &key, body.clone())
+        .await;
     assert_eq!(r.status, 201, "{}", r.json);
     let sandbox_number = r.json["id"].as_str().unwrap().to_owned();
 
     make_live(&app, &m).await;
-    let r = app.api_post("/api/v1/repeat-numbers", &key, body.clone()).await;
+    let r = app
+        .api_post("/api/v1/repeat-numbers", &key, body.clone())
+        .await;
     assert_eq!((r.status, r.code()), (409, "repeat_numbers_unavailable"));
     assert_eq!(app.count("repeat_numbers").await, 1, "nothing registered");
     // The fake processor was never asked to issue anything for it.
     assert!(
-        !calls.lock().unwrap().iter().any(|c| c.starts_with("number.")),
+        !calls
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c.starts_with("number.")),
         "{calls:?}"
     );
     let path = format!("/sandbox/v1/repeat-numbers/{sandbox_number}/pay");
@@ -625,7 +633,11 @@ async fn live_merchants_get_no_repeat_numbers(app: TestApp, calls: Calls) {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 404, "the sandbox does not exist for live merchants");
+    assert_eq!(
+        res.status(),
+        404,
+        "the sandbox does not exist for live merchants"
+    );
     let v: serde_json::Value = res.json().await.unwrap();
     assert_eq!(v["error"]["code"], "repeat_number_not_found");
     assert_eq!(app.count("payments").await, 0);

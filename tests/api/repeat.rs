@@ -33,7 +33,12 @@ async fn sandbox(app: &TestApp, m: &TestMerchant, path_and_query: &str) -> (u16,
 
 /// "The customer paid number `id` at the store now."
 async fn pay(app: &TestApp, m: &TestMerchant, id: &str, query: &str) -> (u16, Value) {
-    sandbox(app, m, &format!("/sandbox/v1/repeat-numbers/{id}/pay{query}")).await
+    sandbox(
+        app,
+        m,
+        &format!("/sandbox/v1/repeat-numbers/{id}/pay{query}"),
+    )
+    .await
 }
 
 async fn create(app: &TestApp, key: &str, body: Value) -> ApiResp {
@@ -60,7 +65,11 @@ async fn repeat_number_paid_three_times_then_retired(app: TestApp) {
     assert_eq!(r.json["status"], "active");
     assert_eq!(r.json["amount_type"], "fixed");
     assert_eq!(r.json["payments_count"], 0);
-    assert_eq!(app.count("payments").await, 0, "registering takes no payment");
+    assert_eq!(
+        app.count("payments").await,
+        0,
+        "registering takes no payment"
+    );
 
     let mut ids = Vec::new();
     for (n, chain) in [(1, "lawson"), (2, "seven"), (3, "famima")] {
@@ -123,28 +132,44 @@ async fn repeat_number_paid_three_times_then_retired(app: TestApp) {
         .map(|p| p["id"].as_str().unwrap())
         .collect();
     assert_eq!(listed, [ids[2].as_str(), ids[1].as_str(), ids[0].as_str()]);
-    let r = app.api_get(&format!("/api/v1/repeat-numbers/{id}"), &key).await;
+    let r = app
+        .api_get(&format!("/api/v1/repeat-numbers/{id}"), &key)
+        .await;
     assert_eq!(r.json["payments_count"], 3);
     let r = app.api_get("/api/v1/repeat-numbers", &key).await;
     assert_eq!(r.json["data"][0]["id"], id.as_str());
 
     // Retire: the fourth store payment is refused and nothing is written.
     let r = app
-        .api_post(&format!("/api/v1/repeat-numbers/{id}/retire"), &key, json!({}))
+        .api_post(
+            &format!("/api/v1/repeat-numbers/{id}/retire"),
+            &key,
+            json!({}),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.json);
     assert_eq!(r.json["status"], "retired");
     assert!(r.json["retired_at"].is_string());
     let before = app.count("payments").await;
     let (status, v) = pay(&app, &m, &id, "").await;
-    assert_eq!((status, v["error"]["code"].as_str()), (409, Some("repeat_number_retired")));
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (409, Some("repeat_number_retired"))
+    );
     assert_eq!(app.count("payments").await, before);
     assert_eq!(app.count("checkouts").await, 3);
     // Retiring again changes nothing.
     let r = app
-        .api_post(&format!("/api/v1/repeat-numbers/{id}/retire"), &key, json!({}))
+        .api_post(
+            &format!("/api/v1/repeat-numbers/{id}/retire"),
+            &key,
+            json!({}),
+        )
         .await;
-    assert_eq!((r.status, r.json["status"].as_str()), (200, Some("retired")));
+    assert_eq!(
+        (r.status, r.json["status"].as_str()),
+        (200, Some("retired"))
+    );
 }
 both!(repeat_number_paid_three_times_then_retired);
 
@@ -161,11 +186,16 @@ async fn repeat_number_expires_after_its_validity(app: TestApp) {
     // Past the end of the last valid day (JST).
     let until = kakehashi::domain::konbini::deadline_ms(app.state.now_ms(), 1);
     app.advance_clock_to(until + 1);
-    let r = app.api_get(&format!("/api/v1/repeat-numbers/{id}"), &key).await;
+    let r = app
+        .api_get(&format!("/api/v1/repeat-numbers/{id}"), &key)
+        .await;
     assert_eq!(r.json["status"], "expired");
     let before = app.count("payments").await;
     let (status, v) = pay(&app, &m, &id, "").await;
-    assert_eq!((status, v["error"]["code"].as_str()), (409, Some("repeat_number_expired")));
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (409, Some("repeat_number_expired"))
+    );
     assert_eq!(app.count("payments").await, before);
 }
 both!(repeat_number_expires_after_its_validity);
@@ -175,19 +205,41 @@ async fn repeat_number_amount_rules(app: TestApp) {
     let key = app.api_key(&m).await;
     // Registration.
     for (body, code) in [
-        (json!({"reference": "a", "name": "n", "amount_type": "fixed"}), "amount_required"),
+        (
+            json!({"reference": "a", "name": "n", "amount_type": "fixed"}),
+            "amount_required",
+        ),
         (fixed("a", 300_001), "amount_too_large"),
         (fixed("a", 0), "amount_not_positive"),
-        (json!({"reference": "a", "name": "n", "amount_type": "per_payment", "amount": 5}), "invalid_field"),
-        (json!({"reference": "a", "name": "n", "amount_type": "monthly"}), "invalid_field"),
-        (json!({"reference": " ", "name": "n", "amount_type": "per_payment"}), "invalid_field"),
-        (json!({"reference": "a", "name": "n", "amount_type": "per_payment", "valid_days": 0}), "invalid_valid_days"),
-        (json!({"reference": "a", "name": "n", "amount_type": "per_payment", "valid_days": 1097}), "invalid_valid_days"),
+        (
+            json!({"reference": "a", "name": "n", "amount_type": "per_payment", "amount": 5}),
+            "invalid_field",
+        ),
+        (
+            json!({"reference": "a", "name": "n", "amount_type": "monthly"}),
+            "invalid_field",
+        ),
+        (
+            json!({"reference": " ", "name": "n", "amount_type": "per_payment"}),
+            "invalid_field",
+        ),
+        (
+            json!({"reference": "a", "name": "n", "amount_type": "per_payment", "valid_days": 0}),
+            "invalid_valid_days",
+        ),
+        (
+            json!({"reference": "a", "name": "n", "amount_type": "per_payment", "valid_days": 1097}),
+            "invalid_valid_days",
+        ),
     ] {
         let r = create(&app, &key, body.clone()).await;
         assert_eq!((r.status, r.code()), (400, code), "{body}");
     }
-    assert_eq!(app.count("repeat_numbers").await, 0, "refusals write nothing");
+    assert_eq!(
+        app.count("repeat_numbers").await,
+        0,
+        "refusals write nothing"
+    );
 
     // Amount decided at the store: within 1..=300,000 yen, stamp duty from 50,000.
     let r = create(
@@ -205,23 +257,45 @@ async fn repeat_number_amount_rules(app: TestApp) {
         ("?amount=300001", "amount_too_large"),
     ] {
         let (status, v) = pay(&app, &m, &top_up, q).await;
-        assert_eq!((status, v["error"]["code"].as_str()), (400, Some(code)), "{q}");
+        assert_eq!(
+            (status, v["error"]["code"].as_str()),
+            (400, Some(code)),
+            "{q}"
+        );
     }
     let (status, v) = pay(&app, &m, &top_up, "?amount=abc").await;
-    assert_eq!((status, v["error"]["code"].as_str()), (400, Some("invalid_query")));
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (400, Some("invalid_query"))
+    );
     assert_eq!(app.count("payments").await, 0);
     let (status, v) = pay(&app, &m, &top_up, "?amount=300000").await;
     assert_eq!(status, 200, "{v}");
-    assert_eq!((v["payment"]["amount"].as_i64(), v["payment"]["fee"].as_i64()), (Some(300_000), Some(200)));
+    assert_eq!(
+        (
+            v["payment"]["amount"].as_i64(),
+            v["payment"]["fee"].as_i64()
+        ),
+        (Some(300_000), Some(200))
+    );
     let (status, v) = pay(&app, &m, &top_up, "?amount=500").await;
     assert_eq!(status, 200, "{v}");
-    assert_eq!((v["payment"]["amount"].as_i64(), v["payment"]["fee"].as_i64()), (Some(500), Some(0)));
+    assert_eq!(
+        (
+            v["payment"]["amount"].as_i64(),
+            v["payment"]["fee"].as_i64()
+        ),
+        (Some(500), Some(0))
+    );
 
     // Fixed amount: the store cannot change it.
     let r = create(&app, &key, fixed("member-f", 2000)).await;
     let fixed_id = r.json["id"].as_str().unwrap().to_owned();
     let (status, v) = pay(&app, &m, &fixed_id, "?amount=2500").await;
-    assert_eq!((status, v["error"]["code"].as_str()), (400, Some("amount_fixed")));
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (400, Some("amount_fixed"))
+    );
     let (status, v) = pay(&app, &m, &fixed_id, "?amount=2000").await;
     assert_eq!((status, v["payment"]["amount"].as_i64()), (200, Some(2000)));
     // A chain the merchant did not enable.
@@ -232,9 +306,15 @@ async fn repeat_number_amount_rules(app: TestApp) {
     let r = create(&app, &key2, fixed("m", 100)).await;
     let id2 = r.json["id"].as_str().unwrap().to_owned();
     let (status, v) = pay(&app, &only_lawson, &id2, "?chain=seven").await;
-    assert_eq!((status, v["error"]["code"].as_str()), (400, Some("chain_not_available")));
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (400, Some("chain_not_available"))
+    );
     let (status, v) = pay(&app, &only_lawson, &id2, "").await;
-    assert_eq!((status, v["payment"]["institution"].as_str()), (200, Some("lawson")));
+    assert_eq!(
+        (status, v["payment"]["institution"].as_str()),
+        (200, Some("lawson"))
+    );
 }
 both!(repeat_number_amount_rules);
 
@@ -251,16 +331,27 @@ async fn another_merchant_cannot_read_or_retire_a_number(app: TestApp) {
         format!("/api/v1/repeat-numbers/{id}/payments"),
     ] {
         let r = app.api_get(&path, &key_b).await;
-        assert_eq!((r.status, r.code()), (404, "repeat_number_not_found"), "{path}");
+        assert_eq!(
+            (r.status, r.code()),
+            (404, "repeat_number_not_found"),
+            "{path}"
+        );
     }
     let r = app
-        .api_post(&format!("/api/v1/repeat-numbers/{id}/retire"), &key_b, json!({}))
+        .api_post(
+            &format!("/api/v1/repeat-numbers/{id}/retire"),
+            &key_b,
+            json!({}),
+        )
         .await;
     assert_eq!((r.status, r.code()), (404, "repeat_number_not_found"));
     let r = app.api_get("/api/v1/repeat-numbers", &key_b).await;
     assert_eq!(r.json["data"].as_array().unwrap().len(), 0);
     let (status, v) = pay(&app, &b, &id, "").await;
-    assert_eq!((status, v["error"]["code"].as_str()), (404, Some("repeat_number_not_found")));
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (404, Some("repeat_number_not_found"))
+    );
 
     // Console: B's staff neither see, print nor retire it.
     let staff_b = Console::login(&app, &user(&app, Some(&b.id), Role::Admin).await).await;
@@ -282,7 +373,9 @@ async fn another_merchant_cannot_read_or_retire_a_number(app: TestApp) {
         )
         .await;
     assert_eq!(r.status(), 404);
-    let r = app.api_get(&format!("/api/v1/repeat-numbers/{id}"), &key_a).await;
+    let r = app
+        .api_get(&format!("/api/v1/repeat-numbers/{id}"), &key_a)
+        .await;
     assert_eq!(r.json["status"], "active", "still usable");
 
     // A's staff: list, detail with the payment, the member card, and retire after confirming.
@@ -297,7 +390,9 @@ async fn another_merchant_cannot_read_or_retire_a_number(app: TestApp) {
     assert_eq!(s, 200);
     assert!(detail.contains(&pid), "the store payment is listed");
     assert!(detail.contains("member-a#1"));
-    let (s, card) = staff_a.get(&format!("/console/repeat-numbers/{id}/card")).await;
+    let (s, card) = staff_a
+        .get(&format!("/console/repeat-numbers/{id}/card"))
+        .await;
     assert_eq!(s, 200);
     let number = r.json["number"].as_str().unwrap();
     let grouped: Vec<String> = number
@@ -308,13 +403,21 @@ async fn another_merchant_cannot_read_or_retire_a_number(app: TestApp) {
     assert!(card.contains("id=\"member-card\""));
     assert!(card.contains(&grouped.join(" ")), "the number is printed");
     assert!(card.contains("1,200円"));
-    assert!(!card.contains("style=") && !card.contains("<script"), "CSP-clean");
+    assert!(
+        !card.contains("style=") && !card.contains("<script"),
+        "CSP-clean"
+    );
     let csrf = hidden(&detail, "csrf");
     let r = staff_a
-        .post(&format!("/console/repeat-numbers/{id}/retire"), &[("csrf", &csrf)])
+        .post(
+            &format!("/console/repeat-numbers/{id}/retire"),
+            &[("csrf", &csrf)],
+        )
         .await;
     assert_eq!(r.status(), 200, "confirmation page first");
-    let r = app.api_get(&format!("/api/v1/repeat-numbers/{id}"), &key_a).await;
+    let r = app
+        .api_get(&format!("/api/v1/repeat-numbers/{id}"), &key_a)
+        .await;
     assert_eq!(r.json["status"], "active", "not retired before confirming");
     let r = staff_a
         .post(
@@ -323,9 +426,14 @@ async fn another_merchant_cannot_read_or_retire_a_number(app: TestApp) {
         )
         .await;
     assert_eq!(r.status(), 303);
-    let r = app.api_get(&format!("/api/v1/repeat-numbers/{id}"), &key_a).await;
+    let r = app
+        .api_get(&format!("/api/v1/repeat-numbers/{id}"), &key_a)
+        .await;
     assert_eq!(r.json["status"], "retired");
     let (status, v) = pay(&app, &a, &id, "").await;
-    assert_eq!((status, v["error"]["code"].as_str()), (409, Some("repeat_number_retired")));
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (409, Some("repeat_number_retired"))
+    );
 }
 both!(another_merchant_cannot_read_or_retire_a_number);
