@@ -437,3 +437,82 @@ async fn another_merchant_cannot_read_or_retire_a_number(app: TestApp) {
     );
 }
 both!(another_merchant_cannot_read_or_retire_a_number);
+
+async fn repeat_numbers_from_the_command_line(app: TestApp) {
+    use kakehashi::cli::{repeat, sandbox, RepeatCmd, SandboxCmd};
+    let m = app.merchant().await;
+    repeat(
+        &app.state,
+        RepeatCmd::Create {
+            merchant_id: m.id.clone(),
+            reference: "cli-1".into(),
+            name: "駐車場".into(),
+            customer_name: None,
+            amount: None,
+            valid_days: Some(30),
+        },
+    )
+    .await
+    .unwrap();
+    let rows = kakehashi::db::repeat_numbers::list(&app.db, Some(&m.id), 10)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    let id = rows[0].id.clone();
+    assert_eq!(rows[0].amount, None, "no --amount: decided at the store");
+    let pay = |amount| SandboxCmd::PayRepeat {
+        repeat_id: id.clone(),
+        amount,
+        chain: Some("daily".into()),
+    };
+    assert!(
+        sandbox(&app.db, pay(None)).await.is_err(),
+        "amount required"
+    );
+    sandbox(&app.db, pay(Some(700))).await.unwrap();
+    let p = kakehashi::db::payments::get(
+        &app.db,
+        &kakehashi::db::repeat_numbers::payment_ids(&app.db, &id, 10)
+            .await
+            .unwrap()[0],
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        (p.amount, p.order_id.as_str(), p.institution.as_deref()),
+        (700, "cli-1#1", Some("daily"))
+    );
+    repeat(
+        &app.state,
+        RepeatCmd::Retire {
+            repeat_id: id.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    let err = sandbox(&app.db, pay(Some(700))).await.unwrap_err();
+    assert!(err.to_string().contains("repeat_number_retired"), "{err}");
+    // A live merchant is refused.
+    let live = app
+        .merchant_with(|n| n.mode = kakehashi::domain::Mode::Live)
+        .await;
+    let err = repeat(
+        &app.state,
+        RepeatCmd::Create {
+            merchant_id: live.id.clone(),
+            reference: "x".into(),
+            name: "x".into(),
+            customer_name: None,
+            amount: Some(100),
+            valid_days: None,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("repeat_numbers_unavailable"),
+        "{err}"
+    );
+}
+both!(repeat_numbers_from_the_command_line);
