@@ -317,6 +317,9 @@ pub enum Command {
     /// Manage carrier continuous-billing agreements (継続課金).
     #[command(subcommand)]
     Subscription(SubscriptionCmd),
+    /// Reusable konbini payment numbers (リピート): create, list, show, retire.
+    #[command(subcommand)]
+    Repeat(RepeatCmd),
     /// Manage merchant console users.
     #[command(subcommand)]
     User(UserCmd),
@@ -748,6 +751,114 @@ pub async fn subscription(
             crate::flows::carrier::cancel_subscription(db, registry, &id, crate::util::now_ms())
                 .await?;
             println!("cancelled {id}");
+        }
+    }
+    Ok(())
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RepeatCmd {
+    /// Register a reusable number (test mode: the sandbox; live merchants are refused).
+    Create {
+        merchant_id: String,
+        /// Your customer reference (会員番号); payments get order ids `{reference}#{n}`.
+        #[arg(long)]
+        reference: String,
+        /// What the bill is for (printed on the card).
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        customer_name: Option<String>,
+        /// Fixed yen per payment; leave out for an amount decided at the store (top-ups).
+        #[arg(long)]
+        amount: Option<i64>,
+        /// Days the number stays payable (1–1096, default 365).
+        #[arg(long)]
+        valid_days: Option<i64>,
+    },
+    /// A merchant's numbers, newest first.
+    List { merchant_id: String },
+    /// One number and its store payments.
+    Show { repeat_id: String },
+    /// Retire a number: no more store payments on it.
+    Retire { repeat_id: String },
+}
+
+fn repeat_line(r: &crate::flows::repeat::RepeatRow, now: i64) -> String {
+    format!(
+        "{}\t{}\t{}\t{}\t{}\t{}\tvalid until {}\t{} payments",
+        r.id,
+        r.number,
+        r.reference,
+        r.name,
+        r.amount
+            .map_or_else(|| "per payment".to_owned(), |a| format!("{a} yen")),
+        r.state(now).code(),
+        crate::util::format_jst(r.valid_until),
+        r.payments_count
+    )
+}
+
+pub async fn repeat(ctx: &crate::context::Ctx, cmd: RepeatCmd) -> anyhow::Result<()> {
+    use crate::flows::repeat as flow;
+    let now = ctx.now_ms();
+    let cli_err = |e: crate::flows::error::FlowError| match e {
+        crate::flows::error::FlowError::Refused { code, message, .. } => {
+            anyhow::anyhow!("{code}: {message}")
+        }
+        e => anyhow::Error::from(e),
+    };
+    match cmd {
+        RepeatCmd::Create {
+            merchant_id,
+            reference,
+            name,
+            customer_name,
+            amount,
+            valid_days,
+        } => {
+            let m = crate::db::merchants::get(&ctx.db, &merchant_id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no merchant {merchant_id}"))?;
+            let new = flow::NewNumber {
+                reference,
+                name,
+                customer_name,
+                amount: crate::domain::repeat::AmountRule::from_column(amount),
+                valid_days,
+            };
+            let r = flow::create(ctx, &m, new).await.map_err(cli_err)?;
+            println!("{}", repeat_line(&r, now));
+        }
+        RepeatCmd::List { merchant_id } => {
+            for r in crate::db::repeat_numbers::list(&ctx.db, Some(&merchant_id), 1000).await? {
+                println!("{}", repeat_line(&r, now));
+            }
+        }
+        RepeatCmd::Show { repeat_id } => {
+            let r = crate::db::repeat_numbers::get_any(&ctx.db, &repeat_id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no repeat number {repeat_id}"))?;
+            println!("{}", repeat_line(&r, now));
+            for p in flow::payments_of(&ctx.db, &r).await.map_err(cli_err)? {
+                println!(
+                    "  {}\t{}\t{}\t{} yen\t{}",
+                    p.id,
+                    p.order_id,
+                    p.status.code(),
+                    p.amount,
+                    crate::util::format_jst(p.created_at)
+                );
+            }
+        }
+        RepeatCmd::Retire { repeat_id } => {
+            let r = crate::db::repeat_numbers::get_any(&ctx.db, &repeat_id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no repeat number {repeat_id}"))?;
+            let r = flow::retire(ctx, &r.merchant_id, &r.id)
+                .await
+                .map_err(cli_err)?;
+            println!("{}", repeat_line(&r, now));
         }
     }
     Ok(())
@@ -1383,6 +1494,16 @@ pub enum SandboxCmd {
     Reverse { payment_id: String },
     /// Expire the number now, as if its deadline had passed.
     Expire { payment_id: String },
+    /// 速報 on a reusable number: the customer paid it at a store now (a new payment).
+    PayRepeat {
+        repeat_id: String,
+        /// Yen, for a number whose amount is decided at the store (1–300000).
+        #[arg(long)]
+        amount: Option<i64>,
+        /// The store's chain code (default: the merchant's first enabled chain).
+        #[arg(long)]
+        chain: Option<String>,
+    },
 }
 
 /// Runs a sandbox control against the database; the server's notification worker delivers the
@@ -1390,6 +1511,36 @@ pub enum SandboxCmd {
 pub async fn sandbox(db: &Db, cmd: SandboxCmd) -> anyhow::Result<()> {
     use crate::flows::konbini::{self as flow, SandboxAction};
     let (id, action) = match cmd {
+        SandboxCmd::PayRepeat {
+            repeat_id,
+            amount,
+            chain,
+        } => {
+            let chain = match chain {
+                None => None,
+                Some(c) => Some(
+                    crate::domain::konbini::Chain::parse(&c)
+                        .ok_or_else(|| anyhow::anyhow!("unknown chain {c:?}"))?,
+                ),
+            };
+            let p = crate::flows::repeat::sandbox_pay(
+                db,
+                &repeat_id,
+                None,
+                amount,
+                chain,
+                "sandbox_cli",
+                crate::util::now_ms(),
+            )
+            .await?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({ "payment": flow::payment_json(&p) })
+                )?
+            );
+            return Ok(());
+        }
         SandboxCmd::Pay {
             payment_id,
             paid_at,

@@ -62,6 +62,13 @@ async fn main() -> anyhow::Result<()> {
             let registry = kakehashi::startup::registry(&config, &db).await?;
             cli::subscription(&db, &registry, cmd).await
         }
+        Command::Repeat(cmd) => {
+            // The app state (without listening): registering reaches the same connectors.
+            let mut config = args.global.config()?;
+            config.addr = "127.0.0.1:0".parse()?;
+            let app = App::build(config).await?;
+            cli::repeat(&app.state, cmd).await
+        }
         Command::Mail(cmd) => cli::mail(&args.global.config()?, cmd).await,
         Command::User(cmd) => {
             let config = args.global.config()?;

@@ -8,6 +8,7 @@ pub mod keys;
 pub mod openapi;
 pub mod payment_requests;
 pub mod payments;
+pub mod repeat_numbers;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
@@ -63,6 +64,11 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         api_route!(POST "/api/v1/payment-requests/{id}/resend" => payment_requests::resend),
         api_route!(POST "/api/v1/payment-requests/{id}/cancel" => payment_requests::cancel),
         api_route!(GET "/api/v1/sms/messages" => payment_requests::messages),
+        api_route!(POST "/api/v1/repeat-numbers" => repeat_numbers::create),
+        api_route!(GET "/api/v1/repeat-numbers" => repeat_numbers::list),
+        api_route!(GET "/api/v1/repeat-numbers/{id}" => repeat_numbers::get),
+        api_route!(GET "/api/v1/repeat-numbers/{id}/payments" => repeat_numbers::payments),
+        api_route!(POST "/api/v1/repeat-numbers/{id}/retire" => repeat_numbers::retire),
     ]
 }
 

@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
-use super::{checkouts, events, payment_requests, payments};
+use super::{checkouts, events, payment_requests, payments, repeat_numbers};
 
 /// The error body every failure has.
 #[derive(Debug, Serialize, ToSchema)]
@@ -74,6 +74,11 @@ impl Modify for BearerAuth {
         payment_requests::resend,
         payment_requests::cancel,
         payment_requests::messages,
+        repeat_numbers::create,
+        repeat_numbers::list,
+        repeat_numbers::get,
+        repeat_numbers::payments,
+        repeat_numbers::retire,
     ),
     components(schemas(ApiError, ApiErrorDetail)),
     modifiers(&BearerAuth)
@@ -109,7 +114,7 @@ mod tests {
         }
         assert_eq!(
             seen.len(),
-            14,
+            19,
             "every operation has an operationId: {seen:?}"
         );
     }

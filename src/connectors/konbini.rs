@@ -17,6 +17,7 @@ use crate::domain::konbini::{
     CONFIRM_NO_DIGITS, CUSTOMER_NO_DIGITS, PAYEASY_CONFIRM_NO_DIGITS, PAYEASY_CUSTOMER_NO_DIGITS,
     PAYEASY_INSTITUTION_NO_DIGITS, PAYMENT_SLIP_NO_DIGITS, RECEPTION_NO_DIGITS,
 };
+use crate::domain::repeat::NUMBER_DIGITS as REPEAT_NUMBER_DIGITS;
 use crate::domain::Mode;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -185,6 +186,32 @@ pub struct CancelRequest {
 
 pub use crate::connectors::error::ConnectorError;
 
+/// Registering a reusable payment number (スマートピット リピート): one bill the customer pays
+/// at any chain again and again until it is retired or `valid_until_ms` passes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepeatRequest {
+    /// Our repeat number id; also the idempotency key.
+    pub repeat_id: String,
+    /// The merchant's mode: the sandbox refuses live merchants (defence in depth).
+    pub mode: Mode,
+    /// Fixed amount per payment, or `None` when it is decided at the store.
+    pub amount: Option<i64>,
+    pub valid_until_ms: i64,
+}
+
+/// A registered reusable number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepeatNumber {
+    /// The number the customer gives at the store
+    /// ([`crate::domain::repeat::NUMBER_DIGITS`] digits).
+    pub number: String,
+    /// The institution's reference for its payment notices.
+    pub connector_ref: String,
+}
+
+/// Code of [`NumberConnector::register_repeat`] for an institution without reusable numbers.
+pub const REPEAT_UNSUPPORTED: &str = "repeat_numbers_unsupported";
+
 #[async_trait]
 pub trait NumberConnector: Send + Sync {
     /// Issue a payment number for a konbini chain or Pay-easy.
@@ -196,6 +223,11 @@ pub trait NumberConnector: Send + Sync {
     /// Withdraw an unpaid number so it can no longer be paid. Idempotent: a number already
     /// cancelled is `Ok`; one paid meanwhile is [`ConnectorError::NotCancellable`].
     async fn cancel(&self, req: &CancelRequest) -> Result<(), ConnectorError>;
+    /// Register a reusable payment number. No processor connector offers one today, so the
+    /// default refuses with [`REPEAT_UNSUPPORTED`]; only the sandbox registers them.
+    async fn register_repeat(&self, _req: &RepeatRequest) -> Result<RepeatNumber, ConnectorError> {
+        Err(ConnectorError::InvalidRequest(REPEAT_UNSUPPORTED))
+    }
 }
 
 /// Code of [`NumberConnector::cancel`] for an institution that takes no cancellations.
@@ -373,6 +405,24 @@ impl NumberConnector for SandboxNumberConnector {
         // checks (and changes conditionally) when it records the cancellation.
         Ok(())
     }
+
+    async fn register_repeat(&self, req: &RepeatRequest) -> Result<RepeatNumber, ConnectorError> {
+        if req.mode != Mode::Test {
+            return Err(ConnectorError::InvalidRequest(SANDBOX_REFUSES_LIVE));
+        }
+        if let Some(a) = req.amount {
+            validate_amount(a).map_err(|e| ConnectorError::InvalidRequest(e.code()))?;
+        }
+        // Any chain takes the same number: derived under a label no single-use number uses.
+        let t = IssueTarget::Konbini(crate::domain::konbini::Chain::SevenEleven);
+        Ok(RepeatNumber {
+            number: self.checked("repeat", t, &req.repeat_id, REPEAT_NUMBER_DIGITS),
+            connector_ref: format!(
+                "sbxrep_{}",
+                self.digits("repeat-ref", t, &req.repeat_id, 16)
+            ),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -473,6 +523,32 @@ mod tests {
         let mut r = req(k, 1);
         r.payment_id.clear();
         assert_eq!(c.issue(&r).await.unwrap_err().code(), "payment_id_missing");
+    }
+
+    #[tokio::test]
+    async fn sandbox_registers_repeat_numbers_for_test_mode_only() {
+        let c = SandboxNumberConnector::with_seed(b"seed");
+        let mut r = RepeatRequest {
+            repeat_id: "rpn_1".into(),
+            mode: Mode::Test,
+            amount: Some(1000),
+            valid_until_ms: 1,
+        };
+        let n = c.register_repeat(&r).await.unwrap();
+        assert_eq!(n.number.len(), REPEAT_NUMBER_DIGITS);
+        assert!(luhn_valid(&n.number));
+        assert_eq!(c.register_repeat(&r).await.unwrap(), n, "idempotent");
+        r.amount = Some(300_001);
+        assert_eq!(
+            c.register_repeat(&r).await.unwrap_err().code(),
+            "amount_too_large"
+        );
+        r.amount = None;
+        r.mode = Mode::Live;
+        assert_eq!(
+            c.register_repeat(&r).await.unwrap_err().code(),
+            SANDBOX_REFUSES_LIVE
+        );
     }
 
     #[tokio::test]

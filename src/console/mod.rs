@@ -15,6 +15,7 @@ pub mod labels;
 pub mod messages;
 pub mod payment_requests;
 pub mod preview;
+pub mod repeat_numbers;
 pub mod search;
 pub mod settings;
 pub mod subscriptions;

@@ -208,3 +208,39 @@ pub async fn insert_charge(
     .await)?;
     Ok(id)
 }
+
+/// The checkout of one store payment on a reusable number (`domain::repeat`): no link was
+/// opened for it, so it holds only what the payment and its notifications show. Pending until
+/// the payment's status is applied in the same transaction. Returns its id.
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_repeat_payment(
+    tx: &mut Tx,
+    merchant_id: &str,
+    repeat_id: &str,
+    order_id: &str,
+    amount: i64,
+    item_name: &str,
+    shopper_name: Option<&str>,
+    now: i64,
+) -> Result<String, sqlx::Error> {
+    let id = random_id("co", 20);
+    exec_tx!(tx, x => sqlx::query(
+        "INSERT INTO checkouts (id, merchant_id, order_id, content_hash, amount, item_name, \
+         shopper_name, methods, return_url, lang, status, selected_method, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '', 'ja', 'pending', $9, $10, $11)",
+    )
+    .bind(&id)
+    .bind(merchant_id)
+    .bind(order_id)
+    .bind(format!("repeat:{repeat_id}"))
+    .bind(amount)
+    .bind(item_name)
+    .bind(shopper_name)
+    .bind(Method::Konbini.code())
+    .bind(Method::Konbini.code())
+    .bind(now)
+    .bind(now)
+    .execute(x)
+    .await)?;
+    Ok(id)
+}

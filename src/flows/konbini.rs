@@ -40,6 +40,11 @@ pub struct NumberDetails {
     pub institution_no: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_url: Option<String>,
+    /// A store payment on a reusable number (`flows::repeat`): the number's id and digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat_number_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat_no: Option<String>,
 }
 
 impl NumberDetails {
@@ -54,6 +59,8 @@ impl NumberDetails {
             confirm_no: n.confirm_no.clone(),
             institution_no: n.institution_no.clone(),
             payment_url: n.payment_url.clone(),
+            repeat_number_id: None,
+            repeat_no: None,
         }
     }
 

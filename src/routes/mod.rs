@@ -10,6 +10,7 @@ pub mod console;
 mod console_admin;
 mod console_messages;
 mod console_processors;
+mod console_repeat;
 mod console_requests;
 mod console_subscriptions;
 mod demo;
@@ -108,6 +109,16 @@ fn console_router(state: AppState) -> Router<AppState> {
             "/console/payment-requests/{id}/cancel",
             post(console_requests::cancel),
         )
+        .route("/console/repeat-numbers", get(console_repeat::list))
+        .route("/console/repeat-numbers/{id}", get(console_repeat::detail))
+        .route(
+            "/console/repeat-numbers/{id}/card",
+            get(console_repeat::card),
+        )
+        .route(
+            "/console/repeat-numbers/{id}/retire",
+            post(console_repeat::retire),
+        )
         .route("/console/subscriptions", get(console_subscriptions::list))
         .route(
             "/console/subscriptions/{id}",
@@ -184,6 +195,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/sandbox/v1/payments/{payment_id}/{action}",
             post(sandbox::control),
+        )
+        .route(
+            "/sandbox/v1/repeat-numbers/{id}/pay",
+            post(sandbox::repeat_pay),
         )
         // Processor webhooks (one URL per processor account)
         .route(

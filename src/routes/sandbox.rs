@@ -1,6 +1,7 @@
 //! Sandbox controls for merchants' integration tests: make a test-mode konbini / Pay-easy
-//! payment paid (速報), confirmed (確報), reversed (速報取消) or expired, through the same state
-//! machine and notifications as real results. Authenticated with the merchant's signing key.
+//! payment paid (速報), confirmed (確報), reversed (速報取消) or expired, and pay a reusable
+//! number (リピート) at a store, through the same state machine and notifications as real
+//! results. Authenticated with the merchant's signing key.
 
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
@@ -8,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use crate::db::merchants;
+use crate::domain::konbini::Chain;
 use crate::error::{AppError, AppResult};
 use crate::flows::konbini::{self as flow, ActionError, SandboxAction};
 use crate::state::AppState;
@@ -46,19 +48,18 @@ pub fn string_to_sign(method: &str, path_and_query: &str, ts: i64) -> String {
     format!("{method}\n{path_and_query}\n{ts}")
 }
 
-/// `POST /sandbox/v1/payments/{payment_id}/{action}`, action ∈ `paid|confirm|reverse|expire`;
-/// `paid` takes an optional `?paid_at=<unix seconds>` (default now).
-pub async fn control(
-    State(state): State<AppState>,
-    Path((payment_id, action)): Path<(String, String)>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-) -> AppResult<Response> {
-    let merchant_id = header(&headers, "x-merchant-id")?;
-    let key_id = header(&headers, "x-key-id")?;
-    let signature = header(&headers, "x-signature")?;
-    let ts: i64 = header(&headers, "x-timestamp")?.parse().map_err(|_| {
+/// Checks the merchant's signature headers on a sandbox request: the merchant, a signing key of
+/// it, an HMAC of `{METHOD}\n{PATH}\n{X-Timestamp}` and a timestamp within 5 minutes.
+async fn authenticate(
+    state: &AppState,
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+) -> AppResult<merchants::MerchantRow> {
+    let merchant_id = header(headers, "x-merchant-id")?;
+    let key_id = header(headers, "x-key-id")?;
+    let signature = header(headers, "x-signature")?;
+    let ts: i64 = header(headers, "x-timestamp")?.parse().map_err(|_| {
         api(
             StatusCode::UNAUTHORIZED,
             "bad_timestamp",
@@ -104,6 +105,19 @@ pub async fn control(
             "X-Timestamp is more than 5 minutes away from the server's clock",
         ));
     }
+    Ok(merchant)
+}
+
+/// `POST /sandbox/v1/payments/{payment_id}/{action}`, action ∈ `paid|confirm|reverse|expire`;
+/// `paid` takes an optional `?paid_at=<unix seconds>` (default now).
+pub async fn control(
+    State(state): State<AppState>,
+    Path((payment_id, action)): Path<(String, String)>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> AppResult<Response> {
+    let merchant = authenticate(&state, &method, &uri, &headers).await?;
     let paid_at = paid_at_ms(uri.query())?;
     // The endpoint speaks the result names (`paid`); the CLI's verb `pay` is not a path here.
     let action = Some(action.as_str())
@@ -166,6 +180,68 @@ fn paid_at_ms(query: Option<&str>) -> AppResult<Option<i64>> {
         }
     }
     Ok(paid_at)
+}
+
+/// `POST /sandbox/v1/repeat-numbers/{id}/pay`: the customer paid the reusable number at a
+/// store now (速報): a new payment, paid, with its notification. `?amount=<yen>` for a number
+/// whose amount is decided at the store, `?chain=<code>` for the store (default: the
+/// merchant's first enabled chain).
+pub async fn repeat_pay(
+    State(state): State<AppState>,
+    Path(repeat_id): Path<String>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> AppResult<Response> {
+    let merchant = authenticate(&state, &method, &uri, &headers).await?;
+    let (amount, chain) = repeat_query(uri.query())?;
+    let p = crate::flows::repeat::sandbox_pay(
+        &state.db,
+        &repeat_id,
+        Some(&merchant.id),
+        amount,
+        chain,
+        "sandbox_api",
+        state.now_ms(),
+    )
+    .await?;
+    state.wake_notifier();
+    Ok(Json(serde_json::json!({ "payment": flow::payment_json(&p) })).into_response())
+}
+
+/// `amount` (yen) and `chain` (a chain code) from the query; any other parameter is refused.
+fn repeat_query(query: Option<&str>) -> AppResult<(Option<i64>, Option<Chain>)> {
+    let (mut amount, mut chain) = (None, None);
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "amount" => {
+                amount = Some(v.parse::<i64>().map_err(|_| {
+                    api(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_query",
+                        "amount must be whole yen",
+                    )
+                })?);
+            }
+            "chain" => {
+                chain = Some(Chain::parse(&v).ok_or_else(|| {
+                    api(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_query",
+                        "chain must be seven, lawson, famima, ministop, daily or seicomart",
+                    )
+                })?);
+            }
+            other => {
+                return Err(api(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_query",
+                    format!("unknown query parameter {other:?}"),
+                ))
+            }
+        }
+    }
+    Ok((amount, chain))
 }
 
 fn action_error(e: ActionError) -> AppError {

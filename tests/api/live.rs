@@ -591,6 +591,66 @@ async fn live_without_connector_pays_nothing(app: TestApp, _calls: Calls) {
 }
 both_live!(live_without_connector_pays_nothing);
 
+/// Reusable numbers (リピート) exist only in the sandbox: a live merchant, with or without a
+/// processor account, is refused with `repeat_numbers_unavailable`, and a sandbox number
+/// registered in test mode cannot be paid once the merchant is live.
+async fn live_merchants_get_no_repeat_numbers(app: TestApp, calls: Calls) {
+    let m = app.merchant().await;
+    let key = app.api_key(&m).await;
+    let body = serde_json::json!({"reference": "r1", "name": "会費",
+                                  "amount_type": "fixed", "amount": 1000});
+    let r = app
+        .api_post("/api/v1/repeat-numbers", &key, body.clone())
+        .await;
+    assert_eq!(r.status, 201, "{}", r.json);
+    let sandbox_number = r.json["id"].as_str().unwrap().to_owned();
+
+    make_live(&app, &m).await;
+    let r = app
+        .api_post("/api/v1/repeat-numbers", &key, body.clone())
+        .await;
+    assert_eq!((r.status, r.code()), (409, "repeat_numbers_unavailable"));
+    assert_eq!(app.count("repeat_numbers").await, 1, "nothing registered");
+    // The fake processor was never asked to issue anything for it.
+    assert!(
+        !calls
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c.starts_with("number.")),
+        "{calls:?}"
+    );
+    let path = format!("/sandbox/v1/repeat-numbers/{sandbox_number}/pay");
+    let ts = app.state.now_s();
+    let sig = kakehashi::signing::sign(&m.secret, &format!("POST\n{path}\n{ts}"));
+    let res = app
+        .client
+        .post(format!("{}{path}", app.base))
+        .header("x-merchant-id", &m.id)
+        .header("x-key-id", &m.key_id)
+        .header("x-timestamp", ts.to_string())
+        .header("x-signature", sig)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        404,
+        "the sandbox does not exist for live merchants"
+    );
+    let v: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "repeat_number_not_found");
+    assert_eq!(app.count("payments").await, 0);
+
+    // Live without any processor account: refused the same way.
+    let bare = app.merchant().await;
+    force_mode(&app, &bare, Mode::Live).await;
+    let key = app.api_key(&bare).await;
+    let r = app.api_post("/api/v1/repeat-numbers", &key, body).await;
+    assert_eq!((r.status, r.code()), (409, "repeat_numbers_unavailable"));
+}
+both_live!(live_merchants_get_no_repeat_numbers);
+
 /// A sandbox agreement made in test mode is never charged (or cancelled) through the sandbox
 /// once the merchant is live.
 async fn live_merchant_subscriptions_never_use_the_sandbox(app: TestApp, _calls: Calls) {

@@ -26,6 +26,7 @@ mod live;
 mod messages;
 mod notify;
 mod ops;
+mod repeat;
 mod shopper;
 mod shutdown;
 mod sms;
