@@ -17,6 +17,7 @@ mod docs_drift;
 mod feature_phone;
 mod first_hour;
 mod hardening;
+mod held_cards;
 mod komoju;
 mod komoju_carrier;
 mod komoju_fake;
