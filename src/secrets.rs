@@ -94,6 +94,24 @@ impl Keyring {
         })
     }
 
+    /// A keyring whose only key is derived from `secret` for one `purpose` (HMAC-SHA256), for
+    /// short-lived data that instances must share when no master key is configured (the
+    /// test-mode fallback of [`crate::flows::card_hold`]). Weaker than a master key: whoever
+    /// reads `secret` can open what it seals, see docs/security.md.
+    pub fn derived(secret: &[u8], purpose: &str) -> Keyring {
+        use hmac::{Hmac, Mac};
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key size");
+        mac.update(purpose.as_bytes());
+        let bytes = Zeroizing::new(mac.finalize().into_bytes().to_vec());
+        let id = format!("d{}", &hex::encode(&Sha256::digest(&*bytes)[..4])[1..]);
+        let cipher = Aes256Gcm::new_from_slice(&bytes).expect("HMAC-SHA256 gives 32 bytes");
+        Keyring {
+            current: Some(MasterKey { id, cipher }),
+            previous: Vec::new(),
+        }
+    }
+
     /// A fresh random master key, base64 encoded (`kakehashi keys generate-master`).
     pub fn generate() -> String {
         let mut k = Zeroizing::new([0u8; 32]);
@@ -296,6 +314,25 @@ mod tests {
         assert_eq!(&*k.reveal(&sealed, "c").unwrap(), "whsec_x");
         assert_eq!(&*k.reveal("legacy_clear", "c").unwrap(), "legacy_clear");
         assert!(none.reveal(&sealed, "c").is_err());
+    }
+
+    #[test]
+    fn derived_keys_depend_on_secret_and_purpose() {
+        let a = Keyring::derived(b"server secret", "p1");
+        let sealed = a.seal("4000000000002008", "c").unwrap();
+        assert!(!sealed.contains("4000000000002008"));
+        let same = Keyring::derived(b"server secret", "p1");
+        assert_eq!(&*same.open(&sealed, "c").unwrap(), "4000000000002008");
+        assert_ne!(
+            same.current_id(),
+            Keyring::derived(b"server secret", "p2").current_id()
+        );
+        for other in [
+            Keyring::derived(b"server secret", "p2"),
+            Keyring::derived(b"another secret", "p1"),
+        ] {
+            assert!(other.open(&sealed, "c").is_err());
+        }
     }
 
     #[test]

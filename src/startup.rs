@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use crate::assets::Assets;
 use crate::config::Config;
 use crate::connectors::registry::{ProcessorDriver, Registry};
-use crate::context::{Clock, Ctx, PendingCards, SystemClock};
+use crate::context::{Clock, Ctx, SystemClock};
 use crate::db::Db;
 use crate::notify::deliver::Deliverer;
 use crate::notify::worker::Worker;
@@ -78,6 +78,16 @@ impl App {
             .unwrap_or_else(|| format!("http://{addr}"))
             .trim_end_matches('/')
             .to_owned();
+        // Held cards are sealed with the master key; a test-mode installation without one
+        // derives a key from the server secret, which every instance shares (docs/security.md).
+        let card_keys = if keys.has_current() {
+            keys.clone()
+        } else {
+            Arc::new(crate::secrets::Keyring::derived(
+                &secret,
+                crate::flows::card_hold::DERIVED_KEY_PURPOSE,
+            ))
+        };
         let mut registry = Registry::new(&public_url, &secret, keys.clone());
         registry.configure(&config)?;
         registry.register(stripe_driver(&config)?);
@@ -91,7 +101,7 @@ impl App {
                 public_url: public_url.into(),
                 keys,
                 connectors,
-                pending_cards: Arc::new(PendingCards::default()),
+                card_keys,
                 sms: Arc::new(sms),
                 wake: Arc::new(tokio::sync::Notify::new()),
             },
@@ -565,8 +575,9 @@ fn stripe_driver(config: &Config) -> anyhow::Result<Arc<dyn ProcessorDriver>> {
     )?))
 }
 
-/// Periodic state sweeps: lapsed card authorizations, abandoned 3-D Secure challenges. Each
-/// sweep is a plain function tests call directly. Stops between sweeps once `stop` is cancelled.
+/// Periodic state sweeps: lapsed card authorizations, abandoned 3-D Secure challenges and their
+/// expired held cards. Each sweep is a plain function tests call directly. Stops between sweeps
+/// once `stop` is cancelled.
 async fn sweep(
     db: Db,
     config: Arc<Config>,
@@ -587,6 +598,9 @@ async fn sweep(
         }
         if let Err(e) = crate::flows::card::reconcile_stale(&db, &registry, now).await {
             tracing::warn!(error = %e, "card reconciliation sweep");
+        }
+        if let Err(e) = crate::flows::card_hold::purge_expired(&db, now).await {
+            tracing::warn!(error = %e, "held card sweep");
         }
         if let Err(e) = crate::flows::card::resume_operations(&db, &registry, now).await {
             tracing::warn!(error = %e, "card operation sweep");

@@ -235,13 +235,15 @@ pub async fn load_session(
     Ok(Some((s, u)))
 }
 
-/// The client address for the audit log.
-pub fn client_ip(parts: &Parts) -> String {
-    parts
+/// The client address for the audit log: the TCP peer, or the forwarded address when the peer
+/// is a trusted proxy ([`crate::client_addr`]).
+pub fn client_ip(parts: &Parts, trusted_proxies: &[crate::client_addr::Cidr]) -> String {
+    let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_default()
+        .map(|c| c.0.ip())
+        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    crate::client_addr::client_ip(peer, &parts.headers, trusted_proxies).to_string()
 }
 
 /// A signed-in console user (both factors passed, not idle).
@@ -322,7 +324,7 @@ impl FromRequestParts<AppState> for Staff {
             user,
             now,
             sid,
-            ip: client_ip(parts),
+            ip: client_ip(parts, &state.config.trusted_proxies),
         })
     }
 }

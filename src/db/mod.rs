@@ -19,6 +19,7 @@ pub mod outbox;
 pub mod payment_requests;
 pub mod payment_row;
 pub mod payments;
+pub mod pending_cards;
 pub mod processor_events;
 pub mod processors;
 pub mod reconcile;

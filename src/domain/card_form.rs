@@ -15,6 +15,49 @@ pub struct CardInput {
     pub option: PaymentOption,
 }
 
+impl CardInput {
+    /// The card as text for sealing (`flows::card_hold`): one field per line, which no parsed
+    /// field can contain. The caller seals it at once and lets it be wiped on drop.
+    pub fn to_sealable(&self) -> zeroize::Zeroizing<String> {
+        zeroize::Zeroizing::new(format!(
+            "v1\n{}\n{}\n{}\n{}\n{}\n{}",
+            self.card.expose_digits(),
+            self.expiry.year(),
+            self.expiry.month(),
+            self.cvc.expose(),
+            self.option.code(),
+            self.holder.as_ref().map(|h| h.as_str()).unwrap_or(""),
+        ))
+    }
+
+    /// Reads [`CardInput::to_sealable`] back, re-checking every field; `None` if it is not one.
+    pub fn from_sealable(text: &str) -> Option<CardInput> {
+        let mut f = text.split('\n');
+        if f.next()? != "v1" {
+            return None;
+        }
+        let card = CardNumber::parse(f.next()?).ok()?;
+        let year = f.next()?.parse().ok()?;
+        let expiry = Expiry::new(year, f.next()?.parse().ok()?)?;
+        let cvc = SecurityCode::parse(f.next()?, card.brand()).ok()?;
+        let option = PaymentOption::parse(f.next()?).ok()?;
+        let holder = match f.next()? {
+            "" => None,
+            h => Some(CardHolder::parse(h).ok()?),
+        };
+        if f.next().is_some() {
+            return None;
+        }
+        Some(CardInput {
+            card,
+            expiry,
+            cvc,
+            holder,
+            option,
+        })
+    }
+}
+
 /// Per-field error messages for re-rendering the form.
 #[derive(Clone, Debug, Default)]
 pub struct FieldErrors {
@@ -119,5 +162,41 @@ pub fn parse_form(
             })
         }
         _ => Err(errs),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealable_text_round_trips() {
+        for (number, cvc, holder, option) in [
+            ("4000 0000 0000 2008", "123", Some("TARO YAMADA"), "lump"),
+            ("3782 822463 10005", "1234", None, "inst3"),
+        ] {
+            let card = CardNumber::parse(number).unwrap();
+            let input = CardInput {
+                cvc: SecurityCode::parse(cvc, card.brand()).unwrap(),
+                card,
+                expiry: Expiry::new(2031, 7).unwrap(),
+                holder: holder.map(|h| CardHolder::parse(h).unwrap()),
+                option: PaymentOption::parse(option).unwrap(),
+            };
+            let back = CardInput::from_sealable(&input.to_sealable()).unwrap();
+            assert_eq!(back.card, input.card);
+            assert_eq!(back.expiry, input.expiry);
+            assert_eq!(back.cvc, input.cvc);
+            assert_eq!(back.holder, input.holder);
+            assert_eq!(back.option, input.option);
+        }
+        for bad in [
+            "",
+            "v2\n4111111111111111\n2031\n7\n123\nlump\n",
+            "v1\n4111111111111112\n2031\n7\n123\nlump\n",
+            "v1\n4111111111111111\n2031\n7\n123\nlump\n\nextra",
+        ] {
+            assert!(CardInput::from_sealable(bad).is_none(), "{bad:?}");
+        }
     }
 }

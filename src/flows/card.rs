@@ -2,10 +2,10 @@
 //! connector, and capture / cancel / refund later. Every change goes through
 //! [`payments::transition`] after the pure [`card::apply`] check.
 //!
-//! Card data never touches the database or logs. Between a 3-D Secure challenge and the
-//! authorization that follows it, the parsed card waits in this process's memory for at most
-//! [`PENDING_TTL`] (PCI DSS allows sensitive data until authorization completes); a live
-//! connector would tokenize at the PSP instead.
+//! Card data never touches logs, and the database only sealed: between a 3-D Secure challenge
+//! and the authorization that follows it, the card waits in `pending_cards` for at most
+//! [`PENDING_TTL`] ([`card_hold`]: PCI DSS allows sensitive data until authorization), so any
+//! instance can finish the challenge; a live connector would tokenize at the PSP instead.
 
 use std::sync::Arc;
 
@@ -26,10 +26,11 @@ use crate::domain::reason::Reason;
 use crate::domain::CaptureMode;
 use crate::domain::CheckoutStatus;
 use crate::domain::Method;
+use crate::flows::card_hold;
 use crate::flows::checkout::Opened;
 use crate::flows::error::{FlowError, FlowResult, Refused};
 
-pub use crate::context::{PendingCards, PENDING_TTL};
+pub use crate::context::PENDING_TTL;
 pub use crate::domain::card_form::{merchant_card_settings, parse_form, CardInput, FieldErrors};
 
 /// What happened to a pay or challenge submission.
@@ -259,8 +260,8 @@ pub async fn pay(state: &Ctx, o: &Opened, input: CardInput, ip: &str) -> FlowRes
                 state.now_ms(),
             )
             .await?;
+            card_hold::put(&mut tx, state, &p.id, &input).await?;
             tx.commit().await?;
-            state.pending_cards.put(&p.id, input);
             Ok(PayOutcome::Challenge {
                 payment: p,
                 attempts_left: MAX_CHALLENGE_ATTEMPTS,
@@ -402,6 +403,7 @@ async fn fail_with(
         state.now_ms(),
     )
     .await?;
+    card_hold::drop_in(&mut tx, &p.id).await?;
     tx.commit().await?;
     state.wake_notifier();
     record_failure(state, key).await?;
@@ -453,7 +455,6 @@ pub async fn abandon_challenge(state: &Ctx, o: &Opened, payment_id: &str) -> Flo
     if p.status != CardStatus::Challenge {
         return Ok(());
     }
-    state.pending_cards.take(&p.id);
     let mut d = p.details_json();
     d["failure"] = json!("challenge_cancelled");
     let mut tx = state.db.begin().await?;
@@ -468,6 +469,7 @@ pub async fn abandon_challenge(state: &Ctx, o: &Opened, payment_id: &str) -> Flo
         state.now_ms(),
     )
     .await?;
+    card_hold::drop_in(&mut tx, &p.id).await?;
     tx.commit().await?;
     state.wake_notifier();
     Ok(())
@@ -498,8 +500,8 @@ pub async fn complete_challenge(
         .unwrap_or_default()
         .to_owned();
     let wrong = details["wrong_codes"].as_u64().unwrap_or(0) as u32;
-    if !state.pending_cards.peek_ok(&p.id) {
-        // The card is no longer in memory (restart, another instance, or too slow).
+    if !card_hold::held(state, &p.id).await? {
+        // The card is no longer held (too slow: expired, or swept).
         let key = key_for(o, ip, None);
         return fail(state, p, "challenge_expired", "card data gone", &key).await;
     }
@@ -508,10 +510,13 @@ pub async fn complete_challenge(
         .await
     {
         Ok(ChallengeOutcome::Completed(three_ds)) => {
-            let input = state
-                .pending_cards
-                .take(&p.id)
-                .ok_or(FlowError::shopper(Reason::SessionExpired))?;
+            // Taken (deleted) before the authorization is sent: never held after it.
+            let Some(input) = card_hold::take(state, &p.id).await? else {
+                // Another submission took it first (a double submit to two instances), or it
+                // expired just now: answer with the payment as it stands.
+                let current = payments::get(&state.db, &p.id).await?.unwrap_or(p);
+                return Ok(outcome_of(current));
+            };
             let ck = card_key(&state.secret, &input.card);
             let key = key_for(o, ip, Some(&ck));
             authorize(state, o, &connector, p, input, three_ds, &key).await
@@ -519,9 +524,8 @@ pub async fn complete_challenge(
         Ok(ChallengeOutcome::WrongCode) => {
             let wrong = wrong + 1;
             if wrong >= MAX_CHALLENGE_ATTEMPTS {
-                let ck = state
-                    .pending_cards
-                    .take(&p.id)
+                let ck = card_hold::take(state, &p.id)
+                    .await?
                     .map(|input| card_key(&state.secret, &input.card));
                 let key = key_for(o, ip, ck.as_deref());
                 let mut d = details.clone();
@@ -998,6 +1002,7 @@ pub async fn reconcile_stale(db: &Db, registry: &Arc<Registry>, now: i64) -> any
             false
         };
         if done {
+            card_hold::drop_in(&mut tx, &p.id).await?;
             tx.commit().await?;
             n += 1;
         }

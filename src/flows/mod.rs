@@ -2,6 +2,7 @@
 
 pub mod bank;
 pub mod card;
+pub mod card_hold;
 pub mod carrier;
 pub mod carrier_sync;
 pub mod checkout;

@@ -3,6 +3,8 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Path, RawQuery, Request, State};
+
+use crate::routes::shopper::ClientAddr;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -59,12 +61,19 @@ fn with_cookie(mut r: Response, c: HeaderValue) -> Response {
     r
 }
 
-fn ip(ci: &ConnectInfo<std::net::SocketAddr>) -> String {
-    ci.0.ip().to_string()
+fn ip(ci: &ClientAddr) -> String {
+    ci.0.to_string()
 }
 
 /// Per-client-address limit of sign-in attempts (password and code posts), one per app.
 pub type SignInLimiter = governor::DefaultKeyedRateLimiter<std::net::IpAddr>;
+
+/// The sign-in limiter and the proxies whose forwarded client address it believes.
+#[derive(Clone)]
+pub struct SignInLimit {
+    pub limiter: std::sync::Arc<SignInLimiter>,
+    pub trusted_proxies: std::sync::Arc<[crate::client_addr::Cidr]>,
+}
 
 /// Addresses remembered by the limiter past which stale ones are forgotten.
 const LIMITER_KEYS: usize = 10_000;
@@ -78,7 +87,7 @@ pub fn sign_in_limiter(per_minute: u32) -> std::sync::Arc<SignInLimiter> {
 /// Middleware on the sign-in posts: past the address's rate, answers 429 (a console page, with
 /// `Retry-After`) before any password hashing or database work.
 pub async fn limit_sign_in(
-    State(limiter): State<std::sync::Arc<SignInLimiter>>,
+    State(limit): State<SignInLimit>,
     ci: ConnectInfo<std::net::SocketAddr>,
     req: Request,
     next: Next,
@@ -86,11 +95,13 @@ pub async fn limit_sign_in(
     if req.method() != axum::http::Method::POST {
         return next.run(req).await;
     }
+    let limiter = &limit.limiter;
+    let client = crate::client_addr::client_ip(ci.0.ip(), req.headers(), &limit.trusted_proxies);
     if limiter.len() > LIMITER_KEYS {
         limiter.retain_recent();
         limiter.shrink_to_fit();
     }
-    match limiter.check_key(&ci.0.ip()) {
+    match limiter.check_key(&client) {
         Ok(()) => next.run(req).await,
         Err(not_until) => {
             let wait = not_until
@@ -102,7 +113,7 @@ pub async fn limit_sign_in(
             let status = StatusCode::TOO_MANY_REQUESTS;
             let message =
                 "ログインの試行が多すぎます。しばらくしてからもう一度お試しください。".to_owned();
-            tracing::warn!(ip = %ci.0.ip(), "console sign-in rate limit");
+            tracing::warn!(ip = %client, "console sign-in rate limit");
             let mut r = (status, message.clone()).into_response();
             r.extensions_mut()
                 .insert(ConsoleErrorInfo { status, message });
@@ -143,7 +154,7 @@ pub async fn login_get(State(state): State<AppState>) -> ConsoleResult<Response>
 
 pub async fn login_post(
     State(state): State<AppState>,
-    ci: ConnectInfo<std::net::SocketAddr>,
+    ci: ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> ConsoleResult<Response> {
@@ -272,7 +283,7 @@ pub async fn totp_qr(State(state): State<AppState>, headers: HeaderMap) -> Conso
 
 pub async fn totp_post(
     State(state): State<AppState>,
-    ci: ConnectInfo<std::net::SocketAddr>,
+    ci: ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> ConsoleResult<Response> {

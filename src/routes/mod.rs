@@ -38,7 +38,10 @@ use crate::state::AppState;
 /// The merchant console under /console, with its own error pages.
 fn console_router(state: AppState) -> Router<AppState> {
     let limit = middleware::from_fn_with_state(
-        console::sign_in_limiter(state.config.console_login_per_minute),
+        console::SignInLimit {
+            limiter: console::sign_in_limiter(state.config.console_login_per_minute),
+            trusted_proxies: state.config.trusted_proxies.clone().into(),
+        },
         console::limit_sign_in,
     );
     Router::new()

@@ -741,3 +741,72 @@ async fn lock_is_per_account_and_address(app: TestApp) {
     assert_eq!(s, 303, "unlocked after the lock time");
 }
 both!(lock_is_per_account_and_address);
+
+/// Posts e-mail + password through a trusted proxy on 127.0.0.1 for the client `forwarded_for`
+/// (`X-Forwarded-For`): (status, body).
+async fn sign_in_via_proxy(
+    app: &TestApp,
+    forwarded_for: &str,
+    email: &str,
+    password: &str,
+) -> (u16, String) {
+    let c = client_from(None);
+    let (cookie, csrf) = login_form(app, &c).await;
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("csrf", csrf.as_str()),
+            ("email", email),
+            ("password", password),
+        ])
+        .finish();
+    let r = c
+        .post(format!("{}/console/login", app.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", cookie)
+        .header("x-forwarded-for", forwarded_for)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// Finding 5 (low), behind a reverse proxy: every request comes from the proxy, so the lock
+/// must key on the client address the trusted proxy forwards (`client_addr`), or a stranger
+/// anywhere locks a known user out. A stranger's failures lock only the stranger's address.
+async fn lock_is_per_forwarded_client_address(app: TestApp) {
+    let u = user(&app).await;
+    for _ in 0..kakehashi::console::auth::MAX_FAILURES {
+        sign_in_via_proxy(&app, "203.0.113.9", &u.email, "wrong").await;
+    }
+    let (s, _) = sign_in_via_proxy(&app, "203.0.113.9", &u.email, &u.password).await;
+    assert_eq!(s, 429, "the stranger's address is locked");
+    assert!(lock_state_from(&app, &u.email, "203.0.113.9")
+        .await
+        .1
+        .is_some_and(|t| t > app.state.now_ms()));
+    assert_eq!(
+        lock_state_from(&app, &u.email, "127.0.0.1").await,
+        (0, None)
+    );
+    let (s, body) = sign_in_via_proxy(&app, "198.51.100.7", &u.email, &u.password).await;
+    assert_eq!(s, 303, "the user signs in from their own address: {body}");
+}
+
+mod lock_is_per_forwarded_client_address {
+    use crate::helpers::{spawn_app_with, Backend};
+    fn behind_proxy(c: &mut kakehashi::config::Config) {
+        c.trusted_proxies = kakehashi::client_addr::parse_list("127.0.0.1/32").unwrap();
+    }
+    #[tokio::test]
+    async fn sqlite() {
+        let app = spawn_app_with(Backend::Sqlite, behind_proxy).await.unwrap();
+        super::lock_is_per_forwarded_client_address(app).await;
+    }
+    #[tokio::test]
+    async fn postgres() {
+        if let Some(app) = spawn_app_with(Backend::Postgres, behind_proxy).await {
+            super::lock_is_per_forwarded_client_address(app).await;
+        }
+    }
+}

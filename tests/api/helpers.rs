@@ -220,8 +220,18 @@ async fn start(
 
 /// A second server instance on the same database (its own listener and worker).
 pub async fn spawn_app_sharing(other: &TestApp, workers: bool) -> TestApp {
+    spawn_app_sharing_with(other, workers, |_| {}).await
+}
+
+/// Like [`spawn_app_sharing`], with a configuration tweak (e.g. the same master key).
+pub async fn spawn_app_sharing_with(
+    other: &TestApp,
+    workers: bool,
+    tweak: impl FnOnce(&mut Config),
+) -> TestApp {
     let mut config = Config::for_tests(String::new());
     config.workers = workers;
+    tweak(&mut config);
     start(config, other.db.clone(), None, Vec::new()).await
 }
 

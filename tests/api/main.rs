@@ -18,6 +18,7 @@ mod feature_phone;
 mod first_hour;
 mod handoff;
 mod hardening;
+mod held_cards;
 mod komoju;
 mod komoju_carrier;
 mod komoju_fake;
