@@ -22,6 +22,8 @@ pub struct AppState {
     pub number_js: Arc<str>,
     /// URL of the card form's script (checks, brand, grouping; content-hashed).
     pub card_form_js: Arc<str>,
+    /// Set once a stop has begun: `/readyz` then answers 503 while requests are still served.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::ops::Deref for AppState {
