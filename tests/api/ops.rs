@@ -186,7 +186,10 @@ async fn request_ids_are_generated_echoed_and_logged(app: TestApp) {
         .await
         .unwrap();
     let echoed = r.headers()["x-request-id"].to_str().unwrap();
-    assert_ne!(echoed, "forged-by-client", "untrusted peers' ids are not taken");
+    assert_ne!(
+        echoed, "forged-by-client",
+        "untrusted peers' ids are not taken"
+    );
     assert!(echoed.starts_with("req_"));
     eventually("the request's log line", || async {
         logs()
