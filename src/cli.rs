@@ -1260,7 +1260,7 @@ pub async fn ensure_demo(
         Ok((_, key)) => Ok(Some(key.secret)),
         // Several instances starting at once on one database: another one made it first.
         Err(_) if merchants::get(db, "m_demo").await?.is_some() => Ok(None),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     }
 }
 
@@ -1332,7 +1332,7 @@ pub async fn payment(state: &crate::state::AppState, cmd: PaymentCmd) -> anyhow:
         Err(crate::flows::error::FlowError::Refused { code, message, .. }) => {
             anyhow::bail!("{code}: {message}")
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     }
 }
 

@@ -456,21 +456,9 @@ impl Cluster {
     }
 }
 
-/// A full card payment with a 3-D Secure challenge and a konbini payment, through TLS and
-/// round-robin over two instances, one of them killed (SIGKILL) in the middle of the konbini
-/// payment; the merchant receives every notification, each event under one `webhook-id`.
-#[tokio::test]
-async fn payments_across_instances_behind_tls_survive_a_killed_instance() {
-    let Some(mut c) = Cluster::start(2).await else {
-        return;
-    };
-    let rx = Receiver::start().await;
-    let m = c
-        .host
-        .merchant_with(|n| n.callback_url = Some(rx.url.clone()))
-        .await;
-
-    // TLS at the edge, HSTS and Secure cookies from the instances, plain HTTP redirected.
+/// TLS at the edge: HSTS and Secure cookies from the instances, plain HTTP redirected, the
+/// operations endpoints not served to the public.
+async fn the_edge_is_tls_only(c: &Cluster) {
     let r = c.get("/console/login", UA_PC).await;
     assert_eq!(r.status(), 200);
     assert!(
@@ -503,14 +491,20 @@ async fn payments_across_instances_behind_tls_survive_a_killed_instance() {
         .unwrap();
     assert_eq!(plain.status(), 301);
     assert!(location(&plain).starts_with("https://"));
-    // Operations endpoints are not public.
     assert_eq!(c.shop.get("/metrics", UA_PC).await.status(), 404);
     assert_eq!(c.shop.get("/readyz", UA_PC).await.status(), 404);
+}
 
-    // The card payment, every request alternating between the instances.
+/// A card payment with a 3-D Secure challenge, every request on the other instance than the
+/// one before; the challenge is answered on the instance that did not start it. Returns how the
+/// answer was received (status, `Location`) and the result page it should lead to.
+async fn card_payment_with_a_challenge(
+    c: &Cluster,
+    m: &TestMerchant,
+) -> ((u16, Option<String>), String) {
     let ua = UA_PC;
-    let f = c.shop.fields(&m, "dep-card", 5400, &[]);
-    let r = c.get(&c.shop.link(&m, &f), ua).await;
+    let f = c.shop.fields(m, "dep-card", 5400, &[]);
+    let r = c.get(&c.shop.link(m, &f), ua).await;
     assert_eq!(r.status(), 200);
     let body = r.text().await.unwrap();
     let r = c
@@ -563,13 +557,33 @@ async fn payments_across_instances_behind_tls_survive_a_killed_instance() {
         answered_on, started_on,
         "the answer went to the other instance"
     );
-    let challenge_answer = (
+    let outcome = (
         answer.status().as_u16(),
         answer
             .headers()
             .get("location")
             .map(|l| l.to_str().unwrap().to_owned()),
     );
+    (outcome, format!("{base}/card/result"))
+}
+
+/// A full card payment with a 3-D Secure challenge and a konbini payment, through TLS and
+/// round-robin over two instances, one of them killed (SIGKILL) in the middle of the konbini
+/// payment; the merchant receives every notification, each event under one `webhook-id`.
+#[tokio::test]
+async fn payments_across_instances_behind_tls_survive_a_killed_instance() {
+    let Some(mut c) = Cluster::start(2).await else {
+        return;
+    };
+    let rx = Receiver::start().await;
+    let m = c
+        .host
+        .merchant_with(|n| n.callback_url = Some(rx.url.clone()))
+        .await;
+
+    the_edge_is_tls_only(&c).await;
+    let (challenge_answer, result_page) = card_payment_with_a_challenge(&c, &m).await;
+    let ua = UA_PC;
     let before_kill: Vec<String> = c.trail.lock().unwrap().clone();
 
     // The konbini payment; one instance dies after the method is chosen.
@@ -704,7 +718,7 @@ async fn payments_across_instances_behind_tls_survive_a_killed_instance() {
     // the other instance answers `challenge_expired`. Do not route around it in nginx.
     assert_eq!(
         challenge_answer,
-        (303, Some(format!("{base}/card/result"))),
+        (303, Some(result_page)),
         "challenge answered on another instance"
     );
     let hits = rx
