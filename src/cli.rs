@@ -1332,7 +1332,7 @@ pub async fn payment(state: &crate::state::AppState, cmd: PaymentCmd) -> anyhow:
         Err(crate::flows::error::FlowError::Refused { code, message, .. }) => {
             anyhow::bail!("{code}: {message}")
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
