@@ -62,6 +62,25 @@ pub struct Global {
         value_delimiter = ','
     )]
     pub master_key_previous: Vec<String>,
+    /// Log line format: text (for people) or json (one object a line, for log collectors).
+    #[arg(
+        long,
+        env = "KAKEHASHI_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written (`KAKEHASHI_LOG_FORMAT`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines; a request's span (request id, method, route) prefixes each line.
+    Text,
+    /// One JSON object per line with the timestamp, level, message, fields and the current
+    /// span's fields (request id, method, route).
+    Json,
 }
 
 impl Global {
@@ -130,6 +149,10 @@ pub struct ServeArgs {
     /// request on an idle connection).
     #[arg(long, env = "KAKEHASHI_HEADER_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub header_timeout_ms: u64,
+    /// On a stop signal, milliseconds to keep serving with /readyz answering 503 before the
+    /// listener closes (lets a balancer's readiness check take the instance out first).
+    #[arg(long, env = "KAKEHASHI_DRAIN_DELAY_MS", default_value_t = 0)]
+    pub drain_delay_ms: u64,
     /// Milliseconds without traffic after which a keep-alive connection is closed.
     #[arg(long, env = "KAKEHASHI_IDLE_TIMEOUT_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub idle_timeout_ms: u64,
@@ -263,6 +286,7 @@ impl ServeArgs {
             sms_http_url: self.sms_http_url.clone(),
             sms_http_auth: self.sms_http_auth.clone().map(crate::config::Redacted),
             metrics_token: self.metrics_token.clone().map(crate::config::Redacted),
+            drain_delay_ms: self.drain_delay_ms,
             sms_http_body: self.sms_http_body.clone(),
             sms_rate_per_minute: self.sms_rate_per_minute,
             master_key: master_key.map(crate::config::Redacted),
@@ -1343,8 +1367,12 @@ pub async fn ensure_demo(
         capture_mode: "auto".into(),
         card_options: "lump,inst3,inst6,inst10,inst12,bonus,revo".into(),
     };
-    let (_, key) = merchants::create(db, keys, &m, crate::util::now_ms()).await?;
-    Ok(Some(key.secret))
+    match merchants::create(db, keys, &m, crate::util::now_ms()).await {
+        Ok((_, key)) => Ok(Some(key.secret)),
+        // Several instances starting at once on one database: another one made it first.
+        Err(_) if merchants::get(db, "m_demo").await?.is_some() => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// A freshly signed demo checkout link for `m_demo`.

@@ -75,7 +75,8 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-fn trusted(list: &[Cidr], ip: IpAddr) -> bool {
+/// Whether `ip` is one of the configured trusted proxies (its headers may be believed).
+pub fn trusted(list: &[Cidr], ip: IpAddr) -> bool {
     list.iter().any(|c| c.contains(ip))
 }
 

@@ -63,6 +63,10 @@ pub struct Config {
     /// Bearer token that lets a scraper read `/metrics` from anywhere
     /// (`KAKEHASHI_METRICS_TOKEN`). Unset: only direct loopback clients (not through a proxy).
     pub metrics_token: Option<Redacted>,
+    /// On a stop signal, how long the instance keeps serving while `/readyz` answers 503
+    /// before it closes its listener, in ms (`KAKEHASHI_DRAIN_DELAY_MS`, 0): time for a
+    /// balancer's readiness check to take it out of rotation first.
+    pub drain_delay_ms: u64,
     /// Whether background workers (expiry, notification delivery) run in this process.
     pub workers: bool,
     /// How often the konbini / Pay-easy sweep (expiry, sandbox auto-pay) runs, in milliseconds
@@ -226,6 +230,7 @@ impl Config {
             idle_timeout_ms: 60_000,
             max_connections: 1024,
             metrics_token: None,
+            drain_delay_ms: 0,
             workers: true,
             sweep_interval_ms: 3_600_000,
             sms_http_url: None,

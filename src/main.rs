@@ -7,13 +7,20 @@ use kakehashi::startup::App;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .init();
     let args = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,sqlx=warn".into());
+    match args.global.log_format {
+        cli::LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        // Span fields flattened into the line's `span` object: the request id is in every line
+        // written while serving a request.
+        cli::LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_env_filter(filter)
+            .init(),
+    }
     // No command: `serve` with its settings from the environment (the README's quick start).
     let command = args
         .command

@@ -113,6 +113,7 @@ impl App {
             number_js: number_js.into(),
             card_form_js: card_form_js.into(),
             handoff_js: handoff_js.into(),
+            draining: Default::default(),
         };
         Ok(App {
             addr,
@@ -235,8 +236,20 @@ impl App {
         let stopping = CancellationToken::new();
         let signal = {
             let stopping = stopping.clone();
+            let draining = self.state.draining.clone();
+            let delay = Duration::from_millis(self.state.config.drain_delay_ms);
             async move {
                 shutdown.await;
+                // Not ready from now on; still serving for the drain delay, so a balancer
+                // that checks `/readyz` stops sending traffic before the listener closes.
+                draining.store(true, std::sync::atomic::Ordering::SeqCst);
+                if !delay.is_zero() {
+                    tracing::info!(
+                        drain_delay_ms = delay.as_millis() as u64,
+                        "stopping: /readyz answers 503, still serving"
+                    );
+                    tokio::time::sleep(delay).await;
+                }
                 tracing::info!("shutting down: listener closed, finishing requests in flight");
                 stopping.cancel();
             }

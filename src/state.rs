@@ -24,6 +24,8 @@ pub struct AppState {
     pub card_form_js: Arc<str>,
     /// URL of the PC selector's hand-off script (notices a payment made on the phone).
     pub handoff_js: Arc<str>,
+    /// Set once a stop has begun: `/readyz` then answers 503 while requests are still served.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::ops::Deref for AppState {

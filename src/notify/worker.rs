@@ -185,8 +185,24 @@ impl Worker {
         if result.outcome == Outcome::Disable {
             outbox::disable_endpoint(&self.db, &m.id).await?;
         }
+        metrics::counter!(
+            "kakehashi_notification_attempts_total",
+            "outcome" => outcome_label(result.outcome)
+        )
+        .increment(1);
         tracing::info!(event = %ev.id, kind = %ev.kind, outcome = outcome_code, status = ?result.status, "notification attempt");
         Ok(())
+    }
+}
+
+/// The metric label of an attempt's outcome: a fixed set (`delivered`, `retry`, `gone`,
+/// `refused`), never the free-form error text.
+fn outcome_label(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Delivered => "delivered",
+        Outcome::Retry => "retry",
+        Outcome::Disable => "gone",
+        Outcome::Refused => "refused",
     }
 }
 

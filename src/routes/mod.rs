@@ -31,7 +31,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::{middleware, Router};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::state::AppState;
 
@@ -274,23 +274,38 @@ pub fn router(state: AppState) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
         ))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                // One line per answered request (status, latency), inside the request's span.
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        // Outside the tracing layer, so the request's span carries the id it assigns.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::request_id::assign,
+        ))
         // Outermost, so timeouts, body-limit refusals and error pages are counted as answered.
         .layer(middleware::from_fn(crate::telemetry::track))
         .with_state(state)
 }
 
-/// The tracing span of a request: a request id, the method and the route *template*. The raw
-/// path is never logged: it can hold a session token, and query strings hold signatures.
+/// The tracing span of a request: its request id ([`crate::request_id`]), the method and the
+/// route *template*. The raw path is never logged: it can hold a session token, and query
+/// strings hold signatures.
 fn request_span(req: &axum::extract::Request) -> tracing::Span {
     let route = req
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "-".into());
+    let id = req
+        .extensions()
+        .get::<crate::request_id::RequestId>()
+        .map_or("-", |r| r.0.as_str());
     tracing::info_span!(
         "request",
-        id = %crate::util::random_id("req", 12),
+        request_id = %id,
         method = %req.method(),
         route = %route,
     )

@@ -17,9 +17,13 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// `GET /readyz`: 200 when the database answers, 503 otherwise, so the balancer sends no
-/// shopper to an instance that cannot serve them.
+/// `GET /readyz`: 200 when the database answers, 503 otherwise or once the instance is
+/// stopping (draining), so the balancer sends no shopper to an instance that cannot serve them
+/// or is about to go away.
 pub async fn readyz(State(state): State<AppState>) -> Response {
+    if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response();
+    }
     match stats::ping(&state.db).await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(e) => {

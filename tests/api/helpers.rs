@@ -709,3 +709,18 @@ impl TestApp {
         self.api("GET", path, Some(key), None, None).await
     }
 }
+
+impl TestApp {
+    /// The same server and database reached another way: requests go to `base` with `client`
+    /// (e.g. through a TLS proxy in front of several instances).
+    pub fn through(&self, base: String, client: reqwest::Client) -> TestApp {
+        TestApp {
+            base,
+            db: self.db.clone(),
+            state: self.state.clone(),
+            clock: self.clock.clone(),
+            client,
+            _dir: None,
+        }
+    }
+}

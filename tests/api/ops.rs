@@ -134,3 +134,124 @@ mod metrics_behind_a_token {
         }
     }
 }
+
+/// Notification deliveries are counted by outcome: a refused attempt (the receiver answers
+/// 500, so it is retried) and the delivery that follows.
+async fn notification_attempts_are_counted(app: TestApp) {
+    let rx = Receiver::start().await;
+    rx.respond(&[(500, "down")]);
+    let m = app
+        .merchant_with(|n| n.callback_url = Some(rx.url.clone()))
+        .await;
+    let before = get_with(&app, "/metrics", &[]).await.1;
+    let count = |text: &str, outcome: &str| {
+        value(
+            text,
+            &format!(r#"kakehashi_notification_attempts_total{{outcome="{outcome}"}}"#),
+        )
+        .unwrap_or(0.0)
+    };
+    kakehashi::db::outbox::ping(&app.db, &m.id, app.state.now_ms())
+        .await
+        .unwrap();
+    rx.wait_for("a failed attempt, then the delivery", |h| h.len() >= 2)
+        .await;
+    let after = eventually("both attempts counted", || async {
+        let text = get_with(&app, "/metrics", &[]).await.1;
+        // The counter is process-wide (other tests deliver too): at least ours were added.
+        (count(&text, "retry") > count(&before, "retry")
+            && count(&text, "delivered") > count(&before, "delivered"))
+        .then_some(text)
+    })
+    .await;
+    assert!(after.contains("# TYPE kakehashi_notification_attempts_total counter"));
+}
+both!(notification_attempts_are_counted);
+
+/// Every response carries a request id, and the request's log lines name it. Without trusted
+/// proxies an incoming `X-Request-Id` is ignored (anyone could forge one): a fresh id is made.
+async fn request_ids_are_generated_echoed_and_logged(app: TestApp) {
+    let r = app.get("/healthz", UA_PC).await;
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(id.starts_with("req_"), "{id}");
+    let other = app.get("/healthz", UA_PC).await.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(id, other, "one id per request");
+    let r = reqwest::Client::new()
+        .get(format!("{}/healthz", app.base))
+        .header("x-request-id", "forged-by-client")
+        .send()
+        .await
+        .unwrap();
+    let echoed = r.headers()["x-request-id"].to_str().unwrap();
+    assert_ne!(
+        echoed, "forged-by-client",
+        "untrusted peers' ids are not taken"
+    );
+    assert!(echoed.starts_with("req_"));
+    eventually("the request's log line", || async {
+        logs()
+            .lines()
+            .any(|l| l.contains(&format!("request_id={id}")) && l.contains("finished processing"))
+            .then_some(())
+    })
+    .await;
+    assert!(
+        !logs().contains("request_id=forged-by-client"),
+        "a forged id never reaches the logs"
+    );
+}
+both!(request_ids_are_generated_echoed_and_logged);
+
+/// From a trusted proxy (`KAKEHASHI_TRUSTED_PROXIES`), a well-formed `X-Request-Id` is taken,
+/// so nginx's id joins its access log to ours; a malformed one is replaced.
+async fn a_trusted_proxys_request_id_is_taken(app: TestApp) {
+    let id_for = |given: &'static str| {
+        let base = app.base.clone();
+        async move {
+            let r = reqwest::Client::new()
+                .get(format!("{base}/healthz"))
+                .header("x-request-id", given)
+                .send()
+                .await
+                .unwrap();
+            r.headers()["x-request-id"].to_str().unwrap().to_owned()
+        }
+    };
+    let nginx_id = "4f1c2a9be0d34c8e9a1b2c3d4e5f6a7b";
+    assert_eq!(id_for(nginx_id).await, nginx_id);
+    for bad in ["has space", "quote\"d", "x;y=z"] {
+        let got = id_for(bad).await;
+        assert!(got.starts_with("req_"), "{bad:?} replaced by {got}");
+    }
+    let long: &'static str = "a".repeat(65).leak();
+    assert!(id_for(long).await.starts_with("req_"), "too long");
+    eventually("the proxy's id in the log", || async {
+        logs()
+            .contains(&format!("request_id={nginx_id}"))
+            .then_some(())
+    })
+    .await;
+}
+
+mod a_trusted_proxys_request_id_is_taken {
+    use crate::helpers::{spawn_app_with, Backend};
+    fn loopback_proxy(c: &mut kakehashi::config::Config) {
+        c.trusted_proxies = kakehashi::client_addr::parse_list("127.0.0.1/32").unwrap();
+    }
+    #[tokio::test]
+    async fn sqlite() {
+        let app = spawn_app_with(Backend::Sqlite, loopback_proxy)
+            .await
+            .unwrap();
+        super::a_trusted_proxys_request_id_is_taken(app).await;
+    }
+    #[tokio::test]
+    async fn postgres() {
+        if let Some(app) = spawn_app_with(Backend::Postgres, loopback_proxy).await {
+            super::a_trusted_proxys_request_id_is_taken(app).await;
+        }
+    }
+}

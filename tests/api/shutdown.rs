@@ -399,3 +399,45 @@ async fn sigterm_during_delivery_exits_cleanly_and_delivers_once() {
     assert!(log.contains("shutdown complete"), "{log}");
     assert_eq!(rx.arrived(), vec![id], "delivered exactly once");
 }
+
+/// With a drain delay, a stop first turns `/readyz` to 503 "draining" while the instance keeps
+/// serving (liveness and pages still answer), so a balancer's readiness check takes it out of
+/// rotation; only then does the listener close.
+async fn readiness_turns_false_while_draining(host: TestApp) {
+    let (addr, stop, run) = stoppable(&host, |app| {
+        std::sync::Arc::get_mut(&mut app.state.ctx.config)
+            .expect("config not shared before the app runs")
+            .drain_delay_ms = 1500;
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let get = |path: &'static str| {
+        let client = client.clone();
+        async move {
+            let r = client.get(format!("http://{addr}{path}")).send().await?;
+            Ok::<_, reqwest::Error>((r.status().as_u16(), r.text().await?))
+        }
+    };
+    assert_eq!(get("/readyz").await.unwrap(), (200, "ready".into()));
+    stop.send(()).unwrap();
+    eventually("readiness false once stopping", || async {
+        (get("/readyz").await.ok()? == (503, "draining".into())).then_some(())
+    })
+    .await;
+    assert_eq!(get("/healthz").await.unwrap().0, 200, "still live");
+    assert_eq!(
+        get("/assets/no-such-file").await.unwrap().0,
+        404,
+        "still answering requests"
+    );
+    tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("stops after the drain delay")
+        .unwrap()
+        .unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "the listener closed after draining"
+    );
+}
+shared_backends!(readiness_turns_false_while_draining);

@@ -20,6 +20,8 @@ pub enum Service {
     Examples,
     /// localstripe (a Stripe API stand-in, `pip install localstripe`), for the Stripe tests.
     Localstripe,
+    /// nginx and openssl, for the reference deployment tests (tests/api/deploy.rs).
+    Nginx,
 }
 
 impl Service {
@@ -29,6 +31,7 @@ impl Service {
             Service::Browser => "KAKEHASHI_SKIP_BROWSER",
             Service::Examples => "KAKEHASHI_SKIP_EXAMPLES",
             Service::Localstripe => "KAKEHASHI_SKIP_LOCALSTRIPE",
+            Service::Nginx => "KAKEHASHI_SKIP_NGINX",
         }
     }
 
@@ -41,6 +44,7 @@ impl Service {
             }
             Service::Examples => "each docs/examples script whose program is not installed",
             Service::Localstripe => "the Stripe tests when localstripe is not installed",
+            Service::Nginx => "the deployment tests when nginx or openssl is not installed",
         }
     }
 
