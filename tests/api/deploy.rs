@@ -712,10 +712,8 @@ async fn payments_across_instances_behind_tls_survive_a_killed_instance() {
         assert_eq!(types.iter().filter(|x| **x == t).count(), 1, "{types:?}");
     }
 
-    // The 3-D Secure challenge answered on the other instance than the one that started it.
-    // KNOWN TO FAIL until the challenge state is shared through the database (issue 20, the
-    // 3-D Secure helper's branch): the card data waits in the starting instance's memory, so
-    // the other instance answers `challenge_expired`. Do not route around it in nginx.
+    // The 3-D Secure challenge answered on the other instance than the one that started it:
+    // the held card is in the shared database (`pending_cards`), not in one instance's memory.
     assert_eq!(
         challenge_answer,
         (303, Some(result_page)),
