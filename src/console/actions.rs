@@ -46,6 +46,15 @@ fn refused_ja(code: &str) -> String {
         "checkout_not_open" => "この取引IDの決済はすでに受付済みです。".into(),
         "subscription_not_found" => "この継続課金契約は見つかりません。".into(),
         "partial_refund_unsupported" => "キャリア決済は全額でのみ取消できます。".into(),
+        "order_conflict" => {
+            "この取引IDはすでに別の内容（金額・商品名など）で使われています。".into()
+        }
+        "amount_over_limit" => "金額が決済方法の上限を超えています。".into(),
+        "no_method_available" | "methods_unavailable" => {
+            "指定した決済方法はこの加盟店では使えません。設定を確認してください。".into()
+        }
+        "no_signing_key" => "有効な署名鍵がありません。設定で署名鍵を発行してください。".into(),
+        "return_url_not_allowed" => "戻り先のオリジンが登録されていません。".into(),
         crate::connectors::konbini::ALREADY_PAID => {
             "支払機関によると、この番号はすでに支払われています。入金の通知をお待ちください。"
                 .into()
@@ -178,6 +187,43 @@ pub async fn subscription_cancel(
             "この継続課金契約はすでに解約されています。".into(),
         )),
         r => map(r),
+    }
+}
+
+/// 決済新規登録: signs and opens a checkout link for the merchant's order, the same flow as
+/// `POST /api/v1/checkouts` (the same order again gives the same link). Returns the checkout
+/// and the link.
+pub async fn checkout_create(
+    state: &AppState,
+    m: &crate::db::merchants::MerchantRow,
+    order_fields: &[(String, String)],
+    expires_at_s: i64,
+) -> Result<(crate::flows::checkout::Opened, String), ActionError> {
+    let r = crate::flows::checkout::sign_and_open(state, &m.id, order_fields, expires_at_s).await;
+    match r {
+        // A field the link rules refuse: say which one, in the form's words.
+        Err(FlowError::Shopper {
+            field: Some(field),
+            reason,
+        }) => Err(ActionError::Refused(format!(
+            "{}を確認してください（{}）。",
+            field_ja(field),
+            reason.message_ja()
+        ))),
+        r => map(r),
+    }
+}
+
+/// The console form's name of a link field.
+fn field_ja(field: &str) -> &str {
+    match field {
+        "order_id" => "取引ID",
+        "amount" => "金額",
+        "item_name" => "商品名",
+        "methods" => "決済方法",
+        "shopper_email" => "メールアドレス",
+        "expires_at" => "有効期間",
+        other => other,
     }
 }
 

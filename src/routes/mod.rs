@@ -8,9 +8,12 @@ mod carrier;
 pub mod checkout;
 pub mod console;
 mod console_admin;
+mod console_bulk;
+mod console_checkouts;
 mod console_messages;
 mod console_processors;
 mod console_requests;
+mod console_searches;
 mod console_subscriptions;
 mod demo;
 pub(crate) mod konbini;
@@ -57,8 +60,15 @@ fn console_router(state: AppState) -> Router<AppState> {
         .route("/console/logout", post(console::logout))
         .route("/console/payments", get(console::list))
         .route("/console/payments.csv", get(console::csv))
-        .route("/console/payments/bulk", post(console_admin::bulk))
+        .route("/console/payments/bulk", post(console_bulk::bulk))
         .route("/console/payments/{id}", get(console::detail))
+        .route("/console/searches", post(console_searches::save))
+        .route(
+            "/console/searches/{id}/delete",
+            post(console_searches::delete),
+        )
+        .route("/console/checkouts/new", get(console_checkouts::new))
+        .route("/console/checkouts", post(console_checkouts::create))
         .route("/console/payments/{id}/action", post(console_admin::action))
         .route(
             "/console/payments/{id}/redeliver",
