@@ -194,6 +194,26 @@ pub struct Detail {
     pub can_number_cancel: bool,
     pub refundable: i64,
     pub message: Option<String>,
+    /// The payment is refunded by refund requests (paid konbini / Pay-easy / bank).
+    pub can_request_refund: bool,
+    /// Yen not yet promised by a refund request.
+    pub requestable: i64,
+    pub refund_requests: Vec<RefundRequestView>,
+}
+
+/// A refund request (返金依頼) on the payment detail page.
+pub struct RefundRequestView {
+    pub id: String,
+    pub amount: String,
+    pub status: &'static str,
+    pub status_ja: &'static str,
+    pub created: String,
+    /// The shopper's page, for staff to send or read out while the account may be given.
+    pub link: Option<String>,
+    /// The account the shopper gave, for the transfer.
+    pub account: Option<String>,
+    pub can_mark_paid: bool,
+    pub can_cancel: bool,
 }
 
 #[derive(Template)]

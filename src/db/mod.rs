@@ -22,6 +22,7 @@ pub mod payments;
 pub mod processor_events;
 pub mod processors;
 pub mod reconcile;
+pub mod refund_requests;
 pub mod saved_searches;
 pub mod sealed;
 pub mod search;

@@ -1,7 +1,8 @@
 //! `POST /console/payments/bulk`: card capture (売上確定) or cancel (取消) of the ticked payments,
 //! or of every payment matching the current search (全件チェック, not only the page shown), after a
 //! confirmation page with the count and the amount total. If the payments a search matches change
-//! between the confirmation and the post, the confirmation is shown again with the new numbers.
+//! between the confirmation and the post (count or total), the confirmation is shown again with
+//! the new numbers and nothing is done.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -116,7 +117,10 @@ pub async fn bulk(
         )));
     }
     let expect = format!("{count}:{total}");
-    let changed = form::get(&f, "confirm") == "yes" && form::get(&f, "expect") != expect;
+    // Ticked payments are a fixed set; a search may match other payments by now.
+    let changed = matches!(target, Target::Search(_))
+        && form::get(&f, "confirm") == "yes"
+        && form::get(&f, "expect") != expect;
     if form::get(&f, "confirm") != "yes" || changed {
         let mut lines = Vec::new();
         if changed {

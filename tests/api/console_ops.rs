@@ -422,3 +422,265 @@ async fn payment_link_from_the_console(app: TestApp) {
     assert_eq!(audit_count(&app, "checkout.create").await, 3);
 }
 both!(payment_link_from_the_console);
+
+fn refund_link(page: &str) -> String {
+    page.split("class=\"mono refund-link\" readonly value=\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no refund link in {page}"))
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&")
+        .replace("&#38;", "&")
+}
+
+async fn event_kinds(app: &TestApp, payment_id: &str) -> Vec<String> {
+    payments::events(&app.db, payment_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
+async fn request_status(app: &TestApp, payment_id: &str) -> Vec<String> {
+    kakehashi::db::refund_requests::of_payment(&app.db, payment_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.status)
+        .collect()
+}
+
+async fn refund_request_end_to_end(app: TestApp) {
+    let m = app.merchant().await;
+    let other = app.merchant().await;
+    let p = payment(&app, &m, "r-1", "konbini", "paid", 5000).await;
+    let card = payment(&app, &m, "r-card", "card", "authorized", 5000).await;
+    let admin = user(&app, Some(&m.id), Role::Admin).await;
+    let c = Console::login(&app, &admin).await;
+    let csrf = c.csrf().await;
+    let path = format!("/console/payments/{}/refund-requests", p.id);
+    let (_, page) = c.get(&format!("/console/payments/{}", p.id)).await;
+    assert!(
+        page.contains("返金依頼を作成") && page.contains("最大 5000円"),
+        "{page}"
+    );
+    // The confirmation first; more than was paid is refused; a card payment is not refunded so.
+    let r = c.post(&path, &[("csrf", &csrf), ("amount", "3000")]).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("3,000円"));
+    assert!(request_status(&app, &p.id).await.is_empty());
+    let r = c
+        .post(
+            &path,
+            &[("csrf", &csrf), ("amount", "6000"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 409);
+    let r = c
+        .post(
+            &format!("/console/payments/{}/refund-requests", card.id),
+            &[("csrf", &csrf), ("amount", "100"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 409);
+    let r = c
+        .post(
+            &path,
+            &[("csrf", &csrf), ("amount", "3000"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(request_status(&app, &p.id).await, ["requested"]);
+    assert!(event_kinds(&app, &p.id)
+        .await
+        .contains(&"payment.refund_requested".to_owned()));
+    assert_eq!(
+        status(&app, &p.id).await,
+        "paid",
+        "the payment's status does not change"
+    );
+    let (_, page) = c.get(&format!("/console/payments/{}", p.id)).await;
+    let link = refund_link(&page);
+    assert!(link.starts_with(&format!("{}/refund/", app.base)), "{link}");
+    assert!(page.contains("最大 2000円"));
+
+    // Another merchant's admin and a general user cannot act on it.
+    let rid = kakehashi::db::refund_requests::of_payment(&app.db, &p.id)
+        .await
+        .unwrap()
+        .remove(0)
+        .id;
+    let outsider = user(&app, Some(&other.id), Role::Admin).await;
+    let o = Console::login(&app, &outsider).await;
+    let ocsrf = o.csrf().await;
+    let r = o
+        .post(
+            &format!("/console/refund-requests/{rid}/cancel"),
+            &[("csrf", &ocsrf), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+    let r = o
+        .post(
+            &path,
+            &[("csrf", &ocsrf), ("amount", "100"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+    let general = user(&app, Some(&m.id), Role::General).await;
+    let g = Console::login(&app, &general).await;
+    let gcsrf = g.csrf().await;
+    let r = g
+        .post(
+            &format!("/console/refund-requests/{rid}/cancel"),
+            &[("csrf", &gcsrf), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    // Not paid out before an account is known.
+    let r = c
+        .post(
+            &format!("/console/refund-requests/{rid}/paid"),
+            &[("csrf", &csrf), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 409);
+    assert_eq!(request_status(&app, &p.id).await, ["requested"]);
+
+    // The shopper's page: a wrong token is not found; PC and feature phone variants.
+    let bad = format!("{link}A");
+    assert_eq!(app.get(&bad, UA_PC).await.status(), 404);
+    let r = app.get(&link, UA_PC).await;
+    assert_eq!(r.status(), 200);
+    let form = r.text().await.unwrap();
+    assert!(
+        form.contains("返金先口座のご登録") && form.contains("3,000円") && form.contains("r-1")
+    );
+    let r = app.get(&link, UA_DOCOMO).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .contains("Shift_JIS"));
+    let fp = r.bytes().await.unwrap();
+    assert!(
+        fp.len() < 10 * 1024,
+        "feature phone page is {} bytes",
+        fp.len()
+    );
+    let fp_text = encoding_rs::SHIFT_JIS.decode(&fp).0.into_owned();
+    assert!(!fp_text.contains("<script") && !fp_text.contains("<style"));
+    let shopper_csrf = hidden(&form, "csrf");
+    let action = format!("{}{}", app.base, action(&form));
+    // Wrong fields: each named, nothing stored; without the token nothing either.
+    let r = app
+        .post_form(
+            &action,
+            UA_PC,
+            &[
+                ("csrf", &shopper_csrf),
+                ("bank_code", "12"),
+                ("branch_code", "123"),
+                ("account_type", "ordinary"),
+                ("number", "1234567"),
+                ("holder", "山田太郎"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("金融機関コードは4桁") && body.contains("口座名義はカタカナ"));
+    assert!(!body.contains("支店コードは3桁"));
+    let good = [
+        ("bank_code", "0009"),
+        ("branch_code", "123"),
+        ("account_type", "ordinary"),
+        ("number", "1234567"),
+        ("holder", "ヤマダ タロウ"),
+    ];
+    let r = app.post_form(&action, UA_PC, &good).await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(request_status(&app, &p.id).await, ["requested"]);
+    let mut with_csrf = vec![("csrf", shopper_csrf.as_str())];
+    with_csrf.extend(good);
+    let r = app.post_form(&action, UA_PC, &with_csrf).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("id=\"refund-done\""));
+    assert_eq!(request_status(&app, &p.id).await, ["account_received"]);
+
+    // Staff see the account and mark the transfer done.
+    let (_, page) = c.get(&format!("/console/payments/{}", p.id)).await;
+    assert!(
+        page.contains("1234567") && page.contains("ヤマダ タロウ") && page.contains("振込済にする")
+    );
+    let r = c
+        .post(
+            &format!("/console/refund-requests/{rid}/paid"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status(), 200, "confirmation first");
+    let r = c
+        .post(
+            &format!("/console/refund-requests/{rid}/paid"),
+            &[("csrf", &csrf), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(request_status(&app, &p.id).await, ["paid_out"]);
+    // The shopper's link now says the refund is done, and takes no account any more.
+    let r = app.get(&link, UA_PC).await;
+    assert!(r.text().await.unwrap().contains("id=\"refund-closed\""));
+    let r = app.post_form(&action, UA_PC, &with_csrf).await;
+    assert_eq!(r.status(), 409);
+    // A second request is withdrawn; a paid-out one cannot be.
+    let r = c
+        .post(
+            &path,
+            &[("csrf", &csrf), ("amount", "2000"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let second = kakehashi::db::refund_requests::of_payment(&app.db, &p.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.id != rid)
+        .unwrap()
+        .id;
+    let r = c
+        .post(
+            &format!("/console/refund-requests/{second}/cancel"),
+            &[("csrf", &csrf), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let r = c
+        .post(
+            &format!("/console/refund-requests/{rid}/cancel"),
+            &[("csrf", &csrf), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 409);
+    let kinds = event_kinds(&app, &p.id).await;
+    for k in [
+        "payment.refund_requested",
+        "payment.refund_account_received",
+        "payment.refund_paid",
+        "payment.refund_request_cancelled",
+    ] {
+        assert!(kinds.contains(&k.to_owned()), "{k} in {kinds:?}");
+    }
+    // Each event is a notification to the merchant.
+    let queued: i64 = kakehashi::on_db!(&app.db, c => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM outbox WHERE payment_id = $1 AND type LIKE 'payment.refund_%'")
+        .bind(&p.id).fetch_one(c).await)
+    .unwrap();
+    assert_eq!(queued, 5);
+    assert_eq!(audit_count(&app, "refund_request.create").await, 4);
+    assert_eq!(audit_count(&app, "refund_request.paid").await, 2);
+    assert_eq!(audit_count(&app, "refund_request.cancel").await, 2);
+}
+both!(refund_request_end_to_end);
