@@ -700,7 +700,7 @@ test('console: bulk capture of every payment a search matches', async () => {
   cli('merchant', 'set', 'm_demo', '--capture-mode', 'manual');
   const stamp = Date.now();
   try {
-    for (const [i, amount] of [[1, 1100], [2, 2200]].entries()) {
+    for (const [i, amount] of [[1, 1100], [2, 2200]]) {
       const { ctx, page } = await open('pc');
       await page.goto(link(`b-bulk-${stamp}-${i}`, amount));
       await page.click('button[value=card]');
@@ -771,6 +771,7 @@ test('console: refund request from staff to the shopper and back', async () => {
   await s.page.fill('#holder', 'ヤマダ タロウ');
   await s.page.click('#refund-submit');
   await s.page.waitForSelector('#bank_code-e');
+  s.page.problems = s.page.problems.filter((p) => !p.includes('status of 422')); // the page itself is a 422
   await check(s.page, 'sp-21-refund-form-error');
   await s.page.fill('#bank_code', '0009');
   await s.page.click('#refund-submit');
