@@ -787,3 +787,39 @@ device_page! {
     web: WebSandboxCarrier = "web/sandbox_carrier.html",
     fp: FpSandboxCarrier = "fp/sandbox_carrier.html",
 }
+
+/// An account type choice on the refund account form.
+#[derive(Clone, Debug)]
+pub struct AccountTypeChoice {
+    pub code: &'static str,
+    pub label: &'static str,
+    pub checked: bool,
+}
+
+device_page! {
+    /// The shopper's bank account for a refund request (返金依頼), reached by a signed link:
+    /// `stage` is `form` (with any errors), `done` once given, or `closed` after the payout or
+    /// withdrawal.
+    pub struct RefundAccountPage {
+        pub c: Chrome,
+        pub order_id: String,
+        pub amount: String,
+        pub stage: &'static str,
+        pub action: String,
+        pub csrf: String,
+        pub bank_code: String,
+        pub branch_code: String,
+        pub types: Vec<AccountTypeChoice>,
+        pub number: String,
+        pub holder: String,
+        /// One sentence per wrong field, empty when right.
+        pub e_bank_code: String,
+        pub e_branch_code: String,
+        pub e_account_type: String,
+        pub e_number: String,
+        pub e_holder: String,
+        pub has_errors: bool,
+    }
+    web: WebRefundAccount = "web/refund_account.html",
+    fp: FpRefundAccount = "fp/refund_account.html",
+}

@@ -46,6 +46,20 @@ fn refused_ja(code: &str) -> String {
         "checkout_not_open" => "この取引IDの決済はすでに受付済みです。".into(),
         "subscription_not_found" => "この継続課金契約は見つかりません。".into(),
         "partial_refund_unsupported" => "キャリア決済は全額でのみ取消できます。".into(),
+        "refund_request_not_allowed" => {
+            "この決済は返金依頼の対象ではありません（支払済みのコンビニ・ペイジー・ネットバンキング決済のみ）。".into()
+        }
+        "amount_exceeds_paid" => "返金依頼の合計が決済金額を超えます。".into(),
+        "refund_request_closed" => "この返金依頼は手続きが終わっています。".into(),
+        "order_conflict" => {
+            "この取引IDはすでに別の内容（金額・商品名など）で使われています。".into()
+        }
+        "amount_over_limit" => "金額が決済方法の上限を超えています。".into(),
+        "no_method_available" | "methods_unavailable" => {
+            "指定した決済方法はこの加盟店では使えません。設定を確認してください。".into()
+        }
+        "no_signing_key" => "有効な署名鍵がありません。設定で署名鍵を発行してください。".into(),
+        "return_url_not_allowed" => "戻り先のオリジンが登録されていません。".into(),
         crate::connectors::konbini::ALREADY_PAID => {
             "支払機関によると、この番号はすでに支払われています。入金の通知をお待ちください。"
                 .into()
@@ -77,7 +91,8 @@ fn map<T>(r: Result<T, FlowError>) -> Result<T, ActionError> {
     r.map_err(|e| match e {
         FlowError::Refused {
             kind: crate::flows::error::Refused::NotFound,
-            code: "payment_request_not_found" | "subscription_not_found",
+            code:
+                "payment_request_not_found" | "subscription_not_found" | "refund_request_not_found",
             ..
         } => ActionError::NotFound,
         FlowError::Refused { code, .. } => ActionError::Refused(refused_ja(code)),
@@ -178,6 +193,98 @@ pub async fn subscription_cancel(
             "この継続課金契約はすでに解約されています。".into(),
         )),
         r => map(r),
+    }
+}
+
+/// 決済新規登録: signs and opens a checkout link for the merchant's order, the same flow as
+/// `POST /api/v1/checkouts` (the same order again gives the same link). Returns the checkout
+/// and the link.
+pub async fn checkout_create(
+    state: &AppState,
+    m: &crate::db::merchants::MerchantRow,
+    order_fields: &[(String, String)],
+    expires_at_s: i64,
+) -> Result<(crate::flows::checkout::Opened, String), ActionError> {
+    let r = crate::flows::checkout::sign_and_open(state, &m.id, order_fields, expires_at_s).await;
+    match r {
+        // A field the link rules refuse: say which one, in the form's words.
+        Err(FlowError::Shopper {
+            field: Some(field),
+            reason,
+        }) => Err(ActionError::Refused(format!(
+            "{}を確認してください（{}）。",
+            field_ja(field),
+            reason.message_ja()
+        ))),
+        r => map(r),
+    }
+}
+
+/// The console form's name of a link field.
+fn field_ja(field: &str) -> &str {
+    match field {
+        "order_id" => "取引ID",
+        "amount" => "金額",
+        "item_name" => "商品名",
+        "methods" => "決済方法",
+        "shopper_email" => "メールアドレス",
+        "expires_at" => "有効期間",
+        other => other,
+    }
+}
+
+/// 返金依頼: a refund of a paid konbini / Pay-easy / bank payment, paid into the shopper's account.
+pub async fn refund_request_create(
+    state: &AppState,
+    scope: Option<&str>,
+    payment_id: &str,
+    amount: i64,
+    actor: &str,
+) -> Result<crate::flows::refund_requests::RefundRequest, ActionError> {
+    scoped(state, scope, payment_id).await?;
+    let p = payments::get(&state.db, payment_id)
+        .await?
+        .ok_or(ActionError::NotFound)?;
+    map(crate::flows::refund_requests::create(state, &p, amount, actor).await)
+}
+
+/// A refund request the user may act on (its merchant's, or any for operators).
+pub async fn refund_request_get(
+    state: &AppState,
+    scope: Option<&str>,
+    id: &str,
+) -> Result<crate::flows::refund_requests::RefundRequest, ActionError> {
+    let r = map(crate::flows::refund_requests::get(state, id).await)?;
+    if scope.is_some_and(|m| m != r.row.merchant_id) {
+        return Err(ActionError::NotFound);
+    }
+    Ok(r)
+}
+
+/// 振込済 (`paid`) or 取消 (`cancel`) of a refund request.
+pub async fn refund_request_step(
+    state: &AppState,
+    r: &crate::flows::refund_requests::RefundRequest,
+    paid: bool,
+    actor: &str,
+) -> Result<crate::flows::refund_requests::RefundRequest, ActionError> {
+    let out = if paid {
+        crate::flows::refund_requests::mark_paid(state, r, actor).await
+    } else {
+        crate::flows::refund_requests::cancel(state, r, actor).await
+    };
+    match out {
+        Err(FlowError::Refused {
+            code: "invalid_transition",
+            ..
+        }) if paid => Err(ActionError::Refused(
+            "お客様の口座が登録された返金依頼だけを振込済にできます。".into(),
+        )),
+        Err(FlowError::Refused {
+            code: "invalid_transition",
+            ..
+        }) => Err(ActionError::Refused(refused_ja("refund_request_closed"))),
+        out => map(out),
     }
 }
 

@@ -1,10 +1,13 @@
 //! The payment detail page: method details (masked card data only), event timeline,
 //! notifications with their delivery attempts, and which actions are possible (card capture /
-//! cancel / refund, carrier 取消, number cancel), as the method's status machine allows.
+//! cancel / refund, carrier 取消, number cancel), as the method's status machine allows, and the
+//! payment's refund requests (返金依頼) with the shopper's link and account.
 
 use crate::console::auth::Staff;
 use crate::console::error::ConsoleResult;
-use crate::console::views::{AttemptView, Chrome, Detail, EventView, NotificationView, RowView};
+use crate::console::views::{
+    AttemptView, Chrome, Detail, EventView, NotificationView, RefundRequestView, RowView,
+};
 use crate::db::outbox;
 use crate::db::payments::{self, PaymentRow};
 use crate::domain::card::allowed_actions;
@@ -67,6 +70,14 @@ async fn notifications(
     Ok(out)
 }
 
+/// A store failure while reading refund requests (nothing here refuses).
+fn flow_err(e: crate::flows::error::FlowError) -> crate::console::error::ConsoleError {
+    match e {
+        crate::flows::error::FlowError::Db(e) => e.into(),
+        e => crate::console::error::ConsoleError::Internal(anyhow::anyhow!("{e}")),
+    }
+}
+
 pub async fn build(
     state: &AppState,
     staff: &Staff,
@@ -111,7 +122,43 @@ pub async fn build(
         "resend" => Some("お客様へのメッセージを再送キューに入れました。".to_owned()),
         _ => None,
     };
+    let mut refund_requests = Vec::new();
+    let mut promised = 0;
+    for r in crate::flows::refund_requests::of_payment(state, &p.id)
+        .await
+        .map_err(flow_err)?
+    {
+        if r.status.counts() {
+            promised += r.row.amount;
+        }
+        let account = crate::flows::refund_requests::account_of(state, &r.row).map_err(flow_err)?;
+        refund_requests.push(RefundRequestView {
+            link: r
+                .status
+                .accepts_account()
+                .then(|| crate::flows::refund_requests::shopper_url(state, &r.row.id)),
+            account: account.map(|a| a.summary_ja()),
+            amount: format_yen(r.row.amount),
+            status: r.status.code(),
+            status_ja: r.status.label_ja(),
+            created: format_jst(r.row.created_at),
+            can_mark_paid: r.status.can_mark_paid(),
+            can_cancel: r.status.can_cancel(),
+            id: r.row.id,
+        });
+    }
+    let message = message.or_else(|| match crate::form::get(&query, "done") {
+        "refund_request" => {
+            Some("返金依頼を作成しました。お客様に口座登録のURLをお知らせください。".to_owned())
+        }
+        "refund_paid" => Some("返金依頼を振込済にしました。".to_owned()),
+        "refund_cancel" => Some("返金依頼を取消しました。".to_owned()),
+        _ => None,
+    });
     Ok(Detail {
+        can_request_refund: crate::domain::refund_request::qualifies(p.method, p.status),
+        requestable: p.amount - promised,
+        refund_requests,
         c: Chrome::staff(state, staff),
         p: RowView::new(p),
         details: crate::console::labels::details(&details),

@@ -1,6 +1,7 @@
 //! Merchant console (管理画面): staff accounts and sign-in with a second factor, payment search,
-//! payment actions (card, carrier 取消, number cancel), SMS payment requests, continuous-billing
-//! contracts, CSV download, payout summary, merchant settings and the audit log.
+//! payment actions (card, carrier 取消, number cancel; one by one or in bulk on a search), payment
+//! links (決済新規登録), saved searches, SMS payment requests, continuous-billing contracts, CSV
+//! download, payout summary, merchant settings and the audit log.
 //!
 //! HTTP handlers live in `routes/console*.rs`; everything they call is here. Actions go through
 //! [`actions`] only, the one place that maps flow refusals to sentences for staff.
@@ -16,6 +17,7 @@ pub mod messages;
 pub mod payment_requests;
 pub mod preview;
 pub mod repeat_numbers;
+pub mod saved_searches;
 pub mod search;
 pub mod settings;
 pub mod subscriptions;

@@ -49,7 +49,8 @@ pub struct Filter {
     pub order_id: String,
     pub payment_id: String,
     pub status: String,
-    pub method: String,
+    /// Any of these methods (empty: every method); `method` may repeat in the query.
+    pub methods: Vec<Method>,
     /// `YYYY-MM-DD` (Japan time), inclusive, as typed.
     pub date_from: String,
     pub date_to: String,
@@ -96,9 +97,16 @@ impl Filter {
                 Err(format!("{label}はYYYY-MM-DDの形式で入力してください。"))
             }
         };
-        let method = get(fields, "method");
-        if !method.is_empty() && Method::parse(method).is_none() {
-            return Err("決済種別が正しくありません。".into());
+        let mut methods = Vec::new();
+        for (_, v) in fields.iter().filter(|(k, _)| k == "method") {
+            let v = v.trim();
+            if v.is_empty() {
+                continue;
+            }
+            let m = Method::parse(v).ok_or("決済種別が正しくありません。")?;
+            if !methods.contains(&m) {
+                methods.push(m);
+            }
         }
         let status = get(fields, "status");
         if status.len() > 32
@@ -122,7 +130,7 @@ impl Filter {
             order_id: get(fields, "order_id").to_owned(),
             payment_id: get(fields, "payment_id").to_owned(),
             status: status.to_owned(),
-            method: method.to_owned(),
+            methods,
             date_from: date("from", "取引日(開始)")?,
             date_to: date("to", "取引日(終了)")?,
             amount_min: amount("min", "金額(下限)")?,
@@ -139,13 +147,15 @@ impl Filter {
             ("order_id", self.order_id.as_str()),
             ("payment_id", &self.payment_id),
             ("status", &self.status),
-            ("method", &self.method),
             ("from", &self.date_from),
             ("to", &self.date_to),
         ] {
             if !v.is_empty() {
                 q.append_pair(k, v);
             }
+        }
+        for m in &self.methods {
+            q.append_pair("method", m.code());
         }
         if let Some(a) = self.amount_min {
             q.append_pair("min", &a.to_string());
@@ -159,6 +169,33 @@ impl Filter {
     }
 }
 
+impl Filter {
+    /// Whether `m` is one of the methods searched for (the form's ticked boxes).
+    pub fn has_method(&self, m: &str) -> bool {
+        self.methods.iter().any(|x| x.code() == m)
+    }
+
+    fn search<'a>(&'a self, methods: &'a [&'a str]) -> PaymentSearch<'a> {
+        PaymentSearch {
+            merchant_id: self.merchant_id.as_deref(),
+            order_id: &self.order_id,
+            payment_id: &self.payment_id,
+            status: &self.status,
+            methods,
+            created_from: jst_day_start_ms(&self.date_from),
+            created_before: jst_day_start_ms(&self.date_to).map(|t| t + 86_400_000),
+            amount_min: self.amount_min,
+            amount_max: self.amount_max,
+            sort: self.sort,
+            desc: self.desc,
+        }
+    }
+
+    fn method_codes(&self) -> Vec<&'static str> {
+        self.methods.iter().map(|m| m.code()).collect()
+    }
+}
+
 /// One page of results (`limit` rows) after `after`, and the cursor of the next page if any.
 pub async fn page(
     db: &Db,
@@ -166,18 +203,12 @@ pub async fn page(
     after: Option<&Cursor>,
     limit: i64,
 ) -> Result<(Vec<PaymentRow>, Option<Cursor>), crate::db::Error> {
-    let q = PaymentSearch {
-        merchant_id: f.merchant_id.as_deref(),
-        order_id: &f.order_id,
-        payment_id: &f.payment_id,
-        status: &f.status,
-        method: &f.method,
-        created_from: jst_day_start_ms(&f.date_from),
-        created_before: jst_day_start_ms(&f.date_to).map(|t| t + 86_400_000),
-        amount_min: f.amount_min,
-        amount_max: f.amount_max,
-        sort: f.sort,
-        desc: f.desc,
-    };
-    crate::db::search::page(db, &q, after, limit).await
+    let codes = f.method_codes();
+    crate::db::search::page(db, &f.search(&codes), after, limit).await
+}
+
+/// How many payments the search matches and their amounts' total, in yen.
+pub async fn totals(db: &Db, f: &Filter) -> Result<(i64, i64), crate::db::Error> {
+    let codes = f.method_codes();
+    crate::db::search::totals(db, &f.search(&codes)).await
 }

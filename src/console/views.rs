@@ -111,6 +111,13 @@ pub struct Totp {
     pub error: Option<String>,
 }
 
+/// A saved search in the list: its name and the list URL it opens.
+pub struct SavedView {
+    pub id: String,
+    pub name: String,
+    pub href: String,
+}
+
 /// A column header link of the list: sorts by it, toggling the direction.
 pub struct SortLink {
     pub label: &'static str,
@@ -138,6 +145,11 @@ pub struct Payments {
     pub next: Option<String>,
     pub first: Option<String>,
     pub csv_query: String,
+    /// The search as hidden fields, for the bulk and save forms.
+    pub filter_fields: Vec<(String, String)>,
+    /// The user's saved searches.
+    pub saved: Vec<SavedView>,
+    pub notice: Option<String>,
     pub error: Option<String>,
 }
 
@@ -182,6 +194,26 @@ pub struct Detail {
     pub can_number_cancel: bool,
     pub refundable: i64,
     pub message: Option<String>,
+    /// The payment is refunded by refund requests (paid konbini / Pay-easy / bank).
+    pub can_request_refund: bool,
+    /// Yen not yet promised by a refund request.
+    pub requestable: i64,
+    pub refund_requests: Vec<RefundRequestView>,
+}
+
+/// A refund request (返金依頼) on the payment detail page.
+pub struct RefundRequestView {
+    pub id: String,
+    pub amount: String,
+    pub status: &'static str,
+    pub status_ja: &'static str,
+    pub created: String,
+    /// The shopper's page, for staff to send or read out while the account may be given.
+    pub link: Option<String>,
+    /// The account the shopper gave, for the transfer.
+    pub account: Option<String>,
+    pub can_mark_paid: bool,
+    pub can_cancel: bool,
 }
 
 #[derive(Template)]
@@ -324,4 +356,38 @@ pub struct MessageView {
     pub attempts: i64,
     pub sent: String,
     pub error: String,
+}
+
+/// The result of an action that ran (e.g. a bulk action): one line per payment, and a way back.
+#[derive(Template)]
+#[template(path = "console/outcome.html")]
+pub struct Outcome {
+    pub c: Chrome,
+    pub title: String,
+    pub lines: Vec<String>,
+    pub back: String,
+}
+
+/// A payment link just created in the console.
+pub struct LinkCreated {
+    pub order_id: String,
+    pub amount: String,
+    pub url: String,
+    pub expires: String,
+}
+
+/// 決済新規登録: the form, and the link once created.
+#[derive(Template)]
+#[template(path = "console/checkout_new.html")]
+pub struct CheckoutNew {
+    pub c: Chrome,
+    /// The merchant id for operators (empty for merchant staff).
+    pub merchant: String,
+    pub methods: Vec<Choice>,
+    pub order_id: String,
+    pub amount: String,
+    pub item_name: String,
+    pub days: String,
+    pub error: Option<String>,
+    pub created: Option<LinkCreated>,
 }

@@ -24,6 +24,8 @@ pub mod processor_events;
 pub mod processors;
 pub mod reconcile;
 pub mod repeat_numbers;
+pub mod refund_requests;
+pub mod saved_searches;
 pub mod sealed;
 pub mod search;
 pub mod sms;

@@ -712,3 +712,40 @@ pub async fn browser_card_waiting(
         .fetch_all(c)
         .await)
 }
+
+/// Writes an event that does not change the payment's status (e.g. a refund request's progress)
+/// and its notification, in the caller's transaction.
+pub async fn record_event(
+    tx: &mut Tx,
+    p: &PaymentRow,
+    kind: &str,
+    amount: Option<i64>,
+    data: &Value,
+    actor: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let status = p.status.code();
+    insert_event(
+        tx,
+        &p.id,
+        kind,
+        Some(status),
+        status,
+        amount,
+        data,
+        actor,
+        now,
+    )
+    .await?;
+    enqueue(tx, p, kind, amount, now).await
+}
+
+/// Reads the payment in the caller's transaction after a no-op write to its row, so concurrent
+/// transactions doing the same on one payment run one after the other.
+pub async fn lock(tx: &mut Tx, id: &str) -> Result<Option<PaymentRow>, sqlx::Error> {
+    exec_tx!(tx, c => sqlx::query("UPDATE payments SET updated_at = updated_at WHERE id = $1")
+        .bind(id)
+        .execute(c)
+        .await)?;
+    get_tx(tx, id).await
+}

@@ -20,6 +20,8 @@ pub enum SecretColumn {
     ProcessorCredentials,
     /// `processor_accounts.webhook_secret`: always sealed.
     ProcessorWebhookSecret,
+    /// `refund_requests.account` (the shopper's bank account for a refund transfer).
+    RefundAccount,
 }
 
 impl SecretColumn {
@@ -36,6 +38,7 @@ impl SecretColumn {
             SecretColumn::ProcessorWebhookSecret => {
                 crate::domain::processor::ProcessorAccount::seal_context(id, "webhook_secret")
             }
+            SecretColumn::RefundAccount => refund_account_context(id),
         }
     }
 
@@ -53,8 +56,14 @@ impl SecretColumn {
             SecretColumn::ProcessorWebhookSecret => {
                 "UPDATE processor_accounts SET webhook_secret = $1 WHERE id = $2"
             }
+            SecretColumn::RefundAccount => "UPDATE refund_requests SET account = $1 WHERE id = $2",
         }
     }
+}
+
+/// The seal context of a refund request's bank account.
+pub fn refund_account_context(id: &str) -> String {
+    format!("refund_requests:{id}:account")
 }
 
 /// The seal context of the server secret.
@@ -70,7 +79,7 @@ pub struct StoredSecret {
 
 /// Every stored secret, in the caller's transaction.
 pub async fn all(tx: &mut Tx) -> Result<Vec<StoredSecret>, sqlx::Error> {
-    let queries: [(SecretColumn, &str); 6] = [
+    let queries: [(SecretColumn, &str); 7] = [
         (SecretColumn::SigningKey, "SELECT id, secret FROM signing_keys ORDER BY id"),
         (
             SecretColumn::WebhookSecrets,
@@ -91,6 +100,10 @@ pub async fn all(tx: &mut Tx) -> Result<Vec<StoredSecret>, sqlx::Error> {
         (
             SecretColumn::ProcessorWebhookSecret,
             "SELECT id, webhook_secret FROM processor_accounts WHERE webhook_secret IS NOT NULL ORDER BY id",
+        ),
+        (
+            SecretColumn::RefundAccount,
+            "SELECT id, account FROM refund_requests WHERE account IS NOT NULL ORDER BY id",
         ),
     ];
     let mut out = Vec::new();

@@ -103,7 +103,8 @@ pub struct PaymentSearch<'a> {
     pub order_id: &'a str,
     pub payment_id: &'a str,
     pub status: &'a str,
-    pub method: &'a str,
+    /// Any of these method codes (empty: any method).
+    pub methods: &'a [&'a str],
     /// Created at or after (unix ms).
     pub created_from: Option<i64>,
     /// Created before (unix ms).
@@ -119,6 +120,68 @@ enum Bind {
     S(String),
 }
 
+/// Appends a condition with one `?` placeholder, numbered after the binds so far.
+fn cond(sql: &mut String, binds: &mut Vec<Bind>, text: &str, b: Bind) {
+    binds.push(b);
+    sql.push_str(&text.replace('?', &format!("${}", binds.len())));
+}
+
+/// The `WHERE` conditions of a search (after `WHERE 1 = 1`).
+fn filters(f: &PaymentSearch<'_>, sql: &mut String, binds: &mut Vec<Bind>) {
+    let mut cond = |sql: &mut String, text: &str, b: Bind| cond(sql, binds, text, b);
+    if let Some(m) = f.merchant_id {
+        cond(sql, " AND merchant_id = ?", Bind::S(m.to_owned()));
+    }
+    if !f.order_id.is_empty() {
+        cond(sql, " AND order_id = ?", Bind::S(f.order_id.to_owned()));
+    }
+    if !f.payment_id.is_empty() {
+        cond(sql, " AND id = ?", Bind::S(f.payment_id.to_owned()));
+    }
+    if !f.status.is_empty() {
+        cond(sql, " AND status = ?", Bind::S(f.status.to_owned()));
+    }
+    for (i, m) in f.methods.iter().enumerate() {
+        let open = if i == 0 { " AND method IN (?" } else { ", ?" };
+        cond(sql, open, Bind::S((*m).to_owned()));
+        if i + 1 == f.methods.len() {
+            sql.push(')');
+        }
+    }
+    if let Some(t) = f.created_from {
+        cond(sql, " AND created_at >= ?", Bind::I(t));
+    }
+    if let Some(t) = f.created_before {
+        cond(sql, " AND created_at < ?", Bind::I(t));
+    }
+    if let Some(a) = f.amount_min {
+        cond(sql, " AND amount >= ?", Bind::I(a));
+    }
+    if let Some(a) = f.amount_max {
+        cond(sql, " AND amount <= ?", Bind::I(a));
+    }
+}
+
+/// Count and amount total of every payment the search matches (the bulk confirmation).
+pub async fn totals(db: &Db, f: &PaymentSearch<'_>) -> Result<(i64, i64), sqlx::Error> {
+    let mut sql =
+        "SELECT COUNT(*), CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM payments WHERE 1 = 1"
+            .to_owned();
+    let mut binds: Vec<Bind> = Vec::new();
+    filters(f, &mut sql, &mut binds);
+    let (n, sum): (i64, i64) = on_db!(db, c => {
+        let mut q = sqlx::query_as(&sql);
+        for b in &binds {
+            q = match b {
+                Bind::I(v) => q.bind(*v),
+                Bind::S(v) => q.bind(v.clone()),
+            };
+        }
+        q.fetch_one(c).await
+    })?;
+    Ok((n, sum))
+}
+
 /// One page of results (`limit` rows) after `after`, and the cursor of the next page if any.
 pub async fn page(
     db: &Db,
@@ -128,41 +191,8 @@ pub async fn page(
 ) -> Result<(Vec<PaymentRow>, Option<Cursor>), sqlx::Error> {
     let mut sql = format!("SELECT {COLS} FROM payments WHERE 1 = 1");
     let mut binds: Vec<Bind> = Vec::new();
-    let mut cond = |sql: &mut String, text: &str, b: Bind| {
-        binds.push(b);
-        sql.push_str(&text.replace('?', &format!("${}", binds.len())));
-    };
-    if let Some(m) = f.merchant_id {
-        cond(&mut sql, " AND merchant_id = ?", Bind::S(m.to_owned()));
-    }
-    if !f.order_id.is_empty() {
-        cond(
-            &mut sql,
-            " AND order_id = ?",
-            Bind::S(f.order_id.to_owned()),
-        );
-    }
-    if !f.payment_id.is_empty() {
-        cond(&mut sql, " AND id = ?", Bind::S(f.payment_id.to_owned()));
-    }
-    if !f.status.is_empty() {
-        cond(&mut sql, " AND status = ?", Bind::S(f.status.to_owned()));
-    }
-    if !f.method.is_empty() {
-        cond(&mut sql, " AND method = ?", Bind::S(f.method.to_owned()));
-    }
-    if let Some(t) = f.created_from {
-        cond(&mut sql, " AND created_at >= ?", Bind::I(t));
-    }
-    if let Some(t) = f.created_before {
-        cond(&mut sql, " AND created_at < ?", Bind::I(t));
-    }
-    if let Some(a) = f.amount_min {
-        cond(&mut sql, " AND amount >= ?", Bind::I(a));
-    }
-    if let Some(a) = f.amount_max {
-        cond(&mut sql, " AND amount <= ?", Bind::I(a));
-    }
+    filters(f, &mut sql, &mut binds);
+    let mut cond = |sql: &mut String, text: &str, b: Bind| cond(sql, &mut binds, text, b);
     let expr = f.sort.expr();
     let (op, dir) = if f.desc { ("<", "DESC") } else { (">", "ASC") };
     if let Some(c) = after {

@@ -15,6 +15,7 @@ pub mod payment;
 pub mod processor;
 pub mod reason;
 pub mod repeat;
+pub mod refund_request;
 
 pub use method::Method;
 

@@ -17,6 +17,7 @@ pub mod processor_webhooks;
 pub mod processors;
 pub mod redirect;
 pub mod repeat;
+pub mod refund_requests;
 pub mod secrets;
 
 use std::sync::Arc;

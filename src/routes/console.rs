@@ -370,7 +370,7 @@ pub async fn logout(
 }
 
 /// The filter of a list/CSV request; operators may name a merchant (or see all).
-fn filter_of(staff: &Staff, q: &[(String, String)]) -> Result<Filter, String> {
+pub(crate) fn filter_of(staff: &Staff, q: &[(String, String)]) -> Result<Filter, String> {
     let merchant = match staff.scope() {
         Some(m) => Some(m.to_owned()),
         None => Some(form::get(q, "merchant").trim().to_owned()).filter(|m| !m.is_empty()),
@@ -426,7 +426,7 @@ pub async fn list(
         .map(|m| Choice {
             code: m.code().into(),
             label: m.name_ja().into(),
-            selected: f.method == m.code(),
+            selected: f.has_method(m.code()),
         })
         .collect();
     let statuses = PaymentStatus::all_codes()
@@ -437,8 +437,30 @@ pub async fn list(
             selected: f.status == s,
         })
         .collect();
+    let saved = crate::console::saved_searches::list(&state.db, &staff)
+        .await?
+        .into_iter()
+        .map(|s| views::SavedView {
+            href: format!("/console/payments?{}", s.query),
+            id: s.id,
+            name: s.name,
+        })
+        .collect();
+    let mut filter_fields: Vec<(String, String)> = form_urlencoded::parse(base.as_bytes())
+        .into_owned()
+        .collect();
+    if !merchant.is_empty() {
+        filter_fields.push(("merchant".into(), merchant.clone()));
+    }
+    let notice = match form::get(&q, "saved") {
+        "1" => Some("検索条件を保存しました。".to_owned()),
+        _ => None,
+    };
     let page = views::Payments {
         c: Chrome::staff(&state, &staff),
+        filter_fields,
+        saved,
+        notice,
         merchant,
         methods,
         statuses,

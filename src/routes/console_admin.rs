@@ -20,7 +20,7 @@ use crate::routes::console::{fields, html, visible_payment};
 use crate::state::AppState;
 use crate::util::{format_jst, format_yen};
 
-fn map_action(e: ActionError) -> ConsoleError {
+pub(crate) fn map_action(e: ActionError) -> ConsoleError {
     match e {
         ActionError::NotFound => ConsoleError::NotFound,
         ActionError::Refused(m) => ConsoleError::Conflict(m),
@@ -28,7 +28,7 @@ fn map_action(e: ActionError) -> ConsoleError {
     }
 }
 
-fn op_label(op: &str) -> Option<&'static str> {
+pub(crate) fn op_label(op: &str) -> Option<&'static str> {
     match op {
         "capture" => Some("売上確定"),
         "cancel" => Some("取消"),
@@ -133,85 +133,6 @@ pub async fn action(
     .await?;
     r.map_err(map_action)?;
     Ok(Redirect::to(&format!("/console/payments/{id}?done={op}")).into_response())
-}
-
-/// `POST /console/payments/bulk`: capture or cancel the selected card payments.
-pub async fn bulk(
-    State(state): State<AppState>,
-    staff: Staff,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ConsoleResult<Response> {
-    let f = admin_form(&state, &staff, &headers, &body)?;
-    let op = form::get(&f, "op");
-    let label = match op {
-        "capture" | "cancel" => op_label(op).unwrap_or(""),
-        _ => return Err(ConsoleError::Bad("操作が正しくありません。".into())),
-    };
-    let ids: Vec<String> = f
-        .iter()
-        .filter(|(k, _)| k == "ids")
-        .map(|(_, v)| v.clone())
-        .take(500)
-        .collect();
-    if ids.is_empty() {
-        return Err(ConsoleError::Bad("決済を選択してください。".into()));
-    }
-    if form::get(&f, "confirm") != "yes" {
-        let mut fields: Vec<(String, String)> =
-            ids.iter().map(|i| ("ids".to_owned(), i.clone())).collect();
-        fields.push(("op".into(), op.into()));
-        let page = views::Confirm {
-            c: Chrome::staff(&state, &staff),
-            title: format!("一括{label}の確認（{}件）", ids.len()),
-            lines: ids.clone(),
-            action: "/console/payments/bulk".into(),
-            fields,
-            back: "/console/payments".into(),
-        };
-        return html(StatusCode::OK, &page);
-    }
-    let actor = staff.actor();
-    let mut lines = Vec::new();
-    for id in &ids {
-        let r = match op {
-            "capture" => actions::capture(&state, staff.scope(), id, None, &actor).await,
-            _ => actions::cancel(&state, staff.scope(), id, &actor).await,
-        };
-        let (merchant, outcome) = match &r {
-            Ok(p) => (Some(p.merchant_id.clone()), "ok".to_owned()),
-            Err(ActionError::Db(e)) => {
-                return Err(ConsoleError::Db(crate::db::Error::Protocol(e.to_string())))
-            }
-            Err(e) => (None, format!("refused: {e}")),
-        };
-        audit::staff(
-            &state.db,
-            &staff,
-            merchant.as_deref(),
-            &format!("payment.bulk_{op}"),
-            id,
-            &outcome,
-        )
-        .await?;
-        lines.push(format!(
-            "{id}: {}",
-            if r.is_ok() {
-                "完了".to_owned()
-            } else {
-                outcome
-            }
-        ));
-    }
-    let page = views::Confirm {
-        c: Chrome::staff(&state, &staff),
-        title: format!("一括{label}の結果"),
-        lines,
-        action: "/console/payments".into(),
-        fields: vec![],
-        back: "/console/payments".into(),
-    };
-    html(StatusCode::OK, &page)
 }
 
 pub async fn redeliver(

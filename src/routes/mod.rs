@@ -8,10 +8,14 @@ mod carrier;
 pub mod checkout;
 pub mod console;
 mod console_admin;
+mod console_bulk;
+mod console_checkouts;
 mod console_messages;
 mod console_processors;
 mod console_repeat;
+mod console_refunds;
 mod console_requests;
+mod console_searches;
 mod console_subscriptions;
 mod demo;
 mod handoff;
@@ -20,6 +24,7 @@ pub mod messages;
 mod ops;
 mod processor_webhooks;
 pub mod redirect_result;
+mod refund;
 mod sandbox;
 mod sandbox_pages;
 mod shopper;
@@ -62,8 +67,23 @@ fn console_router(state: AppState) -> Router<AppState> {
         .route("/console/logout", post(console::logout))
         .route("/console/payments", get(console::list))
         .route("/console/payments.csv", get(console::csv))
-        .route("/console/payments/bulk", post(console_admin::bulk))
+        .route("/console/payments/bulk", post(console_bulk::bulk))
         .route("/console/payments/{id}", get(console::detail))
+        .route("/console/searches", post(console_searches::save))
+        .route(
+            "/console/searches/{id}/delete",
+            post(console_searches::delete),
+        )
+        .route("/console/checkouts/new", get(console_checkouts::new))
+        .route("/console/checkouts", post(console_checkouts::create))
+        .route(
+            "/console/payments/{id}/refund-requests",
+            post(console_refunds::create),
+        )
+        .route(
+            "/console/refund-requests/{id}/{op}",
+            post(console_refunds::act),
+        )
         .route("/console/payments/{id}/action", post(console_admin::action))
         .route(
             "/console/payments/{id}/redeliver",
@@ -172,6 +192,8 @@ pub fn router(state: AppState) -> Router {
         )
         // SMS payment links: the short URL redirects to a freshly signed checkout link
         .route("/s/{code}", get(short::open))
+        // Refund requests (返金依頼): the shopper's bank account page, by signed link
+        .route("/refund/{id}", get(refund::show).post(refund::submit))
         // Server-to-server API (its own auth, idempotency and JSON error layers)
         .merge(crate::api::router(state.clone()))
         // The demo shop's return page (the printed demo link returns here)

@@ -80,7 +80,7 @@ impl Console {
         c
     }
 
-    async fn csrf(&self) -> String {
+    pub(crate) async fn csrf(&self) -> String {
         let (s, page) = self.get("/console/payments").await;
         assert_eq!(s, 200);
         hidden(&page, "csrf")
@@ -109,7 +109,7 @@ pub(crate) async fn user(app: &TestApp, merchant: Option<&str>, role: Role) -> C
 }
 
 /// Creates a checkout and a payment of `method` in `status` directly in the store.
-async fn payment(
+pub(crate) async fn payment(
     app: &TestApp,
     m: &TestMerchant,
     order: &str,

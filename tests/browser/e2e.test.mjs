@@ -651,6 +651,170 @@ test('pc: QR hand-off to a phone; the PC page follows the payment', async () => 
   await ctx.close();
 });
 
+/** The current RFC 6238 code (SHA-1, 30 s, 6 digits) of a base32 TOTP secret. */
+function totpCode(secretB32) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const ch of secretB32.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(ch).toString(2).padStart(5, '0');
+  const bytes = [];
+  for (let i = 0; i + 8 <= bits.length; i += 8) bytes.push(parseInt(bits.slice(i, i + 8), 2));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 30000)));
+  const h = crypto.createHmac('sha1', Buffer.from(bytes)).update(counter).digest();
+  const o = h[h.length - 1] & 0xf;
+  return String((h.readUInt32BE(o) & 0x7fffffff) % 1000000).padStart(6, '0');
+}
+
+/** A new admin of m_demo signed in to the console (password, then TOTP) in a PC context. */
+async function consoleAdmin() {
+  const email = `browser-${crypto.randomBytes(4).toString('hex')}@shop.example`;
+  const out = cli('user', 'add', '--merchant', 'm_demo', '--email', email, '--role', 'admin');
+  const password = /password:\s+(\S+)/.exec(out)[1];
+  const totpSecret = /totp secret:\s+(\S+)/.exec(out)[1];
+  const { ctx, page } = await open('pc');
+  await page.goto(`${base}/console/login`);
+  await page.fill('#email', email);
+  await page.fill('#password', password);
+  await page.click('button.primary');
+  await page.waitForSelector('#code');
+  await page.fill('#code', totpCode(totpSecret));
+  await page.click('button.primary');
+  await page.waitForURL(/\/console\/payments/);
+  return { ctx, page };
+}
+
+/** axe-core, console errors and HTML capture for a console page (no shop logo there). */
+async function checkConsole(page, name) {
+  await page.screenshot({ path: path.join(ART, `${name}.png`), fullPage: true });
+  pages.push([name, await page.content()]);
+  await page.evaluate(AXE);
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+  assert.deepEqual(result.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target).join(', ')})`), [], `${name}: axe`);
+  assert.deepEqual(page.problems, [], `${name}: console errors / CSP violations`);
+}
+
+test('console: a new payment link, then paid by the shopper', async () => {
+  const { ctx, page } = await consoleAdmin();
+  await page.click('a[href="/console/checkouts/new"]');
+  await page.waitForSelector('#co-order');
+  await checkConsole(page, 'console-01-new-link');
+  const order = `b-console-link-${Date.now()}`;
+  await page.fill('#co-order', order);
+  await page.fill('#co-amount', '1800');
+  await page.fill('#co-item', 'ブラウザの決済URL');
+  await page.check('input[name=methods][value=card]');
+  await page.click('button.primary');
+  await page.waitForSelector('#link-created');
+  await checkConsole(page, 'console-02-link-created');
+  const url = await page.inputValue('#checkout-url');
+  assert.ok(url.startsWith(`${base}/checkout?`), url);
+  const shopper = await open('pc');
+  await shopper.page.goto(url);
+  await shopper.page.waitForSelector('#cc-number, button[value=card]');
+  if (await shopper.page.locator('button[value=card]').count()) await shopper.page.click('button[value=card]');
+  await shopper.page.waitForSelector('#cc-number');
+  await fillCard(shopper.page, '4111111111111111');
+  await shopper.page.click('button[type=submit]');
+  await shopper.page.waitForSelector('#result-h');
+  await shopper.ctx.close();
+  await page.goto(`${base}/console/payments?order_id=${order}`);
+  assert.equal(await page.locator('a.pid').count(), 1);
+  await ctx.close();
+});
+
+test('console: bulk capture of every payment a search matches', async () => {
+  cli('merchant', 'set', 'm_demo', '--capture-mode', 'manual');
+  const stamp = Date.now();
+  try {
+    for (const [i, amount] of [[1, 1100], [2, 2200]]) {
+      const { ctx, page } = await open('pc');
+      await page.goto(link(`b-bulk-${stamp}-${i}`, amount));
+      await page.click('button[value=card]');
+      await fillCard(page, '4111111111111111');
+      await page.click('button[type=submit]');
+      await page.waitForSelector('#result-h');
+      await ctx.close();
+    }
+  } finally {
+    cli('merchant', 'set', 'm_demo', '--capture-mode', 'auto');
+  }
+  const { ctx, page } = await consoleAdmin();
+  // Several methods at once, and the amount range that holds just these two.
+  await page.goto(`${base}/console/payments?method=card&method=konbini&status=authorized&min=1100&max=2200`);
+  await page.waitForSelector('#select-all');
+  await checkConsole(page, 'console-03-search');
+  await page.check('#select-all');
+  await page.click('button[name=op][value=capture]');
+  await page.waitForSelector('input[name=expect]', { state: 'attached' });
+  const confirm = await page.textContent('main');
+  assert.match(confirm, /2件/);
+  assert.match(confirm, /3,300円/);
+  await checkConsole(page, 'console-04-bulk-confirm');
+  await page.click('button.primary');
+  await page.waitForSelector('ul.outcome');
+  assert.match(await page.textContent('ul.outcome'), /完了: 2件/);
+  await checkConsole(page, 'console-05-bulk-done');
+  await page.goto(`${base}/console/payments?status=captured&min=1100&max=2200&order_id=b-bulk-${stamp}-1`);
+  assert.equal(await page.locator('a.pid').count(), 1);
+  await ctx.close();
+});
+
+test('console: refund request from staff to the shopper and back', async () => {
+  // A paid konbini payment (sandbox).
+  const shopper = await open('pc');
+  await shopper.page.goto(link(`b-refund-${Date.now()}`, 2750));
+  await shopper.page.click('button[value=konbini]');
+  await shopper.page.click('button[value=lawson]');
+  await shopper.page.click('#issue');
+  await shopper.page.waitForSelector('#payment-id');
+  const paymentId = (await shopper.page.textContent('#payment-id')).trim();
+  await shopper.ctx.close();
+  cli('sandbox', 'pay', paymentId);
+  const { ctx, page } = await consoleAdmin();
+  await page.goto(`${base}/console/payments/${paymentId}`);
+  await page.waitForSelector('#rr-amount');
+  await checkConsole(page, 'console-06-detail-refund');
+  await page.fill('#rr-amount', '2750');
+  await page.click('#refund-requests button[type=submit]');
+  await page.click('button.primary'); // the confirmation
+  await page.waitForSelector('input.refund-link');
+  await checkConsole(page, 'console-07-refund-requested');
+  const refundUrl = await page.inputValue('input.refund-link');
+  // The shopper gives the account on the merchant-branded page; a wrong field first.
+  for (const device of ['pc', 'sp']) {
+    const s = await open(device);
+    await s.page.goto(refundUrl);
+    await s.page.waitForSelector('#bank_code');
+    await check(s.page, `${device}-20-refund-form`);
+    await s.ctx.close();
+  }
+  const s = await open('sp');
+  await s.page.goto(refundUrl);
+  await s.page.fill('#bank_code', '12');
+  await s.page.fill('#branch_code', '123');
+  await s.page.check('input[name=account_type][value=ordinary]');
+  await s.page.fill('#number', '1234567');
+  await s.page.fill('#holder', 'ヤマダ タロウ');
+  await s.page.click('#refund-submit');
+  await s.page.waitForSelector('#bank_code-e');
+  s.page.problems = s.page.problems.filter((p) => !p.includes('status of 422')); // the page itself is a 422
+  await check(s.page, 'sp-21-refund-form-error');
+  await s.page.fill('#bank_code', '0009');
+  await s.page.click('#refund-submit');
+  await s.page.waitForSelector('#refund-done');
+  await check(s.page, 'sp-22-refund-done');
+  await s.ctx.close();
+  // Staff see the account and mark the transfer done.
+  await page.goto(`${base}/console/payments/${paymentId}`);
+  assert.match(await page.textContent('#refund-requests'), /1234567/);
+  await page.click('#refund-requests form[action$="/paid"] button');
+  await page.click('button.primary');
+  await page.waitForSelector('tr.refund-request[data-status=paid_out]');
+  await checkConsole(page, 'console-08-refund-paid');
+  await waitFor(() => hits.some((h) => h.body.includes(paymentId) && h.body.includes('payment.refund_paid')), 'refund_paid notification');
+  await ctx.close();
+});
+
 test('every page is valid HTML (Nu Html Checker)', async () => {
   const dir = path.join(ART, 'html');
   fs.mkdirSync(dir, { recursive: true });
