@@ -14,8 +14,8 @@ pub mod order;
 pub mod payment;
 pub mod processor;
 pub mod reason;
-pub mod repeat;
 pub mod refund_request;
+pub mod repeat;
 
 pub use method::Method;
 

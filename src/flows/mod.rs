@@ -16,8 +16,8 @@ pub mod payment_requests;
 pub mod processor_webhooks;
 pub mod processors;
 pub mod redirect;
-pub mod repeat;
 pub mod refund_requests;
+pub mod repeat;
 pub mod secrets;
 
 use std::sync::Arc;
