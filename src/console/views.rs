@@ -106,8 +106,6 @@ pub struct Login {
 #[template(path = "console/totp.html")]
 pub struct Totp {
     pub c: Chrome,
-    pub enrol: bool,
-    pub secret: String,
     pub error: Option<String>,
 }
 
@@ -228,6 +226,8 @@ pub struct Settings {
     pub manual: bool,
     pub themes: Vec<ThemeChoice>,
     pub key_ids: Vec<String>,
+    /// API keys: (id, created, active), newest first.
+    pub api_keys: Vec<(String, String, bool)>,
     pub webhook_secrets: usize,
     pub error: Option<String>,
     pub saved: bool,

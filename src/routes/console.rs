@@ -221,24 +221,17 @@ async fn totp_session(
     }
 }
 
+/// The code step. It never shows the TOTP secret: secrets are shown only on the enrolment page
+/// of a one-time link (with the password set there), or printed once by `kakehashi user add`,
+/// so a password alone never reveals the second factor (issue 20).
 fn totp_page(
     state: &AppState,
     sid: &str,
-    u: &users::UserRow,
     status: StatusCode,
     error: Option<String>,
 ) -> ConsoleResult<Response> {
-    let enrol = u.totp_enrolled_at.is_none();
     let page = views::Totp {
         c: Chrome::anon(state, auth::csrf(&state.secret, sid)),
-        enrol,
-        secret: if enrol {
-            u.totp_secret(&state.keys)
-                .map_err(|e| ConsoleError::Internal(e.into()))?
-                .to_string()
-        } else {
-            String::new()
-        },
         error,
     };
     html(status, &page)
@@ -248,26 +241,8 @@ pub async fn totp_get(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> ConsoleResult<Response> {
-    let (sid, u) = totp_session(&state, &headers).await?;
-    totp_page(&state, &sid, &u, StatusCode::OK, None)
-}
-
-/// The enrolment QR code (otpauth URL) as SVG; only before enrolment completes.
-pub async fn totp_qr(State(state): State<AppState>, headers: HeaderMap) -> ConsoleResult<Response> {
-    let (_, u) = totp_session(&state, &headers).await?;
-    if u.totp_enrolled_at.is_some() {
-        return Err(ConsoleError::NotFound);
-    }
-    let secret = u
-        .totp_secret(&state.keys)
-        .map_err(|e| ConsoleError::Internal(e.into()))?;
-    let url = users::totp(&secret, &u.email)?.get_url();
-    let svg = qrcode::QrCode::new(url.as_bytes())
-        .map_err(|e| anyhow::anyhow!("qr: {e}"))?
-        .render::<qrcode::render::svg::Color>()
-        .min_dimensions(200, 200)
-        .build();
-    Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
+    let (sid, _) = totp_session(&state, &headers).await?;
+    totp_page(&state, &sid, StatusCode::OK, None)
 }
 
 pub async fn totp_post(
@@ -318,7 +293,6 @@ pub async fn totp_post(
         return totp_page(
             &state,
             &sid,
-            &u,
             StatusCode::UNAUTHORIZED,
             Some("確認コードが正しくありません。".into()),
         );
