@@ -13,6 +13,7 @@ mod card_testing;
 mod carrier;
 mod checkout;
 mod console;
+mod console_admin;
 mod docs_drift;
 mod feature_phone;
 mod first_hour;
