@@ -782,12 +782,7 @@ pub enum UserCmd {
 }
 
 /// Runs a `user` command.
-pub async fn user(
-    db: &Db,
-    keys: &Keyring,
-    public_url: &str,
-    cmd: UserCmd,
-) -> anyhow::Result<()> {
+pub async fn user(db: &Db, keys: &Keyring, public_url: &str, cmd: UserCmd) -> anyhow::Result<()> {
     match cmd {
         UserCmd::Invite {
             merchant,
@@ -938,7 +933,9 @@ pub struct Settings {
 /// FamilyMart cannot issue a same-day number: with a 0-day deadline it is left off the
 /// shopper's list of stores (the page says why). Said here so the merchant is not surprised.
 fn print_famima_note() {
-    println!("note: with konbini-days 0 FamilyMart (famima) is not offered: it needs at least 1 day");
+    println!(
+        "note: with konbini-days 0 FamilyMart (famima) is not offered: it needs at least 1 day"
+    );
 }
 
 pub use crate::flows::merchant_admin::ALL_CHAINS;

@@ -47,6 +47,7 @@ fn sealed(keys: &Keyring, plain: &str, context: &str) -> ConsoleResult<String> {
 
 /// Issues a link for a new user of `merchant_id` (none for operators) with `role`.
 /// `created_by` is who asked (an e-mail, or `cli`).
+#[allow(clippy::too_many_arguments)]
 pub async fn invite(
     db: &Db,
     keys: &Keyring,
@@ -57,7 +58,8 @@ pub async fn invite(
     created_by: &str,
     now: i64,
 ) -> ConsoleResult<Issued> {
-    let email = users::parse_email(email).ok_or_else(|| bad("メールアドレスが正しくありません。"))?;
+    let email =
+        users::parse_email(email).ok_or_else(|| bad("メールアドレスが正しくありません。"))?;
     if (role == Role::Operator) != merchant_id.is_none() {
         return Err(bad(
             "運用者は加盟店に属さず、管理者・一般ユーザーは加盟店に属します。",
@@ -76,7 +78,18 @@ pub async fn invite(
             "このメールアドレスには有効な招待リンクが既にあります（取り消してから再発行してください）。",
         ));
     }
-    issue(db, keys, public_url, None, merchant_id, &email, role, created_by, now).await
+    issue(
+        db,
+        keys,
+        public_url,
+        None,
+        merchant_id,
+        &email,
+        role,
+        created_by,
+        now,
+    )
+    .await
 }
 
 /// Resets `u`'s second factor: from now on the user cannot sign in (and is signed out) until
@@ -179,7 +192,7 @@ pub async fn enrol(
     now: i64,
 ) -> ConsoleResult<String> {
     let n = password.chars().count();
-    if n < MIN_PASSWORD || n > MAX_PASSWORD {
+    if !(MIN_PASSWORD..=MAX_PASSWORD).contains(&n) {
         return Err(bad("パスワードは12文字以上256文字以下にしてください。"));
     }
     if hmac_bytes(b"cmp", password.as_bytes()) != hmac_bytes(b"cmp", confirm.as_bytes()) {
@@ -202,10 +215,7 @@ pub async fn enrol(
         let p = password.to_owned();
         users::hashing(move || users::hash_password(&p)).await??
     };
-    let user_id = i
-        .user_id
-        .clone()
-        .unwrap_or_else(|| random_id("usr", 16));
+    let user_id = i.user_id.clone().unwrap_or_else(|| random_id("usr", 16));
     let stored = sealed(keys, &secret, &totp_context(&user_id))?;
     let new = NewUser {
         id: &user_id,
@@ -224,9 +234,9 @@ pub async fn enrol(
     match console_invites::consume(db, &i.id, new, &e, &user_id, now).await {
         Ok(true) => Ok(user_id),
         Ok(false) => Err(ConsoleError::NotFound),
-        Err(e) if crate::db::is_unique_violation(&e) => Err(bad(
-            "このメールアドレスのユーザーは既に存在します。",
-        )),
+        Err(e) if crate::db::is_unique_violation(&e) => {
+            Err(bad("このメールアドレスのユーザーは既に存在します。"))
+        }
         Err(e) => Err(e.into()),
     }
 }

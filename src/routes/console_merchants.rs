@@ -7,11 +7,11 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
+use crate::console::audit;
 use crate::console::auth::Staff;
 use crate::console::error::{ConsoleError, ConsoleResult};
 use crate::console::views::{Chrome, SecretShown};
 use crate::console::views_admin::{self as v, AttemptLine, MerchantLine};
-use crate::console::audit;
 use crate::db::merchants::{self, MerchantRow};
 use crate::flows::merchant_admin as flow;
 use crate::form;
@@ -280,7 +280,15 @@ pub async fn edit_post(
         Ok(_) => format!("ok {}", diff.join("; ")),
         Err(e) => format!("refused {}: {e}", diff.join("; ")),
     };
-    audit::staff(&state.db, &staff, Some(&m.id), "merchant.update", &m.id, &detail).await?;
+    audit::staff(
+        &state.db,
+        &staff,
+        Some(&m.id),
+        "merchant.update",
+        &m.id,
+        &detail,
+    )
+    .await?;
     match r {
         Ok(_) => Ok(Redirect::to(&format!("/console/merchants/{}?saved=1", m.id)).into_response()),
         Err(e) => edit_page(
@@ -320,8 +328,9 @@ pub async fn api_key_create(
         title: "新しいAPIキー".into(),
         label: format!("APIキー {key_id}"),
         secret,
-        note: "このキーは今だけ表示されます。`Authorization: Bearer <キー>` として送信してください。"
-            .into(),
+        note:
+            "このキーは今だけ表示されます。`Authorization: Bearer <キー>` として送信してください。"
+                .into(),
     };
     html(StatusCode::OK, &page)
 }
@@ -343,8 +352,15 @@ pub async fn api_key_retire(
     } else {
         "refused: no such active key"
     };
-    audit::staff(&state.db, &staff, Some(&m.id), "settings.api_key_retire", &key_id, detail)
-        .await?;
+    audit::staff(
+        &state.db,
+        &staff,
+        Some(&m.id),
+        "settings.api_key_retire",
+        &key_id,
+        detail,
+    )
+    .await?;
     if !ok {
         return Err(ConsoleError::NotFound);
     }
@@ -379,7 +395,15 @@ pub async fn signing_key_retire(
         Ok(()) => "ok active -> retired".to_owned(),
         Err(e) => format!("refused: {e}"),
     };
-    audit::staff(&state.db, &staff, Some(&m.id), "settings.retire_key", &key_id, &detail).await?;
+    audit::staff(
+        &state.db,
+        &staff,
+        Some(&m.id),
+        "settings.retire_key",
+        &key_id,
+        &detail,
+    )
+    .await?;
     r?;
     Ok(Redirect::to(&format!("/console/settings?merchant={}&saved=1", m.id)).into_response())
 }

@@ -60,7 +60,10 @@ pub async fn list(
                 "有効"
             },
             disabled: u.disabled_at.is_some(),
-            last_sign_in: u.last_sign_in_at.map(format_jst).unwrap_or_else(|| "-".into()),
+            last_sign_in: u
+                .last_sign_in_at
+                .map(format_jst)
+                .unwrap_or_else(|| "-".into()),
             created: format_jst(u.created_at),
             manageable: user_admin::may_manage(&staff, u),
             role_editable: u.role != Role::Operator,
@@ -155,7 +158,10 @@ pub async fn invite(
         email: i.email,
         url: i.url,
         expires: format_jst(i.expires_at),
-        back: format!("/console/users{}", merchant_q(merchant.as_deref().unwrap_or(""))),
+        back: format!(
+            "/console/users{}",
+            merchant_q(merchant.as_deref().unwrap_or(""))
+        ),
     };
     html(StatusCode::OK, &page)
 }
@@ -203,7 +209,11 @@ async fn done(
         .scope()
         .map_or_else(|| u.merchant_id.clone().unwrap_or_default(), str::to_owned);
     let sep = if m.is_empty() { "?" } else { "&" };
-    Ok(Redirect::to(&format!("/console/users{}{sep}done={notice}", merchant_q(&m))).into_response())
+    Ok(Redirect::to(&format!(
+        "/console/users{}{sep}done={notice}",
+        merchant_q(&m)
+    ))
+    .into_response())
 }
 
 /// `POST /console/users/{id}/disable`: the user is signed out and cannot sign in.
@@ -334,11 +344,17 @@ pub async fn revoke(
 
 /// The CSRF token of an enrolment form: bound to the link (whoever can post it holds the link).
 fn enrol_csrf(state: &AppState, token: &str) -> String {
-    auth::csrf(&state.secret, &format!("enrol:{}", invites::token_hash(token)))
+    auth::csrf(
+        &state.secret,
+        &format!("enrol:{}", invites::token_hash(token)),
+    )
 }
 
 fn gone() -> ConsoleError {
-    ConsoleError::Bad("この登録リンクは無効か、有効期限が切れています。管理者に新しいリンクを依頼してください。".into())
+    ConsoleError::Bad(
+        "この登録リンクは無効か、有効期限が切れています。管理者に新しいリンクを依頼してください。"
+            .into(),
+    )
 }
 
 fn enrol_page(
@@ -454,7 +470,9 @@ pub async fn enrol_post(
     .await?;
     match r {
         Ok(_) => Ok(Redirect::to("/console/login?enrolled=1").into_response()),
-        Err(ConsoleError::Bad(m)) => enrol_page(&state, &token, &i, StatusCode::BAD_REQUEST, Some(m)),
+        Err(ConsoleError::Bad(m)) => {
+            enrol_page(&state, &token, &i, StatusCode::BAD_REQUEST, Some(m))
+        }
         Err(ConsoleError::NotFound) => Err(gone()),
         Err(e) => Err(e),
     }

@@ -67,7 +67,10 @@ fn console_router(state: AppState) -> Router<AppState> {
                 .post(console_users::enrol_post)
                 .route_layer(enrol_limit),
         )
-        .route("/console/enrol/{token}/qr.svg", get(console_users::enrol_qr))
+        .route(
+            "/console/enrol/{token}/qr.svg",
+            get(console_users::enrol_qr),
+        )
         .route("/console/users", get(console_users::list))
         .route("/console/users/invite", post(console_users::invite))
         .route("/console/users/{id}/role", post(console_users::role))

@@ -181,7 +181,10 @@ async fn totp_login_and_roles(app: TestApp) {
     // The code page never shows the TOTP secret or a QR code: a password alone does not reveal
     // the second factor (issue 20). Enrolment happens on a one-time link (console_admin.rs).
     let (_, page) = c.get("/console/login/totp").await;
-    assert!(!page.contains(&admin.totp_secret), "secret shown after the password");
+    assert!(
+        !page.contains(&admin.totp_secret),
+        "secret shown after the password"
+    );
     assert!(!page.contains("qr.svg"));
     assert_eq!(
         c.client

@@ -146,10 +146,7 @@ async fn invite_enrol_and_sign_in(app: TestApp) {
     // Single use: the link is gone, its QR code too.
     assert_eq!(Console::new(&app).get(&link).await.0, 400);
     assert_eq!(
-        Console::new(&app)
-            .get(&format!("{link}/qr.svg"))
-            .await
-            .0,
+        Console::new(&app).get(&format!("{link}/qr.svg")).await.0,
         404
     );
     // The user signs in with the password and the authenticator; the list shows the sign-in.
@@ -158,7 +155,10 @@ async fn invite_enrol_and_sign_in(app: TestApp) {
     let (_, page) = c.get("/console/users").await;
     let row = &page[page.find(&format!("id=\"user-{}\"", u.id)).unwrap()..];
     let row = &row[..row.find("</tr>").unwrap()];
-    assert!(!row.contains("<td>-</td><td>"), "last sign-in missing: {row}");
+    assert!(
+        !row.contains("<td>-</td><td>"),
+        "last sign-in missing: {row}"
+    );
     // Audited: the invitation (who, from where) and the enrolment.
     let inv = audit_rows(&app, "user.invite").await;
     assert_eq!(inv.len(), 1);
@@ -231,7 +231,9 @@ async fn roles_disable_and_totp_reset(app: TestApp) {
     let r = post(&s, &format!("/console/users/{}/disable", admin.id), &[]).await;
     assert_eq!(r.status(), 403);
     // Without the CSRF token nothing changes.
-    let r = c.post(&path("role"), &[("csrf", "x"), ("role", "admin")]).await;
+    let r = c
+        .post(&path("role"), &[("csrf", "x"), ("role", "admin")])
+        .await;
     assert_eq!(r.status(), 403);
 
     // Role: general -> admin, audited with before and after.
@@ -301,7 +303,9 @@ async fn roles_disable_and_totp_reset(app: TestApp) {
     // Same user id, same role: only the credentials changed.
     let u = users::get(&app.db, &staff.id).await.unwrap().unwrap();
     assert_eq!(u.role, Role::Admin);
-    assert!(audit_rows(&app, "user.reset_totp").await[0].2.starts_with("ok"));
+    assert!(audit_rows(&app, "user.reset_totp").await[0]
+        .2
+        .starts_with("ok"));
 
     // Another merchant's admin sees none of this merchant's users (404, not 403).
     let other = app.merchant().await;
@@ -337,7 +341,9 @@ async fn operators_create_and_edit_merchants(app: TestApp) {
     // Merchant administration is for operators only.
     assert_eq!(a.get("/console/merchants").await.0, 403);
     assert_eq!(
-        post(&a, "/console/merchants", &[("name", "X")]).await.status(),
+        post(&a, "/console/merchants", &[("name", "X")])
+            .await
+            .status(),
         403
     );
     assert_eq!(a.get(&format!("/console/merchants/{}", m.id)).await.0, 403);
@@ -345,7 +351,12 @@ async fn operators_create_and_edit_merchants(app: TestApp) {
     let op = user(&app, None, Role::Operator).await;
     let c = login(&app, &op).await;
     let id = format!("m_{}", kakehashi::util::random_id("c", 8));
-    let r = post(&c, "/console/merchants", &[("name", "青空書店"), ("id", &id)]).await;
+    let r = post(
+        &c,
+        "/console/merchants",
+        &[("name", "青空書店"), ("id", &id)],
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let page = r.text().await.unwrap();
     assert_eq!(by_id(&page, "new-merchant-id"), id);
@@ -379,7 +390,12 @@ async fn operators_create_and_edit_merchants(app: TestApp) {
             ("sms_template", ""),
         ]
     };
-    let r = post(&c, &format!("/console/merchants/{id}"), &form("青空書店", "bogus")).await;
+    let r = post(
+        &c,
+        &format!("/console/merchants/{id}"),
+        &form("青空書店", "bogus"),
+    )
+    .await;
     assert_eq!(r.status(), 400);
     let after = kakehashi::db::merchants::get(&app.db, &id)
         .await
@@ -410,7 +426,13 @@ async fn operators_create_and_edit_merchants(app: TestApp) {
         Some(30)
     );
     let upd = audit_rows(&app, "merchant.update").await;
-    assert!(upd.last().unwrap().2.contains("name: 青空書店 -> 青空書店 本店"), "{upd:?}");
+    assert!(
+        upd.last()
+            .unwrap()
+            .2
+            .contains("name: 青空書店 -> 青空書店 本店"),
+        "{upd:?}"
+    );
     assert!(upd[0].2.starts_with("refused"), "{upd:?}");
 }
 both!(operators_create_and_edit_merchants);
@@ -436,15 +458,33 @@ async fn api_keys_signing_keys_and_test_notification(app: TestApp) {
     let (_, page) = c.get("/console/settings").await;
     assert!(page.contains(&key_id));
     assert!(!page.contains(&key));
-    let r = post(&c, &format!("/console/settings/api-keys/{key_id}/retire"), &[]).await;
+    let r = post(
+        &c,
+        &format!("/console/settings/api-keys/{key_id}/retire"),
+        &[],
+    )
+    .await;
     assert_eq!(r.status(), 303);
     assert_eq!(app.api_get("/api/v1/payments", &key).await.status, 401);
 
     // Signing key: the only active one cannot be retired; after a rotation the old one can.
-    let r = post(&c, &format!("/console/settings/keys/{}/retire", m.key_id), &[]).await;
+    let r = post(
+        &c,
+        &format!("/console/settings/keys/{}/retire", m.key_id),
+        &[],
+    )
+    .await;
     assert_eq!(r.status(), 409);
-    assert_eq!(post(&c, "/console/settings/rotate-key", &[]).await.status(), 200);
-    let r = post(&c, &format!("/console/settings/keys/{}/retire", m.key_id), &[]).await;
+    assert_eq!(
+        post(&c, "/console/settings/rotate-key", &[]).await.status(),
+        200
+    );
+    let r = post(
+        &c,
+        &format!("/console/settings/keys/{}/retire", m.key_id),
+        &[],
+    )
+    .await;
     assert_eq!(r.status(), 303);
     let active = kakehashi::db::merchants::active_key_ids(&app.db, &m.id)
         .await
@@ -479,9 +519,20 @@ async fn api_keys_signing_keys_and_test_notification(app: TestApp) {
     }
     let other = app.merchant().await;
     let o = login(&app, &user(&app, Some(&other.id), Role::Admin).await).await;
-    let r = post(&o, &format!("/console/settings/keys/{}/retire", active[0]), &[]).await;
+    let r = post(
+        &o,
+        &format!("/console/settings/keys/{}/retire", active[0]),
+        &[],
+    )
+    .await;
     assert_eq!(r.status(), 404);
-    let event = page_url.split('/').next_back().unwrap().split('?').next().unwrap();
+    let event = page_url
+        .split('/')
+        .next_back()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap();
     assert_eq!(
         o.get(&format!("/console/settings/test-notification/{event}"))
             .await
@@ -525,7 +576,10 @@ async fn cli_invite(app: TestApp) {
     let a = audit_rows(&app, "user.invite").await;
     assert_eq!(a[0].0, "cli");
     // A bad role or an operator with a merchant is refused and stores nothing.
-    for (merchant, role) in [(Some(m.id.clone()), "root"), (Some(m.id.clone()), "operator")] {
+    for (merchant, role) in [
+        (Some(m.id.clone()), "root"),
+        (Some(m.id.clone()), "operator"),
+    ] {
         let r = kakehashi::cli::user(
             &app.db,
             &app.state.keys,
