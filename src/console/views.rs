@@ -100,6 +100,8 @@ pub struct Login {
     pub c: Chrome,
     pub email: String,
     pub error: Option<String>,
+    /// After an enrolment link was used: the account is ready.
+    pub enrolled: bool,
 }
 
 #[derive(Template)]

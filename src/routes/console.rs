@@ -123,12 +123,14 @@ async fn login_page(
     status: StatusCode,
     email: &str,
     error: Option<String>,
+    enrolled: bool,
 ) -> ConsoleResult<Response> {
     let nonce = crate::util::random_secret("");
     let page = views::Login {
         c: Chrome::anon(state, auth::csrf(&state.secret, &format!("login:{nonce}"))),
         email: email.to_owned(),
         error,
+        enrolled,
     };
     let r = html(status, &page)?;
     Ok(with_cookie(
@@ -137,8 +139,12 @@ async fn login_page(
     ))
 }
 
-pub async fn login_get(State(state): State<AppState>) -> ConsoleResult<Response> {
-    login_page(&state, StatusCode::OK, "", None).await
+pub async fn login_get(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> ConsoleResult<Response> {
+    let enrolled = form::get(&query_fields(q), "enrolled") == "1";
+    login_page(&state, StatusCode::OK, "", None, enrolled).await
 }
 
 pub async fn login_post(
@@ -198,12 +204,19 @@ pub async fn login_post(
         Err((auth::LoginError::Locked, u)) => {
             entry("login.locked", u.as_ref()).await?;
             let msg = "ログインに続けて失敗したため、アカウントを30分間ロックしました。".to_owned();
-            login_page(&state, StatusCode::TOO_MANY_REQUESTS, &email, Some(msg)).await
+            login_page(
+                &state,
+                StatusCode::TOO_MANY_REQUESTS,
+                &email,
+                Some(msg),
+                false,
+            )
+            .await
         }
         Err((auth::LoginError::Invalid, u)) => {
             entry("login.failed", u.as_ref()).await?;
             let msg = "メールアドレスまたはパスワードが正しくありません。".to_owned();
-            login_page(&state, StatusCode::UNAUTHORIZED, &email, Some(msg)).await
+            login_page(&state, StatusCode::UNAUTHORIZED, &email, Some(msg), false).await
         }
     }
 }
@@ -288,7 +301,14 @@ pub async fn totp_post(
         if outcome == auth::TotpOutcome::Locked {
             auth::delete_session(&state.db, &sid).await?;
             let msg = "ログインに続けて失敗したため、アカウントを30分間ロックしました。".to_owned();
-            return login_page(&state, StatusCode::TOO_MANY_REQUESTS, &u.email, Some(msg)).await;
+            return login_page(
+                &state,
+                StatusCode::TOO_MANY_REQUESTS,
+                &u.email,
+                Some(msg),
+                false,
+            )
+            .await;
         }
         return totp_page(
             &state,

@@ -139,6 +139,8 @@ async fn invite_enrol_and_sign_in(app: TestApp) {
     let (r, secret) = enrol(&app, &link, &email, password, None).await;
     assert_eq!(r.status(), 303);
     assert_eq!(location(&r), "/console/login?enrolled=1");
+    let (_, page) = Console::new(&app).get("/console/login?enrolled=1").await;
+    assert!(page.contains("登録が完了しました"));
     let u = users::by_email(&app.db, &email).await.unwrap().unwrap();
     assert_eq!(u.role, Role::General);
     assert_eq!(u.merchant_id.as_deref(), Some(m.id.as_str()));
