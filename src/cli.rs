@@ -14,6 +14,7 @@ use std::sync::Arc;
 use crate::connectors::registry::{Registry, Unusable};
 use crate::domain::processor::Processor;
 use crate::domain::{Method, Mode};
+use crate::flows::merchant_admin as merchant_flow;
 use crate::flows::processors::{self as processor_flow, AccountInput};
 use crate::secrets::Keyring;
 
@@ -901,11 +902,61 @@ pub enum UserCmd {
         #[arg(long)]
         role: String,
     },
+    /// Issue a one-time enrolment link (72 h) with which the user sets a password and TOTP
+    /// together; prints the link (shown only once). Same flow as the console's ユーザー page.
+    Invite {
+        /// The merchant (not for operators, who see every merchant).
+        #[arg(long)]
+        merchant: Option<String>,
+        #[arg(long)]
+        email: String,
+        /// admin | general | operator
+        #[arg(long)]
+        role: String,
+    },
 }
 
 /// Runs a `user` command.
-pub async fn user(db: &Db, keys: &Keyring, cmd: UserCmd) -> anyhow::Result<()> {
+pub async fn user(db: &Db, keys: &Keyring, public_url: &str, cmd: UserCmd) -> anyhow::Result<()> {
     match cmd {
+        UserCmd::Invite {
+            merchant,
+            email,
+            role,
+        } => {
+            let role = crate::console::Role::parse(&role)
+                .ok_or_else(|| anyhow::anyhow!("role must be admin, general or operator"))?;
+            let now = crate::util::now_ms();
+            let i = crate::console::invites::invite(
+                db,
+                keys,
+                public_url,
+                merchant.as_deref(),
+                &email,
+                role,
+                "cli",
+                now,
+            )
+            .await?;
+            crate::console::audit::write(
+                db,
+                &crate::console::audit::Entry {
+                    user_id: None,
+                    email: "cli",
+                    merchant_id: merchant.as_deref(),
+                    action: "user.invite",
+                    target: &i.id,
+                    detail: &format!("ok email={} role={}", i.email, role.code()),
+                    ip: "",
+                },
+                now,
+            )
+            .await?;
+            println!("email:       {}", i.email);
+            println!("enrol link:  {}", i.url);
+            println!("expires:     {}", crate::util::format_jst(i.expires_at));
+            println!("(shown only now: the user opens it to set a password and TOTP; single use)");
+        }
         UserCmd::Add {
             merchant,
             email,
@@ -929,7 +980,7 @@ pub fn print_credentials(u: &crate::console::users::Created) {
     println!("password:    {}", u.password);
     println!("totp secret: {}", u.totp_secret);
     println!("otpauth URL: {}", u.otpauth_url);
-    println!("(shown only now: add the secret to an authenticator app, or scan the QR code shown at first login)");
+    println!("(shown only now: add the otpauth URL or the secret to an authenticator app; sign-in never shows them. `user invite` lets the user set both instead)");
 }
 
 #[derive(Subcommand, Debug)]
@@ -1016,45 +1067,35 @@ pub struct Settings {
 
 /// FamilyMart cannot issue a same-day number: with a 0-day deadline it is left off the
 /// shopper's list of stores (the page says why). Said here so the merchant is not surprised.
-fn warn_famima_days(chains: &str, days: i64) {
-    if days == 0 && chains.split(',').any(|c| c.trim() == "famima") {
-        println!(
-            "note: with konbini-days 0 FamilyMart (famima) is not offered: it needs at least 1 day"
-        );
-    }
+fn print_famima_note() {
+    println!(
+        "note: with konbini-days 0 FamilyMart (famima) is not offered: it needs at least 1 day"
+    );
 }
 
-pub const ALL_CHAINS: &str = "seven,lawson,famima,ministop,daily,seicomart";
+pub use crate::flows::merchant_admin::ALL_CHAINS;
 
 fn parse_methods(s: &str) -> anyhow::Result<Vec<Method>> {
     Method::parse_list(s).ok_or_else(|| anyhow::anyhow!("unknown method in {s:?}"))
 }
 
-fn parse_origins(list: &[String]) -> anyhow::Result<Vec<String>> {
-    list.iter()
-        .map(|o| {
-            crate::domain::order::normalize_origin(o)
-                .ok_or_else(|| anyhow::anyhow!("not an http(s) origin: {o:?}"))
-        })
-        .collect()
-}
-
-fn check_choice(name: &str, value: &str, allowed: &[&str]) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        allowed.contains(&value),
-        "{name} must be one of {}",
-        allowed.join(", ")
-    );
-    Ok(())
-}
-
-/// A callback URL checked at registration with the same SSRF rules as delivery
-/// ([`crate::ssrf::check_url`] under the merchant's mode); returned normalised.
-fn checked_callback(config: &Config, mode: Mode, url: &str) -> anyhow::Result<String> {
-    let policy = crate::ssrf::policy_for(config, mode);
-    crate::ssrf::check_url(url, policy)
-        .map(|u| u.to_string())
-        .map_err(|e| anyhow::anyhow!("callback-url refused ({}): {e}", e.code()))
+impl From<Settings> for merchant_flow::Settings {
+    fn from(s: Settings) -> Self {
+        merchant_flow::Settings {
+            mode: s.mode,
+            methods: s.methods,
+            konbini_chains: s.konbini_chains,
+            return_origins: s.return_origins,
+            callback_url: s.callback_url,
+            notify_format: s.notify_format,
+            theme: s.theme,
+            konbini_days: s.konbini_days,
+            capture_mode: s.capture_mode,
+            card_options: s.card_options,
+            sandbox_autopay_seconds: s.sandbox_autopay_seconds,
+            sms_template: s.sms_template,
+        }
+    }
 }
 
 pub async fn merchant(
@@ -1069,81 +1110,27 @@ pub async fn merchant(
             id,
             settings: s,
         } => {
-            let mode = Mode::parse(s.mode.as_deref().unwrap_or("test"))
-                .ok_or_else(|| anyhow::anyhow!("mode must be test or live"))?;
-            anyhow::ensure!(
-                mode == Mode::Test,
-                "a new merchant starts in test mode: add a live processor account \
-                 (`processor add`), then `merchant set <id> --mode live`"
-            );
-            let capture_mode = s.capture_mode.unwrap_or_else(|| "auto".into());
-            check_choice("capture-mode", &capture_mode, &["auto", "manual"])?;
-            let m = NewMerchant {
-                id,
+            let c = merchant_flow::create(
+                db,
+                registry.keys(),
+                config,
                 name,
-                mode,
-                methods: parse_methods(
-                    s.methods
-                        .as_deref()
-                        .unwrap_or("card,konbini,payeasy,banknet,docomo,au,softbank"),
-                )?,
-                konbini_chains: s
-                    .konbini_chains
-                    .unwrap_or_else(|| ALL_CHAINS.into())
-                    .split(',')
-                    .map(str::to_owned)
-                    .collect(),
-                return_origins: parse_origins(&s.return_origins)?,
-                callback_url: s
-                    .callback_url
-                    .as_deref()
-                    .map(|u| checked_callback(config, mode, u))
-                    .transpose()?,
-                notify_format: s.notify_format.unwrap_or_else(|| "standard".into()),
-                theme: s
-                    .theme
-                    .unwrap_or_else(|| crate::themes::DEFAULT_THEME.into()),
-                konbini_days: s.konbini_days.unwrap_or(7),
-                capture_mode,
-                card_options: s.card_options.unwrap_or_else(|| "lump".into()),
-            };
-            let autopay = s
-                .sandbox_autopay_seconds
-                .as_deref()
-                .map(parse_autopay)
-                .transpose()?;
-            if let Some(t) = &s.sms_template {
-                crate::sms::check_template(t)?;
-            }
-            anyhow::ensure!(
-                (0..=60).contains(&m.konbini_days),
-                "konbini-days must be 0..=60"
-            );
-            let (id, key) =
-                merchants::create(db, registry.keys(), &m, crate::util::now_ms()).await?;
-            if let Some(v) = autopay {
-                crate::flows::konbini::set_autopay_seconds(db, &id, v).await?;
-            }
-            if let Some(t) = &s.sms_template {
-                crate::sms::set_template(db, &id, t).await?;
-            }
-            let created = merchants::get(db, &id)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("merchant {id} vanished"))?;
-            let webhook_secret = created
-                .webhook_secrets(registry.keys())?
-                .into_iter()
-                .next()
-                .unwrap_or_default();
-            println!("merchant_id:    {id}");
-            println!("key_id:         {}", key.key_id);
-            println!("secret:         {}", key.secret);
-            println!("webhook_secret: {webhook_secret}");
+                id,
+                s.into(),
+                crate::util::now_ms(),
+            )
+            .await?;
+            println!("merchant_id:    {}", c.id);
+            println!("key_id:         {}", c.key_id);
+            println!("secret:         {}", c.secret);
+            println!("webhook_secret: {}", c.webhook_secret);
             println!(
                 "(both secrets are shown only now: `secret` signs your order links, \
                  `webhook_secret` verifies our notifications; keep them in your server-side settings)"
             );
-            warn_famima_days(&m.konbini_chains.join(","), m.konbini_days);
+            if c.famima_note {
+                print_famima_note();
+            }
         }
         MerchantCmd::List => {
             for m in merchants::list(db).await? {
@@ -1203,112 +1190,14 @@ pub async fn merchant(
             carrier_continuous,
             settings: s,
         } => {
-            let famima_check = s.konbini_chains.is_some() || s.konbini_days.is_some();
-            // The callback URL (new, or kept across a mode change) must pass the delivery
-            // rules of the mode the merchant ends in; checked before anything is changed.
-            let callback = match (&s.callback_url, s.mode.as_deref().map(Mode::parse)) {
-                (None, None) => None,
-                (url, new_mode) => {
-                    let m = merchants::get(db, &merchant_id)
-                        .await?
-                        .ok_or_else(|| anyhow::anyhow!("no merchant {merchant_id}"))?;
-                    let mode = match new_mode {
-                        Some(Some(mode)) => mode,
-                        Some(None) => anyhow::bail!("mode must be test or live"),
-                        None => m.mode(),
-                    };
-                    match url.as_deref().map(str::trim) {
-                        Some("") => Some(String::new()),
-                        Some(u) => Some(checked_callback(config, mode, u)?),
-                        None => {
-                            if let Some(u) = m.callback_url.as_deref().filter(|u| !u.is_empty()) {
-                                checked_callback(config, mode, u).map_err(|e| {
-                                    anyhow::anyhow!("{e}; set a new --callback-url with the mode")
-                                })?;
-                            }
-                            None
-                        }
-                    }
-                }
+            let changes = merchant_flow::Changes {
+                name,
+                status,
+                carrier_continuous,
+                settings: s.into(),
             };
-            if let Some(on) = carrier_continuous {
-                crate::flows::carrier::set_continuous(db, &merchant_id, on).await?;
-            }
-            let mut changes: Vec<(&'static str, String)> = Vec::new();
-            if let Some(v) = name {
-                changes.push(("name", v));
-            }
-            if let Some(v) = status {
-                check_choice("status", &v, &["active", "disabled"])?;
-                changes.push(("status", v));
-            }
-            let mode = s
-                .mode
-                .as_deref()
-                .map(|v| Mode::parse(v).ok_or_else(|| anyhow::anyhow!("mode must be test or live")))
-                .transpose()?;
-            if let Some(v) = s.methods {
-                changes.push(("methods", Method::join(&parse_methods(&v)?)));
-            }
-            if let Some(v) = s.konbini_chains {
-                changes.push(("konbini_chains", v));
-            }
-            if !s.return_origins.is_empty() {
-                changes.push((
-                    "return_origins",
-                    parse_origins(&s.return_origins)?.join(" "),
-                ));
-            }
-            if let Some(v) = callback {
-                changes.push(("callback_url", v));
-            }
-            if let Some(v) = s.notify_format {
-                check_choice("notify-format", &v, &["standard", "compat"])?;
-                changes.push(("notify_format", v));
-            }
-            if let Some(v) = s.theme {
-                changes.push(("theme", v));
-            }
-            if let Some(v) = s.konbini_days {
-                anyhow::ensure!((0..=60).contains(&v), "konbini-days must be 0..=60");
-                changes.push(("konbini_days", v.to_string()));
-            }
-            if let Some(v) = s.capture_mode {
-                check_choice("capture-mode", &v, &["auto", "manual"])?;
-                changes.push(("capture_mode", v));
-            }
-            if let Some(v) = s.card_options {
-                changes.push(("card_options", v));
-            }
-            let autopay = s
-                .sandbox_autopay_seconds
-                .as_deref()
-                .map(parse_autopay)
-                .transpose()?;
-            if let Some(t) = &s.sms_template {
-                crate::sms::check_template(t)?;
-            }
-            anyhow::ensure!(
-                !changes.is_empty()
-                    || mode.is_some()
-                    || autopay.is_some()
-                    || carrier_continuous.is_some()
-                    || s.sms_template.is_some(),
-                "nothing to change"
-            );
-            if let Some(t) = &s.sms_template {
-                crate::sms::set_template(db, &merchant_id, t).await?;
-            }
-            for (col, v) in changes {
-                merchants::set_field(db, &merchant_id, col, &v).await?;
-            }
-            if let Some(mode) = mode {
-                let from = merchants::get(db, &merchant_id)
-                    .await?
-                    .map(|m| m.mode().as_str())
-                    .unwrap_or("-");
-                let offered =
-                    crate::flows::processors::set_mode(db, registry, &merchant_id, mode).await?;
+            let u = merchant_flow::update(db, registry, config, &merchant_id, changes).await?;
+            if let Some((from, to, offered)) = u.mode {
                 // Mode changes are audited wherever they come from; the CLI is the operator.
                 cli_audit(
                     db,
@@ -1316,26 +1205,22 @@ pub async fn merchant(
                     "merchant.mode",
                     &merchant_id,
                     &format!(
-                        "{from} -> {}; methods={}",
-                        mode.as_str(),
+                        "{} -> {}; methods={}",
+                        from.as_str(),
+                        to.as_str(),
                         Method::join(&offered)
                     ),
                 )
                 .await?;
                 println!(
                     "{merchant_id} is in {} mode; methods offered: {}",
-                    mode.as_str(),
+                    to.as_str(),
                     Method::join(&offered)
                 );
             }
-            if let Some(v) = autopay {
-                crate::flows::konbini::set_autopay_seconds(db, &merchant_id, v).await?;
-            }
             println!("updated {merchant_id}");
-            if famima_check {
-                if let Some(m) = merchants::get(db, &merchant_id).await? {
-                    warn_famima_days(&m.konbini_chains, m.konbini_days);
-                }
+            if u.famima_note {
+                print_famima_note();
             }
         }
     }
@@ -1492,19 +1377,6 @@ pub async fn notify(db: &Db, cmd: NotifyCmd) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// `--sandbox-autopay-seconds`: `off` (None) or whole seconds.
-fn parse_autopay(s: &str) -> anyhow::Result<Option<i64>> {
-    if s == "off" {
-        return Ok(None);
-    }
-    let n: i64 = s
-        .parse()
-        .ok()
-        .filter(|n| (0..=30 * 24 * 3600).contains(n))
-        .ok_or_else(|| anyhow::anyhow!("sandbox-autopay-seconds must be off or 0..=2592000"))?;
-    Ok(Some(n))
 }
 
 #[derive(Subcommand, Debug)]

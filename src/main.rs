@@ -80,7 +80,12 @@ async fn main() -> anyhow::Result<()> {
         Command::User(cmd) => {
             let config = args.global.config()?;
             let db = Db::connect(&config.database_url).await?;
-            cli::user(&db, &config.keyring()?, cmd).await
+            // Enrolment links point at the public URL (KAKEHASHI_PUBLIC_URL, else the address).
+            let public = config
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", config.addr));
+            cli::user(&db, &config.keyring()?, &public, cmd).await
         }
     }
 }

@@ -131,7 +131,8 @@ pub async fn check_password(
     let pw = password.to_owned();
     let ok = users::hashing(move || users::verify_password(&hash, &pw)).await?;
     let user = match user {
-        Some(u) if ok => u,
+        // A disabled account answers like a wrong password (and counts toward the lock).
+        Some(u) if ok && u.disabled_at.is_none() => u,
         // Unknown accounts never pass, whatever the dummy hash would say.
         other => {
             let e = record_failure(db, &account, ip, now).await?;
@@ -228,7 +229,11 @@ pub async fn load_session(
         console_sessions::delete(db, &h).await?;
         return Ok(None);
     }
-    let Some(u) = users::get(db, &s.user_id).await? else {
+    // A disabled user's sessions are deleted when disabled; this is the belt to that brace.
+    let Some(u) = users::get(db, &s.user_id)
+        .await?
+        .filter(|u| u.disabled_at.is_none())
+    else {
         return Ok(None);
     };
     console_sessions::touch(db, &h, now).await?;

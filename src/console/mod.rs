@@ -1,7 +1,8 @@
 //! Merchant console (管理画面): staff accounts and sign-in with a second factor, payment search,
 //! payment actions (card, carrier 取消, number cancel; one by one or in bulk on a search), payment
 //! links (決済新規登録), saved searches, SMS payment requests, continuous-billing contracts, CSV
-//! download, payout summary, merchant settings and the audit log.
+//! download, payout summary, merchant settings, user administration with one-time enrolment
+//! links, and the audit log.
 //!
 //! HTTP handlers live in `routes/console*.rs`; everything they call is here. Actions go through
 //! [`actions`] only, the one place that maps flow refusals to sentences for staff.
@@ -12,6 +13,7 @@ pub mod auth;
 pub mod csv_export;
 pub mod detail;
 pub mod error;
+pub mod invites;
 pub mod labels;
 pub mod messages;
 pub mod payment_requests;
@@ -22,8 +24,10 @@ pub mod search;
 pub mod settings;
 pub mod subscriptions;
 pub mod summary;
+pub mod user_admin;
 pub mod users;
 pub mod views;
+pub mod views_admin;
 
 /// What a console user may do (stored as `console_users.role`).
 pub use crate::domain::Role;

@@ -100,14 +100,14 @@ pub struct Login {
     pub c: Chrome,
     pub email: String,
     pub error: Option<String>,
+    /// After an enrolment link was used: the account is ready.
+    pub enrolled: bool,
 }
 
 #[derive(Template)]
 #[template(path = "console/totp.html")]
 pub struct Totp {
     pub c: Chrome,
-    pub enrol: bool,
-    pub secret: String,
     pub error: Option<String>,
 }
 
@@ -260,6 +260,8 @@ pub struct Settings {
     pub manual: bool,
     pub themes: Vec<ThemeChoice>,
     pub key_ids: Vec<String>,
+    /// API keys: (id, created, active), newest first.
+    pub api_keys: Vec<(String, String, bool)>,
     pub webhook_secrets: usize,
     pub error: Option<String>,
     pub saved: bool,

@@ -21,10 +21,14 @@ pub struct UserRow {
     pub failed_logins: i64,
     pub locked_until: Option<i64>,
     pub created_at: i64,
+    /// Set while the account may not sign in.
+    pub disabled_at: Option<i64>,
+    /// The last completed sign-in (both factors).
+    pub last_sign_in_at: Option<i64>,
 }
 
 const COLS: &str = "id, merchant_id, email, role, password_hash, totp_secret, totp_enrolled_at, \
-totp_last_step, failed_logins, locked_until, created_at";
+totp_last_step, failed_logins, locked_until, created_at, disabled_at, last_sign_in_at";
 
 /// The seal context of a user's TOTP secret.
 pub fn totp_context(user_id: &str) -> String {
@@ -84,7 +88,7 @@ pub async fn accept_totp_step(
 ) -> Result<bool, sqlx::Error> {
     let mut tx = db.begin().await?;
     let n = exec_tx!(&mut tx, c => sqlx::query(
-        "UPDATE console_users SET totp_last_step = $1, \
+        "UPDATE console_users SET totp_last_step = $1, last_sign_in_at = $2, \
          totp_enrolled_at = COALESCE(totp_enrolled_at, $2) \
          WHERE id = $3 AND totp_last_step < $1 AND NOT EXISTS ( \
            SELECT 1 FROM console_login_locks \
@@ -110,4 +114,50 @@ pub async fn accept_totp_step(
     }
     tx.commit().await?;
     Ok(n == 1)
+}
+
+/// Users of one merchant, or every user when `merchant_id` is `None` (operators), by e-mail.
+pub async fn list(db: &Db, merchant_id: Option<&str>) -> Result<Vec<UserRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLS} FROM console_users WHERE ($1 IS NULL OR merchant_id = $2) ORDER BY email"
+    );
+    on_db!(db, c => sqlx::query_as(&sql).bind(merchant_id).bind(merchant_id).fetch_all(c).await)
+}
+
+/// Changes a user's role if it is still `from` (two admins editing at once cannot undo each
+/// other silently). False when the user changed meanwhile.
+pub async fn set_role(db: &Db, user_id: &str, from: Role, to: Role) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let n = exec_tx!(&mut tx, c => sqlx::query(
+        "UPDATE console_users SET role = $1 WHERE id = $2 AND role = $3",
+    )
+    .bind(to.code())
+    .bind(user_id)
+    .bind(from.code())
+    .execute(c)
+    .await)?;
+    tx.commit().await?;
+    Ok(n == 1)
+}
+
+/// Disables (`Some(now)`) or enables (`None`) a user. Disabling deletes the user's sessions in
+/// the same transaction, so a signed-in user is out at their next request.
+pub async fn set_disabled(
+    db: &Db,
+    user_id: &str,
+    disabled_at: Option<i64>,
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    exec_tx!(&mut tx, c => sqlx::query("UPDATE console_users SET disabled_at = $1 WHERE id = $2")
+        .bind(disabled_at)
+        .bind(user_id)
+        .execute(c)
+        .await)?;
+    if disabled_at.is_some() {
+        exec_tx!(&mut tx, c => sqlx::query("DELETE FROM console_sessions WHERE user_id = $1")
+            .bind(user_id)
+            .execute(c)
+            .await)?;
+    }
+    tx.commit().await
 }

@@ -8,6 +8,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod card_attempts;
 pub mod checkouts;
+pub mod console_invites;
 pub mod console_login_locks;
 pub mod console_sessions;
 pub mod console_users;

@@ -258,3 +258,19 @@ pub async fn ping(db: &Db, merchant_id: &str, now: i64) -> Result<String, sqlx::
     tx.commit().await?;
     Ok(id)
 }
+
+/// One of a merchant's events (the console's test-notification page).
+pub async fn event(
+    db: &Db,
+    merchant_id: &str,
+    event_id: &str,
+) -> Result<Option<EventSummary>, sqlx::Error> {
+    on_db!(db, c => sqlx::query_as(
+        "SELECT id, payment_id, type, status, attempts, next_attempt_at, created_at, delivered_at \
+         FROM outbox WHERE merchant_id = $1 AND id = $2",
+    )
+    .bind(merchant_id)
+    .bind(event_id)
+    .fetch_optional(c)
+    .await)
+}

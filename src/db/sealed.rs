@@ -14,6 +14,8 @@ pub enum SecretColumn {
     WebhookSecrets,
     /// `console_users.totp_secret`.
     TotpSecret,
+    /// `console_invites.totp_secret` (the secret an enrolment link will enrol).
+    InviteTotpSecret,
     /// `server_settings.value` of `secret` (session, CSRF and sandbox keys derive from it).
     ServerSecret,
     /// `processor_accounts.credentials`: always sealed.
@@ -31,6 +33,7 @@ impl SecretColumn {
             SecretColumn::SigningKey => crate::db::merchants::signing_key_context(id),
             SecretColumn::WebhookSecrets => crate::db::merchants::webhook_context(id),
             SecretColumn::TotpSecret => format!("console_users:{id}:totp_secret"),
+            SecretColumn::InviteTotpSecret => crate::db::console_invites::totp_context(id),
             SecretColumn::ServerSecret => SERVER_SECRET_CONTEXT.to_owned(),
             SecretColumn::ProcessorCredentials => {
                 crate::domain::processor::ProcessorAccount::seal_context(id, "credentials")
@@ -49,6 +52,9 @@ impl SecretColumn {
                 "UPDATE merchants SET webhook_secrets = $1 WHERE id = $2"
             }
             SecretColumn::TotpSecret => "UPDATE console_users SET totp_secret = $1 WHERE id = $2",
+            SecretColumn::InviteTotpSecret => {
+                "UPDATE console_invites SET totp_secret = $1 WHERE id = $2"
+            }
             SecretColumn::ServerSecret => "UPDATE server_settings SET value = $1 WHERE name = $2",
             SecretColumn::ProcessorCredentials => {
                 "UPDATE processor_accounts SET credentials = $1 WHERE id = $2"
@@ -88,6 +94,11 @@ pub async fn all(tx: &mut Tx) -> Result<Vec<StoredSecret>, sqlx::Error> {
         (
             SecretColumn::TotpSecret,
             "SELECT id, totp_secret FROM console_users ORDER BY id",
+        ),
+        // Used and expired links too: their secrets are still secrets.
+        (
+            SecretColumn::InviteTotpSecret,
+            "SELECT id, totp_secret FROM console_invites ORDER BY id",
         ),
         (
             SecretColumn::ServerSecret,

@@ -10,6 +10,7 @@ pub mod client_card;
 pub mod error;
 pub mod jobs;
 pub mod konbini;
+pub mod merchant_admin;
 pub mod messages;
 pub mod number_cancel;
 pub mod payment_requests;

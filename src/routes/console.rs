@@ -134,12 +134,14 @@ async fn login_page(
     status: StatusCode,
     email: &str,
     error: Option<String>,
+    enrolled: bool,
 ) -> ConsoleResult<Response> {
     let nonce = crate::util::random_secret("");
     let page = views::Login {
         c: Chrome::anon(state, auth::csrf(&state.secret, &format!("login:{nonce}"))),
         email: email.to_owned(),
         error,
+        enrolled,
     };
     let r = html(status, &page)?;
     Ok(with_cookie(
@@ -148,8 +150,12 @@ async fn login_page(
     ))
 }
 
-pub async fn login_get(State(state): State<AppState>) -> ConsoleResult<Response> {
-    login_page(&state, StatusCode::OK, "", None).await
+pub async fn login_get(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> ConsoleResult<Response> {
+    let enrolled = form::get(&query_fields(q), "enrolled") == "1";
+    login_page(&state, StatusCode::OK, "", None, enrolled).await
 }
 
 pub async fn login_post(
@@ -209,12 +215,19 @@ pub async fn login_post(
         Err((auth::LoginError::Locked, u)) => {
             entry("login.locked", u.as_ref()).await?;
             let msg = "ログインに続けて失敗したため、アカウントを30分間ロックしました。".to_owned();
-            login_page(&state, StatusCode::TOO_MANY_REQUESTS, &email, Some(msg)).await
+            login_page(
+                &state,
+                StatusCode::TOO_MANY_REQUESTS,
+                &email,
+                Some(msg),
+                false,
+            )
+            .await
         }
         Err((auth::LoginError::Invalid, u)) => {
             entry("login.failed", u.as_ref()).await?;
             let msg = "メールアドレスまたはパスワードが正しくありません。".to_owned();
-            login_page(&state, StatusCode::UNAUTHORIZED, &email, Some(msg)).await
+            login_page(&state, StatusCode::UNAUTHORIZED, &email, Some(msg), false).await
         }
     }
 }
@@ -232,24 +245,17 @@ async fn totp_session(
     }
 }
 
+/// The code step. It never shows the TOTP secret: secrets are shown only on the enrolment page
+/// of a one-time link (with the password set there), or printed once by `kakehashi user add`,
+/// so a password alone never reveals the second factor (issue 20).
 fn totp_page(
     state: &AppState,
     sid: &str,
-    u: &users::UserRow,
     status: StatusCode,
     error: Option<String>,
 ) -> ConsoleResult<Response> {
-    let enrol = u.totp_enrolled_at.is_none();
     let page = views::Totp {
         c: Chrome::anon(state, auth::csrf(&state.secret, sid)),
-        enrol,
-        secret: if enrol {
-            u.totp_secret(&state.keys)
-                .map_err(|e| ConsoleError::Internal(e.into()))?
-                .to_string()
-        } else {
-            String::new()
-        },
         error,
     };
     html(status, &page)
@@ -259,26 +265,8 @@ pub async fn totp_get(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> ConsoleResult<Response> {
-    let (sid, u) = totp_session(&state, &headers).await?;
-    totp_page(&state, &sid, &u, StatusCode::OK, None)
-}
-
-/// The enrolment QR code (otpauth URL) as SVG; only before enrolment completes.
-pub async fn totp_qr(State(state): State<AppState>, headers: HeaderMap) -> ConsoleResult<Response> {
-    let (_, u) = totp_session(&state, &headers).await?;
-    if u.totp_enrolled_at.is_some() {
-        return Err(ConsoleError::NotFound);
-    }
-    let secret = u
-        .totp_secret(&state.keys)
-        .map_err(|e| ConsoleError::Internal(e.into()))?;
-    let url = users::totp(&secret, &u.email)?.get_url();
-    let svg = qrcode::QrCode::new(url.as_bytes())
-        .map_err(|e| anyhow::anyhow!("qr: {e}"))?
-        .render::<qrcode::render::svg::Color>()
-        .min_dimensions(200, 200)
-        .build();
-    Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
+    let (sid, _) = totp_session(&state, &headers).await?;
+    totp_page(&state, &sid, StatusCode::OK, None)
 }
 
 pub async fn totp_post(
@@ -324,12 +312,18 @@ pub async fn totp_post(
         if outcome == auth::TotpOutcome::Locked {
             auth::delete_session(&state.db, &sid).await?;
             let msg = "ログインに続けて失敗したため、アカウントを30分間ロックしました。".to_owned();
-            return login_page(&state, StatusCode::TOO_MANY_REQUESTS, &u.email, Some(msg)).await;
+            return login_page(
+                &state,
+                StatusCode::TOO_MANY_REQUESTS,
+                &u.email,
+                Some(msg),
+                false,
+            )
+            .await;
         }
         return totp_page(
             &state,
             &sid,
-            &u,
             StatusCode::UNAUTHORIZED,
             Some("確認コードが正しくありません。".into()),
         );

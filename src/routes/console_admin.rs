@@ -174,11 +174,28 @@ pub(crate) async fn merchant_of(
         .ok_or(ConsoleError::NotFound)
 }
 
+/// The signing key ids and API keys the settings page lists.
+async fn keys_of(
+    state: &AppState,
+    m: &merchants::MerchantRow,
+) -> ConsoleResult<(Vec<String>, Vec<(String, String, bool)>)> {
+    let keys = merchants::active_key_ids(&state.db, &m.id).await?;
+    let api = crate::db::api_keys::list(&state.db, &m.id)
+        .await?
+        .into_iter()
+        .map(|k| {
+            let active = k.status == crate::domain::ApiKeyStatus::Active;
+            (k.id, format_jst(k.created_at), active)
+        })
+        .collect();
+    Ok((keys, api))
+}
+
 fn settings_page(
     state: &AppState,
     staff: &Staff,
     m: &merchants::MerchantRow,
-    keys: Vec<String>,
+    (keys, api_keys): (Vec<String>, Vec<(String, String, bool)>),
     error: Option<String>,
     saved: bool,
 ) -> views::Settings {
@@ -233,6 +250,7 @@ fn settings_page(
         manual: m.capture_mode == CaptureMode::Manual,
         themes,
         key_ids: keys,
+        api_keys,
         webhook_secrets: m
             .webhook_secrets(&state.keys)
             .map(|s| s.len())
@@ -253,7 +271,7 @@ pub async fn settings_get(
     staff.require_admin()?;
     let q = form::decode(q.unwrap_or_default().as_bytes(), encoding_rs::UTF_8);
     let m = merchant_of(&state, &staff, &q).await?;
-    let keys = merchants::active_key_ids(&state.db, &m.id).await?;
+    let keys = keys_of(&state, &m).await?;
     html(
         StatusCode::OK,
         &settings_page(
@@ -295,7 +313,7 @@ pub async fn settings_post(
             )
         }
         Err(e) => {
-            let keys = merchants::active_key_ids(&state.db, &m.id).await?;
+            let keys = keys_of(&state, &m).await?;
             html(
                 StatusCode::BAD_REQUEST,
                 &settings_page(&state, &staff, &m, keys, Some(e), false),

@@ -10,6 +10,7 @@ pub mod console;
 mod console_admin;
 mod console_bulk;
 mod console_checkouts;
+mod console_merchants;
 mod console_messages;
 mod console_processors;
 mod console_refunds;
@@ -17,6 +18,7 @@ mod console_repeat;
 mod console_requests;
 mod console_searches;
 mod console_subscriptions;
+mod console_users;
 mod demo;
 mod handoff;
 pub(crate) mod konbini;
@@ -49,6 +51,11 @@ fn console_router(state: AppState) -> Router<AppState> {
         },
         console::limit_sign_in,
     );
+    // Enrolment posts hash a password: limited per address like sign-in, with their own budget.
+    let enrol_limit = middleware::from_fn_with_state(
+        console::sign_in_limiter(state.config.console_login_per_minute),
+        console::limit_sign_in,
+    );
     Router::new()
         .route("/console", get(console::home))
         .route(
@@ -63,8 +70,27 @@ fn console_router(state: AppState) -> Router<AppState> {
                 .post(console::totp_post)
                 .route_layer(limit),
         )
-        .route("/console/login/qr.svg", get(console::totp_qr))
         .route("/console/logout", post(console::logout))
+        .route(
+            "/console/enrol/{token}",
+            get(console_users::enrol_get)
+                .post(console_users::enrol_post)
+                .route_layer(enrol_limit),
+        )
+        .route(
+            "/console/enrol/{token}/qr.svg",
+            get(console_users::enrol_qr),
+        )
+        .route("/console/users", get(console_users::list))
+        .route("/console/users/invite", post(console_users::invite))
+        .route("/console/users/{id}/role", post(console_users::role))
+        .route("/console/users/{id}/disable", post(console_users::disable))
+        .route("/console/users/{id}/enable", post(console_users::enable))
+        .route(
+            "/console/users/{id}/reset-totp",
+            post(console_users::reset_totp),
+        )
+        .route("/console/invites/{id}/revoke", post(console_users::revoke))
         .route("/console/payments", get(console::list))
         .route("/console/payments.csv", get(console::csv))
         .route("/console/payments/bulk", post(console_bulk::bulk))
@@ -110,6 +136,34 @@ fn console_router(state: AppState) -> Router<AppState> {
             post(console_admin::rotate_webhook),
         )
         .route("/console/settings/preview", get(console_admin::preview))
+        .route(
+            "/console/settings/api-keys",
+            post(console_merchants::api_key_create),
+        )
+        .route(
+            "/console/settings/api-keys/{id}/retire",
+            post(console_merchants::api_key_retire),
+        )
+        .route(
+            "/console/settings/keys/{id}/retire",
+            post(console_merchants::signing_key_retire),
+        )
+        .route(
+            "/console/settings/test-notification",
+            post(console_merchants::test_notification),
+        )
+        .route(
+            "/console/settings/test-notification/{id}",
+            get(console_merchants::test_notification_get),
+        )
+        .route(
+            "/console/merchants",
+            get(console_merchants::list).post(console_merchants::create),
+        )
+        .route(
+            "/console/merchants/{id}",
+            get(console_merchants::edit_get).post(console_merchants::edit_post),
+        )
         .route("/console/processors", get(console_processors::show))
         .route("/console/processors/add", post(console_processors::add))
         .route(

@@ -9,12 +9,12 @@ use crate::helpers::*;
 
 /// A browser-like client (cookies kept, redirects not followed) for one console user.
 pub(crate) struct Console {
-    base: String,
-    client: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) client: reqwest::Client,
 }
 
 impl Console {
-    fn new(app: &TestApp) -> Console {
+    pub(crate) fn new(app: &TestApp) -> Console {
         let client = reqwest::Client::builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
@@ -50,7 +50,7 @@ impl Console {
     }
 
     /// The password step; returns the response.
-    async fn password(&self, email: &str, password: &str) -> reqwest::Response {
+    pub(crate) async fn password(&self, email: &str, password: &str) -> reqwest::Response {
         let (s, page) = self.get("/console/login").await;
         assert_eq!(s, 200);
         let csrf = hidden(&page, "csrf");
@@ -62,7 +62,7 @@ impl Console {
     }
 
     /// The code step with `code`; returns the response.
-    async fn code(&self, code: &str) -> reqwest::Response {
+    pub(crate) async fn code(&self, code: &str) -> reqwest::Response {
         let (s, page) = self.get("/console/login/totp").await;
         assert_eq!(s, 200, "{page}");
         let csrf = hidden(&page, "csrf");
@@ -87,7 +87,7 @@ impl Console {
     }
 }
 
-fn current_code(u: &Created) -> String {
+pub(crate) fn current_code(u: &Created) -> String {
     users::totp(&u.totp_secret, &u.email)
         .unwrap()
         .generate_current()
@@ -178,19 +178,23 @@ async fn totp_login_and_roles(app: TestApp) {
         303
     );
     assert_eq!(c.get("/console/payments").await.0, 303);
-    let (_, enrol) = c.get("/console/login/totp").await;
+    // The code page never shows the TOTP secret or a QR code: a password alone does not reveal
+    // the second factor (issue 20). Enrolment happens on a one-time link (console_admin.rs).
+    let (_, page) = c.get("/console/login/totp").await;
     assert!(
-        enrol.contains("/console/login/qr.svg"),
-        "enrolment shows the QR code"
+        !page.contains(&admin.totp_secret),
+        "secret shown after the password"
     );
-    let qr = c
-        .client
-        .get(format!("{}/console/login/qr.svg", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(qr.headers()["content-type"], "image/svg+xml");
-    assert!(qr.text().await.unwrap().contains("<svg"));
+    assert!(!page.contains("qr.svg"));
+    assert_eq!(
+        c.client
+            .get(format!("{}/console/login/qr.svg", app.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
     assert_eq!(c.code("000000").await.status(), 401);
     let r = c.code(&current_code(&admin)).await;
     assert_eq!(r.status(), 303);

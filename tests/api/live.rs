@@ -1076,6 +1076,27 @@ async fn master_key_rotation_reseals_everything(app: TestApp, calls: Calls) {
         hooks.starts_with("sealed:v1:") && !hooks.contains("whsec_"),
         "{hooks}"
     );
+    // An open enrolment link's TOTP secret is sealed too (and resealed below).
+    let invite = kakehashi::console::invites::invite(
+        &app.db,
+        &app.state.keys,
+        &app.state.public_url,
+        Some(&m.id),
+        "sealed@shop.example",
+        kakehashi::console::Role::Admin,
+        "test",
+        app.state.now_ms(),
+    )
+    .await
+    .unwrap();
+    let stored_totp = app
+        .scalar_str(&format!(
+            "SELECT totp_secret FROM console_invites WHERE id = '{}'",
+            invite.id
+        ))
+        .await
+        .unwrap();
+    assert!(stored_totp.starts_with("sealed:v1:"), "{stored_totp}");
     // ... and links signed with the (sealed) key still open.
     let f = app.fields(&m, "sealed-link", 1000, &[]);
     assert_eq!(app.open(&m, &f, UA_PC).await.0, 200);
@@ -1132,6 +1153,11 @@ async fn master_key_rotation_reseals_everything(app: TestApp, calls: Calls) {
         .await
         .unwrap();
     assert_eq!(secret, m.secret);
+    let row = kakehashi::db::console_invites::get(&app.db, &invite.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(kakehashi::console::invites::secret(&keys, &row).is_ok());
     // And one with only the old key no longer can.
     let mut old = Registry::new(
         "http://127.0.0.1",

@@ -13,6 +13,7 @@ mod card_testing;
 mod carrier;
 mod checkout;
 mod console;
+mod console_admin;
 mod console_ops;
 mod deploy;
 mod docs_drift;
