@@ -85,7 +85,7 @@ pub struct StoredSecret {
 
 /// Every stored secret, in the caller's transaction.
 pub async fn all(tx: &mut Tx) -> Result<Vec<StoredSecret>, sqlx::Error> {
-    let queries: [(SecretColumn, &str); 7] = [
+    let queries: [(SecretColumn, &str); 8] = [
         (SecretColumn::SigningKey, "SELECT id, secret FROM signing_keys ORDER BY id"),
         (
             SecretColumn::WebhookSecrets,

@@ -53,7 +53,10 @@ fn console_router(state: AppState) -> Router<AppState> {
     );
     // Enrolment posts hash a password: limited per address like sign-in, with their own budget.
     let enrol_limit = middleware::from_fn_with_state(
-        console::sign_in_limiter(state.config.console_login_per_minute),
+        console::SignInLimit {
+            limiter: console::sign_in_limiter(state.config.console_login_per_minute),
+            trusted_proxies: state.config.trusted_proxies.clone().into(),
+        },
         console::limit_sign_in,
     );
     Router::new()
