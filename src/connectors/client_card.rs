@@ -9,7 +9,7 @@
 //! and flows only ever see this trait.
 
 use crate::connectors::card::{ConnectorError, DeclineReason};
-use crate::domain::card::ThreeDsResult;
+use crate::domain::card::{PaymentOption, ThreeDsResult};
 
 /// A new payment intent for one of our payments.
 #[derive(Debug, Clone)]
@@ -24,6 +24,13 @@ pub struct IntentRequest {
     pub capture_now: bool,
     /// Derived from our payment id: a retried create returns the same intent.
     pub idempotency_key: String,
+    /// The payment method the processor's script created from the card the shopper typed
+    /// (`pm_…`): the intent is created with it attached and confirmed by this server later
+    /// ([`ClientCardConnector::confirm_intent`]), after the shopper chose a plan. `None`: the
+    /// browser confirms the intent with the card itself.
+    pub payment_method: Option<String>,
+    /// Ask the processor which installment plans (分割払い etc.) the card allows.
+    pub installments: bool,
 }
 
 /// What the browser needs to confirm the intent. The client secret lets the holder confirm
@@ -32,6 +39,9 @@ pub struct IntentRequest {
 pub struct BrowserIntent {
     pub intent_id: String,
     pub client_secret: String,
+    /// The installment plans the processor offers for the attached card (see
+    /// [`Intent::available_plans`]).
+    pub available_plans: Vec<PaymentOption>,
 }
 
 impl std::fmt::Debug for BrowserIntent {
@@ -122,6 +132,11 @@ pub struct Intent {
     pub three_ds: Option<ThreeDsResult>,
     /// The issuer's approval code (承認番号), if reported.
     pub approval_code: Option<String>,
+    /// The plans the processor says the attached card may pay with (besides 一括), when
+    /// installments were asked for; empty when the card is not eligible.
+    pub available_plans: Vec<PaymentOption>,
+    /// The plan the intent was confirmed with (`None`: 一括 / lump sum).
+    pub plan: Option<PaymentOption>,
 }
 
 /// A verified inbound event.
@@ -170,6 +185,21 @@ pub trait ClientCardConnector: Send + Sync {
     async fn client_secret(&self, intent_id: &str) -> Result<String, ConnectorError>;
     /// The processor's current view of an intent.
     async fn retrieve_intent(&self, intent_id: &str) -> Result<Intent, ConnectorError>;
+    /// Attaches another payment method to an intent not yet confirmed (the shopper typed
+    /// another card before choosing a plan).
+    async fn set_payment_method(
+        &self,
+        intent_id: &str,
+        payment_method: &str,
+    ) -> Result<(), ConnectorError>;
+    /// Confirms an intent that has its payment method attached, with the chosen plan
+    /// (`None` or `Lump`: 一括). The answer may still wait for 3-D Secure in the browser.
+    async fn confirm_intent(
+        &self,
+        intent_id: &str,
+        plan: Option<PaymentOption>,
+        idempotency_key: &str,
+    ) -> Result<Intent, ConnectorError>;
     /// Cancels an intent nobody completed, so its client secret can no longer pay.
     async fn cancel_intent(
         &self,

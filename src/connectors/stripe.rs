@@ -25,7 +25,7 @@ use crate::connectors::client_card::{
     IntentState, PageSetup, WebhookError, WebhookEvent,
 };
 use crate::connectors::driver::{Credentials, ProcessorDriver};
-use crate::domain::card::{CardStatus, ThreeDsResult, ThreeDsStatus};
+use crate::domain::card::{CardStatus, PaymentOption, ThreeDsResult, ThreeDsStatus};
 use crate::domain::processor::{Family, Processor};
 use crate::ssrf::{check_url, UrlPolicy};
 
@@ -192,6 +192,64 @@ fn three_ds_of(charge: &Value) -> Option<ThreeDsResult> {
     })
 }
 
+/// Our option for one of Stripe's installment plans (`{type, count, interval}`, PaymentIntent
+/// `payment_method_options.card.installments`): `fixed_count` monthly plans with a count we
+/// offer, `bonus` (ボーナス一括) and `revolving` (リボ). Other plans are not offered.
+pub fn plan_option(plan: &Value) -> Option<PaymentOption> {
+    match plan["type"].as_str()? {
+        "fixed_count" => {
+            if plan["interval"].as_str().is_some_and(|i| i != "month") {
+                return None;
+            }
+            let n = u8::try_from(plan["count"].as_u64()?).ok()?;
+            Some(PaymentOption::Installments(n)).filter(|o| o.is_valid())
+        }
+        "bonus" => Some(PaymentOption::BonusLump),
+        "revolving" => Some(PaymentOption::Revolving),
+        _ => None,
+    }
+}
+
+/// The form fields selecting `option` when confirming (nothing for 一括).
+pub fn plan_fields(option: PaymentOption) -> Vec<(&'static str, String)> {
+    match option {
+        PaymentOption::Lump => vec![],
+        PaymentOption::Installments(n) => vec![
+            (
+                "payment_method_options[card][installments][plan][type]",
+                "fixed_count".into(),
+            ),
+            (
+                "payment_method_options[card][installments][plan][count]",
+                n.to_string(),
+            ),
+            (
+                "payment_method_options[card][installments][plan][interval]",
+                "month".into(),
+            ),
+        ],
+        PaymentOption::BonusLump => vec![(
+            "payment_method_options[card][installments][plan][type]",
+            "bonus".into(),
+        )],
+        PaymentOption::Revolving => vec![(
+            "payment_method_options[card][installments][plan][type]",
+            "revolving".into(),
+        )],
+    }
+}
+
+/// The plans of `payment_method_options.card.installments.available_plans` we can offer.
+fn available_plans(pi: &Value) -> Vec<PaymentOption> {
+    let mut v: Vec<PaymentOption> = pi["payment_method_options"]["card"]["installments"]
+        ["available_plans"]
+        .as_array()
+        .map(|a| a.iter().filter_map(plan_option).collect())
+        .unwrap_or_default();
+    v.dedup();
+    v
+}
+
 /// Reads a retrieved PaymentIntent (with `latest_charge` and `payment_method` expanded).
 pub fn parse_intent(v: &Value) -> Result<Intent, ConnectorError> {
     let id = v["id"]
@@ -243,6 +301,7 @@ pub fn parse_intent(v: &Value) -> Result<Intent, ConnectorError> {
             )))
         }
     };
+    let installments = &v["payment_method_options"]["card"]["installments"];
     let pm_card = &v["payment_method"]["card"];
     let ch_card = &charge["payment_method_details"]["card"];
     let pick = |k: &str| -> Value {
@@ -267,6 +326,8 @@ pub fn parse_intent(v: &Value) -> Result<Intent, ConnectorError> {
         },
         three_ds: three_ds_of(charge),
         approval_code: ch_card["authorization_code"].as_str().map(str::to_owned),
+        available_plans: available_plans(v),
+        plan: plan_option(&installments["plan"]),
     })
 }
 
@@ -537,7 +598,7 @@ impl ClientCardConnector for StripeConnector {
         if req.amount <= 0 {
             return Err(ConnectorError::Invalid("amount must be positive".into()));
         }
-        let form = [
+        let mut form = vec![
             ("amount", req.amount.to_string()),
             ("currency", "jpy".to_owned()),
             (
@@ -553,6 +614,19 @@ impl ClientCardConnector for StripeConnector {
             ("metadata[kakehashi_payment_id]", req.payment_id.clone()),
             ("metadata[kakehashi_order_id]", req.order_id.clone()),
         ];
+        if let Some(pm) = &req.payment_method {
+            Self::check_id(pm, "pm_")
+                .map_err(|_| ConnectorError::Invalid("bad payment method id".into()))?;
+            // Attached, not confirmed: Stripe answers the card's installment plans, and this
+            // server confirms after the shopper chose one (Stripe's installments flow).
+            form.push(("payment_method", pm.clone()));
+        }
+        if req.installments {
+            form.push((
+                "payment_method_options[card][installments][enabled]",
+                "true".to_owned(),
+            ));
+        }
         let v = self
             .post("/v1/payment_intents", &form, &req.idempotency_key)
             .await?;
@@ -568,6 +642,7 @@ impl ClientCardConnector for StripeConnector {
         Ok(BrowserIntent {
             intent_id,
             client_secret,
+            available_plans: available_plans(&v),
         })
     }
 
@@ -581,6 +656,46 @@ impl ClientCardConnector for StripeConnector {
 
     async fn retrieve_intent(&self, intent_id: &str) -> Result<Intent, ConnectorError> {
         parse_intent(&self.retrieve(intent_id).await?)
+    }
+
+    /// `POST /v1/payment_intents/{id}` with `payment_method`.
+    async fn set_payment_method(
+        &self,
+        intent_id: &str,
+        payment_method: &str,
+    ) -> Result<(), ConnectorError> {
+        Self::check_id(intent_id, "pi_")?;
+        Self::check_id(payment_method, "pm_")
+            .map_err(|_| ConnectorError::Invalid("bad payment method id".into()))?;
+        // Updates are not retried blindly: a fresh key per call, the same method each time.
+        let key = format!("kakehashi-pm-{intent_id}-{payment_method}");
+        self.post(
+            &format!("/v1/payment_intents/{intent_id}"),
+            &[("payment_method", payment_method.to_owned())],
+            &key,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `POST /v1/payment_intents/{id}/confirm` with
+    /// `payment_method_options[card][installments][plan]` (absent for 一括). A decline answers
+    /// 402; the intent then reports the error, which [`parse_intent`] reads.
+    async fn confirm_intent(
+        &self,
+        intent_id: &str,
+        plan: Option<PaymentOption>,
+        key: &str,
+    ) -> Result<Intent, ConnectorError> {
+        Self::check_id(intent_id, "pi_")?;
+        let form = plan.map(plan_fields).unwrap_or_default();
+        match self
+            .post(&format!("/v1/payment_intents/{intent_id}/confirm"), &form, key)
+            .await
+        {
+            Ok(_) | Err(ConnectorError::Rejected(_)) => self.retrieve_intent(intent_id).await,
+            Err(e) => Err(e),
+        }
     }
 
     async fn cancel_intent(&self, intent_id: &str, key: &str) -> Result<(), ConnectorError> {

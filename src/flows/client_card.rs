@@ -43,6 +43,10 @@ pub use crate::flows::card::BROWSER_ENTRY;
 pub struct Prepared {
     pub payment_id: String,
     pub client_secret: String,
+    /// With a payment method given: the plans (besides 一括) the shopper may choose, those the
+    /// processor offers for the card and the merchant enabled. The server then confirms
+    /// ([`confirm`]).
+    pub plans: Vec<PaymentOption>,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -113,7 +117,16 @@ enum Applied {
 
 /// Creates the payment and its intent, or returns the secret of the checkout's intent still
 /// waiting for the shopper (a reload). Card-testing limits apply as for cards typed on our page.
-pub async fn prepare(state: &Ctx, o: &Opened, ip: &str) -> FlowResult<Prepared> {
+///
+/// With `payment_method` (the processor's id of the card the shopper typed, `pm_…`), the
+/// intent is created with it attached and not confirmed: the processor answers the card's
+/// installment plans, the shopper picks one, and [`confirm`] confirms.
+pub async fn prepare(
+    state: &Ctx,
+    o: &Opened,
+    ip: &str,
+    payment_method: Option<&str>,
+) -> FlowResult<Prepared> {
     let resolved = o
         .connectors
         .client_card()
@@ -121,7 +134,7 @@ pub async fn prepare(state: &Ctx, o: &Opened, ip: &str) -> FlowResult<Prepared> 
     let conn = resolved.connector;
     check_lock(state, &key_for(o, ip, None)).await?;
     if let Some(p) = payments::live_for_checkout(&state.db, &o.checkout.id).await? {
-        return reuse(state, o, conn.as_ref(), &resolved.id, p).await;
+        return reuse(state, o, conn.as_ref(), &resolved.id, p, payment_method).await;
     }
     let details = json!({
         "card_entry": BROWSER_ENTRY,
@@ -156,7 +169,9 @@ pub async fn prepare(state: &Ctx, o: &Opened, ip: &str) -> FlowResult<Prepared> 
     };
     tx.commit().await?;
 
-    let created = conn.create_intent(&intent_request(o, &p)).await;
+    let created = conn
+        .create_intent(&intent_request(o, &p, payment_method))
+        .await;
     let intent = match created {
         Ok(i) => i,
         Err(e) => {
@@ -180,18 +195,48 @@ pub async fn prepare(state: &Ctx, o: &Opened, ip: &str) -> FlowResult<Prepared> 
     Ok(Prepared {
         payment_id: p.id,
         client_secret: intent.client_secret,
+        plans: offered_plans(o, payment_method, &intent.available_plans),
     })
+}
+
+/// The merchant's card options (分割 counts, ボーナス, リボ) other than 一括.
+fn merchant_plans(o: &Opened) -> Vec<PaymentOption> {
+    let (opts, _) = crate::domain::card_form::merchant_card_settings(&o.merchant.card_options);
+    opts.options()
+        .iter()
+        .copied()
+        .filter(|p| *p != PaymentOption::Lump)
+        .collect()
+}
+
+/// The plans to show: those the processor offers for the card that the merchant enabled, in
+/// the merchant's order. None without a payment method (the browser confirms alone).
+fn offered_plans(
+    o: &Opened,
+    payment_method: Option<&str>,
+    available: &[PaymentOption],
+) -> Vec<PaymentOption> {
+    if payment_method.is_none() {
+        return vec![];
+    }
+    merchant_plans(o)
+        .into_iter()
+        .filter(|p| available.contains(p))
+        .collect()
 }
 
 /// The intent of a payment. The idempotency key is derived from our payment id, so asking
 /// again (after a lost answer) returns the same intent.
-fn intent_request(o: &Opened, p: &PaymentRow) -> IntentRequest {
+fn intent_request(o: &Opened, p: &PaymentRow, payment_method: Option<&str>) -> IntentRequest {
     IntentRequest {
         payment_id: p.id.clone(),
         order_id: o.checkout.order_id.clone(),
         amount: p.amount,
         capture_now: o.merchant.capture_mode == crate::domain::CaptureMode::Auto,
         idempotency_key: format!("kakehashi-intent-{}", p.id),
+        payment_method: payment_method.map(str::to_owned),
+        // Plans are asked for only when the merchant offers some and the card is attached.
+        installments: payment_method.is_some() && !merchant_plans(o).is_empty(),
     }
 }
 
@@ -212,6 +257,7 @@ async fn reuse(
     conn: &dyn ClientCardConnector,
     id: &ConnectorId,
     p: PaymentRow,
+    payment_method: Option<&str>,
 ) -> FlowResult<Prepared> {
     let reusable = p.method == Method::Card
         && p.status == CardStatus::Awaiting3ds
@@ -224,22 +270,109 @@ async fn reuse(
         Some(r) => r,
         None => {
             let intent = conn
-                .create_intent(&intent_request(o, &p))
+                .create_intent(&intent_request(o, &p, payment_method))
                 .await
                 .map_err(connector_failed)?;
             store_ref(&state.db, &p.id, &intent.intent_id).await?;
             intent.intent_id
         }
     };
-    let intent = conn.retrieve_intent(&r).await.map_err(connector_failed)?;
+    let mut intent = conn.retrieve_intent(&r).await.map_err(connector_failed)?;
     if intent.state != IntentState::AwaitingShopper {
         return Err(in_progress());
+    }
+    if let Some(pm) = payment_method {
+        // The shopper typed a card again (after leaving the plan choice): attach it, and read
+        // the plans Stripe offers for it.
+        conn.set_payment_method(&r, pm)
+            .await
+            .map_err(connector_failed)?;
+        intent = conn.retrieve_intent(&r).await.map_err(connector_failed)?;
     }
     let client_secret = conn.client_secret(&r).await.map_err(connector_failed)?;
     Ok(Prepared {
         payment_id: p.id,
         client_secret,
+        plans: offered_plans(o, payment_method, &intent.available_plans),
     })
+}
+
+/// What the browser does after [`confirm`].
+#[derive(Clone)]
+pub enum Confirmed {
+    /// The issuer asks for 3-D Secure: the processor's script completes it with this secret,
+    /// then the browser comes back to the return URL.
+    Action { client_secret: String },
+    /// The processor decided (paid or declined): show the result.
+    Done,
+}
+
+impl std::fmt::Debug for Confirmed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Confirmed::Action { .. } => "Action",
+            Confirmed::Done => "Done",
+        })
+    }
+}
+
+/// Confirms the checkout's waiting intent (its card attached by [`prepare`]) with the plan
+/// the shopper chose. The plan must be one the processor offers for this card (read from the
+/// intent, not from the browser) and one the merchant enabled; 一括 always is.
+pub async fn confirm(
+    state: &Ctx,
+    o: &Opened,
+    ip: &str,
+    option: PaymentOption,
+) -> FlowResult<Confirmed> {
+    let resolved = o
+        .connectors
+        .client_card()
+        .ok_or(FlowError::shopper(Reason::MethodNotAvailable))?;
+    let conn = resolved.connector;
+    check_lock(state, &key_for(o, ip, None)).await?;
+    let p = payments::live_for_checkout(&state.db, &o.checkout.id)
+        .await?
+        .ok_or_else(in_progress)?;
+    let waiting = p.method == Method::Card
+        && p.status == CardStatus::Awaiting3ds
+        && p.connector == resolved.id.as_str()
+        && p.details_json()["card_entry"] == BROWSER_ENTRY;
+    let Some(r) = p.connector_ref.clone().filter(|_| waiting) else {
+        return Err(in_progress());
+    };
+    let intent = conn.retrieve_intent(&r).await.map_err(connector_failed)?;
+    if intent.state != IntentState::AwaitingShopper {
+        return Err(in_progress());
+    }
+    let allowed = option == PaymentOption::Lump
+        || (merchant_plans(o).contains(&option) && intent.available_plans.contains(&option));
+    if !allowed {
+        return Err(FlowError::Refused {
+            kind: Refused::Invalid,
+            code: "option_not_available",
+            message: format!("the payment option {} is not offered for this card", option.code()),
+        });
+    }
+    let plan = (option != PaymentOption::Lump).then_some(option);
+    let key = format!("kakehashi-confirm-{}-{}", p.id, option.code());
+    let after = conn
+        .confirm_intent(&r, plan, &key)
+        .await
+        .map_err(connector_failed)?;
+    if after.state == IntentState::AwaitingShopper {
+        let client_secret = conn.client_secret(&r).await.map_err(connector_failed)?;
+        return Ok(Confirmed::Action { client_secret });
+    }
+    let before = p.status;
+    let row = settle(&state.db, conn.as_ref(), p, "shopper", state.now_ms()).await?;
+    if row.status != before {
+        state.wake_notifier();
+        if row.status == CardStatus::Failed {
+            record_failure(state, &key_for(o, ip, None)).await?;
+        }
+    }
+    Ok(Confirmed::Done)
 }
 
 /// Marks a waiting payment failed.
@@ -378,6 +511,10 @@ async fn record_paid(
     };
     d["three_ds"] = json!({ "status": three_ds.status.code(), "eci": three_ds.eci });
     d["processor_intent"] = json!(i.id);
+    // The plan as the processor confirmed it (分割 / ボーナス / リボ), never the browser's word.
+    let option = i.plan.unwrap_or(PaymentOption::Lump);
+    d["option"] = json!(option.code());
+    d["option_label"] = json!(option.label_ja());
     if let Some(code) = &i.approval_code {
         d["approval_code"] = json!(code);
     }

@@ -23,7 +23,8 @@ use crate::domain::CheckoutStatus;
 use crate::domain::Method;
 use crate::error::{AppError, AppResult, Reason};
 use crate::flows::checkout::{self, Opened};
-use crate::flows::client_card::{self as flow, HookError, HookOutcome};
+use crate::domain::card::PaymentOption;
+use crate::flows::client_card::{self as flow, Confirmed, HookError, HookOutcome};
 
 use crate::pages::{Chrome, FpResult, OrderView, ResultPage};
 use crate::render::page_with_status;
@@ -48,6 +49,10 @@ pub struct WebCardElements {
     pub our_js: String,
     pub publishable_key: String,
     pub form_error: Option<String>,
+    /// The merchant offers plans besides 一括: the script creates the payment method first,
+    /// so Stripe can answer the card's plans, and posts the choice to `confirm_url`.
+    pub installments: bool,
+    pub confirm_url: String,
 }
 
 fn chrome(state: &AppState, device: Device, token: &str, o: &Opened) -> Chrome {
@@ -146,6 +151,12 @@ pub fn render(
         our_js: format!("/js/card-elements.js?v={}", script_version()),
         publishable_key: setup.publishable_key,
         form_error,
+        installments: {
+            let (opts, _) =
+                crate::domain::card_form::merchant_card_settings(&o.merchant.card_options);
+            opts.options().iter().any(|p| *p != PaymentOption::Lump)
+        },
+        confirm_url: format!("/pay/{token}/card/confirm"),
     };
     let mut resp = page_with_status(device, status, &tpl)?;
     let policy = HeaderValue::from_str(&csp(&setup.csp))
@@ -196,26 +207,64 @@ pub async fn script() -> Response {
 
 /// `POST /pay/{token}/card/intent`: creates the payment and the processor's intent, and
 /// answers the client secret the script confirms with. No card data is posted here.
+///
+/// With `payment_method` (the processor's id of the typed card, `pm_…`, from our script when
+/// the merchant offers installments), the answer also lists the plans the shopper may choose;
+/// the script then posts the choice to `/pay/{token}/card/confirm`.
 pub async fn intent(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
-    ShopperForm {
-        page: ShopperPage { token, o, device },
-        ..
-    }: ShopperForm,
+    form: ShopperForm,
 ) -> AppResult<Response> {
-    if o.checkout.status != CheckoutStatus::Open {
-        return Err(AppError::shopper(Reason::CheckoutClosed));
-    }
-    if device == Device::FeaturePhone || !checkout::offered(&o, device).contains(&Method::Card) {
-        return Err(AppError::shopper(Reason::MethodNotAvailable));
-    }
-    let prepared = flow::prepare(&state, &o, &client.to_string()).await?;
+    let pm = Some(form.get("payment_method").to_owned()).filter(|s| !s.is_empty());
+    let ShopperPage { token, o, device } = form.page;
+    open_for_card(&o, device)?;
+    let prepared = flow::prepare(&state, &o, &client.to_string(), pm.as_deref()).await?;
+    let en = o.checkout.lang == "en";
+    let plans: Vec<_> = prepared
+        .plans
+        .iter()
+        .map(|p| json!({ "code": p.code(), "label": if en { p.label_en() } else { p.label_ja() } }))
+        .collect();
     Ok(Json(json!({
         "client_secret": prepared.client_secret,
         "return_url": format!("/pay/{token}/card/return"),
+        "plans": plans,
     }))
     .into_response())
+}
+
+fn open_for_card(o: &Opened, device: Device) -> AppResult<()> {
+    if o.checkout.status != CheckoutStatus::Open {
+        return Err(AppError::shopper(Reason::CheckoutClosed));
+    }
+    if device == Device::FeaturePhone || !checkout::offered(o, device).contains(&Method::Card) {
+        return Err(AppError::shopper(Reason::MethodNotAvailable));
+    }
+    Ok(())
+}
+
+/// `POST /pay/{token}/card/confirm` (`option`: `lump`, `inst3`…, `bonus`, `revo`): confirms
+/// the intent whose card `/card/intent` attached, with the chosen plan. Answers whether the
+/// processor's script must run 3-D Secure (`"next": "action"` with the client secret) or the
+/// browser goes to the return URL (`"next": "return"`).
+pub async fn confirm(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    form: ShopperForm,
+) -> AppResult<Response> {
+    let option = PaymentOption::parse(form.get("option"))
+        .map_err(|_| AppError::shopper(Reason::BadRequest))?;
+    let ShopperPage { token, o, device } = form.page;
+    open_for_card(&o, device)?;
+    let return_url = format!("/pay/{token}/card/return");
+    let body = match flow::confirm(&state, &o, &client.to_string(), option).await? {
+        Confirmed::Action { client_secret } => json!({
+            "next": "action", "client_secret": client_secret, "return_url": return_url,
+        }),
+        Confirmed::Done => json!({ "next": "return", "return_url": return_url }),
+    };
+    Ok(Json(body).into_response())
 }
 
 /// `GET /pay/{token}/card/return`: the script finished (paid, declined or abandoned 3-D

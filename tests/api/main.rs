@@ -30,4 +30,5 @@ mod shutdown;
 mod sms;
 mod smtp_fake;
 mod stripe;
+mod stripe_installments;
 mod vectors;

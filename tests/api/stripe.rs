@@ -15,6 +15,7 @@ use kakehashi::flows::processors::{self, AccountInput};
 use serde_json::{json, Value};
 
 use crate::helpers::*;
+use crate::stripe_installments::{InstallmentsProxy, PAN_JP};
 
 const SK: &str = "sk_test_kakehashi_0123456789";
 const PK: &str = "pk_test_kakehashi_0123456789";
@@ -158,11 +159,18 @@ impl LocalStripe {
 /// The app with its Stripe driver pointed at a fresh localstripe.
 async fn stripe_app(backend: Backend) -> Option<(TestApp, LocalStripe)> {
     let ls = LocalStripe::start().await?;
+    let app = app_on(backend, &ls, &ls.url.clone()).await?;
+    Some((app, ls))
+}
+
+/// The app with Stripe's API at `api` (localstripe, or a proxy in front of it) and Stripe.js
+/// from localstripe.
+async fn app_on(backend: Backend, ls: &LocalStripe, api: &str) -> Option<TestApp> {
     let settings = StripeSettings {
-        api_base: ls.url.clone(),
+        api_base: api.to_owned(),
         js_url: format!("{}/js.stripe.com/v3/", ls.url),
     };
-    let app = spawn_app_full(
+    spawn_app_full(
         backend,
         |c| {
             c.master_key = Some(kakehashi::config::Redacted(TEST_MASTER_KEY.into()));
@@ -170,8 +178,7 @@ async fn stripe_app(backend: Backend) -> Option<(TestApp, LocalStripe)> {
         },
         Vec::new(),
     )
-    .await?;
-    Some((app, ls))
+    .await
 }
 
 macro_rules! both_stripe {
@@ -197,8 +204,23 @@ macro_rules! both_stripe {
 /// A test-mode merchant whose cards go through a Stripe test account. Returns it and the
 /// account id.
 async fn stripe_merchant(app: &TestApp, capture: &str) -> (TestMerchant, String) {
+    stripe_merchant_with(app, capture, "lump,inst3,inst6,bonus,revo").await
+}
+
+/// As [`stripe_merchant`], with the merchant's card options (`lump,inst3,…`).
+async fn stripe_merchant_with(
+    app: &TestApp,
+    capture: &str,
+    options: &str,
+) -> (TestMerchant, String) {
     let capture = capture.to_owned();
-    let m = app.merchant_with(|n| n.capture_mode = capture).await;
+    let options = options.to_owned();
+    let m = app
+        .merchant_with(|n| {
+            n.capture_mode = capture;
+            n.card_options = options;
+        })
+        .await;
     let a = processors::add(
         &app.db,
         &app.state.connectors,
@@ -922,4 +944,182 @@ fn only_connectors_and_startup_name_stripe_types() {
         offenders.is_empty(),
         "Stripe connector types named outside connectors/: {offenders:?}"
     );
+}
+
+/// A PaymentMethod created through `base` (what Stripe.js's `createPaymentMethod` does with the
+/// card typed into Elements).
+async fn payment_method(base: &str, pan: &str) -> String {
+    let year = future_exp_year_full().to_string();
+    let r = reqwest::Client::new()
+        .post(format!("{base}/v1/payment_methods"))
+        .bearer_auth(SK)
+        .form(&[
+            ("type", "card"),
+            ("card[number]", pan),
+            ("card[exp_month]", "12"),
+            ("card[exp_year]", year.as_str()),
+            ("card[cvc]", "123"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    v["id"].as_str().unwrap().to_owned()
+}
+
+/// Our script's installments path: the typed card's PaymentMethod goes to `/card/intent`; the
+/// answer lists the plans. Returns (intent id, plan codes).
+async fn intent_with_card(
+    app: &TestApp,
+    path: &str,
+    csrf: &str,
+    pm: &str,
+) -> (String, Vec<String>) {
+    let r = app
+        .post_form(
+            &format!("{path}/intent"),
+            UA_PC,
+            &[("csrf", csrf), ("payment_method", pm)],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let intent = v["client_secret"]
+        .as_str()
+        .unwrap()
+        .split("_secret_")
+        .next()
+        .unwrap()
+        .to_owned();
+    let plans = v["plans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["code"].as_str().unwrap().to_owned())
+        .collect();
+    (intent, plans)
+}
+
+async fn confirm_plan(app: &TestApp, path: &str, csrf: &str, option: &str) -> (u16, String) {
+    let r = app
+        .post_form(
+            &format!("{path}/confirm"),
+            UA_PC,
+            &[("csrf", csrf), ("option", option)],
+        )
+        .await;
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// Installments (分割払い): offered only when Stripe says the card is eligible
+/// (`available_plans` after the card is attached), only the plans the merchant enabled, and the
+/// plan Stripe confirmed is recorded on the payment. localstripe does not implement
+/// installments: the API calls go through [`InstallmentsProxy`], which adds Stripe's fields.
+async fn stripe_installments(backend: Backend) {
+    let Some(ls) = LocalStripe::start().await else {
+        return;
+    };
+    let proxy = InstallmentsProxy::start(&ls.url).await;
+    let Some(app) = app_on(backend, &ls, &proxy.url).await else {
+        return;
+    };
+    let (m, _) = stripe_merchant_with(&app, "manual", "lump,inst3,inst6,bonus").await;
+    let (path, csrf) = card_page(&app, &ls, &m, "st-inst-1").await;
+    let body = app.get(&path, UA_PC).await.text().await.unwrap();
+    assert!(body.contains("data-installments=\"1\""), "{body}");
+    assert_eq!(data(&body, "confirm"), format!("{path}/confirm"));
+
+    // A Japanese card: Stripe offers 2, 3, 6, 10 and 12 payments; the merchant enabled 3 and
+    // 6 (and ボーナス, which Stripe does not offer here): those two are shown.
+    let pm = payment_method(&proxy.url, PAN_JP).await;
+    let (intent, plans) = intent_with_card(&app, &path, &csrf, &pm).await;
+    assert_eq!(plans, vec!["inst3", "inst6"]);
+    let pi = ls.get(&format!("/v1/payment_intents/{intent}")).await;
+    assert_eq!(pi["payment_method"], pm.as_str());
+    assert_eq!(pi["status"], "requires_confirmation");
+    // A plan Stripe offers but the merchant did not enable, one the merchant enabled but Stripe
+    // does not offer, and nonsense: refused, nothing sent to Stripe, nothing changed.
+    for bad in ["inst10", "bonus"] {
+        let (s, b) = confirm_plan(&app, &path, &csrf, bad).await;
+        assert_eq!(s, 400, "{b}");
+        assert!(b.contains("option_not_available"), "{b}");
+    }
+    let (s, _) = confirm_plan(&app, &path, &csrf, "inst7").await;
+    assert_eq!(s, 400);
+    assert!(proxy.confirms().is_empty());
+    assert_eq!(payment_of(&app, "st-inst-1").await.status.code(), "awaiting_3ds");
+
+    // 6 payments: confirmed with Stripe's plan, recorded from what Stripe reports.
+    let (s, b) = confirm_plan(&app, &path, &csrf, "inst6").await;
+    assert_eq!(s, 200, "{b}");
+    let v: Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(v["next"], "return");
+    assert_eq!(
+        proxy.confirms(),
+        vec![vec![
+            ("type".to_owned(), "fixed_count".to_owned()),
+            ("count".to_owned(), "6".to_owned())
+        ]]
+    );
+    let p = payment_of(&app, "st-inst-1").await;
+    assert_eq!(p.status.code(), "authorized");
+    let d = p.details_json();
+    assert_eq!(d["option"], "inst6");
+    assert_eq!(d["option_label"], "分割 6回");
+    assert_eq!(app.checkout_status(&m, "st-inst-1").await, "paid");
+    let r = app.get(&format!("{path}/return"), UA_PC).await;
+    assert_eq!(location(&r), format!("{path}/result"));
+
+    // A card Stripe offers no plan for: nothing to choose, 一括 confirmed without a plan.
+    let (path, csrf) = card_page(&app, &ls, &m, "st-inst-2").await;
+    let pm = payment_method(&proxy.url, PAN).await;
+    let (_, plans) = intent_with_card(&app, &path, &csrf, &pm).await;
+    assert!(plans.is_empty(), "{plans:?}");
+    let (s, b) = confirm_plan(&app, &path, &csrf, "inst3").await;
+    assert_eq!(s, 400, "{b}");
+    let (s, b) = confirm_plan(&app, &path, &csrf, "lump").await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(proxy.confirms().last().unwrap(), &Vec::new());
+    let p = payment_of(&app, "st-inst-2").await;
+    assert_eq!(p.status.code(), "authorized");
+    assert_eq!(p.details_json()["option"], "lump");
+
+    // 3-D Secure after the server's confirmation: the script gets the client secret, Stripe.js
+    // authenticates, and the return settles the payment.
+    let (path, csrf) = card_page(&app, &ls, &m, "st-inst-3").await;
+    let pm = payment_method(&proxy.url, PAN_3DS).await;
+    let (intent, _) = intent_with_card(&app, &path, &csrf, &pm).await;
+    let (s, b) = confirm_plan(&app, &path, &csrf, "lump").await;
+    assert_eq!(s, 200, "{b}");
+    let v: Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(v["next"], "action");
+    let secret = v["client_secret"].as_str().unwrap();
+    assert_eq!(payment_of(&app, "st-inst-3").await.status.code(), "awaiting_3ds");
+    ls.authenticate(&intent, secret, true).await;
+    let r = app.get(&format!("{path}/return"), UA_PC).await;
+    assert_eq!(location(&r), format!("{path}/result"));
+    assert_eq!(payment_of(&app, "st-inst-3").await.status.code(), "authorized");
+
+    // A declined card on the confirm: the payment fails at once.
+    let (path, csrf) = card_page(&app, &ls, &m, "st-inst-4").await;
+    let pm = payment_method(&proxy.url, PAN_DECLINED).await;
+    intent_with_card(&app, &path, &csrf, &pm).await;
+    let (s, b) = confirm_plan(&app, &path, &csrf, "lump").await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(payment_of(&app, "st-inst-4").await.status.code(), "failed");
+    // The card number went to Stripe only.
+    assert!(!logs().contains(PAN_JP));
+}
+
+mod stripe_installments {
+    use crate::helpers::Backend;
+    #[tokio::test]
+    async fn sqlite() {
+        super::stripe_installments(Backend::Sqlite).await;
+    }
+    #[tokio::test]
+    async fn postgres() {
+        super::stripe_installments(Backend::Postgres).await;
+    }
 }
