@@ -1,7 +1,8 @@
 // Kakehashi card page with the processor's card form (Stripe.js Elements).
 // The card number is typed into the processor's own field and sent only to the processor:
-// this script posts our server the CSRF token and, when the merchant offers installments,
-// the processor's id of the card (pm_…) and the chosen plan. The server creates and confirms
+// this script posts our server the CSRF token and, when the merchant offers installments or
+// saved cards, the processor's id of the card (pm_…) or of a saved card, the shopper's
+// consent to save it, and the chosen plan. The server creates and confirms
 // the payment intent and reads its outcome from the processor (never from this page).
 (function () {
   'use strict';
@@ -70,17 +71,26 @@
     });
   }
   function withPlans() {
+    var saved = form.querySelector('input[name="saved"]:checked');
+    if (saved && saved.value !== 'new') {
+      return afterIntent('&saved_card=' + encodeURIComponent(saved.value));
+    }
+    var keep = document.getElementById('card-save');
     return stripe.createPaymentMethod({ type: 'card', card: card }).then(function (r) {
       if (!r || !r.paymentMethod) {
         show(r && r.error ? r.error.message : attr('load-error'));
         ready();
         return null;
       }
-      return post(attr('intent'), '&payment_method=' + encodeURIComponent(r.paymentMethod.id))
-        .then(function (d) {
-          if (d.plans && d.plans.length) { choosePlan(d.plans); return null; }
-          return confirmPlan('lump');
-        });
+      return afterIntent('&payment_method=' + encodeURIComponent(r.paymentMethod.id) +
+        (keep && keep.checked ? '&save_card=1' : ''));
+    }).then(null, finish);
+  }
+  // The card is attached to the intent: choose a plan if Stripe offers some, then confirm.
+  function afterIntent(fields) {
+    return post(attr('intent'), fields).then(function (d) {
+      if (d.plans && d.plans.length) { choosePlan(d.plans); return null; }
+      return confirmPlan('lump');
     }).then(null, finish);
   }
   form.addEventListener('submit', function (event) {

@@ -3,6 +3,7 @@
 //! the one route table the router and the OpenAPI test both read.
 
 pub mod checkouts;
+pub mod customers;
 pub mod events;
 pub mod keys;
 pub mod openapi;
@@ -63,6 +64,8 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         api_route!(POST "/api/v1/payment-requests/{id}/resend" => payment_requests::resend),
         api_route!(POST "/api/v1/payment-requests/{id}/cancel" => payment_requests::cancel),
         api_route!(GET "/api/v1/sms/messages" => payment_requests::messages),
+        api_route!(GET "/api/v1/customers/{customer_id}/cards" => customers::list),
+        api_route!(DELETE "/api/v1/customers/{customer_id}/cards/{card_id}" => customers::remove),
     ]
 }
 

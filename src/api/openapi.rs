@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
-use super::{checkouts, events, payment_requests, payments};
+use super::{checkouts, customers, events, payment_requests, payments};
 
 /// The error body every failure has.
 #[derive(Debug, Serialize, ToSchema)]
@@ -74,6 +74,8 @@ impl Modify for BearerAuth {
         payment_requests::resend,
         payment_requests::cancel,
         payment_requests::messages,
+        customers::list,
+        customers::remove,
     ),
     components(schemas(ApiError, ApiErrorDetail)),
     modifiers(&BearerAuth)

@@ -31,6 +31,11 @@ pub struct IntentRequest {
     pub payment_method: Option<String>,
     /// Ask the processor which installment plans (分割払い etc.) the card allows.
     pub installments: bool,
+    /// The processor's customer (`cus_…`) paying with a saved card, or saving this one.
+    pub customer: Option<String>,
+    /// The shopper agreed to save the card: the processor keeps it on `customer` once the
+    /// payment succeeds (Stripe `setup_future_usage=on_session`).
+    pub save: bool,
 }
 
 /// What the browser needs to confirm the intent. The client secret lets the holder confirm
@@ -137,6 +142,12 @@ pub struct Intent {
     pub available_plans: Vec<PaymentOption>,
     /// The plan the intent was confirmed with (`None`: 一括 / lump sum).
     pub plan: Option<PaymentOption>,
+    /// The processor's id of the card the intent is paid with (`pm_…`).
+    pub payment_method: Option<String>,
+    /// The processor's customer the intent belongs to.
+    pub customer: Option<String>,
+    /// The card is saved on the customer once the payment succeeds.
+    pub saves_card: bool,
 }
 
 /// A verified inbound event.
@@ -187,10 +198,12 @@ pub trait ClientCardConnector: Send + Sync {
     async fn retrieve_intent(&self, intent_id: &str) -> Result<Intent, ConnectorError>;
     /// Attaches another payment method to an intent not yet confirmed (the shopper typed
     /// another card before choosing a plan).
+    /// `customer`: the processor's customer a saved card belongs to.
     async fn set_payment_method(
         &self,
         intent_id: &str,
         payment_method: &str,
+        customer: Option<&str>,
     ) -> Result<(), ConnectorError>;
     /// Confirms an intent that has its payment method attached, with the chosen plan
     /// (`None` or `Lump`: 一括). The answer may still wait for 3-D Secure in the browser.
@@ -200,6 +213,15 @@ pub trait ClientCardConnector: Send + Sync {
         plan: Option<PaymentOption>,
         idempotency_key: &str,
     ) -> Result<Intent, ConnectorError>;
+    /// Creates the processor's customer for the merchant's customer `customer_ref`
+    /// (idempotent per key). Returns its id.
+    async fn create_customer(
+        &self,
+        customer_ref: &str,
+        idempotency_key: &str,
+    ) -> Result<String, ConnectorError>;
+    /// Removes a saved card from its customer at the processor (it can no longer be charged).
+    async fn detach_method(&self, payment_method: &str) -> Result<(), ConnectorError>;
     /// Cancels an intent nobody completed, so its client secret can no longer pay.
     async fn cancel_intent(
         &self,

@@ -328,6 +328,18 @@ pub fn parse_intent(v: &Value) -> Result<Intent, ConnectorError> {
         approval_code: ch_card["authorization_code"].as_str().map(str::to_owned),
         available_plans: available_plans(v),
         plan: plan_option(&installments["plan"]),
+        payment_method: v["payment_method"]
+            .as_str()
+            .or_else(|| v["payment_method"]["id"].as_str())
+            .map(str::to_owned),
+        customer: v["customer"]
+            .as_str()
+            .or_else(|| v["customer"]["id"].as_str())
+            .map(str::to_owned),
+        saves_card: matches!(
+            v["setup_future_usage"].as_str(),
+            Some("on_session" | "off_session")
+        ),
     })
 }
 
@@ -621,6 +633,17 @@ impl ClientCardConnector for StripeConnector {
             // server confirms after the shopper chose one (Stripe's installments flow).
             form.push(("payment_method", pm.clone()));
         }
+        if let Some(c) = &req.customer {
+            Self::check_id(c, "cus_")
+                .map_err(|_| ConnectorError::Invalid("bad customer id".into()))?;
+            form.push(("customer", c.clone()));
+            if req.save {
+                // Stripe attaches the card to the customer once the payment succeeds (and
+                // runs 3-D Secure for it when the issuer asks); it is reused with the shopper
+                // present only.
+                form.push(("setup_future_usage", "on_session".to_owned()));
+            }
+        }
         if req.installments {
             form.push((
                 "payment_method_options[card][installments][enabled]",
@@ -663,17 +686,20 @@ impl ClientCardConnector for StripeConnector {
         &self,
         intent_id: &str,
         payment_method: &str,
+        customer: Option<&str>,
     ) -> Result<(), ConnectorError> {
         Self::check_id(intent_id, "pi_")?;
         Self::check_id(payment_method, "pm_")
             .map_err(|_| ConnectorError::Invalid("bad payment method id".into()))?;
-        // Updates are not retried blindly: a fresh key per call, the same method each time.
+        let mut form = vec![("payment_method", payment_method.to_owned())];
+        if let Some(c) = customer {
+            Self::check_id(c, "cus_")
+                .map_err(|_| ConnectorError::Invalid("bad customer id".into()))?;
+            form.push(("customer", c.to_owned()));
+        }
+        // One key per intent and method: the same update, retried, is applied once.
         let key = format!("kakehashi-pm-{intent_id}-{payment_method}");
-        self.post(
-            &format!("/v1/payment_intents/{intent_id}"),
-            &[("payment_method", payment_method.to_owned())],
-            &key,
-        )
+        self.post(&format!("/v1/payment_intents/{intent_id}"), &form, &key)
         .await
         .map(|_| ())
     }
@@ -694,6 +720,42 @@ impl ClientCardConnector for StripeConnector {
             .await
         {
             Ok(_) | Err(ConnectorError::Rejected(_)) => self.retrieve_intent(intent_id).await,
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `POST /v1/customers` with `metadata[kakehashi_customer]`.
+    async fn create_customer(
+        &self,
+        customer_ref: &str,
+        key: &str,
+    ) -> Result<String, ConnectorError> {
+        let v = self
+            .post(
+                "/v1/customers",
+                &[("metadata[kakehashi_customer]", customer_ref.to_owned())],
+                key,
+            )
+            .await?;
+        let id = v["id"].as_str().unwrap_or_default().to_owned();
+        Self::check_id(&id, "cus_")
+            .map_err(|_| ConnectorError::Unavailable("Customer without id".into()))?;
+        Ok(id)
+    }
+
+    /// `POST /v1/payment_methods/{id}/detach`. A method already gone counts as detached.
+    async fn detach_method(&self, payment_method: &str) -> Result<(), ConnectorError> {
+        Self::check_id(payment_method, "pm_")?;
+        let key = format!("kakehashi-detach-{payment_method}");
+        match self
+            .post(
+                &format!("/v1/payment_methods/{payment_method}/detach"),
+                &[],
+                &key,
+            )
+            .await
+        {
+            Ok(_) | Err(ConnectorError::UnknownTransaction) => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -875,6 +937,61 @@ mod tests {
             matches!(auth.state, IntentState::Failed(f) if f.reason == "authentication_failed")
         );
         assert!(parse_intent(&json!({"id": "pi_1", "status": "weird"})).is_err());
+    }
+
+    #[test]
+    fn installment_plans_map_to_our_options() {
+        let plan = |t: &str, n: Value, i: Value| json!({"type": t, "count": n, "interval": i});
+        assert_eq!(
+            plan_option(&plan("fixed_count", json!(6), json!("month"))),
+            Some(PaymentOption::Installments(6))
+        );
+        // A count Kakehashi does not offer, another interval, an unknown type: not offered.
+        assert_eq!(plan_option(&plan("fixed_count", json!(2), json!("month"))), None);
+        assert_eq!(plan_option(&plan("fixed_count", json!(6), json!("week"))), None);
+        assert_eq!(plan_option(&plan("later", json!(null), json!(null))), None);
+        assert_eq!(plan_option(&Value::Null), None);
+        assert_eq!(
+            plan_option(&plan("bonus", json!(null), json!(null))),
+            Some(PaymentOption::BonusLump)
+        );
+        assert_eq!(
+            plan_option(&plan("revolving", json!(null), json!(null))),
+            Some(PaymentOption::Revolving)
+        );
+        // Each option confirms with the plan Stripe offered for it; 一括 with none.
+        for o in [
+            PaymentOption::Installments(6),
+            PaymentOption::BonusLump,
+            PaymentOption::Revolving,
+        ] {
+            let mut v = json!({});
+            for (k, x) in plan_fields(o) {
+                let key = k.rsplit('[').next().unwrap().trim_end_matches(']');
+                v[key] = match x.parse::<u64>() {
+                    Ok(n) => json!(n),
+                    Err(_) => json!(x),
+                };
+            }
+            assert_eq!(plan_option(&v), Some(o), "{v}");
+        }
+        assert!(plan_fields(PaymentOption::Lump).is_empty());
+        let pi = json!({"id": "pi_1", "status": "requires_confirmation", "amount": 1000,
+            "payment_method": "pm_1", "customer": "cus_1", "setup_future_usage": "on_session",
+            "payment_method_options": {"card": {"installments": {"enabled": true,
+                "available_plans": [plan("fixed_count", json!(3), json!("month")),
+                                    plan("fixed_count", json!(2), json!("month")),
+                                    plan("bonus", json!(null), json!(null))],
+                "plan": plan("fixed_count", json!(3), json!("month"))}}}});
+        let i = parse_intent(&pi).unwrap();
+        assert_eq!(
+            i.available_plans,
+            vec![PaymentOption::Installments(3), PaymentOption::BonusLump]
+        );
+        assert_eq!(i.plan, Some(PaymentOption::Installments(3)));
+        assert_eq!(i.payment_method.as_deref(), Some("pm_1"));
+        assert_eq!(i.customer.as_deref(), Some("cus_1"));
+        assert!(i.saves_card);
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod payments;
 pub mod processor_events;
 pub mod processors;
 pub mod reconcile;
+pub mod saved_cards;
 pub mod sealed;
 pub mod search;
 pub mod sms;

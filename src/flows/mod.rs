@@ -15,6 +15,7 @@ pub mod payment_requests;
 pub mod processor_webhooks;
 pub mod processors;
 pub mod redirect;
+pub mod saved_cards;
 pub mod secrets;
 
 use std::sync::Arc;

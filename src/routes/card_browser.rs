@@ -53,6 +53,17 @@ pub struct WebCardElements {
     /// so Stripe can answer the card's plans, and posts the choice to `confirm_url`.
     pub installments: bool,
     pub confirm_url: String,
+    /// The checkout customer's saved cards at this processor account.
+    pub saved: Vec<SavedView>,
+    /// The link names a customer: offer to save the card (with consent).
+    pub offer_save: bool,
+}
+
+/// A saved card on the card page: label (brand, last 4, expiry) and its removal form.
+pub struct SavedView {
+    pub id: String,
+    pub label: String,
+    pub delete_url: String,
 }
 
 fn chrome(state: &AppState, device: Device, token: &str, o: &Opened) -> Chrome {
@@ -100,7 +111,7 @@ fn script_version() -> String {
 
 /// Renders the card page for a merchant whose card connector collects cards in the browser.
 /// Feature phones cannot run the processor's script: they get a note and the other methods.
-pub fn render(
+pub async fn render(
     state: &AppState,
     device: Device,
     token: &str,
@@ -136,6 +147,24 @@ pub fn render(
         .connectors
         .client_card()
         .ok_or(AppError::shopper(Reason::MethodNotAvailable))?;
+    let account = matches!(resolved.id, crate::domain::processor::ConnectorId::Account(_));
+    let saved = crate::flows::saved_cards::for_checkout(state, o)
+        .await?
+        .into_iter()
+        .map(|c| SavedView {
+            label: format!(
+                "{} •••• {} ({:02}/{:02})",
+                crate::domain::card::Brand::from_code(&c.brand)
+                    .map(|b| b.display_name().to_owned())
+                    .unwrap_or(c.brand.clone()),
+                c.last4,
+                c.exp_month,
+                c.exp_year % 100
+            ),
+            delete_url: format!("/pay/{token}/card/saved/{}/delete", c.id),
+            id: c.id,
+        })
+        .collect();
     let setup = resolved.connector.page().map_err(|e| {
         tracing::error!(error = %e, "card page cannot load the processor's script");
         AppError::shopper(Reason::MethodNotAvailable)
@@ -157,6 +186,8 @@ pub fn render(
             opts.options().iter().any(|p| *p != PaymentOption::Lump)
         },
         confirm_url: format!("/pay/{token}/card/confirm"),
+        saved,
+        offer_save: account && o.checkout.customer_ref.is_some(),
     };
     let mut resp = page_with_status(device, status, &tpl)?;
     let policy = HeaderValue::from_str(&csp(&setup.csp))
@@ -216,10 +247,15 @@ pub async fn intent(
     ClientAddr(client): ClientAddr,
     form: ShopperForm,
 ) -> AppResult<Response> {
-    let pm = Some(form.get("payment_method").to_owned()).filter(|s| !s.is_empty());
+    let some = |k: &str| Some(form.get(k).to_owned()).filter(|s| !s.is_empty());
+    let choice = flow::Choice {
+        payment_method: some("payment_method"),
+        saved_card: some("saved_card"),
+        save: form.get("save_card") == "1",
+    };
     let ShopperPage { token, o, device } = form.page;
     open_for_card(&o, device)?;
-    let prepared = flow::prepare(&state, &o, &client.to_string(), pm.as_deref()).await?;
+    let prepared = flow::prepare(&state, &o, &client.to_string(), &choice).await?;
     let en = o.checkout.lang == "en";
     let plans: Vec<_> = prepared
         .plans
@@ -292,10 +328,26 @@ pub async fn back(
             } else {
                 "お支払いは完了していません。カード情報をご確認のうえ、もう一度お試しください。"
             };
-            return render(&state, device, &token, &o, Some(msg.into()), StatusCode::OK);
+            return render(&state, device, &token, &o, Some(msg.into()), StatusCode::OK).await;
         }
     }
     Ok(Redirect::to(&format!("/pay/{token}/card/result")).into_response())
+}
+
+/// `POST /pay/{token}/card/saved/{id}/delete`: the shopper removes one of their saved cards
+/// (detached at the processor, then forgotten); back to the card page.
+pub async fn remove_saved(
+    State(state): State<AppState>,
+    Path((_, id)): Path<(String, String)>,
+    form: ShopperForm,
+) -> AppResult<Response> {
+    let ShopperPage { token, o, device } = form.page;
+    open_for_card(&o, device)?;
+    let Some(r) = o.checkout.customer_ref.as_deref() else {
+        return Err(AppError::shopper(Reason::BadRequest));
+    };
+    crate::flows::saved_cards::remove(&state, &o.merchant, r, &id).await?;
+    Ok(Redirect::to(&format!("/pay/{token}/card")).into_response())
 }
 
 fn hook_error(status: StatusCode, code: &str, message: String) -> Response {

@@ -1123,3 +1123,228 @@ mod stripe_installments {
         super::stripe_installments(Backend::Postgres).await;
     }
 }
+
+/// Opens a link with extra signed fields and picks card; returns the card page's path.
+async fn choose_card_with(
+    app: &TestApp,
+    m: &TestMerchant,
+    order: &str,
+    extra: &[(&str, &str)],
+) -> String {
+    let f = app.fields(m, order, 1000, extra);
+    let (status, body) = app.open(m, &f, UA_PC).await;
+    assert_eq!(status, 200, "{body}");
+    let r = app
+        .post_form(
+            &action(&body),
+            UA_PC,
+            &[("csrf", &hidden(&body, "csrf")), ("method", "card")],
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 303);
+    location(&r)
+}
+
+/// Saved cards (card on file): with the link's signed `customer_id` and the shopper's consent,
+/// the card is saved at Stripe (Customer + `setup_future_usage`) and only its ids, brand,
+/// last 4 and expiry here; the next checkout of the same customer offers it and pays with it;
+/// the shopper and the API can remove it (detached at Stripe). Without consent nothing is
+/// saved; another customer never sees it. localstripe lacks `setup_future_usage`: the calls go
+/// through [`InstallmentsProxy`], which adds it.
+async fn stripe_saved_cards(backend: Backend) {
+    let Some(ls) = LocalStripe::start().await else {
+        return;
+    };
+    let proxy = InstallmentsProxy::start(&ls.url).await;
+    let Some(app) = app_on(backend, &ls, &proxy.url).await else {
+        return;
+    };
+    let (m, account) = stripe_merchant_with(&app, "manual", "lump").await;
+    let who = [("customer_id", "member-42")];
+
+    // First purchase: the consent box is offered; no saved card yet.
+    let path = choose_card_with(&app, &m, "sc-1", &who).await;
+    let body = app.get(&path, UA_PC).await.text().await.unwrap();
+    assert!(body.contains("name=\"save_card\""), "{body}");
+    assert!(body.contains("data-installments=\"1\""), "{body}");
+    assert!(!body.contains("name=\"saved\""), "{body}");
+    let csrf = data(&body, "csrf");
+    let pm = payment_method(&proxy.url, PAN).await;
+    let r = app
+        .post_form(
+            &format!("{path}/intent"),
+            UA_PC,
+            &[("csrf", &csrf), ("payment_method", &pm), ("save_card", "1")],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let (s, b) = confirm_plan(&app, &path, &csrf, "lump").await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(payment_of(&app, "sc-1").await.status.code(), "authorized");
+    // Saved: Stripe's ids and the card's brand, last 4 and expiry; attached at Stripe.
+    let key = app.api_key(&m).await;
+    let list = app
+        .api_get("/api/v1/customers/member-42/cards", &key)
+        .await;
+    assert_eq!(list.status, 200, "{}", list.json);
+    let cards = list.json["data"].as_array().unwrap().clone();
+    assert_eq!(cards.len(), 1, "{}", list.json);
+    assert_eq!(cards[0]["last4"], "4242");
+    assert_eq!(cards[0]["brand"], "visa");
+    assert_eq!(cards[0]["exp_month"], 12);
+    assert_eq!(cards[0]["processor_account"], account.as_str());
+    let card_id = cards[0]["id"].as_str().unwrap().to_owned();
+    let cus = app
+        .scalar_str("SELECT processor_customer FROM saved_cards")
+        .await
+        .unwrap();
+    assert!(cus.starts_with("cus_"), "{cus}");
+    let at_stripe = ls.get(&format!("/v1/payment_methods/{pm}")).await;
+    assert_eq!(at_stripe["customer"], cus.as_str());
+    // Another customer of the merchant has none.
+    let other = app.api_get("/api/v1/customers/member-7/cards", &key).await;
+    assert_eq!(other.json["data"], json!([]));
+
+    // Without consent, nothing is saved.
+    let path = choose_card_with(&app, &m, "sc-2", &who).await;
+    let body = app.get(&path, UA_PC).await.text().await.unwrap();
+    let csrf = data(&body, "csrf");
+    // The saved card is offered, with its removal form.
+    assert!(body.contains(&format!("value=\"{card_id}\"")), "{body}");
+    assert!(body.contains("•••• 4242"), "{body}");
+    let pm2 = payment_method(&proxy.url, PAN_3DS).await;
+    let r = app
+        .post_form(
+            &format!("{path}/intent"),
+            UA_PC,
+            &[("csrf", &csrf), ("payment_method", &pm2)],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let (_, b) = confirm_plan(&app, &path, &csrf, "lump").await;
+    let v: Value = serde_json::from_str(&b).unwrap();
+    let intent = v["client_secret"].as_str().unwrap().split("_secret_").next().unwrap();
+    ls.authenticate(intent, v["client_secret"].as_str().unwrap(), true)
+        .await;
+    app.get(&format!("{path}/return"), UA_PC).await;
+    assert_eq!(payment_of(&app, "sc-2").await.status.code(), "authorized");
+    let list = app.api_get("/api/v1/customers/member-42/cards", &key).await;
+    assert_eq!(list.json["data"].as_array().unwrap().len(), 1);
+
+    // Paying with the saved card: Stripe charges the saved method for the customer.
+    let path = choose_card_with(&app, &m, "sc-3", &who).await;
+    let body = app.get(&path, UA_PC).await.text().await.unwrap();
+    let csrf = data(&body, "csrf");
+    let r = app
+        .post_form(
+            &format!("{path}/intent"),
+            UA_PC,
+            &[("csrf", &csrf), ("saved_card", &card_id)],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let intent = v["client_secret"].as_str().unwrap().split("_secret_").next().unwrap().to_owned();
+    let (s, b) = confirm_plan(&app, &path, &csrf, "lump").await;
+    assert_eq!(s, 200, "{b}");
+    let p = payment_of(&app, "sc-3").await;
+    assert_eq!(p.status.code(), "authorized");
+    assert_eq!(p.details_json()["last4"], "4242");
+    assert_eq!(p.details_json()["saved_card"], card_id.as_str());
+    let pi = ls.get(&format!("/v1/payment_intents/{intent}")).await;
+    assert_eq!(pi["payment_method"], pm.as_str());
+    assert_eq!(pi["customer"], cus.as_str());
+
+    // Another customer's link cannot use it.
+    let path = choose_card_with(&app, &m, "sc-4", &[("customer_id", "member-7")]).await;
+    let body = app.get(&path, UA_PC).await.text().await.unwrap();
+    assert!(!body.contains(&card_id), "{body}");
+    let csrf = data(&body, "csrf");
+    let r = app
+        .post_form(
+            &format!("{path}/intent"),
+            UA_PC,
+            &[("csrf", &csrf), ("saved_card", &card_id)],
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().contains("saved_card_not_found"));
+
+    // The shopper removes it from the card page: detached at Stripe, gone here.
+    let path = choose_card_with(&app, &m, "sc-5", &who).await;
+    let body = app.get(&path, UA_PC).await.text().await.unwrap();
+    let csrf = data(&body, "csrf");
+    let r = app
+        .post_form(
+            &format!("{path}/saved/{card_id}/delete"),
+            UA_PC,
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), path);
+    let at_stripe = ls.get(&format!("/v1/payment_methods/{pm}")).await;
+    assert!(at_stripe["customer"].is_null(), "{at_stripe}");
+    let list = app.api_get("/api/v1/customers/member-42/cards", &key).await;
+    assert_eq!(list.json["data"], json!([]));
+    let body = app.get(&path, UA_PC).await.text().await.unwrap();
+    assert!(!body.contains(&card_id), "{body}");
+    // Again: nothing to remove.
+    let r = app
+        .post_form(
+            &format!("{path}/saved/{card_id}/delete"),
+            UA_PC,
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+
+    // Saved again (consent), then removed through the API.
+    let path = choose_card_with(&app, &m, "sc-6", &who).await;
+    let body = app.get(&path, UA_PC).await.text().await.unwrap();
+    let csrf = data(&body, "csrf");
+    let pm3 = payment_method(&proxy.url, PAN).await;
+    app.post_form(
+        &format!("{path}/intent"),
+        UA_PC,
+        &[("csrf", &csrf), ("payment_method", &pm3), ("save_card", "1")],
+    )
+    .await;
+    confirm_plan(&app, &path, &csrf, "lump").await;
+    let list = app.api_get("/api/v1/customers/member-42/cards", &key).await;
+    let id = list.json["data"][0]["id"].as_str().unwrap().to_owned();
+    let path_del = format!("/api/v1/customers/member-42/cards/{id}");
+    let r = app.api("DELETE", &path_del, Some(&key), None, None).await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(r.json["deleted"], true);
+    let r = app.api("DELETE", &path_del, Some(&key), None, None).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json["error"]["code"], "saved_card_not_found");
+    let at_stripe = ls.get(&format!("/v1/payment_methods/{pm3}")).await;
+    assert!(at_stripe["customer"].is_null(), "{at_stripe}");
+    let r = app.api_get("/api/v1/customers/bad%20id/cards", &key).await;
+    assert_eq!(r.status, 400);
+
+    // Only Stripe's ids and the card's summary are stored: never the number.
+    let dump: Vec<String> = kakehashi::on_db!(&app.db, c => {
+        use sqlx::Row;
+        let rows = sqlx::query("SELECT * FROM saved_cards").fetch_all(c).await.unwrap();
+        rows.iter()
+            .flat_map(|r| (0..r.columns().len()).map(move |i| r.try_get::<String, _>(i).unwrap_or_default()))
+            .collect()
+    });
+    assert!(!dump.iter().any(|v| v.contains(PAN)));
+    assert!(!logs().contains(PAN));
+}
+
+mod stripe_saved_cards {
+    use crate::helpers::Backend;
+    #[tokio::test]
+    async fn sqlite() {
+        super::stripe_saved_cards(Backend::Sqlite).await;
+    }
+    #[tokio::test]
+    async fn postgres() {
+        super::stripe_saved_cards(Backend::Postgres).await;
+    }
+}

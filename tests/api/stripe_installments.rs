@@ -1,7 +1,8 @@
-//! Stripe's Japan installments (分割払い), which localstripe does not implement, added by a
-//! **proxy in front of localstripe**: every request goes on to localstripe unchanged except the
-//! installment fields, which the proxy takes out of the request and adds to the answer as
-//! Stripe's API reference describes them. Everything else (payment methods, confirmation,
+//! What localstripe does not implement of the Stripe API Kakehashi uses — Japan installments
+//! (分割払い) and `setup_future_usage` (saving a card while paying) — added by a **proxy in
+//! front of localstripe**: every request goes on to localstripe unchanged except those fields,
+//! which the proxy takes out of the request and adds to the answer as Stripe's API reference
+//! describes them. Everything else (payment methods, customers, attach / detach, confirmation,
 //! 3-D Secure, capture, refunds) stays localstripe's.
 //!
 //! Endpoints the proxy extends, each following Stripe's public reference:
@@ -20,6 +21,12 @@
 //!   plan is then reported as `payment_method_options.card.installments.plan`.
 //! - `GET /v1/payment_intents/{id}` — https://docs.stripe.com/api/payment_intents/object
 //!   (`payment_method_options.card.installments` `{enabled, available_plans, plan}`).
+//! - `setup_future_usage` on `POST /v1/payment_intents` and `POST /v1/payment_intents/{id}` —
+//!   https://docs.stripe.com/api/payment_intents/create#create_payment_intent-setup_future_usage
+//!   ("Stripe attaches the payment method to the Customer after the PaymentIntent is confirmed
+//!   and any required actions from the user are complete"): reported on the intent, and once
+//!   the proxy sees the intent `requires_capture` or `succeeded`, it attaches the method to the
+//!   intent's customer at localstripe (`POST /v1/payment_methods/{id}/attach`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -53,6 +60,10 @@ struct Inner {
     intents: HashMap<String, (bool, Option<Value>)>,
     /// The plan fields of every confirm call received, as sent.
     confirms: Vec<Vec<(String, String)>>,
+    /// Intent id → its `setup_future_usage`.
+    future_usage: HashMap<String, String>,
+    /// Intents whose method was attached to their customer already.
+    attached: HashSet<String>,
 }
 
 struct Shared {
@@ -98,8 +109,13 @@ fn pm_of(pi: &Value) -> Option<String> {
 
 /// Adds `payment_method_options.card.installments` to a PaymentIntent as Stripe reports it.
 fn patch(inner: &Inner, pi: &mut Value) {
-    let Some(id) = pi["id"].as_str() else { return };
-    let Some((enabled, plan)) = inner.intents.get(id).cloned() else {
+    let Some(id) = pi["id"].as_str().map(str::to_owned) else {
+        return;
+    };
+    if let Some(u) = inner.future_usage.get(&id) {
+        pi["setup_future_usage"] = json!(u);
+    }
+    let Some((enabled, plan)) = inner.intents.get(&id).cloned() else {
         return;
     };
     let eligible = pm_of(pi).is_some_and(|pm| inner.eligible.contains(&pm));
@@ -144,6 +160,7 @@ async fn handle(
         Some(pairs.remove(i).1)
     };
     let enabled = take(&format!("{INST}[enabled]")).is_some_and(|v| v == "true");
+    let future_usage = take("setup_future_usage");
     let plan_type = take(&format!("{INST}[plan][type]"));
     let plan_count = take(&format!("{INST}[plan][count]"));
     let plan_interval = take(&format!("{INST}[plan][interval]"));
@@ -235,16 +252,55 @@ async fn handle(
             }
             _ => {}
         }
+        if let (Some(u), true, Some(id)) = (&future_usage, post, v["id"].as_str()) {
+            if v["object"] == "payment_intent" {
+                inner.future_usage.insert(id.to_owned(), u.clone());
+            }
+        }
         if let Some(id) = &confirm_of {
             if let Some(e) = inner.intents.get_mut(id) {
                 e.1 = plan.clone();
             }
         }
         if v["object"] == "payment_intent" {
-            patch(&inner, &mut v);
+            patch(inner, &mut v);
         }
     }
+    attach_when_paid(&s, &headers, &v).await;
     (StatusCode::from_u16(status).unwrap(), Json(v)).into_response()
+}
+
+/// `setup_future_usage`: once the intent is paid, its method is attached to its customer.
+async fn attach_when_paid(s: &Shared, headers: &HeaderMap, pi: &Value) {
+    if pi["object"] != "payment_intent"
+        || !matches!(pi["status"].as_str(), Some("requires_capture" | "succeeded"))
+    {
+        return;
+    }
+    let (Some(id), Some(pm), Some(customer)) = (
+        pi["id"].as_str(),
+        pm_of(pi),
+        pi["customer"]
+            .as_str()
+            .or_else(|| pi["customer"]["id"].as_str()),
+    ) else {
+        return;
+    };
+    {
+        let mut inner = s.inner.lock().unwrap();
+        if !inner.future_usage.contains_key(id) || !inner.attached.insert(id.to_owned()) {
+            return;
+        }
+    }
+    let mut req = s
+        .http
+        .post(format!("{}/v1/payment_methods/{pm}/attach", s.upstream))
+        .form(&[("customer", customer)]);
+    if let Some(a) = headers.get("authorization") {
+        req = req.header("authorization", a.clone());
+    }
+    let r = req.send().await.unwrap();
+    assert!(r.status().is_success(), "attach {pm}: {}", r.status());
 }
 
 async fn fetch(s: &Shared, headers: &HeaderMap, path: &str) -> Value {
