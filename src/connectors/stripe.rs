@@ -700,8 +700,8 @@ impl ClientCardConnector for StripeConnector {
         // One key per intent and method: the same update, retried, is applied once.
         let key = format!("kakehashi-pm-{intent_id}-{payment_method}");
         self.post(&format!("/v1/payment_intents/{intent_id}"), &form, &key)
-        .await
-        .map(|_| ())
+            .await
+            .map(|_| ())
     }
 
     /// `POST /v1/payment_intents/{id}/confirm` with
@@ -716,7 +716,11 @@ impl ClientCardConnector for StripeConnector {
         Self::check_id(intent_id, "pi_")?;
         let form = plan.map(plan_fields).unwrap_or_default();
         match self
-            .post(&format!("/v1/payment_intents/{intent_id}/confirm"), &form, key)
+            .post(
+                &format!("/v1/payment_intents/{intent_id}/confirm"),
+                &form,
+                key,
+            )
             .await
         {
             Ok(_) | Err(ConnectorError::Rejected(_)) => self.retrieve_intent(intent_id).await,
@@ -947,8 +951,14 @@ mod tests {
             Some(PaymentOption::Installments(6))
         );
         // A count Kakehashi does not offer, another interval, an unknown type: not offered.
-        assert_eq!(plan_option(&plan("fixed_count", json!(2), json!("month"))), None);
-        assert_eq!(plan_option(&plan("fixed_count", json!(6), json!("week"))), None);
+        assert_eq!(
+            plan_option(&plan("fixed_count", json!(2), json!("month"))),
+            None
+        );
+        assert_eq!(
+            plan_option(&plan("fixed_count", json!(6), json!("week"))),
+            None
+        );
         assert_eq!(plan_option(&plan("later", json!(null), json!(null))), None);
         assert_eq!(plan_option(&Value::Null), None);
         assert_eq!(

@@ -317,7 +317,10 @@ mod tests {
             f.push(("customer_id".into(), c.into()));
             OrderLink::from_raw(&RawLink::parse(f).unwrap(), 1000)
         };
-        assert_eq!(link("member-42_A").unwrap().customer_id.as_deref(), Some("member-42_A"));
+        assert_eq!(
+            link("member-42_A").unwrap().customer_id.as_deref(),
+            Some("member-42_A")
+        );
         assert_eq!(link("").unwrap().customer_id, None);
         for bad in ["a@b.example", "a b", "会員1", &"x".repeat(65)] {
             assert_eq!(

@@ -451,7 +451,10 @@ pub async fn confirm(
         return Err(FlowError::Refused {
             kind: Refused::Invalid,
             code: "option_not_available",
-            message: format!("the payment option {} is not offered for this card", option.code()),
+            message: format!(
+                "the payment option {} is not offered for this card",
+                option.code()
+            ),
         });
     }
     let plan = (option != PaymentOption::Lump).then_some(option);
@@ -681,7 +684,9 @@ async fn save_card(tx: &mut Tx, p: &PaymentRow, i: &Intent, now: i64) -> Result<
         tracing::warn!(payment = %p.id, "the processor did not keep the card on the customer");
         return Ok(());
     }
-    let brand = Brand::from_code(brand).map(|b| b.code().to_owned()).unwrap_or(brand.clone());
+    let brand = Brand::from_code(brand)
+        .map(|b| b.code().to_owned())
+        .unwrap_or(brand.clone());
     crate::db::saved_cards::insert(
         tx,
         &crate::db::saved_cards::NewSavedCard {

@@ -18,12 +18,12 @@ use crate::routes::shopper::ClientAddr;
 
 use crate::device::Device;
 use crate::domain::card::CardStatus;
+use crate::domain::card::PaymentOption;
 use crate::domain::processor::Processor;
 use crate::domain::CheckoutStatus;
 use crate::domain::Method;
 use crate::error::{AppError, AppResult, Reason};
 use crate::flows::checkout::{self, Opened};
-use crate::domain::card::PaymentOption;
 use crate::flows::client_card::{self as flow, Confirmed, HookError, HookOutcome};
 
 use crate::pages::{Chrome, FpResult, OrderView, ResultPage};
@@ -147,7 +147,10 @@ pub async fn render(
         .connectors
         .client_card()
         .ok_or(AppError::shopper(Reason::MethodNotAvailable))?;
-    let account = matches!(resolved.id, crate::domain::processor::ConnectorId::Account(_));
+    let account = matches!(
+        resolved.id,
+        crate::domain::processor::ConnectorId::Account(_)
+    );
     let saved = crate::flows::saved_cards::for_checkout(state, o)
         .await?
         .into_iter()

@@ -1048,7 +1048,10 @@ async fn stripe_installments(backend: Backend) {
     let (s, _) = confirm_plan(&app, &path, &csrf, "inst7").await;
     assert_eq!(s, 400);
     assert!(proxy.confirms().is_empty());
-    assert_eq!(payment_of(&app, "st-inst-1").await.status.code(), "awaiting_3ds");
+    assert_eq!(
+        payment_of(&app, "st-inst-1").await.status.code(),
+        "awaiting_3ds"
+    );
 
     // 6 payments: confirmed with Stripe's plan, recorded from what Stripe reports.
     let (s, b) = confirm_plan(&app, &path, &csrf, "inst6").await;
@@ -1095,11 +1098,17 @@ async fn stripe_installments(backend: Backend) {
     let v: Value = serde_json::from_str(&b).unwrap();
     assert_eq!(v["next"], "action");
     let secret = v["client_secret"].as_str().unwrap();
-    assert_eq!(payment_of(&app, "st-inst-3").await.status.code(), "awaiting_3ds");
+    assert_eq!(
+        payment_of(&app, "st-inst-3").await.status.code(),
+        "awaiting_3ds"
+    );
     ls.authenticate(&intent, secret, true).await;
     let r = app.get(&format!("{path}/return"), UA_PC).await;
     assert_eq!(location(&r), format!("{path}/result"));
-    assert_eq!(payment_of(&app, "st-inst-3").await.status.code(), "authorized");
+    assert_eq!(
+        payment_of(&app, "st-inst-3").await.status.code(),
+        "authorized"
+    );
 
     // A declined card on the confirm: the payment fails at once.
     let (path, csrf) = card_page(&app, &ls, &m, "st-inst-4").await;
@@ -1183,9 +1192,7 @@ async fn stripe_saved_cards(backend: Backend) {
     assert_eq!(payment_of(&app, "sc-1").await.status.code(), "authorized");
     // Saved: Stripe's ids and the card's brand, last 4 and expiry; attached at Stripe.
     let key = app.api_key(&m).await;
-    let list = app
-        .api_get("/api/v1/customers/member-42/cards", &key)
-        .await;
+    let list = app.api_get("/api/v1/customers/member-42/cards", &key).await;
     assert_eq!(list.status, 200, "{}", list.json);
     let cards = list.json["data"].as_array().unwrap().clone();
     assert_eq!(cards.len(), 1, "{}", list.json);
@@ -1223,7 +1230,12 @@ async fn stripe_saved_cards(backend: Backend) {
     assert_eq!(r.status(), 200);
     let (_, b) = confirm_plan(&app, &path, &csrf, "lump").await;
     let v: Value = serde_json::from_str(&b).unwrap();
-    let intent = v["client_secret"].as_str().unwrap().split("_secret_").next().unwrap();
+    let intent = v["client_secret"]
+        .as_str()
+        .unwrap()
+        .split("_secret_")
+        .next()
+        .unwrap();
     ls.authenticate(intent, v["client_secret"].as_str().unwrap(), true)
         .await;
     app.get(&format!("{path}/return"), UA_PC).await;
@@ -1244,7 +1256,13 @@ async fn stripe_saved_cards(backend: Backend) {
         .await;
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
-    let intent = v["client_secret"].as_str().unwrap().split("_secret_").next().unwrap().to_owned();
+    let intent = v["client_secret"]
+        .as_str()
+        .unwrap()
+        .split("_secret_")
+        .next()
+        .unwrap()
+        .to_owned();
     let (s, b) = confirm_plan(&app, &path, &csrf, "lump").await;
     assert_eq!(s, 200, "{b}");
     let p = payment_of(&app, "sc-3").await;
@@ -1307,7 +1325,11 @@ async fn stripe_saved_cards(backend: Backend) {
     app.post_form(
         &format!("{path}/intent"),
         UA_PC,
-        &[("csrf", &csrf), ("payment_method", &pm3), ("save_card", "1")],
+        &[
+            ("csrf", &csrf),
+            ("payment_method", &pm3),
+            ("save_card", "1"),
+        ],
     )
     .await;
     confirm_plan(&app, &path, &csrf, "lump").await;

@@ -152,9 +152,8 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_owned();
-    let mut pairs: Vec<(String, String)> = url::form_urlencoded::parse(&body)
-        .into_owned()
-        .collect();
+    let mut pairs: Vec<(String, String)> =
+        url::form_urlencoded::parse(&body).into_owned().collect();
     let mut take = |k: &str| -> Option<String> {
         let i = pairs.iter().position(|(n, _)| n == k)?;
         Some(pairs.remove(i).1)
@@ -188,7 +187,10 @@ async fn handle(
                 plan.as_ref()
                     .map(|p| {
                         vec![
-                            ("type".to_owned(), p["type"].as_str().unwrap_or("").to_owned()),
+                            (
+                                "type".to_owned(),
+                                p["type"].as_str().unwrap_or("").to_owned(),
+                            ),
                             ("count".to_owned(), p["count"].to_string()),
                         ]
                     })
@@ -238,11 +240,9 @@ async fn handle(
         let mut inner = s.inner.lock().unwrap();
         let inner = &mut *inner;
         match segments.as_slice() {
-            ["v1", "payment_methods"] if post => {
-                if number.as_deref() == Some(PAN_JP) {
-                    if let Some(id) = v["id"].as_str() {
-                        inner.eligible.insert(id.to_owned());
-                    }
+            ["v1", "payment_methods"] if post && number.as_deref() == Some(PAN_JP) => {
+                if let Some(id) = v["id"].as_str() {
+                    inner.eligible.insert(id.to_owned());
                 }
             }
             ["v1", "payment_intents"] if post => {
@@ -273,7 +273,10 @@ async fn handle(
 /// `setup_future_usage`: once the intent is paid, its method is attached to its customer.
 async fn attach_when_paid(s: &Shared, headers: &HeaderMap, pi: &Value) {
     if pi["object"] != "payment_intent"
-        || !matches!(pi["status"].as_str(), Some("requires_capture" | "succeeded"))
+        || !matches!(
+            pi["status"].as_str(),
+            Some("requires_capture" | "succeeded")
+        )
     {
         return;
     }
