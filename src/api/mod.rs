@@ -3,6 +3,7 @@
 //! the one route table the router and the OpenAPI test both read.
 
 pub mod checkouts;
+pub mod customers;
 pub mod events;
 pub mod keys;
 pub mod openapi;
@@ -69,6 +70,8 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         api_route!(GET "/api/v1/repeat-numbers/{id}" => repeat_numbers::get),
         api_route!(GET "/api/v1/repeat-numbers/{id}/payments" => repeat_numbers::payments),
         api_route!(POST "/api/v1/repeat-numbers/{id}/retire" => repeat_numbers::retire),
+        api_route!(GET "/api/v1/customers/{customer_id}/cards" => customers::list),
+        api_route!(DELETE "/api/v1/customers/{customer_id}/cards/{card_id}" => customers::remove),
     ]
 }
 

@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
-use super::{checkouts, events, payment_requests, payments, repeat_numbers};
+use super::{checkouts, customers, events, payment_requests, payments, repeat_numbers};
 
 /// The error body every failure has.
 #[derive(Debug, Serialize, ToSchema)]
@@ -79,6 +79,8 @@ impl Modify for BearerAuth {
         repeat_numbers::get,
         repeat_numbers::payments,
         repeat_numbers::retire,
+        customers::list,
+        customers::remove,
     ),
     components(schemas(ApiError, ApiErrorDetail)),
     modifiers(&BearerAuth)
@@ -114,7 +116,7 @@ mod tests {
         }
         assert_eq!(
             seen.len(),
-            19,
+            21,
             "every operation has an operationId: {seen:?}"
         );
     }

@@ -175,6 +175,7 @@ pub async fn create(
         expires_in: None,
         konbini_days: req.konbini_days,
         lang: req.lang,
+        customer_id: None,
     };
     let new = NewRequest {
         phone: req.phone,

@@ -9,7 +9,7 @@
 //! and flows only ever see this trait.
 
 use crate::connectors::card::{ConnectorError, DeclineReason};
-use crate::domain::card::ThreeDsResult;
+use crate::domain::card::{PaymentOption, ThreeDsResult};
 
 /// A new payment intent for one of our payments.
 #[derive(Debug, Clone)]
@@ -24,6 +24,18 @@ pub struct IntentRequest {
     pub capture_now: bool,
     /// Derived from our payment id: a retried create returns the same intent.
     pub idempotency_key: String,
+    /// The payment method the processor's script created from the card the shopper typed
+    /// (`pm_…`): the intent is created with it attached and confirmed by this server later
+    /// ([`ClientCardConnector::confirm_intent`]), after the shopper chose a plan. `None`: the
+    /// browser confirms the intent with the card itself.
+    pub payment_method: Option<String>,
+    /// Ask the processor which installment plans (分割払い etc.) the card allows.
+    pub installments: bool,
+    /// The processor's customer (`cus_…`) paying with a saved card, or saving this one.
+    pub customer: Option<String>,
+    /// The shopper agreed to save the card: the processor keeps it on `customer` once the
+    /// payment succeeds (Stripe `setup_future_usage=on_session`).
+    pub save: bool,
 }
 
 /// What the browser needs to confirm the intent. The client secret lets the holder confirm
@@ -32,6 +44,9 @@ pub struct IntentRequest {
 pub struct BrowserIntent {
     pub intent_id: String,
     pub client_secret: String,
+    /// The installment plans the processor offers for the attached card (see
+    /// [`Intent::available_plans`]).
+    pub available_plans: Vec<PaymentOption>,
 }
 
 impl std::fmt::Debug for BrowserIntent {
@@ -122,6 +137,17 @@ pub struct Intent {
     pub three_ds: Option<ThreeDsResult>,
     /// The issuer's approval code (承認番号), if reported.
     pub approval_code: Option<String>,
+    /// The plans the processor says the attached card may pay with (besides 一括), when
+    /// installments were asked for; empty when the card is not eligible.
+    pub available_plans: Vec<PaymentOption>,
+    /// The plan the intent was confirmed with (`None`: 一括 / lump sum).
+    pub plan: Option<PaymentOption>,
+    /// The processor's id of the card the intent is paid with (`pm_…`).
+    pub payment_method: Option<String>,
+    /// The processor's customer the intent belongs to.
+    pub customer: Option<String>,
+    /// The card is saved on the customer once the payment succeeds.
+    pub saves_card: bool,
 }
 
 /// A verified inbound event.
@@ -170,6 +196,32 @@ pub trait ClientCardConnector: Send + Sync {
     async fn client_secret(&self, intent_id: &str) -> Result<String, ConnectorError>;
     /// The processor's current view of an intent.
     async fn retrieve_intent(&self, intent_id: &str) -> Result<Intent, ConnectorError>;
+    /// Attaches another payment method to an intent not yet confirmed (the shopper typed
+    /// another card before choosing a plan).
+    /// `customer`: the processor's customer a saved card belongs to.
+    async fn set_payment_method(
+        &self,
+        intent_id: &str,
+        payment_method: &str,
+        customer: Option<&str>,
+    ) -> Result<(), ConnectorError>;
+    /// Confirms an intent that has its payment method attached, with the chosen plan
+    /// (`None` or `Lump`: 一括). The answer may still wait for 3-D Secure in the browser.
+    async fn confirm_intent(
+        &self,
+        intent_id: &str,
+        plan: Option<PaymentOption>,
+        idempotency_key: &str,
+    ) -> Result<Intent, ConnectorError>;
+    /// Creates the processor's customer for the merchant's customer `customer_ref`
+    /// (idempotent per key). Returns its id.
+    async fn create_customer(
+        &self,
+        customer_ref: &str,
+        idempotency_key: &str,
+    ) -> Result<String, ConnectorError>;
+    /// Removes a saved card from its customer at the processor (it can no longer be charged).
+    async fn detach_method(&self, payment_method: &str) -> Result<(), ConnectorError>;
     /// Cancels an intent nobody completed, so its client secret can no longer pay.
     async fn cancel_intent(
         &self,

@@ -25,7 +25,7 @@ use crate::connectors::client_card::{
     IntentState, PageSetup, WebhookError, WebhookEvent,
 };
 use crate::connectors::driver::{Credentials, ProcessorDriver};
-use crate::domain::card::{CardStatus, ThreeDsResult, ThreeDsStatus};
+use crate::domain::card::{CardStatus, PaymentOption, ThreeDsResult, ThreeDsStatus};
 use crate::domain::processor::{Family, Processor};
 use crate::ssrf::{check_url, UrlPolicy};
 
@@ -192,6 +192,64 @@ fn three_ds_of(charge: &Value) -> Option<ThreeDsResult> {
     })
 }
 
+/// Our option for one of Stripe's installment plans (`{type, count, interval}`, PaymentIntent
+/// `payment_method_options.card.installments`): `fixed_count` monthly plans with a count we
+/// offer, `bonus` (ボーナス一括) and `revolving` (リボ). Other plans are not offered.
+pub fn plan_option(plan: &Value) -> Option<PaymentOption> {
+    match plan["type"].as_str()? {
+        "fixed_count" => {
+            if plan["interval"].as_str().is_some_and(|i| i != "month") {
+                return None;
+            }
+            let n = u8::try_from(plan["count"].as_u64()?).ok()?;
+            Some(PaymentOption::Installments(n)).filter(|o| o.is_valid())
+        }
+        "bonus" => Some(PaymentOption::BonusLump),
+        "revolving" => Some(PaymentOption::Revolving),
+        _ => None,
+    }
+}
+
+/// The form fields selecting `option` when confirming (nothing for 一括).
+pub fn plan_fields(option: PaymentOption) -> Vec<(&'static str, String)> {
+    match option {
+        PaymentOption::Lump => vec![],
+        PaymentOption::Installments(n) => vec![
+            (
+                "payment_method_options[card][installments][plan][type]",
+                "fixed_count".into(),
+            ),
+            (
+                "payment_method_options[card][installments][plan][count]",
+                n.to_string(),
+            ),
+            (
+                "payment_method_options[card][installments][plan][interval]",
+                "month".into(),
+            ),
+        ],
+        PaymentOption::BonusLump => vec![(
+            "payment_method_options[card][installments][plan][type]",
+            "bonus".into(),
+        )],
+        PaymentOption::Revolving => vec![(
+            "payment_method_options[card][installments][plan][type]",
+            "revolving".into(),
+        )],
+    }
+}
+
+/// The plans of `payment_method_options.card.installments.available_plans` we can offer.
+fn available_plans(pi: &Value) -> Vec<PaymentOption> {
+    let mut v: Vec<PaymentOption> = pi["payment_method_options"]["card"]["installments"]
+        ["available_plans"]
+        .as_array()
+        .map(|a| a.iter().filter_map(plan_option).collect())
+        .unwrap_or_default();
+    v.dedup();
+    v
+}
+
 /// Reads a retrieved PaymentIntent (with `latest_charge` and `payment_method` expanded).
 pub fn parse_intent(v: &Value) -> Result<Intent, ConnectorError> {
     let id = v["id"]
@@ -243,6 +301,7 @@ pub fn parse_intent(v: &Value) -> Result<Intent, ConnectorError> {
             )))
         }
     };
+    let installments = &v["payment_method_options"]["card"]["installments"];
     let pm_card = &v["payment_method"]["card"];
     let ch_card = &charge["payment_method_details"]["card"];
     let pick = |k: &str| -> Value {
@@ -267,6 +326,20 @@ pub fn parse_intent(v: &Value) -> Result<Intent, ConnectorError> {
         },
         three_ds: three_ds_of(charge),
         approval_code: ch_card["authorization_code"].as_str().map(str::to_owned),
+        available_plans: available_plans(v),
+        plan: plan_option(&installments["plan"]),
+        payment_method: v["payment_method"]
+            .as_str()
+            .or_else(|| v["payment_method"]["id"].as_str())
+            .map(str::to_owned),
+        customer: v["customer"]
+            .as_str()
+            .or_else(|| v["customer"]["id"].as_str())
+            .map(str::to_owned),
+        saves_card: matches!(
+            v["setup_future_usage"].as_str(),
+            Some("on_session" | "off_session")
+        ),
     })
 }
 
@@ -537,7 +610,7 @@ impl ClientCardConnector for StripeConnector {
         if req.amount <= 0 {
             return Err(ConnectorError::Invalid("amount must be positive".into()));
         }
-        let form = [
+        let mut form = vec![
             ("amount", req.amount.to_string()),
             ("currency", "jpy".to_owned()),
             (
@@ -553,6 +626,30 @@ impl ClientCardConnector for StripeConnector {
             ("metadata[kakehashi_payment_id]", req.payment_id.clone()),
             ("metadata[kakehashi_order_id]", req.order_id.clone()),
         ];
+        if let Some(pm) = &req.payment_method {
+            Self::check_id(pm, "pm_")
+                .map_err(|_| ConnectorError::Invalid("bad payment method id".into()))?;
+            // Attached, not confirmed: Stripe answers the card's installment plans, and this
+            // server confirms after the shopper chose one (Stripe's installments flow).
+            form.push(("payment_method", pm.clone()));
+        }
+        if let Some(c) = &req.customer {
+            Self::check_id(c, "cus_")
+                .map_err(|_| ConnectorError::Invalid("bad customer id".into()))?;
+            form.push(("customer", c.clone()));
+            if req.save {
+                // Stripe attaches the card to the customer once the payment succeeds (and
+                // runs 3-D Secure for it when the issuer asks); it is reused with the shopper
+                // present only.
+                form.push(("setup_future_usage", "on_session".to_owned()));
+            }
+        }
+        if req.installments {
+            form.push((
+                "payment_method_options[card][installments][enabled]",
+                "true".to_owned(),
+            ));
+        }
         let v = self
             .post("/v1/payment_intents", &form, &req.idempotency_key)
             .await?;
@@ -568,6 +665,7 @@ impl ClientCardConnector for StripeConnector {
         Ok(BrowserIntent {
             intent_id,
             client_secret,
+            available_plans: available_plans(&v),
         })
     }
 
@@ -581,6 +679,89 @@ impl ClientCardConnector for StripeConnector {
 
     async fn retrieve_intent(&self, intent_id: &str) -> Result<Intent, ConnectorError> {
         parse_intent(&self.retrieve(intent_id).await?)
+    }
+
+    /// `POST /v1/payment_intents/{id}` with `payment_method`.
+    async fn set_payment_method(
+        &self,
+        intent_id: &str,
+        payment_method: &str,
+        customer: Option<&str>,
+    ) -> Result<(), ConnectorError> {
+        Self::check_id(intent_id, "pi_")?;
+        Self::check_id(payment_method, "pm_")
+            .map_err(|_| ConnectorError::Invalid("bad payment method id".into()))?;
+        let mut form = vec![("payment_method", payment_method.to_owned())];
+        if let Some(c) = customer {
+            Self::check_id(c, "cus_")
+                .map_err(|_| ConnectorError::Invalid("bad customer id".into()))?;
+            form.push(("customer", c.to_owned()));
+        }
+        // One key per intent and method: the same update, retried, is applied once.
+        let key = format!("kakehashi-pm-{intent_id}-{payment_method}");
+        self.post(&format!("/v1/payment_intents/{intent_id}"), &form, &key)
+            .await
+            .map(|_| ())
+    }
+
+    /// `POST /v1/payment_intents/{id}/confirm` with
+    /// `payment_method_options[card][installments][plan]` (absent for 一括). A decline answers
+    /// 402; the intent then reports the error, which [`parse_intent`] reads.
+    async fn confirm_intent(
+        &self,
+        intent_id: &str,
+        plan: Option<PaymentOption>,
+        key: &str,
+    ) -> Result<Intent, ConnectorError> {
+        Self::check_id(intent_id, "pi_")?;
+        let form = plan.map(plan_fields).unwrap_or_default();
+        match self
+            .post(
+                &format!("/v1/payment_intents/{intent_id}/confirm"),
+                &form,
+                key,
+            )
+            .await
+        {
+            Ok(_) | Err(ConnectorError::Rejected(_)) => self.retrieve_intent(intent_id).await,
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `POST /v1/customers` with `metadata[kakehashi_customer]`.
+    async fn create_customer(
+        &self,
+        customer_ref: &str,
+        key: &str,
+    ) -> Result<String, ConnectorError> {
+        let v = self
+            .post(
+                "/v1/customers",
+                &[("metadata[kakehashi_customer]", customer_ref.to_owned())],
+                key,
+            )
+            .await?;
+        let id = v["id"].as_str().unwrap_or_default().to_owned();
+        Self::check_id(&id, "cus_")
+            .map_err(|_| ConnectorError::Unavailable("Customer without id".into()))?;
+        Ok(id)
+    }
+
+    /// `POST /v1/payment_methods/{id}/detach`. A method already gone counts as detached.
+    async fn detach_method(&self, payment_method: &str) -> Result<(), ConnectorError> {
+        Self::check_id(payment_method, "pm_")?;
+        let key = format!("kakehashi-detach-{payment_method}");
+        match self
+            .post(
+                &format!("/v1/payment_methods/{payment_method}/detach"),
+                &[],
+                &key,
+            )
+            .await
+        {
+            Ok(_) | Err(ConnectorError::UnknownTransaction) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     async fn cancel_intent(&self, intent_id: &str, key: &str) -> Result<(), ConnectorError> {
@@ -760,6 +941,67 @@ mod tests {
             matches!(auth.state, IntentState::Failed(f) if f.reason == "authentication_failed")
         );
         assert!(parse_intent(&json!({"id": "pi_1", "status": "weird"})).is_err());
+    }
+
+    #[test]
+    fn installment_plans_map_to_our_options() {
+        let plan = |t: &str, n: Value, i: Value| json!({"type": t, "count": n, "interval": i});
+        assert_eq!(
+            plan_option(&plan("fixed_count", json!(6), json!("month"))),
+            Some(PaymentOption::Installments(6))
+        );
+        // A count Kakehashi does not offer, another interval, an unknown type: not offered.
+        assert_eq!(
+            plan_option(&plan("fixed_count", json!(2), json!("month"))),
+            None
+        );
+        assert_eq!(
+            plan_option(&plan("fixed_count", json!(6), json!("week"))),
+            None
+        );
+        assert_eq!(plan_option(&plan("later", json!(null), json!(null))), None);
+        assert_eq!(plan_option(&Value::Null), None);
+        assert_eq!(
+            plan_option(&plan("bonus", json!(null), json!(null))),
+            Some(PaymentOption::BonusLump)
+        );
+        assert_eq!(
+            plan_option(&plan("revolving", json!(null), json!(null))),
+            Some(PaymentOption::Revolving)
+        );
+        // Each option confirms with the plan Stripe offered for it; 一括 with none.
+        for o in [
+            PaymentOption::Installments(6),
+            PaymentOption::BonusLump,
+            PaymentOption::Revolving,
+        ] {
+            let mut v = json!({});
+            for (k, x) in plan_fields(o) {
+                let key = k.rsplit('[').next().unwrap().trim_end_matches(']');
+                v[key] = match x.parse::<u64>() {
+                    Ok(n) => json!(n),
+                    Err(_) => json!(x),
+                };
+            }
+            assert_eq!(plan_option(&v), Some(o), "{v}");
+        }
+        assert!(plan_fields(PaymentOption::Lump).is_empty());
+        let pi = json!({"id": "pi_1", "status": "requires_confirmation", "amount": 1000,
+            "payment_method": "pm_1", "customer": "cus_1", "setup_future_usage": "on_session",
+            "payment_method_options": {"card": {"installments": {"enabled": true,
+                "available_plans": [plan("fixed_count", json!(3), json!("month")),
+                                    plan("fixed_count", json!(2), json!("month")),
+                                    plan("bonus", json!(null), json!(null))],
+                "plan": plan("fixed_count", json!(3), json!("month"))}}}});
+        let i = parse_intent(&pi).unwrap();
+        assert_eq!(
+            i.available_plans,
+            vec![PaymentOption::Installments(3), PaymentOption::BonusLump]
+        );
+        assert_eq!(i.plan, Some(PaymentOption::Installments(3)));
+        assert_eq!(i.payment_method.as_deref(), Some("pm_1"));
+        assert_eq!(i.customer.as_deref(), Some("cus_1"));
+        assert!(i.saves_card);
     }
 
     #[test]

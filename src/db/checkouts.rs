@@ -27,13 +27,15 @@ pub struct CheckoutRow {
     #[sqlx(try_from = "String")]
     pub status: CheckoutStatus,
     pub selected_method: Option<String>,
+    /// The link's signed `customer_id` (saved cards).
+    pub customer_ref: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
 const COLS: &str = "id, merchant_id, order_id, content_hash, amount, item_name, shopper_name, \
 shopper_kana, shopper_email, shopper_phone, methods, return_url, cancel_url, konbini_days, lang, \
-status, selected_method, created_at, updated_at";
+status, selected_method, customer_ref, created_at, updated_at";
 
 impl CheckoutRow {
     pub fn methods(&self) -> Vec<Method> {
@@ -67,8 +69,9 @@ pub async fn insert_or_get(
     let sql = format!(
         "INSERT INTO checkouts (id, merchant_id, order_id, content_hash, amount, item_name, \
          shopper_name, shopper_kana, shopper_email, shopper_phone, methods, return_url, cancel_url, \
-         konbini_days, lang, status, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'open', $16, $17) \
+         konbini_days, lang, status, created_at, updated_at, customer_ref) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'open', $16, $17, \
+         $18) \
          ON CONFLICT (merchant_id, order_id) DO NOTHING RETURNING {COLS}"
     );
     let mut tx = db.begin().await?;
@@ -90,6 +93,7 @@ pub async fn insert_or_get(
         .bind(&link.lang)
         .bind(now)
         .bind(now)
+        .bind(&link.customer_id)
         .fetch_optional(c)
         .await)?;
     tx.commit().await?;

@@ -27,6 +27,7 @@ pub mod reconcile;
 pub mod refund_requests;
 pub mod repeat_numbers;
 pub mod saved_searches;
+pub mod saved_cards;
 pub mod sealed;
 pub mod search;
 pub mod sms;

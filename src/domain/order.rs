@@ -6,7 +6,7 @@ use crate::domain::method::{Method, MAX_LINK_AMOUNT};
 use crate::domain::reason::Reason;
 
 /// Every field the link protocol knows. Anything else is refused as `unknown_field`.
-pub const FIELDS: [&str; 17] = [
+pub const FIELDS: [&str; 18] = [
     "merchant_id",
     "key_id",
     "order_id",
@@ -22,6 +22,7 @@ pub const FIELDS: [&str; 17] = [
     "expires_at",
     "konbini_days",
     "lang",
+    "customer_id",
     "signature",
     "_charset_",
 ];
@@ -108,6 +109,9 @@ pub struct OrderLink {
     pub expires_at: i64,
     pub konbini_days: Option<i64>,
     pub lang: String,
+    /// The merchant's own id of the shopper (会員ID), signed with the link: the key under which
+    /// cards are saved with the shopper's consent and offered again.
+    pub customer_id: Option<String>,
 }
 
 impl OrderLink {
@@ -171,6 +175,16 @@ impl OrderLink {
                 return Err((Reason::InvalidField, Some("shopper_email")));
             }
         }
+        let customer_id = raw.opt("customer_id");
+        if let Some(c) = &customer_id {
+            if c.len() > 64
+                || !c
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
+                return Err((Reason::InvalidField, Some("customer_id")));
+            }
+        }
         Ok(OrderLink {
             merchant_id: raw.get("merchant_id").to_owned(),
             key_id: raw.get("key_id").to_owned(),
@@ -187,6 +201,7 @@ impl OrderLink {
             expires_at,
             konbini_days,
             lang: lang.to_owned(),
+            customer_id,
         })
     }
 
@@ -280,6 +295,39 @@ mod tests {
             " 1",
         ] {
             assert_eq!(parse_amount(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn customer_ids() {
+        let link = |c: &str| {
+            let mut f: Vec<(String, String)> = [
+                ("merchant_id", "m_1"),
+                ("key_id", "k_1"),
+                ("order_id", "o-1"),
+                ("amount", "100"),
+                ("item_name", "x"),
+                ("return_url", "https://shop.example/"),
+                ("expires_at", "2000"),
+                ("signature", "00"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+            f.push(("customer_id".into(), c.into()));
+            OrderLink::from_raw(&RawLink::parse(f).unwrap(), 1000)
+        };
+        assert_eq!(
+            link("member-42_A").unwrap().customer_id.as_deref(),
+            Some("member-42_A")
+        );
+        assert_eq!(link("").unwrap().customer_id, None);
+        for bad in ["a@b.example", "a b", "会員1", &"x".repeat(65)] {
+            assert_eq!(
+                link(bad).unwrap_err(),
+                (Reason::InvalidField, Some("customer_id")),
+                "{bad}"
+            );
         }
     }
 

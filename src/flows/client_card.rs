@@ -43,6 +43,10 @@ pub use crate::flows::card::BROWSER_ENTRY;
 pub struct Prepared {
     pub payment_id: String,
     pub client_secret: String,
+    /// With a payment method given: the plans (besides 一括) the shopper may choose, those the
+    /// processor offers for the card and the merchant enabled. The server then confirms
+    /// ([`confirm`]).
+    pub plans: Vec<PaymentOption>,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -113,21 +117,32 @@ enum Applied {
 
 /// Creates the payment and its intent, or returns the secret of the checkout's intent still
 /// waiting for the shopper (a reload). Card-testing limits apply as for cards typed on our page.
-pub async fn prepare(state: &Ctx, o: &Opened, ip: &str) -> FlowResult<Prepared> {
+///
+/// With a payment method ([`Choice`]: the card the shopper typed, or a saved one), the intent
+/// is created with it attached and not confirmed: the processor answers the card's
+/// installment plans, the shopper picks one, and [`confirm`] confirms.
+pub async fn prepare(state: &Ctx, o: &Opened, ip: &str, choice: &Choice) -> FlowResult<Prepared> {
     let resolved = o
         .connectors
         .client_card()
         .ok_or(FlowError::shopper(Reason::MethodNotAvailable))?;
     let conn = resolved.connector;
     check_lock(state, &key_for(o, ip, None)).await?;
+    let card = resolve_choice(state, o, conn.as_ref(), &resolved.id, choice).await?;
     if let Some(p) = payments::live_for_checkout(&state.db, &o.checkout.id).await? {
-        return reuse(state, o, conn.as_ref(), &resolved.id, p).await;
+        return reuse(state, o, conn.as_ref(), &resolved.id, p, &card).await;
     }
-    let details = json!({
+    let mut details = json!({
         "card_entry": BROWSER_ENTRY,
         "option": PaymentOption::Lump.code(),
         "option_label": PaymentOption::Lump.label_ja(),
     });
+    if let Some(save) = &card.save {
+        details["save_card"] = json!(save);
+    }
+    if let Some(id) = &card.saved_card {
+        details["saved_card"] = json!(id);
+    }
     let mut tx = state.db.begin().await?;
     let created = payments::create(
         &mut tx,
@@ -156,7 +171,7 @@ pub async fn prepare(state: &Ctx, o: &Opened, ip: &str) -> FlowResult<Prepared> 
     };
     tx.commit().await?;
 
-    let created = conn.create_intent(&intent_request(o, &p)).await;
+    let created = conn.create_intent(&intent_request(o, &p, &card)).await;
     let intent = match created {
         Ok(i) => i,
         Err(e) => {
@@ -180,18 +195,146 @@ pub async fn prepare(state: &Ctx, o: &Opened, ip: &str) -> FlowResult<Prepared> 
     Ok(Prepared {
         payment_id: p.id,
         client_secret: intent.client_secret,
+        plans: offered_plans(o, &card, &intent.available_plans),
     })
+}
+
+/// How the shopper pays on the card page, as posted by our script.
+#[derive(Debug, Default, Clone)]
+pub struct Choice {
+    /// The processor's id of the card typed into its field (`pm_…`).
+    pub payment_method: Option<String>,
+    /// One of the checkout customer's saved cards (our id, `card_…`).
+    pub saved_card: Option<String>,
+    /// The shopper ticked "save this card" (needs the link's `customer_id`).
+    pub save: bool,
+}
+
+/// A [`Choice`] checked against the checkout: what the intent is created with.
+#[derive(Debug, Default)]
+struct CardChoice {
+    payment_method: Option<String>,
+    customer: Option<String>,
+    /// Kept in the payment's details: where to save the card once it is paid.
+    save: Option<SaveTarget>,
+    saved_card: Option<String>,
+}
+
+/// Where a card paid with consent is saved (in the payment's details until it is paid).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SaveTarget {
+    pub customer_ref: String,
+    pub account_id: String,
+    pub processor_customer: String,
+}
+
+fn saved_card_unknown() -> FlowError {
+    FlowError::Refused {
+        kind: Refused::NotFound,
+        code: "saved_card_not_found",
+        message: "no such saved card for this customer".into(),
+    }
+}
+
+async fn resolve_choice(
+    state: &Ctx,
+    o: &Opened,
+    conn: &dyn ClientCardConnector,
+    id: &ConnectorId,
+    choice: &Choice,
+) -> FlowResult<CardChoice> {
+    let account = match id {
+        ConnectorId::Account(a) => Some(a.as_str()),
+        ConnectorId::Sandbox => None,
+    };
+    let customer_ref = o.checkout.customer_ref.as_deref();
+    if let Some(saved) = &choice.saved_card {
+        let (Some(r), Some(account)) = (customer_ref, account) else {
+            return Err(saved_card_unknown());
+        };
+        let card = crate::db::saved_cards::get(&state.db, &o.merchant.id, r, saved)
+            .await?
+            .filter(|c| c.account_id == account)
+            .ok_or_else(saved_card_unknown)?;
+        return Ok(CardChoice {
+            payment_method: Some(card.processor_method),
+            customer: Some(card.processor_customer),
+            save: None,
+            saved_card: Some(card.id),
+        });
+    }
+    let Some(pm) = choice.payment_method.clone() else {
+        return Ok(CardChoice::default());
+    };
+    let (Some(r), Some(account), true) = (customer_ref, account, choice.save) else {
+        return Ok(CardChoice {
+            payment_method: Some(pm),
+            ..CardChoice::default()
+        });
+    };
+    let db = &state.db;
+    let customer = match crate::db::saved_cards::customer(db, &o.merchant.id, r, account).await? {
+        Some(c) => c,
+        None => {
+            // Idempotent per merchant customer and account: a lost answer or a race creates
+            // one customer at the processor.
+            let key = format!("kakehashi-customer-{}-{account}-{r}", o.merchant.id);
+            let c = conn
+                .create_customer(r, &key)
+                .await
+                .map_err(connector_failed)?;
+            crate::db::saved_cards::put_customer(db, &o.merchant.id, r, account, &c, state.now_ms())
+                .await?
+        }
+    };
+    Ok(CardChoice {
+        payment_method: Some(pm),
+        customer: Some(customer.clone()),
+        save: Some(SaveTarget {
+            customer_ref: r.to_owned(),
+            account_id: account.to_owned(),
+            processor_customer: customer,
+        }),
+        saved_card: None,
+    })
+}
+
+/// The merchant's card options (分割 counts, ボーナス, リボ) other than 一括.
+fn merchant_plans(o: &Opened) -> Vec<PaymentOption> {
+    let (opts, _) = crate::domain::card_form::merchant_card_settings(&o.merchant.card_options);
+    opts.options()
+        .iter()
+        .copied()
+        .filter(|p| *p != PaymentOption::Lump)
+        .collect()
+}
+
+/// The plans to show: those the processor offers for the card that the merchant enabled, in
+/// the merchant's order. None without a payment method (the browser confirms alone).
+fn offered_plans(o: &Opened, card: &CardChoice, available: &[PaymentOption]) -> Vec<PaymentOption> {
+    if card.payment_method.is_none() {
+        return vec![];
+    }
+    merchant_plans(o)
+        .into_iter()
+        .filter(|p| available.contains(p))
+        .collect()
 }
 
 /// The intent of a payment. The idempotency key is derived from our payment id, so asking
 /// again (after a lost answer) returns the same intent.
-fn intent_request(o: &Opened, p: &PaymentRow) -> IntentRequest {
+fn intent_request(o: &Opened, p: &PaymentRow, card: &CardChoice) -> IntentRequest {
     IntentRequest {
         payment_id: p.id.clone(),
         order_id: o.checkout.order_id.clone(),
         amount: p.amount,
         capture_now: o.merchant.capture_mode == crate::domain::CaptureMode::Auto,
         idempotency_key: format!("kakehashi-intent-{}", p.id),
+        payment_method: card.payment_method.clone(),
+        // Plans are asked for only when the merchant offers some and the card is attached.
+        installments: card.payment_method.is_some() && !merchant_plans(o).is_empty(),
+        customer: card.customer.clone(),
+        save: card.save.is_some(),
     }
 }
 
@@ -205,13 +348,16 @@ async fn store_ref(db: &Db, payment_id: &str, intent_id: &str) -> FlowResult<()>
 /// The checkout already has a live payment: hand out its intent again only while it still
 /// waits for the shopper on the same connector. A payment whose intent id was never recorded
 /// (the request creating it was cut off) gets it now: the same idempotency key returns the
-/// same intent.
+/// same intent. A card chosen again (after leaving the plan choice) is attached to the intent;
+/// saving it needs a new payment (the consent is recorded with the payment), so it is not
+/// saved then.
 async fn reuse(
     state: &Ctx,
     o: &Opened,
     conn: &dyn ClientCardConnector,
     id: &ConnectorId,
     p: PaymentRow,
+    card: &CardChoice,
 ) -> FlowResult<Prepared> {
     let reusable = p.method == Method::Card
         && p.status == CardStatus::Awaiting3ds
@@ -224,22 +370,112 @@ async fn reuse(
         Some(r) => r,
         None => {
             let intent = conn
-                .create_intent(&intent_request(o, &p))
+                .create_intent(&intent_request(o, &p, card))
                 .await
                 .map_err(connector_failed)?;
             store_ref(&state.db, &p.id, &intent.intent_id).await?;
             intent.intent_id
         }
     };
-    let intent = conn.retrieve_intent(&r).await.map_err(connector_failed)?;
+    let mut intent = conn.retrieve_intent(&r).await.map_err(connector_failed)?;
     if intent.state != IntentState::AwaitingShopper {
         return Err(in_progress());
+    }
+    if let Some(pm) = &card.payment_method {
+        if intent.payment_method.as_deref() != Some(pm.as_str()) {
+            conn.set_payment_method(&r, pm, card.customer.as_deref())
+                .await
+                .map_err(connector_failed)?;
+            intent = conn.retrieve_intent(&r).await.map_err(connector_failed)?;
+        }
     }
     let client_secret = conn.client_secret(&r).await.map_err(connector_failed)?;
     Ok(Prepared {
         payment_id: p.id,
         client_secret,
+        plans: offered_plans(o, card, &intent.available_plans),
     })
+}
+
+/// What the browser does after [`confirm`].
+#[derive(Clone)]
+pub enum Confirmed {
+    /// The issuer asks for 3-D Secure: the processor's script completes it with this secret,
+    /// then the browser comes back to the return URL.
+    Action { client_secret: String },
+    /// The processor decided (paid or declined): show the result.
+    Done,
+}
+
+impl std::fmt::Debug for Confirmed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Confirmed::Action { .. } => "Action",
+            Confirmed::Done => "Done",
+        })
+    }
+}
+
+/// Confirms the checkout's waiting intent (its card attached by [`prepare`]) with the plan
+/// the shopper chose. The plan must be one the processor offers for this card (read from the
+/// intent, not from the browser) and one the merchant enabled; 一括 always is.
+pub async fn confirm(
+    state: &Ctx,
+    o: &Opened,
+    ip: &str,
+    option: PaymentOption,
+) -> FlowResult<Confirmed> {
+    let resolved = o
+        .connectors
+        .client_card()
+        .ok_or(FlowError::shopper(Reason::MethodNotAvailable))?;
+    let conn = resolved.connector;
+    check_lock(state, &key_for(o, ip, None)).await?;
+    let p = payments::live_for_checkout(&state.db, &o.checkout.id)
+        .await?
+        .ok_or_else(in_progress)?;
+    let waiting = p.method == Method::Card
+        && p.status == CardStatus::Awaiting3ds
+        && p.connector == resolved.id.as_str()
+        && p.details_json()["card_entry"] == BROWSER_ENTRY;
+    let Some(r) = p.connector_ref.clone().filter(|_| waiting) else {
+        return Err(in_progress());
+    };
+    let intent = conn.retrieve_intent(&r).await.map_err(connector_failed)?;
+    if intent.state != IntentState::AwaitingShopper {
+        return Err(in_progress());
+    }
+    let allowed = option == PaymentOption::Lump
+        || (merchant_plans(o).contains(&option) && intent.available_plans.contains(&option));
+    if !allowed {
+        return Err(FlowError::Refused {
+            kind: Refused::Invalid,
+            code: "option_not_available",
+            message: format!(
+                "the payment option {} is not offered for this card",
+                option.code()
+            ),
+        });
+    }
+    let plan = (option != PaymentOption::Lump).then_some(option);
+    let key = format!("kakehashi-confirm-{}-{}", p.id, option.code());
+    let after = conn
+        .confirm_intent(&r, plan, &key)
+        .await
+        .map_err(connector_failed)?;
+    if after.state == IntentState::AwaitingShopper {
+        let client_secret = conn.client_secret(&r).await.map_err(connector_failed)?;
+        return Ok(Confirmed::Action { client_secret });
+    }
+    let before = p.status;
+    let row = settle(&state.db, conn.as_ref(), p, "shopper", state.now_ms()).await?;
+    if row.status != before {
+        state.wake_notifier();
+        if row.status == CardStatus::Failed {
+            record_failure(state, &key_for(o, ip, None)).await?;
+        }
+    }
+    Ok(Confirmed::Done)
 }
 
 /// Marks a waiting payment failed.
@@ -378,6 +614,10 @@ async fn record_paid(
     };
     d["three_ds"] = json!({ "status": three_ds.status.code(), "eci": three_ds.eci });
     d["processor_intent"] = json!(i.id);
+    // The plan as the processor confirmed it (分割 / ボーナス / リボ), never the browser's word.
+    let option = i.plan.unwrap_or(PaymentOption::Lump);
+    d["option"] = json!(option.code());
+    d["option_label"] = json!(option.label_ja());
     if let Some(code) = &i.approval_code {
         d["approval_code"] = json!(code);
     }
@@ -418,7 +658,51 @@ async fn record_paid(
     payments::set_checkout_status(tx, &p.checkout_id, CheckoutStatus::Paid, now)
         .await
         .map_err(|e| Applied::Err(FlowError::Db(e)))?;
+    save_card(tx, p, i, now)
+        .await
+        .map_err(|e| Applied::Err(FlowError::Db(e)))?;
     Ok(row)
+}
+
+/// The shopper agreed to save the card: once paid, and when the processor reports the card
+/// kept on the customer, its ids, brand, last 4 and expiry are saved, in the same transaction.
+async fn save_card(tx: &mut Tx, p: &PaymentRow, i: &Intent, now: i64) -> Result<(), sqlx::Error> {
+    let Ok(target) = serde_json::from_value::<SaveTarget>(p.details_json()["save_card"].clone())
+    else {
+        return Ok(());
+    };
+    let (Some(pm), Some(brand), Some(last4), Some(m), Some(y)) = (
+        &i.payment_method,
+        &i.card.brand,
+        &i.card.last4,
+        i.card.exp_month,
+        i.card.exp_year,
+    ) else {
+        return Ok(());
+    };
+    if !i.saves_card || i.customer.as_deref() != Some(target.processor_customer.as_str()) {
+        tracing::warn!(payment = %p.id, "the processor did not keep the card on the customer");
+        return Ok(());
+    }
+    let brand = Brand::from_code(brand)
+        .map(|b| b.code().to_owned())
+        .unwrap_or(brand.clone());
+    crate::db::saved_cards::insert(
+        tx,
+        &crate::db::saved_cards::NewSavedCard {
+            merchant_id: &p.merchant_id,
+            customer_ref: &target.customer_ref,
+            account_id: &target.account_id,
+            processor_customer: &target.processor_customer,
+            processor_method: pm,
+            brand: &brand,
+            last4,
+            exp_month: i64::from(m),
+            exp_year: i64::from(y),
+        },
+        now,
+    )
+    .await
 }
 
 /// The shopper came back from the processor's script: settles the checkout's newest browser

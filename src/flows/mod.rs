@@ -19,6 +19,7 @@ pub mod processors;
 pub mod redirect;
 pub mod refund_requests;
 pub mod repeat;
+pub mod saved_cards;
 pub mod secrets;
 
 use std::sync::Arc;

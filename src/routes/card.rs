@@ -89,6 +89,7 @@ pub async fn form_page(State(state): State<AppState>, x: ShopperPage) -> AppResu
         "lump",
         StatusCode::OK,
     )
+    .await
 }
 
 /// `POST /pay/{token}/card`
@@ -129,7 +130,8 @@ pub async fn submit(
                 form::get(&fields, "holder"),
                 form::get(&fields, "option"),
                 StatusCode::UNPROCESSABLE_ENTITY,
-            );
+            )
+            .await;
         }
     };
     let outcome = flow::pay(&state, &x.o, input, &ip).await?;
@@ -293,7 +295,8 @@ async fn respond_page(
                     &kept.holder,
                     kept.option(),
                     StatusCode::PAYMENT_REQUIRED,
-                );
+                )
+                .await;
             }
             let mut msg = if en { message_en } else { message_ja };
             if locked {
@@ -425,7 +428,7 @@ async fn result(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn render_form(
+async fn render_form(
     state: &AppState,
     x: &Ctx,
     errors: FieldErrors,
@@ -438,7 +441,7 @@ fn render_form(
 ) -> AppResult<Response> {
     if x.o.connectors.client_card().is_some() {
         let s = &x.token;
-        return super::card_browser::render(state, x.device, s, &x.o, form_error, status);
+        return super::card_browser::render(state, x.device, s, &x.o, form_error, status).await;
     }
     let (opts, holder) = flow::merchant_card_settings(&x.o.merchant.card_options);
     let en = x.o.checkout.lang == "en";

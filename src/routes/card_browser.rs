@@ -18,12 +18,13 @@ use crate::routes::shopper::ClientAddr;
 
 use crate::device::Device;
 use crate::domain::card::CardStatus;
+use crate::domain::card::PaymentOption;
 use crate::domain::processor::Processor;
 use crate::domain::CheckoutStatus;
 use crate::domain::Method;
 use crate::error::{AppError, AppResult, Reason};
 use crate::flows::checkout::{self, Opened};
-use crate::flows::client_card::{self as flow, HookError, HookOutcome};
+use crate::flows::client_card::{self as flow, Confirmed, HookError, HookOutcome};
 
 use crate::pages::{Chrome, FpResult, OrderView, ResultPage};
 use crate::render::page_with_status;
@@ -48,6 +49,21 @@ pub struct WebCardElements {
     pub our_js: String,
     pub publishable_key: String,
     pub form_error: Option<String>,
+    /// The merchant offers plans besides 一括: the script creates the payment method first,
+    /// so Stripe can answer the card's plans, and posts the choice to `confirm_url`.
+    pub installments: bool,
+    pub confirm_url: String,
+    /// The checkout customer's saved cards at this processor account.
+    pub saved: Vec<SavedView>,
+    /// The link names a customer: offer to save the card (with consent).
+    pub offer_save: bool,
+}
+
+/// A saved card on the card page: label (brand, last 4, expiry) and its removal form.
+pub struct SavedView {
+    pub id: String,
+    pub label: String,
+    pub delete_url: String,
 }
 
 fn chrome(state: &AppState, device: Device, token: &str, o: &Opened) -> Chrome {
@@ -95,7 +111,7 @@ fn script_version() -> String {
 
 /// Renders the card page for a merchant whose card connector collects cards in the browser.
 /// Feature phones cannot run the processor's script: they get a note and the other methods.
-pub fn render(
+pub async fn render(
     state: &AppState,
     device: Device,
     token: &str,
@@ -131,6 +147,27 @@ pub fn render(
         .connectors
         .client_card()
         .ok_or(AppError::shopper(Reason::MethodNotAvailable))?;
+    let account = matches!(
+        resolved.id,
+        crate::domain::processor::ConnectorId::Account(_)
+    );
+    let saved = crate::flows::saved_cards::for_checkout(state, o)
+        .await?
+        .into_iter()
+        .map(|c| SavedView {
+            label: format!(
+                "{} •••• {} ({:02}/{:02})",
+                crate::domain::card::Brand::from_code(&c.brand)
+                    .map(|b| b.display_name().to_owned())
+                    .unwrap_or(c.brand.clone()),
+                c.last4,
+                c.exp_month,
+                c.exp_year % 100
+            ),
+            delete_url: format!("/pay/{token}/card/saved/{}/delete", c.id),
+            id: c.id,
+        })
+        .collect();
     let setup = resolved.connector.page().map_err(|e| {
         tracing::error!(error = %e, "card page cannot load the processor's script");
         AppError::shopper(Reason::MethodNotAvailable)
@@ -146,6 +183,14 @@ pub fn render(
         our_js: format!("/js/card-elements.js?v={}", script_version()),
         publishable_key: setup.publishable_key,
         form_error,
+        installments: {
+            let (opts, _) =
+                crate::domain::card_form::merchant_card_settings(&o.merchant.card_options);
+            opts.options().iter().any(|p| *p != PaymentOption::Lump)
+        },
+        confirm_url: format!("/pay/{token}/card/confirm"),
+        saved,
+        offer_save: account && o.checkout.customer_ref.is_some(),
     };
     let mut resp = page_with_status(device, status, &tpl)?;
     let policy = HeaderValue::from_str(&csp(&setup.csp))
@@ -196,26 +241,69 @@ pub async fn script() -> Response {
 
 /// `POST /pay/{token}/card/intent`: creates the payment and the processor's intent, and
 /// answers the client secret the script confirms with. No card data is posted here.
+///
+/// With `payment_method` (the processor's id of the typed card, `pm_…`, from our script when
+/// the merchant offers installments), the answer also lists the plans the shopper may choose;
+/// the script then posts the choice to `/pay/{token}/card/confirm`.
 pub async fn intent(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
-    ShopperForm {
-        page: ShopperPage { token, o, device },
-        ..
-    }: ShopperForm,
+    form: ShopperForm,
 ) -> AppResult<Response> {
-    if o.checkout.status != CheckoutStatus::Open {
-        return Err(AppError::shopper(Reason::CheckoutClosed));
-    }
-    if device == Device::FeaturePhone || !checkout::offered(&o, device).contains(&Method::Card) {
-        return Err(AppError::shopper(Reason::MethodNotAvailable));
-    }
-    let prepared = flow::prepare(&state, &o, &client.to_string()).await?;
+    let some = |k: &str| Some(form.get(k).to_owned()).filter(|s| !s.is_empty());
+    let choice = flow::Choice {
+        payment_method: some("payment_method"),
+        saved_card: some("saved_card"),
+        save: form.get("save_card") == "1",
+    };
+    let ShopperPage { token, o, device } = form.page;
+    open_for_card(&o, device)?;
+    let prepared = flow::prepare(&state, &o, &client.to_string(), &choice).await?;
+    let en = o.checkout.lang == "en";
+    let plans: Vec<_> = prepared
+        .plans
+        .iter()
+        .map(|p| json!({ "code": p.code(), "label": if en { p.label_en() } else { p.label_ja() } }))
+        .collect();
     Ok(Json(json!({
         "client_secret": prepared.client_secret,
         "return_url": format!("/pay/{token}/card/return"),
+        "plans": plans,
     }))
     .into_response())
+}
+
+fn open_for_card(o: &Opened, device: Device) -> AppResult<()> {
+    if o.checkout.status != CheckoutStatus::Open {
+        return Err(AppError::shopper(Reason::CheckoutClosed));
+    }
+    if device == Device::FeaturePhone || !checkout::offered(o, device).contains(&Method::Card) {
+        return Err(AppError::shopper(Reason::MethodNotAvailable));
+    }
+    Ok(())
+}
+
+/// `POST /pay/{token}/card/confirm` (`option`: `lump`, `inst3`…, `bonus`, `revo`): confirms
+/// the intent whose card `/card/intent` attached, with the chosen plan. Answers whether the
+/// processor's script must run 3-D Secure (`"next": "action"` with the client secret) or the
+/// browser goes to the return URL (`"next": "return"`).
+pub async fn confirm(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    form: ShopperForm,
+) -> AppResult<Response> {
+    let option = PaymentOption::parse(form.get("option"))
+        .map_err(|_| AppError::shopper(Reason::BadRequest))?;
+    let ShopperPage { token, o, device } = form.page;
+    open_for_card(&o, device)?;
+    let return_url = format!("/pay/{token}/card/return");
+    let body = match flow::confirm(&state, &o, &client.to_string(), option).await? {
+        Confirmed::Action { client_secret } => json!({
+            "next": "action", "client_secret": client_secret, "return_url": return_url,
+        }),
+        Confirmed::Done => json!({ "next": "return", "return_url": return_url }),
+    };
+    Ok(Json(body).into_response())
 }
 
 /// `GET /pay/{token}/card/return`: the script finished (paid, declined or abandoned 3-D
@@ -243,10 +331,26 @@ pub async fn back(
             } else {
                 "お支払いは完了していません。カード情報をご確認のうえ、もう一度お試しください。"
             };
-            return render(&state, device, &token, &o, Some(msg.into()), StatusCode::OK);
+            return render(&state, device, &token, &o, Some(msg.into()), StatusCode::OK).await;
         }
     }
     Ok(Redirect::to(&format!("/pay/{token}/card/result")).into_response())
+}
+
+/// `POST /pay/{token}/card/saved/{id}/delete`: the shopper removes one of their saved cards
+/// (detached at the processor, then forgotten); back to the card page.
+pub async fn remove_saved(
+    State(state): State<AppState>,
+    Path((_, id)): Path<(String, String)>,
+    form: ShopperForm,
+) -> AppResult<Response> {
+    let ShopperPage { token, o, device } = form.page;
+    open_for_card(&o, device)?;
+    let Some(r) = o.checkout.customer_ref.as_deref() else {
+        return Err(AppError::shopper(Reason::BadRequest));
+    };
+    crate::flows::saved_cards::remove(&state, &o.merchant, r, &id).await?;
+    Ok(Redirect::to(&format!("/pay/{token}/card")).into_response())
 }
 
 fn hook_error(status: StatusCode, code: &str, message: String) -> Response {

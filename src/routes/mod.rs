@@ -241,6 +241,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/pay/{token}/card/result", get(card::result_page))
         .route("/pay/{token}/card/intent", post(card_browser::intent))
+        .route("/pay/{token}/card/confirm", post(card_browser::confirm))
+        .route(
+            "/pay/{token}/card/saved/{id}/delete",
+            post(card_browser::remove_saved),
+        )
         .route("/pay/{token}/card/return", get(card_browser::back))
         .route("/js/card-elements.js", get(card_browser::script))
         .route(

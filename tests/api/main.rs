@@ -36,4 +36,5 @@ mod shutdown;
 mod sms;
 mod smtp_fake;
 mod stripe;
+mod stripe_installments;
 mod vectors;

@@ -15,6 +15,7 @@ use kakehashi::flows::processors::{self, AccountInput};
 use serde_json::{json, Value};
 
 use crate::helpers::*;
+use crate::stripe_installments::{InstallmentsProxy, PAN_JP};
 
 const SK: &str = "sk_test_kakehashi_0123456789";
 const PK: &str = "pk_test_kakehashi_0123456789";
@@ -158,11 +159,18 @@ impl LocalStripe {
 /// The app with its Stripe driver pointed at a fresh localstripe.
 async fn stripe_app(backend: Backend) -> Option<(TestApp, LocalStripe)> {
     let ls = LocalStripe::start().await?;
+    let app = app_on(backend, &ls, &ls.url.clone()).await?;
+    Some((app, ls))
+}
+
+/// The app with Stripe's API at `api` (localstripe, or a proxy in front of it) and Stripe.js
+/// from localstripe.
+async fn app_on(backend: Backend, ls: &LocalStripe, api: &str) -> Option<TestApp> {
     let settings = StripeSettings {
-        api_base: ls.url.clone(),
+        api_base: api.to_owned(),
         js_url: format!("{}/js.stripe.com/v3/", ls.url),
     };
-    let app = spawn_app_full(
+    spawn_app_full(
         backend,
         |c| {
             c.master_key = Some(kakehashi::config::Redacted(TEST_MASTER_KEY.into()));
@@ -170,8 +178,7 @@ async fn stripe_app(backend: Backend) -> Option<(TestApp, LocalStripe)> {
         },
         Vec::new(),
     )
-    .await?;
-    Some((app, ls))
+    .await
 }
 
 macro_rules! both_stripe {
@@ -197,8 +204,23 @@ macro_rules! both_stripe {
 /// A test-mode merchant whose cards go through a Stripe test account. Returns it and the
 /// account id.
 async fn stripe_merchant(app: &TestApp, capture: &str) -> (TestMerchant, String) {
+    stripe_merchant_with(app, capture, "lump,inst3,inst6,bonus,revo").await
+}
+
+/// As [`stripe_merchant`], with the merchant's card options (`lump,inst3,…`).
+async fn stripe_merchant_with(
+    app: &TestApp,
+    capture: &str,
+    options: &str,
+) -> (TestMerchant, String) {
     let capture = capture.to_owned();
-    let m = app.merchant_with(|n| n.capture_mode = capture).await;
+    let options = options.to_owned();
+    let m = app
+        .merchant_with(|n| {
+            n.capture_mode = capture;
+            n.card_options = options;
+        })
+        .await;
     let a = processors::add(
         &app.db,
         &app.state.connectors,
@@ -922,4 +944,429 @@ fn only_connectors_and_startup_name_stripe_types() {
         offenders.is_empty(),
         "Stripe connector types named outside connectors/: {offenders:?}"
     );
+}
+
+/// A PaymentMethod created through `base` (what Stripe.js's `createPaymentMethod` does with the
+/// card typed into Elements).
+async fn payment_method(base: &str, pan: &str) -> String {
+    let year = future_exp_year_full().to_string();
+    let r = reqwest::Client::new()
+        .post(format!("{base}/v1/payment_methods"))
+        .bearer_auth(SK)
+        .form(&[
+            ("type", "card"),
+            ("card[number]", pan),
+            ("card[exp_month]", "12"),
+            ("card[exp_year]", year.as_str()),
+            ("card[cvc]", "123"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    v["id"].as_str().unwrap().to_owned()
+}
+
+/// Our script's installments path: the typed card's PaymentMethod goes to `/card/intent`; the
+/// answer lists the plans. Returns (intent id, plan codes).
+async fn intent_with_card(
+    app: &TestApp,
+    path: &str,
+    csrf: &str,
+    pm: &str,
+) -> (String, Vec<String>) {
+    let r = app
+        .post_form(
+            &format!("{path}/intent"),
+            UA_PC,
+            &[("csrf", csrf), ("payment_method", pm)],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let intent = v["client_secret"]
+        .as_str()
+        .unwrap()
+        .split("_secret_")
+        .next()
+        .unwrap()
+        .to_owned();
+    let plans = v["plans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["code"].as_str().unwrap().to_owned())
+        .collect();
+    (intent, plans)
+}
+
+async fn confirm_plan(app: &TestApp, path: &str, csrf: &str, option: &str) -> (u16, String) {
+    let r = app
+        .post_form(
+            &format!("{path}/confirm"),
+            UA_PC,
+            &[("csrf", csrf), ("option", option)],
+        )
+        .await;
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// Installments (分割払い): offered only when Stripe says the card is eligible
+/// (`available_plans` after the card is attached), only the plans the merchant enabled, and the
+/// plan Stripe confirmed is recorded on the payment. localstripe does not implement
+/// installments: the API calls go through [`InstallmentsProxy`], which adds Stripe's fields.
+async fn stripe_installments(backend: Backend) {
+    let Some(ls) = LocalStripe::start().await else {
+        return;
+    };
+    let proxy = InstallmentsProxy::start(&ls.url).await;
+    let Some(app) = app_on(backend, &ls, &proxy.url).await else {
+        return;
+    };
+    let (m, _) = stripe_merchant_with(&app, "manual", "lump,inst3,inst6,bonus").await;
+    let (path, csrf) = card_page(&app, &ls, &m, "st-inst-1").await;
+    let body = app.get(&path, UA_PC).await.text().await.unwrap();
+    assert!(body.contains("data-installments=\"1\""), "{body}");
+    assert_eq!(data(&body, "confirm"), format!("{path}/confirm"));
+
+    // A Japanese card: Stripe offers 2, 3, 6, 10 and 12 payments; the merchant enabled 3 and
+    // 6 (and ボーナス, which Stripe does not offer here): those two are shown.
+    let pm = payment_method(&proxy.url, PAN_JP).await;
+    let (intent, plans) = intent_with_card(&app, &path, &csrf, &pm).await;
+    assert_eq!(plans, vec!["inst3", "inst6"]);
+    let pi = ls.get(&format!("/v1/payment_intents/{intent}")).await;
+    assert_eq!(pi["payment_method"], pm.as_str());
+    assert_eq!(pi["status"], "requires_confirmation");
+    // A plan Stripe offers but the merchant did not enable, one the merchant enabled but Stripe
+    // does not offer, and nonsense: refused, nothing sent to Stripe, nothing changed.
+    for bad in ["inst10", "bonus"] {
+        let (s, b) = confirm_plan(&app, &path, &csrf, bad).await;
+        assert_eq!(s, 400, "{b}");
+        assert!(b.contains("option_not_available"), "{b}");
+    }
+    let (s, _) = confirm_plan(&app, &path, &csrf, "inst7").await;
+    assert_eq!(s, 400);
+    assert!(proxy.confirms().is_empty());
+    assert_eq!(
+        payment_of(&app, "st-inst-1").await.status.code(),
+        "awaiting_3ds"
+    );
+
+    // 6 payments: confirmed with Stripe's plan, recorded from what Stripe reports.
+    let (s, b) = confirm_plan(&app, &path, &csrf, "inst6").await;
+    assert_eq!(s, 200, "{b}");
+    let v: Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(v["next"], "return");
+    assert_eq!(
+        proxy.confirms(),
+        vec![vec![
+            ("type".to_owned(), "fixed_count".to_owned()),
+            ("count".to_owned(), "6".to_owned())
+        ]]
+    );
+    let p = payment_of(&app, "st-inst-1").await;
+    assert_eq!(p.status.code(), "authorized");
+    let d = p.details_json();
+    assert_eq!(d["option"], "inst6");
+    assert_eq!(d["option_label"], "分割 6回");
+    assert_eq!(app.checkout_status(&m, "st-inst-1").await, "paid");
+    let r = app.get(&format!("{path}/return"), UA_PC).await;
+    assert_eq!(location(&r), format!("{path}/result"));
+
+    // A card Stripe offers no plan for: nothing to choose, 一括 confirmed without a plan.
+    let (path, csrf) = card_page(&app, &ls, &m, "st-inst-2").await;
+    let pm = payment_method(&proxy.url, PAN).await;
+    let (_, plans) = intent_with_card(&app, &path, &csrf, &pm).await;
+    assert!(plans.is_empty(), "{plans:?}");
+    let (s, b) = confirm_plan(&app, &path, &csrf, "inst3").await;
+    assert_eq!(s, 400, "{b}");
+    let (s, b) = confirm_plan(&app, &path, &csrf, "lump").await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(proxy.confirms().last().unwrap(), &Vec::new());
+    let p = payment_of(&app, "st-inst-2").await;
+    assert_eq!(p.status.code(), "authorized");
+    assert_eq!(p.details_json()["option"], "lump");
+
+    // 3-D Secure after the server's confirmation: the script gets the client secret, Stripe.js
+    // authenticates, and the return settles the payment.
+    let (path, csrf) = card_page(&app, &ls, &m, "st-inst-3").await;
+    let pm = payment_method(&proxy.url, PAN_3DS).await;
+    let (intent, _) = intent_with_card(&app, &path, &csrf, &pm).await;
+    let (s, b) = confirm_plan(&app, &path, &csrf, "lump").await;
+    assert_eq!(s, 200, "{b}");
+    let v: Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(v["next"], "action");
+    let secret = v["client_secret"].as_str().unwrap();
+    assert_eq!(
+        payment_of(&app, "st-inst-3").await.status.code(),
+        "awaiting_3ds"
+    );
+    ls.authenticate(&intent, secret, true).await;
+    let r = app.get(&format!("{path}/return"), UA_PC).await;
+    assert_eq!(location(&r), format!("{path}/result"));
+    assert_eq!(
+        payment_of(&app, "st-inst-3").await.status.code(),
+        "authorized"
+    );
+
+    // A declined card on the confirm: the payment fails at once.
+    let (path, csrf) = card_page(&app, &ls, &m, "st-inst-4").await;
+    let pm = payment_method(&proxy.url, PAN_DECLINED).await;
+    intent_with_card(&app, &path, &csrf, &pm).await;
+    let (s, b) = confirm_plan(&app, &path, &csrf, "lump").await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(payment_of(&app, "st-inst-4").await.status.code(), "failed");
+    // The card number went to Stripe only.
+    assert!(!logs().contains(PAN_JP));
+}
+
+mod stripe_installments {
+    use crate::helpers::Backend;
+    #[tokio::test]
+    async fn sqlite() {
+        super::stripe_installments(Backend::Sqlite).await;
+    }
+    #[tokio::test]
+    async fn postgres() {
+        super::stripe_installments(Backend::Postgres).await;
+    }
+}
+
+/// Opens a link with extra signed fields and picks card; returns the card page's path.
+async fn choose_card_with(
+    app: &TestApp,
+    m: &TestMerchant,
+    order: &str,
+    extra: &[(&str, &str)],
+) -> String {
+    let f = app.fields(m, order, 1000, extra);
+    let (status, body) = app.open(m, &f, UA_PC).await;
+    assert_eq!(status, 200, "{body}");
+    let r = app
+        .post_form(
+            &action(&body),
+            UA_PC,
+            &[("csrf", &hidden(&body, "csrf")), ("method", "card")],
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 303);
+    location(&r)
+}
+
+/// Saved cards (card on file): with the link's signed `customer_id` and the shopper's consent,
+/// the card is saved at Stripe (Customer + `setup_future_usage`) and only its ids, brand,
+/// last 4 and expiry here; the next checkout of the same customer offers it and pays with it;
+/// the shopper and the API can remove it (detached at Stripe). Without consent nothing is
+/// saved; another customer never sees it. localstripe lacks `setup_future_usage`: the calls go
+/// through [`InstallmentsProxy`], which adds it.
+async fn stripe_saved_cards(backend: Backend) {
+    let Some(ls) = LocalStripe::start().await else {
+        return;
+    };
+    let proxy = InstallmentsProxy::start(&ls.url).await;
+    let Some(app) = app_on(backend, &ls, &proxy.url).await else {
+        return;
+    };
+    let (m, account) = stripe_merchant_with(&app, "manual", "lump").await;
+    let who = [("customer_id", "member-42")];
+
+    // First purchase: the consent box is offered; no saved card yet.
+    let path = choose_card_with(&app, &m, "sc-1", &who).await;
+    let body = app.get(&path, UA_PC).await.text().await.unwrap();
+    assert!(body.contains("name=\"save_card\""), "{body}");
+    assert!(body.contains("data-installments=\"1\""), "{body}");
+    assert!(!body.contains("name=\"saved\""), "{body}");
+    let csrf = data(&body, "csrf");
+    let pm = payment_method(&proxy.url, PAN).await;
+    let r = app
+        .post_form(
+            &format!("{path}/intent"),
+            UA_PC,
+            &[("csrf", &csrf), ("payment_method", &pm), ("save_card", "1")],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let (s, b) = confirm_plan(&app, &path, &csrf, "lump").await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(payment_of(&app, "sc-1").await.status.code(), "authorized");
+    // Saved: Stripe's ids and the card's brand, last 4 and expiry; attached at Stripe.
+    let key = app.api_key(&m).await;
+    let list = app.api_get("/api/v1/customers/member-42/cards", &key).await;
+    assert_eq!(list.status, 200, "{}", list.json);
+    let cards = list.json["data"].as_array().unwrap().clone();
+    assert_eq!(cards.len(), 1, "{}", list.json);
+    assert_eq!(cards[0]["last4"], "4242");
+    assert_eq!(cards[0]["brand"], "visa");
+    assert_eq!(cards[0]["exp_month"], 12);
+    assert_eq!(cards[0]["processor_account"], account.as_str());
+    let card_id = cards[0]["id"].as_str().unwrap().to_owned();
+    let cus = app
+        .scalar_str("SELECT processor_customer FROM saved_cards")
+        .await
+        .unwrap();
+    assert!(cus.starts_with("cus_"), "{cus}");
+    let at_stripe = ls.get(&format!("/v1/payment_methods/{pm}")).await;
+    assert_eq!(at_stripe["customer"], cus.as_str());
+    // Another customer of the merchant has none.
+    let other = app.api_get("/api/v1/customers/member-7/cards", &key).await;
+    assert_eq!(other.json["data"], json!([]));
+
+    // Without consent, nothing is saved.
+    let path = choose_card_with(&app, &m, "sc-2", &who).await;
+    let body = app.get(&path, UA_PC).await.text().await.unwrap();
+    let csrf = data(&body, "csrf");
+    // The saved card is offered, with its removal form.
+    assert!(body.contains(&format!("value=\"{card_id}\"")), "{body}");
+    assert!(body.contains("•••• 4242"), "{body}");
+    let pm2 = payment_method(&proxy.url, PAN_3DS).await;
+    let r = app
+        .post_form(
+            &format!("{path}/intent"),
+            UA_PC,
+            &[("csrf", &csrf), ("payment_method", &pm2)],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let (_, b) = confirm_plan(&app, &path, &csrf, "lump").await;
+    let v: Value = serde_json::from_str(&b).unwrap();
+    let intent = v["client_secret"]
+        .as_str()
+        .unwrap()
+        .split("_secret_")
+        .next()
+        .unwrap();
+    ls.authenticate(intent, v["client_secret"].as_str().unwrap(), true)
+        .await;
+    app.get(&format!("{path}/return"), UA_PC).await;
+    assert_eq!(payment_of(&app, "sc-2").await.status.code(), "authorized");
+    let list = app.api_get("/api/v1/customers/member-42/cards", &key).await;
+    assert_eq!(list.json["data"].as_array().unwrap().len(), 1);
+
+    // Paying with the saved card: Stripe charges the saved method for the customer.
+    let path = choose_card_with(&app, &m, "sc-3", &who).await;
+    let body = app.get(&path, UA_PC).await.text().await.unwrap();
+    let csrf = data(&body, "csrf");
+    let r = app
+        .post_form(
+            &format!("{path}/intent"),
+            UA_PC,
+            &[("csrf", &csrf), ("saved_card", &card_id)],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let intent = v["client_secret"]
+        .as_str()
+        .unwrap()
+        .split("_secret_")
+        .next()
+        .unwrap()
+        .to_owned();
+    let (s, b) = confirm_plan(&app, &path, &csrf, "lump").await;
+    assert_eq!(s, 200, "{b}");
+    let p = payment_of(&app, "sc-3").await;
+    assert_eq!(p.status.code(), "authorized");
+    assert_eq!(p.details_json()["last4"], "4242");
+    assert_eq!(p.details_json()["saved_card"], card_id.as_str());
+    let pi = ls.get(&format!("/v1/payment_intents/{intent}")).await;
+    assert_eq!(pi["payment_method"], pm.as_str());
+    assert_eq!(pi["customer"], cus.as_str());
+
+    // Another customer's link cannot use it.
+    let path = choose_card_with(&app, &m, "sc-4", &[("customer_id", "member-7")]).await;
+    let body = app.get(&path, UA_PC).await.text().await.unwrap();
+    assert!(!body.contains(&card_id), "{body}");
+    let csrf = data(&body, "csrf");
+    let r = app
+        .post_form(
+            &format!("{path}/intent"),
+            UA_PC,
+            &[("csrf", &csrf), ("saved_card", &card_id)],
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().contains("saved_card_not_found"));
+
+    // The shopper removes it from the card page: detached at Stripe, gone here.
+    let path = choose_card_with(&app, &m, "sc-5", &who).await;
+    let body = app.get(&path, UA_PC).await.text().await.unwrap();
+    let csrf = data(&body, "csrf");
+    let r = app
+        .post_form(
+            &format!("{path}/saved/{card_id}/delete"),
+            UA_PC,
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), path);
+    let at_stripe = ls.get(&format!("/v1/payment_methods/{pm}")).await;
+    assert!(at_stripe["customer"].is_null(), "{at_stripe}");
+    let list = app.api_get("/api/v1/customers/member-42/cards", &key).await;
+    assert_eq!(list.json["data"], json!([]));
+    let body = app.get(&path, UA_PC).await.text().await.unwrap();
+    assert!(!body.contains(&card_id), "{body}");
+    // Again: nothing to remove.
+    let r = app
+        .post_form(
+            &format!("{path}/saved/{card_id}/delete"),
+            UA_PC,
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+
+    // Saved again (consent), then removed through the API.
+    let path = choose_card_with(&app, &m, "sc-6", &who).await;
+    let body = app.get(&path, UA_PC).await.text().await.unwrap();
+    let csrf = data(&body, "csrf");
+    let pm3 = payment_method(&proxy.url, PAN).await;
+    app.post_form(
+        &format!("{path}/intent"),
+        UA_PC,
+        &[
+            ("csrf", &csrf),
+            ("payment_method", &pm3),
+            ("save_card", "1"),
+        ],
+    )
+    .await;
+    confirm_plan(&app, &path, &csrf, "lump").await;
+    let list = app.api_get("/api/v1/customers/member-42/cards", &key).await;
+    let id = list.json["data"][0]["id"].as_str().unwrap().to_owned();
+    let path_del = format!("/api/v1/customers/member-42/cards/{id}");
+    let r = app.api("DELETE", &path_del, Some(&key), None, None).await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(r.json["deleted"], true);
+    let r = app.api("DELETE", &path_del, Some(&key), None, None).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json["error"]["code"], "saved_card_not_found");
+    let at_stripe = ls.get(&format!("/v1/payment_methods/{pm3}")).await;
+    assert!(at_stripe["customer"].is_null(), "{at_stripe}");
+    let r = app.api_get("/api/v1/customers/bad%20id/cards", &key).await;
+    assert_eq!(r.status, 400);
+
+    // Only Stripe's ids and the card's summary are stored: never the number.
+    let dump: Vec<String> = kakehashi::on_db!(&app.db, c => {
+        use sqlx::Row;
+        let rows = sqlx::query("SELECT * FROM saved_cards").fetch_all(c).await.unwrap();
+        rows.iter()
+            .flat_map(|r| (0..r.columns().len()).map(move |i| r.try_get::<String, _>(i).unwrap_or_default()))
+            .collect()
+    });
+    assert!(!dump.iter().any(|v| v.contains(PAN)));
+    assert!(!logs().contains(PAN));
+}
+
+mod stripe_saved_cards {
+    use crate::helpers::Backend;
+    #[tokio::test]
+    async fn sqlite() {
+        super::stripe_saved_cards(Backend::Sqlite).await;
+    }
+    #[tokio::test]
+    async fn postgres() {
+        super::stripe_saved_cards(Backend::Postgres).await;
+    }
 }
