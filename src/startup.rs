@@ -177,6 +177,10 @@ impl App {
                 stop,
             )
         });
+        let (db, wake, clock) = (st.db.clone(), st.wake.clone(), st.clock.clone());
+        sup.spawn("settlements", move |stop| {
+            crate::flows::settlements::run_cutoff(db.clone(), wake.clone(), clock.clone(), stop)
+        });
         let sender = Arc::new(self.message_sender()?);
         sup.spawn("messages", move |stop| sender.clone().run(stop));
         Ok(sup)

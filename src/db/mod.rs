@@ -24,6 +24,7 @@ pub mod processors;
 pub mod reconcile;
 pub mod sealed;
 pub mod search;
+pub mod settlements;
 pub mod sms;
 pub mod stats;
 pub mod subscriptions;

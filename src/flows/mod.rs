@@ -16,6 +16,7 @@ pub mod processor_webhooks;
 pub mod processors;
 pub mod redirect;
 pub mod secrets;
+pub mod settlements;
 
 use std::sync::Arc;
 

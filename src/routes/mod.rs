@@ -11,6 +11,7 @@ mod console_admin;
 mod console_messages;
 mod console_processors;
 mod console_requests;
+mod console_settlements;
 mod console_subscriptions;
 mod demo;
 pub(crate) mod konbini;
@@ -117,6 +118,12 @@ fn console_router(state: AppState) -> Router<AppState> {
             post(console_subscriptions::cancel),
         )
         .route("/console/summary", get(console_admin::summary_page))
+        .route("/console/settlements", get(console_settlements::list))
+        .route("/console/settlements.csv", get(console_settlements::list_csv))
+        .route("/console/settlements/{id}", get(console_settlements::detail))
+        .route("/console/settlements/{id}/csv", get(console_settlements::detail_csv))
+        .route("/console/settlements/{id}/pdf", get(console_settlements::statement_pdf))
+        .route("/console/reports/konbini.pdf", get(console_settlements::konbini_pdf))
         .route("/console/audit", get(console_admin::audit_page))
         .layer(middleware::from_fn_with_state(
             state,

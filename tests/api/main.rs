@@ -26,6 +26,7 @@ mod messages;
 mod notify;
 mod ops;
 mod shopper;
+mod settlements;
 mod shutdown;
 mod sms;
 mod smtp_fake;
