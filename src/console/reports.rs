@@ -204,7 +204,7 @@ fn yen(amount: i64) -> String {
 
 /// The method and institution of an entry, in the console's words.
 fn method_label(method: &str, institution: Option<&str>) -> String {
-    let name = Method::parse(method).map_or(method, Method::name_ja);
+    let name = Method::parse(method).map_or(method, |v| v.name_ja());
     match (Method::parse(method), institution) {
         (Some(Method::Konbini), Some(i)) => {
             Chain::parse(i).map_or_else(|| format!("{name} {i}"), |c| format!("{name} {}", c.name_ja()))
@@ -214,7 +214,7 @@ fn method_label(method: &str, institution: Option<&str>) -> String {
 }
 
 fn kind_label(kind: &str) -> &str {
-    EntryKind::parse(kind).map_or(kind, EntryKind::label_ja)
+    EntryKind::parse(kind).map_or(kind, |v| v.label_ja())
 }
 
 /// The heading block shared by both reports.
@@ -238,7 +238,7 @@ pub fn settlement_statement(
 ) -> Result<Vec<u8>, ReportError> {
     let mut w = Writer::new()?;
     heading(&mut w, "支払明細書", merchant_name, &s.merchant_id, issued_at);
-    let cycle = Cycle::parse(&s.cycle).map_or(s.cycle.as_str(), Cycle::label_ja);
+    let cycle = Cycle::parse(&s.cycle).map_or(s.cycle.as_str(), |v| v.label_ja());
     w.text(MARGIN, 10.0, format!("精算ID {}", s.id));
     w.down(LINE);
     w.text(
@@ -341,7 +341,7 @@ pub fn konbini_report(
         let chain = e
             .institution
             .as_deref()
-            .map(|i| Chain::parse(i).map_or(i, Chain::name_ja))
+            .map(|i| Chain::parse(i).map_or(i, |v| v.name_ja()))
             .unwrap_or("");
         let cells = [
             format_jst(e.created_at),

@@ -14,7 +14,7 @@ use crate::domain::Method;
 use crate::util::{format_jst, format_yen};
 
 fn method_ja(method: &str, institution: Option<&str>) -> String {
-    let name = Method::parse(method).map_or(method, Method::name_ja);
+    let name = Method::parse(method).map_or(method, |v| v.name_ja());
     match institution {
         Some(i) if Method::parse(method) == Some(Method::Konbini) => {
             format!("{name}（{}）", institution_ja(i))
@@ -30,7 +30,7 @@ pub fn ledger_view(e: &EntryRow) -> LedgerView {
         order_id: e.order_id.clone(),
         method: method_ja(&e.method, e.institution.as_deref()),
         kind: EntryKind::parse(&e.kind)
-            .map_or(e.kind.as_str(), EntryKind::label_ja)
+            .map_or(e.kind.as_str(), |v| v.label_ja())
             .to_owned(),
         amount: format_yen(e.amount),
         fees: format_yen(e.fixed_fee + e.rate_fee),
@@ -55,7 +55,7 @@ pub fn settlement_view(s: &SettlementRow) -> SettlementView {
         stamp_duty: format_yen(s.stamp_duty),
         net: format_yen(s.net),
         cycle: Cycle::parse(&s.cycle)
-            .map_or(s.cycle.as_str(), Cycle::label_ja)
+            .map_or(s.cycle.as_str(), |v| v.label_ja())
             .to_owned(),
     }
 }
@@ -158,7 +158,7 @@ pub fn entries_csv(rows: &[EntryRow], enc: Encoding) -> ConsoleResult<Bytes> {
                 e.order_id.clone(),
                 method_ja(&e.method, e.institution.as_deref()),
                 EntryKind::parse(&e.kind)
-                    .map_or(e.kind.as_str(), EntryKind::label_ja)
+                    .map_or(e.kind.as_str(), |v| v.label_ja())
                     .to_owned(),
                 e.kind.clone(),
                 e.amount.to_string(),

@@ -106,7 +106,12 @@ pub async fn schedules(db: &Db, merchant_id: &str) -> Result<Vec<(Method, Schedu
     .await)?;
     rows.into_iter()
         .map(|(m, fixed_fee, rate_bp)| {
-            let method = Method::try_from(m).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            let method = Method::parse(&m).ok_or_else(|| {
+                sqlx::Error::Decode(Box::new(crate::domain::BadCode {
+                    kind: "Method",
+                    value: m.clone(),
+                }))
+            })?;
             Ok((method, Schedule { fixed_fee, rate_bp }))
         })
         .collect()

@@ -66,7 +66,7 @@ pub fn period_of(cycle: Cycle, day: Date) -> Period {
 }
 
 fn last_of_month(day: Date) -> Date {
-    let days = time::util::days_in_year_month(day.year(), day.month());
+    let days = day.month().length(day.year());
     day.replace_day(days).unwrap_or(day)
 }
 
