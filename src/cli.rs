@@ -782,10 +782,7 @@ pub async fn settlement(db: &Db, cmd: SettlementCmd) -> anyhow::Result<()> {
     use crate::domain::payout::{self, Cycle};
     let now = crate::util::now_ms();
     let merchant = |id: String| async move {
-        anyhow::ensure!(
-            merchants::get(db, &id).await?.is_some(),
-            "no merchant {id}"
-        );
+        anyhow::ensure!(merchants::get(db, &id).await?.is_some(), "no merchant {id}");
         anyhow::Ok(id)
     };
     match cmd {
@@ -808,7 +805,13 @@ pub async fn settlement(db: &Db, cmd: SettlementCmd) -> anyhow::Result<()> {
             for s in settlements::list(db, Some(&merchant_id), 100).await? {
                 println!(
                     "{}\t{}..{}\tpayout={}\tpayments={}\tgross={}\tnet={}",
-                    s.id, s.period_start, s.period_end, s.payout_date, s.payment_count, s.gross, s.net
+                    s.id,
+                    s.period_start,
+                    s.period_end,
+                    s.payout_date,
+                    s.payment_count,
+                    s.gross,
+                    s.net
                 );
             }
         }
@@ -822,7 +825,11 @@ pub async fn settlement(db: &Db, cmd: SettlementCmd) -> anyhow::Result<()> {
             let cycle = Cycle::parse(&cycle).ok_or_else(|| {
                 anyhow::anyhow!(
                     "cycle must be one of {}",
-                    Cycle::ALL.iter().map(|c| c.code()).collect::<Vec<_>>().join(", ")
+                    Cycle::ALL
+                        .iter()
+                        .map(|c| c.code())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             })?;
             anyhow::ensure!(
@@ -844,7 +851,11 @@ pub async fn settlement(db: &Db, cmd: SettlementCmd) -> anyhow::Result<()> {
                 cycle.code(),
                 payout_delay_days,
                 settlement_fee,
-                if goods_taxable { "taxable" } else { "tax-exempt" }
+                if goods_taxable {
+                    "taxable"
+                } else {
+                    "tax-exempt"
+                }
             );
         }
         SettlementCmd::Fee {
@@ -853,9 +864,12 @@ pub async fn settlement(db: &Db, cmd: SettlementCmd) -> anyhow::Result<()> {
             fixed,
             rate,
         } => {
-            let m = Method::parse(&method).ok_or_else(|| anyhow::anyhow!("unknown method {method}"))?;
+            let m =
+                Method::parse(&method).ok_or_else(|| anyhow::anyhow!("unknown method {method}"))?;
             let rate_bp = crate::domain::fees::parse_percent_bp(&rate).ok_or_else(|| {
-                anyhow::anyhow!("rate must be a percentage 0 to 100 with up to two decimals, got {rate}")
+                anyhow::anyhow!(
+                    "rate must be a percentage 0 to 100 with up to two decimals, got {rate}"
+                )
             })?;
             anyhow::ensure!(fixed >= 0, "fixed must not be negative");
             let id = merchant(merchant_id).await?;
@@ -864,7 +878,10 @@ pub async fn settlement(db: &Db, cmd: SettlementCmd) -> anyhow::Result<()> {
                 rate_bp,
             };
             settlements::set_schedule(db, &id, m, schedule, now).await?;
-            println!("{id} {}: {fixed} yen + {rate}% per collected payment", m.code());
+            println!(
+                "{id} {}: {fixed} yen + {rate}% per collected payment",
+                m.code()
+            );
         }
     }
     Ok(())

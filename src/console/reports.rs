@@ -67,8 +67,15 @@ struct Writer {
 }
 
 enum Op {
-    Text { x: f32, y: f32, size: f32, text: String },
-    Rule { y: f32 },
+    Text {
+        x: f32,
+        y: f32,
+        size: f32,
+        text: String,
+    },
+    Rule {
+        y: f32,
+    },
 }
 
 impl Writer {
@@ -127,7 +134,10 @@ impl Writer {
     }
 
     fn header_row(&mut self, cols: &[Col]) {
-        self.row(cols, &cols.iter().map(|c| c.title.to_owned()).collect::<Vec<_>>());
+        self.row(
+            cols,
+            &cols.iter().map(|c| c.title.to_owned()).collect::<Vec<_>>(),
+        );
         self.down(-LINE + 4.0);
         self.rule();
         self.down(LINE - 4.0);
@@ -206,9 +216,10 @@ fn yen(amount: i64) -> String {
 fn method_label(method: &str, institution: Option<&str>) -> String {
     let name = Method::parse(method).map_or(method, |v| v.name_ja());
     match (Method::parse(method), institution) {
-        (Some(Method::Konbini), Some(i)) => {
-            Chain::parse(i).map_or_else(|| format!("{name} {i}"), |c| format!("{name} {}", c.name_ja()))
-        }
+        (Some(Method::Konbini), Some(i)) => Chain::parse(i).map_or_else(
+            || format!("{name} {i}"),
+            |c| format!("{name} {}", c.name_ja()),
+        ),
         _ => name.to_owned(),
     }
 }
@@ -221,7 +232,11 @@ fn kind_label(kind: &str) -> &str {
 fn heading(w: &mut Writer, title: &str, merchant_name: &str, merchant_id: &str, issued_at: i64) {
     w.down(10.0);
     w.text(MARGIN, 20.0, title);
-    w.text_right(PAGE_W - MARGIN, 9.0, format!("発行日時 {}", format_jst(issued_at)));
+    w.text_right(
+        PAGE_W - MARGIN,
+        9.0,
+        format!("発行日時 {}", format_jst(issued_at)),
+    );
     w.down(36.0);
     w.text(MARGIN, 13.0, format!("{merchant_name} 様"));
     w.down(LINE + 2.0);
@@ -237,7 +252,13 @@ pub fn settlement_statement(
     issued_at: i64,
 ) -> Result<Vec<u8>, ReportError> {
     let mut w = Writer::new()?;
-    heading(&mut w, "支払明細書", merchant_name, &s.merchant_id, issued_at);
+    heading(
+        &mut w,
+        "支払明細書",
+        merchant_name,
+        &s.merchant_id,
+        issued_at,
+    );
     let cycle = Cycle::parse(&s.cycle).map_or(s.cycle.as_str(), |v| v.label_ja());
     w.text(MARGIN, 10.0, format!("精算ID {}", s.id));
     w.down(LINE);
@@ -269,14 +290,46 @@ pub fn settlement_statement(
     );
     w.down(LINE * 2.0);
     let cols = [
-        Col { title: "日時", x: MARGIN, right: false },
-        Col { title: "決済ID", x: MARGIN + 66.0, right: false },
-        Col { title: "取引ID", x: MARGIN + 186.0, right: false },
-        Col { title: "決済種別", x: MARGIN + 276.0, right: false },
-        Col { title: "区分", x: MARGIN + 366.0, right: false },
-        Col { title: "金額", x: MARGIN + 436.0, right: true },
-        Col { title: "手数料", x: MARGIN + 470.0, right: true },
-        Col { title: "印紙代", x: PAGE_W - MARGIN, right: true },
+        Col {
+            title: "日時",
+            x: MARGIN,
+            right: false,
+        },
+        Col {
+            title: "決済ID",
+            x: MARGIN + 66.0,
+            right: false,
+        },
+        Col {
+            title: "取引ID",
+            x: MARGIN + 186.0,
+            right: false,
+        },
+        Col {
+            title: "決済種別",
+            x: MARGIN + 276.0,
+            right: false,
+        },
+        Col {
+            title: "区分",
+            x: MARGIN + 366.0,
+            right: false,
+        },
+        Col {
+            title: "金額",
+            x: MARGIN + 436.0,
+            right: true,
+        },
+        Col {
+            title: "手数料",
+            x: MARGIN + 470.0,
+            right: true,
+        },
+        Col {
+            title: "印紙代",
+            x: PAGE_W - MARGIN,
+            right: true,
+        },
     ];
     w.header_row(&cols);
     for e in entries {
@@ -306,7 +359,13 @@ pub fn konbini_report(
     issued_at: i64,
 ) -> Result<Vec<u8>, ReportError> {
     let mut w = Writer::new()?;
-    heading(&mut w, "収納明細書（コンビニ決済）", merchant_name, merchant_id, issued_at);
+    heading(
+        &mut w,
+        "収納明細書（コンビニ決済）",
+        merchant_name,
+        merchant_id,
+        issued_at,
+    );
     w.text(MARGIN, 10.0, format!("収納期間 {from} 〜 {to}"));
     w.down(LINE + 10.0);
     let amount: i64 = entries.iter().map(|e| e.amount).sum();
@@ -327,13 +386,41 @@ pub fn konbini_report(
     w.rule();
     w.down(LINE * 2.0);
     let cols = [
-        Col { title: "収納日時", x: MARGIN, right: false },
-        Col { title: "決済ID", x: MARGIN + 70.0, right: false },
-        Col { title: "取引ID", x: MARGIN + 200.0, right: false },
-        Col { title: "コンビニ", x: MARGIN + 290.0, right: false },
-        Col { title: "区分", x: MARGIN + 380.0, right: false },
-        Col { title: "金額", x: MARGIN + 450.0, right: true },
-        Col { title: "印紙代", x: PAGE_W - MARGIN, right: true },
+        Col {
+            title: "収納日時",
+            x: MARGIN,
+            right: false,
+        },
+        Col {
+            title: "決済ID",
+            x: MARGIN + 70.0,
+            right: false,
+        },
+        Col {
+            title: "取引ID",
+            x: MARGIN + 200.0,
+            right: false,
+        },
+        Col {
+            title: "コンビニ",
+            x: MARGIN + 290.0,
+            right: false,
+        },
+        Col {
+            title: "区分",
+            x: MARGIN + 380.0,
+            right: false,
+        },
+        Col {
+            title: "金額",
+            x: MARGIN + 450.0,
+            right: true,
+        },
+        Col {
+            title: "印紙代",
+            x: PAGE_W - MARGIN,
+            right: true,
+        },
     ];
     w.header_row(&cols);
     for e in entries {

@@ -113,7 +113,8 @@ fn write_csv<const N: usize>(
     w.write_record(header)
         .map_err(|e| anyhow::anyhow!("csv: {e}"))?;
     for r in rows {
-        w.write_record(&r).map_err(|e| anyhow::anyhow!("csv: {e}"))?;
+        w.write_record(&r)
+            .map_err(|e| anyhow::anyhow!("csv: {e}"))?;
     }
     let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))?;
     let mut text = String::from_utf8(bytes).map_err(|e| anyhow::anyhow!("csv: {e}"))?;

@@ -748,7 +748,10 @@ mod tests {
             .collect();
         domain.sort_unstable();
         domain.dedup();
-        let mut sql: Vec<&str> = COLLECTED.split(", ").map(|c| c.trim_matches('\'')).collect();
+        let mut sql: Vec<&str> = COLLECTED
+            .split(", ")
+            .map(|c| c.trim_matches('\''))
+            .collect();
         sql.sort_unstable();
         assert_eq!(domain, sql);
     }

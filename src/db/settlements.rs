@@ -82,7 +82,11 @@ pub async fn set_terms(db: &Db, t: &Terms, now: i64) -> Result<(), sqlx::Error> 
 }
 
 /// The merchant's fee schedule for `method` (no row: no fees).
-async fn schedule_in(tx: &mut Tx, merchant_id: &str, method: Method) -> Result<Schedule, sqlx::Error> {
+async fn schedule_in(
+    tx: &mut Tx,
+    merchant_id: &str,
+    method: Method,
+) -> Result<Schedule, sqlx::Error> {
     let row: Option<(i64, i64)> = on_tx!(tx, c => sqlx::query_as(
         "SELECT fixed_fee, rate_bp FROM fee_schedules WHERE merchant_id = $1 AND method = $2",
     )
@@ -90,10 +94,12 @@ async fn schedule_in(tx: &mut Tx, merchant_id: &str, method: Method) -> Result<S
     .bind(method.code())
     .fetch_optional(c)
     .await)?;
-    Ok(row.map_or_else(Schedule::default, |(fixed_fee, rate_bp)| Schedule {
-        fixed_fee,
-        rate_bp,
-    }))
+    Ok(
+        row.map_or_else(Schedule::default, |(fixed_fee, rate_bp)| Schedule {
+            fixed_fee,
+            rate_bp,
+        }),
+    )
 }
 
 /// A merchant's fee schedules, by method.
@@ -162,9 +168,13 @@ impl EntryKind {
     }
 
     pub fn parse(s: &str) -> Option<EntryKind> {
-        [EntryKind::Collected, EntryKind::Refunded, EntryKind::Reversed]
-            .into_iter()
-            .find(|k| k.code() == s)
+        [
+            EntryKind::Collected,
+            EntryKind::Refunded,
+            EntryKind::Reversed,
+        ]
+        .into_iter()
+        .find(|k| k.code() == s)
     }
 
     pub fn label_ja(self) -> &'static str {
@@ -296,7 +306,8 @@ pub struct EntryRow {
     pub created_at: i64,
 }
 
-const ENTRY_COLS: &str = "e.id, e.payment_id, p.order_id, p.method, p.institution, e.kind, e.amount, \
+const ENTRY_COLS: &str =
+    "e.id, e.payment_id, p.order_id, p.method, p.institution, e.kind, e.amount, \
 e.fixed_fee, e.rate_fee, e.fee_tax, e.stamp_duty, e.settlement_id, e.created_at";
 
 pub async fn entries_of_payment(db: &Db, payment_id: &str) -> Result<Vec<EntryRow>, sqlx::Error> {

@@ -63,7 +63,10 @@ pub fn rate_fee(amount: i64, rate_bp: i64) -> i64 {
 pub fn parse_percent_bp(s: &str) -> Option<i64> {
     let s = s.trim().trim_end_matches('%');
     let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
-    if whole.is_empty() || frac.len() > 2 || !(whole.chars().chain(frac.chars())).all(|c| c.is_ascii_digit()) {
+    if whole.is_empty()
+        || frac.len() > 2
+        || !(whole.chars().chain(frac.chars())).all(|c| c.is_ascii_digit())
+    {
         return None;
     }
     let whole: i64 = whole.parse().ok()?;

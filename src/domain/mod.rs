@@ -12,8 +12,8 @@ pub mod lifecycle;
 pub mod message;
 pub mod method;
 pub mod order;
-pub mod payout;
 pub mod payment;
+pub mod payout;
 pub mod processor;
 pub mod reason;
 

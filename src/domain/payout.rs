@@ -88,12 +88,7 @@ pub const DEFAULT_PAYOUT_DELAY_DAYS: i64 = 15;
 
 /// `YYYY-MM-DD` of a date (as stored and shown).
 pub fn ymd(d: Date) -> String {
-    format!(
-        "{:04}-{:02}-{:02}",
-        d.year(),
-        u8::from(d.month()),
-        d.day()
-    )
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }
 
 /// Parses `YYYY-MM-DD`.

@@ -105,19 +105,20 @@ pub fn event_body(event_id: &str, s: &SettlementRow, at: i64) -> Value {
     })
 }
 
-/// How often the worker looks for ended periods. The cut-off is cheap when nothing is due.
-const EVERY: std::time::Duration = std::time::Duration::from_secs(300);
-
-/// The `settlements` worker: runs the cut-off for the current Japan-time day every few
-/// minutes (every instance may; the unique period key keeps one settlement per period), and
-/// wakes the notification worker when settlements were made.
+/// The `settlements` worker: runs the cut-off once per Japan-time day, at its first tick on
+/// that day (ticks every `interval`, `KAKEHASHI_SWEEP_INTERVAL_MS`; the check between runs reads
+/// only the clock), so a period is settled shortly after midnight JST of the day after it ends.
+/// A failed run is tried again at the next tick. Every instance may run it: the unique period
+/// key keeps one settlement per period. Wakes the notification worker when it made any.
 pub async fn run_cutoff(
     db: Db,
     wake: std::sync::Arc<tokio::sync::Notify>,
     clock: std::sync::Arc<dyn crate::context::Clock>,
+    interval: std::time::Duration,
     stop: tokio_util::sync::CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(EVERY);
+    let mut tick = tokio::time::interval(interval);
+    let mut done: Option<Date> = None;
     loop {
         tokio::select! {
             biased;
@@ -125,11 +126,17 @@ pub async fn run_cutoff(
             _ = tick.tick() => {}
         }
         let now = clock.now_ms();
-        match cutoff(&db, jst_date(now), now).await {
-            Ok(made) if made.is_empty() => {}
+        let today = jst_date(now);
+        if done == Some(today) {
+            continue;
+        }
+        match cutoff(&db, today, now).await {
             Ok(made) => {
-                tracing::info!(count = made.len(), "settlement cut-off");
-                wake.notify_one();
+                done = Some(today);
+                if !made.is_empty() {
+                    tracing::info!(count = made.len(), "settlement cut-off");
+                    wake.notify_one();
+                }
             }
             Err(e) => tracing::error!(error = %e, "settlement cut-off failed"),
         }

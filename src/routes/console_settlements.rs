@@ -59,8 +59,8 @@ pub async fn list(
     let q = query(q);
     let merchant = merchant_filter(&staff, &q);
     let rows = settlements::list(&state.db, merchant.as_deref(), LIST_LIMIT).await?;
-    let (from, to, _, _) = crate::console::summary::period("", "", staff.now)
-        .map_err(ConsoleError::Bad)?;
+    let (from, to, _, _) =
+        crate::console::summary::period("", "", staff.now).map_err(ConsoleError::Bad)?;
     let page = views::Settlements {
         c: Chrome::staff(&state, &staff),
         rows: rows.iter().map(view::settlement_view).collect(),
@@ -80,7 +80,15 @@ pub async fn list_csv(
     let enc = encoding(&q)?;
     let merchant = merchant_filter(&staff, &q);
     let rows = settlements::list(&state.db, merchant.as_deref(), LIST_LIMIT).await?;
-    audit::staff(&state.db, &staff, merchant.as_deref(), "settlements.csv", "", "").await?;
+    audit::staff(
+        &state.db,
+        &staff,
+        merchant.as_deref(),
+        "settlements.list_csv",
+        "",
+        "",
+    )
+    .await?;
     let body = view::list_csv(&rows, enc)?;
     Ok(download(enc.content_type(), "settlements.csv", body))
 }
@@ -109,9 +117,21 @@ pub async fn detail_csv(
     let enc = encoding(&query(q))?;
     let s = visible(&state.db, &staff, &id).await?;
     let entries = settlements::entries_of_settlement(&state.db, &s.id).await?;
-    audit::staff(&state.db, &staff, Some(&s.merchant_id), "settlement.csv", &s.id, "").await?;
+    audit::staff(
+        &state.db,
+        &staff,
+        Some(&s.merchant_id),
+        "settlements.entries_csv",
+        &s.id,
+        "",
+    )
+    .await?;
     let body = view::entries_csv(&entries, enc)?;
-    Ok(download(enc.content_type(), &format!("settlement-{}.csv", s.id), body))
+    Ok(download(
+        enc.content_type(),
+        &format!("settlement-{}.csv", s.id),
+        body,
+    ))
 }
 
 fn pdf(name: &str, body: Vec<u8>) -> Response {
@@ -130,7 +150,15 @@ pub async fn statement_pdf(
         .await?
         .map(|m| m.name)
         .unwrap_or_default();
-    audit::staff(&state.db, &staff, Some(&s.merchant_id), "settlement.pdf", &s.id, "").await?;
+    audit::staff(
+        &state.db,
+        &staff,
+        Some(&s.merchant_id),
+        "settlements.statement_pdf",
+        &s.id,
+        "",
+    )
+    .await?;
     let now = staff.now;
     // Typesetting is CPU work: off the async workers.
     let body = tokio::task::spawn_blocking(move || {
@@ -158,7 +186,9 @@ pub async fn konbini_pdf(
             .map_err(ConsoleError::Bad)?;
     // A bounded period keeps the report (and the work of one request) bounded.
     if to_ms - from_ms > 366 * crate::domain::jst::DAY_MS {
-        return Err(ConsoleError::Bad("期間は1年以内で指定してください。".into()));
+        return Err(ConsoleError::Bad(
+            "期間は1年以内で指定してください。".into(),
+        ));
     }
     let entries = settlements::konbini_collections(&state.db, &m.id, from_ms, to_ms).await?;
     audit::staff(

@@ -119,11 +119,26 @@ fn console_router(state: AppState) -> Router<AppState> {
         )
         .route("/console/summary", get(console_admin::summary_page))
         .route("/console/settlements", get(console_settlements::list))
-        .route("/console/settlements.csv", get(console_settlements::list_csv))
-        .route("/console/settlements/{id}", get(console_settlements::detail))
-        .route("/console/settlements/{id}/csv", get(console_settlements::detail_csv))
-        .route("/console/settlements/{id}/pdf", get(console_settlements::statement_pdf))
-        .route("/console/reports/konbini.pdf", get(console_settlements::konbini_pdf))
+        .route(
+            "/console/settlements.csv",
+            get(console_settlements::list_csv),
+        )
+        .route(
+            "/console/settlements/{id}",
+            get(console_settlements::detail),
+        )
+        .route(
+            "/console/settlements/{id}/csv",
+            get(console_settlements::detail_csv),
+        )
+        .route(
+            "/console/settlements/{id}/pdf",
+            get(console_settlements::statement_pdf),
+        )
+        .route(
+            "/console/reports/konbini.pdf",
+            get(console_settlements::konbini_pdf),
+        )
         .route("/console/audit", get(console_admin::audit_page))
         .layer(middleware::from_fn_with_state(
             state,

@@ -149,26 +149,70 @@ async fn settlement_over_a_period_with_refunds(app: TestApp) {
         .unwrap();
 
     // Konbini at the stamp boundary: 50,000 carries 200 yen, 49,999 none.
-    let a = payment(&app, &m, "s-a", Method::Konbini, "lawson", "awaiting_payment", 50_000).await;
-    assert_eq!(fee_of(&app, &a.id).await, 0, "nothing is charged before collection");
+    let a = payment(
+        &app,
+        &m,
+        "s-a",
+        Method::Konbini,
+        "lawson",
+        "awaiting_payment",
+        50_000,
+    )
+    .await;
+    assert_eq!(
+        fee_of(&app, &a.id).await,
+        0,
+        "nothing is charged before collection"
+    );
     sandbox(&app, &m, &a.id, "paid").await;
     assert_eq!(fee_of(&app, &a.id).await, 120 + 12 + 200);
-    let b = payment(&app, &m, "s-b", Method::Konbini, "seven", "awaiting_payment", 49_999).await;
+    let b = payment(
+        &app,
+        &m,
+        "s-b",
+        Method::Konbini,
+        "seven",
+        "awaiting_payment",
+        49_999,
+    )
+    .await;
     sandbox(&app, &m, &b.id, "paid").await;
     assert_eq!(fee_of(&app, &b.id).await, 120 + 12);
     // 確報 after 速報 charges nothing twice.
     sandbox(&app, &m, &b.id, "confirm").await;
     assert_eq!(fee_of(&app, &b.id).await, 132);
     // Paid, then 速報取消: everything is undone.
-    let c = payment(&app, &m, "s-c", Method::Konbini, "lawson", "awaiting_payment", 10_000).await;
+    let c = payment(
+        &app,
+        &m,
+        "s-c",
+        Method::Konbini,
+        "lawson",
+        "awaiting_payment",
+        10_000,
+    )
+    .await;
     sandbox(&app, &m, &c.id, "paid").await;
     sandbox(&app, &m, &c.id, "reverse").await;
     assert_eq!(fee_of(&app, &c.id).await, 0);
     // Never paid: no fee (0 yen per uncollected payment).
-    let e = payment(&app, &m, "s-e", Method::Konbini, "lawson", "awaiting_payment", 3_000).await;
+    let e = payment(
+        &app,
+        &m,
+        "s-e",
+        Method::Konbini,
+        "lawson",
+        "awaiting_payment",
+        3_000,
+    )
+    .await;
     // Card: 3.25 % of 20,000 = 650 (+65 tax) when captured; a refund returns no fee.
     let d = payment(&app, &m, "s-d", Method::Card, "VISA", "authorized", 20_000).await;
-    assert_eq!(fee_of(&app, &d.id).await, 0, "an authorisation is not collected");
+    assert_eq!(
+        fee_of(&app, &d.id).await,
+        0,
+        "an authorisation is not collected"
+    );
     kakehashi::flows::card::capture(&app.state, &d.id, None, "test")
         .await
         .unwrap();
@@ -198,10 +242,7 @@ async fn settlement_over_a_period_with_refunds(app: TestApp) {
     assert_eq!(s.merchant_id, m.id);
     assert_eq!(s.period_start, payout::ymd(period.first));
     assert_eq!(s.period_end, payout::ymd(period.last));
-    assert_eq!(
-        s.payout_date,
-        payout::ymd(payout::payout_date(period, 15))
-    );
+    assert_eq!(s.payout_date, payout::ymd(payout::payout_date(period, 15)));
     // Hand-computed: collected 50,000 + 49,999 + 10,000 + 20,000; refunds 10,000 (reversal)
     // + 5,000; fees 120 × 3 − 120 + 650 = 890; tax on 890 + 1,500 = 239; stamp 200.
     assert_eq!(s.payment_count, 4);
@@ -252,9 +293,27 @@ async fn console_pages_csv_pdf_and_isolation(app: TestApp) {
     let m = app.merchant_with(|n| n.name = "さくら商店".into()).await;
     let other = app.merchant().await;
     terms(&app, &m, false).await;
-    let a = payment(&app, &m, "p-a", Method::Konbini, "lawson", "awaiting_payment", 50_000).await;
+    let a = payment(
+        &app,
+        &m,
+        "p-a",
+        Method::Konbini,
+        "lawson",
+        "awaiting_payment",
+        50_000,
+    )
+    .await;
     sandbox(&app, &m, &a.id, "paid").await;
-    let b = payment(&app, &m, "p-b", Method::Konbini, "famima", "awaiting_payment", 12_345).await;
+    let b = payment(
+        &app,
+        &m,
+        "p-b",
+        Method::Konbini,
+        "famima",
+        "awaiting_payment",
+        12_345,
+    )
+    .await;
     sandbox(&app, &m, &b.id, "paid").await;
     let (_, day) = cutoff_day(&app);
     let now = app.state.now_ms();
@@ -285,8 +344,12 @@ async fn console_pages_csv_pdf_and_isolation(app: TestApp) {
     assert_eq!(status, 200);
     let lines: Vec<&str> = csv.trim_end().split("\r\n").collect();
     assert_eq!(lines.len(), 3, "{csv}");
-    assert!(lines[0].trim_start_matches('\u{feff}').starts_with("日時,決済ID,取引ID"));
-    assert!(lines.iter().any(|l| l.contains(&a.id) && l.contains(",50000,0,0,0,200")));
+    assert!(lines[0]
+        .trim_start_matches('\u{feff}')
+        .starts_with("日時,決済ID,取引ID"));
+    assert!(lines
+        .iter()
+        .any(|l| l.contains(&a.id) && l.contains(",50000,0,0,0,200")));
     let (_, list_csv) = staff.get("/console/settlements.csv").await;
     assert!(list_csv.contains(&format!("{},{}", s.id, m.id)));
     assert!(list_csv.contains(",60495"));
@@ -313,12 +376,22 @@ async fn console_pages_csv_pdf_and_isolation(app: TestApp) {
     let from = payout::ymd(payout::period_of(Cycle::MonthEnd, today).first);
     let r = staff_get(
         &staff,
-        &format!("/console/reports/konbini.pdf?from={from}&to={}", payout::ymd(today)),
+        &format!(
+            "/console/reports/konbini.pdf?from={from}&to={}",
+            payout::ymd(today)
+        ),
     )
     .await;
     assert_eq!(r.0, 200);
     let text = squeezed(&pdf_text(&r.2));
-    for want in ["収納明細書", "ローソン", "ファミリーマート", "62,345円", "2件", b.id.as_str()] {
+    for want in [
+        "収納明細書",
+        "ローソン",
+        "ファミリーマート",
+        "62,345円",
+        "2件",
+        b.id.as_str(),
+    ] {
         assert!(text.contains(want), "{want} in the konbini report: {text}");
     }
 
@@ -381,12 +454,88 @@ async fn stamp_duty_follows_the_chain_for_taxable_goods(app: TestApp) {
         ("t-s49", "seven", 49_999, 0),
     ];
     for (order, chain, amount, stamp) in cases {
-        let p = payment(&app, &m, order, Method::Konbini, chain, "awaiting_payment", amount).await;
+        let p = payment(
+            &app,
+            &m,
+            order,
+            Method::Konbini,
+            chain,
+            "awaiting_payment",
+            amount,
+        )
+        .await;
         sandbox(&app, &m, &p.id, "paid").await;
-        let entries = settlements::entries_of_payment(&app.db, &p.id).await.unwrap();
+        let entries = settlements::entries_of_payment(&app.db, &p.id)
+            .await
+            .unwrap();
         assert_eq!(entries.len(), 1);
         assert_eq!(entries[0].stamp_duty, stamp, "{chain} {amount}");
-        assert_eq!(fee_of(&app, &p.id).await, stamp, "no schedule: stamp duty only");
+        assert_eq!(
+            fee_of(&app, &p.id).await,
+            stamp,
+            "no schedule: stamp duty only"
+        );
     }
 }
 both!(stamp_duty_follows_the_chain_for_taxable_goods);
+
+/// The `settlements` worker (ticking at the sweep interval) settles a period on its first tick
+/// after the period ended, and notifies the merchant.
+async fn the_worker_settles_when_the_period_ends(app: TestApp) {
+    let rx = Receiver::start().await;
+    let m = app
+        .merchant_with(|n| n.callback_url = Some(rx.url.clone()))
+        .await;
+    terms(&app, &m, false).await;
+    let a = payment(
+        &app,
+        &m,
+        "w-a",
+        Method::Konbini,
+        "lawson",
+        "awaiting_payment",
+        10_000,
+    )
+    .await;
+    sandbox(&app, &m, &a.id, "paid").await;
+    assert_eq!(
+        app.count("settlements").await,
+        0,
+        "the period has not ended"
+    );
+    let (period, day) = cutoff_day(&app);
+    app.advance_clock_to(payout::jst_midnight_ms(day) + 60_000);
+    let s = eventually("the worker's settlement", || async {
+        settlements::list(&app.db, Some(&m.id), 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert_eq!(s.period_start, payout::ymd(period.first));
+    assert_eq!((s.gross, s.net), (10_000, 10_000 - 1_500 - 150));
+    rx.wait_for("settlement.created", |h| {
+        h.iter().any(|h| h.json()["type"] == "settlement.created")
+    })
+    .await;
+}
+
+mod worker {
+    use crate::helpers::{spawn_app_with, Backend};
+
+    #[tokio::test]
+    async fn sqlite() {
+        let app = spawn_app_with(Backend::Sqlite, |c| c.sweep_interval_ms = 50)
+            .await
+            .unwrap();
+        super::the_worker_settles_when_the_period_ends(app).await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        if let Some(app) = spawn_app_with(Backend::Postgres, |c| c.sweep_interval_ms = 50).await {
+            super::the_worker_settles_when_the_period_ends(app).await;
+        }
+    }
+}
