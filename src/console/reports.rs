@@ -58,6 +58,13 @@ struct Col {
     right: bool,
 }
 
+fn col(title: &'static str, x: f32, right: bool) -> Col {
+    Col { title, x, right }
+}
+
+/// Table text size: a 24-character payment id fits its column.
+const ROW_SIZE: f32 = 7.5;
+
 /// Page-by-page writer: text at a position, rules, and a cursor that starts a new page (with
 /// the table header repeated) when the page is full.
 struct Writer {
@@ -146,9 +153,9 @@ impl Writer {
     fn row(&mut self, cols: &[Col], cells: &[String]) {
         for (c, v) in cols.iter().zip(cells) {
             if c.right {
-                self.text_right(c.x, 8.5, v.clone());
+                self.text_right(c.x, ROW_SIZE, v.clone());
             } else {
-                self.text(c.x, 8.5, v.clone());
+                self.text(c.x, ROW_SIZE, v.clone());
             }
         }
         self.down(LINE);
@@ -214,13 +221,11 @@ fn yen(amount: i64) -> String {
 
 /// The method and institution of an entry, in the console's words.
 fn method_label(method: &str, institution: Option<&str>) -> String {
-    let name = Method::parse(method).map_or(method, |v| v.name_ja());
+    // Konbini lines name the store (the column is narrow); other methods their name.
     match (Method::parse(method), institution) {
-        (Some(Method::Konbini), Some(i)) => Chain::parse(i).map_or_else(
-            || format!("{name} {i}"),
-            |c| format!("{name} {}", c.name_ja()),
-        ),
-        _ => name.to_owned(),
+        (Some(Method::Konbini), Some(i)) => Chain::parse(i).map_or(i, |c| c.name_ja()).to_owned(),
+        (Some(m), _) => m.name_ja().to_owned(),
+        (None, _) => method.to_owned(),
     }
 }
 
@@ -290,46 +295,14 @@ pub fn settlement_statement(
     );
     w.down(LINE * 2.0);
     let cols = [
-        Col {
-            title: "日時",
-            x: MARGIN,
-            right: false,
-        },
-        Col {
-            title: "決済ID",
-            x: MARGIN + 66.0,
-            right: false,
-        },
-        Col {
-            title: "取引ID",
-            x: MARGIN + 186.0,
-            right: false,
-        },
-        Col {
-            title: "決済種別",
-            x: MARGIN + 276.0,
-            right: false,
-        },
-        Col {
-            title: "区分",
-            x: MARGIN + 366.0,
-            right: false,
-        },
-        Col {
-            title: "金額",
-            x: MARGIN + 436.0,
-            right: true,
-        },
-        Col {
-            title: "手数料",
-            x: MARGIN + 470.0,
-            right: true,
-        },
-        Col {
-            title: "印紙代",
-            x: PAGE_W - MARGIN,
-            right: true,
-        },
+        col("日時", MARGIN, false),
+        col("決済ID", MARGIN + 64.0, false),
+        col("取引ID", MARGIN + 180.0, false),
+        col("決済種別", MARGIN + 254.0, false),
+        col("区分", MARGIN + 320.0, false),
+        col("金額", MARGIN + 392.0, true),
+        col("手数料", MARGIN + 442.0, true),
+        col("印紙代", PAGE_W - MARGIN, true),
     ];
     w.header_row(&cols);
     for e in entries {
@@ -386,41 +359,13 @@ pub fn konbini_report(
     w.rule();
     w.down(LINE * 2.0);
     let cols = [
-        Col {
-            title: "収納日時",
-            x: MARGIN,
-            right: false,
-        },
-        Col {
-            title: "決済ID",
-            x: MARGIN + 70.0,
-            right: false,
-        },
-        Col {
-            title: "取引ID",
-            x: MARGIN + 200.0,
-            right: false,
-        },
-        Col {
-            title: "コンビニ",
-            x: MARGIN + 290.0,
-            right: false,
-        },
-        Col {
-            title: "区分",
-            x: MARGIN + 380.0,
-            right: false,
-        },
-        Col {
-            title: "金額",
-            x: MARGIN + 450.0,
-            right: true,
-        },
-        Col {
-            title: "印紙代",
-            x: PAGE_W - MARGIN,
-            right: true,
-        },
+        col("収納日時", MARGIN, false),
+        col("決済ID", MARGIN + 64.0, false),
+        col("取引ID", MARGIN + 180.0, false),
+        col("コンビニ", MARGIN + 254.0, false),
+        col("区分", MARGIN + 320.0, false),
+        col("金額", MARGIN + 422.0, true),
+        col("印紙代", PAGE_W - MARGIN, true),
     ];
     w.header_row(&cols);
     for e in entries {
