@@ -357,6 +357,9 @@ pub enum Command {
     /// Shopper e-mail and SMS messages: send a test e-mail, a merchant's message settings.
     #[command(subcommand)]
     Mail(MailCmd),
+    /// Fees, payout terms and settlements (精算): cut-off, list, terms, fee schedules.
+    #[command(subcommand)]
+    Settlement(SettlementCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -758,6 +761,158 @@ pub enum NotifyCmd {
     },
     /// Queue a `ping` test event.
     Ping { merchant_id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SettlementCmd {
+    /// Build the settlements of every payout period that ended before a date (default: today,
+    /// Japan time). Running it again changes nothing.
+    Cutoff {
+        /// The cut-off date, YYYY-MM-DD (Japan time): periods ending before it are settled.
+        #[arg(long)]
+        date: Option<String>,
+    },
+    /// List a merchant's settlements, newest first.
+    List { merchant_id: String },
+    /// Set a merchant's payout terms: cycle, days to payout, settlement fee, tax status.
+    Terms {
+        merchant_id: String,
+        /// month_end (月1回), half_month (月2回), every_10_days (月3回), every_5_days (月6回).
+        #[arg(long)]
+        cycle: String,
+        /// Days from a period's last day to its payout (moved off weekends).
+        #[arg(long, default_value_t = crate::domain::payout::DEFAULT_PAYOUT_DELAY_DAYS)]
+        payout_delay_days: i64,
+        /// 精算入金手数料 per payout in yen, tax excluded (e.g. 1500).
+        #[arg(long, default_value_t = 0)]
+        settlement_fee: i64,
+        /// The merchant's goods are subject to consumption tax (stamp duty then compares the
+        /// tax-excluded price at Lawson, Ministop and Seicomart).
+        #[arg(long)]
+        goods_taxable: bool,
+    },
+    /// Set a merchant's fees for one method, tax excluded: a fixed fee per collected payment
+    /// and/or a percentage of its amount.
+    Fee {
+        merchant_id: String,
+        method: String,
+        /// Yen per collected payment (e.g. 120 for Smart Pit プラン120).
+        #[arg(long, default_value_t = 0)]
+        fixed: i64,
+        /// Percent of the collected amount, up to two decimals (e.g. 3.25).
+        #[arg(long, default_value = "0")]
+        rate: String,
+    },
+}
+
+pub async fn settlement(db: &Db, cmd: SettlementCmd) -> anyhow::Result<()> {
+    use crate::db::settlements;
+    use crate::domain::payout::{self, Cycle};
+    let now = crate::util::now_ms();
+    let merchant = |id: String| async move {
+        anyhow::ensure!(merchants::get(db, &id).await?.is_some(), "no merchant {id}");
+        anyhow::Ok(id)
+    };
+    match cmd {
+        SettlementCmd::Cutoff { date } => {
+            let day = match date {
+                Some(d) => payout::parse_ymd(&d)
+                    .ok_or_else(|| anyhow::anyhow!("date must be YYYY-MM-DD, got {d}"))?,
+                None => payout::jst_date(now),
+            };
+            let made = crate::flows::settlements::cutoff(db, day, now).await?;
+            for s in &made {
+                println!(
+                    "{}\t{}\t{}..{}\tpayout={}\tnet={}",
+                    s.id, s.merchant_id, s.period_start, s.period_end, s.payout_date, s.net
+                );
+            }
+            println!("{} settlement(s) created", made.len());
+        }
+        SettlementCmd::List { merchant_id } => {
+            for s in settlements::list(db, Some(&merchant_id), 100).await? {
+                println!(
+                    "{}\t{}..{}\tpayout={}\tpayments={}\tgross={}\tnet={}",
+                    s.id,
+                    s.period_start,
+                    s.period_end,
+                    s.payout_date,
+                    s.payment_count,
+                    s.gross,
+                    s.net
+                );
+            }
+        }
+        SettlementCmd::Terms {
+            merchant_id,
+            cycle,
+            payout_delay_days,
+            settlement_fee,
+            goods_taxable,
+        } => {
+            let cycle = Cycle::parse(&cycle).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "cycle must be one of {}",
+                    Cycle::ALL
+                        .iter()
+                        .map(|c| c.code())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?;
+            anyhow::ensure!(
+                (0..=60).contains(&payout_delay_days),
+                "payout-delay-days must be 0 to 60"
+            );
+            anyhow::ensure!(settlement_fee >= 0, "settlement-fee must not be negative");
+            let terms = settlements::Terms {
+                merchant_id: merchant(merchant_id).await?,
+                cycle,
+                payout_delay_days,
+                settlement_fee,
+                goods_taxable,
+            };
+            settlements::set_terms(db, &terms, now).await?;
+            println!(
+                "{}: {} payout {} days after each period, settlement fee {} yen, goods {}",
+                terms.merchant_id,
+                cycle.code(),
+                payout_delay_days,
+                settlement_fee,
+                if goods_taxable {
+                    "taxable"
+                } else {
+                    "tax-exempt"
+                }
+            );
+        }
+        SettlementCmd::Fee {
+            merchant_id,
+            method,
+            fixed,
+            rate,
+        } => {
+            let m =
+                Method::parse(&method).ok_or_else(|| anyhow::anyhow!("unknown method {method}"))?;
+            let rate_bp = crate::domain::fees::parse_percent_bp(&rate).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "rate must be a percentage 0 to 100 with up to two decimals, got {rate}"
+                )
+            })?;
+            anyhow::ensure!(fixed >= 0, "fixed must not be negative");
+            let id = merchant(merchant_id).await?;
+            let schedule = crate::domain::fees::Schedule {
+                fixed_fee: fixed,
+                rate_bp,
+            };
+            settlements::set_schedule(db, &id, m, schedule, now).await?;
+            println!(
+                "{id} {}: {fixed} yen + {rate}% per collected payment",
+                m.code()
+            );
+        }
+    }
+    Ok(())
 }
 
 #[derive(Subcommand, Debug)]

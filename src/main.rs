@@ -77,6 +77,10 @@ async fn main() -> anyhow::Result<()> {
             cli::repeat(&app.state, cmd).await
         }
         Command::Mail(cmd) => cli::mail(&args.global.config()?, cmd).await,
+        Command::Settlement(cmd) => {
+            let db = Db::connect(&args.global.database_url).await?;
+            cli::settlement(&db, cmd).await
+        }
         Command::User(cmd) => {
             let config = args.global.config()?;
             let db = Db::connect(&config.database_url).await?;

@@ -190,6 +190,16 @@ impl App {
                 stop,
             )
         });
+        let (db, wake, clock) = (st.db.clone(), st.wake.clone(), st.clock.clone());
+        sup.spawn("settlements", move |stop| {
+            crate::flows::settlements::run_cutoff(
+                db.clone(),
+                wake.clone(),
+                clock.clone(),
+                interval,
+                stop,
+            )
+        });
         let sender = Arc::new(self.message_sender()?);
         sup.spawn("messages", move |stop| sender.clone().run(stop));
         Ok(sup)

@@ -55,7 +55,7 @@ impl Encoding {
         }
     }
 
-    fn encode(self, text: String) -> Bytes {
+    pub fn encode(self, text: String) -> Bytes {
         match self {
             Encoding::Utf8Bom => Bytes::from(text),
             Encoding::ShiftJis => Bytes::from(crate::render::to_shift_jis(&text)),

@@ -172,5 +172,10 @@ pub async fn build(
         can_number_cancel,
         refundable: p.captured_amount - p.refunded_amount,
         message,
+        fees: crate::db::settlements::entries_of_payment(&state.db, &p.id)
+            .await?
+            .iter()
+            .map(crate::console::settlements::ledger_view)
+            .collect(),
     })
 }

@@ -199,6 +199,8 @@ pub struct Detail {
     /// Yen not yet promised by a refund request.
     pub requestable: i64,
     pub refund_requests: Vec<RefundRequestView>,
+    /// Its payout ledger entries: fees charged when collected, refunds, reversals.
+    pub fees: Vec<LedgerView>,
 }
 
 /// A refund request (返金依頼) on the payment detail page.
@@ -214,6 +216,58 @@ pub struct RefundRequestView {
     pub account: Option<String>,
     pub can_mark_paid: bool,
     pub can_cancel: bool,
+}
+
+/// One payout ledger entry (a payment's fees, or a line of a settlement), formatted.
+pub struct LedgerView {
+    pub at: String,
+    pub payment_id: String,
+    pub order_id: String,
+    pub method: String,
+    pub kind: String,
+    pub amount: String,
+    /// Fees tax excluded (税別).
+    pub fees: String,
+    pub fee_tax: String,
+    pub stamp_duty: String,
+    /// The settlement that took it, if any.
+    pub settlement_id: String,
+}
+
+/// One settlement in the list.
+pub struct SettlementView {
+    pub id: String,
+    pub merchant_id: String,
+    pub period: String,
+    pub payout_date: String,
+    pub payment_count: i64,
+    pub gross: String,
+    pub refunds: String,
+    pub fees: String,
+    pub settlement_fee: String,
+    pub fee_tax: String,
+    pub stamp_duty: String,
+    pub net: String,
+    pub cycle: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/settlements.html")]
+pub struct Settlements {
+    pub c: Chrome,
+    pub rows: Vec<SettlementView>,
+    /// The konbini report form's default period.
+    pub from: String,
+    pub to: String,
+    pub merchant: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/settlement.html")]
+pub struct SettlementDetail {
+    pub c: Chrome,
+    pub s: SettlementView,
+    pub entries: Vec<LedgerView>,
 }
 
 #[derive(Template)]

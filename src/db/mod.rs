@@ -30,6 +30,7 @@ pub mod saved_searches;
 pub mod saved_cards;
 pub mod sealed;
 pub mod search;
+pub mod settlements;
 pub mod sms;
 pub mod stats;
 pub mod subscriptions;

@@ -99,13 +99,16 @@ pub async fn create_with_id(
         .bind(p.connector.as_str())
         .fetch_one(c)
         .await);
-    let row = row.map_err(|e| {
+    let mut row = row.map_err(|e| {
         if crate::db::is_unique_violation(&e) {
             PaymentError::AlreadyLive
         } else {
             PaymentError::Db(e)
         }
     })?;
+    if let Some(fee) = crate::db::settlements::on_payment_change(tx, None, &row, now).await? {
+        set_fee(tx, &mut row, fee).await?;
+    }
     insert_event(
         tx,
         &row.id,
@@ -185,7 +188,11 @@ pub async fn transition(
         .bind(p.updated_at)
         .fetch_optional(c)
         .await)?;
-    let row = row.ok_or(PaymentError::Conflict)?;
+    let mut row = row.ok_or(PaymentError::Conflict)?;
+    // Fees are charged when the money is collected (and undone with it), in this transaction.
+    if let Some(fee) = crate::db::settlements::on_payment_change(tx, Some(p), &row, now).await? {
+        set_fee(tx, &mut row, fee).await?;
+    }
     // Counted when written; a transaction rolled back afterwards (rare) still counts.
     metrics::counter!(
         "kakehashi_payment_status_changes_total",
@@ -209,6 +216,18 @@ pub async fn transition(
     // Shopper messages (instructions, receipts, notices) ride the same transaction.
     crate::db::messages::on_payment_event(tx, &row, change.event, now).await?;
     Ok(row)
+}
+
+/// Stores a payment's fee total (`payments.fee`): the stamp duty expected when a konbini number
+/// is issued, then everything deducted for it once collected (`db::settlements`).
+async fn set_fee(tx: &mut Tx, row: &mut PaymentRow, fee: i64) -> Result<(), sqlx::Error> {
+    exec_tx!(tx, c => sqlx::query("UPDATE payments SET fee = $1 WHERE id = $2")
+        .bind(fee)
+        .bind(&row.id)
+        .execute(c)
+        .await)?;
+    row.fee = fee;
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -748,4 +767,29 @@ pub async fn lock(tx: &mut Tx, id: &str) -> Result<Option<PaymentRow>, sqlx::Err
         .execute(c)
         .await)?;
     get_tx(tx, id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `COLLECTED` (the SQL of the payout summary) and `PaymentStatus::is_collected` (fees and
+    /// settlements) name the same statuses.
+    #[test]
+    fn collected_sql_matches_the_domain() {
+        let mut domain: Vec<&str> = Method::ALL
+            .into_iter()
+            .flat_map(PaymentStatus::all_for)
+            .filter(|s| s.is_collected())
+            .map(|s| s.code())
+            .collect();
+        domain.sort_unstable();
+        domain.dedup();
+        let mut sql: Vec<&str> = COLLECTED
+            .split(", ")
+            .map(|c| c.trim_matches('\''))
+            .collect();
+        sql.sort_unstable();
+        assert_eq!(domain, sql);
+    }
 }

@@ -27,6 +27,7 @@ pub const ALL: &[&str] = &[
     "payeasy.late_paid",
     "subscription.charged",
     "subscription.cancelled",
+    "settlement.created",
     "ping",
 ];
 

@@ -140,6 +140,22 @@ impl PaymentStatus {
         )
     }
 
+    /// The money is the merchant's (売上済, 消込済, 確報, 入金完了, 決済完了), possibly refunded
+    /// since: what a settlement counts, and when fees are charged (`domain::fees`). A card
+    /// authorisation is not collected until it is captured. The statuses of
+    /// `db::payments::COLLECTED`; a test keeps the two in step.
+    pub fn is_collected(self) -> bool {
+        matches!(
+            self,
+            PaymentStatus::Card(CardStatus::Captured | CardStatus::Refunded)
+                | PaymentStatus::Number(
+                    NumberStatus::Paid | NumberStatus::Confirmed | NumberStatus::LatePaid
+                )
+                | PaymentStatus::Bank(BankStatus::Paid)
+                | PaymentStatus::Carrier(CarrierStatus::Completed | CarrierStatus::Refunded)
+        )
+    }
+
     /// Waiting for the shopper at a bank or carrier page (or for its answer).
     pub fn is_awaiting_redirect(self) -> bool {
         matches!(

@@ -21,6 +21,7 @@ pub mod refund_requests;
 pub mod repeat;
 pub mod saved_cards;
 pub mod secrets;
+pub mod settlements;
 
 use std::sync::Arc;
 

@@ -17,6 +17,7 @@ mod console_refunds;
 mod console_repeat;
 mod console_requests;
 mod console_searches;
+mod console_settlements;
 mod console_subscriptions;
 mod console_users;
 mod demo;
@@ -209,6 +210,27 @@ fn console_router(state: AppState) -> Router<AppState> {
             post(console_subscriptions::cancel),
         )
         .route("/console/summary", get(console_admin::summary_page))
+        .route("/console/settlements", get(console_settlements::list))
+        .route(
+            "/console/settlements.csv",
+            get(console_settlements::list_csv),
+        )
+        .route(
+            "/console/settlements/{id}",
+            get(console_settlements::detail),
+        )
+        .route(
+            "/console/settlements/{id}/csv",
+            get(console_settlements::detail_csv),
+        )
+        .route(
+            "/console/settlements/{id}/pdf",
+            get(console_settlements::statement_pdf),
+        )
+        .route(
+            "/console/reports/konbini.pdf",
+            get(console_settlements::konbini_pdf),
+        )
         .route("/console/audit", get(console_admin::audit_page))
         .layer(middleware::from_fn_with_state(
             state,

@@ -36,6 +36,15 @@ impl Console {
         (r.status().as_u16(), r.text().await.unwrap())
     }
 
+    /// A GET whose response is read by the caller (binary downloads).
+    pub(crate) async fn get_raw(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub(crate) async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)

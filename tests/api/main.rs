@@ -31,6 +31,7 @@ mod messages;
 mod notify;
 mod ops;
 mod repeat;
+mod settlements;
 mod shopper;
 mod shutdown;
 mod sms;
