@@ -14,6 +14,7 @@ pub mod order;
 pub mod payment;
 pub mod processor;
 pub mod reason;
+pub mod wallet;
 
 pub use method::Method;
 

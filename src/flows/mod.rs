@@ -16,6 +16,7 @@ pub mod processor_webhooks;
 pub mod processors;
 pub mod redirect;
 pub mod secrets;
+pub mod wallet;
 
 use std::sync::Arc;
 
