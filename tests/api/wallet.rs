@@ -297,3 +297,56 @@ async fn not_offered_on_feature_phones(app: TestApp) {
     assert_eq!(app.count("payments").await, 0);
 }
 both!(not_offered_on_feature_phones);
+
+/// The console's 返金 on a paid wallet payment: shown on the payment page, confirmed, partial
+/// then the rest; an over-refund is refused and changes nothing.
+async fn console_refunds_a_wallet_payment(app: TestApp) {
+    use crate::console::{user, Console};
+    let m = app.merchant().await;
+    let (wallet_url, _) = to_wallet(&app, &m, "wl-6", "paypay", UA_PC).await;
+    let ret = location(&press(&app, &wallet_url, "approve").await);
+    let pid = payment_id_of(&ret);
+    app.get(&ret, UA_PC).await;
+    assert_eq!(app.payment_status(&pid).await, "paid");
+
+    let u = user(&app, Some(&m.id), kakehashi::console::Role::Admin).await;
+    let c = Console::login(&app, &u).await;
+    let (s, page) = c.get(&format!("/console/payments/{pid}")).await;
+    assert_eq!(s, 200);
+    assert!(page.contains("value=\"refund\""), "{page}");
+    let csrf = hidden(&page, "csrf");
+    let path = format!("/console/payments/{pid}/action");
+    let refund = |amount: &'static str| {
+        let csrf = csrf.clone();
+        let path = path.clone();
+        let c = &c;
+        async move {
+            c.post(
+                &path,
+                &[
+                    ("csrf", &csrf),
+                    ("op", "refund"),
+                    ("amount", amount),
+                    ("confirm", "yes"),
+                ],
+            )
+            .await
+        }
+    };
+    assert_eq!(refund("800").await.status(), 303);
+    assert_eq!(refund("4001").await.status(), 409);
+    let row = kakehashi::db::payments::get(&app.db, &pid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((row.status.code(), row.refunded_amount), ("paid", 800));
+    assert_eq!(refund("4000").await.status(), 303);
+    let row = kakehashi::db::payments::get(&app.db, &pid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((row.status.code(), row.refunded_amount), ("refunded", 4_800));
+    let (_, page) = c.get(&format!("/console/payments/{pid}")).await;
+    assert!(!page.contains("value=\"refund\""), "nothing left to refund");
+}
+both!(console_refunds_a_wallet_payment);
