@@ -187,7 +187,10 @@ impl ProcessorDriver for KomojuDriver {
         &[Family::Number, Family::Carrier, Family::Wallet]
     }
 
-    fn wallet(&self, c: &Credentials) -> Option<Arc<dyn crate::connectors::wallet::WalletConnector>> {
+    fn wallet(
+        &self,
+        c: &Credentials,
+    ) -> Option<Arc<dyn crate::connectors::wallet::WalletConnector>> {
         Some(Arc::new(wallet::KomojuWallet {
             api: self.api.clone(),
             key: c.secret_key.clone(),

@@ -45,7 +45,9 @@ pub struct StartOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum WalletOutcome {
-    Paid { txn_id: String },
+    Paid {
+        txn_id: String,
+    },
     Declined,
     /// Not decided yet (a processor asked server-side still waits): a webhook or the timeout
     /// decides later.
@@ -326,7 +328,13 @@ mod tests {
             .unwrap();
         let p: Vec<_> = params(&url)
             .into_iter()
-            .map(|(k, v)| if k == "amount" { (k, "1".into()) } else { (k, v) })
+            .map(|(k, v)| {
+                if k == "amount" {
+                    (k, "1".into())
+                } else {
+                    (k, v)
+                }
+            })
             .collect();
         assert_eq!(
             c.confirm_return(&p, "s1", 20).await.unwrap_err().code(),

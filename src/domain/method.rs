@@ -125,12 +125,10 @@ impl Method {
     /// banking or to a wallet app, and only d払い offers carrier billing on feature phones.
     pub fn works_on(self, device: Device) -> bool {
         match device {
-            Device::FeaturePhone => {
-                !matches!(
-                    self,
-                    Method::Banknet | Method::Au | Method::Softbank | Method::Wallet
-                )
-            }
+            Device::FeaturePhone => !matches!(
+                self,
+                Method::Banknet | Method::Au | Method::Softbank | Method::Wallet
+            ),
             // A ガラホ's browser is a smartphone's (redirects, carriers' own flows).
             Device::Pc | Device::Smartphone | Device::Garaho => true,
         }

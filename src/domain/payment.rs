@@ -211,9 +211,7 @@ impl PaymentStatus {
             | P::Number(NumberStatus::Cancelled) => ("キャンセルされました", "Cancelled"),
             P::Card(CardStatus::Refunded)
             | P::Carrier(CarrierStatus::Refunded)
-            | P::Wallet(WalletStatus::Refunded) => {
-                ("返金されました", "Refunded")
-            }
+            | P::Wallet(WalletStatus::Refunded) => ("返金されました", "Refunded"),
             P::Card(CardStatus::Failed)
             | P::Bank(BankStatus::Declined)
             | P::Carrier(CarrierStatus::Failed)
@@ -227,9 +225,7 @@ impl PaymentStatus {
             P::Number(NumberStatus::Reversed) => ("お支払いが取り消されました", "Payment reversed"),
             P::Bank(BankStatus::AwaitingBank)
             | P::Carrier(CarrierStatus::AwaitingAuth)
-            | P::Wallet(WalletStatus::AwaitingWallet) => {
-                ("手続き中です", "In progress")
-            }
+            | P::Wallet(WalletStatus::AwaitingWallet) => ("手続き中です", "In progress"),
             P::Bank(BankStatus::TimedOut) | P::Wallet(WalletStatus::TimedOut) => {
                 ("時間切れになりました", "Timed out")
             }

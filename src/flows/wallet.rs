@@ -209,7 +209,10 @@ pub async fn handle_return(
         && p.institution.as_deref() == Some(res.wallet.code())
         && res.amount == p.amount;
     if !matches {
-        tracing::warn!(payment_id, "wallet return does not match the stored payment");
+        tracing::warn!(
+            payment_id,
+            "wallet return does not match the stored payment"
+        );
         return Err(FlowError::shopper(Reason::ReturnRejected));
     }
     let mut tx = state.db.begin().await?;
@@ -313,8 +316,7 @@ async fn refunded_in(
     let Some(from) = p.status.wallet() else {
         return Ok(None);
     };
-    let Ok((to, total)) = wallet::refund(from, p.captured_amount, p.refunded_amount, amount)
-    else {
+    let Ok((to, total)) = wallet::refund(from, p.captured_amount, p.refunded_amount, amount) else {
         return Ok(None);
     };
     let mut change = Change::new(to, "payment.refunded", actor);

@@ -223,10 +223,7 @@ pub fn router(state: AppState) -> Router {
             get(carrier::result),
         )
         // Wallets (PayPay, au PAY, …)
-        .route(
-            "/pay/{token}/wallet",
-            get(wallet::show).post(wallet::start),
-        )
+        .route("/pay/{token}/wallet", get(wallet::show).post(wallet::start))
         .route("/pay/{token}/wallet/return/{payment_id}", get(wallet::back))
         .route(
             "/pay/{token}/wallet/result/{payment_id}",

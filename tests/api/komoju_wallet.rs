@@ -152,7 +152,13 @@ async fn komoju_wallet_paid_then_refunded(app: TestApp, fake: KomojuFake) {
     let path = format!("/api/v1/payments/{}/refund", p.id);
     let r = app.api_post(&path, &key, json!({ "amount": 1000 })).await;
     assert_eq!(r.status, 200, "{:?}", r.json);
-    assert_eq!((r.json["status"].as_str(), r.json["refunded_amount"].as_i64()), (Some("paid"), Some(1000)));
+    assert_eq!(
+        (
+            r.json["status"].as_str(),
+            r.json["refunded_amount"].as_i64()
+        ),
+        (Some("paid"), Some(1000))
+    );
     assert_eq!(fake.payment(&kid)["amount_refunded"], 1000);
     let r = app.api_post(&path, &key, json!({ "amount": 2000 })).await;
     assert_eq!(r.status, 200, "{:?}", r.json);
@@ -181,7 +187,12 @@ async fn komoju_wallet_paid_then_refunded(app: TestApp, fake: KomojuFake) {
             json!({ "amount": 500 }),
         )
         .await;
-    assert_eq!((r.status, r.code()), (502, "connector_error"), "{:?}", r.json);
+    assert_eq!(
+        (r.status, r.code()),
+        (502, "connector_error"),
+        "{:?}",
+        r.json
+    );
     let row = payment(&app, "kw-2").await;
     assert_eq!((row.status.code(), row.refunded_amount), ("paid", 0));
 }
@@ -193,7 +204,12 @@ async fn komoju_wallet_declined_and_untrusted_returns(app: TestApp, fake: Komoju
     let (m, _) = live_merchant(&app).await;
     let (p, kid) = to_komoju(&app, &fake, &m, "kw-3", 2000, "merpay").await;
     let genuine = fake.return_url(&kid);
-    let gets = |f: &KomojuFake| f.requests().iter().filter(|r| r.starts_with("GET ")).count();
+    let gets = |f: &KomojuFake| {
+        f.requests()
+            .iter()
+            .filter(|r| r.starts_with("GET "))
+            .count()
+    };
     let before = gets(&fake);
     for forged in [
         genuine.replace("amount=2000", "amount=1"),
@@ -204,7 +220,10 @@ async fn komoju_wallet_declined_and_untrusted_returns(app: TestApp, fake: Komoju
     }
     assert_eq!(gets(&fake), before, "KOMOJU asked about a forged return");
     let body = come_back(&app, &fake.decide(&kid, "failed")).await;
-    assert!(body.contains("ウォレットでお支払いが承認されませんでした"), "{body}");
+    assert!(
+        body.contains("ウォレットでお支払いが承認されませんでした"),
+        "{body}"
+    );
     assert_eq!(app.payment_status(&p.id).await, "failed");
     assert_eq!(app.checkout_status(&m, "kw-3").await, "open");
     // A return of one payment cannot settle another.

@@ -35,7 +35,14 @@ async fn to_wallet(
     let r = app.get(&method_page, ua).await;
     assert_eq!(r.status(), 200);
     let body = r.text().await.unwrap();
-    for name in ["PayPay", "au PAY", "メルペイ", "楽天ペイ", "ペイディ", "LINE Pay"] {
+    for name in [
+        "PayPay",
+        "au PAY",
+        "メルペイ",
+        "楽天ペイ",
+        "ペイディ",
+        "LINE Pay",
+    ] {
         assert!(body.contains(name), "{name}");
     }
     assert!(body.contains("<svg class=\"badge\""), "our own badges");
@@ -169,7 +176,10 @@ async fn decline_fails_and_offers_another_method(app: TestApp) {
     let pid = payment_id_of(&ret);
     let result = location(&app.get(&ret, UA_IPHONE).await);
     let body = app.get(&result, UA_IPHONE).await.text().await.unwrap();
-    assert!(body.contains("ウォレットでお支払いが承認されませんでした"), "{body}");
+    assert!(
+        body.contains("ウォレットでお支払いが承認されませんでした"),
+        "{body}"
+    );
     assert!(body.contains("別の方法で支払う"));
     assert_eq!(app.payment_status(&pid).await, "failed");
     assert_eq!(app.checkout_status(&m, "wl-2").await, "open");
@@ -208,14 +218,11 @@ async fn walk_away_times_out_and_a_late_approval_is_kept(app: TestApp) {
     assert_eq!(r.status(), 200, "no redirect back");
     assert!(r.text().await.unwrap().contains("walked-away"));
     let session = wallet_url.rsplit('/').next().unwrap();
-    let p = kakehashi::flows::redirect::by_session(
-        &app.db,
-        kakehashi::domain::Method::Wallet,
-        session,
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let p =
+        kakehashi::flows::redirect::by_session(&app.db, kakehashi::domain::Method::Wallet, session)
+            .await
+            .unwrap()
+            .unwrap();
     assert_eq!(p.status.code(), "awaiting_wallet");
     // Back at the checkout, the shopper learns nothing was charged and when it is cancelled.
     let f = app.fields(&m, "wl-3", 4_800, &[]);
@@ -345,8 +352,43 @@ async fn console_refunds_a_wallet_payment(app: TestApp) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((row.status.code(), row.refunded_amount), ("refunded", 4_800));
+    assert_eq!(
+        (row.status.code(), row.refunded_amount),
+        ("refunded", 4_800)
+    );
     let (_, page) = c.get(&format!("/console/payments/{pid}")).await;
     assert!(!page.contains("value=\"refund\""), "nothing left to refund");
 }
 both!(console_refunds_a_wallet_payment);
+
+/// `kakehashi payment refund` on a wallet payment goes through the wallet's refund (not the
+/// card's): part, then the rest; a second refund of nothing left is refused.
+async fn cli_refunds_a_wallet_payment(app: TestApp) {
+    use kakehashi::cli::{payment, PaymentCmd};
+    let m = app.merchant().await;
+    let (wallet_url, _) = to_wallet(&app, &m, "wl-7", "linepay", UA_PC).await;
+    let ret = location(&press(&app, &wallet_url, "approve").await);
+    let pid = payment_id_of(&ret);
+    app.get(&ret, UA_PC).await;
+    let refund = |amount: i64| PaymentCmd::Refund {
+        payment_id: pid.clone(),
+        amount,
+    };
+    payment(&app.state, refund(1_800)).await.unwrap();
+    let row = kakehashi::db::payments::get(&app.db, &pid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((row.status.code(), row.refunded_amount), ("paid", 1_800));
+    payment(&app.state, refund(3_000)).await.unwrap();
+    assert_eq!(app.payment_status(&pid).await, "refunded");
+    assert!(payment(&app.state, refund(1)).await.is_err());
+    let events = kakehashi::db::payments::events(&app.db, &pid)
+        .await
+        .unwrap();
+    assert!(events
+        .iter()
+        .filter(|e| e.kind == "payment.refunded")
+        .all(|e| e.actor == "cli"));
+}
+both!(cli_refunds_a_wallet_payment);

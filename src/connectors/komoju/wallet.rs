@@ -219,7 +219,10 @@ impl WalletConnector for KomojuWallet {
         if req.amount < 1 {
             return Err(ConnectorError::InvalidRequest("amount_not_positive"));
         }
-        let path = format!("/api/v1/payments/{}/refund", percent_encode(&req.session_id));
+        let path = format!(
+            "/api/v1/payments/{}/refund",
+            percent_encode(&req.session_id)
+        );
         self.api
             .call(
                 &self.key,
