@@ -441,6 +441,8 @@ async fn record_refund(
     actor: &str,
     now: i64,
 ) -> FlowResult<PaymentRow> {
+    // A webhook may have changed the row while the connector was called: apply to it as it is.
+    let p = &payments::get(db, &p.id).await?.unwrap_or_else(|| p.clone());
     let mut tx = db.begin().await?;
     if !operations::finish(&mut tx, op_id, None, now).await? {
         drop(tx);
@@ -453,6 +455,15 @@ async fn record_refund(
                 Refused::Conflict,
                 "invalid_transition",
                 "the payment can no longer be refunded",
+            ))
+        }
+        // Changed again in between: the refund is done at the connector; the operation stays
+        // pending, so `resume` records it (the connector answers the same key the same way).
+        Err(PaymentError::Conflict) => {
+            return Err(FlowError::refused(
+                Refused::Conflict,
+                "concurrent_change",
+                "the payment changed meanwhile; the refund is recorded shortly",
             ))
         }
         Err(e) => return Err(payment_error(e)),

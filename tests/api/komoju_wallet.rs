@@ -203,6 +203,9 @@ both_komoju_wallet!(komoju_wallet_paid_then_refunded);
 async fn komoju_wallet_declined_and_untrusted_returns(app: TestApp, fake: KomojuFake) {
     let (m, _) = live_merchant(&app).await;
     let (p, kid) = to_komoju(&app, &fake, &m, "kw-3", 2000, "merpay").await;
+    // A live payment can never be decided on the sandbox wallet page.
+    let sandbox = format!("{}/sandbox/wallet/merpay/{kid}", app.base);
+    assert_eq!(app.get(&sandbox, UA_IPHONE).await.status(), 404);
     let genuine = fake.return_url(&kid);
     let gets = |f: &KomojuFake| {
         f.requests()
