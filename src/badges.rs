@@ -1,4 +1,4 @@
-//! Our own small SVG badges for konbini chains and card brands (no third-party artwork):
+//! Our own small SVG badges for konbini chains, card brands and wallets (no third-party artwork):
 //! a rounded tile in the chain's or brand's familiar colours with a letter or short name, so
 //! a shopper finds their store or card at a glance. Inline, decorative (`aria-hidden`): the
 //! name is always written next to the badge.
@@ -38,6 +38,32 @@ pub fn chain(code: &str) -> Option<&'static str> {
         ),
         "payeasy" => tile!(
             r##"<rect width="40" height="24" rx="4" fill="#fff" stroke="#c8102e"/><text x="20" y="16" font-size="9" font-weight="700" text-anchor="middle" fill="#c8102e" font-family="sans-serif">Pay-e</text>"##
+        ),
+        _ => return None,
+    })
+}
+
+/// The badge of a wallet (`domain::wallet::Wallet::code`), if we draw one: our own simple
+/// tile in the service's colour with a short name, never the service's artwork.
+pub fn wallet(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "paypay" => tile!(
+            r##"<rect width="40" height="24" rx="4" fill="#ff0033"/><text x="20" y="16" font-size="8" font-weight="700" text-anchor="middle" fill="#fff" font-family="sans-serif">PayPay</text>"##
+        ),
+        "aupay" => tile!(
+            r##"<rect width="40" height="24" rx="4" fill="#eb5505"/><text x="20" y="16" font-size="8" font-weight="700" text-anchor="middle" fill="#fff" font-family="sans-serif">au PAY</text>"##
+        ),
+        "merpay" => tile!(
+            r##"<rect width="40" height="24" rx="4" fill="#fff" stroke="#bbb"/><circle cx="20" cy="12" r="8" fill="#ff333f"/><text x="20" y="15.5" font-size="9" font-weight="700" text-anchor="middle" fill="#fff" font-family="sans-serif">m</text>"##
+        ),
+        "rakutenpay" => tile!(
+            r##"<rect width="40" height="24" rx="4" fill="#bf0000"/><text x="20" y="17" font-size="11" font-weight="700" text-anchor="middle" fill="#fff" font-family="sans-serif">R</text>"##
+        ),
+        "paidy" => tile!(
+            r##"<rect width="40" height="24" rx="4" fill="#5b3fb7"/><text x="20" y="16" font-size="8" font-weight="700" text-anchor="middle" fill="#fff" font-family="sans-serif">Paidy</text>"##
+        ),
+        "linepay" => tile!(
+            r##"<rect width="40" height="24" rx="4" fill="#06c755"/><text x="20" y="16" font-size="7.5" font-weight="700" text-anchor="middle" fill="#fff" font-family="sans-serif">LINE Pay</text>"##
         ),
         _ => return None,
     })

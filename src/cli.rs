@@ -330,7 +330,7 @@ pub enum Command {
     /// Manage merchants.
     #[command(subcommand)]
     Merchant(Box<MerchantCmd>),
-    /// Card payment actions: capture (売上確定), cancel (取消), refund (返金).
+    /// Card payment actions: capture (売上確定), cancel (取消), refund (返金; wallets too).
     #[command(subcommand)]
     Payment(PaymentCmd),
     /// Merchant notifications: list, redeliver, ping.
@@ -1185,7 +1185,8 @@ pub struct Settings {
     /// test | live
     #[arg(long)]
     pub mode: Option<String>,
-    /// Comma list of card,konbini,payeasy,banknet,docomo,au,softbank
+    /// Comma list of card,konbini,payeasy,banknet,docomo,au,softbank,wallet (a new merchant
+    /// gets all but wallet, which is enabled explicitly)
     #[arg(long)]
     pub methods: Option<String>,
     /// Comma list of seven,lawson,famima,ministop,daily,seicomart
@@ -1455,7 +1456,14 @@ pub async fn payment(state: &crate::state::AppState, cmd: PaymentCmd) -> anyhow:
         }
         PaymentCmd::Cancel { payment_id } => card::cancel(state, &payment_id, "cli").await,
         PaymentCmd::Refund { payment_id, amount } => {
-            card::refund(state, &payment_id, amount, "cli").await
+            let wallet = crate::db::payments::get(&state.db, &payment_id)
+                .await?
+                .is_some_and(|p| p.method == crate::flows::wallet::METHOD);
+            if wallet {
+                crate::flows::wallet::refund(state, &payment_id, amount, "cli").await
+            } else {
+                card::refund(state, &payment_id, amount, "cli").await
+            }
         }
         PaymentCmd::Show { payment_id } => {
             let p = crate::db::payments::get(&state.db, &payment_id)

@@ -193,6 +193,16 @@ pub struct MethodView {
     pub code: &'static str,
     pub name: &'static str,
     pub accesskey: usize,
+    /// Our own badge for the method, when it has one (wallets); PC and smartphone only.
+    pub badge: &'static str,
+}
+
+/// The selector badge of a method (empty when it has none).
+pub fn method_badge(m: crate::domain::Method) -> &'static str {
+    match m {
+        crate::domain::Method::Wallet => crate::badges::wallet("paypay").unwrap_or_default(),
+        _ => "",
+    }
 }
 
 device_page! {
@@ -686,6 +696,26 @@ pub struct WebBankChoose {
     pub back_url: String,
 }
 
+/// A wallet button: its code, name and our own badge (inline SVG, decorative).
+#[derive(Clone, Debug)]
+pub struct WalletChoice {
+    pub value: &'static str,
+    pub label: &'static str,
+    pub badge: &'static str,
+}
+
+/// Wallet choice before the redirect to the wallet (PC and smartphone only).
+#[derive(Template)]
+#[template(path = "web/wallet_choose.html")]
+pub struct WebWalletChoose {
+    pub c: Chrome,
+    pub order: OrderView,
+    pub wallets: Vec<WalletChoice>,
+    pub action: String,
+    pub csrf: String,
+    pub back_url: String,
+}
+
 device_page! {
     /// Carrier confirmation before the redirect to the carrier (都度 / 継続 when enabled).
     pub struct CarrierConfirmPage {
@@ -759,6 +789,22 @@ pub struct WebSandboxBank {
     pub app_css: String,
     pub bank_name: &'static str,
     pub bank_code: &'static str,
+    pub item_name: String,
+    pub amount: String,
+    pub action: String,
+    pub csrf: String,
+    pub choices: Vec<Choice>,
+    /// The shopper chose to walk away: tell them nothing comes back.
+    pub left: bool,
+}
+
+/// The sandbox wallet's page: not the merchant's theme, so nobody mistakes it for a real
+/// wallet or for the shop.
+#[derive(Template)]
+#[template(path = "web/sandbox_wallet.html")]
+pub struct WebSandboxWallet {
+    pub app_css: String,
+    pub wallet_name: &'static str,
     pub item_name: String,
     pub amount: String,
     pub action: String,

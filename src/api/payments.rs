@@ -322,6 +322,11 @@ pub async fn refund(
         let row = crate::flows::carrier_sync::refund(&state, &id, Some(req.amount), "api").await?;
         return Ok(Json(row.into()));
     }
+    // Wallets are refunded (in part or whole) through the connector that served them.
+    if p.method == crate::flows::wallet::METHOD {
+        let row = crate::flows::wallet::refund(&state, &id, req.amount, "api").await?;
+        return Ok(Json(row.into()));
+    }
     Ok(Json(
         card::refund(&state, &id, req.amount, "api").await?.into(),
     ))

@@ -10,6 +10,7 @@ use crate::connectors::card::CardConnector;
 use crate::connectors::carrier::CarrierConnector;
 use crate::connectors::client_card::ClientCardConnector;
 use crate::connectors::konbini::NumberConnector;
+use crate::connectors::wallet::WalletConnector;
 use crate::connectors::webhook::{WebhookError, WebhookEvent};
 use crate::domain::processor::{Family, Processor};
 use crate::domain::Mode;
@@ -56,6 +57,9 @@ pub trait ProcessorDriver: Send + Sync {
         None
     }
     fn carrier(&self, _c: &Credentials) -> Option<Arc<dyn CarrierConnector>> {
+        None
+    }
+    fn wallet(&self, _c: &Credentials) -> Option<Arc<dyn WalletConnector>> {
         None
     }
     /// For a processor whose card form runs in the shopper's browser (Stripe.js): the

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub mod carrier;
+pub mod wallet;
 
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
@@ -183,7 +184,17 @@ impl ProcessorDriver for KomojuDriver {
     }
 
     fn families(&self) -> &[Family] {
-        &[Family::Number, Family::Carrier]
+        &[Family::Number, Family::Carrier, Family::Wallet]
+    }
+
+    fn wallet(
+        &self,
+        c: &Credentials,
+    ) -> Option<Arc<dyn crate::connectors::wallet::WalletConnector>> {
+        Some(Arc::new(wallet::KomojuWallet {
+            api: self.api.clone(),
+            key: c.secret_key.clone(),
+        }))
     }
 
     fn carrier(&self, c: &Credentials) -> Option<Arc<dyn CarrierConnector>> {

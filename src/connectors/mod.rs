@@ -13,4 +13,5 @@ pub mod konbini;
 pub mod registry;
 pub mod signed_return;
 pub mod stripe;
+pub mod wallet;
 pub mod webhook;

@@ -15,6 +15,7 @@ use crate::connectors::client_card::ClientCardConnector;
 pub use crate::connectors::driver::{Credentials, ProcessorDriver, StoredCredentials};
 use crate::connectors::komoju::{KomojuApi, KomojuDriver};
 use crate::connectors::konbini::{NumberConnector, SandboxNumberConnector};
+use crate::connectors::wallet::{SandboxWalletConnector, WalletConnector};
 use crate::connectors::webhook::{WebhookError, WebhookEvent};
 use crate::domain::processor::{AccountStatus, ConnectorId, Family, Processor, ProcessorAccount};
 use crate::domain::{Method, Mode};
@@ -27,6 +28,7 @@ pub struct Sandbox {
     pub number: Arc<SandboxNumberConnector>,
     pub bank: Arc<SandboxBankConnector>,
     pub carrier: Arc<SandboxCarrierConnector>,
+    pub wallet: Arc<SandboxWalletConnector>,
 }
 
 impl Sandbox {
@@ -43,6 +45,10 @@ impl Sandbox {
             carrier: Arc::new(SandboxCarrierConnector::new(
                 public_url,
                 derived_secret(server_secret, "sandbox-carrier"),
+            )),
+            wallet: Arc::new(SandboxWalletConnector::new(
+                public_url,
+                derived_secret(server_secret, "sandbox-wallet"),
             )),
         }
     }
@@ -384,6 +390,14 @@ impl MerchantConnectors {
         let sb: Arc<dyn CarrierConnector> = self.registry.sandbox.carrier.clone();
         self.for_existing(id, sb, |d, c| d.carrier(c))
     }
+    pub fn wallet(&self) -> Option<Resolved<dyn WalletConnector>> {
+        let sb: Arc<dyn WalletConnector> = self.registry.sandbox.wallet.clone();
+        self.for_new(Method::Wallet, sb, |d, c| d.wallet(c))
+    }
+    pub fn wallet_for(&self, id: &ConnectorId) -> Option<Arc<dyn WalletConnector>> {
+        let sb: Arc<dyn WalletConnector> = self.registry.sandbox.wallet.clone();
+        self.for_existing(id, sb, |d, c| d.wallet(c))
+    }
 }
 
 #[cfg(test)]
@@ -413,6 +427,8 @@ mod tests {
         assert!(live.carrier(Method::Docomo).is_none());
         assert!(live.card_for(&ConnectorId::Sandbox).is_none());
         assert!(live.carrier_for(&ConnectorId::Sandbox).is_none());
+        assert!(live.wallet().is_none());
+        assert!(live.wallet_for(&ConnectorId::Sandbox).is_none());
         let test = r.merchant(Mode::Test, Vec::new());
         assert_eq!(test.methods(), Method::ALL.to_vec());
         assert_eq!(test.card().map(|c| c.id), Some(ConnectorId::Sandbox));

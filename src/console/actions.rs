@@ -1,4 +1,5 @@
-//! Payment actions from the console: card capture (売上確定), cancel (取消) and refund (返金);
+//! Payment actions from the console: card capture (売上確定), cancel (取消) and refund (返金)
+//! (wallets too, [`crate::flows::wallet::refund`]);
 //! carrier billing 取消 (a whole refund) and cancel of an unpaid konbini / Pay-easy number.
 //!
 //! The console calls the same flows as the CLI and the API ([`crate::flows::card`],
@@ -77,11 +78,10 @@ async fn scoped(
     state: &AppState,
     scope: Option<&str>,
     payment_id: &str,
-) -> Result<(), ActionError> {
+) -> Result<PaymentRow, ActionError> {
     payments::get(&state.db, payment_id)
         .await?
         .filter(|p| scope.is_none_or(|m| m == p.merchant_id))
-        .map(|_| ())
         .ok_or(ActionError::NotFound)
 }
 
@@ -138,7 +138,11 @@ pub async fn refund(
     amount: i64,
     actor: &str,
 ) -> Result<PaymentRow, ActionError> {
-    scoped(state, scope, payment_id).await?;
+    let p = scoped(state, scope, payment_id).await?;
+    // Wallets are refunded through the connector that served them, in part or whole.
+    if p.method == crate::flows::wallet::METHOD {
+        return map(crate::flows::wallet::refund(state, payment_id, amount, actor).await);
+    }
     map(card::refund(state, payment_id, amount, actor).await)
 }
 

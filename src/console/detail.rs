@@ -167,7 +167,8 @@ pub async fn build(
         messages: crate::console::messages::list(state, p).await?,
         can_capture: allowed.contains(&"capture"),
         can_cancel,
-        can_refund: allowed.contains(&"refund"),
+        can_refund: allowed.contains(&"refund")
+            || p.status == crate::domain::wallet::WalletStatus::Paid,
         can_carrier_cancel,
         can_number_cancel,
         refundable: p.captured_amount - p.refunded_amount,

@@ -13,6 +13,9 @@ pub enum Method {
     Docomo,
     Au,
     Softbank,
+    /// A wallet (PayPay, au PAY, …): one method, the brand chosen on its page
+    /// (`domain::wallet::Wallet`, stored as the payment's institution).
+    Wallet,
 }
 
 impl std::fmt::Display for Method {
@@ -27,11 +30,14 @@ impl serde::Serialize for Method {
     }
 }
 
+/// Largest wallet payment we start (yen).
+pub const WALLET_MAX_AMOUNT: i64 = 300_000;
+
 /// Largest amount an order link may carry (any method).
 pub const MAX_LINK_AMOUNT: i64 = 9_999_999;
 
 impl Method {
-    pub const ALL: [Method; 7] = [
+    pub const ALL: [Method; 8] = [
         Method::Card,
         Method::Konbini,
         Method::Payeasy,
@@ -39,6 +45,7 @@ impl Method {
         Method::Docomo,
         Method::Au,
         Method::Softbank,
+        Method::Wallet,
     ];
 
     pub fn code(self) -> &'static str {
@@ -50,6 +57,7 @@ impl Method {
             Method::Docomo => "docomo",
             Method::Au => "au",
             Method::Softbank => "softbank",
+            Method::Wallet => "wallet",
         }
     }
 
@@ -83,6 +91,7 @@ impl Method {
             Method::Docomo => "d払い",
             Method::Au => "auかんたん決済",
             Method::Softbank => "ソフトバンクまとめて支払い",
+            Method::Wallet => "スマホ決済（PayPayなど）",
         }
     }
 
@@ -95,6 +104,7 @@ impl Method {
             Method::Docomo => "d Barai (docomo)",
             Method::Au => "au Easy Payment",
             Method::Softbank => "SoftBank Matomete Shiharai",
+            Method::Wallet => "Mobile wallet (PayPay and others)",
         }
     }
 
@@ -102,6 +112,9 @@ impl Method {
     pub fn max_amount(self) -> i64 {
         match self {
             Method::Card | Method::Banknet => MAX_LINK_AMOUNT,
+            // The smallest per-payment cap among the wallets we offer (au PAY: 300,000円); a
+            // wallet account may allow less, and then the wallet declines.
+            Method::Wallet => WALLET_MAX_AMOUNT,
             Method::Konbini => 300_000,
             Method::Payeasy => 999_999,
             Method::Docomo | Method::Au | Method::Softbank => 100_000,
@@ -109,12 +122,13 @@ impl Method {
     }
 
     /// Whether the method works on this device: feature phones cannot be redirected to online
-    /// banking, and only d払い offers carrier billing on feature phones.
+    /// banking or to a wallet app, and only d払い offers carrier billing on feature phones.
     pub fn works_on(self, device: Device) -> bool {
         match device {
-            Device::FeaturePhone => {
-                !matches!(self, Method::Banknet | Method::Au | Method::Softbank)
-            }
+            Device::FeaturePhone => !matches!(
+                self,
+                Method::Banknet | Method::Au | Method::Softbank | Method::Wallet
+            ),
             // A ガラホ's browser is a smartphone's (redirects, carriers' own flows).
             Device::Pc | Device::Smartphone | Device::Garaho => true,
         }
@@ -224,7 +238,8 @@ mod tests {
             vec![
                 (Method::Banknet, Unavailable::Device),
                 (Method::Au, Unavailable::Device),
-                (Method::Softbank, Unavailable::Device)
+                (Method::Softbank, Unavailable::Device),
+                (Method::Wallet, Unavailable::Device)
             ]
         );
         assert!(unavailable(&[Method::Card], &all, Device::FeaturePhone, 1000).is_empty());

@@ -10,6 +10,7 @@ use crate::domain::carrier::CarrierStatus;
 use crate::domain::konbini::NumberStatus;
 use crate::domain::lifecycle::Status;
 use crate::domain::processor::Family;
+use crate::domain::wallet::WalletStatus;
 use crate::domain::Method;
 
 /// The status of a payment of any method: the method family's own status machine's value.
@@ -19,6 +20,7 @@ pub enum PaymentStatus {
     Number(NumberStatus),
     Bank(BankStatus),
     Carrier(CarrierStatus),
+    Wallet(WalletStatus),
 }
 
 impl PaymentStatus {
@@ -30,6 +32,7 @@ impl PaymentStatus {
             Family::Number => PaymentStatus::Number(NumberStatus::parse(code)?),
             Family::Bank => PaymentStatus::Bank(BankStatus::parse(code)?),
             Family::Carrier => PaymentStatus::Carrier(CarrierStatus::parse(code)?),
+            Family::Wallet => PaymentStatus::Wallet(WalletStatus::parse(code)?),
         })
     }
 
@@ -40,6 +43,7 @@ impl PaymentStatus {
             Family::Number => NumberStatus::ALL.iter().map(|s| (*s).into()).collect(),
             Family::Bank => BankStatus::ALL.iter().map(|s| (*s).into()).collect(),
             Family::Carrier => CarrierStatus::ALL.iter().map(|s| (*s).into()).collect(),
+            Family::Wallet => WalletStatus::ALL.iter().map(|s| (*s).into()).collect(),
         }
     }
 
@@ -72,6 +76,7 @@ impl PaymentStatus {
             PaymentStatus::Number(_) => Family::Number,
             PaymentStatus::Bank(_) => Family::Bank,
             PaymentStatus::Carrier(_) => Family::Carrier,
+            PaymentStatus::Wallet(_) => Family::Wallet,
         }
     }
 
@@ -81,6 +86,7 @@ impl PaymentStatus {
             PaymentStatus::Number(s) => s.code(),
             PaymentStatus::Bank(s) => s.code(),
             PaymentStatus::Carrier(s) => s.code(),
+            PaymentStatus::Wallet(s) => s.code(),
         }
     }
 
@@ -91,6 +97,7 @@ impl PaymentStatus {
             PaymentStatus::Number(s) => s.label_ja(),
             PaymentStatus::Bank(s) => s.label_ja(),
             PaymentStatus::Carrier(s) => s.label_ja(),
+            PaymentStatus::Wallet(s) => s.label_ja(),
         }
     }
 
@@ -100,6 +107,7 @@ impl PaymentStatus {
             PaymentStatus::Number(s) => s.label_en(),
             PaymentStatus::Bank(s) => s.label_en(),
             PaymentStatus::Carrier(s) => s.label_en(),
+            PaymentStatus::Wallet(s) => s.label_en(),
         }
     }
 
@@ -109,6 +117,7 @@ impl PaymentStatus {
             PaymentStatus::Number(s) => s.is_final(),
             PaymentStatus::Bank(s) => s.is_final(),
             PaymentStatus::Carrier(s) => s.is_final(),
+            PaymentStatus::Wallet(s) => s.is_final(),
         }
     }
 
@@ -124,6 +133,7 @@ impl PaymentStatus {
                 | PaymentStatus::Bank(BankStatus::Declined | BankStatus::TimedOut)
                 | PaymentStatus::Carrier(CarrierStatus::Failed | CarrierStatus::Cancelled)
                 | PaymentStatus::Number(NumberStatus::Cancelled)
+                | PaymentStatus::Wallet(WalletStatus::Failed | WalletStatus::TimedOut)
         )
     }
 
@@ -137,6 +147,7 @@ impl PaymentStatus {
                 )
                 | PaymentStatus::Bank(BankStatus::Paid)
                 | PaymentStatus::Carrier(CarrierStatus::Completed)
+                | PaymentStatus::Wallet(WalletStatus::Paid)
         )
     }
 
@@ -162,6 +173,7 @@ impl PaymentStatus {
             self,
             PaymentStatus::Bank(BankStatus::AwaitingBank)
                 | PaymentStatus::Carrier(CarrierStatus::AwaitingAuth)
+                | PaymentStatus::Wallet(WalletStatus::AwaitingWallet)
         )
     }
 
@@ -193,6 +205,13 @@ impl PaymentStatus {
         }
     }
 
+    pub fn wallet(self) -> Option<WalletStatus> {
+        match self {
+            PaymentStatus::Wallet(s) => Some(s),
+            _ => None,
+        }
+    }
+
     /// The label a shopper sees: plain words, never the console's terms (速報, 消込, 取消,
     /// オーソリ).
     pub fn shopper_label(self, en: bool) -> &'static str {
@@ -206,12 +225,13 @@ impl PaymentStatus {
             P::Card(CardStatus::Cancelled)
             | P::Carrier(CarrierStatus::Cancelled)
             | P::Number(NumberStatus::Cancelled) => ("キャンセルされました", "Cancelled"),
-            P::Card(CardStatus::Refunded) | P::Carrier(CarrierStatus::Refunded) => {
-                ("返金されました", "Refunded")
-            }
+            P::Card(CardStatus::Refunded)
+            | P::Carrier(CarrierStatus::Refunded)
+            | P::Wallet(WalletStatus::Refunded) => ("返金されました", "Refunded"),
             P::Card(CardStatus::Failed)
             | P::Bank(BankStatus::Declined)
-            | P::Carrier(CarrierStatus::Failed) => ("お支払いできませんでした", "Not completed"),
+            | P::Carrier(CarrierStatus::Failed)
+            | P::Wallet(WalletStatus::Failed) => ("お支払いできませんでした", "Not completed"),
             P::Card(CardStatus::Expired) | P::Number(NumberStatus::Expired) => {
                 ("お支払期限が過ぎました", "Deadline passed")
             }
@@ -219,10 +239,12 @@ impl PaymentStatus {
                 ("お支払いをお待ちしています", "Awaiting your payment")
             }
             P::Number(NumberStatus::Reversed) => ("お支払いが取り消されました", "Payment reversed"),
-            P::Bank(BankStatus::AwaitingBank) | P::Carrier(CarrierStatus::AwaitingAuth) => {
-                ("手続き中です", "In progress")
+            P::Bank(BankStatus::AwaitingBank)
+            | P::Carrier(CarrierStatus::AwaitingAuth)
+            | P::Wallet(WalletStatus::AwaitingWallet) => ("手続き中です", "In progress"),
+            P::Bank(BankStatus::TimedOut) | P::Wallet(WalletStatus::TimedOut) => {
+                ("時間切れになりました", "Timed out")
             }
-            P::Bank(BankStatus::TimedOut) => ("時間切れになりました", "Timed out"),
             // Paid statuses are answered above; the compiler needs a last arm.
             _ => ("お支払い済み", "Paid"),
         };
@@ -266,6 +288,7 @@ family_status!(Card, CardStatus);
 family_status!(Number, NumberStatus);
 family_status!(Bank, BankStatus);
 family_status!(Carrier, CarrierStatus);
+family_status!(Wallet, WalletStatus);
 
 #[cfg(test)]
 mod tests {

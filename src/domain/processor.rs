@@ -17,7 +17,7 @@ impl Processor {
     }
 
     /// The methods the processor's public API offers for JPY payments in Japan: Stripe takes
-    /// cards and konbini; KOMOJU also Pay-easy, online banking and the three carriers.
+    /// cards and konbini; KOMOJU also Pay-easy, online banking, the three carriers and wallets.
     pub fn offers(self, m: Method) -> bool {
         match self {
             Processor::Stripe => matches!(m, Method::Card | Method::Konbini),
@@ -34,6 +34,7 @@ pub enum Family {
     Number,
     Bank,
     Carrier,
+    Wallet,
 }
 
 impl Family {
@@ -43,6 +44,7 @@ impl Family {
             Method::Konbini | Method::Payeasy => Family::Number,
             Method::Banknet => Family::Bank,
             Method::Docomo | Method::Au | Method::Softbank => Family::Carrier,
+            Method::Wallet => Family::Wallet,
         }
     }
 }

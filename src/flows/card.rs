@@ -852,6 +852,10 @@ async fn resume_one(
     let m = crate::db::merchants::get(db, &p.merchant_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("payment {} without merchant", p.id))?;
+    // Wallet refunds share the operations table; their connector is the wallet's.
+    if p.method == crate::flows::wallet::METHOD {
+        return crate::flows::wallet::resume(db, registry, o, &p, &m, now).await;
+    }
     let op = Op::of(o.kind, o.amount);
     let Some(connector) = crate::flows::connectors_for(registry, db, &m)
         .await?

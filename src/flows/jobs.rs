@@ -1,11 +1,12 @@
-//! The background jobs of the redirect methods (bank-net timeouts, monthly carrier charges, the
+//! The background jobs of the redirect methods (bank-net and wallet timeouts, monthly carrier charges, the
 //! reconciliation sweep of processor-served payments),
 //! run by the supervisor on every instance; each change is conditional, so instances share the
 //! work safely.
 
 use crate::db::Db;
 
-/// The background jobs of the redirect methods: bank-net timeouts and monthly carrier charges.
+/// The background jobs of the redirect methods: bank-net and wallet timeouts, monthly carrier
+/// charges and the processor reconciliation sweep.
 /// Runs until `stop` is cancelled; every instance may run it (each change is conditional).
 pub async fn run_jobs(
     db: Db,
@@ -32,6 +33,14 @@ pub async fn run_jobs(
                 wake.notify_one();
             }
             Err(e) => tracing::error!(error = %e, "bank-net timeout job failed"),
+        }
+        match crate::flows::wallet::timeout_due(&db, now).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(count = n, "wallet payments timed out");
+                wake.notify_one();
+            }
+            Err(e) => tracing::error!(error = %e, "wallet timeout job failed"),
         }
         match crate::flows::carrier::charge_due_subscriptions(&db, &registry, now).await {
             Ok(0) => {}

@@ -22,6 +22,7 @@ pub mod repeat;
 pub mod saved_cards;
 pub mod secrets;
 pub mod settlements;
+pub mod wallet;
 
 use std::sync::Arc;
 

@@ -1,5 +1,5 @@
-//! Inbound processor webhooks (KOMOJU's go to `POST /webhooks/komoju/{account_id}`), for numbers
-//! and carrier payments (`flows::carrier_sync`): the
+//! Inbound processor webhooks (KOMOJU's go to `POST /webhooks/komoju/{account_id}`), for numbers,
+//! carrier payments (`flows::carrier_sync`) and wallets (`flows::wallet`): the
 //! account's driver verifies the signature with the account's webhook secret (through the
 //! registry), then the event is applied to the payment that account served, once:
 //!
@@ -129,6 +129,14 @@ pub async fn receive(
                 Outcome::Applied(status)
             }
             Ok((None, _)) => Outcome::Ignored("no_change"),
+            Err(PaymentError::Conflict) => return Err(ReceiveError::Retry),
+            Err(PaymentError::Db(e)) => return Err(ReceiveError::Db(e)),
+            Err(PaymentError::AlreadyLive) => Outcome::Ignored("not_applicable"),
+        }
+    } else if p.method == crate::flows::wallet::METHOD {
+        match crate::flows::wallet::apply_event_in(&mut tx, &p, &event, state.now_ms()).await {
+            Ok(Some(row)) => Outcome::Applied(row.status),
+            Ok(None) => Outcome::Ignored("no_change"),
             Err(PaymentError::Conflict) => return Err(ReceiveError::Retry),
             Err(PaymentError::Db(e)) => return Err(ReceiveError::Db(e)),
             Err(PaymentError::AlreadyLive) => Outcome::Ignored("not_applicable"),

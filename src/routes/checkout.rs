@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::db::checkouts;
 use crate::device::{Device, Ua, ViewOverride};
 use crate::domain::bank::BankStatus;
+use crate::domain::wallet::WalletStatus;
 use crate::domain::CheckoutStatus;
 use crate::domain::Method;
 use crate::error::{AppError, AppResult, Reason};
@@ -80,7 +81,7 @@ pub async fn show(
     render_checkout(&state, device, &opened, &token)
 }
 
-/// Back from a bank left without finishing (the checkout waits for the bank): the bank
+/// Back from a bank or wallet left without finishing (the checkout waits for it): the
 /// payment's page says that nothing was charged, when it is cancelled and what then.
 async fn bank_waiting(state: &AppState, o: &Opened, token: &str) -> AppResult<Option<Response>> {
     if o.checkout.status != CheckoutStatus::Pending {
@@ -89,10 +90,12 @@ async fn bank_waiting(state: &AppState, o: &Opened, token: &str) -> AppResult<Op
     let Some(p) = crate::db::payments::live_for_checkout(&state.db, &o.checkout.id).await? else {
         return Ok(None);
     };
-    if p.method != Method::Banknet || p.status != BankStatus::AwaitingBank {
+    let waiting = (p.method == Method::Banknet && p.status == BankStatus::AwaitingBank)
+        || (p.method == Method::Wallet && p.status == WalletStatus::AwaitingWallet);
+    if !waiting {
         return Ok(None);
     }
-    let to = format!("/pay/{token}/banknet/result/{}", p.id);
+    let to = format!("/pay/{token}/{}/result/{}", p.method, p.id);
     Ok(Some(Redirect::to(&to).into_response()))
 }
 
@@ -244,6 +247,7 @@ fn render_checkout(
                 (_, _, false) => m.name_ja(),
             },
             accesskey: i + 1,
+            badge: crate::pages::method_badge(m),
         })
         .collect();
     if methods.is_empty() {

@@ -32,6 +32,7 @@ mod sandbox;
 mod sandbox_pages;
 mod shopper;
 mod short;
+mod wallet;
 
 use std::time::Duration;
 
@@ -349,7 +350,14 @@ pub fn router(state: AppState) -> Router {
             "/pay/{token}/softbank/result/{payment_id}",
             get(carrier::result),
         )
-        // Sandbox bank and carrier pages (test mode's stand-ins for the real ones)
+        // Wallets (PayPay, au PAY, …)
+        .route("/pay/{token}/wallet", get(wallet::show).post(wallet::start))
+        .route("/pay/{token}/wallet/return/{payment_id}", get(wallet::back))
+        .route(
+            "/pay/{token}/wallet/result/{payment_id}",
+            get(wallet::result),
+        )
+        // Sandbox bank, carrier and wallet pages (test mode's stand-ins for the real ones)
         .route(
             "/sandbox/bank/{bank_code}/{session}",
             get(sandbox_pages::bank_page).post(sandbox_pages::bank_post),
@@ -357,6 +365,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/sandbox/carrier/{carrier}/{session}",
             get(sandbox_pages::carrier_page).post(sandbox_pages::carrier_post),
+        )
+        .route(
+            "/sandbox/wallet/{wallet}/{session}",
+            get(sandbox_pages::wallet_page).post(sandbox_pages::wallet_post),
         )
         // Merchant console
         .merge(console_router(state.clone()))

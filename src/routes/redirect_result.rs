@@ -47,6 +47,7 @@ pub async fn result_view(
     use crate::domain::bank::BankStatus;
     use crate::domain::carrier::CarrierStatus;
     use crate::domain::payment::PaymentStatus as P;
+    use crate::domain::wallet::WalletStatus;
     let ok = p.status.is_paid();
     let waiting = p.status.is_awaiting_redirect();
     let details = p.details_json();
@@ -76,6 +77,24 @@ pub async fn result_view(
             p.created_at + crate::domain::bank::PENDING_TIMEOUT_MS,
             o.checkout.lang == "en",
         )),
+        (P::Wallet(WalletStatus::Failed), _) => Some(if o.checkout.lang == "en" {
+            "The wallet did not accept the payment. Nothing was charged; you can pay another way."
+                .to_owned()
+        } else {
+            "ウォレットでお支払いが承認されませんでした。お支払いはされていません。別の方法でお支払いいただけます。"
+                .to_owned()
+        }),
+        (P::Wallet(WalletStatus::TimedOut), _) => Some(if o.checkout.lang == "en" {
+            "The wallet did not finish in time, so the payment was cancelled. Nothing was charged; you can pay another way."
+                .to_owned()
+        } else {
+            "ウォレットでの手続きが時間内に完了しなかったため、お支払いを取り消しました。お支払いはされていません。別の方法でお支払いいただけます。"
+                .to_owned()
+        }),
+        (P::Wallet(WalletStatus::AwaitingWallet), _) => Some(wallet_note(
+            p.created_at + crate::domain::wallet::PENDING_TIMEOUT_MS,
+            o.checkout.lang == "en",
+        )),
         _ => None,
     };
     let (return_link, retry_url) = if ok {
@@ -99,13 +118,32 @@ pub async fn result_view(
     })
 }
 
+/// `HH:MM` in JST.
+fn jst_hm(at_ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .to_offset(crate::domain::jst::OFFSET);
+    format!("{:02}:{:02}", t.hour(), t.minute())
+}
+
+/// The wallet's counterpart of [`abandon_note`].
+pub fn wallet_note(cancel_at_ms: i64, en: bool) -> String {
+    let hm = jst_hm(cancel_at_ms);
+    if en {
+        format!(
+            "We have not heard from the wallet yet. If you completed the payment in the wallet, please wait: this page shows the result when it arrives (reload it). If you closed the wallet or stopped there, nothing has been charged: the payment is cancelled automatically at {hm} (JST), and you can then pay another way."
+        )
+    } else {
+        format!(
+            "ウォレットでの手続きの結果をまだ受け取っていません。ウォレットでお支払いを済ませた場合は、結果が届くまでお待ちください（このページを再読み込みすると最新の状態を表示します）。ウォレットの画面を閉じた・途中でやめた場合、お支払いはされていません。{hm}に自動で取り消され、その後は別の方法でお支払いいただけます。"
+        )
+    }
+}
+
 /// What a shopper who left the bank's page without finishing needs to know: whether money
 /// moved, until when the payment waits, and what happens then.
 pub fn abandon_note(cancel_at_ms: i64, en: bool) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(cancel_at_ms) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-        .to_offset(crate::domain::jst::OFFSET);
-    let hm = format!("{:02}:{:02}", t.hour(), t.minute());
+    let hm = jst_hm(cancel_at_ms);
     if en {
         format!(
             "We have not heard from the bank yet. If you completed the payment at the bank, please wait: this page shows the result when it arrives (reload it). If you closed the bank's page or stopped there, nothing has been charged: the payment is cancelled automatically at {hm} (JST), and you can then pay another way."

@@ -1,4 +1,4 @@
-//! The sandbox bank and carrier pages (test mode): what a real bank's or carrier's page would
+//! The sandbox bank, carrier and wallet pages (test mode): what a real bank's or carrier's page would
 //! do, served by us at the URLs the sandbox connectors redirect to. Neutral grey, bannered as
 //! test pages, and without the merchant's theme so nobody mistakes them for the real thing.
 
@@ -10,12 +10,13 @@ use encoding_rs::UTF_8;
 
 use crate::connectors::bank::SandboxBankChoice;
 use crate::connectors::carrier::SandboxDecision;
+use crate::connectors::wallet::SandboxWalletChoice;
 use crate::device::page_encoding;
 use crate::device::{Device, Ua};
 use crate::error::{AppError, AppResult, Reason};
-use crate::flows::{bank, carrier};
+use crate::flows::{bank, carrier, wallet};
 use crate::form;
-use crate::pages::{Choice, SandboxCarrierPage, WebSandboxBank};
+use crate::pages::{Choice, SandboxCarrierPage, WebSandboxBank, WebSandboxWallet};
 use crate::render::page;
 use crate::session::Session;
 use crate::state::AppState;
@@ -83,6 +84,60 @@ pub async fn bank_post(
     match bank::sandbox_decide(&state, &s, choice).await? {
         Some(url) => Ok(Redirect::to(&url).into_response()),
         None => page(Device::Pc, &bank_view(&state, &s, &session, true)),
+    }
+}
+
+fn wallet_view(
+    state: &AppState,
+    s: &wallet::SandboxSession,
+    session: &str,
+    left: bool,
+) -> WebSandboxWallet {
+    WebSandboxWallet {
+        app_css: state.app_css.to_string(),
+        wallet_name: s.wallet.name_ja(),
+        item_name: s.checkout.item_name.clone(),
+        amount: format_yen(s.payment.amount),
+        action: format!("/sandbox/wallet/{}/{session}", s.wallet.code()),
+        csrf: csrf(state, session),
+        choices: SandboxWalletChoice::ALL
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| Choice {
+                value: c.code(),
+                label: c.label_ja().to_owned(),
+                accesskey: i + 1,
+            })
+            .collect(),
+        left,
+    }
+}
+
+/// `GET /sandbox/wallet/{wallet}/{session}`: approve, decline or walk away.
+pub async fn wallet_page(
+    State(state): State<AppState>,
+    Path((wallet_code, session)): Path<(String, String)>,
+) -> AppResult<Response> {
+    let s = wallet::sandbox_session(&state, &wallet_code, &session).await?;
+    page(Device::Pc, &wallet_view(&state, &s, &session, false))
+}
+
+pub async fn wallet_post(
+    State(state): State<AppState>,
+    Path((wallet_code, session)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> AppResult<Response> {
+    let fields = form::parse_body(&headers, &body, UTF_8);
+    if !csrf_ok(&state, &session, form::get(&fields, "csrf")) {
+        return Err(AppError::shopper(Reason::BadCsrf));
+    }
+    let choice = SandboxWalletChoice::parse(form::get(&fields, "choice"))
+        .ok_or(AppError::field(Reason::InvalidField, "choice"))?;
+    let s = wallet::sandbox_session(&state, &wallet_code, &session).await?;
+    match wallet::sandbox_decide(&state, &s, choice) {
+        Some(url) => Ok(Redirect::to(&url).into_response()),
+        None => page(Device::Pc, &wallet_view(&state, &s, &session, true)),
     }
 }
 

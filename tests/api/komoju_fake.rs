@@ -317,6 +317,19 @@ async fn create(State(f): State<KomojuFake>, headers: HeaderMap, body: Bytes) ->
             }
             json!({ "type": t, "redirect_url": format!("{}/redirect/{id}", f.base) })
         }
+        // Wallets: redirect types too, by their payment type slugs (ja.doc.komoju.com/docs/
+        // supported-payment-methods; `rakutenpay`: docs.komoju.com/ja/hosted_page/legacy), with
+        // the same `pending` answer and `redirect_url` (ja.doc.komoju.com/docs/payment-details).
+        Some(t @ ("paypay" | "aupay" | "merpay" | "rakutenpay" | "paidy" | "linepay")) => {
+            if req["return_url"].as_str().is_none_or(str::is_empty) {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "missing_parameter",
+                    "return_url is required",
+                );
+            }
+            json!({ "type": t, "redirect_url": format!("{}/redirect/{id}", f.base) })
+        }
         _ => {
             return error(
                 StatusCode::UNPROCESSABLE_ENTITY,
