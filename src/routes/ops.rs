@@ -65,9 +65,19 @@ pub async fn metrics(
     }
     let handle = crate::telemetry::handle();
     let now = state.now_ms();
+    use crate::domain::message::Channel;
     for (queue, depth) in [
         ("notifications", stats::notification_depth(&state.db).await),
         ("messages", stats::message_depth(&state.db).await),
+        (
+            "messages_email",
+            stats::message_depth_on(&state.db, Channel::Email).await,
+        ),
+        (
+            "messages_sms",
+            stats::message_depth_on(&state.db, Channel::Sms).await,
+        ),
+        ("sms_requests", stats::sms_request_depth(&state.db).await),
     ] {
         match depth {
             Ok(d) => {

@@ -705,3 +705,26 @@ async fn openapi_document_matches_the_router(app: TestApp) {
     assert!(doc["components"]["schemas"]["CreateCheckout"].is_object());
 }
 both!(openapi_document_matches_the_router);
+
+/// The document is a valid OpenAPI 3.1 document: checked against the OpenAPI Initiative's own
+/// JSON Schema (tests/schemas), which also proves it catches a broken one.
+async fn openapi_document_is_valid_openapi_3_1(app: TestApp) {
+    let mut doc: serde_json::Value = app
+        .get("/api/openapi.json", UA_PC)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../schemas/openapi-3.1.schema.json")).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&doc)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    // An info object without its required title is refused: the check has teeth.
+    doc["info"].as_object_mut().unwrap().remove("title");
+    assert!(!validator.is_valid(&doc));
+}
+both!(openapi_document_is_valid_openapi_3_1);

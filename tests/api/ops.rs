@@ -77,10 +77,12 @@ async fn metrics_on_loopback_only(app: TestApp) {
         value(&text, r#"kakehashi_queue_depth{queue="notifications"}"#).is_some(),
         "{text}"
     );
-    assert!(
-        value(&text, r#"kakehashi_queue_depth{queue="messages"}"#).is_some(),
-        "{text}"
-    );
+    for queue in ["messages", "messages_email", "messages_sms", "sms_requests"] {
+        assert!(
+            value(&text, &format!(r#"kakehashi_queue_depth{{queue="{queue}"}}"#)).is_some(),
+            "{queue}: {text}"
+        );
+    }
     assert!(
         text.lines()
             .any(|l| l.starts_with(r#"kakehashi_payment_status_changes_total{method="konbini""#)),
