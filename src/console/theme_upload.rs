@@ -64,7 +64,14 @@ pub fn prepare(
         "ロゴから携帯電話用の画像（5KB未満）を作れませんでした。もっと単純なロゴをお使いください。",
     )?;
     let mut h = Sha256::new();
-    for part in [merchant_id.as_bytes(), b"\0", logo] {
+    let colours = format!("{}{}", primary.css(), accent.css());
+    for part in [
+        merchant_id.as_bytes(),
+        b"\0",
+        colours.as_bytes(),
+        b"\0",
+        logo,
+    ] {
         h.update(part);
     }
     let name = UploadedName::new(primary, accent, &h.finalize());
@@ -77,8 +84,8 @@ pub fn prepare(
 }
 
 fn colour(label: &str, s: &str) -> Result<Colour, String> {
-    let c = Colour::parse(s)
-        .ok_or_else(|| format!("{label}は #1a2b3c の形式で入力してください。"))?;
+    let c =
+        Colour::parse(s).ok_or_else(|| format!("{label}は #1a2b3c の形式で入力してください。"))?;
     let ratio = c.contrast_with_white();
     if ratio < MIN_CONTRAST {
         return Err(format!(
@@ -115,7 +122,9 @@ fn fp_gif(img: &DynamicImage) -> Option<Vec<u8>> {
     for scale in [1.0, 0.8, 0.6, 0.45] {
         let w = ((f64::from(FP_MAX_WIDTH) * scale) as u32).max(8);
         let h = ((f64::from(FP_MAX_HEIGHT) * scale) as u32).max(8);
-        let mut small = img.resize(w, h, image::imageops::FilterType::Triangle).to_rgba8();
+        let mut small = img
+            .resize(w, h, image::imageops::FilterType::Triangle)
+            .to_rgba8();
         for p in small.pixels_mut() {
             let a = u16::from(p[3]);
             let on_white = |c: u8| ((u16::from(c) * a + 255 * (255 - a)) / 255) as u8;
@@ -145,7 +154,12 @@ mod tests {
 
     fn png(w: u32, h: u32) -> Vec<u8> {
         let img = image::RgbaImage::from_fn(w, h, |x, y| {
-            Rgba([(x * 7) as u8, (y * 5) as u8, 0x80, if x < 4 { 0 } else { 255 }])
+            Rgba([
+                (x * 7) as u8,
+                (y * 5) as u8,
+                0x80,
+                if x < 4 { 0 } else { 255 },
+            ])
         });
         let mut out = Vec::new();
         DynamicImage::ImageRgba8(img)
@@ -170,7 +184,9 @@ mod tests {
     #[test]
     fn refusals() {
         let svg = b"<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>";
-        assert!(prepare("m", "#000", "#000", svg).unwrap_err().contains("SVG"));
+        assert!(prepare("m", "#000", "#000", svg)
+            .unwrap_err()
+            .contains("SVG"));
         assert!(prepare("m", "#000", "#000", b"GIF89a....").is_err());
         assert!(prepare("m", "#ffff00", "#000", &png(10, 10))
             .unwrap_err()
@@ -179,7 +195,9 @@ mod tests {
         assert!(prepare("m", "#000", "#000", &[0u8; MAX_LOGO_BYTES + 1]).is_err());
         let mut broken = png(10, 10);
         broken.truncate(40);
-        assert!(prepare("m", "#000", "#000", &broken).unwrap_err().contains("読み込めません"));
+        assert!(prepare("m", "#000", "#000", &broken)
+            .unwrap_err()
+            .contains("読み込めません"));
         assert!(prepare("m", "#000", "#000", &png(MAX_SIDE + 1, 1))
             .unwrap_err()
             .contains("ピクセル"));

@@ -17,11 +17,7 @@ impl Colour {
         }
         let digit = |i: usize| u8::from_str_radix(&hex[i..i + 1], 16).ok();
         match hex.len() {
-            3 => Some(Colour([
-                digit(0)? * 17,
-                digit(1)? * 17,
-                digit(2)? * 17,
-            ])),
+            3 => Some(Colour([digit(0)? * 17, digit(1)? * 17, digit(2)? * 17])),
             6 => {
                 let byte = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).ok();
                 Some(Colour([byte(0)?, byte(2)?, byte(4)?]))
@@ -131,7 +127,12 @@ mod tests {
         );
         assert_eq!(n.name(), "u-123456abcdefdeadbeef01020304");
         assert_eq!(UploadedName::parse(&n.name()), Some(n));
-        for bad in ["default", "u-123", "u-123456ABCDEFdeadbeef01020304", "u-../../x"] {
+        for bad in [
+            "default",
+            "u-123",
+            "u-123456ABCDEFdeadbeef01020304",
+            "u-../../x",
+        ] {
             assert_eq!(UploadedName::parse(bad), None, "{bad}");
         }
     }

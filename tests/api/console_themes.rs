@@ -85,8 +85,18 @@ async fn upload_choose_and_isolate(app: TestApp) {
     let audits = app.count("console_audit").await;
     let svg = b"<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>";
     let cases: [(&str, Vec<u8>, &str, &str); 5] = [
-        ("#1a2b3c", svg.to_vec(), "logo.svg", "SVG画像は受け付けていません"),
-        ("#1a2b3c", b"GIF89a\x01\x00".to_vec(), "logo.gif", "PNGまたはJPEG"),
+        (
+            "#1a2b3c",
+            svg.to_vec(),
+            "logo.svg",
+            "SVG画像は受け付けていません",
+        ),
+        (
+            "#1a2b3c",
+            b"GIF89a\x01\x00".to_vec(),
+            "logo.gif",
+            "PNGまたはJPEG",
+        ),
         ("#ffee00", png(200, 50), "logo.png", "コントラスト比"),
         ("blue;}", png(200, 50), "logo.png", "#1a2b3c の形式"),
         ("#1a2b3c", vec![0x89; 230 * 1024], "big.png", "大きすぎます"),
@@ -109,7 +119,11 @@ async fn upload_choose_and_isolate(app: TestApp) {
             &format!("/console/settings/theme?merchant={}", a.id),
             &format!("multipart/form-data; boundary={BOUNDARY}"),
             multipart(
-                &[("csrf", &csrf), ("primary", "#1A2B3C"), ("accent", "#8a1c1c")],
+                &[
+                    ("csrf", &csrf),
+                    ("primary", "#1A2B3C"),
+                    ("accent", "#8a1c1c"),
+                ],
                 &logo,
                 "logo.png",
             ),
@@ -164,7 +178,9 @@ async fn upload_choose_and_isolate(app: TestApp) {
     assert_eq!(r.status(), 303);
     assert_eq!(theme_of(&app, &a.id).await, name);
 
-    let (s, pc) = app.open(&a, &app.fields(&a, "th-1", 1200, &[]), UA_PC).await;
+    let (s, pc) = app
+        .open(&a, &app.fields(&a, "th-1", 1200, &[]), UA_PC)
+        .await;
     assert_eq!(s, 200, "{pc}");
     let logo_url = format!("/themes/{name}/logo");
     let css_url = format!("/themes/{name}/theme.css");
@@ -185,7 +201,9 @@ async fn upload_choose_and_isolate(app: TestApp) {
         css.text().await.unwrap(),
         ":root{--primary:#1a2b3c;--accent:#8a1c1c}\n"
     );
-    let r = app.get(&app.link(&a, &app.fields(&a, "th-2", 1200, &[])), UA_DOCOMO).await;
+    let r = app
+        .get(&app.link(&a, &app.fields(&a, "th-2", 1200, &[])), UA_DOCOMO)
+        .await;
     let fp = sjis_text(r).await;
     let gif_url = format!("/themes/{name}/logo.gif");
     assert!(fp.contains(&gif_url), "{fp}");
@@ -195,12 +213,19 @@ async fn upload_choose_and_isolate(app: TestApp) {
     assert!(gif.len() < 5 * 1024, "{} bytes", gif.len());
     let img = image::load_from_memory(&gif).unwrap();
     assert!(img.width() <= 120, "{}", img.width());
-    assert_eq!(app.get(&format!("/themes/{name}/other"), UA_PC).await.status(), 404);
+    assert_eq!(
+        app.get(&format!("/themes/{name}/other"), UA_PC)
+            .await
+            .status(),
+        404
+    );
 
     // Merchant B's admin can neither choose nor preview A's upload; B's theme is unchanged.
     let ub = user(&app, Some(&b.id), Role::Admin).await;
     let cb = Console::login(&app, &ub).await;
-    let (_, page) = cb.get(&format!("/console/settings?merchant={}", b.id)).await;
+    let (_, page) = cb
+        .get(&format!("/console/settings?merchant={}", b.id))
+        .await;
     assert!(!page.contains(&name));
     let csrf_b = hidden(&page, "csrf");
     let mut form = base("demo");
