@@ -182,6 +182,19 @@ mod tests {
     }
 
     #[test]
+    fn jpeg_is_accepted() {
+        let img = image::RgbImage::from_fn(300, 100, |x, _| image::Rgb([x as u8, 0x20, 0x60]));
+        let mut jpeg = Vec::new();
+        DynamicImage::ImageRgb8(img)
+            .write_to(&mut Cursor::new(&mut jpeg), ImageFormat::Jpeg)
+            .unwrap();
+        let u = prepare("m_1", "#123", "#345", &jpeg).unwrap();
+        assert_eq!(u.logo_type, "image/jpeg");
+        assert!(u.logo_fp.starts_with(b"GIF8") && u.logo_fp.len() < MAX_FP_BYTES);
+        assert_eq!(u.name.primary.css(), "#112233");
+    }
+
+    #[test]
     fn refusals() {
         let svg = b"<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>";
         assert!(prepare("m", "#000", "#000", svg)

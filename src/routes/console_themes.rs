@@ -2,6 +2,7 @@
 //! operators, CSRF-checked and audited; and the public, content-hashed theme assets
 //! (`GET /themes/{name}/{file}`) served from the database so every instance has them.
 
+use axum::extract::multipart::MultipartError;
 use axum::extract::{Multipart, Path, RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -29,23 +30,32 @@ struct Posted {
     logo: Vec<u8>,
 }
 
+/// The sentence for a form that could not be read: too large, or not a well-formed upload.
+fn unreadable(e: &MultipartError) -> String {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        format!(
+            "ロゴ画像が大きすぎます（{}KBまで）。",
+            theme_upload::MAX_LOGO_BYTES / 1024
+        )
+    } else {
+        "送信されたフォームを読み込めませんでした。もう一度お試しください。".into()
+    }
+}
+
 /// Reads the form; a body over the limit is an error, but the fields before it (the token
 /// comes first) are kept so the refusal can still be told apart from a forged request.
 async fn read(mut mp: Multipart) -> (Posted, Result<(), String>) {
-    let too_big = format!(
-        "ロゴ画像が大きすぎます（{}KBまで）。",
-        theme_upload::MAX_LOGO_BYTES / 1024
-    );
     let mut p = Posted::default();
     loop {
         let field = match mp.next_field().await {
             Ok(Some(f)) => f,
             Ok(None) => return (p, Ok(())),
-            Err(_) => return (p, Err(too_big)),
+            Err(e) => return (p, Err(unreadable(&e))),
         };
         let name = field.name().unwrap_or_default().to_owned();
-        let Ok(bytes) = field.bytes().await else {
-            return (p, Err(too_big));
+        let bytes = match field.bytes().await {
+            Ok(b) => b,
+            Err(e) => return (p, Err(unreadable(&e))),
         };
         let text = || String::from_utf8_lossy(&bytes).trim().to_owned();
         match name.as_str() {

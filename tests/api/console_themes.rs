@@ -255,6 +255,21 @@ async fn upload_choose_and_isolate(app: TestApp) {
         .unwrap(),
         b.id
     );
+    // An operator uploads for the merchant named in the query.
+    let uo = user(&app, None, Role::Operator).await;
+    let co = Console::login(&app, &uo).await;
+    let (_, page) = co.get("/console/payments").await;
+    let csrf_o = hidden(&page, "csrf");
+    let (s, _) = upload(&co, &a.id, &csrf_o, "#224466", &png(300, 60), "o.png").await;
+    assert_eq!(s, 303);
+    assert_eq!(
+        app.scalar_str(&format!(
+            "SELECT merchant_id FROM theme_uploads WHERE name LIKE 'u-224466%'"
+        ))
+        .await
+        .unwrap(),
+        a.id
+    );
     // A general user of A cannot upload.
     let ug = user(&app, Some(&a.id), Role::General).await;
     let cg = Console::login(&app, &ug).await;
@@ -262,6 +277,6 @@ async fn upload_choose_and_isolate(app: TestApp) {
     let csrf_g = hidden(&page, "csrf");
     let (s, _) = upload(&cg, &a.id, &csrf_g, "#1a2b3c", &png(300, 60), "x.png").await;
     assert_eq!(s, 403);
-    assert_eq!(app.count("theme_uploads").await, 2);
+    assert_eq!(app.count("theme_uploads").await, 3);
 }
 both!(upload_choose_and_isolate);
