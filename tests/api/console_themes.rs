@@ -263,11 +263,9 @@ async fn upload_choose_and_isolate(app: TestApp) {
     let (s, _) = upload(&co, &a.id, &csrf_o, "#224466", &png(300, 60), "o.png").await;
     assert_eq!(s, 303);
     assert_eq!(
-        app.scalar_str(&format!(
-            "SELECT merchant_id FROM theme_uploads WHERE name LIKE 'u-224466%'"
-        ))
-        .await
-        .unwrap(),
+        app.scalar_str("SELECT merchant_id FROM theme_uploads WHERE name LIKE 'u-224466%'")
+            .await
+            .unwrap(),
         a.id
     );
     // A general user of A cannot upload.
