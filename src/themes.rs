@@ -101,7 +101,8 @@ impl Themes {
 }
 
 /// An uploaded theme: colours from its name, assets at `/themes/<name>/…` (served from the
-/// database by `routes::theme_assets`, cached forever as the name changes with the content).
+/// database by `routes::console_themes::asset`; cached forever, as the name changes with the
+/// content).
 fn uploaded(u: &UploadedName) -> Theme {
     let name = u.name();
     Theme {
