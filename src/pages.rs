@@ -98,7 +98,7 @@ impl Chrome {
     pub fn new(state: &AppState, device: Device, shop_name: &str, theme: &str, lang: &str) -> Self {
         Chrome {
             shop_name: shop_name.to_owned(),
-            theme: state.themes.get(theme).clone(),
+            theme: state.themes.resolve(theme).into_owned(),
             app_css: state.app_css.to_string(),
             layout: device.code(),
             lang: lang.to_owned(),

@@ -214,7 +214,7 @@ impl App {
             ctx: st.ctx.clone(),
             mailer: crate::mail::Mailer::from_settings(&st.config.mail)?.map(Arc::new),
             branding: Arc::new(move |name: &str| {
-                let t = themes.get(name);
+                let t = themes.resolve(name);
                 crate::messages::compose::Branding {
                     primary: t.primary.clone(),
                     logo_url: t.logo_url.clone(),

@@ -9,6 +9,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::assets::Assets;
+use crate::domain::theme::UploadedName;
 
 /// The theme every merchant falls back to.
 pub const DEFAULT_THEME: &str = "default";
@@ -78,6 +79,16 @@ impl Themes {
             .expect("default theme is checked at load")
     }
 
+    /// The theme `name`: a folder theme, an uploaded one (`u-…`, built from its name alone, so
+    /// no database read is needed to render a page) or else the default one.
+    pub fn resolve(&self, name: &str) -> std::borrow::Cow<'_, Theme> {
+        match UploadedName::parse(name) {
+            Some(u) => std::borrow::Cow::Owned(uploaded(&u)),
+            None => std::borrow::Cow::Borrowed(self.get(name)),
+        }
+    }
+
+    /// Whether `name` is a folder theme (uploaded themes are checked against their owner).
     pub fn contains(&self, name: &str) -> bool {
         self.map.contains_key(name)
     }
@@ -87,6 +98,31 @@ impl Themes {
         v.sort_unstable();
         v
     }
+}
+
+/// An uploaded theme: colours from its name, assets at `/themes/<name>/…` (served from the
+/// database by `routes::console_themes::asset`; cached forever, as the name changes with the
+/// content).
+fn uploaded(u: &UploadedName) -> Theme {
+    let name = u.name();
+    Theme {
+        display_name: format!("アップロード {}", &u.hash[..8]),
+        primary: u.primary.css(),
+        accent: u.accent.css(),
+        logo_url: format!("/themes/{name}/logo"),
+        logo_fp_url: format!("/themes/{name}/logo.gif"),
+        css_url: format!("/themes/{name}/theme.css"),
+        name,
+    }
+}
+
+/// The stylesheet of an uploaded theme: built from validated colours only, never user text.
+pub fn uploaded_css(u: &UploadedName) -> String {
+    format!(
+        ":root{{--primary:{};--accent:{}}}\n",
+        u.primary.css(),
+        u.accent.css()
+    )
 }
 
 fn load_one(name: &str, dir: &Path, assets: &mut Assets) -> anyhow::Result<Theme> {

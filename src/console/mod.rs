@@ -26,6 +26,7 @@ pub mod settings;
 pub mod settlements;
 pub mod subscriptions;
 pub mod summary;
+pub mod theme_upload;
 pub mod user_admin;
 pub mod users;
 pub mod views;

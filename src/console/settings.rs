@@ -36,6 +36,7 @@ pub fn parse(
     m: &MerchantRow,
     config: &Config,
     themes: &Themes,
+    uploaded: &[String],
 ) -> Result<Update, String> {
     let cb = get(fields, "callback_url").trim();
     let callback_url = if cb.is_empty() {
@@ -75,7 +76,7 @@ pub fn parse(
     let capture_mode =
         CaptureMode::parse(get(fields, "capture_mode")).ok_or("売上方式が正しくありません。")?;
     let theme = get(fields, "theme");
-    if !themes.contains(theme) {
+    if !themes.contains(theme) && !uploaded.iter().any(|u| u == theme) {
         return Err("テーマが正しくありません。".into());
     }
     Ok(Update {

@@ -317,8 +317,9 @@ pub struct Settings {
     /// API keys: (id, created, active), newest first.
     pub api_keys: Vec<(String, String, bool)>,
     pub webhook_secrets: usize,
+    pub upload_max_kb: usize,
     pub error: Option<String>,
-    pub saved: bool,
+    pub notice: Option<&'static str>,
 }
 
 pub struct SummaryLine {

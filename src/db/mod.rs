@@ -34,6 +34,7 @@ pub mod settlements;
 pub mod sms;
 pub mod stats;
 pub mod subscriptions;
+pub mod theme_uploads;
 
 use std::str::FromStr;
 use std::time::Duration;

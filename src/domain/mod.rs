@@ -18,6 +18,7 @@ pub mod processor;
 pub mod reason;
 pub mod refund_request;
 pub mod repeat;
+pub mod theme;
 pub mod wallet;
 
 pub use method::Method;

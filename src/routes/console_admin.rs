@@ -11,7 +11,7 @@ use crate::console::auth::Staff;
 use crate::console::error::{ConsoleError, ConsoleResult};
 use crate::console::views::{self, Choice, Chrome, SummaryLine, ThemeChoice};
 use crate::console::{audit, settings, summary};
-use crate::db::merchants;
+use crate::db::{merchants, theme_uploads};
 use crate::domain::konbini::Chain;
 use crate::domain::CaptureMode;
 use crate::domain::Method;
@@ -175,7 +175,7 @@ pub(crate) async fn merchant_of(
 }
 
 /// The signing key ids and API keys the settings page lists.
-async fn keys_of(
+pub(crate) async fn keys_of(
     state: &AppState,
     m: &merchants::MerchantRow,
 ) -> ConsoleResult<(Vec<String>, Vec<(String, String, bool)>)> {
@@ -191,13 +191,14 @@ async fn keys_of(
     Ok((keys, api))
 }
 
-fn settings_page(
+pub(crate) fn settings_page(
     state: &AppState,
     staff: &Staff,
     m: &merchants::MerchantRow,
     (keys, api_keys): (Vec<String>, Vec<(String, String, bool)>),
+    uploaded: &[String],
     error: Option<String>,
-    saved: bool,
+    notice: Option<&'static str>,
 ) -> views::Settings {
     let methods = m.methods();
     let chains = m.chains();
@@ -205,9 +206,10 @@ fn settings_page(
         .themes
         .names()
         .into_iter()
+        .chain(uploaded.iter().map(String::as_str))
         .map(|t| ThemeChoice {
             code: t.to_owned(),
-            label: state.themes.get(t).display_name.clone(),
+            label: state.themes.resolve(t).display_name.clone(),
             selected: m.theme == t,
             pc: format!(
                 "/console/settings/preview?merchant={}&theme={t}&device=pc",
@@ -258,8 +260,9 @@ fn settings_page(
                 tracing::error!(merchant = %m.id, error = %e, "webhook secrets cannot be opened");
                 0
             }),
+        upload_max_kb: crate::console::theme_upload::MAX_LOGO_BYTES / 1024,
         error,
-        saved,
+        notice,
     }
 }
 
@@ -272,16 +275,17 @@ pub async fn settings_get(
     let q = form::decode(q.unwrap_or_default().as_bytes(), encoding_rs::UTF_8);
     let m = merchant_of(&state, &staff, &q).await?;
     let keys = keys_of(&state, &m).await?;
+    let uploaded = theme_uploads::names(&state.db, &m.id).await?;
+    let notice = if form::get(&q, "saved") == "1" {
+        Some("保存しました。")
+    } else if form::get(&q, "uploaded") == "1" {
+        Some("テーマをアップロードしました。プレビューで確認し、テーマとして選んで保存すると使われます。")
+    } else {
+        None
+    };
     html(
         StatusCode::OK,
-        &settings_page(
-            &state,
-            &staff,
-            &m,
-            keys,
-            None,
-            form::get(&q, "saved") == "1",
-        ),
+        &settings_page(&state, &staff, &m, keys, &uploaded, None, notice),
     )
 }
 
@@ -295,7 +299,9 @@ pub async fn settings_post(
     let f = admin_form(&state, &staff, &headers, &body)?;
     let q = form::decode(q.unwrap_or_default().as_bytes(), encoding_rs::UTF_8);
     let m = merchant_of(&state, &staff, &q).await?;
-    match settings::parse(&f, &m, &state.config, &state.themes) {
+    // Only this merchant's uploads may be chosen: another merchant's theme name is refused.
+    let uploaded = theme_uploads::names(&state.db, &m.id).await?;
+    match settings::parse(&f, &m, &state.config, &state.themes, &uploaded) {
         Ok(u) => {
             settings::store(&state.db, &m.id, &u).await?;
             audit::staff(
@@ -304,7 +310,7 @@ pub async fn settings_post(
                 Some(&m.id),
                 "settings.update",
                 &m.id,
-                &format!("{u:?}"),
+                &format!("theme {} -> {}; {u:?}", m.theme, u.theme),
             )
             .await?;
             Ok(
@@ -316,7 +322,7 @@ pub async fn settings_post(
             let keys = keys_of(&state, &m).await?;
             html(
                 StatusCode::BAD_REQUEST,
-                &settings_page(&state, &staff, &m, keys, Some(e), false),
+                &settings_page(&state, &staff, &m, keys, &uploaded, Some(e), None),
             )
         }
     }
@@ -394,7 +400,12 @@ pub async fn preview(
     let q = form::decode(q.unwrap_or_default().as_bytes(), encoding_rs::UTF_8);
     let m = merchant_of(&state, &staff, &q).await?;
     let theme = form::get(&q, "theme");
-    if !state.themes.contains(theme) {
+    if !state.themes.contains(theme)
+        && !theme_uploads::names(&state.db, &m.id)
+            .await?
+            .iter()
+            .any(|t| t == theme)
+    {
         return Err(ConsoleError::NotFound);
     }
     let device = match form::get(&q, "device") {

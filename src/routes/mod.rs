@@ -19,6 +19,7 @@ mod console_requests;
 mod console_searches;
 mod console_settlements;
 mod console_subscriptions;
+mod console_themes;
 mod console_users;
 mod demo;
 mod handoff;
@@ -168,6 +169,10 @@ fn console_router(state: AppState) -> Router<AppState> {
         .route(
             "/console/merchants/{id}",
             get(console_merchants::edit_get).post(console_merchants::edit_post),
+        )
+        .route(
+            "/console/settings/theme",
+            post(console_themes::upload).layer(DefaultBodyLimit::max(console_themes::BODY_LIMIT)),
         )
         .route("/console/processors", get(console_processors::show))
         .route("/console/processors/add", post(console_processors::add))
@@ -374,6 +379,7 @@ pub fn router(state: AppState) -> Router {
         .merge(console_router(state.clone()))
         // Assets and health
         .route("/assets/{*path}", get(assets::serve))
+        .route("/themes/{name}/{file}", get(console_themes::asset))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

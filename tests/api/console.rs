@@ -58,6 +58,22 @@ impl Console {
             .unwrap()
     }
 
+    /// Posts `body` as-is with `content_type` (multipart uploads).
+    pub(crate) async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// The password step; returns the response.
     pub(crate) async fn password(&self, email: &str, password: &str) -> reqwest::Response {
         let (s, page) = self.get("/console/login").await;
