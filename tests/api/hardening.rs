@@ -131,10 +131,7 @@ async fn sign_in_burst_memory_bounded(app: TestApp) {
     // the hashing permits outlasts the request timeout, 408: the work stays bounded either way,
     // which is what this test is about; never a 5xx.
     for (s, _, _) in &answers {
-        assert!(
-            *s == 401 || *s == 429 || *s == 408,
-            "sign-in answered {s}"
-        );
+        assert!(*s == 401 || *s == 429 || *s == 408, "sign-in answered {s}");
     }
     eprintln!(
         "200 sign-ins in {:?}: VmRSS {rss0} → {rss1} KiB, VmHWM {hwm0} → {hwm1} KiB",

@@ -79,7 +79,11 @@ async fn metrics_on_loopback_only(app: TestApp) {
     );
     for queue in ["messages", "messages_email", "messages_sms", "sms_requests"] {
         assert!(
-            value(&text, &format!(r#"kakehashi_queue_depth{{queue="{queue}"}}"#)).is_some(),
+            value(
+                &text,
+                &format!(r#"kakehashi_queue_depth{{queue="{queue}"}}"#)
+            )
+            .is_some(),
             "{queue}: {text}"
         );
     }
