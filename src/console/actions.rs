@@ -51,6 +51,7 @@ fn refused_ja(code: &str) -> String {
             "この決済は返金依頼の対象ではありません（支払済みのコンビニ・ペイジー・ネットバンキング決済のみ）。".into()
         }
         "amount_exceeds_paid" => "返金依頼の合計が決済金額を超えます。".into(),
+        "invalid_email" => "メールアドレスが正しくありません。".into(),
         "refund_request_closed" => "この返金依頼は手続きが終わっています。".into(),
         "order_conflict" => {
             "この取引IDはすでに別の内容（金額・商品名など）で使われています。".into()
@@ -243,13 +244,14 @@ pub async fn refund_request_create(
     scope: Option<&str>,
     payment_id: &str,
     amount: i64,
+    email: Option<&str>,
     actor: &str,
-) -> Result<crate::flows::refund_requests::RefundRequest, ActionError> {
+) -> Result<(crate::flows::refund_requests::RefundRequest, Option<String>), ActionError> {
     scoped(state, scope, payment_id).await?;
     let p = payments::get(&state.db, payment_id)
         .await?
         .ok_or(ActionError::NotFound)?;
-    map(crate::flows::refund_requests::create(state, &p, amount, actor).await)
+    map(crate::flows::refund_requests::create(state, &p, amount, email, actor).await)
 }
 
 /// A refund request the user may act on (its merchant's, or any for operators).

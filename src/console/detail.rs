@@ -148,9 +148,14 @@ pub async fn build(
         });
     }
     let message = message.or_else(|| match crate::form::get(&query, "done") {
-        "refund_request" => {
-            Some("返金依頼を作成しました。お客様に口座登録のURLをお知らせください。".to_owned())
-        }
+        "refund_request" => Some(
+            "返金依頼を作成しました。メールアドレスがないため、お客様に口座登録のURLをお知らせください。"
+                .to_owned(),
+        ),
+        "refund_request_mailed" => Some(
+            "返金依頼を作成し、口座登録のご案内メールを送信します（送信状況は「お客様へのメッセージ」に表示されます）。"
+                .to_owned(),
+        ),
         "refund_paid" => Some("返金依頼を振込済にしました。".to_owned()),
         "refund_cancel" => Some("返金依頼を取消しました。".to_owned()),
         _ => None,

@@ -15,6 +15,7 @@ fn kind_label(k: MessageKind) -> &'static str {
         MessageKind::Receipt => "お支払い完了（領収）",
         MessageKind::Refund => "返金のお知らせ",
         MessageKind::Cancellation => "取消のお知らせ",
+        MessageKind::RefundRequest => "返金先口座のご登録依頼",
     }
 }
 

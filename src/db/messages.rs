@@ -234,6 +234,52 @@ pub async fn on_payment_event(
     Ok(())
 }
 
+/// The refund request e-mail (返金依頼) of payment `p`, inside the caller's transaction: to
+/// `address` when staff typed one, else to the signed link's `shopper_email`. Returns the
+/// recipient, or `None` when there is no address to send to.
+pub async fn queue_refund_request(
+    tx: &mut Tx,
+    p: &PaymentRow,
+    address: Option<&str>,
+    now: i64,
+) -> Result<Option<String>, sqlx::Error> {
+    let source = if address.is_some() {
+        MessageSource::Staff
+    } else {
+        MessageSource::Link
+    };
+    let checkout: Option<(Option<String>, String)> = on_tx!(tx, c => sqlx::query_as(
+        "SELECT shopper_email, lang FROM checkouts WHERE id = $1",
+    )
+    .bind(&p.checkout_id)
+    .fetch_optional(c)
+    .await)?;
+    let (link_email, lang) = checkout.unwrap_or((None, "ja".to_owned()));
+    let Some(to) = address
+        .map(str::to_owned)
+        .or(link_email)
+        .filter(|e| !e.is_empty())
+    else {
+        return Ok(None);
+    };
+    queue(
+        tx,
+        &NewMessage {
+            merchant_id: &p.merchant_id,
+            payment_id: &p.id,
+            kind: MessageKind::RefundRequest,
+            channel: Channel::Email,
+            recipient: &to,
+            lang: &lang,
+            source,
+            send_at: now,
+            now,
+        },
+    )
+    .await?;
+    Ok(Some(to))
+}
+
 /// Instructions (and the reminder, when the merchant has them on) to an address the shopper
 /// typed on the number page; one transaction. Returns the instructions' message id.
 pub async fn queue_from_form(

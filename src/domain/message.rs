@@ -14,6 +14,10 @@ string_enum! {
         Receipt => "receipt",
         Refund => "refund",
         Cancellation => "cancellation",
+        /// A refund request (返金依頼) of a cash payment: the signed link to the page where the
+        /// shopper gives the bank account to receive the money. E-mail only (the link does not
+        /// fit in an SMS with the text around it).
+        RefundRequest => "refund_request",
     }
 }
 
@@ -40,7 +44,7 @@ string_enum! {
         Link => "link",
         /// Typed by the shopper on the number page ("send these instructions to my e-mail").
         Form => "form",
-        /// A console user's resend.
+        /// A console user's resend, or an address staff typed (a refund request's e-mail).
         Staff => "staff",
     }
 }

@@ -118,7 +118,22 @@ impl Sender {
         if m.kind == MessageKind::Reminder && !messages::awaiting_payment(&p) {
             return Ok(Sent::NotNeeded);
         }
-        let facts = self.facts(m, &p).await.map_err(db_err)?;
+        let mut facts = self.facts(m, &p).await.map_err(db_err)?;
+        if m.kind == MessageKind::RefundRequest {
+            // The link of the request still waiting for an account (the newest, if staff made
+            // several); none left (paid out or withdrawn meanwhile): nothing to ask for.
+            let open = crate::flows::refund_requests::of_payment(&self.ctx, &p.id)
+                .await
+                .map_err(|e| (Refusal::Temporary, format!("refund requests: {e}")))?
+                .into_iter()
+                .filter(|r| r.status.accepts_account())
+                .max_by_key(|r| r.row.created_at);
+            let Some(r) = open else {
+                return Ok(Sent::NotNeeded);
+            };
+            facts.link = crate::flows::refund_requests::shopper_url(&self.ctx, &r.row.id);
+            facts.requested = r.row.amount;
+        }
         match m.channel {
             Channel::Email => self.send_email(m, &p, &facts).await,
             Channel::Sms => self.send_sms(m, &p, &facts).await,
@@ -221,6 +236,7 @@ impl Sender {
             payment_id: p.id.clone(),
             amount: p.amount,
             refunded: p.refunded_amount,
+            requested: 0,
             method: if en {
                 p.method.name_en()
             } else {

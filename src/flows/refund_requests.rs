@@ -92,14 +92,27 @@ pub fn account_of(state: &Ctx, r: &RefundRequestRow) -> FlowResult<Option<BankAc
     Ok(Some(a))
 }
 
-/// Creates a request for `amount` yen of the paid payment `p`. Refused when the method is not
-/// refunded this way, the payment is not paid, or the requests would exceed what was paid.
+/// Creates a request for `amount` yen of the paid payment `p`, and queues the e-mail carrying
+/// the shopper's link (to `email` when staff typed one, else to the signed link's
+/// `shopper_email`; without either, staff pass the link on themselves). Returns the request and
+/// the address the e-mail goes to. Refused when the method
+/// is not refunded this way, the payment is not paid, the address is not one, or the requests
+/// would exceed what was paid.
 pub async fn create(
     state: &Ctx,
     p: &PaymentRow,
     amount: i64,
+    email: Option<&str>,
     actor: &str,
-) -> FlowResult<RefundRequest> {
+) -> FlowResult<(RefundRequest, Option<String>)> {
+    let email = email.map(str::trim).filter(|e| !e.is_empty());
+    if email.is_some_and(|e| !crate::domain::message::valid_email(e)) {
+        return Err(FlowError::refused(
+            Refused::Invalid,
+            "invalid_email",
+            "the e-mail address is not valid",
+        ));
+    }
     if !qualifies(p.method, p.status) {
         return Err(conflict(
             "refund_request_not_allowed",
@@ -160,9 +173,10 @@ pub async fn create(
         now,
     )
     .await?;
+    let mailed_to = crate::db::messages::queue_refund_request(&mut tx, &p, email, now).await?;
     tx.commit().await?;
     state.wake_notifier();
-    get(state, &id).await
+    Ok((get(state, &id).await?, mailed_to))
 }
 
 /// Moves `r` to `to`, with its event, in one transaction.

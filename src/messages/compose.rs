@@ -36,6 +36,8 @@ pub struct Facts {
     pub amount: i64,
     /// The amount refunded so far (refund notices).
     pub refunded: i64,
+    /// The amount of the open refund request (返金依頼 messages); 0 otherwise.
+    pub requested: i64,
     /// "コンビニ決済" / "Convenience store".
     pub method: String,
     /// When it was paid (receipts) or when the notice was written.
@@ -147,6 +149,12 @@ fn subject(f: &Facts, kind: MessageKind) -> String {
         (MessageKind::Refund, true) => format!("{}: refund issued", f.shop),
         (MessageKind::Cancellation, false) => format!("【{}】お支払い取消のお知らせ", f.shop),
         (MessageKind::Cancellation, true) => format!("{}: payment cancelled", f.shop),
+        (MessageKind::RefundRequest, false) => {
+            format!("【{}】返金先口座のご登録のお願い", f.shop)
+        }
+        (MessageKind::RefundRequest, true) => {
+            format!("{}: where should we send your refund?", f.shop)
+        }
     };
     format!("{test}{s}")
 }
@@ -257,6 +265,30 @@ fn blocks(f: &Facts, kind: MessageKind) -> Vec<Block> {
             let mut rows = order_rows(f);
             rows.push((l("お支払い方法", "Payment method"), f.method.clone()));
             b.push(Block::Table(rows));
+        }
+        MessageKind::RefundRequest => {
+            b.push(Block::Para(match en {
+                false => format!(
+                    "{}でのご注文について、お支払いいただいた代金を銀行振込で返金いたします。下記のページから、返金先の口座をご登録ください。",
+                    f.shop
+                ),
+                true => format!(
+                    "{} will refund your payment by bank transfer. Please tell us the account to send it to on the page below.",
+                    f.shop
+                ),
+            }));
+            let mut rows = order_rows(f);
+            rows.push((l("お支払い方法", "Payment method"), f.method.clone()));
+            rows.push((l("返金額", "Refund"), yen(f.requested, en)));
+            b.push(Block::Table(rows));
+            b.push(Block::Link(
+                l("返金先口座のご登録", "Give your bank account"),
+                f.link.clone(),
+            ));
+            b.push(Block::Para(l(
+                "口座のご登録は、このメールのリンクからのみ受け付けています。お電話やメールで口座番号をお尋ねすることはありません。",
+                "We take the account only on the page this link opens; we never ask for it by phone or e-mail.",
+            )));
         }
     }
     let footer = match (en, f.replies_to_shop) {
@@ -497,6 +529,27 @@ mod tests {
             },
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn refund_request_carries_the_amount_and_the_account_link() {
+        let f = Facts {
+            requested: 3000,
+            link: "https://pay.example/refund/rfr_1?t=abc".into(),
+            ..facts(false)
+        };
+        let c = email(&f, MessageKind::RefundRequest);
+        assert!(c.subject.contains("返金先口座"), "{}", c.subject);
+        for part in [&c.text, &c.html] {
+            assert!(part.contains("3,000円"), "{part}");
+            assert!(
+                part.contains("https://pay.example/refund/rfr_1?t=abc"),
+                "{part}"
+            );
+        }
+        let en = email(&Facts { en: true, ..f }, MessageKind::RefundRequest);
+        assert!(en.text.contains("JPY 3,000"), "{}", en.text);
+        assert!(!MessageKind::RefundRequest.sms_allowed());
     }
 
     #[test]

@@ -816,3 +816,153 @@ async fn console_message_settings(app: TestApp) {
     .unwrap();
     assert_eq!(audit, 1);
 }
+
+both_smtp!(refund_request_mails_the_account_link);
+/// Staff create a refund request (返金依頼) for a paid konbini payment: the shopper receives the
+/// e-mail with the amount and the account page's link, which opens that request's page; an address
+/// staff type goes there instead; a bad address is refused and nothing is created; once the
+/// request is withdrawn, a resend asks for nothing.
+async fn refund_request_mails_the_account_link(app: TestApp, smtp: SmtpFake) {
+    use crate::console::{user, Console};
+    use kakehashi::console::Role;
+
+    let m = app.merchant().await;
+    let f = app.fields(
+        &m,
+        "rr-mail",
+        4200,
+        &[("shopper_email", "hanako@example.jp")],
+    );
+    issue(&app, &app.link(&m, &f), "lawson").await;
+    let p = payment(&app, &m.id, "rr-mail").await;
+    sandbox(&app, &m, &p.id, "paid").await;
+    // Instructions and receipt.
+    wait_mails(&smtp, 2).await;
+
+    let admin = user(&app, Some(&m.id), Role::Admin).await;
+    let c = Console::login(&app, &admin).await;
+    let csrf = c.csrf().await;
+    let path = format!("/console/payments/{}/refund-requests", p.id);
+    let requests = || async {
+        kakehashi::db::refund_requests::of_payment(&app.db, &p.id)
+            .await
+            .unwrap()
+    };
+    let r = c
+        .post(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("amount", "3000"),
+                ("email", "not an address"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 409, "a bad address is refused");
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("メールアドレスが正しくありません"));
+    assert!(requests().await.is_empty(), "and nothing is created");
+
+    let r = c
+        .post(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("amount", "3000"),
+                ("email", ""),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert!(r
+        .headers()
+        .get("location")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .contains("done=refund_request_mailed"));
+    let mail = wait_mails(&smtp, 3).await.remove(2);
+    assert_eq!(mail.rcpt_to, vec!["hanako@example.jp".to_owned()]);
+    assert_eq!(
+        mail.subject,
+        "【テスト】【テスト商店】返金先口座のご登録のお願い"
+    );
+    let rid = requests().await[0].id.clone();
+    for part in [&mail.text, &mail.html] {
+        assert!(part.contains("3,000円"), "refund amount: {part}");
+        assert!(part.contains(&format!("/refund/{rid}?t=")), "link: {part}");
+    }
+    let link = mail
+        .text
+        .split_whitespace()
+        .find(|w| w.contains("/refund/"))
+        .unwrap()
+        .to_owned();
+    let page = app
+        .get(link.trim_start_matches(&app.base), UA_PC)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("3,000"), "the request's page: {page}");
+
+    // A second request to an address staff typed.
+    let r = c
+        .post(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("amount", "1000"),
+                ("email", "taro@example.jp"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let mail = wait_mails(&smtp, 4).await.remove(3);
+    assert_eq!(mail.rcpt_to, vec!["taro@example.jp".to_owned()]);
+    assert!(mail.text.contains("1,000円"), "{}", mail.text);
+
+    // Both withdrawn: resending the e-mail asks for nothing and sends nothing.
+    for r in requests().await {
+        let out = c
+            .post(
+                &format!("/console/refund-requests/{}/cancel", r.id),
+                &[("csrf", &csrf), ("confirm", "yes")],
+            )
+            .await;
+        assert_eq!(out.status(), 303);
+    }
+    let first = messages::for_payment(&app.db, &p.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|x| x.kind.code() == "refund_request")
+        .unwrap();
+    let r = c
+        .post(
+            &format!("/console/payments/{}/messages/resend", p.id),
+            &[("csrf", &csrf), ("message_id", &first.id)],
+        )
+        .await;
+    assert!(r.status().is_redirection(), "{}", r.status());
+    eventually("the resend recorded as not needed", || async {
+        messages::for_payment(&app.db, &p.id)
+            .await
+            .unwrap()
+            .iter()
+            .any(|x| x.kind.code() == "refund_request" && x.status.code() == "cancelled")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        smtp.accepted().len(),
+        4,
+        "no e-mail for a withdrawn request"
+    );
+}

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
 
@@ -765,36 +766,64 @@ test('pc: QR hand-off to a phone; the PC page follows the payment', async () => 
   await ctx.close();
 });
 
-/** The current RFC 6238 code (SHA-1, 30 s, 6 digits) of a base32 TOTP secret. */
-function totpCode(secretB32) {
+/** The RFC 6238 code (SHA-1, 30 s, 6 digits) of a base32 TOTP secret, `steps` periods from now. */
+function totpCode(secretB32, steps = 0) {
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
   let bits = '';
   for (const ch of secretB32.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(ch).toString(2).padStart(5, '0');
   const bytes = [];
   for (let i = 0; i + 8 <= bits.length; i += 8) bytes.push(parseInt(bits.slice(i, i + 8), 2));
   const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 30000)));
+  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 30000) + steps));
   const h = crypto.createHmac('sha1', Buffer.from(bytes)).update(counter).digest();
   const o = h[h.length - 1] & 0xf;
   return String((h.readUInt32BE(o) & 0x7fffffff) % 1000000).padStart(6, '0');
 }
 
-/** A new admin of m_demo signed in to the console (password, then TOTP) in a PC context. */
-async function consoleAdmin() {
-  const email = `browser-${crypto.randomBytes(4).toString('hex')}@shop.example`;
-  const out = cli('user', 'add', '--merchant', 'm_demo', '--email', email, '--role', 'admin');
-  const password = /password:\s+(\S+)/.exec(out)[1];
-  const totpSecret = /totp secret:\s+(\S+)/.exec(out)[1];
+/** Signs in to the console (password, then TOTP `steps` periods from now) in a new PC context. */
+async function consoleSignIn(email, password, totpSecret, steps = 0) {
   const { ctx, page } = await open('pc');
   await page.goto(`${base}/console/login`);
   await page.fill('#email', email);
   await page.fill('#password', password);
   await page.click('button.primary');
   await page.waitForSelector('#code');
-  await page.fill('#code', totpCode(totpSecret));
+  await page.fill('#code', totpCode(totpSecret, steps));
   await page.click('button.primary');
   await page.waitForURL(/\/console\/payments/);
   return { ctx, page };
+}
+
+/** A new admin of m_demo (or an operator, with `role` = 'operator') signed in to the console. */
+async function consoleAdmin(role = 'admin') {
+  const email = `browser-${crypto.randomBytes(4).toString('hex')}@shop.example`;
+  const scope = role === 'operator' ? [] : ['--merchant', 'm_demo'];
+  const out = cli('user', 'add', ...scope, '--email', email, '--role', role);
+  const password = /password:\s+(\S+)/.exec(out)[1];
+  const totpSecret = /totp secret:\s+(\S+)/.exec(out)[1];
+  return consoleSignIn(email, password, totpSecret);
+}
+
+/** A small solid-colour PNG (RGB, 8 bit), as a logo a merchant would upload. */
+function pngLogo(width, height, [r, g, b]) {
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(zlib.crc32(body) >>> 0);
+    return Buffer.concat([len, body, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8);
+  const row = Buffer.concat([Buffer.from([0]), Buffer.from(Array(width).fill([r, g, b]).flat())]);
+  const raw = Buffer.concat(Array(height).fill(row));
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr), chunk('IDAT', zlib.deflateSync(raw)), chunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 /** axe-core, console errors and HTML capture for a console page (no shop logo there). */
@@ -889,11 +918,19 @@ test('console: refund request from staff to the shopper and back', async () => {
   await page.waitForSelector('#rr-amount');
   await checkConsole(page, 'console-06-detail-refund');
   await page.fill('#rr-amount', '2750');
+  await page.fill('#rr-email', 'refund-shopper@example.jp');
   await page.click('#refund-requests button[type=submit]');
   await page.click('button.primary'); // the confirmation
   await page.waitForSelector('input.refund-link');
   await checkConsole(page, 'console-07-refund-requested');
-  const refundUrl = await page.inputValue('input.refund-link');
+  const shown = await page.inputValue('input.refund-link');
+  // The shopper got the same link by e-mail (docs/messages.md, refund account request).
+  let mail;
+  await waitFor(() => (mail = mails.map(parseMail).find((m) => m.to.includes('refund-shopper@example.jp'))), 'refund request e-mail');
+  assert.match(mail.subject, /返金先口座のご登録のお願い/);
+  assert.match(mail.text, /2,750円/);
+  const refundUrl = /(http\S+\/refund\/\S+)/.exec(mail.text)[1];
+  assert.equal(refundUrl, shown);
   // The shopper gives the account on the merchant-branded page; a wrong field first.
   for (const device of ['pc', 'sp']) {
     const s = await open(device);
@@ -929,6 +966,131 @@ test('console: refund request from staff to the shopper and back', async () => {
   await ctx.close();
 });
 
+test('console: an operator onboards a merchant end to end (merchant, settings, theme, keys, ping, user)', async () => {
+  const { ctx, page } = await consoleAdmin('operator');
+  const merchantId = `m_b${crypto.randomBytes(3).toString('hex')}`;
+  // 1. The merchant: created in test mode; its signing secret is shown once.
+  await page.goto(`${base}/console/merchants`);
+  await page.waitForSelector('#merchant-name');
+  await checkConsole(page, 'console-10-merchants');
+  await page.fill('#merchant-name', 'ブラウザ商店');
+  await page.fill('#merchant-id', merchantId);
+  await page.click('form[action="/console/merchants"] button.primary');
+  await page.waitForSelector('#new-key-secret');
+  await checkConsole(page, 'console-11-merchant-created');
+  const keyIdNew = (await page.textContent('#new-key-id')).trim();
+  const secretNew = (await page.textContent('#new-key-secret')).trim();
+  const webhookNew = (await page.textContent('#new-webhook-secret')).trim();
+  assert.ok(secretNew.length >= 32 && webhookNew.startsWith('whsec_'), webhookNew);
+
+  // 2. Settings: callback URL, return origin, two methods only.
+  await page.goto(`${base}/console/settings?merchant=${merchantId}`);
+  await page.waitForSelector('#callback_url');
+  await page.fill('#callback_url', receiverUrl);
+  await page.fill('#return_origins', base);
+  for (const box of await page.locator('input[name=methods]').all()) {
+    const v = await box.getAttribute('value');
+    if (['card', 'konbini'].includes(v)) await box.check(); else await box.uncheck();
+  }
+  await page.click('form[action^="/console/settings?"] button.primary');
+  await page.waitForSelector('#settings-saved');
+  await checkConsole(page, 'console-12-settings-saved');
+
+  // 3. Theme: a PNG logo and colours uploaded, previewed on each device, then chosen.
+  await page.setInputFiles('#logo', { name: 'logo.png', mimeType: 'image/png', buffer: pngLogo(160, 48, [0x12, 0x5a, 0x3c]) });
+  await page.fill('#primary', '#125a3c');
+  await page.fill('#accent', '#8a1c1c');
+  await page.click('form[action^="/console/settings/theme"] button[type=submit]');
+  await page.waitForURL(/uploaded=1/);
+  const uploaded = page.locator('input[name=theme]').last();
+  const themeCode = await uploaded.getAttribute('value');
+  assert.notEqual(themeCode, 'default');
+  const row = page.locator('div.theme').last();
+  // The previews are console pages (the staff session), each in the device's own layout.
+  for (const [device, name] of [['pc', 'PC'], ['sp', 'スマートフォン'], ['fp', '携帯電話']]) {
+    const href = await row.locator(`a:text-is("${name}")`).getAttribute('href');
+    const v = await ctx.newPage();
+    v.problems = [];
+    v.on('console', (m) => { if (m.type() === 'error') v.problems.push(`console error: ${m.text()}`); });
+    const r = await v.goto(new URL(href, base).toString());
+    assert.equal(r.status(), 200, `${device} preview`);
+    const logo = await v.getAttribute('img.logo, img[src*="/themes/"]', 'src');
+    assert.ok(logo.includes(themeCode), `${device} preview uses the uploaded logo: ${logo}`);
+    if (device === 'fp') assert.ok(logo.endsWith('.gif'), `feature phones get the GIF made from the upload: ${logo}`);
+    else await check(v, `${device}-30-theme-preview`);
+    await v.close();
+  }
+  await uploaded.check();
+  await page.click('form[action^="/console/settings?"] button.primary');
+  await page.waitForSelector('#settings-saved');
+  await checkConsole(page, 'console-13-theme-chosen');
+
+  // 4. An API key, shown once, that works.
+  await page.click('form[action^="/console/settings/api-keys?"] button');
+  await page.waitForSelector('#new-secret');
+  await checkConsole(page, 'console-14-api-key');
+  const apiKey = (await page.textContent('#new-secret')).trim();
+  const list = await fetch(`${base}/api/v1/payments`, { headers: { authorization: `Bearer ${apiKey}` } });
+  assert.equal(list.status, 200, 'the new API key authenticates');
+  const bad = await fetch(`${base}/api/v1/payments`, { headers: { authorization: `Bearer ${apiKey}x` } });
+  assert.equal(bad.status, 401);
+
+  // 5. The ping reaches the callback URL, signed with the new webhook secret.
+  await page.goto(`${base}/console/settings?merchant=${merchantId}`);
+  const before = hits.length;
+  await page.click('form[action^="/console/settings/test-notification"] button');
+  await page.waitForSelector('#delivery-state');
+  await waitFor(() => hits.slice(before).some((h) => h.body.includes('"ping"') && verifyWebhookWith(h, webhookNew)), 'the signed ping');
+  for (let i = 0; i < 50 && !(await page.textContent('#delivery-state')).includes('配信済'); i++) {
+    await new Promise((r) => setTimeout(r, 200));
+    await page.click('#refresh');
+    await page.waitForSelector('#delivery-state');
+  }
+  assert.match(await page.textContent('#delivery-state'), /配信済/);
+  await checkConsole(page, 'console-15-ping-delivered');
+
+  // 6. A user invited for the merchant enrols (password and TOTP together) and signs in.
+  await page.goto(`${base}/console/users?merchant=${merchantId}`);
+  const email = `owner-${crypto.randomBytes(3).toString('hex')}@shop.example`;
+  await page.fill('#invite-email', email);
+  await page.selectOption('#invite-role', 'admin');
+  await page.fill('#invite-merchant', merchantId);
+  await page.click('form[action="/console/users/invite"] button.primary');
+  await page.waitForSelector('#invite-url');
+  await checkConsole(page, 'console-16-invite');
+  const inviteUrl = (await page.textContent('#invite-url')).trim();
+  const invited = await open('pc');
+  await invited.page.goto(inviteUrl);
+  await invited.page.waitForSelector('#totp-secret');
+  await checkConsole(invited.page, 'console-17-enrol');
+  const totpSecret = (await invited.page.textContent('#totp-secret')).trim();
+  const password = `browser-${crypto.randomBytes(8).toString('hex')}`;
+  await invited.page.fill('#password', password);
+  await invited.page.fill('#password2', password);
+  await invited.page.fill('#code', totpCode(totpSecret));
+  await invited.page.click('button.primary');
+  await invited.page.waitForURL(/enrolled=1/);
+  await invited.ctx.close();
+  // The enrolment used this period's code: sign-in takes the next one.
+  const owner = await consoleSignIn(email, password, totpSecret, 1);
+  await owner.page.goto(`${base}/console/users`);
+  assert.match(await owner.page.textContent('#users'), new RegExp(email.replace('.', '\\.')));
+  await owner.ctx.close();
+  await page.goto(`${base}/console/users?merchant=${merchantId}`);
+  assert.match(await page.textContent('#users'), /管理者/);
+
+  // 7. The shop's first link: its logo, its two methods.
+  const shopper = await open('pc');
+  await shopper.page.goto(link(`b-onboard-${Date.now()}`, 3300, { merchant_id: merchantId, key_id: keyIdNew, return_url: `${base}/` }, secretNew));
+  await shopper.page.waitForSelector('button[value=card]');
+  const offered = await shopper.page.locator('button[name=method]').evaluateAll((bs) => bs.map((b) => b.value));
+  assert.deepEqual(offered.sort(), ['card', 'konbini']);
+  assert.ok((await shopper.page.getAttribute('img.logo', 'src')).includes(themeCode));
+  await check(shopper.page, 'pc-31-onboarded-selector');
+  await shopper.ctx.close();
+  await ctx.close();
+});
+
 test('every page is valid HTML (Nu Html Checker)', async () => {
   const dir = path.join(ART, 'html');
   fs.mkdirSync(dir, { recursive: true });
@@ -950,7 +1112,11 @@ test('every page is valid HTML (Nu Html Checker)', async () => {
 });
 
 function verifyWebhook(hit) {
-  const key = Buffer.from(webhookSecret.replace(/^whsec_/, ''), 'base64');
+  return verifyWebhookWith(hit, webhookSecret);
+}
+
+function verifyWebhookWith(hit, whsec) {
+  const key = Buffer.from(whsec.replace(/^whsec_/, ''), 'base64');
   const signed = `${hit.headers['webhook-id']}.${hit.headers['webhook-timestamp']}.${hit.body}`;
   const expected = crypto.createHmac('sha256', key).update(signed).digest('base64');
   return hit.headers['webhook-signature'].split(' ').some((s) => s === `v1,${expected}`);
