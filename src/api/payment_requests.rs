@@ -1,5 +1,6 @@
-//! SMS payment requests (SMS決済) over the API: create (sends the SMS), read, resend, cancel,
-//! and the sandbox outbox `GET /api/v1/sms/messages` for test-mode merchants.
+//! Payment requests (SMS決済 / メール決済) over the API: create (sends the SMS and/or queues the
+//! e-mail), read, resend, cancel, and the sandbox outbox `GET /api/v1/sms/messages` for
+//! test-mode merchants.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -15,13 +16,17 @@ use crate::flows::payment_requests::{self as requests, NewRequest, RequestRow};
 use crate::sms::SmsRow;
 use crate::state::AppState;
 
-/// A payment request to send by SMS.
+/// A payment request to send by SMS, by e-mail, or both (at least one of `phone`, `email`).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePaymentRequest {
-    /// Japanese mobile number (070/080/090); hyphens, spaces and +81 are accepted.
+    /// Japanese mobile number (070/080/090) for the SMS; hyphens, spaces and +81 are accepted.
     #[schema(example = "090-1234-5678")]
-    pub phone: String,
+    pub phone: Option<String>,
+    /// E-mail address for the e-mail carrying the link (sent through the message outbox, see
+    /// docs/messages.md); also becomes the link's `shopper_email` unless that is given.
+    #[schema(example = "hanako@example.jp")]
+    pub email: Option<String>,
     #[schema(example = "order-2001")]
     pub order_id: String,
     #[schema(example = 3300)]
@@ -75,13 +80,31 @@ impl From<SmsRow> for SmsMessage {
     }
 }
 
+/// One e-mail of a payment request and its delivery state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmailMessage {
+    pub id: String,
+    pub to: String,
+    /// `pending`, `sent`, `failed`, or `cancelled` (not needed: the request was paid, expired
+    /// or cancelled before it went out).
+    pub status: String,
+    pub attempts: i64,
+    /// The last refusal of the mail server, if any.
+    pub error: Option<String>,
+    pub sent_at: Option<String>,
+    pub created_at: String,
+}
+
 /// A payment request.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PaymentRequest {
     pub id: String,
     pub order_id: String,
     pub checkout_id: String,
-    pub phone: String,
+    /// The mobile number the SMS went to (normalised); null for an e-mail-only request.
+    pub phone: Option<String>,
+    /// The address the e-mail went to; null for an SMS-only request.
+    pub email: Option<String>,
     pub amount: i64,
     pub item_name: String,
     /// The short URL sent by SMS.
@@ -92,6 +115,8 @@ pub struct PaymentRequest {
     pub created_at: String,
     /// Every SMS sent for it, oldest first.
     pub messages: Vec<SmsMessage>,
+    /// Every e-mail queued for it, oldest first.
+    pub emails: Vec<EmailMessage>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -109,12 +134,27 @@ async fn view(state: &AppState, r: RequestRow) -> AppResult<PaymentRequest> {
         .into_iter()
         .map(SmsMessage::from)
         .collect();
+    let emails = crate::db::messages::for_request(&state.db, &r.id)
+        .await?
+        .into_iter()
+        .map(|e| EmailMessage {
+            id: e.id,
+            to: e.recipient,
+            status: e.status.code().to_owned(),
+            attempts: e.attempts,
+            error: e.last_error,
+            sent_at: e.sent_at.map(time),
+            created_at: time(e.created_at),
+        })
+        .collect();
     Ok(PaymentRequest {
         url: requests::short_url(state, &r.code),
+        phone: r.phone().map(str::to_owned),
+        email: r.email.clone(),
+        emails,
         id: r.id,
         order_id: r.order_id,
         checkout_id: r.checkout_id,
-        phone: r.phone,
         amount: r.amount,
         item_name: r.item_name,
         status,
@@ -124,7 +164,7 @@ async fn view(state: &AppState, r: RequestRow) -> AppResult<PaymentRequest> {
     })
 }
 
-/// Create a payment request and send its link by SMS.
+/// Create a payment request and send its link by SMS and/or e-mail.
 #[utoipa::path(
     post,
     path = "/api/v1/payment-requests",
@@ -133,8 +173,8 @@ async fn view(state: &AppState, r: RequestRow) -> AppResult<PaymentRequest> {
     params(super::openapi::IdempotencyKey),
     request_body = CreatePaymentRequest,
     responses(
-        (status = 201, description = "Created; see messages[].status for the SMS delivery", body = PaymentRequest),
-        (status = 400, description = "invalid_phone, or a link reason code (invalid_field, invalid_amount, …)", body = super::openapi::ApiError),
+        (status = 201, description = "Created; see messages[].status for the SMS delivery and emails[].status for the e-mail's", body = PaymentRequest),
+        (status = 400, description = "recipient_required, invalid_phone, invalid_email, or a link reason code (invalid_field, invalid_amount, …)", body = super::openapi::ApiError),
         (status = 401, body = super::openapi::ApiError),
         (status = 409, description = "sms_provider_not_configured, order_conflict, checkout_not_open", body = super::openapi::ApiError),
         (status = 422, description = "sms_too_long", body = super::openapi::ApiError),
@@ -178,7 +218,8 @@ pub async fn create(
         customer_id: None,
     };
     let new = NewRequest {
-        phone: req.phone,
+        phone: req.phone.unwrap_or_default(),
+        email: req.email.unwrap_or_default(),
         order_fields: checkout.order_fields(),
         amount: req.amount,
         item_name: req.item_name,
@@ -213,7 +254,7 @@ pub async fn get(
     Ok(Json(view(&state, r).await?))
 }
 
-/// Send the SMS again (same link).
+/// Send the request again (same link): the SMS and/or the e-mail, to where it first went.
 #[utoipa::path(
     post,
     path = "/api/v1/payment-requests/{id}/resend",

@@ -52,6 +52,7 @@ fn refused_ja(code: &str) -> String {
         }
         "amount_exceeds_paid" => "返金依頼の合計が決済金額を超えます。".into(),
         "invalid_email" => "メールアドレスが正しくありません。".into(),
+        "recipient_required" => "携帯電話番号かメールアドレスを入力してください。".into(),
         "refund_request_closed" => "この返金依頼は手続きが終わっています。".into(),
         "order_conflict" => {
             "この取引IDはすでに別の内容（金額・商品名など）で使われています。".into()
@@ -294,7 +295,7 @@ pub async fn refund_request_step(
     }
 }
 
-/// Sends a new SMS payment request for the merchant `m`.
+/// Sends a new payment request (SMS and/or e-mail) for the merchant `m`.
 pub async fn request_send(
     state: &AppState,
     m: &crate::db::merchants::MerchantRow,
@@ -303,7 +304,7 @@ pub async fn request_send(
     map_send(payment_requests::create(state, m, new).await).map(|(r, _)| r)
 }
 
-/// Sends an open request's SMS again (same short URL).
+/// Sends an open request again (same short URL), by SMS and/or e-mail as first sent.
 pub async fn request_resend(
     state: &AppState,
     m: &crate::db::merchants::MerchantRow,

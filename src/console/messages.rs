@@ -16,6 +16,7 @@ fn kind_label(k: MessageKind) -> &'static str {
         MessageKind::Refund => "返金のお知らせ",
         MessageKind::Cancellation => "取消のお知らせ",
         MessageKind::RefundRequest => "返金先口座のご登録依頼",
+        MessageKind::PaymentRequest => "お支払いのお願い（決済URL）",
     }
 }
 

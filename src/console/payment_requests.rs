@@ -1,9 +1,10 @@
-//! SMS payment requests (SMS決済) in the console: the list with each request's state and its
-//! last SMS delivery, and the form that sends a new one.
+//! Payment requests by SMS and e-mail (SMS決済 / メール決済) in the console: the list with each
+//! request's state and its last SMS and e-mail delivery, and the form that sends a new one.
 
 use askama::Template;
 
 use crate::console::views::Chrome;
+use crate::domain::message::MessageStatus;
 use crate::domain::{RequestStatus, SmsStatus};
 use crate::flows::payment_requests::{self as requests, RequestRow};
 use crate::state::AppState;
@@ -27,12 +28,23 @@ fn sms_ja(s: SmsStatus) -> &'static str {
     }
 }
 
+fn mail_ja(s: MessageStatus) -> &'static str {
+    match s {
+        MessageStatus::Pending => "送信待ち",
+        MessageStatus::Sent => "送信済",
+        MessageStatus::Failed => "送信失敗",
+        MessageStatus::Cancelled => "不要（支払済・取消など）",
+    }
+}
+
 /// A request as the list shows it.
 #[derive(Clone, Debug)]
 pub struct RequestView {
     pub id: String,
     pub order_id: String,
+    /// Where it was sent: the mobile number and/or the e-mail address.
     pub phone: String,
+    pub email: String,
     pub amount: String,
     pub item_name: String,
     pub url: String,
@@ -45,6 +57,9 @@ pub struct RequestView {
     pub sms_at: String,
     pub sms_count: usize,
     pub sms_error: String,
+    /// The last e-mail's state and the mail server's refusal.
+    pub mail_ja: &'static str,
+    pub mail_error: String,
     /// Resend and cancel only while the request is open (no payment started, not expired).
     pub can_resend: bool,
     pub can_cancel: bool,
@@ -54,10 +69,13 @@ pub async fn view(state: &AppState, r: &RequestRow) -> Result<RequestView, crate
     let status = requests::status_of(&state.db, r, state.now_ms()).await?;
     let sms = crate::sms::messages_of_request(&state.db, &r.id).await?;
     let last = sms.last();
+    let mails = crate::db::messages::for_request(&state.db, &r.id).await?;
+    let last_mail = mails.last();
     Ok(RequestView {
         id: r.id.clone(),
         order_id: r.order_id.clone(),
-        phone: r.phone.clone(),
+        phone: r.phone().unwrap_or_default().to_owned(),
+        email: r.email.clone().unwrap_or_default(),
         amount: format_yen(r.amount),
         item_name: r.item_name.clone(),
         url: requests::short_url(state, &r.code),
@@ -69,6 +87,10 @@ pub async fn view(state: &AppState, r: &RequestRow) -> Result<RequestView, crate
         sms_at: last.map(|m| format_jst(m.created_at)).unwrap_or_default(),
         sms_count: sms.len(),
         sms_error: last.and_then(|m| m.error.clone()).unwrap_or_default(),
+        mail_ja: last_mail.map(|m| mail_ja(m.status)).unwrap_or("-"),
+        mail_error: last_mail
+            .and_then(|m| m.last_error.clone())
+            .unwrap_or_default(),
         can_resend: status == RequestStatus::Open,
         can_cancel: status == RequestStatus::Open,
     })

@@ -431,6 +431,8 @@ pub struct LinkCreated {
     pub amount: String,
     pub url: String,
     pub expires: String,
+    /// Where the link was sent (SMS number and/or e-mail address); empty: copy it yourself.
+    pub sent_to: String,
 }
 
 /// 決済新規登録: the form, and the link once created.
@@ -445,6 +447,9 @@ pub struct CheckoutNew {
     pub amount: String,
     pub item_name: String,
     pub days: String,
+    /// Optional: send the link by SMS to this number and/or by e-mail to this address.
+    pub phone: String,
+    pub email: String,
     pub error: Option<String>,
     pub created: Option<LinkCreated>,
 }

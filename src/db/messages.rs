@@ -100,7 +100,10 @@ pub async fn set_settings(
 pub struct MessageRow {
     pub id: String,
     pub merchant_id: String,
-    pub payment_id: String,
+    /// The payment the message is about; `None` for a payment request's e-mail.
+    pub payment_id: Option<String>,
+    /// The payment request (決済依頼) an e-mail carries, before any payment exists.
+    pub payment_request_id: Option<String>,
     #[sqlx(try_from = "String")]
     pub kind: MessageKind,
     #[sqlx(try_from = "String")]
@@ -118,13 +121,13 @@ pub struct MessageRow {
     pub sent_at: Option<i64>,
 }
 
-const COLS: &str = "id, merchant_id, payment_id, kind, channel, recipient, lang, source, status, \
+const COLS: &str = "id, merchant_id, payment_id, payment_request_id, kind, channel, recipient, lang, source, status, \
 attempts, send_at, last_error, created_at, sent_at";
 
 /// A message to queue.
 pub struct NewMessage<'a> {
     pub merchant_id: &'a str,
-    pub payment_id: &'a str,
+    pub about: About<'a>,
     pub kind: MessageKind,
     pub channel: Channel,
     pub recipient: &'a str,
@@ -135,16 +138,41 @@ pub struct NewMessage<'a> {
     pub now: i64,
 }
 
+/// What a message is about: a payment, or a payment request not paid yet.
+#[derive(Clone, Copy, Debug)]
+pub enum About<'a> {
+    Payment(&'a str),
+    Request(&'a str),
+}
+
+impl MessageRow {
+    pub fn about(&self) -> Option<About<'_>> {
+        match (&self.payment_id, &self.payment_request_id) {
+            (Some(p), None) => Some(About::Payment(p)),
+            (None, Some(r)) => Some(About::Request(r)),
+            _ => None,
+        }
+    }
+}
+
 /// Queues one message inside the caller's transaction; returns its id.
 pub async fn queue(tx: &mut Tx, m: &NewMessage<'_>) -> Result<String, sqlx::Error> {
     let id = random_id("msg", 20);
     exec_tx!(tx, c => sqlx::query(
-        "INSERT INTO messages (id, merchant_id, payment_id, kind, channel, recipient, lang, source, \
-         status, send_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10)",
+        "INSERT INTO messages (id, merchant_id, payment_id, payment_request_id, kind, channel, \
+         recipient, lang, source, status, send_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11)",
     )
     .bind(&id)
     .bind(m.merchant_id)
-    .bind(m.payment_id)
+    .bind(match m.about {
+        About::Payment(p) => Some(p),
+        About::Request(_) => None,
+    })
+    .bind(match m.about {
+        About::Request(r) => Some(r),
+        About::Payment(_) => None,
+    })
     .bind(m.kind.code())
     .bind(m.channel.code())
     .bind(m.recipient)
@@ -215,7 +243,7 @@ pub async fn on_payment_event(
     for (channel, recipient) in &to {
         let mut m = NewMessage {
             merchant_id: &p.merchant_id,
-            payment_id: &p.id,
+            about: About::Payment(&p.id),
             kind,
             channel: *channel,
             recipient,
@@ -266,7 +294,7 @@ pub async fn queue_refund_request(
         tx,
         &NewMessage {
             merchant_id: &p.merchant_id,
-            payment_id: &p.id,
+            about: About::Payment(&p.id),
             kind: MessageKind::RefundRequest,
             channel: Channel::Email,
             recipient: &to,
@@ -293,7 +321,7 @@ pub async fn queue_from_form(
     let settings = settings_tx(&mut tx, &p.merchant_id).await?;
     let mut m = NewMessage {
         merchant_id: &p.merchant_id,
-        payment_id: &p.id,
+        about: About::Payment(&p.id),
         kind: MessageKind::Instructions,
         channel: Channel::Email,
         recipient: address,
@@ -316,6 +344,42 @@ pub async fn queue_from_form(
     Ok(id)
 }
 
+/// The e-mail of payment request `request_id` to `address`, inside the caller's transaction
+/// (the request's insert, or a staff resend).
+pub async fn queue_payment_request(
+    tx: &mut Tx,
+    merchant_id: &str,
+    request_id: &str,
+    address: &str,
+    lang: &str,
+    source: MessageSource,
+    now: i64,
+) -> Result<String, sqlx::Error> {
+    queue(
+        tx,
+        &NewMessage {
+            merchant_id,
+            about: About::Request(request_id),
+            kind: MessageKind::PaymentRequest,
+            channel: Channel::Email,
+            recipient: address,
+            lang,
+            source,
+            send_at: now,
+            now,
+        },
+    )
+    .await
+}
+
+/// A payment request's e-mails, oldest first.
+pub async fn for_request(db: &Db, request_id: &str) -> Result<Vec<MessageRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLS} FROM messages WHERE payment_request_id = $1 ORDER BY created_at, send_at, id"
+    );
+    on_db!(db, c => sqlx::query_as(&sql).bind(request_id).fetch_all(c).await)
+}
+
 /// How many addresses the shopper typed on this payment's number page (the form's limit).
 pub async fn form_requests(db: &Db, payment_id: &str) -> Result<i64, sqlx::Error> {
     on_db!(db, c => sqlx::query_scalar(
@@ -333,11 +397,14 @@ pub async fn queue_resend(
     original: &MessageRow,
     now: i64,
 ) -> Result<String, sqlx::Error> {
+    let about = original.about().ok_or_else(|| {
+        sqlx::Error::Decode(format!("message {} has no payment or request", original.id).into())
+    })?;
     queue(
         tx,
         &NewMessage {
             merchant_id: &original.merchant_id,
-            payment_id: &original.payment_id,
+            about,
             kind: original.kind,
             channel: original.channel,
             recipient: &original.recipient,

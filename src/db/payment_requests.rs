@@ -1,4 +1,5 @@
-//! Payment requests by SMS (`payment_requests`): the order's checkout and the short code.
+//! Payment requests by SMS and/or e-mail (`payment_requests`): the order's checkout, the short
+//! code and where it was sent.
 
 use crate::db::{Db, Tx};
 use crate::domain::RequestStatus;
@@ -10,7 +11,10 @@ pub struct RequestRow {
     pub merchant_id: String,
     pub checkout_id: String,
     pub order_id: String,
-    pub phone: String,
+    /// Stored '' when the request went by e-mail only: read it with [`RequestRow::phone`].
+    #[sqlx(rename = "phone")]
+    pub stored_phone: String,
+    pub email: Option<String>,
     pub amount: i64,
     pub item_name: String,
     pub code: String,
@@ -23,8 +27,15 @@ pub struct RequestRow {
     pub updated_at: i64,
 }
 
-const COLS: &str = "id, merchant_id, checkout_id, order_id, phone, amount, item_name, code, \
-link_fields, status, expires_at, created_at, updated_at";
+const COLS: &str = "id, merchant_id, checkout_id, order_id, phone, email, amount, item_name, \
+code, link_fields, status, expires_at, created_at, updated_at";
+
+impl RequestRow {
+    /// The mobile number the SMS went to; `None` for an e-mail-only request.
+    pub fn phone(&self) -> Option<&str> {
+        Some(self.stored_phone.as_str()).filter(|p| !p.is_empty())
+    }
+}
 
 /// A request to insert (`open`).
 pub struct NewRequest<'a> {
@@ -32,7 +43,8 @@ pub struct NewRequest<'a> {
     pub merchant_id: &'a str,
     pub checkout_id: &'a str,
     pub order_id: &'a str,
-    pub phone: &'a str,
+    pub phone: Option<&'a str>,
+    pub email: Option<&'a str>,
     pub amount: i64,
     pub item_name: &'a str,
     pub code: &'a str,
@@ -43,15 +55,16 @@ pub struct NewRequest<'a> {
 
 pub async fn insert(tx: &mut Tx, r: &NewRequest<'_>, now: i64) -> Result<(), sqlx::Error> {
     exec_tx!(tx, c => sqlx::query(
-        "INSERT INTO payment_requests (id, merchant_id, checkout_id, order_id, phone, amount, item_name, \
-         code, link_fields, status, expires_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        "INSERT INTO payment_requests (id, merchant_id, checkout_id, order_id, phone, email, amount, \
+         item_name, code, link_fields, status, expires_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(r.id)
     .bind(r.merchant_id)
     .bind(r.checkout_id)
     .bind(r.order_id)
-    .bind(r.phone)
+    .bind(r.phone.unwrap_or(""))
+    .bind(r.email)
     .bind(r.amount)
     .bind(r.item_name)
     .bind(r.code)

@@ -18,6 +18,9 @@ string_enum! {
         /// shopper gives the bank account to receive the money. E-mail only (the link does not
         /// fit in an SMS with the text around it).
         RefundRequest => "refund_request",
+        /// A payment request (決済依頼) sent by e-mail: the order, the amount and the link to
+        /// pay, before any payment exists.
+        PaymentRequest => "payment_request",
     }
 }
 

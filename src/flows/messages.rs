@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::connectors::konbini::IssueTarget;
 use crate::context::Ctx;
-use crate::db::messages::{self, MessageRow, Outcome};
+use crate::db::messages::{self, About, MessageRow, Outcome};
 use crate::db::payments::{self, PaymentRow};
 use crate::db::{checkouts, merchants};
 use crate::domain::konbini as rules;
@@ -110,7 +110,12 @@ impl Sender {
 
     async fn send_one(&self, m: &MessageRow) -> Result<Sent, (Refusal, String)> {
         let db_err = |e: sqlx::Error| (Refusal::Temporary, format!("database: {e}"));
-        let p = payments::get(&self.ctx.db, &m.payment_id)
+        let payment_id = match m.about() {
+            Some(About::Payment(id)) => id,
+            Some(About::Request(id)) => return self.send_request(m, id).await,
+            None => return Err((Refusal::Permanent, "no payment or request".to_owned())),
+        };
+        let p = payments::get(&self.ctx.db, payment_id)
             .await
             .map_err(db_err)?
             .ok_or((Refusal::Permanent, "payment not found".to_owned()))?;
@@ -135,15 +140,69 @@ impl Sender {
             facts.requested = r.row.amount;
         }
         match m.channel {
-            Channel::Email => self.send_email(m, &p, &facts).await,
+            Channel::Email => self.send_email(m, &p.merchant_id, &facts).await,
             Channel::Sms => self.send_sms(m, &p, &facts).await,
         }
+    }
+
+    /// A payment request's e-mail: the order and the short link, while the request is open
+    /// (paid, expired or cancelled first: nothing to ask for).
+    async fn send_request(
+        &self,
+        m: &MessageRow,
+        request_id: &str,
+    ) -> Result<Sent, (Refusal, String)> {
+        let db_err = |e: sqlx::Error| (Refusal::Temporary, format!("database: {e}"));
+        let Some(r) = crate::db::payment_requests::get(&self.ctx.db, &m.merchant_id, request_id)
+            .await
+            .map_err(db_err)?
+        else {
+            return Err((Refusal::Permanent, "payment request not found".to_owned()));
+        };
+        let status = crate::flows::payment_requests::status_of(&self.ctx.db, &r, self.ctx.now_ms())
+            .await
+            .map_err(db_err)?;
+        if status != crate::domain::RequestStatus::Open {
+            return Ok(Sent::NotNeeded);
+        }
+        let merchant = merchants::get(&self.ctx.db, &m.merchant_id)
+            .await
+            .map_err(db_err)?;
+        let (shop, theme, test_mode) = match &merchant {
+            Some(mr) => (mr.name.clone(), mr.theme.clone(), mr.mode() == Mode::Test),
+            None => (String::new(), String::new(), false),
+        };
+        let settings = messages::settings(&self.ctx.db, &m.merchant_id)
+            .await
+            .map_err(db_err)?;
+        let facts = Facts {
+            en: m.lang == "en",
+            test_mode,
+            shop,
+            item: r.item_name.clone(),
+            order_id: r.order_id.clone(),
+            amount: r.amount,
+            at_ms: r.expires_at,
+            link: crate::flows::payment_requests::short_url(&self.ctx, &r.code),
+            replies_to_shop: settings.reply_to.is_some(),
+            branding: self.branding_of(&theme),
+            ..Facts::default()
+        };
+        self.send_email(m, &m.merchant_id, &facts).await
+    }
+
+    fn branding_of(&self, theme: &str) -> crate::messages::compose::Branding {
+        let mut branding = (self.branding)(theme);
+        if branding.logo_url.starts_with('/') {
+            branding.logo_url = format!("{}{}", self.ctx.public_url, branding.logo_url);
+        }
+        branding
     }
 
     async fn send_email(
         &self,
         m: &MessageRow,
-        p: &PaymentRow,
+        merchant_id: &str,
         f: &Facts,
     ) -> Result<Sent, (Refusal, String)> {
         let Some(mailer) = &self.mailer else {
@@ -152,7 +211,7 @@ impl Sender {
                 "e-mail is not configured on this server (KAKEHASHI_SMTP_HOST)".into(),
             ));
         };
-        let settings = messages::settings(&self.ctx.db, &p.merchant_id)
+        let settings = messages::settings(&self.ctx.db, merchant_id)
             .await
             .map_err(|e| (Refusal::Temporary, format!("database: {e}")))?;
         let c = compose::email(f, m.kind);
@@ -218,10 +277,7 @@ impl Sender {
             Some(mr) => (mr.name.clone(), mr.theme.clone(), mr.mode() == Mode::Test),
             None => (String::new(), String::new(), false),
         };
-        let mut branding = (self.branding)(&theme);
-        if branding.logo_url.starts_with('/') {
-            branding.logo_url = format!("{}{}", self.ctx.public_url, branding.logo_url);
-        }
+        let branding = self.branding_of(&theme);
         let settings = messages::settings(&self.ctx.db, &p.merchant_id).await?;
         let number = number_facts(p, en);
         Ok(Facts {

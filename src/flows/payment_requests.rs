@@ -1,5 +1,5 @@
-//! Payment requests by SMS: a checkout for the order, a short unguessable code (`/s/{code}`),
-//! and the SMS carrying it. The short URL re-signs the order's link on every visit, so it works
+//! Payment requests by SMS and/or e-mail: a checkout for the order, a short unguessable code
+//! (`/s/{code}`), and the SMS (sent at once) or e-mail (through the message outbox) carrying it. The short URL re-signs the order's link on every visit, so it works
 //! until the request's own expiry whatever link lifetime the checkout had.
 
 use rand::Rng;
@@ -59,7 +59,10 @@ pub fn short_url(state: &Ctx, code: &str) -> String {
 
 /// What a new request is for.
 pub struct NewRequest {
+    /// A mobile number to send the SMS to (empty: none).
     pub phone: String,
+    /// An address to send the e-mail to (empty: none). At least one of the two.
+    pub email: String,
     /// The link's order fields (order id, amount, item, return URL, …).
     pub order_fields: Vec<(String, String)>,
     pub amount: i64,
@@ -126,32 +129,83 @@ async fn budget_left(state: &Ctx, merchant_id: &str) -> Result<(), SendError> {
     Ok(())
 }
 
-/// Creates the checkout and the request, then sends the SMS. A refused request (bad phone, bad
-/// order fields, message too long, no provider, rate limit) writes nothing.
+/// The SMS half of a request: the normalised number, its provider and text.
+struct SmsPlan {
+    phone: String,
+    provider: std::sync::Arc<dyn crate::sms::SmsProvider>,
+    text: String,
+}
+
+/// Creates the checkout and the request, then sends the SMS and/or queues the e-mail (in the
+/// request's transaction). A refused request (no recipient, bad phone or address, bad order
+/// fields, message too long, no provider, rate limit) writes nothing. Returns the request and
+/// its SMS, if one was sent.
 pub async fn create(
     state: &Ctx,
     m: &MerchantRow,
     new: NewRequest,
-) -> Result<(RequestRow, SmsRow), SendError> {
-    let phone = crate::sms::normalize_phone(&new.phone).ok_or_else(|| {
-        FlowError::refused(
+) -> Result<(RequestRow, Option<SmsRow>), SendError> {
+    let (phone_in, email_in) = (new.phone.trim(), new.email.trim());
+    if phone_in.is_empty() && email_in.is_empty() {
+        return Err(FlowError::refused(
             Refused::Invalid,
-            "invalid_phone",
-            "phone must be a Japanese mobile number (070/080/090, 11 digits)",
+            "recipient_required",
+            "give phone, email or both",
         )
-    })?;
-    let provider = state.sms.for_mode(m.mode())?;
+        .into());
+    }
+    let email = (!email_in.is_empty()).then(|| email_in.to_owned());
+    if email
+        .as_deref()
+        .is_some_and(|e| !crate::domain::message::valid_email(e))
+    {
+        return Err(FlowError::refused(
+            Refused::Invalid,
+            "invalid_email",
+            "email is not a valid e-mail address",
+        )
+        .into());
+    }
     let code = new_code();
     let url = short_url(state, &code);
-    let template = crate::sms::template_of(&state.db, &m.id).await?;
-    let text = crate::sms::render_text(&template, &m.name, new.amount, &new.item_name, &url)
-        .map_err(sms_too_long)?;
-    budget_left(state, &m.id).await?;
+    let sms = if phone_in.is_empty() {
+        None
+    } else {
+        let phone = crate::sms::normalize_phone(phone_in).ok_or_else(|| {
+            FlowError::refused(
+                Refused::Invalid,
+                "invalid_phone",
+                "phone must be a Japanese mobile number (070/080/090, 11 digits)",
+            )
+        })?;
+        let provider = state.sms.for_mode(m.mode())?;
+        let template = crate::sms::template_of(&state.db, &m.id).await?;
+        let text = crate::sms::render_text(&template, &m.name, new.amount, &new.item_name, &url)
+            .map_err(sms_too_long)?;
+        budget_left(state, &m.id).await?;
+        Some(SmsPlan {
+            phone,
+            provider,
+            text,
+        })
+    };
     let expires_at_s = state.now_s() + crate::flows::checkout::lifetime(Some(new.expires_in_s))?;
     let mut order_fields = new.order_fields;
-    if !order_fields.iter().any(|(k, _)| k == "shopper_phone") {
-        order_fields.push(("shopper_phone".into(), phone.clone()));
+    if let Some(sms) = &sms {
+        if !order_fields.iter().any(|(k, _)| k == "shopper_phone") {
+            order_fields.push(("shopper_phone".into(), sms.phone.clone()));
+        }
     }
+    if let Some(e) = &email {
+        if !order_fields.iter().any(|(k, _)| k == "shopper_email") {
+            order_fields.push(("shopper_email".into(), e.clone()));
+        }
+    }
+    let lang = order_fields
+        .iter()
+        .find(|(k, _)| k == "lang")
+        .map_or("ja", |(_, v)| if v == "en" { "en" } else { "ja" })
+        .to_owned();
     let (opened, _) = sign_and_open(state, &m.id, &order_fields, expires_at_s).await?;
     if opened.checkout.status != CheckoutStatus::Open {
         return Err(FlowError::refused(
@@ -171,7 +225,8 @@ pub async fn create(
         merchant_id: &m.id,
         checkout_id: &opened.checkout.id,
         order_id: &opened.checkout.order_id,
-        phone: &phone,
+        phone: sms.as_ref().map(|s| s.phone.as_str()),
+        email: email.as_deref(),
         amount: opened.checkout.amount,
         item_name: &opened.checkout.item_name,
         code: &code,
@@ -179,27 +234,50 @@ pub async fn create(
         expires_at: expires_at_s * 1000,
     };
     requests::insert(&mut tx, &row, now).await?;
-    let msg_id = crate::sms::reserve_and_queue(
-        &mut tx,
-        state.config.sms_rate_per_minute,
-        &m.id,
-        Some(&id),
-        &phone,
-        &text,
-        provider.name(),
-        now,
-    )
-    .await?;
+    let sms_id = match &sms {
+        Some(s) => Some(
+            crate::sms::reserve_and_queue(
+                &mut tx,
+                state.config.sms_rate_per_minute,
+                &m.id,
+                Some(&id),
+                &s.phone,
+                &s.text,
+                s.provider.name(),
+                now,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    if let Some(e) = &email {
+        crate::db::messages::queue_payment_request(
+            &mut tx,
+            &m.id,
+            &id,
+            e,
+            &lang,
+            crate::domain::message::MessageSource::Link,
+            now,
+        )
+        .await?;
+    }
+    // The sender polls the outbox twice a second: no wake-up needed for the e-mail.
     tx.commit().await?;
-    let msg = crate::sms::deliver(
-        &state.db,
-        provider.as_ref(),
-        &msg_id,
-        &phone,
-        &text,
-        state.now_ms(),
-    )
-    .await?;
+    let msg = match (sms, sms_id) {
+        (Some(s), Some(msg_id)) => Some(
+            crate::sms::deliver(
+                &state.db,
+                s.provider.as_ref(),
+                &msg_id,
+                &s.phone,
+                &s.text,
+                state.now_ms(),
+            )
+            .await?,
+        ),
+        _ => None,
+    };
     let req = get(&state.db, &m.id, &id).await?;
     Ok((req, msg))
 }
@@ -211,12 +289,13 @@ pub async fn get(db: &Db, merchant_id: &str, id: &str) -> FlowResult<RequestRow>
         .ok_or_else(|| not_found(id))
 }
 
-/// Sends the request's SMS again (same short URL), within the rate limit.
+/// Sends the request again (same short URL): the SMS within the rate limit, and the e-mail
+/// through the outbox, to wherever the request first went. Returns the new SMS, if any.
 pub async fn resend(
     state: &Ctx,
     m: &MerchantRow,
     id: &str,
-) -> Result<(RequestRow, SmsRow), SendError> {
+) -> Result<(RequestRow, Option<SmsRow>), SendError> {
     let r = get(&state.db, &m.id, id).await?;
     let status = status_of(&state.db, &r, state.now_ms()).await?;
     if status != RequestStatus::Open {
@@ -227,6 +306,29 @@ pub async fn resend(
         )
         .into());
     }
+    if let Some(e) = r.email.as_deref() {
+        let lang = r
+            .order_fields()
+            .iter()
+            .find(|(k, _)| k == "lang")
+            .map_or("ja", |(_, v)| if v == "en" { "en" } else { "ja" })
+            .to_owned();
+        let mut tx = state.db.begin().await?;
+        crate::db::messages::queue_payment_request(
+            &mut tx,
+            &m.id,
+            &r.id,
+            e,
+            &lang,
+            crate::domain::message::MessageSource::Staff,
+            state.now_ms(),
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    let Some(phone) = r.phone().map(str::to_owned) else {
+        return Ok((r, None));
+    };
     let provider = state.sms.for_mode(m.mode())?;
     let template = crate::sms::template_of(&state.db, &m.id).await?;
     let text = crate::sms::render_text(
@@ -243,7 +345,7 @@ pub async fn resend(
         state.config.sms_rate_per_minute,
         &m.id,
         Some(&r.id),
-        &r.phone,
+        &phone,
         &text,
         provider.name(),
         state.now_ms(),
@@ -254,12 +356,12 @@ pub async fn resend(
         &state.db,
         provider.as_ref(),
         &msg_id,
-        &r.phone,
+        &phone,
         &text,
         state.now_ms(),
     )
     .await?;
-    Ok((r, msg))
+    Ok((r, Some(msg)))
 }
 
 /// Cancels the request and closes its checkout, unless a payment exists (cancel that instead).

@@ -155,6 +155,8 @@ fn subject(f: &Facts, kind: MessageKind) -> String {
         (MessageKind::RefundRequest, true) => {
             format!("{}: where should we send your refund?", f.shop)
         }
+        (MessageKind::PaymentRequest, false) => format!("【{}】お支払いのお願い", f.shop),
+        (MessageKind::PaymentRequest, true) => format!("{}: your payment link", f.shop),
     };
     format!("{test}{s}")
 }
@@ -290,6 +292,26 @@ fn blocks(f: &Facts, kind: MessageKind) -> Vec<Block> {
                 "We take the account only on the page this link opens; we never ask for it by phone or e-mail.",
             )));
         }
+        MessageKind::PaymentRequest => {
+            b.push(Block::Para(match en {
+                false => format!(
+                    "{}からお支払いのお願いです。下記のページで、お支払い方法を選んでお支払いください。",
+                    f.shop
+                ),
+                true => format!(
+                    "{} asks you to pay for the order below. Open the page, choose how to pay, and pay.",
+                    f.shop
+                ),
+            }));
+            let mut rows = order_rows(f);
+            rows.push((l("有効期限", "Valid until"), deadline_text(f.at_ms, en)));
+            b.push(Block::Table(rows));
+            b.push(Block::Link(l("お支払いページ", "Pay here"), f.link.clone()));
+            b.push(Block::Para(l(
+                "お心当たりのない場合は、このメールを破棄してください。",
+                "If you did not expect this, please disregard this message.",
+            )));
+        }
     }
     let footer = match (en, f.replies_to_shop) {
         (false, true) => format!(
@@ -309,12 +331,16 @@ fn blocks(f: &Facts, kind: MessageKind) -> Vec<Block> {
             f.shop, f.shop
         ),
     };
-    b.push(Block::Small(format!(
-        "{}\n{}: {}",
-        footer,
-        l("決済ID", "Payment ID"),
-        f.payment_id
-    )));
+    b.push(Block::Small(if f.payment_id.is_empty() {
+        footer
+    } else {
+        format!(
+            "{}\n{}: {}",
+            footer,
+            l("決済ID", "Payment ID"),
+            f.payment_id
+        )
+    }));
     b
 }
 
@@ -550,6 +576,25 @@ mod tests {
         let en = email(&Facts { en: true, ..f }, MessageKind::RefundRequest);
         assert!(en.text.contains("JPY 3,000"), "{}", en.text);
         assert!(!MessageKind::RefundRequest.sms_allowed());
+    }
+
+    #[test]
+    fn payment_request_carries_the_order_and_the_link() {
+        let f = Facts {
+            payment_id: String::new(),
+            number: None,
+            link: "https://pay.example/s/abcdefghij".into(),
+            at_ms: 1_796_741_940_000,
+            ..facts(false)
+        };
+        let c = email(&f, MessageKind::PaymentRequest);
+        assert_eq!(c.subject, "【テスト商店】お支払いのお願い");
+        for part in [&c.text, &c.html] {
+            assert!(part.contains("1,200円") && part.contains("o-1"), "{part}");
+            assert!(part.contains("https://pay.example/s/abcdefghij"), "{part}");
+            assert!(part.contains("2026年12月8日(火) 23:59"), "{part}");
+            assert!(!part.contains("決済ID"), "no payment yet: {part}");
+        }
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! 決済新規登録 in the console: staff create a payment link for an order (amount, order id, item,
 //! methods, validity) through the same flow as `POST /api/v1/checkouts`, then copy it to the
-//! shopper or send it by SMS (SMS決済). Admin role, CSRF, an audit record (done or refused).
+//! shopper; or, given a mobile number and/or an e-mail address, send it as a payment request
+//! (SMS決済 / メール決済, the flow of `POST /api/v1/payment-requests`). Admin role, CSRF, an audit
+//! record (done or refused).
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -38,6 +40,8 @@ struct Typed {
     item_name: String,
     days: String,
     methods: Vec<String>,
+    phone: String,
+    email: String,
 }
 
 fn page(
@@ -68,6 +72,8 @@ fn page(
         amount: t.amount,
         item_name: t.item_name,
         days: t.days,
+        phone: t.phone,
+        email: t.email,
         error,
         created,
     }
@@ -108,6 +114,8 @@ pub async fn create(
             .filter(|(k, _)| k == "methods")
             .map(|(_, v)| v.trim().to_owned())
             .collect(),
+        phone: field("phone"),
+        email: field("email"),
     };
     let refuse = |typed: Typed, msg: String| -> ConsoleResult<Response> {
         html(
@@ -156,6 +164,9 @@ pub async fn create(
         fields.push(("methods".into(), typed.methods.join(",")));
     }
     let lifetime = days.map_or(crate::flows::checkout::DEFAULT_EXPIRES_IN, |d| d * 86_400);
+    if !typed.phone.is_empty() || !typed.email.is_empty() {
+        return send_request(&state, &staff, &m, typed, fields, amount, lifetime).await;
+    }
     let expires_at_s = state.now_s() + lifetime;
     let r = actions::checkout_create(&state, &m, &fields, expires_at_s).await;
     let detail = match &r {
@@ -185,9 +196,76 @@ pub async fn create(
         amount: format_yen(amount),
         url,
         expires: format_jst(expires_at_s * 1000),
+        sent_to: String::new(),
     };
     html(
         StatusCode::OK,
         &page(&state, &staff, &m, Typed::default(), None, Some(created)),
+    )
+}
+
+/// The form with a number or an address: the link goes out as a payment request (its short
+/// URL, sent by SMS and/or e-mail), audited as `payment_request.send` like the request page.
+async fn send_request(
+    state: &AppState,
+    staff: &Staff,
+    m: &MerchantRow,
+    typed: Typed,
+    fields: Vec<(String, String)>,
+    amount: i64,
+    lifetime: i64,
+) -> ConsoleResult<Response> {
+    let new = crate::flows::payment_requests::NewRequest {
+        phone: typed.phone.clone(),
+        email: typed.email.clone(),
+        order_fields: fields,
+        amount,
+        item_name: typed.item_name.clone(),
+        expires_in_s: lifetime,
+    };
+    let r = actions::request_send(state, m, new).await;
+    let (target, detail) = match &r {
+        Ok(req) => (
+            req.id.clone(),
+            format!("ok -> open order={} amount={amount}", typed.order_id),
+        ),
+        Err(e) => (
+            String::new(),
+            format!("refused: {e} order={} amount={amount}", typed.order_id),
+        ),
+    };
+    audit::staff(
+        &state.db,
+        staff,
+        Some(&m.id),
+        "payment_request.send",
+        &target,
+        &detail,
+    )
+    .await?;
+    let req = match r {
+        Ok(req) => req,
+        Err(actions::ActionError::Refused(msg)) => {
+            return html(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &page(state, staff, m, typed, Some(msg), None),
+            )
+        }
+        Err(e) => return Err(map_action(e)),
+    };
+    let created = LinkCreated {
+        order_id: req.order_id.clone(),
+        amount: format_yen(amount),
+        url: crate::flows::payment_requests::short_url(state, &req.code),
+        expires: format_jst(req.expires_at),
+        sent_to: [req.phone(), req.email.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" / "),
+    };
+    html(
+        StatusCode::OK,
+        &page(state, staff, m, Typed::default(), None, Some(created)),
     )
 }

@@ -1,5 +1,6 @@
-//! Console handlers for SMS payment requests (SMS決済): the list with delivery status, sending a
-//! new one, resending and cancelling (admin role, CSRF, an audit record each, done or refused).
+//! Console handlers for payment requests by SMS and e-mail (SMS決済 / メール決済): the list with
+//! delivery status, sending a new one, resending and cancelling (admin role, CSRF, an audit
+//! record each, done or refused).
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -69,9 +70,9 @@ pub async fn list(
         rows.push(view(&state, &r).await?);
     }
     let message = match form::get(&q, "done") {
-        "send" => Some("SMSを送信しました。".to_owned()),
-        "resend" => Some("SMSを再送しました。".to_owned()),
-        "cancel" => Some("SMS決済を取消しました。".to_owned()),
+        "send" => Some("送信しました（メールは送信待ちを経て送られます）。".to_owned()),
+        "resend" => Some("再送しました。".to_owned()),
+        "cancel" => Some("決済依頼を取消しました。".to_owned()),
         _ => None,
     };
     let page = RequestList {
@@ -125,6 +126,7 @@ pub async fn send(
     let (order_id, item_name) = (field("order_id"), field("item_name"));
     let new = NewRequest {
         phone: field("phone"),
+        email: field("email"),
         order_fields: vec![
             ("order_id".into(), order_id.clone()),
             ("amount".into(), amount.to_string()),
@@ -200,10 +202,17 @@ pub async fn cancel(
     if form::get(&f, "confirm") != "yes" {
         let page = views::Confirm {
             c: Chrome::staff(&state, &staff),
-            title: "SMS決済の取消の確認".into(),
+            title: "決済依頼の取消の確認".into(),
             lines: vec![
                 format!("取引ID: {}", before.order_id),
-                format!("送信先: {}", before.phone),
+                format!(
+                    "送信先: {}",
+                    [before.phone(), before.email.as_deref()]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(" / ")
+                ),
                 format!("金額: {}円", crate::util::format_yen(before.amount)),
                 "取消すと、送信したリンクからは支払えなくなります。".into(),
             ],

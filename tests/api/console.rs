@@ -1312,7 +1312,7 @@ async fn sms_payment_requests_from_the_console(app: TestApp) {
     let csrf = c.csrf().await;
     let (s, page) = c.get("/console/payment-requests").await;
     assert_eq!(s, 200);
-    assert!(page.contains("SMS決済はありません。") && page.contains("SMSを送る"));
+    assert!(page.contains("決済依頼はありません。") && page.contains("送信する"));
     let form = |csrf: &str, phone: &str| -> Vec<(String, String)> {
         vec![
             ("csrf".into(), csrf.into()),
@@ -1362,7 +1362,7 @@ async fn sms_payment_requests_from_the_console(app: TestApp) {
     assert_eq!(sms.len(), 1);
     assert_eq!(sms[0].status.code(), "sent");
     let (_, page) = c.get("/console/payment-requests?done=send").await;
-    assert!(page.contains("SMSを送信しました。") && page.contains(&id));
+    assert!(page.contains("送信しました") && page.contains(&id));
     assert!(page.contains("受付中") && page.contains("送信済") && page.contains("計1通"));
 
     // Another merchant's admin reaches nothing, even naming our merchant.
@@ -1403,7 +1403,7 @@ async fn sms_payment_requests_from_the_console(app: TestApp) {
     let cpath = format!("/console/payment-requests/{id}/cancel");
     let r = c.post(&cpath, &[("csrf", &csrf)]).await;
     assert_eq!(r.status(), 200);
-    assert!(r.text().await.unwrap().contains("SMS決済の取消の確認"));
+    assert!(r.text().await.unwrap().contains("決済依頼の取消の確認"));
     let r = c.post(&cpath, &[("csrf", &csrf), ("confirm", "yes")]).await;
     assert_eq!(r.status(), 303);
     let (_, page) = c.get("/console/payment-requests").await;

@@ -966,3 +966,175 @@ async fn refund_request_mails_the_account_link(app: TestApp, smtp: SmtpFake) {
         "no e-mail for a withdrawn request"
     );
 }
+
+both_smtp!(payment_request_by_email_carries_a_working_link);
+/// A payment request by e-mail (API `email`): no recipient or a bad address is refused and
+/// writes nothing; the e-mail arrives with the order and the short link, which leads to the
+/// order's checkout; a resend sends it again; once cancelled, a queued copy is not sent and the
+/// link no longer works.
+async fn payment_request_by_email_carries_a_working_link(app: TestApp, smtp: SmtpFake) {
+    use serde_json::json;
+
+    let m = app.merchant().await;
+    let key = app.api_key(&m).await;
+    let body = |extra: serde_json::Value| {
+        let mut b =
+            json!({ "order_id": "mail-req-1", "amount": 4800, "item_name": "講習会参加費" });
+        b.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        b
+    };
+    let r = app
+        .api_post("/api/v1/payment-requests", &key, body(json!({})))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "recipient_required"),
+        "{}",
+        r.json
+    );
+    let r = app
+        .api_post(
+            "/api/v1/payment-requests",
+            &key,
+            body(json!({ "email": "not-an-address" })),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (400, "invalid_email"), "{}", r.json);
+    assert_eq!(app.count("payment_requests").await, 0, "nothing written");
+
+    let r = app
+        .api_post(
+            "/api/v1/payment-requests",
+            &key,
+            body(json!({ "email": "hanako@example.jp", "expires_in": 3 * 86400 })),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.json);
+    assert_eq!(r.json["phone"], serde_json::Value::Null);
+    assert_eq!(r.json["email"], "hanako@example.jp");
+    assert_eq!(r.json["messages"].as_array().unwrap().len(), 0, "no SMS");
+    let id = r.json["id"].as_str().unwrap().to_owned();
+    let url = r.json["url"].as_str().unwrap().to_owned();
+
+    let mail = wait_mails(&smtp, 1).await.remove(0);
+    assert_eq!(mail.rcpt_to, vec!["hanako@example.jp".to_owned()]);
+    assert_eq!(mail.subject, "【テスト】【テスト商店】お支払いのお願い");
+    for part in [&mail.text, &mail.html] {
+        assert!(
+            part.contains("4,800円") && part.contains("講習会参加費"),
+            "{part}"
+        );
+        assert!(part.contains(&url), "the short link: {part}");
+    }
+    eventually("the e-mail recorded as sent", || async {
+        let got = app
+            .api_get(&format!("/api/v1/payment-requests/{id}"), &key)
+            .await;
+        (got.json["emails"][0]["status"] == "sent").then_some(())
+    })
+    .await;
+
+    // The link opens the order's checkout, which carries the address for the receipt.
+    let r = app.get(url.trim_start_matches(&app.base), UA_PC).await;
+    assert_eq!(r.status(), 303);
+    let link = location(&r);
+    assert!(link.contains("order_id=mail-req-1"), "{link}");
+    assert!(link.contains("shopper_email=hanako%40example.jp"), "{link}");
+    assert_eq!(app.get(&link, UA_PC).await.status(), 200);
+
+    // Resend: the same link again.
+    let r = app
+        .api_post(
+            &format!("/api/v1/payment-requests/{id}/resend"),
+            &key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    let again = wait_mails(&smtp, 2).await.remove(1);
+    assert!(again.text.contains(&url));
+
+    // A resend queued, then the request cancelled before the sender runs: not sent.
+    let mails = kakehashi::db::messages::for_request(&app.db, &id)
+        .await
+        .unwrap();
+    assert_eq!(mails.len(), 2);
+    let r = app
+        .api_post(
+            &format!("/api/v1/payment-requests/{id}/cancel"),
+            &key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.json["status"], "cancelled", "{}", r.json);
+    let r = app
+        .api_post(
+            &format!("/api/v1/payment-requests/{id}/resend"),
+            &key,
+            json!({}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (409, "payment_request_not_open"));
+    assert_eq!(
+        app.get(url.trim_start_matches(&app.base), UA_PC)
+            .await
+            .status(),
+        410
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(smtp.accepted().len(), 2, "nothing after the cancel");
+}
+
+both_smtp!(console_new_link_sent_by_email);
+/// 決済新規登録 with an address: the link goes out as a payment request by e-mail, shown on the
+/// result page and listed under SMS・メール決済 with its delivery state.
+async fn console_new_link_sent_by_email(app: TestApp, smtp: SmtpFake) {
+    use crate::console::{user, Console};
+    use kakehashi::console::Role;
+
+    let m = app.merchant().await;
+    let admin = user(&app, Some(&m.id), Role::Admin).await;
+    let c = Console::login(&app, &admin).await;
+    let csrf = c.csrf().await;
+    let form = |email: &'static str| {
+        [
+            ("csrf", csrf.as_str()),
+            ("order_id", "console-mail-1"),
+            ("amount", "2,500"),
+            ("item_name", "会費"),
+            ("email", email),
+        ]
+    };
+    let r = c.post("/console/checkouts", &form("nope")).await;
+    assert_eq!(r.status(), 422);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("メールアドレスが正しくありません"));
+    assert_eq!(app.count("payment_requests").await, 0, "nothing written");
+    let r = c.post("/console/checkouts", &form("taro@example.jp")).await;
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("id=\"sent-to\""), "{page}");
+    assert!(page.contains("taro@example.jp に送信しました"), "{page}");
+    let mail = wait_mails(&smtp, 1).await.remove(0);
+    assert_eq!(mail.rcpt_to, vec!["taro@example.jp".to_owned()]);
+    assert!(
+        mail.text.contains("2,500円") && mail.text.contains("/s/"),
+        "{}",
+        mail.text
+    );
+    eventually("listed as sent", || async {
+        let (_, list) = c.get("/console/payment-requests").await;
+        (list.contains("taro@example.jp") && list.contains("送信済")).then_some(())
+    })
+    .await;
+    let audited: i64 = kakehashi::on_db!(&app.db, c => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM console_audit WHERE action = 'payment_request.send'")
+        .fetch_one(c).await)
+    .unwrap();
+    assert_eq!(audited, 2, "the refusal and the send");
+}

@@ -523,6 +523,10 @@ async fn phone_numbers_are_normalised(app: TestApp) {
                 assert_eq!(r.json["phone"], p, "{input}");
                 assert_eq!(r.json["messages"][0]["to"], p);
             }
+            // No number at all (and no e-mail): nothing to send to.
+            None if input.is_empty() => {
+                assert_eq!((r.status, r.code()), (400, "recipient_required"), "{input}");
+            }
             None => {
                 assert_eq!((r.status, r.code()), (400, "invalid_phone"), "{input}");
             }
