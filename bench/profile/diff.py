@@ -2,11 +2,12 @@
 """Per-function inclusive instructions of one operation: the difference between two callgrind
 runs of the same scenario (N1 and N2 operations), divided by N2-N1, biggest first.
 Usage: diff.py A.cg B.cg N1 N2 [top]"""
-import re, subprocess, sys
+import os, re, subprocess, sys
+EXCL = os.environ.get("EXCLUSIVE") == "1"
 
 def inclusive(path):
     out = subprocess.check_output(
-        ["callgrind_annotate", "--inclusive=yes", "--threshold=100", path], text=True)
+        ["callgrind_annotate", "--inclusive=" + ("no" if EXCL else "yes"), "--threshold=100", path], text=True)
     costs = {}
     for line in out.splitlines():
         m = re.match(r"\s*([\d,]+)\s+\([^)]*\)\s+(?:\S+:)?(.+?)(?:\s+\[.*\])?$", line)
