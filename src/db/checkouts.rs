@@ -1,10 +1,11 @@
 //! Checkouts: one per (merchant, order id), created when a signed link is first opened.
 
+use crate::db::merchants::MerchantRow;
 use crate::db::{Db, Tx};
 use crate::domain::order::OrderLink;
 use crate::domain::{CheckoutStatus, Method, MethodList};
 use crate::util::random_id;
-use crate::{exec_tx, on_db, on_tx};
+use crate::{exec_tx, on_db, on_read_conn, on_tx, on_write};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct CheckoutRow {
@@ -48,12 +49,40 @@ pub async fn get(db: &Db, id: &str) -> Result<Option<CheckoutRow>, sqlx::Error> 
     on_db!(db, c => sqlx::query_as(&sql).bind(id).fetch_optional(c).await)
 }
 
+/// A session's checkout and its merchant, read on one connection (every `/pay/…` request).
+pub async fn get_with_merchant(
+    db: &Db,
+    id: &str,
+) -> Result<Option<(CheckoutRow, Option<MerchantRow>)>, sqlx::Error> {
+    let checkout_sql = format!("SELECT {COLS} FROM checkouts WHERE id = $1");
+    let merchant_sql = crate::db::merchants::get_sql();
+    on_read_conn!(db, c => {
+        let row: Option<CheckoutRow> = sqlx::query_as(&checkout_sql)
+            .bind(id)
+            .fetch_optional(&mut *c)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let merchant: Option<MerchantRow> = sqlx::query_as(&merchant_sql)
+            .bind(&row.merchant_id)
+            .fetch_optional(&mut *c)
+            .await?;
+        Ok(Some((row, merchant)))
+    })
+}
+
+/// The checkout of `(merchant, order id)`, with the SQL text for reuse on a held connection.
+pub(crate) fn by_order_sql() -> String {
+    format!("SELECT {COLS} FROM checkouts WHERE merchant_id = $1 AND order_id = $2")
+}
+
 pub async fn find_by_order(
     db: &Db,
     merchant_id: &str,
     order_id: &str,
 ) -> Result<Option<CheckoutRow>, sqlx::Error> {
-    let sql = format!("SELECT {COLS} FROM checkouts WHERE merchant_id = $1 AND order_id = $2");
+    let sql = by_order_sql();
     on_db!(db, c => sqlx::query_as(&sql).bind(merchant_id).bind(order_id).fetch_optional(c).await)
 }
 
@@ -108,26 +137,29 @@ pub async fn insert_or_get(
 /// Sets the language the checkout's pages are shown in (`ja` or `en`): the link's `lang`, else
 /// the shopper's browser (Accept-Language) or their choice on the page.
 pub async fn set_lang(db: &Db, id: &str, lang: &str) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin().await?;
-    exec_tx!(&mut tx, c => sqlx::query("UPDATE checkouts SET lang = $1 WHERE id = $2")
+    on_write!(db, c => sqlx::query("UPDATE checkouts SET lang = $1 WHERE id = $2")
     .bind(lang)
     .bind(id)
     .execute(c)
-    .await)?;
-    tx.commit().await
+    .await.map(|_| ()))?;
+    Ok(())
 }
 
+/// Records the shopper's choice of method on an open checkout. Choosing the method already
+/// recorded (a double click, the back button, a reload that re-posts) writes nothing: on
+/// PostgreSQL concurrent re-posts would otherwise queue on the row's lock, one commit each.
 pub async fn select_method(db: &Db, id: &str, method: Method, now: i64) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin().await?;
-    exec_tx!(&mut tx, c => sqlx::query(
-        "UPDATE checkouts SET selected_method = $1, updated_at = $2 WHERE id = $3 AND status = 'open'",
+    on_write!(db, c => sqlx::query(
+        "UPDATE checkouts SET selected_method = $1, updated_at = $2 WHERE id = $3 AND status = 'open' \
+         AND (selected_method IS NULL OR selected_method <> $4)",
     )
     .bind(method.code())
     .bind(now)
     .bind(id)
+    .bind(method.code())
     .execute(c)
-    .await)?;
-    tx.commit().await
+    .await.map(|_| ()))?;
+    Ok(())
 }
 
 /// What [`expire_if_open`] found.

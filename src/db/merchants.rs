@@ -1,12 +1,13 @@
 //! Merchants and their signing keys.
 
+use crate::db::checkouts::CheckoutRow;
 use crate::db::Db;
 use crate::domain::{
     CallbackStatus, CaptureMode, MerchantStatus, Method, MethodList, Mode, NotifyFormat,
 };
 use crate::secrets::{Keyring, SealError};
 use crate::util::{random_id, random_secret};
-use crate::{exec_tx, on_db, on_tx};
+use crate::{exec_tx, on_db, on_read_conn, on_tx};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct MerchantRow {
@@ -88,6 +89,47 @@ pub struct KeyAndMerchant {
     pub merchant: MerchantRow,
 }
 
+/// Finds the merchant and the active key named by a link (one query), and the checkout already
+/// opened for the link's order if any, on one connection: opening a link reads nothing else.
+/// `Err(UnknownMerchant)` if no such merchant, `Err(UnknownKey)` if the key is not active.
+/// The caller verifies the link's signature before using the checkout.
+pub async fn link_lookup(
+    db: &Db,
+    keys: &Keyring,
+    merchant_id: &str,
+    key_id: &str,
+    order_id: &str,
+) -> Result<(MerchantRow, String, Option<CheckoutRow>), KeyLookupError> {
+    let sql = format!(
+        "SELECT k.secret AS key_secret, {COLS} FROM merchants m \
+         LEFT JOIN signing_keys k ON k.merchant_id = m.id AND k.id = $1 AND k.status = 'active' \
+         WHERE m.id = $2"
+    );
+    let checkout_sql = crate::db::checkouts::by_order_sql();
+    let (row, checkout): (Option<KeyAndMerchant>, Option<CheckoutRow>) = on_read_conn!(db, c => {
+        let row: Option<KeyAndMerchant> = sqlx::query_as(&sql)
+            .bind(key_id)
+            .bind(merchant_id)
+            .fetch_optional(&mut *c)
+            .await?;
+        let checkout = match &row {
+            Some(r) if r.key_secret.is_some() => sqlx::query_as(&checkout_sql)
+                .bind(merchant_id)
+                .bind(order_id)
+                .fetch_optional(&mut *c)
+                .await?,
+            _ => None,
+        };
+        (row, checkout)
+    });
+    let row = row.ok_or(KeyLookupError::UnknownMerchant)?;
+    let stored = row.key_secret.ok_or(KeyLookupError::UnknownKey)?;
+    let secret = keys
+        .reveal(&stored, &signing_key_context(key_id))
+        .map_err(|e| KeyLookupError::Sealed(key_id.to_owned(), e))?;
+    Ok((row.merchant, secret.to_string(), checkout))
+}
+
 /// Finds the merchant and the active key named by a link, in one query.
 /// `Err(UnknownMerchant)` if no such merchant, `Err(UnknownKey)` if the key is not active.
 pub async fn merchant_with_key(
@@ -114,8 +156,13 @@ pub async fn merchant_with_key(
     Ok((row.merchant, secret.to_string()))
 }
 
+/// The SQL of [`get`], for reuse on a connection already held.
+pub(crate) fn get_sql() -> String {
+    format!("SELECT {COLS} FROM merchants m WHERE m.id = $1")
+}
+
 pub async fn get(db: &Db, id: &str) -> Result<Option<MerchantRow>, sqlx::Error> {
-    let sql = format!("SELECT {COLS} FROM merchants m WHERE m.id = $1");
+    let sql = get_sql();
     on_db!(db, c => sqlx::query_as(&sql).bind(id).fetch_optional(c).await)
 }
 

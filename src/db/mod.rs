@@ -72,6 +72,41 @@ macro_rules! on_db {
     };
 }
 
+/// Like [`on_db!`], but `$c` is one connection taken from the read pool for the whole body:
+/// several reads of one request pay for one acquire and one release (sqlx pings a connection
+/// as it goes back to the pool: a round trip to PostgreSQL, a thread hop on SQLite). Use
+/// `&mut *$c` as the executor of each query.
+#[macro_export]
+macro_rules! on_read_conn {
+    ($db:expr, $c:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite { read, .. } => {
+                let mut conn = read.acquire().await?;
+                let $c = &mut *conn;
+                $body
+            }
+            $crate::db::Db::Postgres(p) => {
+                let mut conn = p.acquire().await?;
+                let $c = &mut *conn;
+                $body
+            }
+        }
+    };
+}
+
+/// Runs `$body` with `$c` bound to the writer of whichever backend `$db` is, outside any
+/// transaction: for a write that is one statement, which is atomic on its own. An explicit
+/// BEGIN/COMMIT around it costs PostgreSQL two more round trips for nothing.
+#[macro_export]
+macro_rules! on_write {
+    ($db:expr, $c:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite { write: $c, .. } => $body,
+            $crate::db::Db::Postgres($c) => $body,
+        }
+    };
+}
+
 /// Runs `$body` with `$c` bound to the connection of the transaction `$tx`.
 #[macro_export]
 macro_rules! on_tx {
@@ -120,13 +155,18 @@ impl Db {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
+            // No ping before each acquire (see `connect_pg`): a SQLite connection is a file
+            // handle on a thread of ours, and the ping was a round trip to that thread on every
+            // query, on the single writer too.
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
+                .test_before_acquire(false)
                 .connect_with(opts.clone())
                 .await?;
             sqlx::migrate!("migrations/sqlite").run(&write).await?;
             let read = SqlitePoolOptions::new()
                 .max_connections(8)
+                .test_before_acquire(false)
                 .connect_with(opts.read_only(true))
                 .await?;
             Ok(Db::Sqlite { read, write })
@@ -135,8 +175,14 @@ impl Db {
 
     /// Connects to PostgreSQL with explicit options (tests pass a per-test `search_path`).
     pub async fn connect_pg(opts: PgConnectOptions) -> anyhow::Result<Db> {
+        // sqlx pings a connection when it goes back to the pool, and by default once more
+        // before handing it out: with that, every query cost PostgreSQL three round trips. The
+        // ping on release stays (it flushes a dropped transaction's rollback and finds a broken
+        // connection); the one on acquire is off. A connection broken in between (the database
+        // restarted) fails the one query that finds it, and the pool then drops it.
         let pool = PgPoolOptions::new()
             .max_connections(16)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(opts)
             .await?;

@@ -6,7 +6,7 @@
 //! same id. SQLite has one writer, so its claim is serialised anyway.
 
 use crate::db::Db;
-use crate::{exec_tx, on_db, on_tx};
+use crate::{exec_tx, on_db, on_write};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct Claimed {
@@ -43,90 +43,146 @@ pub async fn claim(
            ORDER BY o.next_attempt_at, o.created_at LIMIT $5 {lock}) \
          RETURNING id, merchant_id, payment_id, type, body, attempts, created_at"
     );
-    let mut tx = db.begin().await?;
-    let rows: Vec<Claimed> = on_tx!(&mut tx, c => sqlx::query_as(&sql)
+    // One statement, atomic on its own: no BEGIN/COMMIT round trips around it.
+    on_write!(db, c => sqlx::query_as(&sql)
         .bind(owner)
         .bind(now + lease_ms)
         .bind(now)
         .bind(now)
         .bind(limit)
         .fetch_all(c)
-        .await)?;
-    tx.commit().await?;
-    Ok(rows)
+        .await)
 }
 
-/// One attempt's record for the delivery log.
-pub struct Attempt<'a> {
+/// One attempt's result, to be recorded with [`finish_all`]: the attempt for the delivery log
+/// and the event's new state. `next_status` is `pending` (retry at `next_at`), `delivered`,
+/// `failed` or `disabled`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Finished {
+    pub event_id: String,
+    pub next_status: &'static str,
+    pub next_at: Option<i64>,
     pub status_code: Option<i64>,
     pub latency_ms: i64,
-    pub outcome: &'a str,
-    pub snippet: &'a str,
+    pub outcome: String,
+    pub snippet: String,
 }
 
-/// Records an attempt and the event's new state. `next_status` is `pending` (retry at
-/// `next_at`), `delivered`, `failed` or `disabled`. Only the lease holder may finish an event.
-pub async fn finish(
+/// Records attempts and their events' new states, all in one transaction of two statements
+/// whatever their number: a delivery batch costs one commit, not one per event (on PostgreSQL
+/// each commit waits for a WAL flush). Only the lease holder may finish an event; an event
+/// whose lease was lost keeps its state, but its attempt is logged all the same. Returns how
+/// many events were updated.
+pub async fn finish_all(
     db: &Db,
-    event_id: &str,
     owner: &str,
-    attempt: &Attempt<'_>,
-    next_status: &str,
-    next_at: Option<i64>,
+    done: &[Finished],
     now: i64,
-) -> Result<bool, sqlx::Error> {
+) -> Result<u64, sqlx::Error> {
+    if done.is_empty() {
+        return Ok(0);
+    }
     let mut tx = db.begin().await?;
-    let updated = exec_tx!(&mut tx, c => sqlx::query(
-        "UPDATE outbox SET status = $1, attempts = attempts + 1, next_attempt_at = COALESCE($2, next_attempt_at), \
-         lease_owner = NULL, lease_until = NULL, delivered_at = CASE WHEN $3 = 'delivered' THEN $4 ELSE delivered_at END \
-         WHERE id = $5 AND lease_owner = $6",
-    )
-    .bind(next_status)
-    .bind(next_at)
-    .bind(next_status)
-    .bind(now)
-    .bind(event_id)
-    .bind(owner)
-    .execute(c)
-    .await)?;
-    exec_tx!(&mut tx, c => sqlx::query(
-        "INSERT INTO delivery_attempts (event_id, attempted_at, status_code, latency_ms, outcome, response_snippet) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(event_id)
-    .bind(now)
-    .bind(attempt.status_code)
-    .bind(attempt.latency_ms)
-    .bind(attempt.outcome)
-    .bind(attempt.snippet)
-    .execute(c)
-    .await)?;
+    let updated = match &mut tx {
+        // PostgreSQL: one typed array per column, unnested into rows.
+        crate::db::Tx::Postgres(t) => {
+            let c = &mut **t;
+            let ids: Vec<&str> = done.iter().map(|f| f.event_id.as_str()).collect();
+            let statuses: Vec<&str> = done.iter().map(|f| f.next_status).collect();
+            let next_at: Vec<Option<i64>> = done.iter().map(|f| f.next_at).collect();
+            let n = sqlx::query(
+                "UPDATE outbox o SET status = j.status, attempts = o.attempts + 1, \
+                 next_attempt_at = COALESCE(j.next_at, o.next_attempt_at), lease_owner = NULL, \
+                 lease_until = NULL, \
+                 delivered_at = CASE WHEN j.status = 'delivered' THEN $4 ELSE o.delivered_at END \
+                 FROM UNNEST($1::text[], $2::text[], $3::bigint[]) AS j(id, status, next_at) \
+                 WHERE o.id = j.id AND o.lease_owner = $5",
+            )
+            .bind(&ids)
+            .bind(&statuses)
+            .bind(&next_at)
+            .bind(now)
+            .bind(owner)
+            .execute(&mut *c)
+            .await?
+            .rows_affected();
+            let codes: Vec<Option<i64>> = done.iter().map(|f| f.status_code).collect();
+            let latency: Vec<i64> = done.iter().map(|f| f.latency_ms).collect();
+            let outcomes: Vec<&str> = done.iter().map(|f| f.outcome.as_str()).collect();
+            let snippets: Vec<&str> = done.iter().map(|f| f.snippet.as_str()).collect();
+            sqlx::query(
+                "INSERT INTO delivery_attempts (event_id, attempted_at, status_code, latency_ms, \
+                 outcome, response_snippet) \
+                 SELECT j.id, $1, j.code, j.latency, j.outcome, j.snippet \
+                 FROM UNNEST($2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[]) \
+                 AS j(id, code, latency, outcome, snippet)",
+            )
+            .bind(now)
+            .bind(&ids)
+            .bind(&codes)
+            .bind(&latency)
+            .bind(&outcomes)
+            .bind(&snippets)
+            .execute(&mut *c)
+            .await?;
+            n
+        }
+        // SQLite has no arrays: the rows travel as one JSON array, read back with json_each.
+        crate::db::Tx::Sqlite(t) => {
+            let c = &mut **t;
+            let rows = serde_json::to_string(done).map_err(|e| sqlx::Error::Encode(e.into()))?;
+            let n = sqlx::query(
+                "UPDATE outbox SET status = j.status, attempts = attempts + 1, \
+                 next_attempt_at = COALESCE(j.next_at, next_attempt_at), lease_owner = NULL, \
+                 lease_until = NULL, \
+                 delivered_at = CASE WHEN j.status = 'delivered' THEN $1 ELSE delivered_at END \
+                 FROM (SELECT value ->> 'event_id' AS id, value ->> 'next_status' AS status, \
+                       value ->> 'next_at' AS next_at FROM json_each($2)) AS j \
+                 WHERE outbox.id = j.id AND outbox.lease_owner = $3",
+            )
+            .bind(now)
+            .bind(&rows)
+            .bind(owner)
+            .execute(&mut *c)
+            .await?
+            .rows_affected();
+            sqlx::query(
+                "INSERT INTO delivery_attempts (event_id, attempted_at, status_code, latency_ms, \
+                 outcome, response_snippet) \
+                 SELECT value ->> 'event_id', $1, value ->> 'status_code', value ->> 'latency_ms', \
+                 value ->> 'outcome', value ->> 'snippet' FROM json_each($2)",
+            )
+            .bind(now)
+            .bind(&rows)
+            .execute(&mut *c)
+            .await?;
+            n
+        }
+    };
     tx.commit().await?;
-    Ok(updated == 1)
+    Ok(updated)
 }
 
 /// Releases a lease without an attempt (e.g. the merchant has no endpoint configured).
 pub async fn park(db: &Db, event_id: &str, owner: &str, status: &str) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin().await?;
-    exec_tx!(&mut tx, c => sqlx::query(
+    on_write!(db, c => sqlx::query(
         "UPDATE outbox SET status = $1, lease_owner = NULL, lease_until = NULL WHERE id = $2 AND lease_owner = $3",
     )
     .bind(status)
     .bind(event_id)
     .bind(owner)
     .execute(c)
-    .await)?;
-    tx.commit().await
+    .await.map(|_| ()))?;
+    Ok(())
 }
 
 /// Marks the merchant's endpoint disabled (it answered 410 Gone).
 pub async fn disable_endpoint(db: &Db, merchant_id: &str) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin().await?;
-    exec_tx!(&mut tx, c => sqlx::query("UPDATE merchants SET callback_status = 'disabled' WHERE id = $1")
+    on_write!(db, c => sqlx::query("UPDATE merchants SET callback_status = 'disabled' WHERE id = $1")
         .bind(merchant_id)
         .execute(c)
-        .await)?;
-    tx.commit().await
+        .await.map(|_| ()))?;
+    Ok(())
 }
 
 /// Puts one event (or every failed/parked event of a merchant) back in the queue, due now. The
@@ -243,8 +299,7 @@ pub async fn ping(db: &Db, merchant_id: &str, now: i64) -> Result<String, sqlx::
         "data": { "merchant_id": merchant_id }
     })
     .to_string();
-    let mut tx = db.begin().await?;
-    exec_tx!(&mut tx, c => sqlx::query(
+    on_write!(db, c => sqlx::query(
         "INSERT INTO outbox (id, merchant_id, payment_id, seq, type, body, status, next_attempt_at, created_at) \
          VALUES ($1, $2, NULL, 0, 'ping', $3, 'pending', $4, $5)",
     )
@@ -254,8 +309,7 @@ pub async fn ping(db: &Db, merchant_id: &str, now: i64) -> Result<String, sqlx::
     .bind(now)
     .bind(now)
     .execute(c)
-    .await)?;
-    tx.commit().await?;
+    .await.map(|_| ()))?;
     Ok(id)
 }
 

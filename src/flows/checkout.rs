@@ -28,11 +28,12 @@ pub async fn open_link(
     device: Device,
 ) -> FlowResult<Opened> {
     let raw = RawLink::parse(fields)?;
-    let (merchant, secret) = merchants::merchant_with_key(
+    let (merchant, secret, existing) = merchants::link_lookup(
         &state.db,
         &state.keys,
         raw.get("merchant_id"),
         raw.get("key_id"),
+        raw.get("order_id"),
     )
     .await?;
     if !crate::signing::verify(&secret, &raw.canonical(), raw.get("signature")) {
@@ -75,7 +76,6 @@ pub async fn open_link(
     if !method::amount_fits_some(&methods, link.amount) {
         return Err(FlowError::shopper(Reason::AmountOverLimit));
     }
-    let existing = checkouts::find_by_order(&state.db, &merchant.id, &link.order_id).await?;
     let checkout = match existing {
         Some(c) if c.content_hash != link.content_hash() => {
             return Err(FlowError::shopper(Reason::OrderConflict))
@@ -166,12 +166,10 @@ pub fn verify_session(state: &Ctx, token: &str) -> Option<Session> {
 /// Loads the checkout and merchant of a session token.
 pub async fn load_session(state: &Ctx, token: &str) -> FlowResult<(Session, Opened)> {
     let session = verify_session(state, token).ok_or(FlowError::shopper(Reason::SessionExpired))?;
-    let checkout = checkouts::get(&state.db, &session.checkout_id)
+    let (checkout, merchant) = checkouts::get_with_merchant(&state.db, &session.checkout_id)
         .await?
         .ok_or(FlowError::shopper(Reason::SessionExpired))?;
-    let merchant = merchants::get(&state.db, &checkout.merchant_id)
-        .await?
-        .ok_or(FlowError::shopper(Reason::UnknownMerchant))?;
+    let merchant = merchant.ok_or(FlowError::shopper(Reason::UnknownMerchant))?;
     let connectors = crate::flows::merchant_connectors(state, &merchant).await?;
     Ok((
         session,

@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::merchants::{self, MerchantRow};
-use crate::db::outbox::{self, Attempt, Claimed};
+use crate::db::outbox::{self, Claimed, Finished};
 use crate::db::Db;
 use crate::domain::{CallbackStatus, NotifyFormat};
 use crate::notify::deliver::{Deliverer, Delivery, Outcome};
@@ -91,6 +91,10 @@ impl Worker {
         // takes only the oldest).
         let per_endpoint = self.config.notify_endpoint_concurrency.max(1);
         let mut endpoints: HashMap<String, Arc<tokio::sync::Semaphore>> = HashMap::new();
+        // Results are recorded as they come in, several per transaction: whatever finished
+        // while the previous write was running goes in the next (group commit). A slow
+        // endpoint delays only its own events' records, never the others'.
+        let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<Done>();
         let mut set = JoinSet::new();
         for ev in batch {
             let merchant = merchants.get(&ev.merchant_id).cloned().flatten();
@@ -100,34 +104,69 @@ impl Worker {
                 .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(per_endpoint)))
                 .clone();
             let this = Arc::clone(self);
+            let done_tx = done_tx.clone();
             set.spawn(async move {
                 // Never closed, so acquiring only waits.
                 let _slot = slots.acquire_owned().await;
-                if let Err(e) = this.deliver_one(ev, merchant).await {
-                    tracing::warn!(error = %e, "delivery bookkeeping failed");
+                match this.deliver_one(ev, merchant).await {
+                    Ok(Some(f)) => {
+                        // The receiver lives until every sender is gone.
+                        let _ = done_tx.send(f);
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "delivery bookkeeping failed"),
                 }
             });
         }
+        drop(done_tx);
+        while let Some(first) = done_rx.recv().await {
+            let (mut group, mut gone) = (Vec::new(), Vec::new());
+            let mut take = |d: Done| {
+                group.push(d.record);
+                gone.extend(d.gone);
+            };
+            take(first);
+            while let Ok(d) = done_rx.try_recv() {
+                take(d);
+            }
+            if let Err(e) = self.record(&group, gone).await {
+                // The events keep their lease and go out again when it expires.
+                tracing::warn!(error = %e, "delivery bookkeeping failed");
+            }
+        }
         while set.join_next().await.is_some() {}
         Ok(n)
+    }
+
+    /// Records finished attempts in one transaction, then disables the endpoints that answered
+    /// 410 Gone: after the events' own state, so anyone who sees an endpoint disabled also sees
+    /// why.
+    async fn record(&self, group: &[Finished], mut gone: Vec<String>) -> anyhow::Result<()> {
+        outbox::finish_all(&self.db, &self.owner, group, self.clock.now_ms()).await?;
+        gone.sort_unstable();
+        gone.dedup();
+        for merchant_id in &gone {
+            outbox::disable_endpoint(&self.db, merchant_id).await?;
+        }
+        Ok(())
     }
 
     async fn deliver_one(
         &self,
         ev: Claimed,
         merchant: Option<Arc<MerchantRow>>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Option<Done>> {
         let Some(m) = merchant else {
             outbox::park(&self.db, &ev.id, &self.owner, "no_endpoint").await?;
-            return Ok(());
+            return Ok(None);
         };
         let Some(url) = m.callback_url.as_deref().filter(|u| !u.is_empty()) else {
             outbox::park(&self.db, &ev.id, &self.owner, "no_endpoint").await?;
-            return Ok(());
+            return Ok(None);
         };
         if m.callback_status == CallbackStatus::Disabled {
             outbox::park(&self.db, &ev.id, &self.owner, "disabled").await?;
-            return Ok(());
+            return Ok(None);
         }
         let secrets = m.webhook_secrets(&self.keys)?;
         let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
@@ -147,12 +186,6 @@ impl Worker {
             Outcome::Disable => "gone",
             Outcome::Refused => result.error.as_deref().unwrap_or("refused"),
         };
-        let attempt = Attempt {
-            status_code: result.status.map(i64::from),
-            latency_ms: result.latency_ms,
-            outcome: outcome_code,
-            snippet: &result.response_snippet,
-        };
         let (status, next_at) = match result.outcome {
             Outcome::Delivered => ("delivered", None),
             Outcome::Disable => ("disabled", None),
@@ -171,28 +204,34 @@ impl Worker {
                 }
             }
         };
-        outbox::finish(
-            &self.db,
-            &ev.id,
-            &self.owner,
-            &attempt,
-            status,
-            next_at,
-            self.clock.now_ms(),
-        )
-        .await?;
-        // After the event's own state, so anyone who sees the endpoint disabled also sees why.
-        if result.outcome == Outcome::Disable {
-            outbox::disable_endpoint(&self.db, &m.id).await?;
-        }
         metrics::counter!(
             "kakehashi_notification_attempts_total",
             "outcome" => outcome_label(result.outcome)
         )
         .increment(1);
         tracing::info!(event = %ev.id, kind = %ev.kind, outcome = outcome_code, status = ?result.status, "notification attempt");
-        Ok(())
+        Ok(Some(Done {
+            record: Finished {
+                event_id: ev.id,
+                next_status: status,
+                next_at,
+                status_code: result.status.map(i64::from),
+                latency_ms: result.latency_ms,
+                outcome: outcome_code.to_owned(),
+                // PostgreSQL text cannot hold NUL, and one hostile receiver's answer must not
+                // fail the write that records its neighbours' attempts.
+                snippet: result.response_snippet.replace('\0', "\u{FFFD}"),
+            },
+            gone: (result.outcome == Outcome::Disable).then(|| m.id.clone()),
+        }))
     }
+}
+
+/// An attempt made, waiting to be recorded: its record, and the merchant whose endpoint asked
+/// to be disabled (410 Gone).
+struct Done {
+    record: Finished,
+    gone: Option<String>,
 }
 
 /// The metric label of an attempt's outcome: a fixed set (`delivered`, `retry`, `gone`,
