@@ -45,6 +45,7 @@ async fn limit(
             .unwrap_or_default();
         opened.checkout.lang = super::checkout::accept_language(accept).to_owned();
     }
-    let token = crate::flows::checkout::new_session(&state, &opened.checkout.id, ViewOverride::Auto);
+    let token =
+        crate::flows::checkout::new_session(&state, &opened.checkout.id, ViewOverride::Auto);
     super::checkout::render_checkout(&state, ua.device, &opened, &token)
 }

@@ -36,7 +36,10 @@ async fn limit_route_renders_the_selector_without_the_database(app: TestApp) {
     assert_eq!(r.status(), 200);
     let body = r.text().await.unwrap();
     // The page GET /checkout shows: order, shop, methods and the selector form with its token.
-    assert!(body.contains("ord-limit-1") && body.contains("1,500"), "{body}");
+    assert!(
+        body.contains("ord-limit-1") && body.contains("1,500"),
+        "{body}"
+    );
     assert!(body.contains("テスト商品") && body.contains("テスト商店"));
     assert!(body.contains("value=\"card\""));
     assert!(!hidden(&body, "csrf").is_empty());
@@ -51,11 +54,16 @@ async fn limit_route_renders_the_selector_without_the_database(app: TestApp) {
 
     // With the merchant known, a new order renders with the database gone; GET /checkout fails.
     close_database(&app).await;
-    let r = app.get(&limit_url(&app, &m, "ord-limit-3"), UA_IPHONE).await;
+    let r = app
+        .get(&limit_url(&app, &m, "ord-limit-3"), UA_IPHONE)
+        .await;
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("ord-limit-3"));
     let r = app
-        .get(&app.link(&m, &app.fields(&m, "ord-limit-4", 1500, &[])), UA_PC)
+        .get(
+            &app.link(&m, &app.fields(&m, "ord-limit-4", 1500, &[])),
+            UA_PC,
+        )
         .await;
     assert!(r.status().is_server_error(), "{}", r.status());
 }
