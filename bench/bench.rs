@@ -1,185 +1,193 @@
-//! Load benchmark: starts the release server binary on loopback with a fresh SQLite file or
-//! PostgreSQL database and measures, in one run, a bare static route (the ceiling), opening a
-//! checkout link for the first time (verify + insert + render), re-opening it (verify + read +
-//! render), the method-selector POST, a full sandbox card payment, and notification delivery to
-//! a local receiver. Prints requests per second, p50 / p99 latency and the server's memory.
+//! Load benchmark (issue #21). For SQLite and, when given, PostgreSQL: starts the release server
+//! (with the bench-only limit route on), prepares what the load needs — signed links, opened
+//! sessions with their CSRF tokens — as request lists in files, drives each scenario with `wrk`
+//! in its own process (bench/wrk/*.lua read those files), measures notification delivery to a
+//! local receiver itself, and reads the server's memory. Writes
+//! bench/results/<UTC date-time>-<commit>.json and prints the table with issue #21's targets.
 //!
-//! `bench/run.sh` builds and runs it; see README "Benchmark".
+//! `bench/run.sh` builds and runs it; see bench/README.md.
 
+mod load;
+mod report;
+mod server;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kakehashi::db::{merchants, outbox, Db};
+use anyhow::Context;
+use futures_util::StreamExt;
+use serde_json::json;
 
-const CONCURRENCY: usize = 64;
+use kakehashi::db::{merchants, outbox};
+use load::{Wrk, WrkResult, CONNECTIONS};
+use report::{Memory, Results, Scenario};
+use server::Server;
+
+/// Every request says it is a PC browser, so every scenario renders the same (PC) layout.
+const UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+/// Fresh links written for "first open" per second of the scenario: well above what the server
+/// serves, so none is opened twice (a re-used one is reported).
+const FIRST_OPEN_LINKS_PER_S: u64 = 15_000;
+/// Links for the card payment scenario per second (each is one payment).
+const PAYMENT_LINKS_PER_S: u64 = 4_000;
+/// Opened checkouts the selector POSTs cycle through: 64 connections do not all write one row.
+const SELECTOR_SESSIONS: usize = 2048;
 
 struct Args {
     seconds: u64,
     postgres: Option<String>,
+    /// A file holding `{"scenarios": [...]}` (bench_search's output) to add to the results.
+    merge: Option<PathBuf>,
+    out_dir: PathBuf,
 }
 
-fn args() -> Args {
+fn args() -> anyhow::Result<Args> {
     let mut a = Args {
         seconds: 5,
         postgres: None,
+        merge: None,
+        out_dir: PathBuf::from("bench/results"),
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{x} needs a value"));
         match x.as_str() {
-            "--seconds" => a.seconds = it.next().and_then(|s| s.parse().ok()).unwrap_or(5),
-            "--postgres" => a.postgres = it.next(),
-            other => panic!("unknown argument {other}"),
+            "--seconds" => a.seconds = value()?.parse().context("--seconds")?,
+            "--postgres" => a.postgres = Some(value()?),
+            "--merge" => a.merge = Some(value()?.into()),
+            "--out-dir" => a.out_dir = value()?.into(),
+            other => anyhow::bail!(
+                "unknown argument {other}; usage: bench [--seconds N] [--postgres URL] \
+                 [--merge FILE] [--out-dir DIR]"
+            ),
         }
     }
-    a
+    anyhow::ensure!(a.seconds > 0, "--seconds must be at least 1");
+    Ok(a)
 }
 
-struct Server {
-    child: std::process::Child,
-    base: String,
-    db: Db,
-    key_id: String,
-    secret: String,
-}
-
-impl Server {
-    fn memory_kb(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find(|l| l.starts_with(field))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
-
-async fn start(database_url: &str) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let bin = std::env::var("KAKEHASHI_BIN").unwrap_or_else(|_| "target/release/kakehashi".into());
-    let child = std::process::Command::new(bin)
-        .env("DATABASE_URL", database_url)
-        .env("KAKEHASHI_ADDR", format!("127.0.0.1:{port}"))
-        .env("KAKEHASHI_ALLOW_LOOPBACK_CALLBACKS", "1")
-        .env("RUST_LOG", "error")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("server binary (cargo build --release first)");
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        if client.get(format!("{base}/healthz")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    // The server created the demo merchant; sign links with its key like a merchant's cart.
-    let db = Db::connect(database_url).await.unwrap();
-    // The same master key as the server (if any) opens the demo key.
-    let keys = kakehashi::secrets::Keyring::new(
-        std::env::var("KAKEHASHI_MASTER_KEY").ok().as_deref(),
-        &[],
-    )
-    .unwrap();
-    let (key_id, secret) = loop {
-        if let Some(k) = merchants::newest_key(&db, &keys, "m_demo").await.unwrap() {
-            break k;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let a = args()?;
+    std::process::Command::new("wrk")
+        .arg("--version")
+        .output()
+        .context("wrk is not installed (Debian: apt-get install wrk)")?;
+    let started = time::OffsetDateTime::now_utc();
+    let machine = report::Machine {
+        cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        kernel: read_trimmed("/proc/sys/kernel/osrelease"),
+        loadavg: read_trimmed("/proc/loadavg")
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
     };
-    Server {
-        child,
-        base,
-        db,
-        key_id,
-        secret,
-    }
-}
+    let (commit, dirty) = git_commit();
+    let mut scenarios = Vec::new();
+    let mut memory = BTreeMap::new();
 
-fn link(s: &Server, order_id: &str) -> String {
-    let expires = (kakehashi::util::now_ms() / 1000 + 3600).to_string();
-    let ret = format!("{}/demo/return", s.base);
-    let q = kakehashi::signing::signed_query(
-        &s.secret,
-        &[
-            ("merchant_id", "m_demo"),
-            ("key_id", &s.key_id),
-            ("order_id", order_id),
-            ("amount", "1500"),
-            ("item_name", "ベンチマーク商品"),
-            ("return_url", &ret),
-            ("expires_at", &expires),
-        ],
-    );
-    format!("{}/checkout?{q}", s.base)
-}
-
-struct Row {
-    name: &'static str,
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    errors: u64,
-}
-
-/// Runs `op` from CONCURRENCY tasks for `secs` seconds; each call is one timed operation.
-async fn load<F, Fut>(name: &'static str, secs: u64, op: F) -> Row
-where
-    F: Fn(u64) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = bool> + Send,
-{
-    let op = Arc::new(op);
-    let counter = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let mut set = tokio::task::JoinSet::new();
-    for _ in 0..CONCURRENCY {
-        let (op, counter, errors) = (op.clone(), counter.clone(), errors.clone());
-        set.spawn(async move {
-            let mut lat = Vec::with_capacity(4096);
-            while Instant::now() < deadline {
-                let n = counter.fetch_add(1, Ordering::Relaxed);
-                let t = Instant::now();
-                if !op(n).await {
-                    errors.fetch_add(1, Ordering::Relaxed);
-                }
-                lat.push(t.elapsed().as_micros() as u32);
-            }
-            lat
-        });
+    let dir = tempfile::tempdir()?;
+    let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
+    run_db("sqlite", &sqlite, a.seconds, &mut scenarios, &mut memory).await?;
+    if let Some(pg) = &a.postgres {
+        use sqlx::Connection;
+        let mut admin = sqlx::PgConnection::connect(pg)
+            .await
+            .context("PostgreSQL reachable")?;
+        let name = kakehashi::util::random_id("bench", 8);
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await?;
+        let url = format!(
+            "{}/{name}",
+            pg.rsplit_once('/').context("a PostgreSQL URL")?.0
+        );
+        let outcome = run_db("postgres", &url, a.seconds, &mut scenarios, &mut memory).await;
+        let _ = sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await;
+        outcome?;
     }
-    let started = Instant::now();
-    let mut all = Vec::new();
-    while let Some(v) = set.join_next().await {
-        all.extend(v.unwrap());
+    if let Some(file) = &a.merge {
+        match merged(file) {
+            Ok(more) => scenarios.extend(more),
+            Err(e) => eprintln!("not merged: {}: {e:#}", file.display()),
+        }
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    all.sort_unstable();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0) as f64
-            / 1000.0
+
+    let results = Results {
+        commit,
+        dirty,
+        date: started
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        seconds: a.seconds,
+        connections: CONNECTIONS,
+        machine,
+        scenarios,
+        memory,
     };
-    Row {
-        name,
-        rps: all.len() as f64 / elapsed,
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
-        errors: errors.load(Ordering::Relaxed),
+    results.print();
+    std::fs::create_dir_all(&a.out_dir)?;
+    let stamp = started
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]-[minute]-[second]Z"
+        ))
+        .unwrap_or_default();
+    let short = &results.commit[..results.commit.len().min(7)];
+    let path = a.out_dir.join(format!("{stamp}-{short}.json"));
+    std::fs::write(&path, serde_json::to_string_pretty(&results)? + "\n")?;
+    println!("\nresults: {}", path.display());
+    Ok(())
+}
+
+/// The scenarios of `bench_search --json`'s output.
+fn merged(file: &Path) -> anyhow::Result<Vec<Scenario>> {
+    #[derive(serde::Deserialize)]
+    struct Output {
+        scenarios: Vec<Scenario>,
     }
+    let text = std::fs::read_to_string(file)?;
+    Ok(serde_json::from_str::<Output>(&text)?.scenarios)
+}
+
+fn read_trimmed(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// The commit built, and whether the tree had uncommitted changes to tracked files.
+fn git_commit() -> (String, bool) {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let commit = git(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let dirty =
+        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    (commit, dirty)
+}
+
+/// Writes a request list for bench/wrk/*.lua: one `METHOD<TAB>path[<TAB>body]` a line.
+fn write_requests(path: &Path, lines: impl Iterator<Item = String>) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for l in lines {
+        writeln!(w, "{l}")?;
+    }
+    w.flush()?;
+    Ok(())
 }
 
 fn csrf_and_action(body: &str) -> Option<(String, String)> {
@@ -189,163 +197,213 @@ fn csrf_and_action(body: &str) -> Option<(String, String)> {
     Some((action, body[c..].split('"').next()?.to_owned()))
 }
 
-async fn run(label: &str, database_url: &str, secs: u64) {
-    let s = Arc::new(start(database_url).await);
+/// A card number the sandbox authorizes without a challenge, expiring in three years.
+fn card_fields() -> String {
+    let year = (time::OffsetDateTime::now_utc().year() + 3) % 100;
+    format!("number=4111111111111111&exp_month=12&exp_year={year:02}&cvc=123&option=lump")
+}
+
+/// The request-list scenarios' row: rate, latency and errors as wrk saw them.
+fn row(
+    db: &str,
+    id: &str,
+    r: &WrkResult,
+    bare_rps: Option<f64>,
+    extra: serde_json::Value,
+) -> Scenario {
+    let rps = r.rps();
+    Scenario {
+        db: db.into(),
+        scenario: id.into(),
+        rps,
+        p50_ms: Some(r.p50_us / 1000.0),
+        p99_ms: Some(r.p99_us / 1000.0),
+        errors: r.errors.total(),
+        ratio_to_bare: bare_rps.filter(|b| *b > 0.0).map(|b| rps / b),
+        extra,
+    }
+}
+
+async fn run_db(
+    db: &str,
+    url: &str,
+    secs: u64,
+    out: &mut Vec<Scenario>,
+    memory: &mut BTreeMap<String, Memory>,
+) -> anyhow::Result<()> {
+    println!("{db}: starting the server and preparing links and sessions…");
+    let s = Server::start(url).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let idle_kb = s.memory_kb("VmRSS:");
+    let idle_mb = s.memory_mb("VmRSS:");
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .pool_max_idle_per_host(CONCURRENCY)
-        .build()
-        .unwrap();
-    let mut rows = Vec::new();
-
-    let (c, base) = (client.clone(), s.base.clone());
-    rows.push(
-        load("bare static route (/healthz)", secs, move |_| {
-            let (c, u) = (c.clone(), format!("{base}/healthz"));
-            async move {
-                c.get(u)
-                    .send()
-                    .await
-                    .map(|r| r.status().is_success())
-                    .unwrap_or(false)
-            }
-        })
-        .await,
-    );
-
+        .user_agent(UA)
+        .pool_max_idle_per_host(CONNECTIONS as usize)
+        .build()?;
+    let files = tempfile::tempdir()?;
+    let file = |name: &str| files.path().join(name);
     let run_id = kakehashi::util::random_id("b", 6);
-    let (c, s2, rid) = (client.clone(), s.clone(), run_id.clone());
-    rows.push(
-        load("open checkout link, first time (insert)", secs, move |n| {
-            let (c, u) = (c.clone(), link(&s2, &format!("{rid}-new-{n}")));
-            async move {
-                c.get(u)
-                    .send()
-                    .await
-                    .map(|r| r.status().is_success())
-                    .unwrap_or(false)
-            }
-        })
-        .await,
-    );
 
-    let same = link(&s, &format!("{run_id}-same"));
-    let first = client
-        .get(&same)
+    // Everything is prepared before the first measurement, so preparing loads no scenario.
+    let same = s.link_query(&format!("{run_id}-same"));
+    let r = client
+        .get(format!("{}/checkout?{same}", s.base))
         .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let c = client.clone();
-    let same2 = same.clone();
-    rows.push(
-        load("re-open checkout link (read + render)", secs, move |_| {
-            let (c, u) = (c.clone(), same2.clone());
-            async move {
-                c.get(u)
-                    .send()
-                    .await
-                    .map(|r| r.status().is_success())
-                    .unwrap_or(false)
-            }
-        })
-        .await,
-    );
-
-    let (action, csrf) = csrf_and_action(&first).expect("selector form");
-    let (c, base) = (client.clone(), s.base.clone());
-    rows.push(
-        load("method selector POST", secs, move |_| {
-            let (c, u, body) = (
-                c.clone(),
-                format!("{base}{action}"),
-                format!("csrf={csrf}&method=card"),
+        .await?;
+    anyhow::ensure!(r.status() == 200, "opening a link: {}", r.status());
+    write_requests(&file("bare"), ["GET\t/healthz".to_owned()].into_iter())?;
+    write_requests(
+        &file("limit"),
+        [format!("GET\t/bench/limit?{same}")].into_iter(),
+    )?;
+    write_requests(
+        &file("reopen"),
+        [format!("GET\t/checkout?{same}")].into_iter(),
+    )?;
+    let first_links = (secs * FIRST_OPEN_LINKS_PER_S).min(400_000);
+    write_requests(
+        &file("first_open"),
+        (0..first_links).map(|n| {
+            format!(
+                "GET\t/checkout?{}",
+                s.link_query(&format!("{run_id}-new-{n}"))
+            )
+        }),
+    )?;
+    let payment_links = (secs * PAYMENT_LINKS_PER_S).min(100_000);
+    write_requests(
+        &file("card_payment"),
+        (0..payment_links).map(|n| {
+            format!(
+                "GET\t/checkout?{}",
+                s.link_query(&format!("{run_id}-pay-{n}"))
+            )
+        }),
+    )?;
+    let sessions: Vec<Option<String>> = futures_util::stream::iter(0..SELECTOR_SESSIONS)
+        .map(|n| {
+            let (c, url) = (
+                client.clone(),
+                format!(
+                    "{}/checkout?{}",
+                    s.base,
+                    s.link_query(&format!("{run_id}-sel-{n}"))
+                ),
             );
             async move {
-                c.post(u)
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .body(body)
-                    .send()
-                    .await
-                    .map(|r| r.status().as_u16() == 303)
-                    .unwrap_or(false)
+                let body = c.get(url).send().await.ok()?.text().await.ok()?;
+                let (action, csrf) = csrf_and_action(&body)?;
+                Some(format!("POST\t{action}\tcsrf={csrf}&method=card"))
             }
         })
-        .await,
+        .buffer_unordered(CONNECTIONS as usize)
+        .collect()
+        .await;
+    let sessions: Vec<String> = sessions.into_iter().flatten().collect();
+    anyhow::ensure!(
+        sessions.len() == SELECTOR_SESSIONS,
+        "opened only {} of {SELECTOR_SESSIONS} selector sessions",
+        sessions.len()
     );
+    write_requests(&file("selector"), sessions.into_iter())?;
 
-    let (c, s2, rid) = (client.clone(), s.clone(), run_id.clone());
-    rows.push(
-        load(
-            "full card payment (4 requests, frictionless)",
-            secs,
-            move |n| {
-                let (c, s2, order) = (c.clone(), s2.clone(), format!("{rid}-pay-{n}"));
-                async move { card_payment(&c, &s2, &order).await.unwrap_or(false) }
-            },
-        )
-        .await,
-    );
+    let wrk = Wrk {
+        scripts: Path::new("bench/wrk"),
+        base: &s.base,
+        seconds: secs,
+        user_agent: UA,
+    };
+    let list = |name: &str| ("BENCH_REQUESTS", file(name).display().to_string());
+    let fixed = ("BENCH_STATIC", "1".to_owned());
+    let pause = || tokio::time::sleep(Duration::from_secs(1));
 
-    rows.push(notifications(&s, secs).await);
-    let peak_kb = s.memory_kb("VmHWM:");
+    println!("{db}: bare route");
+    let bare = wrk
+        .run("requests.lua", &[list("bare"), fixed.clone()])
+        .await?;
+    out.push(row(db, "bare", &bare, Some(bare.rps()), json!({})));
+    let bare = Some(bare.rps());
+    pause().await;
 
-    let bare = rows[0].rps;
-    println!("\n## {label}\n");
-    println!("| scenario | req/s | % of bare | p50 ms | p99 ms | errors |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    for r in &rows {
-        println!(
-            "| {} | {:.0} | {:.0}% | {:.2} | {:.2} | {} |",
-            r.name,
-            r.rps,
-            100.0 * r.rps / bare,
-            r.p50_ms,
-            r.p99_ms,
-            r.errors
-        );
+    println!("{db}: limit");
+    let r = wrk
+        .run("requests.lua", &[list("limit"), fixed.clone()])
+        .await?;
+    out.push(row(db, "limit", &r, bare, json!({})));
+    pause().await;
+
+    println!("{db}: first open");
+    let r = wrk.run("requests.lua", &[list("first_open")]).await?;
+    let mut extra = json!({ "links": first_links });
+    if r.counter("wraps") > 0 {
+        extra["warning"] = json!(format!(
+            "all {first_links} fresh links were used; later requests re-opened them"
+        ));
     }
-    println!("\nserver memory: idle {:.1} MB, peak {:.1} MB (concurrency {CONCURRENCY}, {secs} s per scenario)", idle_kb as f64 / 1024.0, peak_kb as f64 / 1024.0);
+    out.push(row(db, "first_open", &r, bare, extra));
+    pause().await;
+
+    println!("{db}: re-open");
+    let r = wrk
+        .run("requests.lua", &[list("reopen"), fixed.clone()])
+        .await?;
+    out.push(row(db, "reopen", &r, bare, json!({})));
+    pause().await;
+
+    println!("{db}: selector POST");
+    let r = wrk.run("requests.lua", &[list("selector")]).await?;
+    out.push(row(
+        db,
+        "selector",
+        &r,
+        bare,
+        json!({ "sessions": SELECTOR_SESSIONS }),
+    ));
+    pause().await;
+
+    println!("{db}: card payment");
+    let r = wrk
+        .run(
+            "payment.lua",
+            &[list("card_payment"), ("BENCH_CARD_FIELDS", card_fields())],
+        )
+        .await?;
+    let paid = r.counter("paid");
+    let mut extra = json!({
+        "unit": "payments/s (4 requests each); p50/p99 per request",
+        "paid": paid,
+        "requests_per_s": r.rps(),
+        "request_ratio_to_bare": bare.map(|b| r.rps() / b),
+        "lost": r.counter("lost"),
+        "links": payment_links,
+    });
+    if r.counter("wraps") > 0 {
+        extra["warning"] = json!(format!("all {payment_links} payment links were used"));
+    }
+    out.push(Scenario {
+        rps: paid as f64 / r.seconds().max(1e-9),
+        errors: r.errors.total() + r.counter("lost"),
+        ratio_to_bare: None,
+        ..row(db, "card_payment", &r, None, extra)
+    });
+    pause().await;
+
+    println!("{db}: notification delivery");
+    out.push(delivery(&s, db, secs).await?);
+    memory.insert(
+        db.to_owned(),
+        Memory {
+            idle_mb,
+            peak_mb: s.memory_mb("VmHWM:"),
+        },
+    );
+    Ok(())
 }
 
-async fn card_payment(c: &reqwest::Client, s: &Server, order: &str) -> Option<bool> {
-    let body = c.get(link(s, order)).send().await.ok()?.text().await.ok()?;
-    let (action, csrf) = csrf_and_action(&body)?;
-    let r = c
-        .post(format!("{}{action}", s.base))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("csrf={csrf}&method=card"))
-        .send()
-        .await
-        .ok()?;
-    let card_url = r.headers().get("location")?.to_str().ok()?.to_owned();
-    let form =
-        format!("csrf={csrf}&number=4111111111111111&exp_month=12&exp_year=30&cvc=123&option=lump");
-    let r = c
-        .post(format!("{}{card_url}", s.base))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form)
-        .send()
-        .await
-        .ok()?;
-    let result = r.headers().get("location")?.to_str().ok()?.to_owned();
-    let page = c
-        .get(format!("{}{result}", s.base))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    Some(page.contains("result-success"))
-}
-
-/// Queues `n` events for a local receiver and measures how fast the server delivers them.
-async fn notifications(s: &Server, secs: u64) -> Row {
+/// Queues ping events for a local receiver and measures how fast the server delivers them:
+/// from the first event queued to the last one received, with queueing running alongside
+/// delivery as it does when payments happen. Not HTTP to the server, so not wrk's.
+async fn delivery(s: &Server, db: &str, secs: u64) -> anyhow::Result<Scenario> {
     use axum::routing::post;
     let got = Arc::new(AtomicU64::new(0));
     let g = got.clone();
@@ -359,57 +417,32 @@ async fn notifications(s: &Server, secs: u64) -> Row {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/notify", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    merchants::set_field(&s.db, "m_demo", "callback_url", &url)
-        .await
-        .unwrap();
-    // Let the earlier card-payment events drain before timing.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/notify", listener.local_addr()?);
+    let receiver = tokio::spawn(async move { axum::serve(listener, app).await });
+    merchants::set_field(&s.db, server::MERCHANT, "callback_url", &url).await?;
+    // Let the card payments' events drain before timing.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = got.load(Ordering::Relaxed);
     let n = (2000 * secs).min(20_000);
-    // Timed from the first event queued to the last one received: enqueueing runs alongside
-    // delivery, as it does when payments happen.
     let started = Instant::now();
     for _ in 0..n {
-        outbox::ping(&s.db, "m_demo", kakehashi::util::now_ms())
-            .await
-            .unwrap();
+        outbox::ping(&s.db, server::MERCHANT, kakehashi::util::now_ms()).await?;
     }
     while got.load(Ordering::Relaxed) - before < n && started.elapsed() < Duration::from_secs(120) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let delivered = got.load(Ordering::Relaxed) - before;
-    Row {
-        name: "notification delivery (events/s)",
-        rps: delivered as f64 / started.elapsed().as_secs_f64(),
-        p50_ms: 0.0,
-        p99_ms: 0.0,
+    let elapsed = started.elapsed().as_secs_f64();
+    receiver.abort();
+    Ok(Scenario {
+        db: db.into(),
+        scenario: "delivery".into(),
+        rps: delivered as f64 / elapsed,
+        p50_ms: None,
+        p99_ms: None,
         errors: n.saturating_sub(delivered),
-    }
-}
-
-#[tokio::main]
-async fn main() {
-    let a = args();
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
-    run("SQLite", &sqlite, a.seconds).await;
-    if let Some(pg) = a.postgres {
-        use sqlx::Connection;
-        let mut admin = sqlx::PgConnection::connect(&pg)
-            .await
-            .expect("PostgreSQL reachable");
-        let name = kakehashi::util::random_id("bench", 8);
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        let url = format!("{}/{name}", pg.rsplit_once('/').unwrap().0);
-        run("PostgreSQL", &url, a.seconds).await;
-        let _ = sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-            .execute(&mut admin)
-            .await;
-    }
+        ratio_to_bare: None,
+        extra: json!({ "unit": "events/s", "events": n, "delivered": delivered }),
+    })
 }

@@ -154,6 +154,10 @@ pub struct ServeArgs {
     /// listener closes (lets a balancer's readiness check take the instance out first).
     #[arg(long, env = "KAKEHASHI_DRAIN_DELAY_MS", default_value_t = 0)]
     pub drain_delay_ms: u64,
+    /// Serve GET /bench/limit, the benchmark's no-database checkout page (bench/run.sh only;
+    /// never in production).
+    #[arg(long, env = "KAKEHASHI_BENCH_LIMIT", value_parser = clap::builder::BoolishValueParser::new())]
+    pub bench_limit: bool,
     /// Milliseconds without traffic after which a keep-alive connection is closed.
     #[arg(long, env = "KAKEHASHI_IDLE_TIMEOUT_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub idle_timeout_ms: u64,
@@ -282,6 +286,7 @@ impl ServeArgs {
             header_timeout_ms: self.header_timeout_ms,
             idle_timeout_ms: self.idle_timeout_ms,
             max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            bench_limit: self.bench_limit,
             workers: true,
             sweep_interval_ms: self.sweep_interval_ms.max(100),
             sms_http_url: self.sms_http_url.clone(),

@@ -67,6 +67,10 @@ pub struct Config {
     /// before it closes its listener, in ms (`KAKEHASHI_DRAIN_DELAY_MS`, 0): time for a
     /// balancer's readiness check to take it out of rotation first.
     pub drain_delay_ms: u64,
+    /// Mount `GET /bench/limit`, the benchmark's no-database checkout page
+    /// (`KAKEHASHI_BENCH_LIMIT=1`, off): for `bench/run.sh` only, never in production, since it
+    /// keeps merchants and keys in memory for the life of the process.
+    pub bench_limit: bool,
     /// Whether background workers (expiry, notification delivery) run in this process.
     pub workers: bool,
     /// How often the konbini / Pay-easy sweep (expiry, sandbox auto-pay) runs, in milliseconds
@@ -231,6 +235,7 @@ impl Config {
             max_connections: 1024,
             metrics_token: None,
             drain_delay_ms: 0,
+            bench_limit: false,
             workers: true,
             sweep_interval_ms: 3_600_000,
             sms_http_url: None,

@@ -1,6 +1,7 @@
 //! Payment-method flows: the domain services between thin handlers, connectors and the store.
 
 pub mod bank;
+pub mod bench_limit;
 pub mod card;
 pub mod card_hold;
 pub mod carrier;

@@ -193,7 +193,7 @@ pub async fn choose_method(State(state): State<AppState>, f: ShopperForm) -> App
 }
 
 /// Selector for an open checkout; its state for a closed one (paid, pending, ...).
-fn render_checkout(
+pub(super) fn render_checkout(
     state: &AppState,
     device: Device,
     o: &Opened,

@@ -2,6 +2,7 @@
 
 mod assets;
 mod bank;
+mod bench_limit;
 mod card;
 mod card_browser;
 mod carrier;
@@ -384,6 +385,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/favicon.ico", get(assets::favicon))
+        // The benchmark's ceiling: only under KAKEHASHI_BENCH_LIMIT=1 (bench/README.md)
+        .merge(bench_limit::routes(state.config.bench_limit))
         .fallback(assets::not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -7,6 +7,7 @@ mod skip;
 
 mod api_v1;
 mod bank;
+mod bench_limit;
 mod card;
 mod card_form;
 mod card_testing;
