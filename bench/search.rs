@@ -456,7 +456,7 @@ async fn run(label: &'static str, url: &str, a: &Args) -> Vec<Scenario> {
     // PostgreSQL's autovacuum would analyze the new rows shortly; do it now so the first
     // measurement does not race it. SQLite plans without statistics, as a server would.
     if label == "postgres" {
-        kakehashi::on_db!(&db, c => sqlx::query("ANALYZE").execute(c).await).unwrap();
+        exec(&db, "ANALYZE").await;
     }
     eprintln!("{label}: seeded {} payments in {seeded_s:.1} s", a.payments);
     let c = console_client(&db, &server.base).await;
