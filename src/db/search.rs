@@ -133,10 +133,33 @@ fn cond(sql: &mut String, binds: &mut Vec<Bind>, text: &str, b: Bind) {
 /// WIDE_AMOUNT` rows read), instead of reading every matching amount and sorting them.
 const WIDE_AMOUNT: i64 = 5_000;
 
-/// The `WHERE` conditions of a search (after `WHERE 1 = 1`). `amount_seek`: whether the amount
-/// range may drive the index choice (a narrow range); a wide one is written `+amount`, which
-/// no index matches, so the planner keeps the sort order's index.
-fn filters(f: &PaymentSearch<'_>, sql: &mut String, binds: &mut Vec<Bind>, amount_seek: bool) {
+/// How an amount range is planned.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AmountPlan {
+    /// No range, or the list is sorted by amount: nothing to steer.
+    Free,
+    /// Few matches: the range drives (`payments_m_amount`); status, method and dates are
+    /// written so that no index matches them, so SQLite does not walk e.g. three months of a
+    /// status instead of the few thousand payments in the range.
+    Narrow,
+    /// Many matches: the range is written `+amount`, so the sort order's index drives.
+    Wide,
+}
+
+/// The `WHERE` conditions of a search (after `WHERE 1 = 1`), steered by `plan`.
+fn filters(f: &PaymentSearch<'_>, sql: &mut String, binds: &mut Vec<Bind>, plan: AmountPlan) {
+    // `+col` (numbers) and `col || ''` (text; PostgreSQL has no unary plus on text) keep a
+    // condition but hide it from index choice.
+    let (amount, hide) = match plan {
+        AmountPlan::Free => ("amount", false),
+        AmountPlan::Narrow => ("amount", true),
+        AmountPlan::Wide => ("+amount", false),
+    };
+    let (status, method, created) = if hide {
+        ("status || ''", "method || ''", "+created_at")
+    } else {
+        ("status", "method", "created_at")
+    };
     let mut cond = |sql: &mut String, text: &str, b: Bind| cond(sql, binds, text, b);
     if let Some(m) = f.merchant_id {
         cond(sql, " AND merchant_id = ?", Bind::S(m.to_owned()));
@@ -148,22 +171,29 @@ fn filters(f: &PaymentSearch<'_>, sql: &mut String, binds: &mut Vec<Bind>, amoun
         cond(sql, " AND id = ?", Bind::S(f.payment_id.to_owned()));
     }
     if !f.status.is_empty() {
-        cond(sql, " AND status = ?", Bind::S(f.status.to_owned()));
+        cond(
+            sql,
+            &format!(" AND {status} = ?"),
+            Bind::S(f.status.to_owned()),
+        );
     }
     for (i, m) in f.methods.iter().enumerate() {
-        let open = if i == 0 { " AND method IN (?" } else { ", ?" };
-        cond(sql, open, Bind::S((*m).to_owned()));
+        let open = if i == 0 {
+            format!(" AND {method} IN (?")
+        } else {
+            ", ?".to_owned()
+        };
+        cond(sql, &open, Bind::S((*m).to_owned()));
         if i + 1 == f.methods.len() {
             sql.push(')');
         }
     }
     if let Some(t) = f.created_from {
-        cond(sql, " AND created_at >= ?", Bind::I(t));
+        cond(sql, &format!(" AND {created} >= ?"), Bind::I(t));
     }
     if let Some(t) = f.created_before {
-        cond(sql, " AND created_at < ?", Bind::I(t));
+        cond(sql, &format!(" AND {created} < ?"), Bind::I(t));
     }
-    let amount = if amount_seek { "amount" } else { "+amount" };
     if let Some(a) = f.amount_min {
         cond(sql, &format!(" AND {amount} >= ?"), Bind::I(a));
     }
@@ -189,18 +219,21 @@ where
     q
 }
 
-/// Whether the amount range should drive the index: it is not the sort column, and it matches
-/// fewer than [`WIDE_AMOUNT`] of the merchant's payments (counted on the `(merchant_id, amount)`
-/// index alone, reading at most that many entries). An exact amount always seeks.
-async fn amount_seeks(db: &Db, f: &PaymentSearch<'_>) -> Result<bool, sqlx::Error> {
+/// How to plan the amount range: narrow when it matches fewer than [`WIDE_AMOUNT`] of the
+/// merchant's payments (counted on the `(merchant_id, amount)` index alone, reading at most
+/// that many entries) or is one exact amount, else wide.
+async fn amount_plan(db: &Db, f: &PaymentSearch<'_>) -> Result<AmountPlan, sqlx::Error> {
     let (Some(m), true) = (
         f.merchant_id,
         f.amount_min.is_some() || f.amount_max.is_some(),
     ) else {
-        return Ok(true);
+        return Ok(AmountPlan::Free);
     };
-    if f.sort == SortCol::Amount || (f.amount_min.is_some() && f.amount_min == f.amount_max) {
-        return Ok(true);
+    if f.sort == SortCol::Amount {
+        return Ok(AmountPlan::Free);
+    }
+    if f.amount_min.is_some() && f.amount_min == f.amount_max {
+        return Ok(AmountPlan::Narrow);
     }
     let n: i64 = on_db!(db, c => sqlx::query_scalar(
         "SELECT COUNT(*) FROM (SELECT 1 FROM payments WHERE merchant_id = $1 \
@@ -211,7 +244,11 @@ async fn amount_seeks(db: &Db, f: &PaymentSearch<'_>) -> Result<bool, sqlx::Erro
         .bind(WIDE_AMOUNT)
         .fetch_one(c)
         .await)?;
-    Ok(n < WIDE_AMOUNT)
+    Ok(if n < WIDE_AMOUNT {
+        AmountPlan::Narrow
+    } else {
+        AmountPlan::Wide
+    })
 }
 
 /// Count and amount total of every payment the search matches (the bulk confirmation).
@@ -220,7 +257,7 @@ pub async fn totals(db: &Db, f: &PaymentSearch<'_>) -> Result<(i64, i64), sqlx::
         "SELECT COUNT(*), CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM payments WHERE 1 = 1"
             .to_owned();
     let mut binds: Vec<Bind> = Vec::new();
-    filters(f, &mut sql, &mut binds, true);
+    filters(f, &mut sql, &mut binds, AmountPlan::Free);
     let (n, sum): (i64, i64) =
         on_db!(db, c => bind_all(sqlx::query_as(&sql), &binds).fetch_one(c).await)?;
     Ok((n, sum))
@@ -259,11 +296,11 @@ fn select_page(
     f: &PaymentSearch<'_>,
     cursor: Option<(&Cursor, After)>,
     limit: i64,
-    amount_seek: bool,
+    plan: AmountPlan,
     binds: &mut Vec<Bind>,
 ) -> String {
     let mut sql = format!("SELECT {COLS} FROM payments WHERE 1 = 1");
-    filters(f, &mut sql, binds, amount_seek);
+    filters(f, &mut sql, binds, plan);
     let mut cond = |sql: &mut String, text: &str, b: Bind| cond(sql, binds, text, b);
     let expr = f.sort.expr();
     let (op, dir) = if f.desc { ("<", "DESC") } else { (">", "ASC") };
@@ -305,7 +342,7 @@ pub async fn page(
     // Edges check a cursor against the sort (console::search::Filter::cursor); one whose key
     // has another type here starts from the beginning rather than comparing across types.
     let after = after.filter(|c| matches!(c.key, Key::I(_)) == f.sort.is_int());
-    let amount_seek = amount_seeks(db, f).await?;
+    let plan = amount_plan(db, f).await?;
     let parts: &[After] = match after {
         None => &[After::Start],
         Some(_) if f.sort.is_expr() => &[After::TieRest, After::Beyond],
@@ -314,7 +351,10 @@ pub async fn page(
     // Several methods, newest first: one seek per method on (merchant_id, method, created_at,
     // id), each already in order. With `method IN (…)` the planner instead walks the merchant's
     // whole created_at index while the methods ticked are rare.
-    let per_method = f.methods.len() > 1 && f.sort == SortCol::Created && f.merchant_id.is_some();
+    let per_method = f.methods.len() > 1
+        && f.sort == SortCol::Created
+        && f.merchant_id.is_some()
+        && plan != AmountPlan::Narrow;
     let groups: Vec<&[&str]> = if per_method {
         f.methods.iter().map(std::slice::from_ref).collect()
     } else {
@@ -329,7 +369,7 @@ pub async fn page(
         };
         for part in parts {
             let cursor = after.map(|c| (c, *part));
-            branches.push(select_page(&one, cursor, limit, amount_seek, &mut binds));
+            branches.push(select_page(&one, cursor, limit, plan, &mut binds));
         }
     }
     let sql = if branches.len() == 1 {

@@ -251,6 +251,14 @@ async fn filters_hold_on_every_page(app: TestApp) {
         .map(|id| rows.iter().find(|r| &r.id == id).unwrap().amount)
         .collect();
     assert!(amounts.windows(2).all(|w| w[0] <= w[1]));
+    // Status + amount range, newest first (a narrow range: the amount index drives).
+    let (seen, _) = walk(&c, "/console/payments?status=captured&min=1000&max=1500").await;
+    exactly_once(
+        &seen,
+        matching(&rows, |r: &Seeded| {
+            r.status == "captured" && (1000..=1500).contains(&r.amount)
+        }),
+    );
     // A date range (Japan time) ending before the newest rows.
     let last_day = rows.last().unwrap().created_at;
     let to = kakehashi::util::format_jst(last_day - 86_400_000)[..10].replace('/', "-");
