@@ -1,6 +1,6 @@
 //! Payment search (the console list, its CSV download and the API list): optional filters,
 //! sortable columns and keyset pagination (`(sort key, id) > cursor`, never OFFSET), served by
-//! the indexes of migrations 0002 and 0021 so every page is an index seek at millions of
+//! the indexes of migrations 0002 and 0028 so every page is an index seek at millions of
 //! payments. The statement is written so that both planners pick that seek without statistics;
 //! the query plan of each filter the console offers is listed in docs/console.md.
 
