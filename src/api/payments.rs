@@ -198,18 +198,29 @@ pub async fn list(
             Some((p.created_at, p.id))
         }
     };
-    let filter = payments::ApiListFilter {
-        merchant_id: &m.id,
-        order_id: order_id.as_deref(),
-        status: status.as_deref(),
-        method: method.as_deref(),
+    // The console's search statement: conditions only for the filters given, and the cursor as
+    // a row comparison `(created_at, id) < (…)`, so the index seeks to the page instead of
+    // scanning the newer rows (which a `($n IS NULL OR …)` form could not).
+    let methods: Vec<&str> = method.as_deref().into_iter().collect();
+    let search = crate::db::search::PaymentSearch {
+        merchant_id: Some(&m.id),
+        order_id: order_id.as_deref().unwrap_or(""),
+        payment_id: "",
+        status: status.as_deref().unwrap_or(""),
+        methods: &methods,
         created_from: from_ms,
         created_before: to_ms,
-        after: cursor.as_ref().map(|(at, id)| (*at, id.as_str())),
+        amount_min: None,
+        amount_max: None,
+        sort: crate::db::search::SortCol::Created,
+        desc: true,
     };
-    let mut rows = payments::api_list(&state.db, &filter, limit + 1).await?;
-    let has_more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
+    let after = cursor.map(|(at, id)| crate::db::search::Cursor {
+        key: crate::db::search::Key::I(at),
+        id,
+    });
+    let (rows, next) = crate::db::search::page(&state.db, &search, after.as_ref(), limit).await?;
+    let has_more = next.is_some();
     Ok(Json(PaymentList {
         data: rows.into_iter().map(Payment::from).collect(),
         has_more,

@@ -28,17 +28,71 @@ impl SortCol {
     }
 }
 
-impl Cursor {
-    pub fn encode(&self) -> String {
-        let json = serde_json::json!([self.key, self.id]).to_string();
+/// The cursor format's version: the first element of the encoded array.
+const CURSOR_V: u8 = 2;
+
+/// Longest `after` value accepted (a key of the longest sortable text plus an id fits easily).
+const CURSOR_MAX: usize = 1024;
+
+/// The page position (`after=`) the list's "次のページ" link carries: base64url of
+/// `[2, sort, dir, key, id]`. The sort and direction it was made for travel with it, so a cursor
+/// used with another order is refused instead of silently starting a page somewhere else.
+impl Filter {
+    pub fn encode_cursor(&self, c: &Cursor) -> String {
+        let dir = if self.desc { "desc" } else { "asc" };
+        let json = serde_json::json!([CURSOR_V, self.sort.code(), dir, c.key, c.id]).to_string();
         URL_SAFE_NO_PAD.encode(json)
     }
 
-    pub fn decode(s: &str) -> Option<Cursor> {
-        let bytes = URL_SAFE_NO_PAD.decode(s).ok()?;
-        let (key, id): (Key, String) = serde_json::from_slice(&bytes).ok()?;
-        Some(Cursor { key, id })
+    /// Reads `after` for this search: `Ok(None)` when empty; `Err` (a sentence for the user)
+    /// when it is not a cursor of this search's order, e.g. edited by hand.
+    pub fn cursor(&self, after: &str) -> Result<Option<Cursor>, String> {
+        if after.is_empty() {
+            return Ok(None);
+        }
+        let bad = || {
+            "ページ送りの位置（after）が正しくありません。最初のページから検索し直してください。"
+                .to_owned()
+        };
+        if after.len() > CURSOR_MAX {
+            return Err(bad());
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(after).map_err(|_| bad())?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+        let (key, id) = match v.as_array().map(Vec::as_slice) {
+            Some([ver, sort, dir, key, id]) => {
+                let dir_ok = dir.as_str() == Some(if self.desc { "desc" } else { "asc" });
+                if ver.as_u64() != Some(u64::from(CURSOR_V))
+                    || sort.as_str() != Some(self.sort.code())
+                    || !dir_ok
+                {
+                    return Err(bad());
+                }
+                (key, id)
+            }
+            // The format before version 2 (`[key, id]`), still in bookmarked links: it carries
+            // no order, so it is accepted only if its key has the type of this sort's column.
+            Some([key, id]) => (key, id),
+            _ => return Err(bad()),
+        };
+        let key: Key = serde_json::from_value(key.clone()).map_err(|_| bad())?;
+        let id = id.as_str().filter(|i| looks_like_id(i)).ok_or_else(bad)?;
+        if matches!(key, Key::I(_)) != self.sort.is_int() {
+            return Err(bad());
+        }
+        Ok(Some(Cursor {
+            key,
+            id: id.to_owned(),
+        }))
     }
+}
+
+/// A payment id as we make them: short, printable ASCII (the cursor's tie-breaker).
+fn looks_like_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Search conditions, parsed from the list form (also used by the CSV download).
@@ -211,4 +265,38 @@ pub async fn page(
 pub async fn totals(db: &Db, f: &Filter) -> Result<(i64, i64), crate::db::Error> {
     let codes = f.method_codes();
     crate::db::search::totals(db, &f.search(&codes)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(q: &str) -> Filter {
+        let fields: Vec<(String, String)> =
+            form_urlencoded::parse(q.as_bytes()).into_owned().collect();
+        Filter::parse(&fields, Some("m_1".into())).unwrap()
+    }
+
+    #[test]
+    fn cursor_round_trips_and_belongs_to_its_sort() {
+        let f = filter("sort=amount&dir=asc");
+        let c = Cursor {
+            key: Key::I(1500),
+            id: "pay_abc".into(),
+        };
+        let s = f.encode_cursor(&c);
+        assert_eq!(f.cursor(&s), Ok(Some(c.clone())));
+        assert_eq!(f.cursor(""), Ok(None));
+        // The same position under another sort or direction is refused, not reinterpreted.
+        assert!(filter("sort=amount&dir=desc").cursor(&s).is_err());
+        assert!(filter("sort=created_at").cursor(&s).is_err());
+        // A text key for a number column, garbage, and an oversized value.
+        let text = filter("sort=order_id&dir=asc").encode_cursor(&Cursor {
+            key: Key::S("o-1".into()),
+            id: "pay_abc".into(),
+        });
+        assert!(f.cursor(&text).is_err());
+        assert!(f.cursor("not base64!").is_err());
+        assert!(f.cursor(&"A".repeat(2000)).is_err());
+    }
 }

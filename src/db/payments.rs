@@ -629,58 +629,6 @@ pub async fn collected_by_method(
         .await)
 }
 
-/// Filters of the HTTP API's payment list (`None`: any).
-pub struct ApiListFilter<'a> {
-    pub merchant_id: &'a str,
-    pub order_id: Option<&'a str>,
-    pub status: Option<&'a str>,
-    pub method: Option<&'a str>,
-    pub created_from: Option<i64>,
-    pub created_before: Option<i64>,
-    /// Keyset cursor: rows strictly after `(created_at, id)` in newest-first order.
-    pub after: Option<(i64, &'a str)>,
-}
-
-/// The merchant's payments newest first, at most `limit`. Optional filters are written as
-/// `($n IS NULL OR …)`: one statement for every combination, each value bound once per
-/// placeholder (the SQL convention shared by both backends).
-pub async fn api_list(
-    db: &Db,
-    f: &ApiListFilter<'_>,
-    limit: i64,
-) -> Result<Vec<PaymentRow>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {COLS} FROM payments WHERE merchant_id = $1 \
-         AND ($2 IS NULL OR order_id = $3) \
-         AND ($4 IS NULL OR status = $5) \
-         AND ($6 IS NULL OR method = $7) \
-         AND ($8 IS NULL OR created_at >= $9) \
-         AND ($10 IS NULL OR created_at < $11) \
-         AND ($12 IS NULL OR created_at < $13 OR (created_at = $14 AND id < $15)) \
-         ORDER BY created_at DESC, id DESC LIMIT $16"
-    );
-    let (cur_at, cur_id) = f.after.unzip();
-    on_db!(db, c => sqlx::query_as(&sql)
-        .bind(f.merchant_id)
-        .bind(f.order_id)
-        .bind(f.order_id)
-        .bind(f.status)
-        .bind(f.status)
-        .bind(f.method)
-        .bind(f.method)
-        .bind(f.created_from)
-        .bind(f.created_from)
-        .bind(f.created_before)
-        .bind(f.created_before)
-        .bind(cur_at)
-        .bind(cur_at)
-        .bind(cur_at)
-        .bind(cur_id)
-        .bind(limit)
-        .fetch_all(c)
-        .await)
-}
-
 /// Records a browser card payment's intent id, only if none is recorded yet.
 pub async fn set_connector_ref_once(db: &Db, id: &str, reference: &str) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;

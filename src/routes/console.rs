@@ -12,7 +12,7 @@ use encoding_rs::UTF_8;
 
 use crate::console::auth::{self, Staff, LOGIN_COOKIE, SESSION_COOKIE};
 use crate::console::error::{ConsoleError, ConsoleErrorInfo, ConsoleResult};
-use crate::console::search::{Cursor, Filter, SortCol};
+use crate::console::search::{Filter, SortCol};
 use crate::console::users;
 use crate::console::views::{self, Choice, Chrome, RowView, SortLink};
 use crate::console::{audit, csv_export};
@@ -382,7 +382,9 @@ pub async fn list(
         Ok(f) => (f, None),
         Err(e) => (filter_of(&staff, &[]).map_err(ConsoleError::Bad)?, Some(e)),
     };
-    let after = Cursor::decode(form::get(&q, "after"));
+    let after = f
+        .cursor(form::get(&q, "after"))
+        .map_err(ConsoleError::Bad)?;
     let (rows, next) = crate::console::search::page(&state.db, &f, after.as_ref(), 50).await?;
     let merchant = if staff.scope().is_none() {
         f.merchant_id.clone().unwrap_or_default()
@@ -460,7 +462,7 @@ pub async fn list(
         statuses,
         sorts,
         rows: rows.iter().map(RowView::new).collect(),
-        next: next.map(|c| format!("/console/payments?{mq}{base}&after={}", c.encode())),
+        next: next.map(|c| format!("/console/payments?{mq}{base}&after={}", f.encode_cursor(&c))),
         first: after.map(|_| format!("/console/payments?{mq}{base}")),
         csv_query: format!("{mq}{base}"),
         f,

@@ -16,6 +16,7 @@ mod checkout;
 mod console;
 mod console_admin;
 mod console_ops;
+mod console_search;
 mod console_themes;
 mod deploy;
 mod docs_drift;
