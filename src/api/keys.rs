@@ -70,7 +70,7 @@ pub const OWNER_KEY_PREFIX: &str = "ok_";
 /// Who an API key speaks for.
 #[derive(Debug)]
 pub enum Caller {
-    Merchant(MerchantRow),
+    Merchant(Box<MerchantRow>),
     /// An owner key: the tenant comes from the request.
     Owner(String),
 }
@@ -82,7 +82,9 @@ pub async fn authenticate_any(db: &Db, secret: &str) -> Result<Option<Caller>, c
             .await?
             .map(Caller::Owner));
     }
-    Ok(authenticate(db, secret).await?.map(Caller::Merchant))
+    Ok(authenticate(db, secret)
+        .await?
+        .map(|m| Caller::Merchant(Box::new(m))))
 }
 
 /// The merchant an active key belongs to.

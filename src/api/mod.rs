@@ -188,8 +188,8 @@ async fn tenant(
         )
     };
     match (caller, named) {
-        (keys::Caller::Merchant(m), None) => Ok(m),
-        (keys::Caller::Merchant(m), Some(n)) if n == m.id => Ok(m),
+        (keys::Caller::Merchant(m), None) => Ok(*m),
+        (keys::Caller::Merchant(m), Some(n)) if n == m.id => Ok(*m),
         (keys::Caller::Merchant(_), Some(_)) => Err(not_found()),
         (keys::Caller::Owner(_), None | Some("")) => Err(err(
             StatusCode::BAD_REQUEST,

@@ -6,6 +6,7 @@ pub mod card_form;
 pub mod carrier;
 pub mod events;
 pub mod fees;
+pub mod holidays;
 pub mod jst;
 pub mod konbini;
 pub mod lifecycle;

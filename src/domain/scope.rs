@@ -41,16 +41,6 @@ impl Scope {
             Scope::Merchant(m) => ("merchant", m),
         }
     }
-
-    /// Whether a merchant (with its owner) is inside the scope. For values already read
-    /// through a scoped query, or to check a merchant named in a request before using it.
-    pub fn contains(&self, merchant_id: &str, owner_id: Option<&str>) -> bool {
-        match self {
-            Scope::All => true,
-            Scope::Owner(o) => owner_id == Some(o.as_str()),
-            Scope::Merchant(m) => m == merchant_id,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -58,16 +48,14 @@ mod tests {
     use super::Scope;
 
     #[test]
-    fn contains_follows_the_owner() {
+    fn kinds_and_values() {
         let owner = Scope::Owner("own_a".into());
-        assert!(owner.contains("m_1", Some("own_a")));
-        assert!(!owner.contains("m_1", Some("own_b")));
-        assert!(!owner.contains("m_1", None));
         let m = Scope::Merchant("m_1".into());
-        assert!(m.contains("m_1", Some("own_b")));
-        assert!(!m.contains("m_2", None));
-        assert!(Scope::All.contains("m_9", None));
+        assert_eq!(owner.sql_parts(), ("owner", "own_a"));
+        assert_eq!(m.sql_parts(), ("merchant", "m_1"));
+        assert_eq!(Scope::All.sql_parts(), ("all", ""));
         assert!(owner.is_multi() && Scope::All.is_multi() && !m.is_multi());
+        assert!(Scope::All.is_all() && !owner.is_all());
         assert_eq!(m.merchant(), Some("m_1"));
         assert_eq!(owner.merchant(), None);
     }

@@ -29,7 +29,7 @@ enum Target {
     /// The ticked payments of the page.
     Ids(Vec<String>),
     /// Every payment matching the search.
-    Search(Filter),
+    Search(Box<Filter>),
 }
 
 /// `merchant=…&` for a search of one merchant by an operator or owner staff, else empty.
@@ -91,7 +91,7 @@ pub async fn bulk(
         _ => return Err(ConsoleError::Bad("操作が正しくありません。".into())),
     };
     let target = if form::get(&f, "all") == "search" {
-        Target::Search(filter_of(&staff, &f).map_err(ConsoleError::Bad)?)
+        Target::Search(Box::new(filter_of(&staff, &f).map_err(ConsoleError::Bad)?))
     } else {
         let ids: Vec<String> = f
             .iter()
