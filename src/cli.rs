@@ -365,6 +365,95 @@ pub enum Command {
     /// Fees, payout terms and settlements (精算): cut-off, list, terms, fee schedules.
     #[command(subcommand)]
     Settlement(SettlementCmd),
+    /// Owners and their tenant merchants (テナントオプション): add, list, attach, owner API keys.
+    #[command(subcommand)]
+    Owner(OwnerCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OwnerCmd {
+    /// Create an owner (a mall, a university, a head office); prints its id.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// The id (1-64 of A-Z a-z 0-9 _ -); default: generated (`own_…`).
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// List owners with their tenants.
+    List,
+    /// Put a merchant under an owner (it becomes the owner's tenant).
+    Attach { merchant: String, owner: String },
+    /// Make a merchant independent again (its owner's staff and keys lose it).
+    Detach { merchant: String },
+    /// Create an owner-level API key (`ok_…`, shown once): it acts for any tenant named in the
+    /// `Kakehashi-Merchant` header.
+    ApiKey { owner: String },
+    /// Retire an owner API key.
+    RetireKey { owner: String, key_id: String },
+    /// Create an owner staff console user (admin or general of every tenant); prints a
+    /// generated password and TOTP secret (shown only once).
+    UserAdd {
+        owner: String,
+        #[arg(long)]
+        email: String,
+        /// admin | general
+        #[arg(long)]
+        role: String,
+    },
+}
+
+/// Runs an `owner` command. Changes are audit-logged (actor `cli`) on the merchant they touch.
+pub async fn owner(db: &Db, keys: &Keyring, cmd: OwnerCmd) -> anyhow::Result<()> {
+    let now = crate::util::now_ms();
+    match cmd {
+        OwnerCmd::Add { name, id } => {
+            let id = crate::flows::owners::create(db, &name, id.as_deref(), now).await?;
+            println!("owner:       {id}");
+        }
+        OwnerCmd::List => {
+            let tenants = crate::db::merchants::list(db).await?;
+            for o in crate::db::owners::list(db).await? {
+                let mine: Vec<&str> = tenants
+                    .iter()
+                    .filter(|m| m.owner_id.as_deref() == Some(o.id.as_str()))
+                    .map(|m| m.id.as_str())
+                    .collect();
+                println!("{}  {}  tenants: {}", o.id, o.name, mine.join(","));
+            }
+        }
+        OwnerCmd::Attach { merchant, owner } => {
+            let before = crate::flows::owners::attach(db, &merchant, Some(&owner)).await?;
+            let detail = format!("ok {} -> {owner}", before.as_deref().unwrap_or("-"));
+            cli_audit(db, &merchant, "merchant.owner", &merchant, &detail).await?;
+            println!("{merchant} is a tenant of {owner}");
+        }
+        OwnerCmd::Detach { merchant } => {
+            let before = crate::flows::owners::attach(db, &merchant, None).await?;
+            let detail = format!("ok {} -> -", before.as_deref().unwrap_or("-"));
+            cli_audit(db, &merchant, "merchant.owner", &merchant, &detail).await?;
+            println!("{merchant} has no owner");
+        }
+        OwnerCmd::ApiKey { owner } => {
+            let (id, secret) = crate::api::keys::create_owner_key(db, &owner, now).await?;
+            println!("key id:      {id}");
+            println!("secret:      {secret}");
+            println!("(shown only now; send it as `Authorization: Bearer …` with");
+            println!(" `Kakehashi-Merchant: <tenant id>` on every request)");
+        }
+        OwnerCmd::RetireKey { owner, key_id } => {
+            crate::api::keys::retire_owner_key(db, &owner, &key_id).await?;
+            println!("retired {key_id}");
+        }
+        OwnerCmd::UserAdd { owner, email, role } => {
+            let role = crate::console::Role::parse(&role)
+                .ok_or_else(|| anyhow::anyhow!("role must be admin or general"))?;
+            let u = crate::console::users::create_owner_staff(db, keys, &owner, &email, role, now)
+                .await?;
+            print_credentials(&u);
+        }
+    }
+    Ok(())
 }
 
 #[derive(Subcommand, Debug)]
@@ -835,7 +924,14 @@ pub async fn settlement(db: &Db, cmd: SettlementCmd) -> anyhow::Result<()> {
             println!("{} settlement(s) created", made.len());
         }
         SettlementCmd::List { merchant_id } => {
-            for s in settlements::list(db, Some(&merchant_id), 100).await? {
+            for s in settlements::list(
+                db,
+                &crate::domain::scope::Scope::Merchant(merchant_id.clone()),
+                None,
+                100,
+            )
+            .await?
+            {
                 println!(
                     "{}\t{}..{}\tpayout={}\tpayments={}\tgross={}\tnet={}",
                     s.id,
@@ -1016,7 +1112,13 @@ pub async fn repeat(ctx: &crate::context::Ctx, cmd: RepeatCmd) -> anyhow::Result
             println!("{}", repeat_line(&r, now));
         }
         RepeatCmd::List { merchant_id } => {
-            for r in crate::db::repeat_numbers::list(&ctx.db, Some(&merchant_id), 1000).await? {
+            for r in crate::db::repeat_numbers::list(
+                &ctx.db,
+                &crate::domain::scope::Scope::Merchant(merchant_id.clone()),
+                1000,
+            )
+            .await?
+            {
                 println!("{}", repeat_line(&r, now));
             }
         }

@@ -81,6 +81,11 @@ async fn main() -> anyhow::Result<()> {
             let db = Db::connect(&args.global.database_url).await?;
             cli::settlement(&db, cmd).await
         }
+        Command::Owner(cmd) => {
+            let config = args.global.config()?;
+            let db = Db::connect(&config.database_url).await?;
+            cli::owner(&db, &config.keyring()?, cmd).await
+        }
         Command::User(cmd) => {
             let config = args.global.config()?;
             let db = Db::connect(&config.database_url).await?;

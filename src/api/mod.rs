@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 
 use crate::db::merchants::MerchantRow;
 use crate::db::{idempotency, Db};
+use crate::domain::scope::Scope;
 use crate::domain::MerchantStatus;
 use crate::error::{AppError, ErrorInfo};
 use crate::state::AppState;
@@ -143,8 +144,15 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
     let Some(key) = key else {
         return with_challenge(unauthorized().into_response());
     };
-    let merchant = match keys::authenticate(&state.db, &key).await {
-        Ok(Some(m)) => m,
+    let named = req
+        .headers()
+        .get(MERCHANT_HEADER)
+        .map(|v| v.to_str().unwrap_or("\u{fffd}").trim().to_owned());
+    let merchant = match keys::authenticate_any(&state.db, &key).await {
+        Ok(Some(caller)) => match tenant(&state, caller, named.as_deref()).await {
+            Ok(m) => m,
+            Err(e) => return e.into_response(),
+        },
         Ok(None) => return with_challenge(unauthorized().into_response()),
         Err(e) => return AppError::from(e).into_response(),
     };
@@ -158,6 +166,42 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
     }
     req.extensions_mut().insert(ApiMerchant(merchant));
     next.run(req).await
+}
+
+/// The header naming the merchant an owner key acts for (テナントオプション).
+pub const MERCHANT_HEADER: &str = "kakehashi-merchant";
+
+/// The merchant a request acts for: a merchant key's own (a `Kakehashi-Merchant` header, if
+/// sent, must name it), or the tenant an owner key names. A merchant that is not the owner's
+/// tenant answers exactly as an unknown one (`404 merchant_not_found`), so ids of other
+/// owners' merchants tell nothing.
+async fn tenant(
+    state: &AppState,
+    caller: keys::Caller,
+    named: Option<&str>,
+) -> Result<MerchantRow, AppError> {
+    let not_found = || {
+        err(
+            StatusCode::NOT_FOUND,
+            "merchant_not_found",
+            "no such merchant for this API key",
+        )
+    };
+    match (caller, named) {
+        (keys::Caller::Merchant(m), None) => Ok(*m),
+        (keys::Caller::Merchant(m), Some(n)) if n == m.id => Ok(*m),
+        (keys::Caller::Merchant(_), Some(_)) => Err(not_found()),
+        (keys::Caller::Owner(_), None | Some("")) => Err(err(
+            StatusCode::BAD_REQUEST,
+            "merchant_required",
+            "an owner API key acts for one tenant: name it in the `Kakehashi-Merchant` header",
+        )),
+        (keys::Caller::Owner(o), Some(n)) => {
+            crate::db::owners::merchant_in_scope(&state.db, &Scope::Owner(o), n)
+                .await?
+                .ok_or_else(not_found)
+        }
+    }
 }
 
 fn with_challenge(mut resp: Response) -> Response {

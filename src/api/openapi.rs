@@ -45,7 +45,12 @@ impl Modify for BearerAuth {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("ak_test_… / ak_live_…")
+                    .bearer_format("ak_test_… / ak_live_… / ok_…")
+                    .description(Some(
+                        "A merchant key, or an owner key (`ok_…`) sent with the \
+                         `Kakehashi-Merchant` header naming one of the owner's tenants \
+                         (docs/owners.md).",
+                    ))
                     .build(),
             ),
         );

@@ -172,11 +172,15 @@ pub async fn list(
     ApiMerchant(m): ApiMerchant,
 ) -> AppResult<Json<RepeatNumberList>> {
     let now = state.now_ms();
-    let data = crate::db::repeat_numbers::list(&state.db, Some(&m.id), LIST_LIMIT)
-        .await?
-        .into_iter()
-        .map(|r| RepeatNumber::of(r, now))
-        .collect();
+    let data = crate::db::repeat_numbers::list(
+        &state.db,
+        &crate::domain::scope::Scope::Merchant(m.id.clone()),
+        LIST_LIMIT,
+    )
+    .await?
+    .into_iter()
+    .map(|r| RepeatNumber::of(r, now))
+    .collect();
     Ok(Json(RepeatNumberList { data }))
 }
 

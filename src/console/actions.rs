@@ -10,6 +10,7 @@
 //! ([`crate::flows::carrier::cancel_subscription_as`]).
 
 use crate::db::payments::{self, PaymentRow};
+use crate::domain::scope::Scope;
 use crate::domain::RequestStatus;
 use crate::flows::error::FlowError;
 use crate::flows::{card, carrier_sync, number_cancel, payment_requests};
@@ -75,15 +76,14 @@ fn refused_ja(code: &str) -> String {
     }
 }
 
-/// Checks the payment exists and belongs to the user's merchant (`scope`; `None` = operator).
+/// Loads the payment if it is inside the user's scope (the scope is part of the query).
 async fn scoped(
     state: &AppState,
-    scope: Option<&str>,
+    scope: &Scope,
     payment_id: &str,
 ) -> Result<PaymentRow, ActionError> {
-    payments::get(&state.db, payment_id)
+    payments::get_in(&state.db, scope, payment_id)
         .await?
-        .filter(|p| scope.is_none_or(|m| m == p.merchant_id))
         .ok_or(ActionError::NotFound)
 }
 
@@ -112,7 +112,7 @@ fn map<T>(r: Result<T, FlowError>) -> Result<T, ActionError> {
 /// 売上確定: the whole authorized amount when `amount` is `None`.
 pub async fn capture(
     state: &AppState,
-    scope: Option<&str>,
+    scope: &Scope,
     payment_id: &str,
     amount: Option<i64>,
     actor: &str,
@@ -124,7 +124,7 @@ pub async fn capture(
 /// 取消 of an authorization or an unrefunded capture.
 pub async fn cancel(
     state: &AppState,
-    scope: Option<&str>,
+    scope: &Scope,
     payment_id: &str,
     actor: &str,
 ) -> Result<PaymentRow, ActionError> {
@@ -135,7 +135,7 @@ pub async fn cancel(
 /// 返金 of part or all of a capture.
 pub async fn refund(
     state: &AppState,
-    scope: Option<&str>,
+    scope: &Scope,
     payment_id: &str,
     amount: i64,
     actor: &str,
@@ -152,7 +152,7 @@ pub async fn refund(
 /// the connector that served the payment (the sandbox for a test-mode merchant's sandbox payment).
 pub async fn carrier_cancel(
     state: &AppState,
-    scope: Option<&str>,
+    scope: &Scope,
     payment_id: &str,
     actor: &str,
 ) -> Result<PaymentRow, ActionError> {
@@ -163,7 +163,7 @@ pub async fn carrier_cancel(
 /// 取消 of an unpaid konbini / Pay-easy number: the institution stops it, the payment expires.
 pub async fn number_cancel(
     state: &AppState,
-    scope: Option<&str>,
+    scope: &Scope,
     payment_id: &str,
     actor: &str,
 ) -> Result<PaymentRow, ActionError> {
@@ -174,13 +174,12 @@ pub async fn number_cancel(
 /// 解約 of an active continuous-billing contract: the carrier stops it, no more monthly charges.
 pub async fn subscription_cancel(
     state: &AppState,
-    scope: Option<&str>,
+    scope: &Scope,
     id: &str,
     actor: &str,
 ) -> Result<crate::db::subscriptions::SubscriptionRow, ActionError> {
-    crate::db::subscriptions::get(&state.db, id)
+    crate::db::subscriptions::get_in(&state.db, scope, id)
         .await?
-        .filter(|s| scope.is_none_or(|m| m == s.merchant_id))
         .ok_or(ActionError::NotFound)?;
     let r = crate::flows::carrier::cancel_subscription_as(
         &state.db,
@@ -242,30 +241,27 @@ fn field_ja(field: &str) -> &str {
 /// 返金依頼: a refund of a paid konbini / Pay-easy / bank payment, paid into the shopper's account.
 pub async fn refund_request_create(
     state: &AppState,
-    scope: Option<&str>,
+    scope: &Scope,
     payment_id: &str,
     amount: i64,
     email: Option<&str>,
     actor: &str,
 ) -> Result<(crate::flows::refund_requests::RefundRequest, Option<String>), ActionError> {
-    scoped(state, scope, payment_id).await?;
-    let p = payments::get(&state.db, payment_id)
-        .await?
-        .ok_or(ActionError::NotFound)?;
+    let p = scoped(state, scope, payment_id).await?;
     map(crate::flows::refund_requests::create(state, &p, amount, email, actor).await)
 }
 
-/// A refund request the user may act on (its merchant's, or any for operators).
+/// A refund request the user may act on (inside their scope).
 pub async fn refund_request_get(
     state: &AppState,
-    scope: Option<&str>,
+    scope: &Scope,
     id: &str,
 ) -> Result<crate::flows::refund_requests::RefundRequest, ActionError> {
-    let r = map(crate::flows::refund_requests::get(state, id).await)?;
-    if scope.is_some_and(|m| m != r.row.merchant_id) {
-        return Err(ActionError::NotFound);
-    }
-    Ok(r)
+    // The scoped read decides visibility; the flow then opens the sealed account.
+    crate::db::refund_requests::get_in(&state.db, scope, id)
+        .await?
+        .ok_or(ActionError::NotFound)?;
+    map(crate::flows::refund_requests::get(state, id).await)
 }
 
 /// 振込済 (`paid`) or 取消 (`cancel`) of a refund request.

@@ -14,7 +14,8 @@ use sha2::{Digest, Sha256};
 use crate::console::error::ConsoleError;
 use crate::console::users::{self, UserRow};
 use crate::console::Role;
-use crate::db::{console_login_locks, console_sessions, console_users, Db};
+use crate::db::{console_login_locks, console_sessions, console_users, owners, Db};
+use crate::domain::scope::Scope;
 use crate::signing::hmac_bytes;
 use crate::state::AppState;
 
@@ -260,6 +261,20 @@ pub struct Staff {
     pub sid: String,
     pub ip: String,
     pub csrf: String,
+    /// The merchants this user may see, from their role and binding (read at sign-in check).
+    pub scope: Scope,
+}
+
+/// The scope of a user: operators see every merchant, owner staff the owner's tenants,
+/// everyone else their merchant. A row bound to nothing (the database forbids it) sees nothing.
+pub fn scope_of(u: &UserRow) -> Option<Scope> {
+    match (u.role(), &u.owner_id, &u.merchant_id) {
+        (Role::Operator, None, None) => Some(Scope::All),
+        (Role::Operator, _, _) => None,
+        (_, Some(o), None) => Some(Scope::Owner(o.clone())),
+        (_, None, Some(m)) => Some(Scope::Merchant(m.clone())),
+        _ => None,
+    }
 }
 
 impl Staff {
@@ -267,12 +282,18 @@ impl Staff {
         self.user.role()
     }
 
-    /// The merchant this user is limited to; `None` for operators (every merchant).
-    pub fn scope(&self) -> Option<&str> {
-        match self.role() {
-            Role::Operator => None,
-            _ => self.user.merchant_id.as_deref(),
+    /// The merchants this user may see; every query of a console page is limited to it.
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// The scope narrowed to one merchant when `requested` names one (checked as in
+    /// [`Staff::merchant_for`]); the whole scope when it is empty.
+    pub async fn narrowed(&self, db: &Db, requested: &str) -> Result<Scope, ConsoleError> {
+        if requested.is_empty() {
+            return Ok(self.scope.clone());
         }
+        Ok(Scope::Merchant(self.merchant_for(db, requested).await?))
     }
 
     /// Refuses unless the user may act (admin or operator).
@@ -298,12 +319,23 @@ impl Staff {
         format!("console:{}", self.user.email)
     }
 
-    /// The merchant an operator works on: `requested` for operators, the own one otherwise.
-    pub fn merchant_for(&self, requested: &str) -> Result<String, ConsoleError> {
-        match self.scope() {
-            Some(m) => Ok(m.to_owned()),
-            None if !requested.is_empty() => Ok(requested.to_owned()),
-            None => Err(ConsoleError::Bad("加盟店IDを指定してください。".to_owned())),
+    /// The merchant a page works on: the own one for merchant staff; `requested` for
+    /// operators, and for owner staff when it is one of their tenants (else "not found", the
+    /// same as an unknown id, so other owners' merchants are not revealed).
+    pub async fn merchant_for(&self, db: &Db, requested: &str) -> Result<String, ConsoleError> {
+        match &self.scope {
+            Scope::Merchant(m) => Ok(m.clone()),
+            Scope::Owner(_) if requested.is_empty() => Err(ConsoleError::Bad(
+                "テナントを選んでください（メニューの「テナント」から）。".to_owned(),
+            )),
+            Scope::All if requested.is_empty() => {
+                Err(ConsoleError::Bad("加盟店IDを指定してください。".to_owned()))
+            }
+            Scope::All => Ok(requested.to_owned()),
+            Scope::Owner(_) => owners::merchant_in_scope(db, &self.scope, requested)
+                .await?
+                .map(|m| m.id)
+                .ok_or(ConsoleError::NotFound),
         }
     }
 }
@@ -324,7 +356,9 @@ impl FromRequestParts<AppState> for Staff {
         if session.stage != "full" {
             return Err(ConsoleError::Login);
         }
+        let scope = scope_of(&user).ok_or(ConsoleError::Forbidden)?;
         Ok(Staff {
+            scope,
             csrf: csrf(&state.secret, &sid),
             user,
             now,

@@ -220,6 +220,8 @@ pub async fn enrol(
     let new = NewUser {
         id: &user_id,
         merchant_id: i.merchant_id.as_deref(),
+        // Enrolment links are for operators and merchant staff; owner staff come from the CLI.
+        owner_id: None,
         email: &i.email,
         role: i.role,
         password_hash: &hash,

@@ -16,6 +16,7 @@ pub mod error;
 pub mod invites;
 pub mod labels;
 pub mod messages;
+pub mod owners;
 pub mod payment_requests;
 pub mod preview;
 pub mod repeat_numbers;

@@ -22,10 +22,10 @@ pub enum SaveError {
     Db(#[from] crate::db::Error),
 }
 
-/// The list URL's query of a search (`merchant=…&` first for an operator's merchant).
+/// The list URL's query of a search (`merchant=…&` first for the merchant an operator or owner staff chose).
 pub fn query_of(staff: &Staff, f: &Filter) -> String {
-    let mq = match (staff.scope(), f.merchant_id.as_deref()) {
-        (None, Some(m)) => format!(
+    let mq = match (staff.scope().is_multi(), f.merchant_id.as_deref()) {
+        (true, Some(m)) => format!(
             "merchant={}&",
             form_urlencoded::byte_serialize(m.as_bytes()).collect::<String>()
         ),

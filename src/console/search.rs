@@ -8,6 +8,7 @@ use base64::Engine;
 use crate::db::payments::PaymentRow;
 use crate::db::search::PaymentSearch;
 use crate::db::Db;
+use crate::domain::scope::Scope;
 use crate::domain::Method;
 
 pub use crate::db::search::{Cursor, Key, SortCol};
@@ -98,7 +99,9 @@ fn looks_like_id(s: &str) -> bool {
 /// Search conditions, parsed from the list form (also used by the CSV download).
 #[derive(Clone, Debug)]
 pub struct Filter {
-    /// `None` only for operators viewing every merchant.
+    /// The merchants the searching user may see: every query is limited to it.
+    pub scope: Scope,
+    /// One merchant (the merchant filter of operators and owner staff); `None`: the whole scope.
     pub merchant_id: Option<String>,
     pub order_id: String,
     pub payment_id: String,
@@ -130,6 +133,7 @@ impl Filter {
     /// Parses query fields; `Err` names the bad field in Japanese.
     pub fn parse(
         fields: &[(String, String)],
+        scope: Scope,
         merchant_id: Option<String>,
     ) -> Result<Filter, String> {
         let amount = |name: &str, label: &str| -> Result<Option<i64>, String> {
@@ -180,6 +184,7 @@ impl Filter {
             _ => return Err("並び順が正しくありません。".into()),
         };
         Ok(Filter {
+            scope,
             merchant_id,
             order_id: get(fields, "order_id").to_owned(),
             payment_id: get(fields, "payment_id").to_owned(),
@@ -231,6 +236,7 @@ impl Filter {
 
     fn search<'a>(&'a self, methods: &'a [&'a str]) -> PaymentSearch<'a> {
         PaymentSearch {
+            scope: &self.scope,
             merchant_id: self.merchant_id.as_deref(),
             order_id: &self.order_id,
             payment_id: &self.payment_id,

@@ -63,9 +63,8 @@ pub fn settlement_view(s: &SettlementRow) -> SettlementView {
 /// A settlement the staff member may see; any other id is "not found" (never "forbidden",
 /// which would confirm that another merchant's settlement exists).
 pub async fn visible(db: &Db, staff: &Staff, id: &str) -> ConsoleResult<SettlementRow> {
-    settlements::get(db, id)
+    settlements::get_in(db, staff.scope(), id)
         .await?
-        .filter(|s| staff.scope().is_none_or(|m| m == s.merchant_id))
         .ok_or(ConsoleError::NotFound)
 }
 

@@ -14,11 +14,11 @@ impl Line {
 /// Lines per method for payments created in `[from_ms, to_ms)`; `None` merchant = all.
 pub async fn lines(
     db: &Db,
-    merchant_id: Option<&str>,
+    scope: &crate::domain::scope::Scope,
     from_ms: i64,
     to_ms: i64,
 ) -> Result<Vec<Line>, crate::db::Error> {
-    crate::db::payments::collected_by_method(db, merchant_id, from_ms, to_ms).await
+    crate::db::payments::collected_by_method(db, scope, from_ms, to_ms).await
 }
 
 /// The period of the summary: `from`/`to` as `YYYY-MM-DD` (Japan time, inclusive), defaulting

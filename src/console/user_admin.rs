@@ -7,22 +7,41 @@ use crate::console::error::{ConsoleError, ConsoleResult};
 use crate::console::users::{self, UserRow};
 use crate::console::Role;
 use crate::db::{console_users, Db};
+use crate::domain::scope::Scope;
 
-/// A user the staff member can see: their merchant's users (admins), anyone (operators).
-/// Others are "not found", so ids of other merchants' users tell nothing.
+/// Whether `staff` may see user `u`: operators anyone, merchant admins their merchant's users.
+/// Owner staff manage no users here (tenant staff are managed by the tenant's admins and by
+/// operators; owner staff by operators with the CLI).
+fn sees(staff: &Staff, u: &UserRow) -> bool {
+    match staff.scope() {
+        Scope::All => true,
+        Scope::Merchant(m) => u.merchant_id.as_deref() == Some(m.as_str()),
+        Scope::Owner(_) => false,
+    }
+}
+
+/// A user the staff member can see ([`sees`]). Others are "not found", so ids of other
+/// merchants' users tell nothing.
 pub async fn visible(db: &Db, staff: &Staff, id: &str) -> ConsoleResult<UserRow> {
     users::get(db, id)
         .await?
-        .filter(|u| staff.scope().is_none() || u.merchant_id.as_deref() == staff.scope())
+        .filter(|u| sees(staff, u))
         .ok_or(ConsoleError::NotFound)
+}
+
+/// Refuses unless `staff` may use the users page: admins of a merchant and operators.
+pub fn require_user_admin(staff: &Staff) -> ConsoleResult<()> {
+    staff.require_admin()?;
+    if matches!(staff.scope(), Scope::Owner(_)) {
+        return Err(ConsoleError::Forbidden);
+    }
+    Ok(())
 }
 
 /// Whether `staff` may change `u`: an admin or operator, the user visible to them, not
 /// themselves.
 pub fn may_manage(staff: &Staff, u: &UserRow) -> bool {
-    staff.role().can_act()
-        && u.id != staff.user.id
-        && (staff.scope().is_none() || u.merchant_id.as_deref() == staff.scope())
+    staff.role().can_act() && u.id != staff.user.id && sees(staff, u)
 }
 
 /// Loads a user `staff` may change, or the refusal.
@@ -44,8 +63,9 @@ pub async fn manageable(db: &Db, staff: &Staff, id: &str) -> ConsoleResult<UserR
 /// operators also operator.
 pub fn invitable_roles(staff: &Staff) -> Vec<Role> {
     match staff.scope() {
-        Some(_) => vec![Role::General, Role::Admin],
-        None => vec![Role::General, Role::Admin, Role::Operator],
+        Scope::Merchant(_) => vec![Role::General, Role::Admin],
+        Scope::All => vec![Role::General, Role::Admin, Role::Operator],
+        Scope::Owner(_) => vec![],
     }
 }
 

@@ -164,7 +164,6 @@ pub async fn create(
     role: Role,
     now: i64,
 ) -> anyhow::Result<Created> {
-    let email = parse_email(email).ok_or_else(|| anyhow::anyhow!("not an e-mail address"))?;
     anyhow::ensure!(
         (role == Role::Operator) == merchant_id.is_none(),
         "operators belong to no merchant; admin and general users need --merchant"
@@ -175,6 +174,40 @@ pub async fn create(
             "no merchant {m}"
         );
     }
+    insert_new(db, keys, merchant_id, None, email, role, now).await
+}
+
+/// Creates an owner staff user (テナントオプション): admin or general of every tenant of the
+/// owner, with a generated password and TOTP secret (both returned once).
+pub async fn create_owner_staff(
+    db: &Db,
+    keys: &Keyring,
+    owner_id: &str,
+    email: &str,
+    role: Role,
+    now: i64,
+) -> anyhow::Result<Created> {
+    anyhow::ensure!(
+        role != Role::Operator,
+        "owner staff are admin or general users of the owner"
+    );
+    anyhow::ensure!(
+        crate::db::owners::get(db, owner_id).await?.is_some(),
+        "no owner {owner_id}"
+    );
+    insert_new(db, keys, None, Some(owner_id), email, role, now).await
+}
+
+async fn insert_new(
+    db: &Db,
+    keys: &Keyring,
+    merchant_id: Option<&str>,
+    owner_id: Option<&str>,
+    email: &str,
+    role: Role,
+    now: i64,
+) -> anyhow::Result<Created> {
+    let email = parse_email(email).ok_or_else(|| anyhow::anyhow!("not an e-mail address"))?;
     // 20 characters of the unambiguous alphabet: about 100 bits.
     let password = random_id("pw", 20);
     let secret = Secret::generate_secret().to_encoded().to_string();
@@ -190,6 +223,7 @@ pub async fn create(
         &NewUser {
             id: &id,
             merchant_id,
+            owner_id,
             email: &email,
             role,
             password_hash: &hash,

@@ -15,7 +15,12 @@ pub struct Chrome {
     pub email: Option<String>,
     pub role: &'static str,
     pub admin: bool,
+    /// Every merchant (operators): the merchants page and operator tools.
     pub operator: bool,
+    /// Several merchants (operators and owner staff): lists show a merchant column and filter.
+    pub multi: bool,
+    /// Owner staff (テナントオプション): the tenants page instead of the users page.
+    pub owner: bool,
     pub csrf: String,
 }
 
@@ -27,6 +32,8 @@ impl Chrome {
             role: "",
             admin: false,
             operator: false,
+            multi: false,
+            owner: false,
             csrf,
         }
     }
@@ -35,9 +42,14 @@ impl Chrome {
         Chrome {
             css: state.console_css.to_string(),
             email: Some(s.user.email.clone()),
-            role: s.role().label_ja(),
+            role: match s.scope() {
+                crate::domain::scope::Scope::Owner(_) => s.role().label_owner_ja(),
+                _ => s.role().label_ja(),
+            },
             admin: s.role().can_act(),
-            operator: s.scope().is_none(),
+            operator: s.scope().is_all(),
+            multi: s.scope().is_multi(),
+            owner: matches!(s.scope(), crate::domain::scope::Scope::Owner(_)),
             csrf: s.csrf.clone(),
         }
     }
@@ -138,6 +150,8 @@ pub struct Payments {
     pub c: Chrome,
     pub f: crate::console::search::Filter,
     pub merchant: String,
+    /// Owner staff's tenants for the merchant filter (empty: a text field, or none).
+    pub tenants: Vec<Choice>,
     pub methods: Vec<Choice>,
     pub statuses: Vec<Choice>,
     pub sorts: Vec<SortLink>,

@@ -1,6 +1,7 @@
 //! The console audit log (`console_audit`): append-only, read newest first.
 
 use crate::db::Db;
+use crate::domain::scope::Scope;
 use crate::{exec_tx, on_db};
 
 /// One audit record to write.
@@ -45,19 +46,22 @@ pub struct AuditRow {
     pub ip: String,
 }
 
-/// The newest entries, before `before_id` when paging (keyset on id); all merchants if `None`.
+/// The newest entries, before `before_id` when paging (keyset on id); limited to `scope`.
 pub async fn list(
     db: &Db,
-    merchant_id: Option<&str>,
+    scope: &Scope,
     before_id: Option<i64>,
     limit: i64,
 ) -> Result<Vec<AuditRow>, sqlx::Error> {
-    on_db!(db, c => sqlx::query_as(
+    let (kind, value) = scope.sql_parts();
+    let vis = crate::db::scope::visible("merchant_id", 1);
+    let sql = format!(
         "SELECT id, at, email, merchant_id, action, target, detail, ip FROM console_audit \
-         WHERE ($1 IS NULL OR merchant_id = $2) AND id < $3 ORDER BY id DESC LIMIT $4",
-    )
-    .bind(merchant_id)
-    .bind(merchant_id)
+         WHERE {vis} AND id < $3 ORDER BY id DESC LIMIT $4"
+    );
+    on_db!(db, c => sqlx::query_as(&sql)
+    .bind(kind)
+    .bind(value)
     .bind(before_id.unwrap_or(i64::MAX))
     .bind(limit)
     .fetch_all(c)

@@ -9,6 +9,8 @@ use crate::{exec_tx, on_db};
 pub struct UserRow {
     pub id: String,
     pub merchant_id: Option<String>,
+    /// Owner staff (テナントオプション): set instead of `merchant_id`.
+    pub owner_id: Option<String>,
     pub email: String,
     #[sqlx(try_from = "String")]
     pub role: Role,
@@ -27,7 +29,8 @@ pub struct UserRow {
     pub last_sign_in_at: Option<i64>,
 }
 
-const COLS: &str = "id, merchant_id, email, role, password_hash, totp_secret, totp_enrolled_at, \
+const COLS: &str =
+    "id, merchant_id, owner_id, email, role, password_hash, totp_secret, totp_enrolled_at, \
 totp_last_step, failed_logins, locked_until, created_at, disabled_at, last_sign_in_at";
 
 /// The seal context of a user's TOTP secret.
@@ -39,6 +42,8 @@ pub fn totp_context(user_id: &str) -> String {
 pub struct NewUser<'a> {
     pub id: &'a str,
     pub merchant_id: Option<&'a str>,
+    /// Owner staff only (then `merchant_id` is `None`).
+    pub owner_id: Option<&'a str>,
     pub email: &'a str,
     pub role: Role,
     pub password_hash: &'a str,
@@ -49,11 +54,12 @@ pub struct NewUser<'a> {
 pub async fn insert(db: &Db, u: &NewUser<'_>, now: i64) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
     exec_tx!(&mut tx, c => sqlx::query(
-        "INSERT INTO console_users (id, merchant_id, email, role, password_hash, totp_secret, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO console_users (id, merchant_id, owner_id, email, role, password_hash, totp_secret, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(u.id)
     .bind(u.merchant_id)
+    .bind(u.owner_id)
     .bind(u.email)
     .bind(u.role.code())
     .bind(u.password_hash)

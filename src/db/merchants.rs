@@ -35,11 +35,13 @@ pub struct MerchantRow {
     pub created_at: i64,
     /// Processor accounts the merchant has ever had (0: no account lookup needed).
     pub processor_accounts: i64,
+    /// The owner holding this tenant (テナントオプション); `None` for an independent merchant.
+    pub owner_id: Option<String>,
 }
 
-const COLS: &str =
+pub(crate) const COLS: &str =
     "m.id, m.name, m.mode, m.status, m.methods, m.konbini_chains, m.return_origins, \
-m.callback_url, m.webhook_secrets, m.notify_format, m.callback_status, m.theme, m.konbini_days, m.capture_mode, m.card_options, m.created_at, m.processor_accounts";
+m.callback_url, m.webhook_secrets, m.notify_format, m.callback_status, m.theme, m.konbini_days, m.capture_mode, m.card_options, m.created_at, m.processor_accounts, m.owner_id";
 
 impl MerchantRow {
     /// Webhook secrets, newest first (opened with the master key when sealed).

@@ -8,6 +8,7 @@ pub use crate::db::payment_row::{PaymentRow, StoredPayment};
 use crate::db::{Db, Tx};
 use crate::domain::payment::PaymentStatus;
 use crate::domain::processor::ConnectorId;
+use crate::domain::scope::Scope;
 use crate::domain::{CheckoutStatus, Method};
 use crate::util::random_id;
 use crate::{exec_tx, on_db, on_tx};
@@ -347,6 +348,21 @@ pub async fn get(db: &Db, id: &str) -> Result<Option<PaymentRow>, sqlx::Error> {
     on_db!(db, c => sqlx::query_as(&sql).bind(id).fetch_optional(c).await)
 }
 
+/// The payment `id` if its merchant is inside `scope` (else `None`, as for an unknown id).
+pub async fn get_in(db: &Db, scope: &Scope, id: &str) -> Result<Option<PaymentRow>, sqlx::Error> {
+    let (kind, value) = scope.sql_parts();
+    let sql = format!(
+        "SELECT {COLS} FROM payments WHERE id = $1 AND {}",
+        crate::db::scope::visible("merchant_id", 2)
+    );
+    on_db!(db, c => sqlx::query_as(&sql)
+        .bind(id)
+        .bind(kind)
+        .bind(value)
+        .fetch_optional(c)
+        .await)
+}
+
 pub async fn get_tx(tx: &mut Tx, id: &str) -> Result<Option<PaymentRow>, sqlx::Error> {
     let sql = format!("SELECT {COLS} FROM payments WHERE id = $1");
     on_tx!(tx, c => sqlx::query_as(&sql).bind(id).fetch_optional(c).await)
@@ -609,20 +625,22 @@ pub struct SummaryLine {
 /// Collected payments per method created in `[from_ms, to_ms)`; `None` merchant = all.
 pub async fn collected_by_method(
     db: &Db,
-    merchant_id: Option<&str>,
+    scope: &Scope,
     from_ms: i64,
     to_ms: i64,
 ) -> Result<Vec<SummaryLine>, sqlx::Error> {
+    let (kind, value) = scope.sql_parts();
+    let vis = crate::db::scope::visible("merchant_id", 1);
     let sql = format!(
         "SELECT method, COUNT(*) AS count, \
          CAST(COALESCE(SUM(CASE WHEN method = 'card' THEN captured_amount - refunded_amount ELSE amount END), 0) AS BIGINT) AS amount, \
          CAST(COALESCE(SUM(fee), 0) AS BIGINT) AS fee \
-         FROM payments WHERE ($1 IS NULL OR merchant_id = $2) AND created_at >= $3 AND created_at < $4 \
+         FROM payments WHERE {vis} AND created_at >= $3 AND created_at < $4 \
          AND status IN ({COLLECTED}) GROUP BY method ORDER BY method"
     );
     on_db!(db, c => sqlx::query_as(&sql)
-        .bind(merchant_id)
-        .bind(merchant_id)
+        .bind(kind)
+        .bind(value)
         .bind(from_ms)
         .bind(to_ms)
         .fetch_all(c)

@@ -3,6 +3,7 @@
 //! event and its notification commit with it.
 
 use crate::db::{Db, Tx};
+use crate::domain::scope::Scope;
 use crate::{exec_tx, on_db, on_tx};
 
 const COLS: &str =
@@ -52,6 +53,25 @@ pub async fn insert(tx: &mut Tx, r: &NewRefundRequest<'_>, now: i64) -> Result<(
 pub async fn get(db: &Db, id: &str) -> Result<Option<RefundRequestRow>, sqlx::Error> {
     let sql = format!("SELECT {COLS} FROM refund_requests WHERE id = $1");
     on_db!(db, c => sqlx::query_as(&sql).bind(id).fetch_optional(c).await)
+}
+
+/// The refund request `id` if its merchant is inside `scope` (else `None`, as for an unknown id).
+pub async fn get_in(
+    db: &Db,
+    scope: &Scope,
+    id: &str,
+) -> Result<Option<RefundRequestRow>, sqlx::Error> {
+    let (kind, value) = scope.sql_parts();
+    let sql = format!(
+        "SELECT {COLS} FROM refund_requests WHERE id = $1 AND {}",
+        crate::db::scope::visible("merchant_id", 2)
+    );
+    on_db!(db, c => sqlx::query_as(&sql)
+        .bind(id)
+        .bind(kind)
+        .bind(value)
+        .fetch_optional(c)
+        .await)
 }
 
 /// The payment's requests, oldest first.

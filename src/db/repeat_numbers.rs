@@ -3,6 +3,7 @@
 
 use crate::db::{Db, Tx};
 use crate::domain::repeat::RepeatStatus;
+use crate::domain::scope::Scope;
 use crate::{exec_tx, on_db, on_tx};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -76,6 +77,21 @@ pub async fn get(db: &Db, merchant_id: &str, id: &str) -> Result<Option<RepeatRo
     on_db!(db, c => sqlx::query_as(&sql).bind(id).bind(merchant_id).fetch_optional(c).await)
 }
 
+/// The repeat number `id` if its merchant is inside `scope` (else `None`, as for an unknown id).
+pub async fn get_in(db: &Db, scope: &Scope, id: &str) -> Result<Option<RepeatRow>, sqlx::Error> {
+    let (kind, value) = scope.sql_parts();
+    let sql = format!(
+        "SELECT {COLS} FROM repeat_numbers WHERE id = $1 AND {}",
+        crate::db::scope::visible("merchant_id", 2)
+    );
+    on_db!(db, c => sqlx::query_as(&sql)
+        .bind(id)
+        .bind(kind)
+        .bind(value)
+        .fetch_optional(c)
+        .await)
+}
+
 /// Any merchant's number (the CLI, which has no merchant scope).
 pub async fn get_any(db: &Db, id: &str) -> Result<Option<RepeatRow>, sqlx::Error> {
     let sql = format!("SELECT {COLS} FROM repeat_numbers WHERE id = $1");
@@ -83,18 +99,16 @@ pub async fn get_any(db: &Db, id: &str) -> Result<Option<RepeatRow>, sqlx::Error
 }
 
 /// A merchant's numbers (every merchant's for `None`: operators), newest first, at most `limit`.
-pub async fn list(
-    db: &Db,
-    merchant_id: Option<&str>,
-    limit: i64,
-) -> Result<Vec<RepeatRow>, sqlx::Error> {
+pub async fn list(db: &Db, scope: &Scope, limit: i64) -> Result<Vec<RepeatRow>, sqlx::Error> {
+    let (kind, value) = scope.sql_parts();
+    let vis = crate::db::scope::visible("merchant_id", 1);
     let sql = format!(
-        "SELECT {COLS} FROM repeat_numbers WHERE ($1 IS NULL OR merchant_id = $2) \
+        "SELECT {COLS} FROM repeat_numbers WHERE {vis} \
          ORDER BY created_at DESC, id DESC LIMIT $3"
     );
     on_db!(db, c => sqlx::query_as(&sql)
-        .bind(merchant_id)
-        .bind(merchant_id)
+        .bind(kind)
+        .bind(value)
         .bind(limit)
         .fetch_all(c)
         .await)

@@ -6,6 +6,7 @@
 
 use crate::db::payments::{PaymentRow, COLS};
 use crate::db::Db;
+use crate::domain::scope::Scope;
 use crate::on_db;
 
 /// A sortable column of the list.
@@ -101,6 +102,9 @@ pub struct Cursor {
 /// Search conditions in stored terms (empty strings and `None`: any).
 #[derive(Clone, Debug)]
 pub struct PaymentSearch<'a> {
+    /// Who is searching: the merchants they may see (always applied).
+    pub scope: &'a Scope,
+    /// One merchant inside the scope (the per-merchant filter); `None`: all of the scope.
     pub merchant_id: Option<&'a str>,
     pub order_id: &'a str,
     pub payment_id: &'a str,
@@ -161,6 +165,9 @@ fn filters(f: &PaymentSearch<'_>, sql: &mut String, binds: &mut Vec<Bind>, plan:
         ("status", "method", "created_at")
     };
     let mut cond = |sql: &mut String, text: &str, b: Bind| cond(sql, binds, text, b);
+    if let Some((text, v)) = crate::db::scope::condition(f.scope, "merchant_id", 1) {
+        cond(sql, &text.replace("$1", "?"), Bind::S(v));
+    }
     if let Some(m) = f.merchant_id {
         cond(sql, " AND merchant_id = ?", Bind::S(m.to_owned()));
     }

@@ -9,6 +9,7 @@ use crate::db::{Db, Tx};
 use crate::domain::fees::{self, Breakdown, Schedule};
 use crate::domain::konbini::Chain;
 use crate::domain::payout::Cycle;
+use crate::domain::scope::Scope;
 use crate::domain::Method;
 use crate::{exec_tx, on_db, on_tx};
 
@@ -520,19 +521,24 @@ pub async fn enqueue_created(
     Ok(())
 }
 
-/// A merchant's settlements, newest period first; `None` merchant = all (operators).
+/// Settlements inside `scope` (of one merchant of it when `merchant_id` is given), newest
+/// period first.
 pub async fn list(
     db: &Db,
+    scope: &Scope,
     merchant_id: Option<&str>,
     limit: i64,
 ) -> Result<Vec<SettlementRow>, sqlx::Error> {
+    let (kind, value) = scope.sql_parts();
+    let vis = crate::db::scope::visible("merchant_id", 1);
     let sql = format!(
-        "SELECT {SETTLEMENT_COLS} FROM settlements WHERE ($1 IS NULL OR merchant_id = $2) \
-         ORDER BY period_start DESC, merchant_id LIMIT $3"
+        "SELECT {SETTLEMENT_COLS} FROM settlements WHERE {vis} AND ($3 = '' OR merchant_id = $3) \
+         ORDER BY period_start DESC, merchant_id LIMIT $4"
     );
     on_db!(db, c => sqlx::query_as(&sql)
-        .bind(merchant_id)
-        .bind(merchant_id)
+        .bind(kind)
+        .bind(value)
+        .bind(merchant_id.unwrap_or(""))
         .bind(limit)
         .fetch_all(c)
         .await)
@@ -541,4 +547,23 @@ pub async fn list(
 pub async fn get(db: &Db, id: &str) -> Result<Option<SettlementRow>, sqlx::Error> {
     let sql = format!("SELECT {SETTLEMENT_COLS} FROM settlements WHERE id = $1");
     on_db!(db, c => sqlx::query_as(&sql).bind(id).fetch_optional(c).await)
+}
+
+/// The settlement `id` if its merchant is inside `scope` (else `None`, as for an unknown id).
+pub async fn get_in(
+    db: &Db,
+    scope: &Scope,
+    id: &str,
+) -> Result<Option<SettlementRow>, sqlx::Error> {
+    let (kind, value) = scope.sql_parts();
+    let sql = format!(
+        "SELECT {SETTLEMENT_COLS} FROM settlements WHERE id = $1 AND {}",
+        crate::db::scope::visible("merchant_id", 2)
+    );
+    on_db!(db, c => sqlx::query_as(&sql)
+        .bind(id)
+        .bind(kind)
+        .bind(value)
+        .fetch_optional(c)
+        .await)
 }

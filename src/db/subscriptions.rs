@@ -3,6 +3,7 @@
 use crate::db::payments::PaymentRow;
 use crate::db::{Db, Tx};
 use crate::domain::carrier::{charge_ms, Carrier, SubscriptionStatus};
+use crate::domain::scope::Scope;
 use crate::util::random_id;
 use crate::{exec_tx, on_db};
 
@@ -58,6 +59,25 @@ pub async fn get(db: &Db, id: &str) -> Result<Option<SubscriptionRow>, sqlx::Err
     on_db!(db, c => sqlx::query_as(&sql).bind(id).fetch_optional(c).await)
 }
 
+/// The agreement `id` if its merchant is inside `scope` (else `None`, as for an unknown id).
+pub async fn get_in(
+    db: &Db,
+    scope: &Scope,
+    id: &str,
+) -> Result<Option<SubscriptionRow>, sqlx::Error> {
+    let (kind, value) = scope.sql_parts();
+    let sql = format!(
+        "SELECT {SUB_COLS} FROM subscriptions WHERE id = $1 AND {}",
+        crate::db::scope::visible("merchant_id", 2)
+    );
+    on_db!(db, c => sqlx::query_as(&sql)
+        .bind(id)
+        .bind(kind)
+        .bind(value)
+        .fetch_optional(c)
+        .await)
+}
+
 /// Active agreements whose next charge is due at `now_ms` (oldest first, at most 200).
 pub async fn due(db: &Db, now_ms: i64) -> Result<Vec<SubscriptionRow>, sqlx::Error> {
     let sql = format!(
@@ -109,18 +129,16 @@ pub async fn cancel(tx: &mut Tx, id: &str, now: i64) -> Result<bool, sqlx::Error
 }
 
 /// Agreements of one merchant (or of all, for operators), newest first, at most `limit`.
-pub async fn list(
-    db: &Db,
-    merchant_id: Option<&str>,
-    limit: i64,
-) -> Result<Vec<SubscriptionRow>, sqlx::Error> {
+pub async fn list(db: &Db, scope: &Scope, limit: i64) -> Result<Vec<SubscriptionRow>, sqlx::Error> {
+    let (kind, value) = scope.sql_parts();
+    let vis = crate::db::scope::visible("merchant_id", 1);
     let sql = format!(
-        "SELECT {SUB_COLS} FROM subscriptions WHERE ($1 IS NULL OR merchant_id = $2) \
+        "SELECT {SUB_COLS} FROM subscriptions WHERE {vis} \
          ORDER BY first_charge_at DESC, id LIMIT $3"
     );
     on_db!(db, c => sqlx::query_as(&sql)
-        .bind(merchant_id)
-        .bind(merchant_id)
+        .bind(kind)
+        .bind(value)
         .bind(limit)
         .fetch_all(c)
         .await)

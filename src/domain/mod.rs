@@ -6,6 +6,7 @@ pub mod card_form;
 pub mod carrier;
 pub mod events;
 pub mod fees;
+pub mod holidays;
 pub mod jst;
 pub mod konbini;
 pub mod lifecycle;
@@ -18,6 +19,7 @@ pub mod processor;
 pub mod reason;
 pub mod refund_request;
 pub mod repeat;
+pub mod scope;
 pub mod theme;
 pub mod wallet;
 
@@ -162,6 +164,15 @@ impl Role {
         match self {
             Role::Admin => "管理者",
             Role::General => "一般",
+            Role::Operator => "運用者",
+        }
+    }
+
+    /// The label of owner staff (テナントオプション), who hold the role for every tenant.
+    pub fn label_owner_ja(self) -> &'static str {
+        match self {
+            Role::Admin => "オーナー管理者",
+            Role::General => "オーナー一般",
             Role::Operator => "運用者",
         }
     }

@@ -70,17 +70,22 @@ fn last_of_month(day: Date) -> Date {
     day.replace_day(days).unwrap_or(day)
 }
 
-/// The payout date of a period: `delay_days` after its last day, moved to the following Monday
-/// when that falls on a Saturday or Sunday. (National holidays are not in this calendar: a
-/// payout on one is made on the bank's next business day.) 月1回 with the default 15 days pays
-/// the month's collections in the middle of the next month (翌月中旬), as seed 001 says.
+/// The payout date of a period: `delay_days` after its last day, moved to the next business
+/// day when that falls on a Saturday, a Sunday or a national holiday (`domain::holidays`; a
+/// date past the table's last year moves over weekends only). 月1回 with the default 15 days
+/// pays the month's collections in the middle of the next month (翌月中旬), as seed 001 says.
 pub fn payout_date(period: Period, delay_days: i64) -> Date {
-    let day = period.last + Duration::days(delay_days.max(0));
-    match day.weekday() {
-        Weekday::Saturday => day + Duration::days(2),
-        Weekday::Sunday => day + Duration::days(1),
-        _ => day,
+    let mut day = period.last + Duration::days(delay_days.max(0));
+    while !is_business_day(day) {
+        day += Duration::days(1);
     }
+    day
+}
+
+/// Not a Saturday, a Sunday or a national holiday.
+pub fn is_business_day(day: Date) -> bool {
+    !matches!(day.weekday(), Weekday::Saturday | Weekday::Sunday)
+        && crate::domain::holidays::name(day).is_none()
 }
 
 /// The default days between a period's end and its payout.
@@ -168,6 +173,28 @@ mod tests {
         assert_eq!(payout_date(first, 15), date!(2026 - 12 - 21));
         // + 14 = Saturday 19th → Monday 21st.
         assert_eq!(payout_date(first, 14), date!(2026 - 12 - 21));
+    }
+
+    #[test]
+    fn payout_dates_skip_national_holidays() {
+        let dec = period_of(Cycle::MonthEnd, date!(2026 - 12 - 01));
+        // 31 December + 1 = 元日 (Friday) → Saturday, Sunday → Monday 4 January 2027.
+        assert_eq!(payout_date(dec, 1), date!(2027 - 01 - 04));
+        // The day before a holiday stays.
+        assert_eq!(payout_date(dec, 0), date!(2026 - 12 - 31));
+        // Golden Week 2026: Saturday 2 May → Sunday 3 (憲法記念日), 4, 5, 6 (振替休日) →
+        // Thursday 7 May.
+        let april = period_of(Cycle::MonthEnd, date!(2026 - 04 - 01));
+        assert_eq!(payout_date(april, 2), date!(2026 - 05 - 07));
+        assert_eq!(payout_date(april, 1), date!(2026 - 05 - 01));
+        // Silver Week 2026: Monday 21 (敬老の日), 22 (国民の休日), 23 (秋分の日) → Thursday 24.
+        let aug = period_of(Cycle::MonthEnd, date!(2026 - 08 - 01));
+        assert_eq!(payout_date(aug, 21), date!(2026 - 09 - 24));
+        // 春分の日 2027 on a Sunday: Monday 22 March is its 振替休日 → Tuesday 23.
+        let feb = period_of(Cycle::MonthEnd, date!(2027 - 02 - 01));
+        assert_eq!(payout_date(feb, 21), date!(2027 - 03 - 23));
+        assert!(is_business_day(date!(2027 - 03 - 23)));
+        assert!(!is_business_day(date!(2027 - 03 - 22)));
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod konbini;
 pub mod merchant_admin;
 pub mod messages;
 pub mod number_cancel;
+pub mod owners;
 pub mod payment_requests;
 pub mod processor_webhooks;
 pub mod processors;

@@ -363,13 +363,14 @@ pub async fn logout(
     ))
 }
 
-/// The filter of a list/CSV request; operators may name a merchant (or see all).
+/// The filter of a list/CSV request, limited to the user's scope; operators and owner staff
+/// may name one merchant (a merchant outside the scope matches nothing: the scope is in SQL).
 pub(crate) fn filter_of(staff: &Staff, q: &[(String, String)]) -> Result<Filter, String> {
-    let merchant = match staff.scope() {
+    let merchant = match staff.scope().merchant() {
         Some(m) => Some(m.to_owned()),
         None => Some(form::get(q, "merchant").trim().to_owned()).filter(|m| !m.is_empty()),
     };
-    Filter::parse(q, merchant)
+    Filter::parse(q, staff.scope().clone(), merchant)
 }
 
 pub async fn list(
@@ -386,11 +387,12 @@ pub async fn list(
         .cursor(form::get(&q, "after"))
         .map_err(ConsoleError::Bad)?;
     let (rows, next) = crate::console::search::page(&state.db, &f, after.as_ref(), 50).await?;
-    let merchant = if staff.scope().is_none() {
+    let merchant = if staff.scope().is_multi() {
         f.merchant_id.clone().unwrap_or_default()
     } else {
         String::new()
     };
+    let tenants = tenant_choices(&state, &staff, &merchant).await?;
     let mq = if merchant.is_empty() {
         String::new()
     } else {
@@ -458,6 +460,7 @@ pub async fn list(
         saved,
         notice,
         merchant,
+        tenants,
         methods,
         statuses,
         sorts,
@@ -507,16 +510,38 @@ pub async fn csv(
         .into_response())
 }
 
-/// Loads a payment the user may see.
+/// Loads a payment the user may see (the scope is part of the query).
 pub async fn visible_payment(
     state: &AppState,
     staff: &Staff,
     id: &str,
 ) -> ConsoleResult<payments::PaymentRow> {
-    payments::get(&state.db, id)
+    payments::get_in(&state.db, staff.scope(), id)
         .await?
-        .filter(|p| staff.scope().is_none_or(|m| m == p.merchant_id))
         .ok_or(ConsoleError::NotFound)
+}
+
+/// The merchant picker of owner staff (their tenants, `selected` marked); empty for operators
+/// (who type an id: there may be thousands of merchants) and merchant staff.
+pub(crate) async fn tenant_choices(
+    state: &AppState,
+    staff: &Staff,
+    selected: &str,
+) -> ConsoleResult<Vec<Choice>> {
+    if !matches!(staff.scope(), crate::domain::scope::Scope::Owner(_)) {
+        return Ok(Vec::new());
+    }
+    Ok(
+        crate::db::owners::merchants_in_scope(&state.db, staff.scope())
+            .await?
+            .into_iter()
+            .map(|m| Choice {
+                selected: m.id == selected,
+                label: format!("{}（{}）", m.name, m.id),
+                code: m.id,
+            })
+            .collect(),
+    )
 }
 
 pub async fn detail(

@@ -168,7 +168,9 @@ pub(crate) async fn merchant_of(
     staff: &Staff,
     q: &[(String, String)],
 ) -> ConsoleResult<merchants::MerchantRow> {
-    let id = staff.merchant_for(form::get(q, "merchant").trim())?;
+    let id = staff
+        .merchant_for(&state.db, form::get(q, "merchant").trim())
+        .await?;
     merchants::get(&state.db, &id)
         .await?
         .ok_or(ConsoleError::NotFound)
@@ -424,14 +426,13 @@ pub async fn summary_page(
     RawQuery(q): RawQuery,
 ) -> ConsoleResult<Response> {
     let q = form::decode(q.unwrap_or_default().as_bytes(), encoding_rs::UTF_8);
-    let merchant = match staff.scope() {
-        Some(m) => Some(m.to_owned()),
-        None => Some(form::get(&q, "merchant").trim().to_owned()).filter(|m| !m.is_empty()),
-    };
+    let requested = form::get(&q, "merchant").trim();
+    let scope = staff.narrowed(&state.db, requested).await?;
+    let merchant = staff.scope().is_multi().then(|| requested.to_owned());
     let (from, to, from_ms, to_ms) =
         crate::console::summary::period(form::get(&q, "from"), form::get(&q, "to"), staff.now)
             .map_err(ConsoleError::Bad)?;
-    let lines = summary::lines(&state.db, merchant.as_deref(), from_ms, to_ms).await?;
+    let lines = summary::lines(&state.db, &scope, from_ms, to_ms).await?;
     let view = |method: String, count: i64, amount: i64, fee: i64| SummaryLine {
         method,
         count,

@@ -29,13 +29,13 @@ enum Target {
     /// The ticked payments of the page.
     Ids(Vec<String>),
     /// Every payment matching the search.
-    Search(Filter),
+    Search(Box<Filter>),
 }
 
-/// `merchant=…&` for an operator's search of one merchant, else empty.
+/// `merchant=…&` for a search of one merchant by an operator or owner staff, else empty.
 fn merchant_query(staff: &Staff, f: &Filter) -> String {
-    match (staff.scope(), f.merchant_id.as_deref()) {
-        (None, Some(m)) => format!(
+    match (staff.scope().is_multi(), f.merchant_id.as_deref()) {
+        (true, Some(m)) => format!(
             "merchant={}&",
             form_urlencoded::byte_serialize(m.as_bytes()).collect::<String>()
         ),
@@ -67,8 +67,8 @@ async fn totals(state: &AppState, staff: &Staff, t: &Target) -> ConsoleResult<(i
         Target::Ids(ids) => {
             let (mut n, mut sum) = (0, 0);
             for id in ids {
-                let p = crate::db::payments::get(&state.db, id).await?;
-                if let Some(p) = p.filter(|p| staff.scope().is_none_or(|m| m == p.merchant_id)) {
+                let p = crate::db::payments::get_in(&state.db, staff.scope(), id).await?;
+                if let Some(p) = p {
                     n += 1;
                     sum += p.amount;
                 }
@@ -91,7 +91,7 @@ pub async fn bulk(
         _ => return Err(ConsoleError::Bad("操作が正しくありません。".into())),
     };
     let target = if form::get(&f, "all") == "search" {
-        Target::Search(filter_of(&staff, &f).map_err(ConsoleError::Bad)?)
+        Target::Search(Box::new(filter_of(&staff, &f).map_err(ConsoleError::Bad)?))
     } else {
         let ids: Vec<String> = f
             .iter()

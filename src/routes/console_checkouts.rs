@@ -26,7 +26,7 @@ use crate::util::{format_jst, format_yen};
 const MAX_DAYS: i64 = 30;
 
 async fn merchant(state: &AppState, staff: &Staff, requested: &str) -> ConsoleResult<MerchantRow> {
-    let id = staff.merchant_for(requested.trim())?;
+    let id = staff.merchant_for(&state.db, requested.trim()).await?;
     merchants::get(&state.db, &id)
         .await?
         .ok_or(ConsoleError::NotFound)
@@ -54,7 +54,7 @@ fn page(
 ) -> views::CheckoutNew {
     views::CheckoutNew {
         c: Chrome::staff(state, staff),
-        merchant: if staff.scope().is_none() {
+        merchant: if staff.scope().is_multi() {
             m.id.clone()
         } else {
             String::new()

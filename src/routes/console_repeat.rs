@@ -24,9 +24,8 @@ const LIST_LIMIT: i64 = 200;
 
 /// Loads a number the user may see (another merchant's is "not found").
 async fn visible(state: &AppState, staff: &Staff, id: &str) -> ConsoleResult<RepeatRow> {
-    store::get_any(&state.db, id)
+    store::get_in(&state.db, staff.scope(), id)
         .await?
-        .filter(|r| staff.scope().is_none_or(|m| m == r.merchant_id))
         .ok_or(ConsoleError::NotFound)
 }
 

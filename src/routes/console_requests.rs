@@ -25,14 +25,14 @@ const LIST_LIMIT: i64 = 100;
 
 /// The merchant the user works on: its own, or the one an operator names.
 async fn merchant(state: &AppState, staff: &Staff, requested: &str) -> ConsoleResult<MerchantRow> {
-    let id = staff.merchant_for(requested.trim())?;
+    let id = staff.merchant_for(&state.db, requested.trim()).await?;
     merchants::get(&state.db, &id)
         .await?
         .ok_or(ConsoleError::NotFound)
 }
 
 fn page_url(m: &MerchantRow, staff: &Staff, done: &str) -> String {
-    let mq = if staff.scope().is_none() {
+    let mq = if staff.scope().is_multi() {
         format!(
             "merchant={}&",
             form_urlencoded::byte_serialize(m.id.as_bytes()).collect::<String>()
@@ -77,7 +77,7 @@ pub async fn list(
     };
     let page = RequestList {
         c: Chrome::staff(&state, &staff),
-        merchant: if staff.scope().is_none() {
+        merchant: if staff.scope().is_multi() {
             m.id.clone()
         } else {
             String::new()

@@ -74,7 +74,7 @@ pub async fn delete(
     audit::staff(
         &state.db,
         &staff,
-        staff.scope(),
+        staff.scope().merchant(),
         "search.delete",
         &id,
         if gone { "ok" } else { "refused: not found" },

@@ -24,9 +24,10 @@ fn query(q: Option<String>) -> Vec<(String, String)> {
     form::decode(q.unwrap_or_default().as_bytes(), encoding_rs::UTF_8)
 }
 
-/// The merchant filter: the staff member's own, or the operator's choice (empty: every one).
+/// The merchant filter: the staff member's own, or the choice of an operator or owner staff
+/// (empty: every one of the scope; the scope itself is applied in SQL).
 fn merchant_filter(staff: &Staff, q: &[(String, String)]) -> Option<String> {
-    match staff.scope() {
+    match staff.scope().merchant() {
         Some(m) => Some(m.to_owned()),
         None => Some(form::get(q, "merchant").trim().to_owned()).filter(|m| !m.is_empty()),
     }
@@ -58,7 +59,7 @@ pub async fn list(
 ) -> ConsoleResult<Response> {
     let q = query(q);
     let merchant = merchant_filter(&staff, &q);
-    let rows = settlements::list(&state.db, merchant.as_deref(), LIST_LIMIT).await?;
+    let rows = settlements::list(&state.db, staff.scope(), merchant.as_deref(), LIST_LIMIT).await?;
     let (from, to, _, _) =
         crate::console::summary::period("", "", staff.now).map_err(ConsoleError::Bad)?;
     let page = views::Settlements {
@@ -79,7 +80,7 @@ pub async fn list_csv(
     let q = query(q);
     let enc = encoding(&q)?;
     let merchant = merchant_filter(&staff, &q);
-    let rows = settlements::list(&state.db, merchant.as_deref(), LIST_LIMIT).await?;
+    let rows = settlements::list(&state.db, staff.scope(), merchant.as_deref(), LIST_LIMIT).await?;
     audit::staff(
         &state.db,
         &staff,
@@ -177,7 +178,9 @@ pub async fn konbini_pdf(
     RawQuery(q): RawQuery,
 ) -> ConsoleResult<Response> {
     let q = query(q);
-    let merchant_id = staff.merchant_for(form::get(&q, "merchant").trim())?;
+    let merchant_id = staff
+        .merchant_for(&state.db, form::get(&q, "merchant").trim())
+        .await?;
     let m = merchants::get(&state.db, &merchant_id)
         .await?
         .ok_or(ConsoleError::NotFound)?;

@@ -23,9 +23,8 @@ const LIST_LIMIT: i64 = 200;
 
 /// Loads a contract the user may see (another merchant's is "not found").
 async fn visible(state: &AppState, staff: &Staff, id: &str) -> ConsoleResult<SubscriptionRow> {
-    subscriptions::get(&state.db, id)
+    subscriptions::get_in(&state.db, staff.scope(), id)
         .await?
-        .filter(|s| staff.scope().is_none_or(|m| m == s.merchant_id))
         .ok_or(ConsoleError::NotFound)
 }
 

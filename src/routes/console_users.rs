@@ -13,6 +13,7 @@ use crate::console::views::Chrome;
 use crate::console::views_admin::{self as v, InviteLine, UserLine};
 use crate::console::{audit, invites, user_admin, users, Role};
 use crate::db::console_invites;
+use crate::domain::scope::Scope;
 use crate::form;
 use crate::routes::console::{fields, html};
 use crate::routes::console_admin::admin_form;
@@ -36,9 +37,9 @@ pub async fn list(
     staff: Staff,
     RawQuery(q): RawQuery,
 ) -> ConsoleResult<Response> {
-    staff.require_admin()?;
+    user_admin::require_user_admin(&staff)?;
     let q = form::decode(q.unwrap_or_default().as_bytes(), encoding_rs::UTF_8);
-    let merchant = match staff.scope() {
+    let merchant = match staff.scope().merchant() {
         Some(m) => m.to_owned(),
         None => form::get(&q, "merchant").trim().to_owned(),
     };
@@ -116,10 +117,11 @@ pub async fn invite(
     body: Bytes,
 ) -> ConsoleResult<Response> {
     let f = admin_form(&state, &staff, &headers, &body)?;
+    user_admin::require_user_admin(&staff)?;
     let role = Role::parse(form::get(&f, "role"))
         .filter(|r| user_admin::invitable_roles(&staff).contains(r))
         .ok_or_else(|| ConsoleError::Bad("権限が正しくありません。".into()))?;
-    let merchant = match staff.scope() {
+    let merchant = match staff.scope().merchant() {
         Some(m) => Some(m.to_owned()),
         None => Some(form::get(&f, "merchant").trim().to_owned()).filter(|m| !m.is_empty()),
     };
@@ -207,6 +209,7 @@ async fn done(
     r?;
     let m = staff
         .scope()
+        .merchant()
         .map_or_else(|| u.merchant_id.clone().unwrap_or_default(), str::to_owned);
     let sep = if m.is_empty() { "?" } else { "&" };
     Ok(Redirect::to(&format!(
@@ -314,7 +317,12 @@ pub async fn revoke(
     admin_form(&state, &staff, &headers, &body)?;
     let i = console_invites::get(&state.db, &id)
         .await?
-        .filter(|i| staff.scope().is_none() || i.merchant_id.as_deref() == staff.scope())
+        .filter(|i| match staff.scope() {
+            Scope::All => true,
+            Scope::Merchant(m) => i.merchant_id.as_deref() == Some(m.as_str()),
+            // Owner staff manage no users (see `user_admin`).
+            Scope::Owner(_) => false,
+        })
         .ok_or(ConsoleError::NotFound)?;
     let ok = console_invites::revoke(&state.db, &i.id, staff.now).await?;
     audit::staff(
@@ -337,6 +345,7 @@ pub async fn revoke(
     }
     let m = staff
         .scope()
+        .merchant()
         .map_or_else(|| i.merchant_id.clone().unwrap_or_default(), str::to_owned);
     let sep = if m.is_empty() { "?" } else { "&" };
     Ok(Redirect::to(&format!("/console/users{}{sep}done=revoke", merchant_q(&m))).into_response())

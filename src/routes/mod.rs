@@ -13,6 +13,7 @@ mod console_bulk;
 mod console_checkouts;
 mod console_merchants;
 mod console_messages;
+mod console_owners;
 mod console_processors;
 mod console_refunds;
 mod console_repeat;
@@ -167,6 +168,12 @@ fn console_router(state: AppState) -> Router<AppState> {
             "/console/merchants",
             get(console_merchants::list).post(console_merchants::create),
         )
+        .route("/console/tenants", get(console_owners::tenants))
+        .route(
+            "/console/owners",
+            get(console_owners::list).post(console_owners::create),
+        )
+        .route("/console/owners/attach", post(console_owners::attach))
         .route(
             "/console/merchants/{id}",
             get(console_merchants::edit_get).post(console_merchants::edit_post),

@@ -42,5 +42,6 @@ mod sms;
 mod smtp_fake;
 mod stripe;
 mod stripe_installments;
+mod tenants;
 mod vectors;
 mod wallet;

@@ -454,9 +454,13 @@ async fn repeat_numbers_from_the_command_line(app: TestApp) {
     )
     .await
     .unwrap();
-    let rows = kakehashi::db::repeat_numbers::list(&app.db, Some(&m.id), 10)
-        .await
-        .unwrap();
+    let rows = kakehashi::db::repeat_numbers::list(
+        &app.db,
+        &kakehashi::domain::scope::Scope::Merchant(m.id.clone()),
+        10,
+    )
+    .await
+    .unwrap();
     assert_eq!(rows.len(), 1);
     let id = rows[0].id.clone();
     assert_eq!(rows[0].amount, None, "no --amount: decided at the store");

@@ -506,11 +506,16 @@ async fn the_worker_settles_when_the_period_ends(app: TestApp) {
     let (period, day) = cutoff_day(&app);
     app.advance_clock_to(payout::jst_midnight_ms(day) + 60_000);
     let s = eventually("the worker's settlement", || async {
-        settlements::list(&app.db, Some(&m.id), 10)
-            .await
-            .unwrap()
-            .into_iter()
-            .next()
+        settlements::list(
+            &app.db,
+            &kakehashi::domain::scope::Scope::Merchant(m.id.clone()),
+            None,
+            10,
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .next()
     })
     .await;
     assert_eq!(s.period_start, payout::ymd(period.first));
