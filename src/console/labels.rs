@@ -112,6 +112,7 @@ pub fn institution_ja(code: &str) -> String {
     }
     match code {
         "payeasy" => "Pay-easy（ペイジー）".to_owned(),
+        "bank_transfer" => "銀行振込".to_owned(),
         other => other.to_owned(),
     }
 }
