@@ -475,6 +475,58 @@ async fn komoju_down_then_shopper_changes_method(app: TestApp, fake: KomojuFake)
 }
 both_komoju!(komoju_down_then_shopper_changes_method);
 
+/// A cancel is claimed as a pending operation before KOMOJU is called: while one is in
+/// flight another is refused (nothing sent to KOMOJU), and one whose outcome was never
+/// recorded (the server stopped after claiming) is finished by the operations sweep, asking
+/// KOMOJU under the same key and expiring the payment once.
+async fn komoju_cancel_is_claimed_first_and_resumed(app: TestApp, fake: KomojuFake) {
+    use kakehashi::db::operations::{self, OpKind};
+    let (m, _) = live_merchant(&app).await;
+    let f = shopper(&app, &m, "bt-6", 2500);
+    let (_, r) = start(&app, &m, &f, UA_PC).await;
+    assert_eq!(r.status(), 303);
+    let p = payment(&app, "bt-6").await;
+    let kid = p.connector_ref.clone().unwrap();
+    let now = app.state.now_ms();
+    let op = operations::claim(&app.db, &p.id, OpKind::Cancel, None, "api", now)
+        .await
+        .unwrap()
+        .expect("claimed");
+    let key = app.api_key(&m).await;
+    let r = app
+        .api_post(
+            &format!("/api/v1/payments/{}/cancel", p.id),
+            &key,
+            json!({}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (409, "operation_in_progress"));
+    assert!(!fake.requests().iter().any(|r| r.ends_with("/cancel")));
+    assert_eq!(
+        payment(&app, "bt-6").await.status.code(),
+        "awaiting_payment"
+    );
+
+    let later = now + kakehashi::flows::card::RESUME_AFTER_MS + 1;
+    let n = kakehashi::flows::card::resume_operations(&app.db, &app.state.connectors, later)
+        .await
+        .unwrap();
+    assert_eq!(n, 1, "operation {op} finished");
+    assert_eq!(fake.payment(&kid)["status"], "cancelled");
+    let p = payment(&app, "bt-6").await;
+    assert_eq!(p.status.code(), "expired");
+    assert_eq!(
+        outbox_types(&app, &p.id).await,
+        ["bank_transfer.issued", "payment.expired"]
+    );
+    // Nothing left pending: a second sweep finds nothing.
+    let n = kakehashi::flows::card::resume_operations(&app.db, &app.state.connectors, later)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+}
+both_komoju!(komoju_cancel_is_claimed_first_and_resumed);
+
 /// The form whose action ends with `suffix`.
 fn action_of(body: &str, suffix: &str) -> String {
     body.match_indices("action=\"")
