@@ -51,6 +51,11 @@ fn label(key: &str) -> Option<&'static str> {
         "confirm_no" => "確認番号",
         "institution_no" => "収納機関番号",
         "payment_url" => "払込票・お支払い方法のページ",
+        "account.bank_name" => "振込先 銀行名",
+        "account.branch_name" => "振込先 支店名",
+        "account.account_type" => "振込先 預金種目",
+        "account.account_number" => "振込先 口座番号",
+        "account.account_holder" => "振込先 口座名義",
         _ => return None,
     })
 }

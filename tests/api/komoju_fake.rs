@@ -351,8 +351,14 @@ async fn create(State(f): State<KomojuFake>, headers: HeaderMap, body: Bytes) ->
             json!({ "type": t, "redirect_url": format!("{}/redirect/{id}", f.base) })
         }
         Some("bank_transfer") => match bank_transfer_details(d, n, &instructions) {
-            Ok(details) => details,
-            Err(r) => return r,
+            Some(details) => details,
+            None => {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "missing_parameter",
+                    "email, phone and names are required",
+                )
+            }
         },
         _ => {
             return error(
@@ -535,7 +541,8 @@ impl KomojuFake {
 /// payments). The answer's account fields (`bank_name`, `account_branch_name`, `account_type`,
 /// `account_number`, `account_name`) are the ones our connector reads (docs/komoju.md §1 asks
 /// operators to check them with a test account before going live).
-fn bank_transfer_details(d: &Value, n: u64, instructions: &str) -> Result<Value, Response> {
+/// `None` when a required detail is missing.
+fn bank_transfer_details(d: &Value, n: u64, instructions: &str) -> Option<Value> {
     let required = [
         "email",
         "phone",
@@ -548,13 +555,9 @@ fn bank_transfer_details(d: &Value, n: u64, instructions: &str) -> Result<Value,
         .iter()
         .any(|k| d[*k].as_str().is_none_or(str::is_empty))
     {
-        return Err(error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "missing_parameter",
-            "email, phone and names are required",
-        ));
+        return None;
     }
-    Ok(json!({
+    Some(json!({
         "type": "bank_transfer",
         "email": d["email"],
         "order_id": digits(n + 11, 8),
