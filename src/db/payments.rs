@@ -13,7 +13,7 @@ use crate::util::random_id;
 use crate::{exec_tx, on_db, on_tx};
 
 /// The SQL predicate of a payment that holds its checkout: the `payments_one_live` unique
-/// index's (migrations/*/0022_bank_transfer.sql) and `PaymentStatus::holds_checkout`'s, which a unit
+/// index's (migrations/*/0030_bank_transfer.sql) and `PaymentStatus::holds_checkout`'s, which a unit
 /// test keeps in step. Every query that asks "does a live payment exist" uses this text.
 pub const HOLDS_CHECKOUT: &str = "status NOT IN ('failed', 'declined', 'timed_out', 'issue_failed') \
 AND NOT (status = 'cancelled' AND method IN ('docomo', 'au', 'softbank', 'konbini', 'payeasy', 'bank_transfer'))";
