@@ -1292,8 +1292,8 @@ pub struct Settings {
     /// test | live
     #[arg(long)]
     pub mode: Option<String>,
-    /// Comma list of card,konbini,payeasy,banknet,docomo,au,softbank,wallet (a new merchant
-    /// gets all but wallet, which is enabled explicitly)
+    /// Comma list of card,konbini,payeasy,banknet,docomo,au,softbank,wallet,bank_transfer (a new
+    /// merchant gets all but wallet and bank_transfer, which are enabled explicitly)
     #[arg(long)]
     pub methods: Option<String>,
     /// Comma list of seven,lawson,famima,ministop,daily,seicomart

@@ -507,9 +507,12 @@ device_page! {
     fp: FpKonbiniChoice = "fp/konbini_choice.html",
 }
 
-/// The Pay-easy confirmation form (issuing a number is a POST, never a GET side effect).
+/// The Pay-easy or bank-transfer confirmation form (issuing a number is a POST, never a GET
+/// side effect).
 #[derive(Clone, Debug)]
 pub struct PayeasyStart {
+    /// `payeasy` or `bank_transfer`: which method's words the form shows.
+    pub kind: &'static str,
     pub deadline: String,
     pub action: String,
     pub csrf: String,
@@ -641,6 +644,10 @@ pub struct NumberPage {
     /// False once the number can no longer be used (expired): the numbers are then hidden.
     pub payable: bool,
     pub fields: Vec<NumberFieldView>,
+    /// Bank transfer: the 振込先 lines (key, label, value); empty for numbers.
+    pub account: Vec<(&'static str, &'static str, String)>,
+    /// "Try again" while the number's issue has not completed (`issuing`).
+    pub retry: Option<NumberChange>,
     pub deadline: String,
     pub amount: String,
     pub steps: Vec<&'static str>,

@@ -1,4 +1,4 @@
-//! KOMOJU (komoju.com): konbini and Pay-easy payment numbers through its Payments API, and its
+//! KOMOJU (komoju.com): konbini, Pay-easy and bank-transfer (`bank_transfer.rs`) payments through its Payments API, and its
 //! signed webhooks. Built only from KOMOJU's public API reference:
 //!
 //! - Authentication: HTTP Basic with the secret key as user name and no password
@@ -22,6 +22,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod bank_transfer;
 pub mod carrier;
 pub mod wallet;
 
@@ -37,7 +38,7 @@ use crate::connectors::konbini::{
     CancelRequest, ConnectorError, IssueRequest, IssueTarget, IssuedNumber, NumberConnector,
 };
 use crate::connectors::webhook::{Effect, WebhookError, WebhookEvent};
-use crate::domain::konbini::{validate_amount, validate_payeasy_amount, Chain, NumberAction};
+use crate::domain::konbini::{Chain, NumberAction};
 use crate::domain::processor::{Family, Processor};
 use crate::ssrf::{check_url, UrlPolicy};
 
@@ -381,6 +382,7 @@ impl KomojuNumber {
                     "given_name_kana": given_kana,
                 }))
             }
+            IssueTarget::BankTransfer => bank_transfer::details(req, email, phone),
         }
     }
 
@@ -411,6 +413,7 @@ impl KomojuNumber {
                 .and_then(parse_time)
                 .unwrap_or(req.deadline_ms),
             connector_ref: id.to_owned(),
+            account: None,
         };
         match req.target {
             IssueTarget::Konbini(chain) => {
@@ -435,6 +438,10 @@ impl KomojuNumber {
                 n.customer_no = field("customer_id");
                 n.confirm_no = field("confirmation_id");
             }
+            IssueTarget::BankTransfer => {
+                n.account =
+                    Some(bank_transfer::account_of(d).ok_or_else(|| bad("no whole account"))?);
+            }
         }
         if !n.has_processor_shape() {
             return Err(bad("number does not have the shape of its store"));
@@ -455,15 +462,20 @@ impl KomojuNumber {
 
 #[async_trait]
 impl NumberConnector for KomojuNumber {
+    fn precheck(&self, req: &IssueRequest) -> Result<(), ConnectorError> {
+        req.target
+            .validate_amount(req.amount)
+            .map_err(|e| ConnectorError::InvalidRequest(e.code()))?;
+        Self::details(req).map(|_| ())
+    }
+
     async fn issue(&self, req: &IssueRequest) -> Result<IssuedNumber, ConnectorError> {
         if req.payment_id.is_empty() {
             return Err(ConnectorError::InvalidRequest("payment_id_missing"));
         }
-        let limit = match req.target {
-            IssueTarget::Konbini(_) => validate_amount(req.amount),
-            IssueTarget::Payeasy => validate_payeasy_amount(req.amount),
-        };
-        limit.map_err(|e| ConnectorError::InvalidRequest(e.code()))?;
+        req.target
+            .validate_amount(req.amount)
+            .map_err(|e| ConnectorError::InvalidRequest(e.code()))?;
         let body = json!({
             "amount": req.amount,
             "currency": "JPY",

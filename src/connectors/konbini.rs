@@ -1,4 +1,4 @@
-//! Payment-number connector for konbini and Pay-easy: the `NumberConnector` trait and a stateless sandbox that issues numbers of each chain's real shape.
+//! Payment-number connector for konbini, Pay-easy and bank transfer: the `NumberConnector` trait and a stateless sandbox that issues numbers of each chain's real shape (and 振込先 accounts).
 //!
 //! Sandbox outcomes (速報 / 確報 / 速報取消) are not produced here: the server's
 //! sandbox control endpoint drives them by applying
@@ -13,10 +13,12 @@ use sha2::Sha256;
 
 use crate::connectors::bank::SANDBOX_REFUSES_LIVE;
 use crate::domain::konbini::{
-    validate_amount, validate_payeasy_amount, Chain, NumberAction, NumberMethod, NumberShape,
-    CONFIRM_NO_DIGITS, CUSTOMER_NO_DIGITS, PAYEASY_CONFIRM_NO_DIGITS, PAYEASY_CUSTOMER_NO_DIGITS,
-    PAYEASY_INSTITUTION_NO_DIGITS, PAYMENT_SLIP_NO_DIGITS, RECEPTION_NO_DIGITS,
+    validate_amount, validate_bank_transfer_amount, validate_payeasy_amount, Chain, NumberAction,
+    NumberMethod, NumberShape, CONFIRM_NO_DIGITS, CUSTOMER_NO_DIGITS, PAYEASY_CONFIRM_NO_DIGITS,
+    PAYEASY_CUSTOMER_NO_DIGITS, PAYEASY_INSTITUTION_NO_DIGITS, PAYMENT_SLIP_NO_DIGITS,
+    RECEPTION_NO_DIGITS,
 };
+use crate::domain::refund_request::AccountType;
 use crate::domain::repeat::NUMBER_DIGITS as REPEAT_NUMBER_DIGITS;
 use crate::domain::Mode;
 
@@ -28,6 +30,8 @@ type HmacSha256 = Hmac<Sha256>;
 pub enum IssueTarget {
     Konbini(Chain),
     Payeasy,
+    /// Bank transfer (銀行振込) to an account issued for this payment.
+    BankTransfer,
 }
 
 impl IssueTarget {
@@ -35,6 +39,7 @@ impl IssueTarget {
         match self {
             IssueTarget::Konbini(c) => c.shape(),
             IssueTarget::Payeasy => NumberShape::Payeasy,
+            IssueTarget::BankTransfer => NumberShape::BankTransfer,
         }
     }
 
@@ -42,14 +47,25 @@ impl IssueTarget {
         match self {
             IssueTarget::Konbini(_) => NumberMethod::Konbini,
             IssueTarget::Payeasy => NumberMethod::Payeasy,
+            IssueTarget::BankTransfer => NumberMethod::BankTransfer,
         }
     }
 
-    /// Stable code: the chain code, or `"payeasy"`.
+    /// Stable code: the chain code, `"payeasy"` or `"bank_transfer"`.
     pub fn code(self) -> &'static str {
         match self {
             IssueTarget::Konbini(c) => c.code(),
             IssueTarget::Payeasy => "payeasy",
+            IssueTarget::BankTransfer => "bank_transfer",
+        }
+    }
+
+    /// The amount check of the target's method.
+    pub fn validate_amount(self, amount: i64) -> Result<(), crate::domain::konbini::LimitError> {
+        match self {
+            IssueTarget::Konbini(_) => validate_amount(amount),
+            IssueTarget::Payeasy => validate_payeasy_amount(amount),
+            IssueTarget::BankTransfer => validate_bank_transfer_amount(amount),
         }
     }
 }
@@ -93,6 +109,44 @@ pub struct IssuedNumber {
     pub deadline_ms: i64,
     /// The institution's reference for later queries and reconciliation.
     pub connector_ref: String,
+    /// Bank transfer only: the 振込先 the shopper transfers to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<TransferAccount>,
+}
+
+/// A 振込先: the account issued for one bank-transfer payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferAccount {
+    /// 銀行名, e.g. 「みずほ銀行」.
+    pub bank_name: String,
+    /// 支店名.
+    pub branch_name: String,
+    /// 預金種目 (普通 / 当座 / 貯蓄).
+    pub account_type: AccountType,
+    /// 口座番号 (digits).
+    pub account_number: String,
+    /// 口座名義 (the name the shopper's bank shows for the account).
+    pub account_holder: String,
+}
+
+/// Longest bank, branch or holder name we show (characters).
+pub const MAX_ACCOUNT_TEXT: usize = 64;
+
+impl TransferAccount {
+    /// Names are 1 to [`MAX_ACCOUNT_TEXT`] characters without control characters, and the
+    /// account number 1 to 8 digits (Japanese account numbers are 7; a processor's may be
+    /// padded differently).
+    pub fn is_valid(&self) -> bool {
+        let text = |s: &str| {
+            let n = s.chars().count();
+            (1..=MAX_ACCOUNT_TEXT).contains(&n) && !s.chars().any(char::is_control)
+        };
+        text(&self.bank_name)
+            && text(&self.branch_name)
+            && text(&self.account_holder)
+            && (1..=8).contains(&self.account_number.len())
+            && self.account_number.bytes().all(|b| b.is_ascii_digit())
+    }
 }
 
 fn digits_ok(v: &Option<String>, n: usize) -> bool {
@@ -104,31 +158,51 @@ impl IssuedNumber {
     /// True when exactly the fields of the target's shape are set, with the right digit counts.
     pub fn has_valid_shape(&self) -> bool {
         let set = |v: &Option<String>| v.is_some();
-        match self.target.shape() {
-            NumberShape::PaymentSlip => {
-                digits_ok(&self.receipt_no, PAYMENT_SLIP_NO_DIGITS)
-                    && !set(&self.customer_no)
-                    && !set(&self.confirm_no)
-                    && !set(&self.institution_no)
+        self.account_ok()
+            && match self.target.shape() {
+                NumberShape::PaymentSlip => {
+                    digits_ok(&self.receipt_no, PAYMENT_SLIP_NO_DIGITS)
+                        && !set(&self.customer_no)
+                        && !set(&self.confirm_no)
+                        && !set(&self.institution_no)
+                }
+                NumberShape::CustomerAndConfirm => {
+                    !set(&self.receipt_no)
+                        && digits_ok(&self.customer_no, CUSTOMER_NO_DIGITS)
+                        && digits_ok(&self.confirm_no, CONFIRM_NO_DIGITS)
+                        && !set(&self.institution_no)
+                }
+                NumberShape::Reception => {
+                    digits_ok(&self.receipt_no, RECEPTION_NO_DIGITS)
+                        && !set(&self.customer_no)
+                        && !set(&self.confirm_no)
+                        && !set(&self.institution_no)
+                }
+                NumberShape::Payeasy => {
+                    !set(&self.receipt_no)
+                        && digits_ok(&self.customer_no, PAYEASY_CUSTOMER_NO_DIGITS)
+                        && digits_ok(&self.confirm_no, PAYEASY_CONFIRM_NO_DIGITS)
+                        && digits_ok(&self.institution_no, PAYEASY_INSTITUTION_NO_DIGITS)
+                }
+                NumberShape::BankTransfer => self
+                    .account
+                    .as_ref()
+                    .is_some_and(|a| a.account_number.len() == 7),
             }
-            NumberShape::CustomerAndConfirm => {
-                !set(&self.receipt_no)
-                    && digits_ok(&self.customer_no, CUSTOMER_NO_DIGITS)
-                    && digits_ok(&self.confirm_no, CONFIRM_NO_DIGITS)
-                    && !set(&self.institution_no)
+    }
+
+    /// A bank transfer carries a valid account and no number fields; any other target carries
+    /// no account.
+    fn account_ok(&self) -> bool {
+        match self.target {
+            IssueTarget::BankTransfer => {
+                self.account.as_ref().is_some_and(TransferAccount::is_valid)
+                    && self.receipt_no.is_none()
+                    && self.customer_no.is_none()
+                    && self.confirm_no.is_none()
+                    && self.institution_no.is_none()
             }
-            NumberShape::Reception => {
-                digits_ok(&self.receipt_no, RECEPTION_NO_DIGITS)
-                    && !set(&self.customer_no)
-                    && !set(&self.confirm_no)
-                    && !set(&self.institution_no)
-            }
-            NumberShape::Payeasy => {
-                !set(&self.receipt_no)
-                    && digits_ok(&self.customer_no, PAYEASY_CUSTOMER_NO_DIGITS)
-                    && digits_ok(&self.confirm_no, PAYEASY_CONFIRM_NO_DIGITS)
-                    && digits_ok(&self.institution_no, PAYEASY_INSTITUTION_NO_DIGITS)
-            }
+            _ => self.account.is_none(),
         }
     }
 
@@ -146,9 +220,11 @@ impl IssuedNumber {
             NumberShape::PaymentSlip | NumberShape::Reception => (true, false, false, false),
             NumberShape::CustomerAndConfirm => (false, true, true, false),
             NumberShape::Payeasy => (false, true, true, true),
+            NumberShape::BankTransfer => return self.account_ok(),
         };
         let field = |want: bool, v: &Option<String>| if want { ok(v) } else { !set(v) };
-        field(receipt, &self.receipt_no)
+        self.account_ok()
+            && field(receipt, &self.receipt_no)
             && field(customer, &self.customer_no)
             && field(confirm, &self.confirm_no)
             && field(institution, &self.institution_no)
@@ -214,7 +290,14 @@ pub const REPEAT_UNSUPPORTED: &str = "repeat_numbers_unsupported";
 
 #[async_trait]
 pub trait NumberConnector: Send + Sync {
-    /// Issue a payment number for a konbini chain or Pay-easy.
+    /// Whether the institution would take this request as made (the shopper details it needs,
+    /// its amount limits), checked before anything is written so a request refused for its
+    /// own sake stores nothing. No network call.
+    fn precheck(&self, _req: &IssueRequest) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+    /// Issue a payment number for a konbini chain or Pay-easy, or a 振込先 for a bank transfer.
+    /// Idempotent per `payment_id`: asked again, the institution answers with the same number.
     async fn issue(&self, req: &IssueRequest) -> Result<IssuedNumber, ConnectorError>;
     /// Events the institution knows for this number, oldest first (速報, 確報, 速報取消),
     /// for reconciling missed notifications. Apply each with
@@ -237,6 +320,10 @@ pub const ALREADY_PAID: &str = "number_already_paid";
 
 /// Sandbox 収納機関番号: a fixed, obviously-test value (a real one identifies the collecting company).
 pub const SANDBOX_PAYEASY_INSTITUTION_NO: &str = "99999";
+/// Sandbox 振込先 bank: obviously not a real bank.
+pub const SANDBOX_BANK_NAME: &str = "カケハシテスト銀行";
+/// Sandbox 口座名義.
+pub const SANDBOX_ACCOUNT_HOLDER: &str = "カケハシテスト（サンドボックス）";
 
 /// Sandbox issuer. Numbers are HMAC-derived from (key, target, payment id): random-
 /// looking, correctly shaped, and the same for a retried issue of the same payment,
@@ -353,11 +440,9 @@ impl NumberConnector for SandboxNumberConnector {
         if req.payment_id.is_empty() {
             return Err(ConnectorError::InvalidRequest("payment_id_missing"));
         }
-        let limit = match req.target {
-            IssueTarget::Konbini(_) => validate_amount(req.amount),
-            IssueTarget::Payeasy => validate_payeasy_amount(req.amount),
-        };
-        limit.map_err(|e| ConnectorError::InvalidRequest(e.code()))?;
+        req.target
+            .validate_amount(req.amount)
+            .map_err(|e| ConnectorError::InvalidRequest(e.code()))?;
 
         let t = req.target;
         let pid = req.payment_id.as_str();
@@ -370,6 +455,7 @@ impl NumberConnector for SandboxNumberConnector {
             payment_url: None,
             deadline_ms: req.deadline_ms,
             connector_ref: format!("sbxnum_{}", self.digits("ref", t, pid, 16)),
+            account: None,
         };
         match t.shape() {
             NumberShape::PaymentSlip => {
@@ -386,6 +472,18 @@ impl NumberConnector for SandboxNumberConnector {
                 n.institution_no = Some(SANDBOX_PAYEASY_INSTITUTION_NO.to_string());
                 n.customer_no = Some(self.checked("customer", t, pid, PAYEASY_CUSTOMER_NO_DIGITS));
                 n.confirm_no = Some(self.digits("confirm", t, pid, PAYEASY_CONFIRM_NO_DIGITS));
+            }
+            NumberShape::BankTransfer => {
+                // One obviously-test account per payment (a virtual account, as processors
+                // issue): the branch is derived too, so two orders never share an account.
+                let branch = self.digits("branch", t, pid, 3);
+                n.account = Some(TransferAccount {
+                    bank_name: SANDBOX_BANK_NAME.to_owned(),
+                    branch_name: format!("テスト{branch}支店"),
+                    account_type: AccountType::Ordinary,
+                    account_number: self.checked("account", t, pid, 7),
+                    account_holder: SANDBOX_ACCOUNT_HOLDER.to_owned(),
+                });
             }
         }
         Ok(n)
@@ -451,12 +549,29 @@ mod tests {
             .map(|c| IssueTarget::Konbini(*c))
             .collect();
         targets.push(IssueTarget::Payeasy);
+        targets.push(IssueTarget::BankTransfer);
         for t in targets {
             let n = c.issue(&req(t, 1000)).await.unwrap();
             assert!(n.has_valid_shape(), "{t:?}: {n:?}");
             assert_eq!(n.deadline_ms, 1_000);
             assert_eq!(n.display_fields().len(), t.shape().fields().len());
+            assert_eq!(n.account.is_some(), t == IssueTarget::BankTransfer);
         }
+        let bt = c
+            .issue(&req(IssueTarget::BankTransfer, 1_500_000))
+            .await
+            .unwrap();
+        let a = bt.account.as_ref().unwrap();
+        assert_eq!(a.account_number.len(), 7);
+        assert!(luhn_valid(&a.account_number));
+        assert_eq!(a.bank_name, SANDBOX_BANK_NAME);
+        // A bank transfer with a number field, or a konbini number with an account, is refused.
+        let mut wrong = bt.clone();
+        wrong.receipt_no = Some("1".into());
+        assert!(!wrong.has_processor_shape() && !wrong.has_valid_shape());
+        let mut wrong = bt.clone();
+        wrong.account.as_mut().unwrap().account_number = "12-4".into();
+        assert!(!wrong.has_processor_shape());
     }
 
     #[tokio::test]
@@ -584,6 +699,7 @@ mod tests {
             payment_url: None,
             deadline_ms: 0,
             connector_ref: "x".into(),
+            account: None,
         };
         assert!(!n.has_valid_shape());
         // Processor-issued numbers: any digit count, but still exactly the shape's fields.

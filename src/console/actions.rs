@@ -49,7 +49,7 @@ fn refused_ja(code: &str) -> String {
         "subscription_not_found" => "この継続課金契約は見つかりません。".into(),
         "partial_refund_unsupported" => "キャリア決済は全額でのみ取消できます。".into(),
         "refund_request_not_allowed" => {
-            "この決済は返金依頼の対象ではありません（支払済みのコンビニ・ペイジー・ネットバンキング決済のみ）。".into()
+            "この決済は返金依頼の対象ではありません（支払済みのコンビニ・ペイジー・銀行振込・ネットバンキング決済のみ）。".into()
         }
         "amount_exceeds_paid" => "返金依頼の合計が決済金額を超えます。".into(),
         "invalid_email" => "メールアドレスが正しくありません。".into(),
@@ -69,6 +69,9 @@ fn refused_ja(code: &str) -> String {
                 .into()
         }
         "concurrent_change" => "他の操作と同時に更新されました。画面を更新してください。".into(),
+        "operation_in_progress" => {
+            "この決済には処理中の操作があります。しばらくしてから画面を更新してください。".into()
+        }
         "connector_error" => "決済機関が処理できませんでした。".into(),
         "no_connector" => "この決済を処理した決済機関は、現在のモードでは使えません。".into(),
         // A documented code without a sentence yet: the code is stable and safe to show.

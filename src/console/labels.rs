@@ -51,6 +51,11 @@ fn label(key: &str) -> Option<&'static str> {
         "confirm_no" => "確認番号",
         "institution_no" => "収納機関番号",
         "payment_url" => "払込票・お支払い方法のページ",
+        "account.bank_name" => "振込先 銀行名",
+        "account.branch_name" => "振込先 支店名",
+        "account.account_type" => "振込先 預金種目",
+        "account.account_number" => "振込先 口座番号",
+        "account.account_holder" => "振込先 口座名義",
         _ => return None,
     })
 }
@@ -112,6 +117,7 @@ pub fn institution_ja(code: &str) -> String {
     }
     match code {
         "payeasy" => "Pay-easy（ペイジー）".to_owned(),
+        "bank_transfer" => "銀行振込".to_owned(),
         other => other.to_owned(),
     }
 }

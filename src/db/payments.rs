@@ -14,10 +14,10 @@ use crate::util::random_id;
 use crate::{exec_tx, on_db, on_tx};
 
 /// The SQL predicate of a payment that holds its checkout: the `payments_one_live` unique
-/// index's (migrations/*/0010_number_withdraw.sql) and `PaymentStatus::holds_checkout`'s, which a unit
+/// index's (migrations/*/0030_bank_transfer.sql) and `PaymentStatus::holds_checkout`'s, which a unit
 /// test keeps in step. Every query that asks "does a live payment exist" uses this text.
-pub const HOLDS_CHECKOUT: &str = "status NOT IN ('failed', 'declined', 'timed_out') \
-AND NOT (status = 'cancelled' AND method IN ('docomo', 'au', 'softbank', 'konbini', 'payeasy'))";
+pub const HOLDS_CHECKOUT: &str = "status NOT IN ('failed', 'declined', 'timed_out', 'issue_failed') \
+AND NOT (status = 'cancelled' AND method IN ('docomo', 'au', 'softbank', 'konbini', 'payeasy', 'bank_transfer'))";
 
 pub const COLS: &str =
     "id, merchant_id, checkout_id, order_id, method, institution, status, amount, \
@@ -484,6 +484,17 @@ pub async fn set_connector_ref(tx: &mut Tx, id: &str, reference: &str) -> Result
     Ok(())
 }
 
+/// Replaces a payment's deadline: a processor that issued the number set its own, which is the
+/// one the shopper can really pay until (and the expiry sweep's).
+pub async fn set_deadline(tx: &mut Tx, id: &str, deadline_at: i64) -> Result<(), sqlx::Error> {
+    exec_tx!(tx, c => sqlx::query("UPDATE payments SET deadline_at = $1 WHERE id = $2")
+        .bind(deadline_at)
+        .bind(id)
+        .execute(c)
+        .await)?;
+    Ok(())
+}
+
 /// Payments of `method` in one of `statuses` not changed since `before` (at most 500), for the
 /// sweeps. The method and statuses are our own codes.
 pub async fn untouched_since(
@@ -526,12 +537,12 @@ pub async fn number_sweep_ids(
     let sql = match sweep {
         NumberSweep::Overdue => {
             "SELECT id FROM payments WHERE status = 'awaiting_payment' \
-             AND method IN ('konbini', 'payeasy') AND deadline_at < $1 \
+             AND method IN ('konbini', 'payeasy', 'bank_transfer') AND deadline_at < $1 \
              ORDER BY deadline_at, id LIMIT $2"
         }
         NumberSweep::SandboxAutopay => {
             "SELECT p.id FROM payments p JOIN merchants m ON m.id = p.merchant_id \
-             WHERE p.status = 'awaiting_payment' AND p.method IN ('konbini', 'payeasy') \
+             WHERE p.status = 'awaiting_payment' AND p.method IN ('konbini', 'payeasy', 'bank_transfer') \
              AND m.mode = 'test' AND p.connector = 'sandbox' \
              AND m.sandbox_autopay_seconds IS NOT NULL \
              AND p.created_at + m.sandbox_autopay_seconds * 1000 <= $1 \

@@ -49,6 +49,9 @@ pub enum NumberShape {
     Reception,
     /// Pay-easy: 収納機関番号 + お客様番号 + 確認番号 (`institution_no`, `customer_no`, `confirm_no`).
     Payeasy,
+    /// Bank transfer (銀行振込): no number to key in but a 振込先 account (bank, branch, account
+    /// type, number, holder), carried in `IssuedNumber::account` and shown on its own.
+    BankTransfer,
 }
 
 /// 払込票番号 length at Seven-Eleven.
@@ -130,6 +133,7 @@ impl NumberShape {
             NumberShape::CustomerAndConfirm => &[F_CUSTOMER, F_CONFIRM],
             NumberShape::Reception => &[F_RECEPTION],
             NumberShape::Payeasy => &[F_PE_INSTITUTION, F_PE_CUSTOMER, F_PE_CONFIRM],
+            NumberShape::BankTransfer => &[],
         }
     }
 }
@@ -350,6 +354,45 @@ pub fn validate_payeasy_days(days: i64) -> Result<u32, LimitError> {
     check_days(days, 0)
 }
 
+/// Bank transfer (銀行振込) deadline days: 1–60. Never same-day: a transfer sent in the evening
+/// from a bank outside the 24-hour clearing network (モアタイム) arrives the next business day.
+pub fn validate_bank_transfer_days(days: i64) -> Result<u32, LimitError> {
+    check_days(days, 1)
+}
+
+/// Largest bank transfer (yen): the largest amount an order link may carry. Banks set their own
+/// per-transfer limits for the shopper; ATM cash is capped like Pay-easy's.
+pub const BANK_TRANSFER_MAX_AMOUNT: i64 = crate::domain::method::MAX_LINK_AMOUNT;
+
+/// Bank transfer amount check: 1 yen up to [`BANK_TRANSFER_MAX_AMOUNT`].
+pub fn validate_bank_transfer_amount(amount: i64) -> Result<(), LimitError> {
+    check_amount(amount, BANK_TRANSFER_MAX_AMOUNT)
+}
+
+/// Bank transfer instructions (Japanese), shown under the 振込先.
+pub fn bank_transfer_how_to_pay_ja() -> &'static [&'static str] {
+    &[
+        "インターネットバンキング、または銀行・ゆうちょ銀行のATMから、下記の振込先にお振込みください。",
+        "金額はお支払い金額ちょうどでお振込みください。金額が異なると入金を確認できません。",
+        "この振込先口座はこのご注文専用です。別のご注文には使えません。",
+        "振込手数料はお客様のご負担となります。",
+        "お振込みの確認には、銀行の営業時間により翌営業日までかかることがあります。",
+        "ATMで現金でお振込みの場合、10万円を超える金額はお振込みいただけません。キャッシュカードまたはインターネットバンキングをご利用ください。",
+    ]
+}
+
+/// Bank transfer instructions (English).
+pub fn bank_transfer_how_to_pay_en() -> &'static [&'static str] {
+    &[
+        "Transfer the amount to the account below from your online banking or a bank (or Japan Post Bank) ATM.",
+        "Transfer exactly the amount shown: a different amount cannot be matched to your order.",
+        "This account is for this order only; do not use it for another order.",
+        "Transfer fees are paid by you.",
+        "Depending on bank hours, the transfer may be confirmed on the next business day.",
+        "ATMs do not accept more than 100,000 yen in cash; use a cash card or online banking for larger amounts.",
+    ]
+}
+
 fn check_days(days: i64, min: u32) -> Result<u32, LimitError> {
     if days < i64::from(min) || days > i64::from(MAX_DAYS) {
         Err(LimitError::DaysOutOfRange {
@@ -401,6 +444,7 @@ pub fn is_past_deadline(at_ms: i64, deadline_ms: i64) -> bool {
 pub enum NumberMethod {
     Konbini,
     Payeasy,
+    BankTransfer,
 }
 
 impl NumberMethod {
@@ -408,6 +452,7 @@ impl NumberMethod {
         match self {
             NumberMethod::Konbini => "konbini",
             NumberMethod::Payeasy => "payeasy",
+            NumberMethod::BankTransfer => "bank_transfer",
         }
     }
 
@@ -415,6 +460,7 @@ impl NumberMethod {
         match code {
             "konbini" => Some(NumberMethod::Konbini),
             "payeasy" => Some(NumberMethod::Payeasy),
+            "bank_transfer" => Some(NumberMethod::BankTransfer),
             _ => None,
         }
     }
@@ -424,6 +470,7 @@ impl NumberMethod {
         match self {
             NumberMethod::Konbini => crate::domain::Method::Konbini,
             NumberMethod::Payeasy => crate::domain::Method::Payeasy,
+            NumberMethod::BankTransfer => crate::domain::Method::BankTransfer,
         }
     }
 
@@ -432,6 +479,7 @@ impl NumberMethod {
         match m {
             crate::domain::Method::Konbini => Some(NumberMethod::Konbini),
             crate::domain::Method::Payeasy => Some(NumberMethod::Payeasy),
+            crate::domain::Method::BankTransfer => Some(NumberMethod::BankTransfer),
             _ => None,
         }
     }
@@ -441,6 +489,13 @@ impl NumberMethod {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NumberStatus {
+    /// Written before the institution is asked for the number (発行中): the payment holds the
+    /// checkout while the call is out, so a retry reuses this payment's id as the idempotency
+    /// key and never gets a second number. Nothing is shown to the shopper as payable.
+    Issuing,
+    /// The institution refused to issue the number, or the shopper gave up on a number whose
+    /// issue did not complete (発行失敗). Final; the checkout is open again.
+    IssueFailed,
     /// Number issued, waiting for the shopper (申込済).
     AwaitingPayment,
     /// 速報 received: paid at the store / ATM on time (消込済).
@@ -464,6 +519,8 @@ impl NumberStatus {
     /// DB code.
     pub fn code(self) -> &'static str {
         match self {
+            NumberStatus::Issuing => "issuing",
+            NumberStatus::IssueFailed => "issue_failed",
             NumberStatus::AwaitingPayment => "awaiting_payment",
             NumberStatus::Paid => "paid",
             NumberStatus::Confirmed => "confirmed",
@@ -477,6 +534,8 @@ impl NumberStatus {
     /// Console label (決済ステータス), using the words merchants know.
     pub fn label_ja(self) -> &'static str {
         match self {
+            NumberStatus::Issuing => "発行中",
+            NumberStatus::IssueFailed => "発行失敗",
             NumberStatus::AwaitingPayment => "申込済",
             NumberStatus::Paid => "消込済（速報）",
             NumberStatus::Confirmed => "入金確定（確報）",
@@ -489,6 +548,8 @@ impl NumberStatus {
 
     pub fn label_en(self) -> &'static str {
         match self {
+            NumberStatus::Issuing => "Issuing",
+            NumberStatus::IssueFailed => "Not issued",
             NumberStatus::AwaitingPayment => "Awaiting payment",
             NumberStatus::Paid => "Paid (preliminary)",
             NumberStatus::Confirmed => "Confirmed",
@@ -501,13 +562,18 @@ impl NumberStatus {
 
     /// Statuses from which no action changes anything any more.
     pub fn is_final(self) -> bool {
-        matches!(self, NumberStatus::Confirmed | NumberStatus::Cancelled)
+        matches!(
+            self,
+            NumberStatus::Confirmed | NumberStatus::Cancelled | NumberStatus::IssueFailed
+        )
     }
 }
 
 crate::domain::lifecycle::impl_status!(
     NumberStatus,
     [
+        NumberStatus::Issuing,
+        NumberStatus::IssueFailed,
         NumberStatus::AwaitingPayment,
         NumberStatus::Paid,
         NumberStatus::Confirmed,
@@ -523,6 +589,11 @@ crate::domain::lifecycle::impl_status!(
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum NumberAction {
+    /// The institution issued the number (`issuing` → `awaiting_payment`).
+    Issued,
+    /// The institution refused the number, or the shopper gave up on an issue that did not
+    /// complete (`issuing` → `issue_failed`).
+    IssueFail,
     /// 速報: paid at the store/ATM at `at_ms` (the institution's paid-at time,
     /// not the time the notice reached us — notices can lag up to ~2 hours).
     Paid { at_ms: i64 },
@@ -539,6 +610,8 @@ pub enum NumberAction {
 impl NumberAction {
     pub fn code(&self) -> &'static str {
         match self {
+            NumberAction::Issued => "issued",
+            NumberAction::IssueFail => "issue_fail",
             NumberAction::Paid { .. } => "paid",
             NumberAction::Confirm => "confirm",
             NumberAction::Reverse => "reverse",
@@ -566,6 +639,8 @@ pub type TransitionError<S = NumberStatus> = crate::domain::lifecycle::Transitio
 ///   A reversed payment can never be confirmed.
 /// - `Reverse` (速報取消) from `paid` / `late_paid` → `reversed`; never after 確報.
 /// - `Expire` only from `awaiting_payment` and only when `now_ms > deadline_ms`.
+/// - `Issued` / `IssueFail` only from `issuing` (the number is written as `issuing` before the
+///   institution is called); an issuing or failed number takes no other action.
 /// - `Cancel` only from `awaiting_payment` (nothing paid yet; the institution refused the
 ///   number first). `cancelled` is final: the checkout has moved on to another payment, so a
 ///   later result for the old number is refused rather than making two live payments.
@@ -585,6 +660,14 @@ pub fn apply(
         action: action.code(),
     };
     match (state, action) {
+        (S::Issuing, A::Issued) => Ok(S::AwaitingPayment),
+        (S::AwaitingPayment, A::Issued) => Err(dup()),
+        (_, A::Issued) => Err(forbidden()),
+        (S::Issuing, A::IssueFail) => Ok(S::IssueFailed),
+        (S::IssueFailed, A::IssueFail) => Err(dup()),
+        (_, A::IssueFail) => Err(forbidden()),
+        // Nothing was shown as payable: no result can apply to a number not (yet) issued.
+        (S::Issuing | S::IssueFailed, _) => Err(forbidden()),
         (S::AwaitingPayment | S::Expired | S::Reversed, A::Paid { at_ms }) => {
             if is_past_deadline(at_ms, deadline_ms) {
                 Ok(S::LatePaid)
@@ -632,8 +715,17 @@ pub fn event_type(method: &str, new_status: NumberStatus) -> &'static str {
 
 /// Typed form of [`event_type`].
 pub fn event_type_for(method: NumberMethod, new_status: NumberStatus) -> &'static str {
-    use NumberMethod::{Konbini, Payeasy};
+    use NumberMethod::{BankTransfer, Konbini, Payeasy};
     match (method, new_status) {
+        // Written with the payment itself (`payment.created`, never sent to the merchant).
+        (_, NumberStatus::Issuing) => "payment.created",
+        // Method-neutral: the merchant sees that no number came of this payment.
+        (_, NumberStatus::IssueFailed) => "payment.failed",
+        (BankTransfer, NumberStatus::AwaitingPayment) => "bank_transfer.issued",
+        (BankTransfer, NumberStatus::Paid) => "bank_transfer.paid",
+        (BankTransfer, NumberStatus::Confirmed) => "bank_transfer.confirmed",
+        (BankTransfer, NumberStatus::Reversed) => "bank_transfer.reversed",
+        (BankTransfer, NumberStatus::LatePaid) => "bank_transfer.late_paid",
         (Konbini, NumberStatus::AwaitingPayment) => "konbini.issued",
         (Payeasy, NumberStatus::AwaitingPayment) => "payeasy.issued",
         (Konbini, NumberStatus::Paid) => "konbini.paid",
@@ -802,6 +894,8 @@ mod tests {
 
     fn all_actions() -> Vec<NumberAction> {
         vec![
+            NumberAction::Issued,
+            NumberAction::IssueFail,
             NumberAction::Paid { at_ms: DL },
             NumberAction::Paid { at_ms: DL + 1 },
             NumberAction::Confirm,
@@ -817,6 +911,13 @@ mod tests {
         use NumberAction as A;
         use NumberStatus as S;
         match (s, a) {
+            (S::Issuing, A::Issued) => Ok(S::AwaitingPayment),
+            (S::AwaitingPayment, A::Issued) => Err("duplicate"),
+            (S::Issuing, A::IssueFail) => Ok(S::IssueFailed),
+            (S::IssueFailed, A::IssueFail) => Err("duplicate"),
+            (_, A::Issued | A::IssueFail) | (S::Issuing | S::IssueFailed, _) => {
+                Err("forbidden_transition")
+            }
             (S::AwaitingPayment, A::Cancel) => Ok(S::Cancelled),
             (S::Cancelled, A::Cancel) => Err("duplicate"),
             (S::Cancelled, _) | (_, A::Cancel) => Err("forbidden_transition"),
@@ -848,7 +949,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 49);
+        assert_eq!(checked, 81);
     }
 
     #[test]
@@ -905,6 +1006,28 @@ mod tests {
             event_type("konbini", NumberStatus::LatePaid),
             "konbini.late_paid"
         );
+    }
+
+    #[test]
+    fn bank_transfer_rules() {
+        assert_eq!(
+            event_type("bank_transfer", NumberStatus::Paid),
+            "bank_transfer.paid"
+        );
+        assert_eq!(
+            event_type_for(NumberMethod::BankTransfer, NumberStatus::IssueFailed),
+            "payment.failed"
+        );
+        assert!(validate_bank_transfer_days(0).is_err());
+        assert_eq!(validate_bank_transfer_days(14), Ok(14));
+        assert!(validate_bank_transfer_amount(1_000_000).is_ok());
+        assert_eq!(
+            bank_transfer_how_to_pay_ja().len(),
+            bank_transfer_how_to_pay_en().len()
+        );
+        assert!(NumberShape::BankTransfer.fields().is_empty());
+        assert!(NumberStatus::IssueFailed.is_final());
+        assert!(!NumberStatus::Issuing.is_final());
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub enum Method {
     /// A wallet (PayPay, au PAY, …): one method, the brand chosen on its page
     /// (`domain::wallet::Wallet`, stored as the payment's institution).
     Wallet,
+    /// Bank transfer (銀行振込) to an account issued for the order: a number-family method
+    /// (`domain::konbini::NumberMethod::BankTransfer`) whose "number" is the 振込先.
+    BankTransfer,
 }
 
 impl std::fmt::Display for Method {
@@ -37,7 +40,7 @@ pub const WALLET_MAX_AMOUNT: i64 = 300_000;
 pub const MAX_LINK_AMOUNT: i64 = 9_999_999;
 
 impl Method {
-    pub const ALL: [Method; 8] = [
+    pub const ALL: [Method; 9] = [
         Method::Card,
         Method::Konbini,
         Method::Payeasy,
@@ -46,6 +49,7 @@ impl Method {
         Method::Au,
         Method::Softbank,
         Method::Wallet,
+        Method::BankTransfer,
     ];
 
     pub fn code(self) -> &'static str {
@@ -58,6 +62,7 @@ impl Method {
             Method::Au => "au",
             Method::Softbank => "softbank",
             Method::Wallet => "wallet",
+            Method::BankTransfer => "bank_transfer",
         }
     }
 
@@ -92,6 +97,7 @@ impl Method {
             Method::Au => "auかんたん決済",
             Method::Softbank => "ソフトバンクまとめて支払い",
             Method::Wallet => "スマホ決済（PayPayなど）",
+            Method::BankTransfer => "銀行振込",
         }
     }
 
@@ -105,6 +111,7 @@ impl Method {
             Method::Au => "au Easy Payment",
             Method::Softbank => "SoftBank Matomete Shiharai",
             Method::Wallet => "Mobile wallet (PayPay and others)",
+            Method::BankTransfer => "Bank transfer",
         }
     }
 
@@ -112,6 +119,7 @@ impl Method {
     pub fn max_amount(self) -> i64 {
         match self {
             Method::Card | Method::Banknet => MAX_LINK_AMOUNT,
+            Method::BankTransfer => crate::domain::konbini::BANK_TRANSFER_MAX_AMOUNT,
             // The smallest per-payment cap among the wallets we offer (au PAY: 300,000円); a
             // wallet account may allow less, and then the wallet declines.
             Method::Wallet => WALLET_MAX_AMOUNT,

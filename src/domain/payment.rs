@@ -132,7 +132,7 @@ impl PaymentStatus {
             PaymentStatus::Card(CardStatus::Failed)
                 | PaymentStatus::Bank(BankStatus::Declined | BankStatus::TimedOut)
                 | PaymentStatus::Carrier(CarrierStatus::Failed | CarrierStatus::Cancelled)
-                | PaymentStatus::Number(NumberStatus::Cancelled)
+                | PaymentStatus::Number(NumberStatus::Cancelled | NumberStatus::IssueFailed)
                 | PaymentStatus::Wallet(WalletStatus::Failed | WalletStatus::TimedOut)
         )
     }
@@ -317,9 +317,14 @@ mod tests {
     fn index_holds(method: Method, code: &str) -> bool {
         let carrier = matches!(
             method,
-            Method::Docomo | Method::Au | Method::Softbank | Method::Konbini | Method::Payeasy
+            Method::Docomo
+                | Method::Au
+                | Method::Softbank
+                | Method::Konbini
+                | Method::Payeasy
+                | Method::BankTransfer
         );
-        let released = ["failed", "declined", "timed_out"].contains(&code);
+        let released = ["failed", "declined", "timed_out", "issue_failed"].contains(&code);
         !(released || (code == "cancelled" && carrier))
     }
 

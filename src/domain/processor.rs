@@ -41,7 +41,7 @@ impl Family {
     pub fn of(m: Method) -> Family {
         match m {
             Method::Card => Family::Card,
-            Method::Konbini | Method::Payeasy => Family::Number,
+            Method::Konbini | Method::Payeasy | Method::BankTransfer => Family::Number,
             Method::Banknet => Family::Bank,
             Method::Docomo | Method::Au | Method::Softbank => Family::Carrier,
             Method::Wallet => Family::Wallet,

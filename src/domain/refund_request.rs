@@ -73,14 +73,15 @@ impl RefundRequestStatus {
     }
 }
 
-/// Whether a payment is refunded by a refund request: konbini / Pay-easy numbers that were paid
+/// Whether a payment is refunded by a refund request: konbini / Pay-easy numbers and bank
+/// transfers that were paid
 /// (速報, 確報 or after the deadline) and completed online-banking payments. Card and carrier
 /// payments are refunded through their processor instead.
 pub fn qualifies(method: Method, status: PaymentStatus) -> bool {
     use crate::domain::bank::BankStatus;
     use crate::domain::konbini::NumberStatus;
     match method {
-        Method::Konbini | Method::Payeasy => matches!(
+        Method::Konbini | Method::Payeasy | Method::BankTransfer => matches!(
             status.number(),
             Some(NumberStatus::Paid | NumberStatus::Confirmed | NumberStatus::LatePaid)
         ),

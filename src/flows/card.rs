@@ -856,6 +856,10 @@ async fn resume_one(
     if p.method == crate::flows::wallet::METHOD {
         return crate::flows::wallet::resume(db, registry, o, &p, &m, now).await;
     }
+    // So do cancels of unpaid numbers; their connector is the number's.
+    if crate::flows::konbini::target_of(&p).is_some() {
+        return crate::flows::number_cancel::resume(db, registry, o, &p, &m, now).await;
+    }
     let op = Op::of(o.kind, o.amount);
     let Some(connector) = crate::flows::connectors_for(registry, db, &m)
         .await?

@@ -233,7 +233,7 @@ pub async fn reconcile(
     if numbers {
         let due = crate::db::reconcile::waiting_at_processors(
             db,
-            &["konbini", "payeasy"],
+            &["konbini", "payeasy", "bank_transfer"],
             NumberStatus::AwaitingPayment.code(),
             now,
             BATCH,
@@ -358,6 +358,7 @@ async fn reconcile_number(
         payment_url: None,
         deadline_ms: p.deadline_at.unwrap_or(0),
         connector_ref: r,
+        account: None,
     };
     let actions = conn
         .query(&number)

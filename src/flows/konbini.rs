@@ -1,4 +1,4 @@
-//! Konbini (コンビニ決済) and Pay-easy flows: issue a payment number, apply results (速報 / 確報 /
+//! Konbini (コンビニ決済), Pay-easy and bank-transfer (銀行振込) flows: issue a payment number (or 振込先), apply results (速報 / 確報 /
 //! 速報取消) from the institution or the sandbox controls, expire overdue numbers, and the
 //! sandbox auto-pay. Every state change goes through `payments::transition`, so the new status,
 //! its event row and the merchant notification are written in one transaction.
@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::connectors::konbini::{
-    CancelRequest, ConnectorError, IssueRequest, IssueTarget, IssuedNumber,
+    CancelRequest, ConnectorError, IssueRequest, IssueTarget, IssuedNumber, TransferAccount,
 };
 use crate::context::Ctx;
 use crate::db::payments::{self, Change, NewPayment, PaymentError, PaymentRow};
@@ -45,6 +45,9 @@ pub struct NumberDetails {
     pub repeat_number_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeat_no: Option<String>,
+    /// Bank transfer: the 振込先.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<TransferAccount>,
 }
 
 impl NumberDetails {
@@ -52,7 +55,7 @@ impl NumberDetails {
         NumberDetails {
             chain: match n.target {
                 IssueTarget::Konbini(c) => Some(c.code().to_owned()),
-                IssueTarget::Payeasy => None,
+                IssueTarget::Payeasy | IssueTarget::BankTransfer => None,
             },
             receipt_no: n.receipt_no.clone(),
             customer_no: n.customer_no.clone(),
@@ -61,6 +64,7 @@ impl NumberDetails {
             payment_url: n.payment_url.clone(),
             repeat_number_id: None,
             repeat_no: None,
+            account: n.account.clone(),
         }
     }
 
@@ -81,11 +85,40 @@ impl NumberDetails {
     }
 }
 
-/// Where a stored payment is paid, if it is a konbini or Pay-easy payment.
+/// The 振込先 as (key, label, value) lines, in the order a bank's transfer form asks for them.
+pub fn account_lines(a: &TransferAccount, en: bool) -> Vec<(&'static str, &'static str, String)> {
+    let t = |ja: &'static str, e: &'static str| if en { e } else { ja };
+    vec![
+        ("bank_name", t("銀行名", "Bank"), a.bank_name.clone()),
+        ("branch_name", t("支店名", "Branch"), a.branch_name.clone()),
+        (
+            "account_type",
+            t("預金種目", "Account type"),
+            if en {
+                a.account_type.code().to_owned()
+            } else {
+                a.account_type.label_ja().to_owned()
+            },
+        ),
+        (
+            "account_number",
+            t("口座番号", "Account number"),
+            a.account_number.clone(),
+        ),
+        (
+            "account_holder",
+            t("口座名義", "Account holder"),
+            a.account_holder.clone(),
+        ),
+    ]
+}
+
+/// Where a stored payment is paid, if it is a konbini, Pay-easy or bank-transfer payment.
 pub fn target_of(p: &PaymentRow) -> Option<IssueTarget> {
     match NumberMethod::of(p.method)? {
         NumberMethod::Konbini => Chain::parse(p.institution.as_deref()?).map(IssueTarget::Konbini),
         NumberMethod::Payeasy => Some(IssueTarget::Payeasy),
+        NumberMethod::BankTransfer => Some(IssueTarget::BankTransfer),
     }
 }
 
@@ -222,6 +255,10 @@ pub fn check(o: &Opened, target: IssueTarget) -> Result<u32, IssueError> {
             konbini::validate_payeasy_amount(o.checkout.amount).map_err(limit)?;
             konbini::validate_payeasy_days(days).map_err(limit)
         }
+        IssueTarget::BankTransfer => {
+            konbini::validate_bank_transfer_amount(o.checkout.amount).map_err(limit)?;
+            konbini::validate_bank_transfer_days(days).map_err(limit)
+        }
     }
 }
 
@@ -235,14 +272,19 @@ pub async fn issued_for_checkout(
         .filter(|p| target_of(p).is_some()))
 }
 
-/// Issues a payment number for the checkout, or returns the one already issued: reopening or
-/// re-posting never issues a second number (the one-live-payment index guards races too).
+/// Issues a payment number (or 振込先) for the checkout, or returns the one already issued:
+/// reopening or re-posting never issues a second number (the one-live-payment index guards
+/// races too).
 ///
-/// The payment row, its `payment.created` event, the issued number (`konbini.issued` /
-/// `payeasy.issued` event + notification) and the checkout's `pending` status are one
-/// transaction. The sandbox issues locally and instantly; a processor connector, which calls out
-/// over the network, issues first under a pre-allocated payment id instead, so that no write
-/// transaction waits on a remote system.
+/// Write before the call: the payment is first committed as `issuing` (its `payment.created`
+/// event, the checkout `pending`), then the institution is called outside any transaction
+/// with the payment id as idempotency key, then its answer is recorded in one transaction:
+/// the number (`konbini.issued` / `payeasy.issued` / `bank_transfer.issued` event +
+/// notification), or, when the institution refused, `issue_failed` (`payment.failed`) and the
+/// checkout open again. When the institution could not be reached (or answered something we
+/// cannot read) the payment stays `issuing`: asking again ([`issue`] on the same checkout, or
+/// the shopper's "try again") repeats the call under the same key, so a number the
+/// institution issued without us hearing back is the one shown, never a second one.
 pub async fn issue(
     db: &Db,
     o: &Opened,
@@ -250,81 +292,50 @@ pub async fn issue(
     now: i64,
 ) -> Result<PaymentRow, IssueError> {
     if let Some(p) = payments::live_for_checkout(db, &o.checkout.id).await? {
-        return if target_of(&p).is_some() {
-            Ok(p)
-        } else {
-            Err(IssueError::OtherPayment)
+        return match p.status.number() {
+            _ if target_of(&p).is_none() => Err(IssueError::OtherPayment),
+            // An issue whose answer never came: ask again, for the target it was started with.
+            Some(NumberStatus::Issuing) => complete_issue(db, o, &p, now).await,
+            _ => Ok(p),
         };
     }
     let days = check(o, target)?;
-    let method_of = target.method().method();
+    let method = target.method();
     let resolved = o
         .connectors
-        .number(method_of)
+        .number(method.method())
         .ok_or(IssueError::NoConnector)?;
-    let conn = resolved.connector;
-    let deadline = konbini::deadline_ms(now, days);
-    let method = target.method();
     let fee = match target {
         // 印紙代: deducted from the merchant's payout, recorded with the payment.
         IssueTarget::Konbini(_) => konbini::stamp_duty(o.checkout.amount),
-        IssueTarget::Payeasy => 0,
+        IssueTarget::Payeasy | IssueTarget::BankTransfer => 0,
     };
-    let request = |payment_id: &str| IssueRequest {
-        payment_id: payment_id.to_owned(),
-        mode: o.connectors.mode(),
-        target,
-        amount: o.checkout.amount,
-        deadline_ms: deadline,
-        shopper_name_kana: o.checkout.shopper_kana.clone(),
-        shopper_phone: o.checkout.shopper_phone.clone(),
-        shopper_name: o.checkout.shopper_name.clone(),
-        shopper_email: o.checkout.shopper_email.clone(),
-    };
-    // A processor is called over the network before anything is written, under a payment id
-    // allocated now (its idempotency key), so no write transaction waits on a remote system;
-    // on failure nothing is stored. The sandbox issues locally inside the transaction.
-    let pre_issued = match resolved.id {
-        ConnectorId::Sandbox => None,
-        ConnectorId::Account(_) => {
-            let id = payments::new_id();
-            let number = conn
-                .issue(&request(&id))
-                .await
-                .map_err(IssueError::Connector)?;
-            Some((id, number))
-        }
-    };
+    let deadline = konbini::deadline_ms(now, days);
+    let id = payments::new_id();
+    // A request the institution would refuse as made (shopper details missing) stores nothing.
+    resolved
+        .connector
+        .precheck(&issue_request(o, &id, target, o.checkout.amount, deadline))
+        .map_err(IssueError::Connector)?;
     let new = NewPayment {
         merchant_id: &o.merchant.id,
         checkout_id: &o.checkout.id,
         order_id: &o.checkout.order_id,
         method: method.method(),
         institution: Some(target.code()),
-        status: NumberStatus::AwaitingPayment.into(),
+        status: NumberStatus::Issuing.into(),
         amount: o.checkout.amount,
         fee,
-        // A processor sets its own deadline: the stored one (shown, and used by the expiry
-        // sweep) is the one the shopper can really pay until.
-        deadline_at: Some(
-            pre_issued
-                .as_ref()
-                .map(|(_, n)| n.deadline_ms)
-                .filter(|d| *d > 0)
-                .unwrap_or(deadline),
-        ),
+        // Ours; a processor that sets its own replaces it when the number is recorded.
+        deadline_at: Some(deadline),
         details: json!({}),
         connector: &resolved.id,
     };
     let mut tx = db.begin().await?;
-    let created = match &pre_issued {
-        Some((id, _)) => payments::create_with_id(&mut tx, id, &new, "shopper", now).await,
-        None => payments::create(&mut tx, &new, "shopper", now).await,
-    };
-    let p = match created {
+    let p = match payments::create_with_id(&mut tx, &id, &new, "shopper", now).await {
         Ok(p) => p,
         Err(PaymentError::AlreadyLive) => {
-            // A concurrent request issued first: show its number.
+            // A concurrent request started first: show (or complete) its number.
             drop(tx);
             return match payments::live_for_checkout(db, &o.checkout.id).await? {
                 Some(p) if target_of(&p).is_some() => Ok(p),
@@ -334,29 +345,106 @@ pub async fn issue(
         Err(PaymentError::Conflict) => return Err(IssueError::OtherPayment),
         Err(PaymentError::Db(e)) => return Err(e.into()),
     };
-    let number = match pre_issued {
-        Some((_, number)) => number,
-        // On failure the transaction is dropped (rolled back): no payment without a number.
-        None => conn
-            .issue(&request(&p.id))
-            .await
-            .map_err(IssueError::Connector)?,
+    payments::set_checkout_status(&mut tx, &o.checkout.id, CheckoutStatus::Pending, now).await?;
+    tx.commit().await?;
+    complete_issue(db, o, &p, now).await
+}
+
+fn issue_request(
+    o: &Opened,
+    payment_id: &str,
+    target: IssueTarget,
+    amount: i64,
+    deadline_ms: i64,
+) -> IssueRequest {
+    IssueRequest {
+        payment_id: payment_id.to_owned(),
+        mode: o.connectors.mode(),
+        target,
+        amount,
+        deadline_ms,
+        shopper_name_kana: o.checkout.shopper_kana.clone(),
+        shopper_phone: o.checkout.shopper_phone.clone(),
+        shopper_name: o.checkout.shopper_name.clone(),
+        shopper_email: o.checkout.shopper_email.clone(),
+    }
+}
+
+/// Calls the institution for an `issuing` payment (its id the idempotency key) and records
+/// the answer. See [`issue`].
+async fn complete_issue(
+    db: &Db,
+    o: &Opened,
+    p: &PaymentRow,
+    now: i64,
+) -> Result<PaymentRow, IssueError> {
+    let target = target_of(p).ok_or(IssueError::OtherPayment)?;
+    let conn = o
+        .connectors
+        .number_for(&p.connector_id())
+        .ok_or(IssueError::NoConnector)?;
+    let request = issue_request(o, &p.id, target, p.amount, p.deadline_at.unwrap_or(now));
+    let answer = conn.issue(&request).await;
+    let mut tx = db.begin().await?;
+    let p = payments::get_tx(&mut tx, &p.id)
+        .await?
+        .ok_or(IssueError::OtherPayment)?;
+    if p.status.number() != Some(NumberStatus::Issuing) {
+        // A concurrent request recorded the answer first (or the shopper gave up meanwhile).
+        drop(tx);
+        return if p.status.holds_checkout() {
+            Ok(p)
+        } else {
+            Err(IssueError::OtherPayment)
+        };
+    }
+    let number = match answer {
+        Ok(number) => number,
+        Err(e @ ConnectorError::Unavailable(_)) => {
+            // Maybe issued, maybe not: keep `issuing`; a retry asks again under the same key.
+            drop(tx);
+            tracing::warn!(payment = %p.id, error = %e, "number issue unanswered; retryable");
+            return Err(IssueError::Connector(e));
+        }
+        Err(e) => {
+            // Refused as made: nothing was issued. The checkout takes another payment.
+            let mut change = Change::new(
+                NumberStatus::IssueFailed,
+                event_type_for(target.method(), NumberStatus::IssueFailed),
+                "shopper",
+            );
+            change.data = json!({ "action": NumberAction::IssueFail.code(), "code": e.code() });
+            match payments::transition(&mut tx, &p, &change, now).await {
+                Ok(_) => {}
+                Err(PaymentError::Db(e)) => return Err(e.into()),
+                Err(_) => return Err(IssueError::OtherPayment),
+            }
+            payments::set_checkout_status(&mut tx, &p.checkout_id, CheckoutStatus::Open, now)
+                .await?;
+            tx.commit().await?;
+            tracing::info!(payment = %p.id, code = e.code(), "number issue refused");
+            return Err(IssueError::Connector(e));
+        }
     };
     let details = NumberDetails::from_issued(&number);
-    let event = event_type_for(method, NumberStatus::AwaitingPayment);
+    let event = event_type_for(target.method(), NumberStatus::AwaitingPayment);
     let mut change = Change::new(NumberStatus::AwaitingPayment, event, "shopper");
     change.connector_ref = Some(&number.connector_ref);
     change.details = Some(serde_json::to_value(&details).unwrap_or_else(|_| json!({})));
     change.amount = Some(p.amount);
-    let p = match payments::transition(&mut tx, &p, &change, now).await {
-        Ok(p) => p,
+    change.data = json!({ "action": NumberAction::Issued.code() });
+    let mut row = match payments::transition(&mut tx, &p, &change, now).await {
+        Ok(row) => row,
         Err(PaymentError::Db(e)) => return Err(e.into()),
         Err(_) => return Err(IssueError::OtherPayment),
     };
-    payments::set_checkout_status(&mut tx, &o.checkout.id, CheckoutStatus::Pending, now).await?;
+    if number.deadline_ms > 0 && Some(number.deadline_ms) != row.deadline_at {
+        payments::set_deadline(&mut tx, &row.id, number.deadline_ms).await?;
+        row.deadline_at = Some(number.deadline_ms);
+    }
     tx.commit().await?;
-    tracing::info!(payment = %p.id, method = method.code(), institution = target.code(), "payment number issued");
-    Ok(p)
+    tracing::info!(payment = %row.id, method = target.method().code(), institution = target.code(), "payment number issued");
+    Ok(row)
 }
 
 /// Why an issued number was not withdrawn. Nothing is written in any of these cases.
@@ -388,6 +476,29 @@ pub async fn withdraw(ctx: &Ctx, o: &Opened, p: &PaymentRow) -> Result<PaymentRo
     let from = p.status.number().ok_or(WithdrawError::NotUnpaid)?;
     if target_of(p).is_none() || p.checkout_id != o.checkout.id {
         return Err(WithdrawError::NotUnpaid);
+    }
+    if from == NumberStatus::Issuing {
+        // The shopper gives up on an issue that never completed. Nothing was shown, so there
+        // is nothing to cancel at the institution we know of (a number it may have issued
+        // without answering was never seen by anyone and expires there).
+        let mut tx = ctx.db.begin().await?;
+        let row = match apply_action_in(
+            &mut tx,
+            &p.id,
+            NumberAction::IssueFail,
+            "shopper",
+            ctx.now_ms(),
+        )
+        .await
+        {
+            Ok(row) => row,
+            Err(ActionError::Db(e)) => return Err(e.into()),
+            Err(ActionError::Conflict) => return Err(WithdrawError::Conflict),
+            Err(_) => return Err(WithdrawError::NotUnpaid),
+        };
+        tx.commit().await?;
+        ctx.wake_notifier();
+        return Ok(row);
     }
     konbini::apply(
         from,
@@ -465,9 +576,10 @@ fn checkout_status_for(s: NumberStatus) -> Option<CheckoutStatus> {
         NumberStatus::Paid | NumberStatus::LatePaid | NumberStatus::Confirmed => {
             Some(CheckoutStatus::Paid)
         }
-        NumberStatus::Reversed => Some(CheckoutStatus::Pending),
-        // The shopper withdrew the number to pay another way: the checkout takes a new payment.
-        NumberStatus::Cancelled => Some(CheckoutStatus::Open),
+        NumberStatus::Reversed | NumberStatus::Issuing => Some(CheckoutStatus::Pending),
+        // The shopper withdrew the number to pay another way (or no number came of the
+        // payment): the checkout takes a new payment.
+        NumberStatus::Cancelled | NumberStatus::IssueFailed => Some(CheckoutStatus::Open),
         // An expired number keeps the checkout pending: a late 速報 may still arrive for it.
         NumberStatus::AwaitingPayment | NumberStatus::Expired => None,
     }

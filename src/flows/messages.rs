@@ -322,7 +322,7 @@ enum Sent {
 pub fn number_facts(p: &PaymentRow, en: bool) -> Option<NumberFacts> {
     let target = target_of(p)?;
     let details = NumberDetails::of(p);
-    let fields = target
+    let mut fields: Vec<(String, String)> = target
         .shape()
         .fields()
         .iter()
@@ -333,6 +333,13 @@ pub fn number_facts(p: &PaymentRow, en: bool) -> Option<NumberFacts> {
             )
         })
         .collect();
+    if let Some(a) = &details.account {
+        fields.extend(
+            crate::flows::konbini::account_lines(a, en)
+                .into_iter()
+                .map(|(_, l, v)| (l.to_owned(), v)),
+        );
+    }
     let (place, steps) = match target {
         IssueTarget::Konbini(c) if en => (c.name_en().to_owned(), c.how_to_pay_en()),
         IssueTarget::Konbini(c) => (c.name_ja().to_owned(), c.how_to_pay_ja()),
@@ -341,6 +348,11 @@ pub fn number_facts(p: &PaymentRow, en: bool) -> Option<NumberFacts> {
             "Pay-easy（ペイジー）".to_owned(),
             rules::payeasy_how_to_pay_ja(),
         ),
+        IssueTarget::BankTransfer if en => (
+            "Bank transfer".to_owned(),
+            rules::bank_transfer_how_to_pay_en(),
+        ),
+        IssueTarget::BankTransfer => ("銀行振込".to_owned(), rules::bank_transfer_how_to_pay_ja()),
     };
     Some(NumberFacts {
         place,
@@ -387,10 +399,7 @@ pub async fn open_number_link(
     let Some(target) = target_of(&p) else {
         return Ok(None);
     };
-    let method = match target {
-        IssueTarget::Konbini(_) => Method::Konbini,
-        IssueTarget::Payeasy => Method::Payeasy,
-    };
+    let method: Method = target.method().method();
     let token =
         crate::flows::checkout::new_session(ctx, &p.checkout_id, crate::device::ViewOverride::Auto);
     Ok(Some(format!("/pay/{token}/{}", method.code())))

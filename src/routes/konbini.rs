@@ -1,5 +1,6 @@
-//! Konbini (コンビニ決済) and Pay-easy shopper pages: the chain choice, the Pay-easy
-//! confirmation, and the number page shown again whenever the shopper comes back.
+//! Konbini (コンビニ決済), Pay-easy and bank-transfer (銀行振込) shopper pages: the chain choice,
+//! the Pay-easy / bank-transfer confirmation, and the number (or 振込先) page shown again
+//! whenever the shopper comes back.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -83,7 +84,7 @@ pub async fn payeasy_get(
         return Ok(Redirect::to(&format!("/pay/{token}")).into_response());
     }
     ensure_offered(&o, device, Method::Payeasy)?;
-    render_payeasy(&state, device, &o, &token, None)
+    render_start(&state, device, &o, &token, IssueTarget::Payeasy, None)
 }
 
 /// `POST /pay/{token}/payeasy`: issue the Pay-easy numbers, then show them (PRG).
@@ -98,6 +99,103 @@ pub async fn payeasy_post(State(state): State<AppState>, f: ShopperForm) -> AppR
         Method::Payeasy,
     )
     .await
+}
+
+/// `GET /pay/{token}/bank_transfer`: the issued 振込先, or the confirmation form.
+pub async fn bank_transfer_get(
+    State(state): State<AppState>,
+    ShopperPage { token, o, device }: ShopperPage,
+) -> AppResult<Response> {
+    if let Some(p) = flow::issued_for_checkout(&state.db, &o.checkout.id).await? {
+        return number_page(&state, device, &o, &token, &p);
+    }
+    if o.checkout.status != CheckoutStatus::Open {
+        return Ok(Redirect::to(&format!("/pay/{token}")).into_response());
+    }
+    ensure_offered(&o, device, Method::BankTransfer)?;
+    render_start(&state, device, &o, &token, IssueTarget::BankTransfer, None)
+}
+
+/// `POST /pay/{token}/bank_transfer`: issue the 振込先, then show it (PRG).
+pub async fn bank_transfer_post(
+    State(state): State<AppState>,
+    f: ShopperForm,
+) -> AppResult<Response> {
+    let p = &f.page;
+    issue_and_show(
+        &state,
+        p.device,
+        &p.o,
+        &p.token,
+        IssueTarget::BankTransfer,
+        Method::BankTransfer,
+    )
+    .await
+}
+
+/// `POST /pay/{token}/number/retry`: asks the institution again for a number whose issue did
+/// not complete (`issuing`), under the same payment id (idempotency key).
+pub async fn number_retry_post(
+    State(state): State<AppState>,
+    f: ShopperForm,
+) -> AppResult<Response> {
+    let (o, device, token) = (&f.page.o, f.page.device, &f.page.token);
+    let Some(p) = flow::issued_for_checkout(&state.db, &o.checkout.id).await? else {
+        return Ok(Redirect::to(&format!("/pay/{token}")).into_response());
+    };
+    let Some(target) = flow::target_of(&p) else {
+        return Ok(Redirect::to(&format!("/pay/{token}")).into_response());
+    };
+    let path = format!("/pay/{token}/{}", target.method().code());
+    if p.status.number() != Some(NumberStatus::Issuing) {
+        return Ok(Redirect::to(&path).into_response());
+    }
+    retry_outcome(&state, device, o, token, target, &path).await
+}
+
+/// Issues (or retries) and answers: the number page on success (PRG); while the issue is still
+/// unanswered, the number page saying so with a "try again" button (503); when the
+/// institution refused, the method's form with the reason (the checkout is open again).
+async fn retry_outcome(
+    state: &AppState,
+    device: Device,
+    o: &Opened,
+    token: &str,
+    target: IssueTarget,
+    path: &str,
+) -> AppResult<Response> {
+    match flow::issue(&state.db, o, target, state.now_ms()).await {
+        Ok(_) => {
+            state.wake_notifier();
+            Ok(Redirect::to(path).into_response())
+        }
+        Err(IssueError::Db(e)) => Err(e.into()),
+        Err(IssueError::OtherPayment) => Ok(Redirect::to(&format!("/pay/{token}")).into_response()),
+        Err(e) => {
+            state.wake_notifier();
+            let en = o.checkout.lang == "en";
+            if let Some(p) = flow::issued_for_checkout(&state.db, &o.checkout.id).await? {
+                // Still `issuing`: the number page offers to try again (same idempotency key).
+                let (status, view) = form_error(&e, en);
+                return number_page_with(
+                    state,
+                    device,
+                    o,
+                    token,
+                    &p,
+                    status,
+                    Some(&format!("{} ({})", view.message, view.code)),
+                    None,
+                );
+            }
+            match target {
+                IssueTarget::Konbini(_) => render_choice(state, device, o, token, None, Some(&e)),
+                IssueTarget::Payeasy | IssueTarget::BankTransfer => {
+                    render_start(state, device, o, token, target, Some(&e))
+                }
+            }
+        }
+    }
 }
 
 /// For the checkout page: when the checkout already has a konbini / Pay-easy number, its page
@@ -127,29 +225,22 @@ async fn issue_and_show(
     method: Method,
 ) -> AppResult<Response> {
     let path = format!("/pay/{token}/{}", method.code());
-    if flow::issued_for_checkout(&state.db, &o.checkout.id)
-        .await?
-        .is_some()
-    {
-        // A re-post (double click, back button): show the number already issued.
+    if let Some(p) = flow::issued_for_checkout(&state.db, &o.checkout.id).await? {
+        // A re-post (double click, back button): show the number already issued, or ask again
+        // for one whose issue did not complete.
+        if p.status.number() == Some(NumberStatus::Issuing) {
+            if let Some(t) = flow::target_of(&p) {
+                let path = format!("/pay/{token}/{}", t.method().code());
+                return retry_outcome(state, device, o, token, t, &path).await;
+            }
+        }
         return Ok(Redirect::to(&path).into_response());
     }
     if o.checkout.status != CheckoutStatus::Open {
         return Ok(Redirect::to(&format!("/pay/{token}")).into_response());
     }
     ensure_offered(o, device, method)?;
-    match flow::issue(&state.db, o, target, state.now_ms()).await {
-        Ok(_) => {
-            state.wake_notifier();
-            Ok(Redirect::to(&path).into_response())
-        }
-        Err(IssueError::Db(e)) => Err(e.into()),
-        Err(IssueError::OtherPayment) => Ok(Redirect::to(&format!("/pay/{token}")).into_response()),
-        Err(e) => match target {
-            IssueTarget::Konbini(_) => render_choice(state, device, o, token, None, Some(&e)),
-            IssueTarget::Payeasy => render_payeasy(state, device, o, token, Some(&e)),
-        },
-    }
+    retry_outcome(state, device, o, token, target, &path).await
 }
 
 fn ensure_offered(o: &Opened, device: Device, method: Method) -> AppResult<()> {
@@ -250,11 +341,13 @@ fn render_choice(
     KonbiniChoicePage { c, order, f }.render(device, status)
 }
 
-fn render_payeasy(
+/// The Pay-easy or bank-transfer confirmation form.
+fn render_start(
     state: &AppState,
     device: Device,
     o: &Opened,
     token: &str,
+    target: IssueTarget,
     error: Option<&IssueError>,
 ) -> AppResult<Response> {
     let en = o.checkout.lang == "en";
@@ -266,8 +359,9 @@ fn render_payeasy(
         None => (StatusCode::OK, None),
     };
     let f = PayeasyStart {
+        kind: target.code(),
         deadline: deadline_preview(o, state.now_ms()),
-        action: format!("/pay/{token}/payeasy"),
+        action: format!("/pay/{token}/{}", target.method().code()),
         csrf: Session::csrf(token, &state.secret),
         back_url: format!("/pay/{token}"),
         error,
@@ -278,6 +372,18 @@ fn render_payeasy(
 
 fn status_text(s: NumberStatus, en: bool) -> &'static str {
     match (s, en) {
+        (NumberStatus::Issuing, false) => {
+            "お支払番号の発行が完了していません。「もう一度試す」を押してください。"
+        }
+        (NumberStatus::Issuing, true) => {
+            "Your payment number has not been issued yet. Please press \"Try again\"."
+        }
+        (NumberStatus::IssueFailed, false) => {
+            "お支払番号を発行できませんでした。別のお支払い方法をお選びください。"
+        }
+        (NumberStatus::IssueFailed, true) => {
+            "No payment number could be issued. Please choose another way to pay."
+        }
         (NumberStatus::AwaitingPayment, false) => {
             "お支払番号を発行しました。お支払期限までにお支払いください。"
         }
@@ -399,6 +505,11 @@ pub(crate) fn number_page_with(
             value: details.get(f.key).unwrap_or("").to_owned(),
         })
         .collect();
+    let account = details
+        .account
+        .as_ref()
+        .map(|a| flow::account_lines(a, en))
+        .unwrap_or_default();
     let (title, steps) = match target {
         IssueTarget::Konbini(chain) if en => {
             (format!("Pay at {}", chain.name_en()), chain.how_to_pay_en())
@@ -415,6 +526,14 @@ pub(crate) fn number_page_with(
             "Pay-easy（ペイジー）でのお支払い".to_owned(),
             rules::payeasy_how_to_pay_ja(),
         ),
+        IssueTarget::BankTransfer if en => (
+            "Pay by bank transfer".to_owned(),
+            rules::bank_transfer_how_to_pay_en(),
+        ),
+        IssueTarget::BankTransfer => (
+            "銀行振込でのお支払い".to_owned(),
+            rules::bank_transfer_how_to_pay_ja(),
+        ),
     };
     let n = NumberPage {
         payment_id: p.id.clone(),
@@ -426,6 +545,11 @@ pub(crate) fn number_page_with(
             NumberStatus::AwaitingPayment | NumberStatus::Reversed
         ),
         fields,
+        account,
+        retry: (status == NumberStatus::Issuing).then(|| NumberChange {
+            action: format!("/pay/{token}/number/retry"),
+            csrf: Session::csrf(token, &state.secret),
+        }),
         deadline: p
             .deadline_at
             .map(|ms| crate::pages::shopper_deadline(ms, en))
@@ -435,8 +559,13 @@ pub(crate) fn number_page_with(
         test_mode: o.merchant.mode() == Mode::Test,
         return_url: o.checkout.return_url.clone(),
         instructions_url: details.payment_url.clone(),
-        // Until it is paid, the shopper may withdraw the number and pay another way.
-        change: (status == NumberStatus::AwaitingPayment).then(|| NumberChange {
+        // Until it is paid, the shopper may withdraw the number and pay another way (or give
+        // up on one whose issue did not complete).
+        change: matches!(
+            status,
+            NumberStatus::AwaitingPayment | NumberStatus::Issuing
+        )
+        .then(|| NumberChange {
             action: format!("/pay/{token}/number/change"),
             csrf: Session::csrf(token, &state.secret),
         }),

@@ -305,6 +305,14 @@ pub fn router(state: AppState) -> Router {
             "/pay/{token}/payeasy",
             get(konbini::payeasy_get).post(konbini::payeasy_post),
         )
+        .route(
+            "/pay/{token}/bank_transfer",
+            get(konbini::bank_transfer_get).post(konbini::bank_transfer_post),
+        )
+        .route(
+            "/pay/{token}/number/retry",
+            post(konbini::number_retry_post),
+        )
         // Shopper messages: the number page's e-mail form and the links in messages
         .route(
             "/pay/{token}/email-instructions",

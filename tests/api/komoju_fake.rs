@@ -25,6 +25,8 @@ struct Inner {
     /// Every request received: "METHOD path".
     requests: Vec<String>,
     next: u64,
+    /// Faults of the next creates (bank-transfer section).
+    faults: Vec<CreateFault>,
 }
 
 #[derive(Clone)]
@@ -236,6 +238,24 @@ async fn create(State(f): State<KomojuFake>, headers: HeaderMap, body: Bytes) ->
             return Json(inner.payments[id].clone()).into_response();
         }
     }
+    let fault = f.take_fault();
+    match fault {
+        Some(CreateFault::Down) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+                "try later",
+            )
+        }
+        Some(CreateFault::Refuse) => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "payment_method_not_enabled",
+                "the method is not enabled for this merchant",
+            )
+        }
+        _ => {}
+    }
     let Ok(req) = serde_json::from_slice::<Value>(&body) else {
         return error(StatusCode::BAD_REQUEST, "bad_request", "body is not JSON");
     };
@@ -330,6 +350,16 @@ async fn create(State(f): State<KomojuFake>, headers: HeaderMap, body: Bytes) ->
             }
             json!({ "type": t, "redirect_url": format!("{}/redirect/{id}", f.base) })
         }
+        Some("bank_transfer") => match bank_transfer_details(d, n, &instructions) {
+            Some(details) => details,
+            None => {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "missing_parameter",
+                    "email, phone and names are required",
+                )
+            }
+        },
         _ => {
             return error(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -366,6 +396,10 @@ async fn create(State(f): State<KomojuFake>, headers: HeaderMap, body: Bytes) ->
     inner.payments.insert(id.clone(), payment.clone());
     if let Some(k) = key {
         inner.idempotency.insert(k, id);
+    }
+    if fault == Some(CreateFault::LoseAnswer) {
+        // Created, but the answer never reaches the caller (a timeout, a dropped connection).
+        return error(StatusCode::BAD_GATEWAY, "bad_gateway", "answer lost");
     }
     Json(payment).into_response()
 }
@@ -466,4 +500,72 @@ async fn refund(
         inner.idempotency.insert(k, id);
     }
     Json(out).into_response()
+}
+
+// ---------------------------------------------------------------------------
+// Bank transfer (銀行振込) and create faults
+// ---------------------------------------------------------------------------
+
+/// A fault the next create suffers, to test our write-before-call issue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CreateFault {
+    /// KOMOJU is down: 503, nothing created.
+    Down,
+    /// KOMOJU refuses the request (422, e.g. a method not enabled on the account).
+    Refuse,
+    /// The payment is created (under its Idempotency-Key) but the answer is lost: 502.
+    LoseAnswer,
+}
+
+impl KomojuFake {
+    /// The next creates suffer these faults, in order.
+    pub fn fail_next_creates(&self, faults: &[CreateFault]) {
+        self.inner.lock().unwrap().faults.extend_from_slice(faults);
+    }
+
+    fn take_fault(&self) -> Option<CreateFault> {
+        let mut inner = self.inner.lock().unwrap();
+        (!inner.faults.is_empty()).then(|| inner.faults.remove(0))
+    }
+
+    /// How many payments exist (a retried create must not make a second one).
+    pub fn payment_count(&self) -> usize {
+        self.inner.lock().unwrap().payments.len()
+    }
+}
+
+/// `payment_details` of type `bank_transfer` for `POST /api/v1/payments`: the shopper's e-mail,
+/// phone and names (kanji and katakana) are required, as for `pay_easy` ("Payment details",
+/// ja.doc.komoju.com/docs/payment-details: a bank transfer's contact details go in
+/// `payment_details`; `bank_transfer` in the payment types of docs.komoju.com/en/api/resources/
+/// payments). The answer's account fields (`bank_name`, `account_branch_name`, `account_type`,
+/// `account_number`, `account_name`) are the ones our connector reads (docs/komoju.md §1 asks
+/// operators to check them with a test account before going live).
+/// `None` when a required detail is missing.
+fn bank_transfer_details(d: &Value, n: u64, instructions: &str) -> Option<Value> {
+    let required = [
+        "email",
+        "phone",
+        "family_name",
+        "given_name",
+        "family_name_kana",
+        "given_name_kana",
+    ];
+    if required
+        .iter()
+        .any(|k| d[*k].as_str().is_none_or(str::is_empty))
+    {
+        return None;
+    }
+    Some(json!({
+        "type": "bank_transfer",
+        "email": d["email"],
+        "order_id": digits(n + 11, 8),
+        "bank_name": "コモジュ銀行",
+        "account_branch_name": format!("フェイク{}支店", digits(n + 5, 3)),
+        "account_type": "普通",
+        "account_number": digits(n + 9, 7),
+        "account_name": "カ）コモジュフェイク",
+        "instructions_url": instructions,
+    }))
 }

@@ -184,6 +184,7 @@ impl NumberConnector for FakeConn {
             payment_url: None,
             deadline_ms: req.deadline_ms,
             connector_ref: format!("fknum_{pid}"),
+            account: None,
         };
         match req.target.shape() {
             NumberShape::PaymentSlip => {
@@ -198,6 +199,15 @@ impl NumberConnector for FakeConn {
                 n.institution_no = Some(digits("inst", kd::PAYEASY_INSTITUTION_NO_DIGITS));
                 n.customer_no = Some(digits(pid, kd::PAYEASY_CUSTOMER_NO_DIGITS));
                 n.confirm_no = Some(digits(pid, kd::PAYEASY_CONFIRM_NO_DIGITS));
+            }
+            NumberShape::BankTransfer => {
+                n.account = Some(kakehashi::connectors::konbini::TransferAccount {
+                    bank_name: "フェイク銀行".into(),
+                    branch_name: "本店".into(),
+                    account_type: kakehashi::domain::refund_request::AccountType::Ordinary,
+                    account_number: digits(pid, 7),
+                    account_holder: "フェイク".into(),
+                })
             }
         }
         Ok(n)

@@ -7,6 +7,7 @@ mod skip;
 
 mod api_v1;
 mod bank;
+mod bank_transfer;
 mod bench_limit;
 mod card;
 mod card_form;
@@ -26,6 +27,7 @@ mod handoff;
 mod hardening;
 mod held_cards;
 mod komoju;
+mod komoju_bank_transfer;
 mod komoju_carrier;
 mod komoju_fake;
 mod komoju_wallet;
