@@ -24,6 +24,7 @@ mod handoff;
 mod hardening;
 mod held_cards;
 mod komoju;
+mod komoju_card;
 mod komoju_carrier;
 mod komoju_fake;
 mod komoju_wallet;
