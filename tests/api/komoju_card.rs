@@ -220,7 +220,10 @@ async fn komoju_card_pc_authorize_capture_refund(app: TestApp, fake: KomojuFake)
     let r = app.get(&ret, UA_PC).await;
     assert_eq!(r.status(), 303);
     assert_eq!(card_creates(&fake), 1);
-    assert_eq!(outbox_types(&app, &p.id).await, vec!["payment.authorized"]);
+    assert_eq!(
+        outbox_types(&app, &p.id).await,
+        vec!["payment.challenge_required", "payment.authorized"]
+    );
 
     let key = app.api_key(&m).await;
     let r = app
@@ -256,7 +259,12 @@ async fn komoju_card_pc_authorize_capture_refund(app: TestApp, fake: KomojuFake)
     assert_eq!(fake.payment(&kid)["status"], "captured");
     assert_eq!(
         outbox_types(&app, &p.id).await,
-        vec!["payment.authorized", "payment.captured", "payment.refunded"]
+        vec![
+            "payment.challenge_required",
+            "payment.authorized",
+            "payment.captured",
+            "payment.refunded"
+        ]
     );
     // KOMOJU's webhook about our own capture changes nothing.
     let event = fake.event("payment.captured", &fake.payment(&kid));
@@ -300,7 +308,10 @@ async fn komoju_card_smartphone_three_ds(app: TestApp, fake: KomojuFake) {
     assert_eq!(p.status.code(), "failed");
     assert_eq!(p.details_json()["failure"], "authentication_failed");
     assert_eq!(card_creates(&fake), 0, "never authorized");
-    assert_eq!(outbox_types(&app, &p.id).await, vec!["payment.failed"]);
+    assert_eq!(
+        outbox_types(&app, &p.id).await,
+        vec!["payment.challenge_required", "payment.failed"]
+    );
 
     // 3-D Secure that fails on return.
     let form = app
@@ -485,7 +496,12 @@ async fn komoju_card_webhooks_and_cancel(app: TestApp, fake: KomojuFake) {
     assert_eq!(app.payment_status(&p.id).await, "refunded");
     assert_eq!(
         outbox_types(&app, &p.id).await,
-        vec!["payment.authorized", "payment.captured", "payment.refunded"]
+        vec![
+            "payment.challenge_required",
+            "payment.authorized",
+            "payment.captured",
+            "payment.refunded"
+        ]
     );
 
     // 取消 of an authorization through the API: cancelled at KOMOJU first.
