@@ -388,7 +388,10 @@ async fn record_authorization(
             token,
             approval_code,
         }) => {
-            details["approval_code"] = json!(approval_code);
+            // Some processors (KOMOJU) do not tell the 承認番号: no empty row for staff then.
+            if !approval_code.is_empty() {
+                details["approval_code"] = json!(approval_code);
+            }
             let mut tx = state.db.begin().await?;
             let action = CardAction::Authorized {
                 amount: p.amount,
