@@ -2,10 +2,12 @@
 //! connector, and capture / cancel / refund later. Every change goes through
 //! [`payments::transition`] after the pure [`card::apply`] check.
 //!
-//! Card data never touches logs, and the database only sealed: between a 3-D Secure challenge
-//! and the authorization that follows it, the card waits in `pending_cards` for at most
-//! [`PENDING_TTL`] ([`card_hold`]: PCI DSS allows sensitive data until authorization), so any
-//! instance can finish the challenge; a live connector would tokenize at the PSP instead.
+//! Card data never touches logs, and the database only sealed: between a sandbox 3-D Secure
+//! challenge and the authorization that follows it, the card waits in `pending_cards` for at
+//! most [`PENDING_TTL`] ([`card_hold`]: PCI DSS allows sensitive data until authorization), so
+//! any instance can finish the challenge. A processor that authenticates on its own page
+//! (KOMOJU) keeps the card itself: the shopper is redirected there and back to our signed
+//! return ([`complete_redirect`]), and nothing is held here.
 
 use std::sync::Arc;
 
@@ -727,7 +729,21 @@ pub async fn complete_redirect(
             three_ds: three_ds.clone(),
         })
         .await;
-    record_authorization(state, o, p, d, three_ds, result, &key).await
+    let id = p.id.clone();
+    match record_authorization(state, o, p, d, three_ds, result, &key).await {
+        // A second return (a double click, two tabs) got the same idempotent answer and
+        // recorded it first: show the payment as it stands.
+        Err(FlowError::Refused {
+            kind: Refused::Conflict,
+            ..
+        }) => {
+            let now = payments::get(&state.db, &id)
+                .await?
+                .ok_or(FlowError::shopper(Reason::NotFound))?;
+            Ok(outcome_of(now))
+        }
+        other => other,
+    }
 }
 
 /// The outcome a stored payment represents (for reloads and double submits).
