@@ -730,6 +730,14 @@ secret key: {} (sealed with master key {})",
                     a.id
                 );
             }
+            if a.processor == Processor::Komoju && a.methods.contains(&Method::Card) {
+                // The setting that puts card data through this server: say so where it is made.
+                println!(
+                    "note: card through KOMOJU is server to server: card numbers pass through this \
+                     server, which puts the operator in PCI DSS scope as a service provider (SAQ D); \
+                     see docs/komoju.md §4f"
+                );
+            }
             for m in &a.methods {
                 if let Some(why) = registry.unusable(&a, *m) {
                     println!(

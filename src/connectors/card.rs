@@ -43,6 +43,14 @@ pub struct AuthenticateRequest {
     pub expiry: Expiry,
     /// Yen; 3DS messages carry the purchase amount for risk assessment.
     pub amount: i64,
+    /// The security code and holder: a processor that authenticates on its own pages (KOMOJU's
+    /// secure token) takes the whole card here, so it never has to pass through us again.
+    pub cvc: SecurityCode,
+    pub holder: Option<CardHolder>,
+    /// Our signed URL the issuer's page sends the shopper back to after a redirect challenge
+    /// (`AuthenticateOutcome::Challenge` with an `acs_url`). Connectors that render no page of
+    /// their own ignore it.
+    pub return_url: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +110,22 @@ pub enum AuthorizeOutcome {
     Declined {
         reason: DeclineReason,
     },
+}
+
+/// Authorization of a card that was authenticated on the processor's own page (a challenge with
+/// an `acs_url`): the processor kept the card under the challenge id, so no card data is sent
+/// (or held by us) for this step.
+#[derive(Debug, Clone)]
+pub struct AuthenticatedAuthorizeRequest {
+    pub payment_id: String,
+    pub mode: Mode,
+    /// The `challenge_id` of the redirect challenge (KOMOJU: the secure token id).
+    pub challenge_id: String,
+    /// Yen.
+    pub amount: i64,
+    pub option: PaymentOption,
+    /// The completed challenge's result; only Y or A may be authorized.
+    pub three_ds: ThreeDsResult,
 }
 
 /// Why the issuer/acquirer declined an authorization.
@@ -196,6 +220,20 @@ pub trait CardConnector: Send + Sync {
     ) -> Result<ChallengeOutcome, ConnectorError>;
     /// Authorize (オーソリ) after successful 3DS; declines are `Ok(Declined)`.
     async fn authorize(&self, req: &AuthorizeRequest) -> Result<AuthorizeOutcome, ConnectorError>;
+    /// Authorize after a redirect challenge on the processor's page, by the challenge id
+    /// (declines are `Ok(Declined)`). Only connectors whose challenges carry an `acs_url`
+    /// implement it; the others never see such a challenge.
+    async fn authorize_authenticated(
+        &self,
+        _req: &AuthenticatedAuthorizeRequest,
+    ) -> Result<AuthorizeOutcome, ConnectorError> {
+        Err(ConnectorError::InvalidRequest("no_redirect_challenges"))
+    }
+    /// Whether the connector takes the 支払区分 other than 一括 (installments, bonus, revolving).
+    /// When it does not, the card form offers 一括払い only.
+    fn takes_installments(&self) -> bool {
+        true
+    }
     /// Capture (売上確定) up to the authorized amount.
     async fn capture(
         &self,
@@ -918,6 +956,9 @@ mod tests {
             card: card(number),
             expiry: Expiry::parse("12", "30", 2025, 1).unwrap(),
             amount: 10_000,
+            cvc: SecurityCode::parse("123", Brand::Visa).unwrap(),
+            holder: None,
+            return_url: String::new(),
         }
     }
 

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub mod bank_transfer;
+pub mod card;
 pub mod carrier;
 pub mod wallet;
 
@@ -185,7 +186,20 @@ impl ProcessorDriver for KomojuDriver {
     }
 
     fn families(&self) -> &[Family] {
-        &[Family::Number, Family::Carrier, Family::Wallet]
+        &[
+            Family::Number,
+            Family::Carrier,
+            Family::Wallet,
+            Family::Card,
+        ]
+    }
+
+    /// Cards server to server (the operator handles card data: docs/komoju.md §4f).
+    fn card(&self, c: &Credentials) -> Option<Arc<dyn crate::connectors::card::CardConnector>> {
+        Some(Arc::new(card::KomojuCard {
+            api: self.api.clone(),
+            key: c.secret_key.clone(),
+        }))
     }
 
     fn wallet(

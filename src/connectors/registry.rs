@@ -508,6 +508,13 @@ mod tests {
                 card,
                 expiry: crate::domain::card::Expiry::new(2099, 12).unwrap(),
                 amount: 1000,
+                cvc: crate::domain::card::SecurityCode::parse(
+                    "123",
+                    crate::domain::card::Brand::Visa,
+                )
+                .unwrap(),
+                holder: None,
+                return_url: String::new(),
             })
             .await
             .unwrap_err();

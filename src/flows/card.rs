@@ -2,20 +2,25 @@
 //! connector, and capture / cancel / refund later. Every change goes through
 //! [`payments::transition`] after the pure [`card::apply`] check.
 //!
-//! Card data never touches logs, and the database only sealed: between a 3-D Secure challenge
-//! and the authorization that follows it, the card waits in `pending_cards` for at most
-//! [`PENDING_TTL`] ([`card_hold`]: PCI DSS allows sensitive data until authorization), so any
-//! instance can finish the challenge; a live connector would tokenize at the PSP instead.
+//! Card data never touches logs, and the database only sealed: between a sandbox 3-D Secure
+//! challenge and the authorization that follows it, the card waits in `pending_cards` for at
+//! most [`PENDING_TTL`] ([`card_hold`]: PCI DSS allows sensitive data until authorization), so
+//! any instance can finish the challenge. A processor that authenticates on its own page
+//! (KOMOJU) keeps the card itself: the shopper is redirected there and back to our signed
+//! return ([`complete_redirect`]), and nothing is held here.
 
 use std::sync::Arc;
 
 use serde_json::json;
 
 use crate::connectors::card::{
-    AuthenticateOutcome, AuthenticateRequest, AuthorizeOutcome, AuthorizeRequest, CardConnector,
-    ChallengeOutcome, MAX_CHALLENGE_ATTEMPTS,
+    AuthenticateOutcome, AuthenticateRequest, AuthenticatedAuthorizeRequest, AuthorizeOutcome,
+    AuthorizeRequest, CardConnector, ChallengeOutcome, ConnectorError, MAX_CHALLENGE_ATTEMPTS,
 };
 use crate::connectors::registry::Registry;
+use crate::connectors::signed_return::{
+    signed_query, verify_signed_params, RETURN_MAX_AGE_MS, SIG_FIELD, TS_FIELD,
+};
 use crate::context::Ctx;
 use crate::db::card_attempts::{self, AttemptKey};
 use crate::db::operations::{self, OpKind};
@@ -51,6 +56,29 @@ pub enum PayOutcome {
     },
     /// Another submission for this checkout is being processed (double submit).
     InProgress(PaymentRow),
+    /// 3-D Secure on the processor's own page: send the shopper to `url`; they come back to
+    /// our signed return ([`complete_redirect`]).
+    Redirect { payment: PaymentRow, url: String },
+}
+
+/// The fields of our signed 3-D Secure return (anything the processor appends is dropped).
+const RETURN_FIELDS: [&str; 3] = ["payment_id", TS_FIELD, SIG_FIELD];
+
+/// The key 3-D Secure return URLs are signed with: derived from the server secret (its own
+/// purpose), so every instance verifies what another signed.
+fn return_key(state: &Ctx) -> Vec<u8> {
+    crate::connectors::registry::derived_secret(&state.secret, "card-3ds-return")
+}
+
+/// Where the processor's 3-D Secure page sends the shopper back: our payment id and the time,
+/// signed, valid [`RETURN_MAX_AGE_MS`].
+fn return_url(state: &Ctx, token: &str, payment_id: &str) -> String {
+    let ts = state.now_ms().to_string();
+    let q = signed_query(
+        &return_key(state),
+        &[("payment_id", payment_id), (TS_FIELD, &ts)],
+    );
+    format!("{}/pay/{token}/card/3ds-return?{q}", state.public_url)
 }
 
 /// The stored payment as the card state machine sees it.
@@ -189,7 +217,14 @@ fn card_details(input: &CardInput) -> serde_json::Value {
 
 /// Pays a checkout by card: creates the payment (the unique index admits one live payment per
 /// checkout, so concurrent submissions cannot double-charge), then 3-D Secure and authorization.
-pub async fn pay(state: &Ctx, o: &Opened, input: CardInput, ip: &str) -> FlowResult<PayOutcome> {
+/// `token` is the shopper's session token, for the 3-D Secure return URL.
+pub async fn pay(
+    state: &Ctx,
+    o: &Opened,
+    input: CardInput,
+    ip: &str,
+    token: &str,
+) -> FlowResult<PayOutcome> {
     let ck = card_key(&state.secret, &input.card);
     let key = key_for(o, ip, Some(&ck));
     check_lock(state, &key).await?;
@@ -238,11 +273,39 @@ pub async fn pay(state: &Ctx, o: &Opened, input: CardInput, ip: &str) -> FlowRes
             card: input.card.clone(),
             expiry: input.expiry,
             amount: p.amount,
+            cvc: input.cvc.clone(),
+            holder: input.holder.clone(),
+            return_url: return_url(state, token, &p.id),
         })
         .await;
     match auth {
         Ok(AuthenticateOutcome::Frictionless(three_ds)) => {
             authorize(state, o, &connector, p, input, three_ds, &key).await
+        }
+        Ok(AuthenticateOutcome::Challenge {
+            challenge_id,
+            acs_url: Some(url),
+        }) => {
+            // The processor keeps the card for the authorization that follows: nothing is held
+            // here, and the card leaves scope with this request.
+            drop(input);
+            let mut details = p.details_json();
+            details["challenge_id"] = json!(challenge_id);
+            details["acs_url"] = json!(url);
+            let mut tx = state.db.begin().await?;
+            let p = apply(
+                &mut tx,
+                &p,
+                &CardAction::ChallengeRequired,
+                "payment.challenge_required",
+                "shopper",
+                json!({}),
+                Some(details),
+                state.now_ms(),
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(PayOutcome::Redirect { payment: p, url })
         }
         Ok(AuthenticateOutcome::Challenge { challenge_id, .. }) => {
             let mut details = p.details_json();
@@ -308,12 +371,29 @@ async fn authorize(
             three_ds: three_ds.clone(),
         })
         .await;
+    record_authorization(state, o, p, details, three_ds, result, key).await
+}
+
+/// Records the connector's answer to an authorization: approved (captured at once with
+/// automatic capture), declined, or failed.
+async fn record_authorization(
+    state: &Ctx,
+    o: &Opened,
+    p: PaymentRow,
+    mut details: serde_json::Value,
+    three_ds: ThreeDsResult,
+    result: Result<AuthorizeOutcome, ConnectorError>,
+    key: &AttemptKey<'_>,
+) -> FlowResult<PayOutcome> {
     match result {
         Ok(AuthorizeOutcome::Approved {
             token,
             approval_code,
         }) => {
-            details["approval_code"] = json!(approval_code);
+            // Some processors (KOMOJU) do not tell the 承認番号: no empty row for staff then.
+            if !approval_code.is_empty() {
+                details["approval_code"] = json!(approval_code);
+            }
             let mut tx = state.db.begin().await?;
             let action = CardAction::Authorized {
                 amount: p.amount,
@@ -487,7 +567,9 @@ pub async fn complete_challenge(
         .await?
         .filter(|p| p.checkout_id == o.checkout.id && p.method == Method::Card)
         .ok_or(FlowError::shopper(Reason::NotFound))?;
-    if p.status != CardStatus::Challenge {
+    // A challenge on the processor's own page is finished by the shopper's return, never by a
+    // code posted here.
+    if p.status != CardStatus::Challenge || p.details_json()["acs_url"].is_string() {
         return Ok(outcome_of(p));
     }
     let connector = o
@@ -574,11 +656,108 @@ pub async fn complete_challenge(
     }
 }
 
+/// The shopper is back from the processor's 3-D Secure page. The return must carry our
+/// signature (else `ReturnRejected`, nothing changes); the outcome is never read from it: the
+/// connector is asked for the authentication result, and only a verified one is authorized —
+/// by the challenge id, the card itself being at the processor. A reload after the payment
+/// moved on shows it as it stands.
+pub async fn complete_redirect(
+    state: &Ctx,
+    o: &Opened,
+    params: &[(String, String)],
+    ip: &str,
+) -> FlowResult<PayOutcome> {
+    let ours: Vec<(String, String)> = params
+        .iter()
+        .filter(|(k, _)| RETURN_FIELDS.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    let f = verify_signed_params(&return_key(state), &ours, state.now_ms(), RETURN_MAX_AGE_MS)
+        .map_err(|e| {
+            tracing::warn!(error = %e, "card 3-D Secure return refused");
+            FlowError::shopper(Reason::ReturnRejected)
+        })?;
+    let payment_id = f.get("payment_id").map(String::as_str).unwrap_or("");
+    let p = payments::get(&state.db, payment_id)
+        .await?
+        .filter(|p| p.checkout_id == o.checkout.id && p.method == Method::Card)
+        .ok_or(FlowError::shopper(Reason::ReturnRejected))?;
+    let details = p.details_json();
+    let Some(challenge_id) = details["challenge_id"]
+        .as_str()
+        .filter(|_| p.status == CardStatus::Challenge && details["acs_url"].is_string())
+        .map(str::to_owned)
+    else {
+        return Ok(outcome_of(p));
+    };
+    let connector = o
+        .connectors
+        .card_for(&p.connector_id())
+        .ok_or(FlowError::shopper(Reason::MethodNotAvailable))?;
+    let key = key_for(o, ip, None);
+    let three_ds = match connector.complete_challenge(&challenge_id, "").await {
+        Ok(ChallengeOutcome::Completed(r)) => r,
+        Ok(ChallengeOutcome::WrongCode) => {
+            return fail(state, p, "authentication_failed", "wrong code", &key).await
+        }
+        Err(e) => return fail(state, p, "processing_error", e.code(), &key).await,
+    };
+    let mut d = details.clone();
+    d["three_ds"] = json!({ "status": three_ds.status.code(), "eci": three_ds.eci });
+    if !three_ds.allows_authorization() {
+        return fail_with(
+            state,
+            p,
+            "authentication_failed",
+            three_ds.status.code(),
+            &key,
+            Some(d),
+        )
+        .await;
+    }
+    let option = details["option"]
+        .as_str()
+        .and_then(|c| crate::domain::card::PaymentOption::parse(c).ok())
+        .unwrap_or(crate::domain::card::PaymentOption::Lump);
+    let result = connector
+        .authorize_authenticated(&AuthenticatedAuthorizeRequest {
+            payment_id: p.id.clone(),
+            mode: o.connectors.mode(),
+            challenge_id,
+            amount: p.amount,
+            option,
+            three_ds: three_ds.clone(),
+        })
+        .await;
+    let id = p.id.clone();
+    match record_authorization(state, o, p, d, three_ds, result, &key).await {
+        // A second return (a double click, two tabs) got the same idempotent answer and
+        // recorded it first: show the payment as it stands.
+        Err(FlowError::Refused {
+            kind: Refused::Conflict,
+            ..
+        }) => {
+            let now = payments::get(&state.db, &id)
+                .await?
+                .ok_or(FlowError::shopper(Reason::NotFound))?;
+            Ok(outcome_of(now))
+        }
+        other => other,
+    }
+}
+
 /// The outcome a stored payment represents (for reloads and double submits).
 pub fn outcome_of(p: PaymentRow) -> PayOutcome {
     use CardStatus as S;
     match p.status.card() {
         Some(S::Authorized | S::Captured | S::Refunded | S::Cancelled) => PayOutcome::Done(p),
+        Some(S::Challenge) if p.details_json()["acs_url"].is_string() => {
+            let url = p.details_json()["acs_url"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            PayOutcome::Redirect { payment: p, url }
+        }
         Some(S::Challenge) => {
             let wrong = p.details_json()["wrong_codes"].as_u64().unwrap_or(0) as u32;
             PayOutcome::Challenge {
@@ -814,6 +993,68 @@ async fn record(
     }
     tx.commit().await?;
     Ok(row)
+}
+
+/// A processor's webhook event about a card payment it served, applied in the caller's
+/// transaction (the event id is recorded there too, so it applies once):
+///
+/// - `payment.captured` on an authorized payment: captured whole (a capture made in the
+///   processor's dashboard);
+/// - `payment.cancelled` / `payment.expired` on an authorized payment: cancelled;
+/// - `payment.refunded` on a captured payment nothing was refunded of through us: refunded
+///   whole (a refund made in the dashboard). After a partial refund through us the event may be
+///   about that refund, so nothing is guessed: the merchant refunds the rest here.
+///
+/// Anything else, and anything the state machine forbids (our own capture or refund already
+/// recorded, an out-of-order event), changes nothing (`Ok(None)`).
+pub async fn apply_event_in(
+    tx: &mut Tx,
+    p: &PaymentRow,
+    e: &crate::connectors::webhook::WebhookEvent,
+    now: i64,
+) -> Result<Option<PaymentRow>, PaymentError> {
+    use crate::connectors::webhook::Effect;
+    let Ok(state) = card_state(p) else {
+        return Ok(None);
+    };
+    let (action, event) = match e.effect {
+        Effect::Paid { .. } if state.status == CardStatus::Authorized => {
+            (CardAction::Capture { amount: p.amount }, "payment.captured")
+        }
+        Effect::Cancelled | Effect::Expired if state.status == CardStatus::Authorized => {
+            (CardAction::Cancel, "payment.cancelled")
+        }
+        Effect::Refunded if state.status == CardStatus::Captured && p.refunded_amount == 0 => (
+            CardAction::Refund {
+                amount: p.captured_amount,
+            },
+            "payment.refunded",
+        ),
+        _ => return Ok(None),
+    };
+    let Ok(next) = card::apply(&state, &action) else {
+        return Ok(None);
+    };
+    let mut change = Change::new(next.status, event, "processor");
+    change.captured_amount = Some(next.captured_amount);
+    change.refunded_amount = Some(next.refunded_amount);
+    change.data = match &action {
+        CardAction::Capture { amount } | CardAction::Refund { amount } => {
+            json!({ "amount": amount, "processor_event": e.id })
+        }
+        _ => json!({ "processor_event": e.id }),
+    };
+    change.amount = change.data.get("amount").and_then(|a| a.as_i64());
+    if next.status == CardStatus::Captured && p.paid_at.is_none() {
+        change.paid_at = Some(now);
+    }
+    let row = payments::transition(tx, p, &change, now).await?;
+    if matches!(action, CardAction::Cancel) {
+        payments::set_checkout_status(tx, &p.checkout_id, CheckoutStatus::Cancelled, now)
+            .await
+            .map_err(PaymentError::Db)?;
+    }
+    Ok(Some(row))
 }
 
 /// How long an operation may stay pending before [`resume_operations`] finishes it.

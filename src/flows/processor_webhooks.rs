@@ -1,5 +1,6 @@
 //! Inbound processor webhooks (KOMOJU's go to `POST /webhooks/komoju/{account_id}`), for numbers,
-//! carrier payments (`flows::carrier_sync`) and wallets (`flows::wallet`): the
+//! carrier payments (`flows::carrier_sync`), wallets (`flows::wallet`) and cards
+//! (`flows::card`): the
 //! account's driver verifies the signature with the account's webhook secret (through the
 //! registry), then the event is applied to the payment that account served, once:
 //!
@@ -135,6 +136,14 @@ pub async fn receive(
         }
     } else if p.method == crate::flows::wallet::METHOD {
         match crate::flows::wallet::apply_event_in(&mut tx, &p, &event, state.now_ms()).await {
+            Ok(Some(row)) => Outcome::Applied(row.status),
+            Ok(None) => Outcome::Ignored("no_change"),
+            Err(PaymentError::Conflict) => return Err(ReceiveError::Retry),
+            Err(PaymentError::Db(e)) => return Err(ReceiveError::Db(e)),
+            Err(PaymentError::AlreadyLive) => Outcome::Ignored("not_applicable"),
+        }
+    } else if p.method == crate::domain::Method::Card {
+        match crate::flows::card::apply_event_in(&mut tx, &p, &event, state.now_ms()).await {
             Ok(Some(row)) => Outcome::Applied(row.status),
             Ok(None) => Outcome::Ignored("no_change"),
             Err(PaymentError::Conflict) => return Err(ReceiveError::Retry),

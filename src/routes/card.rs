@@ -1,4 +1,5 @@
-//! Card pages: the form, the sandbox issuer's 3-D Secure challenge, and the result.
+//! Card pages: the form, the sandbox issuer's 3-D Secure challenge, the return from a
+//! processor's 3-D Secure page, and the result.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -111,7 +112,7 @@ pub async fn submit(
     }
     let ip = client.to_string();
     flow::check_lock(&state, &flow::key_for(&x.o, &ip, None)).await?;
-    let (opts, holder) = flow::merchant_card_settings(&x.o.merchant.card_options);
+    let (opts, holder) = card_settings(&x);
     let today = crate::util::jst_datetime(state.now_ms());
     let en = x.o.checkout.lang == "en";
     let get = |k: &str| form::get(&fields, k).to_owned();
@@ -134,8 +135,35 @@ pub async fn submit(
             .await;
         }
     };
-    let outcome = flow::pay(&state, &x.o, input, &ip).await?;
+    let outcome = flow::pay(&state, &x.o, input, &ip, &x.token).await?;
     respond(&state, &x, outcome, &Kept::from_form(&fields)).await
+}
+
+/// The merchant's 支払区分 and holder setting, as the card connector can take them: a connector
+/// without installments (KOMOJU) gets 一括払い only, on the form and in what is accepted.
+fn card_settings(x: &Ctx) -> (crate::domain::card::MerchantOptions, bool) {
+    let (opts, holder) = flow::merchant_card_settings(&x.o.merchant.card_options);
+    let installments =
+        x.o.connectors
+            .card()
+            .is_none_or(|r| r.connector.takes_installments());
+    if installments {
+        (opts, holder)
+    } else {
+        (crate::domain::card::MerchantOptions::default(), holder)
+    }
+}
+
+/// `GET /pay/{token}/card/3ds-return?payment_id=…&ts=…&sig=…`: back from the processor's
+/// 3-D Secure page. The signature is ours; the result comes from the processor.
+pub async fn three_ds_return(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    axum::extract::Query(params): axum::extract::Query<Vec<(String, String)>>,
+    x: ShopperPage,
+) -> AppResult<Response> {
+    let outcome = flow::complete_redirect(&state, &x.o, &params, &client.to_string()).await?;
+    respond(&state, &x, outcome, &Kept::default()).await
 }
 
 /// `GET /pay/{token}/card/challenge`
@@ -208,6 +236,7 @@ async fn respond(
         PayOutcome::Challenge {
             wrong_code: false, ..
         } => Ok(Redirect::to(&format!("/pay/{}/card/challenge", x.token)).into_response()),
+        PayOutcome::Redirect { url, .. } => Ok(Redirect::to(&url).into_response()),
         other => respond_page(state, x, other, kept).await,
     }
 }
@@ -220,6 +249,8 @@ async fn respond_page(
 ) -> AppResult<Response> {
     let en = x.o.checkout.lang == "en";
     match outcome {
+        // Still on the processor's 3-D Secure page (a reload of our page): back there.
+        PayOutcome::Redirect { url, .. } => Ok(Redirect::to(&url).into_response()),
         PayOutcome::Challenge {
             payment,
             attempts_left,
@@ -443,7 +474,7 @@ async fn render_form(
         let s = &x.token;
         return super::card_browser::render(state, x.device, s, &x.o, form_error, status).await;
     }
-    let (opts, holder) = flow::merchant_card_settings(&x.o.merchant.card_options);
+    let (opts, holder) = card_settings(x);
     let en = x.o.checkout.lang == "en";
     let today = crate::util::jst_datetime(state.now_ms());
     let options = opts

@@ -276,6 +276,7 @@ pub fn router(state: AppState) -> Router {
             post(card::challenge_cancel),
         )
         .route("/pay/{token}/card/result", get(card::result_page))
+        .route("/pay/{token}/card/3ds-return", get(card::three_ds_return))
         .route("/pay/{token}/card/intent", post(card_browser::intent))
         .route("/pay/{token}/card/confirm", post(card_browser::confirm))
         .route(

@@ -763,6 +763,8 @@ async fn processors_page_and_mode_switch(app: TestApp) {
     assert_eq!(r.status(), 303);
     let (_, page) = c.get("/console/processors").await;
     assert!(page.contains("…9876"), "{page}");
+    // Listing cards on a KOMOJU account is the server-to-server setting: its PCI DSS note.
+    assert!(page.contains("id=\"card-server-to-server\""), "{page}");
     assert!(!page.contains(secret) && !page.contains("whsec_console"));
     assert!(
         page.contains("id=\"live-methods\">クレジットカード、コンビニ決済"),

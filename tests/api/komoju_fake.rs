@@ -24,6 +24,8 @@ struct Inner {
     idempotency: HashMap<String, String>,
     /// Every request received: "METHOD path".
     requests: Vec<String>,
+    /// Secure tokens (cards): id → token (see the card section below).
+    tokens: HashMap<String, Value>,
     next: u64,
     /// Faults of the next creates (bank-transfer section).
     faults: Vec<CreateFault>,
@@ -113,6 +115,9 @@ impl KomojuFake {
             .route("/api/v1/payments/{id}", get(show))
             .route("/api/v1/payments/{id}/cancel", post(cancel))
             .route("/api/v1/payments/{id}/refund", post(refund))
+            .route("/api/v1/payments/{id}/capture", post(capture))
+            .route("/api/v1/secure_tokens", post(create_secure_token))
+            .route("/api/v1/secure_tokens/{id}", get(show_secure_token))
             .with_state(fake.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         fake
@@ -266,6 +271,10 @@ async fn create(State(f): State<KomojuFake>, headers: HeaderMap, body: Bytes) ->
             "invalid_parameter",
             "amount/currency",
         );
+    }
+    // A card payment with a secure token id as its `payment_details` (card section below).
+    if let Some(token) = req["payment_details"].as_str() {
+        return create_card_payment(&f, key, &req, token);
     }
     let d = &req["payment_details"];
     let email_ok = d["email"].as_str().is_some_and(|e| e.contains('@'));
@@ -568,4 +577,216 @@ fn bank_transfer_details(d: &Value, n: u64, instructions: &str) -> Option<Value>
         "account_name": "カ）コモジュフェイク",
         "instructions_url": instructions,
     }))
+// ---------------------------------------------------------------------------------------------
+// Cards, server to server, with 3-D Secure through secure tokens
+// ---------------------------------------------------------------------------------------------
+/// KOMOJU's test cards (ja.doc.komoju.com/docs/test-cards and, for 3-D Secure,
+/// ja.doc.komoju.com/docs/3dセキュア3dsによる決済テスト), as the fake plays them.
+pub mod test_cards {
+    /// 3-D Secure succeeds on KOMOJU's page without a password; the payment is authorized.
+    pub const SUCCESS: &str = "4100000000000100";
+    /// 3-D Secure with a password on KOMOJU's page: [`PASSWORD_OK`] passes, [`PASSWORD_BAD`] fails.
+    pub const CHALLENGE: &str = "4100000000005000";
+    /// 3-D Secure fails once the shopper is back at `return_url`.
+    pub const THREE_DS_FAILS: &str = "4100000000500000";
+    /// 残高不足: authenticated, then the payment is declined (`insufficient_funds`).
+    pub const INSUFFICIENT_FUNDS: &str = "4123111111111000";
+    /// 期限切れのカード: declined (`card_expired`).
+    pub const EXPIRED: &str = "4123111111111042";
+    pub const PASSWORD_OK: &str = "123456";
+    pub const PASSWORD_BAD: &str = "111111";
+/// What a card does in the fake, decided from its number when the token is made; the number
+/// itself is not kept.
+fn card_scenario(number: &str) -> &'static str {
+    match number {
+        test_cards::CHALLENGE => "challenge",
+        test_cards::THREE_DS_FAILS => "three_ds_fails",
+        test_cards::INSUFFICIENT_FUNDS => "insufficient_funds",
+        test_cards::EXPIRED => "card_expired",
+        _ => "success",
+    /// The secure tokens made so far, oldest first.
+    pub fn secure_tokens(&self) -> Vec<String> {
+        let inner = self.inner.lock().unwrap();
+        let mut ids: Vec<String> = inner.tokens.keys().cloned().collect();
+        ids.sort();
+        ids
+    pub fn secure_token(&self, id: &str) -> Value {
+        self.inner.lock().unwrap().tokens[id].clone()
+    /// The shopper on KOMOJU's 3-D Secure page (`authentication_url`), typing `password` when
+    /// the card asks for one: the token becomes `OK` or not, and the shopper is sent back to
+    /// our `return_url` with KOMOJU's own parameter appended. Returns that URL.
+    pub fn authenticate(&self, token: &str, password: Option<&str>) -> String {
+        let t = inner.tokens.get_mut(token).expect("secure token");
+        let ok = match t["scenario"].as_str().unwrap() {
+            "challenge" => password == Some(test_cards::PASSWORD_OK),
+            "three_ds_fails" => false,
+            _ => true,
+        };
+        t["verification_status"] = json!(if ok { "OK" } else { "ERRORED" });
+        let url = t["return_url"].as_str().unwrap().to_owned();
+        format!("{url}&secure_token={token}")
+fn public_token(t: &Value) -> Value {
+    json!({
+        "id": t["id"],
+        "verification_status": t["verification_status"],
+        "created_at": t["created_at"],
+    })
+/// `POST /api/v1/secure_tokens` — "Create Secure Tokens" (docs.komoju.com/en/api/resources/
+/// secure_tokens/create; flow: docs.komoju.com/en/api/secure_tokens): `amount`, `currency`,
+/// `return_url` and `credit_card` `payment_details`; answers `secure_token`,
+/// `verification_status` `NEEDS_VERIFY` and the `authentication_url` to send the shopper to.
+async fn create_secure_token(
+    State(f): State<KomojuFake>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    f.log("POST /api/v1/secure_tokens".into());
+    if !authorized(&headers) {
+        return error(StatusCode::UNAUTHORIZED, "not_authorized", "bad API key");
+    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
+        return error(StatusCode::BAD_REQUEST, "bad_request", "body is not JSON");
+    };
+    let d = &req["payment_details"];
+    let number = d["number"].as_str().unwrap_or("");
+    let two_digits = |v: &Value| {
+        v.as_str()
+            .is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+    };
+    if req["amount"].as_i64().unwrap_or(0) <= 0
+        || req["currency"].as_str() != Some("JPY")
+        || req["return_url"].as_str().is_none_or(str::is_empty)
+        || d["type"].as_str() != Some("credit_card")
+        || number.len() < 14
+        || !number.bytes().all(|b| b.is_ascii_digit())
+        || !two_digits(&d["month"])
+        || !two_digits(&d["year"])
+        || !two_digits(&d["verification_value"])
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "missing_parameter",
+            "amount, currency, return_url and credit_card details are required",
+        );
+    let n = {
+        let mut inner = f.inner.lock().unwrap();
+        inner.next += 1;
+        inner.next
+    };
+    let id = format!("tok{n:022}");
+    let token = json!({
+        "id": id,
+        "verification_status": "NEEDS_VERIFY",
+        "authentication_url": format!("{}/three_d_secure_service/offsite?token={id}", f.base),
+        "return_url": req["return_url"],
+        "amount": req["amount"],
+        "scenario": card_scenario(number),
+        "last_four_digits": &number[number.len() - 4..],
+        "used": false,
+        "created_at": rfc3339(time::OffsetDateTime::now_utc()),
+    });
+    f.inner
+        .lock()
+        .unwrap()
+        .tokens
+        .insert(id.clone(), token.clone());
+    Json(json!({
+        "secure_token": id,
+        "verification_status": "NEEDS_VERIFY",
+        "authentication_url": token["authentication_url"],
+    .into_response()
+/// `GET /api/v1/secure_tokens/{id}` — "Show Secure Tokens" (docs.komoju.com/en/api/resources/
+/// secure_tokens/show): `id`, `verification_status`, `created_at`.
+async fn show_secure_token(
+    State(f): State<KomojuFake>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    f.log(format!("GET /api/v1/secure_tokens/{id}"));
+    if !authorized(&headers) {
+        return error(StatusCode::UNAUTHORIZED, "not_authorized", "bad API key");
+    match f.inner.lock().unwrap().tokens.get(&id) {
+        Some(t) => Json(public_token(t)).into_response(),
+        None => error(StatusCode::NOT_FOUND, "not_found", "no such secure token"),
+/// `POST /api/v1/payments` with a verified secure token id as `payment_details` ("Use the
+/// Secure Token", docs.komoju.com/en/api/secure_tokens) and `capture: false` for two-step
+/// capture (ja.doc.komoju.com/docs/creating-payments-directly): an `authorized` payment, or an
+/// error object for a declined card (ja.doc.komoju.com/docs/errors: 402 `request_failed`
+/// family; the codes are the test cards' scenarios). A token is used once.
+fn create_card_payment(f: &KomojuFake, key: Option<String>, req: &Value, token: &str) -> Response {
+    let mut inner = f.inner.lock().unwrap();
+    let Some(t) = inner.tokens.get_mut(token) else {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_token",
+            "no such secure token",
+        );
+    };
+    if t["verification_status"] != "OK" || t["used"] == true {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_token",
+            "the secure token is not verified or was used",
+        );
+    let amount = req["amount"].as_i64().unwrap_or(0);
+    if t["amount"].as_i64() != Some(amount) {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_parameter",
+            "amount differs from the token's",
+        );
+    t["used"] = json!(true);
+    let scenario = t["scenario"].as_str().unwrap().to_owned();
+    let last4 = t["last_four_digits"].clone();
+    if matches!(scenario.as_str(), "insufficient_funds" | "card_expired") {
+        return error(
+            StatusCode::PAYMENT_REQUIRED,
+            &scenario,
+            "the card was declined",
+        );
+    inner.next += 1;
+    let id = format!("kmj{:022}", inner.next);
+    let capture = req["capture"].as_bool().unwrap_or(true);
+    let now = rfc3339(time::OffsetDateTime::now_utc());
+    let payment = json!({
+        "id": id,
+        "resource": "payment",
+        "status": if capture { "captured" } else { "authorized" },
+        "amount": amount,
+        "tax": 0,
+        "total": amount,
+        "currency": "JPY",
+        "payment_details": { "type": "credit_card", "brand": "visa", "last_four_digits": last4 },
+        "captured_at": if capture { json!(now) } else { Value::Null },
+        "external_order_num": req["external_order_num"],
+        "created_at": now,
+        "amount_refunded": 0,
+        "refunds": [],
+        "return_url": Value::Null,
+    });
+    inner.payments.insert(id.clone(), payment.clone());
+    if let Some(k) = key {
+        inner.idempotency.insert(k, id);
+    Json(payment).into_response()
+/// `POST /api/v1/payments/{id}/capture` — "Capture a payment": an `authorized` payment becomes
+/// `captured` (ja.doc.komoju.com/reference/payments-2 statuses).
+async fn capture(
+    State(f): State<KomojuFake>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    f.log(format!("POST /api/v1/payments/{id}/capture"));
+    if !authorized(&headers) {
+        return error(StatusCode::UNAUTHORIZED, "not_authorized", "bad API key");
+    let mut inner = f.inner.lock().unwrap();
+    let Some(p) = inner.payments.get_mut(&id) else {
+        return error(StatusCode::NOT_FOUND, "not_found", "no such payment");
+    };
+    if p["status"].as_str() != Some("authorized") {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_payment_status",
+            "only authorized payments can be captured",
+        );
+    p["status"] = json!("captured");
+    p["captured_at"] = json!(rfc3339(time::OffsetDateTime::now_utc()));
+    Json(p.clone()).into_response()
 }

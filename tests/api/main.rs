@@ -28,6 +28,7 @@ mod hardening;
 mod held_cards;
 mod komoju;
 mod komoju_bank_transfer;
+mod komoju_card;
 mod komoju_carrier;
 mod komoju_fake;
 mod komoju_wallet;
