@@ -197,10 +197,16 @@ pub struct MethodView {
     pub badge: &'static str,
 }
 
-/// The selector badge of a method (empty when it has none).
-pub fn method_badge(m: crate::domain::Method) -> &'static str {
-    match m {
-        crate::domain::Method::Wallet => crate::badges::wallet("paypay").unwrap_or_default(),
+/// The selector badge of a method (empty when it has none): wallets show the first brand the
+/// merchant offers (PayPay unless it is switched off).
+pub fn method_badge(
+    m: crate::domain::Method,
+    first_wallet: Option<crate::domain::wallet::Wallet>,
+) -> &'static str {
+    match (m, first_wallet) {
+        (crate::domain::Method::Wallet, Some(w)) => {
+            crate::badges::wallet(w.code()).unwrap_or_default()
+        }
         _ => "",
     }
 }

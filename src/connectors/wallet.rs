@@ -50,6 +50,21 @@ pub struct RefundRequest {
     pub idempotency_key: String,
 }
 
+/// A wallet payment as the processor holds it (the reconciliation sweep).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retrieved {
+    /// Our payment id as the processor holds it.
+    pub payment_id: Option<String>,
+    pub wallet: Option<Wallet>,
+    pub amount: i64,
+    pub outcome: WalletOutcome,
+    /// Set when the processor says the paid payment was refunded since.
+    pub refunded: bool,
+}
+
+/// The code of a cancel asked of a connector that keeps no payments to cancel.
+pub const CANCEL_UNSUPPORTED: &str = "cancel_not_supported";
+
 #[async_trait]
 pub trait WalletConnector: Send + Sync {
     /// Begin a payment: returns the wallet page to redirect to.
@@ -65,6 +80,16 @@ pub trait WalletConnector: Send + Sync {
     ) -> Result<WalletResult, ConnectorError>;
     /// Refunds `amount` of a paid payment.
     async fn refund(&self, req: &RefundRequest) -> Result<(), ConnectorError>;
+    /// The payment's state read server-side, for webhooks that never came (the reconciliation
+    /// sweep). `None`: this connector cannot be asked (the sandbox decides only on its page).
+    async fn retrieve(&self, _session_id: &str) -> Result<Option<Retrieved>, ConnectorError> {
+        Ok(None)
+    }
+    /// Stops a payment still waiting for the shopper, so it can no longer be completed. Only
+    /// asked of connectors that answer [`WalletConnector::retrieve`].
+    async fn cancel(&self, _session_id: &str) -> Result<(), ConnectorError> {
+        Err(ConnectorError::InvalidRequest(CANCEL_UNSUPPORTED))
+    }
 }
 
 /// The three buttons of the sandbox wallet page.

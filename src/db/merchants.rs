@@ -1,6 +1,7 @@
 //! Merchants and their signing keys.
 
 use crate::db::Db;
+use crate::domain::wallet::Brands;
 use crate::domain::{
     CallbackStatus, CaptureMode, MerchantStatus, Method, MethodList, Mode, NotifyFormat,
 };
@@ -31,6 +32,9 @@ pub struct MerchantRow {
     #[sqlx(try_from = "String")]
     pub capture_mode: CaptureMode,
     pub card_options: String,
+    /// The wallet brands offered (`all` by default).
+    #[sqlx(try_from = "String")]
+    pub wallet_brands: Brands,
     pub created_at: i64,
     /// Processor accounts the merchant has ever had (0: no account lookup needed).
     pub processor_accounts: i64,
@@ -38,7 +42,7 @@ pub struct MerchantRow {
 
 const COLS: &str =
     "m.id, m.name, m.mode, m.status, m.methods, m.konbini_chains, m.return_origins, \
-m.callback_url, m.webhook_secrets, m.notify_format, m.callback_status, m.theme, m.konbini_days, m.capture_mode, m.card_options, m.created_at, m.processor_accounts";
+m.callback_url, m.webhook_secrets, m.notify_format, m.callback_status, m.theme, m.konbini_days, m.capture_mode, m.card_options, m.wallet_brands, m.created_at, m.processor_accounts";
 
 impl MerchantRow {
     /// Webhook secrets, newest first (opened with the master key when sealed).
@@ -467,6 +471,7 @@ pub struct ConsoleSettings<'a> {
     pub return_origins: &'a [String],
     pub methods: &'a [Method],
     pub konbini_chains: &'a [String],
+    pub wallet_brands: &'a Brands,
     pub konbini_days: i64,
     pub capture_mode: CaptureMode,
     pub theme: &'a str,
@@ -481,7 +486,7 @@ pub async fn set_console_settings(
     let mut tx = db.begin().await?;
     exec_tx!(&mut tx, c => sqlx::query(
         "UPDATE merchants SET callback_url = $1, return_origins = $2, methods = $3, konbini_chains = $4, \
-         konbini_days = $5, capture_mode = $6, theme = $7 WHERE id = $8",
+         konbini_days = $5, capture_mode = $6, theme = $7, wallet_brands = $9 WHERE id = $8",
     )
     .bind(u.callback_url)
     .bind(u.return_origins.join(" "))
@@ -491,6 +496,7 @@ pub async fn set_console_settings(
     .bind(u.capture_mode.code())
     .bind(u.theme)
     .bind(merchant_id)
+    .bind(u.wallet_brands.code())
     .execute(c)
     .await)?;
     tx.commit().await

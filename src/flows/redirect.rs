@@ -73,6 +73,10 @@ pub trait RedirectMethod: Send + Sync + 'static {
     fn connector(c: &MerchantConnectors) -> Option<Resolved<Self::Connector>>;
     /// The connector that served an existing payment.
     fn connector_for(c: &MerchantConnectors, id: &ConnectorId) -> Option<Arc<Self::Connector>>;
+    /// Whether the merchant offers this institution (default: every one).
+    fn offers(_o: &Opened, _i: Self::Institution) -> bool {
+        true
+    }
     /// The sandbox that stands in for the institution's page.
     fn sandbox(s: &Sandbox) -> &SandboxRedirect<Self::Institution>;
     /// Asks the connector to begin: where to send the shopper.
@@ -125,6 +129,10 @@ pub async fn start<M: RedirectMethod>(
     institution: M::Institution,
 ) -> FlowResult<String> {
     if !checkout::offered(o, device).contains(&M::METHOD) {
+        return Err(FlowError::shopper(Reason::MethodNotAvailable));
+    }
+    // An institution the merchant does not offer (a hand-made form) is refused: nothing stored.
+    if !M::offers(o, institution) {
         return Err(FlowError::shopper(Reason::MethodNotAvailable));
     }
     if o.checkout.status != CheckoutStatus::Open {
@@ -367,23 +375,39 @@ pub async fn timeout_due<M: RedirectMethod>(db: &Db, now_ms: i64) -> anyhow::Res
     let due = payments::overdue(db, M::METHOD, M::WAITING.into(), now_ms).await?;
     let mut done = 0;
     for p in due {
-        let Ok(to) = M::apply(M::WAITING, Step::TimeOut { now_ms }, p.created_at) else {
-            continue;
-        };
-        let mut change = Change::new(to, M::event_type(to).unwrap_or("payment.expired"), "system");
-        change.data = json!({ "reason": format!("{}_timeout", M::NAME) });
-        let mut tx = db.begin().await?;
-        match payments::transition(&mut tx, &p, &change, now_ms).await {
-            Ok(_) => {}
-            Err(PaymentError::Conflict) => continue,
-            Err(e) => return Err(e.into()),
+        let data = json!({ "reason": format!("{}_timeout", M::NAME) });
+        if time_out::<M>(db, &p, now_ms, data).await? {
+            done += 1;
         }
-        payments::set_checkout_status(&mut tx, &p.checkout_id, CheckoutStatus::Open, now_ms)
-            .await?;
-        tx.commit().await?;
-        done += 1;
     }
     Ok(done)
+}
+
+/// Times one waiting payment out (`timed_out`, `payment.expired` with `data`) and reopens its
+/// checkout, if its timeout has passed and nobody changed it meanwhile. True when it did.
+pub async fn time_out<M: RedirectMethod>(
+    db: &Db,
+    p: &PaymentRow,
+    now_ms: i64,
+    data: Value,
+) -> anyhow::Result<bool> {
+    let Some(from) = M::status(p.status) else {
+        return Ok(false);
+    };
+    let Ok(to) = M::apply(from, Step::TimeOut { now_ms }, p.created_at) else {
+        return Ok(false);
+    };
+    let mut change = Change::new(to, M::event_type(to).unwrap_or("payment.expired"), "system");
+    change.data = data;
+    let mut tx = db.begin().await?;
+    match payments::transition(&mut tx, p, &change, now_ms).await {
+        Ok(_) => {}
+        Err(PaymentError::Conflict) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    }
+    payments::set_checkout_status(&mut tx, &p.checkout_id, CheckoutStatus::Open, now_ms).await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// The sandbox bank and carrier pages exist only for sandbox payments of test-mode merchants:

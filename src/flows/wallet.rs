@@ -25,6 +25,7 @@ use crate::domain::processor::ConnectorId;
 use crate::domain::redirect::Step;
 use crate::domain::wallet::{self, Wallet, WalletStatus, PENDING_TIMEOUT_MS};
 use crate::domain::Method;
+use crate::flows::checkout::Opened;
 use crate::flows::error::{FlowError, FlowResult, Refused};
 use crate::flows::redirect::{self, payment_error, RedirectMethod, StartArgs};
 
@@ -70,6 +71,10 @@ impl RedirectMethod for Wallets {
     }
     fn connector_for(c: &MerchantConnectors, id: &ConnectorId) -> Option<Arc<dyn WalletConnector>> {
         c.wallet_for(id)
+    }
+    /// Only the brands the merchant chose (settings; all by default).
+    fn offers(o: &Opened, w: Wallet) -> bool {
+        o.merchant.wallet_brands.offers(w)
     }
     fn sandbox(s: &Sandbox) -> &SandboxRedirect<Wallet> {
         &s.wallet
@@ -342,4 +347,102 @@ pub async fn resume(
 /// makes the payment paid (its webhook or the return).
 pub async fn timeout_due(db: &Db, now_ms: i64) -> anyhow::Result<usize> {
     redirect::timeout_due::<Wallets>(db, now_ms).await
+}
+
+/// A processor wallet payment still waiting this long after its last change is asked about
+/// (its webhook may have been lost).
+pub const RECONCILE_AFTER_MS: i64 = 10 * 60 * 1000;
+/// At most this many payments per sweep.
+const BATCH: i64 = 200;
+
+/// The wallet reconciliation sweep (as `flows::carrier_sync::reconcile` does for carriers):
+/// processor wallet payments still `awaiting_wallet` [`RECONCILE_AFTER_MS`] after their last
+/// change are retrieved and their outcome applied through the same state machine and
+/// conditional update as a webhook (so both together apply once); one still pending after
+/// [`PENDING_TIMEOUT_MS`] is cancelled at the processor and then timed out here. Runs before
+/// [`timeout_due`], which remains the fallback when the processor cannot be reached. Returns
+/// how many payments changed.
+pub async fn reconcile(db: &Db, registry: &Arc<Registry>, now: i64) -> anyhow::Result<usize> {
+    let due = crate::db::reconcile::waiting_at_processors(
+        db,
+        &[METHOD.code()],
+        WalletStatus::AwaitingWallet.code(),
+        now - RECONCILE_AFTER_MS,
+        BATCH,
+    )
+    .await?;
+    let mut n = 0;
+    for p in due {
+        match reconcile_one(db, registry, &p, now).await {
+            Ok(true) => n += 1,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(payment = %p.id, error = %e, "wallet reconciliation"),
+        }
+    }
+    Ok(n)
+}
+
+async fn reconcile_one(
+    db: &Db,
+    registry: &Arc<Registry>,
+    p: &PaymentRow,
+    now: i64,
+) -> anyhow::Result<bool> {
+    let merchant = crate::db::merchants::get(db, &p.merchant_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("payment {} has no merchant", p.id))?;
+    let conn = connector_of(registry, db, &merchant, p)
+        .await
+        .map_err(|_| anyhow::anyhow!("the payment's connector is not available"))?;
+    // No session: the start never got the processor's answer; the timeout job decides.
+    let Some(session) = p.connector_ref.as_deref() else {
+        return Ok(false);
+    };
+    let Some(r) = conn
+        .retrieve(session)
+        .await
+        .map_err(|e| anyhow::anyhow!("retrieve: {}", e.code()))?
+    else {
+        return Ok(false);
+    };
+    if r.payment_id.as_deref() != Some(p.id.as_str())
+        || r.amount != p.amount
+        || r.wallet.map(Wallet::code) != p.institution.as_deref()
+    {
+        anyhow::bail!("the processor's payment does not match ours");
+    }
+    if r.outcome == WalletOutcome::Pending {
+        if !wallet::timed_out(p.created_at, now) {
+            return Ok(false);
+        }
+        // Stopped at the processor first, so the shopper cannot finish it after we gave up; if
+        // that is refused (it was just paid), the next sweep reads the new status.
+        conn.cancel(session)
+            .await
+            .map_err(|e| anyhow::anyhow!("cancel at the processor: {}", e.code()))?;
+        let data = json!({ "reason": "wallet_timeout", "cancelled_at_processor": true });
+        return redirect::time_out::<Wallets>(db, p, now, data).await;
+    }
+    let mut tx = db.begin().await?;
+    let row = match redirect::apply_outcome_in::<Wallets>(
+        &mut tx,
+        p,
+        &r.outcome,
+        "system:reconcile",
+        now,
+    )
+    .await
+    {
+        Ok(Some(row)) => row,
+        // A webhook (or the shopper's return) applied it first.
+        Ok(None) | Err(PaymentError::Conflict) => return Ok(false),
+        Err(e) => return Err(anyhow::anyhow!("{e}")),
+    };
+    // Refunded at the processor since it was paid (that webhook was lost too).
+    if r.refunded && row.status == WalletStatus::Paid {
+        let rest = row.captured_amount - row.refunded_amount;
+        refunded_in(&mut tx, &row, rest, "system:reconcile", now).await?;
+    }
+    tx.commit().await?;
+    Ok(true)
 }

@@ -1,10 +1,10 @@
-//! Wallet shopper pages (PayPay, au PAY, …): the choice of wallet, each with its badge. Starting,
+//! Wallet shopper pages (PayPay, au PAY, …): the choice among the merchant's wallet brands, each
+//! with its badge. Starting,
 //! the return and the result page are the shared redirect routes of `routes::redirect`.
 
 use axum::extract::State;
 use axum::response::Response;
 
-use crate::domain::wallet::Wallet;
 use crate::error::AppResult;
 use crate::flows::wallet;
 use crate::pages::{WalletChoice, WebWalletChoose};
@@ -24,7 +24,11 @@ pub async fn show(
         Err(elsewhere) => return Ok(elsewhere),
     };
     let en = o.checkout.lang == "en";
-    let wallets = Wallet::ALL
+    // Only the brands the merchant offers (its settings).
+    let wallets = o
+        .merchant
+        .wallet_brands
+        .list()
         .into_iter()
         .map(|w| WalletChoice {
             value: w.code(),

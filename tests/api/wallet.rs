@@ -392,3 +392,85 @@ async fn cli_refunds_a_wallet_payment(app: TestApp) {
         .all(|e| e.actor == "cli"));
 }
 both!(cli_refunds_a_wallet_payment);
+
+/// The merchant chooses its wallet brands on the console's settings page: the selector and the
+/// wallet page show only those, a POST naming another brand is refused and stores nothing, and
+/// wallets on with no brand chosen is refused. Merchants who never chose keep every brand.
+async fn merchant_chooses_wallet_brands(app: TestApp) {
+    use crate::console::{user, Console};
+    let m = app.merchant().await;
+    let stored = kakehashi::db::merchants::get(&app.db, &m.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.wallet_brands, kakehashi::domain::wallet::Brands::All);
+    let u = user(&app, Some(&m.id), kakehashi::console::Role::Admin).await;
+    let c = Console::login(&app, &u).await;
+    let (s, page) = c.get("/console/settings").await;
+    assert_eq!(s, 200);
+    assert!(page.contains("スマホ決済のブランド"), "{page}");
+    assert!(page.contains("name=\"wallets\" value=\"linepay\" checked"));
+    let csrf = hidden(&page, "csrf");
+    let base = [
+        ("csrf", csrf.as_str()),
+        ("return_origins", "https://shop.example"),
+        ("methods", "card"),
+        ("methods", "konbini"),
+        ("methods", "wallet"),
+        ("chains", "seven"),
+        ("konbini_days", "10"),
+        ("capture_mode", "auto"),
+        ("theme", "demo"),
+    ];
+    // Wallets on, no brand: refused, nothing stored.
+    let r = c.post("/console/settings", &base).await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("ブランドを1つ以上選択"));
+    let mut good = base.to_vec();
+    good.push(("wallets", "merpay"));
+    good.push(("wallets", "aupay"));
+    assert_eq!(c.post("/console/settings", &good).await.status(), 303);
+    let stored = kakehashi::db::merchants::get(&app.db, &m.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.wallet_brands.code(), "aupay,merpay");
+
+    // The selector no longer promises PayPay; the wallet page lists the two brands only.
+    let f = app.fields(&m, "wl-9", 2_000, &[]);
+    let (_, sel) = app.open(&m, &f, UA_PC).await;
+    assert!(sel.contains("value=\"wallet\""), "{sel}");
+    assert!(!sel.contains("PayPayなど"), "{sel}");
+    let method_page = app.choose(&m, "wl-10", 2_000, "wallet", UA_PC).await;
+    let body = app.get(&method_page, UA_PC).await.text().await.unwrap();
+    assert!(body.contains("au PAY") && body.contains("メルペイ"), "{body}");
+    for other in ["value=\"paypay\"", "value=\"linepay\"", "楽天ペイ", "ペイディ"] {
+        assert!(!body.contains(other), "{other}");
+    }
+    // A hand-made POST naming a brand the merchant does not offer: refused, nothing stored.
+    let r = app
+        .post_form(
+            &method_page,
+            UA_PC,
+            &[("csrf", &hidden(&body, "csrf")), ("wallet", "paypay")],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        error_code(&r.text().await.unwrap()),
+        "method_not_available"
+    );
+    assert_eq!(app.count("payments").await, 0);
+    assert_eq!(app.checkout_status(&m, "wl-10").await, "open");
+    // An offered one still works.
+    let r = app
+        .post_form(
+            &method_page,
+            UA_PC,
+            &[("csrf", &hidden(&body, "csrf")), ("wallet", "aupay")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert!(location(&r).contains("/sandbox/wallet/aupay/"));
+}
+both!(merchant_chooses_wallet_brands);
