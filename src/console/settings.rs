@@ -71,7 +71,10 @@ pub fn parse(
     }
     let mut chosen = Vec::new();
     for w in all(fields, "wallets") {
-        chosen.push(Wallet::parse(w).ok_or_else(|| format!("スマホ決済のブランドが正しくありません: {w}"))?);
+        chosen.push(
+            Wallet::parse(w)
+                .ok_or_else(|| format!("スマホ決済のブランドが正しくありません: {w}"))?,
+        );
     }
     let wallet_brands = match Brands::choose(&chosen) {
         Some(b) => b,

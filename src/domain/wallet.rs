@@ -108,11 +108,7 @@ impl Brands {
     pub fn code(&self) -> String {
         match self {
             Brands::All => "all".to_owned(),
-            Brands::Only(list) => list
-                .iter()
-                .map(|w| w.code())
-                .collect::<Vec<_>>()
-                .join(","),
+            Brands::Only(list) => list.iter().map(|w| w.code()).collect::<Vec<_>>().join(","),
         }
     }
 

@@ -306,8 +306,7 @@ const MINUTE: i64 = 60_000;
 /// cancelled at KOMOJU and then here; a webhook and the sweep together apply once.
 async fn komoju_wallet_reconciliation_sweep(app: TestApp, fake: KomojuFake) {
     let (m, account) = live_merchant(&app).await;
-    let sweep =
-        |now: i64| kakehashi::flows::wallet::reconcile(&app.db, &app.state.connectors, now);
+    let sweep = |now: i64| kakehashi::flows::wallet::reconcile(&app.db, &app.state.connectors, now);
     let gets = |f: &KomojuFake| {
         f.requests()
             .iter()
@@ -355,10 +354,7 @@ async fn komoju_wallet_reconciliation_sweep(app: TestApp, fake: KomojuFake) {
     let url = format!("{}/webhooks/komoju/{account}", app.base);
     let body = fake.event("payment.captured", &captured).to_string();
     let soon = kakehashi::util::now_ms() + 11 * MINUTE;
-    let ((code, v), swept) = tokio::join!(
-        fake.deliver(&url, WEBHOOK_SECRET, &body),
-        sweep(soon)
-    );
+    let ((code, v), swept) = tokio::join!(fake.deliver(&url, WEBHOOK_SECRET, &body), sweep(soon));
     let swept = swept.unwrap();
     assert!(code == 200 || code == 503, "{code} {v}");
     // A retry of the webhook (KOMOJU redelivers after a 503) changes nothing more.
