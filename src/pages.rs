@@ -791,7 +791,7 @@ device_page! {
 /// nobody mistakes it for a real bank or wallet, or for the shop.
 #[derive(Template)]
 #[template(path = "web/sandbox_redirect.html")]
-pub struct WebSandboxRedirect {
+pub struct WebSandboxInstitution {
     pub app_css: String,
     /// In the title: `みずほ銀行 ネットバンキング`, `PayPay`.
     pub title_name: String,

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 
 use crate::connectors::bank::{BankConnector, StartRequest};
 use crate::connectors::error::ConnectorError;
-use crate::connectors::redirect::{SandboxRedirect, SignedAnswer, StartOutcome};
-use crate::connectors::registry::{MerchantConnectors, Resolved, Sandbox};
+use crate::connectors::redirect::{SignedAnswer, StartOutcome};
+use crate::connectors::registry::{MerchantConnectors, Resolved};
 use crate::db::Db;
 use crate::domain::bank::{self, Bank, BankStatus};
 use crate::domain::lifecycle::TransitionError;
@@ -61,9 +61,6 @@ impl RedirectMethod for BankNet {
     }
     fn connector_for(c: &MerchantConnectors, id: &ConnectorId) -> Option<Arc<dyn BankConnector>> {
         c.bank_for(id)
-    }
-    fn sandbox(s: &Sandbox) -> &SandboxRedirect<Bank> {
-        &s.bank
     }
     async fn start(
         c: &dyn BankConnector,

@@ -14,10 +14,9 @@ use serde_json::{json, Value};
 
 use crate::connectors::error::ConnectorError;
 use crate::connectors::redirect::{
-    Outcome, SandboxChoice, SandboxInstitution, SandboxRedirect, SandboxReturn, SignedAnswer,
-    StartOutcome,
+    Outcome, SandboxChoice, SandboxReturn, SignedAnswer, StartOutcome,
 };
-use crate::connectors::registry::{MerchantConnectors, Resolved, Sandbox};
+use crate::connectors::registry::{MerchantConnectors, Resolved, SandboxOf};
 use crate::context::Ctx;
 use crate::db::checkouts::{self, CheckoutRow};
 use crate::db::payments::{self, Change, NewPayment, PaymentError, PaymentRow};
@@ -37,7 +36,7 @@ use crate::flows::error::{FlowError, FlowResult};
 /// brand), its status machine, and how to reach its connector.
 #[async_trait]
 pub trait RedirectMethod: Send + Sync + 'static {
-    type Institution: SandboxInstitution;
+    type Institution: SandboxOf;
     type Status: Status + Into<PaymentStatus>;
     type Connector: ?Sized + Send + Sync;
 
@@ -77,8 +76,6 @@ pub trait RedirectMethod: Send + Sync + 'static {
     fn offers(_o: &Opened, _i: Self::Institution) -> bool {
         true
     }
-    /// The sandbox that stands in for the institution's page.
-    fn sandbox(s: &Sandbox) -> &SandboxRedirect<Self::Institution>;
     /// Asks the connector to begin: where to send the shopper.
     async fn start(
         c: &Self::Connector,
@@ -244,7 +241,7 @@ pub fn sandbox_decide<M: RedirectMethod>(
     // The institution's page has no shopper session of its own; the return gets a fresh one.
     let token = checkout::new_session(state, &s.checkout.id, ViewOverride::Auto);
     let url = return_url::<M>(state, &token, &s.payment.id);
-    M::sandbox(state.connectors.sandbox_pages()).sandbox_return_url(
+    M::Institution::of(state.connectors.sandbox_pages()).sandbox_return_url(
         &SandboxReturn {
             return_url: &url,
             session_id: session,

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use crate::connectors::error::ConnectorError;
-use crate::connectors::redirect::{SandboxRedirect, SignedAnswer, StartOutcome};
-use crate::connectors::registry::{MerchantConnectors, Registry, Resolved, Sandbox};
+use crate::connectors::redirect::{SignedAnswer, StartOutcome};
+use crate::connectors::registry::{MerchantConnectors, Registry, Resolved};
 use crate::connectors::wallet::{RefundRequest, StartRequest, WalletConnector, WalletOutcome};
 use crate::connectors::webhook::{Effect, WebhookEvent};
 use crate::context::Ctx;
@@ -75,9 +75,6 @@ impl RedirectMethod for Wallets {
     /// Only the brands the merchant chose (settings; all by default).
     fn offers(o: &Opened, w: Wallet) -> bool {
         o.merchant.wallet_brands.offers(w)
-    }
-    fn sandbox(s: &Sandbox) -> &SandboxRedirect<Wallet> {
-        &s.wallet
     }
     async fn start(
         c: &dyn WalletConnector,

@@ -18,7 +18,7 @@ use crate::error::{AppError, AppResult, Reason};
 use crate::flows::carrier;
 use crate::flows::redirect::{self, RedirectMethod, SandboxSession};
 use crate::form;
-use crate::pages::{Choice, SandboxCarrierPage, SandboxCopy, WebSandboxRedirect};
+use crate::pages::{Choice, SandboxCarrierPage, SandboxCopy, WebSandboxInstitution};
 use crate::render;
 use crate::session::Session;
 use crate::state::AppState;
@@ -39,11 +39,11 @@ fn redirect_view<M: RedirectMethod>(
     s: &SandboxSession<M::Institution>,
     session: &str,
     left: bool,
-) -> WebSandboxRedirect
+) -> WebSandboxInstitution
 where
     M::Institution: SandboxCopy,
 {
-    WebSandboxRedirect {
+    WebSandboxInstitution {
         app_css: state.app_css.to_string(),
         title_name: s.institution.sandbox_title(),
         banner_ja: <M::Institution as SandboxCopy>::BANNER_JA,
