@@ -197,10 +197,16 @@ pub struct MethodView {
     pub badge: &'static str,
 }
 
-/// The selector badge of a method (empty when it has none).
-pub fn method_badge(m: crate::domain::Method) -> &'static str {
-    match m {
-        crate::domain::Method::Wallet => crate::badges::wallet("paypay").unwrap_or_default(),
+/// The selector badge of a method (empty when it has none): wallets show the first brand the
+/// merchant offers (PayPay unless it is switched off).
+pub fn method_badge(
+    m: crate::domain::Method,
+    first_wallet: Option<crate::domain::wallet::Wallet>,
+) -> &'static str {
+    match (m, first_wallet) {
+        (crate::domain::Method::Wallet, Some(w)) => {
+            crate::badges::wallet(w.code()).unwrap_or_default()
+        }
         _ => "",
     }
 }
@@ -788,14 +794,18 @@ device_page! {
     fp: FpPayResult = "fp/pay_result.html",
 }
 
-/// The sandbox bank's page: deliberately not the merchant's theme, so nobody mistakes it for
-/// a real bank or for the shop.
+/// A sandbox institution page (bank net, wallets): deliberately not the merchant's theme, so
+/// nobody mistakes it for a real bank or wallet, or for the shop.
 #[derive(Template)]
-#[template(path = "web/sandbox_bank.html")]
-pub struct WebSandboxBank {
+#[template(path = "web/sandbox_redirect.html")]
+pub struct WebSandboxInstitution {
     pub app_css: String,
-    pub bank_name: &'static str,
-    pub bank_code: &'static str,
+    /// In the title: `みずほ銀行 ネットバンキング`, `PayPay`.
+    pub title_name: String,
+    /// What the page stands in for, after 「テスト環境（サンドボックス）の」.
+    pub banner_ja: &'static str,
+    pub banner_en: &'static str,
+    pub heading: String,
     pub item_name: String,
     pub amount: String,
     pub action: String,
@@ -805,20 +815,34 @@ pub struct WebSandboxBank {
     pub left: bool,
 }
 
-/// The sandbox wallet's page: not the merchant's theme, so nobody mistakes it for a real
-/// wallet or for the shop.
-#[derive(Template)]
-#[template(path = "web/sandbox_wallet.html")]
-pub struct WebSandboxWallet {
-    pub app_css: String,
-    pub wallet_name: &'static str,
-    pub item_name: String,
-    pub amount: String,
-    pub action: String,
-    pub csrf: String,
-    pub choices: Vec<Choice>,
-    /// The shopper chose to walk away: tell them nothing comes back.
-    pub left: bool,
+/// How a sandbox institution page names what it stands in for.
+pub trait SandboxCopy {
+    const BANNER_JA: &'static str;
+    const BANNER_EN: &'static str;
+    fn sandbox_title(self) -> String;
+    fn sandbox_heading(self) -> String;
+}
+
+impl SandboxCopy for crate::domain::bank::Bank {
+    const BANNER_JA: &'static str = "銀行画面です。実際の銀行ではありません";
+    const BANNER_EN: &'static str = "Sandbox bank page: not a real bank";
+    fn sandbox_title(self) -> String {
+        format!("{} ネットバンキング", self.name_ja())
+    }
+    fn sandbox_heading(self) -> String {
+        format!("{}（金融機関コード {}）", self.name_ja(), self.code())
+    }
+}
+
+impl SandboxCopy for crate::domain::wallet::Wallet {
+    const BANNER_JA: &'static str = "スマホ決済画面です。実際のサービスではありません";
+    const BANNER_EN: &'static str = "Sandbox wallet page: not a real wallet";
+    fn sandbox_title(self) -> String {
+        self.name_ja().to_owned()
+    }
+    fn sandbox_heading(self) -> String {
+        self.name_ja().to_owned()
+    }
 }
 
 device_page! {

@@ -10,6 +10,7 @@ pub mod driver;
 pub mod error;
 pub mod komoju;
 pub mod konbini;
+pub mod redirect;
 pub mod registry;
 pub mod signed_return;
 pub mod stripe;

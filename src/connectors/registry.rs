@@ -54,6 +54,24 @@ impl Sandbox {
     }
 }
 
+/// The sandbox of a redirect institution among the registry's, for the sandbox pages: flows reach
+/// it by institution type without naming a sandbox connector.
+pub trait SandboxOf: crate::connectors::redirect::SandboxInstitution {
+    fn of(s: &Sandbox) -> &crate::connectors::redirect::SandboxRedirect<Self>;
+}
+
+impl SandboxOf for crate::domain::bank::Bank {
+    fn of(s: &Sandbox) -> &crate::connectors::redirect::SandboxRedirect<Self> {
+        &s.bank
+    }
+}
+
+impl SandboxOf for crate::domain::wallet::Wallet {
+    fn of(s: &Sandbox) -> &crate::connectors::redirect::SandboxRedirect<Self> {
+        &s.wallet
+    }
+}
+
 /// A per-purpose key derived from the server secret: a leak of one purpose's key (e.g. in a
 /// sandbox log) does not expose session or CSRF tokens.
 pub fn derived_secret(secret: &[u8], purpose: &str) -> Vec<u8> {

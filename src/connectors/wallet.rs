@@ -1,21 +1,16 @@
-//! Wallet connector: the `WalletConnector` trait (redirect to the wallet, signed return, refund)
-//! and its sandbox wallet page (approve / decline / walk away) with signed returns.
-//!
-//! Signing and return verification are the shared helpers of `connectors::signed_return`, as
-//! for bank net and carrier billing: a return URL is typed by the shopper's browser, so every
-//! field in it is HMAC-signed and checked before anything changes.
+//! Wallet connector: the `WalletConnector` trait (redirect to the wallet, signed return, refund).
+//! Its sandbox (a wallet page of ours: approve / decline / walk away, with signed returns) is the
+//! shared redirect sandbox of `connectors::redirect`, for [`Wallet`].
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::connectors::signed_return::{
-    append_query, derived_ref, random_session_id, required, signed_query, verify_signed_params,
-    ReturnError, RETURN_MAX_AGE_MS, TS_FIELD,
-};
-use crate::domain::wallet::{Wallet, WalletAction};
+use crate::connectors::redirect::{SandboxInstitution, SandboxRedirect};
+use crate::domain::wallet::Wallet;
 use crate::domain::Mode;
 
 pub use crate::connectors::error::ConnectorError;
+pub use crate::connectors::redirect::{Outcome as WalletOutcome, StartOutcome};
 pub use crate::connectors::signed_return::SANDBOX_REFUSES_LIVE;
 
 /// Start of a wallet payment.
@@ -31,38 +26,6 @@ pub struct StartRequest {
     pub item_name: String,
     /// Our return endpoint, without a query string: the connector appends signed fields.
     pub return_url: String,
-}
-
-/// Where to send the shopper. Store `session_id` with the payment (`connector_ref`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StartOutcome {
-    pub session_id: String,
-    /// The wallet's page (sandbox: our own `/sandbox/wallet/{wallet}/{session}`).
-    pub redirect_url: String,
-}
-
-/// What the wallet said.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "result", rename_all = "snake_case")]
-pub enum WalletOutcome {
-    Paid {
-        txn_id: String,
-    },
-    Declined,
-    /// Not decided yet (a processor asked server-side still waits): a webhook or the timeout
-    /// decides later.
-    Pending,
-}
-
-impl WalletOutcome {
-    /// The domain action to apply (`None`: not decided).
-    pub fn action(&self) -> Option<WalletAction> {
-        match self {
-            WalletOutcome::Paid { .. } => Some(WalletAction::Approve),
-            WalletOutcome::Declined => Some(WalletAction::Decline),
-            WalletOutcome::Pending => None,
-        }
-    }
 }
 
 /// A verified return. The flow still checks `payment_id`, `session_id`, `wallet` and `amount`
@@ -87,6 +50,21 @@ pub struct RefundRequest {
     pub idempotency_key: String,
 }
 
+/// A wallet payment as the processor holds it (the reconciliation sweep).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retrieved {
+    /// Our payment id as the processor holds it.
+    pub payment_id: Option<String>,
+    pub wallet: Option<Wallet>,
+    pub amount: i64,
+    pub outcome: WalletOutcome,
+    /// Set when the processor says the paid payment was refunded since.
+    pub refunded: bool,
+}
+
+/// The code of a cancel asked of a connector that keeps no payments to cancel.
+pub const CANCEL_UNSUPPORTED: &str = "cancel_not_supported";
+
 #[async_trait]
 pub trait WalletConnector: Send + Sync {
     /// Begin a payment: returns the wallet page to redirect to.
@@ -102,142 +80,40 @@ pub trait WalletConnector: Send + Sync {
     ) -> Result<WalletResult, ConnectorError>;
     /// Refunds `amount` of a paid payment.
     async fn refund(&self, req: &RefundRequest) -> Result<(), ConnectorError>;
+    /// The payment's state read server-side, for webhooks that never came (the reconciliation
+    /// sweep). `None`: this connector cannot be asked (the sandbox decides only on its page).
+    async fn retrieve(&self, _session_id: &str) -> Result<Option<Retrieved>, ConnectorError> {
+        Ok(None)
+    }
+    /// Stops a payment still waiting for the shopper, so it can no longer be completed. Only
+    /// asked of connectors that answer [`WalletConnector::retrieve`].
+    async fn cancel(&self, _session_id: &str) -> Result<(), ConnectorError> {
+        Err(ConnectorError::InvalidRequest(CANCEL_UNSUPPORTED))
+    }
 }
 
 /// The three buttons of the sandbox wallet page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SandboxWalletChoice {
-    /// 支払う: the wallet pays; the shopper returns with `paid`.
-    Approve,
-    /// 支払わない: the wallet declines; the shopper returns with `declined`.
-    Decline,
-    /// 離脱する: the shopper closes the wallet. Nothing comes back; the payment waits until the
-    /// background job times it out.
-    WalkAway,
-}
-
-impl SandboxWalletChoice {
-    pub const ALL: [SandboxWalletChoice; 3] = [
-        SandboxWalletChoice::Approve,
-        SandboxWalletChoice::Decline,
-        SandboxWalletChoice::WalkAway,
-    ];
-
-    pub fn code(self) -> &'static str {
-        match self {
-            SandboxWalletChoice::Approve => "approve",
-            SandboxWalletChoice::Decline => "decline",
-            SandboxWalletChoice::WalkAway => "walk_away",
-        }
-    }
-
-    pub fn parse(code: &str) -> Option<SandboxWalletChoice> {
-        SandboxWalletChoice::ALL
-            .into_iter()
-            .find(|c| c.code() == code)
-    }
-
-    pub fn label_ja(self) -> &'static str {
-        match self {
-            SandboxWalletChoice::Approve => "支払う（承認）",
-            SandboxWalletChoice::Decline => "支払わない（拒否）",
-            SandboxWalletChoice::WalkAway => "画面を閉じる（離脱）",
-        }
-    }
-}
-
-/// What the sandbox wallet page needs to send the shopper back (from the payment row).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SandboxWalletReturn<'a> {
-    pub return_url: &'a str,
-    pub session_id: &'a str,
-    pub payment_id: &'a str,
-    pub wallet: Wallet,
-    pub amount: i64,
-    pub choice: SandboxWalletChoice,
-}
+pub type SandboxWalletChoice = crate::connectors::redirect::SandboxChoice;
 
 /// Sandbox wallet: the "wallet page" is served by our own server under
-/// `/sandbox/wallet/{wallet}/{session}`. Stateless; all instances share `secret`.
-#[derive(Clone)]
-pub struct SandboxWalletConnector {
-    base_url: String,
-    secret: Vec<u8>,
-}
+/// `/sandbox/wallet/{wallet}/{session}`.
+pub type SandboxWalletConnector = SandboxRedirect<Wallet>;
 
-impl std::fmt::Debug for SandboxWalletConnector {
-    // Never print the signing secret into logs.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SandboxWalletConnector")
-            .field("base_url", &self.base_url)
-            .finish_non_exhaustive()
-    }
-}
-
-impl SandboxWalletConnector {
-    /// `base_url`: our server's public origin, e.g. `https://pay.example.jp`.
-    pub fn new(base_url: impl Into<String>, secret: impl Into<Vec<u8>>) -> Self {
-        Self {
-            base_url: base_url.into().trim_end_matches('/').to_string(),
-            secret: secret.into(),
-        }
-    }
-
-    /// Signed return URL for the page's choice; `None` for walk-away.
-    pub fn sandbox_return_url(&self, r: &SandboxWalletReturn<'_>, now_ms: i64) -> Option<String> {
-        let result = match r.choice {
-            SandboxWalletChoice::Approve => "paid",
-            SandboxWalletChoice::Decline => "declined",
-            SandboxWalletChoice::WalkAway => return None,
-        };
-        let amount = r.amount.to_string();
-        let ts = now_ms.to_string();
-        let txn = derived_ref(&self.secret, "sbxwallet_", r.session_id);
-        let mut fields: Vec<(&str, &str)> = vec![
-            ("session", r.session_id),
-            ("payment_id", r.payment_id),
-            ("wallet", r.wallet.code()),
-            ("amount", &amount),
-            ("result", result),
-            (TS_FIELD, &ts),
-        ];
-        if r.choice == SandboxWalletChoice::Approve {
-            fields.push(("txn", &txn));
-        }
-        Some(append_query(
-            r.return_url,
-            &signed_query(&self.secret, &fields),
-        ))
-    }
+impl SandboxInstitution for Wallet {
+    const PAGE: &'static str = "wallet";
+    const TXN_PREFIX: &'static str = "sbxwallet_";
 }
 
 #[async_trait]
-impl WalletConnector for SandboxWalletConnector {
+impl WalletConnector for SandboxRedirect<Wallet> {
     async fn start(&self, req: &StartRequest) -> Result<StartOutcome, ConnectorError> {
-        if req.mode != Mode::Test {
-            return Err(ConnectorError::InvalidRequest(SANDBOX_REFUSES_LIVE));
-        }
-        if req.amount < 1 {
-            return Err(ConnectorError::InvalidRequest("amount_not_positive"));
-        }
-        if req.payment_id.is_empty() {
-            return Err(ConnectorError::InvalidRequest("payment_id_missing"));
-        }
-        if req.return_url.contains('?') {
-            return Err(ConnectorError::InvalidRequest("return_url_has_query"));
-        }
-        let session_id = random_session_id();
-        let redirect_url = format!(
-            "{}/sandbox/wallet/{}/{}",
-            self.base_url,
-            req.wallet.code(),
-            session_id
-        );
-        Ok(StartOutcome {
-            session_id,
-            redirect_url,
-        })
+        self.open(
+            req.mode,
+            req.amount,
+            &req.payment_id,
+            &req.return_url,
+            req.wallet,
+        )
     }
 
     async fn confirm_return(
@@ -246,25 +122,13 @@ impl WalletConnector for SandboxWalletConnector {
         _session_id: &str,
         now_ms: i64,
     ) -> Result<WalletResult, ConnectorError> {
-        let f = verify_signed_params(&self.secret, params, now_ms, RETURN_MAX_AGE_MS)?;
-        let wallet =
-            Wallet::parse(required(&f, "wallet")?).ok_or(ReturnError::InvalidField("wallet"))?;
-        let amount: i64 = required(&f, "amount")?
-            .parse()
-            .map_err(|_| ReturnError::InvalidField("amount"))?;
-        let outcome = match required(&f, "result")? {
-            "paid" => WalletOutcome::Paid {
-                txn_id: required(&f, "txn")?.to_string(),
-            },
-            "declined" => WalletOutcome::Declined,
-            _ => return Err(ReturnError::InvalidField("result").into()),
-        };
+        let a = self.read_return(params, now_ms)?;
         Ok(WalletResult {
-            payment_id: required(&f, "payment_id")?.to_string(),
-            session_id: required(&f, "session")?.to_string(),
-            wallet,
-            amount,
-            outcome,
+            payment_id: a.payment_id,
+            session_id: a.session_id,
+            wallet: a.institution,
+            amount: a.amount,
+            outcome: a.outcome,
         })
     }
 
@@ -284,67 +148,9 @@ impl WalletConnector for SandboxWalletConnector {
 mod tests {
     use super::*;
 
-    const SECRET: &[u8] = b"wallet-secret";
-
-    fn params(url: &str) -> Vec<(String, String)> {
-        let q = url.split_once('?').map(|(_, q)| q).unwrap_or("");
-        q.split('&')
-            .filter_map(|p| p.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    fn ret(choice: SandboxWalletChoice) -> SandboxWalletReturn<'static> {
-        SandboxWalletReturn {
-            return_url: "https://pay.example.jp/return/wallet",
-            session_id: "s1",
-            payment_id: "pay_9",
-            wallet: Wallet::PayPay,
-            amount: 5_000,
-            choice,
-        }
-    }
-
-    #[tokio::test]
-    async fn choices_round_trip_and_tampering_fails() {
-        let c = SandboxWalletConnector::new("https://pay.example.jp", SECRET);
-        let url = c
-            .sandbox_return_url(&ret(SandboxWalletChoice::Approve), 10)
-            .unwrap();
-        let r = c.confirm_return(&params(&url), "s1", 20).await.unwrap();
-        assert_eq!((r.wallet, r.amount), (Wallet::PayPay, 5_000));
-        assert_eq!(r.outcome.action(), Some(WalletAction::Approve));
-        let url = c
-            .sandbox_return_url(&ret(SandboxWalletChoice::Decline), 10)
-            .unwrap();
-        let r = c.confirm_return(&params(&url), "s1", 20).await.unwrap();
-        assert_eq!(r.outcome, WalletOutcome::Declined);
-        assert_eq!(
-            c.sandbox_return_url(&ret(SandboxWalletChoice::WalkAway), 10),
-            None
-        );
-        let url = c
-            .sandbox_return_url(&ret(SandboxWalletChoice::Approve), 10)
-            .unwrap();
-        let p: Vec<_> = params(&url)
-            .into_iter()
-            .map(|(k, v)| {
-                if k == "amount" {
-                    (k, "1".into())
-                } else {
-                    (k, v)
-                }
-            })
-            .collect();
-        assert_eq!(
-            c.confirm_return(&p, "s1", 20).await.unwrap_err().code(),
-            "return_bad_signature"
-        );
-    }
-
     #[tokio::test]
     async fn sandbox_refuses_live() {
-        let c = SandboxWalletConnector::new("https://pay.example.jp", SECRET);
+        let c = SandboxWalletConnector::new("https://pay.example.jp", b"wallet-secret".to_vec());
         let req = StartRequest {
             payment_id: "pay_1".into(),
             mode: Mode::Live,

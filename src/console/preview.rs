@@ -27,7 +27,7 @@ pub fn render(
             code: x.code(),
             name: x.name_ja(),
             accesskey: i + 1,
-            badge: crate::pages::method_badge(x),
+            badge: crate::pages::method_badge(x, Some(crate::domain::wallet::Wallet::PayPay)),
         })
         .collect();
     let action = "/console/settings".to_owned();

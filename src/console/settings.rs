@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::db::merchants::{self, MerchantRow};
 use crate::db::Db;
 use crate::domain::konbini::Chain;
+use crate::domain::wallet::{Brands, Wallet};
 use crate::domain::{CaptureMode, Method};
 use crate::form::get;
 use crate::ssrf::{self, policy_for};
@@ -17,6 +18,7 @@ pub struct Update {
     pub return_origins: Vec<String>,
     pub methods: Vec<Method>,
     pub konbini_chains: Vec<String>,
+    pub wallet_brands: Brands,
     pub konbini_days: i64,
     pub capture_mode: CaptureMode,
     pub theme: String,
@@ -67,6 +69,21 @@ pub fn parse(
     if methods.contains(&Method::Konbini) && konbini_chains.is_empty() {
         return Err("コンビニ決済にはチェーンを1つ以上選択してください。".into());
     }
+    let mut chosen = Vec::new();
+    for w in all(fields, "wallets") {
+        chosen.push(
+            Wallet::parse(w)
+                .ok_or_else(|| format!("スマホ決済のブランドが正しくありません: {w}"))?,
+        );
+    }
+    let wallet_brands = match Brands::choose(&chosen) {
+        Some(b) => b,
+        None if methods.contains(&Method::Wallet) => {
+            return Err("スマホ決済にはブランドを1つ以上選択してください。".into())
+        }
+        // Nothing chosen and wallets off: keep the stored choice for when they are turned on.
+        None => m.wallet_brands.clone(),
+    };
     let konbini_days: i64 = get(fields, "konbini_days")
         .trim()
         .parse()
@@ -84,6 +101,7 @@ pub fn parse(
         return_origins,
         methods,
         konbini_chains,
+        wallet_brands,
         konbini_days,
         capture_mode,
         theme: theme.to_owned(),
@@ -97,6 +115,7 @@ pub async fn store(db: &Db, merchant_id: &str, u: &Update) -> Result<(), crate::
         return_origins: &u.return_origins,
         methods: &u.methods,
         konbini_chains: &u.konbini_chains,
+        wallet_brands: &u.wallet_brands,
         konbini_days: u.konbini_days,
         capture_mode: u.capture_mode,
         theme: &u.theme,

@@ -324,6 +324,8 @@ pub struct Settings {
     pub return_origins: String,
     pub methods: Vec<Choice>,
     pub chains: Vec<Choice>,
+    /// Wallet brands (スマホ決済) the shopper may choose.
+    pub wallets: Vec<Choice>,
     pub konbini_days: i64,
     pub manual: bool,
     pub themes: Vec<ThemeChoice>,

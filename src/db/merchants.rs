@@ -2,6 +2,7 @@
 
 use crate::db::checkouts::CheckoutRow;
 use crate::db::Db;
+use crate::domain::wallet::Brands;
 use crate::domain::{
     CallbackStatus, CaptureMode, MerchantStatus, Method, MethodList, Mode, NotifyFormat,
 };
@@ -32,6 +33,9 @@ pub struct MerchantRow {
     #[sqlx(try_from = "String")]
     pub capture_mode: CaptureMode,
     pub card_options: String,
+    /// The wallet brands offered (`all` by default).
+    #[sqlx(try_from = "String")]
+    pub wallet_brands: Brands,
     pub created_at: i64,
     /// Processor accounts the merchant has ever had (0: no account lookup needed).
     pub processor_accounts: i64,
@@ -41,7 +45,7 @@ pub struct MerchantRow {
 
 pub(crate) const COLS: &str =
     "m.id, m.name, m.mode, m.status, m.methods, m.konbini_chains, m.return_origins, \
-m.callback_url, m.webhook_secrets, m.notify_format, m.callback_status, m.theme, m.konbini_days, m.capture_mode, m.card_options, m.created_at, m.processor_accounts, m.owner_id";
+m.callback_url, m.webhook_secrets, m.notify_format, m.callback_status, m.theme, m.konbini_days, m.capture_mode, m.card_options, m.wallet_brands, m.created_at, m.processor_accounts, m.owner_id";
 
 impl MerchantRow {
     /// Webhook secrets, newest first (opened with the master key when sealed).
@@ -516,6 +520,7 @@ pub struct ConsoleSettings<'a> {
     pub return_origins: &'a [String],
     pub methods: &'a [Method],
     pub konbini_chains: &'a [String],
+    pub wallet_brands: &'a Brands,
     pub konbini_days: i64,
     pub capture_mode: CaptureMode,
     pub theme: &'a str,
@@ -530,7 +535,7 @@ pub async fn set_console_settings(
     let mut tx = db.begin().await?;
     exec_tx!(&mut tx, c => sqlx::query(
         "UPDATE merchants SET callback_url = $1, return_origins = $2, methods = $3, konbini_chains = $4, \
-         konbini_days = $5, capture_mode = $6, theme = $7 WHERE id = $8",
+         konbini_days = $5, capture_mode = $6, theme = $7, wallet_brands = $9 WHERE id = $8",
     )
     .bind(u.callback_url)
     .bind(u.return_origins.join(" "))
@@ -540,6 +545,7 @@ pub async fn set_console_settings(
     .bind(u.capture_mode.code())
     .bind(u.theme)
     .bind(merchant_id)
+    .bind(u.wallet_brands.code())
     .execute(c)
     .await)?;
     tx.commit().await

@@ -17,6 +17,7 @@ pub mod payment;
 pub mod payout;
 pub mod processor;
 pub mod reason;
+pub mod redirect;
 pub mod refund_request;
 pub mod repeat;
 pub mod scope;

@@ -67,6 +67,74 @@ impl Wallet {
     }
 }
 
+/// The wallet brands a merchant offers: all of them (the default, also brands added later), or
+/// a non-empty choice. Stored as `all` or comma-separated codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Brands {
+    All,
+    Only(Vec<Wallet>),
+}
+
+impl Brands {
+    /// From a choice of brands: every brand chosen is [`Brands::All`]; `None` for none.
+    pub fn choose(chosen: &[Wallet]) -> Option<Brands> {
+        let list: Vec<Wallet> = Wallet::ALL
+            .into_iter()
+            .filter(|w| chosen.contains(w))
+            .collect();
+        match list.len() {
+            0 => None,
+            n if n == Wallet::ALL.len() => Some(Brands::All),
+            _ => Some(Brands::Only(list)),
+        }
+    }
+
+    pub fn offers(&self, w: Wallet) -> bool {
+        match self {
+            Brands::All => true,
+            Brands::Only(list) => list.contains(&w),
+        }
+    }
+
+    /// The brands offered, in display order.
+    pub fn list(&self) -> Vec<Wallet> {
+        Wallet::ALL
+            .into_iter()
+            .filter(|w| self.offers(*w))
+            .collect()
+    }
+
+    /// The stored form.
+    pub fn code(&self) -> String {
+        match self {
+            Brands::All => "all".to_owned(),
+            Brands::Only(list) => list.iter().map(|w| w.code()).collect::<Vec<_>>().join(","),
+        }
+    }
+
+    /// The stored form back; `None` for an unknown code or an empty list.
+    pub fn parse(s: &str) -> Option<Brands> {
+        if s == "all" {
+            return Some(Brands::All);
+        }
+        let list = s
+            .split(',')
+            .map(|c| Wallet::parse(c.trim()))
+            .collect::<Option<Vec<_>>>()?;
+        Brands::choose(&list)
+    }
+}
+
+impl TryFrom<String> for Brands {
+    type Error = crate::domain::BadCode;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Brands::parse(&s).ok_or(crate::domain::BadCode {
+            kind: "wallet brands",
+            value: s,
+        })
+    }
+}
+
 /// How long a payment may wait for the wallet before the background job fails it: long enough
 /// to open the app, log in and confirm, short enough not to hold the merchant's stock.
 pub const PENDING_TIMEOUT_MS: i64 = 30 * 60 * 1000;
@@ -297,5 +365,20 @@ mod tests {
             refund(S::AwaitingWallet, 1_000, 0, 10),
             Err(TransitionError::Forbidden { .. })
         ));
+    }
+
+    #[test]
+    fn brands_round_trip() {
+        assert_eq!(Brands::parse("all"), Some(Brands::All));
+        let b = Brands::parse("aupay,paypay").unwrap();
+        assert_eq!(b, Brands::Only(vec![Wallet::PayPay, Wallet::AuPay]));
+        assert_eq!(b.code(), "paypay,aupay");
+        assert!(b.offers(Wallet::AuPay) && !b.offers(Wallet::LinePay));
+        assert_eq!(Brands::choose(&Wallet::ALL), Some(Brands::All));
+        assert_eq!(Brands::choose(&[]), None);
+        for bad in ["", "paypay,", "bitcoin", "paypay,bitcoin"] {
+            assert_eq!(Brands::parse(bad), None, "{bad}");
+        }
+        assert_eq!(Brands::All.list(), Wallet::ALL.to_vec());
     }
 }

@@ -1,5 +1,5 @@
 //! The background jobs of the redirect methods (bank-net and wallet timeouts, monthly carrier charges, the
-//! reconciliation sweep of processor-served payments),
+//! reconciliation sweeps of processor-served carrier, number and wallet payments),
 //! run by the supervisor on every instance; each change is conditional, so instances share the
 //! work safely.
 
@@ -33,6 +33,16 @@ pub async fn run_jobs(
                 wake.notify_one();
             }
             Err(e) => tracing::error!(error = %e, "bank-net timeout job failed"),
+        }
+        // The wallet sweep first: a processor payment past its timeout is cancelled at the
+        // processor before the timeout job would time it out here alone.
+        match crate::flows::wallet::reconcile(&db, &registry, now).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(count = n, "processor wallet payments reconciled");
+                wake.notify_one();
+            }
+            Err(e) => tracing::error!(error = %e, "wallet reconciliation failed"),
         }
         match crate::flows::wallet::timeout_due(&db, now).await {
             Ok(0) => {}

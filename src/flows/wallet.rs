@@ -2,276 +2,109 @@
 //! on its page and comes back; the outcome comes from the signed return (sandbox) or from the
 //! processor asked server-side (KOMOJU), or later from its webhook. A payment nobody comes back
 //! for times out (`timeout_due`). Paid payments are refunded, in part or whole, through the
-//! connector that served them (`refund`).
+//! connector that served them (`refund`). Start, return, sandbox page and timeout are the
+//! one-step redirect flow of `flows::redirect`; this module says what is particular to wallets.
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use serde_json::json;
 
-use crate::connectors::registry::Registry;
-use crate::connectors::wallet::{
-    RefundRequest, SandboxWalletChoice, SandboxWalletReturn, StartRequest, WalletConnector,
-    WalletOutcome,
-};
+use crate::connectors::error::ConnectorError;
+use crate::connectors::redirect::{SignedAnswer, StartOutcome};
+use crate::connectors::registry::{MerchantConnectors, Registry, Resolved};
+use crate::connectors::wallet::{RefundRequest, StartRequest, WalletConnector, WalletOutcome};
 use crate::connectors::webhook::{Effect, WebhookEvent};
 use crate::context::Ctx;
-use crate::db::checkouts::{self, CheckoutRow};
 use crate::db::merchants::MerchantRow;
 use crate::db::operations::{self, OpKind, Operation};
-use crate::db::payments::{self, Change, NewPayment, PaymentError, PaymentRow};
+use crate::db::payments::{self, Change, PaymentError, PaymentRow};
 use crate::db::{Db, Tx};
-use crate::device::Device;
-use crate::domain::reason::Reason;
-use crate::domain::wallet::{self, Wallet, WalletAction, WalletStatus, PENDING_TIMEOUT_MS};
-use crate::domain::CheckoutStatus;
+use crate::domain::payment::PaymentStatus;
+use crate::domain::processor::ConnectorId;
+use crate::domain::redirect::Step;
+use crate::domain::wallet::{self, Wallet, WalletStatus, PENDING_TIMEOUT_MS};
 use crate::domain::Method;
-use crate::flows::checkout::{self, Opened};
+use crate::flows::checkout::Opened;
 use crate::flows::error::{FlowError, FlowResult, Refused};
-use crate::flows::redirect::{self, payment_error};
+use crate::flows::redirect::{self, payment_error, RedirectMethod, StartArgs};
 
 pub const METHOD: Method = Method::Wallet;
 
-/// Where the wallet sends the shopper back (no query string: the connector appends signed
-/// fields).
-fn return_url(state: &Ctx, token: &str, payment_id: &str) -> String {
-    format!(
-        "{}/pay/{token}/{METHOD}/return/{payment_id}",
-        state.public_url
-    )
-}
+/// Wallets as a [`RedirectMethod`].
+pub struct Wallets;
 
-/// Creates the payment (ウォレット手続き中), marks the checkout pending and returns the wallet's
-/// page. The pending payment is committed before the connector is called, with our payment id
-/// as its idempotency key; a refused start fails the payment and reopens the checkout.
-pub async fn start(
-    state: &Ctx,
-    o: &Opened,
-    token: &str,
-    device: Device,
-    wallet: Wallet,
-) -> FlowResult<String> {
-    if !checkout::offered(o, device).contains(&METHOD) {
-        return Err(FlowError::shopper(Reason::MethodNotAvailable));
+#[async_trait]
+impl RedirectMethod for Wallets {
+    type Institution = Wallet;
+    type Status = WalletStatus;
+    type Connector = dyn WalletConnector;
+
+    const METHOD: Method = METHOD;
+    const NAME: &'static str = "wallet";
+    const FIELD: &'static str = "wallet";
+    const DETAIL_KEYS: (&'static str, &'static str) = ("wallet", "wallet_name");
+    const TXN_KEY: &'static str = "wallet_txn_id";
+    // Refunds draw on the captured amount.
+    const RECORDS_CAPTURE: bool = true;
+    const RESULT_NAMES_INSTITUTION: bool = true;
+    const WAITING: WalletStatus = WalletStatus::AwaitingWallet;
+    const PAID: WalletStatus = WalletStatus::Paid;
+    const TIMED_OUT: WalletStatus = WalletStatus::TimedOut;
+    const PENDING_TIMEOUT_MS: i64 = PENDING_TIMEOUT_MS;
+
+    fn status(s: PaymentStatus) -> Option<WalletStatus> {
+        s.wallet()
     }
-    if o.checkout.status != CheckoutStatus::Open {
-        return Err(FlowError::shopper(Reason::CheckoutClosed));
+    fn apply(
+        from: WalletStatus,
+        step: Step,
+        created_ms: i64,
+    ) -> Result<WalletStatus, wallet::TransitionError> {
+        wallet::apply(from, step.into(), created_ms)
     }
-    let resolved = o
-        .connectors
-        .wallet()
-        .ok_or(FlowError::shopper(Reason::MethodNotAvailable))?;
-    let details = json!({ "wallet": wallet.code(), "wallet_name": wallet.name_ja() });
-    let now = state.now_ms();
-    let mut tx = state.db.begin().await?;
-    let p = payments::create(
-        &mut tx,
-        &NewPayment {
-            merchant_id: &o.merchant.id,
-            checkout_id: &o.checkout.id,
-            order_id: &o.checkout.order_id,
-            method: METHOD,
-            institution: Some(wallet.code()),
-            status: WalletStatus::AwaitingWallet.into(),
-            amount: o.checkout.amount,
-            fee: 0,
-            // Shown as 支払期限; `timeout_due` fails the payment once it has passed.
-            deadline_at: Some(now + PENDING_TIMEOUT_MS),
-            details: details.clone(),
-            connector: &resolved.id,
-        },
-        "shopper",
-        now,
-    )
-    .await
-    .map_err(payment_error)?;
-    payments::set_checkout_status(&mut tx, &o.checkout.id, CheckoutStatus::Pending, now).await?;
-    tx.commit().await?;
-    let started = resolved
-        .connector
-        .start(&StartRequest {
-            payment_id: p.id.clone(),
-            mode: o.connectors.mode(),
-            wallet,
-            amount: p.amount,
-            item_name: o.checkout.item_name.clone(),
-            return_url: return_url(state, token, &p.id),
+    fn event_type(s: WalletStatus) -> Option<&'static str> {
+        s.event_type()
+    }
+    fn connector(c: &MerchantConnectors) -> Option<Resolved<dyn WalletConnector>> {
+        c.wallet()
+    }
+    fn connector_for(c: &MerchantConnectors, id: &ConnectorId) -> Option<Arc<dyn WalletConnector>> {
+        c.wallet_for(id)
+    }
+    /// Only the brands the merchant chose (settings; all by default).
+    fn offers(o: &Opened, w: Wallet) -> bool {
+        o.merchant.wallet_brands.offers(w)
+    }
+    async fn start(
+        c: &dyn WalletConnector,
+        a: StartArgs<Wallet>,
+    ) -> Result<StartOutcome, ConnectorError> {
+        c.start(&StartRequest {
+            payment_id: a.payment_id,
+            mode: a.mode,
+            wallet: a.institution,
+            amount: a.amount,
+            item_name: a.item_name,
+            return_url: a.return_url,
         })
-        .await;
-    let started = match started {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(payment = %p.id, code = e.code(), "wallet start refused");
-            let to = wallet::apply(
-                WalletStatus::AwaitingWallet,
-                WalletAction::Decline,
-                p.created_at,
-            )
-            .map_err(|e| anyhow::anyhow!("wallet start failure: {e}"))?;
-            redirect::start_failed(state, &p, to, "payment.failed", e.code()).await?;
-            return Err(FlowError::Internal(anyhow::anyhow!(
-                "wallet start failed: {}",
-                e.code()
-            )));
-        }
-    };
-    let mut tx = state.db.begin().await?;
-    redirect::attach_session(&mut tx, &p.id, &started.session_id, &details).await?;
-    tx.commit().await?;
-    Ok(started.redirect_url)
-}
-
-/// The payment and checkout behind a sandbox wallet page.
-pub struct SandboxSession {
-    pub payment: PaymentRow,
-    pub checkout: CheckoutRow,
-    pub wallet: Wallet,
-}
-
-/// Loads the payment of a sandbox wallet session: only a sandbox payment of a test-mode
-/// merchant still waiting for the wallet (or timed out: a late approval is still honest).
-pub async fn sandbox_session(
-    state: &Ctx,
-    wallet_code: &str,
-    session: &str,
-) -> FlowResult<SandboxSession> {
-    let wallet = Wallet::parse(wallet_code).ok_or(FlowError::shopper(Reason::NotFound))?;
-    let payment = redirect::by_session(&state.db, METHOD, session)
-        .await?
-        .filter(|p| p.institution.as_deref() == Some(wallet.code()))
-        .ok_or(FlowError::shopper(Reason::NotFound))?;
-    redirect::ensure_sandbox_payment(state, &payment).await?;
-    if !matches!(
-        payment.status.wallet(),
-        Some(WalletStatus::AwaitingWallet | WalletStatus::TimedOut)
-    ) {
-        return Err(FlowError::shopper(Reason::CheckoutClosed));
-    }
-    let checkout = checkouts::get(&state.db, &payment.checkout_id)
-        .await?
-        .ok_or(FlowError::shopper(Reason::NotFound))?;
-    Ok(SandboxSession {
-        payment,
-        checkout,
-        wallet,
-    })
-}
-
-/// The sandbox wallet page's decision: the signed return URL, or `None` when the shopper walked
-/// away (nothing comes back; the payment waits for `timeout_due`).
-pub fn sandbox_decide(
-    state: &Ctx,
-    s: &SandboxSession,
-    choice: SandboxWalletChoice,
-) -> Option<String> {
-    let session = s.payment.connector_ref.as_deref().unwrap_or_default();
-    // The wallet page has no shopper session of its own; the return gets a fresh one.
-    let token = checkout::new_session(state, &s.checkout.id, crate::device::ViewOverride::Auto);
-    let url = return_url(state, &token, &s.payment.id);
-    state.connectors.sandbox_pages().wallet.sandbox_return_url(
-        &SandboxWalletReturn {
-            return_url: &url,
-            session_id: session,
-            payment_id: &s.payment.id,
-            wallet: s.wallet,
-            amount: s.payment.amount,
-            choice,
-        },
-        state.now_ms(),
-    )
-}
-
-/// Applies the shopper's return. The connector verifies it (and a processor is asked for the
-/// outcome); the payment id, session, wallet and amount must also match what we stored, so a
-/// genuine return of one payment cannot settle another. A repeated return changes nothing.
-pub async fn handle_return(
-    state: &Ctx,
-    checkout_id: &str,
-    payment_id: &str,
-    params: &[(String, String)],
-) -> FlowResult<PaymentRow> {
-    let (p, connectors) = redirect::returning_payment(state, checkout_id, payment_id).await?;
-    if p.method != METHOD {
-        return Err(FlowError::shopper(Reason::ReturnRejected));
-    }
-    let conn = connectors
-        .wallet_for(&p.connector_id())
-        .ok_or(FlowError::shopper(Reason::ReturnRejected))?;
-    let session = p.connector_ref.clone().unwrap_or_default();
-    let res = conn
-        .confirm_return(params, &session, state.now_ms())
         .await
-        .map_err(|e| {
-            tracing::info!(code = e.code(), payment_id, "wallet return refused");
-            FlowError::shopper(Reason::ReturnRejected)
-        })?;
-    let matches = res.payment_id == p.id
-        && res.session_id == session
-        && p.institution.as_deref() == Some(res.wallet.code())
-        && res.amount == p.amount;
-    if !matches {
-        tracing::warn!(
-            payment_id,
-            "wallet return does not match the stored payment"
-        );
-        return Err(FlowError::shopper(Reason::ReturnRejected));
     }
-    let mut tx = state.db.begin().await?;
-    match apply_outcome_in(&mut tx, &p, &res.outcome, "wallet", state.now_ms()).await {
-        Ok(Some(row)) => {
-            tx.commit().await?;
-            state.wake_notifier();
-            Ok(row)
-        }
-        Ok(None) => Ok(p),
-        // Someone else (a webhook, the timeout job, a second tab) changed it first.
-        Err(PaymentError::Conflict) => {
-            drop(tx);
-            Ok(payments::get(&state.db, payment_id).await?.unwrap_or(p))
-        }
-        Err(e) => Err(payment_error(e)),
+    async fn confirm(
+        c: &dyn WalletConnector,
+        params: &[(String, String)],
+        session: &str,
+        now_ms: i64,
+    ) -> Result<SignedAnswer<Wallet>, ConnectorError> {
+        let r = c.confirm_return(params, session, now_ms).await?;
+        Ok(SignedAnswer {
+            payment_id: r.payment_id,
+            session_id: r.session_id,
+            institution: r.wallet,
+            amount: r.amount,
+            outcome: r.outcome,
+        })
     }
-}
-
-/// Applies a wallet outcome inside `tx`: the new row, or `None` when it changes nothing
-/// (still pending, or a repeated / out-of-order answer the state machine refuses).
-async fn apply_outcome_in(
-    tx: &mut Tx,
-    p: &PaymentRow,
-    outcome: &WalletOutcome,
-    actor: &str,
-    now: i64,
-) -> Result<Option<PaymentRow>, PaymentError> {
-    let Some(action) = outcome.action() else {
-        return Ok(None);
-    };
-    let Some(from) = p.status.wallet() else {
-        return Ok(None);
-    };
-    let to = match wallet::apply(from, action, p.created_at) {
-        Ok(to) => to,
-        Err(e) => {
-            tracing::info!(code = e.code(), payment = %p.id, "wallet outcome not applied");
-            return Ok(None);
-        }
-    };
-    let mut change = Change::new(to, to.event_type().unwrap_or("payment.updated"), actor);
-    let mut details = p.details_json();
-    if let WalletOutcome::Paid { txn_id } = outcome {
-        details["wallet_txn_id"] = json!(txn_id);
-        change.paid_at = Some(now);
-        change.amount = Some(p.amount);
-        change.captured_amount = Some(p.amount);
-    }
-    change.details = Some(details);
-    change.data = json!({ "wallet": p.institution });
-    let row = payments::transition(tx, p, &change, now).await?;
-    let checkout_status = if to == WalletStatus::Paid {
-        CheckoutStatus::Paid
-    } else {
-        CheckoutStatus::Open
-    };
-    payments::set_checkout_status(tx, &p.checkout_id, checkout_status, now).await?;
-    Ok(Some(row))
 }
 
 /// Applies a verified processor event to a wallet payment inside the webhook's transaction:
@@ -301,7 +134,7 @@ pub async fn apply_event_in(
         }
         Effect::Ignored => return Ok(None),
     };
-    apply_outcome_in(tx, p, &outcome, "processor", now).await
+    redirect::apply_outcome_in::<Wallets>(tx, p, &outcome, "processor", now).await
 }
 
 /// Records a refund of `amount` (partial: the payment stays `paid`; the rest: `refunded`),
@@ -508,27 +341,105 @@ pub async fn resume(
 
 /// Fails every wallet payment that has waited longer than [`PENDING_TIMEOUT_MS`] (`timed_out`,
 /// notification `payment.expired`) and reopens its checkout. A wallet that approves later still
-/// makes the payment paid (its webhook or the return). Safe on several instances at once.
+/// makes the payment paid (its webhook or the return).
 pub async fn timeout_due(db: &Db, now_ms: i64) -> anyhow::Result<usize> {
-    let due = payments::overdue(db, METHOD, WalletStatus::AwaitingWallet.into(), now_ms).await?;
-    let mut done = 0;
+    redirect::timeout_due::<Wallets>(db, now_ms).await
+}
+
+/// A processor wallet payment still waiting this long after its last change is asked about
+/// (its webhook may have been lost).
+pub const RECONCILE_AFTER_MS: i64 = 10 * 60 * 1000;
+/// At most this many payments per sweep.
+const BATCH: i64 = 200;
+
+/// The wallet reconciliation sweep (as `flows::carrier_sync::reconcile` does for carriers):
+/// processor wallet payments still `awaiting_wallet` [`RECONCILE_AFTER_MS`] after their last
+/// change are retrieved and their outcome applied through the same state machine and
+/// conditional update as a webhook (so both together apply once); one still pending after
+/// [`PENDING_TIMEOUT_MS`] is cancelled at the processor and then timed out here. Runs before
+/// [`timeout_due`], which remains the fallback when the processor cannot be reached. Returns
+/// how many payments changed.
+pub async fn reconcile(db: &Db, registry: &Arc<Registry>, now: i64) -> anyhow::Result<usize> {
+    let due = crate::db::reconcile::waiting_at_processors(
+        db,
+        &[METHOD.code()],
+        WalletStatus::AwaitingWallet.code(),
+        now - RECONCILE_AFTER_MS,
+        BATCH,
+    )
+    .await?;
+    let mut n = 0;
     for p in due {
-        let action = WalletAction::TimeOut { now_ms };
-        let Ok(to) = wallet::apply(WalletStatus::AwaitingWallet, action, p.created_at) else {
-            continue;
-        };
-        let mut change = Change::new(to, to.event_type().unwrap_or("payment.expired"), "system");
-        change.data = json!({ "reason": "wallet_timeout" });
-        let mut tx = db.begin().await?;
-        match payments::transition(&mut tx, &p, &change, now_ms).await {
-            Ok(_) => {}
-            Err(PaymentError::Conflict) => continue,
-            Err(e) => return Err(e.into()),
+        match reconcile_one(db, registry, &p, now).await {
+            Ok(true) => n += 1,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(payment = %p.id, error = %e, "wallet reconciliation"),
         }
-        payments::set_checkout_status(&mut tx, &p.checkout_id, CheckoutStatus::Open, now_ms)
-            .await?;
-        tx.commit().await?;
-        done += 1;
     }
-    Ok(done)
+    Ok(n)
+}
+
+async fn reconcile_one(
+    db: &Db,
+    registry: &Arc<Registry>,
+    p: &PaymentRow,
+    now: i64,
+) -> anyhow::Result<bool> {
+    let merchant = crate::db::merchants::get(db, &p.merchant_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("payment {} has no merchant", p.id))?;
+    let conn = connector_of(registry, db, &merchant, p)
+        .await
+        .map_err(|_| anyhow::anyhow!("the payment's connector is not available"))?;
+    // No session: the start never got the processor's answer; the timeout job decides.
+    let Some(session) = p.connector_ref.as_deref() else {
+        return Ok(false);
+    };
+    let Some(r) = conn
+        .retrieve(session)
+        .await
+        .map_err(|e| anyhow::anyhow!("retrieve: {}", e.code()))?
+    else {
+        return Ok(false);
+    };
+    if r.payment_id.as_deref() != Some(p.id.as_str())
+        || r.amount != p.amount
+        || r.wallet.map(Wallet::code) != p.institution.as_deref()
+    {
+        anyhow::bail!("the processor's payment does not match ours");
+    }
+    if r.outcome == WalletOutcome::Pending {
+        if !wallet::timed_out(p.created_at, now) {
+            return Ok(false);
+        }
+        // Stopped at the processor first, so the shopper cannot finish it after we gave up; if
+        // that is refused (it was just paid), the next sweep reads the new status.
+        conn.cancel(session)
+            .await
+            .map_err(|e| anyhow::anyhow!("cancel at the processor: {}", e.code()))?;
+        let data = json!({ "reason": "wallet_timeout", "cancelled_at_processor": true });
+        return redirect::time_out::<Wallets>(db, p, now, data).await;
+    }
+    let mut tx = db.begin().await?;
+    let row = match redirect::apply_outcome_in::<Wallets>(
+        &mut tx,
+        p,
+        &r.outcome,
+        "system:reconcile",
+        now,
+    )
+    .await
+    {
+        Ok(Some(row)) => row,
+        // A webhook (or the shopper's return) applied it first.
+        Ok(None) | Err(PaymentError::Conflict) => return Ok(false),
+        Err(e) => return Err(anyhow::anyhow!("{e}")),
+    };
+    // Refunded at the processor since it was paid (that webhook was lost too).
+    if r.refunded && row.status == WalletStatus::Paid {
+        let rest = row.captured_amount - row.refunded_amount;
+        refunded_in(&mut tx, &row, rest, "system:reconcile", now).await?;
+    }
+    tx.commit().await?;
+    Ok(true)
 }

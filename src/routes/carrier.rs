@@ -9,12 +9,12 @@ use encoding_rs::UTF_8;
 use crate::db::payments;
 use crate::device::Ua;
 use crate::domain::carrier::{BillingKind, Carrier};
-use crate::domain::CheckoutStatus;
 use crate::error::{AppError, AppResult, Reason};
 use crate::flows::carrier::{self as flow, method_of};
 use crate::flows::checkout;
 use crate::form;
-use crate::pages::{CarrierConfirmPage, Choice, Chrome, OrderView};
+use crate::pages::{CarrierConfirmPage, Choice};
+use crate::routes::redirect::choice_frame;
 use crate::routes::redirect_result;
 use crate::routes::shopper::ShopperForm;
 use crate::routes::shopper::ShopperPage;
@@ -38,12 +38,10 @@ pub async fn show(
     ShopperPage { token, o, device }: ShopperPage,
 ) -> AppResult<Response> {
     let c = carrier_of(&uri)?;
-    if o.checkout.status != CheckoutStatus::Open {
-        return Ok(Redirect::to(&format!("/pay/{token}")).into_response());
-    }
-    if !checkout::offered(&o, device).contains(&method_of(c)) {
-        return Err(AppError::shopper(Reason::MethodNotAvailable));
-    }
+    let (chrome, order) = match choice_frame(&state, &o, &token, device, method_of(c))? {
+        Ok(frame) => frame,
+        Err(elsewhere) => return Ok(elsewhere),
+    };
     let en = o.checkout.lang == "en";
     let mut billing = vec![Choice {
         value: BillingKind::OneOff.code(),
@@ -70,20 +68,6 @@ pub async fn show(
             accesskey: 2,
         });
     }
-    let chrome = Chrome::new(
-        &state,
-        device,
-        &o.merchant.name,
-        &o.merchant.theme,
-        &o.checkout.lang,
-    )
-    .test_mode(o.merchant.mode() == crate::domain::Mode::Test)
-    .with_switch(device, &token);
-    let order = OrderView::new(
-        &o.checkout.order_id,
-        &o.checkout.item_name,
-        o.checkout.amount,
-    );
     let carrier_name = if en { c.name_en() } else { c.name_ja() };
     let note = crate::pages::carrier_note(c, device, ua.carrier, en);
     let action = format!("/pay/{token}/{}", c.code());

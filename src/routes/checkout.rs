@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::db::checkouts;
 use crate::device::{Device, Ua, ViewOverride};
 use crate::domain::bank::BankStatus;
-use crate::domain::wallet::WalletStatus;
+use crate::domain::wallet::{Wallet, WalletStatus};
 use crate::domain::CheckoutStatus;
 use crate::domain::Method;
 use crate::error::{AppError, AppResult, Reason};
@@ -234,6 +234,9 @@ pub(super) fn render_checkout(
         .render(device, axum::http::StatusCode::OK);
     }
     let en = o.checkout.lang == "en";
+    // The wallets line names PayPay and shows a wallet's badge: only brands the merchant offers.
+    let brands = o.merchant.wallet_brands.list();
+    let paypay = brands.contains(&Wallet::PayPay);
     let methods: Vec<MethodView> = checkout::offered(o, device)
         .into_iter()
         .enumerate()
@@ -243,11 +246,13 @@ pub(super) fn render_checkout(
                 // Feature phones of every carrier get d払い: name whose account it uses.
                 (Method::Docomo, Device::FeaturePhone, false) => "d払い（ドコモのdアカウント）",
                 (Method::Docomo, Device::FeaturePhone, true) => "d Barai (docomo d ACCOUNT)",
+                (Method::Wallet, _, false) if !paypay => "スマホ決済",
+                (Method::Wallet, _, true) if !paypay => "Mobile wallet",
                 (_, _, true) => m.name_en(),
                 (_, _, false) => m.name_ja(),
             },
             accesskey: i + 1,
-            badge: crate::pages::method_badge(m),
+            badge: crate::pages::method_badge(m, brands.first().copied()),
         })
         .collect();
     if methods.is_empty() {

@@ -13,6 +13,7 @@ use crate::console::views::{self, Choice, Chrome, SummaryLine, ThemeChoice};
 use crate::console::{audit, settings, summary};
 use crate::db::{merchants, theme_uploads};
 use crate::domain::konbini::Chain;
+use crate::domain::wallet::Wallet;
 use crate::domain::CaptureMode;
 use crate::domain::Method;
 use crate::form;
@@ -248,6 +249,14 @@ pub(crate) fn settings_page(
                 code: c.code().into(),
                 label: c.name_ja().into(),
                 selected: chains.iter().any(|x| x == c.code()),
+            })
+            .collect(),
+        wallets: Wallet::ALL
+            .into_iter()
+            .map(|w| Choice {
+                code: w.code().into(),
+                label: w.name_ja().into(),
+                selected: m.wallet_brands.offers(w),
             })
             .collect(),
         konbini_days: m.konbini_days,

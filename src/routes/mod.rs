@@ -29,6 +29,7 @@ pub(crate) mod konbini;
 pub mod messages;
 mod ops;
 mod processor_webhooks;
+mod redirect;
 pub mod redirect_result;
 mod refund;
 mod sandbox;
@@ -45,6 +46,8 @@ use axum::{middleware, Router};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
+use crate::flows::bank::BankNet;
+use crate::flows::wallet::Wallets;
 use crate::state::AppState;
 
 /// The merchant console under /console, with its own error pages.
@@ -338,11 +341,17 @@ pub fn router(state: AppState) -> Router {
             post(processor_webhooks::komoju),
         )
         // Bank net and carrier billing, and their sandbox bank / carrier pages
-        .route("/pay/{token}/banknet", get(bank::show).post(bank::start))
-        .route("/pay/{token}/banknet/return/{payment_id}", get(bank::back))
+        .route(
+            "/pay/{token}/banknet",
+            get(bank::show).post(redirect::start::<BankNet>),
+        )
+        .route(
+            "/pay/{token}/banknet/return/{payment_id}",
+            get(redirect::back::<BankNet>),
+        )
         .route(
             "/pay/{token}/banknet/result/{payment_id}",
-            get(bank::result),
+            get(redirect::result::<BankNet>),
         )
         // Carrier billing: static paths per carrier, so no route at this depth is ambiguous.
         .route(
@@ -373,16 +382,22 @@ pub fn router(state: AppState) -> Router {
             get(carrier::result),
         )
         // Wallets (PayPay, au PAY, …)
-        .route("/pay/{token}/wallet", get(wallet::show).post(wallet::start))
-        .route("/pay/{token}/wallet/return/{payment_id}", get(wallet::back))
+        .route(
+            "/pay/{token}/wallet",
+            get(wallet::show).post(redirect::start::<Wallets>),
+        )
+        .route(
+            "/pay/{token}/wallet/return/{payment_id}",
+            get(redirect::back::<Wallets>),
+        )
         .route(
             "/pay/{token}/wallet/result/{payment_id}",
-            get(wallet::result),
+            get(redirect::result::<Wallets>),
         )
         // Sandbox bank, carrier and wallet pages (test mode's stand-ins for the real ones)
         .route(
             "/sandbox/bank/{bank_code}/{session}",
-            get(sandbox_pages::bank_page).post(sandbox_pages::bank_post),
+            get(sandbox_pages::page::<BankNet>).post(sandbox_pages::post::<BankNet>),
         )
         .route(
             "/sandbox/carrier/{carrier}/{session}",
@@ -390,7 +405,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/sandbox/wallet/{wallet}/{session}",
-            get(sandbox_pages::wallet_page).post(sandbox_pages::wallet_post),
+            get(sandbox_pages::page::<Wallets>).post(sandbox_pages::post::<Wallets>),
         )
         // Merchant console
         .merge(console_router(state.clone()))

@@ -1,5 +1,6 @@
-//! The sandbox bank, carrier and wallet pages (test mode): what a real bank's or carrier's page would
-//! do, served by us at the URLs the sandbox connectors redirect to. Neutral grey, bannered as
+//! The sandbox bank, carrier and wallet pages (test mode): what a real bank's, wallet's or
+//! carrier's page would do, served by us at the URLs the sandbox connectors redirect to (bank and
+//! wallet: one generic page over `flows::redirect`). Neutral grey, bannered as
 //! test pages, and without the merchant's theme so nobody mistakes them for the real thing.
 
 use axum::body::Bytes;
@@ -8,16 +9,17 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use encoding_rs::UTF_8;
 
-use crate::connectors::bank::SandboxBankChoice;
 use crate::connectors::carrier::SandboxDecision;
-use crate::connectors::wallet::SandboxWalletChoice;
+use crate::connectors::redirect::{SandboxChoice, SandboxInstitution};
 use crate::device::page_encoding;
 use crate::device::{Device, Ua};
+use crate::domain::redirect::Institution;
 use crate::error::{AppError, AppResult, Reason};
-use crate::flows::{bank, carrier, wallet};
+use crate::flows::carrier;
+use crate::flows::redirect::{self, RedirectMethod, SandboxSession};
 use crate::form;
-use crate::pages::{Choice, SandboxCarrierPage, WebSandboxBank, WebSandboxWallet};
-use crate::render::page;
+use crate::pages::{Choice, SandboxCarrierPage, SandboxCopy, WebSandboxInstitution};
+use crate::render;
 use crate::session::Session;
 use crate::state::AppState;
 use crate::util::format_yen;
@@ -32,75 +34,30 @@ fn csrf_ok(state: &AppState, session: &str, given: &str) -> bool {
     Session::csrf_ok(&format!("sandbox|{session}"), &state.secret, given)
 }
 
-fn bank_view(
+fn redirect_view<M: RedirectMethod>(
     state: &AppState,
-    s: &bank::SandboxSession,
+    s: &SandboxSession<M::Institution>,
     session: &str,
     left: bool,
-) -> WebSandboxBank {
-    WebSandboxBank {
+) -> WebSandboxInstitution
+where
+    M::Institution: SandboxCopy,
+{
+    WebSandboxInstitution {
         app_css: state.app_css.to_string(),
-        bank_name: s.bank.name_ja(),
-        bank_code: s.bank.code(),
+        title_name: s.institution.sandbox_title(),
+        banner_ja: <M::Institution as SandboxCopy>::BANNER_JA,
+        banner_en: <M::Institution as SandboxCopy>::BANNER_EN,
+        heading: s.institution.sandbox_heading(),
         item_name: s.checkout.item_name.clone(),
         amount: format_yen(s.payment.amount),
-        action: format!("/sandbox/bank/{}/{session}", s.bank.code()),
+        action: format!(
+            "/sandbox/{}/{}/{session}",
+            <M::Institution as SandboxInstitution>::PAGE,
+            s.institution.code()
+        ),
         csrf: csrf(state, session),
-        choices: SandboxBankChoice::all()
-            .iter()
-            .enumerate()
-            .map(|(i, c)| Choice {
-                value: c.code(),
-                label: c.label_ja().to_owned(),
-                accesskey: i + 1,
-            })
-            .collect(),
-        left,
-    }
-}
-
-/// `GET /sandbox/bank/{bank_code}/{session}`: approve, decline or walk away.
-pub async fn bank_page(
-    State(state): State<AppState>,
-    Path((bank_code, session)): Path<(String, String)>,
-) -> AppResult<Response> {
-    let s = bank::sandbox_session(&state, &bank_code, &session).await?;
-    page(Device::Pc, &bank_view(&state, &s, &session, false))
-}
-
-pub async fn bank_post(
-    State(state): State<AppState>,
-    Path((bank_code, session)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> AppResult<Response> {
-    let fields = form::parse_body(&headers, &body, UTF_8);
-    if !csrf_ok(&state, &session, form::get(&fields, "csrf")) {
-        return Err(AppError::shopper(Reason::BadCsrf));
-    }
-    let choice = SandboxBankChoice::parse(form::get(&fields, "choice"))
-        .ok_or(AppError::field(Reason::InvalidField, "choice"))?;
-    let s = bank::sandbox_session(&state, &bank_code, &session).await?;
-    match bank::sandbox_decide(&state, &s, choice).await? {
-        Some(url) => Ok(Redirect::to(&url).into_response()),
-        None => page(Device::Pc, &bank_view(&state, &s, &session, true)),
-    }
-}
-
-fn wallet_view(
-    state: &AppState,
-    s: &wallet::SandboxSession,
-    session: &str,
-    left: bool,
-) -> WebSandboxWallet {
-    WebSandboxWallet {
-        app_css: state.app_css.to_string(),
-        wallet_name: s.wallet.name_ja(),
-        item_name: s.checkout.item_name.clone(),
-        amount: format_yen(s.payment.amount),
-        action: format!("/sandbox/wallet/{}/{session}", s.wallet.code()),
-        csrf: csrf(state, session),
-        choices: SandboxWalletChoice::ALL
+        choices: SandboxChoice::ALL
             .into_iter()
             .enumerate()
             .map(|(i, c)| Choice {
@@ -113,31 +70,38 @@ fn wallet_view(
     }
 }
 
-/// `GET /sandbox/wallet/{wallet}/{session}`: approve, decline or walk away.
-pub async fn wallet_page(
+/// `GET /sandbox/{bank,wallet}/{code}/{session}`: approve, decline or walk away.
+pub async fn page<M: RedirectMethod>(
     State(state): State<AppState>,
-    Path((wallet_code, session)): Path<(String, String)>,
-) -> AppResult<Response> {
-    let s = wallet::sandbox_session(&state, &wallet_code, &session).await?;
-    page(Device::Pc, &wallet_view(&state, &s, &session, false))
+    Path((code, session)): Path<(String, String)>,
+) -> AppResult<Response>
+where
+    M::Institution: SandboxCopy,
+{
+    let s = redirect::sandbox_session::<M>(&state, &code, &session).await?;
+    render::page(Device::Pc, &redirect_view::<M>(&state, &s, &session, false))
 }
 
-pub async fn wallet_post(
+/// `POST /sandbox/{bank,wallet}/{code}/{session}`: the button pressed.
+pub async fn post<M: RedirectMethod>(
     State(state): State<AppState>,
-    Path((wallet_code, session)): Path<(String, String)>,
+    Path((code, session)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
-) -> AppResult<Response> {
+) -> AppResult<Response>
+where
+    M::Institution: SandboxCopy,
+{
     let fields = form::parse_body(&headers, &body, UTF_8);
     if !csrf_ok(&state, &session, form::get(&fields, "csrf")) {
         return Err(AppError::shopper(Reason::BadCsrf));
     }
-    let choice = SandboxWalletChoice::parse(form::get(&fields, "choice"))
+    let choice = SandboxChoice::parse(form::get(&fields, "choice"))
         .ok_or(AppError::field(Reason::InvalidField, "choice"))?;
-    let s = wallet::sandbox_session(&state, &wallet_code, &session).await?;
-    match wallet::sandbox_decide(&state, &s, choice) {
+    let s = redirect::sandbox_session::<M>(&state, &code, &session).await?;
+    match redirect::sandbox_decide::<M>(&state, &s, choice) {
         Some(url) => Ok(Redirect::to(&url).into_response()),
-        None => page(Device::Pc, &wallet_view(&state, &s, &session, true)),
+        None => render::page(Device::Pc, &redirect_view::<M>(&state, &s, &session, true)),
     }
 }
 

@@ -298,3 +298,84 @@ async fn komoju_wallet_webhooks(app: TestApp, fake: KomojuFake) {
     assert_eq!(app.checkout_status(&m, "kw-7").await, "open");
 }
 both_komoju_wallet!(komoju_wallet_webhooks);
+
+const MINUTE: i64 = 60_000;
+
+/// The reconciliation sweep (komoju.md §4c): a payment whose webhook never came is asked about
+/// 10 minutes after its last change and marked paid; one still pending after the timeout is
+/// cancelled at KOMOJU and then here; a webhook and the sweep together apply once.
+async fn komoju_wallet_reconciliation_sweep(app: TestApp, fake: KomojuFake) {
+    let (m, account) = live_merchant(&app).await;
+    let sweep = |now: i64| kakehashi::flows::wallet::reconcile(&app.db, &app.state.connectors, now);
+    let gets = |f: &KomojuFake| {
+        f.requests()
+            .iter()
+            .filter(|r| r.starts_with("GET "))
+            .count()
+    };
+    let now = kakehashi::util::now_ms();
+    let (paid, kid) = to_komoju(&app, &fake, &m, "kw-20", 1200, "paypay").await;
+    fake.set_status(&kid, "captured");
+    let (waiting, wkid) = to_komoju(&app, &fake, &m, "kw-21", 1300, "merpay").await;
+    // Too early: nobody is asked.
+    assert_eq!(sweep(now).await.unwrap(), 0);
+    assert_eq!(gets(&fake), 0);
+    // The webhook never came: the sweep reads KOMOJU and applies it.
+    assert_eq!(sweep(now + 11 * MINUTE).await.unwrap(), 1);
+    assert_eq!(app.payment_status(&paid.id).await, "paid");
+    assert_eq!(app.checkout_status(&m, "kw-20").await, "paid");
+    assert_eq!(
+        outbox_types(&app, &paid.id).await,
+        vec!["payment.completed"]
+    );
+    // Still pending before the timeout: left waiting, not cancelled at KOMOJU.
+    assert_eq!(app.payment_status(&waiting.id).await, "awaiting_wallet");
+    assert_eq!(fake.payment(&wkid)["status"], "pending");
+    // Still pending after it: cancelled at KOMOJU first, then timed out here.
+    let late = waiting.created_at + kakehashi::domain::wallet::PENDING_TIMEOUT_MS + MINUTE;
+    assert_eq!(sweep(late).await.unwrap(), 1);
+    assert_eq!(fake.payment(&wkid)["status"], "cancelled");
+    assert!(fake
+        .requests()
+        .iter()
+        .any(|r| r == &format!("POST /api/v1/payments/{wkid}/cancel")));
+    assert_eq!(app.payment_status(&waiting.id).await, "timed_out");
+    assert_eq!(app.checkout_status(&m, "kw-21").await, "open");
+    assert_eq!(
+        outbox_types(&app, &waiting.id).await,
+        vec!["payment.expired"]
+    );
+    // Nothing left to do.
+    assert_eq!(sweep(late + MINUTE).await.unwrap(), 0);
+
+    // The webhook and the sweep at the same time: applied once.
+    let (both, bkid) = to_komoju(&app, &fake, &m, "kw-22", 1400, "aupay").await;
+    let captured = fake.set_status(&bkid, "captured");
+    let url = format!("{}/webhooks/komoju/{account}", app.base);
+    let body = fake.event("payment.captured", &captured).to_string();
+    let soon = kakehashi::util::now_ms() + 11 * MINUTE;
+    let ((code, v), swept) = tokio::join!(fake.deliver(&url, WEBHOOK_SECRET, &body), sweep(soon));
+    let swept = swept.unwrap();
+    assert!(code == 200 || code == 503, "{code} {v}");
+    // A retry of the webhook (KOMOJU redelivers after a 503) changes nothing more.
+    let (code, v) = fake.deliver(&url, WEBHOOK_SECRET, &body).await;
+    assert_eq!(code, 200, "{v}");
+    assert!(swept <= 1);
+    assert_eq!(app.payment_status(&both.id).await, "paid");
+    assert_eq!(
+        outbox_types(&app, &both.id).await,
+        vec!["payment.completed"]
+    );
+    let events = kakehashi::db::payments::events(&app.db, &both.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.kind == "payment.completed")
+            .count(),
+        1
+    );
+    assert_eq!(sweep(soon + MINUTE).await.unwrap(), 0);
+}
+both_komoju_wallet!(komoju_wallet_reconciliation_sweep);

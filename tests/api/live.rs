@@ -1042,6 +1042,8 @@ fn only_the_registry_builds_sandbox_connectors() {
                 "SandboxNumberConnector",
                 "SandboxBankConnector",
                 "SandboxCarrierConnector",
+                "SandboxWalletConnector",
+                "SandboxRedirect",
             ] {
                 if text.contains(name) {
                     offenders.push(format!("{rel}: {name}"));

@@ -37,6 +37,7 @@ mod live;
 mod messages;
 mod notify;
 mod ops;
+mod redirect_methods;
 mod repeat;
 mod settlements;
 mod shopper;

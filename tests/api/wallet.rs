@@ -256,55 +256,6 @@ async fn walk_away_times_out_and_a_late_approval_is_kept(app: TestApp) {
 }
 both!(walk_away_times_out_and_a_late_approval_is_kept);
 
-async fn forged_returns_are_refused(app: TestApp) {
-    let m = app.merchant().await;
-    let (wallet_url, _) = to_wallet(&app, &m, "wl-4", "paypay", UA_PC).await;
-    let ret = location(&press(&app, &wallet_url, "decline").await);
-    let pid = payment_id_of(&ret);
-    let forged = [
-        ret.replace("result=declined", "result=paid"),
-        format!("{ret}&extra=1"),
-        ret.replace("amount=4800", "amount=1"),
-        ret.replace("wallet=paypay", "wallet=linepay"),
-        ret.split("&sig=").next().unwrap().to_owned(),
-    ];
-    for url in forged {
-        let r = app.get(&url, UA_PC).await;
-        assert_eq!(r.status(), 403, "{url}");
-        assert_eq!(error_code(&r.text().await.unwrap()), "return_rejected");
-    }
-    assert_eq!(app.payment_status(&pid).await, "awaiting_wallet");
-    let other = ret.replace(&format!("/return/{pid}"), "/return/pay_other");
-    assert_eq!(app.get(&other, UA_PC).await.status(), 403);
-    let r = app
-        .post_form(&wallet_url, UA_PC, &[("csrf", "x"), ("choice", "approve")])
-        .await;
-    assert_eq!(r.status(), 403);
-    assert_eq!(app.payment_status(&pid).await, "awaiting_wallet");
-    app.get(&ret, UA_PC).await;
-    assert_eq!(app.payment_status(&pid).await, "failed");
-}
-both!(forged_returns_are_refused);
-
-async fn not_offered_on_feature_phones(app: TestApp) {
-    let m = app.merchant().await;
-    let f = app.fields(&m, "wl-5", 1000, &[]);
-    let (_, body) = app.open(&m, &f, UA_DOCOMO).await;
-    assert!(body.contains("value=\"docomo\""), "{body}");
-    assert!(!body.contains("value=\"wallet\""));
-    // Forcing the choice is refused.
-    let r = app
-        .post_form(
-            &action(&body),
-            UA_DOCOMO,
-            &[("csrf", &hidden(&body, "csrf")), ("method", "wallet")],
-        )
-        .await;
-    assert_ne!(r.status(), 303);
-    assert_eq!(app.count("payments").await, 0);
-}
-both!(not_offered_on_feature_phones);
-
 /// The console's 返金 on a paid wallet payment: shown on the payment page, confirmed, partial
 /// then the rest; an over-refund is refused and changes nothing.
 async fn console_refunds_a_wallet_payment(app: TestApp) {
@@ -392,3 +343,90 @@ async fn cli_refunds_a_wallet_payment(app: TestApp) {
         .all(|e| e.actor == "cli"));
 }
 both!(cli_refunds_a_wallet_payment);
+
+/// The merchant chooses its wallet brands on the console's settings page: the selector and the
+/// wallet page show only those, a POST naming another brand is refused and stores nothing, and
+/// wallets on with no brand chosen is refused. Merchants who never chose keep every brand.
+async fn merchant_chooses_wallet_brands(app: TestApp) {
+    use crate::console::{user, Console};
+    let m = app.merchant().await;
+    let stored = kakehashi::db::merchants::get(&app.db, &m.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.wallet_brands, kakehashi::domain::wallet::Brands::All);
+    let u = user(&app, Some(&m.id), kakehashi::console::Role::Admin).await;
+    let c = Console::login(&app, &u).await;
+    let (s, page) = c.get("/console/settings").await;
+    assert_eq!(s, 200);
+    assert!(page.contains("スマホ決済のブランド"), "{page}");
+    assert!(page.contains("name=\"wallets\" value=\"linepay\" checked"));
+    let csrf = hidden(&page, "csrf");
+    let base = [
+        ("csrf", csrf.as_str()),
+        ("return_origins", "https://shop.example"),
+        ("methods", "card"),
+        ("methods", "konbini"),
+        ("methods", "wallet"),
+        ("chains", "seven"),
+        ("konbini_days", "10"),
+        ("capture_mode", "auto"),
+        ("theme", "demo"),
+    ];
+    // Wallets on, no brand: refused, nothing stored.
+    let r = c.post("/console/settings", &base).await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("ブランドを1つ以上選択"));
+    let mut good = base.to_vec();
+    good.push(("wallets", "merpay"));
+    good.push(("wallets", "aupay"));
+    assert_eq!(c.post("/console/settings", &good).await.status(), 303);
+    let stored = kakehashi::db::merchants::get(&app.db, &m.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.wallet_brands.code(), "aupay,merpay");
+
+    // The selector no longer promises PayPay; the wallet page lists the two brands only.
+    let f = app.fields(&m, "wl-9", 2_000, &[]);
+    let (_, sel) = app.open(&m, &f, UA_PC).await;
+    assert!(sel.contains("value=\"wallet\""), "{sel}");
+    assert!(!sel.contains("PayPayなど"), "{sel}");
+    let method_page = app.choose(&m, "wl-10", 2_000, "wallet", UA_PC).await;
+    let body = app.get(&method_page, UA_PC).await.text().await.unwrap();
+    assert!(
+        body.contains("au PAY") && body.contains("メルペイ"),
+        "{body}"
+    );
+    for other in [
+        "value=\"paypay\"",
+        "value=\"linepay\"",
+        "楽天ペイ",
+        "ペイディ",
+    ] {
+        assert!(!body.contains(other), "{other}");
+    }
+    // A hand-made POST naming a brand the merchant does not offer: refused, nothing stored.
+    let r = app
+        .post_form(
+            &method_page,
+            UA_PC,
+            &[("csrf", &hidden(&body, "csrf")), ("wallet", "paypay")],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(error_code(&r.text().await.unwrap()), "method_not_available");
+    assert_eq!(app.count("payments").await, 0);
+    assert_eq!(app.checkout_status(&m, "wl-10").await, "open");
+    // An offered one still works.
+    let r = app
+        .post_form(
+            &method_page,
+            UA_PC,
+            &[("csrf", &hidden(&body, "csrf")), ("wallet", "aupay")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert!(location(&r).contains("/sandbox/wallet/aupay/"));
+}
+both!(merchant_chooses_wallet_brands);

@@ -12,7 +12,10 @@
 //!   `expired` refused, `pending` / `authorized` still waiting; ja.doc.komoju.com/reference/
 //!   payments-2 "Payment Statuses");
 //! - `POST /api/v1/payments/{id}/refund` with `amount` (partial refunds allowed;
-//!   ja.doc.komoju.com/reference/post_payments-id-refund).
+//!   ja.doc.komoju.com/reference/post_payments-id-refund);
+//! - `POST /api/v1/payments/{id}/cancel`: a `pending` payment becomes `cancelled` and can no
+//!   longer be completed (docs.komoju.com/en/api/resources, "Cancel a payment"), for the
+//!   reconciliation sweep's abandoned payments.
 //!
 //! The return URL we give KOMOJU carries our payment id, wallet and amount, HMAC-signed with a
 //! key derived from the account's secret key; the outcome always comes from the payment
@@ -30,8 +33,8 @@ use crate::connectors::signed_return::{
     RETURN_MAX_AGE_MS, TS_FIELD,
 };
 use crate::connectors::wallet::{
-    ConnectorError, RefundRequest, StartOutcome, StartRequest, WalletConnector, WalletOutcome,
-    WalletResult,
+    ConnectorError, RefundRequest, Retrieved, StartOutcome, StartRequest, WalletConnector,
+    WalletOutcome, WalletResult,
 };
 use crate::domain::wallet::Wallet;
 
@@ -211,6 +214,48 @@ impl WalletConnector for KomojuWallet {
             amount: p["amount"].as_i64().unwrap_or(-1),
             outcome,
         })
+    }
+
+    async fn retrieve(&self, session_id: &str) -> Result<Option<Retrieved>, ConnectorError> {
+        let p = self.payment(session_id).await?;
+        let outcome = outcome_of(&p)
+            .ok_or_else(|| ConnectorError::Unavailable("komoju answer: unknown status".into()))?;
+        Ok(Some(Retrieved {
+            payment_id: p["external_order_num"].as_str().map(str::to_owned),
+            wallet: p["payment_details"]["type"]
+                .as_str()
+                .and_then(wallet_of_type),
+            amount: p["amount"].as_i64().unwrap_or(-1),
+            outcome,
+            refunded: p["status"].as_str() == Some("refunded"),
+        }))
+    }
+
+    /// Cancels a payment still waiting for the shopper; one KOMOJU already reports cancelled or
+    /// expired needs nothing, so a retry is harmless. A captured one is refused: the sweep then
+    /// records it as paid.
+    async fn cancel(&self, session_id: &str) -> Result<(), ConnectorError> {
+        let p = self.payment(session_id).await?;
+        match p["status"].as_str() {
+            Some("pending" | "authorized") => {
+                let path = format!("/api/v1/payments/{}/cancel", percent_encode(session_id));
+                self.api
+                    .call(
+                        &self.key,
+                        reqwest::Method::POST,
+                        &path,
+                        Some(&format!("cancel-{session_id}")),
+                        Some(&json!({})),
+                    )
+                    .await
+                    .map(|_| ())
+                    .map_err(Self::refused)
+            }
+            Some("cancelled" | "expired" | "failed") => Ok(()),
+            _ => Err(ConnectorError::InvalidState(
+                "komoju payment is no longer waiting".into(),
+            )),
+        }
     }
 
     /// Refunds `amount` of a captured payment, with our idempotency key: KOMOJU answers a
