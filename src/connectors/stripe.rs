@@ -705,16 +705,25 @@ impl ClientCardConnector for StripeConnector {
     }
 
     /// `POST /v1/payment_intents/{id}/confirm` with
-    /// `payment_method_options[card][installments][plan]` (absent for 一括). A decline answers
-    /// 402; the intent then reports the error, which [`parse_intent`] reads.
+    /// `payment_method_options[card][installments][plan]` (absent for 一括) and, for a saved
+    /// card whose security code was re-entered, `payment_method_options[card][cvc_token]`
+    /// (a `cvctok_…` from Stripe.js `createToken('cvc_update', cardCvcElement)`; Stripe
+    /// accepts it during confirmation only: https://docs.stripe.com/api/payment_intents/confirm).
+    /// A decline answers 402; the intent then reports the error, which [`parse_intent`] reads.
     async fn confirm_intent(
         &self,
         intent_id: &str,
         plan: Option<PaymentOption>,
+        cvc_token: Option<&str>,
         key: &str,
     ) -> Result<Intent, ConnectorError> {
         Self::check_id(intent_id, "pi_")?;
-        let form = plan.map(plan_fields).unwrap_or_default();
+        let mut form = plan.map(plan_fields).unwrap_or_default();
+        if let Some(t) = cvc_token {
+            Self::check_id(t, "cvctok_")
+                .map_err(|_| ConnectorError::Invalid("cvc_token_invalid".into()))?;
+            form.push(("payment_method_options[card][cvc_token]", t.to_owned()));
+        }
         match self
             .post(
                 &format!("/v1/payment_intents/{intent_id}/confirm"),

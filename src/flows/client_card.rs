@@ -419,11 +419,17 @@ impl std::fmt::Debug for Confirmed {
 /// Confirms the checkout's waiting intent (its card attached by [`prepare`]) with the plan
 /// the shopper chose. The plan must be one the processor offers for this card (read from the
 /// intent, not from the browser) and one the merchant enabled; 一括 always is.
+///
+/// A saved card of a merchant that asks for the security code again
+/// ([`crate::db::merchants::MerchantRow::saved_card_cvc`]) is confirmed only with
+/// `cvc_token`, the processor's token of the code the shopper typed into its field: without
+/// one, `cvc_required` and nothing is sent. The processor checks the code with the payment.
 pub async fn confirm(
     state: &Ctx,
     o: &Opened,
     ip: &str,
     option: PaymentOption,
+    cvc_token: Option<&str>,
 ) -> FlowResult<Confirmed> {
     let resolved = o
         .connectors
@@ -457,10 +463,30 @@ pub async fn confirm(
             ),
         });
     }
+    let saved = p.details_json()["saved_card"].is_string();
+    let cvc = if saved && o.merchant.saved_card_cvc() {
+        Some(
+            cvc_token
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| FlowError::Refused {
+                    kind: Refused::Invalid,
+                    code: "cvc_required",
+                    message: "this shop asks for the security code of a saved card".into(),
+                })?,
+        )
+    } else {
+        // Not asked for: a token posted anyway is not sent (the merchant's setting decides).
+        None
+    };
     let plan = (option != PaymentOption::Lump).then_some(option);
-    let key = format!("kakehashi-confirm-{}-{}", p.id, option.code());
+    // A new security code is a new request to Stripe (same key, other parameters is an
+    // error there): the token, single-use, is part of the key.
+    let key = match cvc {
+        Some(t) => format!("kakehashi-confirm-{}-{}-{t}", p.id, option.code()),
+        None => format!("kakehashi-confirm-{}-{}", p.id, option.code()),
+    };
     let after = conn
-        .confirm_intent(&r, plan, &key)
+        .confirm_intent(&r, plan, cvc, &key)
         .await
         .map_err(connector_failed)?;
     if after.state == IntentState::AwaitingShopper {

@@ -40,5 +40,6 @@ mod sms;
 mod smtp_fake;
 mod stripe;
 mod stripe_installments;
+mod stripe_saved_cvc;
 mod vectors;
 mod wallet;
