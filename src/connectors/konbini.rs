@@ -214,6 +214,11 @@ pub const REPEAT_UNSUPPORTED: &str = "repeat_numbers_unsupported";
 
 #[async_trait]
 pub trait NumberConnector: Send + Sync {
+    /// Whether this institution issues numbers for `target` at all (Stripe serves four
+    /// chains only); the shopper is offered only those.
+    fn serves(&self, _target: IssueTarget) -> bool {
+        true
+    }
     /// Issue a payment number for a konbini chain or Pay-easy.
     async fn issue(&self, req: &IssueRequest) -> Result<IssuedNumber, ConnectorError>;
     /// Events the institution knows for this number, oldest first (速報, 確報, 速報取消),

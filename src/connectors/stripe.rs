@@ -25,6 +25,7 @@ use crate::connectors::client_card::{
     IntentState, PageSetup, WebhookError, WebhookEvent,
 };
 use crate::connectors::driver::{Credentials, ProcessorDriver};
+use crate::connectors::konbini::NumberConnector;
 use crate::domain::card::{CardStatus, PaymentOption, ThreeDsResult, ThreeDsStatus};
 use crate::domain::processor::{Family, Processor};
 use crate::ssrf::{check_url, UrlPolicy};
@@ -37,6 +38,10 @@ pub const SIGNATURE_TOLERANCE_S: i64 = 300;
 pub const META_PAYMENT_ID: &str = "kakehashi_payment_id";
 /// The metadata key holding the merchant's order id.
 pub const META_ORDER_ID: &str = "kakehashi_order_id";
+/// [`META_PAYMENT_ID`] as a form field.
+const META_PAYMENT_ID_FIELD: &str = "metadata[kakehashi_payment_id]";
+
+pub mod konbini;
 
 const BROWSER_ONLY: &str =
     "Stripe collects the card in the shopper's browser (Stripe.js); this server never takes card data";
@@ -90,10 +95,14 @@ impl ProcessorDriver for StripeDriver {
         Processor::Stripe
     }
     fn families(&self) -> &[Family] {
-        &[Family::Card]
+        &[Family::Card, Family::Number]
     }
     fn card(&self, c: &Credentials) -> Option<Arc<dyn CardConnector>> {
         Some(self.conn(c))
+    }
+    /// Konbini through Stripe's `konbini` payment method (`stripe/konbini.rs`).
+    fn number(&self, c: &Credentials) -> Option<Arc<dyn NumberConnector>> {
+        Some(Arc::new(konbini::StripeKonbini::new(self.conn(c))))
     }
     fn client_card(&self, c: &Credentials) -> Option<Arc<dyn ClientCardConnector>> {
         Some(self.conn(c))

@@ -800,8 +800,8 @@ pub async fn webhook(
         .await?
         .ok_or(HookError::UnknownAccount)?;
     let id = ConnectorId::Account(account.id.clone());
-    let conn = crate::flows::merchant_connectors(state, &merchant)
-        .await?
+    let connectors = crate::flows::merchant_connectors(state, &merchant).await?;
+    let conn = connectors
         .client_card_for(&id)
         .ok_or(HookError::Unavailable)?;
     let event = conn.verify_webhook(payload, signature, state.now_ms() / 1000)?;
@@ -811,6 +811,14 @@ pub async fn webhook(
     let payment = match &event.intent_id {
         Some(intent) if event.kind.starts_with("payment_intent.") => {
             payments::card_by_account_ref(db, &account.id, intent).await?
+        }
+        _ => None,
+    };
+    // Not a card payment: a konbini number issued through the same account (Stripe's
+    // `konbini` PaymentIntents send the same events).
+    let number = match (&payment, &event.intent_id) {
+        (None, Some(intent)) if event.kind.starts_with("payment_intent.") => {
+            payments::number_by_account_ref(db, &account.id, intent).await?
         }
         _ => None,
     };
@@ -844,7 +852,25 @@ pub async fn webhook(
             }
             HookOutcome::Applied
         }
-        None => HookOutcome::Ignored,
+        None => match &number {
+            Some(p) => {
+                let numbers = connectors.number_for(&id).ok_or(HookError::Unavailable)?;
+                let changed = crate::flows::number_sync::from_processor(
+                    db,
+                    numbers.as_ref(),
+                    p,
+                    "processor:webhook",
+                    state.now_ms(),
+                )
+                .await
+                .map_err(|e| HookError::Failed(e.to_string()))?;
+                if changed.is_some() {
+                    state.wake_notifier();
+                }
+                HookOutcome::Applied
+            }
+            None => HookOutcome::Ignored,
+        },
     };
     let mut tx = db.begin().await?;
     crate::db::processor_events::record_with(
@@ -852,7 +878,7 @@ pub async fn webhook(
         &account.id,
         &event.id,
         &event.kind,
-        payment.as_ref().map(|p| p.id.as_str()),
+        payment.as_ref().or(number.as_ref()).map(|p| p.id.as_str()),
         match outcome {
             HookOutcome::Applied => "applied",
             _ => "ignored",

@@ -13,6 +13,7 @@ pub mod konbini;
 pub mod merchant_admin;
 pub mod messages;
 pub mod number_cancel;
+pub mod number_sync;
 pub mod payment_requests;
 pub mod processor_webhooks;
 pub mod processors;

@@ -40,6 +40,8 @@ mod sms;
 mod smtp_fake;
 mod stripe;
 mod stripe_installments;
+mod stripe_konbini;
+mod stripe_konbini_fake;
 mod stripe_saved_cvc;
 mod vectors;
 mod wallet;
