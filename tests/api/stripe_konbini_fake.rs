@@ -45,6 +45,9 @@ pub const FAKE_SK: &str = "sk_test_konbini_fake_0123456789";
 
 const STORES: [&str; 4] = ["familymart", "lawson", "ministop", "seicomart"];
 
+/// A create request as received: its `Idempotency-Key` and its form fields.
+pub type CreateRequest = (Option<String>, Vec<(String, String)>);
+
 #[derive(Default)]
 struct Inner {
     intents: HashMap<String, Value>,
@@ -53,7 +56,7 @@ struct Inner {
     /// `METHOD path` of every request.
     requests: Vec<String>,
     /// The form of every create request, with its idempotency key.
-    creates: Vec<(Option<String>, Vec<(String, String)>)>,
+    creates: Vec<CreateRequest>,
     n: u64,
 }
 
@@ -113,7 +116,7 @@ impl StripeKonbiniFake {
     }
 
     /// (Idempotency-Key, form) of each create request.
-    pub fn creates(&self) -> Vec<(Option<String>, Vec<(String, String)>)> {
+    pub fn creates(&self) -> Vec<CreateRequest> {
         self.shared.inner.lock().unwrap().creates.clone()
     }
 
