@@ -1290,6 +1290,10 @@ pub enum MerchantCmd {
         /// Offer carrier continuous billing (継続課金): true | false
         #[arg(long)]
         carrier_continuous: Option<bool>,
+        /// Ask for the security code (CVC) again when a saved card is used (Stripe): true |
+        /// false (default true)
+        #[arg(long)]
+        saved_card_cvc: Option<bool>,
         #[command(flatten)]
         settings: Settings,
     },
@@ -1459,12 +1463,14 @@ pub async fn merchant(
             name,
             status,
             carrier_continuous,
+            saved_card_cvc,
             settings: s,
         } => {
             let changes = merchant_flow::Changes {
                 name,
                 status,
                 carrier_continuous,
+                saved_card_cvc,
                 settings: s.into(),
             };
             let u = merchant_flow::update(db, registry, config, &merchant_id, changes).await?;

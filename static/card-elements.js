@@ -2,7 +2,9 @@
 // The card number is typed into the processor's own field and sent only to the processor:
 // this script posts our server the CSRF token and, when the merchant offers installments or
 // saved cards, the processor's id of the card (pm_…) or of a saved card, the shopper's
-// consent to save it, and the chosen plan. The server creates and confirms
+// consent to save it, the chosen plan, and for a saved card whose security code the shop asks
+// for, the processor's single-use token of that code (cvctok_…; the code itself is typed into
+// the processor's own field and goes to the processor only). The server creates and confirms
 // the payment intent and reads its outcome from the processor (never from this page).
 (function () {
   'use strict';
@@ -21,6 +23,12 @@
   var elements = stripe.elements({ locale: attr('locale') });
   var card = elements.create('card', { hidePostalCode: true });
   card.mount('#card-element');
+  // A saved card's security code, when the shop asks for it: Stripe's own field.
+  var cvc = null;
+  if (attr('saved-cvc') === '1' && document.getElementById('card-cvc-element')) {
+    cvc = elements.create('cardCvc');
+    cvc.mount('#card-cvc-element');
+  }
   card.on('change', function (event) {
     if (event && event.error) { show(event.error.message); } else if (event) { show(''); }
   });
@@ -40,8 +48,11 @@
   }
   // Installments (Stripe's flow): the server confirms with the plan; 3-D Secure, if the
   // issuer asks, runs in Stripe.js afterwards.
+  var cvcToken = '';
   function confirmPlan(code) {
-    return post(attr('confirm'), '&option=' + encodeURIComponent(code)).then(function (d) {
+    var extra = '&option=' + encodeURIComponent(code) +
+      (cvcToken ? '&cvc_token=' + encodeURIComponent(cvcToken) : '');
+    return post(attr('confirm'), extra).then(function (d) {
       if (d.next !== 'action') { return null; }
       return stripe.handleNextAction ? stripe.handleNextAction({ clientSecret: d.client_secret })
         : stripe.confirmCardPayment(d.client_secret);
@@ -73,7 +84,20 @@
   function withPlans() {
     var saved = form.querySelector('input[name="saved"]:checked');
     if (saved && saved.value !== 'new') {
-      return afterIntent('&saved_card=' + encodeURIComponent(saved.value));
+      var useSaved = function () {
+        return afterIntent('&saved_card=' + encodeURIComponent(saved.value));
+      };
+      if (!cvc) { return useSaved(); }
+      // Stripe turns the re-entered code into a single-use token (cvc_update).
+      return stripe.createToken('cvc_update', cvc).then(function (r) {
+        if (!r || !r.token) {
+          show(r && r.error ? r.error.message : attr('load-error'));
+          ready();
+          return null;
+        }
+        cvcToken = r.token.id;
+        return useSaved();
+      }).then(null, finish);
     }
     var keep = document.getElementById('card-save');
     return stripe.createPaymentMethod({ type: 'card', card: card }).then(function (r) {

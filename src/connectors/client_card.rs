@@ -207,10 +207,14 @@ pub trait ClientCardConnector: Send + Sync {
     ) -> Result<(), ConnectorError>;
     /// Confirms an intent that has its payment method attached, with the chosen plan
     /// (`None` or `Lump`: 一括). The answer may still wait for 3-D Secure in the browser.
+    /// `cvc_token`: the security code the shopper re-entered for a saved card, as the
+    /// processor's single-use token (the code itself never reaches this server); the
+    /// processor verifies it with this payment attempt.
     async fn confirm_intent(
         &self,
         intent_id: &str,
         plan: Option<PaymentOption>,
+        cvc_token: Option<&str>,
         idempotency_key: &str,
     ) -> Result<Intent, ConnectorError>;
     /// Creates the processor's customer for the merchant's customer `customer_ref`

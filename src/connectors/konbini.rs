@@ -296,6 +296,11 @@ pub trait NumberConnector: Send + Sync {
     fn precheck(&self, _req: &IssueRequest) -> Result<(), ConnectorError> {
         Ok(())
     }
+    /// Whether this institution issues numbers for `target` at all (Stripe serves four
+    /// chains only); the shopper is offered only those.
+    fn serves(&self, _target: IssueTarget) -> bool {
+        true
+    }
     /// Issue a payment number for a konbini chain or Pay-easy, or a 振込先 for a bank transfer.
     /// Idempotent per `payment_id`: asked again, the institution answers with the same number.
     async fn issue(&self, req: &IssueRequest) -> Result<IssuedNumber, ConnectorError>;

@@ -25,6 +25,7 @@ use crate::connectors::client_card::{
     IntentState, PageSetup, WebhookError, WebhookEvent,
 };
 use crate::connectors::driver::{Credentials, ProcessorDriver};
+use crate::connectors::konbini::NumberConnector;
 use crate::domain::card::{CardStatus, PaymentOption, ThreeDsResult, ThreeDsStatus};
 use crate::domain::processor::{Family, Processor};
 use crate::ssrf::{check_url, UrlPolicy};
@@ -37,6 +38,10 @@ pub const SIGNATURE_TOLERANCE_S: i64 = 300;
 pub const META_PAYMENT_ID: &str = "kakehashi_payment_id";
 /// The metadata key holding the merchant's order id.
 pub const META_ORDER_ID: &str = "kakehashi_order_id";
+/// [`META_PAYMENT_ID`] as a form field.
+const META_PAYMENT_ID_FIELD: &str = "metadata[kakehashi_payment_id]";
+
+pub mod konbini;
 
 const BROWSER_ONLY: &str =
     "Stripe collects the card in the shopper's browser (Stripe.js); this server never takes card data";
@@ -90,10 +95,14 @@ impl ProcessorDriver for StripeDriver {
         Processor::Stripe
     }
     fn families(&self) -> &[Family] {
-        &[Family::Card]
+        &[Family::Card, Family::Number]
     }
     fn card(&self, c: &Credentials) -> Option<Arc<dyn CardConnector>> {
         Some(self.conn(c))
+    }
+    /// Konbini through Stripe's `konbini` payment method (`stripe/konbini.rs`).
+    fn number(&self, c: &Credentials) -> Option<Arc<dyn NumberConnector>> {
+        Some(Arc::new(konbini::StripeKonbini::new(self.conn(c))))
     }
     fn client_card(&self, c: &Credentials) -> Option<Arc<dyn ClientCardConnector>> {
         Some(self.conn(c))
@@ -705,16 +714,25 @@ impl ClientCardConnector for StripeConnector {
     }
 
     /// `POST /v1/payment_intents/{id}/confirm` with
-    /// `payment_method_options[card][installments][plan]` (absent for 一括). A decline answers
-    /// 402; the intent then reports the error, which [`parse_intent`] reads.
+    /// `payment_method_options[card][installments][plan]` (absent for 一括) and, for a saved
+    /// card whose security code was re-entered, `payment_method_options[card][cvc_token]`
+    /// (a `cvctok_…` from Stripe.js `createToken('cvc_update', cardCvcElement)`; Stripe
+    /// accepts it during confirmation only: https://docs.stripe.com/api/payment_intents/confirm).
+    /// A decline answers 402; the intent then reports the error, which [`parse_intent`] reads.
     async fn confirm_intent(
         &self,
         intent_id: &str,
         plan: Option<PaymentOption>,
+        cvc_token: Option<&str>,
         key: &str,
     ) -> Result<Intent, ConnectorError> {
         Self::check_id(intent_id, "pi_")?;
-        let form = plan.map(plan_fields).unwrap_or_default();
+        let mut form = plan.map(plan_fields).unwrap_or_default();
+        if let Some(t) = cvc_token {
+            Self::check_id(t, "cvctok_")
+                .map_err(|_| ConnectorError::Invalid("cvc_token_invalid".into()))?;
+            form.push(("payment_method_options[card][cvc_token]", t.to_owned()));
+        }
         match self
             .post(
                 &format!("/v1/payment_intents/{intent_id}/confirm"),

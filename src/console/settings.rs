@@ -21,6 +21,8 @@ pub struct Update {
     pub wallet_brands: Brands,
     pub konbini_days: i64,
     pub capture_mode: CaptureMode,
+    /// Saved cards need their security code re-entered.
+    pub saved_card_cvc: bool,
     pub theme: String,
 }
 
@@ -92,6 +94,12 @@ pub fn parse(
         .ok_or("コンビニ支払期限は0〜60日で入力してください。")?;
     let capture_mode =
         CaptureMode::parse(get(fields, "capture_mode")).ok_or("売上方式が正しくありません。")?;
+    // Only an explicit `off` stops asking: a form without the field keeps the safer default.
+    let saved_card_cvc = match get(fields, "saved_card_cvc") {
+        "off" => false,
+        "on" | "" => true,
+        _ => return Err("保存済みカードのセキュリティコードの設定が正しくありません。".into()),
+    };
     let theme = get(fields, "theme");
     if !themes.contains(theme) && !uploaded.iter().any(|u| u == theme) {
         return Err("テーマが正しくありません。".into());
@@ -104,6 +112,7 @@ pub fn parse(
         wallet_brands,
         konbini_days,
         capture_mode,
+        saved_card_cvc,
         theme: theme.to_owned(),
     })
 }
@@ -118,6 +127,7 @@ pub async fn store(db: &Db, merchant_id: &str, u: &Update) -> Result<(), crate::
         wallet_brands: &u.wallet_brands,
         konbini_days: u.konbini_days,
         capture_mode: u.capture_mode,
+        saved_card_cvc: u.saved_card_cvc,
         theme: &u.theme,
     };
     merchants::set_console_settings(db, merchant_id, &settings).await

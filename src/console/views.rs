@@ -328,6 +328,8 @@ pub struct Settings {
     pub wallets: Vec<Choice>,
     pub konbini_days: i64,
     pub manual: bool,
+    /// Saved cards are paid with their security code re-entered.
+    pub saved_card_cvc: bool,
     pub themes: Vec<ThemeChoice>,
     pub key_ids: Vec<String>,
     /// API keys: (id, created, active), newest first.

@@ -36,6 +36,8 @@ pub struct MerchantRow {
     /// The wallet brands offered (`all` by default).
     #[sqlx(try_from = "String")]
     pub wallet_brands: Brands,
+    /// Saved cards are paid only with their security code re-entered (0: not asked).
+    pub saved_card_cvc: i64,
     pub created_at: i64,
     /// Processor accounts the merchant has ever had (0: no account lookup needed).
     pub processor_accounts: i64,
@@ -45,7 +47,7 @@ pub struct MerchantRow {
 
 pub(crate) const COLS: &str =
     "m.id, m.name, m.mode, m.status, m.methods, m.konbini_chains, m.return_origins, \
-m.callback_url, m.webhook_secrets, m.notify_format, m.callback_status, m.theme, m.konbini_days, m.capture_mode, m.card_options, m.wallet_brands, m.created_at, m.processor_accounts, m.owner_id";
+m.callback_url, m.webhook_secrets, m.notify_format, m.callback_status, m.theme, m.konbini_days, m.capture_mode, m.card_options, m.wallet_brands, m.saved_card_cvc, m.created_at, m.processor_accounts, m.owner_id";
 
 impl MerchantRow {
     /// Webhook secrets, newest first (opened with the master key when sealed).
@@ -55,6 +57,10 @@ impl MerchantRow {
     }
     pub fn mode(&self) -> Mode {
         self.mode
+    }
+    /// Whether a shopper paying with a saved card re-enters its security code (CVC).
+    pub fn saved_card_cvc(&self) -> bool {
+        self.saved_card_cvc != 0
     }
     pub fn methods(&self) -> Vec<Method> {
         self.methods.0.clone()
@@ -454,6 +460,21 @@ pub async fn set_continuous(db: &Db, merchant_id: &str, on: bool) -> anyhow::Res
     Ok(())
 }
 
+/// Turns CVC re-entry for saved cards on or off (`merchant set --saved-card-cvc`, console).
+pub async fn set_saved_card_cvc(db: &Db, merchant_id: &str, on: bool) -> anyhow::Result<()> {
+    let mut tx = db.begin().await?;
+    let n = exec_tx!(&mut tx, c => sqlx::query(
+        "UPDATE merchants SET saved_card_cvc = $1 WHERE id = $2",
+    )
+    .bind(i64::from(on))
+    .bind(merchant_id)
+    .execute(c)
+    .await)?;
+    anyhow::ensure!(n == 1, "no merchant {merchant_id}");
+    tx.commit().await?;
+    Ok(())
+}
+
 /// The sandbox auto-pay delay of a merchant (None = off).
 pub async fn autopay_seconds(db: &Db, merchant_id: &str) -> Result<Option<i64>, sqlx::Error> {
     let v: Option<Option<i64>> = on_db!(db, c => sqlx::query_scalar(
@@ -523,6 +544,7 @@ pub struct ConsoleSettings<'a> {
     pub wallet_brands: &'a Brands,
     pub konbini_days: i64,
     pub capture_mode: CaptureMode,
+    pub saved_card_cvc: bool,
     pub theme: &'a str,
 }
 
@@ -535,7 +557,7 @@ pub async fn set_console_settings(
     let mut tx = db.begin().await?;
     exec_tx!(&mut tx, c => sqlx::query(
         "UPDATE merchants SET callback_url = $1, return_origins = $2, methods = $3, konbini_chains = $4, \
-         konbini_days = $5, capture_mode = $6, theme = $7, wallet_brands = $9 WHERE id = $8",
+         konbini_days = $5, capture_mode = $6, theme = $7, saved_card_cvc = $8, wallet_brands = $10 WHERE id = $9",
     )
     .bind(u.callback_url)
     .bind(u.return_origins.join(" "))
@@ -544,6 +566,7 @@ pub async fn set_console_settings(
     .bind(u.konbini_days)
     .bind(u.capture_mode.code())
     .bind(u.theme)
+    .bind(i64::from(u.saved_card_cvc))
     .bind(merchant_id)
     .bind(u.wallet_brands.code())
     .execute(c)

@@ -687,6 +687,24 @@ pub async fn card_by_account_ref(
         .await)
 }
 
+/// The konbini / Pay-easy payment a processor account knows by `reference` (Stripe: the
+/// PaymentIntent id).
+pub async fn number_by_account_ref(
+    db: &Db,
+    account_id: &str,
+    reference: &str,
+) -> Result<Option<PaymentRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLS} FROM payments WHERE connector = $1 AND connector_ref = $2 \
+         AND method IN ('konbini', 'payeasy')"
+    );
+    on_db!(db, c => sqlx::query_as(&sql)
+        .bind(account_id)
+        .bind(reference)
+        .fetch_optional(c)
+        .await)
+}
+
 /// Processor card payments waiting for the shopper's browser (3-D Secure) that the
 /// reconciliation should look at: unchanged since `changed_before`, and either changed at or
 /// after `recent_from` or before `expired_before` (at most 500).

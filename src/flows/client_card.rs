@@ -419,11 +419,17 @@ impl std::fmt::Debug for Confirmed {
 /// Confirms the checkout's waiting intent (its card attached by [`prepare`]) with the plan
 /// the shopper chose. The plan must be one the processor offers for this card (read from the
 /// intent, not from the browser) and one the merchant enabled; 一括 always is.
+///
+/// A saved card of a merchant that asks for the security code again
+/// ([`crate::db::merchants::MerchantRow::saved_card_cvc`]) is confirmed only with
+/// `cvc_token`, the processor's token of the code the shopper typed into its field: without
+/// one, `cvc_required` and nothing is sent. The processor checks the code with the payment.
 pub async fn confirm(
     state: &Ctx,
     o: &Opened,
     ip: &str,
     option: PaymentOption,
+    cvc_token: Option<&str>,
 ) -> FlowResult<Confirmed> {
     let resolved = o
         .connectors
@@ -457,10 +463,30 @@ pub async fn confirm(
             ),
         });
     }
+    let saved = p.details_json()["saved_card"].is_string();
+    let cvc = if saved && o.merchant.saved_card_cvc() {
+        Some(
+            cvc_token
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| FlowError::Refused {
+                    kind: Refused::Invalid,
+                    code: "cvc_required",
+                    message: "this shop asks for the security code of a saved card".into(),
+                })?,
+        )
+    } else {
+        // Not asked for: a token posted anyway is not sent (the merchant's setting decides).
+        None
+    };
     let plan = (option != PaymentOption::Lump).then_some(option);
-    let key = format!("kakehashi-confirm-{}-{}", p.id, option.code());
+    // A new security code is a new request to Stripe (same key, other parameters is an
+    // error there): the token, single-use, is part of the key.
+    let key = match cvc {
+        Some(t) => format!("kakehashi-confirm-{}-{}-{t}", p.id, option.code()),
+        None => format!("kakehashi-confirm-{}-{}", p.id, option.code()),
+    };
     let after = conn
-        .confirm_intent(&r, plan, &key)
+        .confirm_intent(&r, plan, cvc, &key)
         .await
         .map_err(connector_failed)?;
     if after.state == IntentState::AwaitingShopper {
@@ -774,8 +800,8 @@ pub async fn webhook(
         .await?
         .ok_or(HookError::UnknownAccount)?;
     let id = ConnectorId::Account(account.id.clone());
-    let conn = crate::flows::merchant_connectors(state, &merchant)
-        .await?
+    let connectors = crate::flows::merchant_connectors(state, &merchant).await?;
+    let conn = connectors
         .client_card_for(&id)
         .ok_or(HookError::Unavailable)?;
     let event = conn.verify_webhook(payload, signature, state.now_ms() / 1000)?;
@@ -785,6 +811,14 @@ pub async fn webhook(
     let payment = match &event.intent_id {
         Some(intent) if event.kind.starts_with("payment_intent.") => {
             payments::card_by_account_ref(db, &account.id, intent).await?
+        }
+        _ => None,
+    };
+    // Not a card payment: a konbini number issued through the same account (Stripe's
+    // `konbini` PaymentIntents send the same events).
+    let number = match (&payment, &event.intent_id) {
+        (None, Some(intent)) if event.kind.starts_with("payment_intent.") => {
+            payments::number_by_account_ref(db, &account.id, intent).await?
         }
         _ => None,
     };
@@ -818,7 +852,25 @@ pub async fn webhook(
             }
             HookOutcome::Applied
         }
-        None => HookOutcome::Ignored,
+        None => match &number {
+            Some(p) => {
+                let numbers = connectors.number_for(&id).ok_or(HookError::Unavailable)?;
+                let changed = crate::flows::number_sync::from_processor(
+                    db,
+                    numbers.as_ref(),
+                    p,
+                    "processor:webhook",
+                    state.now_ms(),
+                )
+                .await
+                .map_err(|e| HookError::Failed(e.to_string()))?;
+                if changed.is_some() {
+                    state.wake_notifier();
+                }
+                HookOutcome::Applied
+            }
+            None => HookOutcome::Ignored,
+        },
     };
     let mut tx = db.begin().await?;
     crate::db::processor_events::record_with(
@@ -826,7 +878,7 @@ pub async fn webhook(
         &account.id,
         &event.id,
         &event.kind,
-        payment.as_ref().map(|p| p.id.as_str()),
+        payment.as_ref().or(number.as_ref()).map(|p| p.id.as_str()),
         match outcome {
             HookOutcome::Applied => "applied",
             _ => "ignored",

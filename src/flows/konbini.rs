@@ -127,13 +127,19 @@ pub fn days_for(o: &Opened) -> i64 {
     o.checkout.konbini_days.unwrap_or(o.merchant.konbini_days)
 }
 
-/// Chains the merchant enabled, in the standard order.
+/// Chains the merchant enabled that the konbini connector serves (Stripe serves four), in
+/// the standard order.
 pub fn enabled_chains(o: &Opened) -> Vec<Chain> {
     let codes = o.merchant.chains();
+    let conn = o.connectors.number(crate::domain::Method::Konbini);
     Chain::all()
         .iter()
         .copied()
         .filter(|c| codes.iter().any(|s| s == c.code()))
+        .filter(|c| {
+            conn.as_ref()
+                .is_none_or(|r| r.connector.serves(IssueTarget::Konbini(*c)))
+        })
         .collect()
 }
 

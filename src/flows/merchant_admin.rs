@@ -69,6 +69,8 @@ pub struct Changes {
     pub status: Option<String>,
     /// Offer carrier continuous billing (継続課金).
     pub carrier_continuous: Option<bool>,
+    /// Ask for the security code (CVC) again when a saved card is used.
+    pub saved_card_cvc: Option<bool>,
     pub settings: Settings,
 }
 
@@ -338,11 +340,15 @@ pub async fn update(
             || mode.is_some()
             || autopay.is_some()
             || ch.carrier_continuous.is_some()
+            || ch.saved_card_cvc.is_some()
             || s.sms_template.is_some(),
         "nothing to change"
     );
     if let Some(on) = ch.carrier_continuous {
         crate::flows::carrier::set_continuous(db, merchant_id, on).await?;
+    }
+    if let Some(on) = ch.saved_card_cvc {
+        merchants::set_saved_card_cvc(db, merchant_id, on).await?;
     }
     if let Some(t) = &s.sms_template {
         crate::sms::set_template(db, merchant_id, t).await?;

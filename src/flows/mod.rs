@@ -15,6 +15,7 @@ pub mod merchant_admin;
 pub mod messages;
 pub mod number_cancel;
 pub mod owners;
+pub mod number_sync;
 pub mod payment_requests;
 pub mod processor_webhooks;
 pub mod processors;

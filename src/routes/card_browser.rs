@@ -57,6 +57,8 @@ pub struct WebCardElements {
     pub saved: Vec<SavedView>,
     /// The link names a customer: offer to save the card (with consent).
     pub offer_save: bool,
+    /// A saved card is paid with its security code re-entered in the processor's field.
+    pub saved_cvc: bool,
 }
 
 /// A saved card on the card page: label (brand, last 4, expiry) and its removal form.
@@ -191,6 +193,7 @@ pub async fn render(
         confirm_url: format!("/pay/{token}/card/confirm"),
         saved,
         offer_save: account && o.checkout.customer_ref.is_some(),
+        saved_cvc: o.merchant.saved_card_cvc(),
     };
     let mut resp = page_with_status(device, status, &tpl)?;
     let policy = HeaderValue::from_str(&csp(&setup.csp))
@@ -283,8 +286,9 @@ fn open_for_card(o: &Opened, device: Device) -> AppResult<()> {
     Ok(())
 }
 
-/// `POST /pay/{token}/card/confirm` (`option`: `lump`, `inst3`…, `bonus`, `revo`): confirms
-/// the intent whose card `/card/intent` attached, with the chosen plan. Answers whether the
+/// `POST /pay/{token}/card/confirm` (`option`: `lump`, `inst3`…, `bonus`, `revo`; for a saved
+/// card when the merchant asks for it, `cvc_token`: Stripe's `cvctok_…` of the re-entered
+/// security code): confirms the intent whose card `/card/intent` attached, with the chosen plan. Answers whether the
 /// processor's script must run 3-D Secure (`"next": "action"` with the client secret) or the
 /// browser goes to the return URL (`"next": "return"`).
 pub async fn confirm(
@@ -294,10 +298,19 @@ pub async fn confirm(
 ) -> AppResult<Response> {
     let option = PaymentOption::parse(form.get("option"))
         .map_err(|_| AppError::shopper(Reason::BadRequest))?;
+    let cvc_token = Some(form.get("cvc_token").to_owned()).filter(|s| !s.is_empty());
     let ShopperPage { token, o, device } = form.page;
     open_for_card(&o, device)?;
     let return_url = format!("/pay/{token}/card/return");
-    let body = match flow::confirm(&state, &o, &client.to_string(), option).await? {
+    let confirmed = flow::confirm(
+        &state,
+        &o,
+        &client.to_string(),
+        option,
+        cvc_token.as_deref(),
+    )
+    .await?;
+    let body = match confirmed {
         Confirmed::Action { client_secret } => json!({
             "next": "action", "client_secret": client_secret, "return_url": return_url,
         }),

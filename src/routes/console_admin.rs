@@ -261,6 +261,7 @@ pub(crate) fn settings_page(
             .collect(),
         konbini_days: m.konbini_days,
         manual: m.capture_mode == CaptureMode::Manual,
+        saved_card_cvc: m.saved_card_cvc(),
         themes,
         key_ids: keys,
         api_keys,

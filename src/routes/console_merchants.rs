@@ -235,6 +235,7 @@ pub async fn edit_post(
         name: changed(&before.name, &after.name),
         status: changed(&before.status, &after.status),
         carrier_continuous: (before.continuous != after.continuous).then_some(after.continuous),
+        saved_card_cvc: None,
         settings: flow::Settings {
             notify_format: changed(&before.notify_format, &after.notify_format),
             card_options: changed(&before.card_options, &after.card_options),

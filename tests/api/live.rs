@@ -1192,6 +1192,7 @@ async fn cli_mode_switch_follows_the_rules(app: TestApp, _calls: Calls) {
         name: None,
         status: None,
         carrier_continuous: None,
+        saved_card_cvc: None,
         settings: Settings {
             mode: Some("live".into()),
             ..Settings::default()

@@ -47,5 +47,8 @@ mod smtp_fake;
 mod stripe;
 mod stripe_installments;
 mod tenants;
+mod stripe_konbini;
+mod stripe_konbini_fake;
+mod stripe_saved_cvc;
 mod vectors;
 mod wallet;

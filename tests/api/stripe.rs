@@ -17,10 +17,10 @@ use serde_json::{json, Value};
 use crate::helpers::*;
 use crate::stripe_installments::{InstallmentsProxy, PAN_JP};
 
-const SK: &str = "sk_test_kakehashi_0123456789";
+pub(crate) const SK: &str = "sk_test_kakehashi_0123456789";
 const PK: &str = "pk_test_kakehashi_0123456789";
 const WHSEC: &str = "whsec_kakehashi_test_secret";
-const PAN: &str = "4242424242424242";
+pub(crate) const PAN: &str = "4242424242424242";
 const PAN_3DS: &str = "4000002500003155";
 const PAN_DECLINED: &str = "4000000000000341";
 
@@ -165,7 +165,7 @@ async fn stripe_app(backend: Backend) -> Option<(TestApp, LocalStripe)> {
 
 /// The app with Stripe's API at `api` (localstripe, or a proxy in front of it) and Stripe.js
 /// from localstripe.
-async fn app_on(backend: Backend, ls: &LocalStripe, api: &str) -> Option<TestApp> {
+pub(crate) async fn app_on(backend: Backend, ls: &LocalStripe, api: &str) -> Option<TestApp> {
     let settings = StripeSettings {
         api_base: api.to_owned(),
         js_url: format!("{}/js.stripe.com/v3/", ls.url),
@@ -208,7 +208,7 @@ async fn stripe_merchant(app: &TestApp, capture: &str) -> (TestMerchant, String)
 }
 
 /// As [`stripe_merchant`], with the merchant's card options (`lump,inst3,…`).
-async fn stripe_merchant_with(
+pub(crate) async fn stripe_merchant_with(
     app: &TestApp,
     capture: &str,
     options: &str,
@@ -241,7 +241,7 @@ async fn stripe_merchant_with(
 }
 
 /// `data-name="…"` of the Elements form.
-fn data(body: &str, name: &str) -> String {
+pub(crate) fn data(body: &str, name: &str) -> String {
     let needle = format!("data-{name}=\"");
     let i = body
         .find(&needle)
@@ -299,7 +299,7 @@ async fn create_intent(app: &TestApp, path: &str, csrf: &str) -> (String, String
     (intent, secret)
 }
 
-async fn payment_of(app: &TestApp, order: &str) -> kakehashi::db::payments::PaymentRow {
+pub(crate) async fn payment_of(app: &TestApp, order: &str) -> kakehashi::db::payments::PaymentRow {
     let id = app
         .scalar_str(&format!(
             "SELECT id FROM payments WHERE order_id = '{order}' ORDER BY created_at DESC"
@@ -948,7 +948,7 @@ fn only_connectors_and_startup_name_stripe_types() {
 
 /// A PaymentMethod created through `base` (what Stripe.js's `createPaymentMethod` does with the
 /// card typed into Elements).
-async fn payment_method(base: &str, pan: &str) -> String {
+pub(crate) async fn payment_method(base: &str, pan: &str) -> String {
     let year = future_exp_year_full().to_string();
     let r = reqwest::Client::new()
         .post(format!("{base}/v1/payment_methods"))
@@ -1001,7 +1001,12 @@ async fn intent_with_card(
     (intent, plans)
 }
 
-async fn confirm_plan(app: &TestApp, path: &str, csrf: &str, option: &str) -> (u16, String) {
+pub(crate) async fn confirm_plan(
+    app: &TestApp,
+    path: &str,
+    csrf: &str,
+    option: &str,
+) -> (u16, String) {
     let r = app
         .post_form(
             &format!("{path}/confirm"),
@@ -1134,7 +1139,7 @@ mod stripe_installments {
 }
 
 /// Opens a link with extra signed fields and picks card; returns the card page's path.
-async fn choose_card_with(
+pub(crate) async fn choose_card_with(
     app: &TestApp,
     m: &TestMerchant,
     order: &str,
@@ -1263,8 +1268,30 @@ async fn stripe_saved_cards(backend: Backend) {
         .next()
         .unwrap()
         .to_owned();
-    let (s, b) = confirm_plan(&app, &path, &csrf, "lump").await;
-    assert_eq!(s, 200, "{b}");
+    // The merchant asks for the security code again (the default): Stripe.js's token of it
+    // goes with the confirmation (see `stripe_saved_cvc` for the setting itself).
+    let t = reqwest::Client::new()
+        .post(format!("{}/v1/tokens", proxy.url))
+        .bearer_auth(SK)
+        .form(&[("cvc_update[cvc]", "123")])
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let r = app
+        .post_form(
+            &format!("{path}/confirm"),
+            UA_PC,
+            &[
+                ("csrf", csrf.as_str()),
+                ("option", "lump"),
+                ("cvc_token", t["id"].as_str().unwrap()),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
     let p = payment_of(&app, "sc-3").await;
     assert_eq!(p.status.code(), "authorized");
     assert_eq!(p.details_json()["last4"], "4242");

@@ -27,6 +27,14 @@
 //!   and any required actions from the user are complete"): reported on the intent, and once
 //!   the proxy sees the intent `requires_capture` or `succeeded`, it attaches the method to the
 //!   intent's customer at localstripe (`POST /v1/payment_methods/{id}/attach`).
+//! - CVC re-collection for saved cards: `POST /v1/tokens` with `cvc_update[cvc]` —
+//!   https://docs.stripe.com/api/tokens/create_cvc_update — answers a single-use
+//!   `{"object": "token", "type": "cvc_update", "id": "cvctok_…"}` (what Stripe.js
+//!   `createToken('cvc_update', cardCvcElement)` does), and `POST /v1/payment_intents/{id}/confirm`
+//!   takes `payment_method_options[card][cvc_token]` —
+//!   https://docs.stripe.com/api/payment_intents/confirm ("A single-use cvc_update Token …
+//!   can only be provided during confirmation"): an unknown or already used token is refused
+//!   with `400 invalid_request_error`; the proxy records which token each confirm carried.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -64,6 +72,10 @@ struct Inner {
     future_usage: HashMap<String, String>,
     /// Intents whose method was attached to their customer already.
     attached: HashSet<String>,
+    /// CVC update tokens issued → used already.
+    cvc_tokens: HashMap<String, bool>,
+    /// The `cvc_token` of every confirm call received (`None`: none sent).
+    confirm_cvc: Vec<Option<String>>,
 }
 
 struct Shared {
@@ -98,6 +110,40 @@ impl InstallmentsProxy {
     pub fn confirms(&self) -> Vec<Vec<(String, String)>> {
         self.shared.inner.lock().unwrap().confirms.clone()
     }
+
+    /// The CVC token each confirm call carried.
+    pub fn confirm_cvc_tokens(&self) -> Vec<Option<String>> {
+        self.shared.inner.lock().unwrap().confirm_cvc.clone()
+    }
+}
+
+/// `POST /v1/tokens` with `cvc_update[cvc]`: a single-use token for the code (3 or 4 digits).
+fn cvc_token(s: &Shared, pairs: &[(String, String)]) -> Response {
+    let cvc = pairs
+        .iter()
+        .find(|(k, _)| k == "cvc_update[cvc]")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
+    if !(3..=4).contains(&cvc.len()) || !cvc.bytes().all(|b| b.is_ascii_digit()) {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "error": {
+                "type": "invalid_request_error",
+                "code": "invalid_cvc",
+                "param": "cvc_update[cvc]",
+                "message": "Your card's security code is invalid.",
+            }})),
+        )
+            .into_response();
+    }
+    let mut inner = s.inner.lock().unwrap();
+    let id = format!("cvctok_kakehashi{}", inner.cvc_tokens.len() + 1);
+    inner.cvc_tokens.insert(id.clone(), false);
+    Json(json!({
+        "id": id, "object": "token", "type": "cvc_update", "used": false,
+        "livemode": false, "created": 1_700_000_000, "client_ip": null,
+    }))
+    .into_response()
 }
 
 fn pm_of(pi: &Value) -> Option<String> {
@@ -163,12 +209,16 @@ async fn handle(
     let plan_type = take(&format!("{INST}[plan][type]"));
     let plan_count = take(&format!("{INST}[plan][count]"));
     let plan_interval = take(&format!("{INST}[plan][interval]"));
+    let cvc = take("payment_method_options[card][cvc_token]");
     let number = pairs
         .iter()
         .find(|(k, _)| k == "card[number]")
         .map(|(_, v)| v.clone());
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let post = method == Method::POST;
+    if post && segments.as_slice() == ["v1", "tokens"] {
+        return cvc_token(&s, &pairs);
+    }
     let confirm_of = match segments.as_slice() {
         ["v1", "payment_intents", id, "confirm"] if post => Some((*id).to_owned()),
         _ => None,
@@ -180,6 +230,28 @@ async fn handle(
             "interval": plan_interval,
         })
     });
+    if confirm_of.is_some() {
+        let mut inner = s.inner.lock().unwrap();
+        inner.confirm_cvc.push(cvc.clone());
+        if let Some(t) = &cvc {
+            // Single use, and only a token Stripe issued.
+            match inner.cvc_tokens.get_mut(t) {
+                Some(used) if !*used => *used = true,
+                _ => {
+                    return (
+                        StatusCode::BAD_REQUEST,
+                        Json(json!({ "error": {
+                            "type": "invalid_request_error",
+                            "code": "resource_missing",
+                            "param": "payment_method_options[card][cvc_token]",
+                            "message": "No such token, or it was used already.",
+                        }})),
+                    )
+                        .into_response()
+                }
+            }
+        }
+    }
     if let Some(id) = &confirm_of {
         let enabled_here = {
             let mut inner = s.inner.lock().unwrap();
