@@ -202,7 +202,10 @@ pub async fn list(
     // a row comparison `(created_at, id) < (…)`, so the index seeks to the page instead of
     // scanning the newer rows (which a `($n IS NULL OR …)` form could not).
     let methods: Vec<&str> = method.as_deref().into_iter().collect();
+    // The key's merchant is the whole scope: an owner key chose its tenant by header already.
+    let scope = crate::domain::scope::Scope::Merchant(m.id.clone());
     let search = crate::db::search::PaymentSearch {
+        scope: &scope,
         merchant_id: Some(&m.id),
         order_id: order_id.as_deref().unwrap_or(""),
         payment_id: "",

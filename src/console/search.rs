@@ -280,7 +280,7 @@ mod tests {
     fn filter(q: &str) -> Filter {
         let fields: Vec<(String, String)> =
             form_urlencoded::parse(q.as_bytes()).into_owned().collect();
-        Filter::parse(&fields, Some("m_1".into())).unwrap()
+        Filter::parse(&fields, Scope::Merchant("m_1".into()), Some("m_1".into())).unwrap()
     }
 
     #[test]

@@ -20,6 +20,7 @@ fn number_ref(p: &PaymentRow) -> Option<IssuedNumber> {
         payment_url: None,
         deadline_ms: p.deadline_at.unwrap_or(0),
         connector_ref: p.connector_ref.clone()?,
+        account: None,
     })
 }
 

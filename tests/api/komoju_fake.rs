@@ -577,9 +577,12 @@ fn bank_transfer_details(d: &Value, n: u64, instructions: &str) -> Option<Value>
         "account_name": "カ）コモジュフェイク",
         "instructions_url": instructions,
     }))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Cards, server to server, with 3-D Secure through secure tokens
 // ---------------------------------------------------------------------------------------------
+
 /// KOMOJU's test cards (ja.doc.komoju.com/docs/test-cards and, for 3-D Secure,
 /// ja.doc.komoju.com/docs/3dセキュア3dsによる決済テスト), as the fake plays them.
 pub mod test_cards {
@@ -595,6 +598,8 @@ pub mod test_cards {
     pub const EXPIRED: &str = "4123111111111042";
     pub const PASSWORD_OK: &str = "123456";
     pub const PASSWORD_BAD: &str = "111111";
+}
+
 /// What a card does in the fake, decided from its number when the token is made; the number
 /// itself is not kept.
 fn card_scenario(number: &str) -> &'static str {
@@ -604,18 +609,27 @@ fn card_scenario(number: &str) -> &'static str {
         test_cards::INSUFFICIENT_FUNDS => "insufficient_funds",
         test_cards::EXPIRED => "card_expired",
         _ => "success",
+    }
+}
+
+impl KomojuFake {
     /// The secure tokens made so far, oldest first.
     pub fn secure_tokens(&self) -> Vec<String> {
         let inner = self.inner.lock().unwrap();
         let mut ids: Vec<String> = inner.tokens.keys().cloned().collect();
         ids.sort();
         ids
+    }
+
     pub fn secure_token(&self, id: &str) -> Value {
         self.inner.lock().unwrap().tokens[id].clone()
+    }
+
     /// The shopper on KOMOJU's 3-D Secure page (`authentication_url`), typing `password` when
     /// the card asks for one: the token becomes `OK` or not, and the shopper is sent back to
     /// our `return_url` with KOMOJU's own parameter appended. Returns that URL.
     pub fn authenticate(&self, token: &str, password: Option<&str>) -> String {
+        let mut inner = self.inner.lock().unwrap();
         let t = inner.tokens.get_mut(token).expect("secure token");
         let ok = match t["scenario"].as_str().unwrap() {
             "challenge" => password == Some(test_cards::PASSWORD_OK),
@@ -625,12 +639,17 @@ fn card_scenario(number: &str) -> &'static str {
         t["verification_status"] = json!(if ok { "OK" } else { "ERRORED" });
         let url = t["return_url"].as_str().unwrap().to_owned();
         format!("{url}&secure_token={token}")
+    }
+}
+
 fn public_token(t: &Value) -> Value {
     json!({
         "id": t["id"],
         "verification_status": t["verification_status"],
         "created_at": t["created_at"],
     })
+}
+
 /// `POST /api/v1/secure_tokens` — "Create Secure Tokens" (docs.komoju.com/en/api/resources/
 /// secure_tokens/create; flow: docs.komoju.com/en/api/secure_tokens): `amount`, `currency`,
 /// `return_url` and `credit_card` `payment_details`; answers `secure_token`,
@@ -643,6 +662,7 @@ async fn create_secure_token(
     f.log("POST /api/v1/secure_tokens".into());
     if !authorized(&headers) {
         return error(StatusCode::UNAUTHORIZED, "not_authorized", "bad API key");
+    }
     let Ok(req) = serde_json::from_slice::<Value>(&body) else {
         return error(StatusCode::BAD_REQUEST, "bad_request", "body is not JSON");
     };
@@ -661,11 +681,13 @@ async fn create_secure_token(
         || !two_digits(&d["month"])
         || !two_digits(&d["year"])
         || !two_digits(&d["verification_value"])
+    {
         return error(
             StatusCode::UNPROCESSABLE_ENTITY,
             "missing_parameter",
             "amount, currency, return_url and credit_card details are required",
         );
+    }
     let n = {
         let mut inner = f.inner.lock().unwrap();
         inner.next += 1;
@@ -692,7 +714,10 @@ async fn create_secure_token(
         "secure_token": id,
         "verification_status": "NEEDS_VERIFY",
         "authentication_url": token["authentication_url"],
+    }))
     .into_response()
+}
+
 /// `GET /api/v1/secure_tokens/{id}` — "Show Secure Tokens" (docs.komoju.com/en/api/resources/
 /// secure_tokens/show): `id`, `verification_status`, `created_at`.
 async fn show_secure_token(
@@ -703,9 +728,13 @@ async fn show_secure_token(
     f.log(format!("GET /api/v1/secure_tokens/{id}"));
     if !authorized(&headers) {
         return error(StatusCode::UNAUTHORIZED, "not_authorized", "bad API key");
+    }
     match f.inner.lock().unwrap().tokens.get(&id) {
         Some(t) => Json(public_token(t)).into_response(),
         None => error(StatusCode::NOT_FOUND, "not_found", "no such secure token"),
+    }
+}
+
 /// `POST /api/v1/payments` with a verified secure token id as `payment_details` ("Use the
 /// Secure Token", docs.komoju.com/en/api/secure_tokens) and `capture: false` for two-step
 /// capture (ja.doc.komoju.com/docs/creating-payments-directly): an `authorized` payment, or an
@@ -726,6 +755,7 @@ fn create_card_payment(f: &KomojuFake, key: Option<String>, req: &Value, token: 
             "invalid_token",
             "the secure token is not verified or was used",
         );
+    }
     let amount = req["amount"].as_i64().unwrap_or(0);
     if t["amount"].as_i64() != Some(amount) {
         return error(
@@ -733,6 +763,7 @@ fn create_card_payment(f: &KomojuFake, key: Option<String>, req: &Value, token: 
             "invalid_parameter",
             "amount differs from the token's",
         );
+    }
     t["used"] = json!(true);
     let scenario = t["scenario"].as_str().unwrap().to_owned();
     let last4 = t["last_four_digits"].clone();
@@ -742,6 +773,7 @@ fn create_card_payment(f: &KomojuFake, key: Option<String>, req: &Value, token: 
             &scenario,
             "the card was declined",
         );
+    }
     inner.next += 1;
     let id = format!("kmj{:022}", inner.next);
     let capture = req["capture"].as_bool().unwrap_or(true);
@@ -765,7 +797,10 @@ fn create_card_payment(f: &KomojuFake, key: Option<String>, req: &Value, token: 
     inner.payments.insert(id.clone(), payment.clone());
     if let Some(k) = key {
         inner.idempotency.insert(k, id);
+    }
     Json(payment).into_response()
+}
+
 /// `POST /api/v1/payments/{id}/capture` — "Capture a payment": an `authorized` payment becomes
 /// `captured` (ja.doc.komoju.com/reference/payments-2 statuses).
 async fn capture(
@@ -776,6 +811,7 @@ async fn capture(
     f.log(format!("POST /api/v1/payments/{id}/capture"));
     if !authorized(&headers) {
         return error(StatusCode::UNAUTHORIZED, "not_authorized", "bad API key");
+    }
     let mut inner = f.inner.lock().unwrap();
     let Some(p) = inner.payments.get_mut(&id) else {
         return error(StatusCode::NOT_FOUND, "not_found", "no such payment");
@@ -786,6 +822,7 @@ async fn capture(
             "invalid_payment_status",
             "only authorized payments can be captured",
         );
+    }
     p["status"] = json!("captured");
     p["captured_at"] = json!(rfc3339(time::OffsetDateTime::now_utc()));
     Json(p.clone()).into_response()

@@ -67,7 +67,9 @@ impl StripeKonbini {
             IssueTarget::Konbini(c) => store_of(c)
                 .map(|s| (c, s))
                 .ok_or(ConnectorError::InvalidRequest(CHAIN_NOT_SERVED)),
-            IssueTarget::Payeasy => Err(ConnectorError::InvalidRequest(CHAIN_NOT_SERVED)),
+            IssueTarget::Payeasy | IssueTarget::BankTransfer => {
+                Err(ConnectorError::InvalidRequest(CHAIN_NOT_SERVED))
+            }
         }
     }
 
@@ -165,6 +167,7 @@ impl StripeKonbini {
                 .map(|s| s * 1000)
                 .unwrap_or(req.deadline_ms),
             connector_ref: id.to_owned(),
+            account: None,
         };
         match chain.shape() {
             // Lawson / Ministop: お客様番号 + 確認番号; FamilyMart: 第1番号 + 第2番号.
