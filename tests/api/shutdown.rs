@@ -356,10 +356,15 @@ async fn sigterm_during_delivery_exits_cleanly_and_delivers_once() {
         (!rx.arrived().is_empty()).then_some(())
     })
     .await;
-    assert!(out
-        .lock()
-        .unwrap()
-        .contains("listening on http://127.0.0.1:"));
+    // The workers start with the listener: the delivery can reach the receiver before the
+    // reader thread has copied the server's "listening" line.
+    eventually("the server's listening line", || async {
+        out.lock()
+            .unwrap()
+            .contains("listening on http://127.0.0.1:")
+            .then_some(())
+    })
+    .await;
     assert!(
         rx.answered().is_empty(),
         "SIGTERM before the receiver answers"

@@ -241,15 +241,21 @@ impl NumberConnector for StripeKonbini {
         Self::chain_of(target).is_ok()
     }
 
-    async fn issue(&self, req: &IssueRequest) -> Result<IssuedNumber, ConnectorError> {
-        if req.payment_id.is_empty() {
-            return Err(ConnectorError::InvalidRequest("payment_id_missing"));
-        }
+    fn precheck(&self, req: &IssueRequest) -> Result<(), ConnectorError> {
         Self::chain_of(req.target)?;
         validate_amount(req.amount).map_err(|e| ConnectorError::InvalidRequest(e.code()))?;
         if req.amount < MIN_AMOUNT {
             return Err(ConnectorError::InvalidRequest(AMOUNT_TOO_SMALL));
         }
+        // The shopper details Stripe requires (an e-mail): refused here, nothing is stored.
+        Self::form(req).map(|_| ())
+    }
+
+    async fn issue(&self, req: &IssueRequest) -> Result<IssuedNumber, ConnectorError> {
+        if req.payment_id.is_empty() {
+            return Err(ConnectorError::InvalidRequest("payment_id_missing"));
+        }
+        self.precheck(req)?;
         let form = Self::form(req)?;
         let key = format!("kakehashi-konbini-{}", req.payment_id);
         let pi = self
