@@ -25,6 +25,9 @@ pub enum Hint {
     None,
     Session(String),
     Link(Vec<(String, String)>),
+    /// A `/checkout` query string, kept raw: it is decoded only when an error page is shown,
+    /// so a request that succeeds does not decode its link twice (bench/README.md, Profile).
+    Query(String),
 }
 
 /// The shop an error page is shown for.
@@ -59,8 +62,8 @@ pub async fn hint(req: Request) -> Result<(Request, Hint), Response> {
         let req = Request::from_parts(parts, Body::from(bytes));
         return Ok((req, Hint::Link(fields)));
     }
-    let fields = form::decode(req.uri().query().unwrap_or_default().as_bytes(), UTF_8);
-    Ok((req, Hint::Link(fields)))
+    let query = req.uri().query().unwrap_or_default().to_owned();
+    Ok((req, Hint::Query(query)))
 }
 
 /// Looks the shop up; `None` when the request names no known merchant (the page is then the
@@ -89,39 +92,43 @@ pub async fn resolve(state: &AppState, hint: Hint) -> Option<ErrorShop> {
                 view: session.view,
             })
         }
-        Hint::Link(fields) => {
-            let id = form::get(&fields, "merchant_id");
-            if id.is_empty() {
-                return None;
-            }
-            let merchant = merchants::get(&state.db, id)
-                .await
-                .map_err(|e| tracing::warn!(error = %e, "error page: merchant lookup"))
-                .ok()??;
-            let origins = merchant.origins();
-            let back_url = ["cancel_url", "return_url"]
-                .into_iter()
-                .map(|k| form::get(&fields, k))
-                .find(|u| !u.is_empty() && url_allowed(u, &origins))
-                .map(str::to_owned)
-                .or_else(|| {
-                    origins
-                        .first()
-                        .map(|o| format!("{}/", o.trim_end_matches('/')))
-                });
-            let lang = if form::get(&fields, "lang") == "en" {
-                "en"
-            } else {
-                "ja"
-            };
-            Some(ErrorShop {
-                name: merchant.name.clone(),
-                theme: merchant.theme.clone(),
-                lang: lang.to_owned(),
-                back_url,
-                test_mode: merchant.mode() == Mode::Test,
-                view: ViewOverride::Auto,
-            })
-        }
+        Hint::Query(query) => resolve_link(state, form::decode(query.as_bytes(), UTF_8)).await,
+        Hint::Link(fields) => resolve_link(state, fields).await,
     }
+}
+
+/// The shop of a `/checkout` link that failed, from its fields.
+async fn resolve_link(state: &AppState, fields: Vec<(String, String)>) -> Option<ErrorShop> {
+    let id = form::get(&fields, "merchant_id");
+    if id.is_empty() {
+        return None;
+    }
+    let merchant = merchants::get(&state.db, id)
+        .await
+        .map_err(|e| tracing::warn!(error = %e, "error page: merchant lookup"))
+        .ok()??;
+    let origins = merchant.origins();
+    let back_url = ["cancel_url", "return_url"]
+        .into_iter()
+        .map(|k| form::get(&fields, k))
+        .find(|u| !u.is_empty() && url_allowed(u, &origins))
+        .map(str::to_owned)
+        .or_else(|| {
+            origins
+                .first()
+                .map(|o| format!("{}/", o.trim_end_matches('/')))
+        });
+    let lang = if form::get(&fields, "lang") == "en" {
+        "en"
+    } else {
+        "ja"
+    };
+    Some(ErrorShop {
+        name: merchant.name.clone(),
+        theme: merchant.theme.clone(),
+        lang: lang.to_owned(),
+        back_url,
+        test_mode: merchant.mode() == Mode::Test,
+        view: ViewOverride::Auto,
+    })
 }
