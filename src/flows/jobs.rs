@@ -1,7 +1,7 @@
-//! The background jobs of the redirect methods (bank-net and wallet timeouts, monthly carrier charges, the
-//! reconciliation sweeps of processor-served carrier, number and wallet payments),
-//! run by the supervisor on every instance; each change is conditional, so instances share the
-//! work safely.
+//! The background jobs: bank-net and wallet timeouts, monthly carrier charges, number issues
+//! the institution never answered, and the reconciliation sweeps of processor-served carrier,
+//! number and wallet payments; run by the supervisor on every instance. Each change is
+//! conditional, so instances share the work safely.
 
 use crate::db::Db;
 
@@ -51,6 +51,14 @@ pub async fn run_jobs(
                 wake.notify_one();
             }
             Err(e) => tracing::error!(error = %e, "wallet timeout job failed"),
+        }
+        match crate::flows::konbini::resume_issuing(&db, &registry, now).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(count = n, "stuck number issues resolved");
+                wake.notify_one();
+            }
+            Err(e) => tracing::error!(error = %e, "number issuing sweep failed"),
         }
         match crate::flows::carrier::charge_due_subscriptions(&db, &registry, now).await {
             Ok(0) => {}

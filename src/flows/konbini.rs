@@ -301,7 +301,7 @@ pub async fn issue(
         return match p.status.number() {
             _ if target_of(&p).is_none() => Err(IssueError::OtherPayment),
             // An issue whose answer never came: ask again, for the target it was started with.
-            Some(NumberStatus::Issuing) => complete_issue(db, o, &p, now).await,
+            Some(NumberStatus::Issuing) => complete_issue(db, o, &p, "shopper", now).await,
             _ => Ok(p),
         };
     }
@@ -353,7 +353,7 @@ pub async fn issue(
     };
     payments::set_checkout_status(&mut tx, &o.checkout.id, CheckoutStatus::Pending, now).await?;
     tx.commit().await?;
-    complete_issue(db, o, &p, now).await
+    complete_issue(db, o, &p, "shopper", now).await
 }
 
 fn issue_request(
@@ -382,6 +382,7 @@ async fn complete_issue(
     db: &Db,
     o: &Opened,
     p: &PaymentRow,
+    actor: &str,
     now: i64,
 ) -> Result<PaymentRow, IssueError> {
     let target = target_of(p).ok_or(IssueError::OtherPayment)?;
@@ -406,27 +407,16 @@ async fn complete_issue(
     }
     let number = match answer {
         Ok(number) => number,
-        Err(e @ ConnectorError::Unavailable(_)) => {
-            // Maybe issued, maybe not: keep `issuing`; a retry asks again under the same key.
+        Err(e) if e.retryable() => {
+            // Maybe issued, maybe not (a timeout may have been applied there): keep
+            // `issuing`; a retry asks again under the same key.
             drop(tx);
             tracing::warn!(payment = %p.id, error = %e, "number issue unanswered; retryable");
             return Err(IssueError::Connector(e));
         }
         Err(e) => {
             // Refused as made: nothing was issued. The checkout takes another payment.
-            let mut change = Change::new(
-                NumberStatus::IssueFailed,
-                event_type_for(target.method(), NumberStatus::IssueFailed),
-                "shopper",
-            );
-            change.data = json!({ "action": NumberAction::IssueFail.code(), "code": e.code() });
-            match payments::transition(&mut tx, &p, &change, now).await {
-                Ok(_) => {}
-                Err(PaymentError::Db(e)) => return Err(e.into()),
-                Err(_) => return Err(IssueError::OtherPayment),
-            }
-            payments::set_checkout_status(&mut tx, &p.checkout_id, CheckoutStatus::Open, now)
-                .await?;
+            fail_issue_in(&mut tx, &p, target, e.code(), actor, now).await?;
             tx.commit().await?;
             tracing::info!(payment = %p.id, code = e.code(), "number issue refused");
             return Err(IssueError::Connector(e));
@@ -434,7 +424,7 @@ async fn complete_issue(
     };
     let details = NumberDetails::from_issued(&number);
     let event = event_type_for(target.method(), NumberStatus::AwaitingPayment);
-    let mut change = Change::new(NumberStatus::AwaitingPayment, event, "shopper");
+    let mut change = Change::new(NumberStatus::AwaitingPayment, event, actor);
     change.connector_ref = Some(&number.connector_ref);
     change.details = Some(serde_json::to_value(&details).unwrap_or_else(|_| json!({})));
     change.amount = Some(p.amount);
@@ -451,6 +441,131 @@ async fn complete_issue(
     tx.commit().await?;
     tracing::info!(payment = %row.id, method = target.method().code(), institution = target.code(), "payment number issued");
     Ok(row)
+}
+
+/// `issuing` → `issue_failed` (`payment.failed`, with `code` saying why) and the checkout open
+/// again, in the caller's transaction.
+async fn fail_issue_in(
+    tx: &mut Tx,
+    p: &PaymentRow,
+    target: IssueTarget,
+    code: &str,
+    actor: &str,
+    now: i64,
+) -> Result<(), IssueError> {
+    let mut change = Change::new(
+        NumberStatus::IssueFailed,
+        event_type_for(target.method(), NumberStatus::IssueFailed),
+        actor,
+    );
+    change.data = json!({ "action": NumberAction::IssueFail.code(), "code": code });
+    match payments::transition(tx, p, &change, now).await {
+        Ok(_) => {}
+        Err(PaymentError::Db(e)) => return Err(e.into()),
+        Err(_) => return Err(IssueError::OtherPayment),
+    }
+    payments::set_checkout_status(tx, &p.checkout_id, CheckoutStatus::Open, now).await?;
+    Ok(())
+}
+
+/// An `issuing` payment unchanged for this long is asked about again by the sweep: a shopper
+/// still on the page retries by themselves sooner, and one who left never would.
+pub const ISSUE_RETRY_AFTER_MS: i64 = 2 * 60 * 1000;
+/// An issue the institution has still not answered this long after it started is given up:
+/// `issue_failed` with the code `issue_timeout`, the checkout open again. A number the
+/// institution issued without ever answering was shown to nobody and lapses there.
+pub const ISSUE_GIVE_UP_MS: i64 = 60 * 60 * 1000;
+/// How many `issuing` payments one sweep looks at.
+const ISSUE_BATCH: i64 = 100;
+
+/// The sweep for numbers stuck `issuing` (the institution never answered and the shopper did
+/// not retry): asks the institution again under the payment's id as idempotency key, so a
+/// number it issued without answering is the one recorded (its `*.issued` event and
+/// notification, the number shown when the link is reopened), a refusal is recorded as
+/// `issue_failed`, and after [`ISSUE_GIVE_UP_MS`] without an answer the issue is given up.
+/// Every change is conditional on the payment still being `issuing`, so instances and the
+/// shopper's own retry share the work safely. Returns how many payments changed.
+pub async fn resume_issuing(
+    db: &Db,
+    registry: &Arc<crate::connectors::registry::Registry>,
+    now: i64,
+) -> anyhow::Result<usize> {
+    let due = crate::db::reconcile::stuck_issuing(
+        db,
+        &[
+            NumberMethod::Konbini.method().code(),
+            NumberMethod::Payeasy.method().code(),
+            NumberMethod::BankTransfer.method().code(),
+        ],
+        NumberStatus::Issuing.code(),
+        now - ISSUE_RETRY_AFTER_MS,
+        ISSUE_BATCH,
+    )
+    .await?;
+    let mut changed = 0;
+    for p in due {
+        match resume_one(db, registry, &p, now).await {
+            Ok(true) => changed += 1,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(payment = %p.id, error = %e, "issuing sweep"),
+        }
+    }
+    Ok(changed)
+}
+
+async fn resume_one(
+    db: &Db,
+    registry: &Arc<crate::connectors::registry::Registry>,
+    p: &PaymentRow,
+    now: i64,
+) -> anyhow::Result<bool> {
+    let target = target_of(p).ok_or_else(|| anyhow::anyhow!("not a number payment"))?;
+    let merchant = crate::db::merchants::get(db, &p.merchant_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("payment without merchant"))?;
+    let checkout = crate::db::checkouts::get(db, &p.checkout_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("payment without checkout"))?;
+    let connectors = crate::flows::connectors_for(registry, db, &merchant).await?;
+    let o = Opened {
+        merchant,
+        checkout,
+        connectors,
+    };
+    let unanswered = match complete_issue(db, &o, p, "system:sweep", now).await {
+        Ok(_) => return Ok(true),
+        // Refused as made: recorded as `issue_failed` by `complete_issue`.
+        Err(IssueError::Connector(e)) if !e.retryable() => return Ok(true),
+        // Someone else recorded it first.
+        Err(IssueError::OtherPayment) => return Ok(false),
+        Err(IssueError::Connector(e)) => e.code().to_owned(),
+        // The processor account was retired meanwhile: nobody can be asked any more.
+        Err(IssueError::NoConnector) => "no_connector".to_owned(),
+        Err(e) => return Err(e.into()),
+    };
+    if now - p.created_at < ISSUE_GIVE_UP_MS {
+        tracing::info!(payment = %p.id, error = %unanswered, "number issue still unanswered");
+        return Ok(false);
+    }
+    let mut tx = db.begin().await?;
+    let Some(current) = payments::get_tx(&mut tx, &p.id).await? else {
+        return Ok(false);
+    };
+    if current.status.number() != Some(NumberStatus::Issuing) {
+        return Ok(false);
+    }
+    fail_issue_in(
+        &mut tx,
+        &current,
+        target,
+        "issue_timeout",
+        "system:sweep",
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::warn!(payment = %p.id, last_error = %unanswered, "number issue given up");
+    Ok(true)
 }
 
 /// Why an issued number was not withdrawn. Nothing is written in any of these cases.

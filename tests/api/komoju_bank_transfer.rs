@@ -475,6 +475,157 @@ async fn komoju_down_then_shopper_changes_method(app: TestApp, fake: KomojuFake)
 }
 both_komoju!(komoju_down_then_shopper_changes_method);
 
+/// The last event of a payment: its new status, data and actor.
+async fn last_event(app: &TestApp, payment_id: &str) -> (String, serde_json::Value, String) {
+    let (to, data, actor): (String, String, String) = kakehashi::on_db!(&app.db, c => sqlx::query_as(
+        "SELECT to_status, data, actor FROM payment_events WHERE payment_id = $1 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(payment_id)
+    .fetch_one(c)
+    .await)
+    .unwrap();
+    (to, serde_json::from_str(&data).unwrap(), actor)
+}
+
+/// KOMOJU made the payment but its answer was lost, and the shopper left without retrying: the
+/// issuing sweep leaves it alone while the shopper may still retry, then asks KOMOJU again
+/// under the same Idempotency-Key, records the account KOMOJU made (its event and
+/// notification), and the reopened link shows it. One KOMOJU payment, never two.
+async fn komoju_stuck_issue_is_finished_by_the_sweep(app: TestApp, fake: KomojuFake) {
+    use kakehashi::flows::konbini::{resume_issuing, ISSUE_RETRY_AFTER_MS};
+    let (m, _) = live_merchant(&app).await;
+    let f = shopper(&app, &m, "bt-s1", 6400);
+    fake.fail_next_creates(&[CreateFault::LoseAnswer]);
+    let (path, r) = start(&app, &m, &f, UA_PC).await;
+    assert_eq!(r.status(), 503);
+    let p = payment(&app, "bt-s1").await;
+    assert_eq!(p.status.code(), "issuing");
+    let kid = fake.last_payment_id().unwrap();
+    let before = creates(&fake);
+
+    // Too soon: a shopper still on the page retries by themselves.
+    let soon = p.updated_at + ISSUE_RETRY_AFTER_MS - 1;
+    assert_eq!(
+        resume_issuing(&app.db, &app.state.connectors, soon)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(creates(&fake), before, "KOMOJU not asked yet");
+    assert_eq!(payment(&app, "bt-s1").await.status.code(), "issuing");
+
+    let later = p.updated_at + ISSUE_RETRY_AFTER_MS + 1;
+    assert_eq!(
+        resume_issuing(&app.db, &app.state.connectors, later)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(creates(&fake), before + 1);
+    assert_eq!(fake.payment_count(), 1, "the same KOMOJU payment");
+    assert_eq!(
+        fake.idempotency_key_of(&kid).as_deref(),
+        Some(p.id.as_str())
+    );
+    let p = payment(&app, "bt-s1").await;
+    assert_eq!(p.status.code(), "awaiting_payment");
+    assert_eq!(p.connector_ref.as_deref(), Some(kid.as_str()));
+    assert_eq!(last_event(&app, &p.id).await.2, "system:sweep");
+    assert_eq!(outbox_types(&app, &p.id).await, ["bank_transfer.issued"]);
+    assert_eq!(app.checkout_status(&m, "bt-s1").await, "pending");
+    let (status, page) = text(app.get(&path, UA_PC).await, UA_PC).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        acct(&page, "account_number"),
+        fake.payment(&kid)["payment_details"]["account_number"]
+            .as_str()
+            .unwrap()
+    );
+    // Done: the next sweep finds nothing and asks nobody.
+    assert_eq!(
+        resume_issuing(&app.db, &app.state.connectors, later + 60_000)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(creates(&fake), before + 1);
+}
+both_komoju!(komoju_stuck_issue_is_finished_by_the_sweep);
+
+/// KOMOJU stays down: the sweep keeps the payment `issuing` while it may still answer, then
+/// gives up after `ISSUE_GIVE_UP_MS` (`issue_failed`, code `issue_timeout`, `payment.failed`
+/// notified, the checkout open for another method). A KOMOJU refusal seen by the sweep is
+/// recorded as `issue_failed` with KOMOJU's code at once.
+async fn komoju_unanswered_issue_is_given_up(app: TestApp, fake: KomojuFake) {
+    use kakehashi::flows::konbini::{resume_issuing, ISSUE_GIVE_UP_MS, ISSUE_RETRY_AFTER_MS};
+    let (m, _) = live_merchant(&app).await;
+    let f = shopper(&app, &m, "bt-s2", 7100);
+    fake.fail_next_creates(&[CreateFault::Down, CreateFault::Down, CreateFault::Down]);
+    let (_, r) = start(&app, &m, &f, UA_PC).await;
+    assert_eq!(r.status(), 503);
+    let p = payment(&app, "bt-s2").await;
+    assert_eq!(p.status.code(), "issuing");
+
+    let retry = p.updated_at + ISSUE_RETRY_AFTER_MS + 1;
+    assert_eq!(
+        resume_issuing(&app.db, &app.state.connectors, retry)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        payment(&app, "bt-s2").await.status.code(),
+        "issuing",
+        "still hoping"
+    );
+    assert_eq!(outbox_types(&app, &p.id).await, Vec::<String>::new());
+
+    let late = p.created_at + ISSUE_GIVE_UP_MS + 1;
+    assert_eq!(
+        resume_issuing(&app.db, &app.state.connectors, late)
+            .await
+            .unwrap(),
+        1
+    );
+    let failed = payment(&app, "bt-s2").await;
+    assert_eq!(failed.status.code(), "issue_failed");
+    assert_eq!(failed.connector_ref, None);
+    let (to, data, actor) = last_event(&app, &failed.id).await;
+    assert_eq!(
+        (to.as_str(), actor.as_str()),
+        ("issue_failed", "system:sweep")
+    );
+    assert_eq!(data["code"], "issue_timeout");
+    assert_eq!(outbox_types(&app, &failed.id).await, ["payment.failed"]);
+    assert_eq!(app.checkout_status(&m, "bt-s2").await, "open");
+    assert_eq!(fake.payment_count(), 0);
+    let (status, selector) = app.open(&m, &f, UA_PC).await;
+    assert_eq!(status, 200);
+    assert!(selector.contains("value=\"bank_transfer\""), "reopened");
+
+    // Down, then refused when the sweep asks again: recorded at once with KOMOJU's code.
+    let f = shopper(&app, &m, "bt-s3", 7200);
+    fake.fail_next_creates(&[CreateFault::Down, CreateFault::Refuse]);
+    let (_, r) = start(&app, &m, &f, UA_PC).await;
+    assert_eq!(r.status(), 503);
+    let p = payment(&app, "bt-s3").await;
+    let retry = p.updated_at + ISSUE_RETRY_AFTER_MS + 1;
+    assert_eq!(
+        resume_issuing(&app.db, &app.state.connectors, retry)
+            .await
+            .unwrap(),
+        1
+    );
+    let refused = payment(&app, "bt-s3").await;
+    assert_eq!(refused.status.code(), "issue_failed");
+    assert_eq!(
+        last_event(&app, &refused.id).await.1["code"],
+        "komoju_rejected"
+    );
+    assert_eq!(app.checkout_status(&m, "bt-s3").await, "open");
+}
+both_komoju!(komoju_unanswered_issue_is_given_up);
+
 /// A cancel is claimed as a pending operation before KOMOJU is called: while one is in
 /// flight another is refused (nothing sent to KOMOJU), and one whose outcome was never
 /// recorded (the server stopped after claiming) is finished by the operations sweep, asking
