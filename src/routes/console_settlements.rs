@@ -12,7 +12,8 @@ use crate::console::csv_export::Encoding;
 use crate::console::error::{ConsoleError, ConsoleResult};
 use crate::console::settlements::{self as view, visible};
 use crate::console::views::{self, Chrome};
-use crate::console::{audit, reports};
+use crate::console::audit;
+use crate::reports;
 use crate::db::merchants::{self, MerchantRow};
 use crate::db::settlements;
 use crate::domain::payout::Cycle;
@@ -145,35 +146,25 @@ fn pdf(name: &str, body: Vec<u8>) -> Response {
     download("application/pdf", name, Bytes::from(body))
 }
 
-/// 支払明細書 of one settlement.
+/// 支払明細書 of one settlement (the API serves the same document).
 pub async fn statement_pdf(
     State(state): State<AppState>,
     staff: Staff,
     Path(id): Path<String>,
 ) -> ConsoleResult<Response> {
-    let s = visible(&state.db, &staff, &id).await?;
-    let entries = settlements::entries_of_settlement(&state.db, &s.id).await?;
-    let name = merchants::get(&state.db, &s.merchant_id)
+    let st = crate::flows::settlements::statement(&state.db, staff.scope(), &id)
         .await?
-        .map(|m| m.name)
-        .unwrap_or_default();
+        .ok_or(ConsoleError::NotFound)?;
     audit::staff(
         &state.db,
         &staff,
-        Some(&s.merchant_id),
+        Some(&st.settlement.merchant_id),
         "settlements.statement_pdf",
-        &s.id,
+        &st.settlement.id,
         "",
     )
     .await?;
-    let now = staff.now;
-    // Typesetting is CPU work: off the async workers.
-    let body = tokio::task::spawn_blocking(move || {
-        reports::settlement_statement(&s, &name, &entries, now)
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("report task: {e}"))?
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let body = reports::statement_pdf(st, staff.now).await?;
     Ok(pdf(&format!("statement-{id}.pdf"), body))
 }
 
