@@ -963,8 +963,7 @@ pub async fn settlement(db: &Db, cmd: SettlementCmd) -> anyhow::Result<()> {
                 settlement_fee: &settlement_fee.to_string(),
                 goods_taxable,
             };
-            let (before, terms) =
-                terms_flow::set_terms(db, &merchant_id, &input, now).await?;
+            let (before, terms) = terms_flow::set_terms(db, &merchant_id, &input, now).await?;
             let detail = format!(
                 "ok {} -> {}",
                 terms_flow::terms_line(before.as_ref()),

@@ -70,9 +70,9 @@ impl Invalid {
     pub fn message_ja(&self) -> String {
         match self {
             Invalid::Cycle(_) => "精算周期を一覧から選んでください。".into(),
-            Invalid::PayoutDelayDays(_) => format!(
-                "支払までの日数は0〜{MAX_PAYOUT_DELAY_DAYS}の整数で入力してください。"
-            ),
+            Invalid::PayoutDelayDays(_) => {
+                format!("支払までの日数は0〜{MAX_PAYOUT_DELAY_DAYS}の整数で入力してください。")
+            }
             Invalid::SettlementFee(_) => {
                 "精算入金手数料は0円以上の整数（円）で入力してください。".into()
             }
@@ -317,8 +317,14 @@ mod tests {
             )
         );
         assert_eq!(fee("konbini", "120", "").unwrap().1.fixed_fee, 120);
-        assert_eq!(fee("konbini", "-120", "0"), Err(Invalid::FixedFee("-120".into())));
-        assert_eq!(fee("card", "0", "3.255"), Err(Invalid::Rate("3.255".into())));
+        assert_eq!(
+            fee("konbini", "-120", "0"),
+            Err(Invalid::FixedFee("-120".into()))
+        );
+        assert_eq!(
+            fee("card", "0", "3.255"),
+            Err(Invalid::Rate("3.255".into()))
+        );
         assert_eq!(fee("card", "0", "101"), Err(Invalid::Rate("101".into())));
         assert_eq!(fee("cash", "0", "1"), Err(Invalid::Method("cash".into())));
     }

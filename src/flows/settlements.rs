@@ -8,8 +8,8 @@ use time::{Date, Duration};
 
 use crate::db::settlements::{self, EntryRow, NewSettlement, SettlementRow, Terms};
 use crate::db::Db;
-use crate::domain::scope::Scope;
 use crate::domain::payout::{self, jst_date, jst_midnight_ms, ymd};
+use crate::domain::scope::Scope;
 
 /// Builds every settlement whose period ended before `day` (a Japan-time date), for every
 /// merchant with payout terms. Returns the settlements made now.
