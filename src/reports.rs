@@ -390,19 +390,6 @@ pub fn konbini_report(
     w.finish()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_font_loads_and_measures() {
-        assert!(FONT.is_some());
-        // Wider text is wider; a missing glyph adds nothing.
-        assert!(width("1,000,000円", 10.0) > width("1,000円", 10.0));
-        assert!(width("支払明細書", 10.0) > 40.0);
-    }
-}
-
 /// The 支払明細書 of a settlement read by [`crate::flows::settlements::statement`], typeset off
 /// the async workers (it is CPU work).
 pub async fn statement_pdf(
@@ -415,4 +402,17 @@ pub async fn statement_pdf(
     .await
     .map_err(|e| anyhow::anyhow!("report task: {e}"))?
     .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_font_loads_and_measures() {
+        assert!(FONT.is_some());
+        // Wider text is wider; a missing glyph adds nothing.
+        assert!(width("1,000,000円", 10.0) > width("1,000円", 10.0));
+        assert!(width("支払明細書", 10.0) > 40.0);
+    }
 }
