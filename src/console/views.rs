@@ -284,6 +284,15 @@ pub struct SettlementDetail {
     pub entries: Vec<LedgerView>,
 }
 
+/// A merchant's payout terms in words.
+pub struct TermsView {
+    pub cycle: String,
+    pub payout: String,
+    pub settlement_fee: String,
+    /// 課税 or 非課税: whether the merchant's goods are subject to consumption tax.
+    pub goods: &'static str,
+}
+
 /// One method's fees on the 手数料・支払条件 page.
 pub struct FeeLine {
     pub code: &'static str,
@@ -304,8 +313,8 @@ pub struct SettlementTerms {
     pub merchant_name: String,
     /// Operators change terms and fees; everyone else reads them.
     pub editable: bool,
-    /// The stored terms in words: (cycle, payout delay, settlement fee, tax status).
-    pub terms: Option<(String, String, String, String)>,
+    /// The stored terms; none: the merchant is not settled.
+    pub terms: Option<TermsView>,
     pub fees: Vec<FeeLine>,
     /// (code, label, selected) for the cycle picker.
     pub cycles: Vec<(&'static str, &'static str, bool)>,

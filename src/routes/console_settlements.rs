@@ -22,7 +22,6 @@ use crate::form;
 use crate::reports;
 use crate::routes::console::{fields, html};
 use crate::state::AppState;
-use crate::util::format_yen;
 
 /// Settlements shown on the list page and in its CSV.
 const LIST_LIMIT: i64 = 500;
@@ -283,34 +282,7 @@ async fn terms_page(
         Some(m) => Some(terms_flow::current(&state.db, &m.id).await?),
         None => None,
     };
-    let terms = cur.as_ref().and_then(|c| c.terms.as_ref()).map(|t| {
-        (
-            t.cycle.label_ja().to_owned(),
-            format!("締め日の{}日後", t.payout_delay_days),
-            format!("{}円", format_yen(t.settlement_fee)),
-            if t.goods_taxable {
-                "課税"
-            } else {
-                "非課税"
-            }
-            .to_owned(),
-        )
-    });
-    let fees = Method::ALL
-        .iter()
-        .map(|&method| {
-            let s = cur
-                .as_ref()
-                .and_then(|c| c.fees.iter().find(|(x, _)| *x == method))
-                .map(|(_, s)| *s);
-            views::FeeLine {
-                code: method.code(),
-                method: method.name_ja(),
-                fixed: s.map(|s| format!("{}円", format_yen(s.fixed_fee))),
-                rate: s.map(|s| format!("{}%", terms_flow::percent(s.rate_bp))),
-            }
-        })
-        .collect();
+    let (terms, fees) = view::terms_view(cur.as_ref());
     let page = views::SettlementTerms {
         c: Chrome::staff(state, staff),
         merchant: m.map(|m| m.id.clone()).unwrap_or_default(),
