@@ -909,12 +909,9 @@ pub enum SettlementCmd {
 
 pub async fn settlement(db: &Db, cmd: SettlementCmd) -> anyhow::Result<()> {
     use crate::db::settlements;
-    use crate::domain::payout::{self, Cycle};
+    use crate::domain::payout;
+    use crate::flows::settlement_terms as terms_flow;
     let now = crate::util::now_ms();
-    let merchant = |id: String| async move {
-        anyhow::ensure!(merchants::get(db, &id).await?.is_some(), "no merchant {id}");
-        anyhow::Ok(id)
-    };
     match cmd {
         SettlementCmd::Cutoff { date } => {
             let day = match date {
@@ -959,36 +956,27 @@ pub async fn settlement(db: &Db, cmd: SettlementCmd) -> anyhow::Result<()> {
             settlement_fee,
             goods_taxable,
         } => {
-            let cycle = Cycle::parse(&cycle).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "cycle must be one of {}",
-                    Cycle::ALL
-                        .iter()
-                        .map(|c| c.code())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })?;
-            anyhow::ensure!(
-                (0..=60).contains(&payout_delay_days),
-                "payout-delay-days must be 0 to 60"
-            );
-            anyhow::ensure!(settlement_fee >= 0, "settlement-fee must not be negative");
-            let terms = settlements::Terms {
-                merchant_id: merchant(merchant_id).await?,
-                cycle,
-                payout_delay_days,
-                settlement_fee,
+            // The console's 手数料・支払条件 page goes through the same flow.
+            let input = terms_flow::TermsInput {
+                cycle: &cycle,
+                payout_delay_days: &payout_delay_days.to_string(),
+                settlement_fee: &settlement_fee.to_string(),
                 goods_taxable,
             };
-            settlements::set_terms(db, &terms, now).await?;
+            let (before, terms) = terms_flow::set_terms(db, &merchant_id, &input, now).await?;
+            let detail = format!(
+                "ok {} -> {}",
+                terms_flow::terms_line(before.as_ref()),
+                terms_flow::terms_line(Some(&terms))
+            );
+            cli_audit(db, &merchant_id, "settlement.terms", &merchant_id, &detail).await?;
             println!(
                 "{}: {} payout {} days after each period, settlement fee {} yen, goods {}",
                 terms.merchant_id,
-                cycle.code(),
-                payout_delay_days,
-                settlement_fee,
-                if goods_taxable {
+                terms.cycle.code(),
+                terms.payout_delay_days,
+                terms.settlement_fee,
+                if terms.goods_taxable {
                     "taxable"
                 } else {
                     "tax-exempt"
@@ -1001,23 +989,24 @@ pub async fn settlement(db: &Db, cmd: SettlementCmd) -> anyhow::Result<()> {
             fixed,
             rate,
         } => {
-            let m =
-                Method::parse(&method).ok_or_else(|| anyhow::anyhow!("unknown method {method}"))?;
-            let rate_bp = crate::domain::fees::parse_percent_bp(&rate).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "rate must be a percentage 0 to 100 with up to two decimals, got {rate}"
-                )
-            })?;
-            anyhow::ensure!(fixed >= 0, "fixed must not be negative");
-            let id = merchant(merchant_id).await?;
-            let schedule = crate::domain::fees::Schedule {
-                fixed_fee: fixed,
-                rate_bp,
+            let input = terms_flow::FeeInput {
+                method: &method,
+                fixed: &fixed.to_string(),
+                rate: &rate,
             };
-            settlements::set_schedule(db, &id, m, schedule, now).await?;
+            let (m, before, after) = terms_flow::set_fee(db, &merchant_id, &input, now).await?;
+            let detail = format!(
+                "ok {}: {} -> {}",
+                m.code(),
+                terms_flow::schedule_line(before.as_ref()),
+                terms_flow::schedule_line(Some(&after))
+            );
+            cli_audit(db, &merchant_id, "settlement.fee", &merchant_id, &detail).await?;
             println!(
-                "{id} {}: {fixed} yen + {rate}% per collected payment",
-                m.code()
+                "{merchant_id} {}: {} yen + {}% per collected payment",
+                m.code(),
+                after.fixed_fee,
+                terms_flow::percent(after.rate_bp)
             );
         }
     }

@@ -27,6 +27,7 @@ pub mod messages;
 pub mod notify;
 pub mod pages;
 pub mod render;
+pub mod reports;
 pub mod request_id;
 pub mod routes;
 pub mod secrets;

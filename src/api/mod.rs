@@ -10,6 +10,7 @@ pub mod openapi;
 pub mod payment_requests;
 pub mod payments;
 pub mod repeat_numbers;
+pub mod settlements;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
@@ -73,6 +74,10 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         api_route!(POST "/api/v1/repeat-numbers/{id}/retire" => repeat_numbers::retire),
         api_route!(GET "/api/v1/customers/{customer_id}/cards" => customers::list),
         api_route!(DELETE "/api/v1/customers/{customer_id}/cards/{card_id}" => customers::remove),
+        api_route!(GET "/api/v1/settlements" => settlements::list),
+        api_route!(GET "/api/v1/settlements/{id}" => settlements::get),
+        api_route!(GET "/api/v1/settlements/{id}/statement.pdf" => settlements::statement_pdf),
+        api_route!(GET "/api/v1/settlement-terms" => settlements::terms),
     ]
 }
 
@@ -123,11 +128,50 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiMerchant {
         parts: &mut axum::http::request::Parts,
         _state: &S,
     ) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<ApiMerchant>()
-            .cloned()
-            .ok_or_else(unauthorized)
+        merchant_of(&parts.extensions)
+    }
+}
+
+/// An owner key that named no tenant; put in the request by [`authenticate`]. Only the
+/// read-only operations that span merchants take it (through [`ApiScope`]); every other one
+/// extracts [`ApiMerchant`] and answers `400 merchant_required`.
+#[derive(Clone, Debug)]
+pub struct ApiOwner(pub String);
+
+fn merchant_required() -> AppError {
+    err(
+        StatusCode::BAD_REQUEST,
+        "merchant_required",
+        "an owner API key acts for one tenant: name it in the `Kakehashi-Merchant` header",
+    )
+}
+
+/// The request's merchant, or why there is none.
+fn merchant_of(ext: &axum::http::Extensions) -> Result<ApiMerchant, AppError> {
+    match (ext.get::<ApiMerchant>(), ext.get::<ApiOwner>()) {
+        (Some(m), _) => Ok(m.clone()),
+        (None, Some(_)) => Err(merchant_required()),
+        (None, None) => Err(unauthorized()),
+    }
+}
+
+/// The merchants a read may span: the key's merchant (or the tenant an owner key names), or
+/// every tenant of an owner key sent without `Kakehashi-Merchant` (テナントオプション).
+#[derive(Clone, Debug)]
+pub struct ApiScope(pub Scope);
+
+impl<S: Send + Sync> FromRequestParts<S> for ApiScope {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(ApiOwner(o)) = parts.extensions.get::<ApiOwner>() {
+            return Ok(ApiScope(Scope::Owner(o.clone())));
+        }
+        let ApiMerchant(m) = merchant_of(&parts.extensions)?;
+        Ok(ApiScope(Scope::Merchant(m.id)))
     }
 }
 
@@ -149,6 +193,12 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
         .get(MERCHANT_HEADER)
         .map(|v| v.to_str().unwrap_or("\u{fffd}").trim().to_owned());
     let merchant = match keys::authenticate_any(&state.db, &key).await {
+        // An owner key without a tenant: the handler decides (`ApiScope` spans the tenants,
+        // `ApiMerchant` answers `merchant_required`).
+        Ok(Some(keys::Caller::Owner(o))) if named.as_deref().is_none_or(str::is_empty) => {
+            req.extensions_mut().insert(ApiOwner(o));
+            return next.run(req).await;
+        }
         Ok(Some(caller)) => match tenant(&state, caller, named.as_deref()).await {
             Ok(m) => m,
             Err(e) => return e.into_response(),
@@ -191,11 +241,7 @@ async fn tenant(
         (keys::Caller::Merchant(m), None) => Ok(*m),
         (keys::Caller::Merchant(m), Some(n)) if n == m.id => Ok(*m),
         (keys::Caller::Merchant(_), Some(_)) => Err(not_found()),
-        (keys::Caller::Owner(_), None | Some("")) => Err(err(
-            StatusCode::BAD_REQUEST,
-            "merchant_required",
-            "an owner API key acts for one tenant: name it in the `Kakehashi-Merchant` header",
-        )),
+        (keys::Caller::Owner(_), None | Some("")) => Err(merchant_required()),
         (keys::Caller::Owner(o), Some(n)) => {
             crate::db::owners::merchant_in_scope(&state.db, &Scope::Owner(o), n)
                 .await?
@@ -315,8 +361,9 @@ async fn idempotency(State(state): State<AppState>, req: Request, next: Next) ->
     if req.method() != Method::POST {
         return next.run(req).await;
     }
-    let Some(ApiMerchant(merchant)) = req.extensions().get::<ApiMerchant>().cloned() else {
-        return unauthorized().into_response();
+    let merchant = match merchant_of(req.extensions()) {
+        Ok(ApiMerchant(m)) => m,
+        Err(e) => return e.into_response(),
     };
     let key = match req.headers().get("idempotency-key").map(|v| v.to_str()) {
         None => {

@@ -6,7 +6,9 @@ use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
-use super::{checkouts, customers, events, payment_requests, payments, repeat_numbers};
+use super::{
+    checkouts, customers, events, payment_requests, payments, repeat_numbers, settlements,
+};
 
 /// The error body every failure has.
 #[derive(Debug, Serialize, ToSchema)]
@@ -49,7 +51,8 @@ impl Modify for BearerAuth {
                     .description(Some(
                         "A merchant key, or an owner key (`ok_…`) sent with the \
                          `Kakehashi-Merchant` header naming one of the owner's tenants \
-                         (docs/owners.md).",
+                         (docs/owners.md); the settlement reads also take an owner key \
+                         without it, for every tenant.",
                     ))
                     .build(),
             ),
@@ -86,6 +89,10 @@ impl Modify for BearerAuth {
         repeat_numbers::retire,
         customers::list,
         customers::remove,
+        settlements::list,
+        settlements::get,
+        settlements::statement_pdf,
+        settlements::terms,
     ),
     components(schemas(ApiError, ApiErrorDetail)),
     modifiers(&BearerAuth)
@@ -121,7 +128,7 @@ mod tests {
         }
         assert_eq!(
             seen.len(),
-            21,
+            25,
             "every operation has an operationId: {seen:?}"
         );
     }

@@ -20,7 +20,6 @@ pub mod owners;
 pub mod payment_requests;
 pub mod preview;
 pub mod repeat_numbers;
-pub mod reports;
 pub mod saved_searches;
 pub mod search;
 pub mod settings;

@@ -1,16 +1,18 @@
 //! Settlements (精算) in the console: the list, one settlement with its ledger entries, their
-//! CSV files and PDF reports (`reports`). Staff of a merchant see only its own settlements.
+//! CSV files and PDF reports (`reports`), and a merchant's payout terms and fees in words. Staff
+//! of a merchant see only its own settlements.
 
 use axum::body::Bytes;
 
 use crate::console::auth::Staff;
 use crate::console::csv_export::{institution_ja, Encoding};
 use crate::console::error::{ConsoleError, ConsoleResult};
-use crate::console::views::{LedgerView, SettlementView};
+use crate::console::views::{FeeLine, LedgerView, SettlementView, TermsView};
 use crate::db::settlements::{self, EntryKind, EntryRow, SettlementRow};
 use crate::db::Db;
 use crate::domain::payout::Cycle;
 use crate::domain::Method;
+use crate::flows::settlement_terms::{percent, Current};
 use crate::util::{format_jst, format_yen};
 
 fn method_ja(method: &str, institution: Option<&str>) -> String {
@@ -58,6 +60,36 @@ pub fn settlement_view(s: &SettlementRow) -> SettlementView {
             .map_or(s.cycle.as_str(), |v| v.label_ja())
             .to_owned(),
     }
+}
+
+/// Payout terms in words (none: the merchant is not settled) and every method's fees (`None`
+/// for a method without a schedule, so without fees).
+pub fn terms_view(cur: Option<&Current>) -> (Option<TermsView>, Vec<FeeLine>) {
+    let terms = cur.and_then(|c| c.terms.as_ref()).map(|t| TermsView {
+        cycle: t.cycle.label_ja().to_owned(),
+        payout: format!("締め日の{}日後（土日祝は翌営業日）", t.payout_delay_days),
+        settlement_fee: format!("{}円", format_yen(t.settlement_fee)),
+        goods: if t.goods_taxable {
+            "課税"
+        } else {
+            "非課税"
+        },
+    });
+    let fees = Method::ALL
+        .iter()
+        .map(|&method| {
+            let s = cur
+                .and_then(|c| c.fees.iter().find(|(x, _)| *x == method))
+                .map(|(_, s)| *s);
+            FeeLine {
+                code: method.code(),
+                method: method.name_ja(),
+                fixed: s.map(|s| format!("{}円", format_yen(s.fixed_fee))),
+                rate: s.map(|s| format!("{}%", percent(s.rate_bp))),
+            }
+        })
+        .collect();
+    (terms, fees)
 }
 
 /// A settlement the staff member may see; any other id is "not found" (never "forbidden",

@@ -284,6 +284,51 @@ pub struct SettlementDetail {
     pub entries: Vec<LedgerView>,
 }
 
+/// A merchant's payout terms in words.
+pub struct TermsView {
+    pub cycle: String,
+    pub payout: String,
+    pub settlement_fee: String,
+    /// 課税 or 非課税: whether the merchant's goods are subject to consumption tax.
+    pub goods: &'static str,
+}
+
+/// One method's fees on the 手数料・支払条件 page.
+pub struct FeeLine {
+    pub code: &'static str,
+    pub method: &'static str,
+    /// `None`: no schedule, so no fees.
+    pub fixed: Option<String>,
+    pub rate: Option<String>,
+}
+
+/// 手数料・支払条件 (`/console/settlements/terms`): a merchant's payout terms and fees, with
+/// the forms to change them for operators.
+#[derive(Template)]
+#[template(path = "console/settlement_terms.html")]
+pub struct SettlementTerms {
+    pub c: Chrome,
+    /// The merchant shown; empty while an operator or owner staff has not chosen one.
+    pub merchant: String,
+    pub merchant_name: String,
+    /// Operators change terms and fees; everyone else reads them.
+    pub editable: bool,
+    /// The stored terms; none: the merchant is not settled.
+    pub terms: Option<TermsView>,
+    pub fees: Vec<FeeLine>,
+    /// (code, label, selected) for the cycle picker.
+    pub cycles: Vec<(&'static str, &'static str, bool)>,
+    /// (code, label, selected) for the method picker.
+    pub methods: Vec<(&'static str, &'static str, bool)>,
+    pub payout_delay_days: String,
+    pub settlement_fee: String,
+    pub goods_taxable: bool,
+    pub fixed: String,
+    pub rate: String,
+    pub error: Option<String>,
+    pub saved: bool,
+}
+
 #[derive(Template)]
 #[template(path = "console/confirm.html")]
 pub struct Confirm {

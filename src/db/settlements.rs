@@ -544,6 +544,35 @@ pub async fn list(
         .await)
 }
 
+/// One page of settlements inside `scope` (of one merchant of it when `merchant_id` is given),
+/// newest period first and then by id, starting after `after` (`(period_start, id)` of the
+/// previous page's last settlement): a keyset, so pages stay stable while new ones are made.
+pub async fn page(
+    db: &Db,
+    scope: &Scope,
+    merchant_id: Option<&str>,
+    after: Option<(&str, &str)>,
+    limit: i64,
+) -> Result<Vec<SettlementRow>, sqlx::Error> {
+    let (kind, value) = scope.sql_parts();
+    let vis = crate::db::scope::visible("merchant_id", 1);
+    let (after_period, after_id) = after.unwrap_or(("", ""));
+    let sql = format!(
+        "SELECT {SETTLEMENT_COLS} FROM settlements WHERE {vis} AND ($3 = '' OR merchant_id = $3) \
+         AND ($4 = '' OR period_start < $4 OR (period_start = $4 AND id < $5)) \
+         ORDER BY period_start DESC, id DESC LIMIT $6"
+    );
+    on_db!(db, c => sqlx::query_as(&sql)
+        .bind(kind)
+        .bind(value)
+        .bind(merchant_id.unwrap_or(""))
+        .bind(after_period)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(c)
+        .await)
+}
+
 pub async fn get(db: &Db, id: &str) -> Result<Option<SettlementRow>, sqlx::Error> {
     let sql = format!("SELECT {SETTLEMENT_COLS} FROM settlements WHERE id = $1");
     on_db!(db, c => sqlx::query_as(&sql).bind(id).fetch_optional(c).await)

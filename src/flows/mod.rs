@@ -24,6 +24,7 @@ pub mod refund_requests;
 pub mod repeat;
 pub mod saved_cards;
 pub mod secrets;
+pub mod settlement_terms;
 pub mod settlements;
 pub mod wallet;
 

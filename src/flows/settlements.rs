@@ -6,9 +6,10 @@
 use serde_json::{json, Value};
 use time::{Date, Duration};
 
-use crate::db::settlements::{self, NewSettlement, SettlementRow, Terms};
+use crate::db::settlements::{self, EntryRow, NewSettlement, SettlementRow, Terms};
 use crate::db::Db;
 use crate::domain::payout::{self, jst_date, jst_midnight_ms, ymd};
+use crate::domain::scope::Scope;
 
 /// Builds every settlement whose period ended before `day` (a Japan-time date), for every
 /// merchant with payout terms. Returns the settlements made now.
@@ -76,6 +77,38 @@ async fn cutoff_merchant(
         from = Some(next);
     }
     Ok(made)
+}
+
+/// A settlement with what its statement (支払明細書) shows: the merchant's name and every
+/// ledger entry the settlement took.
+#[derive(Clone, Debug)]
+pub struct Statement {
+    pub settlement: SettlementRow,
+    pub merchant_name: String,
+    pub entries: Vec<EntryRow>,
+}
+
+/// The settlement `id` if its merchant is inside `scope`, with its entries; `None` for an unknown
+/// id and for one outside the scope alike (callers answer "not found" to both, so ids of other
+/// merchants' settlements tell nothing). The console and the API read it here.
+pub async fn statement(
+    db: &Db,
+    scope: &Scope,
+    id: &str,
+) -> Result<Option<Statement>, crate::db::Error> {
+    let Some(s) = settlements::get_in(db, scope, id).await? else {
+        return Ok(None);
+    };
+    let entries = settlements::entries_of_settlement(db, &s.id).await?;
+    let merchant_name = crate::db::merchants::get(db, &s.merchant_id)
+        .await?
+        .map(|m| m.name)
+        .unwrap_or_default();
+    Ok(Some(Statement {
+        settlement: s,
+        merchant_name,
+        entries,
+    }))
 }
 
 /// The `settlement.created` notification (docs/notifications.md). `amount` is the net payout,

@@ -229,6 +229,14 @@ fn console_router(state: AppState) -> Router<AppState> {
         .route("/console/summary", get(console_admin::summary_page))
         .route("/console/settlements", get(console_settlements::list))
         .route(
+            "/console/settlements/terms",
+            get(console_settlements::terms).post(console_settlements::terms_post),
+        )
+        .route(
+            "/console/settlements/terms/fee",
+            post(console_settlements::fee_post),
+        )
+        .route(
             "/console/settlements.csv",
             get(console_settlements::list_csv),
         )

@@ -39,6 +39,7 @@ mod notify;
 mod ops;
 mod redirect_methods;
 mod repeat;
+mod settlement_api;
 mod settlements;
 mod shopper;
 mod shutdown;

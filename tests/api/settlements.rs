@@ -17,7 +17,7 @@ use crate::helpers::*;
 
 /// A checkout (opened through its signed link) and a payment of `method` at `institution` in
 /// `status`, written directly in the store as the console tests do.
-async fn payment(
+pub(crate) async fn payment(
     app: &TestApp,
     m: &TestMerchant,
     order: &str,
@@ -67,7 +67,7 @@ async fn payment(
 }
 
 /// A konbini number paid (速報) through the signed sandbox control endpoint.
-async fn sandbox(app: &TestApp, m: &TestMerchant, payment_id: &str, action: &str) {
+pub(crate) async fn sandbox(app: &TestApp, m: &TestMerchant, payment_id: &str, action: &str) {
     let path = format!("/sandbox/v1/payments/{payment_id}/{action}");
     let ts = now_s();
     let sig = kakehashi::signing::sign(&m.secret, &format!("POST\n{path}\n{ts}"));
@@ -86,11 +86,11 @@ async fn sandbox(app: &TestApp, m: &TestMerchant, payment_id: &str, action: &str
     assert_eq!(status, 200, "{action}: {body}");
 }
 
-async fn fee_of(app: &TestApp, id: &str) -> i64 {
+pub(crate) async fn fee_of(app: &TestApp, id: &str) -> i64 {
     payments::get(&app.db, id).await.unwrap().unwrap().fee
 }
 
-async fn terms(app: &TestApp, m: &TestMerchant, goods_taxable: bool) {
+pub(crate) async fn terms(app: &TestApp, m: &TestMerchant, goods_taxable: bool) {
     settlements::set_terms(
         &app.db,
         &Terms {
@@ -107,18 +107,18 @@ async fn terms(app: &TestApp, m: &TestMerchant, goods_taxable: bool) {
 }
 
 /// The day after the current month-end period (Japan time): its cut-off date.
-fn cutoff_day(app: &TestApp) -> (payout::Period, time::Date) {
+pub(crate) fn cutoff_day(app: &TestApp) -> (payout::Period, time::Date) {
     let today = payout::jst_date(app.state.now_ms());
     let period = payout::period_of(Cycle::MonthEnd, today);
     (period, period.last + time::Duration::days(1))
 }
 
-fn pdf_text(bytes: &[u8]) -> String {
+pub(crate) fn pdf_text(bytes: &[u8]) -> String {
     pdf_extract::extract_text_from_mem(bytes).unwrap()
 }
 
 /// The PDF text without the spaces and line breaks an extractor puts between drawn strings.
-fn squeezed(text: &str) -> String {
+pub(crate) fn squeezed(text: &str) -> String {
     text.chars().filter(|c| !c.is_whitespace()).collect()
 }
 

@@ -1,7 +1,8 @@
 //! PDF reports (帳票): the settlement statement (支払明細書) of one payout and the konbini
 //! collection report (収納明細書) of a period. A4, Japanese text set in the embedded Noto Sans
 //! CJK JP subset (static/fonts, SIL OFL 1.1); krilla embeds only the glyphs a report uses and a
-//! ToUnicode map, so the text can be searched and copied.
+//! ToUnicode map, so the text can be searched and copied. Used by the console and the API (the
+//! same statement from `/console/settlements/{id}/pdf` and `/api/v1/settlements/{id}/statement.pdf`).
 
 use std::sync::LazyLock;
 
@@ -19,7 +20,7 @@ use crate::util::{format_jst, format_yen};
 /// Noto Sans CJK JP Regular, cut to the Windows-31J repertoire (JIS X 0208 and NEC extensions,
 /// ASCII, half-width kana): every character a Japanese merchant name or order id normally
 /// holds. Licence: static/fonts/OFL.txt.
-static FONT_DATA: &[u8] = include_bytes!("../../static/fonts/NotoSansJP-Subset.otf");
+static FONT_DATA: &[u8] = include_bytes!("../static/fonts/NotoSansJP-Subset.otf");
 
 static FONT: LazyLock<Option<Font>> = LazyLock::new(|| Font::new(FONT_DATA.into(), 0));
 static FACE: LazyLock<Option<ttf_parser::Face<'static>>> =
@@ -387,6 +388,20 @@ pub fn konbini_report(
         w.row(&cols, &cells);
     }
     w.finish()
+}
+
+/// The 支払明細書 of a settlement read by [`crate::flows::settlements::statement`], typeset off
+/// the async workers (it is CPU work).
+pub async fn statement_pdf(
+    st: crate::flows::settlements::Statement,
+    issued_at: i64,
+) -> anyhow::Result<Vec<u8>> {
+    tokio::task::spawn_blocking(move || {
+        settlement_statement(&st.settlement, &st.merchant_name, &st.entries, issued_at)
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("report task: {e}"))?
+    .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 #[cfg(test)]
