@@ -37,12 +37,35 @@ const PAYMENT_LINKS_PER_S: u64 = 4_000;
 /// Opened checkouts the selector POSTs cycle through: 64 connections do not all write one row.
 const SELECTOR_SESSIONS: usize = 2048;
 
+/// The scenarios, in the order they run.
+const SCENARIOS: [&str; 7] = [
+    "bare",
+    "limit",
+    "first_open",
+    "reopen",
+    "selector",
+    "card_payment",
+    "delivery",
+];
+
 struct Args {
     seconds: u64,
     postgres: Option<String>,
     /// A file holding `{"scenarios": [...]}` (bench_search's output) to add to the results.
     merge: Option<PathBuf>,
     out_dir: PathBuf,
+    /// Only these scenarios (the bare route is always measured: every ratio needs it).
+    only: Option<Vec<String>>,
+    /// Skip SQLite (with `--postgres`: profile PostgreSQL alone).
+    skip_sqlite: bool,
+}
+
+impl Args {
+    fn wants(&self, scenario: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|o| scenario == "bare" || o.iter().any(|x| x == scenario))
+    }
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -51,6 +74,8 @@ fn args() -> anyhow::Result<Args> {
         postgres: None,
         merge: None,
         out_dir: PathBuf::from("bench/results"),
+        only: None,
+        skip_sqlite: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -60,9 +85,21 @@ fn args() -> anyhow::Result<Args> {
             "--postgres" => a.postgres = Some(value()?),
             "--merge" => a.merge = Some(value()?.into()),
             "--out-dir" => a.out_dir = value()?.into(),
+            "--only" => {
+                let list: Vec<String> = value()?.split(',').map(str::to_owned).collect();
+                for x in &list {
+                    anyhow::ensure!(
+                        SCENARIOS.contains(&x.as_str()),
+                        "--only: unknown scenario {x}; one of {}",
+                        SCENARIOS.join(", ")
+                    );
+                }
+                a.only = Some(list);
+            }
+            "--skip-sqlite" => a.skip_sqlite = true,
             other => anyhow::bail!(
                 "unknown argument {other}; usage: bench [--seconds N] [--postgres URL] \
-                 [--merge FILE] [--out-dir DIR]"
+                 [--merge FILE] [--out-dir DIR] [--only SCENARIO,…] [--skip-sqlite]"
             ),
         }
     }
@@ -93,7 +130,9 @@ async fn main() -> anyhow::Result<()> {
 
     let dir = tempfile::tempdir()?;
     let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
-    run_db("sqlite", &sqlite, a.seconds, &mut scenarios, &mut memory).await?;
+    if !a.skip_sqlite {
+        run_db("sqlite", &sqlite, &a, &mut scenarios, &mut memory).await?;
+    }
     if let Some(pg) = &a.postgres {
         use sqlx::Connection;
         let mut admin = sqlx::PgConnection::connect(pg)
@@ -107,7 +146,7 @@ async fn main() -> anyhow::Result<()> {
             "{}/{name}",
             pg.rsplit_once('/').context("a PostgreSQL URL")?.0
         );
-        let outcome = run_db("postgres", &url, a.seconds, &mut scenarios, &mut memory).await;
+        let outcome = run_db("postgres", &url, &a, &mut scenarios, &mut memory).await;
         let _ = sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
             .execute(&mut admin)
             .await;
@@ -227,10 +266,11 @@ fn row(
 async fn run_db(
     db: &str,
     url: &str,
-    secs: u64,
+    a: &Args,
     out: &mut Vec<Scenario>,
     memory: &mut BTreeMap<String, Memory>,
 ) -> anyhow::Result<()> {
+    let secs = a.seconds;
     println!("{db}: starting the server and preparing links and sessions…");
     let s = Server::start(url).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -325,71 +365,78 @@ async fn run_db(
     let bare = Some(bare.rps());
     pause().await;
 
-    println!("{db}: limit");
-    let r = wrk
-        .run("requests.lua", &[list("limit"), fixed.clone()])
-        .await?;
-    out.push(row(db, "limit", &r, bare, json!({})));
-    pause().await;
-
-    println!("{db}: first open");
-    let r = wrk.run("requests.lua", &[list("first_open")]).await?;
-    let mut extra = json!({ "links": first_links });
-    if r.counter("wraps") > 0 {
-        extra["warning"] = json!(format!(
-            "all {first_links} fresh links were used; later requests re-opened them"
+    if a.wants("limit") {
+        println!("{db}: limit");
+        let r = wrk
+            .run("requests.lua", &[list("limit"), fixed.clone()])
+            .await?;
+        out.push(row(db, "limit", &r, bare, json!({})));
+        pause().await;
+    }
+    if a.wants("first_open") {
+        println!("{db}: first open");
+        let r = wrk.run("requests.lua", &[list("first_open")]).await?;
+        let mut extra = json!({ "links": first_links });
+        if r.counter("wraps") > 0 {
+            extra["warning"] = json!(format!(
+                "all {first_links} fresh links were used; later requests re-opened them"
+            ));
+        }
+        out.push(row(db, "first_open", &r, bare, extra));
+        pause().await;
+    }
+    if a.wants("reopen") {
+        println!("{db}: re-open");
+        let r = wrk
+            .run("requests.lua", &[list("reopen"), fixed.clone()])
+            .await?;
+        out.push(row(db, "reopen", &r, bare, json!({})));
+        pause().await;
+    }
+    if a.wants("selector") {
+        println!("{db}: selector POST");
+        let r = wrk.run("requests.lua", &[list("selector")]).await?;
+        out.push(row(
+            db,
+            "selector",
+            &r,
+            bare,
+            json!({ "sessions": SELECTOR_SESSIONS }),
         ));
+        pause().await;
     }
-    out.push(row(db, "first_open", &r, bare, extra));
-    pause().await;
-
-    println!("{db}: re-open");
-    let r = wrk
-        .run("requests.lua", &[list("reopen"), fixed.clone()])
-        .await?;
-    out.push(row(db, "reopen", &r, bare, json!({})));
-    pause().await;
-
-    println!("{db}: selector POST");
-    let r = wrk.run("requests.lua", &[list("selector")]).await?;
-    out.push(row(
-        db,
-        "selector",
-        &r,
-        bare,
-        json!({ "sessions": SELECTOR_SESSIONS }),
-    ));
-    pause().await;
-
-    println!("{db}: card payment");
-    let r = wrk
-        .run(
-            "payment.lua",
-            &[list("card_payment"), ("BENCH_CARD_FIELDS", card_fields())],
-        )
-        .await?;
-    let paid = r.counter("paid");
-    let mut extra = json!({
-        "unit": "payments/s (4 requests each); p50/p99 per request",
-        "paid": paid,
-        "requests_per_s": r.rps(),
-        "request_ratio_to_bare": bare.map(|b| r.rps() / b),
-        "lost": r.counter("lost"),
-        "links": payment_links,
-    });
-    if r.counter("wraps") > 0 {
-        extra["warning"] = json!(format!("all {payment_links} payment links were used"));
+    if a.wants("card_payment") {
+        println!("{db}: card payment");
+        let r = wrk
+            .run(
+                "payment.lua",
+                &[list("card_payment"), ("BENCH_CARD_FIELDS", card_fields())],
+            )
+            .await?;
+        let paid = r.counter("paid");
+        let mut extra = json!({
+            "unit": "payments/s (4 requests each); p50/p99 per request",
+            "paid": paid,
+            "requests_per_s": r.rps(),
+            "request_ratio_to_bare": bare.map(|b| r.rps() / b),
+            "lost": r.counter("lost"),
+            "links": payment_links,
+        });
+        if r.counter("wraps") > 0 {
+            extra["warning"] = json!(format!("all {payment_links} payment links were used"));
+        }
+        out.push(Scenario {
+            rps: paid as f64 / r.seconds().max(1e-9),
+            errors: r.errors.total() + r.counter("lost"),
+            ratio_to_bare: None,
+            ..row(db, "card_payment", &r, None, extra)
+        });
+        pause().await;
     }
-    out.push(Scenario {
-        rps: paid as f64 / r.seconds().max(1e-9),
-        errors: r.errors.total() + r.counter("lost"),
-        ratio_to_bare: None,
-        ..row(db, "card_payment", &r, None, extra)
-    });
-    pause().await;
-
-    println!("{db}: notification delivery");
-    out.push(delivery(&s, db, secs).await?);
+    if a.wants("delivery") {
+        println!("{db}: notification delivery");
+        out.push(delivery(&s, db, secs).await?);
+    }
     memory.insert(
         db.to_owned(),
         Memory {
