@@ -34,6 +34,8 @@ const UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (
 const FIRST_OPEN_LINKS_PER_S: u64 = 15_000;
 /// Links for the card payment scenario per second (each is one payment).
 const PAYMENT_LINKS_PER_S: u64 = 4_000;
+/// Concurrent writers queueing the delivery scenario's events.
+const ENQUEUERS: usize = 8;
 /// Opened checkouts the selector POSTs cycle through: 64 connections do not all write one row.
 const SELECTOR_SESSIONS: usize = 2048;
 
@@ -473,9 +475,18 @@ async fn delivery(s: &Server, db: &str, secs: u64) -> anyhow::Result<Scenario> {
     let before = got.load(Ordering::Relaxed);
     let n = (2000 * secs).min(20_000);
     let started = Instant::now();
-    for _ in 0..n {
-        outbox::ping(&s.db, server::MERCHANT, kakehashi::util::now_ms()).await?;
-    }
+    // Events are queued by many requests at once in a real server, each in its own commit:
+    // ENQUEUERS writers in parallel, not one loop waiting for each commit in turn (on
+    // PostgreSQL a lone loop measures one WAL flush per event, not the worker).
+    let queued: Vec<anyhow::Result<()>> = futures_util::stream::iter(0..n)
+        .map(|_| async {
+            outbox::ping(&s.db, server::MERCHANT, kakehashi::util::now_ms()).await?;
+            Ok(())
+        })
+        .buffer_unordered(ENQUEUERS)
+        .collect()
+        .await;
+    queued.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
     while got.load(Ordering::Relaxed) - before < n && started.elapsed() < Duration::from_secs(120) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -30,7 +30,11 @@ impl Server {
             .env("KAKEHASHI_ADDR", format!("127.0.0.1:{port}"))
             .env("KAKEHASHI_ALLOW_LOOPBACK_CALLBACKS", "1")
             .env("KAKEHASHI_BENCH_LIMIT", "1")
-            .env("RUST_LOG", "error")
+            // BENCH_SERVER_LOG=warn shows what the server complains about under load.
+            .env(
+                "RUST_LOG",
+                std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "error".into()),
+            )
             .stdout(std::process::Stdio::null())
             .spawn()
             .map_err(|e| anyhow::anyhow!("{bin}: {e} (cargo build --release first)"))?;

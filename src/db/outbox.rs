@@ -21,7 +21,9 @@ pub struct Claimed {
 }
 
 /// Leases up to `limit` due events. An event waits while an earlier event of the same payment
-/// is still pending, so each payment's events arrive in order.
+/// is still pending, so each payment's events arrive in order. The partial indexes of
+/// migration 0033 let this read only the first due pending rows (in order) and probe one index
+/// per row for the payment check; events of no payment (pings, settlements) skip the check.
 pub async fn claim(
     db: &Db,
     owner: &str,
@@ -38,8 +40,8 @@ pub async fn claim(
         "UPDATE outbox SET lease_owner = $1, lease_until = $2 WHERE id IN (\
            SELECT o.id FROM outbox o WHERE o.status = 'pending' AND o.next_attempt_at <= $3 \
            AND (o.lease_until IS NULL OR o.lease_until < $4) \
-           AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.payment_id = o.payment_id \
-                           AND e.seq < o.seq AND e.status = 'pending') \
+           AND (o.payment_id IS NULL OR NOT EXISTS (SELECT 1 FROM outbox e \
+                WHERE e.payment_id = o.payment_id AND e.seq < o.seq AND e.status = 'pending')) \
            ORDER BY o.next_attempt_at, o.created_at LIMIT $5 {lock}) \
          RETURNING id, merchant_id, payment_id, type, body, attempts, created_at"
     );
