@@ -969,7 +969,14 @@ pub async fn settlement(db: &Db, cmd: SettlementCmd) -> anyhow::Result<()> {
                 terms_flow::terms_line(before.as_ref()),
                 terms_flow::terms_line(Some(&terms))
             );
-            cli_audit(db, &merchant_id, "settlement.terms", &merchant_id, &detail).await?;
+            cli_audit(
+                db,
+                &merchant_id,
+                "payout_terms.update",
+                &merchant_id,
+                &detail,
+            )
+            .await?;
             println!(
                 "{}: {} payout {} days after each period, settlement fee {} yen, goods {}",
                 terms.merchant_id,
@@ -1001,7 +1008,14 @@ pub async fn settlement(db: &Db, cmd: SettlementCmd) -> anyhow::Result<()> {
                 terms_flow::schedule_line(before.as_ref()),
                 terms_flow::schedule_line(Some(&after))
             );
-            cli_audit(db, &merchant_id, "settlement.fee", &merchant_id, &detail).await?;
+            cli_audit(
+                db,
+                &merchant_id,
+                "fee_schedule.update",
+                &merchant_id,
+                &detail,
+            )
+            .await?;
             println!(
                 "{merchant_id} {}: {} yen + {}% per collected payment",
                 m.code(),

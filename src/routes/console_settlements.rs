@@ -395,7 +395,7 @@ fn saved_to(m: &MerchantRow) -> Response {
 }
 
 /// `POST /console/settlements/terms?merchant=…` (operators): payout terms, through the flow
-/// `kakehashi settlement terms` uses; audited (`settlement.terms`, before → after).
+/// `kakehashi settlement terms` uses; audited (`payout_terms.update`, before → after).
 pub async fn terms_post(
     State(state): State<AppState>,
     staff: Staff,
@@ -430,7 +430,7 @@ pub async fn terms_post(
         &state.db,
         &staff,
         Some(&m.id),
-        "settlement.terms",
+        "payout_terms.update",
         &m.id,
         &detail,
     )
@@ -443,7 +443,7 @@ pub async fn terms_post(
 }
 
 /// `POST /console/settlements/terms/fee?merchant=…` (operators): one method's fees, through the
-/// flow `kakehashi settlement fee` uses; audited (`settlement.fee`, before → after).
+/// flow `kakehashi settlement fee` uses; audited (`fee_schedule.update`, before → after).
 pub async fn fee_post(
     State(state): State<AppState>,
     staff: Staff,
@@ -474,7 +474,7 @@ pub async fn fee_post(
         &state.db,
         &staff,
         Some(&m.id),
-        "settlement.fee",
+        "fee_schedule.update",
         &m.id,
         &detail,
     )

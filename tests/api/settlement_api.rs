@@ -402,7 +402,7 @@ async fn console_sets_terms_and_fees(app: TestApp) {
     };
     assert_eq!(schedule(&app, &m.id, Method::Konbini).await, Some(plan150));
     assert_eq!(
-        audit(&app, "settlement.fee").await,
+        audit(&app, "fee_schedule.update").await,
         vec!["ok konbini: - -> 150+0%"]
     );
     let (_, body) = op.get(&page).await;
@@ -447,7 +447,7 @@ async fn console_sets_terms_and_fees(app: TestApp) {
         (Cycle::HalfMonth, 10, 1_000, true)
     );
     assert_eq!(
-        audit(&app, "settlement.terms").await,
+        audit(&app, "payout_terms.update").await,
         vec!["ok - -> half_month 10d fee=1000 taxable"]
     );
 
@@ -504,7 +504,7 @@ async fn console_sets_terms_and_fees(app: TestApp) {
         settlements::terms(&app.db, &m.id).await.unwrap().unwrap(),
         stored
     );
-    let refused = audit(&app, "settlement.fee").await;
+    let refused = audit(&app, "fee_schedule.update").await;
     assert_eq!(refused.len(), 4);
     assert!(
         refused[1..]
@@ -512,7 +512,7 @@ async fn console_sets_terms_and_fees(app: TestApp) {
             .all(|d| d.starts_with("refused konbini: ")),
         "{refused:?}"
     );
-    assert!(audit(&app, "settlement.terms").await[1..]
+    assert!(audit(&app, "payout_terms.update").await[1..]
         .iter()
         .all(|d| d.starts_with("refused ")));
 
@@ -537,7 +537,7 @@ async fn console_sets_terms_and_fees(app: TestApp) {
     .await;
     assert_eq!(status, 403);
     assert_eq!(schedule(&app, &m.id, Method::Konbini).await, Some(plan150));
-    assert_eq!(audit(&app, "settlement.fee").await.len(), 4);
+    assert_eq!(audit(&app, "fee_schedule.update").await.len(), 4);
 
     // Merchant staff, admins included, read their terms but cannot change them.
     let admin = Console::login(&app, &user(&app, Some(&m.id), Role::Admin).await).await;
