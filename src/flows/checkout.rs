@@ -99,6 +99,22 @@ pub async fn open_link(
     })
 }
 
+/// Records the shopper's choice of method on an open checkout. A re-post of the method the
+/// checkout (as this request read it) already has writes nothing: the conditional update
+/// would change no row, but it would still queue on SQLite's single writer.
+pub async fn record_choice(state: &Ctx, o: &Opened, method: Method) -> FlowResult<()> {
+    if o.checkout
+        .selected_method
+        .as_deref()
+        .and_then(Method::parse)
+        == Some(method)
+    {
+        return Ok(());
+    }
+    checkouts::select_method(&state.db, &o.checkout.id, method, state.now_ms()).await?;
+    Ok(())
+}
+
 /// Issues a fresh session token for a checkout: a new session, started now.
 pub fn new_session(state: &Ctx, checkout_id: &str, view: ViewOverride) -> String {
     let now = state.now_s();

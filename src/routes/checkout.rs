@@ -188,7 +188,7 @@ pub async fn choose_method(State(state): State<AppState>, f: ShopperForm) -> App
     let method = Method::parse(f.get("method"))
         .filter(|m| checkout::offered(opened, device).contains(m))
         .ok_or(AppError::shopper(Reason::MethodNotAvailable))?;
-    checkouts::select_method(&state.db, &opened.checkout.id, method, state.now_ms()).await?;
+    checkout::record_choice(&state, opened, method).await?;
     Ok(Redirect::to(&format!("/pay/{token}/{}", method.code())).into_response())
 }
 
