@@ -5,7 +5,7 @@ use crate::db::{Db, Tx};
 use crate::domain::order::OrderLink;
 use crate::domain::{CheckoutStatus, Method, MethodList};
 use crate::util::random_id;
-use crate::{exec_tx, on_db, on_read_conn, on_tx, on_write};
+use crate::{exec_tx, on_db, on_tx, on_write};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct CheckoutRow {
@@ -49,27 +49,115 @@ pub async fn get(db: &Db, id: &str) -> Result<Option<CheckoutRow>, sqlx::Error> 
     on_db!(db, c => sqlx::query_as(&sql).bind(id).fetch_optional(c).await)
 }
 
-/// A session's checkout and its merchant, read on one connection (every `/pay/…` request).
+/// A session's checkout and its merchant, in one query (every `/pay/…` request).
 pub async fn get_with_merchant(
     db: &Db,
     id: &str,
 ) -> Result<Option<(CheckoutRow, Option<MerchantRow>)>, sqlx::Error> {
-    let checkout_sql = format!("SELECT {COLS} FROM checkouts WHERE id = $1");
-    let merchant_sql = crate::db::merchants::get_sql();
-    on_read_conn!(db, c => {
-        let row: Option<CheckoutRow> = sqlx::query_as(&checkout_sql)
-            .bind(id)
-            .fetch_optional(&mut *c)
-            .await?;
-        let Some(row) = row else {
+    let sql = format!(
+        "SELECT {}, {} FROM checkouts c JOIN merchants m ON m.id = c.merchant_id WHERE c.id = $1",
+        prefixed_cols(),
+        crate::db::merchants::COLS
+    );
+    let row: Option<CheckoutAndMerchant> =
+        on_db!(db, c => sqlx::query_as(&sql).bind(id).fetch_optional(c).await)?;
+    match row {
+        Some(r) => Ok(r.checkout.into_row()?.map(|c| (c, Some(r.merchant)))),
+        None => Ok(None),
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct CheckoutAndMerchant {
+    #[sqlx(flatten)]
+    checkout: PrefixedCheckout,
+    #[sqlx(flatten)]
+    merchant: MerchantRow,
+}
+
+/// The checkout columns of a query that also reads its merchant, each renamed `c_<column>`
+/// (the merchant's keep their names; both tables have `id`, `status`, `created_at`, …).
+/// Selected from the alias `c`.
+pub(crate) fn prefixed_cols() -> &'static str {
+    static COLS_C: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        COLS.split(", ")
+            .map(|c| format!("c.{c} AS c_{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
+    &COLS_C
+}
+
+/// A checkout read under [`prefixed_cols`]; every column NULL when a LEFT JOIN found none.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct PrefixedCheckout {
+    c_id: Option<String>,
+    c_merchant_id: Option<String>,
+    c_order_id: Option<String>,
+    c_content_hash: Option<String>,
+    c_amount: Option<i64>,
+    c_item_name: Option<String>,
+    c_shopper_name: Option<String>,
+    c_shopper_kana: Option<String>,
+    c_shopper_email: Option<String>,
+    c_shopper_phone: Option<String>,
+    c_methods: Option<String>,
+    c_return_url: Option<String>,
+    c_cancel_url: Option<String>,
+    c_konbini_days: Option<i64>,
+    c_lang: Option<String>,
+    c_status: Option<String>,
+    c_selected_method: Option<String>,
+    c_customer_ref: Option<String>,
+    c_created_at: Option<i64>,
+    c_updated_at: Option<i64>,
+}
+
+impl PrefixedCheckout {
+    /// The checkout, `None` when there was none; a NULL in a NOT NULL column or an unknown
+    /// status or method list is a decode error, as for [`CheckoutRow`].
+    pub(crate) fn into_row(self) -> Result<Option<CheckoutRow>, sqlx::Error> {
+        let Some(id) = self.c_id else {
             return Ok(None);
         };
-        let merchant: Option<MerchantRow> = sqlx::query_as(&merchant_sql)
-            .bind(&row.merchant_id)
-            .fetch_optional(&mut *c)
-            .await?;
-        Ok(Some((row, merchant)))
-    })
+        fn need<T>(v: Option<T>, column: &str) -> Result<T, sqlx::Error> {
+            v.ok_or_else(|| sqlx::Error::ColumnDecode {
+                index: column.to_owned(),
+                source: "NULL in a NOT NULL column".into(),
+            })
+        }
+        fn parse<T: TryFrom<String>>(v: Option<String>, column: &str) -> Result<T, sqlx::Error>
+        where
+            T::Error: std::error::Error + Send + Sync + 'static,
+        {
+            T::try_from(need(v, column)?).map_err(|e| sqlx::Error::ColumnDecode {
+                index: column.to_owned(),
+                source: Box::new(e),
+            })
+        }
+        Ok(Some(CheckoutRow {
+            id,
+            merchant_id: need(self.c_merchant_id, "c_merchant_id")?,
+            order_id: need(self.c_order_id, "c_order_id")?,
+            content_hash: need(self.c_content_hash, "c_content_hash")?,
+            amount: need(self.c_amount, "c_amount")?,
+            item_name: need(self.c_item_name, "c_item_name")?,
+            shopper_name: self.c_shopper_name,
+            shopper_kana: self.c_shopper_kana,
+            shopper_email: self.c_shopper_email,
+            shopper_phone: self.c_shopper_phone,
+            methods: parse(self.c_methods, "c_methods")?,
+            return_url: need(self.c_return_url, "c_return_url")?,
+            cancel_url: self.c_cancel_url,
+            konbini_days: self.c_konbini_days,
+            lang: need(self.c_lang, "c_lang")?,
+            status: parse(self.c_status, "c_status")?,
+            selected_method: self.c_selected_method,
+            customer_ref: self.c_customer_ref,
+            created_at: need(self.c_created_at, "c_created_at")?,
+            updated_at: need(self.c_updated_at, "c_updated_at")?,
+        }))
+    }
 }
 
 /// The checkout of `(merchant, order id)`, with the SQL text for reuse on a held connection.

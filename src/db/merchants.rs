@@ -8,7 +8,7 @@ use crate::domain::{
 };
 use crate::secrets::{Keyring, SealError};
 use crate::util::{random_id, random_secret};
-use crate::{exec_tx, on_db, on_read_conn, on_tx};
+use crate::{exec_tx, on_db, on_tx};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct MerchantRow {
@@ -93,6 +93,16 @@ pub enum KeyLookupError {
     Db(#[from] sqlx::Error),
 }
 
+/// [`link_lookup`]'s row: key, merchant and the order's checkout.
+#[derive(Debug, sqlx::FromRow)]
+struct LinkRow {
+    key_secret: Option<String>,
+    #[sqlx(flatten)]
+    merchant: MerchantRow,
+    #[sqlx(flatten)]
+    checkout: crate::db::checkouts::PrefixedCheckout,
+}
+
 /// A merchant's signing key together with its merchant, as the link check needs both.
 #[derive(Debug, sqlx::FromRow)]
 pub struct KeyAndMerchant {
@@ -101,8 +111,8 @@ pub struct KeyAndMerchant {
     pub merchant: MerchantRow,
 }
 
-/// Finds the merchant and the active key named by a link (one query), and the checkout already
-/// opened for the link's order if any, on one connection: opening a link reads nothing else.
+/// Finds the merchant and the active key named by a link, and the checkout already opened for
+/// the link's order if any, in one query: opening a link reads nothing else.
 /// `Err(UnknownMerchant)` if no such merchant, `Err(UnknownKey)` if the key is not active.
 /// The caller verifies the link's signature before using the checkout.
 pub async fn link_lookup(
@@ -112,34 +122,28 @@ pub async fn link_lookup(
     key_id: &str,
     order_id: &str,
 ) -> Result<(MerchantRow, String, Option<CheckoutRow>), KeyLookupError> {
+    // One query: the merchant, its key and the order's checkout (if any) come back in one
+    // row, one round trip to PostgreSQL and one hop to SQLite's connection thread.
     let sql = format!(
-        "SELECT k.secret AS key_secret, {COLS} FROM merchants m \
+        "SELECT k.secret AS key_secret, {COLS}, {} FROM merchants m \
          LEFT JOIN signing_keys k ON k.merchant_id = m.id AND k.id = $1 AND k.status = 'active' \
-         WHERE m.id = $2"
+         LEFT JOIN checkouts c ON c.merchant_id = m.id AND c.order_id = $3 \
+         WHERE m.id = $2",
+        crate::db::checkouts::prefixed_cols()
     );
-    let checkout_sql = crate::db::checkouts::by_order_sql();
-    let (row, checkout): (Option<KeyAndMerchant>, Option<CheckoutRow>) = on_read_conn!(db, c => {
-        let row: Option<KeyAndMerchant> = sqlx::query_as(&sql)
-            .bind(key_id)
-            .bind(merchant_id)
-            .fetch_optional(&mut *c)
-            .await?;
-        let checkout = match &row {
-            Some(r) if r.key_secret.is_some() => sqlx::query_as(&checkout_sql)
-                .bind(merchant_id)
-                .bind(order_id)
-                .fetch_optional(&mut *c)
-                .await?,
-            _ => None,
-        };
-        (row, checkout)
-    });
-    let row = row.ok_or(KeyLookupError::UnknownMerchant)?;
-    let stored = row.key_secret.ok_or(KeyLookupError::UnknownKey)?;
+    let found: Option<LinkRow> = on_db!(db, c => sqlx::query_as(&sql)
+        .bind(key_id)
+        .bind(merchant_id)
+        .bind(order_id)
+        .fetch_optional(c)
+        .await)?;
+    let found = found.ok_or(KeyLookupError::UnknownMerchant)?;
+    let stored = found.key_secret.ok_or(KeyLookupError::UnknownKey)?;
     let secret = keys
         .reveal(&stored, &signing_key_context(key_id))
         .map_err(|e| KeyLookupError::Sealed(key_id.to_owned(), e))?;
-    Ok((row.merchant, secret.to_string(), checkout))
+    let checkout = found.checkout.into_row()?;
+    Ok((found.merchant, secret.to_string(), checkout))
 }
 
 /// Finds the merchant and the active key named by a link, in one query.

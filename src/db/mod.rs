@@ -74,28 +74,6 @@ macro_rules! on_db {
     };
 }
 
-/// Like [`on_db!`], but `$c` is one connection taken from the read pool for the whole body:
-/// several reads of one request pay for one acquire and one release (sqlx pings a connection
-/// as it goes back to the pool: a round trip to PostgreSQL, a thread hop on SQLite). Use
-/// `&mut *$c` as the executor of each query.
-#[macro_export]
-macro_rules! on_read_conn {
-    ($db:expr, $c:ident => $body:expr) => {
-        match $db {
-            $crate::db::Db::Sqlite { read, .. } => {
-                let mut conn = read.acquire().await?;
-                let $c = &mut *conn;
-                $body
-            }
-            $crate::db::Db::Postgres(p) => {
-                let mut conn = p.acquire().await?;
-                let $c = &mut *conn;
-                $body
-            }
-        }
-    };
-}
-
 /// Runs `$body` with `$c` bound to the writer of whichever backend `$db` is, outside any
 /// transaction: for a write that is one statement, which is atomic on its own. An explicit
 /// BEGIN/COMMIT around it costs PostgreSQL two more round trips for nothing.
