@@ -381,7 +381,12 @@ test('ガラホ: compact layout at 240 px, accesskeys, no horizontal scroll', as
   page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') page.problems.push(`console ${m.type()}: ${m.text()}`); });
   const fits = async (name) => {
     const w = await page.evaluate(() => document.documentElement.scrollWidth);
-    assert.ok(w <= 240, `${name}: ${w}px wide`);
+    // On failure, name the elements that stick out, so the fix is the right one.
+    const wide = w <= 240 ? [] : await page.evaluate(() => [...document.querySelectorAll('body *')]
+      .filter((e) => e.getBoundingClientRect().right > 240)
+      .map((e) => `${e.tagName.toLowerCase()}${e.id ? '#' + e.id : ''}.${e.className} (${Math.round(e.getBoundingClientRect().right)}px): ${e.textContent.trim().slice(0, 40)}`)
+      .slice(0, 8));
+    assert.ok(w <= 240, `${name}: ${w}px wide; ${wide.join(' | ')}`);
     await check(page, name);
   };
   await page.goto(link(`b-gh-${Date.now()}`, 1500, { item_name: 'ガラホでも読める少し長めの商品名テスト用' }));
