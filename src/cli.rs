@@ -964,11 +964,7 @@ pub async fn settlement(db: &Db, cmd: SettlementCmd) -> anyhow::Result<()> {
                 goods_taxable,
             };
             let (before, terms) = terms_flow::set_terms(db, &merchant_id, &input, now).await?;
-            let detail = format!(
-                "ok {} -> {}",
-                terms_flow::terms_line(before.as_ref()),
-                terms_flow::terms_line(Some(&terms))
-            );
+            let detail = terms_flow::terms_change(before.as_ref(), &terms);
             cli_audit(
                 db,
                 &merchant_id,
@@ -1002,12 +998,7 @@ pub async fn settlement(db: &Db, cmd: SettlementCmd) -> anyhow::Result<()> {
                 rate: &rate,
             };
             let (m, before, after) = terms_flow::set_fee(db, &merchant_id, &input, now).await?;
-            let detail = format!(
-                "ok {}: {} -> {}",
-                m.code(),
-                terms_flow::schedule_line(before.as_ref()),
-                terms_flow::schedule_line(Some(&after))
-            );
+            let detail = terms_flow::fee_change(m, before.as_ref(), &after);
             cli_audit(
                 db,
                 &merchant_id,

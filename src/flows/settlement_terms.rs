@@ -256,6 +256,21 @@ pub fn schedule_line(s: Option<&Schedule>) -> String {
     }
 }
 
+/// The audit detail of a terms change: `ok <before> -> <after>` (CLI and console alike).
+pub fn terms_change(before: Option<&Terms>, after: &Terms) -> String {
+    format!("ok {} -> {}", terms_line(before), terms_line(Some(after)))
+}
+
+/// The audit detail of a fee change: `ok <method>: <before> -> <after>`.
+pub fn fee_change(method: Method, before: Option<&Schedule>, after: &Schedule) -> String {
+    format!(
+        "ok {}: {} -> {}",
+        method.code(),
+        schedule_line(before),
+        schedule_line(Some(after))
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

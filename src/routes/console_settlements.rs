@@ -419,11 +419,7 @@ pub async fn terms_post(
     };
     let r = terms_flow::set_terms(&state.db, &m.id, &input, staff.now).await;
     let detail = match &r {
-        Ok((before, after)) => format!(
-            "ok {} -> {}",
-            terms_flow::terms_line(before.as_ref()),
-            terms_flow::terms_line(Some(after))
-        ),
+        Ok((before, after)) => terms_flow::terms_change(before.as_ref(), after),
         Err(e) => format!("refused {e}"),
     };
     audit::staff(
@@ -462,12 +458,7 @@ pub async fn fee_post(
     };
     let r = terms_flow::set_fee(&state.db, &m.id, &input, staff.now).await;
     let detail = match &r {
-        Ok((x, before, after)) => format!(
-            "ok {}: {} -> {}",
-            x.code(),
-            terms_flow::schedule_line(before.as_ref()),
-            terms_flow::schedule_line(Some(after))
-        ),
+        Ok((x, before, after)) => terms_flow::fee_change(*x, before.as_ref(), after),
         Err(e) => format!("refused {method}: {e}"),
     };
     audit::staff(
