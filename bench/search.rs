@@ -155,7 +155,7 @@ async fn secondary_indexes(db: &Db) -> Vec<(String, String)> {
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' \
              AND tbl_name IN ('payments', 'checkouts') AND sql IS NOT NULL",
         )
-        .fetch_all(write)
+        .fetch_all(write.lock().await.conn().unwrap())
         .await
         .unwrap(),
         Db::Postgres(pool) => sqlx::query_as(

@@ -35,7 +35,11 @@ impl Server {
                 "RUST_LOG",
                 std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "error".into()),
             )
-            .stdout(std::process::Stdio::null())
+            // BENCH_SERVER_STDOUT=<file> keeps the server's log lines (they go to stdout).
+            .stdout(match std::env::var("BENCH_SERVER_STDOUT") {
+                Ok(path) => std::process::Stdio::from(std::fs::File::create(path)?),
+                Err(_) => std::process::Stdio::null(),
+            })
             .spawn()
             .map_err(|e| anyhow::anyhow!("{bin}: {e} (cargo build --release first)"))?;
         let base = format!("http://127.0.0.1:{port}");

@@ -8,7 +8,7 @@ use crate::domain::message::{
     plan_for_event, reminder_at, Channel, MessageKind, MessageSource, MessageStatus,
 };
 use crate::util::random_id;
-use crate::{exec_tx, on_db, on_tx};
+use crate::{args, exec_tx, on_db, on_tx};
 
 /// A merchant's message settings (defaults when the merchant never saved any).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +35,20 @@ impl Default for Settings {
 }
 
 type SettingsTuple = (Option<String>, Option<String>, i64, i64, i64);
+
+/// A checkout's addresses and language, its merchant's settings (all `None` without a
+/// settings row) and how many messages of one kind its payment already has.
+type ContactRow = (
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    i64,
+);
 
 fn settings_of(row: Option<SettingsTuple>) -> Settings {
     match row {
@@ -158,30 +172,31 @@ impl MessageRow {
 /// Queues one message inside the caller's transaction; returns its id.
 pub async fn queue(tx: &mut Tx, m: &NewMessage<'_>) -> Result<String, sqlx::Error> {
     let id = random_id("msg", 20);
-    exec_tx!(tx, c => sqlx::query(
+    tx.write(
         "INSERT INTO messages (id, merchant_id, payment_id, payment_request_id, kind, channel, \
          recipient, lang, source, status, send_at, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11)",
+        args![
+            &id,
+            m.merchant_id,
+            match m.about {
+                About::Payment(p) => Some(p),
+                About::Request(_) => None,
+            },
+            match m.about {
+                About::Request(r) => Some(r),
+                About::Payment(_) => None,
+            },
+            m.kind.code(),
+            m.channel.code(),
+            m.recipient,
+            m.lang,
+            m.source.code(),
+            m.send_at,
+            m.now
+        ],
     )
-    .bind(&id)
-    .bind(m.merchant_id)
-    .bind(match m.about {
-        About::Payment(p) => Some(p),
-        About::Request(_) => None,
-    })
-    .bind(match m.about {
-        About::Request(r) => Some(r),
-        About::Payment(_) => None,
-    })
-    .bind(m.kind.code())
-    .bind(m.channel.code())
-    .bind(m.recipient)
-    .bind(m.lang)
-    .bind(m.source.code())
-    .bind(m.send_at)
-    .bind(m.now)
-    .execute(c)
-    .await)?;
+    .await?;
     Ok(id)
 }
 
@@ -209,21 +224,29 @@ pub async fn on_payment_event(
     let Some(kind) = plan.send else {
         return Ok(());
     };
-    let checkout: Option<(Option<String>, Option<String>, String)> = on_tx!(tx, c => sqlx::query_as(
-        "SELECT shopper_email, shopper_phone, lang FROM checkouts WHERE id = $1",
-    )
-    .bind(&p.checkout_id)
-    .fetch_optional(c)
-    .await)?;
-    let Some((email, phone, lang)) = checkout else {
+    // The addresses, the merchant's settings and whether this kind already went out, in one
+    // read (a round trip each, in the payment's transaction, were three).
+    let row: Option<ContactRow> = tx
+        .fetch_optional(
+            "SELECT c.shopper_email, c.shopper_phone, c.lang, s.sender_name, s.reply_to, \
+             s.reminder_hours, s.receipts, s.sms, \
+             (SELECT COUNT(*) FROM messages m WHERE m.payment_id = $2 AND m.kind = $3) \
+             FROM checkouts c LEFT JOIN message_settings s ON s.merchant_id = $4 WHERE c.id = $1",
+            args![&p.checkout_id, &p.id, kind.code(), &p.merchant_id],
+        )
+        .await?;
+    let Some((email, phone, lang, sender_name, reply_to, reminder_hours, receipts, sms, sent)) =
+        row
+    else {
         return Ok(());
     };
-    let settings = settings_tx(tx, &p.merchant_id).await?;
-    if kind == MessageKind::Receipt {
-        // One receipt per payment: a capture after completion sends no second one.
-        if !settings.receipts || has_kind(tx, &p.id, MessageKind::Receipt).await? {
-            return Ok(());
-        }
+    let settings = settings_of(match (reminder_hours, receipts, sms) {
+        (Some(h), Some(r), Some(s)) => Some((sender_name, reply_to, h, r, s)),
+        _ => None,
+    });
+    // One receipt per payment: a capture after completion sends no second one.
+    if kind == MessageKind::Receipt && (!settings.receipts || sent > 0) {
+        return Ok(());
     }
     let mut to: Vec<(Channel, String)> = Vec::new();
     if let Some(e) = email.filter(|e| !e.is_empty()) {
@@ -417,26 +440,13 @@ pub async fn queue_resend(
     .await
 }
 
-async fn has_kind(tx: &mut Tx, payment_id: &str, kind: MessageKind) -> Result<bool, sqlx::Error> {
-    let n: i64 = on_tx!(tx, c => sqlx::query_scalar(
-        "SELECT COUNT(*) FROM messages WHERE payment_id = $1 AND kind = $2",
-    )
-    .bind(payment_id)
-    .bind(kind.code())
-    .fetch_one(c)
-    .await)?;
-    Ok(n > 0)
-}
-
 async fn cancel_reminders(tx: &mut Tx, payment_id: &str) -> Result<(), sqlx::Error> {
-    exec_tx!(tx, c => sqlx::query(
+    tx.write(
         "UPDATE messages SET status = 'cancelled', lease_owner = NULL, lease_until = NULL \
          WHERE payment_id = $1 AND kind = 'reminder' AND status = 'pending'",
+        args![payment_id],
     )
-    .bind(payment_id)
-    .execute(c)
-    .await)?;
-    Ok(())
+    .await
 }
 
 /// Leases up to `limit` messages due at `now` (the server's clock, so tests can move it).

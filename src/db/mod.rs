@@ -42,25 +42,248 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+use std::sync::Arc;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, PgPool, Postgres, SqlitePool, Transaction};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// The error of every database call. Layers above `db` name this alias, never `sqlx`, so the
 /// driver stays an implementation detail of this module.
 pub type Error = sqlx::Error;
 
-/// A connection pool. SQLite keeps a separate single-connection writer pool: SQLite allows one
+/// A connection pool. SQLite keeps a separate single writer connection: SQLite allows one
 /// writer at a time, and queueing writers in the app avoids `SQLITE_BUSY` upgrade deadlocks.
 #[derive(Clone, Debug)]
 pub enum Db {
-    Sqlite { read: SqlitePool, write: SqlitePool },
+    Sqlite {
+        read: SqlitePool,
+        write: SqliteWriter,
+    },
     Postgres(PgPool),
+}
+
+/// SQLite's one writer connection, held behind a fair (FIFO) lock instead of a one-connection
+/// sqlx pool. The pool pinged a connection every time it came back: on the single writer that
+/// was one more hop to the connection's thread per write, while every other writer waited
+/// (the card payment's writes queue there). Nothing here needs what the ping is for: a SQLite
+/// file does not drop connections, and a transaction left open by a cancelled request is
+/// rolled back by the next holder ([`SqliteWriter::lock`]).
+#[derive(Clone)]
+pub struct SqliteWriter(Arc<Mutex<WriterConn>>);
+
+impl std::fmt::Debug for SqliteWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteWriter")
+    }
+}
+
+/// The writer connection and whether a transaction was left open on it.
+pub struct WriterConn {
+    /// `None` once [`SqliteWriter::close`]d.
+    conn: Option<SqliteConnection>,
+    in_tx: bool,
+}
+
+impl WriterConn {
+    /// The connection, for one statement outside a transaction ([`on_write!`]);
+    /// `PoolClosed` once the writer is closed.
+    pub fn conn(&mut self) -> Result<&mut SqliteConnection, sqlx::Error> {
+        self.conn.as_mut().ok_or(sqlx::Error::PoolClosed)
+    }
+}
+
+impl SqliteWriter {
+    /// Waits for the writer. A transaction its previous holder left open (the request was
+    /// cancelled between BEGIN and COMMIT, or COMMIT failed) is rolled back first, so nothing
+    /// of it is kept and the next holder starts clean.
+    pub async fn lock(&self) -> OwnedMutexGuard<WriterConn> {
+        let mut w = self.0.clone().lock_owned().await;
+        if w.in_tx {
+            w.in_tx = false;
+            if let Some(conn) = w.conn.as_mut() {
+                // "no transaction is active" when the statement in flight at the cancellation
+                // was the COMMIT itself: nothing left to undo then.
+                if let Err(e) = sqlx::query("ROLLBACK").execute(conn).await {
+                    tracing::debug!(error = %e, "rollback of an abandoned write transaction");
+                }
+            }
+        }
+        w
+    }
+
+    /// Closes the writer connection: every write after this fails with `PoolClosed`, like a
+    /// closed pool's.
+    pub async fn close(&self) {
+        let conn = self.lock().await.conn.take();
+        if let Some(conn) = conn {
+            if let Err(e) = sqlx::Connection::close(conn).await {
+                tracing::debug!(error = %e, "closing the writer connection");
+            }
+        }
+    }
 }
 
 /// An open write transaction on either backend.
 pub enum Tx {
-    Sqlite(Transaction<'static, Sqlite>),
+    Sqlite(SqliteTx),
     Postgres(Transaction<'static, Postgres>),
+}
+
+/// A write transaction on SQLite's writer, which it holds until committed or dropped. Dropped
+/// uncommitted, it is rolled back by the writer's next holder.
+///
+/// Statements whose result nobody reads ([`Tx::write`]: the event log, the outbox, the
+/// ledger…) and the BEGIN itself are not sent one by one: they wait in `pending` and go to the
+/// connection's thread together, as one multi-statement call, with the transaction's next
+/// statement that returns something or with its COMMIT. Every statement still runs in the
+/// order the code issued it; only the hops to the connection's thread (one per statement,
+/// each a pair of thread wake-ups, while every other writer waits) are fewer.
+pub struct SqliteTx {
+    w: OwnedMutexGuard<WriterConn>,
+    pending: Batch,
+}
+
+/// Statements queued on a SQLite transaction, with their placeholders renumbered so they bind
+/// from one argument list.
+#[derive(Default)]
+struct Batch {
+    sql: String,
+    args: Vec<Arg>,
+}
+
+impl Batch {
+    fn push(&mut self, sql: &str, args: Vec<Arg>) {
+        if !self.sql.is_empty() {
+            self.sql.push_str(";\n");
+        }
+        renumber_into(&mut self.sql, sql, self.args.len());
+        self.args.extend(args);
+    }
+}
+
+/// Appends `sql` to `out` with each `$N` placeholder shifted by `offset`. The statements queued
+/// are the crate's own constant SQL, which never holds a `$` inside a literal.
+fn renumber_into(out: &mut String, sql: &str, offset: usize) {
+    let mut rest = sql;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..=i]);
+        rest = &rest[i + 1..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        match rest[..digits].parse::<usize>() {
+            Ok(n) => out.push_str(&(n + offset).to_string()),
+            Err(_) => out.push_str(&rest[..digits]),
+        }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+}
+
+/// A value bound to a statement given to [`Tx::write`].
+#[derive(Clone, Debug)]
+pub enum Arg {
+    Int(Option<i64>),
+    Text(Option<String>),
+}
+
+impl From<i64> for Arg {
+    fn from(v: i64) -> Arg {
+        Arg::Int(Some(v))
+    }
+}
+impl From<Option<i64>> for Arg {
+    fn from(v: Option<i64>) -> Arg {
+        Arg::Int(v)
+    }
+}
+impl From<&str> for Arg {
+    fn from(v: &str) -> Arg {
+        Arg::Text(Some(v.to_owned()))
+    }
+}
+impl From<String> for Arg {
+    fn from(v: String) -> Arg {
+        Arg::Text(Some(v))
+    }
+}
+impl From<&String> for Arg {
+    fn from(v: &String) -> Arg {
+        Arg::Text(Some(v.clone()))
+    }
+}
+impl From<Option<&str>> for Arg {
+    fn from(v: Option<&str>) -> Arg {
+        Arg::Text(v.map(str::to_owned))
+    }
+}
+impl From<Option<String>> for Arg {
+    fn from(v: Option<String>) -> Arg {
+        Arg::Text(v)
+    }
+}
+
+/// `args![a, b, …]`: the arguments of a [`Tx::write`], each converted into an [`Arg`].
+#[macro_export]
+macro_rules! args {
+    ($($a:expr),* $(,)?) => {
+        vec![$($crate::db::Arg::from($a)),*]
+    };
+}
+
+macro_rules! bind_args {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for a in $args {
+            q = match a {
+                Arg::Int(v) => q.bind(v),
+                Arg::Text(v) => q.bind(v),
+            };
+        }
+        q
+    }};
+}
+
+impl SqliteTx {
+    async fn begin(writer: &SqliteWriter) -> Result<SqliteTx, sqlx::Error> {
+        let mut w = writer.lock().await;
+        w.conn()?;
+        let mut pending = Batch::default();
+        // IMMEDIATE: the write lock is taken at BEGIN, so another process on the same file (a
+        // CLI command) makes this wait for busy_timeout there, never fail mid-transaction.
+        pending.push("BEGIN IMMEDIATE", Vec::new());
+        Ok(SqliteTx { w, pending })
+    }
+
+    /// The connection, once everything queued has run: for a statement whose result is read.
+    pub async fn conn(&mut self) -> Result<&mut SqliteConnection, sqlx::Error> {
+        self.flush(false).await?;
+        self.w.conn()
+    }
+
+    async fn flush(&mut self, commit: bool) -> Result<(), sqlx::Error> {
+        if commit {
+            self.pending.push("COMMIT", Vec::new());
+        }
+        if self.pending.sql.is_empty() {
+            return Ok(());
+        }
+        let Batch { sql, args } = std::mem::take(&mut self.pending);
+        // Set before the call: if it is cancelled after BEGIN ran, the next holder rolls back.
+        self.w.in_tx = true;
+        bind_args!(sqlx::query(&sql), args)
+            .execute(self.w.conn()?)
+            .await?;
+        if commit {
+            self.w.in_tx = false;
+        }
+        Ok(())
+    }
+
+    async fn commit(mut self) -> Result<(), sqlx::Error> {
+        self.flush(true).await
+    }
 }
 
 /// Runs `$body` with `$c` bound to the read pool of whichever backend `$db` is.
@@ -81,7 +304,13 @@ macro_rules! on_db {
 macro_rules! on_write {
     ($db:expr, $c:ident => $body:expr) => {
         match $db {
-            $crate::db::Db::Sqlite { write: $c, .. } => $body,
+            $crate::db::Db::Sqlite { write, .. } => {
+                let mut writer = write.lock().await;
+                match writer.conn() {
+                    Ok($c) => $body,
+                    Err(e) => Err(e.into()),
+                }
+            }
             $crate::db::Db::Postgres($c) => $body,
         }
     };
@@ -92,10 +321,11 @@ macro_rules! on_write {
 macro_rules! on_tx {
     ($tx:expr, $c:ident => $body:expr) => {
         match $tx {
-            $crate::db::Tx::Sqlite(t) => {
-                let $c = &mut **t;
-                $body
-            }
+            // The statements the transaction queued run first (see `SqliteTx`).
+            $crate::db::Tx::Sqlite(t) => match t.conn().await {
+                Ok($c) => $body,
+                Err(e) => Err(e.into()),
+            },
             $crate::db::Tx::Postgres(t) => {
                 let $c = &mut **t;
                 $body
@@ -138,12 +368,12 @@ impl Db {
             // No ping before each acquire (see `connect_pg`): a SQLite connection is a file
             // handle on a thread of ours, and the ping was a round trip to that thread on every
             // query, on the single writer too.
-            let write = SqlitePoolOptions::new()
-                .max_connections(1)
-                .test_before_acquire(false)
-                .connect_with(opts.clone())
-                .await?;
-            sqlx::migrate!("migrations/sqlite").run(&write).await?;
+            let mut conn = opts.connect().await?;
+            sqlx::migrate!("migrations/sqlite").run(&mut conn).await?;
+            let write = SqliteWriter(Arc::new(Mutex::new(WriterConn {
+                conn: Some(conn),
+                in_tx: false,
+            })));
             let read = SqlitePoolOptions::new()
                 .max_connections(8)
                 .test_before_acquire(false)
@@ -177,7 +407,7 @@ impl Db {
     /// Begins a write transaction.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         Ok(match self {
-            Db::Sqlite { write, .. } => Tx::Sqlite(write.begin().await?),
+            Db::Sqlite { write, .. } => Tx::Sqlite(SqliteTx::begin(write).await?),
             Db::Postgres(p) => Tx::Postgres(p.begin().await?),
         })
     }
@@ -185,13 +415,67 @@ impl Db {
     /// Runs a statement outside a transaction on the writer.
     pub async fn execute_write(&self, sql: &str) -> Result<(), sqlx::Error> {
         match self {
-            Db::Sqlite { write, .. } => sqlx::query(sql).execute(write).await.map(|_| ()),
+            Db::Sqlite { write, .. } => sqlx::query(sql)
+                .execute(write.lock().await.conn()?)
+                .await
+                .map(|_| ()),
             Db::Postgres(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
         }
     }
 }
 
 impl Tx {
+    /// A statement whose result nobody reads (a row of the event log, the outbox, the
+    /// ledger…). On PostgreSQL it runs now. On SQLite it is queued and sent with the
+    /// transaction's next statement that returns something, or with its COMMIT, in one call to
+    /// the writer's thread (see [`SqliteTx`]); its error then comes from that call, and fails
+    /// the transaction as a whole either way. `sql` uses `$1`… placeholders like any query here.
+    pub async fn write(&mut self, sql: &'static str, args: Vec<Arg>) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(t) => {
+                t.pending.push(sql, args);
+                Ok(())
+            }
+            Tx::Postgres(t) => bind_args!(sqlx::query(sql), args)
+                .execute(&mut **t)
+                .await
+                .map(|_| ()),
+        }
+    }
+
+    /// A statement whose one row (or none) is read, given like [`Tx::write`]'s: on SQLite the
+    /// statements the transaction queued (its BEGIN first) travel in the same call, so the
+    /// statement costs no hop of its own to the writer's thread.
+    pub async fn fetch_optional<T>(
+        &mut self,
+        sql: &str,
+        args: Vec<Arg>,
+    ) -> Result<Option<T>, sqlx::Error>
+    where
+        T: Send
+            + Unpin
+            + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    {
+        match self {
+            Tx::Sqlite(t) => {
+                t.pending.push(sql, args);
+                let Batch { sql, args } = std::mem::take(&mut t.pending);
+                t.w.in_tx = true;
+                // Only the last statement returns rows: the queued ones are writes without
+                // RETURNING, so the first row of the call is this statement's.
+                bind_args!(sqlx::query_as::<_, T>(&sql), args)
+                    .fetch_optional(t.w.conn()?)
+                    .await
+            }
+            Tx::Postgres(t) => {
+                bind_args!(sqlx::query_as::<_, T>(sql), args)
+                    .fetch_optional(&mut **t)
+                    .await
+            }
+        }
+    }
+
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
             Tx::Sqlite(t) => t.commit().await,
@@ -228,4 +512,28 @@ pub async fn server_secret(db: &Db, keys: &crate::secrets::Keyring) -> anyhow::R
     tx.commit().await?;
     let secret = keys.reveal(&value, sealed::SERVER_SECRET_CONTEXT)?;
     Ok(secret.as_bytes().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queued_statements_are_renumbered_to_bind_from_one_list() {
+        let mut b = Batch::default();
+        b.push("BEGIN IMMEDIATE", Vec::new());
+        b.push("INSERT INTO t (a, b) VALUES ($1, $2)", args![1, "x"]);
+        b.push("UPDATE t SET a = $1 WHERE b = $2 AND c = $1", args![2, "y"]);
+        b.push("SELECT $10", args![Some(3)]);
+        assert_eq!(
+            b.sql,
+            "BEGIN IMMEDIATE;\nINSERT INTO t (a, b) VALUES ($1, $2);\n\
+             UPDATE t SET a = $3 WHERE b = $4 AND c = $3;\nSELECT $14"
+        );
+        assert_eq!(b.args.len(), 5);
+        // A `$` not followed by digits is left as it is.
+        let mut out = String::new();
+        renumber_into(&mut out, "SELECT '$' || $2", 3);
+        assert_eq!(out, "SELECT '$' || $5");
+    }
 }

@@ -4,7 +4,7 @@
 
 use crate::db::{is_unique_violation, Db, Tx};
 use crate::util::random_id;
-use crate::{exec_tx, on_db};
+use crate::{args, on_db, on_write};
 
 /// What an operation does at the connector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,8 +54,8 @@ pub async fn claim(
     now: i64,
 ) -> Result<Option<String>, sqlx::Error> {
     let id = random_id("op", 20);
-    let mut tx = db.begin().await?;
-    let r = exec_tx!(&mut tx, c => sqlx::query(
+    // One statement, atomic on its own: no BEGIN/COMMIT around it.
+    let r = on_write!(db, c => sqlx::query(
         "INSERT INTO payment_operations (id, payment_id, kind, amount, actor, status, created_at) \
          VALUES ($1, $2, $3, $4, $5, 'pending', $6)",
     )
@@ -66,12 +66,10 @@ pub async fn claim(
     .bind(actor)
     .bind(now)
     .execute(c)
-    .await);
+    .await
+    .map(|_| ()));
     match r {
-        Ok(_) => {
-            tx.commit().await?;
-            Ok(Some(id))
-        }
+        Ok(()) => Ok(Some(id)),
         Err(e) if is_unique_violation(&e) => Ok(None),
         Err(e) => Err(e),
     }
@@ -86,17 +84,19 @@ pub async fn finish(
     error: Option<&str>,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
-    let n = exec_tx!(tx, c => sqlx::query(
-        "UPDATE payment_operations SET status = $1, error = $2, finished_at = $3 \
-         WHERE id = $4 AND status = 'pending'",
-    )
-    .bind(if error.is_some() { "failed" } else { "done" })
-    .bind(error)
-    .bind(now)
-    .bind(id)
-    .execute(c)
-    .await)?;
-    Ok(n == 1)
+    let done: Option<(String,)> = tx
+        .fetch_optional(
+            "UPDATE payment_operations SET status = $1, error = $2, finished_at = $3 \
+             WHERE id = $4 AND status = 'pending' RETURNING id",
+            args![
+                if error.is_some() { "failed" } else { "done" },
+                error,
+                now,
+                id
+            ],
+        )
+        .await?;
+    Ok(done.is_some())
 }
 
 /// [`finish`] in a transaction of its own (a failed connector call records nothing else).

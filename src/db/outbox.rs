@@ -131,7 +131,7 @@ pub async fn finish_all(
         }
         // SQLite has no arrays: the rows travel as one JSON array, read back with json_each.
         crate::db::Tx::Sqlite(t) => {
-            let c = &mut **t;
+            let c = t.conn().await?;
             let rows = serde_json::to_string(done).map_err(|e| sqlx::Error::Encode(e.into()))?;
             let n = sqlx::query(
                 "UPDATE outbox SET status = j.status, attempts = attempts + 1, \
@@ -165,16 +165,44 @@ pub async fn finish_all(
     Ok(updated)
 }
 
-/// Releases a lease without an attempt (e.g. the merchant has no endpoint configured).
-pub async fn park(db: &Db, event_id: &str, owner: &str, status: &str) -> Result<(), sqlx::Error> {
-    on_write!(db, c => sqlx::query(
-        "UPDATE outbox SET status = $1, lease_owner = NULL, lease_until = NULL WHERE id = $2 AND lease_owner = $3",
-    )
-    .bind(status)
-    .bind(event_id)
-    .bind(owner)
-    .execute(c)
-    .await.map(|_| ()))?;
+/// Releases the leases of events that get no attempt (their merchant has no endpoint, or it
+/// is disabled), setting their status: one statement for the lot.
+pub async fn park_all(
+    db: &Db,
+    event_ids: &[String],
+    owner: &str,
+    status: &str,
+) -> Result<(), sqlx::Error> {
+    if event_ids.is_empty() {
+        return Ok(());
+    }
+    match db {
+        Db::Postgres(pool) => {
+            sqlx::query(
+                "UPDATE outbox SET status = $1, lease_owner = NULL, lease_until = NULL \
+                 WHERE id = ANY($2) AND lease_owner = $3",
+            )
+            .bind(status)
+            .bind(event_ids)
+            .bind(owner)
+            .execute(pool)
+            .await?;
+        }
+        // SQLite has no arrays: the ids travel as one JSON array.
+        Db::Sqlite { write, .. } => {
+            let ids =
+                serde_json::to_string(event_ids).map_err(|e| sqlx::Error::Encode(e.into()))?;
+            sqlx::query(
+                "UPDATE outbox SET status = $1, lease_owner = NULL, lease_until = NULL \
+                 WHERE id IN (SELECT value FROM json_each($2)) AND lease_owner = $3",
+            )
+            .bind(status)
+            .bind(ids)
+            .bind(owner)
+            .execute(write.lock().await.conn()?)
+            .await?;
+        }
+    }
     Ok(())
 }
 

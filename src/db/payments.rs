@@ -11,7 +11,7 @@ use crate::domain::processor::ConnectorId;
 use crate::domain::scope::Scope;
 use crate::domain::{CheckoutStatus, Method};
 use crate::util::random_id;
-use crate::{exec_tx, on_db, on_tx};
+use crate::{args, exec_tx, on_db, on_tx};
 
 /// The SQL predicate of a payment that holds its checkout: the `payments_one_live` unique
 /// index's (migrations/*/0030_bank_transfer.sql) and `PaymentStatus::holds_checkout`'s, which a unit
@@ -83,23 +83,28 @@ pub async fn create_with_id(
          amount, fee, deadline_at, details, created_at, updated_at, connector) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING {COLS}"
     );
-    let row: Result<PaymentRow, sqlx::Error> = on_tx!(tx, c => sqlx::query_as(&sql)
-        .bind(id)
-        .bind(p.merchant_id)
-        .bind(p.checkout_id)
-        .bind(p.order_id)
-        .bind(p.method.code())
-        .bind(p.institution)
-        .bind(p.status.code())
-        .bind(p.amount)
-        .bind(p.fee)
-        .bind(p.deadline_at)
-        .bind(p.details.to_string())
-        .bind(now)
-        .bind(now)
-        .bind(p.connector.as_str())
-        .fetch_one(c)
-        .await);
+    let row: Result<PaymentRow, sqlx::Error> = tx
+        .fetch_optional(
+            &sql,
+            args![
+                id,
+                p.merchant_id,
+                p.checkout_id,
+                p.order_id,
+                p.method.code(),
+                p.institution,
+                p.status.code(),
+                p.amount,
+                p.fee,
+                p.deadline_at,
+                p.details.to_string(),
+                now,
+                now,
+                p.connector.as_str()
+            ],
+        )
+        .await
+        .and_then(|r| r.ok_or(sqlx::Error::RowNotFound));
     let mut row = row.map_err(|e| {
         if crate::db::is_unique_violation(&e) {
             PaymentError::AlreadyLive
@@ -176,19 +181,23 @@ pub async fn transition(
          paid_at = $4, connector_ref = $5, details = $6, updated_at = $7 \
          WHERE id = $8 AND status = $9 AND updated_at = $10 RETURNING {COLS}"
     );
-    let row: Option<PaymentRow> = on_tx!(tx, c => sqlx::query_as(&sql)
-        .bind(change.to_status.code())
-        .bind(change.captured_amount.unwrap_or(p.captured_amount))
-        .bind(change.refunded_amount.unwrap_or(p.refunded_amount))
-        .bind(change.paid_at.or(p.paid_at))
-        .bind(change.connector_ref.or(p.connector_ref.as_deref()))
-        .bind(&details)
-        .bind(now.max(p.updated_at + 1))
-        .bind(&p.id)
-        .bind(p.status.code())
-        .bind(p.updated_at)
-        .fetch_optional(c)
-        .await)?;
+    let row: Option<PaymentRow> = tx
+        .fetch_optional(
+            &sql,
+            args![
+                change.to_status.code(),
+                change.captured_amount.unwrap_or(p.captured_amount),
+                change.refunded_amount.unwrap_or(p.refunded_amount),
+                change.paid_at.or(p.paid_at),
+                change.connector_ref.or(p.connector_ref.as_deref()),
+                details,
+                now.max(p.updated_at + 1),
+                &p.id,
+                p.status.code(),
+                p.updated_at
+            ],
+        )
+        .await?;
     let mut row = row.ok_or(PaymentError::Conflict)?;
     // Fees are charged when the money is collected (and undone with it), in this transaction.
     if let Some(fee) = crate::db::settlements::on_payment_change(tx, Some(p), &row, now).await? {
@@ -222,11 +231,11 @@ pub async fn transition(
 /// Stores a payment's fee total (`payments.fee`): the stamp duty expected when a konbini number
 /// is issued, then everything deducted for it once collected (`db::settlements`).
 async fn set_fee(tx: &mut Tx, row: &mut PaymentRow, fee: i64) -> Result<(), sqlx::Error> {
-    exec_tx!(tx, c => sqlx::query("UPDATE payments SET fee = $1 WHERE id = $2")
-        .bind(fee)
-        .bind(&row.id)
-        .execute(c)
-        .await)?;
+    tx.write(
+        "UPDATE payments SET fee = $1 WHERE id = $2",
+        args![fee, &row.id],
+    )
+    .await?;
     row.fee = fee;
     Ok(())
 }
@@ -243,20 +252,12 @@ async fn insert_event(
     actor: &str,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    exec_tx!(tx, c => sqlx::query(
+    tx.write(
         "INSERT INTO payment_events (payment_id, type, from_status, to_status, amount, data, actor, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        args![payment_id, kind, from, to, amount, data.to_string(), actor, now],
     )
-    .bind(payment_id)
-    .bind(kind)
-    .bind(from)
-    .bind(to)
-    .bind(amount)
-    .bind(data.to_string())
-    .bind(actor)
-    .bind(now)
-    .execute(c)
-    .await)?;
+    .await?;
     Ok(())
 }
 
@@ -310,20 +311,12 @@ pub async fn enqueue(
     );
     let id = random_id("evt", 20);
     let body = event_body(&id, kind, p, amount, now).to_string();
-    exec_tx!(tx, c => sqlx::query(
+    tx.write(
         "INSERT INTO outbox (id, merchant_id, payment_id, seq, type, body, status, next_attempt_at, created_at) \
-         VALUES ($1, $2, $3, (SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox WHERE payment_id = $4), $5, $6, 'pending', $7, $8)",
+         VALUES ($1, $2, $3, (SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox WHERE payment_id = $3), $4, $5, 'pending', $6, $6)",
+        args![id, &p.merchant_id, &p.id, kind, body, now],
     )
-    .bind(&id)
-    .bind(&p.merchant_id)
-    .bind(&p.id)
-    .bind(&p.id)
-    .bind(kind)
-    .bind(body)
-    .bind(now)
-    .bind(now)
-    .execute(c)
-    .await)?;
+    .await?;
     Ok(())
 }
 
@@ -334,12 +327,11 @@ pub async fn set_checkout_status(
     status: CheckoutStatus,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    exec_tx!(tx, c => sqlx::query("UPDATE checkouts SET status = $1, updated_at = $2 WHERE id = $3")
-        .bind(status.code())
-        .bind(now)
-        .bind(checkout_id)
-        .execute(c)
-        .await)?;
+    tx.write(
+        "UPDATE checkouts SET status = $1, updated_at = $2 WHERE id = $3",
+        args![status.code(), now, checkout_id],
+    )
+    .await?;
     Ok(())
 }
 
@@ -476,23 +468,21 @@ pub async fn amounts_matching_details(
 
 /// Records the connector's reference (card token, intent id) on a payment.
 pub async fn set_connector_ref(tx: &mut Tx, id: &str, reference: &str) -> Result<(), sqlx::Error> {
-    exec_tx!(tx, c => sqlx::query("UPDATE payments SET connector_ref = $1 WHERE id = $2")
-        .bind(reference)
-        .bind(id)
-        .execute(c)
-        .await)?;
-    Ok(())
+    tx.write(
+        "UPDATE payments SET connector_ref = $1 WHERE id = $2",
+        args![reference, id],
+    )
+    .await
 }
 
 /// Replaces a payment's deadline: a processor that issued the number set its own, which is the
 /// one the shopper can really pay until (and the expiry sweep's).
 pub async fn set_deadline(tx: &mut Tx, id: &str, deadline_at: i64) -> Result<(), sqlx::Error> {
-    exec_tx!(tx, c => sqlx::query("UPDATE payments SET deadline_at = $1 WHERE id = $2")
-        .bind(deadline_at)
-        .bind(id)
-        .execute(c)
-        .await)?;
-    Ok(())
+    tx.write(
+        "UPDATE payments SET deadline_at = $1 WHERE id = $2",
+        args![deadline_at, id],
+    )
+    .await
 }
 
 /// Payments of `method` in one of `statuses` not changed since `before` (at most 500), for the

@@ -11,7 +11,7 @@ use crate::domain::konbini::Chain;
 use crate::domain::payout::Cycle;
 use crate::domain::scope::Scope;
 use crate::domain::Method;
-use crate::{exec_tx, on_db, on_tx};
+use crate::{args, exec_tx, on_db, on_tx};
 
 /// A merchant's payout terms (`payout_terms`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,27 +80,6 @@ pub async fn set_terms(db: &Db, t: &Terms, now: i64) -> Result<(), sqlx::Error> 
     .execute(c)
     .await)?;
     tx.commit().await
-}
-
-/// The merchant's fee schedule for `method` (no row: no fees).
-async fn schedule_in(
-    tx: &mut Tx,
-    merchant_id: &str,
-    method: Method,
-) -> Result<Schedule, sqlx::Error> {
-    let row: Option<(i64, i64)> = on_tx!(tx, c => sqlx::query_as(
-        "SELECT fixed_fee, rate_bp FROM fee_schedules WHERE merchant_id = $1 AND method = $2",
-    )
-    .bind(merchant_id)
-    .bind(method.code())
-    .fetch_optional(c)
-    .await)?;
-    Ok(
-        row.map_or_else(Schedule::default, |(fixed_fee, rate_bp)| Schedule {
-            fixed_fee,
-            rate_bp,
-        }),
-    )
 }
 
 /// A merchant's fee schedules, by method.
@@ -204,21 +183,22 @@ async fn insert_entry(
     b: Breakdown,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    exec_tx!(tx, c => sqlx::query(
+    tx.write(
         "INSERT INTO ledger_entries (payment_id, merchant_id, kind, amount, fixed_fee, rate_fee, fee_tax, stamp_duty, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        args![
+            &p.id,
+            &p.merchant_id,
+            kind.code(),
+            amount,
+            b.fixed_fee,
+            b.rate_fee,
+            b.fee_tax,
+            b.stamp_duty,
+            now
+        ],
     )
-    .bind(&p.id)
-    .bind(&p.merchant_id)
-    .bind(kind.code())
-    .bind(amount)
-    .bind(b.fixed_fee)
-    .bind(b.rate_fee)
-    .bind(b.fee_tax)
-    .bind(b.stamp_duty)
-    .bind(now)
-    .execute(c)
-    .await)?;
+    .await?;
     Ok(())
 }
 
@@ -236,17 +216,24 @@ pub async fn on_payment_change(
     let is = after.status.is_collected();
     match (was, is) {
         (false, true) => {
-            let schedule = schedule_in(tx, &after.merchant_id, after.method).await?;
-            let taxable: Option<(i64,)> = on_tx!(tx, c => sqlx::query_as(
-                "SELECT goods_taxable FROM payout_terms WHERE merchant_id = $1",
-            )
-            .bind(&after.merchant_id)
-            .fetch_optional(c)
-            .await)?;
+            // The fee schedule and the payout terms in one read: both are optional rows.
+            let (fixed_fee, rate_bp, taxable): (Option<i64>, Option<i64>, Option<i64>) = tx
+                .fetch_optional(
+                    "SELECT f.fixed_fee, f.rate_bp, t.goods_taxable FROM (SELECT 1 AS one) AS o \
+                     LEFT JOIN fee_schedules f ON f.merchant_id = $1 AND f.method = $2 \
+                     LEFT JOIN payout_terms t ON t.merchant_id = $1",
+                    args![&after.merchant_id, after.method.code()],
+                )
+                .await?
+                .ok_or(sqlx::Error::RowNotFound)?;
+            let schedule = match (fixed_fee, rate_bp) {
+                (Some(fixed_fee), Some(rate_bp)) => Schedule { fixed_fee, rate_bp },
+                _ => Schedule::default(),
+            };
             let stamp = (after.method == Method::Konbini)
                 .then(|| after.institution.as_deref().and_then(Chain::parse));
             let amount = collected_amount(after);
-            let b = fees::compute(amount, schedule, stamp, taxable.is_some_and(|t| t.0 != 0));
+            let b = fees::compute(amount, schedule, stamp, taxable.is_some_and(|t| t != 0));
             insert_entry(tx, after, EntryKind::Collected, amount, b, now).await?;
             Ok(Some(b.total()))
         }

@@ -96,8 +96,15 @@ impl Worker {
         // endpoint delays only its own events' records, never the others'.
         let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<Done>();
         let mut set = JoinSet::new();
+        // Events with nowhere to go are parked together, one statement per reason, not one
+        // write each (they queue on SQLite's single writer with the payments making them).
+        let mut parked: HashMap<&'static str, Vec<String>> = HashMap::new();
         for ev in batch {
             let merchant = merchants.get(&ev.merchant_id).cloned().flatten();
+            if let Some(reason) = park_reason(merchant.as_deref()) {
+                parked.entry(reason).or_default().push(ev.id);
+                continue;
+            }
             let endpoint = endpoint_key(merchant.as_deref());
             let slots = endpoints
                 .entry(endpoint)
@@ -119,6 +126,12 @@ impl Worker {
             });
         }
         drop(done_tx);
+        for (reason, ids) in &parked {
+            if let Err(e) = outbox::park_all(&self.db, ids, &self.owner, reason).await {
+                // The events keep their lease and come back when it expires.
+                tracing::warn!(error = %e, "delivery bookkeeping failed");
+            }
+        }
         while let Some(first) = done_rx.recv().await {
             let (mut group, mut gone) = (Vec::new(), Vec::new());
             let mut take = |d: Done| {
@@ -156,18 +169,13 @@ impl Worker {
         ev: Claimed,
         merchant: Option<Arc<MerchantRow>>,
     ) -> anyhow::Result<Option<Done>> {
-        let Some(m) = merchant else {
-            outbox::park(&self.db, &ev.id, &self.owner, "no_endpoint").await?;
+        // `tick` parked the events `park_reason` names; the rest have a merchant and a URL.
+        let (Some(m), None) = (merchant.as_deref(), park_reason(merchant.as_deref())) else {
             return Ok(None);
         };
-        let Some(url) = m.callback_url.as_deref().filter(|u| !u.is_empty()) else {
-            outbox::park(&self.db, &ev.id, &self.owner, "no_endpoint").await?;
+        let Some(url) = m.callback_url.as_deref() else {
             return Ok(None);
         };
-        if m.callback_status == CallbackStatus::Disabled {
-            outbox::park(&self.db, &ev.id, &self.owner, "disabled").await?;
-            return Ok(None);
-        }
         let secrets = m.webhook_secrets(&self.keys)?;
         let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
         let ts = self.clock.now_ms() / 1000;
@@ -248,6 +256,17 @@ fn outcome_label(outcome: Outcome) -> &'static str {
 /// Compatibility-mode fields, in the documented hash order ([`sign::COMPAT_FIELD_ORDER`]).
 /// Which endpoint a delivery goes to, for the per-endpoint cap: the callback URL's origin
 /// (scheme, host, port), so merchants sharing one receiving server share its cap.
+/// Why an event cannot be delivered, if it cannot: its merchant is gone or has no callback URL
+/// (`no_endpoint`), or the endpoint answered 410 Gone once (`disabled`).
+fn park_reason(merchant: Option<&MerchantRow>) -> Option<&'static str> {
+    match merchant {
+        None => Some("no_endpoint"),
+        Some(m) if m.callback_url.as_deref().is_none_or(str::is_empty) => Some("no_endpoint"),
+        Some(m) if m.callback_status == CallbackStatus::Disabled => Some("disabled"),
+        Some(_) => None,
+    }
+}
+
 fn endpoint_key(merchant: Option<&MerchantRow>) -> String {
     let url = merchant
         .and_then(|m| m.callback_url.as_deref())

@@ -53,3 +53,4 @@ mod stripe_saved_cvc;
 mod tenants;
 mod vectors;
 mod wallet;
+mod write_batching;
