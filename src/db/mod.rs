@@ -44,10 +44,8 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::sync::Arc;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{ConnectOptions, PgPool, Postgres, SqlitePool, Transaction};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{ConnectOptions, PgPool, Postgres, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// The error of every database call. Layers above `db` name this alias, never `sqlx`, so the
@@ -59,10 +57,61 @@ pub type Error = sqlx::Error;
 #[derive(Clone, Debug)]
 pub enum Db {
     Sqlite {
-        read: SqlitePool,
+        read: SqliteReaders,
         write: SqliteWriter,
     },
     Postgres(PgPool),
+}
+
+/// SQLite's read-only connections (8): each request's read takes a free one, or waits for one.
+/// Not a sqlx pool for the same reason as [`SqliteWriter`]: the pool pinged a connection every
+/// time it came back, a hop to its thread and back per read (a re-open is one read).
+#[derive(Clone)]
+pub struct SqliteReaders {
+    conns: Arc<[Arc<Mutex<Option<SqliteConnection>>>]>,
+    next: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl std::fmt::Debug for SqliteReaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteReaders")
+    }
+}
+
+/// One of the [`SqliteReaders`], held until dropped.
+pub struct ReaderConn(OwnedMutexGuard<Option<SqliteConnection>>);
+
+impl ReaderConn {
+    /// The connection; `PoolClosed` once the readers are closed.
+    pub fn conn(&mut self) -> Result<&mut SqliteConnection, sqlx::Error> {
+        self.0.as_mut().ok_or(sqlx::Error::PoolClosed)
+    }
+}
+
+impl SqliteReaders {
+    /// The first free connection from a rotating start, or, when all are busy, the start's
+    /// turn (its lock is FIFO).
+    pub async fn acquire(&self) -> ReaderConn {
+        let n = self.conns.len();
+        let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % n;
+        for i in 0..n {
+            if let Ok(g) = self.conns[(start + i) % n].clone().try_lock_owned() {
+                return ReaderConn(g);
+            }
+        }
+        ReaderConn(self.conns[start].clone().lock_owned().await)
+    }
+
+    /// Closes every connection: reads after this fail with `PoolClosed`.
+    pub async fn close(&self) {
+        for c in self.conns.iter() {
+            if let Some(conn) = c.lock().await.take() {
+                if let Err(e) = sqlx::Connection::close(conn).await {
+                    tracing::debug!(error = %e, "closing a reader connection");
+                }
+            }
+        }
+    }
 }
 
 /// SQLite's one writer connection, held behind a fair (FIFO) lock instead of a one-connection
@@ -124,6 +173,39 @@ impl SqliteWriter {
             }
         }
     }
+}
+
+/// SQLite's read-only connections, each with its thread.
+const READERS: usize = 8;
+
+/// How often the checkpointer copies the WAL into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Runs SQLite's WAL checkpoints beside the writer, on a connection of its own, until the
+/// database is dropped. `PASSIVE` never waits for readers or the writer: frames a reader still
+/// needs are copied by a later round.
+fn spawn_checkpointer(opts: SqliteConnectOptions, writer: std::sync::Weak<Mutex<WriterConn>>) {
+    tokio::spawn(async move {
+        let mut conn = match opts.connect().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "WAL checkpointer: no connection; the writer checkpoints");
+                return;
+            }
+        };
+        loop {
+            tokio::time::sleep(CHECKPOINT_EVERY).await;
+            if writer.strong_count() == 0 {
+                break;
+            }
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&mut conn)
+                .await
+            {
+                tracing::debug!(error = %e, "WAL checkpoint");
+            }
+        }
+    });
 }
 
 /// An open write transaction on either backend.
@@ -286,12 +368,21 @@ impl SqliteTx {
     }
 }
 
-/// Runs `$body` with `$c` bound to the read pool of whichever backend `$db` is.
+/// Runs `$body` with `$c` bound to the readers of whichever backend `$db` is: PostgreSQL's pool,
+/// or one of SQLite's read-only connections. `$body` is a `Result` whose error converts from
+/// `sqlx::Error` (a closed database fails there). The same holds for [`on_write!`] and
+/// [`on_tx!`].
 #[macro_export]
 macro_rules! on_db {
     ($db:expr, $c:ident => $body:expr) => {
         match $db {
-            $crate::db::Db::Sqlite { read: $c, .. } => $body,
+            $crate::db::Db::Sqlite { read, .. } => {
+                let mut reader = read.acquire().await;
+                match reader.conn() {
+                    Ok($c) => $body,
+                    Err(e) => Err(e.into()),
+                }
+            }
             $crate::db::Db::Postgres($c) => $body,
         }
     };
@@ -370,15 +461,27 @@ impl Db {
             // query, on the single writer too.
             let mut conn = opts.connect().await?;
             sqlx::migrate!("migrations/sqlite").run(&mut conn).await?;
+            // The writer checkpoints the WAL itself only past ~40 MB, a safety net: the
+            // checkpointer task does it every half second on its own connection, so the
+            // checkpoint's fsyncs no longer stall the one writer every ~4 MB of WAL (they were
+            // the first open's p99: 45 ms with them, 20 ms without, bench/README.md).
+            sqlx::query("PRAGMA wal_autocheckpoint = 10000")
+                .execute(&mut conn)
+                .await?;
             let write = SqliteWriter(Arc::new(Mutex::new(WriterConn {
                 conn: Some(conn),
                 in_tx: false,
             })));
-            let read = SqlitePoolOptions::new()
-                .max_connections(8)
-                .test_before_acquire(false)
-                .connect_with(opts.read_only(true))
-                .await?;
+            spawn_checkpointer(opts.clone(), Arc::downgrade(&write.0));
+            let mut conns = Vec::new();
+            for _ in 0..READERS {
+                let c = opts.clone().read_only(true).connect().await?;
+                conns.push(Arc::new(Mutex::new(Some(c))));
+            }
+            let read = SqliteReaders {
+                conns: conns.into(),
+                next: Arc::default(),
+            };
             Ok(Db::Sqlite { read, write })
         }
     }

@@ -543,10 +543,11 @@ async fn card_data_is_never_stored_logged_or_shown(app: TestApp) {
         let dump: Vec<String> = kakehashi::on_db!(&app.db, c => {
             use sqlx::Row;
             let rows = sqlx::query(&sql).fetch_all(c).await.unwrap();
-            rows.iter()
+            Ok::<_, sqlx::Error>(rows.iter()
                 .flat_map(|r| (0..r.columns().len()).map(move |i| r.try_get::<String, _>(i).unwrap_or_default()))
-                .collect()
-        });
+                .collect::<Vec<String>>())
+        })
+        .unwrap();
         let all = dump.join("\n");
         assert!(
             !all.contains(pan)

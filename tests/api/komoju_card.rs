@@ -171,10 +171,11 @@ async fn no_pan_anywhere(app: &TestApp, pan: &str) {
         let dump: Vec<String> = kakehashi::on_db!(&app.db, c => {
             use sqlx::Row;
             let rows = sqlx::query(&sql).fetch_all(c).await.unwrap();
-            rows.iter()
+            Ok::<_, sqlx::Error>(rows.iter()
                 .flat_map(|r| (0..r.columns().len()).map(move |i| r.try_get::<String, _>(i).unwrap_or_default()))
-                .collect()
-        });
+                .collect::<Vec<String>>())
+        })
+        .unwrap();
         assert!(!dump.iter().any(|v| v.contains(pan)), "{table}");
     }
 }

@@ -427,10 +427,11 @@ async fn stripe_authorize_capture_refund(app: TestApp, ls: LocalStripe) {
         let dump: Vec<String> = kakehashi::on_db!(&app.db, c => {
             use sqlx::Row;
             let rows = sqlx::query(&sql).fetch_all(c).await.unwrap();
-            rows.iter()
+            Ok::<_, sqlx::Error>(rows.iter()
                 .flat_map(|r| (0..r.columns().len()).map(move |i| r.try_get::<String, _>(i).unwrap_or_default()))
-                .collect()
-        });
+                .collect::<Vec<String>>())
+        })
+        .unwrap();
         assert!(!dump.iter().any(|v| v.contains(PAN)), "{table}");
     }
 }
@@ -1378,10 +1379,11 @@ async fn stripe_saved_cards(backend: Backend) {
     let dump: Vec<String> = kakehashi::on_db!(&app.db, c => {
         use sqlx::Row;
         let rows = sqlx::query("SELECT * FROM saved_cards").fetch_all(c).await.unwrap();
-        rows.iter()
+        Ok::<_, sqlx::Error>(rows.iter()
             .flat_map(|r| (0..r.columns().len()).map(move |i| r.try_get::<String, _>(i).unwrap_or_default()))
-            .collect()
-    });
+            .collect::<Vec<String>>())
+    })
+    .unwrap();
     assert!(!dump.iter().any(|v| v.contains(PAN)));
     assert!(!logs().contains(PAN));
 }
