@@ -69,6 +69,9 @@ pub enum Db {
 #[derive(Clone)]
 pub struct SqliteReaders {
     conns: Arc<[Arc<Mutex<Option<SqliteConnection>>>]>,
+    /// One permit per connection: waiters queue here in order, and a permit always finds a
+    /// connection free.
+    permits: Arc<tokio::sync::Semaphore>,
     next: Arc<std::sync::atomic::AtomicUsize>,
 }
 
@@ -78,28 +81,43 @@ impl std::fmt::Debug for SqliteReaders {
     }
 }
 
-/// One of the [`SqliteReaders`], held until dropped.
-pub struct ReaderConn(OwnedMutexGuard<Option<SqliteConnection>>);
+/// One of the [`SqliteReaders`], held until dropped. The connection is let go before the
+/// permit (fields drop in order), so whoever gets the permit next finds it free.
+pub struct ReaderConn {
+    conn: OwnedMutexGuard<Option<SqliteConnection>>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
 
 impl ReaderConn {
     /// The connection; `PoolClosed` once the readers are closed.
     pub fn conn(&mut self) -> Result<&mut SqliteConnection, sqlx::Error> {
-        self.0.as_mut().ok_or(sqlx::Error::PoolClosed)
+        self.conn.as_mut().ok_or(sqlx::Error::PoolClosed)
     }
 }
 
 impl SqliteReaders {
-    /// The first free connection from a rotating start, or, when all are busy, the start's
-    /// turn (its lock is FIFO).
+    /// A free connection, waiting in line (FIFO) when all are busy.
     pub async fn acquire(&self) -> ReaderConn {
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .expect("the readers' semaphore is never closed");
+        // With a permit, at least as many connections are unlocked as there are permit
+        // holders still looking: the scan finds one, at worst after another holder's pick.
         let n = self.conns.len();
         let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % n;
-        for i in 0..n {
-            if let Ok(g) = self.conns[(start + i) % n].clone().try_lock_owned() {
-                return ReaderConn(g);
+        for i in start.. {
+            if let Ok(conn) = Arc::clone(&self.conns[i % n]).try_lock_owned() {
+                return ReaderConn {
+                    conn,
+                    _permit: permit,
+                };
+            }
+            if (i - start) % n == n - 1 {
+                tokio::task::yield_now().await;
             }
         }
-        ReaderConn(self.conns[start].clone().lock_owned().await)
+        unreachable!("the scan above only ends by returning")
     }
 
     /// Closes every connection: reads after this fail with `PoolClosed`.
@@ -480,6 +498,7 @@ impl Db {
             }
             let read = SqliteReaders {
                 conns: conns.into(),
+                permits: Arc::new(tokio::sync::Semaphore::new(READERS)),
                 next: Arc::default(),
             };
             Ok(Db::Sqlite { read, write })

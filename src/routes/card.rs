@@ -111,7 +111,6 @@ pub async fn submit(
         return Err(AppError::shopper(Reason::MethodNotAvailable));
     }
     let ip = client.to_string();
-    flow::check_lock(&state, &flow::key_for(&x.o, &ip, None)).await?;
     let (opts, holder) = card_settings(&x);
     let today = crate::util::jst_datetime(state.now_ms());
     let en = x.o.checkout.lang == "en";
@@ -120,6 +119,9 @@ pub async fn submit(
     {
         Ok(i) => i,
         Err(errors) => {
+            // A locked checkout is refused before its errors are shown; a parsed card is
+            // checked by `flow::pay` (with the card's own count), one read per attempt.
+            flow::check_lock(&state, &flow::key_for(&x.o, &ip, None)).await?;
             // Echo only what is safe: expiry, holder, option. Never the number or the code.
             return render_form(
                 &state,
