@@ -164,7 +164,7 @@ async fn secondary_indexes(db: &Db) -> Vec<(String, String)> {
              AND NOT EXISTS (SELECT 1 FROM pg_constraint c \
                  WHERE c.conindid = (quote_ident(schemaname) || '.' || quote_ident(indexname))::regclass)",
         )
-        .fetch_all(pool)
+        .fetch_all(pool.acquire().await.unwrap().conn())
         .await
         .unwrap(),
     }

@@ -22,6 +22,7 @@ pub mod payment_requests;
 pub mod payment_row;
 pub mod payments;
 pub mod pending_cards;
+pub mod pg;
 pub mod processor_events;
 pub mod processors;
 pub mod reconcile;
@@ -41,11 +42,11 @@ pub mod theme_uploads;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection};
 use std::sync::Arc;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{ConnectOptions, PgPool, Postgres, Transaction};
+use sqlx::ConnectOptions;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// The error of every database call. Layers above `db` name this alias, never `sqlx`, so the
@@ -60,7 +61,7 @@ pub enum Db {
         read: SqliteReaders,
         write: SqliteWriter,
     },
-    Postgres(PgPool),
+    Postgres(pg::PgConns),
 }
 
 /// SQLite's read-only connections (8): each request's read takes a free one, or waits for one.
@@ -193,6 +194,9 @@ impl SqliteWriter {
     }
 }
 
+/// PostgreSQL connections per instance (size `max_connections` for all instances together).
+const PG_CONNECTIONS: usize = 16;
+
 /// SQLite's read-only connections, each with its thread.
 const READERS: usize = 8;
 
@@ -229,7 +233,40 @@ fn spawn_checkpointer(opts: SqliteConnectOptions, writer: std::sync::Weak<Mutex<
 /// An open write transaction on either backend.
 pub enum Tx {
     Sqlite(SqliteTx),
-    Postgres(Transaction<'static, Postgres>),
+    Postgres(PgTx),
+}
+
+/// A transaction on one of PostgreSQL's connections, which it holds until committed or dropped.
+/// Dropped uncommitted, it is rolled back by the connection's next user.
+pub struct PgTx(pg::PgConn);
+
+impl PgTx {
+    async fn begin(conns: &pg::PgConns) -> Result<PgTx, sqlx::Error> {
+        let mut c = conns.acquire().await?;
+        let r = sqlx::query("BEGIN").execute(c.conn()).await;
+        c.note(&r);
+        r?;
+        c.set_in_tx(true);
+        Ok(PgTx(c))
+    }
+
+    /// The connection, for a statement of the transaction.
+    pub fn conn(&mut self) -> &mut PgConnection {
+        self.0.conn()
+    }
+
+    /// See [`pg::PgConn::note`].
+    pub fn note<T>(&mut self, r: &Result<T, sqlx::Error>) {
+        self.0.note(r);
+    }
+
+    async fn commit(mut self) -> Result<(), sqlx::Error> {
+        let r = sqlx::query("COMMIT").execute(self.0.conn()).await;
+        self.0.note(&r);
+        r?;
+        self.0.set_in_tx(false);
+        Ok(())
+    }
 }
 
 /// A write transaction on SQLite's writer, which it holds until committed or dropped. Dropped
@@ -401,7 +438,17 @@ macro_rules! on_db {
                     Err(e) => Err(e.into()),
                 }
             }
-            $crate::db::Db::Postgres($c) => $body,
+            $crate::db::Db::Postgres(pool) => match pool.acquire().await {
+                Ok(mut pg) => {
+                    let r = {
+                        let $c = pg.conn();
+                        $body
+                    };
+                    pg.note(&r);
+                    r
+                }
+                Err(e) => Err(e.into()),
+            },
         }
     };
 }
@@ -420,7 +467,17 @@ macro_rules! on_write {
                     Err(e) => Err(e.into()),
                 }
             }
-            $crate::db::Db::Postgres($c) => $body,
+            $crate::db::Db::Postgres(pool) => match pool.acquire().await {
+                Ok(mut pg) => {
+                    let r = {
+                        let $c = pg.conn();
+                        $body
+                    };
+                    pg.note(&r);
+                    r
+                }
+                Err(e) => Err(e.into()),
+            },
         }
     };
 }
@@ -436,8 +493,12 @@ macro_rules! on_tx {
                 Err(e) => Err(e.into()),
             },
             $crate::db::Tx::Postgres(t) => {
-                let $c = &mut **t;
-                $body
+                let r = {
+                    let $c = t.conn();
+                    $body
+                };
+                t.note(&r);
+                r
             }
         }
     };
@@ -507,19 +568,14 @@ impl Db {
 
     /// Connects to PostgreSQL with explicit options (tests pass a per-test `search_path`).
     pub async fn connect_pg(opts: PgConnectOptions) -> anyhow::Result<Db> {
-        // sqlx pings a connection when it goes back to the pool, and by default once more
-        // before handing it out: with that, every query cost PostgreSQL three round trips. The
-        // ping on release stays (it flushes a dropped transaction's rollback and finds a broken
-        // connection); the one on acquire is off. A connection broken in between (the database
-        // restarted) fails the one query that finds it, and the pool then drops it.
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(opts)
-            .await?;
-        sqlx::migrate!("migrations/postgres").run(&pool).await?;
-        Ok(Db::Postgres(pool))
+        // Our own connections, not a sqlx pool (see `pg`): the pool pinged each connection
+        // when it came back, a round trip per statement outside a transaction.
+        let conns = pg::PgConns::connect(opts, PG_CONNECTIONS).await?;
+        {
+            let mut c = conns.acquire().await?;
+            sqlx::migrate!("migrations/postgres").run(c.conn()).await?;
+        }
+        Ok(Db::Postgres(conns))
     }
 
     pub fn is_postgres(&self) -> bool {
@@ -530,7 +586,7 @@ impl Db {
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         Ok(match self {
             Db::Sqlite { write, .. } => Tx::Sqlite(SqliteTx::begin(write).await?),
-            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+            Db::Postgres(p) => Tx::Postgres(PgTx::begin(p).await?),
         })
     }
 
@@ -541,7 +597,12 @@ impl Db {
                 .execute(write.lock().await.conn()?)
                 .await
                 .map(|_| ()),
-            Db::Postgres(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
+            Db::Postgres(p) => {
+                let mut c = p.acquire().await?;
+                let r = sqlx::query(sql).execute(c.conn()).await.map(|_| ());
+                c.note(&r);
+                r
+            }
         }
     }
 }
@@ -558,10 +619,14 @@ impl Tx {
                 t.pending.push(sql, args);
                 Ok(())
             }
-            Tx::Postgres(t) => bind_args!(sqlx::query(sql), args)
-                .execute(&mut **t)
-                .await
-                .map(|_| ()),
+            Tx::Postgres(t) => {
+                let r = bind_args!(sqlx::query(sql), args)
+                    .execute(t.conn())
+                    .await
+                    .map(|_| ());
+                t.note(&r);
+                r
+            }
         }
     }
 
@@ -591,9 +656,11 @@ impl Tx {
                     .await
             }
             Tx::Postgres(t) => {
-                bind_args!(sqlx::query_as::<_, T>(sql), args)
-                    .fetch_optional(&mut **t)
-                    .await
+                let r = bind_args!(sqlx::query_as::<_, T>(sql), args)
+                    .fetch_optional(t.conn())
+                    .await;
+                t.note(&r);
+                r
             }
         }
     }

@@ -88,7 +88,7 @@ pub async fn finish_all(
     let updated = match &mut tx {
         // PostgreSQL: one typed array per column, unnested into rows.
         crate::db::Tx::Postgres(t) => {
-            let c = &mut **t;
+            let c = t.conn();
             let ids: Vec<&str> = done.iter().map(|f| f.event_id.as_str()).collect();
             let statuses: Vec<&str> = done.iter().map(|f| f.next_status).collect();
             let next_at: Vec<Option<i64>> = done.iter().map(|f| f.next_at).collect();
@@ -178,15 +178,18 @@ pub async fn park_all(
     }
     match db {
         Db::Postgres(pool) => {
-            sqlx::query(
+            let mut c = pool.acquire().await?;
+            let r = sqlx::query(
                 "UPDATE outbox SET status = $1, lease_owner = NULL, lease_until = NULL \
                  WHERE id = ANY($2) AND lease_owner = $3",
             )
             .bind(status)
             .bind(event_ids)
             .bind(owner)
-            .execute(pool)
-            .await?;
+            .execute(c.conn())
+            .await;
+            c.note(&r);
+            r?;
         }
         // SQLite has no arrays: the ids travel as one JSON array.
         Db::Sqlite { write, .. } => {

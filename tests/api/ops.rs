@@ -31,6 +31,56 @@ async fn health_and_readiness(app: TestApp) {
 }
 both!(health_and_readiness);
 
+/// PostgreSQL ending the server's sessions (a restart, a failover, `pg_terminate_backend`)
+/// fails at most the one statement that finds each connection gone: that connection is then
+/// dropped and the next statement on its slot connects again. Without the drop, a broken
+/// connection would fail every statement given to it.
+#[tokio::test]
+async fn postgres_connections_come_back_after_the_server_ends_them() {
+    let Some(app) = spawn_app(Backend::Postgres).await else {
+        return;
+    };
+    // Sequential reads rotate over every connection slot, opening each one.
+    let mut pids = std::collections::BTreeSet::new();
+    for _ in 0..64 {
+        let pid: i32 =
+            kakehashi::on_db!(&app.db, c => sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(c)
+            .await)
+            .unwrap();
+        pids.insert(pid);
+    }
+    assert!(pids.len() >= 8, "the reads used {} connections", pids.len());
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&pg_url())
+        .await
+        .unwrap();
+    for pid in &pids {
+        sqlx::query("SELECT pg_terminate_backend($1)")
+            .bind(pid)
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+    let mut failed = 0;
+    for _ in 0..64 {
+        if get_with(&app, "/readyz", &[]).await.0 != 200 {
+            failed += 1;
+        }
+    }
+    assert!(
+        failed <= pids.len() + 2,
+        "{failed} of 64 readiness checks failed"
+    );
+    for _ in 0..32 {
+        assert_eq!(get_with(&app, "/readyz", &[]).await.0, 200);
+    }
+    // Transactions and writes work again too.
+    let m = app.merchant().await;
+    let f = app.fields(&m, "ord-after-terminate", 1000, &[]);
+    assert_eq!(app.open(&m, &f, UA_PC).await.0, 200);
+    assert_eq!(app.count("checkouts").await, 1);
+}
+
 /// A Prometheus metric line's value, if the line (name and labels, as rendered) is there.
 fn value(text: &str, series: &str) -> Option<f64> {
     text.lines()
