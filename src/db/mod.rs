@@ -423,8 +423,28 @@ impl SqliteTx {
     }
 }
 
-/// Runs `$body` with `$c` bound to the readers of whichever backend `$db` is: PostgreSQL's pool,
-/// or one of SQLite's read-only connections. `$body` is a `Result` whose error converts from
+/// [`on_db!`] and [`on_write!`] on PostgreSQL: one of its connections for `$body`, dropped if
+/// `$body`'s error says the connection is gone.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! on_pg {
+    ($pool:expr, $c:ident => $body:expr) => {
+        match $pool.acquire().await {
+            Ok(mut pg) => {
+                let r = {
+                    let $c = pg.conn();
+                    $body
+                };
+                pg.note(&r);
+                r
+            }
+            Err(e) => Err(e.into()),
+        }
+    };
+}
+
+/// Runs `$body` with `$c` bound to the readers of whichever backend `$db` is: one of PostgreSQL's
+/// connections, or one of SQLite's read-only connections. `$body` is a `Result` whose error converts from
 /// `sqlx::Error` (a closed database fails there). The same holds for [`on_write!`] and
 /// [`on_tx!`].
 #[macro_export]
@@ -438,17 +458,7 @@ macro_rules! on_db {
                     Err(e) => Err(e.into()),
                 }
             }
-            $crate::db::Db::Postgres(pool) => match pool.acquire().await {
-                Ok(mut pg) => {
-                    let r = {
-                        let $c = pg.conn();
-                        $body
-                    };
-                    pg.note(&r);
-                    r
-                }
-                Err(e) => Err(e.into()),
-            },
+            $crate::db::Db::Postgres(pool) => $crate::on_pg!(pool, $c => $body),
         }
     };
 }
@@ -467,17 +477,7 @@ macro_rules! on_write {
                     Err(e) => Err(e.into()),
                 }
             }
-            $crate::db::Db::Postgres(pool) => match pool.acquire().await {
-                Ok(mut pg) => {
-                    let r = {
-                        let $c = pg.conn();
-                        $body
-                    };
-                    pg.note(&r);
-                    r
-                }
-                Err(e) => Err(e.into()),
-            },
+            $crate::db::Db::Postgres(pool) => $crate::on_pg!(pool, $c => $body),
         }
     };
 }
