@@ -175,6 +175,41 @@ async fn gone_disables_the_endpoint_and_redirects_are_not_followed(app: TestApp)
 }
 both!(gone_disables_the_endpoint_and_redirects_are_not_followed);
 
+/// Events of a merchant without a callback URL are parked as `no_endpoint` (several per
+/// statement), with no delivery attempt; once a URL is set, redelivery sends them all.
+async fn events_without_an_endpoint_are_parked_then_redelivered(app: TestApp) {
+    let m = app.merchant().await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(
+            outbox::ping(&app.db, &m.id, app.state.now_ms())
+                .await
+                .unwrap(),
+        );
+    }
+    for id in &ids {
+        eventually("parked", || async {
+            app.scalar_str(&format!("SELECT status FROM outbox WHERE id = '{id}'"))
+                .await
+                .filter(|s| s == "no_endpoint")
+        })
+        .await;
+    }
+    assert_eq!(app.count("delivery_attempts").await, 0);
+    let rx = Receiver::start().await;
+    kakehashi::db::merchants::set_field(&app.db, &m.id, "callback_url", &rx.url)
+        .await
+        .unwrap();
+    assert_eq!(
+        outbox::redeliver(&app.db, &m.id, None, app.state.now_ms())
+            .await
+            .unwrap(),
+        5
+    );
+    rx.wait_for("all five delivered", |h| h.len() >= 5).await;
+}
+both!(events_without_an_endpoint_are_parked_then_redelivered);
+
 async fn events_of_one_payment_arrive_in_order(app: TestApp) {
     let rx = Receiver::start().await;
     rx.respond(&[(500, ""), (500, "")]);
