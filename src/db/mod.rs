@@ -547,6 +547,13 @@ impl Db {
             sqlx::query("PRAGMA wal_autocheckpoint = 10000")
                 .execute(&mut conn)
                 .await?;
+            // Statement journals in memory, not in a temporary file: each UPDATE that may touch
+            // several rows inside a transaction opened, unlinked and closed a file under
+            // /var/tmp (three syscalls and an inode), on the one writer. Only the writer needs
+            // them, and they are small; the readers keep spilling big sorts to disk.
+            sqlx::query("PRAGMA temp_store = MEMORY")
+                .execute(&mut conn)
+                .await?;
             let write = SqliteWriter(Arc::new(Mutex::new(WriterConn {
                 conn: Some(conn),
                 in_tx: false,

@@ -134,3 +134,28 @@ async fn concurrent_transactions_each_commit_whole(app: TestApp) {
     }
 }
 both!(concurrent_transactions_each_commit_whole);
+
+/// SQLite's writer keeps statement journals in memory (`temp_store = MEMORY`): a multi-row
+/// UPDATE inside a transaction otherwise creates, unlinks and closes a temporary file on the
+/// one writer every time (bench/README.md, change 18). The readers keep the default, so a big
+/// console sort still spills to disk instead of growing the server's memory.
+#[tokio::test]
+async fn sqlite_writer_keeps_statement_journals_in_memory() {
+    let Some(app) = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await else {
+        return;
+    };
+    let mut tx = app.db.begin().await.unwrap();
+    let (writer,): (i64,) = tx
+        .fetch_optional("PRAGMA temp_store", args![])
+        .await
+        .unwrap()
+        .unwrap();
+    tx.commit().await.unwrap();
+    // 2 is MEMORY, 0 the default (the compile-time choice, a file here).
+    assert_eq!(writer, 2);
+    let reader: i64 = kakehashi::on_db!(&app.db, c => sqlx::query_scalar("PRAGMA temp_store")
+        .fetch_one(c)
+        .await)
+    .unwrap();
+    assert_eq!(reader, 0);
+}
