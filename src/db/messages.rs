@@ -206,6 +206,26 @@ pub fn awaiting_payment(p: &PaymentRow) -> bool {
     p.status == crate::domain::konbini::NumberStatus::AwaitingPayment
 }
 
+/// The addresses, the merchant's settings and how many messages of the kind went out already.
+const CONTACT_SQL: &str =
+    "SELECT c.shopper_email, c.shopper_phone, c.lang, s.sender_name, s.reply_to, \
+     s.reminder_hours, s.receipts, s.sms, \
+     (SELECT COUNT(*) FROM messages m WHERE m.payment_id = $2 AND m.kind = $3) \
+     FROM checkouts c LEFT JOIN message_settings s ON s.merchant_id = $4 WHERE c.id = $1";
+
+fn contact_args(p: &PaymentRow, kind: MessageKind) -> Vec<crate::db::Arg> {
+    args![&p.checkout_id, &p.id, kind.code(), &p.merchant_id]
+}
+
+/// Announces ([`Tx::read_ahead`]) the read [`on_payment_event`] will make for `event` on `p`.
+/// Nothing `payments::transition` writes before it changes that row: the checkout's addresses
+/// and the settings are not written, and cancelling reminders changes no message's kind.
+pub fn read_ahead(tx: &mut Tx, p: &PaymentRow, event: &str) {
+    if let Some(kind) = plan_for_event(event).send {
+        tx.read_ahead(CONTACT_SQL, contact_args(p, kind));
+    }
+}
+
 /// Called by `payments::transition` with the changed payment and its event, in the same
 /// transaction: cancels reminders of a payment no longer awaiting payment, and queues the
 /// message the event calls for to the addresses the signed link carried.
@@ -227,13 +247,7 @@ pub async fn on_payment_event(
     // The addresses, the merchant's settings and whether this kind already went out, in one
     // read (a round trip each, in the payment's transaction, were three).
     let row: Option<ContactRow> = tx
-        .fetch_optional(
-            "SELECT c.shopper_email, c.shopper_phone, c.lang, s.sender_name, s.reply_to, \
-             s.reminder_hours, s.receipts, s.sms, \
-             (SELECT COUNT(*) FROM messages m WHERE m.payment_id = $2 AND m.kind = $3) \
-             FROM checkouts c LEFT JOIN message_settings s ON s.merchant_id = $4 WHERE c.id = $1",
-            args![&p.checkout_id, &p.id, kind.code(), &p.merchant_id],
-        )
+        .fetch_optional(CONTACT_SQL, contact_args(p, kind))
         .await?;
     let Some((email, phone, lang, sender_name, reply_to, reminder_hours, receipts, sms, sent)) =
         row

@@ -281,7 +281,14 @@ impl PgTx {
 pub struct SqliteTx {
     w: OwnedMutexGuard<WriterConn>,
     pending: Batch,
+    /// Reads queued by [`Tx::read_ahead`] that have not run yet: their place in `pending`.
+    reads: Vec<(usize, ReadKey)>,
+    /// Rows of reads that ran ahead, kept for the [`Tx::fetch_optional`] asking for them.
+    ahead: Vec<(ReadKey, Option<sqlx::sqlite::SqliteRow>)>,
 }
+
+/// A statement and its arguments: what a read ahead is found again by.
+type ReadKey = (&'static str, Vec<Arg>);
 
 /// Statements queued on a SQLite transaction, with their placeholders renumbered so they bind
 /// from one argument list.
@@ -289,6 +296,8 @@ pub struct SqliteTx {
 struct Batch {
     sql: String,
     args: Vec<Arg>,
+    /// Statements in `sql`.
+    count: usize,
 }
 
 impl Batch {
@@ -298,6 +307,7 @@ impl Batch {
         }
         renumber_into(&mut self.sql, sql, self.args.len());
         self.args.extend(args);
+        self.count += 1;
     }
 }
 
@@ -319,7 +329,7 @@ fn renumber_into(out: &mut String, sql: &str, offset: usize) {
 }
 
 /// A value bound to a statement given to [`Tx::write`].
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Arg {
     Int(Option<i64>),
     Text(Option<String>),
@@ -390,7 +400,12 @@ impl SqliteTx {
         // IMMEDIATE: the write lock is taken at BEGIN, so another process on the same file (a
         // CLI command) makes this wait for busy_timeout there, never fail mid-transaction.
         pending.push("BEGIN IMMEDIATE", Vec::new());
-        Ok(SqliteTx { w, pending })
+        Ok(SqliteTx {
+            w,
+            pending,
+            reads: Vec::new(),
+            ahead: Vec::new(),
+        })
     }
 
     /// The connection, once everything queued has run: for a statement whose result is read.
@@ -406,7 +421,13 @@ impl SqliteTx {
         if self.pending.sql.is_empty() {
             return Ok(());
         }
-        let Batch { sql, args } = std::mem::take(&mut self.pending);
+        if !commit && !self.reads.is_empty() {
+            // Reads ahead are in the batch: their rows are kept for later.
+            self.run_batch().await?;
+            return Ok(());
+        }
+        self.reads.clear();
+        let Batch { sql, args, .. } = std::mem::take(&mut self.pending);
         // Set before the call: if it is cancelled after BEGIN ran, the next holder rolls back.
         self.w.in_tx = true;
         bind_args!(sqlx::query(&sql), args)
@@ -416,6 +437,41 @@ impl SqliteTx {
             self.w.in_tx = false;
         }
         Ok(())
+    }
+
+    /// Runs everything queued in one call, keeping the first row (or none) of each read ahead,
+    /// and returns the first row of the batch's last statement. Rows are told apart by the
+    /// statement they belong to: the driver reports each statement's end as it goes.
+    async fn run_batch(&mut self) -> Result<Option<sqlx::sqlite::SqliteRow>, sqlx::Error> {
+        use futures_util::TryStreamExt;
+        use sqlx::Executor;
+        let Batch { sql, args, count } = std::mem::take(&mut self.pending);
+        let mut reads: Vec<(usize, ReadKey, Option<sqlx::sqlite::SqliteRow>)> = self
+            .reads
+            .drain(..)
+            .map(|(at, key)| (at, key, None))
+            .collect();
+        self.w.in_tx = true;
+        let (mut statement, mut last) = (0, None);
+        {
+            let q = bind_args!(sqlx::query(&sql), args);
+            let mut rows = self.w.conn()?.fetch_many(q);
+            while let Some(item) = rows.try_next().await? {
+                match item {
+                    sqlx::Either::Left(_) => statement += 1,
+                    sqlx::Either::Right(row) => {
+                        if statement + 1 == count {
+                            last.get_or_insert(row);
+                        } else if let Some(r) = reads.iter_mut().find(|r| r.0 == statement) {
+                            r.2.get_or_insert(row);
+                        }
+                    }
+                }
+            }
+        }
+        self.ahead
+            .extend(reads.into_iter().map(|(_, key, row)| (key, row)));
+        Ok(last)
     }
 
     async fn commit(mut self) -> Result<(), sqlx::Error> {
@@ -637,6 +693,19 @@ impl Tx {
         }
     }
 
+    /// Announces a read this transaction will make later with [`Tx::fetch_optional`] (the same
+    /// statement and arguments), for rows that nothing the transaction writes in between can
+    /// change (a merchant's settings, say). On SQLite the read then travels with the
+    /// transaction's next call, and the later `fetch_optional` is answered from the row it
+    /// brought back, with no call of its own; on PostgreSQL nothing happens now and the later
+    /// read runs as usual.
+    pub fn read_ahead(&mut self, sql: &'static str, args: Vec<Arg>) {
+        if let Tx::Sqlite(t) = self {
+            t.reads.push((t.pending.count, (sql, args.clone())));
+            t.pending.push(sql, args);
+        }
+    }
+
     /// A statement whose one row (or none) is read, given like [`Tx::write`]'s: on SQLite the
     /// statements the transaction queued (its BEGIN first) travel in the same call, so the
     /// statement costs no hop of its own to the writer's thread.
@@ -653,8 +722,21 @@ impl Tx {
     {
         match self {
             Tx::Sqlite(t) => {
+                if let Some(i) = t.ahead.iter().position(|(k, _)| k.0 == sql && k.1 == args) {
+                    let (_, row) = t.ahead.swap_remove(i);
+                    return row
+                        .map(|r| <T as sqlx::FromRow<'_, sqlx::sqlite::SqliteRow>>::from_row(&r))
+                        .transpose();
+                }
                 t.pending.push(sql, args);
-                let Batch { sql, args } = std::mem::take(&mut t.pending);
+                if !t.reads.is_empty() {
+                    return t
+                        .run_batch()
+                        .await?
+                        .map(|r| <T as sqlx::FromRow<'_, sqlx::sqlite::SqliteRow>>::from_row(&r))
+                        .transpose();
+                }
+                let Batch { sql, args, .. } = std::mem::take(&mut t.pending);
                 t.w.in_tx = true;
                 // Only the last statement returns rows: the queued ones are writes without
                 // RETURNING, so the first row of the call is this statement's.

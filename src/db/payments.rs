@@ -181,6 +181,10 @@ pub async fn transition(
          paid_at = $4, connector_ref = $5, details = $6, updated_at = $7 \
          WHERE id = $8 AND status = $9 AND updated_at = $10 RETURNING {COLS}"
     );
+    // On SQLite the fee terms and the message contact this change will read travel with the
+    // UPDATE, one call to the writer instead of three (see `Tx::read_ahead`).
+    crate::db::settlements::read_ahead(tx, p, change.to_status);
+    crate::db::messages::read_ahead(tx, p, change.event);
     let row: Option<PaymentRow> = tx
         .fetch_optional(
             &sql,

@@ -206,6 +206,25 @@ async fn insert_entry(
 /// it is collected (from the merchant's schedule), a refund, or the whole payment undone when
 /// a collection is reversed. `before` is `None` for a payment just created. Returns the
 /// payment's new fee total when it changed (stored in `payments.fee`).
+/// The fee schedule and payout terms a collected payment is charged by.
+const FEE_TERMS_SQL: &str =
+    "SELECT f.fixed_fee, f.rate_bp, t.goods_taxable FROM (SELECT 1 AS one) AS o \
+     LEFT JOIN fee_schedules f ON f.merchant_id = $1 AND f.method = $2 \
+     LEFT JOIN payout_terms t ON t.merchant_id = $1";
+
+fn fee_terms_args(p: &PaymentRow) -> Vec<crate::db::Arg> {
+    args![&p.merchant_id, p.method.code()]
+}
+
+/// Announces ([`Tx::read_ahead`]) the read [`on_payment_change`] will make when `p` changes to
+/// `to`: the fee schedule and payout terms, when the change collects the money. A payment's
+/// merchant and method never change, and the transaction writes neither table.
+pub fn read_ahead(tx: &mut Tx, p: &PaymentRow, to: crate::domain::payment::PaymentStatus) {
+    if !p.status.is_collected() && to.is_collected() {
+        tx.read_ahead(FEE_TERMS_SQL, fee_terms_args(p));
+    }
+}
+
 pub async fn on_payment_change(
     tx: &mut Tx,
     before: Option<&PaymentRow>,
@@ -218,12 +237,7 @@ pub async fn on_payment_change(
         (false, true) => {
             // The fee schedule and the payout terms in one read: both are optional rows.
             let (fixed_fee, rate_bp, taxable): (Option<i64>, Option<i64>, Option<i64>) = tx
-                .fetch_optional(
-                    "SELECT f.fixed_fee, f.rate_bp, t.goods_taxable FROM (SELECT 1 AS one) AS o \
-                     LEFT JOIN fee_schedules f ON f.merchant_id = $1 AND f.method = $2 \
-                     LEFT JOIN payout_terms t ON t.merchant_id = $1",
-                    args![&after.merchant_id, after.method.code()],
-                )
+                .fetch_optional(FEE_TERMS_SQL, fee_terms_args(after))
                 .await?
                 .ok_or(sqlx::Error::RowNotFound)?;
             let schedule = match (fixed_fee, rate_bp) {

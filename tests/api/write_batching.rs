@@ -159,3 +159,42 @@ async fn sqlite_writer_keeps_statement_journals_in_memory() {
     .unwrap();
     assert_eq!(reader, 0);
 }
+
+const VALUE: &str = "SELECT value FROM server_settings WHERE name = $1";
+
+/// `Tx::read_ahead`: on SQLite the announced read travels with the transaction's next call and
+/// the later `fetch_optional` of the same statement is answered from the row it brought back
+/// (without a call); on PostgreSQL the later read runs then. The value is changed in between,
+/// which callers must not do, only to show where each backend's answer comes from.
+async fn a_read_ahead_answers_the_later_read(app: TestApp) {
+    let db = &app.db;
+    let mut tx = db.begin().await.unwrap();
+    tx.write(INSERT, args!["ra.a", "1"]).await.unwrap();
+    tx.read_ahead(VALUE, args!["ra.a"]);
+    tx.read_ahead(VALUE, args!["ra.none"]);
+    tx.write(INSERT, args!["ra.b", "2"]).await.unwrap();
+    // The next read runs with everything queued, in order, and answers its own row (none
+    // here), not a row of a read ahead.
+    let missing: Option<(String,)> = tx.fetch_optional(VALUE, args!["ra.missing"]).await.unwrap();
+    assert_eq!(missing, None);
+    assert_eq!(count_in(&mut tx, "ra.").await, 2);
+    tx.write(
+        "UPDATE server_settings SET value = $1 WHERE name = $2",
+        args!["9", "ra.a"],
+    )
+    .await
+    .unwrap();
+    let (a,): (String,) = tx
+        .fetch_optional(VALUE, args!["ra.a"])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a, if db.is_postgres() { "9" } else { "1" });
+    // A read ahead that found nothing answers nothing.
+    let none: Option<(String,)> = tx.fetch_optional(VALUE, args!["ra.none"]).await.unwrap();
+    assert_eq!(none, None);
+    tx.commit().await.unwrap();
+    assert_eq!(value(db, "ra.a").await.as_deref(), Some("9"));
+    assert_eq!(value(db, "ra.b").await.as_deref(), Some("2"));
+}
+both!(a_read_ahead_answers_the_later_read);
