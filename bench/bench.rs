@@ -377,8 +377,10 @@ async fn run_db(
     }
     if a.wants("first_open") {
         println!("{db}: first open");
+        let before = s.sqlite_writes().await;
         let r = wrk.run("requests.lua", &[list("first_open")]).await?;
         let mut extra = json!({ "links": first_links });
+        group_commit(&mut extra, before, s.sqlite_writes().await);
         if r.counter("wraps") > 0 {
             extra["warning"] = json!(format!(
                 "all {first_links} fresh links were used; later requests re-opened them"
@@ -409,6 +411,7 @@ async fn run_db(
     }
     if a.wants("card_payment") {
         println!("{db}: card payment");
+        let before = s.sqlite_writes().await;
         let r = wrk
             .run(
                 "payment.lua",
@@ -424,6 +427,7 @@ async fn run_db(
             "lost": r.counter("lost"),
             "links": payment_links,
         });
+        group_commit(&mut extra, before, s.sqlite_writes().await);
         if r.counter("wraps") > 0 {
             extra["warning"] = json!(format!("all {payment_links} payment links were used"));
         }
@@ -447,6 +451,19 @@ async fn run_db(
         },
     );
     Ok(())
+}
+
+/// Adds SQLite's write transactions and COMMITs during a scenario to its JSON: their ratio is
+/// the group commit's average group.
+fn group_commit(
+    extra: &mut serde_json::Value,
+    before: Option<(u64, u64)>,
+    after: Option<(u64, u64)>,
+) {
+    if let (Some((t0, c0)), Some((t1, c1))) = (before, after) {
+        extra["sqlite_transactions"] = json!(t1 - t0);
+        extra["sqlite_commits"] = json!(c1 - c0);
+    }
 }
 
 /// Queues ping events for a local receiver and measures how fast the server delivers them:

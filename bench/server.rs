@@ -78,6 +78,26 @@ impl Server {
         })
     }
 
+    /// SQLite's writer counters from the server's /metrics (loopback may read it): transactions
+    /// ended and COMMITs run. `None` on PostgreSQL, which has no such counters.
+    pub async fn sqlite_writes(&self) -> Option<(u64, u64)> {
+        let text = reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let read = |name: &str| -> Option<u64> {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                .and_then(|v| v.trim().parse().ok())
+        };
+        Some((
+            read("kakehashi_sqlite_transactions_total")?,
+            read("kakehashi_sqlite_commits_total")?,
+        ))
+    }
+
     /// A field of /proc/<pid>/status in MB (`VmRSS:` now, `VmHWM:` the peak so far).
     pub fn memory_mb(&self, field: &str) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))

@@ -5,7 +5,7 @@ use crate::db::{Db, Tx};
 use crate::domain::order::OrderLink;
 use crate::domain::{CheckoutStatus, Method, MethodList};
 use crate::util::random_id;
-use crate::{exec_tx, on_db, on_tx, on_write};
+use crate::{args, exec_tx, on_db, on_tx};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct CheckoutRow {
@@ -191,29 +191,34 @@ pub async fn insert_or_get(
          $18) \
          ON CONFLICT (merchant_id, order_id) DO NOTHING RETURNING {COLS}"
     );
-    // One statement, atomic on its own: no BEGIN/COMMIT around it (two fewer hops to SQLite's
-    // single writer, two fewer round trips to PostgreSQL, on every first open).
-    let row: Option<CheckoutRow> = on_write!(db, c => sqlx::query_as(&sql)
-        .bind(&id)
-        .bind(&link.merchant_id)
-        .bind(&link.order_id)
-        .bind(link.content_hash())
-        .bind(link.amount)
-        .bind(&link.item_name)
-        .bind(&link.shopper_name)
-        .bind(&link.shopper_kana)
-        .bind(&link.shopper_email)
-        .bind(&link.shopper_phone)
-        .bind(Method::join(methods))
-        .bind(&link.return_url)
-        .bind(&link.cancel_url)
-        .bind(link.konbini_days)
-        .bind(&link.lang)
-        .bind(now)
-        .bind(now)
-        .bind(&link.customer_id)
-        .fetch_optional(c)
-        .await)?;
+    // One statement, atomic on its own: no BEGIN/COMMIT around it on PostgreSQL (two fewer
+    // round trips on every first open); on SQLite one call that shares its COMMIT with the
+    // writers waiting behind it.
+    let row: Option<CheckoutRow> = db
+        .write_fetch(
+            &sql,
+            args![
+                &id,
+                &link.merchant_id,
+                &link.order_id,
+                link.content_hash(),
+                link.amount,
+                &link.item_name,
+                &link.shopper_name,
+                &link.shopper_kana,
+                &link.shopper_email,
+                &link.shopper_phone,
+                Method::join(methods),
+                &link.return_url,
+                &link.cancel_url,
+                link.konbini_days,
+                &link.lang,
+                now,
+                now,
+                &link.customer_id,
+            ],
+        )
+        .await?;
     match row {
         Some(r) => Ok(r),
         None => find_by_order(db, &link.merchant_id, &link.order_id)
@@ -225,11 +230,11 @@ pub async fn insert_or_get(
 /// Sets the language the checkout's pages are shown in (`ja` or `en`): the link's `lang`, else
 /// the shopper's browser (Accept-Language) or their choice on the page.
 pub async fn set_lang(db: &Db, id: &str, lang: &str) -> Result<(), sqlx::Error> {
-    on_write!(db, c => sqlx::query("UPDATE checkouts SET lang = $1 WHERE id = $2")
-    .bind(lang)
-    .bind(id)
-    .execute(c)
-    .await.map(|_| ()))?;
+    db.write_exec(
+        "UPDATE checkouts SET lang = $1 WHERE id = $2",
+        args![lang, id],
+    )
+    .await?;
     Ok(())
 }
 
@@ -237,16 +242,12 @@ pub async fn set_lang(db: &Db, id: &str, lang: &str) -> Result<(), sqlx::Error> 
 /// recorded (a double click, the back button, a reload that re-posts) writes nothing: on
 /// PostgreSQL concurrent re-posts would otherwise queue on the row's lock, one commit each.
 pub async fn select_method(db: &Db, id: &str, method: Method, now: i64) -> Result<(), sqlx::Error> {
-    on_write!(db, c => sqlx::query(
+    db.write_exec(
         "UPDATE checkouts SET selected_method = $1, updated_at = $2 WHERE id = $3 AND status = 'open' \
          AND (selected_method IS NULL OR selected_method <> $4)",
+        args![method.code(), now, id, method.code()],
     )
-    .bind(method.code())
-    .bind(now)
-    .bind(id)
-    .bind(method.code())
-    .execute(c)
-    .await.map(|_| ()))?;
+    .await?;
     Ok(())
 }
 

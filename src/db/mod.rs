@@ -38,6 +38,9 @@ pub mod sms;
 pub mod stats;
 pub mod subscriptions;
 pub mod theme_uploads;
+mod writer;
+
+pub use writer::{SqliteTx, SqliteWriter, WriteStats, MAX_GROUP};
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -133,67 +136,6 @@ impl SqliteReaders {
     }
 }
 
-/// SQLite's one writer connection, held behind a fair (FIFO) lock instead of a one-connection
-/// sqlx pool. The pool pinged a connection every time it came back: on the single writer that
-/// was one more hop to the connection's thread per write, while every other writer waited
-/// (the card payment's writes queue there). Nothing here needs what the ping is for: a SQLite
-/// file does not drop connections, and a transaction left open by a cancelled request is
-/// rolled back by the next holder ([`SqliteWriter::lock`]).
-#[derive(Clone)]
-pub struct SqliteWriter(Arc<Mutex<WriterConn>>);
-
-impl std::fmt::Debug for SqliteWriter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SqliteWriter")
-    }
-}
-
-/// The writer connection and whether a transaction was left open on it.
-pub struct WriterConn {
-    /// `None` once [`SqliteWriter::close`]d.
-    conn: Option<SqliteConnection>,
-    in_tx: bool,
-}
-
-impl WriterConn {
-    /// The connection, for one statement outside a transaction ([`on_write!`]);
-    /// `PoolClosed` once the writer is closed.
-    pub fn conn(&mut self) -> Result<&mut SqliteConnection, sqlx::Error> {
-        self.conn.as_mut().ok_or(sqlx::Error::PoolClosed)
-    }
-}
-
-impl SqliteWriter {
-    /// Waits for the writer. A transaction its previous holder left open (the request was
-    /// cancelled between BEGIN and COMMIT, or COMMIT failed) is rolled back first, so nothing
-    /// of it is kept and the next holder starts clean.
-    pub async fn lock(&self) -> OwnedMutexGuard<WriterConn> {
-        let mut w = self.0.clone().lock_owned().await;
-        if w.in_tx {
-            w.in_tx = false;
-            if let Some(conn) = w.conn.as_mut() {
-                // "no transaction is active" when the statement in flight at the cancellation
-                // was the COMMIT itself: nothing left to undo then.
-                if let Err(e) = sqlx::query("ROLLBACK").execute(conn).await {
-                    tracing::debug!(error = %e, "rollback of an abandoned write transaction");
-                }
-            }
-        }
-        w
-    }
-
-    /// Closes the writer connection: every write after this fails with `PoolClosed`, like a
-    /// closed pool's.
-    pub async fn close(&self) {
-        let conn = self.lock().await.conn.take();
-        if let Some(conn) = conn {
-            if let Err(e) = sqlx::Connection::close(conn).await {
-                tracing::debug!(error = %e, "closing the writer connection");
-            }
-        }
-    }
-}
-
 /// PostgreSQL connections per instance (size `max_connections` for all instances together).
 const PG_CONNECTIONS: usize = 16;
 
@@ -206,7 +148,7 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 /// Runs SQLite's WAL checkpoints beside the writer, on a connection of its own, until the
 /// database is dropped. `PASSIVE` never waits for readers or the writer: frames a reader still
 /// needs are copied by a later round.
-fn spawn_checkpointer(opts: SqliteConnectOptions, writer: std::sync::Weak<Mutex<WriterConn>>) {
+fn spawn_checkpointer(opts: SqliteConnectOptions, writer: writer::WeakWriter) {
     tokio::spawn(async move {
         let mut conn = match opts.connect().await {
             Ok(c) => c,
@@ -217,7 +159,7 @@ fn spawn_checkpointer(opts: SqliteConnectOptions, writer: std::sync::Weak<Mutex<
         };
         loop {
             tokio::time::sleep(CHECKPOINT_EVERY).await;
-            if writer.strong_count() == 0 {
+            if writer.is_dropped() {
                 break;
             }
             if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
@@ -269,65 +211,6 @@ impl PgTx {
     }
 }
 
-/// A write transaction on SQLite's writer, which it holds until committed or dropped. Dropped
-/// uncommitted, it is rolled back by the writer's next holder.
-///
-/// Statements whose result nobody reads ([`Tx::write`]: the event log, the outbox, the
-/// ledger…) and the BEGIN itself are not sent one by one: they wait in `pending` and go to the
-/// connection's thread together, as one multi-statement call, with the transaction's next
-/// statement that returns something or with its COMMIT. Every statement still runs in the
-/// order the code issued it; only the hops to the connection's thread (one per statement,
-/// each a pair of thread wake-ups, while every other writer waits) are fewer.
-pub struct SqliteTx {
-    w: OwnedMutexGuard<WriterConn>,
-    pending: Batch,
-    /// Reads queued by [`Tx::read_ahead`] that have not run yet: their place in `pending`.
-    reads: Vec<(usize, ReadKey)>,
-    /// Rows of reads that ran ahead, kept for the [`Tx::fetch_optional`] asking for them.
-    ahead: Vec<(ReadKey, Option<sqlx::sqlite::SqliteRow>)>,
-}
-
-/// A statement and its arguments: what a read ahead is found again by.
-type ReadKey = (&'static str, Vec<Arg>);
-
-/// Statements queued on a SQLite transaction, with their placeholders renumbered so they bind
-/// from one argument list.
-#[derive(Default)]
-struct Batch {
-    sql: String,
-    args: Vec<Arg>,
-    /// Statements in `sql`.
-    count: usize,
-}
-
-impl Batch {
-    fn push(&mut self, sql: &str, args: Vec<Arg>) {
-        if !self.sql.is_empty() {
-            self.sql.push_str(";\n");
-        }
-        renumber_into(&mut self.sql, sql, self.args.len());
-        self.args.extend(args);
-        self.count += 1;
-    }
-}
-
-/// Appends `sql` to `out` with each `$N` placeholder shifted by `offset`. The statements queued
-/// are the crate's own constant SQL, which never holds a `$` inside a literal.
-fn renumber_into(out: &mut String, sql: &str, offset: usize) {
-    let mut rest = sql;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..=i]);
-        rest = &rest[i + 1..];
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        match rest[..digits].parse::<usize>() {
-            Ok(n) => out.push_str(&(n + offset).to_string()),
-            Err(_) => out.push_str(&rest[..digits]),
-        }
-        rest = &rest[digits..];
-    }
-    out.push_str(rest);
-}
-
 /// A value bound to a statement given to [`Tx::write`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum Arg {
@@ -365,6 +248,11 @@ impl From<Option<&str>> for Arg {
         Arg::Text(v.map(str::to_owned))
     }
 }
+impl From<&Option<String>> for Arg {
+    fn from(v: &Option<String>) -> Arg {
+        Arg::Text(v.clone())
+    }
+}
 impl From<Option<String>> for Arg {
     fn from(v: Option<String>) -> Arg {
         Arg::Text(v)
@@ -391,93 +279,7 @@ macro_rules! bind_args {
         q
     }};
 }
-
-impl SqliteTx {
-    async fn begin(writer: &SqliteWriter) -> Result<SqliteTx, sqlx::Error> {
-        let mut w = writer.lock().await;
-        w.conn()?;
-        let mut pending = Batch::default();
-        // IMMEDIATE: the write lock is taken at BEGIN, so another process on the same file (a
-        // CLI command) makes this wait for busy_timeout there, never fail mid-transaction.
-        pending.push("BEGIN IMMEDIATE", Vec::new());
-        Ok(SqliteTx {
-            w,
-            pending,
-            reads: Vec::new(),
-            ahead: Vec::new(),
-        })
-    }
-
-    /// The connection, once everything queued has run: for a statement whose result is read.
-    pub async fn conn(&mut self) -> Result<&mut SqliteConnection, sqlx::Error> {
-        self.flush(false).await?;
-        self.w.conn()
-    }
-
-    async fn flush(&mut self, commit: bool) -> Result<(), sqlx::Error> {
-        if commit {
-            self.pending.push("COMMIT", Vec::new());
-        }
-        if self.pending.sql.is_empty() {
-            return Ok(());
-        }
-        if !commit && !self.reads.is_empty() {
-            // Reads ahead are in the batch: their rows are kept for later.
-            self.run_batch().await?;
-            return Ok(());
-        }
-        self.reads.clear();
-        let Batch { sql, args, .. } = std::mem::take(&mut self.pending);
-        // Set before the call: if it is cancelled after BEGIN ran, the next holder rolls back.
-        self.w.in_tx = true;
-        bind_args!(sqlx::query(&sql), args)
-            .execute(self.w.conn()?)
-            .await?;
-        if commit {
-            self.w.in_tx = false;
-        }
-        Ok(())
-    }
-
-    /// Runs everything queued in one call, keeping the first row (or none) of each read ahead,
-    /// and returns the first row of the batch's last statement. Rows are told apart by the
-    /// statement they belong to: the driver reports each statement's end as it goes.
-    async fn run_batch(&mut self) -> Result<Option<sqlx::sqlite::SqliteRow>, sqlx::Error> {
-        use futures_util::TryStreamExt;
-        use sqlx::Executor;
-        let Batch { sql, args, count } = std::mem::take(&mut self.pending);
-        let mut reads: Vec<(usize, ReadKey, Option<sqlx::sqlite::SqliteRow>)> = self
-            .reads
-            .drain(..)
-            .map(|(at, key)| (at, key, None))
-            .collect();
-        self.w.in_tx = true;
-        let (mut statement, mut last) = (0, None);
-        {
-            let q = bind_args!(sqlx::query(&sql), args);
-            let mut rows = self.w.conn()?.fetch_many(q);
-            while let Some(item) = rows.try_next().await? {
-                match item {
-                    sqlx::Either::Left(_) => statement += 1,
-                    sqlx::Either::Right(row) => {
-                        if statement + 1 == count {
-                            last.get_or_insert(row);
-                        } else if let Some(r) = reads.iter_mut().find(|r| r.0 == statement) {
-                            r.2.get_or_insert(row);
-                        }
-                    }
-                }
-            }
-        }
-        self.ahead
-            .extend(reads.into_iter().map(|(_, key, row)| (key, row)));
-        Ok(last)
-    }
-
-    async fn commit(mut self) -> Result<(), sqlx::Error> {
-        self.flush(true).await
-    }
-}
+pub(crate) use bind_args;
 
 /// [`on_db!`] and [`on_write!`] on PostgreSQL: one of its connections for `$body`, dropped if
 /// `$body`'s error says the connection is gone.
@@ -594,7 +396,10 @@ impl Db {
             // No ping before each acquire (see `connect_pg`): a SQLite connection is a file
             // handle on a thread of ours, and the ping was a round trip to that thread on every
             // query, on the single writer too.
-            let mut conn = opts.connect().await?;
+            // The writer runs every transaction's batches, each a statement of its own to
+            // SQLite's cache: more shapes than the readers' single statements (a part that
+            // begins, joins, defers or commits a group gives four of each).
+            let mut conn = opts.clone().statement_cache_capacity(512).connect().await?;
             sqlx::migrate!("migrations/sqlite").run(&mut conn).await?;
             // The writer checkpoints the WAL itself only past ~40 MB, a safety net: the
             // checkpointer task does it every half second on its own connection, so the
@@ -610,11 +415,8 @@ impl Db {
             sqlx::query("PRAGMA temp_store = MEMORY")
                 .execute(&mut conn)
                 .await?;
-            let write = SqliteWriter(Arc::new(Mutex::new(WriterConn {
-                conn: Some(conn),
-                in_tx: false,
-            })));
-            spawn_checkpointer(opts.clone(), Arc::downgrade(&write.0));
+            let write = SqliteWriter::new(conn);
+            spawn_checkpointer(opts.clone(), write.downgrade());
             let mut conns = Vec::new();
             for _ in 0..READERS {
                 let c = opts.clone().read_only(true).connect().await?;
@@ -666,6 +468,57 @@ impl Db {
                 c.note(&r);
                 r
             }
+        }
+    }
+}
+
+impl Db {
+    /// One statement on the writer that is atomic on its own (an INSERT … RETURNING, say): its
+    /// first row, if any. On PostgreSQL it runs alone, with no BEGIN/COMMIT around it (two
+    /// round trips fewer). On SQLite it runs in one call to the writer as a transaction that
+    /// takes part in group commit ([`SqliteTx`]): with other writers waiting, its COMMIT is
+    /// shared with theirs instead of writing the WAL on its own.
+    pub async fn write_fetch<T>(&self, sql: &str, args: Vec<Arg>) -> Result<Option<T>, sqlx::Error>
+    where
+        T: Send
+            + Unpin
+            + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    {
+        match self {
+            Db::Sqlite { write, .. } => SqliteTx::begin(write)
+                .await?
+                .finish(Some((sql, args)))
+                .await?
+                .0
+                .map(|r| <T as sqlx::FromRow<'_, sqlx::sqlite::SqliteRow>>::from_row(&r))
+                .transpose(),
+            Db::Postgres(p) => on_pg!(p, c => bind_args!(sqlx::query_as::<_, T>(sql), args)
+                .fetch_optional(c)
+                .await),
+        }
+    }
+
+    /// Like [`Db::write_fetch`] for a statement that returns no rows: the rows it changed.
+    pub async fn write_exec(&self, sql: &str, args: Vec<Arg>) -> Result<u64, sqlx::Error> {
+        match self {
+            Db::Sqlite { write, .. } => Ok(SqliteTx::begin(write)
+                .await?
+                .finish(Some((sql, args)))
+                .await?
+                .1),
+            Db::Postgres(p) => on_pg!(p, c => bind_args!(sqlx::query(sql), args)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected())),
+        }
+    }
+
+    /// SQLite's group commit so far (transactions ended, COMMITs run); `None` on PostgreSQL.
+    pub fn write_stats(&self) -> Option<WriteStats> {
+        match self {
+            Db::Sqlite { write, .. } => Some(write.stats()),
+            Db::Postgres(_) => None,
         }
     }
 }
@@ -731,17 +584,17 @@ impl Tx {
                 t.pending.push(sql, args);
                 if !t.reads.is_empty() {
                     return t
-                        .run_batch()
+                        .run(Some(t.pending.count - 1))
                         .await?
+                        .0
                         .map(|r| <T as sqlx::FromRow<'_, sqlx::sqlite::SqliteRow>>::from_row(&r))
                         .transpose();
                 }
-                let Batch { sql, args, .. } = std::mem::take(&mut t.pending);
-                t.w.in_tx = true;
+                let writer::Batch { sql, args, .. } = std::mem::take(&mut t.pending);
                 // Only the last statement returns rows: the queued ones are writes without
                 // RETURNING, so the first row of the call is this statement's.
                 bind_args!(sqlx::query_as::<_, T>(&sql), args)
-                    .fetch_optional(t.w.conn()?)
+                    .fetch_optional(t.sending()?)
                     .await
             }
             Tx::Postgres(t) => {
@@ -756,7 +609,7 @@ impl Tx {
 
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
-            Tx::Sqlite(t) => t.commit().await,
+            Tx::Sqlite(t) => t.finish(None).await.map(|_| ()),
             Tx::Postgres(t) => t.commit().await,
         }
     }
@@ -798,7 +651,7 @@ mod tests {
 
     #[test]
     fn queued_statements_are_renumbered_to_bind_from_one_list() {
-        let mut b = Batch::default();
+        let mut b = writer::Batch::default();
         b.push("BEGIN IMMEDIATE", Vec::new());
         b.push("INSERT INTO t (a, b) VALUES ($1, $2)", args![1, "x"]);
         b.push("UPDATE t SET a = $1 WHERE b = $2 AND c = $1", args![2, "y"]);
@@ -811,7 +664,7 @@ mod tests {
         assert_eq!(b.args.len(), 5);
         // A `$` not followed by digits is left as it is.
         let mut out = String::new();
-        renumber_into(&mut out, "SELECT '$' || $2", 3);
+        writer::renumber_into(&mut out, "SELECT '$' || $2", 3);
         assert_eq!(out, "SELECT '$' || $5");
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::db::{is_unique_violation, Db, Tx};
 use crate::util::random_id;
-use crate::{args, on_db, on_write};
+use crate::{args, on_db};
 
 /// What an operation does at the connector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,20 +54,15 @@ pub async fn claim(
     now: i64,
 ) -> Result<Option<String>, sqlx::Error> {
     let id = random_id("op", 20);
-    // One statement, atomic on its own: no BEGIN/COMMIT around it.
-    let r = on_write!(db, c => sqlx::query(
-        "INSERT INTO payment_operations (id, payment_id, kind, amount, actor, status, created_at) \
-         VALUES ($1, $2, $3, $4, $5, 'pending', $6)",
-    )
-    .bind(&id)
-    .bind(payment_id)
-    .bind(kind.code())
-    .bind(amount)
-    .bind(actor)
-    .bind(now)
-    .execute(c)
-    .await
-    .map(|_| ()));
+    // One statement, atomic on its own: no BEGIN/COMMIT around it on PostgreSQL.
+    let r = db
+        .write_exec(
+            "INSERT INTO payment_operations (id, payment_id, kind, amount, actor, status, created_at) \
+             VALUES ($1, $2, $3, $4, $5, 'pending', $6)",
+            args![&id, payment_id, kind.code(), amount, actor, now],
+        )
+        .await
+        .map(|_| ());
     match r {
         Ok(()) => Ok(Some(id)),
         Err(e) if is_unique_violation(&e) => Ok(None),

@@ -89,6 +89,11 @@ pub async fn metrics(
             Err(e) => tracing::warn!(error = %e, queue, "metrics: queue depth"),
         }
     }
+    if let Some(w) = state.db.write_stats() {
+        metrics::counter!("kakehashi_sqlite_transactions_total").absolute(w.transactions);
+        metrics::counter!("kakehashi_sqlite_commits_total").absolute(w.commits);
+        metrics::gauge!("kakehashi_sqlite_writer_waiting").set(w.waiting as f64);
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -198,3 +198,167 @@ async fn a_read_ahead_answers_the_later_read(app: TestApp) {
     assert_eq!(value(db, "ra.b").await.as_deref(), Some("2"));
 }
 both!(a_read_ahead_answers_the_later_read);
+
+/// SQLite's writer, with nobody else in line: a test that orchestrates group commit.
+async fn sqlite_app() -> Option<TestApp> {
+    crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await
+}
+
+fn stats(db: &Db) -> kakehashi::db::WriteStats {
+    db.write_stats().expect("SQLite")
+}
+
+/// Yields until a task waits for the writer (the test runtime runs one task at a time).
+async fn until_someone_waits(db: &Db) {
+    for _ in 0..10_000 {
+        if stats(db).waiting > 0 {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("nobody came to wait for the writer");
+}
+
+/// Group commit: transactions that end while others wait for SQLite's writer share a COMMIT,
+/// and each one's `commit()` returns only once its rows are committed (the readers, on
+/// connections of their own, see them then).
+#[tokio::test]
+async fn sqlite_transactions_ending_while_others_wait_share_a_commit() {
+    let Some(app) = sqlite_app().await else {
+        return;
+    };
+    let before = stats(&app.db);
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let db = app.db.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tx = db.begin().await.unwrap();
+            tx.write(INSERT, args![format!("gc.{i}"), "1"])
+                .await
+                .unwrap();
+            assert_eq!(count_in(&mut tx, &format!("gc.{i}")).await, 1);
+            tx.commit().await.unwrap();
+            assert_eq!(value(&db, &format!("gc.{i}")).await.as_deref(), Some("1"));
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // (The server's own workers may end a transaction meanwhile too.)
+    let after = stats(&app.db);
+    let (ended, commits) = (
+        after.transactions - before.transactions,
+        after.commits - before.commits,
+    );
+    assert!(ended >= 32);
+    assert!(
+        commits < ended && commits >= ended / kakehashi::db::MAX_GROUP as u64,
+        "{ended} transactions in line took {commits} COMMITs"
+    );
+}
+
+/// A member of a group whose part fails is undone alone: the member before it, waiting on the
+/// shared COMMIT, commits.
+#[tokio::test]
+async fn sqlite_a_failing_group_member_is_undone_alone() {
+    let Some(app) = sqlite_app().await else {
+        return;
+    };
+    let db = app.db.clone();
+    db.write_exec(INSERT, args!["gf.dup", "first"])
+        .await
+        .unwrap();
+    let mut a = db.begin().await.unwrap();
+    a.write(INSERT, args!["gf.a", "1"]).await.unwrap();
+    assert_eq!(count_in(&mut a, "gf.a").await, 1);
+    let b = tokio::spawn({
+        let db = db.clone();
+        async move {
+            let mut b = db.begin().await.unwrap();
+            b.write(INSERT, args!["gf.b", "2"]).await.unwrap();
+            b.write(INSERT, args!["gf.dup", "second"]).await.unwrap();
+            b.commit().await
+        }
+    });
+    until_someone_waits(&db).await;
+    // `a` ends with `b` in line: it defers its COMMIT to it, and returns only once `b`'s end
+    // (a failure) committed it.
+    a.commit().await.unwrap();
+    assert!(b.is_finished(), "`a` committed alone");
+    let e = b.await.unwrap().unwrap_err();
+    assert!(kakehashi::db::is_unique_violation(&e), "{e}");
+    assert_eq!(value(&db, "gf.a").await.as_deref(), Some("1"));
+    assert_eq!(value(&db, "gf.b").await, None);
+    assert_eq!(value(&db, "gf.dup").await.as_deref(), Some("first"));
+    // The writer goes on, in autocommit.
+    db.write_exec(INSERT, args!["gf.next", "3"]).await.unwrap();
+    assert_eq!(value(&db, "gf.next").await.as_deref(), Some("3"));
+}
+
+/// A member dropped half way (its request was cancelled) with nobody else in line: its part is
+/// rolled back and the group it joined is committed without waiting for another writer.
+#[tokio::test]
+async fn sqlite_a_dropped_group_member_is_undone_and_its_group_committed() {
+    let Some(app) = sqlite_app().await else {
+        return;
+    };
+    let db = app.db.clone();
+    let mut a = db.begin().await.unwrap();
+    a.write(INSERT, args!["gd.a", "1"]).await.unwrap();
+    assert_eq!(count_in(&mut a, "gd.a").await, 1);
+    let b = tokio::spawn({
+        let db = db.clone();
+        async move {
+            let mut b = db.begin().await.unwrap();
+            b.write(INSERT, args!["gd.b", "2"]).await.unwrap();
+            // Sent: the row is in the connection's open transaction.
+            assert_eq!(count_in(&mut b, "gd.").await, 2);
+            drop(b);
+        }
+    });
+    until_someone_waits(&db).await;
+    tokio::time::timeout(std::time::Duration::from_secs(10), a.commit())
+        .await
+        .expect("the group was left open")
+        .unwrap();
+    b.await.unwrap();
+    assert_eq!(value(&db, "gd.a").await.as_deref(), Some("1"));
+    assert_eq!(value(&db, "gd.b").await, None);
+}
+
+/// The task a COMMIT was deferred to is cancelled (its request went away), waiting in line or
+/// holding the writer: the waiting member's COMMIT still runs.
+#[tokio::test]
+async fn sqlite_a_cancelled_waiter_does_not_strand_its_group() {
+    let Some(app) = sqlite_app().await else {
+        return;
+    };
+    let db = app.db.clone();
+    let mut a = db.begin().await.unwrap();
+    a.write(INSERT, args!["gx.a", "1"]).await.unwrap();
+    assert_eq!(count_in(&mut a, "gx.a").await, 1);
+    let b = tokio::spawn({
+        let db = db.clone();
+        async move {
+            let mut b = db.begin().await.unwrap();
+            b.write(INSERT, args!["gx.b", "2"]).await.unwrap();
+            std::future::pending::<()>().await;
+            drop(b);
+        }
+    });
+    until_someone_waits(&db).await;
+    let before = stats(&db);
+    let a = tokio::spawn(async move { a.commit().await });
+    // `a` ends and defers to `b`.
+    while stats(&db).transactions == before.transactions {
+        tokio::task::yield_now().await;
+    }
+    b.abort();
+    tokio::time::timeout(std::time::Duration::from_secs(10), a)
+        .await
+        .expect("the group was left open")
+        .unwrap()
+        .unwrap();
+    assert_eq!(value(&db, "gx.a").await.as_deref(), Some("1"));
+    assert_eq!(value(&db, "gx.b").await, None);
+}
