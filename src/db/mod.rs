@@ -281,8 +281,8 @@ macro_rules! bind_args {
 }
 pub(crate) use bind_args;
 
-/// [`on_db!`] and [`on_write!`] on PostgreSQL: one of its connections for `$body`, dropped if
-/// `$body`'s error says the connection is gone.
+/// [`on_db!`] on PostgreSQL (and the single-statement writes, [`Db::write_fetch`]…): one of its
+/// connections for `$body`, dropped if `$body`'s error says the connection is gone.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! on_pg {
@@ -303,8 +303,7 @@ macro_rules! on_pg {
 
 /// Runs `$body` with `$c` bound to the readers of whichever backend `$db` is: one of PostgreSQL's
 /// connections, or one of SQLite's read-only connections. `$body` is a `Result` whose error converts from
-/// `sqlx::Error` (a closed database fails there). The same holds for [`on_write!`] and
-/// [`on_tx!`].
+/// `sqlx::Error` (a closed database fails there). The same holds for [`on_tx!`].
 #[macro_export]
 macro_rules! on_db {
     ($db:expr, $c:ident => $body:expr) => {
@@ -312,25 +311,6 @@ macro_rules! on_db {
             $crate::db::Db::Sqlite { read, .. } => {
                 let mut reader = read.acquire().await;
                 match reader.conn() {
-                    Ok($c) => $body,
-                    Err(e) => Err(e.into()),
-                }
-            }
-            $crate::db::Db::Postgres(pool) => $crate::on_pg!(pool, $c => $body),
-        }
-    };
-}
-
-/// Runs `$body` with `$c` bound to the writer of whichever backend `$db` is, outside any
-/// transaction: for a write that is one statement, which is atomic on its own. An explicit
-/// BEGIN/COMMIT around it costs PostgreSQL two more round trips for nothing.
-#[macro_export]
-macro_rules! on_write {
-    ($db:expr, $c:ident => $body:expr) => {
-        match $db {
-            $crate::db::Db::Sqlite { write, .. } => {
-                let mut writer = write.lock().await;
-                match writer.conn() {
                     Ok($c) => $body,
                     Err(e) => Err(e.into()),
                 }
@@ -491,10 +471,34 @@ impl Db {
                 .finish(Some((sql, args)))
                 .await?
                 .0
-                .map(|r| <T as sqlx::FromRow<'_, sqlx::sqlite::SqliteRow>>::from_row(&r))
+                .first()
+                .map(<T as sqlx::FromRow<'_, sqlx::sqlite::SqliteRow>>::from_row)
                 .transpose(),
             Db::Postgres(p) => on_pg!(p, c => bind_args!(sqlx::query_as::<_, T>(sql), args)
                 .fetch_optional(c)
+                .await),
+        }
+    }
+
+    /// Like [`Db::write_fetch`], every row (an `UPDATE … RETURNING` of many rows).
+    pub async fn write_fetch_all<T>(&self, sql: &str, args: Vec<Arg>) -> Result<Vec<T>, sqlx::Error>
+    where
+        T: Send
+            + Unpin
+            + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    {
+        match self {
+            Db::Sqlite { write, .. } => SqliteTx::begin(write)
+                .await?
+                .finish(Some((sql, args)))
+                .await?
+                .0
+                .iter()
+                .map(<T as sqlx::FromRow<'_, sqlx::sqlite::SqliteRow>>::from_row)
+                .collect(),
+            Db::Postgres(p) => on_pg!(p, c => bind_args!(sqlx::query_as::<_, T>(sql), args)
+                .fetch_all(c)
                 .await),
         }
     }
@@ -587,7 +591,8 @@ impl Tx {
                         .run(Some(t.pending.count - 1))
                         .await?
                         .0
-                        .map(|r| <T as sqlx::FromRow<'_, sqlx::sqlite::SqliteRow>>::from_row(&r))
+                        .first()
+                        .map(<T as sqlx::FromRow<'_, sqlx::sqlite::SqliteRow>>::from_row)
                         .transpose();
                 }
                 let writer::Batch { sql, args, .. } = std::mem::take(&mut t.pending);

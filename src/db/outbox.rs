@@ -6,7 +6,7 @@
 //! same id. SQLite has one writer, so its claim is serialised anyway.
 
 use crate::db::Db;
-use crate::{exec_tx, on_db, on_write};
+use crate::{args, exec_tx, on_db};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct Claimed {
@@ -45,15 +45,10 @@ pub async fn claim(
            ORDER BY o.next_attempt_at, o.created_at LIMIT $5 {lock}) \
          RETURNING id, merchant_id, payment_id, type, body, attempts, created_at"
     );
-    // One statement, atomic on its own: no BEGIN/COMMIT round trips around it.
-    on_write!(db, c => sqlx::query_as(&sql)
-        .bind(owner)
-        .bind(now + lease_ms)
-        .bind(now)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(c)
-        .await)
+    // One statement, atomic on its own: no BEGIN/COMMIT round trips around it on PostgreSQL;
+    // on SQLite it shares its COMMIT with the writers in line.
+    db.write_fetch_all(&sql, args![owner, now + lease_ms, now, now, limit])
+        .await
 }
 
 /// One attempt's result, to be recorded with [`finish_all`]: the attempt for the delivery log
@@ -192,17 +187,14 @@ pub async fn park_all(
             r?;
         }
         // SQLite has no arrays: the ids travel as one JSON array.
-        Db::Sqlite { write, .. } => {
+        Db::Sqlite { .. } => {
             let ids =
                 serde_json::to_string(event_ids).map_err(|e| sqlx::Error::Encode(e.into()))?;
-            sqlx::query(
+            db.write_exec(
                 "UPDATE outbox SET status = $1, lease_owner = NULL, lease_until = NULL \
                  WHERE id IN (SELECT value FROM json_each($2)) AND lease_owner = $3",
+                args![status, ids, owner],
             )
-            .bind(status)
-            .bind(ids)
-            .bind(owner)
-            .execute(write.lock().await.conn()?)
             .await?;
         }
     }
@@ -211,10 +203,11 @@ pub async fn park_all(
 
 /// Marks the merchant's endpoint disabled (it answered 410 Gone).
 pub async fn disable_endpoint(db: &Db, merchant_id: &str) -> Result<(), sqlx::Error> {
-    on_write!(db, c => sqlx::query("UPDATE merchants SET callback_status = 'disabled' WHERE id = $1")
-        .bind(merchant_id)
-        .execute(c)
-        .await.map(|_| ()))?;
+    db.write_exec(
+        "UPDATE merchants SET callback_status = 'disabled' WHERE id = $1",
+        args![merchant_id],
+    )
+    .await?;
     Ok(())
 }
 
@@ -332,17 +325,12 @@ pub async fn ping(db: &Db, merchant_id: &str, now: i64) -> Result<String, sqlx::
         "data": { "merchant_id": merchant_id }
     })
     .to_string();
-    on_write!(db, c => sqlx::query(
+    db.write_exec(
         "INSERT INTO outbox (id, merchant_id, payment_id, seq, type, body, status, next_attempt_at, created_at) \
          VALUES ($1, $2, NULL, 0, 'ping', $3, 'pending', $4, $5)",
+        args![&id, merchant_id, body, now, now],
     )
-    .bind(&id)
-    .bind(merchant_id)
-    .bind(body)
-    .bind(now)
-    .bind(now)
-    .execute(c)
-    .await.map(|_| ()))?;
+    .await?;
     Ok(id)
 }
 

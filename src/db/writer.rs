@@ -105,7 +105,7 @@ pub struct WriteStats {
 }
 
 impl WriterConn {
-    /// The connection, for one statement outside a transaction ([`on_write!`]);
+    /// The connection, for one statement outside a transaction (`Db::execute_write`);
     /// `PoolClosed` once the writer is closed.
     pub fn conn(&mut self) -> Result<&mut SqliteConnection, sqlx::Error> {
         self.conn.as_mut().ok_or(sqlx::Error::PoolClosed)
@@ -415,13 +415,12 @@ impl SqliteTx {
     }
 
     /// Runs everything queued in one call, keeping the first row (or none) of each read ahead,
-    /// and returns the first row of statement `target` and the rows it changed. Rows are told
-    /// apart by the statement they belong to: the driver reports each statement's end as it
-    /// goes.
+    /// and returns the rows of statement `target` and the rows it changed. Rows are told apart
+    /// by the statement they belong to: the driver reports each statement's end as it goes.
     pub(super) async fn run(
         &mut self,
         target: Option<usize>,
-    ) -> Result<(Option<SqliteRow>, u64), sqlx::Error> {
+    ) -> Result<(Vec<SqliteRow>, u64), sqlx::Error> {
         use futures_util::TryStreamExt;
         use sqlx::Executor;
         let Batch { sql, args, .. } = std::mem::take(&mut self.pending);
@@ -430,7 +429,7 @@ impl SqliteTx {
             .drain(..)
             .map(|(at, key)| (at, key, None))
             .collect();
-        let (mut statement, mut row, mut changed) = (0, None, 0);
+        let (mut statement, mut rows, mut changed) = (0, Vec::new(), 0);
         {
             let q = super::bind_args!(sqlx::query(&sql), args);
             let mut items = self.sending()?.fetch_many(q);
@@ -444,7 +443,7 @@ impl SqliteTx {
                     }
                     sqlx::Either::Right(r) => {
                         if Some(statement) == target {
-                            row.get_or_insert(r);
+                            rows.push(r);
                         } else if let Some(read) = reads.iter_mut().find(|x| x.0 == statement) {
                             read.2.get_or_insert(r);
                         }
@@ -454,17 +453,17 @@ impl SqliteTx {
         }
         self.ahead
             .extend(reads.into_iter().map(|(_, key, row)| (key, row)));
-        Ok((row, changed))
+        Ok((rows, changed))
     }
 
     /// Ends the transaction, with `last` (when given) as its final statement in the same call:
-    /// its first row and the rows it changed are returned. Commits, or defers the COMMIT to the
+    /// its rows and the rows it changed are returned. Commits, or defers the COMMIT to the
     /// group when someone waits for the writer (see the module's comment); returns once the
     /// transaction is durable either way.
     pub(super) async fn finish(
         mut self,
         last: Option<(&str, Vec<Arg>)>,
-    ) -> Result<(Option<SqliteRow>, u64), sqlx::Error> {
+    ) -> Result<(Vec<SqliteRow>, u64), sqlx::Error> {
         let target = last.map(|(sql, args)| {
             self.pending.push(sql, args);
             self.pending.count - 1
@@ -479,7 +478,7 @@ impl SqliteTx {
         }
         self.w.shared.transactions.fetch_add(1, Ordering::Relaxed);
         let r = if target.is_none() && self.reads.is_empty() {
-            self.flush().await.map(|()| (None, 0))
+            self.flush().await.map(|()| (Vec::new(), 0))
         } else {
             self.run(target).await
         };
