@@ -6,7 +6,7 @@
 //! COMMIT: it releases its part and lets the writer go, and the connection's transaction stays
 //! open for the next holder, which joins it under a savepoint. The first holder to end with
 //! nobody waiting (or the [`MAX_GROUP`]th member) commits for all, and every member's
-//! `commit()` returns only then: a caller never sees "committed" before its rows are durable
+//! `commit()` returns only then: a caller never sees "committed" before its rows are committed
 //! and visible to the readers. A member that fails is rolled back to its savepoint alone; a
 //! COMMIT that fails fails every member. Each COMMIT writes its pages to the WAL: members of
 //! one group that touch the same pages (a table's last leaf, an index's, the event log's)
@@ -95,7 +95,7 @@ enum Part {
     Member,
 }
 
-/// Transactions that ended on the writer, and the COMMITs that made them durable (the ratio
+/// Transactions that ended on the writer, and the COMMITs that committed them (the ratio
 /// is the group commit's average group), and the tasks waiting for the writer now.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WriteStats {
@@ -459,7 +459,7 @@ impl SqliteTx {
     /// Ends the transaction, with `last` (when given) as its final statement in the same call:
     /// its rows and the rows it changed are returned. Commits, or defers the COMMIT to the
     /// group when someone waits for the writer (see the module's comment); returns once the
-    /// transaction is durable either way.
+    /// transaction is committed either way.
     pub(super) async fn finish(
         mut self,
         last: Option<(&str, Vec<Arg>)>,
