@@ -146,6 +146,17 @@ async fn metrics_on_loopback_only(app: TestApp) {
         !text.contains("/pay/"),
         "no path (session tokens) in labels"
     );
+    // SQLite's writer: the checkout and the number's issue were write transactions, each
+    // committed (alone or in a group).
+    if !app.db.is_postgres() {
+        let ended = value(&text, "kakehashi_sqlite_transactions_total").unwrap_or(0.0);
+        let commits = value(&text, "kakehashi_sqlite_commits_total").unwrap_or(0.0);
+        assert!(ended >= 2.0 && commits >= 1.0 && commits <= ended, "{text}");
+        assert!(
+            value(&text, "kakehashi_sqlite_writer_waiting").is_some(),
+            "{text}"
+        );
+    }
 
     for proxied in [
         ("x-forwarded-for", "203.0.113.9"),
