@@ -453,34 +453,11 @@ impl Db {
 }
 
 impl Db {
-    /// One statement on the writer that is atomic on its own (an INSERT … RETURNING, say): its
-    /// first row, if any. On PostgreSQL it runs alone, with no BEGIN/COMMIT around it (two
+    /// One statement on the writer that is atomic on its own (an `UPDATE … RETURNING`, say):
+    /// the rows it returns. On PostgreSQL it runs alone, with no BEGIN/COMMIT around it (two
     /// round trips fewer). On SQLite it runs in one call to the writer as a transaction that
     /// takes part in group commit ([`SqliteTx`]): with other writers waiting, its COMMIT is
     /// shared with theirs instead of writing the WAL on its own.
-    pub async fn write_fetch<T>(&self, sql: &str, args: Vec<Arg>) -> Result<Option<T>, sqlx::Error>
-    where
-        T: Send
-            + Unpin
-            + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
-            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
-    {
-        match self {
-            Db::Sqlite { write, .. } => SqliteTx::begin(write)
-                .await?
-                .finish(Some((sql, args)))
-                .await?
-                .0
-                .first()
-                .map(<T as sqlx::FromRow<'_, sqlx::sqlite::SqliteRow>>::from_row)
-                .transpose(),
-            Db::Postgres(p) => on_pg!(p, c => bind_args!(sqlx::query_as::<_, T>(sql), args)
-                .fetch_optional(c)
-                .await),
-        }
-    }
-
-    /// Like [`Db::write_fetch`], every row (an `UPDATE … RETURNING` of many rows).
     pub async fn write_fetch_all<T>(&self, sql: &str, args: Vec<Arg>) -> Result<Vec<T>, sqlx::Error>
     where
         T: Send
@@ -501,6 +478,18 @@ impl Db {
                 .fetch_all(c)
                 .await),
         }
+    }
+
+    /// [`Db::write_fetch_all`] for a statement that returns at most one row (an
+    /// `INSERT … RETURNING`).
+    pub async fn write_fetch<T>(&self, sql: &str, args: Vec<Arg>) -> Result<Option<T>, sqlx::Error>
+    where
+        T: Send
+            + Unpin
+            + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    {
+        Ok(self.write_fetch_all(sql, args).await?.into_iter().next())
     }
 
     /// Like [`Db::write_fetch`] for a statement that returns no rows: the rows it changed.

@@ -219,6 +219,14 @@ async fn until_someone_waits(db: &Db) {
     panic!("nobody came to wait for the writer");
 }
 
+/// A transaction that began on the writer (its BEGIN sent) and wrote `name`.
+async fn holding_the_writer(db: &Db, name: &str) -> Tx {
+    let mut tx = db.begin().await.unwrap();
+    tx.write(INSERT, args![name, "1"]).await.unwrap();
+    assert_eq!(count_in(&mut tx, name).await, 1);
+    tx
+}
+
 /// Group commit: transactions that end while others wait for SQLite's writer share a COMMIT,
 /// and each one's `commit()` returns only once its rows are committed (the readers, on
 /// connections of their own, see them then).
@@ -268,9 +276,7 @@ async fn sqlite_a_failing_group_member_is_undone_alone() {
     db.write_exec(INSERT, args!["gf.dup", "first"])
         .await
         .unwrap();
-    let mut a = db.begin().await.unwrap();
-    a.write(INSERT, args!["gf.a", "1"]).await.unwrap();
-    assert_eq!(count_in(&mut a, "gf.a").await, 1);
+    let a = holding_the_writer(&db, "gf.a").await;
     let b = tokio::spawn({
         let db = db.clone();
         async move {
@@ -303,9 +309,7 @@ async fn sqlite_a_dropped_group_member_is_undone_and_its_group_committed() {
         return;
     };
     let db = app.db.clone();
-    let mut a = db.begin().await.unwrap();
-    a.write(INSERT, args!["gd.a", "1"]).await.unwrap();
-    assert_eq!(count_in(&mut a, "gd.a").await, 1);
+    let a = holding_the_writer(&db, "gd.a").await;
     let b = tokio::spawn({
         let db = db.clone();
         async move {
@@ -334,9 +338,7 @@ async fn sqlite_a_cancelled_waiter_does_not_strand_its_group() {
         return;
     };
     let db = app.db.clone();
-    let mut a = db.begin().await.unwrap();
-    a.write(INSERT, args!["gx.a", "1"]).await.unwrap();
-    assert_eq!(count_in(&mut a, "gx.a").await, 1);
+    let a = holding_the_writer(&db, "gx.a").await;
     let b = tokio::spawn({
         let db = db.clone();
         async move {
