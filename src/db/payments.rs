@@ -364,6 +364,26 @@ pub async fn get_tx(tx: &mut Tx, id: &str) -> Result<Option<PaymentRow>, sqlx::E
     on_tx!(tx, c => sqlx::query_as(&sql).bind(id).fetch_optional(c).await)
 }
 
+/// The checkout's live payment after [`create`] in `tx` failed with
+/// [`PaymentError::AlreadyLive`]; `tx` is rolled back. On SQLite the payment that won may
+/// belong to a group whose COMMIT is still to come (`db::writer`): this transaction sees it,
+/// the readers not yet, so it is read here. On PostgreSQL the failed INSERT waited for the
+/// winner's commit, and the transaction is aborted, so a reader is asked.
+pub async fn live_after_conflict(
+    db: &Db,
+    mut tx: Tx,
+    checkout_id: &str,
+) -> Result<Option<PaymentRow>, sqlx::Error> {
+    if matches!(tx, Tx::Sqlite(_)) {
+        let sql = format!(
+            "SELECT {COLS} FROM payments WHERE checkout_id = $1 AND {HOLDS_CHECKOUT} LIMIT 1"
+        );
+        return on_tx!(&mut tx, c => sqlx::query_as(&sql).bind(checkout_id).fetch_optional(c).await);
+    }
+    drop(tx);
+    live_for_checkout(db, checkout_id).await
+}
+
 /// The checkout's live payment, if any: the same predicate as the `payments_one_live` index.
 pub async fn live_for_checkout(
     db: &Db,

@@ -256,8 +256,7 @@ pub async fn pay(
     let p = match created {
         Ok(p) => p,
         Err(PaymentError::AlreadyLive) => {
-            drop(tx);
-            let live = payments::live_for_checkout(&state.db, &o.checkout.id)
+            let live = payments::live_after_conflict(&state.db, tx, &o.checkout.id)
                 .await?
                 .ok_or(FlowError::shopper(Reason::CheckoutClosed))?;
             return Ok(PayOutcome::InProgress(live));

@@ -342,8 +342,7 @@ pub async fn issue(
         Ok(p) => p,
         Err(PaymentError::AlreadyLive) => {
             // A concurrent request started first: show (or complete) its number.
-            drop(tx);
-            return match payments::live_for_checkout(db, &o.checkout.id).await? {
+            return match payments::live_after_conflict(db, tx, &o.checkout.id).await? {
                 Some(p) if target_of(&p).is_some() => Ok(p),
                 _ => Err(IssueError::OtherPayment),
             };
