@@ -375,9 +375,7 @@ pub async fn live_after_conflict(
     checkout_id: &str,
 ) -> Result<Option<PaymentRow>, sqlx::Error> {
     if matches!(tx, Tx::Sqlite(_)) {
-        let sql = format!(
-            "SELECT {COLS} FROM payments WHERE checkout_id = $1 AND {HOLDS_CHECKOUT} LIMIT 1"
-        );
+        let sql = live_sql();
         return on_tx!(&mut tx, c => sqlx::query_as(&sql).bind(checkout_id).fetch_optional(c).await);
     }
     drop(tx);
@@ -389,9 +387,13 @@ pub async fn live_for_checkout(
     db: &Db,
     checkout_id: &str,
 ) -> Result<Option<PaymentRow>, sqlx::Error> {
-    let sql =
-        format!("SELECT {COLS} FROM payments WHERE checkout_id = $1 AND {HOLDS_CHECKOUT} LIMIT 1");
+    let sql = live_sql();
     on_db!(db, c => sqlx::query_as(&sql).bind(checkout_id).fetch_optional(c).await)
+}
+
+/// A checkout's live payment: the same predicate as the `payments_one_live` index.
+fn live_sql() -> String {
+    format!("SELECT {COLS} FROM payments WHERE checkout_id = $1 AND {HOLDS_CHECKOUT} LIMIT 1")
 }
 
 /// The newest payment of a checkout, failed ones included.
