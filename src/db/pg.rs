@@ -2,7 +2,7 @@
 //! connection every time it came back (one more round trip per statement outside a
 //! transaction, and per transaction). What the ping was for is done here instead: a statement
 //! that finds its connection broken drops it (the next user connects again), and a transaction
-//! left open by a cancelled request is rolled back by the connection's next user.
+//! left open by a cancelled request is rolled back at once, by a task its drop starts.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -41,11 +41,50 @@ impl std::fmt::Debug for PgConns {
     }
 }
 
-/// A connection in use, until dropped. The slot is let go before the permit (fields drop in
-/// order), so whoever gets the permit next finds it free.
+/// A connection in use, until dropped. The slot is let go before the permit, so whoever gets
+/// the permit next finds it free. Dropped in a transaction (a request cancelled half way), it
+/// keeps both and starts a task that rolls the transaction back first: the rows it locked are
+/// free again at once, not when the slot's next user comes, which under little load could be
+/// long after a shopper's retry began waiting on them.
 pub struct PgConn {
-    slot: OwnedMutexGuard<Slot>,
-    _permit: OwnedSemaphorePermit,
+    held: Option<(OwnedMutexGuard<Slot>, OwnedSemaphorePermit)>,
+}
+
+impl Drop for PgConn {
+    fn drop(&mut self) {
+        let Some((mut slot, permit)) = self.held.take() else {
+            return;
+        };
+        if !slot.in_tx {
+            drop(slot);
+            drop(permit);
+            return;
+        }
+        // Outside a runtime (the process is ending) the slot's next user rolls back instead.
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        rt.spawn(async move {
+            rollback_abandoned(&mut slot).await;
+            drop(slot);
+            drop(permit);
+        });
+    }
+}
+
+/// Rolls back the transaction a slot's previous user left open; a connection that cannot
+/// even do that is dropped (the slot connects again on next use).
+async fn rollback_abandoned(slot: &mut Slot) {
+    if !slot.in_tx {
+        return;
+    }
+    slot.in_tx = false;
+    if let Some(c) = slot.conn.as_mut() {
+        if let Err(e) = sqlx::query("ROLLBACK").execute(c).await {
+            tracing::debug!(error = %e, "rollback of an abandoned transaction");
+            slot.conn = None;
+        }
+    }
 }
 
 impl PgConns {
@@ -96,21 +135,13 @@ impl PgConns {
             }
             unreachable!("the scan above only ends by finding a slot")
         };
-        if slot.in_tx {
-            slot.in_tx = false;
-            if let Some(c) = slot.conn.as_mut() {
-                if let Err(e) = sqlx::query("ROLLBACK").execute(c).await {
-                    tracing::debug!(error = %e, "rollback of an abandoned transaction");
-                    slot.conn = None;
-                }
-            }
-        }
+        // Left open by a user whose rollback task could not run (no runtime at its drop).
+        rollback_abandoned(&mut slot).await;
         if slot.conn.is_none() {
             slot.conn = Some(self.opts.connect().await?);
         }
         Ok(PgConn {
-            slot,
-            _permit: permit,
+            held: Some((slot, permit)),
         })
     }
 
@@ -129,17 +160,27 @@ impl PgConns {
 }
 
 impl PgConn {
+    fn slot(&mut self) -> &mut Slot {
+        &mut self
+            .held
+            .as_mut()
+            .expect("a connection holds its slot until dropped")
+            .0
+    }
+
     /// The connection (always there once acquired).
     pub fn conn(&mut self) -> &mut PgConnection {
-        self.slot
+        self.slot()
             .conn
             .as_mut()
             .expect("acquire leaves a connection in the slot")
     }
 
-    /// Marks a transaction begun (or ended) on this connection.
+    /// Marks a transaction begun (or ended) on this connection. Set before the BEGIN is sent:
+    /// a caller cancelled while waiting for its answer leaves a transaction open on the server
+    /// all the same, and the flag is what gets it rolled back.
     pub(crate) fn set_in_tx(&mut self, in_tx: bool) {
-        self.slot.in_tx = in_tx;
+        self.slot().in_tx = in_tx;
     }
 
     /// Looks at a statement's result: an error that means the connection is gone drops it, so
@@ -147,8 +188,9 @@ impl PgConn {
     pub fn note<T>(&mut self, r: &Result<T, sqlx::Error>) {
         if let Err(e) = r {
             if breaks_connection(e) {
-                self.slot.conn = None;
-                self.slot.in_tx = false;
+                let slot = self.slot();
+                slot.conn = None;
+                slot.in_tx = false;
             }
         }
     }

@@ -4,6 +4,9 @@
 //! of it reached the database; an error in a queued statement fails the whole transaction.
 //! On PostgreSQL the same calls run one by one, and must behave the same.
 
+use std::future::Future;
+use std::task::Poll;
+
 use kakehashi::args;
 use kakehashi::db::{Db, Tx};
 
@@ -158,6 +161,25 @@ async fn sqlite_writer_keeps_statement_journals_in_memory() {
         .await)
     .unwrap();
     assert_eq!(reader, 0);
+}
+
+/// SQLite's writer flushes the WAL at every COMMIT (`synchronous = FULL`), as PostgreSQL does:
+/// a payment written as pending before its processor call must survive a power cut
+/// (bench/README.md, change 23).
+#[tokio::test]
+async fn sqlite_writer_commits_durably() {
+    let Some(app) = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await else {
+        return;
+    };
+    let mut tx = app.db.begin().await.unwrap();
+    let (level,): (i64,) = tx
+        .fetch_optional("PRAGMA synchronous", args![])
+        .await
+        .unwrap()
+        .unwrap();
+    tx.commit().await.unwrap();
+    // 2 is FULL (1 NORMAL).
+    assert_eq!(level, 2);
 }
 
 const VALUE: &str = "SELECT value FROM server_settings WHERE name = $1";
@@ -363,4 +385,106 @@ async fn sqlite_a_cancelled_waiter_does_not_strand_its_group() {
         .unwrap();
     assert_eq!(value(&db, "gx.a").await.as_deref(), Some("1"));
     assert_eq!(value(&db, "gx.b").await, None);
+}
+
+/// A transaction dropped half way (a request cancelled mid-payment) lets go of the rows it
+/// locked at once: the next writer of the same row does not wait for anybody to reuse the
+/// connection it was left on. On SQLite the writer's next holder or a task undoes it; on
+/// PostgreSQL a task its connection's drop starts rolls it back.
+/// On PostgreSQL, connections of a second instance on the test's schema: the server's
+/// background workers reuse its connections all the time (and with them undo what a dropped
+/// transaction left), so only connections nobody else uses show what a drop itself does.
+async fn quiet(app: &TestApp) -> Db {
+    if !app.db.is_postgres() {
+        return app.db.clone();
+    }
+    let schema: String = kakehashi::on_db!(&app.db, c => sqlx::query_scalar(
+        "SELECT current_schema()::text")
+        .fetch_one(c)
+        .await)
+    .unwrap();
+    let opts = <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(
+        &crate::helpers::pg_url(),
+    )
+    .unwrap()
+    .options([("search_path", schema.as_str())]);
+    Db::connect_pg(opts).await.unwrap()
+}
+
+async fn a_dropped_transaction_frees_its_rows_at_once(app: TestApp) {
+    let db = &quiet(&app).await;
+    db.execute_write("INSERT INTO server_settings (name, value) VALUES ('wl.row', 'a')")
+        .await
+        .unwrap();
+    let mut tx = db.begin().await.unwrap();
+    tx.write(
+        "UPDATE server_settings SET value = 'b' WHERE name = $1",
+        args!["wl.row"],
+    )
+    .await
+    .unwrap();
+    // The read sends the queued UPDATE on SQLite; on PostgreSQL it already ran.
+    assert_eq!(count_in(&mut tx, "wl.").await, 1);
+    drop(tx);
+    let next = db.write_exec(
+        "UPDATE server_settings SET value = 'c' WHERE name = $1",
+        args!["wl.row"],
+    );
+    let changed = tokio::time::timeout(std::time::Duration::from_secs(5), next)
+        .await
+        .expect("the dropped transaction's row lock must be released at once")
+        .unwrap();
+    assert_eq!(changed, 1);
+    assert_eq!(value(db, "wl.row").await.as_deref(), Some("c"));
+}
+both!(a_dropped_transaction_frees_its_rows_at_once);
+
+/// PostgreSQL: a transaction whose caller gave up while its BEGIN was on the wire is rolled
+/// back, not left open for the connection's next users, whose single statements would then
+/// run inside it uncommitted (invisible to everyone else, their rows locked).
+#[tokio::test]
+async fn postgres_a_begin_cancelled_on_the_wire_leaves_no_transaction_open() {
+    let Some(app) = crate::helpers::spawn_app(crate::helpers::Backend::Postgres).await else {
+        return;
+    };
+    let db = &quiet(&app).await;
+    // Every connection opened and its BEGIN prepared, so that one poll of the next BEGIN sends
+    // it for execution (instead of stopping at connecting or preparing).
+    for _ in 0..16 {
+        db.begin().await.unwrap().commit().await.unwrap();
+    }
+    // Polled once: the BEGIN is written to the socket, then the caller is gone. The server may
+    // answer before that one poll reads, so try until a poll finds no answer yet.
+    let mut cancelled = false;
+    for _ in 0..100 {
+        let mut begin = Box::pin(db.begin());
+        let first = std::future::poll_fn(|cx| Poll::Ready(Future::poll(begin.as_mut(), cx))).await;
+        match first {
+            Poll::Pending => {
+                drop(begin);
+                cancelled = true;
+                break;
+            }
+            Poll::Ready(tx) => tx.unwrap().commit().await.unwrap(),
+        }
+    }
+    assert!(
+        cancelled,
+        "a BEGIN was answered within its first poll every time"
+    );
+    // One single write per connection of the instance (16), so one lands on that connection.
+    for i in 0..16 {
+        db.write_exec(INSERT, args![format!("wx.{i}"), "v"])
+            .await
+            .unwrap();
+    }
+    // Every connection sees all of them committed.
+    for _ in 0..16 {
+        let n: i64 = kakehashi::on_db!(db, c => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM server_settings WHERE name LIKE 'wx.%'")
+            .fetch_one(c)
+            .await)
+        .unwrap();
+        assert_eq!(n, 16);
+    }
 }
