@@ -65,11 +65,16 @@ pub struct Finished {
     pub snippet: String,
 }
 
-/// Records attempts and their events' new states, all in one transaction of two statements
-/// whatever their number: a delivery batch costs one commit, not one per event (on PostgreSQL
-/// each commit waits for a WAL flush). Only the lease holder may finish an event; an event
-/// whose lease was lost keeps its state, but its attempt is logged all the same. Returns how
-/// many events were updated.
+/// Records attempts and their events' new states, whatever their number, at the cost of one
+/// commit: not one per event (on PostgreSQL each commit waits for a WAL flush). Only the lease
+/// holder may finish an event; an event whose lease was lost keeps its state, but its attempt
+/// is logged all the same. Returns how many events were updated.
+///
+/// PostgreSQL: one statement, atomic on its own (the attempts are inserted by a CTE beside the
+/// UPDATE): one round trip instead of four (BEGIN, two statements, COMMIT), which was most of
+/// a delivery batch's time there. The two touch different tables, so the CTE's shared snapshot
+/// changes nothing. SQLite: one transaction of two statements (group-committed with the
+/// writers in line).
 pub async fn finish_all(
     db: &Db,
     owner: &str,
@@ -79,53 +84,48 @@ pub async fn finish_all(
     if done.is_empty() {
         return Ok(0);
     }
-    let mut tx = db.begin().await?;
-    let updated = match &mut tx {
-        // PostgreSQL: one typed array per column, unnested into rows.
-        crate::db::Tx::Postgres(t) => {
-            let c = t.conn();
+    match db {
+        // One typed array per column, unnested into rows.
+        Db::Postgres(pool) => {
             let ids: Vec<&str> = done.iter().map(|f| f.event_id.as_str()).collect();
             let statuses: Vec<&str> = done.iter().map(|f| f.next_status).collect();
             let next_at: Vec<Option<i64>> = done.iter().map(|f| f.next_at).collect();
-            let n = sqlx::query(
-                "UPDATE outbox o SET status = j.status, attempts = o.attempts + 1, \
-                 next_attempt_at = COALESCE(j.next_at, o.next_attempt_at), lease_owner = NULL, \
-                 lease_until = NULL, \
-                 delivered_at = CASE WHEN j.status = 'delivered' THEN $4 ELSE o.delivered_at END \
-                 FROM UNNEST($1::text[], $2::text[], $3::bigint[]) AS j(id, status, next_at) \
-                 WHERE o.id = j.id AND o.lease_owner = $5",
-            )
-            .bind(&ids)
-            .bind(&statuses)
-            .bind(&next_at)
-            .bind(now)
-            .bind(owner)
-            .execute(&mut *c)
-            .await?
-            .rows_affected();
             let codes: Vec<Option<i64>> = done.iter().map(|f| f.status_code).collect();
             let latency: Vec<i64> = done.iter().map(|f| f.latency_ms).collect();
             let outcomes: Vec<&str> = done.iter().map(|f| f.outcome.as_str()).collect();
             let snippets: Vec<&str> = done.iter().map(|f| f.snippet.as_str()).collect();
-            sqlx::query(
-                "INSERT INTO delivery_attempts (event_id, attempted_at, status_code, latency_ms, \
-                 outcome, response_snippet) \
-                 SELECT j.id, $1, j.code, j.latency, j.outcome, j.snippet \
-                 FROM UNNEST($2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[]) \
-                 AS j(id, code, latency, outcome, snippet)",
+            let mut c = pool.acquire().await?;
+            let r = sqlx::query(
+                "WITH j AS (SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], \
+                   $4::bigint[], $5::bigint[], $6::text[], $7::text[]) \
+                   AS j(id, status, next_at, code, latency, outcome, snippet)), \
+                 a AS (INSERT INTO delivery_attempts (event_id, attempted_at, status_code, \
+                   latency_ms, outcome, response_snippet) \
+                   SELECT j.id, $8, j.code, j.latency, j.outcome, j.snippet FROM j) \
+                 UPDATE outbox o SET status = j.status, attempts = o.attempts + 1, \
+                 next_attempt_at = COALESCE(j.next_at, o.next_attempt_at), lease_owner = NULL, \
+                 lease_until = NULL, \
+                 delivered_at = CASE WHEN j.status = 'delivered' THEN $8 ELSE o.delivered_at END \
+                 FROM j WHERE o.id = j.id AND o.lease_owner = $9",
             )
-            .bind(now)
             .bind(&ids)
+            .bind(&statuses)
+            .bind(&next_at)
             .bind(&codes)
             .bind(&latency)
             .bind(&outcomes)
             .bind(&snippets)
-            .execute(&mut *c)
-            .await?;
-            n
+            .bind(now)
+            .bind(owner)
+            .execute(c.conn())
+            .await
+            .map(|r| r.rows_affected());
+            c.note(&r);
+            r
         }
         // SQLite has no arrays: the rows travel as one JSON array, read back with json_each.
-        crate::db::Tx::Sqlite(t) => {
+        Db::Sqlite { write, .. } => {
+            let mut t = super::writer::SqliteTx::begin(write).await?;
             let c = t.conn().await?;
             let rows = serde_json::to_string(done).map_err(|e| sqlx::Error::Encode(e.into()))?;
             let n = sqlx::query(
@@ -153,11 +153,10 @@ pub async fn finish_all(
             .bind(&rows)
             .execute(&mut *c)
             .await?;
-            n
+            crate::db::Tx::Sqlite(t).commit().await?;
+            Ok(n)
         }
-    };
-    tx.commit().await?;
-    Ok(updated)
+    }
 }
 
 /// Releases the leases of events that get no attempt (their merchant has no endpoint, or it
