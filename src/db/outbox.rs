@@ -73,8 +73,8 @@ pub struct Finished {
 /// PostgreSQL: one statement, atomic on its own (the attempts are inserted by a CTE beside the
 /// UPDATE): one round trip instead of four (BEGIN, two statements, COMMIT), which was most of
 /// a delivery batch's time there. The two touch different tables, so the CTE's shared snapshot
-/// changes nothing. SQLite: one transaction of two statements (group-committed with the
-/// writers in line).
+/// changes nothing. SQLite: one transaction of two statements, sent with its BEGIN and COMMIT
+/// in one call to the writer (and group-committed with the writers in line).
 pub async fn finish_all(
     db: &Db,
     owner: &str,
@@ -125,35 +125,27 @@ pub async fn finish_all(
         }
         // SQLite has no arrays: the rows travel as one JSON array, read back with json_each.
         Db::Sqlite { write, .. } => {
-            let mut t = super::writer::SqliteTx::begin(write).await?;
-            let c = t.conn().await?;
             let rows = serde_json::to_string(done).map_err(|e| sqlx::Error::Encode(e.into()))?;
-            let n = sqlx::query(
-                "UPDATE outbox SET status = j.status, attempts = attempts + 1, \
-                 next_attempt_at = COALESCE(j.next_at, next_attempt_at), lease_owner = NULL, \
-                 lease_until = NULL, \
-                 delivered_at = CASE WHEN j.status = 'delivered' THEN $1 ELSE delivered_at END \
-                 FROM (SELECT value ->> 'event_id' AS id, value ->> 'next_status' AS status, \
-                       value ->> 'next_at' AS next_at FROM json_each($2)) AS j \
-                 WHERE outbox.id = j.id AND outbox.lease_owner = $3",
-            )
-            .bind(now)
-            .bind(&rows)
-            .bind(owner)
-            .execute(&mut *c)
-            .await?
-            .rows_affected();
-            sqlx::query(
+            let mut t = super::writer::SqliteTx::begin(write).await?;
+            t.pending.push(
                 "INSERT INTO delivery_attempts (event_id, attempted_at, status_code, latency_ms, \
                  outcome, response_snippet) \
                  SELECT value ->> 'event_id', $1, value ->> 'status_code', value ->> 'latency_ms', \
                  value ->> 'outcome', value ->> 'snippet' FROM json_each($2)",
-            )
-            .bind(now)
-            .bind(&rows)
-            .execute(&mut *c)
-            .await?;
-            crate::db::Tx::Sqlite(t).commit().await?;
+                args![now, rows.clone()],
+            );
+            let (_, n) = t
+                .finish(Some((
+                    "UPDATE outbox SET status = j.status, attempts = attempts + 1, \
+                     next_attempt_at = COALESCE(j.next_at, next_attempt_at), lease_owner = NULL, \
+                     lease_until = NULL, \
+                     delivered_at = CASE WHEN j.status = 'delivered' THEN $1 ELSE delivered_at END \
+                     FROM (SELECT value ->> 'event_id' AS id, value ->> 'next_status' AS status, \
+                           value ->> 'next_at' AS next_at FROM json_each($2)) AS j \
+                     WHERE outbox.id = j.id AND outbox.lease_owner = $3",
+                    args![now, rows, owner],
+                )))
+                .await?;
             Ok(n)
         }
     }
