@@ -138,6 +138,14 @@ async fn concurrent_transactions_each_commit_whole(app: TestApp) {
 }
 both!(concurrent_transactions_each_commit_whole);
 
+/// A setting of SQLite's writer connection, read in a write transaction (which runs there).
+async fn writer_pragma(db: &Db, pragma: &str) -> i64 {
+    let mut tx = db.begin().await.unwrap();
+    let (value,): (i64,) = tx.fetch_optional(pragma, args![]).await.unwrap().unwrap();
+    tx.commit().await.unwrap();
+    value
+}
+
 /// SQLite's writer keeps statement journals in memory (`temp_store = MEMORY`): a multi-row
 /// UPDATE inside a transaction otherwise creates, unlinks and closes a temporary file on the
 /// one writer every time (bench/README.md, change 18). The readers keep the default, so a big
@@ -147,13 +155,7 @@ async fn sqlite_writer_keeps_statement_journals_in_memory() {
     let Some(app) = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await else {
         return;
     };
-    let mut tx = app.db.begin().await.unwrap();
-    let (writer,): (i64,) = tx
-        .fetch_optional("PRAGMA temp_store", args![])
-        .await
-        .unwrap()
-        .unwrap();
-    tx.commit().await.unwrap();
+    let writer = writer_pragma(&app.db, "PRAGMA temp_store").await;
     // 2 is MEMORY, 0 the default (the compile-time choice, a file here).
     assert_eq!(writer, 2);
     let reader: i64 = kakehashi::on_db!(&app.db, c => sqlx::query_scalar("PRAGMA temp_store")
@@ -171,15 +173,8 @@ async fn sqlite_writer_commits_durably() {
     let Some(app) = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await else {
         return;
     };
-    let mut tx = app.db.begin().await.unwrap();
-    let (level,): (i64,) = tx
-        .fetch_optional("PRAGMA synchronous", args![])
-        .await
-        .unwrap()
-        .unwrap();
-    tx.commit().await.unwrap();
     // 2 is FULL (1 NORMAL).
-    assert_eq!(level, 2);
+    assert_eq!(writer_pragma(&app.db, "PRAGMA synchronous").await, 2);
 }
 
 const VALUE: &str = "SELECT value FROM server_settings WHERE name = $1";
