@@ -492,6 +492,37 @@ test('pc: card script shows the brand, groups digits, limits Amex options, flags
   await ctx.close();
 });
 
+// Issue 14: 分割払い chosen on the card form reaches the payment, its signed notification and
+// the console's payment page.
+test('sp: card in 3 installments (分割 3回): the notification and the console show it', async () => {
+  const { ctx, page } = await open('sp');
+  const order = `b-sp-inst-${Date.now()}`;
+  await page.goto(link(order, 36000));
+  await page.click('button[value=card]');
+  await page.waitForSelector('#cc-number');
+  await fillCard(page, '4111111111111111');
+  await page.selectOption('#cc-option', 'inst3');
+  await check(page, 'sp-23-card-installments');
+  await page.click('button[type=submit]');
+  await page.waitForSelector('#result-h');
+  assert.match(await page.textContent('#result-h'), /お支払いが完了しました/);
+  await ctx.close();
+  await waitFor(() => hits.some((h) => h.body.includes(order) && h.body.includes('payment.captured')), 'notification');
+  const hit = hits.find((h) => h.body.includes(order) && h.body.includes('payment.captured'));
+  assert.ok(verifyWebhook(hit), 'notification signature verifies');
+  const data = JSON.parse(hit.body).data;
+  assert.equal(data.amount, 36000);
+  assert.equal(data.card.option, 'inst3');
+  assert.equal(data.card.option_label, '分割 3回');
+  const staff = await consoleAdmin();
+  await staff.page.goto(`${base}/console/payments/${data.payment_id}`);
+  const text = await staff.page.textContent('body');
+  assert.match(text, /支払回数/);
+  assert.match(text, /分割 3回/);
+  await checkConsole(staff.page, 'console-18-card-installments');
+  await staff.ctx.close();
+});
+
 test('error page for a tampered link', async () => {
   const { ctx, page } = await open('pc');
   const bad = link(`b-bad-${Date.now()}`, 1000).replace('amount=1000', 'amount=1');
