@@ -555,6 +555,10 @@ impl Tx {
     /// transaction's next call, and the later `fetch_optional` is answered from the row it
     /// brought back, with no call of its own; on PostgreSQL nothing happens now and the later
     /// read runs as usual.
+    ///
+    /// The same holds for a write whose returned row is read later (`UPDATE … RETURNING`),
+    /// where running it with the next call (SQLite) or at the `fetch_optional` (PostgreSQL)
+    /// gives the same outcome: `db::operations::finish_ahead`. Either way it runs once.
     pub fn read_ahead(&mut self, sql: &'static str, args: Vec<Arg>) {
         if let Tx::Sqlite(t) = self {
             t.reads.push((t.pending.count, (sql, args.clone())));
@@ -578,6 +582,11 @@ impl Tx {
     {
         match self {
             Tx::Sqlite(t) => {
+                if t.reads.iter().any(|(_, k)| k.0 == sql && k.1 == args) {
+                    // Announced, and no call has taken it yet: this one does, with whatever
+                    // else is queued, rather than run the statement a second time.
+                    t.run(None).await?;
+                }
                 if let Some(i) = t.ahead.iter().position(|(k, _)| k.0 == sql && k.1 == args) {
                     let (_, row) = t.ahead.swap_remove(i);
                     return row

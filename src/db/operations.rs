@@ -80,18 +80,30 @@ pub async fn finish(
     now: i64,
 ) -> Result<bool, sqlx::Error> {
     let done: Option<(String,)> = tx
-        .fetch_optional(
-            "UPDATE payment_operations SET status = $1, error = $2, finished_at = $3 \
-             WHERE id = $4 AND status = 'pending' RETURNING id",
-            args![
-                if error.is_some() { "failed" } else { "done" },
-                error,
-                now,
-                id
-            ],
-        )
+        .fetch_optional(FINISH_SQL, finish_args(id, error, now))
         .await?;
     Ok(done.is_some())
+}
+
+/// Announces the [`finish`] this transaction will ask for (the same arguments): on SQLite its
+/// UPDATE travels with the transaction's next call to the writer instead of taking one of its
+/// own (`Tx::read_ahead`). For a caller whose outcome does not depend on the order: whether
+/// the finish runs before or after the payment's change in the same transaction, a finish
+/// that finds the operation no longer pending is answered by rolling the whole back.
+pub fn finish_ahead(tx: &mut Tx, id: &str, error: Option<&str>, now: i64) {
+    tx.read_ahead(FINISH_SQL, finish_args(id, error, now));
+}
+
+const FINISH_SQL: &str = "UPDATE payment_operations SET status = $1, error = $2, finished_at = $3 \
+WHERE id = $4 AND status = 'pending' RETURNING id";
+
+fn finish_args(id: &str, error: Option<&str>, now: i64) -> Vec<crate::db::Arg> {
+    args![
+        if error.is_some() { "failed" } else { "done" },
+        error,
+        now,
+        id
+    ]
 }
 
 /// [`finish`] in a transaction of its own (a failed connector call records nothing else).

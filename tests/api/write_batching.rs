@@ -216,6 +216,29 @@ async fn a_read_ahead_answers_the_later_read(app: TestApp) {
 }
 both!(a_read_ahead_answers_the_later_read);
 
+/// An announced `UPDATE … RETURNING` (`db::operations::finish_ahead`) runs once, also when its
+/// `fetch_optional` comes before any call took it (a caller refused before writing anything):
+/// that call takes it, rather than sending the statement a second time.
+async fn an_announced_write_asked_for_at_once_runs_once(app: TestApp) {
+    let db = &app.db;
+    const BUMP: &str =
+        "UPDATE server_settings SET value = value || 'x' WHERE name = $1 RETURNING value";
+    let mut tx = db.begin().await.unwrap();
+    tx.write(INSERT, args!["aw.a", "1"]).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = db.begin().await.unwrap();
+    tx.read_ahead(BUMP, args!["aw.a"]);
+    let (v,): (String,) = tx
+        .fetch_optional(BUMP, args!["aw.a"])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(v, "1x");
+    tx.commit().await.unwrap();
+    assert_eq!(value(db, "aw.a").await.as_deref(), Some("1x"));
+}
+both!(an_announced_write_asked_for_at_once_runs_once);
+
 /// SQLite's writer, with nobody else in line: a test that orchestrates group commit.
 async fn sqlite_app() -> Option<TestApp> {
     crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await
