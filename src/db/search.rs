@@ -146,17 +146,29 @@ enum AmountPlan {
     /// written so that no index matches them, so SQLite does not walk e.g. three months of a
     /// status instead of the few thousand payments in the range.
     Narrow,
-    /// Many matches: the range is written `+amount`, so the sort order's index drives.
+    /// Many matches: the sort order's index drives. The created-order indexes end with the
+    /// amount (migration 0034), so the range is checked on index entries and only the page's
+    /// rows are read from the table. SQLite: written `+amount`, else it seeks
+    /// `payments_m_amount` and sorts every match; it still reads `+amount` from the index entry
+    /// before the row. PostgreSQL checks only a plain column on index entries (an expression is
+    /// a filter on the table's row), and picks the ordered index by cost.
     Wide,
 }
 
 /// The `WHERE` conditions of a search (after `WHERE 1 = 1`), steered by `plan`.
-fn filters(f: &PaymentSearch<'_>, sql: &mut String, binds: &mut Vec<Bind>, plan: AmountPlan) {
+fn filters(
+    f: &PaymentSearch<'_>,
+    sql: &mut String,
+    binds: &mut Vec<Bind>,
+    plan: AmountPlan,
+    postgres: bool,
+) {
     // `+col` (numbers) and `col || ''` (text; PostgreSQL has no unary plus on text) keep a
     // condition but hide it from index choice.
     let (amount, hide) = match plan {
         AmountPlan::Free => ("amount", false),
         AmountPlan::Narrow => ("amount", true),
+        AmountPlan::Wide if postgres => ("amount", false),
         AmountPlan::Wide => ("+amount", false),
     };
     let (status, method, created) = if hide {
@@ -264,7 +276,7 @@ pub async fn totals(db: &Db, f: &PaymentSearch<'_>) -> Result<(i64, i64), sqlx::
         "SELECT COUNT(*), CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM payments WHERE 1 = 1"
             .to_owned();
     let mut binds: Vec<Bind> = Vec::new();
-    filters(f, &mut sql, &mut binds, AmountPlan::Free);
+    filters(f, &mut sql, &mut binds, AmountPlan::Free, db.is_postgres());
     let (n, sum): (i64, i64) =
         on_db!(db, c => bind_all(sqlx::query_as(&sql), &binds).fetch_one(c).await)?;
     Ok((n, sum))
@@ -304,10 +316,11 @@ fn select_page(
     cursor: Option<(&Cursor, After)>,
     limit: i64,
     plan: AmountPlan,
+    postgres: bool,
     binds: &mut Vec<Bind>,
 ) -> String {
     let mut sql = format!("SELECT {COLS} FROM payments WHERE 1 = 1");
-    filters(f, &mut sql, binds, plan);
+    filters(f, &mut sql, binds, plan, postgres);
     let mut cond = |sql: &mut String, text: &str, b: Bind| cond(sql, binds, text, b);
     let expr = f.sort.expr();
     let (op, dir) = if f.desc { ("<", "DESC") } else { (">", "ASC") };
@@ -376,7 +389,14 @@ pub async fn page(
         };
         for part in parts {
             let cursor = after.map(|c| (c, *part));
-            branches.push(select_page(&one, cursor, limit, plan, &mut binds));
+            branches.push(select_page(
+                &one,
+                cursor,
+                limit,
+                plan,
+                db.is_postgres(),
+                &mut binds,
+            ));
         }
     }
     let sql = if branches.len() == 1 {

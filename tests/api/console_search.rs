@@ -300,6 +300,40 @@ async fn filters_hold_on_every_page(app: TestApp) {
 }
 both!(filters_hold_on_every_page);
 
+/// An amount range matching 5,000 or more of the merchant's payments is read in the list's
+/// order on the other filters' index, each entry's amount checked there (`AmountPlan::Wide`,
+/// written differently on each database): with status and a start date, newest first.
+async fn a_wide_amount_range_holds_on_every_page(app: TestApp) {
+    let m = app.merchant().await;
+    // Amounts 1,000–2,200 in steps of 100: 12 in 13 of the 5,600 payments (5,169) are in
+    // 1,100–2,200, enough to be planned as wide.
+    let rows = seed(&app, &m, 5_600).await;
+    let u = user(&app, Some(&m.id), Role::General).await;
+    let c = Console::login(&app, &u).await;
+    let last = rows.last().unwrap().created_at;
+    let from = kakehashi::util::format_jst(last - 4 * 86_400_000)[..10].replace('/', "-");
+    let start = jst_day_end(&from) - 86_400_000;
+    let (seen, pages) = walk(
+        &c,
+        &format!("/console/payments?status=captured&min=1100&max=2200&from={from}"),
+    )
+    .await;
+    let want = |r: &Seeded| {
+        r.status == "captured" && (1100..=2200).contains(&r.amount) && r.created_at >= start
+    };
+    assert!(pages > 1, "more than a page: {} rows", seen.len());
+    exactly_once(&seen, matching(&rows, want));
+    let keys: Vec<(i64, &str)> = seen
+        .iter()
+        .map(|id| {
+            let r = rows.iter().find(|r| &r.id == id).unwrap();
+            (r.created_at, id.as_str())
+        })
+        .collect();
+    assert!(keys.windows(2).all(|w| w[0] > w[1]), "newest first");
+}
+both!(a_wide_amount_range_holds_on_every_page);
+
 /// The ids of the rows `p` holds for.
 fn matching(rows: &[Seeded], p: impl Fn(&Seeded) -> bool) -> std::vec::IntoIter<String> {
     rows.iter()
