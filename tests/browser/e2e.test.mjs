@@ -219,9 +219,27 @@ async function open(device) {
   return { ctx, page };
 }
 
+/**
+ * A full-page screenshot into the artifacts folder. Chromium now and then refuses one capture
+ * with "Unable to capture screenshot" (most often the first after a cold start, on a loaded
+ * machine) and takes the same picture when asked again, so that one error is retried a few
+ * times; any other error, or a refusal that persists, still fails the test.
+ */
+async function shoot(page, name) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await page.screenshot({ path: path.join(ART, `${name}.png`), fullPage: true });
+      return;
+    } catch (e) {
+      if (attempt >= 4 || !/Unable to capture screenshot/.test(String(e))) throw e;
+      await new Promise((r) => setTimeout(r, 250 * attempt));
+    }
+  }
+}
+
 /** Screenshot, axe-core and HTML capture for the current page. */
 async function check(page, name) {
-  await page.screenshot({ path: path.join(ART, `${name}.png`), fullPage: true });
+  await shoot(page, name);
   pages.push([name, await page.content()]);
   await page.evaluate(AXE); // evaluated through the DevTools protocol, not subject to the page's CSP
   const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
@@ -365,7 +383,7 @@ test('pc: the number page prints as a slip', async () => {
     assert.ok(await page.isVisible(shown), `${shown} printed`);
   }
   assert.match(await page.textContent('#deadline'), /\(.\) 23:59/);
-  await page.screenshot({ path: path.join(ART, 'pc-16-print-slip.png'), fullPage: true });
+  await shoot(page, 'pc-16-print-slip');
   await ctx.close();
 });
 
@@ -551,7 +569,7 @@ test('pc: card through Stripe Elements (localstripe) with 3-D Secure', async (t)
   // the page has no card field of ours.
   await page.waitForSelector('#card-element input');
   assert.equal(await page.locator('input[name=number], #cc-number').count(), 0);
-  await page.screenshot({ path: path.join(ART, 'pc-12-stripe-elements.png'), fullPage: true });
+  await shoot(page, 'pc-12-stripe-elements');
   // Our page's HTML is checked by vnu; axe is not run here: the inputs are the stand-in's.
   pages.push(['pc-12-stripe-elements', await page.content()]);
   const inputs = page.locator('#card-element input');
@@ -864,7 +882,7 @@ function pngLogo(width, height, [r, g, b]) {
 
 /** axe-core, console errors and HTML capture for a console page (no shop logo there). */
 async function checkConsole(page, name) {
-  await page.screenshot({ path: path.join(ART, `${name}.png`), fullPage: true });
+  await shoot(page, name);
   pages.push([name, await page.content()]);
   await page.evaluate(AXE);
   const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
