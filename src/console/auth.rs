@@ -143,7 +143,29 @@ pub async fn check_password(
     if console_login_locks::locked_now(db, &account, ip, now).await? {
         return Ok(Err((LoginError::Locked, Some(user))));
     }
+    if users::needs_rehash(&user.password_hash) {
+        rehash(db, &user, password).await;
+    }
     Ok(Ok(user))
+}
+
+/// Stores a hash of a correct password made with the current parameters in place of an older
+/// one ([`users::needs_rehash`]). Best effort: the sign-in goes on if it fails, and the next
+/// sign-in tries again.
+async fn rehash(db: &Db, user: &UserRow, password: &str) {
+    let pw = password.to_owned();
+    let new = match users::hashing(move || users::hash_password(&pw)).await {
+        Ok(Ok(h)) => h,
+        Ok(Err(e)) | Err(e) => {
+            tracing::warn!(user = %user.id, error = %e, "password rehash failed");
+            return;
+        }
+    };
+    if let Err(e) =
+        console_users::replace_password_hash(db, &user.id, &user.password_hash, &new).await
+    {
+        tracing::warn!(user = %user.id, error = %e, "password rehash not stored");
+    }
 }
 
 /// The outcome of a code.

@@ -1,9 +1,9 @@
 //! Console user accounts: creation (CLI and the demo admin), argon2 password hashes, TOTP.
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
-use argon2::Argon2;
-use totp_rs::{Algorithm, Secret, TOTP};
+use argon2::password_hash::{PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use totp_rs::{Secret, TOTP};
 
 use crate::console::Role;
 use crate::db::console_users::{self, NewUser};
@@ -40,7 +40,7 @@ pub fn totp(secret_b32: &str, email: &str) -> anyhow::Result<TOTP> {
         .to_bytes()
         .map_err(|e| anyhow::anyhow!("bad TOTP secret: {e:?}"))?;
     TOTP::new(
-        Algorithm::SHA1,
+        totp_rs::Algorithm::SHA1,
         6,
         1,
         30,
@@ -51,9 +51,9 @@ pub fn totp(secret_b32: &str, email: &str) -> anyhow::Result<TOTP> {
     .map_err(|e| anyhow::anyhow!("TOTP: {e}"))
 }
 
-/// Password hashes (argon2, 19 MiB of memory each) that run at once, at most: one per core.
+/// Password hashes (argon2, [`MEMORY_KIB`] of memory each) that run at once, at most: one per core.
 /// Every hash and verification goes through [`hashing`], so a burst of sign-in attempts queues
-/// here (a few bytes each) instead of allocating 19 MiB each.
+/// here (a few bytes each) instead of allocating the hash's memory each.
 fn hashing_permits() -> &'static std::sync::Arc<tokio::sync::Semaphore> {
     static PERMITS: std::sync::OnceLock<std::sync::Arc<tokio::sync::Semaphore>> =
         std::sync::OnceLock::new();
@@ -83,35 +83,102 @@ pub async fn hashing<T: Send + 'static>(
     .map_err(|e| anyhow::anyhow!("join: {e}"))
 }
 
+/// Argon2id's memory per hash, in KiB: 7 MiB with [`PASSES`] passes and one lane, the last of
+/// the configurations OWASP's Password Storage Cheat Sheet lists as an equal defence (from
+/// 46 MiB × 1 and 19 MiB × 2 down to 7 MiB × 5), the one that trades memory for passes. The
+/// working memory stays in the pool below for the life of the process, one buffer per hash
+/// that ran at once: at 19 MiB a single sign-in kept a fifth of the console's 100 MB budget
+/// resident (bench/README.md, change 33). The work per hash (memory × passes) is about the
+/// same as 19 MiB × 2.
+pub const MEMORY_KIB: u32 = 7 * 1024;
+/// Argon2id's passes over [`MEMORY_KIB`].
+pub const PASSES: u32 = 5;
+
+fn params() -> Params {
+    Params::new(MEMORY_KIB, PASSES, 1, None).expect("the constants are valid argon2 parameters")
+}
+
+/// Argon2 working memories not in use (see [`with_pooled_memory`]).
+static POOL: std::sync::Mutex<Vec<Vec<Block>>> = std::sync::Mutex::new(Vec::new());
+
+/// Runs `f` with an argon2 working memory from the pool, wiped after use and kept for the next
+/// hash. Allocating it for each hash instead makes glibc keep freed buffers around: a burst of
+/// sign-ins left the process hundreds of MiB larger (tests/api/hardening.rs). A buffer grown
+/// by a check of an older, larger hash is cut back to the current size before it is kept.
+fn with_pooled_memory<T>(f: impl FnOnce(&mut Vec<Block>) -> T) -> T {
+    let take = || POOL.lock().map(|mut p| p.pop()).ok().flatten();
+    let mut memory = take().unwrap_or_default();
+    let out = f(&mut memory);
+    memory.fill(Block::new());
+    let keep = params().block_count();
+    if memory.len() > keep {
+        memory.truncate(keep);
+        memory.shrink_to_fit();
+    }
+    if let Ok(mut pool) = POOL.lock() {
+        pool.push(memory);
+    }
+    out
+}
+
+/// A new argon2id hash (PHC string) of `password` with a random salt and the current
+/// parameters ([`MEMORY_KIB`], [`PASSES`]).
 pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    use argon2::password_hash::{Output, ParamsString};
     let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| anyhow::anyhow!("argon2: {e}"))
+    let mut salt_buf = [0u8; 64];
+    let salt_bytes = salt
+        .decode_b64(&mut salt_buf)
+        .map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+    let params = params();
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    with_pooled_memory(|memory| {
+        memory.resize(params.block_count(), Block::new());
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+            .hash_password_into_with_memory(
+                password.as_bytes(),
+                salt_bytes,
+                &mut out,
+                &mut memory[..],
+            )
+    })
+    .map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(|e| anyhow::anyhow!("argon2: {e}"))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(|e| anyhow::anyhow!("argon2: {e}"))?),
+    };
+    Ok(hash.to_string())
+}
+
+/// Whether a stored hash was made with other than the current algorithm and parameters: a
+/// successful sign-in then stores a new hash of the password it was given.
+pub fn needs_rehash(hash: &str) -> bool {
+    let Ok(h) = PasswordHash::new(hash) else {
+        return true;
+    };
+    let current = params();
+    let same = h.algorithm == Algorithm::Argon2id.ident()
+        && h.version == Some(Version::V0x13.into())
+        && Params::try_from(&h).is_ok_and(|p| {
+            (p.m_cost(), p.t_cost(), p.p_cost())
+                == (current.m_cost(), current.t_cost(), current.p_cost())
+        });
+    !same
 }
 
 /// Checks a password against a stored argon2 hash (PHC string), in constant time.
 ///
-/// The 19 MiB of argon2 working memory comes from a pool of buffers (one per hash running at
-/// once, so at most one per core; see [`hashing`]) and is wiped after use. Allocating it for
-/// each check instead makes glibc keep freed buffers around: a burst of sign-ins left the
-/// process hundreds of MiB larger (tests/api/hardening.rs).
+/// The argon2 working memory comes from a pool of buffers (one per hash running at once, so
+/// at most one per core; see [`hashing`]) and is wiped after use.
 pub fn verify_password(hash: &str, password: &str) -> bool {
-    static POOL: std::sync::Mutex<Vec<Vec<argon2::Block>>> = std::sync::Mutex::new(Vec::new());
-    let take = || POOL.lock().map(|mut p| p.pop()).ok().flatten();
-    let mut memory = take().unwrap_or_default();
-    let ok = verify_with_memory(hash, password, &mut memory);
-    memory.fill(argon2::Block::new());
-    if let Ok(mut pool) = POOL.lock() {
-        pool.push(memory);
-    }
-    ok
+    with_pooled_memory(|memory| verify_with_memory(hash, password, memory))
 }
 
-fn verify_with_memory(hash: &str, password: &str, memory: &mut Vec<argon2::Block>) -> bool {
+fn verify_with_memory(hash: &str, password: &str, memory: &mut Vec<Block>) -> bool {
     use argon2::password_hash::Output;
-    use argon2::{Algorithm, Params, Version};
     let Ok(h) = PasswordHash::new(hash) else {
         return false;
     };
@@ -131,7 +198,7 @@ fn verify_with_memory(hash: &str, password: &str, memory: &mut Vec<argon2::Block
     let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
         return false;
     };
-    memory.resize(params.block_count(), argon2::Block::new());
+    memory.resize(params.block_count(), Block::new());
     let mut out = vec![0u8; expected.len()];
     let argon = Argon2::new(algorithm, version.unwrap_or_default(), params);
     if argon
@@ -275,4 +342,44 @@ pub async fn ensure_demo_admin(
     create(db, keys, Some("m_demo"), DEMO_EMAIL, Role::Admin, now)
         .await
         .map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_hashes_use_the_current_parameters_and_verify() {
+        let h = hash_password("correct horse").unwrap();
+        assert!(
+            h.starts_with(&format!("$argon2id$v=19$m={MEMORY_KIB},t={PASSES},p=1$")),
+            "{h}"
+        );
+        assert!(verify_password(&h, "correct horse"));
+        assert!(!verify_password(&h, "correct horsf"));
+        assert!(!needs_rehash(&h));
+    }
+
+    /// Hashes stored before the parameters changed (argon2's default, 19 MiB × 2) still verify,
+    /// are marked for rehashing, and leave no buffer larger than the current size in the pool.
+    #[test]
+    fn older_hashes_verify_and_are_marked_for_rehash() {
+        use argon2::password_hash::PasswordHasher;
+        let salt = SaltString::generate(&mut OsRng);
+        let old = Argon2::default()
+            .hash_password(b"correct horse", &salt)
+            .unwrap()
+            .to_string();
+        assert!(old.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{old}");
+        assert!(verify_password(&old, "correct horse"));
+        assert!(!verify_password(&old, "wrong"));
+        assert!(needs_rehash(&old));
+        assert!(needs_rehash("not a hash"));
+        let keep = params().block_count();
+        let pool = POOL.lock().unwrap();
+        assert!(!pool.is_empty());
+        for m in pool.iter() {
+            assert!(m.capacity() <= keep, "{} blocks kept", m.capacity());
+        }
+    }
 }

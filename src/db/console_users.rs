@@ -3,7 +3,7 @@
 
 use crate::db::Db;
 use crate::domain::Role;
-use crate::{exec_tx, on_db};
+use crate::{args, exec_tx, on_db};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct UserRow {
@@ -128,6 +128,23 @@ pub async fn list(db: &Db, merchant_id: Option<&str>) -> Result<Vec<UserRow>, sq
         "SELECT {COLS} FROM console_users WHERE ($1 IS NULL OR merchant_id = $2) ORDER BY email"
     );
     on_db!(db, c => sqlx::query_as(&sql).bind(merchant_id).bind(merchant_id).fetch_all(c).await)
+}
+
+/// Replaces a user's password hash with `new` if it is still `old` (a sign-in rehashing to the
+/// current parameters must not undo a reset made meanwhile). False when it changed.
+pub async fn replace_password_hash(
+    db: &Db,
+    user_id: &str,
+    old: &str,
+    new: &str,
+) -> Result<bool, sqlx::Error> {
+    let n = db
+        .write_exec(
+            "UPDATE console_users SET password_hash = $1 WHERE id = $2 AND password_hash = $3",
+            args![new, user_id, old],
+        )
+        .await?;
+    Ok(n == 1)
 }
 
 /// Changes a user's role if it is still `from` (two admins editing at once cannot undo each

@@ -291,6 +291,60 @@ async fn lockout_after_ten_failures(app: TestApp) {
 }
 both!(lockout_after_ten_failures);
 
+/// A hash stored with older argon2 parameters (argon2's default, 19 MiB × 2) still signs in,
+/// and the first correct password replaces it with one of the current parameters; a wrong
+/// password changes nothing.
+async fn older_password_hash_upgraded_at_sign_in(app: TestApp) {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let m = app.merchant().await;
+    let u = user(&app, Some(&m.id), Role::Admin).await;
+    let stored = |email: String| {
+        let db = app.db.clone();
+        async move {
+            kakehashi::db::console_users::by_email(&db, &email)
+                .await
+                .unwrap()
+                .unwrap()
+                .password_hash
+        }
+    };
+    let current = stored(u.email.clone()).await;
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    let old = argon2::Argon2::default()
+        .hash_password(u.password.as_bytes(), &salt)
+        .unwrap()
+        .to_string();
+    assert!(old.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{old}");
+    let id = kakehashi::db::console_users::by_email(&app.db, &u.email)
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    assert!(
+        kakehashi::db::console_users::replace_password_hash(&app.db, &id, &current, &old)
+            .await
+            .unwrap()
+    );
+
+    let c = Console::new(&app);
+    assert_eq!(c.password(&u.email, "wrong").await.status(), 401);
+    assert_eq!(stored(u.email.clone()).await, old);
+
+    assert_eq!(c.password(&u.email, &u.password).await.status(), 303);
+    let new = stored(u.email.clone()).await;
+    let prefix = format!(
+        "$argon2id$v=19$m={},t={},p=1$",
+        users::MEMORY_KIB,
+        users::PASSES
+    );
+    assert!(new.starts_with(&prefix), "{new}");
+    assert!(users::verify_password(&new, &u.password));
+    // The new hash signs in all the way, and is not replaced again.
+    Console::login(&app, &u).await;
+    assert_eq!(stored(u.email.clone()).await, new);
+}
+both!(older_password_hash_upgraded_at_sign_in);
+
 async fn idle_timeout_and_csrf(app: TestApp) {
     let m = app.merchant().await;
     let u = user(&app, Some(&m.id), Role::Admin).await;

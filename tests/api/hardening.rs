@@ -93,8 +93,9 @@ fn memory_kib() -> (u64, u64) {
 }
 
 /// The most the process's peak memory may grow during a burst of 200 sign-ins: 200 unbounded
-/// argon2 hashes would take 200 × 19 MiB ≈ 3.8 GiB; bounded to one per core they take about
-/// 19 MiB per core. The margin covers the other tests running in this process meanwhile.
+/// argon2 hashes would take 200 × 7 MiB ≈ 1.4 GiB (200 × 19 MiB before the parameters
+/// changed); bounded to one per core they take about 7 MiB per core. The margin covers the
+/// other tests running in this process meanwhile.
 const BURST_PEAK_GROWTH_KIB: u64 = 192 * 1024;
 /// What may stay resident after the burst.
 const BURST_RESIDUAL_KIB: u64 = 128 * 1024;
