@@ -25,6 +25,18 @@ use crate::ssrf::policy_for;
 
 const BATCH: i64 = 64;
 const IDLE_POLL: Duration = Duration::from_millis(500);
+/// Batches in flight at once. A batch ends only when its last delivery is recorded, so with one
+/// the next claim waited for the slowest endpoint of the batch, and the claim itself (a few
+/// milliseconds on PostgreSQL behind a backlog) left delivery idle meanwhile (bench/README.md,
+/// change 34). Two lanes share the per-endpoint caps, so an endpoint never gets more than
+/// `notify_endpoint_concurrency` at once, and per-payment order holds as it does between
+/// instances: the claim skips an event while an earlier one of its payment is pending, and a
+/// leased event is pending until its attempt is recorded.
+const LANES: usize = 2;
+
+/// The per-endpoint delivery slots, shared by the lanes: callback-URL origin → its semaphore.
+/// An entry lives while a batch holds it.
+type Slots = std::sync::Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>;
 
 pub struct Worker {
     pub db: Db,
@@ -39,13 +51,26 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Delivers until `stop` is cancelled. A batch is never interrupted: `stop` is checked
-    /// before each claim and while idle.
+    /// Delivers until `stop` is cancelled, [`LANES`] batches at a time. A batch is never
+    /// interrupted: `stop` is checked before each claim and while idle. The lanes run in this
+    /// task (not spawned), so aborting it stops them all.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        let slots = Slots::default();
+        let lanes = (0..LANES).map(|_| self.lane(&slots, &stop));
+        futures_util::future::join_all(lanes).await;
+    }
+
+    async fn lane(self: &Arc<Self>, slots: &Slots, stop: &CancellationToken) {
         while !stop.is_cancelled() {
-            let idle = match self.tick().await {
+            let idle = match self.tick(slots).await {
                 Ok(0) => true,
-                Ok(_) => false,
+                Ok(n) => {
+                    // A full batch: there may be more due, so an idle lane joins in.
+                    if n as i64 == BATCH {
+                        self.wake.notify_one();
+                    }
+                    false
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "notification worker");
                     true
@@ -62,7 +87,7 @@ impl Worker {
     }
 
     /// Claims and delivers one batch; returns how many events it handled.
-    pub async fn tick(self: &Arc<Self>) -> anyhow::Result<usize> {
+    async fn tick(self: &Arc<Self>, slots: &Slots) -> anyhow::Result<usize> {
         let batch = outbox::claim(
             &self.db,
             &self.owner,
@@ -90,7 +115,6 @@ impl Worker {
         // needs nothing here: a batch holds at most one pending event per payment (the claim
         // takes only the oldest).
         let per_endpoint = self.config.notify_endpoint_concurrency.max(1);
-        let mut endpoints: HashMap<String, Arc<tokio::sync::Semaphore>> = HashMap::new();
         // Results are recorded as they come in, several per transaction: whatever finished
         // while the previous write was running goes in the next (group commit). A slow
         // endpoint delays only its own events' records, never the others'.
@@ -106,7 +130,9 @@ impl Worker {
                 continue;
             }
             let endpoint = endpoint_key(merchant.as_deref());
-            let slots = endpoints
+            let cap = slots
+                .lock()
+                .map_err(|_| anyhow::anyhow!("delivery slots poisoned"))?
                 .entry(endpoint)
                 .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(per_endpoint)))
                 .clone();
@@ -114,7 +140,7 @@ impl Worker {
             let done_tx = done_tx.clone();
             set.spawn(async move {
                 // Never closed, so acquiring only waits.
-                let _slot = slots.acquire_owned().await;
+                let _slot = cap.acquire_owned().await;
                 match this.deliver_one(ev, merchant).await {
                     Ok(Some(f)) => {
                         // The receiver lives until every sender is gone.
@@ -148,6 +174,10 @@ impl Worker {
             }
         }
         while set.join_next().await.is_some() {}
+        // Endpoints no batch holds any more (only the map keeps them) are dropped.
+        if let Ok(mut slots) = slots.lock() {
+            slots.retain(|_, s| Arc::strong_count(s) > 1);
+        }
         Ok(n)
     }
 

@@ -662,6 +662,65 @@ mod deliveries_capped_per_endpoint {
     }
 }
 
+/// A batch of slow deliveries does not hold up the next: 64 events for a merchant whose
+/// endpoint takes 150 ms each (a full batch, 4 at a time: about 2.4 s), then one for another
+/// merchant, which arrives while the first batch is still going (a second lane claims it).
+async fn a_slow_batch_does_not_hold_up_the_next(app: TestApp) {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+    async fn receiver(router: axum::Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/notify", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        url
+    }
+    let slow_done = Arc::new(AtomicUsize::new(0));
+    let d = slow_done.clone();
+    let slow = receiver(axum::Router::new().fallback(move || {
+        let d = d.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            d.fetch_add(1, SeqCst);
+            "ok"
+        }
+    }))
+    .await;
+    // How many of the slow merchant's events had arrived when the other's did.
+    let (tx, rx) = tokio::sync::oneshot::channel::<usize>();
+    let tx = Arc::new(std::sync::Mutex::new(Some(tx)));
+    let d = slow_done.clone();
+    let quick = receiver(axum::Router::new().fallback(move || {
+        let (tx, d) = (tx.clone(), d.clone());
+        async move {
+            if let Some(tx) = tx.lock().unwrap().take() {
+                let _ = tx.send(d.load(SeqCst));
+            }
+            "ok"
+        }
+    }))
+    .await;
+    let a = app.merchant_with(|n| n.callback_url = Some(slow)).await;
+    let b = app.merchant_with(|n| n.callback_url = Some(quick)).await;
+    let now = app.state.now_ms();
+    for _ in 0..64 {
+        kakehashi::db::outbox::ping(&app.db, &a.id, now - 1_000)
+            .await
+            .unwrap();
+    }
+    kakehashi::db::outbox::ping(&app.db, &b.id, now)
+        .await
+        .unwrap();
+    let slow_seen = tokio::time::timeout(Duration::from_secs(30), rx)
+        .await
+        .expect("the other merchant's event was delivered")
+        .unwrap();
+    assert!(
+        slow_seen < 64,
+        "the other merchant's event waited for the whole slow batch ({slow_seen} of 64 first)"
+    );
+}
+both!(a_slow_batch_does_not_hold_up_the_next);
+
 /// Posts e-mail + password from `ip` with a fresh login form: (status, body).
 async fn sign_in_from(app: &TestApp, ip: &str, email: &str, password: &str) -> (u16, String) {
     let c = client_from(Some(ip.parse().unwrap()));
