@@ -490,6 +490,32 @@ impl Db {
         }
     }
 
+    /// [`Db::write_fetch_all`] for a statement PostgreSQL must plan at each run, with its
+    /// arguments and the tables as they are then, instead of once per connection: a prepared
+    /// statement's generic plan, made while a table was nearly empty, is kept until the table
+    /// is next analyzed, however large it has grown (the delivery claim's UPDATE kept a scan
+    /// of the whole outbox, bench/README.md, change 36). Planning costs a fraction of a
+    /// millisecond a run. SQLite has no generic plans: there it is [`Db::write_fetch_all`].
+    pub async fn write_fetch_all_replanned<T>(
+        &self,
+        sql: &str,
+        args: Vec<Arg>,
+    ) -> Result<Vec<T>, sqlx::Error>
+    where
+        T: Send
+            + Unpin
+            + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    {
+        match self {
+            Db::Sqlite { .. } => self.write_fetch_all(sql, args).await,
+            Db::Postgres(p) => on_pg!(p, c => bind_args!(
+                sqlx::query_as::<_, T>(sql).persistent(false), args)
+                .fetch_all(c)
+                .await),
+        }
+    }
+
     /// [`Db::write_fetch_all`] for a statement that returns at most one row (an
     /// `INSERT … RETURNING`).
     pub async fn write_fetch<T>(&self, sql: &str, args: Vec<Arg>) -> Result<Option<T>, sqlx::Error>

@@ -34,7 +34,9 @@ pub async fn claim(
 ) -> Result<Vec<Claimed>, sqlx::Error> {
     // One statement, atomic on its own: no BEGIN/COMMIT round trips around it on PostgreSQL;
     // on SQLite it shares its COMMIT with the writers in line.
-    db.write_fetch_all(
+    // Planned at each claim on PostgreSQL: its generic plan, made while the outbox was
+    // small, scanned the whole table for the claimed ids once it had grown (change 36).
+    db.write_fetch_all_replanned(
         &claim_sql(db.is_postgres()),
         args![owner, now + lease_ms, now, now, limit],
     )
