@@ -479,6 +479,10 @@ test('pc: card script shows the brand, groups digits, limits Amex options, flags
   await page.goto(link(`b-cardjs-${Date.now()}`, 1500));
   await page.click('button[value=card]');
   await page.waitForSelector('#cc-number');
+  // The form's script is deferred: the field can be there before its listeners are (typing
+  // then went unformatted once, in a full test run on a loaded machine). It has run by
+  // DOMContentLoaded.
+  await page.waitForLoadState('domcontentloaded');
   const offered = () => page.$$eval('#cc-option option', (os) => os.filter((o) => !o.disabled).map((o) => o.value));
   assert.ok((await offered()).some((v) => v.startsWith('inst')), 'installments before a brand is known');
   await page.focus('#cc-number');
