@@ -51,9 +51,9 @@ pub fn totp(secret_b32: &str, email: &str) -> anyhow::Result<TOTP> {
     .map_err(|e| anyhow::anyhow!("TOTP: {e}"))
 }
 
-/// Password hashes (argon2, [`MEMORY_KIB`] of memory each) that run at once, at most: one per core.
-/// Every hash and verification goes through [`hashing`], so a burst of sign-in attempts queues
-/// here (a few bytes each) instead of allocating the hash's memory each.
+/// Password hashes (argon2, [`MEMORY_KIB`] of memory each) that run at once, at most: one per
+/// core. Every hash and verification goes through [`hashing`], so a burst of sign-in attempts
+/// queues here (a few bytes each) instead of allocating the hash's memory each.
 fn hashing_permits() -> &'static std::sync::Arc<tokio::sync::Semaphore> {
     static PERMITS: std::sync::OnceLock<std::sync::Arc<tokio::sync::Semaphore>> =
         std::sync::OnceLock::new();
