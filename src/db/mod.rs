@@ -355,6 +355,23 @@ macro_rules! exec_tx {
     };
 }
 
+/// A row type both backends decode (what the single-statement writes return).
+pub trait Decoded:
+    Send
+    + Unpin
+    + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+    + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+{
+}
+
+impl<T> Decoded for T where
+    T: Send
+        + Unpin
+        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+{
+}
+
 impl Db {
     /// Connects and applies migrations. `sqlite://` URLs create the file (and its folder).
     pub async fn connect(url: &str) -> anyhow::Result<Db> {
@@ -470,10 +487,7 @@ impl Db {
     /// shared with theirs instead of writing the WAL on its own.
     pub async fn write_fetch_all<T>(&self, sql: &str, args: Vec<Arg>) -> Result<Vec<T>, sqlx::Error>
     where
-        T: Send
-            + Unpin
-            + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
-            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+        T: Decoded,
     {
         match self {
             Db::Sqlite { write, .. } => SqliteTx::begin(write)
@@ -502,10 +516,7 @@ impl Db {
         args: Vec<Arg>,
     ) -> Result<Vec<T>, sqlx::Error>
     where
-        T: Send
-            + Unpin
-            + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
-            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+        T: Decoded,
     {
         match self {
             Db::Sqlite { .. } => self.write_fetch_all(sql, args).await,
@@ -520,10 +531,7 @@ impl Db {
     /// `INSERT … RETURNING`).
     pub async fn write_fetch<T>(&self, sql: &str, args: Vec<Arg>) -> Result<Option<T>, sqlx::Error>
     where
-        T: Send
-            + Unpin
-            + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
-            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+        T: Decoded,
     {
         Ok(self.write_fetch_all(sql, args).await?.into_iter().next())
     }
@@ -601,10 +609,7 @@ impl Tx {
         args: Vec<Arg>,
     ) -> Result<Option<T>, sqlx::Error>
     where
-        T: Send
-            + Unpin
-            + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
-            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+        T: Decoded,
     {
         match self {
             Tx::Sqlite(t) => {
