@@ -724,3 +724,28 @@ impl TestApp {
         }
     }
 }
+
+impl TestApp {
+    /// Fails if any of the PostgreSQL connections (all 16, taken at once, so the workers' too
+    /// once they let go of one) holds a prepared statement starting with `prefix`: a statement
+    /// meant to be planned at each run (`Db::write_fetch_all_replanned`).
+    pub async fn assert_not_prepared(&self, prefix: &str) {
+        let kakehashi::db::Db::Postgres(pg) = &self.db else {
+            panic!("a PostgreSQL app")
+        };
+        let mut conns = Vec::new();
+        for _ in 0..16 {
+            conns.push(pg.acquire().await.unwrap());
+        }
+        for c in &mut conns {
+            let kept: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_prepared_statements WHERE starts_with(statement, $1)",
+            )
+            .bind(prefix)
+            .fetch_one(c.conn())
+            .await
+            .unwrap();
+            assert_eq!(kept, 0, "{prefix}… is kept as a prepared statement");
+        }
+    }
+}

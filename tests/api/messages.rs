@@ -1138,3 +1138,21 @@ async fn console_new_link_sent_by_email(app: TestApp, smtp: SmtpFake) {
     .unwrap();
     assert_eq!(audited, 2, "the refusal and the send");
 }
+
+/// The messages worker's claim is planned at each run, never kept as a prepared statement: its
+/// generic plan, made while the table was small, read the whole table twice once it had grown
+/// (70 ms a claim over 200,000 messages; bench/README.md, change 37).
+#[tokio::test]
+async fn postgres_claim_not_prepared() {
+    let Some(app) = spawn_app_with(Backend::Postgres, |_| {}).await else {
+        return;
+    };
+    let now = app.state.now_ms();
+    for _ in 0..20 {
+        messages::claim(&app.db, "plan-test", now, 60_000, 16)
+            .await
+            .unwrap();
+    }
+    app.assert_not_prepared("UPDATE messages SET lease_owner")
+        .await;
+}
