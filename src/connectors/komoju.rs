@@ -25,6 +25,7 @@ use std::time::Duration;
 pub mod bank_transfer;
 pub mod card;
 pub mod carrier;
+mod redirect;
 pub mod wallet;
 
 use async_trait::async_trait;

@@ -27,10 +27,9 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
-use super::{ApiError, KomojuApi, REJECTED};
+use super::{redirect, ApiError, KomojuApi};
 use crate::connectors::signed_return::{
-    append_query, percent_encode, required, signed_query, verify_signed_params, ReturnError,
-    RETURN_MAX_AGE_MS, TS_FIELD,
+    percent_encode, required, verify_signed_params, ReturnError, RETURN_MAX_AGE_MS, TS_FIELD,
 };
 use crate::connectors::wallet::{
     ConnectorError, RefundRequest, Retrieved, StartOutcome, StartRequest, WalletConnector,
@@ -83,13 +82,7 @@ impl KomojuWallet {
     }
 
     fn refused(e: ApiError) -> ConnectorError {
-        match e {
-            ApiError::Unavailable(m) => ConnectorError::Unavailable(m),
-            ApiError::Refused { status, code } => {
-                tracing::warn!(status, code = %code, "komoju refused a wallet request");
-                ConnectorError::InvalidRequest(REJECTED)
-            }
-        }
+        redirect::refused(e, "wallet")
     }
 
     async fn payment(&self, id: &str) -> Result<Value, ConnectorError> {
@@ -106,15 +99,6 @@ impl KomojuWallet {
         }
         Ok(p)
     }
-
-    /// The redirect page of a created payment: https, or the configured API host (a local fake).
-    fn redirect_ok(&self, url: &str) -> bool {
-        url.len() <= 2048
-            && (url.starts_with("https://") || url.starts_with(&format!("{}/", self.api.base)))
-            && !url
-                .chars()
-                .any(|c| c.is_whitespace() || c == '"' || c == '<')
-    }
 }
 
 #[async_trait]
@@ -129,55 +113,23 @@ impl WalletConnector for KomojuWallet {
         if req.return_url.contains('?') {
             return Err(ConnectorError::InvalidRequest("return_url_has_query"));
         }
-        let amount = req.amount.to_string();
-        let ts = crate::util::now_ms().to_string();
-        let query = signed_query(
+        let created = redirect::create(
+            &self.api,
+            &self.key,
             &self.return_key(),
-            &[
-                ("payment_id", &req.payment_id),
-                ("wallet", req.wallet.code()),
-                ("amount", &amount),
-                (TS_FIELD, &ts),
-            ],
-        );
-        let body = json!({
-            "amount": req.amount,
-            "currency": "JPY",
-            "external_order_num": req.payment_id,
-            "return_url": append_query(&req.return_url, &query),
-            "payment_details": { "type": type_of(req.wallet) },
-        });
-        let p = self
-            .api
-            .call(
-                &self.key,
-                reqwest::Method::POST,
-                "/api/v1/payments",
-                Some(&req.payment_id),
-                Some(&body),
-            )
-            .await
-            .map_err(Self::refused)?;
-        let bad = |what: &str| ConnectorError::Unavailable(format!("komoju answer: {what}"));
-        let id = p["id"]
-            .as_str()
-            .filter(|s| !s.is_empty() && s.len() <= 64)
-            .ok_or_else(|| bad("no payment id"))?;
-        if p["amount"].as_i64() != Some(req.amount)
-            || p["payment_details"]["type"].as_str() != Some(type_of(req.wallet))
-        {
-            return Err(bad("another amount or type"));
-        }
-        if p["status"].as_str() != Some("pending") {
-            return Err(bad("payment is not waiting for the shopper"));
-        }
-        let redirect_url = p["payment_details"]["redirect_url"]
-            .as_str()
-            .filter(|u| self.redirect_ok(u))
-            .ok_or_else(|| bad("no usable redirect_url"))?;
+            &redirect::NewPayment {
+                payment_id: &req.payment_id,
+                amount: req.amount,
+                return_url: &req.return_url,
+                paid_with: ("wallet", req.wallet.code()),
+                komoju_type: type_of(req.wallet),
+            },
+            "wallet",
+        )
+        .await?;
         Ok(StartOutcome {
-            session_id: id.to_owned(),
-            redirect_url: redirect_url.to_owned(),
+            session_id: created.id,
+            redirect_url: created.redirect_url,
         })
     }
 
