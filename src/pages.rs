@@ -574,49 +574,12 @@ pub fn group_digits(value: &str) -> Vec<String> {
 /// A deadline as the shopper reads it, in Japan time with the weekday:
 /// `2026年12月8日(火) 23:59` / `Tue 8 Dec 2026, 23:59`.
 pub fn shopper_deadline(ms: i64, en: bool) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-        .to_offset(crate::domain::jst::OFFSET);
-    let wd = t.weekday().number_days_from_monday() as usize;
-    if en {
-        const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-        const MONTHS: [&str; 12] = [
-            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-        ];
-        format!(
-            "{} {} {} {}, {:02}:{:02}",
-            DAYS[wd],
-            t.day(),
-            MONTHS[t.month() as usize - 1],
-            t.year(),
-            t.hour(),
-            t.minute()
-        )
-    } else {
-        const DAYS: [&str; 7] = ["月", "火", "水", "木", "金", "土", "日"];
-        format!(
-            "{}年{}月{}日({}) {:02}:{:02}",
-            t.year(),
-            t.month() as u8,
-            t.day(),
-            DAYS[wd],
-            t.hour(),
-            t.minute()
-        )
-    }
+    crate::domain::jst::shopper_text(ms, en)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn deadlines_have_the_weekday() {
-        // 2026-12-08 23:59:59 JST = 14:59:59 UTC, a Tuesday.
-        let ms = 1_796_741_999_000;
-        assert_eq!(shopper_deadline(ms, false), "2026年12月8日(火) 23:59");
-        assert_eq!(shopper_deadline(ms, true), "Tue 8 Dec 2026, 23:59");
-    }
 
     #[test]
     fn digits_in_fours() {

@@ -2,7 +2,7 @@
 
 use crate::db::Db;
 use crate::domain::ApiKeyStatus;
-use crate::{exec_tx, on_db};
+use crate::{args, on_db};
 
 pub async fn insert(
     db: &Db,
@@ -11,33 +11,27 @@ pub async fn insert(
     key_hash: &str,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin().await?;
-    exec_tx!(&mut tx, c => sqlx::query(
+    db.write_exec(
         "INSERT INTO api_keys (id, merchant_id, key_hash, status, created_at) VALUES ($1, $2, $3, $4, $5)",
+        args![id, merchant_id, key_hash, ApiKeyStatus::Active.code(), now],
     )
-    .bind(id)
-    .bind(merchant_id)
-    .bind(key_hash)
-    .bind(ApiKeyStatus::Active.code())
-    .bind(now)
-    .execute(c)
-    .await)?;
-    tx.commit().await
+    .await
+    .map(|_| ())
 }
 
 /// Retires an active key; false when the merchant has no such active key.
 pub async fn retire(db: &Db, merchant_id: &str, key_id: &str) -> Result<bool, sqlx::Error> {
-    let mut tx = db.begin().await?;
-    let n = exec_tx!(&mut tx, c => sqlx::query(
-        "UPDATE api_keys SET status = $1 WHERE merchant_id = $2 AND id = $3 AND status = $4",
-    )
-    .bind(ApiKeyStatus::Retired.code())
-    .bind(merchant_id)
-    .bind(key_id)
-    .bind(ApiKeyStatus::Active.code())
-    .execute(c)
-    .await)?;
-    tx.commit().await?;
+    let n = db
+        .write_exec(
+            "UPDATE api_keys SET status = $1 WHERE merchant_id = $2 AND id = $3 AND status = $4",
+            args![
+                ApiKeyStatus::Retired.code(),
+                merchant_id,
+                key_id,
+                ApiKeyStatus::Active.code()
+            ],
+        )
+        .await?;
     Ok(n == 1)
 }
 

@@ -5,7 +5,7 @@ use crate::db::merchants::MerchantRow;
 use crate::db::{scope, Db};
 use crate::domain::scope::Scope;
 use crate::domain::ApiKeyStatus;
-use crate::{exec_tx, on_db};
+use crate::{args, exec_tx, on_db};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct OwnerRow {
@@ -102,34 +102,27 @@ pub async fn insert_key(
     key_hash: &str,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin().await?;
-    exec_tx!(&mut tx, c => sqlx::query(
-        "INSERT INTO owner_api_keys (id, owner_id, key_hash, status, created_at) \
-         VALUES ($1, $2, $3, $4, $5)",
+    db.write_exec(
+        "INSERT INTO owner_api_keys (id, owner_id, key_hash, status, created_at) VALUES ($1, $2, $3, $4, $5)",
+        args![id, owner_id, key_hash, ApiKeyStatus::Active.code(), now],
     )
-    .bind(id)
-    .bind(owner_id)
-    .bind(key_hash)
-    .bind(ApiKeyStatus::Active.code())
-    .bind(now)
-    .execute(c)
-    .await)?;
-    tx.commit().await
+    .await
+    .map(|_| ())
 }
 
 /// Retires an active owner key; false when the owner has no such active key.
 pub async fn retire_key(db: &Db, owner_id: &str, key_id: &str) -> Result<bool, sqlx::Error> {
-    let mut tx = db.begin().await?;
-    let n = exec_tx!(&mut tx, c => sqlx::query(
-        "UPDATE owner_api_keys SET status = $1 WHERE owner_id = $2 AND id = $3 AND status = $4",
-    )
-    .bind(ApiKeyStatus::Retired.code())
-    .bind(owner_id)
-    .bind(key_id)
-    .bind(ApiKeyStatus::Active.code())
-    .execute(c)
-    .await)?;
-    tx.commit().await?;
+    let n = db
+        .write_exec(
+            "UPDATE owner_api_keys SET status = $1 WHERE owner_id = $2 AND id = $3 AND status = $4",
+            args![
+                ApiKeyStatus::Retired.code(),
+                owner_id,
+                key_id,
+                ApiKeyStatus::Active.code()
+            ],
+        )
+        .await?;
     Ok(n == 1)
 }
 

@@ -601,24 +601,7 @@ pub async fn withdraw(ctx: &Ctx, o: &Opened, p: &PaymentRow) -> Result<PaymentRo
         // The shopper gives up on an issue that never completed. Nothing was shown, so there
         // is nothing to cancel at the institution we know of (a number it may have issued
         // without answering was never seen by anyone and expires there).
-        let mut tx = ctx.db.begin().await?;
-        let row = match apply_action_in(
-            &mut tx,
-            &p.id,
-            NumberAction::IssueFail,
-            "shopper",
-            ctx.now_ms(),
-        )
-        .await
-        {
-            Ok(row) => row,
-            Err(ActionError::Db(e)) => return Err(e.into()),
-            Err(ActionError::Conflict) => return Err(WithdrawError::Conflict),
-            Err(_) => return Err(WithdrawError::NotUnpaid),
-        };
-        tx.commit().await?;
-        ctx.wake_notifier();
-        return Ok(row);
+        return record_withdrawal(ctx, &p.id, NumberAction::IssueFail).await;
     }
     konbini::apply(
         from,
@@ -640,16 +623,18 @@ pub async fn withdraw(ctx: &Ctx, o: &Opened, p: &PaymentRow) -> Result<PaymentRo
         Err(ConnectorError::NotCancellable) => return Err(WithdrawError::NotUnpaid),
         Err(e) => return Err(WithdrawError::Connector(e)),
     }
+    record_withdrawal(ctx, &p.id, NumberAction::Cancel).await
+}
+
+/// The shopper's withdrawal (`IssueFail` or `Cancel`) applied in one transaction with its
+/// event and notification; a payment that moved meanwhile is a conflict or no longer unpaid.
+async fn record_withdrawal(
+    ctx: &Ctx,
+    payment_id: &str,
+    action: NumberAction,
+) -> Result<PaymentRow, WithdrawError> {
     let mut tx = ctx.db.begin().await?;
-    let row = match apply_action_in(
-        &mut tx,
-        &p.id,
-        NumberAction::Cancel,
-        "shopper",
-        ctx.now_ms(),
-    )
-    .await
-    {
+    let row = match apply_action_in(&mut tx, payment_id, action, "shopper", ctx.now_ms()).await {
         Ok(row) => row,
         Err(ActionError::Db(e)) => return Err(e.into()),
         Err(ActionError::Conflict) => return Err(WithdrawError::Conflict),

@@ -1,6 +1,7 @@
 //! Composes each message kind from [`Facts`]. The text part is complete on its own; the HTML
 //! part says the same with the shop's theme colour and logo. Every value is escaped in HTML.
 
+use crate::domain::jst;
 use crate::domain::message::MessageKind;
 use crate::util::format_yen;
 
@@ -60,50 +61,23 @@ pub struct Composed {
 
 /// The deadline as shoppers read it: `2026年12月8日(火) 23:59` / `Tue 8 Dec 2026, 23:59` (JST).
 pub fn deadline_text(ms: i64, en: bool) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-        .to_offset(time::macros::offset!(+9));
-    let wd = t.weekday().number_days_from_monday() as usize;
+    let text = jst::shopper_text(ms, en);
+    // Mail is read anywhere: English says which clock (Japanese readers assume Japan's).
     if en {
-        const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-        const MONTHS: [&str; 12] = [
-            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-        ];
-        format!(
-            "{} {} {} {}, {:02}:{:02} (JST)",
-            DAYS[wd],
-            t.day(),
-            MONTHS[t.month() as usize - 1],
-            t.year(),
-            t.hour(),
-            t.minute()
-        )
+        format!("{text} (JST)")
     } else {
-        const DAYS: [&str; 7] = ["月", "火", "水", "木", "金", "土", "日"];
-        format!(
-            "{}年{}月{}日({}) {:02}:{:02}",
-            t.year(),
-            t.month() as u8,
-            t.day(),
-            DAYS[wd],
-            t.hour(),
-            t.minute()
-        )
+        text
     }
 }
 
 /// `12/8(火)`: the deadline's date in the few characters an SMS has.
 fn short_date(ms: i64, en: bool) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-        .to_offset(time::macros::offset!(+9));
-    let wd = t.weekday().number_days_from_monday() as usize;
+    let t = jst::at_ms(ms);
+    let (month, day, wd) = (u8::from(t.month()), t.day(), jst::weekday(t, en));
     if en {
-        const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-        format!("{}/{} {}", t.month() as u8, t.day(), DAYS[wd])
+        format!("{month}/{day} {wd}")
     } else {
-        const DAYS: [&str; 7] = ["月", "火", "水", "木", "金", "土", "日"];
-        format!("{}/{}({})", t.month() as u8, t.day(), DAYS[wd])
+        format!("{month}/{day}({wd})")
     }
 }
 
@@ -528,6 +502,16 @@ pub fn sms(f: &Facts, kind: MessageKind, link: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deadlines_in_mail_and_sms() {
+        // 2026-12-08 23:59:59 JST, a Tuesday.
+        let ms = 1_796_741_999_000;
+        assert_eq!(deadline_text(ms, false), "2026年12月8日(火) 23:59");
+        assert_eq!(deadline_text(ms, true), "Tue 8 Dec 2026, 23:59 (JST)");
+        assert_eq!(short_date(ms, false), "12/8(火)");
+        assert_eq!(short_date(ms, true), "12/8 Tue");
+    }
 
     fn facts(en: bool) -> Facts {
         Facts {

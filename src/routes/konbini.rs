@@ -73,18 +73,8 @@ pub async fn konbini_post(State(state): State<AppState>, f: ShopperForm) -> AppR
 }
 
 /// `GET /pay/{token}/payeasy`: the issued numbers, or the confirmation form.
-pub async fn payeasy_get(
-    State(state): State<AppState>,
-    ShopperPage { token, o, device }: ShopperPage,
-) -> AppResult<Response> {
-    if let Some(p) = flow::issued_for_checkout(&state.db, &o.checkout.id).await? {
-        return number_page(&state, device, &o, &token, &p);
-    }
-    if o.checkout.status != CheckoutStatus::Open {
-        return Ok(Redirect::to(&format!("/pay/{token}")).into_response());
-    }
-    ensure_offered(&o, device, Method::Payeasy)?;
-    render_start(&state, device, &o, &token, IssueTarget::Payeasy, None)
+pub async fn payeasy_get(State(state): State<AppState>, page: ShopperPage) -> AppResult<Response> {
+    confirm_get(&state, page, IssueTarget::Payeasy, Method::Payeasy).await
 }
 
 /// `POST /pay/{token}/payeasy`: issue the Pay-easy numbers, then show them (PRG).
@@ -104,16 +94,15 @@ pub async fn payeasy_post(State(state): State<AppState>, f: ShopperForm) -> AppR
 /// `GET /pay/{token}/bank_transfer`: the issued 振込先, or the confirmation form.
 pub async fn bank_transfer_get(
     State(state): State<AppState>,
-    ShopperPage { token, o, device }: ShopperPage,
+    page: ShopperPage,
 ) -> AppResult<Response> {
-    if let Some(p) = flow::issued_for_checkout(&state.db, &o.checkout.id).await? {
-        return number_page(&state, device, &o, &token, &p);
-    }
-    if o.checkout.status != CheckoutStatus::Open {
-        return Ok(Redirect::to(&format!("/pay/{token}")).into_response());
-    }
-    ensure_offered(&o, device, Method::BankTransfer)?;
-    render_start(&state, device, &o, &token, IssueTarget::BankTransfer, None)
+    confirm_get(
+        &state,
+        page,
+        IssueTarget::BankTransfer,
+        Method::BankTransfer,
+    )
+    .await
 }
 
 /// `POST /pay/{token}/bank_transfer`: issue the 振込先, then show it (PRG).
@@ -131,6 +120,24 @@ pub async fn bank_transfer_post(
         Method::BankTransfer,
     )
     .await
+}
+
+/// The GET of a method whose number is issued after one confirmation (Pay-easy, bank
+/// transfer): the number already issued for the checkout, else the confirmation form.
+async fn confirm_get(
+    state: &AppState,
+    ShopperPage { token, o, device }: ShopperPage,
+    target: IssueTarget,
+    method: Method,
+) -> AppResult<Response> {
+    if let Some(p) = flow::issued_for_checkout(&state.db, &o.checkout.id).await? {
+        return number_page(state, device, &o, &token, &p);
+    }
+    if o.checkout.status != CheckoutStatus::Open {
+        return Ok(Redirect::to(&format!("/pay/{token}")).into_response());
+    }
+    ensure_offered(&o, device, method)?;
+    render_start(state, device, &o, &token, target, None)
 }
 
 /// `POST /pay/{token}/number/retry`: asks the institution again for a number whose issue did
