@@ -346,17 +346,7 @@ pub async fn get(db: &Db, id: &str) -> Result<Option<PaymentRow>, sqlx::Error> {
 
 /// The payment `id` if its merchant is inside `scope` (else `None`, as for an unknown id).
 pub async fn get_in(db: &Db, scope: &Scope, id: &str) -> Result<Option<PaymentRow>, sqlx::Error> {
-    let (kind, value) = scope.sql_parts();
-    let sql = format!(
-        "SELECT {COLS} FROM payments WHERE id = $1 AND {}",
-        crate::db::scope::visible("merchant_id", 2)
-    );
-    on_db!(db, c => sqlx::query_as(&sql)
-        .bind(id)
-        .bind(kind)
-        .bind(value)
-        .fetch_optional(c)
-        .await)
+    crate::db::scope::row_in(db, "payments", COLS, scope, id).await
 }
 
 pub async fn get_tx(tx: &mut Tx, id: &str) -> Result<Option<PaymentRow>, sqlx::Error> {

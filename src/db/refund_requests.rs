@@ -61,17 +61,7 @@ pub async fn get_in(
     scope: &Scope,
     id: &str,
 ) -> Result<Option<RefundRequestRow>, sqlx::Error> {
-    let (kind, value) = scope.sql_parts();
-    let sql = format!(
-        "SELECT {COLS} FROM refund_requests WHERE id = $1 AND {}",
-        crate::db::scope::visible("merchant_id", 2)
-    );
-    on_db!(db, c => sqlx::query_as(&sql)
-        .bind(id)
-        .bind(kind)
-        .bind(value)
-        .fetch_optional(c)
-        .await)
+    crate::db::scope::row_in(db, "refund_requests", COLS, scope, id).await
 }
 
 /// The payment's requests, oldest first.

@@ -79,17 +79,7 @@ pub async fn get(db: &Db, merchant_id: &str, id: &str) -> Result<Option<RepeatRo
 
 /// The repeat number `id` if its merchant is inside `scope` (else `None`, as for an unknown id).
 pub async fn get_in(db: &Db, scope: &Scope, id: &str) -> Result<Option<RepeatRow>, sqlx::Error> {
-    let (kind, value) = scope.sql_parts();
-    let sql = format!(
-        "SELECT {COLS} FROM repeat_numbers WHERE id = $1 AND {}",
-        crate::db::scope::visible("merchant_id", 2)
-    );
-    on_db!(db, c => sqlx::query_as(&sql)
-        .bind(id)
-        .bind(kind)
-        .bind(value)
-        .fetch_optional(c)
-        .await)
+    crate::db::scope::row_in(db, "repeat_numbers", COLS, scope, id).await
 }
 
 /// Any merchant's number (the CLI, which has no merchant scope).

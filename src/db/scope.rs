@@ -1,6 +1,8 @@
 //! A [`Scope`] as a SQL condition, so a scoped query reads only what the caller may see.
 
+use crate::db::{Db, Decoded};
 use crate::domain::scope::Scope;
+use crate::on_db;
 
 /// The condition "`col` (a merchant id column) is inside the scope bound at `$k` (kind) and
 /// `$k+1` (value)" — bind [`Scope::sql_parts`] in that order. One text for both databases.
@@ -24,4 +26,26 @@ pub fn condition(scope: &Scope, col: &str, k: usize) -> Option<(String, String)>
             o.clone(),
         )),
     }
+}
+
+/// The row `id` of `table` (its columns `cols`) if its `merchant_id` is inside `scope`; `None`
+/// otherwise, as for an unknown id, so a caller outside the scope learns nothing.
+pub(crate) async fn row_in<T: Decoded>(
+    db: &Db,
+    table: &str,
+    cols: &str,
+    scope: &Scope,
+    id: &str,
+) -> Result<Option<T>, sqlx::Error> {
+    let (kind, value) = scope.sql_parts();
+    let sql = format!(
+        "SELECT {cols} FROM {table} WHERE id = $1 AND {}",
+        visible("merchant_id", 2)
+    );
+    on_db!(db, c => sqlx::query_as(&sql)
+        .bind(id)
+        .bind(kind)
+        .bind(value)
+        .fetch_optional(c)
+        .await)
 }

@@ -585,15 +585,5 @@ pub async fn get_in(
     scope: &Scope,
     id: &str,
 ) -> Result<Option<SettlementRow>, sqlx::Error> {
-    let (kind, value) = scope.sql_parts();
-    let sql = format!(
-        "SELECT {SETTLEMENT_COLS} FROM settlements WHERE id = $1 AND {}",
-        crate::db::scope::visible("merchant_id", 2)
-    );
-    on_db!(db, c => sqlx::query_as(&sql)
-        .bind(id)
-        .bind(kind)
-        .bind(value)
-        .fetch_optional(c)
-        .await)
+    crate::db::scope::row_in(db, "settlements", SETTLEMENT_COLS, scope, id).await
 }

@@ -65,17 +65,7 @@ pub async fn get_in(
     scope: &Scope,
     id: &str,
 ) -> Result<Option<SubscriptionRow>, sqlx::Error> {
-    let (kind, value) = scope.sql_parts();
-    let sql = format!(
-        "SELECT {SUB_COLS} FROM subscriptions WHERE id = $1 AND {}",
-        crate::db::scope::visible("merchant_id", 2)
-    );
-    on_db!(db, c => sqlx::query_as(&sql)
-        .bind(id)
-        .bind(kind)
-        .bind(value)
-        .fetch_optional(c)
-        .await)
+    crate::db::scope::row_in(db, "subscriptions", SUB_COLS, scope, id).await
 }
 
 /// Active agreements whose next charge is due at `now_ms` (oldest first, at most 200).
