@@ -66,18 +66,8 @@ pub async fn merchant_in_scope(
     s: &Scope,
     id: &str,
 ) -> Result<Option<MerchantRow>, sqlx::Error> {
-    let (kind, value) = s.sql_parts();
-    let cols = crate::db::merchants::COLS;
-    let sql = format!(
-        "SELECT {cols} FROM merchants m WHERE m.id = $1 AND {}",
-        scope::visible("m.id", 2)
-    );
-    on_db!(db, c => sqlx::query_as(&sql)
-        .bind(id)
-        .bind(kind)
-        .bind(value)
-        .fetch_optional(c)
-        .await)
+    // `m`: the merchant columns are written for that alias.
+    scope::row_in(db, "merchants m", crate::db::merchants::COLS, "m.id", s, id).await
 }
 
 /// The merchants inside `scope` (for a merchant picker), by id.

@@ -346,7 +346,7 @@ pub async fn get(db: &Db, id: &str) -> Result<Option<PaymentRow>, sqlx::Error> {
 
 /// The payment `id` if its merchant is inside `scope` (else `None`, as for an unknown id).
 pub async fn get_in(db: &Db, scope: &Scope, id: &str) -> Result<Option<PaymentRow>, sqlx::Error> {
-    crate::db::scope::row_in(db, "payments", COLS, scope, id).await
+    crate::db::scope::row_in(db, "payments", COLS, "merchant_id", scope, id).await
 }
 
 pub async fn get_tx(tx: &mut Tx, id: &str) -> Result<Option<PaymentRow>, sqlx::Error> {

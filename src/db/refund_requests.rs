@@ -61,7 +61,7 @@ pub async fn get_in(
     scope: &Scope,
     id: &str,
 ) -> Result<Option<RefundRequestRow>, sqlx::Error> {
-    crate::db::scope::row_in(db, "refund_requests", COLS, scope, id).await
+    crate::db::scope::row_in(db, "refund_requests", COLS, "merchant_id", scope, id).await
 }
 
 /// The payment's requests, oldest first.

@@ -79,7 +79,7 @@ pub async fn get(db: &Db, merchant_id: &str, id: &str) -> Result<Option<RepeatRo
 
 /// The repeat number `id` if its merchant is inside `scope` (else `None`, as for an unknown id).
 pub async fn get_in(db: &Db, scope: &Scope, id: &str) -> Result<Option<RepeatRow>, sqlx::Error> {
-    crate::db::scope::row_in(db, "repeat_numbers", COLS, scope, id).await
+    crate::db::scope::row_in(db, "repeat_numbers", COLS, "merchant_id", scope, id).await
 }
 
 /// Any merchant's number (the CLI, which has no merchant scope).

@@ -28,19 +28,21 @@ pub fn condition(scope: &Scope, col: &str, k: usize) -> Option<(String, String)>
     }
 }
 
-/// The row `id` of `table` (its columns `cols`) if its `merchant_id` is inside `scope`; `None`
-/// otherwise, as for an unknown id, so a caller outside the scope learns nothing.
+/// The row `id` of `table` (its columns `cols`) if its merchant (the column `merchant_col`)
+/// is inside `scope`; `None` otherwise, as for an unknown id, so a caller outside the scope
+/// learns nothing.
 pub(crate) async fn row_in<T: Decoded>(
     db: &Db,
     table: &str,
     cols: &str,
+    merchant_col: &str,
     scope: &Scope,
     id: &str,
 ) -> Result<Option<T>, sqlx::Error> {
     let (kind, value) = scope.sql_parts();
     let sql = format!(
         "SELECT {cols} FROM {table} WHERE id = $1 AND {}",
-        visible("merchant_id", 2)
+        visible(merchant_col, 2)
     );
     on_db!(db, c => sqlx::query_as(&sql)
         .bind(id)

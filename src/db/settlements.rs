@@ -585,5 +585,5 @@ pub async fn get_in(
     scope: &Scope,
     id: &str,
 ) -> Result<Option<SettlementRow>, sqlx::Error> {
-    crate::db::scope::row_in(db, "settlements", SETTLEMENT_COLS, scope, id).await
+    crate::db::scope::row_in(db, "settlements", SETTLEMENT_COLS, "merchant_id", scope, id).await
 }

@@ -65,7 +65,7 @@ pub async fn get_in(
     scope: &Scope,
     id: &str,
 ) -> Result<Option<SubscriptionRow>, sqlx::Error> {
-    crate::db::scope::row_in(db, "subscriptions", SUB_COLS, scope, id).await
+    crate::db::scope::row_in(db, "subscriptions", SUB_COLS, "merchant_id", scope, id).await
 }
 
 /// Active agreements whose next charge is due at `now_ms` (oldest first, at most 200).
