@@ -193,9 +193,10 @@ pub async fn insert_or_get(
     );
     // One statement, atomic on its own: no BEGIN/COMMIT around it on PostgreSQL (two fewer
     // round trips on every first open); on SQLite one call that shares its COMMIT with the
-    // writers waiting behind it.
+    // writers waiting behind it. Relaxed: lost to a power cut before any durable commit, the
+    // checkout is made again when the shopper next opens the link (nothing else has seen it).
     let row: Option<CheckoutRow> = db
-        .write_fetch(
+        .relaxed_fetch(
             &sql,
             args![
                 &id,
@@ -230,7 +231,8 @@ pub async fn insert_or_get(
 /// Sets the language the checkout's pages are shown in (`ja` or `en`): the link's `lang`, else
 /// the shopper's browser (Accept-Language) or their choice on the page.
 pub async fn set_lang(db: &Db, id: &str, lang: &str) -> Result<(), sqlx::Error> {
-    db.write_exec(
+    // Relaxed: a display preference the shopper sets again.
+    db.relaxed_exec(
         "UPDATE checkouts SET lang = $1 WHERE id = $2",
         args![lang, id],
     )
@@ -242,7 +244,9 @@ pub async fn set_lang(db: &Db, id: &str, lang: &str) -> Result<(), sqlx::Error> 
 /// recorded (a double click, the back button, a reload that re-posts) writes nothing: on
 /// PostgreSQL concurrent re-posts would otherwise queue on the row's lock, one commit each.
 pub async fn select_method(db: &Db, id: &str, method: Method, now: i64) -> Result<(), sqlx::Error> {
-    db.write_exec(
+    // Relaxed: lost to a power cut, the shopper chooses again; a payment that follows the
+    // choice commits durably, which makes the choice durable too.
+    db.relaxed_exec(
         "UPDATE checkouts SET selected_method = $1, updated_at = $2 WHERE id = $3 AND status = 'open' \
          AND (selected_method IS NULL OR selected_method <> $4)",
         args![method.code(), now, id, method.code()],

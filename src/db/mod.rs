@@ -172,6 +172,26 @@ fn spawn_checkpointer(opts: SqliteConnectOptions, writer: writer::WeakWriter) {
     });
 }
 
+/// What a write transaction's COMMIT waits for.
+///
+/// A later durable COMMIT makes every earlier relaxed one durable too: on both stores the
+/// log is one sequence, flushed up to the durable commit's end (SQLite's WAL file, PostgreSQL's
+/// WAL). So a power cut can only take back relaxed commits made after the last durable one,
+/// never something a durable transaction read or built on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Commit {
+    /// The commit is on disk before the caller hears of it: every write that money, a
+    /// processor or a merchant depends on, and the default.
+    Durable,
+    /// The commit is visible at once, and on disk with the next durable commit (or SQLite's next
+    /// checkpoint) instead of before the caller hears of it. Only for rows whose loss a shopper
+    /// repairs by opening the link again, and that nothing outside this server has seen: a
+    /// checkout's creation, its chosen method, its language. On SQLite it skips the one
+    /// `fdatasync` per group that every writer behind it waits for (bench/README.md, change 38);
+    /// on PostgreSQL it is a durable commit (see `Db::relaxed_fetch`).
+    Relaxed,
+}
+
 /// An open write transaction on either backend.
 pub enum Tx {
     Sqlite(SqliteTx),
@@ -454,10 +474,15 @@ impl Db {
         matches!(self, Db::Postgres(_))
     }
 
-    /// Begins a write transaction.
+    /// Begins a write transaction, committed durably.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        self.begin_as(Commit::Durable).await
+    }
+
+    /// Begins a write transaction whose COMMIT waits for what `commit` says.
+    pub async fn begin_as(&self, commit: Commit) -> Result<Tx, sqlx::Error> {
         Ok(match self {
-            Db::Sqlite { write, .. } => Tx::Sqlite(SqliteTx::begin(write).await?),
+            Db::Sqlite { write, .. } => Tx::Sqlite(SqliteTx::begin(write, commit).await?),
             Db::Postgres(p) => Tx::Postgres(PgTx::begin(p).await?),
         })
     }
@@ -489,8 +514,45 @@ impl Db {
     where
         T: Decoded,
     {
+        self.single_fetch_all(Commit::Durable, sql, args).await
+    }
+
+    /// [`Db::write_fetch`] committed [`Commit::Relaxed`]: for a checkout's own rows only (see
+    /// there). On PostgreSQL it is the same durable statement: turning `synchronous_commit`
+    /// off for one statement would need a transaction around it (two more round trips) or
+    /// connections of their own, and with it off for every statement the first open gained
+    /// 3–11%, within what runs vary by (bench/README.md, change 38).
+    pub async fn relaxed_fetch<T>(
+        &self,
+        sql: &str,
+        args: Vec<Arg>,
+    ) -> Result<Option<T>, sqlx::Error>
+    where
+        T: Decoded,
+    {
+        Ok(self
+            .single_fetch_all(Commit::Relaxed, sql, args)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// [`Db::write_exec`] committed [`Commit::Relaxed`] (see [`Db::relaxed_fetch`]).
+    pub async fn relaxed_exec(&self, sql: &str, args: Vec<Arg>) -> Result<u64, sqlx::Error> {
+        self.single_exec(Commit::Relaxed, sql, args).await
+    }
+
+    async fn single_fetch_all<T>(
+        &self,
+        commit: Commit,
+        sql: &str,
+        args: Vec<Arg>,
+    ) -> Result<Vec<T>, sqlx::Error>
+    where
+        T: Decoded,
+    {
         match self {
-            Db::Sqlite { write, .. } => SqliteTx::begin(write)
+            Db::Sqlite { write, .. } => SqliteTx::begin(write, commit)
                 .await?
                 .finish(Some((sql, args)))
                 .await?
@@ -538,8 +600,17 @@ impl Db {
 
     /// Like [`Db::write_fetch`] for a statement that returns no rows: the rows it changed.
     pub async fn write_exec(&self, sql: &str, args: Vec<Arg>) -> Result<u64, sqlx::Error> {
+        self.single_exec(Commit::Durable, sql, args).await
+    }
+
+    async fn single_exec(
+        &self,
+        commit: Commit,
+        sql: &str,
+        args: Vec<Arg>,
+    ) -> Result<u64, sqlx::Error> {
         match self {
-            Db::Sqlite { write, .. } => Ok(SqliteTx::begin(write)
+            Db::Sqlite { write, .. } => Ok(SqliteTx::begin(write, commit)
                 .await?
                 .finish(Some((sql, args)))
                 .await?
@@ -637,9 +708,11 @@ impl Tx {
                 let writer::Batch { sql, args, .. } = std::mem::take(&mut t.pending);
                 // Only the last statement returns rows: the queued ones are writes without
                 // RETURNING, so the first row of the call is this statement's.
-                bind_args!(sqlx::query_as::<_, T>(&sql), args)
+                let row = bind_args!(sqlx::query_as::<_, T>(&sql), args)
                     .fetch_optional(t.sending()?)
-                    .await
+                    .await?;
+                t.sent();
+                Ok(row)
             }
             Tx::Postgres(t) => {
                 let r = bind_args!(sqlx::query_as::<_, T>(sql), args)

@@ -162,7 +162,7 @@ pub async fn finish_all(
         // SQLite has no arrays: the rows travel as one JSON array, read back with json_each.
         Db::Sqlite { write, .. } => {
             let rows = serde_json::to_string(done).map_err(|e| sqlx::Error::Encode(e.into()))?;
-            let mut t = super::writer::SqliteTx::begin(write).await?;
+            let mut t = super::writer::SqliteTx::begin(write, super::Commit::Durable).await?;
             t.pending.push(
                 "INSERT INTO delivery_attempts (event_id, attempted_at, status_code, latency_ms, \
                  outcome, response_snippet) \

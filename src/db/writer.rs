@@ -11,6 +11,12 @@
 //! COMMIT that fails fails every member. Each COMMIT writes its pages to the WAL: members of
 //! one group that touch the same pages (a table's last leaf, an index's, the event log's)
 //! write them once instead of once each.
+//!
+//! Commit levels ([`Commit`]). The connection's `synchronous` setting decides whether a COMMIT
+//! waits for the WAL to reach the disk, and SQLite lets it change only outside a transaction:
+//! so a group has the level its leader set before its BEGIN. A relaxed transaction may join a
+//! durable group (it is then durable too); a durable one never joins a relaxed group: it commits
+//! that group first, then begins its own at FULL, whose flush covers the relaxed commits before it.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -18,7 +24,7 @@ use std::sync::Arc;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use tokio::sync::{watch, Mutex, OwnedMutexGuard};
 
-use super::Arg;
+use super::{Arg, Commit};
 
 /// Most transactions one COMMIT closes. A member waits for the members after it, so this
 /// bounds what a group adds to a request's time (a few milliseconds at most).
@@ -60,6 +66,7 @@ struct Shared {
     waiting: AtomicUsize,
     transactions: AtomicU64,
     commits: AtomicU64,
+    relaxed_commits: AtomicU64,
 }
 
 impl std::fmt::Debug for SqliteWriter {
@@ -79,6 +86,10 @@ pub struct WriterConn {
     left: Option<Part>,
     /// The members that ended their part of the open transaction and wait for its COMMIT.
     group: Option<Group>,
+    /// The connection's `synchronous` setting, as far as is known: `None` while a call that
+    /// changes it is out, or after one that failed or was cancelled (the next leader sets it
+    /// again). Inside a transaction it is the open transaction's level.
+    level: Option<Commit>,
 }
 
 struct Group {
@@ -96,12 +107,22 @@ enum Part {
 }
 
 /// Transactions that ended on the writer, and the COMMITs that committed them (the ratio
-/// is the group commit's average group), and the tasks waiting for the writer now.
+/// is the group commit's average group), those of them that did not wait for the disk
+/// ([`Commit::Relaxed`]), and the tasks waiting for the writer now.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WriteStats {
     pub transactions: u64,
     pub commits: u64,
+    pub relaxed_commits: u64,
     pub waiting: u64,
+}
+
+/// The statement that sets the connection to a level; run only outside a transaction.
+fn set_level(level: Commit) -> &'static str {
+    match level {
+        Commit::Durable => "PRAGMA synchronous = FULL",
+        Commit::Relaxed => "PRAGMA synchronous = NORMAL",
+    }
 }
 
 impl WriterConn {
@@ -223,6 +244,9 @@ impl WriterGuard {
     fn committed(&mut self, r: &Result<(), sqlx::Error>) {
         if r.is_ok() {
             self.shared.commits.fetch_add(1, Ordering::Relaxed);
+            if self.level != Some(Commit::Durable) {
+                self.shared.relaxed_commits.fetch_add(1, Ordering::Relaxed);
+            }
         }
         if let Some(g) = self.group.take() {
             g.done
@@ -239,10 +263,13 @@ impl SqliteWriter {
                 in_tx: false,
                 left: None,
                 group: None,
+                // `Db::connect` opens it with `synchronous = FULL`.
+                level: Some(Commit::Durable),
             })),
             waiting: AtomicUsize::new(0),
             transactions: AtomicU64::new(0),
             commits: AtomicU64::new(0),
+            relaxed_commits: AtomicU64::new(0),
         }))
     }
 
@@ -271,12 +298,21 @@ impl SqliteWriter {
     }
 
     /// Waits for the writer, for statements outside any transaction: a transaction members
-    /// wait on is committed first, so the connection is back in autocommit.
+    /// wait on is committed first, so the connection is back in autocommit, and set durable
+    /// (each such statement commits on its own, at the connection's level).
     pub async fn lock(&self) -> WriterGuard {
         let mut w = self.acquire().await;
         if w.in_tx {
             // Its error went to the members; the connection is clean either way.
             let _ = w.close_tx().await;
+        }
+        if w.level != Some(Commit::Durable) {
+            w.level = None;
+            if let Some(conn) = w.conn.as_mut() {
+                if exec(conn, set_level(Commit::Durable)).await.is_ok() {
+                    w.level = Some(Commit::Durable);
+                }
+            }
         }
         w
     }
@@ -296,6 +332,7 @@ impl SqliteWriter {
         WriteStats {
             transactions: self.0.transactions.load(Ordering::Relaxed),
             commits: self.0.commits.load(Ordering::Relaxed),
+            relaxed_commits: self.0.relaxed_commits.load(Ordering::Relaxed),
             waiting: self.0.waiting.load(Ordering::Relaxed) as u64,
         }
     }
@@ -318,6 +355,8 @@ pub struct SqliteTx {
     pub(super) reads: Vec<(usize, ReadKey)>,
     /// Rows of reads that ran ahead, kept for the [`super::Tx::fetch_optional`] asking for them.
     pub(super) ahead: Vec<(ReadKey, Option<SqliteRow>)>,
+    /// The level this leader's first call sets before its BEGIN, until that call has run.
+    sets_level: Option<Commit>,
 }
 
 /// A statement and its arguments: what a read ahead is found again by.
@@ -362,14 +401,27 @@ pub(super) fn renumber_into(out: &mut String, sql: &str, offset: usize) {
 }
 
 impl SqliteTx {
-    pub(super) async fn begin(writer: &SqliteWriter) -> Result<SqliteTx, sqlx::Error> {
+    pub(super) async fn begin(
+        writer: &SqliteWriter,
+        commit: Commit,
+    ) -> Result<SqliteTx, sqlx::Error> {
         let mut w = writer.acquire().await;
         w.conn()?;
+        if w.in_tx && commit == Commit::Durable && w.level != Some(Commit::Durable) {
+            // Joining would commit this transaction without a flush: the relaxed group commits
+            // now, and this one leads the next. Its error went to that group's members.
+            let _ = w.close_tx().await;
+        }
         let mut pending = Batch::default();
+        let mut sets_level = None;
         let part = if w.in_tx {
             pending.push(SAVEPOINT, Vec::new());
             Part::Member
         } else {
+            if w.level != Some(commit) {
+                pending.push(set_level(commit), Vec::new());
+                sets_level = Some(commit);
+            }
             // IMMEDIATE: the write lock is taken at BEGIN, so another process on the same file
             // (a CLI command) makes this wait for busy_timeout there, never fail mid-transaction.
             pending.push("BEGIN IMMEDIATE", Vec::new());
@@ -381,15 +433,27 @@ impl SqliteTx {
             pending,
             reads: Vec::new(),
             ahead: Vec::new(),
+            sets_level,
         })
     }
 
     /// Marks the transaction as begun on the connection before a call goes out: if the call is
-    /// cancelled, the next holder undoes this part.
+    /// cancelled, the next holder undoes this part. A call that changes the level leaves it
+    /// unknown until it has run ([`SqliteTx::sent`]).
     pub(super) fn sending(&mut self) -> Result<&mut SqliteConnection, sqlx::Error> {
         self.w.in_tx = true;
         self.w.left = Some(self.part);
+        if self.sets_level.is_some() {
+            self.w.level = None;
+        }
         self.w.conn()
+    }
+
+    /// A call has run whole: the level it set (if it set one) is the connection's now.
+    pub(super) fn sent(&mut self) {
+        if let Some(level) = self.sets_level.take() {
+            self.w.level = Some(level);
+        }
     }
 
     /// The connection, once everything queued has run: for a statement whose result is read.
@@ -411,6 +475,7 @@ impl SqliteTx {
         super::bind_args!(sqlx::query(&sql), args)
             .execute(self.sending()?)
             .await?;
+        self.sent();
         Ok(())
     }
 
@@ -451,6 +516,7 @@ impl SqliteTx {
                 }
             }
         }
+        self.sent();
         self.ahead
             .extend(reads.into_iter().map(|(_, key, row)| (key, row)));
         Ok((rows, changed))

@@ -92,6 +92,7 @@ pub async fn metrics(
     if let Some(w) = state.db.write_stats() {
         metrics::counter!("kakehashi_sqlite_transactions_total").absolute(w.transactions);
         metrics::counter!("kakehashi_sqlite_commits_total").absolute(w.commits);
+        metrics::counter!("kakehashi_sqlite_relaxed_commits_total").absolute(w.relaxed_commits);
         metrics::gauge!("kakehashi_sqlite_writer_waiting").set(w.waiting as f64);
     }
     (

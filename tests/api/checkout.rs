@@ -356,3 +356,34 @@ async fn session_has_an_absolute_lifetime(app: TestApp) {
     assert_eq!(r.status(), 410);
 }
 both!(session_has_an_absolute_lifetime);
+
+/// On SQLite a checkout's own writes (its creation at the first open, the chosen method) do not
+/// wait for the disk: their COMMITs are counted as relaxed. (Each may also join a durable group
+/// a background worker began, and then commits durably: hence several checkouts.)
+#[tokio::test]
+async fn sqlite_a_checkouts_own_writes_do_not_wait_for_the_disk() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let m = app.merchant().await;
+    let before = app.db.write_stats().expect("SQLite");
+    for i in 0..3 {
+        let f = app.fields(&m, &format!("ord-rx-{i}"), 1000, &[]);
+        let (status, body) = app.open(&m, &f, UA_PC).await;
+        assert_eq!(status, 200, "{body}");
+        let r = app
+            .post_form(
+                &action(&body),
+                UA_PC,
+                &[("csrf", &hidden(&body, "csrf")), ("method", "card")],
+            )
+            .await;
+        assert_eq!(r.status(), 303);
+    }
+    let after = app.db.write_stats().expect("SQLite");
+    assert!(
+        after.relaxed_commits > before.relaxed_commits,
+        "{before:?} → {after:?}"
+    );
+    assert_eq!(app.count("checkouts").await, 3);
+}

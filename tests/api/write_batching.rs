@@ -8,7 +8,7 @@ use std::future::Future;
 use std::task::Poll;
 
 use kakehashi::args;
-use kakehashi::db::{Db, Tx};
+use kakehashi::db::{Commit, Db, Tx};
 
 use crate::helpers::{both, TestApp};
 
@@ -175,6 +175,120 @@ async fn sqlite_writer_commits_durably() {
     };
     // 2 is FULL (1 NORMAL).
     assert_eq!(writer_pragma(&app.db, "PRAGMA synchronous").await, 2);
+}
+
+/// A relaxed transaction ([`Commit::Relaxed`]: a checkout's creation, its chosen method) runs at
+/// `synchronous = NORMAL`, its COMMIT counted as relaxed; the next durable one is back at FULL.
+#[tokio::test]
+async fn sqlite_a_relaxed_commit_does_not_wait_for_the_disk() {
+    let Some(app) = sqlite_app().await else {
+        return;
+    };
+    let db = &app.db;
+    let before = stats(db);
+    let mut tx = db.begin_as(Commit::Relaxed).await.unwrap();
+    tx.write(INSERT, args!["rx.a", "1"]).await.unwrap();
+    let (level,): (i64,) = tx
+        .fetch_optional("PRAGMA synchronous", args![])
+        .await
+        .unwrap()
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(level, 1, "NORMAL");
+    assert_eq!(value(db, "rx.a").await.as_deref(), Some("1"));
+    assert!(stats(db).relaxed_commits > before.relaxed_commits);
+    // The single-statement form, as the first open uses it.
+    let n = db.relaxed_exec(INSERT, args!["rx.b", "2"]).await.unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(
+        writer_pragma(db, "PRAGMA synchronous").await,
+        2,
+        "FULL again"
+    );
+    // A statement outside any transaction runs at FULL; the writer's record of its level
+    // follows, so the next relaxed transaction sets NORMAL again.
+    db.relaxed_exec(INSERT, args!["rx.c", "3"]).await.unwrap();
+    db.execute_write("INSERT INTO server_settings (name, value) VALUES ('rx.d', '4')")
+        .await
+        .unwrap();
+    let mut tx = db.begin_as(Commit::Relaxed).await.unwrap();
+    let (level,): (i64,) = tx
+        .fetch_optional("PRAGMA synchronous", args![])
+        .await
+        .unwrap()
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(level, 1);
+}
+
+/// A durable transaction that finds a relaxed group open (its members wait for a COMMIT that
+/// will not flush) does not join it: that group commits first, and the durable one leads a
+/// group of its own at FULL. Joined, its COMMIT would have skipped the flush.
+#[tokio::test]
+async fn sqlite_a_durable_transaction_never_joins_a_relaxed_group() {
+    let Some(app) = sqlite_app().await else {
+        return;
+    };
+    let db = app.db.clone();
+    let mut relaxed = db.begin_as(Commit::Relaxed).await.unwrap();
+    relaxed.write(INSERT, args!["rg.a", "1"]).await.unwrap();
+    assert_eq!(count_in(&mut relaxed, "rg.a").await, 1);
+    let durable = tokio::spawn({
+        let db = db.clone();
+        async move {
+            let mut tx = db.begin().await.unwrap();
+            tx.write(INSERT, args!["rg.b", "2"]).await.unwrap();
+            let (level,): (i64,) = tx
+                .fetch_optional("PRAGMA synchronous", args![])
+                .await
+                .unwrap()
+                .unwrap();
+            tx.commit().await.unwrap();
+            level
+        }
+    });
+    until_someone_waits(&db).await;
+    let before = stats(&db);
+    // Ends with the durable one in line: defers its COMMIT, which that one then runs.
+    relaxed.commit().await.unwrap();
+    let level = durable.await.unwrap();
+    assert_eq!(level, 2, "the durable transaction ran at FULL");
+    let after = stats(&db);
+    assert!(after.commits - before.commits >= 2, "one COMMIT each");
+    assert!(after.relaxed_commits > before.relaxed_commits);
+    assert_eq!(value(&db, "rg.a").await.as_deref(), Some("1"));
+    assert_eq!(value(&db, "rg.b").await.as_deref(), Some("2"));
+}
+
+/// A relaxed transaction may join a durable group: it is then committed durably.
+#[tokio::test]
+async fn sqlite_a_relaxed_transaction_joins_a_durable_group() {
+    let Some(app) = sqlite_app().await else {
+        return;
+    };
+    let db = app.db.clone();
+    let durable = holding_the_writer(&db, "dg.a").await;
+    let relaxed = tokio::spawn({
+        let db = db.clone();
+        async move {
+            let mut tx = db.begin_as(Commit::Relaxed).await.unwrap();
+            tx.write(INSERT, args!["dg.b", "2"]).await.unwrap();
+            let (level,): (i64,) = tx
+                .fetch_optional("PRAGMA synchronous", args![])
+                .await
+                .unwrap()
+                .unwrap();
+            tx.commit().await.unwrap();
+            level
+        }
+    });
+    until_someone_waits(&db).await;
+    let before = stats(&db);
+    durable.commit().await.unwrap();
+    assert_eq!(relaxed.await.unwrap(), 2, "joined the durable group");
+    let after = stats(&db);
+    assert_eq!(after.relaxed_commits, before.relaxed_commits);
+    assert_eq!(value(&db, "dg.b").await.as_deref(), Some("2"));
 }
 
 const VALUE: &str = "SELECT value FROM server_settings WHERE name = $1";
