@@ -16,7 +16,7 @@ use crate::db::Db;
 use crate::notify::deliver::Deliverer;
 use crate::notify::worker::Worker;
 use crate::ssrf::UrlPolicy;
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 use crate::supervisor::{CancellationToken, Supervisor};
 use crate::themes::Themes;
 
@@ -92,7 +92,7 @@ impl App {
         registry.configure(&config)?;
         registry.register(stripe_driver(&config)?);
         let connectors = Arc::new(registry);
-        let state = AppState {
+        let state = AppState::new(Shared {
             ctx: Ctx {
                 clock: Arc::new(SystemClock),
                 db,
@@ -114,7 +114,7 @@ impl App {
             card_form_js: card_form_js.into(),
             handoff_js: handoff_js.into(),
             draining: Default::default(),
-        };
+        });
         Ok(App {
             addr,
             state,
@@ -126,7 +126,11 @@ impl App {
     /// Adds a processor driver to this app's connector registry; call before [`App::run`].
     /// Tests register test-double processors this way.
     pub fn register_driver(&mut self, driver: Arc<dyn ProcessorDriver>) {
-        Arc::get_mut(&mut self.state.ctx.connectors)
+        let shared = self
+            .state
+            .get_mut()
+            .expect("drivers are registered before the app runs");
+        Arc::get_mut(&mut shared.ctx.connectors)
             .expect("drivers are registered before the app runs")
             .register(driver);
     }
@@ -134,7 +138,11 @@ impl App {
     /// Replaces this app's clock; call before [`App::run`]. Tests move a manual clock instead
     /// of sleeping.
     pub fn set_clock(&mut self, clock: Arc<dyn Clock>) {
-        self.state.ctx.clock = clock;
+        self.state
+            .get_mut()
+            .expect("the clock is set before the app runs")
+            .ctx
+            .clock = clock;
     }
 
     /// Starts the background workers (notification delivery, expiry sweeps) under a supervisor,

@@ -410,7 +410,11 @@ async fn sigterm_during_delivery_exits_cleanly_and_delivers_once() {
 /// rotation; only then does the listener close.
 async fn readiness_turns_false_while_draining(host: TestApp) {
     let (addr, stop, run) = stoppable(&host, |app| {
-        std::sync::Arc::get_mut(&mut app.state.ctx.config)
+        let shared = app
+            .state
+            .get_mut()
+            .expect("state not shared before the app runs");
+        std::sync::Arc::get_mut(&mut shared.ctx.config)
             .expect("config not shared before the app runs")
             .drain_delay_ms = 1500;
     })
