@@ -260,9 +260,11 @@ pub fn url_allowed(url: &str, origins: &[String]) -> bool {
         return false;
     }
     let origin = parsed.origin().ascii_serialization();
+    // Registered origins are stored normalized (console, API, CLI), so equal text settles it
+    // without parsing each one again on every open; the parse stays for any that is not.
     origins
         .iter()
-        .any(|o| normalize_origin(o).as_deref() == Some(origin.as_str()))
+        .any(|o| *o == origin || normalize_origin(o).as_deref() == Some(origin.as_str()))
 }
 
 /// Normalises a registered origin (`https://Shop.example:443/` -> `https://shop.example`).
@@ -340,6 +342,10 @@ mod tests {
         assert!(url_allowed("https://shop.example/done?x=1", &origins));
         assert!(url_allowed("https://SHOP.example:443/done", &origins));
         assert!(url_allowed("http://127.0.0.1:9000/r", &origins));
+        // A registered origin stored as typed (not normalized) still matches.
+        let typed = vec!["https://Shop.example:443/".to_string()];
+        assert!(url_allowed("https://shop.example/done", &typed));
+        assert!(!url_allowed("https://shop.example:8443/done", &typed));
         for bad in [
             "//evil.example/x",
             "javascript:alert(1)",
